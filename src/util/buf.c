@@ -1,0 +1,175 @@
+/*
+ * buf.c - struct dm_buf and the x-allocators.
+ *
+ * Invariant: every dm_buf operation either succeeds completely or leaves the
+ * buffer as it was (len and contents unchanged).
+ */
+#include "util/buf.h"
+#include "util/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/banned.h"
+
+void dm_buf_init(struct dm_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->alloc = 0;
+	b->max = max;
+}
+
+void dm_buf_release(struct dm_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+	b->alloc = 0;
+}
+
+void dm_buf_reset(struct dm_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+int dm_buf_grow(struct dm_buf *b, size_t extra)
+{
+	size_t need, cap;
+	unsigned char *p;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		return DM_ETOOBIG;
+	need = b->len + extra;
+	if (b->max && need > b->max)
+		return DM_ETOOBIG;
+	if (need + 1 <= b->alloc)
+		return 0;
+	cap = b->alloc ? b->alloc : 64;
+	while (cap < need + 1)
+		cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return DM_ENOMEM;
+	b->data = p;
+	b->alloc = cap;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int dm_buf_add(struct dm_buf *b, const void *data, size_t len)
+{
+	int rc = dm_buf_grow(b, len);
+
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int dm_buf_addc(struct dm_buf *b, unsigned char c)
+{
+	return dm_buf_add(b, &c, 1);
+}
+
+int dm_buf_adds(struct dm_buf *b, const char *s)
+{
+	return dm_buf_add(b, s, strlen(s));
+}
+
+int dm_buf_vaddf(struct dm_buf *b, const char *fmt, va_list ap)
+{
+	va_list cp;
+	int n, rc;
+
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		return DM_EINVAL;
+	rc = dm_buf_grow(b, (size_t)n);
+	if (rc)
+		return rc;
+	vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int dm_buf_addf(struct dm_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = dm_buf_vaddf(b, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+char *dm_buf_detach(struct dm_buf *b, size_t *len_out)
+{
+	char *s;
+
+	if (!b->data && dm_buf_grow(b, 0))
+		return NULL;
+	s = (char *)b->data;
+	if (len_out)
+		*len_out = b->len;
+	b->data = NULL;
+	b->len = 0;
+	b->alloc = 0;
+	return s;
+}
+
+static void die_oom(size_t n)
+{
+	fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *dm_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		die_oom(n);
+	return p;
+}
+
+void *dm_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		die_oom(n * size);
+	return p;
+}
+
+void *dm_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		die_oom(n);
+	return q;
+}
+
+char *dm_xstrdup(const char *s)
+{
+	return dm_xstrndup(s, strlen(s));
+}
+
+char *dm_xstrndup(const char *s, size_t n)
+{
+	char *p = dm_xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}

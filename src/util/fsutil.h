@@ -1,0 +1,39 @@
+/*
+ * fsutil.h - small file-system helpers: full reads and writes that retry on
+ * EINTR and short counts, bounded whole-file reads, directories made with
+ * their parents, and crash-safe replacement of a file (write a temporary,
+ * fsync it, rename it over the old one, fsync the directory).
+ */
+#ifndef DM_UTIL_FSUTIL_H
+#define DM_UTIL_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct dm_err;
+struct dm_buf;
+
+/* 0, or -1 with errno set. */
+int dm_write_all(int fd, const void *data, size_t len);
+int dm_pwrite_all(int fd, const void *data, size_t len, off_t off);
+/* Reads exactly len bytes at off; -1 with errno (EIO for a short file). */
+int dm_pread_all(int fd, void *data, size_t len, off_t off);
+
+/* Reads a whole file into out, failing with DM_ETOOBIG past max bytes. */
+int dm_read_file(struct dm_buf *out, const char *path, size_t max, struct dm_err *err);
+/* Replaces path with data atomically and durably, with the given mode. */
+int dm_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			 struct dm_err *err);
+/* mkdir -p with mode for each directory made. */
+int dm_mkdir_p(const char *path, mode_t mode, struct dm_err *err);
+/* fsync of a directory, so that a rename or create inside it is durable. */
+int dm_fsync_dir(const char *path, struct dm_err *err);
+/* rm -rf that never follows symlinks and stays on path's file system. */
+int dm_remove_tree(const char *path, struct dm_err *err);
+
+/* Monotonic and wall clocks in nanoseconds. */
+int64_t dm_now_monotonic_ns(void);
+int64_t dm_now_realtime_ns(void);
+
+#endif
