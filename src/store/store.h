@@ -1,0 +1,106 @@
+/*
+ * store.h - the content-addressed object store of one node.
+ *
+ * Objects (see object.h) are addressed by the SHA-256 of their bytes and
+ * stored once. Their bytes live in append-only pack files (about 64 MiB
+ * each; a chunk is zstd-compressed when that makes it smaller) or, for an
+ * engine with read-only snapshots, in an immutable file the engine keeps (a
+ * path and an offset). An LMDB index maps object id to that place.
+ *
+ * Layout of a store directory:
+ *     DIR/packs/pack-00000001.pack ...   append-only object records
+ *     DIR/index/                          LMDB environment (data.mdb)
+ *
+ * Durability: dm_store_put makes an object visible to readers of this
+ * store at once, and durable at the next dm_store_flush, which fsyncs the
+ * packs and then commits the index in one LMDB transaction. A crash at any
+ * point leaves the store as of the last flush: pack bytes past the index's
+ * recorded end of a pack are truncated at open.
+ *
+ * Threads: every function here may be called from several threads at once
+ * on one store; writes to the pack are serialised inside.
+ */
+#ifndef DM_STORE_STORE_H
+#define DM_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/chunker.h"
+#include "store/object.h"
+#include "util/buf.h"
+#include "util/hash.h"
+
+struct dm_err;
+struct dm_store;
+
+struct dm_store_opts {
+	struct dm_chunker_params chunk; /* fixed at creation; later opens use the stored ones */
+	uint64_t pack_size;             /* start a new pack past this size */
+	int zstd_level;                 /* 1..19 */
+	bool sync;                      /* fsync at flush (default true; off only for tests) */
+};
+
+void dm_store_opts_default(struct dm_store_opts *out);
+
+/* Opens the store in dir, creating it when missing. opts may be NULL. */
+int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_opts *opts,
+		  struct dm_err *err);
+/* Flushes and closes; accepts NULL. Errors of the final flush are logged. */
+void dm_store_free(struct dm_store *s);
+/* The chunking parameters this store was created with. */
+const struct dm_chunker_params *dm_store_chunker(const struct dm_store *s);
+
+/* Stores data as an object of the given kind; out receives its id (may be
+ * NULL). An object already present is not written again. */
+int dm_store_put(struct dm_store *s, dm_oid *out, enum dm_obj_kind kind, const void *data,
+		 size_t len, struct dm_err *err);
+/* As dm_store_put when the caller has already hashed data into id. */
+int dm_store_put_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+			const void *data, size_t len, struct dm_err *err);
+/* Records that object id is the len bytes at offset off of the immutable
+ * file at path (absolute). The bytes are hashed to check id first. */
+int dm_store_put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+			  const char *path, uint64_t off, uint32_t len, struct dm_err *err);
+
+/* 1 when present, 0 when not. */
+int dm_store_has(struct dm_store *s, const dm_oid *id);
+/* Kind and size of a stored object without reading it; DM_ENOTFOUND. */
+int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t *len_out,
+		  struct dm_err *err);
+/* Reads object id into out (appending), checking its hash; DM_ENOTFOUND,
+ * DM_ECORRUPT when the stored bytes do not hash to id. kind_out may be NULL. */
+int dm_store_get(struct dm_store *s, const dm_oid *id, struct dm_buf *out, int *kind_out,
+		 struct dm_err *err);
+
+/* Makes every put so far durable. */
+int dm_store_flush(struct dm_store *s, struct dm_err *err);
+
+struct dm_store_stats {
+	uint64_t objects[5];   /* by kind, index 1..4 */
+	uint64_t raw_bytes;    /* sum of object sizes */
+	uint64_t stored_bytes; /* bytes they take in packs (external: 0) */
+	uint64_t external;     /* objects kept in engine files */
+	uint64_t packs;
+	uint64_t pack_bytes;   /* size of all pack files */
+};
+
+int dm_store_stats(struct dm_store *s, struct dm_store_stats *out, struct dm_err *err);
+
+/* Calls fn for every object in the index, in id order; a non-zero return
+ * from fn stops the walk and is returned. */
+typedef int (*dm_store_each_fn)(const dm_oid *id, int kind, uint64_t raw_len, void *ctx);
+int dm_store_foreach(struct dm_store *s, dm_store_each_fn fn, void *ctx, struct dm_err *err);
+
+/* Rehashes every object and checks every reference (file -> chunks,
+ * tree -> files, trees; commit -> tree). Counts problems into *bad_out and
+ * describes the first in err; returns DM_ECORRUPT when any. */
+struct dm_verify_report {
+	uint64_t objects;
+	uint64_t bytes;
+	uint64_t bad;
+};
+int dm_store_verify(struct dm_store *s, struct dm_verify_report *out, struct dm_err *err);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * tree.h - turning a directory into a tree of objects and back.
+ *
+ * dm_tree_build walks a directory (never following symlinks and never
+ * leaving its file system), stores every file's chunks and every directory's
+ * tree, and returns the root tree's id. Files are chunked and hashed in
+ * parallel on all cores. A stat cache makes an unchanged file cost one
+ * lstat: an entry whose size, mtime, ctime, inode and mode match the cache
+ * reuses the cached file id. Regular files, directories and symlinks are
+ * stored; hard links become separate files; fifos, sockets and devices are
+ * refused with a message that names the path. Sparse files keep their holes
+ * (SEEK_DATA/SEEK_HOLE).
+ *
+ * dm_tree_materialize makes a directory equal to a tree: it creates, rewrites
+ * or removes only what differs, restores modes, owners (when root), mtimes,
+ * symlinks, empty directories and holes, and never writes outside dir: it
+ * works through directory file descriptors with O_NOFOLLOW, and a symlink in
+ * the way is replaced, never followed.
+ */
+#ifndef DM_STORE_TREE_H
+#define DM_STORE_TREE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct dm_err;
+
+/* Deepest directory nesting that build and materialise accept (each level
+ * holds one open directory while it is walked). */
+#define DM_TREE_MAX_DEPTH 256
+
+/* ---- stat cache ---- */
+
+struct dm_statcache;
+
+/* Loads the cache at path; a missing file gives an empty cache. A corrupt
+ * cache is discarded (it is only a cache) with a warning in the log. */
+int dm_statcache_load(struct dm_statcache **out, const char *path, struct dm_err *err);
+struct dm_statcache *dm_statcache_new(void);
+/* Writes the cache atomically. */
+int dm_statcache_save(struct dm_statcache *c, const char *path, struct dm_err *err);
+void dm_statcache_free(struct dm_statcache *c);
+size_t dm_statcache_count(const struct dm_statcache *c);
+
+/* ---- build ---- */
+
+struct dm_build_stats {
+	uint64_t files;        /* regular files seen */
+	uint64_t dirs;
+	uint64_t symlinks;
+	uint64_t files_hashed; /* files read because the cache did not match */
+	uint64_t bytes_hashed;
+	uint64_t bytes_total;  /* sum of file sizes */
+	uint64_t chunks_new;   /* chunks that were not in the store */
+};
+
+struct dm_build_opts {
+	int threads;            /* 0: one per online CPU */
+	struct dm_statcache *cache; /* may be NULL; updated to the new state */
+};
+
+int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
+		  const struct dm_build_opts *opts, struct dm_build_stats *stats,
+		  struct dm_err *err);
+
+/* ---- materialise ---- */
+
+struct dm_materialize_stats {
+	uint64_t files_written;
+	uint64_t files_kept;    /* already identical, not rewritten */
+	uint64_t bytes_written;
+	uint64_t removed;       /* entries deleted because the tree lacks them */
+};
+
+struct dm_materialize_opts {
+	int threads;                /* 0: one per online CPU */
+	struct dm_statcache *cache; /* may be NULL; trusted to say what dir holds,
+				     * then updated to the new state */
+	bool restore_owner;         /* chown entries (default: when root) */
+};
+
+int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,
+			const struct dm_materialize_opts *opts,
+			struct dm_materialize_stats *stats, struct dm_err *err);
+
+#endif
