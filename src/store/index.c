@@ -1,0 +1,381 @@
+/*
+ * index.c - the store's LMDB index: object locations, pack lengths, meta.
+ *
+ * Invariants: the environment is opened with MDB_NOTLS, so read
+ * transactions are not tied to threads and any thread may read; LMDB
+ * serialises writers. A location value is decoded only after its length
+ * and fields are checked: the index is on disk and not trusted.
+ */
+#include "store/index.h"
+#include "store/object.h"
+#include "store/pack.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/banned.h"
+
+#define LOC_LEN 28
+#define MAP_SIZE (64ull << 30) /* address space only; the file grows as used */
+
+struct dm_index {
+	MDB_env *env;
+	MDB_dbi objects, packs, meta;
+};
+
+/* LMDB takes keys through a non-const pointer it never writes through. */
+static MDB_val mval(const void *data, size_t len)
+{
+	union {
+		const void *c;
+		void *m;
+	} u = {data};
+	MDB_val v = {len, u.m};
+
+	return v;
+}
+
+static int lmdb_err(struct dm_err *err, int rc, const char *what)
+{
+	return dm_err_set(err, rc == MDB_MAP_FULL ? DM_ETOOBIG : DM_EIO, "store index: %s: %s",
+			  what, mdb_strerror(rc));
+}
+
+int dm_index_open(struct dm_index **out, const char *dir, bool sync, struct dm_err *err)
+{
+	struct dm_index *idx = dm_xcalloc(1, sizeof(*idx));
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = dm_mkdir_p(dir, 0755, err);
+	if (rc)
+		goto fail;
+	if ((rc = mdb_env_create(&idx->env)) || (rc = mdb_env_set_maxdbs(idx->env, 8)) ||
+	    (rc = mdb_env_set_mapsize(idx->env, MAP_SIZE)) ||
+	    (rc = mdb_env_open(idx->env, dir, MDB_NOTLS | (sync ? 0 : MDB_NOSYNC), 0644))) {
+		rc = lmdb_err(err, rc, "cannot open");
+		goto fail;
+	}
+	if ((rc = mdb_txn_begin(idx->env, NULL, 0, &txn)) ||
+	    (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &idx->objects)) ||
+	    (rc = mdb_dbi_open(txn, "packs", MDB_CREATE, &idx->packs)) ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &idx->meta))) {
+		if (txn)
+			mdb_txn_abort(txn);
+		rc = lmdb_err(err, rc, "cannot open databases");
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn))) {
+		rc = lmdb_err(err, rc, "cannot open databases");
+		goto fail;
+	}
+	*out = idx;
+	return 0;
+fail:
+	dm_index_free(idx);
+	return rc;
+}
+
+void dm_index_free(struct dm_index *idx)
+{
+	if (!idx)
+		return;
+	if (idx->env)
+		mdb_env_close(idx->env);
+	free(idx);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* kind, where, flags, zero, raw_len, stored_len, pack, offset: 28 bytes,
+ * then for an external location the path. */
+static void encode_loc(unsigned char out[LOC_LEN], const struct dm_loc *loc)
+{
+	out[0] = loc->kind;
+	out[1] = loc->where;
+	out[2] = loc->flags;
+	out[3] = 0;
+	put32(out + 4, loc->raw_len);
+	put32(out + 8, loc->stored_len);
+	put32(out + 12, loc->pack);
+	put64(out + 16, loc->offset);
+	put32(out + 24, 0);
+}
+
+static int decode_loc(struct dm_loc *out, const MDB_val *v, struct dm_err *err)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size < LOC_LEN)
+		goto corrupt;
+	out->kind = p[0];
+	out->where = p[1];
+	out->flags = p[2];
+	out->raw_len = get32(p + 4);
+	out->stored_len = get32(p + 8);
+	out->pack = get32(p + 12);
+	out->offset = get64(p + 16);
+	if (out->kind < DM_OBJ_CHUNK || out->kind > DM_OBJ_COMMIT ||
+	    out->raw_len > dm_pack_max_raw(out->kind))
+		goto corrupt;
+	if (out->where == DM_LOC_PACK && v->mv_size == LOC_LEN)
+		return 0;
+	if (out->where == DM_LOC_EXTERNAL && v->mv_size > LOC_LEN + 1 &&
+	    p[LOC_LEN] == '/' && !memchr(p + LOC_LEN, '\0', v->mv_size - LOC_LEN) &&
+	    v->mv_size - LOC_LEN < 4096)
+		return 0;
+corrupt:
+	return dm_err_set(err, DM_ECORRUPT, "store index: corrupt location entry");
+}
+
+int dm_index_get(struct dm_index *idx, const dm_oid *id, struct dm_loc *out,
+		 struct dm_buf *path_out, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = mval(id->b, DM_OID_RAWSZ), v;
+	int rc;
+
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot read");
+	rc = mdb_get(txn, idx->objects, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = DM_ENOTFOUND;
+		goto done;
+	}
+	if (rc) {
+		rc = lmdb_err(err, rc, "cannot read");
+		goto done;
+	}
+	rc = decode_loc(out, &v, err);
+	if (!rc && out->where == DM_LOC_EXTERNAL && path_out &&
+	    dm_buf_add(path_out, (const char *)v.mv_data + LOC_LEN, v.mv_size - LOC_LEN))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+done:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, size_t n,
+		    const struct dm_pack_len *lens, size_t nlens, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot begin write");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char val[LOC_LEN];
+		MDB_val k = mval(entries[i].id.b, DM_OID_RAWSZ), v = {LOC_LEN, val};
+
+		encode_loc(val, &entries[i].loc);
+		rc = mdb_put(txn, idx->objects, &k, &v, 0);
+		if (rc)
+			goto fail;
+	}
+	for (size_t i = 0; i < nlens; i++) {
+		unsigned char key[4], val[8];
+		MDB_val k = {4, key}, v = {8, val};
+
+		for (int b = 0; b < 4; b++)
+			key[b] = (unsigned char)(lens[i].pack >> (24 - 8 * b));
+		put64(val, lens[i].len);
+		rc = mdb_put(txn, idx->packs, &k, &v, 0);
+		if (rc)
+			goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot commit");
+	return 0;
+fail:
+	mdb_txn_abort(txn);
+	return lmdb_err(err, rc, "cannot write");
+}
+
+int dm_index_put_external(struct dm_index *idx, const dm_oid *id, const struct dm_loc *loc,
+			  const char *path, struct dm_err *err)
+{
+	size_t plen = strlen(path);
+	unsigned char *val = NULL;
+	MDB_txn *txn = NULL;
+	MDB_val k = mval(id->b, DM_OID_RAWSZ), v;
+	int rc;
+
+	if (path[0] != '/' || plen >= 4096 - 1)
+		return dm_err_set(err, DM_EINVAL, "external object path must be absolute: '%s'",
+				  path);
+	val = dm_xmalloc(LOC_LEN + plen);
+	encode_loc(val, loc);
+	memcpy(val + LOC_LEN, path, plen);
+	v.mv_size = LOC_LEN + plen;
+	v.mv_data = val;
+	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	if (!rc)
+		rc = mdb_put(txn, idx->objects, &k, &v, 0);
+	if (!rc)
+		rc = mdb_txn_commit(txn);
+	else if (txn)
+		mdb_txn_abort(txn);
+	free(val);
+	return rc ? lmdb_err(err, rc, "cannot write") : 0;
+}
+
+int dm_index_pack_lengths(struct dm_index *idx, struct dm_pack_len **out, size_t *n,
+			  struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	struct dm_pack_len *lens = NULL;
+	size_t count = 0, cap = 0;
+	int rc, op = MDB_FIRST;
+
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (!rc)
+		rc = mdb_cursor_open(txn, idx->packs, &cur);
+	if (rc) {
+		rc = lmdb_err(err, rc, "cannot read pack list");
+		goto done;
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
+		const unsigned char *kp = k.mv_data;
+
+		op = MDB_NEXT;
+		if (k.mv_size != 4 || v.mv_size != 8) {
+			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt pack list");
+			goto done;
+		}
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			lens = dm_xrealloc(lens, cap * sizeof(*lens));
+		}
+		lens[count].pack = (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 |
+				   (uint32_t)kp[2] << 8 | kp[3];
+		lens[count].len = get64(v.mv_data);
+		count++;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read pack list");
+done:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc) {
+		free(lens);
+		return rc;
+	}
+	*out = lens;
+	*n = count;
+	return 0;
+}
+
+int dm_index_meta_get(struct dm_index *idx, const char *name, struct dm_buf *out,
+		      struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = mval(name, strlen(name)), v;
+	int rc;
+
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot read");
+	rc = mdb_get(txn, idx->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = DM_ENOTFOUND;
+	else if (rc)
+		rc = lmdb_err(err, rc, "cannot read");
+	else if (v.mv_size > 4096 || dm_buf_add(out, v.mv_data, v.mv_size))
+		rc = dm_err_set(err, DM_ECORRUPT, "store index: meta entry '%s' too large", name);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int dm_index_meta_put(struct dm_index *idx, const char *name, const void *data, size_t len,
+		      struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = mval(name, strlen(name)), v = mval(data, len);
+	int rc;
+
+	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	if (!rc)
+		rc = mdb_put(txn, idx->meta, &k, &v, 0);
+	if (!rc)
+		rc = mdb_txn_commit(txn);
+	else if (txn)
+		mdb_txn_abort(txn);
+	return rc ? lmdb_err(err, rc, "cannot write meta") : 0;
+}
+
+int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc, op = MDB_FIRST;
+
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (!rc)
+		rc = mdb_cursor_open(txn, idx->objects, &cur);
+	if (rc) {
+		rc = lmdb_err(err, rc, "cannot read");
+		goto done;
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
+		struct dm_loc loc;
+		dm_oid id;
+
+		op = MDB_NEXT;
+		if (k.mv_size != DM_OID_RAWSZ) {
+			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt key");
+			goto done;
+		}
+		memcpy(id.b, k.mv_data, DM_OID_RAWSZ);
+		rc = decode_loc(&loc, &v, err);
+		if (rc)
+			goto done;
+		rc = fn(&id, &loc, ctx);
+		if (rc)
+			goto done;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read");
+done:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc;
+}

@@ -1,0 +1,73 @@
+/*
+ * index.h - the store's LMDB index (internal to the store).
+ *
+ * Sub-databases of the environment DIR/index:
+ *     objects  id[32] -> location (struct dm_loc, encoded)
+ *     packs    pack number (u32, big-endian) -> committed length (u64 LE)
+ *     meta     name -> value ("chunker": min, avg, max as u32 LE)
+ *
+ * A location is either in a pack (pack number, record offset, lengths) or in
+ * an immutable external file (absolute path, offset, length).
+ */
+#ifndef DM_STORE_INDEX_H
+#define DM_STORE_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+#include "util/hash.h"
+
+struct dm_err;
+struct dm_index;
+
+enum dm_loc_where { DM_LOC_PACK = 1, DM_LOC_EXTERNAL = 2 };
+
+struct dm_loc {
+	uint8_t kind;
+	uint8_t where;
+	uint8_t flags;       /* pack record flags (DM_PACK_F_ZSTD) */
+	uint32_t raw_len;
+	uint32_t stored_len; /* pack: bytes after the record header */
+	uint32_t pack;
+	uint64_t offset;     /* pack: record start; external: data start */
+};
+
+struct dm_index_entry {
+	dm_oid id;
+	struct dm_loc loc;
+};
+
+struct dm_pack_len {
+	uint32_t pack;
+	uint64_t len;
+};
+
+int dm_index_open(struct dm_index **out, const char *dir, bool sync, struct dm_err *err);
+void dm_index_free(struct dm_index *idx);
+
+/* DM_ENOTFOUND when absent. For an external location the file's path is
+ * appended to path_out (which may be NULL). */
+int dm_index_get(struct dm_index *idx, const dm_oid *id, struct dm_loc *out,
+		 struct dm_buf *path_out, struct dm_err *err);
+/* Writes entries and pack lengths in one transaction. */
+int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, size_t n,
+		    const struct dm_pack_len *lens, size_t nlens, struct dm_err *err);
+int dm_index_put_external(struct dm_index *idx, const dm_oid *id, const struct dm_loc *loc,
+			  const char *path, struct dm_err *err);
+
+/* All committed pack lengths, ascending by pack number; *out is malloc'ed. */
+int dm_index_pack_lengths(struct dm_index *idx, struct dm_pack_len **out, size_t *n,
+			  struct dm_err *err);
+
+int dm_index_meta_get(struct dm_index *idx, const char *name, struct dm_buf *out,
+		      struct dm_err *err);
+int dm_index_meta_put(struct dm_index *idx, const char *name, const void *data, size_t len,
+		      struct dm_err *err);
+
+/* Calls fn for each entry in id order; a non-zero return stops the walk. */
+typedef int (*dm_index_each_fn)(const dm_oid *id, const struct dm_loc *loc, void *ctx);
+int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struct dm_err *err);
+
+#endif

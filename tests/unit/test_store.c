@@ -1,0 +1,569 @@
+/*
+ * test_store.c - the object store: put/get, dedup, compression, packs,
+ * reopen, concurrency, crash safety and corrupt input.
+ *
+ * Crash tests run the writer in a child process and kill it with SIGKILL
+ * at a random moment; the parent then reopens the store and proves that
+ * verify passes and that everything flushed before the kill is there.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+struct fixture {
+	char dir[64];
+	struct dm_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/dm-test-store-XXXXXX");
+	if (!mkdtemp(fx->dir))
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	dm_store_free(fx->s);
+	dm_remove_tree(fx->dir, NULL);
+	free(fx);
+	return 0;
+}
+
+static struct dm_store *open_store(const char *dir, uint64_t pack_size)
+{
+	struct dm_store_opts o;
+	struct dm_store *s = NULL;
+	struct dm_err err;
+
+	dm_store_opts_default(&o);
+	if (pack_size)
+		o.pack_size = pack_size;
+	if (dm_store_open(&s, dir, &o, &err))
+		fail_msg("open: %s", err.msg);
+	return s;
+}
+
+/* Deterministic pseudo-random bytes for object n. */
+static void fill(unsigned char *p, size_t len, uint64_t n)
+{
+	uint64_t x = n * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)x;
+	}
+}
+
+static dm_oid put_random(struct dm_store *s, uint64_t n, size_t len)
+{
+	unsigned char *p = malloc(len);
+	struct dm_err err;
+	dm_oid id;
+
+	fill(p, len, n);
+	if (dm_store_put(s, &id, DM_OBJ_CHUNK, p, len, &err))
+		fail_msg("put: %s", err.msg);
+	free(p);
+	return id;
+}
+
+static void expect_random(struct dm_store *s, const dm_oid *id, uint64_t n, size_t len)
+{
+	unsigned char *p = malloc(len);
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+	int kind = 0;
+
+	fill(p, len, n);
+	if (dm_store_get(s, id, &b, &kind, &err))
+		fail_msg("get: %s", err.msg);
+	assert_int_equal(kind, DM_OBJ_CHUNK);
+	assert_int_equal(b.len, len);
+	assert_memory_equal(b.data, p, len);
+	dm_buf_release(&b);
+	free(p);
+}
+
+static void test_put_get_roundtrip(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+	dm_oid id, empty;
+	char hex[DM_OID_HEXSZ + 1];
+
+	fx->s = open_store(fx->dir, 0);
+	id = put_random(fx->s, 1, 100000);
+	assert_int_equal(dm_store_has(fx->s, &id), 1);
+	expect_random(fx->s, &id, 1, 100000);
+	/* the id is the SHA-256 of the bytes: the empty object has the known one */
+	assert_int_equal(dm_store_put(fx->s, &empty, DM_OBJ_CHUNK, "", 0, &err), 0);
+	dm_oid_hex(hex, &empty);
+	assert_string_equal(hex,
+			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_int_equal(dm_store_get(fx->s, &empty, &b, NULL, &err), 0);
+	assert_int_equal(b.len, 0);
+	dm_buf_release(&b);
+}
+
+static void test_missing_object_not_found(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+	dm_oid id;
+
+	fx->s = open_store(fx->dir, 0);
+	memset(&id, 0xab, sizeof(id));
+	assert_int_equal(dm_store_has(fx->s, &id), 0);
+	assert_int_equal(dm_store_get(fx->s, &id, &b, NULL, &err), DM_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "not found"));
+	assert_non_null(strstr(err.msg, "abababab"));
+}
+
+static void test_duplicates_stored_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_store_stats st;
+	struct dm_err err;
+
+	fx->s = open_store(fx->dir, 0);
+	for (int i = 0; i < 5; i++)
+		put_random(fx->s, 7, 50000);
+	put_random(fx->s, 8, 50000);
+	assert_int_equal(dm_store_stats(fx->s, &st, &err), 0);
+	assert_int_equal(st.objects[DM_OBJ_CHUNK], 2);
+	assert_int_equal(st.raw_bytes, 100000);
+	/* random data does not compress: two records and one pack header */
+	assert_int_equal(st.pack_bytes, 16 + 2 * (44 + 50000));
+}
+
+static void test_compressible_chunks_compressed(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_store_stats st;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+	char *text = malloc(200000);
+	dm_oid id;
+
+	for (size_t i = 0; i < 200000; i++)
+		text[i] = "the quick brown fox jumps over the lazy dog\n"[i % 44];
+	fx->s = open_store(fx->dir, 0);
+	assert_int_equal(dm_store_put(fx->s, &id, DM_OBJ_CHUNK, text, 200000, &err), 0);
+	assert_int_equal(dm_store_stats(fx->s, &st, &err), 0);
+	assert_true(st.stored_bytes < 20000);
+	assert_int_equal(dm_store_get(fx->s, &id, &b, NULL, &err), 0);
+	assert_int_equal(b.len, 200000);
+	assert_memory_equal(b.data, text, 200000);
+	dm_buf_release(&b);
+	free(text);
+}
+
+static void test_reopen_keeps_objects(void **state)
+{
+	struct fixture *fx = *state;
+	dm_oid ids[50];
+
+	fx->s = open_store(fx->dir, 0);
+	for (int i = 0; i < 50; i++)
+		ids[i] = put_random(fx->s, (uint64_t)i, 1000 + (size_t)i * 997);
+	dm_store_free(fx->s);
+	fx->s = open_store(fx->dir, 0);
+	for (int i = 0; i < 50; i++)
+		expect_random(fx->s, &ids[i], (uint64_t)i, 1000 + (size_t)i * 997);
+}
+
+static void test_packs_rotate(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_store_stats st;
+	struct dm_verify_report rep;
+	struct dm_err err;
+	dm_oid ids[40];
+
+	fx->s = open_store(fx->dir, 1 << 20); /* the smallest pack size allowed */
+	for (int i = 0; i < 40; i++)
+		ids[i] = put_random(fx->s, (uint64_t)i, 200000);
+	assert_int_equal(dm_store_stats(fx->s, &st, &err), 0);
+	assert_true(st.packs >= 7);
+	dm_store_free(fx->s);
+	fx->s = open_store(fx->dir, 1 << 20);
+	for (int i = 0; i < 40; i++)
+		expect_random(fx->s, &ids[i], (uint64_t)i, 200000);
+	/* appending after reopen continues in new space, not over old records */
+	put_random(fx->s, 1000, 200000);
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), 0);
+	assert_int_equal(rep.objects, 41);
+}
+
+static void test_oversized_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_err err;
+	size_t n = DM_CHUNK_MAX_LIMIT + 1;
+	unsigned char *p = calloc(1, n);
+
+	fx->s = open_store(fx->dir, 0);
+	assert_int_equal(dm_store_put(fx->s, NULL, DM_OBJ_CHUNK, p, n, &err), DM_ETOOBIG);
+	assert_non_null(strstr(err.msg, "over the limit"));
+	free(p);
+}
+
+static void test_second_open_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_store *other = NULL;
+	struct dm_err err;
+	pid_t pid;
+	int status;
+
+	fx->s = open_store(fx->dir, 0);
+	/* flock is per open file description: another process must be refused */
+	pid = fork();
+	if (pid == 0) {
+		int rc = dm_store_open(&other, fx->dir, NULL, &err);
+
+		_exit(rc == DM_EBUSY && strstr(err.msg, "in use by another process") ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+struct thread_arg {
+	struct dm_store *s;
+	int start;
+};
+
+static void *put_many(void *p)
+{
+	struct thread_arg *a = p;
+
+	/* overlapping ranges: every object is put by two threads */
+	for (int i = a->start; i < a->start + 400; i++)
+		put_random(a->s, (uint64_t)i, 3000 + (size_t)(i % 13) * 1000);
+	return NULL;
+}
+
+static void test_concurrent_puts(void **state)
+{
+	struct fixture *fx = *state;
+	pthread_t th[4];
+	struct thread_arg args[4];
+	struct dm_store_stats st;
+	struct dm_verify_report rep;
+	struct dm_err err;
+
+	fx->s = open_store(fx->dir, 0);
+	for (int i = 0; i < 4; i++) {
+		args[i].s = fx->s;
+		args[i].start = (i % 2) * 200;
+		pthread_create(&th[i], NULL, put_many, &args[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(dm_store_stats(fx->s, &st, &err), 0);
+	assert_int_equal(st.objects[DM_OBJ_CHUNK], 600);
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), 0);
+	assert_int_equal(rep.objects, 600);
+}
+
+/* Child: flush after every `batch` objects, record how many are durable in
+ * a side file, and go on until killed. */
+static void crash_writer(const char *dir, const char *progress, int batch)
+{
+	struct dm_store *s = open_store(dir, 1 << 20);
+	struct dm_err err;
+
+	for (uint64_t n = 0;; n++) {
+		put_random(s, n, 4096 + (size_t)(n % 50) * 1500);
+		if (n % (uint64_t)batch == (uint64_t)batch - 1) {
+			char line[32];
+			int len;
+
+			if (dm_store_flush(s, &err))
+				_exit(3);
+			len = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)(n + 1));
+			dm_write_file_atomic(progress, line, (size_t)len, 0644, NULL);
+		}
+	}
+}
+
+static void test_sigkill_leaves_store_consistent(void **state)
+{
+	struct fixture *fx = *state;
+	char progress[128];
+
+	snprintf(progress, sizeof(progress), "%s.progress", fx->dir);
+	dm_log_setup(NULL, DM_LOG_ERROR);
+	for (int round = 0; round < 6; round++) {
+		struct dm_verify_report rep;
+		struct dm_buf line = DM_BUF_INIT;
+		struct dm_err err;
+		unsigned long long durable = 0;
+		pid_t pid = fork();
+		int status;
+
+		if (pid == 0)
+			crash_writer(fx->dir, progress, 7 + round);
+		usleep(20000 + (useconds_t)(rand() % 150000));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		assert_true(WIFSIGNALED(status));
+
+		fx->s = open_store(fx->dir, 1 << 20);
+		if (dm_store_verify(fx->s, &rep, &err))
+			fail_msg("round %d: verify: %s", round, err.msg);
+		if (dm_read_file(&line, progress, 64, NULL) == 0)
+			durable = strtoull((const char *)line.data, NULL, 10);
+		dm_buf_release(&line);
+		/* everything flushed before the kill is there, bytes intact */
+		for (uint64_t n = 0; n < durable; n++) {
+			unsigned char *p = malloc(4096 + 50 * 1500);
+			size_t len = 4096 + (size_t)(n % 50) * 1500;
+			dm_oid id;
+
+			fill(p, len, n);
+			dm_hash(&id, p, len);
+			if (!dm_store_has(fx->s, &id))
+				fail_msg("round %d: object %llu of %llu lost", round,
+					 (unsigned long long)n, durable);
+			free(p);
+		}
+		dm_store_free(fx->s);
+		fx->s = NULL;
+	}
+	unlink(progress);
+	dm_log_setup(NULL, DM_LOG_INFO);
+}
+
+static void test_unflushed_tail_reclaimed(void **state)
+{
+	struct fixture *fx = *state;
+	char path[256];
+	struct stat before, after;
+	struct dm_verify_report rep;
+	struct dm_err err;
+	pid_t pid;
+	int status;
+
+	fx->s = open_store(fx->dir, 0);
+	put_random(fx->s, 1, 5000);
+	dm_store_free(fx->s);
+	fx->s = NULL;
+	snprintf(path, sizeof(path), "%s/packs/pack-00000001.pack", fx->dir);
+	assert_int_equal(stat(path, &before), 0);
+	/* a writer that appends and dies before its flush */
+	pid = fork();
+	if (pid == 0) {
+		struct dm_store *s = open_store(fx->dir, 0);
+
+		put_random(s, 2, 5000);
+		_exit(0); /* no flush, no close */
+	}
+	waitpid(pid, &status, 0);
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(after.st_size > before.st_size);
+	dm_log_setup(NULL, DM_LOG_ERROR);
+	fx->s = open_store(fx->dir, 0);
+	dm_log_setup(NULL, DM_LOG_INFO);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), 0);
+	assert_int_equal(rep.objects, 1);
+}
+
+static void test_unknown_pack_removed(void **state)
+{
+	struct fixture *fx = *state;
+	char path[256];
+
+	fx->s = open_store(fx->dir, 0);
+	put_random(fx->s, 1, 5000);
+	dm_store_free(fx->s);
+	snprintf(path, sizeof(path), "%s/packs/pack-00000002.pack", fx->dir);
+	assert_int_equal(dm_write_file_atomic(path, "DMPACK\r\n\1\0\0\0\0\0\0\0", 16, 0644, NULL),
+			 0);
+	dm_log_setup(NULL, DM_LOG_ERROR);
+	fx->s = open_store(fx->dir, 0);
+	dm_log_setup(NULL, DM_LOG_INFO);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char c;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x40;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+static void test_corrupt_pack_detected(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_verify_report rep;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+	char path[256];
+	dm_oid a, c;
+
+	fx->s = open_store(fx->dir, 0);
+	a = put_random(fx->s, 1, 5000);
+	c = put_random(fx->s, 2, 5000);
+	dm_store_free(fx->s);
+	snprintf(path, sizeof(path), "%s/packs/pack-00000001.pack", fx->dir);
+	/* a data byte of the first record */
+	flip_byte(path, 16 + 44 + 100);
+	fx->s = open_store(fx->dir, 0);
+	assert_int_equal(dm_store_get(fx->s, &a, &b, NULL, &err), DM_ECORRUPT);
+	assert_non_null(strstr(err.msg, "does not match its id"));
+	expect_random(fx->s, &c, 2, 5000);
+	dm_log_setup(NULL, DM_LOG_ERROR);
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), DM_ECORRUPT);
+	assert_int_equal(rep.bad, 1);
+	assert_int_equal(rep.objects, 2);
+	/* a record header byte: the record no longer matches the index */
+	flip_byte(path, 16 + 44 + 5000 + 12);
+	assert_int_equal(dm_store_get(fx->s, &c, &b, NULL, &err), DM_ECORRUPT);
+	assert_non_null(strstr(err.msg, "does not match the index"));
+	dm_log_setup(NULL, DM_LOG_INFO);
+	dm_buf_release(&b);
+}
+
+static void test_truncated_pack_detected(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_verify_report rep;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+	char path[256];
+	dm_oid a;
+
+	fx->s = open_store(fx->dir, 0);
+	put_random(fx->s, 1, 5000);
+	a = put_random(fx->s, 2, 5000);
+	dm_store_free(fx->s);
+	snprintf(path, sizeof(path), "%s/packs/pack-00000001.pack", fx->dir);
+	assert_int_equal(truncate(path, 16 + 44 + 5000 + 44 + 10), 0);
+	dm_log_setup(NULL, DM_LOG_ERROR + 1);
+	fx->s = open_store(fx->dir, 0);
+	assert_int_equal(dm_store_get(fx->s, &a, &b, NULL, &err), DM_ECORRUPT);
+	assert_non_null(strstr(err.msg, "truncated"));
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), DM_ECORRUPT);
+	assert_int_equal(rep.bad, 1);
+	dm_log_setup(NULL, DM_LOG_INFO);
+	dm_buf_release(&b);
+}
+
+static void test_verify_finds_missing_references(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_verify_report rep;
+	struct dm_buf enc = DM_BUF_INIT;
+	struct dm_err err;
+	char name[] = "f";
+	struct dm_tree_entry e = {name, DM_ENTRY_FILE, 0644, 0, 0, 0, 10, {{0}}, NULL};
+	struct dm_tree t = {1, &e};
+
+	memset(e.id.b, 0x11, sizeof(e.id.b)); /* no such file object */
+	fx->s = open_store(fx->dir, 0);
+	assert_int_equal(dm_tree_encode(&enc, &t, &err), 0);
+	assert_int_equal(dm_store_put(fx->s, NULL, DM_OBJ_TREE, enc.data, enc.len, &err), 0);
+	dm_log_setup(NULL, DM_LOG_ERROR);
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), DM_ECORRUPT);
+	dm_log_setup(NULL, DM_LOG_INFO);
+	assert_non_null(strstr(err.msg, "refers to missing file 1111"));
+	dm_buf_release(&enc);
+}
+
+static void test_external_objects(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_store_stats st;
+	struct dm_err err;
+	char path[256];
+	unsigned char data[10000];
+	dm_oid id, wrong;
+
+	fill(data, sizeof(data), 42);
+	snprintf(path, sizeof(path), "%s/snapshot-file", fx->dir);
+	assert_int_equal(dm_write_file_atomic(path, data, sizeof(data), 0444, NULL), 0);
+	fx->s = open_store(fx->dir, 0);
+	dm_hash(&id, data + 1000, 3000);
+	assert_int_equal(dm_store_put_external(fx->s, &id, DM_OBJ_CHUNK, path, 1000, 3000, &err),
+			 0);
+	assert_int_equal(dm_store_get(fx->s, &id, &b, NULL, &err), 0);
+	assert_int_equal(b.len, 3000);
+	assert_memory_equal(b.data, data + 1000, 3000);
+	/* bytes that do not hash to the id are refused */
+	dm_hash(&wrong, data, 3000);
+	assert_int_equal(dm_store_put_external(fx->s, &wrong, DM_OBJ_CHUNK, path, 1, 3000, &err),
+			 DM_ECORRUPT);
+	assert_int_equal(dm_store_stats(fx->s, &st, &err), 0);
+	assert_int_equal(st.external, 1);
+	assert_int_equal(st.pack_bytes, 0);
+	dm_buf_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_get_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_object_not_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_stored_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compressible_chunks_compressed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_objects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packs_rotate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_open_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_puts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigkill_leaves_store_consistent, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unflushed_tail_reclaimed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_pack_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_pack_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_pack_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_finds_missing_references, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_external_objects, setup, teardown),
+	};
+
+	srand((unsigned)time(NULL));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
