@@ -37,7 +37,7 @@ int dm_buf_add(struct dm_buf *b, const void *data, size_t len);
 int dm_buf_addc(struct dm_buf *b, unsigned char c);
 int dm_buf_adds(struct dm_buf *b, const char *s);
 int dm_buf_addf(struct dm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int dm_buf_vaddf(struct dm_buf *b, const char *fmt, va_list ap);
+int dm_buf_vaddf(struct dm_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Takes ownership of the bytes (NUL-terminated; never NULL on success);
  * b is left empty. Returns NULL on allocation failure. */
 char *dm_buf_detach(struct dm_buf *b, size_t *len_out);

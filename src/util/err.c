@@ -41,7 +41,8 @@ void dm_err_clear(struct dm_err *err)
 	err->msg[0] = '\0';
 }
 
-static int vset(struct dm_err *err, int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int vset(struct dm_err *err, int code,
+						  const char *fmt, va_list ap)
 {
 	if (!err)
 		return code;
