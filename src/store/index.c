@@ -23,7 +23,7 @@
 
 struct dm_index {
 	MDB_env *env;
-	MDB_dbi objects, packs, meta;
+	MDB_dbi objects, packs, meta, commits;
 };
 
 /* LMDB takes keys through a non-const pointer it never writes through. */
@@ -62,7 +62,8 @@ int dm_index_open(struct dm_index **out, const char *dir, bool sync, struct dm_e
 	if ((rc = mdb_txn_begin(idx->env, NULL, 0, &txn)) ||
 	    (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &idx->objects)) ||
 	    (rc = mdb_dbi_open(txn, "packs", MDB_CREATE, &idx->packs)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &idx->meta))) {
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &idx->meta)) ||
+	    (rc = mdb_dbi_open(txn, "commits", MDB_CREATE, &idx->commits))) {
 		if (txn)
 			mdb_txn_abort(txn);
 		rc = lmdb_err(err, rc, "cannot open databases");
@@ -378,4 +379,163 @@ done:
 	if (txn)
 		mdb_txn_abort(txn);
 	return rc;
+}
+
+/* "dot\0commit" as an LMDB key; both parts are at most 128 bytes. */
+static int commit_key(char *out, size_t size, size_t *len, const char *dot_id,
+		      const char *commit_id, struct dm_err *err)
+{
+	size_t a = strlen(dot_id), b = strlen(commit_id);
+
+	if (a == 0 || a > 128 || b > 128 || a + b + 1 > size)
+		return dm_err_set(err, DM_EINVAL, "bad dot or commit id");
+	memcpy(out, dot_id, a);
+	out[a] = '\0';
+	memcpy(out + a + 1, commit_id, b);
+	*len = a + 1 + b;
+	return 0;
+}
+
+int dm_index_commit_put(struct dm_index *idx, const char *dot_id, const char *commit_id,
+			const dm_oid *oid, struct dm_err *err)
+{
+	char key[260];
+	size_t klen;
+	MDB_txn *txn = NULL;
+	MDB_val k, v = mval(oid->b, DM_OID_RAWSZ);
+	int rc = commit_key(key, sizeof(key), &klen, dot_id, commit_id, err);
+
+	if (rc)
+		return rc;
+	k = mval(key, klen);
+	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	if (!rc)
+		rc = mdb_put(txn, idx->commits, &k, &v, 0);
+	if (!rc)
+		rc = mdb_txn_commit(txn);
+	else if (txn)
+		mdb_txn_abort(txn);
+	return rc ? lmdb_err(err, rc, "cannot record commit") : 0;
+}
+
+int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *commit_id,
+			dm_oid *out, struct dm_err *err)
+{
+	char key[260];
+	size_t klen;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	int rc = commit_key(key, sizeof(key), &klen, dot_id, commit_id, err);
+
+	if (rc)
+		return rc;
+	k = mval(key, klen);
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot read");
+	rc = mdb_get(txn, idx->commits, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = dm_err_set(err, DM_ENOTFOUND, "no commit '%s'", commit_id);
+	else if (rc)
+		rc = lmdb_err(err, rc, "cannot read");
+	else if (v.mv_size != DM_OID_RAWSZ)
+		rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt commit entry");
+	else
+		memcpy(out->b, v.mv_data, DM_OID_RAWSZ);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* Walks the commit keys of dot_id starting with prefix; fn gets the commit
+ * id part (not NUL-terminated) and its length, and returns 0 to go on, 1 to
+ * stop, or an LMDB error code. */
+static int commit_walk(struct dm_index *idx, MDB_txn *txn, const char *dot_id, const char *prefix,
+		       int (*fn)(MDB_cursor *cur, const char *id, size_t len, void *ctx), void *ctx,
+		       struct dm_err *err)
+{
+	char key[260];
+	size_t klen, dlen = strlen(dot_id) + 1;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_SET_RANGE;
+	int rc = commit_key(key, sizeof(key), &klen, dot_id, prefix, err), mrc;
+
+	if (rc)
+		return rc;
+	mrc = mdb_cursor_open(txn, idx->commits, &cur);
+	if (mrc)
+		return lmdb_err(err, mrc, "cannot read");
+	k = mval(key, klen);
+	while ((mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size < klen || memcmp(k.mv_data, key, klen) != 0)
+			break;
+		mrc = fn(cur, (const char *)k.mv_data + dlen, k.mv_size - dlen, ctx);
+		if (mrc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (mrc == 0 || mrc == 1 || mrc == MDB_NOTFOUND)
+		return 0;
+	return lmdb_err(err, mrc, "cannot walk commits");
+}
+
+struct find_ctx {
+	char **ids;
+	size_t n, max;
+};
+
+static int find_one(MDB_cursor *cur, const char *id, size_t len, void *p)
+{
+	struct find_ctx *f = p;
+
+	if (f->n == f->max)
+		return 1; /* stop: enough */
+	f->ids[f->n++] = dm_xstrndup(id, len);
+	return 0;
+}
+
+int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
+			 size_t max, char ***out, size_t *n, struct dm_err *err)
+{
+	struct find_ctx f = {dm_xcalloc(max + 1, sizeof(char *)), 0, max};
+	MDB_txn *txn = NULL;
+	int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc) {
+		free(f.ids);
+		return lmdb_err(err, rc, "cannot read");
+	}
+	rc = commit_walk(idx, txn, dot_id, prefix, find_one, &f, err);
+	mdb_txn_abort(txn);
+	if (rc) {
+		for (size_t i = 0; i < f.n; i++)
+			free(f.ids[i]);
+		free(f.ids);
+		return rc;
+	}
+	*out = f.ids;
+	*n = f.n;
+	return 0;
+}
+
+static int delete_one(MDB_cursor *cur, const char *id, size_t len, void *p)
+{
+	return mdb_cursor_del(cur, 0);
+}
+
+int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	int rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+
+	if (rc)
+		return lmdb_err(err, rc, "cannot begin write");
+	rc = commit_walk(idx, txn, dot_id, "", delete_one, NULL, err);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
 }

@@ -5,6 +5,7 @@
  *     objects  id[32] -> location (struct dm_loc, encoded)
  *     packs    pack number (u32, big-endian) -> committed length (u64 LE)
  *     meta     name -> value ("chunker": min, avg, max as u32 LE)
+ *     commits  dot id NUL commit id -> commit object id[32]
  *
  * A location is either in a pack (pack number, record offset, lengths) or in
  * an immutable external file (absolute path, offset, length).
@@ -65,6 +66,17 @@ int dm_index_meta_get(struct dm_index *idx, const char *name, struct dm_buf *out
 		      struct dm_err *err);
 int dm_index_meta_put(struct dm_index *idx, const char *name, const void *data, size_t len,
 		      struct dm_err *err);
+
+/* The commit index: (dot id, commit id) -> commit object. */
+int dm_index_commit_put(struct dm_index *idx, const char *dot_id, const char *commit_id,
+			const dm_oid *oid, struct dm_err *err);
+int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *commit_id,
+			dm_oid *out, struct dm_err *err);
+/* Commit ids of dot_id that start with prefix, up to max of them; *out is
+ * a malloc'ed array of malloc'ed strings. */
+int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
+			 size_t max, char ***out, size_t *n, struct dm_err *err);
+int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct dm_err *err);
 
 /* Calls fn for each entry in id order; a non-zero return stops the walk. */
 typedef int (*dm_index_each_fn)(const dm_oid *id, const struct dm_loc *loc, void *ctx);

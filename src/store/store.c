@@ -782,3 +782,28 @@ int dm_store_foreach(struct dm_store *s, dm_store_each_fn fn, void *ctx, struct 
 
 	return rc ? rc : dm_index_foreach(s->idx, each_one, &e, err);
 }
+
+int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *commit_id,
+			const dm_oid *oid, struct dm_err *err)
+{
+	int rc = dm_store_flush(s, err);
+
+	return rc ? rc : dm_index_commit_put(s->idx, dot_id, commit_id, oid, err);
+}
+
+int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id,
+			dm_oid *out, struct dm_err *err)
+{
+	return dm_index_commit_get(s->idx, dot_id, commit_id, out, err);
+}
+
+int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,
+			 char ***out, size_t *n, struct dm_err *err)
+{
+	return dm_index_commit_find(s->idx, dot_id, prefix, max, out, n, err);
+}
+
+int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err)
+{
+	return dm_index_commit_delete_dot(s->idx, dot_id, err);
+}

@@ -74,6 +74,24 @@ int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t 
 int dm_store_get(struct dm_store *s, const dm_oid *id, struct dm_buf *out, int *kind_out,
 		 struct dm_err *err);
 
+/*
+ * The commit index: which commit object is commit `commit_id` of dot
+ * `dot_id` (commits are named by their commit ids, not object ids).
+ * dm_store_commit_put flushes the store first, so an indexed commit's
+ * object and everything it reaches is durable.
+ */
+int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *commit_id,
+			const dm_oid *oid, struct dm_err *err);
+/* DM_ENOTFOUND "no commit 'ID'". */
+int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id,
+			dm_oid *out, struct dm_err *err);
+/* Up to max commit ids of dot_id starting with prefix (sorted); *out is a
+ * malloc'ed array of malloc'ed strings, *n its length. */
+int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,
+			 char ***out, size_t *n, struct dm_err *err);
+/* Forgets every commit of dot_id (its objects stay until collected). */
+int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err);
+
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);
 

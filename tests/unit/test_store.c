@@ -540,6 +540,50 @@ static void test_external_objects(void **state)
 	dm_buf_release(&b);
 }
 
+static void test_commit_index(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_err err;
+	char **ids = NULL;
+	size_t n = 0;
+	dm_oid a, b, got;
+
+	fx->s = open_store(fx->dir, 0);
+	a = put_random(fx->s, 1, 100);
+	b = put_random(fx->s, 2, 100);
+	assert_int_equal(dm_store_commit_put(fx->s, "dot1", "0192-aaaa", &a, &err), 0);
+	assert_int_equal(dm_store_commit_put(fx->s, "dot1", "0192-aabb", &b, &err), 0);
+	assert_int_equal(dm_store_commit_put(fx->s, "dot1", "0193-cccc", &b, &err), 0);
+	assert_int_equal(dm_store_commit_put(fx->s, "dot10", "0192-aaaa", &b, &err), 0);
+	assert_int_equal(dm_store_commit_get(fx->s, "dot1", "0192-aaaa", &got, &err), 0);
+	assert_memory_equal(got.b, a.b, DM_OID_RAWSZ);
+	assert_int_equal(dm_store_commit_get(fx->s, "dot1", "nope", &got, &err), DM_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "no commit 'nope'"));
+	/* prefix lookup stays inside the dot: "dot10" is not "dot1" */
+	assert_int_equal(dm_store_commit_find(fx->s, "dot1", "0192-aa", 10, &ids, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "0192-aaaa");
+	assert_string_equal(ids[1], "0192-aabb");
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	assert_int_equal(dm_store_commit_find(fx->s, "dot1", "", 1, &ids, &n, &err), 0);
+	assert_int_equal(n, 1);
+	free(ids[0]);
+	free(ids);
+	/* deleting one dot's commits leaves the other dot's */
+	assert_int_equal(dm_store_commit_delete_dot(fx->s, "dot1", &err), 0);
+	assert_int_equal(dm_store_commit_find(fx->s, "dot1", "", 10, &ids, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(ids);
+	assert_int_equal(dm_store_commit_get(fx->s, "dot10", "0192-aaaa", &got, &err), 0);
+	/* and it survives a reopen */
+	dm_store_free(fx->s);
+	fx->s = open_store(fx->dir, 0);
+	assert_int_equal(dm_store_commit_get(fx->s, "dot10", "0192-aaaa", &got, &err), 0);
+	assert_memory_equal(got.b, b.b, DM_OID_RAWSZ);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +606,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_finds_missing_references, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_external_objects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_index, setup, teardown),
 	};
 
 	srand((unsigned)time(NULL));

@@ -1,0 +1,45 @@
+/*
+ * names.h - the names users give things: dots ([namespace/]name), branches,
+ * and the refs that name commits (HEAD, HEAD^, HEAD~N, ids and prefixes).
+ *
+ * Shared by dmd and dm so that both refuse a bad name with the same words.
+ */
+#ifndef DM_UTIL_NAMES_H
+#define DM_UTIL_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct dm_err;
+
+#define DM_NAME_PART_MAX 64
+#define DM_DEFAULT_NAMESPACE "admin"
+
+/* true when s matches ^[A-Za-z0-9_-]{1,64}$ */
+bool dm_name_part_valid(const char *s, size_t len);
+
+/* A dot name split into its parts (NUL-terminated, valid). */
+struct dm_dot_name {
+	char ns[DM_NAME_PART_MAX + 1];
+	char name[DM_NAME_PART_MAX + 1];
+};
+
+/* Parses "[ns/]name"; DM_EINVAL "invalid dot name 'S'" otherwise. The
+ * namespace defaults to DM_DEFAULT_NAMESPACE. */
+int dm_dot_name_parse(struct dm_dot_name *out, const char *s, struct dm_err *err);
+/* DM_EINVAL "invalid branch name 'S'" unless s is a valid name part. */
+int dm_branch_name_check(const char *s, struct dm_err *err);
+
+/* A commit ref relative to a head: HEAD (back 0), HEAD^^ (2), HEAD~5 (5);
+ * anything else is a commit id or a prefix of one. */
+struct dm_ref {
+	bool relative;
+	unsigned back;    /* relative: how many first-parents back */
+	const char *id;   /* not relative: the id or prefix (borrowed from s) */
+};
+
+/* DM_EINVAL "invalid commit reference 'S'" for an empty ref, a malformed
+ * HEAD form or characters outside [0-9A-Za-z_-]. */
+int dm_ref_parse(struct dm_ref *out, const char *s, struct dm_err *err);
+
+#endif
