@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/banned.h"
+
 struct err_row {
 	int code;
 	const char *name;

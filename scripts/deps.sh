@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages that building and testing dm need.
+#
+# Silent and fast (one dpkg-query call) when everything is installed; when
+# something is missing it runs `apt-get update` once and installs only what is
+# missing, as root or through sudo. `make test` and .ci/run call it first, so a
+# fresh machine needs nothing by hand. DM_SKIP_DEPS=1 skips it.
+set -euo pipefail
+
+# The one list. One group per line, each with why it is here.
+packages=(
+	# build toolchain
+	build-essential pkg-config meson ninja-build
+	# libraries dm links: hashing, compression, embedded kv, json, http server and client
+	libssl-dev libzstd-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
+	# unit tests (cmocka) and the test runner (prove, from perl)
+	libcmocka-dev perl
+	# fuzzing: clang with its libFuzzer/sanitizer runtimes; clang-format for `make format`
+	clang libclang-rt-14-dev clang-format
+	# e2e tests and tools: mdb_stat/mdb_dump, python3 (free ports, helpers)
+	lmdb-utils python3
+	# benchmarks compare against these
+	restic
+	# later (multi-node kv, database scenarios, btrfs engine, docker-API tests):
+	# etcd-server postgresql btrfs-progs libbtrfsutil-dev podman
+)
+
+if [ "${DM_SKIP_DEPS:-}" = 1 ]; then
+	exit 0
+fi
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps.sh: not a Debian system (no dpkg-query); make sure these are installed:" >&2
+	echo "  ${packages[*]}" >&2
+	exit 0
+fi
+
+# dpkg-query prints "name status" for known packages and complains on stderr
+# about unknown ones; anything not "install ok installed" is missing.
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null |
+	awk '$2 == "install" && $3 == "ok" && $4 == "installed" { print $1 }' || true)
+missing=()
+for p in "${packages[@]}"; do
+	if ! grep -qxF -- "$p" <<<"$installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "deps.sh: installing missing packages: ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+	sudo=(sudo)
+else
+	echo "deps.sh: need root to install packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -q --no-install-recommends "${missing[@]}"

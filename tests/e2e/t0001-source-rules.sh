@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+test_description='source rules: opening comment, banned.h last, no banned calls'
+. "$(dirname "$0")/test-lib.sh"
+
+check=$DM_SOURCE_DIR/scripts/check-source.sh
+
+# A tiny tree with the real banned.h and one good file in it.
+make_tree() {
+	rm -rf tree &&
+	mkdir -p tree/src/util tree/src/store tree/tests/unit tree/tests/e2e &&
+	cp "$DM_SOURCE_DIR/src/util/banned.h" tree/src/util/ &&
+	cat >tree/src/store/good.c <<-\EOF
+	/*
+	 * good.c - follows every rule.
+	 */
+	#include <stdio.h>
+
+	#include "util/banned.h"
+
+	int good(char *out, size_t n);
+	int good(char *out, size_t n)
+	{
+		return snprintf(out, n, "%s", "ok");
+	}
+	EOF
+}
+
+test_expect_success 'the source tree follows the rules' '
+	"$check" "$DM_SOURCE_DIR"
+'
+
+test_expect_success 'a tree that follows the rules passes' '
+	make_tree &&
+	echo "int x;" >tree/tests/e2e/ignored.c &&
+	"$check" tree
+'
+
+test_expect_success 'a .c file without an opening comment fails' '
+	make_tree &&
+	sed 1d tree/src/store/good.c >tree/tests/unit/test_nocomment.c &&
+	test_must_fail "$check" tree 2>err &&
+	grep "tests/unit/test_nocomment.c:1: does not open with a /\* comment" err
+'
+
+test_expect_success 'banned.h not included last fails' '
+	make_tree &&
+	sed "s|#include \"util/banned.h\"|#include \"util/banned.h\"\n#include <string.h>|" \
+		tree/src/store/good.c >tree/src/store/late.c &&
+	test_must_fail "$check" tree 2>err &&
+	grep "src/store/late.c:[0-9]*: last #include is not" err &&
+	test_must_fail grep -v "^src/store/late.c" err
+'
+
+test_expect_success 'banned.h missing fails' '
+	make_tree &&
+	grep -v banned.h tree/src/store/good.c >tree/src/store/none.c &&
+	test_must_fail "$check" tree 2>err &&
+	grep "src/store/none.c:1: does not #include \"util/banned.h\"" err
+'
+
+test_expect_success 'a banned call in src fails, a mere mention does not' '
+	make_tree &&
+	cat >tree/src/store/util.h <<-\EOF &&
+	/* we use snprintf, never sprintf or strcpy: see banned.h */
+	#define COPY(d, s) strcpy(d, s)
+	EOF
+	test_must_fail "$check" tree 2>err &&
+	grep "src/store/util.h:2: calls a function banned" err &&
+	test_must_fail grep "util.h:1:" err &&
+	sed "s/snprintf(out, n, /sprintf(out, /" tree/src/store/good.c >tree/src/store/bad.c &&
+	rm tree/src/store/util.h &&
+	test_must_fail "$check" tree 2>err &&
+	grep "src/store/bad.c:[0-9]*: calls a function banned" err
+'
+
+test_done
