@@ -1,0 +1,117 @@
+/*
+ * engine.h - working copies: the live, writable files of each branch of
+ * each dot, and their conversion to and from trees in the store.
+ *
+ * An engine sits behind one function table (struct dm_engine_ops); dir.c is
+ * the default engine (a plain directory per branch, any file system) and
+ * btrfs.c will follow. Callers use the dm_engine_* functions, which
+ * dispatch through the table.
+ *
+ * Threads: the dot's actor runs engine calls as jobs on worker threads, at
+ * most one job per dot at a time, so an engine may assume that calls for
+ * the same dot never overlap; calls for different dots do, and must not
+ * share mutable state without their own synchronisation.
+ *
+ * Progress: long calls report through an optional callback; they poll
+ * `cancelled` and stop with DM_ECANCELED when it returns true, leaving the
+ * working copy usable (a reset stopped half-way may leave a mix of old and
+ * new files, which the next reset repairs).
+ */
+#ifndef DM_ENGINE_ENGINE_H
+#define DM_ENGINE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/hash.h"
+
+struct dm_err;
+struct dm_engine;
+
+struct dm_engine_progress {
+	/* done/total in bytes (total 0 when unknown); may be NULL */
+	void (*report)(void *ctx, uint64_t done, uint64_t total);
+	/* true when the job should stop; may be NULL */
+	bool (*cancelled)(void *ctx);
+	void *ctx;
+};
+
+enum dm_change_status { DM_CHANGE_ADDED = 1, DM_CHANGE_MODIFIED = 2, DM_CHANGE_DELETED = 3 };
+
+struct dm_change {
+	int status;   /* enum dm_change_status */
+	char *path;   /* relative, '/'-separated; owned */
+};
+
+struct dm_diff {
+	size_t n;
+	struct dm_change *changes; /* sorted by path */
+};
+
+void dm_diff_release(struct dm_diff *d);
+/* "added", "modified", "deleted" */
+const char *dm_change_status_name(int status);
+
+struct dm_engine_ops {
+	const char *name;
+	int (*open)(struct dm_engine **out, const char *root, struct dm_store *store,
+		    struct dm_err *err);
+	void (*free)(struct dm_engine *e);
+	int (*create)(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
+		      const struct dm_engine_progress *p, struct dm_err *err);
+	int (*commit)(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
+		      const struct dm_engine_progress *p, struct dm_err *err);
+	int (*reset)(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
+		     const struct dm_engine_progress *p, struct dm_err *err);
+	int (*dirty)(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
+		     uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err);
+	int (*diff)(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *from,
+		    const dm_oid *to, struct dm_diff *out, struct dm_err *err);
+	int (*delete_branch)(struct dm_engine *e, const char *dot, const char *branch,
+			     struct dm_err *err);
+	int (*delete_dot)(struct dm_engine *e, const char *dot, struct dm_err *err);
+	int (*path)(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
+		    struct dm_err *err);
+};
+
+extern const struct dm_engine_ops dm_engine_dir;
+
+/*
+ * Opens the engine `name` ("dir") with its working copies under root and its
+ * history in store (borrowed; must outlive the engine).
+ */
+int dm_engine_open(struct dm_engine **out, const char *name, const char *root,
+		   struct dm_store *store, struct dm_err *err);
+void dm_engine_free(struct dm_engine *e);
+const char *dm_engine_name(const struct dm_engine *e);
+
+/* Makes the working copy of (dot, branch), holding tree (NULL: empty). */
+int dm_engine_create(struct dm_engine *e, const char *dot, const char *branch,
+		     const dm_oid *tree, const struct dm_engine_progress *p, struct dm_err *err);
+/* Stores the working copy as a tree and returns its id (the stat cache makes
+ * unchanged files cost one lstat). The store is flushed before returning. */
+int dm_engine_commit(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
+		     const struct dm_engine_progress *p, struct dm_err *err);
+/* Makes the working copy equal to tree, writing only what differs. */
+int dm_engine_reset(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
+		    const struct dm_engine_progress *p, struct dm_err *err);
+/* Bytes of the working copy that differ from head (NULL: empty tree), and
+ * the working copy's total size. Writes nothing to the store. */
+int dm_engine_dirty(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
+		    uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err);
+/* Changes from `from` (NULL: empty tree) to `to` (NULL: the working copy of
+ * (dot, branch)). Writes nothing to the store. */
+int dm_engine_diff(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *from,
+		   const dm_oid *to, struct dm_diff *out, struct dm_err *err);
+int dm_engine_delete_branch(struct dm_engine *e, const char *dot, const char *branch,
+			    struct dm_err *err);
+/* Removes every working copy of dot; idempotent. */
+int dm_engine_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *err);
+/* The absolute path of the working copy (what containers and `dm mount` use). */
+int dm_engine_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
+		   struct dm_err *err);
+
+#endif
