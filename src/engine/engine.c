@@ -1,0 +1,127 @@
+/*
+ * engine.c - the engine table: dm_engine_open picks an engine by name, and
+ * every dm_engine_* call dispatches through that engine's ops; also the
+ * small helpers that go with diffs.
+ *
+ * Invariants: every struct dm_engine starts with a struct dm_engine_base
+ * (engine/internal.h) whose ops point at the table it was opened with, so
+ * dispatch never needs to know which engine it holds. The functions here add
+ * nothing to what the engine does, except checking their arguments.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+#include "util/err.h"
+
+#include "util/banned.h"
+
+static const struct dm_engine_ops *const engines[] = {
+    &dm_engine_dir,
+};
+
+static const struct dm_engine_ops *ops_of(const struct dm_engine *e)
+{
+	return ((const struct dm_engine_base *)e)->ops;
+}
+
+int dm_engine_open(struct dm_engine **out, const char *name, const char *root,
+                   struct dm_store *store, struct dm_err *err)
+{
+	*out = NULL;
+	if (!name || !root || !store)
+		return dm_err_set(err, DM_EINVAL, "engine name, root and store are required");
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+		if (!strcmp(engines[i]->name, name))
+			return engines[i]->open(out, root, store, err);
+	}
+	return dm_err_set(err, DM_EINVAL, "unknown engine '%s'", name);
+}
+
+void dm_engine_free(struct dm_engine *e)
+{
+	if (e)
+		ops_of(e)->free(e);
+}
+
+const char *dm_engine_name(const struct dm_engine *e)
+{
+	return ops_of(e)->name;
+}
+
+int dm_engine_create(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
+                     const struct dm_engine_progress *p, struct dm_err *err)
+{
+	return ops_of(e)->create(e, dot, branch, tree, p, err);
+}
+
+int dm_engine_commit(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
+                     const struct dm_engine_progress *p, struct dm_err *err)
+{
+	return ops_of(e)->commit(e, dot, branch, tree_out, p, err);
+}
+
+int dm_engine_reset(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
+                    const struct dm_engine_progress *p, struct dm_err *err)
+{
+	return ops_of(e)->reset(e, dot, branch, tree, p, err);
+}
+
+int dm_engine_dirty(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
+                    uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
+{
+	return ops_of(e)->dirty(e, dot, branch, head, dirty_out, size_out, err);
+}
+
+int dm_engine_diff(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *from,
+                   const dm_oid *to, struct dm_diff *out, struct dm_err *err)
+{
+	out->n = 0;
+	out->changes = NULL;
+	return ops_of(e)->diff(e, dot, branch, from, to, out, err);
+}
+
+int dm_engine_delete_branch(struct dm_engine *e, const char *dot, const char *branch,
+                            struct dm_err *err)
+{
+	return ops_of(e)->delete_branch(e, dot, branch, err);
+}
+
+int dm_engine_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *err)
+{
+	return ops_of(e)->delete_dot(e, dot, err);
+}
+
+int dm_engine_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
+                   struct dm_err *err)
+{
+	return ops_of(e)->path(e, dot, branch, out, err);
+}
+
+/* ---- diffs ---- */
+
+void dm_diff_release(struct dm_diff *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->changes[i].path);
+	free(d->changes);
+	d->changes = NULL;
+	d->n = 0;
+}
+
+const char *dm_change_status_name(int status)
+{
+	switch (status) {
+	case DM_CHANGE_ADDED:
+		return "added";
+	case DM_CHANGE_MODIFIED:
+		return "modified";
+	case DM_CHANGE_DELETED:
+		return "deleted";
+	default:
+		return "unknown";
+	}
+}
