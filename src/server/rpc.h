@@ -53,6 +53,25 @@ extern const struct dm_rpc_method dm_rpc_dot_methods[];
 char *dm_rpc_dispatch(struct dm_server *server, const struct dm_caller *caller, const char *body,
 		      size_t len, int *http_status_out);
 
+/*
+ * As dm_rpc_dispatch, looking methods up in tables (a NULL-terminated list
+ * of NULL-name-terminated tables, searched in order) instead of the
+ * server's own. For tests.
+ */
+char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, struct dm_server *server,
+			 const struct dm_caller *caller, const char *body, size_t len,
+			 int *http_status_out);
+
+/*
+ * The body of a JSON-RPC error reply with id null, for answers the HTTP
+ * layer gives before dispatch (401, 413): jsonrpc_code is -32000 for dm
+ * errors. malloc'ed; NULL only when out of memory.
+ */
+char *dm_rpc_error_body(int jsonrpc_code, int code, const char *message);
+
+/* The default deadline of a method, in ms. */
+#define DM_RPC_DEADLINE_DEFAULT_MS 30000
+
 /* Helpers for handlers: a required/optional string param; DM_EINVAL with a
  * message naming the param when missing or not a string. */
 int dm_rpc_param_str(const char **out, json_t *params, const char *name, bool required,

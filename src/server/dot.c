@@ -1,0 +1,723 @@
+/*
+ * dot.c - the dot actor: all mutable state of one dot, and every change to it.
+ * Its slow work is in dot_jobs.c; handles and views in dot_handle.c.
+ *
+ * Invariants:
+ *   - struct dot is touched only by its actor's handler (one thread at a
+ *     time); everything else sees immutable views published through the
+ *     handle, and sends requests.
+ *   - At most one job runs per dot. Requests that need a job while one runs
+ *     wait in `queue`, in arrival order. A job owns copies of everything it
+ *     reads; it reports back with its DONE message and nothing else.
+ *   - Every request is answered exactly once: directly, when its job is
+ *     done, or "no such dot" when the dot is deleted before it ran.
+ *   - Deletion cancels the running job and waits for its DONE message
+ *     before removing any data; only then is the dot GONE.
+ *
+ * States and transitions (each row is a function below):
+ *
+ *   state     event                          transition         next
+ *   --------  -----------------------------  -----------------  ---------
+ *   CREATING  CREATE request                 on_create          CREATING
+ *   CREATING  create job done, ok            created            READY
+ *   CREATING  create job done, failed        create_failed      DELETING
+ *   READY     request, no job running        start_op           READY
+ *   READY     request, a job running         enqueue            READY
+ *   READY     job done                       finish_op          READY
+ *   READY     DELETE request                 begin_delete       DELETING
+ *   DELETING  DELETE request                 join_delete        DELETING
+ *   DELETING  other request                  refuse_gone        DELETING
+ *   DELETING  job done (the cancelled one)   start_delete_job   DELETING
+ *   DELETING  delete job done                deleted            GONE
+ *   GONE      any request                    refuse_gone        GONE
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actor/actor.h"
+#include "engine/engine.h"
+#include "kv/kv.h"
+#include "server/dot_internal.h"
+#include "server/registry.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+static void json_free(void *p)
+{
+	json_decref(p);
+}
+
+/* ---- the dot's state ---- */
+
+struct branch {
+	char name[DM_NAME_PART_MAX + 1];
+	char head[DM_COMMIT_ID_LEN_MAX + 1];
+	bool has_tree;
+	dm_oid tree; /* the head's tree */
+	uint64_t commits;
+	uint64_t dirty, size;
+};
+
+struct dot {
+	struct dm_dot_env env;
+	struct dm_dot_slot *slot;      /* where views are published */
+	struct dm_actor *self;  /* borrowed: the actor runs us */
+	char id[DM_DOT_ID_MAX + 1];
+	struct dm_dot_name name;
+	int state;
+	char current[DM_NAME_PART_MAX + 1];
+	size_t nbranches;
+	struct branch *branches;
+
+	struct dm_job *job;        /* the running job, or NULL */
+	struct dm_msg *job_req;    /* the request it serves (kept), or NULL */
+	struct dm_msg **queue;     /* requests waiting for the job to end */
+	size_t nqueue;
+	struct dm_msg **deleters;  /* DELETE requests answered when GONE */
+	size_t ndeleters;
+};
+
+static struct branch *find_branch(struct dot *d, const char *name)
+{
+	for (size_t i = 0; i < d->nbranches; i++)
+		if (!strcmp(d->branches[i].name, name))
+			return &d->branches[i];
+	return NULL;
+}
+
+static int branch_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct branch *)a)->name, ((const struct branch *)b)->name);
+}
+
+static struct branch *add_branch(struct dot *d, const char *name)
+{
+	struct branch *b;
+
+	d->branches = dm_xrealloc(d->branches, (d->nbranches + 1) * sizeof(*d->branches));
+	b = &d->branches[d->nbranches++];
+	memset(b, 0, sizeof(*b));
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	qsort(d->branches, d->nbranches, sizeof(*d->branches), branch_cmp);
+	return find_branch(d, name);
+}
+
+/* Publishes an immutable view of d; called after every change. */
+static void publish(struct dot *d)
+{
+	struct dm_dot_view *v = dm_xcalloc(1, sizeof(*v));
+
+	atomic_init((atomic_int *)&v->refs, 1);
+	memcpy(v->id, d->id, sizeof(v->id));
+	v->name = d->name;
+	v->state = d->state;
+	memcpy(v->current, d->current, sizeof(v->current));
+	v->busy = d->job != NULL;
+	v->nbranches = d->nbranches;
+	v->branches = dm_xcalloc(d->nbranches, sizeof(*v->branches));
+	for (size_t i = 0; i < d->nbranches; i++) {
+		struct dm_branch_view *bv = &v->branches[i];
+
+		memcpy(bv->name, d->branches[i].name, sizeof(bv->name));
+		memcpy(bv->head, d->branches[i].head, sizeof(bv->head));
+		bv->commits = d->branches[i].commits;
+		bv->dirty = d->branches[i].dirty;
+		bv->size = d->branches[i].size;
+	}
+	dm_dot_slot_publish(d->slot, v);
+}
+
+/* ---- persistence (the KV) ---- */
+
+static void dot_key(char *out, size_t size, const char *id)
+{
+	snprintf(out, size, DM_KV_DOTS "%s", id);
+}
+
+static int persist_dot(struct dot *d, struct dm_err *err)
+{
+	char key[128];
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", d->id, "namespace", d->name.ns,
+			      "name", d->name.name, "current", d->current, "state",
+			      dm_dot_state_name(d->state));
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc;
+
+	dot_key(key, sizeof(key), d->id);
+	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
+	free(s);
+	json_decref(j);
+	return rc;
+}
+
+static int persist_branch(struct dot *d, const struct branch *b, struct dm_err *err)
+{
+	char key[256];
+	json_t *j = json_pack("{s:s, s:I}", "head", b->head, "commits", (json_int_t)b->commits);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc;
+
+	snprintf(key, sizeof(key), DM_KV_DOTS "%s/branches/%s", d->id, b->name);
+	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
+	free(s);
+	json_decref(j);
+	return rc;
+}
+
+/* ---- transitions ---- */
+
+static int reply_json(struct dm_msg *req, json_t *result)
+{
+	return dm_msg_reply(req, 0, result, json_free);
+}
+
+static void refuse_gone(struct dot *d, struct dm_msg *req)
+{
+	dm_msg_reply_err(req, DM_ENOTFOUND, "no such dot '%s/%s'", d->name.ns, d->name.name);
+}
+
+static struct dm_dot_job_in *job_for(struct dot *d, int op, const struct branch *b)
+{
+	struct dm_dot_job_in *in = dm_xcalloc(1, sizeof(*in));
+
+	in->op = op;
+	in->env = d->env;
+	memcpy(in->dot_id, d->id, sizeof(in->dot_id));
+	in->name = d->name;
+	if (b) {
+		memcpy(in->branch, b->name, sizeof(in->branch));
+		memcpy(in->head, b->head, sizeof(in->head));
+		in->has_tree = b->has_tree;
+		in->tree = b->tree;
+		in->commits = b->commits;
+	}
+	return in;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? dm_xstrdup(s) : NULL;
+}
+
+/* Starts the job that serves req (kept in job_req). On a failure to start,
+ * answers req and returns its code. */
+static int start_job(struct dot *d, struct dm_msg *req, struct dm_dot_job_in *in)
+{
+	struct dm_err err;
+	int rc = dm_job_start(&d->job, d->self, dm_dot_run_job, in, dm_dot_job_in_free,
+			      &err);
+
+	if (rc) {
+		d->job = NULL;
+		if (req)
+			dm_msg_reply_err(req, rc, "%s", err.msg);
+		dm_msg_free(req);
+		return rc;
+	}
+	d->job_req = req;
+	publish(d);
+	return 0;
+}
+
+/* The branch a request names, or the current one; answers when missing. */
+static struct branch *req_branch(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r)
+{
+	const char *name = r->branch ? r->branch : d->current;
+	struct branch *b = find_branch(d, name);
+
+	if (!b)
+		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->name.name,
+				 name);
+	return b;
+}
+
+/*
+ * READY, no job running: serves one request. Returns DM_ACTOR_KEEP when a
+ * job now holds the request, 0 when it was answered here.
+ */
+static int start_op(struct dot *d, struct dm_msg *req)
+{
+	struct dm_dot_req *r = req->payload;
+	struct branch *b;
+	struct dm_dot_job_in *in;
+	struct dm_buf path = DM_BUF_INIT;
+	struct dm_err err;
+
+	switch (r->op) {
+	case DM_DOT_OP_PATH:
+		b = req_branch(d, req, r);
+		if (!b)
+			return 0;
+		if (dm_engine_path(d->env.engine, d->id, b->name, &path, &err))
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+		else
+			reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
+		dm_buf_release(&path);
+		return 0;
+	case DM_DOT_OP_CHECKOUT:
+		if (find_branch(d, r->branch)) {
+			if (r->create) {
+				dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
+				return 0;
+			}
+			snprintf(d->current, sizeof(d->current), "%s", r->branch);
+			if (persist_dot(d, &err)) {
+				dm_msg_reply_err(req, err.code, "%s", err.msg);
+				return 0;
+			}
+			publish(d);
+			reply_json(req, json_object());
+			return 0;
+		}
+		if (!r->create) {
+			dm_msg_reply_err(req, DM_ENOTFOUND,
+					 "dot '%s' has no branch '%s'; use 'dm checkout -b %s' to "
+					 "create it",
+					 d->name.name, r->branch, r->branch);
+			return 0;
+		}
+		b = find_branch(d, d->current);
+		in = job_for(d, DM_DOT_OP_CHECKOUT, b);
+		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
+		break;
+	case DM_DOT_OP_BRANCH:
+		if (find_branch(d, r->branch)) {
+			dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
+			return 0;
+		}
+		b = find_branch(d, d->current);
+		in = job_for(d, DM_DOT_OP_BRANCH, b);
+		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
+		in->from = dup_or_null(r->from);
+		break;
+	case DM_DOT_OP_COMMIT:
+	case DM_DOT_OP_RESET:
+	case DM_DOT_OP_DIFF:
+	case DM_DOT_OP_REFRESH:
+		b = req_branch(d, req, r);
+		if (!b)
+			return 0;
+		in = job_for(d, r->op, b);
+		in->message = dup_or_null(r->message);
+		in->author = dup_or_null(r->author);
+		in->from = dup_or_null(r->from);
+		in->to = dup_or_null(r->to);
+		if (r->nmeta) {
+			in->nmeta = r->nmeta;
+			in->meta_keys = dm_xcalloc(r->nmeta, sizeof(char *));
+			in->meta_values = dm_xcalloc(r->nmeta, sizeof(char *));
+			for (size_t i = 0; i < r->nmeta; i++) {
+				in->meta_keys[i] = dm_xstrdup(r->meta_keys[i]);
+				in->meta_values[i] = dm_xstrdup(r->meta_values[i]);
+			}
+		}
+		break;
+	default:
+		dm_msg_reply_err(req, DM_EINVAL, "unknown request %d", r->op);
+		return 0;
+	}
+	start_job(d, req, in);
+	return DM_ACTOR_KEEP;
+}
+
+static void enqueue(struct dot *d, struct dm_msg *req)
+{
+	d->queue = dm_xrealloc(d->queue, (d->nqueue + 1) * sizeof(*d->queue));
+	d->queue[d->nqueue++] = req;
+}
+
+/* Serves queued requests until one starts a job or the queue is empty. */
+static void drain_queue(struct dot *d)
+{
+	while (!d->job && d->nqueue) {
+		struct dm_msg *req = d->queue[0];
+
+		memmove(d->queue, d->queue + 1, (d->nqueue - 1) * sizeof(*d->queue));
+		d->nqueue--;
+		if (start_op(d, req) != DM_ACTOR_KEEP)
+			dm_msg_free(req);
+	}
+}
+
+static void start_delete_job(struct dot *d)
+{
+	start_job(d, NULL, job_for(d, DM_DOT_OP_DELETE, NULL));
+}
+
+static void begin_delete(struct dot *d, struct dm_msg *req)
+{
+	struct dm_err err;
+
+	d->state = DM_DOT_DELETING;
+	if (persist_dot(d, &err))
+		dm_warn("dot %s: cannot record its deletion: %s", d->id, err.msg);
+	if (req) {
+		d->deleters = dm_xrealloc(d->deleters, (d->ndeleters + 1) * sizeof(*d->deleters));
+		d->deleters[d->ndeleters++] = req;
+	}
+	for (size_t i = 0; i < d->nqueue; i++) {
+		refuse_gone(d, d->queue[i]);
+		dm_msg_free(d->queue[i]);
+	}
+	d->nqueue = 0;
+	if (d->job)
+		dm_job_cancel(d->job); /* its DONE message starts the delete job */
+	else
+		start_delete_job(d);
+	publish(d);
+}
+
+static void join_delete(struct dot *d, struct dm_msg *req)
+{
+	d->deleters = dm_xrealloc(d->deleters, (d->ndeleters + 1) * sizeof(*d->deleters));
+	d->deleters[d->ndeleters++] = req;
+}
+
+static void deleted(struct dot *d, int status, const char *errmsg)
+{
+	if (status) {
+		/* The data could not all be removed: stay DELETING; a later delete
+		 * (or the next start) tries again. */
+		dm_error("dot %s: delete failed: %s", d->id, errmsg);
+		for (size_t i = 0; i < d->ndeleters; i++) {
+			dm_msg_reply_err(d->deleters[i], status, "cannot delete dot '%s': %s",
+					 d->name.name, errmsg);
+			dm_msg_free(d->deleters[i]);
+		}
+		d->ndeleters = 0;
+		publish(d);
+		return;
+	}
+	d->state = DM_DOT_GONE;
+	publish(d);
+	for (size_t i = 0; i < d->ndeleters; i++) {
+		reply_json(d->deleters[i], json_object());
+		dm_msg_free(d->deleters[i]);
+	}
+	d->ndeleters = 0;
+	dm_registry_dot_gone(d->env.registry, d->id);
+	dm_info("dot %s (%s/%s) deleted", d->id, d->name.ns, d->name.name);
+}
+
+static void created(struct dot *d, struct dm_msg *req)
+{
+	struct dm_err err;
+	struct branch *b = find_branch(d, "master");
+
+	d->state = DM_DOT_READY;
+	if (persist_dot(d, &err) || persist_branch(d, b, &err)) {
+		if (req)
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+		begin_delete(d, NULL);
+		return;
+	}
+	publish(d);
+	if (req)
+		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+}
+
+/* Applies a finished job to the branch it worked on, then answers. */
+static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_dot_job_out *out,
+		      const char *detail)
+{
+	struct dm_dot_req *r = req ? req->payload : NULL;
+	struct branch *b = NULL;
+	struct dm_err err;
+	int rc = 0;
+
+	if (!r)
+		return;
+	if (status) {
+		dm_msg_reply_err(req, status, "%s", detail[0] ? detail : "operation failed");
+		return;
+	}
+	switch (r->op) {
+	case DM_DOT_OP_COMMIT:
+	case DM_DOT_OP_RESET:
+		b = find_branch(d, r->branch ? r->branch : d->current);
+		break;
+	case DM_DOT_OP_BRANCH:
+	case DM_DOT_OP_CHECKOUT:
+		b = add_branch(d, r->branch);
+		if (r->op == DM_DOT_OP_CHECKOUT)
+			snprintf(d->current, sizeof(d->current), "%s", r->branch);
+		break;
+	case DM_DOT_OP_REFRESH:
+		b = find_branch(d, r->branch ? r->branch : d->current);
+		if (b) {
+			b->dirty = out->dirty;
+			b->size = out->size;
+		}
+		publish(d);
+		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+		return;
+	default: /* DIFF: nothing changes */
+		break;
+	}
+	if (b) {
+		memcpy(b->head, out->head, sizeof(b->head));
+		b->has_tree = out->has_tree;
+		b->tree = out->tree;
+		b->commits = out->commits;
+		b->dirty = out->dirty;
+		b->size = out->size;
+		rc = persist_branch(d, b, &err);
+		if (!rc && r->op == DM_DOT_OP_CHECKOUT)
+			rc = persist_dot(d, &err);
+	}
+	publish(d);
+	if (rc) {
+		dm_msg_reply_err(req, rc, "%s", err.msg);
+		return;
+	}
+	reply_json(req, out->json ? json_incref(out->json) : json_object());
+}
+
+static void on_job_done(struct dot *d, struct dm_msg *msg)
+{
+	struct dm_msg *req = d->job_req;
+	struct dm_dot_job_out *out = msg->payload;
+	struct dm_dot_job_in *in = dm_job_arg(msg->job);
+	const char *detail = out ? out->errmsg : "";
+
+	d->job = NULL;
+	d->job_req = NULL;
+	switch (d->state) {
+	case DM_DOT_CREATING:
+		if (msg->status) {
+			if (req)
+				dm_msg_reply_err(req, msg->status, "cannot create dot '%s': %s",
+						 d->name.name, detail);
+			dm_msg_free(req);
+			begin_delete(d, NULL);
+			return;
+		}
+		created(d, req);
+		dm_msg_free(req);
+		drain_queue(d);
+		return;
+	case DM_DOT_DELETING:
+		if (in->op == DM_DOT_OP_DELETE) {
+			deleted(d, msg->status, detail);
+			return;
+		}
+		if (req)
+			refuse_gone(d, req);
+		dm_msg_free(req);
+		start_delete_job(d);
+		return;
+	default:
+		finish_op(d, req, msg->status, out, detail);
+		dm_msg_free(req);
+		publish(d);
+		drain_queue(d);
+	}
+}
+
+static int on_request(struct dot *d, struct dm_msg *msg)
+{
+	struct dm_dot_req *r = msg->payload;
+
+	if (!r) {
+		dm_msg_reply_err(msg, DM_EINVAL, "empty request");
+		return 0;
+	}
+	if (d->state == DM_DOT_GONE) {
+		if (r->op == DM_DOT_OP_DELETE)
+			reply_json(msg, json_object()); /* idempotent by id */
+		else
+			refuse_gone(d, msg);
+		return 0;
+	}
+	if (d->state == DM_DOT_DELETING) {
+		if (r->op != DM_DOT_OP_DELETE) {
+			refuse_gone(d, msg);
+			return 0;
+		}
+		join_delete(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	if (r->op == DM_DOT_OP_DELETE) {
+		begin_delete(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	if (d->state == DM_DOT_CREATING) {
+		if (r->op == DM_DOT_OP_CREATE && !d->job) {
+			struct branch *b = find_branch(d, "master");
+
+			start_job(d, msg, job_for(d, DM_DOT_OP_CREATE, b));
+			return DM_ACTOR_KEEP;
+		}
+		enqueue(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	if (r->op == DM_DOT_OP_CREATE) {
+		dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", d->name.name);
+		return 0;
+	}
+	/* a refresh never waits behind a long job: it answers what is known */
+	if (d->job && r->op == DM_DOT_OP_REFRESH) {
+		reply_json(msg, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+		return 0;
+	}
+	if (d->job) {
+		enqueue(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	return start_op(d, msg);
+}
+
+static int handle(struct dm_actor *self, struct dm_msg *msg)
+{
+	struct dot *d = dm_actor_user(self);
+
+	switch (msg->type) {
+	case DM_MSG_JOB_DONE:
+		on_job_done(d, msg);
+		return 0;
+	case DM_MSG_JOB_PROGRESS:
+		return 0;
+	default:
+		if (!dm_msg_is_request(msg)) {
+			/* a plain DELETE resumes an interrupted deletion */
+			struct dm_dot_req *r = msg->payload;
+
+			if (r && r->op == DM_DOT_OP_DELETE && d->state == DM_DOT_DELETING && !d->job)
+				start_delete_job(d);
+			return 0;
+		}
+		return on_request(d, msg);
+	}
+}
+
+static void free_dot(void *p)
+{
+	struct dot *d = p;
+
+	/* the runtime answers every request still held here */
+	dm_msg_free(d->job_req);
+	for (size_t i = 0; i < d->nqueue; i++)
+		dm_msg_free(d->queue[i]);
+	for (size_t i = 0; i < d->ndeleters; i++)
+		dm_msg_free(d->deleters[i]);
+	free(d->queue);
+	free(d->deleters);
+	free(d->branches);
+	dm_dot_slot_unref(d->slot);
+	free(d);
+}
+
+/* Loads the persisted branches: {"master":{"head":"…","commits":3},…}. */
+static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
+{
+	const char *name;
+	json_t *v;
+
+	json_object_foreach(branches, name, v)
+	{
+		const char *head = json_string_value(json_object_get(v, "head"));
+		struct branch *b;
+
+		if (!dm_name_part_valid(name, strlen(name)) || !head ||
+		    strlen(head) > DM_COMMIT_ID_LEN_MAX)
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt branch '%s' in the KV",
+					  d->id, name);
+		b = add_branch(d, name);
+		snprintf(b->head, sizeof(b->head), "%s", head);
+		b->commits = (uint64_t)json_integer_value(json_object_get(v, "commits"));
+		if (head[0]) {
+						struct dm_commit c;
+			int rc;
+
+			rc = dm_dot_load_commit(&c, d->env.store, d->id, head, err);
+			if (rc)
+				return dm_err_prefix(err, "dot %s branch '%s'", d->id, name);
+			b->has_tree = true;
+			b->tree = c.tree;
+			dm_commit_release(&c);
+		}
+	}
+	return 0;
+}
+
+int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
+		 const struct dm_dot_name *name, int state, const char *current,
+		 json_t *branches, struct dm_err *err)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dot *d = dm_xcalloc(1, sizeof(*d));
+	char actor_name[2 * DM_NAME_PART_MAX + 8];
+	int rc;
+
+	d->env = *env;
+	d->slot = dm_dot_slot_new();
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->name = *name;
+	d->state = state;
+	snprintf(d->current, sizeof(d->current), "%s", current ? current : "master");
+	if (branches)
+		rc = load_branches(d, branches, err);
+	else
+		rc = (add_branch(d, "master"), 0);
+	if (!rc && !find_branch(d, d->current))
+		rc = dm_err_set(err, DM_ECORRUPT, "dot %s: current branch '%s' is missing", id,
+				d->current);
+	if (rc) {
+		free(d->branches);
+		dm_dot_slot_unref(d->slot);
+		free(d);
+		return rc;
+	}
+	publish(d);
+	h = dm_xcalloc(1, sizeof(*h));
+	atomic_init(&h->refs, 1);
+	snprintf(h->id, sizeof(h->id), "%s", id);
+	h->slot = d->slot;
+	atomic_fetch_add(&d->slot->refs, 1);
+	snprintf(actor_name, sizeof(actor_name), "dot %s/%s", name->ns, name->name);
+	rc = dm_actor_new(&h->actor, env->sched, actor_name, handle, d, free_dot, err);
+	if (rc) {
+		free(d->branches);
+		dm_dot_slot_unref(d->slot);
+		free(d);
+		dm_dot_slot_unref(h->slot);
+		free(h);
+		return rc;
+	}
+	d->self = h->actor;
+	if (state == DM_DOT_DELETING)
+		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_DELETE),
+						   dm_dot_req_free));
+	*out = h;
+	return 0;
+}
+
+int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req,
+		int timeout_ms, struct dm_err *err)
+{
+	struct dm_msg *reply = NULL;
+	int rc = dm_actor_call(&reply, h->actor, dm_msg_new(0, req, dm_dot_req_free), timeout_ms,
+			       err);
+
+	if (rc == DM_ECANCELED) {
+		struct dm_dot_view *v = dm_dot_handle_view(h);
+
+		rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s/%s'", v->name.ns,
+				v->name.name);
+		dm_dot_view_unref(v);
+	} else if (rc == DM_ETIMEOUT) {
+		dm_err_set(err, rc, "timed out after %d ms waiting for the dot", timeout_ms);
+	}
+	if (!rc) {
+		*result = reply->payload;
+		reply->payload = NULL;
+		if (!*result)
+			*result = json_object();
+	}
+	dm_msg_free(reply);
+	return rc;
+}
+

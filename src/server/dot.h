@@ -1,0 +1,132 @@
+/*
+ * dot.h - a dot: its actor, its published view, and the requests it serves.
+ *
+ * All mutable state of a dot lives in one struct inside dot.c, touched only
+ * by the dot's actor (DESIGN.md §3). Everyone else holds a struct
+ * dm_dot_handle: a reference-counted pointer to the actor and to the latest
+ * immutable view the actor published. RPC handlers read views without
+ * locking the dot and send it requests for everything else.
+ */
+#ifndef DM_SERVER_DOT_H
+#define DM_SERVER_DOT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "util/hash.h"
+#include "util/names.h"
+
+struct dm_actor;
+struct dm_engine;
+struct dm_kv;
+struct dm_sched;
+struct dm_store;
+
+#define DM_DOT_ID_MAX 36
+#define DM_COMMIT_ID_LEN_MAX 128
+
+/* What a dot needs from its node; borrowed, outlives every dot. */
+struct dm_dot_env {
+	struct dm_kv *kv;
+	struct dm_store *store;
+	struct dm_engine *engine;
+	struct dm_sched *sched;
+	const char *server;          /* "127.0.0.1:32607", shown in listings */
+	struct dm_actor *registry;   /* told when a dot is gone */
+};
+
+enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };
+
+const char *dm_dot_state_name(int state);
+
+struct dm_branch_view {
+	char name[DM_NAME_PART_MAX + 1];
+	char head[DM_COMMIT_ID_LEN_MAX + 1]; /* "" before the first commit */
+	uint64_t commits;                    /* on the first-parent line to head */
+	uint64_t dirty;                      /* as last measured */
+	uint64_t size;
+};
+
+/* An immutable snapshot of a dot, published after every message. */
+struct dm_dot_view {
+	int refs; /* atomic */
+	char id[DM_DOT_ID_MAX + 1];
+	struct dm_dot_name name;
+	int state;
+	char current[DM_NAME_PART_MAX + 1]; /* the current branch */
+	bool busy;                          /* a job is running */
+	size_t nbranches;
+	struct dm_branch_view *branches;    /* sorted by name */
+};
+
+void dm_dot_view_unref(struct dm_dot_view *v);
+const struct dm_branch_view *dm_dot_view_branch(const struct dm_dot_view *v, const char *name);
+
+struct dm_dot_handle;
+
+/* References on a handle; unref accepts NULL. */
+void dm_dot_handle_ref(struct dm_dot_handle *h);
+void dm_dot_handle_unref(struct dm_dot_handle *h);
+/* The latest view (a new reference: dm_dot_view_unref it). Never NULL. */
+struct dm_dot_view *dm_dot_handle_view(struct dm_dot_handle *h);
+/* Borrowed, as long as the handle. */
+struct dm_actor *dm_dot_handle_actor(struct dm_dot_handle *h);
+const char *dm_dot_handle_id(const struct dm_dot_handle *h);
+
+/* ---- requests ---- */
+
+enum dm_dot_op {
+	DM_DOT_OP_CREATE = 1, /* make the master working copy and persist the dot */
+	DM_DOT_OP_COMMIT,
+	DM_DOT_OP_BRANCH,     /* new branch `branch` from ref `from` */
+	DM_DOT_OP_CHECKOUT,   /* make `branch` current (create: from the current head) */
+	DM_DOT_OP_RESET,      /* branch head and working copy := ref */
+	DM_DOT_OP_DIFF,       /* from/to refs; no `to`: the working copy */
+	DM_DOT_OP_REFRESH,    /* measure dirty and size of the current branch */
+	DM_DOT_OP_PATH,       /* the working copy's path */
+	DM_DOT_OP_DELETE,
+};
+
+/* One request to a dot; every string is owned (free with the request). */
+struct dm_dot_req {
+	int op;
+	char *branch;   /* NULL: the current branch */
+	char *message;
+	char *author;
+	char *from;     /* a ref */
+	char *to;       /* a ref */
+	bool create;
+	size_t nmeta;
+	char **meta_keys;
+	char **meta_values;
+};
+
+struct dm_dot_req *dm_dot_req_new(int op);
+void dm_dot_req_free(void *req);
+
+/*
+ * Creates the actor of a dot and returns the caller's handle. A dot loaded
+ * from the KV (at start) is READY, or resumes its deletion when it was
+ * DELETING; a new one is CREATING until its DM_DOT_OP_CREATE request is
+ * served. branches_json: the persisted branches (NULL for a new dot).
+ */
+int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
+		 const struct dm_dot_name *name, int state, const char *current,
+		 json_t *branches, struct dm_err *err);
+
+/* Sends req (taken) to the dot and waits up to timeout_ms; the result is a
+ * JSON value (a new reference) on success. A dot that is gone answers
+ * DM_ENOTFOUND "no such dot 'NAME'". */
+int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req,
+		int timeout_ms, struct dm_err *err);
+
+/* KV keys of a dot. */
+#define DM_KV_NAMES "/dm/names/"
+#define DM_KV_DOTS "/dm/dots/"
+
+/* The JSON form of a view, as docs/api.md shows (a new reference). */
+json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server);
+
+#endif

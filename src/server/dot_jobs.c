@@ -1,0 +1,384 @@
+/*
+ * dot_jobs.c - the slow work of a dot, run on the worker pool: commit,
+ * reset, branch, diff, measuring, and deleting a dot's data.
+ *
+ * Invariants: a job reads only its struct dm_dot_job_in (copies made by the
+ * actor) and immutable objects in the store, writes only the working copy
+ * it was given and content-addressed objects, and reports only through its
+ * DONE message: it never touches the dot's state.
+ */
+#include "server/dot_internal.h"
+#include "actor/actor.h"
+#include "engine/engine.h"
+#include "kv/kv.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/id.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/banned.h"
+
+static void dot_key(char *out, size_t size, const char *id)
+{
+	snprintf(out, size, DM_KV_DOTS "%s", id);
+}
+
+void dm_dot_job_in_free(void *p)
+{
+	struct dm_dot_job_in *in = p;
+
+	free(in->message);
+	free(in->author);
+	free(in->from);
+	free(in->to);
+	for (size_t i = 0; i < in->nmeta; i++) {
+		free(in->meta_keys[i]);
+		free(in->meta_values[i]);
+	}
+	free(in->meta_keys);
+	free(in->meta_values);
+	free(in);
+}
+
+void dm_dot_job_out_free(void *p)
+{
+	struct dm_dot_job_out *out = p;
+
+	if (out)
+		json_decref(out->json);
+	free(out);
+}
+
+static bool job_cancelled(void *ctx)
+{
+	return dm_job_cancelled(ctx) != 0;
+}
+
+int dm_dot_load_commit(struct dm_commit *out, struct dm_store *store, const char *dot_id,
+		       const char *id, struct dm_err *err)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	dm_oid oid;
+	int rc = dm_store_commit_get(store, dot_id, id, &oid, err);
+
+	if (!rc)
+		rc = dm_store_get(store, &oid, &b, NULL, err);
+	if (!rc)
+		rc = dm_commit_decode(out, b.data, b.len, err);
+	dm_buf_release(&b);
+	return rc;
+}
+
+static int load_commit(struct dm_commit *out, const struct dm_dot_job_in *in, const char *id,
+		       struct dm_err *err)
+{
+	return dm_dot_load_commit(out, in->env.store, in->dot_id, id, err);
+}
+
+/* How many commits are on the first-parent line up to and including id. */
+static int count_commits(uint64_t *out, const struct dm_dot_job_in *in, const char *id,
+			 struct dm_err *err)
+{
+	char cur[DM_COMMIT_ID_LEN_MAX + 1];
+	uint64_t n = 0;
+
+	snprintf(cur, sizeof(cur), "%s", id);
+	while (cur[0]) {
+		struct dm_commit c;
+		int rc = load_commit(&c, in, cur, err);
+
+		if (rc)
+			return rc;
+		n++;
+		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+	}
+	*out = n;
+	return 0;
+}
+
+/*
+ * Resolves ref (HEAD, HEAD^, HEAD~N, an id or a unique prefix) against the
+ * job's head into a commit id and its tree.
+ */
+static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out, dm_oid *tree_out,
+		   struct dm_err *err)
+{
+	struct dm_ref r;
+	char cur[DM_COMMIT_ID_LEN_MAX + 1];
+	struct dm_commit c;
+	int rc = dm_ref_parse(&r, ref, err);
+
+	if (rc)
+		return rc;
+	if (r.relative) {
+		if (!in->head[0])
+			return dm_err_set(err, DM_ENOTFOUND, "branch '%s' has no commits yet",
+					  in->branch);
+		snprintf(cur, sizeof(cur), "%s", in->head);
+		for (unsigned i = 0; i < r.back; i++) {
+			rc = load_commit(&c, in, cur, err);
+			if (rc)
+				return rc;
+			if (!c.nparents) {
+				dm_commit_release(&c);
+				return dm_err_set(err, DM_ENOTFOUND,
+						  "'%s' goes back past the first commit of '%s'",
+						  ref, in->branch);
+			}
+			snprintf(cur, sizeof(cur), "%s", c.parents[0]);
+			dm_commit_release(&c);
+		}
+	} else {
+		char **ids = NULL;
+		size_t n = 0;
+
+		if (strlen(r.id) < 4)
+			return dm_err_set(err, DM_EINVAL,
+					  "commit prefix '%s' is too short; give at least 4 characters",
+					  r.id);
+		rc = dm_store_commit_find(in->env.store, in->dot_id, r.id, 2, &ids, &n, err);
+		if (rc)
+			return rc;
+		if (n == 1)
+			snprintf(cur, sizeof(cur), "%s", ids[0]);
+		for (size_t i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+		if (n == 0)
+			return dm_err_set(err, DM_ENOTFOUND, "no commit '%s'", r.id);
+		if (n > 1)
+			return dm_err_set(err, DM_EINVAL, "commit prefix '%s' is ambiguous", r.id);
+	}
+	rc = load_commit(&c, in, cur, err);
+	if (rc)
+		return rc;
+	*tree_out = c.tree;
+	dm_commit_release(&c);
+	snprintf(id_out, DM_COMMIT_ID_LEN_MAX + 1, "%s", cur);
+	return 0;
+}
+
+static int meta_index_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dm_meta *)a)->key, ((const struct dm_meta *)b)->key);
+}
+
+static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
+		      struct dm_err *err)
+{
+	static char empty[] = "";
+	struct dm_commit c = {0};
+	struct dm_buf enc = DM_BUF_INIT;
+	char id[DM_UUID_LEN + 1], *parents[1];
+	dm_oid tree, oid;
+	int64_t now = dm_now_realtime_ns();
+	int rc;
+
+	rc = dm_engine_commit(in->env.engine, in->dot_id, in->branch, &tree, p, err);
+	if (rc)
+		return rc;
+	rc = dm_id_uuid7(id, now / 1000000, err);
+	if (rc)
+		return rc;
+	c.dot_id = in->dot_id;
+	c.commit_id = id;
+	parents[0] = in->head;
+	c.nparents = in->head[0] ? 1 : 0;
+	c.parents = parents;
+	c.tree = tree;
+	c.author = in->author ? in->author : empty;
+	c.time_ns = now;
+	c.message = in->message ? in->message : empty;
+	c.nmeta = in->nmeta;
+	c.meta = dm_xcalloc(in->nmeta, sizeof(*c.meta));
+	for (size_t i = 0; i < in->nmeta; i++) {
+		c.meta[i].key = in->meta_keys[i];
+		c.meta[i].value = in->meta_values[i];
+	}
+	qsort(c.meta, c.nmeta, sizeof(*c.meta), meta_index_cmp);
+	rc = dm_commit_encode(&enc, &c, err);
+	if (!rc)
+		rc = dm_store_put(in->env.store, &oid, DM_OBJ_COMMIT, enc.data, enc.len, err);
+	if (!rc)
+		rc = dm_store_commit_put(in->env.store, in->dot_id, id, &oid, err);
+	free(c.meta);
+	dm_buf_release(&enc);
+	if (rc)
+		return rc;
+	snprintf(out->head, sizeof(out->head), "%s", id);
+	out->has_tree = true;
+	out->tree = tree;
+	out->commits = in->commits + 1;
+	out->json = json_pack("{s:s}", "id", id);
+	return dm_engine_dirty(in->env.engine, in->dot_id, in->branch, &tree, &out->dirty,
+			       &out->size, err);
+}
+
+/* Points out at commit `ref` (or at the job's head when ref is NULL). */
+static int resolve_into(struct dm_dot_job_in *in, struct dm_dot_job_out *out, const char *ref,
+			struct dm_err *err)
+{
+	int rc;
+
+	if (!ref) {
+		snprintf(out->head, sizeof(out->head), "%s", in->head);
+		out->has_tree = in->has_tree;
+		out->tree = in->tree;
+		out->commits = in->commits;
+		return 0;
+	}
+	rc = resolve(in, ref, out->head, &out->tree, err);
+	if (rc)
+		return rc;
+	out->has_tree = true;
+	return count_commits(&out->commits, in, out->head, err);
+}
+
+static int job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
+		     struct dm_err *err)
+{
+	int rc = resolve_into(in, out, in->from, err);
+
+	if (!rc)
+		rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &out->tree, p, err);
+	if (!rc)
+		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch, &out->tree,
+				     &out->dirty, &out->size, err);
+	if (!rc)
+		out->json = json_pack("{s:s}", "id", out->head);
+	return rc;
+}
+
+static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
+		      struct dm_err *err)
+{
+	int rc = resolve_into(in, out, in->from, err);
+
+	if (!rc)
+		rc = dm_engine_create(in->env.engine, in->dot_id, in->new_branch,
+				      out->has_tree ? &out->tree : NULL, p, err);
+	if (!rc)
+		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->new_branch,
+				     out->has_tree ? &out->tree : NULL, &out->dirty, &out->size,
+				     err);
+	if (!rc)
+		out->json = json_object();
+	return rc;
+}
+
+static int job_diff(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_err *err)
+{
+	struct dm_diff diff = {0};
+	char from_id[DM_COMMIT_ID_LEN_MAX + 1], to_id[DM_COMMIT_ID_LEN_MAX + 1];
+	dm_oid from, to;
+	const dm_oid *fromp = in->has_tree ? &in->tree : NULL;
+	json_t *list;
+	int rc = 0;
+
+	if (in->from) {
+		rc = resolve(in, in->from, from_id, &from, err);
+		fromp = &from;
+	}
+	if (!rc && in->to)
+		rc = resolve(in, in->to, to_id, &to, err);
+	if (!rc)
+		rc = dm_engine_diff(in->env.engine, in->dot_id, in->branch, fromp,
+				    in->to ? &to : NULL, &diff, err);
+	if (rc)
+		return rc;
+	list = json_array();
+	for (size_t i = 0; i < diff.n; i++)
+		json_array_append_new(list,
+				      json_pack("{s:s, s:s}", "status",
+						dm_change_status_name(diff.changes[i].status),
+						"path", diff.changes[i].path));
+	dm_diff_release(&diff);
+	out->json = json_pack("{s:o}", "changes", list);
+	return 0;
+}
+
+/* Removes the dot's data, history index and KV records; the name last, and
+ * only while it still names this dot. */
+static int job_delete(struct dm_dot_job_in *in, struct dm_err *err)
+{
+	char key[256];
+	struct dm_kv_kv kv;
+	int rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
+
+	if (!rc)
+		rc = dm_store_commit_delete_dot(in->env.store, in->dot_id, err);
+	if (!rc) {
+		snprintf(key, sizeof(key), DM_KV_DOTS "%s/", in->dot_id);
+		rc = dm_kv_delete_prefix(in->env.kv, NULL, key, NULL, err);
+	}
+	if (!rc) {
+		dot_key(key, sizeof(key), in->dot_id);
+		rc = dm_kv_delete(in->env.kv, NULL, key, err);
+	}
+	if (rc)
+		return rc;
+	snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", in->name.ns, in->name.name);
+	dm_kv_kv_init(&kv);
+	rc = dm_kv_get(in->env.kv, &kv, key, err);
+	if (rc == DM_ENOTFOUND)
+		return 0;
+	if (!rc && kv.value_len == strlen(in->dot_id) &&
+	    !memcmp(kv.value, in->dot_id, kv.value_len)) {
+		struct dm_kv_cmp cmp = {key, kv.mod_revision};
+		struct dm_kv_op op = {DM_KV_OP_DELETE, key, NULL, 0, 0};
+
+		rc = dm_kv_txn(in->env.kv, NULL, &cmp, 1, &op, 1, err);
+		if (rc == DM_ECONFLICT) /* renamed or re-created meanwhile: not ours */
+			rc = 0;
+	}
+	dm_kv_kv_release(&kv);
+	return rc;
+}
+
+void dm_dot_run_job(struct dm_job *job)
+{
+	struct dm_dot_job_in *in = dm_job_arg(job);
+	struct dm_dot_job_out *out = dm_xcalloc(1, sizeof(*out));
+	struct dm_engine_progress p = {NULL, job_cancelled, job};
+	struct dm_err err;
+	int rc;
+
+	dm_err_clear(&err);
+	switch (in->op) {
+	case DM_DOT_OP_CREATE:
+		rc = dm_engine_create(in->env.engine, in->dot_id, in->branch, NULL, &p, &err);
+		break;
+	case DM_DOT_OP_COMMIT:
+		rc = job_commit(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_RESET:
+		rc = job_reset(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_BRANCH:
+	case DM_DOT_OP_CHECKOUT:
+		rc = job_branch(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_DIFF:
+		rc = job_diff(in, out, &err);
+		break;
+	case DM_DOT_OP_REFRESH:
+		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
+				     in->has_tree ? &in->tree : NULL, &out->dirty, &out->size,
+				     &err);
+		break;
+	case DM_DOT_OP_DELETE:
+		rc = job_delete(in, &err);
+		break;
+	default:
+		rc = dm_err_set(&err, DM_EINTERNAL, "unknown dot operation %d", in->op);
+	}
+	if (rc)
+		snprintf(out->errmsg, sizeof(out->errmsg), "%s", err.msg);
+	dm_job_set_result(job, rc, out, dm_dot_job_out_free);
+}
+

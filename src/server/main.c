@@ -1,0 +1,306 @@
+/*
+ * main.c - the dmd command line: init, start, stop.
+ *
+ * Invariants: every failure prints one "error: MESSAGE" line on stderr and
+ * exits with the status util/err.h gives its code (2 for a usage error);
+ * stdout carries only what a script may want to read (the admin API key of
+ * `dmd init`, one line about start and stop).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/daemon.h"
+#include "server/server.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+#define START_TIMEOUT_MS (120 * 1000)
+#define STOP_TIMEOUT_S 30
+
+static const char usage_text[] =
+	"usage: dmd <command> [options]\n"
+	"\n"
+	"  dmd init  --data-dir DIR [--port N]\n"
+	"        Make DIR a dm data directory with an admin user, and print the\n"
+	"        admin's API key (also in DIR/admin-api-key, mode 0400).\n"
+	"  dmd start --data-dir DIR [--port N] [--foreground] [--log-level LEVEL]\n"
+	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
+	"        init, else 32607) and on DIR/dmd.sock. It runs in the background,\n"
+	"        logging to DIR/dmd.log; this returns once it serves. With\n"
+	"        --foreground it stays attached and logs to stderr.\n"
+	"  dmd stop  --data-dir DIR [--timeout SECONDS]\n"
+	"        Stop the server of DIR (SIGTERM) and wait for it (default 30 s).\n"
+	"  dmd --version | --help\n"
+	"\n"
+	"LEVEL is debug, info (the default), warn or error.\n";
+
+struct args {
+	const char *data_dir;
+	int port;
+	bool foreground;
+	int timeout_s;
+	enum dm_log_level level;
+};
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n", stderr);
+	fputs(usage_text, stderr);
+	return 2;
+}
+
+static int fail(const struct dm_err *err)
+{
+	fprintf(stderr, "error: %s\n", err->msg);
+	return dm_err_exit_status(err->code) ? dm_err_exit_status(err->code) : 1;
+}
+
+static bool parse_int(int *out, const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static bool parse_level(enum dm_log_level *out, const char *s)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum dm_log_level)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Parses the options of cmd ("init", "start" or "stop"); 0 or an exit status. */
+static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
+{
+	enum { OPT_DATA_DIR = 256, OPT_PORT, OPT_FOREGROUND, OPT_TIMEOUT, OPT_LOG_LEVEL };
+	static const struct option opts[] = {
+		{"data-dir", required_argument, NULL, OPT_DATA_DIR},
+		{"port", required_argument, NULL, OPT_PORT},
+		{"foreground", no_argument, NULL, OPT_FOREGROUND},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool is_start = strcmp(cmd, "start") == 0, is_stop = strcmp(cmd, "stop") == 0;
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout_s = STOP_TIMEOUT_S;
+	a->level = DM_LOG_INFO;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DATA_DIR:
+			a->data_dir = optarg;
+			break;
+		case OPT_PORT:
+			if (is_stop)
+				return usage_error("dmd %s takes no --port", cmd);
+			if (!parse_int(&a->port, optarg, 1, 65535))
+				return usage_error("invalid port '%s'", optarg);
+			break;
+		case OPT_FOREGROUND:
+			if (!is_start)
+				return usage_error("--foreground is for dmd start, not dmd %s", cmd);
+			a->foreground = true;
+			break;
+		case OPT_TIMEOUT:
+			if (!is_stop)
+				return usage_error("--timeout is for dmd stop, not dmd %s", cmd);
+			if (!parse_int(&a->timeout_s, optarg, 1, 24 * 3600))
+				return usage_error("invalid timeout '%s'", optarg);
+			break;
+		case OPT_LOG_LEVEL:
+			if (!is_start)
+				return usage_error("--log-level is for dmd start, not dmd %s", cmd);
+			if (!parse_level(&a->level, optarg))
+				return usage_error("invalid log level '%s'", optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!a->data_dir || !a->data_dir[0])
+		return usage_error("dmd %s needs --data-dir DIR", cmd);
+	return 0;
+}
+
+static int cmd_init(const struct args *a)
+{
+	char key[DM_API_KEY_LEN + 1];
+	struct dm_err err;
+
+	dm_log_setup(stderr, DM_LOG_WARN);
+	dm_err_clear(&err);
+	if (dm_server_init_data_dir(key, a->data_dir, a->port, &err))
+		return fail(&err);
+	printf("%s\n", key);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/*
+ * The daemon (or the foreground server) from the pid file on: everything
+ * that fails goes to d (the starting process) as well as to the log.
+ */
+static int serve(const struct args *a, const char *data_dir, struct dm_daemon *d)
+{
+	struct dm_server_opts so;
+	struct dm_server *srv = NULL;
+	struct dm_pidfile *pid = NULL;
+	char log_path[PATH_MAX];
+	struct dm_err err;
+	sigset_t set;
+	int sig;
+
+	dm_err_clear(&err);
+	/* Before any thread exists, so that every thread inherits the mask. */
+	dm_daemon_block_signals(&set);
+	dm_log_setup(stderr, a->level);
+	if (dm_pidfile_lock(&pid, data_dir, &err))
+		goto failed;
+	if (d) {
+		snprintf(log_path, sizeof(log_path), "%s/%s", data_dir, DM_DATA_LOG);
+		if (dm_daemon_redirect(log_path, &err))
+			goto failed;
+	}
+	memset(&so, 0, sizeof(so));
+	so.data_dir = data_dir;
+	so.port = a->port;
+	if (dm_server_open(&srv, &so, &err)) {
+		dm_error("cannot start: %s", err.msg);
+		goto failed;
+	}
+	dm_info("ready (pid %ld)", (long)getpid());
+	dm_daemon_ready(d);
+	d = NULL;
+
+	sig = dm_daemon_wait_signal(&set);
+	dm_info("received %s; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	dm_server_free(srv);
+	dm_pidfile_release(pid);
+	dm_info("dmd stopped cleanly");
+	return 0;
+failed:
+	dm_pidfile_release(pid);
+	if (!d)
+		return fail(&err);
+	/* The starting process prints the error; the log has it already
+	 * unless it came before the log was opened. */
+	dm_daemon_fail(d, &err);
+	return dm_err_exit_status(err.code) ? dm_err_exit_status(err.code) : 1;
+}
+
+static int cmd_start(const struct args *a)
+{
+	char data_dir[PATH_MAX], log_path[PATH_MAX + 16];
+	struct dm_daemon *d = NULL;
+	struct dm_err err;
+	pid_t pid;
+	int port = a->port;
+
+	dm_err_clear(&err);
+	if (dm_server_check_data_dir(a->data_dir, &err))
+		return fail(&err);
+	if (!realpath(a->data_dir, data_dir)) {
+		dm_err_errno(&err, errno, "cannot resolve '%s'", a->data_dir);
+		return fail(&err);
+	}
+	if (!port && dm_server_config_port(&port, data_dir, &err))
+		return fail(&err);
+	if (a->foreground)
+		return serve(a, data_dir, NULL);
+	snprintf(log_path, sizeof(log_path), "%s/%s", data_dir, DM_DATA_LOG);
+	if (dm_daemon_detach(&d, &pid, log_path, START_TIMEOUT_MS, &err))
+		return fail(&err);
+	if (d)
+		return serve(a, data_dir, d);
+	printf("dmd is running on %s (pid %ld, %s:%d)\n", data_dir, (long)pid, DM_SERVER_HOST,
+	       port);
+	return 0;
+}
+
+static int cmd_stop(const struct args *a)
+{
+	char data_dir[PATH_MAX];
+	struct dm_err err;
+	pid_t pid;
+
+	dm_err_clear(&err);
+	if (dm_server_check_data_dir(a->data_dir, &err))
+		return fail(&err);
+	if (!realpath(a->data_dir, data_dir)) {
+		dm_err_errno(&err, errno, "cannot resolve '%s'", a->data_dir);
+		return fail(&err);
+	}
+	if (dm_daemon_stop(&pid, data_dir, a->timeout_s * 1000, &err))
+		return fail(&err);
+	if (pid)
+		printf("dmd stopped (pid %ld)\n", (long)pid);
+	else
+		printf("dmd is not running on %s\n", data_dir);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	const char *cmd;
+	int rc;
+
+	if (argc < 2)
+		return usage_error("%s", "no command given");
+	cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("dmd %s\n", DM_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "init") && strcmp(cmd, "start") && strcmp(cmd, "stop"))
+		return usage_error("unknown command '%s'", cmd);
+	rc = parse_args(&a, cmd, argc - 1, argv + 1);
+	if (rc)
+		return rc;
+	if (!strcmp(cmd, "init"))
+		return cmd_init(&a);
+	if (!strcmp(cmd, "start"))
+		return cmd_start(&a);
+	return cmd_stop(&a);
+}

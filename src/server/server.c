@@ -1,0 +1,411 @@
+/*
+ * server.c - a dmd's data directory (`dmd init`) and the opening and
+ * orderly shutdown of everything a running dmd holds (see server.h).
+ *
+ * Invariants: a data directory is initialised exactly when its config.json
+ * exists, and config.json is written last by dm_server_init_data_dir, so a
+ * failed init never leaves a directory that looks initialised. Shutdown
+ * releases in the reverse order of opening: HTTP (no new request reaches
+ * the registry), registry (stops the dots, their actors and jobs),
+ * scheduler, engine, store, KV.
+ */
+#include "server/server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actor/actor.h"
+#include "engine/engine.h"
+#include "kv/kv.h"
+#include "server/auth.h"
+#include "server/http.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+#define CONFIG_MAX (64 * 1024)
+#define CONFIG_FORMAT 1
+
+static int path_in(char *out, size_t size, const char *dir, const char *name, struct dm_err *err)
+{
+	if (snprintf(out, size, "%s/%s", dir, name) >= (int)size)
+		return dm_err_set(err, DM_ETOOBIG, "path too long: '%s/%s'", dir, name);
+	return 0;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* 1 when dir has no entries, 0 when it has, or a DM_E* code. */
+static int dir_is_empty(const char *dir, struct dm_err *err)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return dm_err_errno(err, errno, "cannot read '%s'", dir);
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return empty;
+}
+
+/* ---- config.json ---- */
+
+struct config {
+	int port;
+	char node_id[DM_UUID_LEN + 1];
+	char engine[32];
+};
+
+static int write_config(const char *dir, const struct config *c, struct dm_err *err)
+{
+	char path[PATH_MAX], created[40];
+	struct timespec ts;
+	struct tm tm;
+	json_t *doc = NULL;
+	char *text = NULL;
+	int rc;
+
+	rc = path_in(path, sizeof(path), dir, DM_DATA_CONFIG, err);
+	if (rc)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	doc = json_pack("{s:i, s:i, s:s, s:s, s:s}", "format", CONFIG_FORMAT, "port", c->port,
+			"node_id", c->node_id, "engine", c->engine, "created", created);
+	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+	if (!text) {
+		rc = dm_err_set(err, DM_ENOMEM, "cannot encode '%s'", path);
+		goto done;
+	}
+	{
+		size_t len = strlen(text);
+
+		/* json_dumps ends without a newline; files end with one. */
+		char *line = dm_xmalloc(len + 2);
+
+		memcpy(line, text, len);
+		line[len] = '\n';
+		line[len + 1] = '\0';
+		rc = dm_write_file_atomic(path, line, len + 1, 0600, err);
+		free(line);
+	}
+done:
+	free(text);
+	json_decref(doc);
+	return rc;
+}
+
+static int read_config(struct config *out, const char *dir, struct dm_err *err)
+{
+	char path[PATH_MAX];
+	struct dm_buf b = DM_BUF_INIT;
+	json_error_t jerr;
+	json_t *doc = NULL, *port, *node, *engine;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = path_in(path, sizeof(path), dir, DM_DATA_CONFIG, err);
+	if (rc)
+		return rc;
+	rc = dm_read_file(&b, path, CONFIG_MAX, err);
+	if (rc)
+		goto done;
+	doc = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc) {
+		rc = dm_err_set(err, DM_ECORRUPT, "cannot parse '%s': %s (line %d)", path,
+				jerr.text, jerr.line);
+		goto done;
+	}
+	port = json_object_get(doc, "port");
+	node = json_object_get(doc, "node_id");
+	engine = json_object_get(doc, "engine");
+	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+	    json_integer_value(port) > 65535 || !json_is_string(node) ||
+	    json_string_length(node) != DM_UUID_LEN || (engine && !json_is_string(engine)) ||
+	    (engine && json_string_length(engine) >= sizeof(out->engine))) {
+		rc = dm_err_set(err, DM_ECORRUPT,
+				"'%s' lacks a valid port, node_id or engine", path);
+		goto done;
+	}
+	out->port = (int)json_integer_value(port);
+	snprintf(out->node_id, sizeof(out->node_id), "%s", json_string_value(node));
+	snprintf(out->engine, sizeof(out->engine), "%s", engine ? json_string_value(engine) : "dir");
+done:
+	json_decref(doc);
+	dm_buf_release(&b);
+	return rc;
+}
+
+int dm_server_check_data_dir(const char *data_dir, struct dm_err *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (stat(data_dir, &st) < 0) {
+		if (errno == ENOENT)
+			return dm_err_set(err, DM_ENOTFOUND,
+					  "no data directory '%s'; run 'dmd init --data-dir %s' first",
+					  data_dir, data_dir);
+		return dm_err_errno(err, errno, "cannot open data directory '%s'", data_dir);
+	}
+	if (!S_ISDIR(st.st_mode))
+		return dm_err_set(err, DM_EINVAL, "'%s' is not a directory", data_dir);
+	rc = path_in(path, sizeof(path), data_dir, DM_DATA_CONFIG, err);
+	if (rc)
+		return rc;
+	if (!exists(path))
+		return dm_err_set(err, DM_ENOTFOUND,
+				  "'%s' is not a dm data directory; run 'dmd init --data-dir %s' first",
+				  data_dir, data_dir);
+	return 0;
+}
+
+int dm_server_config_port(int *out, const char *data_dir, struct dm_err *err)
+{
+	struct config c;
+	int rc = read_config(&c, data_dir, err);
+
+	*out = rc ? 0 : c.port;
+	return rc;
+}
+
+/* ---- dmd init ---- */
+
+/* Removes what a failed init made; dir was empty or made by init. */
+static void undo_init(const char *dir, bool created)
+{
+	static const char *const made[] = {DM_DATA_CONFIG, DM_DATA_ADMIN_KEY, DM_DATA_KV,
+					   DM_DATA_STORE, DM_DATA_DOTS};
+	char path[PATH_MAX];
+
+	if (created) {
+		dm_remove_tree(dir, NULL);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
+		if (path_in(path, sizeof(path), dir, made[i], NULL) == 0)
+			dm_remove_tree(path, NULL);
+}
+
+static int init_contents(char *key_out, const char *dir, const struct config *c,
+			 struct dm_err *err)
+{
+	char path[PATH_MAX], line[DM_API_KEY_LEN + 2];
+	struct dm_kv *kv = NULL;
+	struct dm_store *store = NULL;
+	int rc;
+
+	rc = path_in(path, sizeof(path), dir, DM_DATA_KV, err);
+	if (!rc)
+		rc = dm_kv_open_lmdb(&kv, path, err);
+	if (!rc)
+		rc = dm_auth_user_create(kv, key_out, DM_ADMIN_USER, true, err);
+	dm_kv_free(kv);
+	if (rc)
+		return rc;
+	rc = path_in(path, sizeof(path), dir, DM_DATA_STORE, err);
+	if (!rc)
+		rc = dm_store_open(&store, path, NULL, err);
+	dm_store_free(store);
+	if (!rc)
+		rc = path_in(path, sizeof(path), dir, DM_DATA_DOTS, err);
+	if (!rc)
+		rc = dm_mkdir_p(path, 0700, err);
+	if (!rc)
+		rc = path_in(path, sizeof(path), dir, DM_DATA_ADMIN_KEY, err);
+	if (rc)
+		return rc;
+	snprintf(line, sizeof(line), "%s\n", key_out);
+	rc = dm_write_file_atomic(path, line, strlen(line), 0400, err);
+	if (!rc)
+		rc = write_config(dir, c, err);
+	return rc;
+}
+
+int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struct dm_err *err)
+{
+	char path[PATH_MAX];
+	struct config c;
+	struct stat st;
+	bool created = false;
+	int rc;
+
+	memset(key_out, 0, DM_API_KEY_LEN + 1);
+	memset(&c, 0, sizeof(c));
+	c.port = port ? port : DM_DEFAULT_PORT;
+	snprintf(c.engine, sizeof(c.engine), "dir");
+	if (c.port < 1 || c.port > 65535)
+		return dm_err_set(err, DM_EINVAL, "invalid port %d", c.port);
+	if (stat(data_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return dm_err_set(err, DM_EEXISTS, "'%s' exists and is not a directory",
+					  data_dir);
+		rc = path_in(path, sizeof(path), data_dir, DM_DATA_CONFIG, err);
+		if (rc)
+			return rc;
+		if (exists(path))
+			return dm_err_set(err, DM_EEXISTS, "'%s' is already initialised", data_dir);
+		rc = dir_is_empty(data_dir, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return dm_err_set(err, DM_EEXISTS,
+					  "'%s' is not empty and not a dm data directory", data_dir);
+	} else if (errno == ENOENT) {
+		rc = dm_mkdir_p(data_dir, 0700, err);
+		if (rc)
+			return rc;
+		created = true;
+	} else {
+		return dm_err_errno(err, errno, "cannot open '%s'", data_dir);
+	}
+	rc = dm_id_uuid4(c.node_id, err);
+	if (!rc)
+		rc = init_contents(key_out, data_dir, &c, err);
+	if (rc) {
+		undo_init(data_dir, created);
+		memset(key_out, 0, DM_API_KEY_LEN + 1);
+		return rc;
+	}
+	dm_info("initialised data directory '%s' (node %s, port %d)", data_dir, c.node_id, c.port);
+	return 0;
+}
+
+/* ---- a running server ---- */
+
+static int cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 2 ? 2 : n > 64 ? 64 : (int)n;
+}
+
+int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, struct dm_err *err)
+{
+	struct dm_server *srv;
+	struct dm_sched_opts so;
+	struct dm_http_opts ho;
+	struct config c;
+	char path[PATH_MAX], sock[PATH_MAX];
+	int rc;
+
+	*out = NULL;
+	rc = dm_server_check_data_dir(opts->data_dir, err);
+	if (rc)
+		return rc;
+	srv = dm_xcalloc(1, sizeof(*srv));
+	srv->data_dir = realpath(opts->data_dir, NULL);
+	if (!srv->data_dir) {
+		rc = dm_err_errno(err, errno, "cannot resolve '%s'", opts->data_dir);
+		goto done;
+	}
+	rc = read_config(&c, srv->data_dir, err);
+	if (rc)
+		goto done;
+	snprintf(srv->node_id, sizeof(srv->node_id), "%s", c.node_id);
+	snprintf(srv->engine_name, sizeof(srv->engine_name), "%s", c.engine);
+	srv->port = opts->port ? opts->port : c.port;
+	snprintf(srv->address, sizeof(srv->address), "%s:%d", DM_SERVER_HOST, srv->port);
+	srv->shutdown_grace_ms = opts->shutdown_grace_ms > 0 ? opts->shutdown_grace_ms : 10000;
+
+	rc = path_in(path, sizeof(path), srv->data_dir, DM_DATA_KV, err);
+	if (!rc)
+		rc = dm_kv_open_lmdb(&srv->kv, path, err);
+	if (!rc)
+		rc = path_in(path, sizeof(path), srv->data_dir, DM_DATA_STORE, err);
+	if (!rc)
+		rc = dm_store_open(&srv->store, path, NULL, err);
+	if (!rc)
+		rc = path_in(path, sizeof(path), srv->data_dir, DM_DATA_DOTS, err);
+	if (!rc)
+		rc = dm_mkdir_p(path, 0700, err);
+	if (!rc)
+		rc = dm_engine_open(&srv->engine, srv->engine_name, path, srv->store, err);
+	if (rc)
+		goto done;
+	memset(&so, 0, sizeof(so));
+	so.threads = opts->actor_threads > 0 ? opts->actor_threads : 2;
+	so.job_threads = opts->job_threads > 0 ? opts->job_threads : cpus();
+	rc = dm_sched_new(&srv->sched, &so, err);
+	if (rc)
+		goto done;
+
+	memset(&ho, 0, sizeof(ho));
+	ho.host = DM_SERVER_HOST;
+	ho.port = srv->port;
+	rc = path_in(sock, sizeof(sock), srv->data_dir, DM_DATA_SOCKET, err);
+	if (rc)
+		goto done;
+	ho.socket_path = sock;
+	rc = dm_http_bind(&srv->http, srv, &ho, err);
+	if (rc)
+		goto done;
+	rc = dm_registry_start(&srv->registry, srv, err);
+	if (rc) {
+		dm_err_prefix(err, "cannot start the dots");
+		goto done;
+	}
+	rc = dm_http_start(srv->http, err);
+	if (rc)
+		goto done;
+	dm_info("dmd %s serving '%s' on %s and %s (node %s, engine %s)", DM_VERSION,
+		srv->data_dir, srv->address, sock, srv->node_id, srv->engine_name);
+done:
+	if (rc)
+		dm_server_free(srv);
+	else
+		*out = srv;
+	return rc;
+}
+
+void dm_server_free(struct dm_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->http) {
+		dm_http_quiesce(srv->http);
+		if (dm_http_wait_idle(srv->http, srv->shutdown_grace_ms) == DM_ETIMEOUT) {
+			dm_warn("requests still running after %d ms; canceling them",
+				srv->shutdown_grace_ms);
+			/* Answers every pending request `canceled`, so their
+			 * handlers return; the registry is still there for them. */
+			dm_sched_stop(srv->sched);
+		}
+		dm_http_free(srv->http);
+		srv->http = NULL;
+	}
+	if (srv->registry) {
+		dm_registry_free(srv->registry);
+		srv->registry = NULL;
+	}
+	dm_sched_free(srv->sched);
+	dm_engine_free(srv->engine);
+	dm_store_free(srv->store);
+	dm_kv_free(srv->kv);
+	free(srv->data_dir);
+	free(srv);
+}

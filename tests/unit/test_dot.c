@@ -1,0 +1,394 @@
+/*
+ * test_dot.c - the dot actor under thousands of seeded interleavings.
+ *
+ * Each round uses a fresh node (real KV, store and dir engine in a temp
+ * dir) and the deterministic scheduler with the round's seed. It creates
+ * one dot, then fires a random batch of commit, branch, checkout, reset,
+ * diff, refresh (what `list` sends) and delete requests, interleaved with
+ * a random number of scheduler steps between them, and runs until idle.
+ *
+ * Invariants checked every round:
+ *   - every request is answered exactly once, with a real answer (never
+ *     "dropped without an answer" or an internal error);
+ *   - once deleted, nothing of the dot remains (no working copy, no KV
+ *     record, no commit index entry): no operation acted on the deleted dot;
+ *   - a dot that was not deleted is consistent: its branch heads in the KV
+ *     are its view's heads, and each head's commit is in the store;
+ *   - nothing leaks (the test runs under ASan in CI).
+ * A failing round prints its seed, which replays it exactly.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actor/actor.h"
+#include "engine/engine.h"
+#include "kv/kv.h"
+#include "server/dot.h"
+#include "server/registry.h"
+#include "store/store.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+#define MAX_REQS 12
+
+struct node {
+	char dir[64];
+	struct dm_kv *kv;
+	struct dm_store *store;
+	struct dm_engine *engine;
+	struct dm_sched *sched;
+	struct dm_registry *reg;
+};
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void node_open(struct node *n, uint64_t seed)
+{
+	struct dm_sched_opts so = {1, seed, 0, 0};
+	struct dm_kv_lmdb_opts ko;
+	struct dm_store_opts sto;
+	struct dm_err err;
+	char path[128];
+	struct dm_dot_env env;
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->dir, sizeof(n->dir), "/tmp/dm-test-dot-XXXXXX");
+	assert_non_null(mkdtemp(n->dir));
+	dm_kv_lmdb_opts_default(&ko);
+	ko.sync = false;
+	ko.map_size = 1u << 20;
+	snprintf(path, sizeof(path), "%s/kv", n->dir);
+	if (dm_kv_open_lmdb_opts(&n->kv, path, &ko, &err))
+		fail_msg("kv: %s", err.msg);
+	dm_store_opts_default(&sto);
+	sto.sync = false;
+	snprintf(path, sizeof(path), "%s/store", n->dir);
+	if (dm_store_open(&n->store, path, &sto, &err))
+		fail_msg("store: %s", err.msg);
+	snprintf(path, sizeof(path), "%s/dots", n->dir);
+	if (dm_engine_open(&n->engine, "dir", path, n->store, &err))
+		fail_msg("engine: %s", err.msg);
+	if (dm_sched_new(&n->sched, &so, &err))
+		fail_msg("sched: %s", err.msg);
+	env = (struct dm_dot_env){n->kv, n->store, n->engine, n->sched, "test", NULL};
+	if (dm_registry_open(&n->reg, &env, &err))
+		fail_msg("registry: %s", err.msg);
+}
+
+static void node_close(struct node *n)
+{
+	dm_registry_free(n->reg);
+	dm_sched_free(n->sched);
+	dm_engine_free(n->engine);
+	dm_store_free(n->store);
+	dm_kv_free(n->kv);
+	dm_remove_tree(n->dir, NULL);
+}
+
+/* Waits (by stepping) for a ticket's answer; returns its status. */
+static int settle(struct node *n, struct dm_ticket *t, struct dm_msg **reply)
+{
+	struct dm_err err;
+
+	assert_int_equal(dm_sched_run_until_idle(n->sched, -1), 0);
+	return dm_ticket_wait(reply, t, 0, &err);
+}
+
+static struct dm_dot_handle *create_dot(struct node *n, const char *name)
+{
+	struct dm_dot_name dn;
+	struct dm_ticket *t = NULL;
+	struct dm_msg *reply = NULL;
+	struct dm_registry_snap *snap;
+	const struct dm_registry_entry *e;
+	struct dm_dot_handle *h;
+	int rc;
+
+	assert_int_equal(dm_dot_name_parse(&dn, name, NULL), 0);
+	dm_registry_create_send(n->reg, &t, &dn);
+	rc = settle(n, t, &reply);
+	if (rc)
+		fail_msg("create: %d %s", rc, reply && reply->detail ? reply->detail : "");
+	dm_msg_free(reply);
+	dm_ticket_free(t);
+	snap = dm_registry_snapshot(n->reg);
+	e = dm_registry_find(snap, &dn);
+	assert_non_null(e);
+	h = e->dot;
+	dm_dot_handle_ref(h);
+	dm_registry_snap_unref(snap);
+	return h;
+}
+
+static void write_file(struct node *n, const char *dot_id, const char *branch, const char *name,
+		       const char *content)
+{
+	struct dm_buf path = DM_BUF_INIT;
+	struct dm_err err;
+	char file[512];
+	int fd;
+
+	if (dm_engine_path(n->engine, dot_id, branch, &path, &err))
+		return; /* the branch may be gone: that is fine */
+	snprintf(file, sizeof(file), "%s/%s", (const char *)path.data, name);
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd >= 0) {
+		assert_int_equal(dm_write_all(fd, content, strlen(content)), 0);
+		close(fd);
+	}
+	dm_buf_release(&path);
+}
+
+static struct dm_dot_req *random_req(int *is_delete)
+{
+	static const char *branches[] = {"b1", "b2", "master"};
+	static const char *refs[] = {"HEAD", "HEAD^", "HEAD~2", "zzzz"};
+	int kind = (int)(rnd() % 8);
+	struct dm_dot_req *r;
+
+	*is_delete = 0;
+	switch (kind) {
+	case 0:
+	case 1:
+		r = dm_dot_req_new(DM_DOT_OP_COMMIT);
+		r->message = dm_xstrdup("a commit");
+		r->author = dm_xstrdup("test");
+		return r;
+	case 2:
+		r = dm_dot_req_new(DM_DOT_OP_BRANCH);
+		r->branch = dm_xstrdup(branches[rnd() % 2]);
+		return r;
+	case 3:
+		r = dm_dot_req_new(DM_DOT_OP_CHECKOUT);
+		r->branch = dm_xstrdup(branches[rnd() % 3]);
+		r->create = rnd() % 2;
+		return r;
+	case 4:
+		r = dm_dot_req_new(DM_DOT_OP_RESET);
+		r->from = dm_xstrdup(refs[rnd() % 4]);
+		return r;
+	case 5:
+		r = dm_dot_req_new(DM_DOT_OP_DIFF);
+		return r;
+	case 6:
+		return dm_dot_req_new(DM_DOT_OP_REFRESH);
+	default:
+		*is_delete = 1;
+		return dm_dot_req_new(DM_DOT_OP_DELETE);
+	}
+}
+
+static int count_keys(struct dm_kv *kv, const char *prefix)
+{
+	struct dm_kv_kvs l;
+	int n;
+
+	dm_kv_kvs_init(&l);
+	assert_int_equal(dm_kv_range(kv, &l, prefix, 0, NULL), 0);
+	n = (int)l.len;
+	dm_kv_kvs_release(&l);
+	return n;
+}
+
+static void check_deleted(struct node *n, const char *id, uint64_t seed)
+{
+	char path[256], prefix[128];
+	struct stat st;
+	char **ids = NULL;
+	size_t nids = 0;
+
+	snprintf(path, sizeof(path), "%s/dots/%s", n->dir, id);
+	if (stat(path, &st) == 0)
+		fail_msg("seed %llu: working copies of the deleted dot remain",
+			 (unsigned long long)seed);
+	snprintf(prefix, sizeof(prefix), DM_KV_DOTS "%s", id);
+	if (count_keys(n->kv, prefix) || count_keys(n->kv, DM_KV_NAMES))
+		fail_msg("seed %llu: KV records of the deleted dot remain",
+			 (unsigned long long)seed);
+	assert_int_equal(dm_store_commit_find(n->store, id, "", 10, &ids, &nids, NULL), 0);
+	for (size_t i = 0; i < nids; i++)
+		free(ids[i]);
+	free(ids);
+	if (nids)
+		fail_msg("seed %llu: %zu commits of the deleted dot remain in the index",
+			 (unsigned long long)seed, nids);
+}
+
+static void check_consistent(struct node *n, struct dm_dot_handle *h, uint64_t seed)
+{
+	struct dm_dot_view *v = dm_dot_handle_view(h);
+	char key[256];
+
+	assert_int_equal(v->state, DM_DOT_READY);
+	assert_non_null(dm_dot_view_branch(v, v->current));
+	for (size_t i = 0; i < v->nbranches; i++) {
+		struct dm_kv_kv kv;
+		char want[256];
+		dm_oid oid;
+
+		snprintf(key, sizeof(key), DM_KV_DOTS "%s/branches/%s", v->id, v->branches[i].name);
+		dm_kv_kv_init(&kv);
+		if (dm_kv_get(n->kv, &kv, key, NULL))
+			fail_msg("seed %llu: branch %s not in the KV", (unsigned long long)seed,
+				 v->branches[i].name);
+		snprintf(want, sizeof(want), "\"head\":\"%s\"", v->branches[i].head);
+		if (!strstr(kv.value, want))
+			fail_msg("seed %llu: KV %s says %s, view says head %s",
+				 (unsigned long long)seed, key, kv.value, v->branches[i].head);
+		dm_kv_kv_release(&kv);
+		if (v->branches[i].head[0] &&
+		    dm_store_commit_get(n->store, v->id, v->branches[i].head, &oid, NULL))
+			fail_msg("seed %llu: head %s not in the store", (unsigned long long)seed,
+				 v->branches[i].head);
+	}
+	dm_dot_view_unref(v);
+}
+
+static void one_round(uint64_t seed)
+{
+	struct node n;
+	struct dm_dot_handle *h;
+	struct dm_ticket *tickets[MAX_REQS];
+	char id[DM_DOT_ID_MAX + 1];
+	int nreq, deletes = 0;
+
+	rng_state = seed;
+	node_open(&n, seed);
+	h = create_dot(&n, "shop");
+	snprintf(id, sizeof(id), "%s", dm_dot_handle_id(h));
+	write_file(&n, id, "master", "a.txt", "first");
+	nreq = 3 + (int)(rnd() % (MAX_REQS - 3));
+	for (int i = 0; i < nreq; i++) {
+		int is_delete;
+		struct dm_dot_req *r = random_req(&is_delete);
+		unsigned steps = (unsigned)(rnd() % 6);
+
+		deletes += is_delete;
+		dm_actor_send_request(&tickets[i], dm_dot_handle_actor(h), dm_msg_new(0, r,
+										      dm_dot_req_free));
+		for (unsigned s = 0; s < steps; s++)
+			dm_sched_step(n.sched);
+		if (rnd() % 3 == 0)
+			write_file(&n, id, "master", "b.txt", i % 2 ? "x" : "yy");
+	}
+	assert_int_equal(dm_sched_run_until_idle(n.sched, -1), 0);
+	for (int i = 0; i < nreq; i++) {
+		struct dm_msg *reply = NULL;
+		struct dm_err err;
+		int rc = dm_ticket_wait(&reply, tickets[i], 0, &err);
+
+		if (rc == DM_ETIMEOUT)
+			fail_msg("seed %llu: request %d was never answered", (unsigned long long)seed,
+				 i);
+		if (rc == DM_ECANCELED || rc == DM_EINTERNAL || rc == DM_EINVAL)
+			fail_msg("seed %llu: request %d answered %s: %s", (unsigned long long)seed, i,
+				 dm_err_name(rc), err.msg);
+		dm_msg_free(reply);
+		/* a second wait finds the answer already taken: answered once */
+		reply = NULL;
+		assert_int_equal(dm_ticket_wait(&reply, tickets[i], 0, &err), DM_EINVAL);
+		assert_null(reply);
+		dm_ticket_free(tickets[i]);
+	}
+	if (deletes) {
+		struct dm_registry_snap *snap = dm_registry_snapshot(n.reg);
+
+		if (dm_registry_find_id(snap, id))
+			fail_msg("seed %llu: deleted dot still registered", (unsigned long long)seed);
+		assert_true(dm_registry_was_deleted(snap, id));
+		dm_registry_snap_unref(snap);
+		check_deleted(&n, id, seed);
+	} else {
+		check_consistent(&n, h, seed);
+	}
+	dm_dot_handle_unref(h);
+	node_close(&n);
+}
+
+static void test_seeded_interleavings(void **state)
+{
+	const char *env = getenv("DM_TEST_ROUNDS");
+	long rounds = env ? strtol(env, NULL, 10) : 2000;
+
+	(void)state;
+	dm_log_setup(NULL, DM_LOG_ERROR + 1);
+	for (long seed = 1; seed <= rounds; seed++)
+		one_round((uint64_t)seed);
+	dm_log_setup(NULL, DM_LOG_INFO);
+}
+
+/* A dot survives a restart of its node: branches and heads come back. */
+static void test_restart_finds_dot(void **state)
+{
+	struct node n;
+	struct dm_dot_handle *h;
+	struct dm_ticket *t = NULL;
+	struct dm_msg *reply = NULL;
+	struct dm_dot_req *r;
+	struct dm_registry_snap *snap;
+	struct dm_dot_view *v;
+	struct dm_dot_name dn;
+	struct dm_dot_env env;
+	char head[DM_COMMIT_ID_LEN_MAX + 1];
+
+	(void)state;
+	node_open(&n, 7);
+	h = create_dot(&n, "ns1/db");
+	write_file(&n, dm_dot_handle_id(h), "master", "f", "data");
+	r = dm_dot_req_new(DM_DOT_OP_COMMIT);
+	r->message = dm_xstrdup("one");
+	dm_actor_send_request(&t, dm_dot_handle_actor(h), dm_msg_new(0, r, dm_dot_req_free));
+	assert_int_equal(settle(&n, t, &reply), 0);
+	dm_msg_free(reply);
+	dm_ticket_free(t);
+	v = dm_dot_handle_view(h);
+	snprintf(head, sizeof(head), "%s", dm_dot_view_branch(v, "master")->head);
+	assert_true(head[0] != '\0');
+	dm_dot_view_unref(v);
+	dm_dot_handle_unref(h);
+	/* restart: a new registry over the same KV and store */
+	dm_registry_free(n.reg);
+	env = (struct dm_dot_env){n.kv, n.store, n.engine, n.sched, "test", NULL};
+	assert_int_equal(dm_registry_open(&n.reg, &env, NULL), 0);
+	snap = dm_registry_snapshot(n.reg);
+	assert_int_equal(dm_dot_name_parse(&dn, "ns1/db", NULL), 0);
+	assert_non_null(dm_registry_find(snap, &dn));
+	v = dm_dot_handle_view(dm_registry_find(snap, &dn)->dot);
+	assert_string_equal(dm_dot_view_branch(v, "master")->head, head);
+	assert_int_equal(dm_dot_view_branch(v, "master")->commits, 1);
+	dm_dot_view_unref(v);
+	dm_registry_snap_unref(snap);
+	node_close(&n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_restart_finds_dot),
+		cmocka_unit_test(test_seeded_interleavings),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
