@@ -1,0 +1,124 @@
+/*
+ * filedata.h - the content of one regular file as chunks in the store, and
+ * back (internal to src/store: used by treebuild.c and materialize.c).
+ *
+ * Storing reads only the data regions of a file (SEEK_DATA/SEEK_HOLE), so a
+ * hole becomes a gap between extents and costs nothing; writing pwrites each
+ * extent and ftruncates to the size, so gaps become holes again.
+ *
+ * A struct dm_filedata_ctx is one thread's scratch space (a read buffer and
+ * an encoding buffer): one per thread, never shared. dm_filepool runs file
+ * jobs on a pool of threads, each with its own ctx.
+ */
+#ifndef DM_STORE_FILEDATA_H
+#define DM_STORE_FILEDATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/object.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+struct dm_err;
+
+struct dm_filedata_ctx {
+	unsigned char *buf; /* read window, cap bytes (allocated on first use) */
+	size_t cap;
+	struct dm_buf enc;  /* encoding of the file object */
+	struct dm_buf obj;  /* one chunk read back from the store */
+};
+
+/* What storing one file did. */
+struct dm_filedata_result {
+	uint64_t size;       /* bytes the stored file object holds */
+	uint64_t bytes_read; /* data bytes read (holes are not read) */
+	uint64_t chunks;
+	uint64_t chunks_new; /* chunks that were not in the store before */
+	bool changed;        /* the file changed size while it was read */
+};
+
+void dm_filedata_ctx_init(struct dm_filedata_ctx *ctx);
+void dm_filedata_ctx_release(struct dm_filedata_ctx *ctx);
+
+/*
+ * Stores the content of the regular file open on fd (size bytes, as fstat
+ * said; blocks is st_blocks, used to skip hole detection for files that
+ * cannot have holes) and puts its file object; out receives the object's
+ * id. name is used in messages only. A file that ends early (it shrank
+ * while being read) is stored as far as it was read and res->changed is set.
+ */
+int dm_filedata_store(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *out, int fd,
+		      uint64_t size, uint64_t blocks, const char *name,
+		      struct dm_filedata_result *res, struct dm_err *err);
+
+/*
+ * Writes the content of file object f into fd, which must be open for
+ * writing on an empty file: every extent is pwritten at its offset and the
+ * file is then truncated to f->size, so gaps stay holes. *written (may be
+ * NULL) receives the number of data bytes written.
+ */
+int dm_filedata_write(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+		      const struct dm_file *f, uint64_t *written, const char *name,
+		      struct dm_err *err);
+
+/*
+ * Sets *same to whether the file open on fd (readable) holds exactly the
+ * content of f: same size, every extent hashes to its chunk id and every gap
+ * reads as zeros (holes are skipped without reading). Needs no store.
+ */
+int dm_filedata_check(struct dm_filedata_ctx *ctx, int fd, const struct dm_file *f, bool *same,
+		      const char *name, struct dm_err *err);
+
+/* Reads file object id from the store and decodes it into out. */
+int dm_filedata_load(struct dm_store *s, struct dm_filedata_ctx *ctx, struct dm_file *out,
+		     const dm_oid *id, struct dm_err *err);
+
+/*
+ * Opens rel (a relative path of '/'-separated names) under the directory
+ * rootfd without following any symlink and without leaving rootfd's file
+ * system (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV,
+ * or one O_NOFOLLOW openat per name on kernels without openat2). flags
+ * are open flags; O_NOFOLLOW and O_CLOEXEC are added. The fd, or -1 with
+ * errno (ELOOP or EXDEV for a symlink or a mount on the way).
+ */
+int dm_open_beneath(int rootfd, const char *rel, int flags);
+
+/*
+ * A directory fd shared by the jobs that work inside it: the last put
+ * closes it. Lets a job open its file by name relative to the directory the
+ * walk opened (no path resolution, nothing to race with) while the walk
+ * moves on.
+ */
+struct dm_dirref;
+
+/* Takes ownership of fd; one reference. */
+struct dm_dirref *dm_dirref_new(int fd);
+struct dm_dirref *dm_dirref_get(struct dm_dirref *d);
+int dm_dirref_fd(const struct dm_dirref *d);
+/* Accepts NULL. */
+void dm_dirref_put(struct dm_dirref *d);
+
+/*
+ * A pool of threads that run file jobs, each thread with its own ctx. Jobs
+ * are opaque pointers handed to fn in push order (any thread). One thread
+ * pushes; pushed jobs are handed over in small batches (all of them by
+ * finish), and push blocks while max_queued jobs wait, which bounds what
+ * the producer holds open.
+ * fn must not fail: it records its outcome in the job (and stops work of
+ * its own accord once the producer says so through arg).
+ */
+typedef void (*dm_filepool_fn)(void *job, struct dm_filedata_ctx *ctx, void *arg);
+struct dm_filepool;
+
+/* threads <= 0: one per online CPU. */
+int dm_filepool_threads(int threads);
+int dm_filepool_start(struct dm_filepool **out, int threads, size_t max_queued,
+		      dm_filepool_fn fn, void *arg, struct dm_err *err);
+void dm_filepool_push(struct dm_filepool *p, void *job);
+/* Waits until every pushed job has run, then stops the threads and frees p
+ * (accepts NULL). */
+void dm_filepool_finish(struct dm_filepool *p);
+
+#endif

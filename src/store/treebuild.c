@@ -1,0 +1,538 @@
+/*
+ * treebuild.c - dm_tree_build: a directory becomes a tree of objects.
+ *
+ * Three phases. (1) The walk, on the calling thread, reads each directory
+ * whole (names first, so a directory's entry array never moves once it is
+ * filled), lstat()s every entry through the directory's fd, asks the stat
+ * cache about regular files and pushes a job for every miss onto a pool of
+ * threads, which read, chunk, hash and store the file while the walk goes
+ * on. (2) When every job is done, the trees are assembled bottom-up,
+ * encoded and stored. (3) The stat cache learns the files that were read
+ * and forgets the paths that are gone.
+ *
+ * Invariants: the walk never follows a symlink and never leaves the root's
+ * file system: a mount point inside the directory is refused (not skipped,
+ * so a commit never silently misses data); a worker opens its file by name
+ * through the fd of the directory the walk opened (O_NOFOLLOW), so a
+ * directory swapped for a symlink during the walk is never followed. A job's entry is written by one
+ * worker only, and read by the calling thread only after the pool is
+ * finished. Fifos, sockets and devices are refused with the path. A file
+ * that disappears between the walk and its job is left out of the tree
+ * (it was deleted during the commit); one that changed while it was read is
+ * stored as read and not put into the cache, so the next build reads it
+ * again.
+ */
+#include "store/filedata.h"
+#include "store/statcache.h"
+#include "store/tree.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/banned.h"
+
+/* Jobs queued ahead of the workers. */
+#define MAX_QUEUED 1024
+
+struct bdir;
+
+/* One entry found by the walk. */
+struct bent {
+	char *name;
+	uint8_t type;     /* enum dm_entry_type; 0 when the entry was dropped */
+	uint32_t mode, uid, gid;
+	int64_t mtime_ns;
+	uint64_t size;
+	dm_oid id;
+	char *target;     /* symlink */
+	struct bdir *sub; /* directory */
+};
+
+struct bdir {
+	struct bent *e;
+	size_t n;
+};
+
+/* A file to read: written by one worker, then read by the caller. */
+struct job {
+	struct bent *ent;
+	struct dm_dirref *dir; /* the directory it is in, until the job ran */
+	char *rel;
+	struct stat st;    /* fstat before reading, for the cache */
+	int64_t seen_ns;
+	bool cacheable;
+	bool failed;
+	uint64_t bytes_read, chunks_new;
+};
+
+struct build {
+	struct dm_store *s;
+	struct dm_statcache *cache;
+	struct dm_build_stats *stats;
+	int rootfd;
+	dev_t dev;
+	struct dm_buf path; /* relative path of what the walk is at */
+	struct dm_filepool *pool;
+	struct job **jobs;
+	size_t njobs, jobs_alloc;
+	/* shared with the workers */
+	atomic_bool stop;
+	pthread_mutex_t err_mu;
+	struct dm_err *err;
+	int rc;
+};
+
+/* Records the first failure (any thread); later ones are dropped. */
+static int fail(struct build *b, int rc, const struct dm_err *e)
+{
+	pthread_mutex_lock(&b->err_mu);
+	if (!b->rc) {
+		b->rc = rc;
+		if (b->err && e && e != b->err)
+			*b->err = *e;
+	}
+	pthread_mutex_unlock(&b->err_mu);
+	atomic_store(&b->stop, true);
+	return rc;
+}
+
+static void free_dir(struct bdir *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->e[i].name);
+		free(d->e[i].target);
+		free_dir(d->e[i].sub);
+	}
+	free(d->e);
+	free(d);
+}
+
+static void fill_meta(struct bent *e, const struct stat *st)
+{
+	e->mode = (uint32_t)st->st_mode & 07777;
+	e->uid = (uint32_t)st->st_uid;
+	e->gid = (uint32_t)st->st_gid;
+	e->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* ---- phase 1b: the workers ---- */
+
+static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
+{
+	struct job *j = job_;
+	struct build *b = arg;
+	struct dm_filedata_result res;
+	struct dm_err e = {0, ""};
+	struct stat after;
+	int fd = -1, rc = 0;
+
+	j->failed = true;
+	if (atomic_load(&b->stop)) {
+		dm_dirref_put(j->dir);
+		j->dir = NULL;
+		return;
+	}
+	j->seen_ns = dm_now_realtime_ns();
+	fd = openat(dm_dirref_fd(j->dir), j->ent->name,
+		    O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+	dm_dirref_put(j->dir);
+	j->dir = NULL;
+	if (fd < 0) {
+		if (errno == ENOENT) { /* deleted since the walk saw it */
+			j->ent->type = 0;
+			j->failed = false;
+			return;
+		}
+		if (errno == ELOOP)
+			rc = dm_err_set(&e, DM_ECONFLICT,
+					"cannot commit '%s': it changed while it was being committed",
+					j->rel);
+		else
+			rc = dm_err_errno(&e, errno, "cannot open '%s'", j->rel);
+		goto done;
+	}
+	if (fstat(fd, &j->st) < 0) {
+		rc = dm_err_errno(&e, errno, "cannot stat '%s'", j->rel);
+		goto done;
+	}
+	if (!S_ISREG(j->st.st_mode)) {
+		rc = dm_err_set(&e, DM_ECONFLICT,
+				"cannot commit '%s': it changed while it was being committed", j->rel);
+		goto done;
+	}
+	rc = dm_filedata_store(b->s, ctx, &j->ent->id, fd, (uint64_t)j->st.st_size,
+			       (uint64_t)j->st.st_blocks, j->rel, &res, &e);
+	if (rc)
+		goto done;
+	fill_meta(j->ent, &j->st);
+	j->ent->size = res.size;
+	j->bytes_read = res.bytes_read;
+	j->chunks_new = res.chunks_new;
+	j->cacheable = !res.changed && fstat(fd, &after) == 0 &&
+		       after.st_size == j->st.st_size &&
+		       after.st_mtim.tv_sec == j->st.st_mtim.tv_sec &&
+		       after.st_mtim.tv_nsec == j->st.st_mtim.tv_nsec &&
+		       after.st_ctim.tv_sec == j->st.st_ctim.tv_sec &&
+		       after.st_ctim.tv_nsec == j->st.st_ctim.tv_nsec;
+	j->failed = false;
+done:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		fail(b, rc, &e);
+}
+
+/* ---- phase 1a: the walk ---- */
+
+static const char *kind_of(mode_t m)
+{
+	if (S_ISFIFO(m))
+		return "fifos";
+	if (S_ISSOCK(m))
+		return "sockets";
+	if (S_ISCHR(m))
+		return "character devices";
+	if (S_ISBLK(m))
+		return "block devices";
+	return "files of this type";
+}
+
+/* Appends name to b->path; returns the old length to pop back to. */
+static size_t path_push(struct build *b, const char *name)
+{
+	size_t old = b->path.len;
+
+	if (old)
+		dm_buf_addc(&b->path, '/');
+	dm_buf_adds(&b->path, name);
+	return old;
+}
+
+static void path_pop(struct build *b, size_t old)
+{
+	b->path.len = old;
+	if (b->path.data)
+		b->path.data[old] = '\0';
+}
+
+static int queue_job(struct build *b, struct dm_dirref *dir, struct bent *e)
+{
+	struct job *j;
+
+	if (b->njobs == b->jobs_alloc) {
+		size_t na = b->jobs_alloc ? b->jobs_alloc * 2 : 256;
+
+		b->jobs = dm_xrealloc(b->jobs, na * sizeof(*b->jobs));
+		b->jobs_alloc = na;
+	}
+	j = dm_xcalloc(1, sizeof(*j));
+	j->ent = e;
+	j->dir = dm_dirref_get(dir);
+	j->rel = dm_xstrndup((const char *)b->path.data, b->path.len);
+	b->jobs[b->njobs++] = j;
+	dm_filepool_push(b->pool, j);
+	return 0;
+}
+
+/* Reads every name in the directory open on dir into d. */
+static int read_names(struct build *b, DIR *dir, struct bdir *d, struct dm_err *err)
+{
+	size_t alloc = 0;
+	struct dirent *de;
+
+	for (;;) {
+		errno = 0;
+		de = readdir(dir);
+		if (!de)
+			break;
+		if (de->d_name[0] == '.' &&
+		    (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+			continue;
+		if (d->n == alloc) {
+			alloc = alloc ? alloc * 2 : 16;
+			d->e = dm_xrealloc(d->e, alloc * sizeof(*d->e));
+		}
+		memset(&d->e[d->n], 0, sizeof(d->e[d->n]));
+		d->e[d->n].name = dm_xstrdup(de->d_name);
+		d->n++;
+	}
+	if (errno)
+		return dm_err_errno(err, errno, "cannot read directory '%s'",
+				    b->path.len ? (const char *)b->path.data : ".");
+	return 0;
+}
+
+static int walk(struct build *b, int dfd, struct bdir *d, int depth, struct dm_err *err);
+
+static int visit(struct build *b, struct dm_dirref *dir, struct bent *e, int depth,
+		 struct dm_err *err)
+{
+	const char *rel = (const char *)b->path.data;
+	int dfd = dm_dirref_fd(dir);
+	struct dm_statcache_stat cs;
+	struct stat st;
+	int rc = 0;
+
+	if (fstatat(dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT) { /* deleted since readdir */
+			e->type = 0;
+			return 0;
+		}
+		return dm_err_errno(err, errno, "cannot stat '%s'", rel);
+	}
+	if (st.st_dev != b->dev && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "cannot commit '%s': it is a mount point of another file system",
+				  rel);
+	fill_meta(e, &st);
+	if (S_ISREG(st.st_mode)) {
+		e->type = DM_ENTRY_FILE;
+		e->size = (uint64_t)st.st_size;
+		b->stats->files++;
+		b->stats->bytes_total += (uint64_t)st.st_size;
+		dm_statcache_stat_from(&cs, &st);
+		if (b->cache && dm_statcache_lookup(b->cache, rel, b->path.len, &cs, &e->id))
+			return 0;
+		return queue_job(b, dir, e);
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char target[DM_SYMLINK_MAX + 1];
+		ssize_t n = readlinkat(dfd, e->name, target, sizeof(target));
+
+		if (n < 0) {
+			if (errno == ENOENT) {
+				e->type = 0;
+				return 0;
+			}
+			return dm_err_errno(err, errno, "cannot read symlink '%s'", rel);
+		}
+		if ((size_t)n > DM_SYMLINK_MAX)
+			return dm_err_set(err, DM_EUNSUPPORTED,
+					  "cannot commit '%s': its symlink target is longer than %u bytes",
+					  rel, DM_SYMLINK_MAX);
+		e->type = DM_ENTRY_SYMLINK;
+		e->target = dm_xstrndup(target, (size_t)n);
+		e->size = (uint64_t)n;
+		b->stats->symlinks++;
+		return 0;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		int fd;
+
+		e->type = DM_ENTRY_DIR;
+		if (depth >= DM_TREE_MAX_DEPTH)
+			return dm_err_set(err, DM_EUNSUPPORTED,
+					  "cannot commit '%s': directories nest more than %d deep",
+					  rel, DM_TREE_MAX_DEPTH);
+		fd = openat(dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT) {
+				e->type = 0;
+				return 0;
+			}
+			return dm_err_errno(err, errno, "cannot open directory '%s'", rel);
+		}
+		e->sub = dm_xcalloc(1, sizeof(*e->sub));
+		rc = walk(b, fd, e->sub, depth + 1, err); /* walk closes fd */
+		return rc;
+	}
+	return dm_err_set(err, DM_EUNSUPPORTED, "cannot commit '%s': %s are not supported", rel,
+			  kind_of(st.st_mode));
+}
+
+/* Walks the directory open on fd (and closes it) into d. */
+static int walk(struct build *b, int fd, struct bdir *d, int depth, struct dm_err *err)
+{
+	struct dm_dirref *ref = NULL;
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	DIR *dir = NULL;
+	int rc = 0;
+
+	if (dup_fd < 0) {
+		rc = dm_err_errno(err, errno, "cannot open directory '%s'",
+				  b->path.len ? (const char *)b->path.data : ".");
+		close(fd);
+		return rc;
+	}
+	ref = dm_dirref_new(fd);
+	dir = fdopendir(dup_fd);
+	if (!dir) {
+		rc = dm_err_errno(err, errno, "cannot read directory '%s'",
+				  b->path.len ? (const char *)b->path.data : ".");
+		close(dup_fd);
+		dm_dirref_put(ref);
+		return rc;
+	}
+	b->stats->dirs++;
+	rc = read_names(b, dir, d, err);
+	closedir(dir);
+	for (size_t i = 0; !rc && i < d->n; i++) {
+		size_t old = path_push(b, d->e[i].name);
+
+		rc = visit(b, ref, &d->e[i], depth, err);
+		path_pop(b, old);
+		if (!rc && atomic_load(&b->stop))
+			rc = b->rc;
+	}
+	dm_dirref_put(ref);
+	return rc;
+}
+
+/* ---- phase 2: trees, bottom-up ---- */
+
+static int assemble(struct build *b, struct bdir *d, dm_oid *out, struct dm_buf *enc,
+		    struct dm_err *err)
+{
+	struct dm_tree t = {0, NULL};
+	int rc = 0;
+
+	t.e = dm_xcalloc(d->n ? d->n : 1, sizeof(*t.e));
+	for (size_t i = 0; i < d->n; i++) {
+		struct bent *e = &d->e[i];
+		struct dm_tree_entry *te;
+
+		if (!e->type)
+			continue;
+		if (e->type == DM_ENTRY_DIR) {
+			rc = assemble(b, e->sub, &e->id, enc, err);
+			if (rc)
+				goto done;
+		}
+		te = &t.e[t.n++];
+		te->name = e->name;
+		te->type = e->type;
+		te->mode = e->mode;
+		te->uid = e->uid;
+		te->gid = e->gid;
+		te->mtime_ns = e->mtime_ns;
+		te->size = e->type == DM_ENTRY_DIR ? 0 : e->size;
+		te->id = e->id;
+		te->target = e->target;
+	}
+	dm_tree_sort(&t);
+	dm_buf_reset(enc);
+	rc = dm_tree_encode(enc, &t, err);
+	if (!rc)
+		rc = dm_store_put(b->s, out, DM_OBJ_TREE, enc->data, enc->len, err);
+done:
+	free(t.e); /* names and targets are borrowed from d */
+	return rc;
+}
+
+/* ---- phase 3: the cache ---- */
+
+static int update_cache(struct build *b, struct dm_err *err)
+{
+	struct dm_statcache_stat cs;
+	int rc;
+
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct job *j = b->jobs[i];
+
+		if (!j->cacheable || !j->ent->type)
+			continue;
+		dm_statcache_stat_from(&cs, &j->st);
+		rc = dm_statcache_put(b->cache, j->rel, strlen(j->rel), &cs, &j->ent->id,
+				      j->seen_ns, err);
+		if (rc)
+			return rc;
+	}
+	dm_statcache_sweep(b->cache);
+	return 0;
+}
+
+int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
+		  const struct dm_build_opts *opts, struct dm_build_stats *stats,
+		  struct dm_err *err)
+{
+	struct dm_build_stats local;
+	struct build b;
+	struct bdir *root = NULL;
+	struct dm_err werr = {0, ""};
+	struct dm_buf enc;
+	struct stat st;
+	int rc = 0, fd = -1;
+
+	memset(&b, 0, sizeof(b));
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	b.s = s;
+	b.cache = opts ? opts->cache : NULL;
+	b.stats = stats;
+	b.rootfd = -1;
+	b.err = err;
+	atomic_init(&b.stop, false);
+	pthread_mutex_init(&b.err_mu, NULL);
+	dm_buf_init(&b.path, 0);
+	dm_buf_init(&enc, DM_OBJ_MAX_SIZE);
+
+	b.rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b.rootfd < 0) {
+		rc = dm_err_errno(err, errno, "cannot open directory '%s'", dir);
+		goto done;
+	}
+	if (fstat(b.rootfd, &st) < 0) {
+		rc = dm_err_errno(err, errno, "cannot stat '%s'", dir);
+		goto done;
+	}
+	b.dev = st.st_dev;
+	rc = dm_filepool_start(&b.pool, opts ? opts->threads : 0, MAX_QUEUED, run_job, &b, err);
+	if (rc)
+		goto done;
+	fd = dup(b.rootfd);
+	if (fd < 0) {
+		rc = dm_err_errno(err, errno, "cannot open directory '%s'", dir);
+		goto done;
+	}
+	root = dm_xcalloc(1, sizeof(*root));
+	rc = walk(&b, fd, root, 0, &werr); /* closes fd */
+	if (rc)
+		fail(&b, rc, &werr);
+	dm_filepool_finish(b.pool);
+	b.pool = NULL;
+	if (b.rc) {
+		rc = b.rc;
+		goto done;
+	}
+	for (size_t i = 0; i < b.njobs; i++) {
+		if (!b.jobs[i]->ent->type)
+			continue;
+		stats->files_hashed++;
+		stats->bytes_hashed += b.jobs[i]->bytes_read;
+		stats->chunks_new += b.jobs[i]->chunks_new;
+	}
+	rc = assemble(&b, root, out, &enc, err);
+	if (!rc && b.cache)
+		rc = update_cache(&b, err);
+done:
+	if (b.pool) {
+		atomic_store(&b.stop, true);
+		dm_filepool_finish(b.pool);
+	}
+	for (size_t i = 0; i < b.njobs; i++) {
+		free(b.jobs[i]->rel);
+		free(b.jobs[i]);
+	}
+	free(b.jobs);
+	free_dir(root);
+	if (b.rootfd >= 0)
+		close(b.rootfd);
+	dm_buf_release(&b.path);
+	dm_buf_release(&enc);
+	pthread_mutex_destroy(&b.err_mu);
+	return rc;
+}
