@@ -1,0 +1,153 @@
+/*
+ * cli.h - what the files of the dm command line share: the state of one run
+ * (struct dm_cli), the command table's entry, the option and argument
+ * helpers, the connection to the remote, and the output helpers.
+ *
+ * A command is a function run(cli, argc, argv, err): argv[0] is the
+ * command's last word ("init" for `dm cluster init`), and it returns 0 or a
+ * DM_E* code with err filled. Only main() prints the error (`dm: MESSAGE`)
+ * and exits, with the code's exit status.
+ */
+#ifndef DM_CLI_CLI_H
+#define DM_CLI_CLI_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "client/client.h"
+#include "client/config.h"
+#include "util/err.h"
+
+struct dm_cli;
+
+struct dm_cli_cmd {
+	const char *name;    /* "list", or "cluster init" for a group's command */
+	int (*run)(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+	const char *args;    /* "[-H] [--json]" */
+	const char *summary; /* one line for `dm help` */
+	const char *help;    /* what it does, then its options */
+};
+
+/* The command table (main.c), NULL-name terminated. */
+extern const struct dm_cli_cmd dm_cli_commands[];
+
+/* Long-only options have values above any char. */
+enum {
+	OPT_REMOTE = 1000,
+	OPT_JSON,
+	OPT_DOT,
+	OPT_DATA_DIR,
+	OPT_PORT,
+	OPT_CREATE,
+	OPT_HARD,
+};
+
+struct dm_cli {
+	const struct dm_cli_cmd *cmd; /* the command being run */
+	const char *remote_opt;       /* --remote NAME, or NULL: the current remote */
+	int verbose;
+
+	struct dm_config *config;     /* loaded on first use */
+	struct dm_remote remote;      /* borrowed from config */
+	bool have_remote;
+	struct dm_client *client;     /* made on first call */
+
+	/* getopt state of the running command */
+	char shortopts[64];
+	struct option longopts[24];
+	bool opts_ready;
+
+	char dot[2 * 64 + 2];         /* the dot dm_cli_dot chose */
+};
+
+void dm_cli_release(struct dm_cli *cli);
+
+/* Commands (cmd_*.c). */
+int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_stop(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_version(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_commit(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_log(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_reset(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_diff(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_branch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_checkout(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+
+/*
+ * getopt_long over the running command's options plus the common ones
+ * (--remote NAME, -v/--verbose), which it handles itself. shortopts and
+ * longopts are the command's own (longopts NULL-terminated, or NULL).
+ * Returns the next option's value (> 0, optarg set), 0 when the options
+ * are over (argv[optind] is the first argument), or DM_EINVAL for an
+ * unknown option or a missing value.
+ */
+int dm_cli_getopt(struct dm_cli *cli, int argc, char **argv, const char *shortopts,
+		  const struct option *longopts, struct dm_err *err);
+
+/* DM_EINVAL unless the command got between min and max arguments (max < 0:
+ * no limit); what names them in the message ("DOT", "REF"...). */
+int dm_cli_nargs(struct dm_cli *cli, int n, int min, int max, const char *what,
+		 struct dm_err *err);
+/* DM_EINVAL "usage message; see 'dm CMD --help'". */
+int dm_cli_usage_error(struct dm_cli *cli, struct dm_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The config file, loaded once (a missing file is an empty config). */
+int dm_cli_config(struct dm_cli *cli, struct dm_config **out, struct dm_err *err);
+/* The remote to talk to (--remote or the current one); fills cli->remote. */
+int dm_cli_remote(struct dm_cli *cli, struct dm_err *err);
+/* Calls method on the remote, connecting first. Takes params, a new
+ * reference from json_pack or json_object; NULL (their failure) is
+ * DM_ENOMEM. */
+int dm_cli_call(struct dm_cli *cli, const char *method, json_t *params, json_t **result,
+		struct dm_err *err);
+
+/*
+ * The dot a command acts on: given (--dot or an argument) when not NULL,
+ * else the remote's current dot, else the only dot on the server. Checks
+ * the name. *out points into cli->dot.
+ */
+int dm_cli_dot(struct dm_cli *cli, const char *given, const char **out, struct dm_err *err);
+/* "shop" for admin/shop, "ns/shop" otherwise, into cli-independent buf. */
+void dm_cli_dot_display(char *buf, size_t size, const char *ns, const char *name);
+/* true when a and b name the same dot (either may omit "admin/"). */
+bool dm_cli_same_dot(const char *a, const char *b);
+
+/* output.c */
+
+/* Human size: "0 B", "512 B", "1.2 KiB", "3.4 GiB". */
+void dm_out_size(char *buf, size_t size, uint64_t bytes);
+/* A commit's time (time_ns, else time) as RFC 3339 UTC seconds. */
+void dm_out_time(char *buf, size_t size, json_t *commit);
+/* Members of a JSON object, "" / 0 when missing or of another type. */
+const char *dm_out_str(json_t *obj, const char *key);
+uint64_t dm_out_u64(json_t *obj, const char *key);
+/* Pretty JSON of v and a newline on stdout. */
+int dm_out_json(json_t *v, struct dm_err *err);
+/* Writes s with control characters made visible, so a line stays a line. */
+void dm_out_clean(FILE *f, const char *s);
+
+/* A table of text cells printed in aligned columns (two spaces apart,
+ * the last column unpadded) or, raw, tab-separated. */
+struct dm_table {
+	size_t ncols;
+	size_t nrows;
+	char **cells;
+};
+void dm_table_init(struct dm_table *t, size_t ncols);
+void dm_table_release(struct dm_table *t);
+/* Adds a row of exactly ncols cells (copied). */
+void dm_table_row(struct dm_table *t, ...);
+void dm_table_print(const struct dm_table *t, FILE *f, bool raw);
+
+#endif

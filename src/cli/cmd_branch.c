@@ -1,0 +1,99 @@
+/*
+ * cmd_branch.c - the commands about branches: `dm branch` lists them,
+ * `dm checkout [-b]` switches to one (creating it first with -b).
+ *
+ * Invariant: branch names are checked here before any request.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/err.h"
+#include "util/names.h"
+
+#include "util/banned.h"
+
+int dm_cmd_branch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, OPT_JSON},
+		{"dot", required_argument, NULL, OPT_DOT},
+		{NULL, 0, NULL, 0},
+	};
+	const char *dot_opt = NULL, *dot, *current;
+	bool as_json = false, raw = false;
+	json_t *res = NULL, *b;
+	size_t i;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "H", opts, err)) > 0) {
+		if (c == OPT_JSON)
+			as_json = true;
+		else if (c == 'H')
+			raw = true;
+		else if (c == OPT_DOT)
+			dot_opt = optarg;
+	}
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	if (!rc)
+		rc = dm_cli_dot(cli, dot_opt, &dot, err);
+	if (!rc)
+		rc = dm_cli_call(cli, "dots.branches", json_pack("{s:s}", "dot", dot), &res, err);
+	if (rc)
+		return rc;
+	if (as_json) {
+		rc = dm_out_json(res, err);
+		json_decref(res);
+		return rc;
+	}
+	current = dm_out_str(res, "current");
+	json_array_foreach(json_object_get(res, "branches"), i, b) {
+		const char *name = json_is_string(b) ? json_string_value(b) : dm_out_str(b, "name");
+		bool is_current = !strcmp(name, current);
+
+		if (raw)
+			printf("%s\t", is_current ? "*" : "");
+		else
+			printf("%s ", is_current ? "*" : " ");
+		dm_out_clean(stdout, name);
+		putchar('\n');
+	}
+	json_decref(res);
+	return 0;
+}
+
+int dm_cmd_checkout(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"dot", required_argument, NULL, OPT_DOT},
+		{NULL, 0, NULL, 0},
+	};
+	const char *dot_opt = NULL, *dot;
+	bool create = false;
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "b", opts, err)) > 0) {
+		if (c == 'b')
+			create = true;
+		else if (c == OPT_DOT)
+			dot_opt = optarg;
+	}
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a branch: dm checkout [-b] BRANCH", err);
+	if (!rc)
+		rc = dm_branch_name_check(argv[optind], err);
+	if (!rc)
+		rc = dm_cli_dot(cli, dot_opt, &dot, err);
+	if (!rc)
+		rc = dm_cli_call(cli, "dots.checkout",
+				 json_pack("{s:s, s:s, s:b}", "dot", dot, "branch", argv[optind],
+					   "create", create),
+				 &res, err);
+	json_decref(res);
+	return rc;
+}

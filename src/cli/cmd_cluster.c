@@ -1,0 +1,527 @@
+/*
+ * cmd_cluster.c - the `dm cluster` group: init, start and stop a local dmd
+ * by running the dmd program (`dmd init|start|stop --data-dir DIR`).
+ *
+ * Invariants: dm never touches the data directory itself; it only runs dmd
+ * and reads what dmd prints. dmd's output is captured in unlinked temporary
+ * files (never pipes: `dmd start` leaves a daemon behind that may hold
+ * them), so a failure of dmd becomes one `dm:` line with dmd's own last
+ * message and an exit status from the same error table. The API key dmd
+ * prints goes only into the config file (mode 0600), never to stdout.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+#define DMD_OUTPUT_MAX (64u << 10)
+#define API_KEY_LEN    64
+
+static const struct option cluster_opts[] = {
+	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
+	{"port", required_argument, NULL, OPT_PORT},
+	{NULL, 0, NULL, 0},
+};
+
+struct cluster_args {
+	const char *data_dir; /* NULL: the default */
+	int port;             /* 0: not given */
+};
+
+static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
+		      struct cluster_args *out, struct dm_err *err)
+{
+	char *end;
+	long v;
+	int c;
+
+	memset(out, 0, sizeof(*out));
+	while ((c = dm_cli_getopt(cli, argc, argv, "", cluster_opts, err)) > 0) {
+		if (c == OPT_DATA_DIR) {
+			if (!*optarg)
+				return dm_cli_usage_error(cli, err, "empty --data-dir");
+			out->data_dir = optarg;
+		} else if (c == OPT_PORT) {
+			if (!port_ok)
+				return dm_cli_usage_error(cli, err,
+							  "unknown option '--port' for 'dm %s'",
+							  cli->cmd->name);
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 || v > 65535)
+				return dm_cli_usage_error(cli, err,
+							  "invalid port '%s': use 1 to 65535",
+							  optarg);
+			out->port = (int)v;
+		}
+	}
+	if (c < 0)
+		return c;
+	return dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+}
+
+static const char *remote_name(struct dm_cli *cli)
+{
+	return cli->remote_opt ? cli->remote_opt : "local";
+}
+
+/* /var/lib/dm for root, ~/.dm/data for others. */
+static int default_data_dir(char *out, size_t size, struct dm_err *err)
+{
+	const char *home = getenv("HOME");
+
+	if (geteuid() == 0)
+		return snprintf(out, size, "/var/lib/dm") >= (int)size
+			       ? dm_err_set(err, DM_ETOOBIG, "path too long")
+			       : 0;
+	if (!home || !*home)
+		return dm_err_set(err, DM_EINVAL, "HOME is not set; use --data-dir DIR");
+	if (snprintf(out, size, "%s/.dm/data", home) >= (int)size)
+		return dm_err_set(err, DM_ETOOBIG, "path too long: '%s/.dm/data'", home);
+	return 0;
+}
+
+/* dir made absolute (against the working directory), without trailing '/'. */
+static int absolute(char *out, size_t size, const char *dir, struct dm_err *err)
+{
+	char cwd[PATH_MAX];
+	size_t len;
+	int n;
+
+	if (dir[0] == '/') {
+		n = snprintf(out, size, "%s", dir);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return dm_err_errno(err, errno, "cannot find the working directory");
+		n = snprintf(out, size, "%s/%s", cwd, dir);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return dm_err_set(err, DM_ETOOBIG, "path too long: '%s'", dir);
+	len = strlen(out);
+	while (len > 1 && out[len - 1] == '/')
+		out[--len] = '\0';
+	return 0;
+}
+
+/* The data directory of start/stop: --data-dir, the remote's, the default. */
+static int data_dir_of(struct dm_cli *cli, const struct cluster_args *a, char *out, size_t size,
+		       struct dm_err *err)
+{
+	struct dm_config *config;
+	struct dm_remote r;
+	struct dm_err ignored;
+	int rc;
+
+	if (a->data_dir)
+		return absolute(out, size, a->data_dir, err);
+	rc = dm_cli_config(cli, &config, err);
+	if (rc)
+		return rc;
+	if (!dm_config_remote(&r, config, remote_name(cli), &ignored) && r.data_dir &&
+	    *r.data_dir)
+		return absolute(out, size, r.data_dir, err);
+	return default_data_dir(out, size, err);
+}
+
+static bool executable(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/*
+ * The dmd program: $DM_DMD, else next to this dm (/proc/self/exe), else in
+ * ../server/ from there (a build tree), else the first dmd in PATH.
+ */
+static int find_dmd(char *out, size_t size, struct dm_err *err)
+{
+	const char *env = getenv("DM_DMD"), *path = getenv("PATH");
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (env && *env) {
+		if (!executable(env))
+			return dm_err_set(err, DM_ENOTFOUND, "DM_DMD is '%s', which is not a program",
+					  env);
+		snprintf(out, size, "%s", env);
+		return 0;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if (snprintf(out, size, "%s/dmd", self) < (int)size && executable(out))
+				return 0;
+			if (snprintf(out, size, "%s/../server/dmd", self) < (int)size &&
+			    executable(out))
+				return 0;
+		}
+	}
+	while (path && *path) {
+		size_t len = strcspn(path, ":");
+
+		if (len > 0 && snprintf(out, size, "%.*s/dmd", (int)len, path) < (int)size &&
+		    executable(out))
+			return 0;
+		path += len;
+		if (*path == ':')
+			path++;
+	}
+	return dm_err_set(err, DM_ENOTFOUND,
+			  "cannot find the dmd program next to dm or in PATH (or set DM_DMD)");
+}
+
+/* Reads what a captured stream got, at most DMD_OUTPUT_MAX bytes. */
+static void read_captured(FILE *f, struct dm_buf *out)
+{
+	char tmp[4096];
+	size_t n;
+
+	dm_buf_reset(out);
+	if (!f || fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0)
+		return;
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		if (dm_buf_add(out, tmp, n))
+			break;
+}
+
+/* The last non-empty line of text, without a leading "dmd: " or "error: ". */
+static void last_line(char *out, size_t size, const char *text)
+{
+	static const char *const prefixes[] = {"dmd: ", "error: "};
+	const char *best = NULL, *p = text;
+	size_t best_len = 0;
+
+	while (*p) {
+		size_t len = strcspn(p, "\n");
+		size_t t = len;
+
+		while (t > 0 && isspace((unsigned char)p[t - 1]))
+			t--;
+		if (t > 0) {
+			best = p;
+			best_len = t;
+		}
+		p += len;
+		if (*p)
+			p++;
+	}
+	for (size_t i = 0; best && i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t n = strlen(prefixes[i]);
+
+		if (best_len > n && !strncmp(best, prefixes[i], n)) {
+			best += n;
+			best_len -= n;
+		}
+	}
+	snprintf(out, size, "%.*s", best ? (int)best_len : 0, best ? best : "");
+}
+
+/* The error code whose exit status dmd exited with. */
+static int code_of_exit(int status)
+{
+	for (int code = -1; code >= DM_EINTERNAL; code--)
+		if (dm_err_exit_status(code) == status)
+			return code;
+	return DM_EINTERNAL;
+}
+
+/*
+ * Runs dmd with args (NULL-terminated, without argv[0]); stdout_out gets
+ * what it printed on stdout. A failure is one error: dmd's last line on
+ * stderr and a code from its exit status.
+ */
+static int run_dmd(struct dm_cli *cli, const char *const *args, struct dm_buf *stdout_out,
+		   struct dm_err *err)
+{
+	char dmd[PATH_MAX], line[DM_ERR_MSG_MAX];
+	const char *argv[16];
+	struct dm_buf errtext = DM_BUF_INIT;
+	FILE *out = NULL, *errf = NULL;
+	size_t argc = 0;
+	pid_t pid;
+	int status = 0, rc;
+
+	dm_buf_init(&errtext, DMD_OUTPUT_MAX);
+	dm_buf_reset(stdout_out);
+	rc = find_dmd(dmd, sizeof(dmd), err);
+	if (rc)
+		return rc;
+	argv[argc++] = dmd;
+	for (size_t i = 0; args[i] && argc + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	if (cli->verbose) {
+		fprintf(stderr, "dm: running");
+		for (size_t i = 0; i < argc; i++)
+			fprintf(stderr, " %s", argv[i]);
+		fputc('\n', stderr);
+	}
+	out = tmpfile();
+	errf = tmpfile();
+	if (!out || !errf) {
+		rc = dm_err_errno(err, errno, "cannot make a temporary file for dmd's output");
+		goto done;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		rc = dm_err_errno(err, errno, "cannot run '%s'", dmd);
+		goto done;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+		    dup2(fileno(out), STDOUT_FILENO) < 0 || dup2(fileno(errf), STDERR_FILENO) < 0)
+			_exit(126);
+		execv(dmd, (char *const *)(void *)argv);
+		dprintf(STDERR_FILENO, "dmd: cannot run '%s': %s\n", dmd, strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			rc = dm_err_errno(err, errno, "cannot wait for '%s'", dmd);
+			goto done;
+		}
+	}
+	read_captured(out, stdout_out);
+	read_captured(errf, &errtext);
+	if (cli->verbose && errtext.len)
+		fwrite(errtext.data, 1, errtext.len, stderr);
+	if (WIFSIGNALED(status)) {
+		rc = dm_err_set(err, DM_EINTERNAL, "'dmd %s' died of signal %d", args[0],
+				WTERMSIG(status));
+		goto done;
+	}
+	if (WEXITSTATUS(status) != 0) {
+		last_line(line, sizeof(line), errtext.data ? (const char *)errtext.data : "");
+		if (*line)
+			rc = dm_err_set(err, code_of_exit(WEXITSTATUS(status)), "%s", line);
+		else
+			rc = dm_err_set(err, code_of_exit(WEXITSTATUS(status)),
+					"'dmd %s' failed with exit status %d", args[0],
+					WEXITSTATUS(status));
+	}
+done:
+	if (out)
+		fclose(out);
+	if (errf)
+		fclose(errf);
+	dm_buf_release(&errtext);
+	return rc;
+}
+
+/* The first run of exactly 64 hex digits in text. */
+static bool find_api_key(char *out, const char *text)
+{
+	for (const char *p = text; *p;) {
+		size_t n = 0;
+
+		while (isxdigit((unsigned char)p[n]))
+			n++;
+		if (n == API_KEY_LEN) {
+			memcpy(out, p, API_KEY_LEN);
+			out[API_KEY_LEN] = '\0';
+			return true;
+		}
+		p += n ? n : 1;
+	}
+	return false;
+}
+
+/* server.ping on the remote just written or started. */
+static int ping(struct dm_cli *cli, struct dm_err *err)
+{
+	json_t *res = NULL;
+	int rc;
+
+	cli->have_remote = false;
+	dm_client_free(cli->client);
+	cli->client = NULL;
+	rc = dm_cli_call(cli, "server.ping", json_object(), &res, err);
+	json_decref(res);
+	return rc;
+}
+
+int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	char data_dir[PATH_MAX], given[PATH_MAX], sock[PATH_MAX + 16], port_text[16];
+	char key[API_KEY_LEN + 1];
+	struct dm_buf out = DM_BUF_INIT;
+	struct cluster_args a;
+	struct dm_config *config;
+	struct dm_remote old, r;
+	struct dm_err ignored;
+	int port, rc;
+
+	rc = parse_args(cli, argc, argv, true, &a, err);
+	if (rc)
+		return rc;
+	rc = a.data_dir ? absolute(data_dir, sizeof(data_dir), a.data_dir, err)
+			: default_data_dir(given, sizeof(given), err);
+	if (!rc && !a.data_dir)
+		rc = absolute(data_dir, sizeof(data_dir), given, err);
+	if (rc)
+		return rc;
+	port = a.port ? a.port : DM_DEFAULT_PORT;
+	snprintf(port_text, sizeof(port_text), "%d", port);
+	if (snprintf(sock, sizeof(sock), "%s/dmd.sock", data_dir) >= (int)sizeof(sock))
+		return dm_err_set(err, DM_ETOOBIG, "path too long: '%s'", data_dir);
+	/* read the config first: a corrupt one fails before dmd init runs */
+	rc = dm_cli_config(cli, &config, err);
+	if (rc)
+		return rc;
+
+	{
+		const char *args[] = {"init", "--data-dir", data_dir, "--port", port_text, NULL};
+
+		rc = run_dmd(cli, args, &out, err);
+	}
+	if (rc)
+		goto done;
+	if (!find_api_key(key, out.data ? (const char *)out.data : "")) {
+		rc = dm_err_set(err, DM_EPROTO, "'dmd init' printed no API key");
+		goto done;
+	}
+
+	if (!dm_config_remote(&old, config, remote_name(cli), &ignored) &&
+	    (!old.data_dir || strcmp(old.data_dir, data_dir) != 0 || old.port != port ||
+	     strcmp(old.host, "127.0.0.1") != 0))
+		fprintf(stderr, "dm: note: replacing remote '%s' (was %s:%d, data dir %s)\n",
+			remote_name(cli), old.host, old.port, old.data_dir ? old.data_dir : "none");
+	memset(&r, 0, sizeof(r));
+	r.name = remote_name(cli);
+	r.user = "admin";
+	r.host = "127.0.0.1";
+	r.port = port;
+	r.api_key = key;
+	r.socket = sock;
+	r.data_dir = data_dir;
+	rc = dm_config_set_remote(config, &r, err);
+	if (!rc)
+		rc = dm_config_set_current_remote(config, r.name, err);
+	if (!rc)
+		rc = dm_config_save(config, err);
+	if (rc)
+		goto done;
+	/* remote_opt now names the remote we wrote, for ping */
+	cli->remote_opt = r.name;
+
+	{
+		const char *args[] = {"start", "--data-dir", data_dir, NULL};
+
+		rc = run_dmd(cli, args, &out, err);
+	}
+	if (!rc)
+		rc = ping(cli, err);
+	if (rc)
+		goto done;
+	printf("Initialised the dm data directory %s\n", data_dir);
+	printf("The API key of user 'admin' is in %s (remote '%s')\n"
+	       "and in %s/admin-api-key\n",
+	       dm_config_path(config), r.name, data_dir);
+	printf("dmd is running: 127.0.0.1:%d and %s\n", port, sock);
+done:
+	memset(key, 0, sizeof(key));
+	if (out.data)
+		memset(out.data, 0, out.len);
+	dm_buf_release(&out);
+	return rc;
+}
+
+int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	char data_dir[PATH_MAX], port_text[16];
+	struct dm_buf out = DM_BUF_INIT;
+	struct cluster_args a;
+	struct dm_config *config;
+	struct dm_remote r;
+	struct dm_err ignored;
+	bool ours;
+	int rc;
+
+	rc = parse_args(cli, argc, argv, true, &a, err);
+	if (!rc)
+		rc = data_dir_of(cli, &a, data_dir, sizeof(data_dir), err);
+	if (rc)
+		return rc;
+	snprintf(port_text, sizeof(port_text), "%d", a.port);
+	{
+		const char *args[] = {"start", "--data-dir", data_dir, a.port ? "--port" : NULL,
+				      port_text, NULL};
+
+		rc = run_dmd(cli, args, &out, err);
+	}
+	dm_buf_release(&out);
+	if (rc)
+		return rc;
+	/* the remote that names this data directory follows a new port */
+	rc = dm_cli_config(cli, &config, err);
+	if (rc)
+		return rc;
+	ours = !dm_config_remote(&r, config, remote_name(cli), &ignored) && r.data_dir &&
+	       !strcmp(r.data_dir, data_dir);
+	if (ours && a.port && a.port != r.port) {
+		struct dm_remote copy = r;
+
+		copy.port = a.port;
+		rc = dm_config_set_remote(config, &copy, err);
+		if (!rc)
+			rc = dm_config_save(config, err);
+		if (rc)
+			return rc;
+	}
+	if (ours) {
+		cli->remote_opt = remote_name(cli);
+		rc = ping(cli, err);
+		if (rc)
+			return rc;
+	}
+	printf("dmd is running (data directory %s)\n", data_dir);
+	return 0;
+}
+
+int dm_cmd_cluster_stop(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	char data_dir[PATH_MAX];
+	struct dm_buf out = DM_BUF_INIT;
+	struct cluster_args a;
+	int rc;
+
+	rc = parse_args(cli, argc, argv, false, &a, err);
+	if (!rc)
+		rc = data_dir_of(cli, &a, data_dir, sizeof(data_dir), err);
+	if (rc)
+		return rc;
+	{
+		const char *args[] = {"stop", "--data-dir", data_dir, NULL};
+
+		rc = run_dmd(cli, args, &out, err);
+	}
+	dm_buf_release(&out);
+	if (rc)
+		return rc;
+	printf("dmd stopped (data directory %s)\n", data_dir);
+	return 0;
+}

@@ -1,0 +1,168 @@
+/*
+ * cmd_dots.c - the commands about the set of dots: `dm init`, `dm list`,
+ * `dm switch`.
+ *
+ * Invariant: a dot name is checked here before any request, and `dm switch`
+ * stores a current dot only after the server showed that it exists.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/err.h"
+#include "util/names.h"
+
+#include "util/banned.h"
+
+int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	struct dm_dot_name name;
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a dot name: dm init DOT", err);
+	if (!rc)
+		rc = dm_dot_name_parse(&name, argv[optind], err);
+	if (!rc)
+		rc = dm_cli_call(cli, "dots.create", json_pack("{s:s}", "dot", argv[optind]), &res,
+				 err);
+	json_decref(res);
+	return rc;
+}
+
+/* The container names of a dot, comma-separated: entries may be strings or
+ * objects with a name. */
+static void containers_text(char *buf, size_t size, json_t *dot)
+{
+	json_t *list = json_object_get(dot, "containers");
+	size_t i, used = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(list, i, e) {
+		const char *s = json_is_string(e) ? json_string_value(e) : dm_out_str(e, "name");
+		int n = snprintf(buf + used, size - used, "%s%s", used ? "," : "", s);
+
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* The dot that `dm list` marks: the current one, or the only one. */
+static const char *marked_dot(struct dm_cli *cli, json_t *dots, char *buf, size_t size)
+{
+	if (cli->remote.current_dot)
+		return cli->remote.current_dot;
+	if (json_array_size(dots) == 1) {
+		json_t *d = json_array_get(dots, 0);
+
+		dm_cli_dot_display(buf, size, dm_out_str(d, "namespace"), dm_out_str(d, "name"));
+		return buf;
+	}
+	return NULL;
+}
+
+int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, OPT_JSON},
+		{NULL, 0, NULL, 0},
+	};
+	bool raw = false, as_json = false;
+	struct dm_table t;
+	json_t *res = NULL, *dots, *d;
+	char only[2 * DM_NAME_PART_MAX + 2];
+	const char *marked;
+	size_t i;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "H", opts, err)) > 0) {
+		if (c == 'H')
+			raw = true;
+		else if (c == OPT_JSON)
+			as_json = true;
+	}
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	if (!rc)
+		rc = dm_cli_call(cli, "dots.list", json_object(), &res, err);
+	if (rc)
+		return rc;
+	if (as_json) {
+		rc = dm_out_json(res, err);
+		json_decref(res);
+		return rc;
+	}
+	dots = json_object_get(res, "dots");
+	marked = marked_dot(cli, dots, only, sizeof(only));
+	dm_table_init(&t, raw ? 8 : 7);
+	if (!raw)
+		dm_table_row(&t, "  DOT", "BRANCH", "SERVER", "CONTAINERS", "SIZE", "COMMITS",
+			     "DIRTY");
+	json_array_foreach(dots, i, d) {
+		char name[2 * DM_NAME_PART_MAX + 4], size[32], commits[32], dirty[32];
+		char containers[1024];
+		bool current;
+
+		dm_cli_dot_display(name + 2, sizeof(name) - 2, dm_out_str(d, "namespace"),
+				   dm_out_str(d, "name"));
+		current = marked && dm_cli_same_dot(marked, name + 2);
+		name[0] = current ? '*' : ' ';
+		name[1] = ' ';
+		containers_text(containers, sizeof(containers), d);
+		snprintf(commits, sizeof(commits), "%" PRIu64, dm_out_u64(d, "commits"));
+		if (raw) {
+			char rsize[32], rdirty[32];
+
+			snprintf(rsize, sizeof(rsize), "%" PRIu64, dm_out_u64(d, "size"));
+			snprintf(rdirty, sizeof(rdirty), "%" PRIu64, dm_out_u64(d, "dirty"));
+			dm_table_row(&t, current ? "*" : "", name + 2, dm_out_str(d, "branch"),
+				     dm_out_str(d, "server"), containers, rsize, commits, rdirty);
+		} else {
+			dm_out_size(size, sizeof(size), dm_out_u64(d, "size"));
+			dm_out_size(dirty, sizeof(dirty), dm_out_u64(d, "dirty"));
+			dm_table_row(&t, name, dm_out_str(d, "branch"), dm_out_str(d, "server"),
+				     containers, size, commits, dirty);
+		}
+	}
+	dm_table_print(&t, stdout, raw);
+	dm_table_release(&t);
+	json_decref(res);
+	return 0;
+}
+
+int dm_cmd_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	struct dm_dot_name name;
+	struct dm_config *config;
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a dot name: dm switch DOT", err);
+	if (!rc)
+		rc = dm_dot_name_parse(&name, argv[optind], err);
+	if (!rc)
+		rc = dm_cli_call(cli, "dots.show", json_pack("{s:s}", "dot", argv[optind]), &res,
+				 err);
+	json_decref(res);
+	if (!rc)
+		rc = dm_cli_config(cli, &config, err);
+	if (!rc)
+		rc = dm_config_set_current_dot(config, cli->remote.name, argv[optind], err);
+	if (!rc)
+		rc = dm_config_save(config, err);
+	cli->have_remote = false; /* its strings may have moved */
+	return rc;
+}

@@ -1,0 +1,348 @@
+/*
+ * main.c - dm, the command line: the table of commands, their help, global
+ * options, and the one place that prints an error and exits.
+ *
+ * Invariants: every failure reaches the user as exactly one line on
+ * stderr, "dm: MESSAGE", and the exit status of its code in util/err.h's
+ * table (usage errors are DM_EINVAL: 2); help goes to stdout with status 0;
+ * nothing here knows about any server code, only the client library.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+#define COMMON_OPTIONS                                                                      \
+	"Common options:\n"                                                                 \
+	"  --remote NAME     talk to remote NAME instead of the current one\n"               \
+	"  -v, --verbose     show the requests and answers on stderr\n"                       \
+	"  -h, --help        show this help\n"
+
+#define DOT_OPTION "  --dot DOT         act on DOT instead of the current dot\n"
+
+#define CURRENT_DOT                                                                         \
+	"The current dot is the one chosen with 'dm switch', or the only dot on the\n"      \
+	"server when there is exactly one.\n"
+
+const struct dm_cli_cmd dm_cli_commands[] = {
+	{"cluster init", dm_cmd_cluster_init, "[--data-dir DIR] [--port N]",
+	 "create a data directory, an admin API key, and start dmd",
+	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
+	 "makes the admin user and a fresh API key), saves the remote 'local' with\n"
+	 "that key in the config file (~/.dm/config, or $DM_CONFIG), starts dmd\n"
+	 "and checks that it answers. An existing remote of that name is replaced\n"
+	 "(with a note on stderr when it pointed elsewhere).\n"
+	 "\n"
+	 "Options:\n"
+	 "  --data-dir DIR    where dmd keeps everything (default /var/lib/dm for root,\n"
+	 "                    ~/.dm/data otherwise)\n"
+	 "  --port N          TCP port of dmd's API on 127.0.0.1 (default 32607)\n"
+	 "  --remote NAME     the name of the remote to save (default local)\n"},
+	{"cluster start", dm_cmd_cluster_start, "[--data-dir DIR] [--port N]",
+	 "start dmd on an initialised data directory",
+	 "Starts dmd in the background ('dmd start') and waits until it serves.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --data-dir DIR    the data directory (default: the remote's data_dir,\n"
+	 "                    else /var/lib/dm for root, ~/.dm/data otherwise)\n"
+	 "  --port N          TCP port to serve on (also saved in the remote)\n"
+	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
+	{"cluster stop", dm_cmd_cluster_stop, "[--data-dir DIR]", "stop dmd cleanly",
+	 "Stops the dmd serving the data directory ('dmd stop').\n"
+	 "\n"
+	 "Options:\n"
+	 "  --data-dir DIR    the data directory (default as for 'dm cluster start')\n"
+	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
+	{"version", dm_cmd_version, "", "show the versions of dm and of the server",
+	 "Shows the client's version and the server's. When the server cannot be\n"
+	 "reached, shows the client's and fails.\n"},
+	{"init", dm_cmd_init, "DOT", "create a dot",
+	 "Creates an empty dot named [NAMESPACE/]NAME, with its branch master.\n"
+	 "Names are 1 to 64 letters, digits, '-' or '_'.\n"},
+	{"list", dm_cmd_list, "[-H] [--json]", "list the dots",
+	 "Lists the dots on the server: their current branch, server, containers,\n"
+	 "size, number of commits and uncommitted bytes. The current dot is marked\n"
+	 "with '*'.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -H                for scripts: no header, tab-separated, sizes in bytes\n"
+	 "  --json            the server's answer, as JSON\n"},
+	{"switch", dm_cmd_switch, "DOT", "make DOT the current dot",
+	 "Makes DOT (which must exist) the current dot of the remote; the commands\n"
+	 "that act on a dot use it unless told --dot.\n"},
+	{"commit", dm_cmd_commit, "-m MSG [-d KEY=VALUE]... [--dot DOT]",
+	 "commit the current branch's working copy",
+	 "Records the working copy of the current branch as a new commit and\n"
+	 "prints its id.\n\n" CURRENT_DOT "\n"
+	 "Options:\n"
+	 "  -m, --message MSG\n"
+	 "                    the commit message (required)\n"
+	 "  -d, --metadata KEY=VALUE\n"
+	 "                    a metadata entry; keys start with a lowercase\n"
+	 "                    letter; may be repeated\n" DOT_OPTION},
+	{"log", dm_cmd_log, "[--json] [--dot DOT]", "show the commits of the current branch",
+	 "Shows the commits of the current branch, newest first.\n\n" CURRENT_DOT "\n"
+	 "Options:\n"
+	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
+	{"branch", dm_cmd_branch, "[-H] [--json] [--dot DOT]", "list the branches",
+	 "Lists the branches of the current dot; the current one is marked '*'.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -H                for scripts: no padding, tab-separated\n"
+	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
+	{"checkout", dm_cmd_checkout, "[-b] BRANCH [--dot DOT]", "switch to another branch",
+	 "Makes BRANCH the dot's current branch.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -b                create BRANCH from the current branch's head first\n" DOT_OPTION},
+	{"reset", dm_cmd_reset, "--hard REF [--dot DOT]",
+	 "move the current branch back to a commit",
+	 "Makes commit REF the head of the current branch and its working copy;\n"
+	 "uncommitted changes and later commits leave the branch. REF is a commit\n"
+	 "id, a unique prefix of one (at least 4 characters), HEAD, HEAD^, HEAD^^\n"
+	 "or HEAD~N.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --hard            required: the working copy is always reset too\n" DOT_OPTION},
+	{"diff", dm_cmd_diff, "[-H] [--json] [REF [REF]] [--dot DOT]",
+	 "show which paths changed",
+	 "Without REF: what changed in the working copy since the branch's head.\n"
+	 "With one REF: the working copy against that commit. With two: the\n"
+	 "changes from the first commit to the second.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -H                for scripts: STATUS<tab>PATH (added, modified, deleted)\n"
+	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
+	{"dot show", dm_cmd_dot_show, "[DOT] [-H] [--json]", "show a dot in detail",
+	 "Shows a dot (default: the current dot): its id, branches with their\n"
+	 "heads, size, commits, uncommitted bytes and containers.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes\n"
+	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
+	{"dot delete", dm_cmd_dot_delete, "[-f] DOT", "delete a dot and all its commits",
+	 "Deletes DOT, its branches, working copies and commits. On a terminal it\n"
+	 "asks first; elsewhere it needs --force.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -f, --force       do not ask\n"},
+	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH",
+	 "make PATH a symlink to a branch's working copy",
+	 "Asks the server where the working copy of DOT's BRANCH (default: its\n"
+	 "current branch) is and makes PATH a symbolic link to it. PATH must not\n"
+	 "exist, or be a link that dm mount made earlier (it is replaced).\n"
+	 "\n"
+	 "Options:\n"
+	 "  --create          create DOT first when it does not exist\n"},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+/* Command groups: a word whose commands are "WORD SUB". */
+static const char *const groups[] = {"cluster", "dot", NULL};
+
+static bool is_group(const char *word)
+{
+	for (size_t i = 0; groups[i]; i++)
+		if (!strcmp(word, groups[i]))
+			return true;
+	return false;
+}
+
+static const struct dm_cli_cmd *find_cmd(const char *word, const char *sub)
+{
+	char name[64];
+
+	if (sub)
+		snprintf(name, sizeof(name), "%s %s", word, sub);
+	else
+		snprintf(name, sizeof(name), "%s", word);
+	for (const struct dm_cli_cmd *c = dm_cli_commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static void print_usage(FILE *f)
+{
+	fprintf(f, "usage: dm [--remote NAME] [-v] COMMAND [ARGS]\n"
+		   "\n"
+		   "dm versions the directories that databases and other programs write\n"
+		   "into: commit them, branch them, roll them back.\n"
+		   "\n"
+		   "Commands:\n");
+	for (const struct dm_cli_cmd *c = dm_cli_commands; c->name; c++)
+		fprintf(f, "  %-15s %s\n", c->name, c->summary);
+	fprintf(f, "  %-15s %s\n", "help [COMMAND]", "show this help, or a command's");
+	fprintf(f, "\n"
+		   "Run 'dm help COMMAND' or 'dm COMMAND --help' for a command's options.\n"
+		   "The config file is ~/.dm/config, or $DM_CONFIG.\n");
+}
+
+static void print_group_usage(FILE *f, const char *group)
+{
+	size_t len = strlen(group);
+
+	fprintf(f, "usage: dm %s SUBCOMMAND [ARGS]\n\nSubcommands:\n", group);
+	for (const struct dm_cli_cmd *c = dm_cli_commands; c->name; c++)
+		if (!strncmp(c->name, group, len) && c->name[len] == ' ')
+			fprintf(f, "  %-15s %s\n", c->name + len + 1, c->summary);
+	fprintf(f, "\nRun 'dm %s SUBCOMMAND --help' for a subcommand's options.\n", group);
+}
+
+static void print_help(FILE *f, const struct dm_cli_cmd *c)
+{
+	fprintf(f, "usage: dm %s%s%s\n\n%c%s.\n\n%s\n" COMMON_OPTIONS, c->name,
+		*c->args ? " " : "", c->args, toupper((unsigned char)c->summary[0]), c->summary + 1,
+		c->help);
+}
+
+/* `dm help [WORD [SUB]]` */
+static int help(int argc, char **argv, struct dm_err *err)
+{
+	const struct dm_cli_cmd *c;
+
+	if (argc < 2) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (is_group(argv[1]) && argc < 3) {
+		print_group_usage(stdout, argv[1]);
+		return 0;
+	}
+	c = find_cmd(argv[1], is_group(argv[1]) ? argv[2] : NULL);
+	if (!c)
+		return dm_err_set(err, DM_EINVAL, "no such command '%s%s%s'; see 'dm help'",
+				  argv[1], is_group(argv[1]) ? " " : "",
+				  is_group(argv[1]) ? argv[2] : "");
+	print_help(stdout, c);
+	return 0;
+}
+
+/* True when the command's arguments ask for help (before any "--"). */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			return false;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	}
+	return false;
+}
+
+void dm_cli_release(struct dm_cli *cli)
+{
+	dm_client_free(cli->client);
+	cli->client = NULL;
+	dm_config_free(cli->config);
+	cli->config = NULL;
+}
+
+/* The global options before the command; returns the index of the command
+ * word, or a negative code. */
+static int global_options(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			cli->verbose++;
+		} else if (!strcmp(a, "--remote")) {
+			if (i + 1 >= argc)
+				return dm_err_set(err, DM_EINVAL,
+						  "option '--remote' needs a value; see 'dm help'");
+			cli->remote_opt = argv[++i];
+		} else if (!strncmp(a, "--remote=", 9)) {
+			cli->remote_opt = a + 9;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			return i; /* `dm --help` is `dm help` */
+		} else if (!strcmp(a, "--version")) {
+			return i;
+		} else {
+			return dm_err_set(err, DM_EINVAL, "unknown option '%s'; see 'dm help'", a);
+		}
+	}
+	return i;
+}
+
+static char version_word[] = "version";
+
+static int run(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	const struct dm_cli_cmd *c;
+	int first, sub_argc;
+	char **sub_argv;
+
+	first = global_options(cli, argc, argv, err);
+	if (first < 0)
+		return first;
+	if (cli->verbose)
+		dm_log_setup(stderr, DM_LOG_DEBUG);
+	if (first >= argc) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[first], "help") || !strcmp(argv[first], "-h") ||
+	    !strcmp(argv[first], "--help"))
+		return help(argc - first, argv + first, err);
+	if (!strcmp(argv[first], "--version"))
+		argv[first] = version_word;
+	if (is_group(argv[first])) {
+		if (first + 1 >= argc || !strcmp(argv[first + 1], "-h") ||
+		    !strcmp(argv[first + 1], "--help")) {
+			print_group_usage(stdout, argv[first]);
+			return 0;
+		}
+		c = find_cmd(argv[first], argv[first + 1]);
+		if (!c)
+			return dm_err_set(err, DM_EINVAL,
+					  "unknown command 'dm %s %s'; see 'dm %s --help'",
+					  argv[first], argv[first + 1], argv[first]);
+		sub_argc = argc - first - 1;
+		sub_argv = argv + first + 1;
+	} else {
+		c = find_cmd(argv[first], NULL);
+		if (!c)
+			return dm_err_set(err, DM_EINVAL, "unknown command '%s'; see 'dm help'",
+					  argv[first]);
+		sub_argc = argc - first;
+		sub_argv = argv + first;
+	}
+	cli->cmd = c;
+	if (wants_help(sub_argc, sub_argv)) {
+		print_help(stdout, c);
+		return 0;
+	}
+	return c->run(cli, sub_argc, sub_argv, err);
+}
+
+int main(int argc, char **argv)
+{
+	struct dm_cli cli;
+	struct dm_err err;
+	int rc;
+
+	memset(&cli, 0, sizeof(cli));
+	dm_err_clear(&err);
+	dm_log_setup(stderr, DM_LOG_WARN);
+	rc = run(&cli, argc, argv, &err);
+	dm_cli_release(&cli);
+	if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+		rc = dm_err_errno(&err, errno, "cannot write the output");
+	if (rc == 0)
+		return 0;
+	fflush(stdout);
+	fputs("dm: ", stderr);
+	dm_out_clean(stderr, err.msg[0] ? err.msg : dm_err_json_name(rc));
+	fputc('\n', stderr);
+	return dm_err_exit_status(rc);
+}
