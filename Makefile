@@ -1,6 +1,8 @@
 # Makefile - a thin layer over meson + ninja; meson.build is the real build.
 #
 #   make              configure build/ if needed and build it
+#   make start        install missing packages, build, and start dm
+#                     (dm cluster init the first time, dm cluster start after)
 #   make test         install missing Debian packages, build build/ and the
 #                     ASan+UBSan build-asan/ (both -Dwerror=true), run every test
 #   make asan         build build-asan/ and run the unit tests there only
@@ -30,7 +32,7 @@ RUN_TESTS  = tests/run.sh --build $(BUILD) --asan-build $(ASAN_BUILD)
 ASAN_OPTS  = -Db_sanitize=address,undefined -Db_lundef=false
 FORMAT_SRC = $(shell find src tests -name '*.[ch]' -not -path '*/trash-*' 2>/dev/null)
 
-.PHONY: all build asan-build test asan unit e2e deps install clean format check-format fuzz
+.PHONY: all build asan-build start test asan unit e2e deps install clean format check-format fuzz
 
 all: build
 
@@ -46,6 +48,9 @@ deps:
 	@scripts/deps.sh
 
 # Always -Dwerror=true here, whatever WERROR says: CI runs this.
+start: deps build
+	@scripts/start.sh $(BUILD)
+
 test: deps
 	@$(SETUP) $(BUILD) -Dprefix=$(PREFIX) -Dwerror=true
 	$(NINJA) -C $(BUILD)

@@ -18,6 +18,12 @@
  * file whose size, type, mode or owner differs is known changed without
  * reading it.
  *
+ * Modes: ROOT, ROOT/<dot id> and ROOT/<dot id>/<branch> are made 0711
+ * (DIR_MODE): anyone may pass through them to wc, nobody else may list them.
+ * A database in wc runs as its own user (PostgreSQL refuses to run as
+ * root), so it must reach wc by path; wc itself is made 0755 and its
+ * contents keep the modes of the tree.
+ *
  * Invariants: a dot id or branch name is a valid name part
  * ([A-Za-z0-9_-]{1,64}) before it goes into any path, so no path leaves
  * ROOT; the wc directory itself is never replaced (containers hold it as a
@@ -55,6 +61,8 @@
 #include "util/names.h"
 
 #include "util/banned.h"
+
+#define DIR_MODE 0711
 
 struct dm_engine {
 	struct dm_engine_base base;
@@ -187,7 +195,7 @@ static int dir_open(struct dm_engine **out, const char *root, struct dm_store *s
 	int rc;
 
 	*out = NULL;
-	rc = dm_mkdir_p(root, 0700, err);
+	rc = dm_mkdir_p(root, DIR_MODE, err);
 	if (rc)
 		return rc;
 	abs = realpath(root, NULL);
@@ -276,7 +284,7 @@ static int dir_create(struct dm_engine *e, const char *dot, const char *branch, 
 	if (rc)
 		goto done;
 	report(prog, 0, 0);
-	rc = dm_mkdir_p(str(&p.dir), 0700, err);
+	rc = dm_mkdir_p(str(&p.dir), DIR_MODE, err);
 	if (rc)
 		goto done;
 	if (unlink(str(&p.cache)) < 0 && errno != ENOENT) {
@@ -987,13 +995,56 @@ static int dir_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *e
 	return rc;
 }
 
+/* ROOT/dot/.current is a symlink to "<branch>/wc"; branch names have no
+ * '.', so it never collides with a branch's directory. */
+#define CURRENT_LINK ".current"
+
 static int dir_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
                     struct dm_err *err)
 {
-	int rc = check_branch(branch, err);
+	int rc;
 
+	if (!branch) {
+		rc = make_path(e, out, dot, NULL, NULL, err);
+		if (!rc && dm_buf_adds(out, "/" CURRENT_LINK))
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+		return rc;
+	}
+	rc = check_branch(branch, err);
 	if (!rc)
 		rc = make_path(e, out, dot, branch, "wc", err);
+	return rc;
+}
+
+static int dir_set_current(struct dm_engine *e, const char *dot, const char *branch,
+                           struct dm_err *err)
+{
+	struct dm_buf d, link, tmp, target;
+	int rc;
+
+	dm_buf_init(&d, 0);
+	dm_buf_init(&link, 0);
+	dm_buf_init(&tmp, 0);
+	dm_buf_init(&target, 0);
+	rc = check_branch(branch, err);
+	if (!rc)
+		rc = make_path(e, &d, dot, NULL, NULL, err);
+	if (!rc && (dm_buf_addf(&link, "%s/" CURRENT_LINK, str(&d)) ||
+	            dm_buf_addf(&tmp, "%s/" CURRENT_LINK ".tmp", str(&d)) ||
+	            dm_buf_addf(&target, "%s/wc", branch)))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (!rc) {
+		(void)unlink(str(&tmp));
+		if (symlink(str(&target), str(&tmp)) < 0 || rename(str(&tmp), str(&link)) < 0) {
+			rc = dm_err_errno(err, errno, "cannot point '%s' at branch '%s'", str(&link),
+			                  branch);
+			(void)unlink(str(&tmp));
+		}
+	}
+	dm_buf_release(&d);
+	dm_buf_release(&link);
+	dm_buf_release(&tmp);
+	dm_buf_release(&target);
 	return rc;
 }
 
@@ -1009,4 +1060,5 @@ const struct dm_engine_ops dm_engine_dir = {
     .delete_branch = dir_delete_branch,
     .delete_dot = dir_delete_dot,
     .path = dir_path,
+    .set_current = dir_set_current,
 };

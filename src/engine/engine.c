@@ -99,6 +99,12 @@ int dm_engine_path(struct dm_engine *e, const char *dot, const char *branch, str
 	return ops_of(e)->path(e, dot, branch, out, err);
 }
 
+int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,
+			  struct dm_err *err)
+{
+	return ops_of(e)->set_current(e, dot, branch, err);
+}
+
 /* ---- diffs ---- */
 
 void dm_diff_release(struct dm_diff *d)

@@ -75,6 +75,8 @@ struct dm_engine_ops {
 	int (*delete_dot)(struct dm_engine *e, const char *dot, struct dm_err *err);
 	int (*path)(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
 		    struct dm_err *err);
+	int (*set_current)(struct dm_engine *e, const char *dot, const char *branch,
+			   struct dm_err *err);
 };
 
 extern const struct dm_engine_ops dm_engine_dir;
@@ -110,8 +112,14 @@ int dm_engine_delete_branch(struct dm_engine *e, const char *dot, const char *br
 			    struct dm_err *err);
 /* Removes every working copy of dot; idempotent. */
 int dm_engine_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *err);
-/* The absolute path of the working copy (what containers and `dm mount` use). */
+/* The absolute path of the working copy of (dot, branch); with branch NULL,
+ * the dot's stable path that always leads to its current branch's working
+ * copy (what `dm mount` and containers use, so that a checkout switches
+ * what they see). */
 int dm_engine_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
 		   struct dm_err *err);
+/* Makes the dot's stable path lead to branch's working copy, atomically. */
+int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,
+			  struct dm_err *err);
 
 #endif

@@ -248,10 +248,13 @@ static int start_op(struct dot *d, struct dm_msg *req)
 
 	switch (r->op) {
 	case DM_DOT_OP_PATH:
-		b = req_branch(d, req, r);
-		if (!b)
+		/* no branch: the stable path that follows checkouts */
+		if (r->branch && !find_branch(d, r->branch)) {
+			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'",
+					 d->name.name, r->branch);
 			return 0;
-		if (dm_engine_path(d->env.engine, d->id, b->name, &path, &err))
+		}
+		if (dm_engine_path(d->env.engine, d->id, r->branch, &path, &err))
 			dm_msg_reply_err(req, err.code, "%s", err.msg);
 		else
 			reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
@@ -261,6 +264,10 @@ static int start_op(struct dot *d, struct dm_msg *req)
 		if (find_branch(d, r->branch)) {
 			if (r->create) {
 				dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
+				return 0;
+			}
+			if (dm_engine_set_current(d->env.engine, d->id, r->branch, &err)) {
+				dm_msg_reply_err(req, err.code, "%s", err.msg);
 				return 0;
 			}
 			snprintf(d->current, sizeof(d->current), "%s", r->branch);
@@ -408,7 +415,8 @@ static void created(struct dot *d, struct dm_msg *req)
 	struct branch *b = find_branch(d, "master");
 
 	d->state = DM_DOT_READY;
-	if (persist_dot(d, &err) || persist_branch(d, b, &err)) {
+	if (dm_engine_set_current(d->env.engine, d->id, d->current, &err) ||
+	    persist_dot(d, &err) || persist_branch(d, b, &err)) {
 		if (req)
 			dm_msg_reply_err(req, err.code, "%s", err.msg);
 		begin_delete(d, NULL);
@@ -442,8 +450,6 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 	case DM_DOT_OP_BRANCH:
 	case DM_DOT_OP_CHECKOUT:
 		b = add_branch(d, r->branch);
-		if (r->op == DM_DOT_OP_CHECKOUT)
-			snprintf(d->current, sizeof(d->current), "%s", r->branch);
 		break;
 	case DM_DOT_OP_REFRESH:
 		b = find_branch(d, r->branch ? r->branch : d->current);
@@ -465,8 +471,14 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 		b->dirty = out->dirty;
 		b->size = out->size;
 		rc = persist_branch(d, b, &err);
-		if (!rc && r->op == DM_DOT_OP_CHECKOUT)
+	}
+	/* checkout -b: the branch exists now; then it becomes the current one */
+	if (!rc && r->op == DM_DOT_OP_CHECKOUT) {
+		rc = dm_engine_set_current(d->env.engine, d->id, r->branch, &err);
+		if (!rc) {
+			snprintf(d->current, sizeof(d->current), "%s", r->branch);
 			rc = persist_dot(d, &err);
+		}
 	}
 	publish(d);
 	if (rc) {

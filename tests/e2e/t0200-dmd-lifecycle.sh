@@ -48,7 +48,10 @@ test_expect_success 'dmd init makes the data directory and prints the admin key'
 	test -f data/config.json &&
 	test -d data/kv && test -d data/store &&
 	test "$(stat -c %a data/admin-api-key)" = 400 &&
-	test "$(stat -c %a data)" = 700 &&
+	test "$(stat -c %a data)" = 711 &&
+	test "$(stat -c %a data/dots)" = 711 &&
+	test "$(stat -c %a data/kv)" = 700 &&
+	test "$(stat -c %a data/store)" = 700 &&
 	test_cmp key.out data/admin-api-key &&
 	test "$(wc -l <key.out)" = 1 &&
 	grep -E "^[0-9a-f]{64}$" key.out &&

@@ -146,6 +146,14 @@ test_expect_success 'a commit on the branch leaves master alone' '
 	! test -e mnt/c.txt && test -e tmnt/c.txt
 '
 
+test_expect_success 'a mount without @BRANCH follows dm checkout; @BRANCH pins one' '
+	dm checkout test &&
+	test "$(cat mnt/c.txt)" = branch &&
+	dm checkout master &&
+	! test -e mnt/c.txt &&
+	test "$(cat tmnt/c.txt)" = branch
+'
+
 test_expect_success 'dm dot show describes the dot' '
 	dm dot show >out &&
 	grep "^dot: *shop$" out &&

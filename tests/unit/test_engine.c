@@ -684,6 +684,33 @@ static bool on_cancelled(void *ctx)
 	return ((struct prog *)ctx)->cancel;
 }
 
+/* The dot's stable path leads to the current branch, and moves atomically. */
+static void test_current_follows_set_current(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_err err;
+	char cur[256], master[256], other[256], p[512];
+	struct stat st;
+
+	assert_int_equal(dm_engine_create(f->e, DOT, "master", NULL, NULL, &err), 0);
+	assert_int_equal(dm_engine_create(f->e, DOT, "other", NULL, NULL, &err), 0);
+	wc_path(f, NULL, cur, sizeof(cur));
+	wc_path(f, "master", master, sizeof(master));
+	wc_path(f, "other", other, sizeof(other));
+	put_file(master, "m", 3, 1);
+	put_file(other, "o", 3, 2);
+	assert_int_equal(dm_engine_set_current(f->e, DOT, "master", &err), 0);
+	join(p, sizeof(p), cur, "m");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(dm_engine_set_current(f->e, DOT, "other", &err), 0);
+	assert_int_not_equal(stat(p, &st), 0);
+	join(p, sizeof(p), cur, "o");
+	assert_int_equal(stat(p, &st), 0);
+	/* a branch named like the link cannot exist: names have no '.' */
+	assert_int_equal(dm_engine_set_current(f->e, DOT, "../x", &err), DM_EINVAL);
+	assert_int_equal(stat(p, &st), 0);
+}
+
 static void test_progress_and_cancel(void **state)
 {
 	struct fixture *f = *state;
@@ -723,6 +750,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_owner_change_is_modified, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_progress_and_cancel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_current_follows_set_current, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
