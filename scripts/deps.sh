@@ -21,8 +21,10 @@ packages=(
 	lmdb-utils python3
 	# benchmarks compare against these
 	restic
-	# later (multi-node kv, database scenarios, btrfs engine, docker-API tests):
-	# etcd-server postgresql btrfs-progs libbtrfsutil-dev podman
+	# database scenarios (e2e t0400: a PostgreSQL data directory in a dot)
+	postgresql
+	# later (multi-node kv, btrfs engine, docker-API tests):
+	# etcd-server btrfs-progs libbtrfsutil-dev podman
 )
 
 if [ "${DM_SKIP_DEPS:-}" = 1 ]; then

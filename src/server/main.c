@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -298,6 +299,9 @@ int main(int argc, char **argv)
 	rc = parse_args(&a, cmd, argc - 1, argv + 1);
 	if (rc)
 		return rc;
+	/* Our own modes, whatever the caller's umask: working copies must be
+	 * reachable by the users databases run as (docs/internals/dots.md). */
+	umask(022);
 	if (!strcmp(cmd, "init"))
 		return cmd_init(&a);
 	if (!strcmp(cmd, "start"))

@@ -37,6 +37,16 @@
 #define CONFIG_MAX (64 * 1024)
 #define CONFIG_FORMAT 1
 
+/*
+ * Modes of what init creates. The data directory and dots/ may be traversed
+ * but not listed by anyone (0711): a database in a working copy runs as its
+ * own user (PostgreSQL refuses root), which must reach DIR/dots/<id>/<branch>/wc
+ * by path. What holds secrets or history stays the owner's alone: kv/ and
+ * store/ 0700, the admin key 0400, the socket 0600, the log 0600.
+ */
+#define DATA_TRAVERSE_MODE 0711
+#define DATA_PRIVATE_MODE 0700
+
 static int path_in(char *out, size_t size, const char *dir, const char *name, struct dm_err *err)
 {
 	if (snprintf(out, size, "%s/%s", dir, name) >= (int)size)
@@ -229,12 +239,14 @@ static int init_contents(char *key_out, const char *dir, const struct config *c,
 		return rc;
 	rc = path_in(path, sizeof(path), dir, DM_DATA_STORE, err);
 	if (!rc)
+		rc = dm_mkdir_p(path, DATA_PRIVATE_MODE, err);
+	if (!rc)
 		rc = dm_store_open(&store, path, NULL, err);
 	dm_store_free(store);
 	if (!rc)
 		rc = path_in(path, sizeof(path), dir, DM_DATA_DOTS, err);
 	if (!rc)
-		rc = dm_mkdir_p(path, 0700, err);
+		rc = dm_mkdir_p(path, DATA_TRAVERSE_MODE, err);
 	if (!rc)
 		rc = path_in(path, sizeof(path), dir, DM_DATA_ADMIN_KEY, err);
 	if (rc)
@@ -276,7 +288,7 @@ int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struc
 			return dm_err_set(err, DM_EEXISTS,
 					  "'%s' is not empty and not a dm data directory", data_dir);
 	} else if (errno == ENOENT) {
-		rc = dm_mkdir_p(data_dir, 0700, err);
+		rc = dm_mkdir_p(data_dir, DATA_TRAVERSE_MODE, err);
 		if (rc)
 			return rc;
 		created = true;
@@ -342,7 +354,7 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (!rc)
 		rc = path_in(path, sizeof(path), srv->data_dir, DM_DATA_DOTS, err);
 	if (!rc)
-		rc = dm_mkdir_p(path, 0700, err);
+		rc = dm_mkdir_p(path, DATA_TRAVERSE_MODE, err);
 	if (!rc)
 		rc = dm_engine_open(&srv->engine, srv->engine_name, path, srv->store, err);
 	if (rc)
