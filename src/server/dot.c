@@ -67,6 +67,7 @@ struct dot {
 	struct dm_actor *self;  /* borrowed: the actor runs us */
 	char id[DM_DOT_ID_MAX + 1];
 	struct dm_dot_name name;
+	char shown[DM_DOT_NAME_TEXT_MAX]; /* the name as messages give it */
 	int state;
 	char current[DM_NAME_PART_MAX + 1];
 	size_t nbranches;
@@ -176,7 +177,7 @@ static int reply_json(struct dm_msg *req, json_t *result)
 
 static void refuse_gone(struct dot *d, struct dm_msg *req)
 {
-	dm_msg_reply_err(req, DM_ENOTFOUND, "no such dot '%s/%s'", d->name.ns, d->name.name);
+	dm_msg_reply_err(req, DM_ENOTFOUND, "no such dot '%s'", d->shown);
 }
 
 static struct dm_dot_job_in *job_for(struct dot *d, int op, const struct branch *b)
@@ -229,7 +230,7 @@ static struct branch *req_branch(struct dot *d, struct dm_msg *req, const struct
 	struct branch *b = find_branch(d, name);
 
 	if (!b)
-		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->name.name,
+		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
 				 name);
 	return b;
 }
@@ -251,7 +252,7 @@ static int start_op(struct dot *d, struct dm_msg *req)
 		/* no branch: the stable path that follows checkouts */
 		if (r->branch && !find_branch(d, r->branch)) {
 			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'",
-					 d->name.name, r->branch);
+					 d->shown, r->branch);
 			return 0;
 		}
 		if (dm_engine_path(d->env.engine, d->id, r->branch, &path, &err))
@@ -283,7 +284,7 @@ static int start_op(struct dot *d, struct dm_msg *req)
 			dm_msg_reply_err(req, DM_ENOTFOUND,
 					 "dot '%s' has no branch '%s'; use 'dm checkout -b %s' to "
 					 "create it",
-					 d->name.name, r->branch, r->branch);
+					 d->shown, r->branch, r->branch);
 			return 0;
 		}
 		b = find_branch(d, d->current);
@@ -391,7 +392,7 @@ static void deleted(struct dot *d, int status, const char *errmsg)
 		dm_error("dot %s: delete failed: %s", d->id, errmsg);
 		for (size_t i = 0; i < d->ndeleters; i++) {
 			dm_msg_reply_err(d->deleters[i], status, "cannot delete dot '%s': %s",
-					 d->name.name, errmsg);
+					 d->shown, errmsg);
 			dm_msg_free(d->deleters[i]);
 		}
 		d->ndeleters = 0;
@@ -502,7 +503,7 @@ static void on_job_done(struct dot *d, struct dm_msg *msg)
 		if (msg->status) {
 			if (req)
 				dm_msg_reply_err(req, msg->status, "cannot create dot '%s': %s",
-						 d->name.name, detail);
+						 d->shown, detail);
 			dm_msg_free(req);
 			begin_delete(d, NULL);
 			return;
@@ -567,7 +568,7 @@ static int on_request(struct dot *d, struct dm_msg *msg)
 		return DM_ACTOR_KEEP;
 	}
 	if (r->op == DM_DOT_OP_CREATE) {
-		dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", d->name.name);
+		dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", d->shown);
 		return 0;
 	}
 	/* a refresh never waits behind a long job: it answers what is known */
@@ -668,6 +669,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	d->slot = dm_dot_slot_new();
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->name = *name;
+	dm_dot_name_text(d->shown, name);
 	d->state = state;
 	snprintf(d->current, sizeof(d->current), "%s", current ? current : "master");
 	if (branches)
@@ -717,8 +719,10 @@ int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req
 	if (rc == DM_ECANCELED) {
 		struct dm_dot_view *v = dm_dot_handle_view(h);
 
-		rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s/%s'", v->name.ns,
-				v->name.name);
+		char shown[DM_DOT_NAME_TEXT_MAX];
+
+		rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
+				dm_dot_name_text(shown, &v->name));
 		dm_dot_view_unref(v);
 	} else if (rc == DM_ETIMEOUT) {
 		dm_err_set(err, rc, "timed out after %d ms waiting for the dot", timeout_ms);

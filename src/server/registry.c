@@ -147,11 +147,12 @@ static void add_dot(struct dm_registry *r, struct dm_dot_handle *h, const char *
 static int on_create(struct dm_registry *r, struct dm_msg *msg)
 {
 	const struct dm_dot_name *name = msg->payload;
-	char key[256], id[DM_UUID_LEN + 1];
+	char key[256], id[DM_UUID_LEN + 1], shown[DM_DOT_NAME_TEXT_MAX];
 	struct dm_dot_handle *h = NULL;
 	struct dm_err err;
 	int rc;
 
+	dm_dot_name_text(shown, name);
 	for (size_t i = 0; i < r->n; i++) {
 		if (strcmp(r->dots[i].name.ns, name->ns) || strcmp(r->dots[i].name.name, name->name))
 			continue;
@@ -162,9 +163,9 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 		if (deleting)
 			dm_msg_reply_err(msg, DM_EBUSY,
 					 "dot '%s' is being deleted; try again in a moment",
-					 name->name);
+					 shown);
 		else
-			dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", name->name);
+			dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", shown);
 		return 0;
 	}
 	rc = dm_id_uuid4(id, &err);
@@ -172,7 +173,7 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 		snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", name->ns, name->name);
 		rc = dm_kv_cas(r->env.kv, NULL, key, 0, id, strlen(id), 0, &err);
 		if (rc == DM_ECONFLICT)
-			rc = dm_err_set(&err, DM_EEXISTS, "dot '%s' exists", name->name);
+			rc = dm_err_set(&err, DM_EEXISTS, "dot '%s' exists", shown);
 	}
 	if (!rc)
 		rc = dm_dot_start(&h, &r->env, id, name, DM_DOT_CREATING, "master", NULL, &err);

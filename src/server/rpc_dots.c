@@ -61,11 +61,12 @@ static int find_dot(struct dm_dot_handle **out, const struct dm_rpc_ctx *ctx, js
 		dm_dot_handle_ref(e->dot);
 	}
 	dm_registry_snap_unref(snap);
-	if (!e)
+	if (!e) {
+		char shown[DM_DOT_NAME_TEXT_MAX];
+
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
-				  strcmp(name.ns, DM_DEFAULT_NAMESPACE) ? json_string_value(
-									 json_object_get(params, "dot"))
-									: name.name);
+				  dm_dot_name_text(shown, &name));
+	}
 	return 0;
 }
 
@@ -325,8 +326,10 @@ static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	v = dm_dot_handle_view(h);
 	b = dm_dot_view_branch(v, branch ? branch : v->current);
 	if (!b) {
-		rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", v->name.name,
-				branch);
+		char shown[DM_DOT_NAME_TEXT_MAX];
+
+		rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'",
+				dm_dot_name_text(shown, &v->name), branch);
 		goto done;
 	}
 	snprintf(cur, sizeof(cur), "%s", b->head);

@@ -8,6 +8,7 @@
 #include "util/err.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,15 @@ int dm_dot_name_parse(struct dm_dot_name *out, const char *s, struct dm_err *err
 	out->ns[ns_len] = '\0';
 	memcpy(out->name, name, strlen(name) + 1);
 	return 0;
+}
+
+const char *dm_dot_name_text(char out[DM_DOT_NAME_TEXT_MAX], const struct dm_dot_name *n)
+{
+	if (!strcmp(n->ns, DM_DEFAULT_NAMESPACE))
+		snprintf(out, DM_DOT_NAME_TEXT_MAX, "%s", n->name);
+	else
+		snprintf(out, DM_DOT_NAME_TEXT_MAX, "%s/%s", n->ns, n->name);
+	return out;
 }
 
 int dm_branch_name_check(const char *s, struct dm_err *err)

@@ -24,6 +24,12 @@ struct dm_dot_name {
 	char name[DM_NAME_PART_MAX + 1];
 };
 
+#define DM_DOT_NAME_TEXT_MAX (2 * DM_NAME_PART_MAX + 2)
+
+/* How messages name a dot: "name" in the default namespace, "ns/name"
+ * elsewhere. Writes into out and returns it. */
+const char *dm_dot_name_text(char out[DM_DOT_NAME_TEXT_MAX], const struct dm_dot_name *n);
+
 /* Parses "[ns/]name"; DM_EINVAL "invalid dot name 'S'" otherwise. The
  * namespace defaults to DM_DEFAULT_NAMESPACE. */
 int dm_dot_name_parse(struct dm_dot_name *out, const char *s, struct dm_err *err);
