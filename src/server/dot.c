@@ -470,7 +470,8 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 		b->tree = out->tree;
 		b->commits = out->commits;
 		b->dirty = out->dirty;
-		b->size = out->size;
+		if (out->sized)
+			b->size = out->size;
 		rc = persist_branch(d, b, &err);
 	}
 	/* checkout -b: the branch exists now; then it becomes the current one */

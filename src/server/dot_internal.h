@@ -62,6 +62,7 @@ struct dm_dot_job_out {
 	dm_oid tree;
 	uint64_t commits;
 	uint64_t dirty, size;
+	bool sized; /* size was measured (a refresh); otherwise keep the old one */
 	json_t *json; /* result for the requester, when the op has one */
 	char errmsg[DM_ERR_MSG_MAX];
 };

@@ -215,8 +215,8 @@ static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out, stru
 	out->tree = tree;
 	out->commits = in->commits + 1;
 	out->json = json_pack("{s:s}", "id", id);
-	return dm_engine_dirty(in->env.engine, in->dot_id, in->branch, &tree, &out->dirty,
-			       &out->size, err);
+	/* dirty is 0 by construction; the size is measured when someone lists */
+	return 0;
 }
 
 /* Points out at commit `ref` (or at the job's head when ref is NULL). */
@@ -247,9 +247,6 @@ static int job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struc
 	if (!rc)
 		rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &out->tree, p, err);
 	if (!rc)
-		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch, &out->tree,
-				     &out->dirty, &out->size, err);
-	if (!rc)
 		out->json = json_pack("{s:s}", "id", out->head);
 	return rc;
 }
@@ -262,10 +259,6 @@ static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, stru
 	if (!rc)
 		rc = dm_engine_create(in->env.engine, in->dot_id, in->new_branch,
 				      out->has_tree ? &out->tree : NULL, p, err);
-	if (!rc)
-		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->new_branch,
-				     out->has_tree ? &out->tree : NULL, &out->dirty, &out->size,
-				     err);
 	if (!rc)
 		out->json = json_object();
 	return rc;
@@ -370,6 +363,7 @@ void dm_dot_run_job(struct dm_job *job)
 		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
 				     in->has_tree ? &in->tree : NULL, &out->dirty, &out->size,
 				     &err);
+		out->sized = true;
 		break;
 	case DM_DOT_OP_DELETE:
 		rc = job_delete(in, &err);
