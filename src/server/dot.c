@@ -72,6 +72,8 @@ struct dot {
 	char current[DM_NAME_PART_MAX + 1];
 	size_t nbranches;
 	struct branch *branches;
+	size_t ncollaborators;
+	char (*collaborators)[DM_NAME_PART_MAX + 1];
 
 	struct dm_job *job;        /* the running job, or NULL */
 	struct dm_msg *job_req;    /* the request it serves (kept), or NULL */
@@ -117,6 +119,12 @@ static void publish(struct dot *d)
 	v->state = d->state;
 	memcpy(v->current, d->current, sizeof(v->current));
 	v->busy = d->job != NULL;
+	v->ncollaborators = d->ncollaborators;
+	v->collaborators = dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1,
+				      sizeof(*v->collaborators));
+	if (d->ncollaborators)
+		memcpy(v->collaborators, d->collaborators,
+		       d->ncollaborators * sizeof(*d->collaborators));
 	v->nbranches = d->nbranches;
 	v->branches = dm_xcalloc(d->nbranches, sizeof(*v->branches));
 	for (size_t i = 0; i < d->nbranches; i++) {
@@ -141,12 +149,17 @@ static void dot_key(char *out, size_t size, const char *id)
 static int persist_dot(struct dot *d, struct dm_err *err)
 {
 	char key[128];
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", d->id, "namespace", d->name.ns,
-			      "name", d->name.name, "current", d->current, "state",
-			      dm_dot_state_name(d->state));
-	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *collaborators = json_array();
+	json_t *j;
+	char *s;
 	int rc;
 
+	for (size_t i = 0; i < d->ncollaborators; i++)
+		json_array_append_new(collaborators, json_string(d->collaborators[i]));
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", d->id, "namespace", d->name.ns,
+		      "name", d->name.name, "current", d->current, "state",
+		      dm_dot_state_name(d->state), "collaborators", collaborators);
+	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	dot_key(key, sizeof(key), d->id);
 	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
 	free(s);
@@ -235,6 +248,47 @@ static struct branch *req_branch(struct dot *d, struct dm_msg *req, const struct
 	return b;
 }
 
+static void add_collaborator(struct dot *d, struct dm_msg *req, const char *user)
+{
+	struct dm_err err;
+
+	if (!user || !dm_name_part_valid(user, strlen(user))) {
+		dm_msg_reply_err(req, DM_EINVAL, "invalid user name '%s'", user ? user : "");
+		return;
+	}
+	for (size_t i = 0; i < d->ncollaborators; i++) {
+		if (!strcmp(d->collaborators[i], user)) {
+			reply_json(req, json_object());
+			return;
+		}
+	}
+	d->collaborators = dm_xrealloc(d->collaborators,
+				       (d->ncollaborators + 1) * sizeof(*d->collaborators));
+	snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", user);
+	if (persist_dot(d, &err)) {
+		d->ncollaborators--;
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return;
+	}
+	publish(d);
+	reply_json(req, json_object());
+}
+
+/* BRANCH-DIVERGED-<UTC time>, made unique among the dot's branches. */
+static void stash_name(struct dot *d, const char *branch, char *out, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	char stamp[17]; /* 20261124T213311Z */
+
+	gmtime_r(&now, &tm);
+	if (!strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm))
+		stamp[0] = '\0';
+	snprintf(out, size, "%.38s-DIVERGED-%.16s", branch, stamp);
+	for (int i = 2; find_branch(d, out) && i < 1000; i++)
+		snprintf(out, size, "%.32s-DIVERGED-%.16s-%d", branch, stamp, i);
+}
+
 /*
  * READY, no job running: serves one request. Returns DM_ACTOR_KEEP when a
  * job now holds the request, 0 when it was answered here.
@@ -300,6 +354,23 @@ static int start_op(struct dot *d, struct dm_msg *req)
 		in = job_for(d, DM_DOT_OP_BRANCH, b);
 		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
 		in->from = dup_or_null(r->from);
+		break;
+	case DM_DOT_OP_ADD_COLLABORATOR:
+		add_collaborator(d, req, r->user);
+		return 0;
+	case DM_DOT_OP_RECEIVE:
+		b = find_branch(d, r->branch);
+		in = job_for(d, DM_DOT_OP_RECEIVE, b);
+		if (!b)
+			snprintf(in->branch, sizeof(in->branch), "%s", r->branch);
+		in->branch_exists = b != NULL;
+		in->old_head = dm_xstrdup(r->old_head ? r->old_head : "");
+		in->nreceived = r->ncommits;
+		in->received = dm_xcalloc(r->ncommits ? r->ncommits : 1, sizeof(*in->received));
+		if (r->ncommits)
+			memcpy(in->received, r->commits, r->ncommits * sizeof(*r->commits));
+		in->stash = r->stash;
+		stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
 		break;
 	case DM_DOT_OP_COMMIT:
 	case DM_DOT_OP_RESET:
@@ -451,6 +522,20 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 	case DM_DOT_OP_BRANCH:
 	case DM_DOT_OP_CHECKOUT:
 		b = add_branch(d, r->branch);
+		break;
+	case DM_DOT_OP_RECEIVE:
+		if (out->stashed) {
+			struct branch *sb = add_branch(d, out->stash_name);
+
+			memcpy(sb->head, out->stash_head, sizeof(sb->head));
+			sb->has_tree = out->stash_has_tree;
+			sb->tree = out->stash_tree;
+			sb->commits = out->stash_commits;
+			rc = persist_branch(d, sb, &err);
+		}
+		b = find_branch(d, r->branch);
+		if (!b)
+			b = add_branch(d, r->branch);
 		break;
 	case DM_DOT_OP_REFRESH:
 		b = find_branch(d, r->branch ? r->branch : d->current);
@@ -620,6 +705,7 @@ static void free_dot(void *p)
 	free(d->queue);
 	free(d->deleters);
 	free(d->branches);
+	free(d->collaborators);
 	dm_dot_slot_unref(d->slot);
 	free(d);
 }
@@ -657,9 +743,29 @@ static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
 	return 0;
 }
 
+static int load_collaborators(struct dot *d, json_t *list, struct dm_err *err)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(list))
+		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt collaborators in the KV", d->id);
+	d->collaborators = dm_xcalloc(json_array_size(list) + 1, sizeof(*d->collaborators));
+	json_array_foreach(list, i, v)
+	{
+		const char *u = json_string_value(v);
+
+		if (!u || !dm_name_part_valid(u, strlen(u)))
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt collaborator in the KV",
+					  d->id);
+		snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", u);
+	}
+	return 0;
+}
+
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
 		 const struct dm_dot_name *name, int state, const char *current,
-		 json_t *branches, struct dm_err *err)
+		 json_t *branches, json_t *collaborators, struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
 	struct dot *d = dm_xcalloc(1, sizeof(*d));
@@ -677,11 +783,14 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		rc = load_branches(d, branches, err);
 	else
 		rc = (add_branch(d, "master"), 0);
+	if (!rc && collaborators)
+		rc = load_collaborators(d, collaborators, err);
 	if (!rc && !find_branch(d, d->current))
 		rc = dm_err_set(err, DM_ECORRUPT, "dot %s: current branch '%s' is missing", id,
 				d->current);
 	if (rc) {
 		free(d->branches);
+		free(d->collaborators);
 		dm_dot_slot_unref(d->slot);
 		free(d);
 		return rc;
@@ -696,6 +805,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	rc = dm_actor_new(&h->actor, env->sched, actor_name, handle, d, free_dot, err);
 	if (rc) {
 		free(d->branches);
+		free(d->collaborators);
 		dm_dot_slot_unref(d->slot);
 		free(d);
 		dm_dot_slot_unref(h->slot);

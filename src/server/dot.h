@@ -57,6 +57,8 @@ struct dm_dot_view {
 	int state;
 	char current[DM_NAME_PART_MAX + 1]; /* the current branch */
 	bool busy;                          /* a job is running */
+	size_t ncollaborators;
+	char (*collaborators)[DM_NAME_PART_MAX + 1];
 	size_t nbranches;
 	struct dm_branch_view *branches;    /* sorted by name */
 };
@@ -87,6 +89,14 @@ enum dm_dot_op {
 	DM_DOT_OP_REFRESH,    /* measure dirty and size of the current branch */
 	DM_DOT_OP_PATH,       /* the working copy's path */
 	DM_DOT_OP_DELETE,
+	DM_DOT_OP_RECEIVE,    /* take commits that arrived from elsewhere (a transfer) */
+	DM_DOT_OP_ADD_COLLABORATOR,
+};
+
+/* One commit of a RECEIVE: its commit id and the id of its stored object. */
+struct dm_dot_commit_ref {
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
+	dm_oid oid;
 };
 
 /* One request to a dot; every string is owned (free with the request). */
@@ -101,6 +111,16 @@ struct dm_dot_req {
 	size_t nmeta;
 	char **meta_keys;
 	char **meta_values;
+	/* RECEIVE: `branch` goes from old_head ("" for none) to the first of
+	 * `commits` (newest first, each the first parent of the one before;
+	 * the last one's parent is a commit the dot has, or none). With stash,
+	 * a diverged branch first keeps its commits on BRANCH-DIVERGED-<time>. */
+	char *old_head;
+	size_t ncommits;
+	struct dm_dot_commit_ref *commits;
+	bool stash;
+	/* ADD_COLLABORATOR */
+	char *user;
 };
 
 struct dm_dot_req *dm_dot_req_new(int op);
@@ -110,17 +130,30 @@ void dm_dot_req_free(void *req);
  * Creates the actor of a dot and returns the caller's handle. A dot loaded
  * from the KV (at start) is READY, or resumes its deletion when it was
  * DELETING; a new one is CREATING until its DM_DOT_OP_CREATE request is
- * served. branches_json: the persisted branches (NULL for a new dot).
+ * served. branches and collaborators: as persisted (NULL for a new dot).
  */
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
 		 const struct dm_dot_name *name, int state, const char *current,
-		 json_t *branches, struct dm_err *err);
+		 json_t *branches, json_t *collaborators, struct dm_err *err);
 
 /* Sends req (taken) to the dot and waits up to timeout_ms; the result is a
  * JSON value (a new reference) on success. A dot that is gone answers
  * DM_ENOTFOUND "no such dot 'NAME'". */
 int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req,
 		int timeout_ms, struct dm_err *err);
+
+/*
+ * The first-parent line of commit ids from head back to the root (newest
+ * first), read from the store; at most max ids (DM_ETOOBIG past it). *out
+ * is a malloc'ed array of malloc'ed strings. Commits are immutable, so any
+ * thread may call this.
+ */
+int dm_dot_chain(char ***out, size_t *n, struct dm_store *store, const char *dot_id,
+		 const char *head, size_t max, struct dm_err *err);
+void dm_dot_chain_free(char **ids, size_t n);
+
+/* May `user` (not an admin) use the dot: its own namespace, or a collaborator? */
+bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user);
 
 /* KV keys of a dot. */
 #define DM_KV_NAMES "/dm/names/"

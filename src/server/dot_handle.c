@@ -47,6 +47,7 @@ void dm_dot_view_unref(struct dm_dot_view *v)
 	if (!v || atomic_fetch_sub((atomic_int *)&v->refs, 1) != 1)
 		return;
 	free(v->branches);
+	free(v->collaborators);
 	free(v);
 }
 
@@ -143,7 +144,20 @@ void dm_dot_req_free(void *p)
 	}
 	free(r->meta_keys);
 	free(r->meta_values);
+	free(r->old_head);
+	free(r->commits);
+	free(r->user);
 	free(r);
+}
+
+bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user)
+{
+	if (!strcmp(v->name.ns, user))
+		return true;
+	for (size_t i = 0; i < v->ncollaborators; i++)
+		if (!strcmp(v->collaborators[i], user))
+			return true;
+	return false;
 }
 
 json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
@@ -160,11 +174,15 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 						"dirty", (json_int_t)b->dirty, "size",
 						(json_int_t)b->size));
 	}
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:[], s:s, s:b}", "id",
-			 v->id, "namespace", v->name.ns, "name", v->name.name, "state",
+	json_t *collaborators = json_array();
+
+	for (size_t i = 0; i < v->ncollaborators; i++)
+		json_array_append_new(collaborators, json_string(v->collaborators[i]));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:[], s:s, s:b, s:o}",
+			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "state",
 			 dm_dot_state_name(v->state), "branch", v->current, "branches", branches,
 			 "size", (json_int_t)(cur ? cur->size : 0), "commits",
 			 (json_int_t)(cur ? cur->commits : 0), "dirty",
 			 (json_int_t)(cur ? cur->dirty : 0), "containers", "server",
-			 server ? server : "", "busy", v->busy);
+			 server ? server : "", "busy", v->busy, "collaborators", collaborators);
 }

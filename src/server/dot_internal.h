@@ -54,6 +54,13 @@ struct dm_dot_job_in {
 	bool to_working_copy;
 	size_t nmeta;
 	char **meta_keys, **meta_values;
+	/* RECEIVE */
+	bool branch_exists;
+	char *old_head;
+	size_t nreceived;
+	struct dm_dot_commit_ref *received;
+	bool stash;
+	char stash_name[DM_NAME_PART_MAX + 1]; /* chosen by the actor */
 };
 
 struct dm_dot_job_out {
@@ -63,6 +70,13 @@ struct dm_dot_job_out {
 	uint64_t commits;
 	uint64_t dirty, size;
 	bool sized; /* size was measured (a refresh); otherwise keep the old one */
+	/* RECEIVE with stash: the branch that now holds the receiver's commits */
+	bool stashed;
+	char stash_name[DM_NAME_PART_MAX + 1];
+	char stash_head[DM_COMMIT_ID_LEN_MAX + 1];
+	dm_oid stash_tree;
+	bool stash_has_tree;
+	uint64_t stash_commits;
 	json_t *json; /* result for the requester, when the op has one */
 	char errmsg[DM_ERR_MSG_MAX];
 };

@@ -41,6 +41,8 @@ void dm_dot_job_in_free(void *p)
 	}
 	free(in->meta_keys);
 	free(in->meta_values);
+	free(in->old_head);
+	free(in->received);
 	free(in);
 }
 
@@ -264,6 +266,176 @@ static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, stru
 	return rc;
 }
 
+void dm_dot_chain_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int dm_dot_chain(char ***out, size_t *n, struct dm_store *store, const char *dot_id,
+		 const char *head, size_t max, struct dm_err *err)
+{
+	char **ids = NULL, cur[DM_COMMIT_ID_LEN_MAX + 1];
+	size_t count = 0, cap = 0;
+	int rc = 0;
+
+	snprintf(cur, sizeof(cur), "%s", head);
+	while (cur[0]) {
+		struct dm_commit c;
+
+		if (count == max) {
+			rc = dm_err_set(err, DM_ETOOBIG, "history of more than %zu commits", max);
+			break;
+		}
+		rc = dm_dot_load_commit(&c, store, dot_id, cur, err);
+		if (rc)
+			break;
+		if (count == cap) {
+			cap = cap ? 2 * cap : 64;
+			ids = dm_xrealloc(ids, cap * sizeof(*ids));
+		}
+		ids[count++] = dm_xstrdup(cur);
+		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+	}
+	if (rc) {
+		dm_dot_chain_free(ids, count);
+		return rc;
+	}
+	*out = ids;
+	*n = count;
+	return 0;
+}
+
+/* Reads a received commit by its object id and checks it belongs here. */
+static int load_received(struct dm_commit *out, const struct dm_dot_job_in *in,
+			 const struct dm_dot_commit_ref *ref, struct dm_err *err)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	int kind = 0;
+	int rc = dm_store_get(in->env.store, &ref->oid, &b, &kind, err);
+
+	if (!rc && kind != DM_OBJ_COMMIT)
+		rc = dm_err_set(err, DM_ECORRUPT, "object for commit '%s' is not a commit", ref->id);
+	if (!rc)
+		rc = dm_commit_decode(out, b.data, b.len, err);
+	dm_buf_release(&b);
+	if (rc)
+		return rc;
+	if (strcmp(out->dot_id, in->dot_id) || strcmp(out->commit_id, ref->id)) {
+		dm_commit_release(out);
+		return dm_err_set(err, DM_ECORRUPT, "commit '%s' does not belong to this dot",
+				  ref->id);
+	}
+	return 0;
+}
+
+/*
+ * RECEIVE: checks the working copy is clean and the branch has not moved,
+ * that the received commits form one line onto a commit this dot has,
+ * stashes a diverged branch when asked, then indexes the commits and
+ * brings the working copy to the new head.
+ */
+static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		       struct dm_engine_progress *p, struct dm_err *err)
+{
+	char ancestor[DM_COMMIT_ID_LEN_MAX + 1] = "";
+	const char *old = in->old_head ? in->old_head : "";
+	dm_oid tree;
+	int rc = 0;
+
+	if (in->branch_exists) {
+		uint64_t dirty = 0, size = 0;
+
+		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
+				     in->has_tree ? &in->tree : NULL, &dirty, &size, err);
+		if (rc)
+			return rc;
+		if (dirty)
+			return dm_err_set(err, DM_EUNCOMMITTED,
+					  "branch '%s' has uncommitted changes (%llu bytes); commit "
+					  "or reset them first",
+					  in->branch, (unsigned long long)dirty);
+	}
+	if (strcmp(in->head, old))
+		return dm_err_set(err, DM_ECONFLICT,
+				  "branch '%s' moved while the transfer ran (now at %s); run it "
+				  "again",
+				  in->branch, in->head[0] ? in->head : "no commit");
+	if (!in->nreceived)
+		return dm_err_set(err, DM_EINVAL, "nothing to receive");
+	/* the commits form one first-parent line, newest first */
+	for (size_t i = 0; i < in->nreceived; i++) {
+		struct dm_commit c;
+		const char *parent;
+
+		rc = load_received(&c, in, &in->received[i], err);
+		if (rc)
+			return rc;
+		parent = c.nparents ? c.parents[0] : "";
+		if (i == 0)
+			tree = c.tree;
+		if (i + 1 < in->nreceived && strcmp(parent, in->received[i + 1].id)) {
+			dm_commit_release(&c);
+			return dm_err_set(err, DM_EINVAL,
+					  "received commits do not form one line at '%s'",
+					  in->received[i].id);
+		}
+		if (i + 1 == in->nreceived)
+			snprintf(ancestor, sizeof(ancestor), "%s", parent);
+		dm_commit_release(&c);
+	}
+	if (ancestor[0]) {
+		dm_oid oid;
+
+		rc = dm_store_commit_get(in->env.store, in->dot_id, ancestor, &oid, err);
+		if (rc)
+			return dm_err_set(err, DM_EINVAL,
+					  "received commits stand on '%s', which this dot lacks",
+					  ancestor);
+	}
+	if (strcmp(ancestor, old)) {
+		/* the receiver has commits the sender does not: diverged */
+		if (!in->stash)
+			return dm_err_set(err, DM_EDIVERGED,
+					  "branch '%s' has diverged: both sides committed since %s; "
+					  "use --stash-on-divergence to keep this side's commits on "
+					  "a branch of their own",
+					  in->branch, ancestor[0] ? ancestor : "the start");
+		rc = dm_engine_create(in->env.engine, in->dot_id, in->stash_name,
+				      in->has_tree ? &in->tree : NULL, p, err);
+		if (rc)
+			return rc;
+		out->stashed = true;
+		memcpy(out->stash_name, in->stash_name, sizeof(out->stash_name));
+		memcpy(out->stash_head, in->head, sizeof(out->stash_head));
+		out->stash_tree = in->tree;
+		out->stash_has_tree = in->has_tree;
+		out->stash_commits = in->commits;
+	}
+	for (size_t i = in->nreceived; i-- > 0;) {
+		rc = dm_store_commit_put(in->env.store, in->dot_id, in->received[i].id,
+					 &in->received[i].oid, err);
+		if (rc)
+			return rc;
+	}
+	if (in->branch_exists)
+		rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &tree, p, err);
+	else
+		rc = dm_engine_create(in->env.engine, in->dot_id, in->branch, &tree, p, err);
+	if (rc)
+		return rc;
+	snprintf(out->head, sizeof(out->head), "%s", in->received[0].id);
+	out->has_tree = true;
+	out->tree = tree;
+	rc = count_commits(&out->commits, in, out->head, err);
+	if (!rc)
+		out->json = json_pack("{s:s, s:s?}", "head", out->head, "stashed",
+				      out->stashed ? in->stash_name : NULL);
+	return rc;
+}
+
 static int job_diff(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_err *err)
 {
 	struct dm_diff diff = {0};
@@ -367,6 +539,9 @@ void dm_dot_run_job(struct dm_job *job)
 		break;
 	case DM_DOT_OP_DELETE:
 		rc = job_delete(in, &err);
+		break;
+	case DM_DOT_OP_RECEIVE:
+		rc = job_receive(in, out, &p, &err);
 		break;
 	default:
 		rc = dm_err_set(&err, DM_EINTERNAL, "unknown dot operation %d", in->op);

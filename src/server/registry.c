@@ -143,11 +143,17 @@ static void add_dot(struct dm_registry *r, struct dm_dot_handle *h, const char *
 	e->dot = h;
 }
 
+struct create_req {
+	struct dm_dot_name name;
+	char id[DM_DOT_ID_MAX + 1]; /* "" for a new id */
+};
+
 /* REG_CREATE: reserve the name, start the dot, hand the request on. */
 static int on_create(struct dm_registry *r, struct dm_msg *msg)
 {
-	const struct dm_dot_name *name = msg->payload;
-	char key[256], id[DM_UUID_LEN + 1], shown[DM_DOT_NAME_TEXT_MAX];
+	const struct create_req *cr = msg->payload;
+	const struct dm_dot_name *name = &cr->name;
+	char key[256], id[DM_DOT_ID_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
 	struct dm_dot_handle *h = NULL;
 	struct dm_err err;
 	int rc;
@@ -168,7 +174,22 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 			dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", shown);
 		return 0;
 	}
-	rc = dm_id_uuid4(id, &err);
+	if (cr->id[0]) {
+		/* a dot that exists elsewhere (a clone, a push): it keeps its id */
+		for (size_t i = 0; i < r->n; i++) {
+			if (strcmp(r->dots[i].id, cr->id))
+				continue;
+			char other[DM_DOT_NAME_TEXT_MAX];
+
+			dm_msg_reply_err(msg, DM_EEXISTS, "this dot already exists here as '%s'",
+					 dm_dot_name_text(other, &r->dots[i].name));
+			return 0;
+		}
+		snprintf(id, sizeof(id), "%s", cr->id);
+		rc = 0;
+	} else {
+		rc = dm_id_uuid4(id, &err);
+	}
 	if (!rc) {
 		snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", name->ns, name->name);
 		rc = dm_kv_cas(r->env.kv, NULL, key, 0, id, strlen(id), 0, &err);
@@ -176,7 +197,8 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 			rc = dm_err_set(&err, DM_EEXISTS, "dot '%s' exists", shown);
 	}
 	if (!rc)
-		rc = dm_dot_start(&h, &r->env, id, name, DM_DOT_CREATING, "master", NULL, &err);
+		rc = dm_dot_start(&h, &r->env, id, name, DM_DOT_CREATING, "master", NULL, NULL,
+				  &err);
 	if (rc) {
 		dm_msg_reply_err(msg, rc, "%s", err.msg);
 		return 0;
@@ -233,24 +255,31 @@ void dm_registry_dot_gone(struct dm_actor *registry, const char *id)
 		dm_actor_post(registry, dm_msg_new(REG_GONE, dm_xstrdup(id), free));
 }
 
-void dm_registry_create_send(struct dm_registry *r, struct dm_ticket **out,
-			     const struct dm_dot_name *name)
+static struct dm_msg *create_msg(const struct dm_dot_name *name, const char *id)
 {
-	struct dm_dot_name *copy = dm_xmalloc(sizeof(*copy));
+	struct create_req *cr = dm_xcalloc(1, sizeof(*cr));
 
-	*copy = *name;
-	dm_actor_send_request(out, r->actor, dm_msg_new(REG_CREATE, copy, free));
+	cr->name = *name;
+	if (id)
+		snprintf(cr->id, sizeof(cr->id), "%s", id);
+	return dm_msg_new(REG_CREATE, cr, free);
+}
+
+void dm_registry_create_send(struct dm_registry *r, struct dm_ticket **out,
+			     const struct dm_dot_name *name, const char *id)
+{
+	dm_actor_send_request(out, r->actor, create_msg(name, id));
 }
 
 int dm_registry_create(struct dm_registry *r, json_t **result, const struct dm_dot_name *name,
-		       int timeout_ms, struct dm_err *err)
+		       const char *id, int timeout_ms, struct dm_err *err)
 {
-	struct dm_dot_name *copy = dm_xmalloc(sizeof(*copy));
 	struct dm_msg *reply = NULL;
 	int rc;
 
-	*copy = *name;
-	rc = dm_actor_call(&reply, r->actor, dm_msg_new(REG_CREATE, copy, free), timeout_ms, err);
+	if (id && (strlen(id) > DM_DOT_ID_MAX || !dm_name_part_valid(id, strlen(id))))
+		return dm_err_set(err, DM_EINVAL, "invalid dot id '%.40s'", id);
+	rc = dm_actor_call(&reply, r->actor, create_msg(name, id), timeout_ms, err);
 	if (rc == DM_ETIMEOUT)
 		dm_err_set(err, rc, "timed out after %d ms creating dot '%s'", timeout_ms,
 			   name->name);
@@ -335,7 +364,8 @@ static int load_dots(struct dm_registry *r, struct dm_err *err)
 		/* a dot left half-made by a crash is cleaned up like a deleted one */
 		st = !strcmp(state, "ready") ? DM_DOT_READY : DM_DOT_DELETING;
 		rc = dm_dot_start(&h, &r->env, id, &dn, st, current,
-				  json_object_get(v, "branches"), err);
+				  json_object_get(v, "branches"),
+				  json_object_get(rec, "collaborators"), err);
 		if (rc)
 			break;
 		add_dot(r, h, id, &dn);

@@ -58,10 +58,12 @@ bool dm_registry_was_deleted(const struct dm_registry_snap *s, const char *id);
  * dot's JSON (for callers that cannot block: deterministic tests). */
 struct dm_ticket;
 void dm_registry_create_send(struct dm_registry *r, struct dm_ticket **out,
-			     const struct dm_dot_name *name);
-/* Creates dot `name` and waits for it to be ready; result: the dot's JSON. */
+			     const struct dm_dot_name *name, const char *id);
+/* Creates dot `name` and waits for it to be ready; result: the dot's JSON.
+ * id: NULL for a new dot, or the id the dot has elsewhere (a clone, or a
+ * push that creates it), which must not exist here yet. */
 int dm_registry_create(struct dm_registry *r, json_t **result, const struct dm_dot_name *name,
-		       int timeout_ms, struct dm_err *err);
+		       const char *id, int timeout_ms, struct dm_err *err);
 
 /* From a dot's actor: dot `id` is gone (posts a message; never blocks). */
 void dm_registry_dot_gone(struct dm_actor *registry, const char *id);

@@ -124,7 +124,7 @@ static int m_create(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 
 	if (rc)
 		return rc;
-	return dm_registry_create(ctx->server->registry, result, &name,
+	return dm_registry_create(ctx->server->registry, result, &name, NULL,
 				  dm_rpc_deadline_ms(), err);
 }
 
@@ -457,6 +457,25 @@ static int m_path(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	return call_dot(ctx, params, req, result, err);
 }
 
+/* Only the dot's owner (its namespace's user) or an admin adds collaborators;
+ * dot_name_param already refused everyone else. */
+static int m_add_collaborator(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+			      struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_ADD_COLLABORATOR);
+	const char *user = NULL;
+	int rc = dm_rpc_param_str(&user, params, "user", true, err);
+
+	if (!rc && !dm_name_part_valid(user, strlen(user)))
+		rc = dm_err_set(err, DM_EINVAL, "invalid user name '%s'", user);
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	req->user = dm_xstrdup(user);
+	return call_dot(ctx, params, req, result, err);
+}
+
 const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.create", m_create, false, 0},
 	{"dots.list", m_list, false, 0},
@@ -470,5 +489,6 @@ const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.reset", m_reset, false, LONG_DEADLINE_MS},
 	{"dots.diff", m_diff, false, 0},
 	{"dots.path", m_path, false, 0},
+	{"dots.add_collaborator", m_add_collaborator, false, 0},
 	{NULL, NULL, false, 0},
 };

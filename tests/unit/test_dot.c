@@ -36,6 +36,7 @@
 #include "kv/kv.h"
 #include "server/dot.h"
 #include "server/registry.h"
+#include "store/object.h"
 #include "store/store.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -127,7 +128,7 @@ static struct dm_dot_handle *create_dot(struct node *n, const char *name)
 	int rc;
 
 	assert_int_equal(dm_dot_name_parse(&dn, name, NULL), 0);
-	dm_registry_create_send(n->reg, &t, &dn);
+	dm_registry_create_send(n->reg, &t, &dn, NULL);
 	rc = settle(n, t, &reply);
 	if (rc)
 		fail_msg("create: %d %s", rc, reply && reply->detail ? reply->detail : "");
@@ -383,10 +384,135 @@ static void test_restart_finds_dot(void **state)
 	node_close(&n);
 }
 
+/* Stores a commit object for dot_id and returns its ref. */
+static struct dm_dot_commit_ref make_commit(struct node *n, const char *dot_id, const char *id,
+					    const char *parent, const dm_oid *tree)
+{
+	struct dm_dot_commit_ref ref;
+	char dot[64], cid[64], author[] = "remote", msg[] = "received", par[64];
+	char *parents[1] = {par};
+	struct dm_commit c = {dot, cid, parent ? 1 : 0, parents, *tree, author, 1, msg, 0, NULL};
+	struct dm_buf enc = DM_BUF_INIT;
+
+	snprintf(dot, sizeof(dot), "%s", dot_id);
+	snprintf(cid, sizeof(cid), "%s", id);
+	snprintf(par, sizeof(par), "%s", parent ? parent : "");
+	assert_int_equal(dm_commit_encode(&enc, &c, NULL), 0);
+	assert_int_equal(dm_store_put(n->store, &ref.oid, DM_OBJ_COMMIT, enc.data, enc.len, NULL),
+			 0);
+	snprintf(ref.id, sizeof(ref.id), "%s", id);
+	dm_buf_release(&enc);
+	return ref;
+}
+
+static int receive(struct node *n, struct dm_dot_handle *h, const char *branch, const char *old,
+		   struct dm_dot_commit_ref *refs, size_t nrefs, bool stash, char *detail)
+{
+	struct dm_dot_req *r = dm_dot_req_new(DM_DOT_OP_RECEIVE);
+	struct dm_ticket *t = NULL;
+	struct dm_msg *reply = NULL;
+	int rc;
+
+	r->branch = dm_xstrdup(branch);
+	r->old_head = dm_xstrdup(old);
+	r->commits = dm_xcalloc(nrefs, sizeof(*refs));
+	memcpy(r->commits, refs, nrefs * sizeof(*refs));
+	r->ncommits = nrefs;
+	r->stash = stash;
+	dm_actor_send_request(&t, dm_dot_handle_actor(h), dm_msg_new(0, r, dm_dot_req_free));
+	rc = settle(n, t, &reply);
+	if (detail)
+		snprintf(detail, 256, "%s", reply && reply->detail ? reply->detail : "");
+	dm_msg_free(reply);
+	dm_ticket_free(t);
+	return rc;
+}
+
+static const char *head_of(struct dm_dot_handle *h, const char *branch, char *out)
+{
+	struct dm_dot_view *v = dm_dot_handle_view(h);
+	const struct dm_branch_view *b = dm_dot_view_branch(v, branch);
+
+	snprintf(out, DM_COMMIT_ID_LEN_MAX + 1, "%s", b ? b->head : "(none)");
+	dm_dot_view_unref(v);
+	return out;
+}
+
+/* A dot takes commits from a transfer: fast-forward, and every refusal. */
+static void test_receive(void **state)
+{
+	struct node n;
+	struct dm_dot_handle *h;
+	struct dm_buf empty = DM_BUF_INIT;
+	struct dm_tree none = {0, NULL};
+	struct dm_dot_commit_ref c1, c2, c3, foreign, root;
+	char detail[256], head[DM_COMMIT_ID_LEN_MAX + 1], id[DM_DOT_ID_MAX + 1];
+	struct dm_dot_view *v;
+	dm_oid tree;
+	bool stashed = false;
+
+	(void)state;
+	node_open(&n, 11);
+	h = create_dot(&n, "shop");
+	snprintf(id, sizeof(id), "%s", dm_dot_handle_id(h));
+	assert_int_equal(dm_tree_encode(&empty, &none, NULL), 0);
+	assert_int_equal(dm_store_put(n.store, &tree, DM_OBJ_TREE, empty.data, empty.len, NULL), 0);
+	dm_buf_release(&empty);
+
+	/* fast-forward from nothing: c1 then c2 */
+	c1 = make_commit(&n, id, "c1-0001", NULL, &tree);
+	c2 = make_commit(&n, id, "c2-0002", "c1-0001", &tree);
+	{
+		struct dm_dot_commit_ref line[2] = {c2, c1};
+
+		assert_int_equal(receive(&n, h, "master", "", line, 2, false, detail), 0);
+	}
+	assert_string_equal(head_of(h, "master", head), "c2-0002");
+	/* the branch moved meanwhile: conflict */
+	c3 = make_commit(&n, id, "c3-0003", "c2-0002", &tree);
+	assert_int_equal(receive(&n, h, "master", "c1-0001", &c3, 1, false, detail), DM_ECONFLICT);
+	assert_non_null(strstr(detail, "moved while the transfer ran"));
+	/* both sides committed since c1: diverged, unless stashed */
+	{
+		struct dm_dot_commit_ref other = make_commit(&n, id, "c9-0009", "c1-0001", &tree);
+
+		assert_int_equal(receive(&n, h, "master", "c2-0002", &other, 1, false, detail),
+				 DM_EDIVERGED);
+		assert_non_null(strstr(detail, "--stash-on-divergence"));
+		assert_string_equal(head_of(h, "master", head), "c2-0002");
+		assert_int_equal(receive(&n, h, "master", "c2-0002", &other, 1, true, detail), 0);
+		assert_string_equal(head_of(h, "master", head), "c9-0009");
+	}
+	v = dm_dot_handle_view(h);
+	for (size_t i = 0; i < v->nbranches; i++)
+		if (strstr(v->branches[i].name, "master-DIVERGED-") &&
+		    !strcmp(v->branches[i].head, "c2-0002"))
+			stashed = true;
+	dm_dot_view_unref(v);
+	assert_true(stashed);
+	/* uncommitted changes on the receiving branch are refused */
+	write_file(&n, id, "master", "dirty.txt", "x");
+	assert_int_equal(receive(&n, h, "master", "c9-0009", &c3, 1, false, detail),
+			 DM_EUNCOMMITTED);
+	assert_non_null(strstr(detail, "uncommitted changes"));
+	/* a new branch from a root commit */
+	root = make_commit(&n, id, "r1-0001", NULL, &tree);
+	assert_int_equal(receive(&n, h, "fromremote", "", &root, 1, false, detail), 0);
+	assert_string_equal(head_of(h, "fromremote", head), "r1-0001");
+	/* a commit of another dot is refused */
+	foreign = make_commit(&n, "another-dot", "f1-0001", "r1-0001", &tree);
+	assert_int_equal(receive(&n, h, "fromremote", "r1-0001", &foreign, 1, false, detail),
+			 DM_ECORRUPT);
+	assert_string_equal(head_of(h, "fromremote", head), "r1-0001");
+	dm_dot_handle_unref(h);
+	node_close(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_restart_finds_dot),
+		cmocka_unit_test(test_receive),
 		cmocka_unit_test(test_seeded_interleavings),
 	};
 
