@@ -27,35 +27,56 @@
 #define REFRESH_WAIT_MS 5000
 #define LONG_DEADLINE_MS (3600 * 1000)
 
-/* Parses params.dot and checks the caller may use its namespace. */
-static int dot_name_param(struct dm_dot_name *out, const struct dm_rpc_ctx *ctx, json_t *params,
-			  struct dm_err *err)
+static int parse_dot_param(struct dm_dot_name *out, json_t *params, struct dm_err *err)
 {
 	const char *s;
 	int rc = dm_rpc_param_str(&s, params, "dot", true, err);
 
-	if (!rc)
-		rc = dm_dot_name_parse(out, s, err);
+	return rc ? rc : dm_dot_name_parse(out, s, err);
+}
+
+static int refuse_namespace(const struct dm_rpc_ctx *ctx, const char *ns, struct dm_err *err)
+{
+	return dm_err_set(err, DM_EPERM, "permission denied: user '%s' cannot use namespace '%s'",
+			  ctx->caller->user, ns);
+}
+
+/* Parses params.dot for a dot the caller would own: its own namespace, or
+ * any as an admin (creating, adding collaborators). */
+static int dot_name_param(struct dm_dot_name *out, const struct dm_rpc_ctx *ctx, json_t *params,
+			  struct dm_err *err)
+{
+	int rc = parse_dot_param(out, params, err);
+
 	if (!rc && !ctx->caller->admin && strcmp(out->ns, ctx->caller->user) != 0)
-		rc = dm_err_set(err, DM_EPERM,
-				"permission denied: user '%s' cannot use namespace '%s'",
-				ctx->caller->user, out->ns);
+		rc = refuse_namespace(ctx, out->ns, err);
 	return rc;
 }
 
-/* The dot named by params.dot: a new handle reference. */
+/* The dot named by params.dot, if the caller may use it (admin, owner or
+ * collaborator): a new handle reference. */
 static int find_dot(struct dm_dot_handle **out, const struct dm_rpc_ctx *ctx, json_t *params,
 		    struct dm_err *err)
 {
 	struct dm_registry_snap *snap;
 	const struct dm_registry_entry *e;
 	struct dm_dot_name name;
-	int rc = dot_name_param(&name, ctx, params, err);
+	int rc = parse_dot_param(&name, params, err);
 
 	if (rc)
 		return rc;
 	snap = dm_registry_snapshot(ctx->server->registry);
 	e = dm_registry_find(snap, &name);
+	if (e && !ctx->caller->admin) {
+		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+		bool allowed = dm_dot_view_allows(v, ctx->caller->user);
+
+		dm_dot_view_unref(v);
+		if (!allowed) {
+			dm_registry_snap_unref(snap);
+			return refuse_namespace(ctx, name.ns, err);
+		}
+	}
 	if (e) {
 		*out = e->dot;
 		dm_dot_handle_ref(e->dot);
@@ -128,9 +149,17 @@ static int m_create(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 				  dm_rpc_deadline_ms(), err);
 }
 
-static bool visible(const struct dm_rpc_ctx *ctx, const struct dm_dot_name *name)
+static bool visible(const struct dm_rpc_ctx *ctx, struct dm_dot_handle *h)
 {
-	return ctx->caller->admin || !strcmp(name->ns, ctx->caller->user);
+	struct dm_dot_view *v;
+	bool ok;
+
+	if (ctx->caller->admin)
+		return true;
+	v = dm_dot_handle_view(h);
+	ok = dm_dot_view_allows(v, ctx->caller->user);
+	dm_dot_view_unref(v);
+	return ok;
 }
 
 static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
@@ -143,7 +172,7 @@ static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 
 	/* ask every dot to measure itself at once, then collect the answers */
 	for (size_t i = 0; i < snap->n; i++) {
-		if (!visible(ctx, &snap->e[i].name))
+		if (!visible(ctx, snap->e[i].dot))
 			continue;
 		dm_actor_send_request(&tickets[i], dm_dot_handle_actor(snap->e[i].dot),
 				      dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_REFRESH),
@@ -211,7 +240,7 @@ static int m_delete(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 			*result = json_object();
 			return 0;
 		}
-		if (!visible(ctx, &e->name)) {
+		if (!visible(ctx, h)) {
 			dm_dot_handle_unref(h);
 			return dm_err_set(err, DM_EPERM, "permission denied");
 		}
@@ -463,9 +492,12 @@ static int m_add_collaborator(const struct dm_rpc_ctx *ctx, json_t *params, json
 			      struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_ADD_COLLABORATOR);
+	struct dm_dot_name name;
 	const char *user = NULL;
-	int rc = dm_rpc_param_str(&user, params, "user", true, err);
+	int rc = dot_name_param(&name, ctx, params, err);
 
+	if (!rc)
+		rc = dm_rpc_param_str(&user, params, "user", true, err);
 	if (!rc && !dm_name_part_valid(user, strlen(user)))
 		rc = dm_err_set(err, DM_EINVAL, "invalid user name '%s'", user);
 	if (rc) {
