@@ -31,9 +31,11 @@
  *   DELETING  delete job done                deleted            GONE
  *   GONE      any request                    refuse_gone        GONE
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "actor/actor.h"
 #include "engine/engine.h"
@@ -74,6 +76,8 @@ struct dot {
 	struct branch *branches;
 	size_t ncollaborators;
 	char (*collaborators)[DM_NAME_PART_MAX + 1];
+	size_t nmounts;
+	struct dm_mount_view *mounts; /* containers using the dot (not persisted) */
 
 	struct dm_job *job;        /* the running job, or NULL */
 	struct dm_msg *job_req;    /* the request it serves (kept), or NULL */
@@ -119,6 +123,10 @@ static void publish(struct dot *d)
 	v->state = d->state;
 	memcpy(v->current, d->current, sizeof(v->current));
 	v->busy = d->job != NULL;
+	v->nmounts = d->nmounts;
+	v->mounts = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*v->mounts));
+	if (d->nmounts)
+		memcpy(v->mounts, d->mounts, d->nmounts * sizeof(*d->mounts));
 	v->ncollaborators = d->ncollaborators;
 	v->collaborators = dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1,
 				      sizeof(*v->collaborators));
@@ -274,6 +282,94 @@ static void add_collaborator(struct dot *d, struct dm_msg *req, const char *user
 	reply_json(req, json_object());
 }
 
+static bool subdot_valid(const char *s)
+{
+	return !strcmp(s, "__default__") || !strcmp(s, "__root__") ||
+	       dm_name_part_valid(s, strlen(s));
+}
+
+/* MOUNT: records the container and answers the path it should use: the
+ * pinned branch's working copy or the dot's stable path (which follows
+ * checkouts), plus the subdot's directory, made when missing. Answered at
+ * once even while a job runs: a reset stops containers, which unmount. */
+static void on_mount(struct dot *d, struct dm_msg *req, const struct dm_mount_view *m)
+{
+	struct dm_buf path = DM_BUF_INIT;
+	const char *branch = m->branch[0] ? m->branch : NULL;
+	struct dm_err err;
+	size_t i;
+
+	if (branch && !find_branch(d, branch)) {
+		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
+				 branch);
+		return;
+	}
+	if (!subdot_valid(m->subdot)) {
+		dm_msg_reply_err(req, DM_EINVAL, "invalid subdot name '%s'", m->subdot);
+		return;
+	}
+	if (dm_engine_path(d->env.engine, d->id, branch, &path, &err)) {
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return;
+	}
+	if (strcmp(m->subdot, "__root__")) {
+		dm_buf_addf(&path, "/%s", m->subdot);
+		if (mkdir((const char *)path.data, 0755) < 0 && errno != EEXIST) {
+			dm_msg_reply_err(req, DM_EIO, "cannot make subdot '%s' of dot '%s': %s",
+					 m->subdot, d->shown, strerror(errno));
+			dm_buf_release(&path);
+			return;
+		}
+	}
+	for (i = 0; i < d->nmounts; i++)
+		if (!strcmp(d->mounts[i].mount_id, m->mount_id))
+			break;
+	if (i == d->nmounts) {
+		d->mounts = dm_xrealloc(d->mounts, (d->nmounts + 1) * sizeof(*d->mounts));
+		d->nmounts++;
+	}
+	d->mounts[i] = *m;
+	publish(d);
+	reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
+	dm_buf_release(&path);
+}
+
+static void on_unmount(struct dot *d, struct dm_msg *req, const char *mount_id)
+{
+	for (size_t i = 0; i < d->nmounts; i++) {
+		if (strcmp(d->mounts[i].mount_id, mount_id))
+			continue;
+		d->mounts[i] = d->mounts[--d->nmounts];
+		publish(d);
+		break;
+	}
+	reply_json(req, json_object()); /* unmounting twice is fine */
+}
+
+/* The containers to stop and start around a change to `branch`'s working
+ * copy (switching: a change of the current branch), copied into the job. */
+static void affected_containers(struct dot *d, struct dm_dot_job_in *in, const char *branch,
+				bool switching)
+{
+	in->containers = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*in->containers));
+	for (size_t i = 0; i < d->nmounts; i++) {
+		const struct dm_mount_view *m = &d->mounts[i];
+		bool follows = !m->branch[0];
+		bool hit = switching ? follows
+				     : (!strcmp(m->branch, branch) ||
+					(follows && !strcmp(branch, d->current)));
+		bool seen = false;
+
+		if (!hit || !m->container_id[0])
+			continue;
+		for (size_t j = 0; j < in->ncontainers; j++)
+			seen = seen || !strcmp(in->containers[j], m->container_id);
+		if (!seen)
+			snprintf(in->containers[in->ncontainers++], sizeof(*in->containers), "%s",
+				 m->container_id);
+	}
+}
+
 /* BRANCH-DIVERGED-<UTC time>, made unique among the dot's branches. */
 static void stash_name(struct dot *d, const char *branch, char *out, size_t size)
 {
@@ -321,6 +417,15 @@ static int start_op(struct dot *d, struct dm_msg *req)
 				dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
 				return 0;
 			}
+			if (strcmp(r->branch, d->current) && d->env.docker) {
+				/* containers follow the current branch: stop, switch, start */
+				in = job_for(d, DM_DOT_OP_CHECKOUT, find_branch(d, r->branch));
+				in->switch_only = true;
+				affected_containers(d, in, r->branch, true);
+				if (in->ncontainers)
+					break;
+				dm_dot_job_in_free(in);
+			}
 			if (dm_engine_set_current(d->env.engine, d->id, r->branch, &err)) {
 				dm_msg_reply_err(req, err.code, "%s", err.msg);
 				return 0;
@@ -344,6 +449,8 @@ static int start_op(struct dot *d, struct dm_msg *req)
 		b = find_branch(d, d->current);
 		in = job_for(d, DM_DOT_OP_CHECKOUT, b);
 		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
+		if (d->env.docker)
+			affected_containers(d, in, d->current, true);
 		break;
 	case DM_DOT_OP_BRANCH:
 		if (find_branch(d, r->branch)) {
@@ -380,6 +487,8 @@ static int start_op(struct dot *d, struct dm_msg *req)
 		if (!b)
 			return 0;
 		in = job_for(d, r->op, b);
+		if (r->op == DM_DOT_OP_RESET && d->env.docker)
+			affected_containers(d, in, b->name, false);
 		in->message = dup_or_null(r->message);
 		in->author = dup_or_null(r->author);
 		in->from = dup_or_null(r->from);
@@ -519,8 +628,20 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 	case DM_DOT_OP_RESET:
 		b = find_branch(d, r->branch ? r->branch : d->current);
 		break;
-	case DM_DOT_OP_BRANCH:
 	case DM_DOT_OP_CHECKOUT:
+		if (out->switched) {
+			snprintf(d->current, sizeof(d->current), "%s", r->branch);
+			rc = persist_dot(d, &err);
+			publish(d);
+			if (rc)
+				dm_msg_reply_err(req, rc, "%s", err.msg);
+			else
+				reply_json(req, out->json ? json_incref(out->json) : json_object());
+			return;
+		}
+		b = add_branch(d, r->branch);
+		break;
+	case DM_DOT_OP_BRANCH:
 		b = add_branch(d, r->branch);
 		break;
 	case DM_DOT_OP_RECEIVE:
@@ -640,8 +761,22 @@ static int on_request(struct dot *d, struct dm_msg *msg)
 		return DM_ACTOR_KEEP;
 	}
 	if (r->op == DM_DOT_OP_DELETE) {
+		if (d->nmounts && d->state == DM_DOT_READY) {
+			dm_msg_reply_err(msg, DM_EBUSY,
+					 "dot '%s' is in use by container %s; stop it first",
+					 d->shown, d->mounts[0].container);
+			return 0;
+		}
 		begin_delete(d, msg);
 		return DM_ACTOR_KEEP;
+	}
+	if (d->state == DM_DOT_READY && r->op == DM_DOT_OP_MOUNT && r->mount) {
+		on_mount(d, msg, r->mount);
+		return 0;
+	}
+	if (d->state == DM_DOT_READY && r->op == DM_DOT_OP_UNMOUNT && r->mount) {
+		on_unmount(d, msg, r->mount->mount_id);
+		return 0;
 	}
 	if (d->state == DM_DOT_CREATING) {
 		if (r->op == DM_DOT_OP_CREATE && !d->job) {
@@ -706,6 +841,7 @@ static void free_dot(void *p)
 	free(d->deleters);
 	free(d->branches);
 	free(d->collaborators);
+	free(d->mounts);
 	dm_dot_slot_unref(d->slot);
 	free(d);
 }

@@ -19,6 +19,7 @@
 #include "util/names.h"
 
 struct dm_actor;
+struct dm_docker;
 struct dm_engine;
 struct dm_kv;
 struct dm_sched;
@@ -35,6 +36,7 @@ struct dm_dot_env {
 	struct dm_sched *sched;
 	const char *server;          /* "127.0.0.1:32607", shown in listings */
 	struct dm_actor *registry;   /* told when a dot is gone */
+	struct dm_docker *docker;    /* the container engine's API, or NULL */
 };
 
 enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };
@@ -49,6 +51,16 @@ struct dm_branch_view {
 	uint64_t size;
 };
 
+/* A container's use of the dot, through a volume of the Docker plugin. */
+struct dm_mount_view {
+	char mount_id[DM_COMMIT_ID_LEN_MAX + 1]; /* the runtime's id of the mount */
+	char container_id[65];
+	char container[256];                     /* name, or the id when unknown */
+	char volume[256];                        /* [ns/]dot[@branch][.subdot] */
+	char branch[DM_NAME_PART_MAX + 1];       /* pinned branch, "" = follows current */
+	char subdot[DM_NAME_PART_MAX + 1];       /* "__default__", "__root__" or a name */
+};
+
 /* An immutable snapshot of a dot, published after every message. */
 struct dm_dot_view {
 	int refs; /* atomic */
@@ -59,6 +71,8 @@ struct dm_dot_view {
 	bool busy;                          /* a job is running */
 	size_t ncollaborators;
 	char (*collaborators)[DM_NAME_PART_MAX + 1];
+	size_t nmounts;
+	struct dm_mount_view *mounts;
 	size_t nbranches;
 	struct dm_branch_view *branches;    /* sorted by name */
 };
@@ -91,6 +105,8 @@ enum dm_dot_op {
 	DM_DOT_OP_DELETE,
 	DM_DOT_OP_RECEIVE,    /* take commits that arrived from elsewhere (a transfer) */
 	DM_DOT_OP_ADD_COLLABORATOR,
+	DM_DOT_OP_MOUNT,      /* a container mounts the dot: record it, answer the path */
+	DM_DOT_OP_UNMOUNT,    /* ...and lets go of it */
 };
 
 /* One commit of a RECEIVE: its commit id and the id of its stored object. */
@@ -121,6 +137,8 @@ struct dm_dot_req {
 	bool stash;
 	/* ADD_COLLABORATOR */
 	char *user;
+	/* MOUNT (branch: pinned, or NULL to follow the current one) and UNMOUNT */
+	struct dm_mount_view *mount;
 };
 
 struct dm_dot_req *dm_dot_req_new(int op);

@@ -48,6 +48,7 @@ void dm_dot_view_unref(struct dm_dot_view *v)
 		return;
 	free(v->branches);
 	free(v->collaborators);
+	free(v->mounts);
 	free(v);
 }
 
@@ -147,6 +148,7 @@ void dm_dot_req_free(void *p)
 	free(r->old_head);
 	free(r->commits);
 	free(r->user);
+	free(r->mount);
 	free(r);
 }
 
@@ -174,15 +176,23 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 						"dirty", (json_int_t)b->dirty, "size",
 						(json_int_t)b->size));
 	}
-	json_t *collaborators = json_array();
+	json_t *collaborators = json_array(), *containers = json_array();
+
+	for (size_t i = 0; i < v->nmounts; i++)
+		json_array_append_new(containers,
+				      json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
+						v->mounts[i].container, "id",
+						v->mounts[i].container_id, "volume", v->mounts[i].volume,
+						"branch", v->mounts[i].branch, "subdot",
+						v->mounts[i].subdot));
 
 	for (size_t i = 0; i < v->ncollaborators; i++)
 		json_array_append_new(collaborators, json_string(v->collaborators[i]));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:[], s:s, s:b, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o}",
 			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "state",
 			 dm_dot_state_name(v->state), "branch", v->current, "branches", branches,
 			 "size", (json_int_t)(cur ? cur->size : 0), "commits",
 			 (json_int_t)(cur ? cur->commits : 0), "dirty",
-			 (json_int_t)(cur ? cur->dirty : 0), "containers", "server",
+			 (json_int_t)(cur ? cur->dirty : 0), "containers", containers, "server",
 			 server ? server : "", "busy", v->busy, "collaborators", collaborators);
 }

@@ -61,6 +61,10 @@ struct dm_dot_job_in {
 	struct dm_dot_commit_ref *received;
 	bool stash;
 	char stash_name[DM_NAME_PART_MAX + 1]; /* chosen by the actor */
+	/* RESET, CHECKOUT: containers to stop before and start after */
+	size_t ncontainers;
+	char (*containers)[65];
+	bool switch_only; /* CHECKOUT of an existing branch: only switch */
 };
 
 struct dm_dot_job_out {
@@ -71,6 +75,7 @@ struct dm_dot_job_out {
 	uint64_t dirty, size;
 	bool sized; /* size was measured (a refresh); otherwise keep the old one */
 	/* RECEIVE with stash: the branch that now holds the receiver's commits */
+	bool switched; /* CHECKOUT of an existing branch: the stable path moved */
 	bool stashed;
 	char stash_name[DM_NAME_PART_MAX + 1];
 	char stash_head[DM_COMMIT_ID_LEN_MAX + 1];
@@ -78,6 +83,7 @@ struct dm_dot_job_out {
 	bool stash_has_tree;
 	uint64_t stash_commits;
 	json_t *json; /* result for the requester, when the op has one */
+	json_t *warnings; /* what went wrong after the change was made, or NULL */
 	char errmsg[DM_ERR_MSG_MAX];
 };
 

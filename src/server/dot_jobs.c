@@ -9,6 +9,8 @@
  */
 #include "server/dot_internal.h"
 #include "actor/actor.h"
+#include "server/docker.h"
+#include "util/log.h"
 #include "engine/engine.h"
 #include "kv/kv.h"
 #include "store/store.h"
@@ -43,6 +45,7 @@ void dm_dot_job_in_free(void *p)
 	free(in->meta_values);
 	free(in->old_head);
 	free(in->received);
+	free(in->containers);
 	free(in);
 }
 
@@ -50,8 +53,10 @@ void dm_dot_job_out_free(void *p)
 {
 	struct dm_dot_job_out *out = p;
 
-	if (out)
+	if (out) {
 		json_decref(out->json);
+		json_decref(out->warnings);
+	}
 	free(out);
 }
 
@@ -241,15 +246,67 @@ static int resolve_into(struct dm_dot_job_in *in, struct dm_dot_job_out *out, co
 	return count_commits(&out->commits, in, out->head, err);
 }
 
+/* Stops the containers a change affects; the ones already stopped stay so.
+ * On a failure the ones stopped so far are started again. */
+static int stop_containers(struct dm_dot_job_in *in, struct dm_err *err)
+{
+	for (size_t i = 0; in->env.docker && i < in->ncontainers; i++) {
+		int rc = dm_docker_stop(in->env.docker, in->containers[i], 10, err);
+
+		if (rc) {
+			while (i-- > 0)
+				dm_docker_start(in->env.docker, in->containers[i], NULL);
+			return dm_err_prefix(err, "cannot stop the containers using the dot");
+		}
+	}
+	return 0;
+}
+
+/* Starts them again; a failure is logged and left in the answer, the change
+ * itself is done. */
+static void start_containers(struct dm_dot_job_in *in, struct dm_dot_job_out *out)
+{
+	for (size_t i = 0; in->env.docker && i < in->ncontainers; i++) {
+		struct dm_err err;
+
+		if (dm_docker_start(in->env.docker, in->containers[i], &err)) {
+			dm_warn("dot %s: %s", in->dot_id, err.msg);
+			if (!out->warnings)
+				out->warnings = json_array();
+			json_array_append_new(out->warnings, json_string(err.msg));
+		}
+	}
+}
+
 static int job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
 		     struct dm_err *err)
 {
 	int rc = resolve_into(in, out, in->from, err);
 
 	if (!rc)
-		rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &out->tree, p, err);
+		rc = stop_containers(in, err);
+	if (rc)
+		return rc;
+	rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &out->tree, p, err);
+	start_containers(in, out);
 	if (!rc)
 		out->json = json_pack("{s:s}", "id", out->head);
+	return rc;
+}
+
+/* CHECKOUT of an existing branch with containers following the current
+ * one: they bind-mounted the old branch, so stop, switch, start. */
+static int job_switch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_err *err)
+{
+	int rc = stop_containers(in, err);
+
+	if (rc)
+		return rc;
+	rc = dm_engine_set_current(in->env.engine, in->dot_id, in->branch, err);
+	start_containers(in, out);
+	out->switched = true;
+	if (!rc)
+		out->json = json_object();
 	return rc;
 }
 
@@ -261,6 +318,17 @@ static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, stru
 	if (!rc)
 		rc = dm_engine_create(in->env.engine, in->dot_id, in->new_branch,
 				      out->has_tree ? &out->tree : NULL, p, err);
+	if (rc || in->op != DM_DOT_OP_CHECKOUT) {
+		if (!rc)
+			out->json = json_object();
+		return rc;
+	}
+	/* checkout -b: the new branch becomes current; containers follow it */
+	rc = stop_containers(in, err);
+	if (rc)
+		return rc;
+	rc = dm_engine_set_current(in->env.engine, in->dot_id, in->new_branch, err);
+	start_containers(in, out);
 	if (!rc)
 		out->json = json_object();
 	return rc;
@@ -525,8 +593,10 @@ void dm_dot_run_job(struct dm_job *job)
 		rc = job_reset(in, out, &p, &err);
 		break;
 	case DM_DOT_OP_BRANCH:
-	case DM_DOT_OP_CHECKOUT:
 		rc = job_branch(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_CHECKOUT:
+		rc = in->switch_only ? job_switch(in, out, &err) : job_branch(in, out, &p, &err);
 		break;
 	case DM_DOT_OP_DIFF:
 		rc = job_diff(in, out, &err);
@@ -548,6 +618,8 @@ void dm_dot_run_job(struct dm_job *job)
 	}
 	if (rc)
 		snprintf(out->errmsg, sizeof(out->errmsg), "%s", err.msg);
+	if (!rc && out->warnings && json_is_object(out->json))
+		json_object_set(out->json, "warnings", out->warnings);
 	dm_job_set_result(job, rc, out, dm_dot_job_out_free);
 }
 

@@ -401,7 +401,8 @@ int dm_registry_open(struct dm_registry **out, const struct dm_dot_env *env, str
 
 int dm_registry_start(struct dm_registry **out, struct dm_server *srv, struct dm_err *err)
 {
-	struct dm_dot_env env = {srv->kv, srv->store, srv->engine, srv->sched, srv->address, NULL};
+	struct dm_dot_env env = {srv->kv,      srv->store, srv->engine, srv->sched,
+				 srv->address, NULL,       srv->docker};
 
 	return dm_registry_open(out, &env, err);
 }

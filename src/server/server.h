@@ -25,6 +25,7 @@
 #include "util/err.h"
 #include "util/id.h"
 
+struct dm_docker;
 struct dm_engine;
 struct dm_http;
 struct dm_kv;
@@ -66,6 +67,7 @@ struct dm_server {
 	struct dm_engine *engine;
 	struct dm_sched *sched;        /* threaded */
 	struct dm_registry *registry;  /* the dots (registry.c) */
+	struct dm_docker *docker;      /* the container engine's API, or NULL */
 	struct dm_http *http;
 };
 

@@ -93,7 +93,7 @@ static void node_open(struct node *n, uint64_t seed)
 		fail_msg("engine: %s", err.msg);
 	if (dm_sched_new(&n->sched, &so, &err))
 		fail_msg("sched: %s", err.msg);
-	env = (struct dm_dot_env){n->kv, n->store, n->engine, n->sched, "test", NULL};
+	env = (struct dm_dot_env){n->kv, n->store, n->engine, n->sched, "test", NULL, NULL};
 	if (dm_registry_open(&n->reg, &env, &err))
 		fail_msg("registry: %s", err.msg);
 }
@@ -371,7 +371,7 @@ static void test_restart_finds_dot(void **state)
 	dm_dot_handle_unref(h);
 	/* restart: a new registry over the same KV and store */
 	dm_registry_free(n.reg);
-	env = (struct dm_dot_env){n.kv, n.store, n.engine, n.sched, "test", NULL};
+	env = (struct dm_dot_env){n.kv, n.store, n.engine, n.sched, "test", NULL, NULL};
 	assert_int_equal(dm_registry_open(&n.reg, &env, NULL), 0);
 	snap = dm_registry_snapshot(n.reg);
 	assert_int_equal(dm_dot_name_parse(&dn, "ns1/db", NULL), 0);
@@ -508,11 +508,79 @@ static void test_receive(void **state)
 	node_close(&n);
 }
 
+static int send_op(struct node *n, struct dm_dot_handle *h, struct dm_dot_req *r,
+		   json_t **result, char *detail)
+{
+	struct dm_ticket *t = NULL;
+	struct dm_msg *reply = NULL;
+	int rc;
+
+	dm_actor_send_request(&t, dm_dot_handle_actor(h), dm_msg_new(0, r, dm_dot_req_free));
+	rc = settle(n, t, &reply);
+	if (detail)
+		snprintf(detail, 256, "%s", reply && reply->detail ? reply->detail : "");
+	if (result && !rc) {
+		*result = reply->payload;
+		reply->payload = NULL;
+	}
+	dm_msg_free(reply);
+	dm_ticket_free(t);
+	return rc;
+}
+
+static struct dm_dot_req *mount_req(int op, const char *id, const char *subdot)
+{
+	struct dm_dot_req *r = dm_dot_req_new(op);
+
+	r->mount = dm_xcalloc(1, sizeof(*r->mount));
+	snprintf(r->mount->mount_id, sizeof(r->mount->mount_id), "%s", id);
+	snprintf(r->mount->container_id, sizeof(r->mount->container_id), "c-%s", id);
+	snprintf(r->mount->container, sizeof(r->mount->container), "web-%s", id);
+	snprintf(r->mount->volume, sizeof(r->mount->volume), "shop.%s", subdot);
+	snprintf(r->mount->subdot, sizeof(r->mount->subdot), "%s", subdot);
+	return r;
+}
+
+/* Containers mount subdots; a dot in use is not deleted. */
+static void test_mounts(void **state)
+{
+	struct node n;
+	struct dm_dot_handle *h;
+	struct dm_dot_view *v;
+	json_t *res = NULL;
+	char detail[256];
+	struct stat st;
+
+	(void)state;
+	node_open(&n, 5);
+	h = create_dot(&n, "shop");
+	assert_int_equal(send_op(&n, h, mount_req(DM_DOT_OP_MOUNT, "m1", "db"), &res, NULL), 0);
+	assert_non_null(strstr(json_string_value(json_object_get(res, "path")), "/.current/db"));
+	assert_int_equal(stat(json_string_value(json_object_get(res, "path")), &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	json_decref(res);
+	assert_int_equal(send_op(&n, h, mount_req(DM_DOT_OP_MOUNT, "m2", "bad.name"), NULL,
+				 detail),
+			 DM_EINVAL);
+	assert_non_null(strstr(detail, "invalid subdot"));
+	v = dm_dot_handle_view(h);
+	assert_int_equal(v->nmounts, 1);
+	assert_string_equal(v->mounts[0].container, "web-m1");
+	dm_dot_view_unref(v);
+	assert_int_equal(send_op(&n, h, dm_dot_req_new(DM_DOT_OP_DELETE), NULL, detail), DM_EBUSY);
+	assert_non_null(strstr(detail, "in use by container web-m1"));
+	assert_int_equal(send_op(&n, h, mount_req(DM_DOT_OP_UNMOUNT, "m1", "db"), NULL, NULL), 0);
+	assert_int_equal(send_op(&n, h, dm_dot_req_new(DM_DOT_OP_DELETE), NULL, NULL), 0);
+	dm_dot_handle_unref(h);
+	node_close(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_restart_finds_dot),
 		cmocka_unit_test(test_receive),
+		cmocka_unit_test(test_mounts),
 		cmocka_unit_test(test_seeded_interleavings),
 	};
 
