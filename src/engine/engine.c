@@ -131,3 +131,35 @@ const char *dm_change_status_name(int status)
 		return "unknown";
 	}
 }
+
+bool dm_engine_can_snapshot(const struct dm_engine *e)
+{
+	return ops_of(e)->snapshot != NULL;
+}
+
+int dm_engine_snapshot(struct dm_engine *e, const char *dot, const char *branch,
+		       const char *commit_id, struct dm_err *err)
+{
+	if (!ops_of(e)->snapshot)
+		return dm_err_set(err, DM_EUNSUPPORTED, "the %s engine has no snapshots",
+				  ops_of(e)->name);
+	return ops_of(e)->snapshot(e, dot, branch, commit_id, err);
+}
+
+int dm_engine_index(struct dm_engine *e, const char *dot, const char *commit_id,
+		    const char *parent_id, const dm_oid *parent_tree, dm_oid *tree_out,
+		    const struct dm_engine_progress *p, struct dm_err *err)
+{
+	if (!ops_of(e)->index)
+		return dm_err_set(err, DM_EUNSUPPORTED, "the %s engine has no snapshots",
+				  ops_of(e)->name);
+	return ops_of(e)->index(e, dot, commit_id, parent_id, parent_tree, tree_out, p, err);
+}
+
+int dm_engine_drop_snapshot(struct dm_engine *e, const char *dot, const char *commit_id,
+			    struct dm_err *err)
+{
+	if (!ops_of(e)->drop_snapshot)
+		return 0;
+	return ops_of(e)->drop_snapshot(e, dot, commit_id, err);
+}

@@ -77,9 +77,18 @@ struct dm_engine_ops {
 		    struct dm_err *err);
 	int (*set_current)(struct dm_engine *e, const char *dot, const char *branch,
 			   struct dm_err *err);
+	/* Engines with snapshots (btrfs) commit in two steps; NULL otherwise. */
+	int (*snapshot)(struct dm_engine *e, const char *dot, const char *branch,
+			const char *commit_id, struct dm_err *err);
+	int (*index)(struct dm_engine *e, const char *dot, const char *commit_id,
+		     const char *parent_id, const dm_oid *parent_tree, dm_oid *tree_out,
+		     const struct dm_engine_progress *p, struct dm_err *err);
+	int (*drop_snapshot)(struct dm_engine *e, const char *dot, const char *commit_id,
+			     struct dm_err *err);
 };
 
 extern const struct dm_engine_ops dm_engine_dir;
+extern const struct dm_engine_ops dm_engine_btrfs;
 
 /*
  * Opens the engine `name` ("dir") with its working copies under root and its
@@ -118,6 +127,26 @@ int dm_engine_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *er
  * what they see). */
 int dm_engine_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
 		   struct dm_err *err);
+/*
+ * Two-step commits, for engines with snapshots (dm_engine_can_snapshot):
+ * dm_engine_snapshot freezes the working copy of (dot, branch) as a
+ * read-only snapshot named by the commit id, at once, whatever its size;
+ * dm_engine_index later turns that snapshot into a tree in the store
+ * (reusing the tree of parent_id's snapshot, parent_tree, for every file
+ * that did not change, and pointing the store's index into the snapshot
+ * instead of copying data); dm_engine_drop_snapshot removes one (a commit
+ * that could not be sealed, or a deleted dot's). Engines without snapshots
+ * use dm_engine_commit.
+ */
+bool dm_engine_can_snapshot(const struct dm_engine *e);
+int dm_engine_snapshot(struct dm_engine *e, const char *dot, const char *branch,
+		       const char *commit_id, struct dm_err *err);
+int dm_engine_index(struct dm_engine *e, const char *dot, const char *commit_id,
+		    const char *parent_id, const dm_oid *parent_tree, dm_oid *tree_out,
+		    const struct dm_engine_progress *p, struct dm_err *err);
+int dm_engine_drop_snapshot(struct dm_engine *e, const char *dot, const char *commit_id,
+			    struct dm_err *err);
+
 /* Makes the dot's stable path lead to branch's working copy, atomically. */
 int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,
 			  struct dm_err *err);
