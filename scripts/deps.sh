@@ -23,8 +23,10 @@ packages=(
 	restic
 	# database scenarios (e2e t0400: a PostgreSQL data directory in a dot)
 	postgresql
-	# later (multi-node kv, btrfs engine, docker-API tests):
-	# etcd-server btrfs-progs libbtrfsutil-dev podman
+	# the btrfs engine: libbtrfsutil (subvolumes, snapshots), mkfs.btrfs and btrfs (pools, tests)
+	libbtrfsutil-dev btrfs-progs
+	# later (multi-node kv, docker-API tests):
+	# etcd-server podman
 )
 
 if [ "${DM_SKIP_DEPS:-}" = 1 ]; then

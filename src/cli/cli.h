@@ -43,6 +43,9 @@ enum {
 	OPT_PORT,
 	OPT_CREATE,
 	OPT_HARD,
+	OPT_REMOTE_NAME,
+	OPT_LOCAL_NAME,
+	OPT_STASH,
 };
 
 struct dm_cli {
@@ -82,6 +85,18 @@ int dm_cmd_checkout(struct dm_cli *cli, int argc, char **argv, struct dm_err *er
 int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_user_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_user_reset_key(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_user_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_remote_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_remote_rm(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_remote_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_push(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_pull(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_clone(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 
 /*
  * getopt_long over the running command's options plus the common ones

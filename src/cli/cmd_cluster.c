@@ -31,16 +31,48 @@
 #define DMD_OUTPUT_MAX (64u << 10)
 #define API_KEY_LEN    64
 
+/* dmd start's options that init and start pass through (beyond cli.h's). */
+enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET };
+/* dmd init's engine options that cluster init passes through. */
+enum { OPT_ENGINE = 1210, OPT_POOL_DIR, OPT_POOL_SIZE };
+
 static const struct option cluster_opts[] = {
 	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
 	{"port", required_argument, NULL, OPT_PORT},
+	{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
+	{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
+	{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
+	{"engine", required_argument, NULL, OPT_ENGINE},
+	{"pool-dir", required_argument, NULL, OPT_POOL_DIR},
+	{"pool-size", required_argument, NULL, OPT_POOL_SIZE},
 	{NULL, 0, NULL, 0},
 };
 
 struct cluster_args {
 	const char *data_dir; /* NULL: the default */
 	int port;             /* 0: not given */
+	char plugin_socket[PATH_MAX]; /* "" when not given; absolute, or "none" */
+	char docker_socket[PATH_MAX];
+	bool no_plugin;
+	const char *engine;     /* init: --engine, or NULL */
+	char pool_dir[PATH_MAX]; /* init: --pool-dir made absolute, or "" */
+	const char *pool_size;  /* init: --pool-size as given (dmd checks it), or NULL */
 };
+
+static int absolute(char *out, size_t size, const char *dir, struct dm_err *err);
+
+/* --plugin-socket and --docker-socket: a path (made absolute) or "none". */
+static int socket_arg(struct dm_cli *cli, char *out, size_t size, const char *opt,
+		      const char *v, struct dm_err *err)
+{
+	if (!*v)
+		return dm_cli_usage_error(cli, err, "empty --%s", opt);
+	if (!strcmp(v, "none")) {
+		snprintf(out, size, "none");
+		return 0;
+	}
+	return absolute(out, size, v, err);
+}
 
 static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 		      struct cluster_args *out, struct dm_err *err)
@@ -55,6 +87,47 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 			if (!*optarg)
 				return dm_cli_usage_error(cli, err, "empty --data-dir");
 			out->data_dir = optarg;
+		} else if ((c == OPT_PLUGIN_SOCKET || c == OPT_NO_PLUGIN || c == OPT_DOCKER_SOCKET) &&
+			   !port_ok) {
+			return dm_cli_usage_error(cli, err, "unknown option '--%s' for 'dm %s'",
+						  c == OPT_NO_PLUGIN	     ? "no-plugin"
+						  : c == OPT_PLUGIN_SOCKET ? "plugin-socket"
+									   : "docker-socket",
+						  cli->cmd->name);
+		} else if (c == OPT_PLUGIN_SOCKET) {
+			int rc = socket_arg(cli, out->plugin_socket, sizeof(out->plugin_socket),
+					    "plugin-socket", optarg, err);
+
+			if (rc)
+				return rc;
+		} else if (c == OPT_DOCKER_SOCKET) {
+			int rc = socket_arg(cli, out->docker_socket, sizeof(out->docker_socket),
+					    "docker-socket", optarg, err);
+
+			if (rc)
+				return rc;
+		} else if (c == OPT_NO_PLUGIN) {
+			out->no_plugin = true;
+		} else if (c == OPT_ENGINE || c == OPT_POOL_DIR || c == OPT_POOL_SIZE) {
+			const char *name = c == OPT_ENGINE     ? "engine"
+					   : c == OPT_POOL_DIR ? "pool-dir"
+							       : "pool-size";
+			int rc = 0;
+
+			if (strcmp(cli->cmd->name, "cluster init") != 0)
+				return dm_cli_usage_error(cli, err,
+							  "unknown option '--%s' for 'dm %s'", name,
+							  cli->cmd->name);
+			if (!*optarg)
+				return dm_cli_usage_error(cli, err, "empty --%s", name);
+			if (c == OPT_ENGINE)
+				out->engine = optarg;
+			else if (c == OPT_POOL_SIZE)
+				out->pool_size = optarg;
+			else
+				rc = absolute(out->pool_dir, sizeof(out->pool_dir), optarg, err);
+			if (rc)
+				return rc;
 		} else if (c == OPT_PORT) {
 			if (!port_ok)
 				return dm_cli_usage_error(cli, err,
@@ -71,7 +144,37 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 	}
 	if (c < 0)
 		return c;
+	if (out->no_plugin && out->plugin_socket[0])
+		return dm_cli_usage_error(cli, err,
+					  "--no-plugin and --plugin-socket contradict each other");
 	return dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+}
+
+/* `dmd start --data-dir DIR` with the options given: args gets at most 11
+ * entries and a NULL. */
+static void start_args(const char **args, const struct cluster_args *a, const char *data_dir,
+		       const char *port_text)
+{
+	size_t n = 0;
+
+	args[n++] = "start";
+	args[n++] = "--data-dir";
+	args[n++] = data_dir;
+	if (port_text) {
+		args[n++] = "--port";
+		args[n++] = port_text;
+	}
+	if (a->plugin_socket[0]) {
+		args[n++] = "--plugin-socket";
+		args[n++] = a->plugin_socket;
+	}
+	if (a->no_plugin)
+		args[n++] = "--no-plugin";
+	if (a->docker_socket[0]) {
+		args[n++] = "--docker-socket";
+		args[n++] = a->docker_socket;
+	}
+	args[n] = NULL;
 }
 
 static const char *remote_name(struct dm_cli *cli)
@@ -394,8 +497,22 @@ int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err
 		return rc;
 
 	{
-		const char *args[] = {"init", "--data-dir", data_dir, "--port", port_text, NULL};
+		const char *args[12] = {"init", "--data-dir", data_dir, "--port", port_text};
+		size_t n = 5;
 
+		if (a.engine) {
+			args[n++] = "--engine";
+			args[n++] = a.engine;
+		}
+		if (a.pool_dir[0]) {
+			args[n++] = "--pool-dir";
+			args[n++] = a.pool_dir;
+		}
+		if (a.pool_size) {
+			args[n++] = "--pool-size";
+			args[n++] = a.pool_size;
+		}
+		args[n] = NULL;
 		rc = run_dmd(cli, args, &out, err);
 	}
 	if (rc)
@@ -429,8 +546,9 @@ int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err
 	cli->remote_opt = r.name;
 
 	{
-		const char *args[] = {"start", "--data-dir", data_dir, NULL};
+		const char *args[12];
 
+		start_args(args, &a, data_dir, NULL);
 		rc = run_dmd(cli, args, &out, err);
 	}
 	if (!rc)
@@ -468,9 +586,9 @@ int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_er
 		return rc;
 	snprintf(port_text, sizeof(port_text), "%d", a.port);
 	{
-		const char *args[] = {"start", "--data-dir", data_dir, a.port ? "--port" : NULL,
-				      port_text, NULL};
+		const char *args[12];
 
+		start_args(args, &a, data_dir, a.port ? port_text : NULL);
 		rc = run_dmd(cli, args, &out, err);
 	}
 	dm_buf_release(&out);

@@ -1,10 +1,13 @@
 /*
  * cmd_dot.c - the `dm dot` group: `dm dot show` describes one dot in detail,
- * `dm dot delete` deletes one.
+ * `dm dot delete` deletes one, `dm dot set-upstream` records where it is
+ * pushed to and pulled from, `dm dot add-collaborator` shares it.
  *
- * Invariant: a delete runs only after a "y" typed on a terminal or with
+ * Invariants: a delete runs only after a "y" typed on a terminal or with
  * --force; without a terminal and without --force it is refused, so a
- * script never deletes by accident.
+ * script never deletes by accident. An upstream is client-side state (the
+ * config file, per remote and dot), recorded only for a dot that exists
+ * and a remote that is configured.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -25,7 +28,7 @@ static void field(bool raw, const char *key, const char *value)
 	if (raw)
 		printf("%s\t", key);
 	else
-		printf("%s:%*s", key, (int)(12 - strlen(key)), "");
+		printf("%s:%*s", key, (int)(15 - strlen(key)), "");
 	dm_out_clean(stdout, value);
 	putchar('\n');
 }
@@ -41,25 +44,56 @@ static void size_field(bool raw, const char *key, uint64_t v)
 	field(raw, key, buf);
 }
 
-static void show(json_t *d, bool current, bool raw)
+/* true when s is one of the comma-separated names in list. */
+static bool listed(const char *list, const char *s)
 {
-	char name[2 * DM_NAME_PART_MAX + 2], buf[64], containers[1024] = "";
-	const char *branch = dm_out_str(d, "branch");
-	struct dm_table t;
-	json_t *b, *e;
+	size_t n = strlen(s);
+
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, s, n))
+			return true;
+		p += len;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+/* "a,b,c" of the strings (or objects with a name) of array a, each once
+ * (a container may use several volumes of a dot). */
+static void join_names(char *buf, size_t size, json_t *a)
+{
 	size_t i, used = 0;
-	bool paths = false;
+	json_t *e;
 
-	dm_cli_dot_display(name, sizeof(name), dm_out_str(d, "namespace"), dm_out_str(d, "name"));
-	json_array_foreach(json_object_get(d, "containers"), i, e) {
+	buf[0] = '\0';
+	json_array_foreach(a, i, e) {
 		const char *s = json_is_string(e) ? json_string_value(e) : dm_out_str(e, "name");
-		int n = snprintf(containers + used, sizeof(containers) - used, "%s%s",
-				 used ? "," : "", s);
+		int n;
 
-		if (n < 0 || (size_t)n >= sizeof(containers) - used)
+		if (!*s || listed(buf, s))
+			continue;
+		n = snprintf(buf + used, size - used, "%s%s", used ? "," : "", s);
+		if (n < 0 || (size_t)n >= size - used)
 			break;
 		used += (size_t)n;
 	}
+}
+
+static void show(json_t *d, bool current, const char *upstream, bool raw)
+{
+	char name[2 * DM_NAME_PART_MAX + 2], buf[64], containers[1024] = "", collabs[1024];
+	char subdots[1024];
+	const char *branch = dm_out_str(d, "branch");
+	struct dm_table t;
+	json_t *b;
+	size_t i;
+	bool paths = false;
+
+	dm_cli_dot_display(name, sizeof(name), dm_out_str(d, "namespace"), dm_out_str(d, "name"));
+	join_names(containers, sizeof(containers), json_object_get(d, "containers"));
 	field(raw, "dot", name);
 	field(raw, "id", dm_out_str(d, "id"));
 	field(raw, "namespace", dm_out_str(d, "namespace"));
@@ -72,9 +106,11 @@ static void show(json_t *d, bool current, bool raw)
 	field(raw, "commits", buf);
 	size_field(raw, "dirty", dm_out_u64(d, "dirty"));
 	field(raw, "containers", *containers ? containers : raw ? "" : "none");
-	field(raw, "upstream", *dm_out_str(d, "upstream") ? dm_out_str(d, "upstream")
-			       : raw                       ? ""
-							   : "none");
+	join_names(subdots, sizeof(subdots), json_object_get(d, "subdots"));
+	field(raw, "subdots", *subdots ? subdots : raw ? "" : "none");
+	join_names(collabs, sizeof(collabs), json_object_get(d, "collaborators"));
+	field(raw, "collaborators", *collabs ? collabs : raw ? "" : "none");
+	field(raw, "upstream", *upstream ? upstream : raw ? "" : "none");
 
 	/* the PATH column only when the server tells the paths */
 	json_array_foreach(json_object_get(d, "branches"), i, b) {
@@ -109,6 +145,22 @@ static void show(json_t *d, bool current, bool raw)
 	dm_table_release(&t);
 }
 
+/* "REMOTE ns/dot" of dot's upstream on the current remote, or "". */
+static void upstream_text(struct dm_cli *cli, const char *dot, char *buf, size_t size)
+{
+	char shown[DM_DOT_NAME_TEXT_MAX];
+	struct dm_config *config;
+	struct dm_upstream up;
+	struct dm_dot_name n;
+
+	buf[0] = '\0';
+	if (dm_cli_config(cli, &config, NULL) || dm_cli_remote(cli, NULL) ||
+	    dm_config_upstream(&up, config, cli->remote.name, dot, NULL) ||
+	    dm_dot_name_parse(&n, up.dot, NULL))
+		return;
+	snprintf(buf, size, "%s %s", up.remote, dm_dot_name_text(shown, &n));
+}
+
 int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	static const struct option opts[] = {
@@ -117,6 +169,7 @@ int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *er
 		{NULL, 0, NULL, 0},
 	};
 	const char *given = NULL, *dot;
+	char upstream[DM_NAME_PART_MAX + DM_DOT_NAME_TEXT_MAX + 2];
 	bool as_json = false, raw = false, current;
 	json_t *res = NULL;
 	int c, rc;
@@ -150,7 +203,8 @@ int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *er
 	} else {
 		current = !given || (cli->have_remote && cli->remote.current_dot &&
 				     dm_cli_same_dot(cli->remote.current_dot, dot));
-		show(res, current, raw);
+		upstream_text(cli, dot, upstream, sizeof(upstream));
+		show(res, current, upstream, raw);
 	}
 	json_decref(res);
 	return rc;
@@ -220,5 +274,92 @@ int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 			rc = dm_config_save(config, err);
 		cli->have_remote = false;
 	}
+	return rc;
+}
+
+int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"unset", no_argument, NULL, 'u'},
+		{NULL, 0, NULL, 0},
+	};
+	struct dm_config *config;
+	struct dm_remote r;
+	struct dm_dot_name n;
+	const char *given = NULL, *dot, *remote = NULL, *up_dot = NULL;
+	bool unset = false;
+	json_t *res = NULL;
+	int c, nargs, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0) {
+		if (c == 'u')
+			unset = true;
+	}
+	if (c < 0)
+		return c;
+	nargs = argc - optind;
+	argv += optind;
+	if (unset) {
+		rc = dm_cli_nargs(cli, nargs, 0, 1, "", err);
+		given = nargs ? argv[0] : NULL;
+	} else {
+		rc = dm_cli_nargs(cli, nargs, 2, 3, "a remote and a dot: [DOT] REMOTE [NS/]DOT",
+				  err);
+		given = nargs == 3 ? argv[0] : NULL;
+		remote = argv[nargs - 2];
+		up_dot = argv[nargs - 1];
+	}
+	if (rc)
+		return rc;
+	if (up_dot && (rc = dm_dot_name_parse(&n, up_dot, err)))
+		return rc;
+	rc = dm_cli_remote(cli, err);
+	if (!rc)
+		rc = dm_cli_dot(cli, given, &dot, err);
+	if (!rc)
+		rc = dm_cli_config(cli, &config, err);
+	if (!rc && remote)
+		rc = dm_config_remote(&r, config, remote, err);
+	if (rc)
+		return rc;
+	if (remote && !strcmp(remote, cli->remote.name))
+		return dm_err_set(err, DM_EINVAL,
+				  "the upstream of a dot of remote '%s' must be on another remote",
+				  remote);
+	/* only a dot that exists gets an upstream */
+	rc = dm_cli_call(cli, "dots.show", json_pack("{s:s}", "dot", dot), &res, err);
+	json_decref(res);
+	if (!rc)
+		rc = dm_config_set_upstream(config, cli->remote.name, dot, remote, up_dot, err);
+	if (!rc)
+		rc = dm_config_save(config, err);
+	cli->have_remote = false; /* its strings may have moved */
+	return rc;
+}
+
+int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	const char *given = NULL, *dot, *user;
+	json_t *res = NULL;
+	int c, nargs, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	if (c < 0)
+		return c;
+	nargs = argc - optind;
+	rc = dm_cli_nargs(cli, nargs, 1, 2, "a user name: [DOT] USER", err);
+	if (rc)
+		return rc;
+	if (nargs == 2)
+		given = argv[optind];
+	user = argv[optind + nargs - 1];
+	if (!dm_name_part_valid(user, strlen(user)))
+		return dm_err_set(err, DM_EINVAL, "invalid user name '%s'", user);
+	rc = dm_cli_dot(cli, given, &dot, err);
+	if (!rc)
+		rc = dm_cli_call(cli, "dots.add_collaborator",
+				 json_pack("{s:s, s:s}", "dot", dot, "user", user), &res, err);
+	json_decref(res);
 	return rc;
 }

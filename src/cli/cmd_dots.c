@@ -36,8 +36,25 @@ int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	return rc;
 }
 
-/* The container names of a dot, comma-separated: entries may be strings or
- * objects with a name. */
+/* true when s is one of the comma-separated names in list. */
+static bool listed(const char *list, const char *s)
+{
+	size_t n = strlen(s);
+
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, s, n))
+			return true;
+		p += len;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+/* The container names of a dot, comma-separated, each once: entries may be
+ * strings or objects with a name. */
 static void containers_text(char *buf, size_t size, json_t *dot)
 {
 	json_t *list = json_object_get(dot, "containers");
@@ -47,8 +64,11 @@ static void containers_text(char *buf, size_t size, json_t *dot)
 	buf[0] = '\0';
 	json_array_foreach(list, i, e) {
 		const char *s = json_is_string(e) ? json_string_value(e) : dm_out_str(e, "name");
-		int n = snprintf(buf + used, size - used, "%s%s", used ? "," : "", s);
+		int n;
 
+		if (!*s || listed(buf, s))
+			continue;
+		n = snprintf(buf + used, size - used, "%s%s", used ? "," : "", s);
 		if (n < 0 || (size_t)n >= size - used)
 			break;
 		used += (size_t)n;

@@ -32,7 +32,9 @@
 	"server when there is exactly one.\n"
 
 const struct dm_cli_cmd dm_cli_commands[] = {
-	{"cluster init", dm_cmd_cluster_init, "[--data-dir DIR] [--port N]",
+	{"cluster init", dm_cmd_cluster_init,
+	 "[--data-dir DIR] [--port N] [--engine dir | --engine btrfs (--pool-dir PATH | "
+	 "--pool-size SIZE)] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "create a data directory, an admin API key, and start dmd",
 	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
 	 "makes the admin user and a fresh API key), saves the remote 'local' with\n"
@@ -44,8 +46,24 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --data-dir DIR    where dmd keeps everything (default /var/lib/dm for root,\n"
 	 "                    ~/.dm/data otherwise)\n"
 	 "  --port N          TCP port of dmd's API on 127.0.0.1 (default 32607)\n"
+	 "  --engine NAME     how working copies are kept: dir (the default: plain\n"
+	 "                    directories, any file system, no root) or btrfs\n"
+	 "                    (subvolumes: commit, branch and reset are instant at\n"
+	 "                    any size; needs root and a pool)\n"
+	 "  --pool-dir PATH   btrfs: an existing btrfs mount to keep them in\n"
+	 "                    (in PATH/dots)\n"
+	 "  --pool-size SIZE  btrfs: a pool file of SIZE (e.g. 20G) in the data\n"
+	 "                    directory, formatted and loop-mounted by dmd\n"
+	 "                    (needs root, btrfs in the kernel and loop devices)\n"
+	 "  --plugin-socket PATH  the Docker volume plugin's socket (default\n"
+	 "                    /run/docker/plugins/dm.sock)\n"
+	 "  --no-plugin       serve no Docker volume plugin\n"
+	 "  --docker-socket PATH  the Docker Engine API, to stop and start the\n"
+	 "                    containers of a dot around reset and checkout\n"
+	 "                    (default /var/run/docker.sock)\n"
 	 "  --remote NAME     the name of the remote to save (default local)\n"},
-	{"cluster start", dm_cmd_cluster_start, "[--data-dir DIR] [--port N]",
+	{"cluster start", dm_cmd_cluster_start,
+	 "[--data-dir DIR] [--port N] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "start dmd on an initialised data directory",
 	 "Starts dmd in the background ('dmd start') and waits until it serves.\n"
 	 "\n"
@@ -53,6 +71,12 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --data-dir DIR    the data directory (default: the remote's data_dir,\n"
 	 "                    else /var/lib/dm for root, ~/.dm/data otherwise)\n"
 	 "  --port N          TCP port to serve on (also saved in the remote)\n"
+	 "  --plugin-socket PATH  the Docker volume plugin's socket (default\n"
+	 "                    /run/docker/plugins/dm.sock)\n"
+	 "  --no-plugin       serve no Docker volume plugin\n"
+	 "  --docker-socket PATH  the Docker Engine API, to stop and start the\n"
+	 "                    containers of a dot around reset and checkout\n"
+	 "                    (default /var/run/docker.sock)\n"
 	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
 	{"cluster stop", dm_cmd_cluster_stop, "[--data-dir DIR]", "stop dmd cleanly",
 	 "Stops the dmd serving the data directory ('dmd stop').\n"
@@ -133,6 +157,21 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  -f, --force       do not ask\n"},
+	{"dot set-upstream", dm_cmd_dot_set_upstream, "[--unset] [DOT] [REMOTE [NS/]DOT]",
+	 "set where a dot is pushed to and pulled from",
+	 "Records that DOT (default: the current dot) is [NS/]DOT on remote\n"
+	 "REMOTE: 'dm push' and 'dm pull' without a remote then go there, and\n"
+	 "with REMOTE but without --remote-name they use that name. Kept in the\n"
+	 "config file, for the current remote's DOT; 'dm clone' sets it too.\n"
+	 "'dm dot show' shows it.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --unset           forget DOT's upstream\n"},
+	{"dot add-collaborator", dm_cmd_dot_add_collaborator, "[DOT] USER",
+	 "let another user push to and pull from a dot",
+	 "Adds USER to the collaborators of DOT (default: the current dot): USER\n"
+	 "may then use the dot, push to it and pull from it, although it is in\n"
+	 "another namespace. Only the dot's owner and admins add collaborators.\n"},
 	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH",
 	 "make PATH a symlink to a branch's working copy",
 	 "Asks the server where the working copy of DOT's BRANCH (default: its\n"
@@ -141,11 +180,95 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  --create          create DOT first when it does not exist\n"},
+	{"remote", dm_cmd_remote_list, "[-v] [-H]", "list the remotes",
+	 "Lists the remotes of the config file; the current one (where commands\n"
+	 "go unless told --remote) is marked '*'.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -v, --verbose     show each remote's USER@HOST:PORT too\n"
+	 "  -H                for scripts: CURRENT<tab>NAME<tab>USER@HOST:PORT\n"},
+	{"remote add", dm_cmd_remote_add, "NAME USER@HOST[:PORT]", "add a remote",
+	 "Adds the dm server at HOST (port 32607 unless given; an IPv6 address\n"
+	 "goes in brackets: [::1]:32607) as remote NAME, used as USER. The API\n"
+	 "key is taken from $DM_API_KEY, or asked for on the terminal without\n"
+	 "echo. The server must answer with that user and key before the remote\n"
+	 "is saved. The first remote becomes the current one.\n"},
+	{"remote rm", dm_cmd_remote_rm, "NAME", "remove a remote",
+	 "Removes remote NAME from the config file, with the upstreams of its\n"
+	 "dots and those that pointed to it. The current remote cannot be\n"
+	 "removed: switch to another first.\n"},
+	{"remote switch", dm_cmd_remote_switch, "NAME", "make NAME the current remote",
+	 "Makes NAME the current remote: the server that commands talk to, and\n"
+	 "the one that runs 'dm push', 'dm pull' and 'dm clone'.\n"},
+	{"push", dm_cmd_push,
+	 "[REMOTE [DOT [BRANCH]]] [--remote-name [NS/]DOT] [--stash-on-divergence]",
+	 "send a dot's new commits to another remote",
+	 "Asks the current remote's dmd to send BRANCH (default: the dot's\n"
+	 "current branch) of DOT (default: the current dot) to REMOTE, creating\n"
+	 "the dot there when it does not exist, and shows the progress until it\n"
+	 "ends. Only objects REMOTE lacks travel; a broken push resumes when run\n"
+	 "again. Without REMOTE, the dot's upstream ('dm dot set-upstream') is\n"
+	 "used. Nothing to send is not an error: 'everything up to date'.\n"
+	 "\n"
+	 "REMOTE must have no commits on the branch that the dot lacks, and no\n"
+	 "uncommitted changes on it.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --remote-name [NS/]DOT\n"
+	 "                    the dot's name on REMOTE (default: its upstream's\n"
+	 "                    name there, else the same name)\n"
+	 "  --stash-on-divergence\n"
+	 "                    when both sides have new commits, keep REMOTE's on\n"
+	 "                    a branch BRANCH-DIVERGED-<time> there instead of\n"
+	 "                    failing\n"},
+	{"pull", dm_cmd_pull,
+	 "[REMOTE [DOT [BRANCH]]] [--remote-name [NS/]DOT] [--stash-on-divergence]",
+	 "fetch a dot's new commits from another remote",
+	 "Asks the current remote's dmd to fetch BRANCH (default: every branch)\n"
+	 "of DOT (default: the current dot) from REMOTE, and shows the progress\n"
+	 "until it ends. The branch's working copy then holds the new head.\n"
+	 "Without REMOTE, the dot's upstream ('dm dot set-upstream') is used.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --remote-name [NS/]DOT\n"
+	 "                    the dot's name on REMOTE (default: its upstream's\n"
+	 "                    name there, else the same name)\n"
+	 "  --stash-on-divergence\n"
+	 "                    when both sides have new commits, keep ours on a\n"
+	 "                    branch BRANCH-DIVERGED-<time> instead of failing\n"},
+	{"clone", dm_cmd_clone, "REMOTE [NS/]DOT [BRANCH] [--local-name DOT] [--stash-on-divergence]",
+	 "copy a dot from another remote",
+	 "Asks the current remote's dmd to copy DOT (every branch, or only\n"
+	 "BRANCH) from REMOTE into a new dot with the same id, and shows the\n"
+	 "progress until it ends. The new dot's upstream is REMOTE's DOT, so\n"
+	 "'dm pull' without arguments fetches from there later. A dot of that\n"
+	 "name must not exist here yet.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --local-name DOT  the name of the copy here (default: DOT)\n"
+	 "  --stash-on-divergence\n"
+	 "                    accepted for dotmesh's sake; a clone never diverges\n"},
+	{"user add", dm_cmd_user_add, "NAME", "add a user (admins only)",
+	 "Creates user NAME on the server and prints its API key on stdout, only\n"
+	 "this once: the server keeps only a hash of it. The user may then create\n"
+	 "and use the dots of namespace NAME, and the dots it collaborates on.\n"},
+	{"user reset-key", dm_cmd_user_reset_key, "NAME",
+	 "give a user a new API key (admins only)",
+	 "Makes a new API key for user NAME and prints it on stdout, only this\n"
+	 "once; the old key stops working at once. When NAME is the user of the\n"
+	 "remote being talked to, the config file takes the new key.\n"},
+	{"user list", dm_cmd_user_list, "[-H] [--json]", "list the users (admins only)",
+	 "Lists the users of the server and whether each is an admin.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -H                for scripts: no header, tab-separated\n"
+	 "  --json            the server's answer, as JSON\n"},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
-/* Command groups: a word whose commands are "WORD SUB". */
-static const char *const groups[] = {"cluster", "dot", NULL};
+/* Command groups: a word whose commands are "WORD SUB". A group may have a
+ * command of its own ("remote"), run when no subcommand follows. */
+static const char *const groups[] = {"cluster", "dot", "remote", "user", NULL};
 
 static bool is_group(const char *word)
 {
@@ -178,8 +301,8 @@ static void print_usage(FILE *f)
 		   "\n"
 		   "Commands:\n");
 	for (const struct dm_cli_cmd *c = dm_cli_commands; c->name; c++)
-		fprintf(f, "  %-15s %s\n", c->name, c->summary);
-	fprintf(f, "  %-15s %s\n", "help [COMMAND]", "show this help, or a command's");
+		fprintf(f, "  %-21s %s\n", c->name, c->summary);
+	fprintf(f, "  %-21s %s\n", "help [COMMAND]", "show this help, or a command's");
 	fprintf(f, "\n"
 		   "Run 'dm help COMMAND' or 'dm COMMAND --help' for a command's options.\n"
 		   "The config file is ~/.dm/config, or $DM_CONFIG.\n");
@@ -187,12 +310,18 @@ static void print_usage(FILE *f)
 
 static void print_group_usage(FILE *f, const char *group)
 {
+	const struct dm_cli_cmd *own = find_cmd(group, NULL);
 	size_t len = strlen(group);
 
-	fprintf(f, "usage: dm %s SUBCOMMAND [ARGS]\n\nSubcommands:\n", group);
+	if (own)
+		fprintf(f, "usage: dm %s %s\n       dm %s SUBCOMMAND [ARGS]\n\n%c%s.\n", group,
+			own->args, group, toupper((unsigned char)own->summary[0]), own->summary + 1);
+	else
+		fprintf(f, "usage: dm %s SUBCOMMAND [ARGS]\n", group);
+	fprintf(f, "\nSubcommands:\n");
 	for (const struct dm_cli_cmd *c = dm_cli_commands; c->name; c++)
 		if (!strncmp(c->name, group, len) && c->name[len] == ' ')
-			fprintf(f, "  %-15s %s\n", c->name + len + 1, c->summary);
+			fprintf(f, "  %-17s %s\n", c->name + len + 1, c->summary);
 	fprintf(f, "\nRun 'dm %s SUBCOMMAND --help' for a subcommand's options.\n", group);
 }
 
@@ -296,7 +425,14 @@ static int run(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		return help(argc - first, argv + first, err);
 	if (!strcmp(argv[first], "--version"))
 		argv[first] = version_word;
-	if (is_group(argv[first])) {
+	if (is_group(argv[first]) && find_cmd(argv[first], NULL) &&
+	    (first + 1 >= argc || (argv[first + 1][0] == '-' && strcmp(argv[first + 1], "-h") &&
+				   strcmp(argv[first + 1], "--help")))) {
+		/* the group's own command: `dm remote`, `dm remote -v` */
+		c = find_cmd(argv[first], NULL);
+		sub_argc = argc - first;
+		sub_argv = argv + first;
+	} else if (is_group(argv[first])) {
 		if (first + 1 >= argc || !strcmp(argv[first + 1], "-h") ||
 		    !strcmp(argv[first + 1], "--help")) {
 			print_group_usage(stdout, argv[first]);

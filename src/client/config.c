@@ -2,9 +2,11 @@
  * config.c - reading, checking and writing the client's config file.
  *
  * Invariants: c->root is always a JSON object whose "remotes" member, when
- * present, is an object of remotes that passed check_remote (so accessors
- * may read their members without checking types again); the file is only
- * ever replaced whole, atomically, with mode 0600.
+ * present, is an object of remotes that passed check_remote, and whose
+ * "upstreams" member passed check_upstreams (so accessors may read their
+ * members without checking types again); upstreams are keyed by full dot
+ * names ("admin/shop"), so two spellings of one dot find one entry; the
+ * file is only ever replaced whole, atomically, with mode 0600.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -18,6 +20,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fsutil.h"
+#include "util/names.h"
 
 #include "util/banned.h"
 
@@ -91,6 +94,36 @@ static int check_remote(const struct dm_config *c, const char *name, json_t *r,
 	return 0;
 }
 
+/* "upstreams": {REMOTE: {DOT: {"remote": S, "dot": S}}} */
+static int check_upstreams(const struct dm_config *c, struct dm_err *err)
+{
+	json_t *ups = json_object_get(c->root, "upstreams");
+	const char *remote, *dot;
+	json_t *per_remote, *u;
+
+	if (!ups)
+		return 0;
+	if (!json_is_object(ups))
+		return corrupt(c, err, "'upstreams' must be an object", NULL);
+	json_object_foreach(ups, remote, per_remote) {
+		if (!json_is_object(per_remote))
+			return corrupt(c, err, "'upstreams' must hold an object per remote", NULL);
+		json_object_foreach(per_remote, dot, u) {
+			if (!json_is_object(u) || !json_is_string(json_object_get(u, "remote")) ||
+			    !json_is_string(json_object_get(u, "dot"))) {
+				char what[DM_ERR_MSG_MAX / 2];
+
+				snprintf(what, sizeof(what),
+					 "the upstream of dot '%.64s' of remote '%.64s' needs the "
+					 "strings 'remote' and 'dot'",
+					 dot, remote);
+				return corrupt(c, err, what, NULL);
+			}
+		}
+	}
+	return 0;
+}
+
 static int check_root(const struct dm_config *c, struct dm_err *err)
 {
 	json_t *remotes = json_object_get(c->root, "remotes");
@@ -100,6 +133,9 @@ static int check_root(const struct dm_config *c, struct dm_err *err)
 
 	if (!opt_string(c->root, "current_remote"))
 		return corrupt(c, err, "'current_remote' must be a string", NULL);
+	rc = check_upstreams(c, err);
+	if (rc)
+		return rc;
 	if (!remotes)
 		return 0;
 	if (!json_is_object(remotes))
@@ -330,6 +366,118 @@ int dm_config_set_current_dot(struct dm_config *c, const char *name, const char 
 		return 0;
 	}
 	if (json_object_set_new(r, "current_dot", json_string(dot)))
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void dm_config_remote_names(const struct dm_config *c, const char ***out, size_t *n_out)
+{
+	json_t *remotes = json_object_get(c->root, "remotes");
+	size_t n = json_object_size(remotes), i = 0;
+	const char **names = dm_xcalloc(n ? n : 1, sizeof(*names));
+	const char *name;
+	json_t *r;
+
+	json_object_foreach(remotes, name, r) {
+		names[i++] = name;
+	}
+	qsort(names, i, sizeof(*names), cmp_str);
+	*out = names;
+	*n_out = i;
+}
+
+int dm_config_remove_remote(struct dm_config *c, const char *name, struct dm_err *err)
+{
+	json_t *ups = json_object_get(c->root, "upstreams");
+	const char *remote, *dot;
+	json_t *per_remote, *u;
+	void *tmp;
+
+	if (!remote_obj(c, name))
+		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s'", name);
+	json_object_del(json_object_get(c->root, "remotes"), name);
+	json_object_del(ups, name);
+	json_object_foreach(ups, remote, per_remote) {
+		json_object_foreach_safe(per_remote, tmp, dot, u) {
+			if (!strcmp(json_string_value(json_object_get(u, "remote")), name))
+				json_object_del(per_remote, dot);
+		}
+	}
+	return 0;
+}
+
+/* "ns/name" of a dot name, checked. */
+static int full_dot_name(char out[DM_DOT_NAME_TEXT_MAX], const char *dot, struct dm_err *err)
+{
+	struct dm_dot_name n;
+	int rc = dm_dot_name_parse(&n, dot, err);
+
+	if (!rc)
+		snprintf(out, DM_DOT_NAME_TEXT_MAX, "%s/%s", n.ns, n.name);
+	return rc;
+}
+
+int dm_config_upstream(struct dm_upstream *out, const struct dm_config *c, const char *name,
+		       const char *dot, struct dm_err *err)
+{
+	char key[DM_DOT_NAME_TEXT_MAX];
+	json_t *u;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = full_dot_name(key, dot, err);
+	if (rc)
+		return rc;
+	u = json_object_get(json_object_get(json_object_get(c->root, "upstreams"), name), key);
+	if (!u)
+		return DM_ENOTFOUND;
+	out->remote = json_string_value(json_object_get(u, "remote"));
+	out->dot = json_string_value(json_object_get(u, "dot"));
+	return 0;
+}
+
+int dm_config_set_upstream(struct dm_config *c, const char *name, const char *dot,
+			   const char *up_remote, const char *up_dot, struct dm_err *err)
+{
+	char key[DM_DOT_NAME_TEXT_MAX], up_key[DM_DOT_NAME_TEXT_MAX];
+	json_t *ups, *per_remote;
+	int rc;
+
+	rc = full_dot_name(key, dot, err);
+	if (rc)
+		return rc;
+	if (!remote_obj(c, name))
+		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s'", name);
+	ups = json_object_get(c->root, "upstreams");
+	per_remote = json_object_get(ups, name);
+	if (!up_remote) {
+		json_object_del(per_remote, key);
+		if (per_remote && json_object_size(per_remote) == 0)
+			json_object_del(ups, name);
+		return 0;
+	}
+	rc = full_dot_name(up_key, up_dot, err);
+	if (rc)
+		return rc;
+	if (!remote_obj(c, up_remote))
+		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s'", up_remote);
+	if (!ups) {
+		ups = json_object();
+		if (!ups || json_object_set_new(c->root, "upstreams", ups))
+			return dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
+	if (!per_remote) {
+		per_remote = json_object();
+		if (!per_remote || json_object_set_new(ups, name, per_remote))
+			return dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
+	if (json_object_set_new(per_remote, key,
+				json_pack("{s:s, s:s}", "remote", up_remote, "dot", up_key)))
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
 	return 0;
 }

@@ -9,6 +9,12 @@
  *
  * Only user, host, port and api_key are required in a remote. Members this
  * version does not know are kept when the file is written back.
+ *
+ * Upstreams (`dm dot set-upstream`, `dm clone`) say where a dot of one
+ * remote is pushed to and pulled from by default; they sit beside the
+ * remotes, keyed by the remote the dot lives on and the dot's full name:
+ *
+ *   "upstreams": {"local": {"admin/shop": {"remote": "hub", "dot": "bob/shop"}}}
  */
 #ifndef DM_CLIENT_CONFIG_H
 #define DM_CLIENT_CONFIG_H
@@ -68,5 +74,40 @@ int dm_config_set_remote(struct dm_config *c, const struct dm_remote *r, struct 
 /* Sets (dot not NULL) or clears (NULL) the current dot of remote name. */
 int dm_config_set_current_dot(struct dm_config *c, const char *name, const char *dot,
 			      struct dm_err *err);
+
+/*
+ * The names of the remotes, sorted, into *out (malloc'ed array of n_out
+ * strings borrowed from c, which live until c changes; free() the array).
+ */
+void dm_config_remote_names(const struct dm_config *c, const char ***out, size_t *n_out);
+
+/*
+ * Removes remote name, its upstreams, and the upstreams of other remotes'
+ * dots that pointed to it. DM_ENOTFOUND "no remote named 'X'".
+ */
+int dm_config_remove_remote(struct dm_config *c, const char *name, struct dm_err *err);
+
+/* Where a dot is pushed to and pulled from by default. Strings borrowed
+ * from the config (they live until it changes). */
+struct dm_upstream {
+	const char *remote; /* a remote's name */
+	const char *dot;    /* "ns/name" on that remote */
+};
+
+/*
+ * The upstream of dot ("[ns/]name") on remote name into out: 0, or
+ * DM_ENOTFOUND when it has none (without touching err), DM_EINVAL for a bad
+ * dot name.
+ */
+int dm_config_upstream(struct dm_upstream *out, const struct dm_config *c, const char *name,
+		       const char *dot, struct dm_err *err);
+
+/*
+ * Sets the upstream of dot on remote name to up_dot on remote up_remote
+ * (both names checked; up_remote must exist, DM_ENOTFOUND), or clears it
+ * when up_remote is NULL.
+ */
+int dm_config_set_upstream(struct dm_config *c, const char *name, const char *dot,
+			   const char *up_remote, const char *up_dot, struct dm_err *err);
 
 #endif

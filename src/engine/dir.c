@@ -11,12 +11,8 @@
  * after each of them succeeds (after the store is flushed, so it never names
  * an object the store could lose in a crash).
  *
- * Dirty and diff compare a tree from the store with another tree or with wc
- * and write nothing anywhere: the stat cache is loaded, consulted and
- * dropped; a file the cache cannot vouch for is compared with the tree's
- * file object by hashing its extents in memory (dm_filedata_check), and a
- * file whose size, type, mode or owner differs is known changed without
- * reading it.
+ * Dirty and diff are wc.c's comparisons, with the branch's stat cache
+ * loaded, consulted and dropped: they write nothing anywhere.
  *
  * Modes: ROOT, ROOT/<dot id> and ROOT/<dot id>/<branch> are made 0711
  * (DIR_MODE): anyone may pass through them to wc, nobody else may list them.
@@ -31,17 +27,8 @@
  * open is relative to a directory fd with O_NOFOLLOW) and never enter
  * another file system. struct dm_engine is read-only after open, so calls
  * for different dots share nothing mutable.
- *
- * What counts as a change (dirty, diff): content, type (file, symlink,
- * directory), permission bits and symlink target; owner and group too when
- * dmd runs as root (otherwise checkouts cannot restore owners, and every
- * file of a tree made by another user would look changed). Modification
- * times alone do not count, and neither do directories' own metadata;
- * fifos, sockets and devices in wc are ignored (commit refuses them).
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,8 +36,6 @@
 
 #include "engine/engine.h"
 #include "engine/internal.h"
-#include "store/filedata.h"
-#include "store/object.h"
 #include "store/statcache.h"
 #include "store/store.h"
 #include "store/tree.h"
@@ -58,11 +43,10 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
-#include "util/names.h"
 
 #include "util/banned.h"
 
-#define DIR_MODE 0711
+#define DIR_MODE DM_WC_DIR_MODE
 
 struct dm_engine {
 	struct dm_engine_base base;
@@ -72,40 +56,10 @@ struct dm_engine {
 
 /* ---- paths ---- */
 
-static int check_dot(const char *dot, struct dm_err *err)
-{
-	if (!dot || !dm_name_part_valid(dot, strlen(dot)))
-		return dm_err_set(err, DM_EINVAL, "invalid dot id '%s'", dot ? dot : "");
-	return 0;
-}
-
-static int check_branch(const char *branch, struct dm_err *err)
-{
-	if (!branch)
-		return dm_err_set(err, DM_EINVAL, "invalid branch name ''");
-	return dm_branch_name_check(branch, err);
-}
-
-/* out = ROOT/dot[/branch[/leaf]], after checking the names. */
 static int make_path(struct dm_engine *e, struct dm_buf *out, const char *dot, const char *branch,
                      const char *leaf, struct dm_err *err)
 {
-	int rc = check_dot(dot, err);
-
-	if (!rc && branch)
-		rc = check_branch(branch, err);
-	if (rc)
-		return rc;
-	dm_buf_reset(out);
-	if (branch && leaf)
-		rc = dm_buf_addf(out, "%s/%s/%s/%s", e->root, dot, branch, leaf);
-	else if (branch)
-		rc = dm_buf_addf(out, "%s/%s/%s", e->root, dot, branch);
-	else
-		rc = dm_buf_addf(out, "%s/%s", e->root, dot);
-	if (rc)
-		return dm_err_set(err, rc, "path under '%s' too long", e->root);
-	return 0;
+	return dm_wc_make_path(out, e->root, dot, branch, leaf, err);
 }
 
 /* The paths of one branch. */
@@ -129,7 +83,7 @@ static int branch_paths(struct dm_engine *e, struct branch_paths *p, const char 
 	dm_buf_init(&p->wc, 0);
 	dm_buf_init(&p->cache, 0);
 	if (!branch)
-		return check_branch(branch, err);
+		return dm_wc_check_branch(branch, err);
 	rc = make_path(e, &p->dir, dot, branch, NULL, err);
 	if (!rc)
 		rc = make_path(e, &p->wc, dot, branch, "wc", err);
@@ -138,42 +92,22 @@ static int branch_paths(struct dm_engine *e, struct branch_paths *p, const char 
 	return rc;
 }
 
-static const char *str(const struct dm_buf *b)
-{
-	return b->data ? (const char *)b->data : "";
-}
-
 /* 0 when the working copy exists (as a directory), DM_ENOTFOUND otherwise. */
 static int need_wc(const struct branch_paths *p, const char *dot, const char *branch,
                    struct dm_err *err)
 {
 	struct stat st;
 
-	if (lstat(str(&p->wc), &st) < 0) {
+	if (lstat(dm_wc_str(&p->wc), &st) < 0) {
 		if (errno == ENOENT)
 			return dm_err_set(err, DM_ENOTFOUND,
 			                  "no working copy for branch '%s' of dot '%s'", branch,
 			                  dot);
-		return dm_err_errno(err, errno, "cannot stat '%s'", str(&p->wc));
+		return dm_err_errno(err, errno, "cannot stat '%s'", dm_wc_str(&p->wc));
 	}
 	if (!S_ISDIR(st.st_mode))
 		return dm_err_set(err, DM_ECORRUPT, "working copy '%s' is not a directory",
-		                  str(&p->wc));
-	return 0;
-}
-
-/* ---- progress ---- */
-
-static void report(const struct dm_engine_progress *p, uint64_t done, uint64_t total)
-{
-	if (p && p->report)
-		p->report(p->ctx, done, total);
-}
-
-static int check_cancel(const struct dm_engine_progress *p, const char *what, struct dm_err *err)
-{
-	if (p && p->cancelled && p->cancelled(p->ctx))
-		return dm_err_set(err, DM_ECANCELED, "%s canceled", what);
+		                  dm_wc_str(&p->wc));
 	return 0;
 }
 
@@ -211,20 +145,6 @@ static int dir_open(struct dm_engine **out, const char *root, struct dm_store *s
 
 /* ---- create, commit, reset ---- */
 
-static int empty_tree(struct dm_store *s, dm_oid *out, struct dm_err *err)
-{
-	struct dm_tree t = {0, NULL};
-	struct dm_buf enc;
-	int rc;
-
-	dm_buf_init(&enc, 0);
-	rc = dm_tree_encode(&enc, &t, err);
-	if (!rc)
-		rc = dm_store_put(s, out, DM_OBJ_TREE, enc.data, enc.len, err);
-	dm_buf_release(&enc);
-	return rc;
-}
-
 /* Materialises tree onto the working copy with its stat cache, then saves
  * the cache. fresh: the wc was just made empty, any old cache is stale. */
 static int materialize(struct dm_engine *e, const struct branch_paths *p, const dm_oid *tree,
@@ -239,25 +159,25 @@ static int materialize(struct dm_engine *e, const struct branch_paths *p, const 
 
 	if (fresh)
 		cache = dm_statcache_new();
-	else if ((rc = dm_statcache_load(&cache, str(&p->cache), err)))
+	else if ((rc = dm_statcache_load(&cache, dm_wc_str(&p->cache), err)))
 		return rc;
 	memset(&o, 0, sizeof(o));
 	o.threads = 0;
 	o.cache = cache;
 	o.restore_owner = geteuid() == 0;
-	rc = dm_tree_materialize(e->store, tree, str(&p->wc), &o, &stats, err);
+	rc = dm_tree_materialize(e->store, tree, dm_wc_str(&p->wc), &o, &stats, err);
 	if (rc)
 		goto done;
-	if (dm_statcache_save(cache, str(&p->cache), &serr))
+	if (dm_statcache_save(cache, dm_wc_str(&p->cache), &serr))
 		dm_warn("cannot save the stat cache of '%s' (the next commit reads every file): %s",
-		        str(&p->wc), serr.msg);
+		        dm_wc_str(&p->wc), serr.msg);
 	dm_debug("checkout of '%s': %llu files written (%llu bytes), %llu kept, %llu removed "
 	         "in %lld ms",
-	         str(&p->wc), (unsigned long long)stats.files_written,
+	         dm_wc_str(&p->wc), (unsigned long long)stats.files_written,
 	         (unsigned long long)stats.bytes_written, (unsigned long long)stats.files_kept,
 	         (unsigned long long)stats.removed,
 	         (long long)((dm_now_monotonic_ns() - t0) / 1000000));
-	report(prog, stats.bytes_written, stats.bytes_written);
+	dm_wc_report(prog, stats.bytes_written, stats.bytes_written);
 done:
 	dm_statcache_free(cache);
 	return rc;
@@ -275,33 +195,33 @@ static int dir_create(struct dm_engine *e, const char *dot, const char *branch, 
 	rc = branch_paths(e, &p, dot, branch, err);
 	if (rc)
 		goto done;
-	if (lstat(str(&p.wc), &st) == 0) {
+	if (lstat(dm_wc_str(&p.wc), &st) == 0) {
 		rc = dm_err_set(err, DM_EEXISTS,
 		                "branch '%s' of dot '%s' already has a working copy", branch, dot);
 		goto done;
 	}
-	rc = check_cancel(prog, "create", err);
+	rc = dm_wc_check_cancel(prog, "create", err);
 	if (rc)
 		goto done;
-	report(prog, 0, 0);
-	rc = dm_mkdir_p(str(&p.dir), DIR_MODE, err);
+	dm_wc_report(prog, 0, 0);
+	rc = dm_mkdir_p(dm_wc_str(&p.dir), DIR_MODE, err);
 	if (rc)
 		goto done;
-	if (unlink(str(&p.cache)) < 0 && errno != ENOENT) {
-		rc = dm_err_errno(err, errno, "cannot remove stale '%s'", str(&p.cache));
+	if (unlink(dm_wc_str(&p.cache)) < 0 && errno != ENOENT) {
+		rc = dm_err_errno(err, errno, "cannot remove stale '%s'", dm_wc_str(&p.cache));
 		goto done;
 	}
-	if (mkdir(str(&p.wc), 0755) < 0) {
-		rc = dm_err_errno(err, errno, "cannot create directory '%s'", str(&p.wc));
+	if (mkdir(dm_wc_str(&p.wc), 0755) < 0) {
+		rc = dm_err_errno(err, errno, "cannot create directory '%s'", dm_wc_str(&p.wc));
 		goto done;
 	}
 	made = true;
 	if (tree)
 		rc = materialize(e, &p, tree, true, prog, err);
 	else
-		report(prog, 0, 0);
+		dm_wc_report(prog, 0, 0);
 done:
-	if (rc && made && dm_remove_tree(str(&p.dir), &cerr))
+	if (rc && made && dm_remove_tree(dm_wc_str(&p.dir), &cerr))
 		dm_warn("cannot clean up after a failed create: %s", cerr.msg);
 	paths_release(&p);
 	return rc;
@@ -322,17 +242,17 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, 
 	if (!rc)
 		rc = need_wc(&p, dot, branch, err);
 	if (!rc)
-		rc = check_cancel(prog, "commit", err);
+		rc = dm_wc_check_cancel(prog, "commit", err);
 	if (rc)
 		goto done;
-	report(prog, 0, 0);
-	rc = dm_statcache_load(&cache, str(&p.cache), err);
+	dm_wc_report(prog, 0, 0);
+	rc = dm_statcache_load(&cache, dm_wc_str(&p.cache), err);
 	if (rc)
 		goto done;
 	memset(&o, 0, sizeof(o));
 	o.threads = 0;
 	o.cache = cache;
-	rc = dm_tree_build(e->store, tree_out, str(&p.wc), &o, &stats, err);
+	rc = dm_tree_build(e->store, tree_out, dm_wc_str(&p.wc), &o, &stats, err);
 	if (rc) {
 		dm_err_prefix(err, "cannot commit branch '%s' of dot '%s'", branch, dot);
 		goto done;
@@ -340,16 +260,16 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, 
 	rc = dm_store_flush(e->store, err);
 	if (rc)
 		goto done;
-	if (dm_statcache_save(cache, str(&p.cache), &serr))
+	if (dm_statcache_save(cache, dm_wc_str(&p.cache), &serr))
 		dm_warn("cannot save the stat cache of '%s' (the next commit reads every file): %s",
-		        str(&p.wc), serr.msg);
+		        dm_wc_str(&p.wc), serr.msg);
 	dm_debug("commit of '%s': %llu files, %llu hashed (%llu bytes), %llu new chunks, "
 	         "%llu bytes in all, in %lld ms",
-	         str(&p.wc), (unsigned long long)stats.files,
+	         dm_wc_str(&p.wc), (unsigned long long)stats.files,
 	         (unsigned long long)stats.files_hashed, (unsigned long long)stats.bytes_hashed,
 	         (unsigned long long)stats.chunks_new, (unsigned long long)stats.bytes_total,
 	         (long long)((dm_now_monotonic_ns() - t0) / 1000000));
-	report(prog, stats.bytes_total, stats.bytes_total);
+	dm_wc_report(prog, stats.bytes_total, stats.bytes_total);
 done:
 	dm_statcache_free(cache);
 	paths_release(&p);
@@ -367,12 +287,12 @@ static int dir_reset(struct dm_engine *e, const char *dot, const char *branch, c
 	if (!rc)
 		rc = need_wc(&p, dot, branch, err);
 	if (!rc)
-		rc = check_cancel(prog, "reset", err);
+		rc = dm_wc_check_cancel(prog, "reset", err);
 	if (rc)
 		goto done;
-	report(prog, 0, 0);
+	dm_wc_report(prog, 0, 0);
 	if (!tree) {
-		rc = empty_tree(e->store, &empty, err);
+		rc = dm_wc_empty_tree(e->store, &empty, err);
 		if (rc)
 			goto done;
 		tree = &empty;
@@ -387,574 +307,56 @@ done:
 
 /* ---- comparing: dirty and diff ---- */
 
-/* One entry of a working-copy directory. */
-struct went {
-	char *name;
-	struct stat st;
-};
-
-struct wdir {
-	size_t n;
-	struct went *e; /* sorted by name, bytewise */
-};
-
-struct cmp {
-	struct dm_store *s;
-	struct dm_statcache *cache; /* wc side only; may be NULL */
-	struct dm_filedata_ctx fctx;
-	struct dm_buf path; /* relative path of the current entry */
-	bool owners;        /* compare the wc's owners with the tree's */
-	bool list;          /* collect changes */
-	dev_t dev;          /* the wc's file system */
-	struct dm_change *changes;
-	size_t n, alloc;
-	uint64_t dirty, total;
-};
-
-static const char *relname(const struct cmp *c)
+/* The working copy of (dot, branch) and its stat cache, for comparing. */
+static int open_for_compare(struct dm_engine *e, struct branch_paths *p,
+                            struct dm_statcache **cache, const char *dot, const char *branch,
+                            struct dm_err *err)
 {
-	return c->path.len ? (const char *)c->path.data : ".";
-}
+	int rc = branch_paths(e, p, dot, branch, err);
 
-static size_t path_push(struct cmp *c, const char *name)
-{
-	size_t old = c->path.len;
-
-	if (old)
-		dm_buf_addc(&c->path, '/');
-	dm_buf_adds(&c->path, name);
-	return old;
-}
-
-static void path_pop(struct cmp *c, size_t old)
-{
-	c->path.len = old;
-	if (c->path.data)
-		c->path.data[old] = '\0';
-}
-
-/* Records a change of the entry at c->path, of size bytes. */
-static void emit(struct cmp *c, int status, uint64_t size)
-{
-	c->dirty += size;
-	if (!c->list)
-		return;
-	if (c->n == c->alloc) {
-		c->alloc = c->alloc ? c->alloc * 2 : 64;
-		c->changes = dm_xrealloc(c->changes, c->alloc * sizeof(*c->changes));
-	}
-	c->changes[c->n].status = status;
-	c->changes[c->n].path = dm_xstrndup((const char *)c->path.data, c->path.len);
-	c->n++;
-}
-
-/* Loads tree id (NULL: the empty tree) into out. */
-static int load_tree(struct cmp *c, const dm_oid *id, struct dm_tree *out, struct dm_err *err)
-{
-	char hex[DM_OID_HEXSZ + 1];
-	struct dm_buf b;
-	int kind = 0, rc;
-
-	out->n = 0;
-	out->e = NULL;
-	if (!id)
-		return 0;
-	dm_buf_init(&b, DM_OBJ_MAX_SIZE);
-	rc = dm_store_get(c->s, id, &b, &kind, err);
-	if (!rc && kind != DM_OBJ_TREE) {
-		dm_oid_hex(hex, id);
-		rc = dm_err_set(err, DM_ECORRUPT, "object %s is a %s, not a tree", hex,
-		                dm_obj_kind_name(kind));
-	}
+	*cache = NULL;
 	if (!rc)
-		rc = dm_tree_decode(out, b.data, b.len, err);
-	dm_buf_release(&b);
-	if (rc)
-		dm_err_prefix(err, "cannot read the tree of '%s'", relname(c));
-	return rc;
-}
-
-static void wdir_release(struct wdir *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		free(d->e[i].name);
-	free(d->e);
-	d->e = NULL;
-	d->n = 0;
-}
-
-static int went_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct went *)a)->name, ((const struct went *)b)->name);
-}
-
-/* Lists the directory open on fd (borrowed): files, symlinks and
- * directories, lstat'ed and sorted; adds the files' sizes to c->total. */
-static int list_wc(struct cmp *c, int fd, struct wdir *out, struct dm_err *err)
-{
-	size_t alloc = 0;
-	struct dirent *de;
-	DIR *d = NULL;
-	int dup_fd, rc = 0;
-
-	out->n = 0;
-	out->e = NULL;
-	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (dup_fd < 0)
-		return dm_err_errno(err, errno, "cannot read directory '%s'", relname(c));
-	d = fdopendir(dup_fd);
-	if (!d) {
-		close(dup_fd);
-		return dm_err_errno(err, errno, "cannot read directory '%s'", relname(c));
-	}
-	for (;;) {
-		struct stat st;
-
-		errno = 0;
-		de = readdir(d);
-		if (!de) {
-			if (errno)
-				rc = dm_err_errno(err, errno, "cannot read directory '%s'",
-				                  relname(c));
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT) /* deleted since readdir */
-				continue;
-			rc =
-			    dm_err_errno(err, errno, "cannot stat '%s/%s'", relname(c), de->d_name);
-			break;
-		}
-		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
-			continue;
-		if (S_ISREG(st.st_mode))
-			c->total += (uint64_t)st.st_size;
-		if (out->n == alloc) {
-			alloc = alloc ? alloc * 2 : 16;
-			out->e = dm_xrealloc(out->e, alloc * sizeof(*out->e));
-		}
-		out->e[out->n].name = dm_xstrdup(de->d_name);
-		out->e[out->n].st = st;
-		out->n++;
-	}
-	closedir(d);
-	if (rc) {
-		wdir_release(out);
-		return rc;
-	}
-	if (out->n > 1)
-		qsort(out->e, out->n, sizeof(*out->e), went_cmp);
-	return 0;
-}
-
-/* Opens the subdirectory name of the directory open on dfd, refusing a
- * symlink and another file system. */
-static int open_subdir(struct cmp *c, int dfd, const char *name, struct dm_err *err)
-{
-	struct stat st;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return dm_err_errno(err, errno, "cannot open directory '%s'", relname(c));
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-
-		close(fd);
-		return dm_err_errno(err, e, "cannot stat '%s'", relname(c));
-	}
-	if (st.st_dev != c->dev) {
-		close(fd);
-		return dm_err_set(err, DM_EUNSUPPORTED,
-		                  "'%s' is a mount point of another file system", relname(c));
-	}
-	return fd;
-}
-
-static int tree_all(struct cmp *c, const struct dm_tree_entry *te, int status, int depth,
-                    struct dm_err *err);
-
-/* Every file and symlink of tree t, as status. */
-static int tree_all_in(struct cmp *c, const struct dm_tree *t, int status, int depth,
-                       struct dm_err *err)
-{
-	int rc = 0;
-
-	for (size_t i = 0; i < t->n && !rc; i++) {
-		size_t old = path_push(c, t->e[i].name);
-
-		rc = tree_all(c, &t->e[i], status, depth, err);
-		path_pop(c, old);
-	}
-	return rc;
-}
-
-/* The entry te at c->path and, for a directory, everything under it. */
-static int tree_all(struct cmp *c, const struct dm_tree_entry *te, int status, int depth,
-                    struct dm_err *err)
-{
-	struct dm_tree sub;
-	int rc;
-
-	if (te->type != DM_ENTRY_DIR) {
-		emit(c, status, te->size);
-		return 0;
-	}
-	if (depth >= DM_TREE_MAX_DEPTH)
-		return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep", relname(c),
-		                  DM_TREE_MAX_DEPTH);
-	rc = load_tree(c, &te->id, &sub, err);
+		rc = need_wc(p, dot, branch, err);
 	if (!rc)
-		rc = tree_all_in(c, &sub, status, depth + 1, err);
-	dm_tree_release(&sub);
-	return rc;
-}
-
-static int wc_all_in(struct cmp *c, int fd, const struct wdir *d, int depth, struct dm_err *err);
-
-/* The wc entry w at c->path (in the directory open on dfd) and everything
- * under it, as added. */
-static int wc_all(struct cmp *c, int dfd, const struct went *w, int depth, struct dm_err *err)
-{
-	struct wdir sub = {0, NULL};
-	int fd, rc;
-
-	if (!S_ISDIR(w->st.st_mode)) {
-		emit(c, DM_CHANGE_ADDED, (uint64_t)w->st.st_size);
-		return 0;
-	}
-	if (depth >= DM_TREE_MAX_DEPTH)
-		return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep", relname(c),
-		                  DM_TREE_MAX_DEPTH);
-	fd = open_subdir(c, dfd, w->name, err);
-	if (fd < 0)
-		return fd;
-	rc = list_wc(c, fd, &sub, err);
-	if (!rc)
-		rc = wc_all_in(c, fd, &sub, depth + 1, err);
-	wdir_release(&sub);
-	close(fd);
-	return rc;
-}
-
-static int wc_all_in(struct cmp *c, int fd, const struct wdir *d, int depth, struct dm_err *err)
-{
-	int rc = 0;
-
-	for (size_t i = 0; i < d->n && !rc; i++) {
-		size_t old = path_push(c, d->e[i].name);
-
-		rc = wc_all(c, fd, &d->e[i], depth, err);
-		path_pop(c, old);
-	}
-	return rc;
-}
-
-/* Whether two non-directory tree entries differ. */
-static bool entries_differ(const struct dm_tree_entry *a, const struct dm_tree_entry *b)
-{
-	if (a->type != b->type || a->uid != b->uid || a->gid != b->gid)
-		return true;
-	if (a->type == DM_ENTRY_SYMLINK)
-		return strcmp(a->target ? a->target : "", b->target ? b->target : "") != 0;
-	return a->mode != b->mode || a->size != b->size || dm_oid_cmp(&a->id, &b->id) != 0;
-}
-
-static int cmp_trees(struct cmp *c, const struct dm_tree *a, const struct dm_tree *b, int depth,
-                     struct dm_err *err);
-
-/* Both sides have an entry named like c->path's last component. */
-static int cmp_tree_entries(struct cmp *c, const struct dm_tree_entry *a,
-                            const struct dm_tree_entry *b, int depth, struct dm_err *err)
-{
-	struct dm_tree sa = {0, NULL}, sb = {0, NULL};
-	int rc = 0;
-
-	if (a->type == DM_ENTRY_DIR && b->type == DM_ENTRY_DIR) {
-		if (dm_oid_cmp(&a->id, &b->id) == 0)
-			return 0;
-		if (depth >= DM_TREE_MAX_DEPTH)
-			return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep",
-			                  relname(c), DM_TREE_MAX_DEPTH);
-		rc = load_tree(c, &a->id, &sa, err);
-		if (!rc)
-			rc = load_tree(c, &b->id, &sb, err);
-		if (!rc)
-			rc = cmp_trees(c, &sa, &sb, depth + 1, err);
-		dm_tree_release(&sa);
-		dm_tree_release(&sb);
-		return rc;
-	}
-	if (a->type == DM_ENTRY_DIR) {
-		rc = tree_all(c, a, DM_CHANGE_DELETED, depth, err);
-		emit(c, DM_CHANGE_ADDED, b->size);
-		return rc;
-	}
-	if (b->type == DM_ENTRY_DIR) {
-		emit(c, DM_CHANGE_DELETED, a->size);
-		return tree_all(c, b, DM_CHANGE_ADDED, depth, err);
-	}
-	if (entries_differ(a, b))
-		emit(c, DM_CHANGE_MODIFIED, b->size);
-	return 0;
-}
-
-static int cmp_trees(struct cmp *c, const struct dm_tree *a, const struct dm_tree *b, int depth,
-                     struct dm_err *err)
-{
-	size_t i = 0, j = 0;
-	int rc = 0;
-
-	while (!rc && (i < a->n || j < b->n)) {
-		int d = i >= a->n ? 1 : j >= b->n ? -1 : strcmp(a->e[i].name, b->e[j].name);
-		size_t old = path_push(c, d <= 0 ? a->e[i].name : b->e[j].name);
-
-		if (d < 0)
-			rc = tree_all(c, &a->e[i++], DM_CHANGE_DELETED, depth, err);
-		else if (d > 0)
-			rc = tree_all(c, &b->e[j++], DM_CHANGE_ADDED, depth, err);
-		else
-			rc = cmp_tree_entries(c, &a->e[i++], &b->e[j++], depth, err);
-		path_pop(c, old);
-	}
-	return rc;
-}
-
-/* Sets *same to whether the regular file w (in the directory open on dfd)
- * holds a's content, using the stat cache first. */
-static int same_content(struct cmp *c, int dfd, const struct went *w, const struct dm_tree_entry *a,
-                        bool *same, struct dm_err *err)
-{
-	struct dm_statcache_stat cs;
-	struct dm_file f = {0, 0, NULL};
-	dm_oid cached;
-	int fd = -1, rc;
-
-	*same = false;
-	dm_statcache_stat_from(&cs, &w->st);
-	if (c->cache &&
-	    dm_statcache_lookup(c->cache, (const char *)c->path.data, c->path.len, &cs, &cached)) {
-		*same = dm_oid_cmp(&cached, &a->id) == 0;
-		return 0;
-	}
-	rc = dm_filedata_load(c->s, &c->fctx, &f, &a->id, err);
-	if (rc) {
-		dm_err_prefix(err, "cannot read the content of '%s'", relname(c));
-		goto done;
-	}
-	fd = openat(dfd, w->name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT || errno == ELOOP) /* replaced since the listing */
-			goto done;
-		rc = dm_err_errno(err, errno, "cannot open '%s'", relname(c));
-		goto done;
-	}
-	rc = dm_filedata_check(&c->fctx, fd, &f, same, relname(c), err);
-done:
-	if (fd >= 0)
-		close(fd);
-	dm_file_release(&f);
-	return rc;
-}
-
-/* a (from a tree) and w (in the wc directory open on dfd) share a name. */
-static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, const struct went *w,
-                        int depth, struct dm_err *err);
-
-static int cmp_tree_wc(struct cmp *c, const struct dm_tree *a, int fd, const struct wdir *b,
-                       int depth, struct dm_err *err)
-{
-	size_t i = 0, j = 0;
-	int rc = 0;
-
-	while (!rc && (i < a->n || j < b->n)) {
-		int d = i >= a->n ? 1 : j >= b->n ? -1 : strcmp(a->e[i].name, b->e[j].name);
-		size_t old = path_push(c, d <= 0 ? a->e[i].name : b->e[j].name);
-
-		if (d < 0)
-			rc = tree_all(c, &a->e[i++], DM_CHANGE_DELETED, depth, err);
-		else if (d > 0)
-			rc = wc_all(c, fd, &b->e[j++], depth, err);
-		else
-			rc = cmp_wc_entry(c, fd, &a->e[i++], &b->e[j++], depth, err);
-		path_pop(c, old);
-	}
-	return rc;
-}
-
-static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, const struct went *w,
-                        int depth, struct dm_err *err)
-{
-	const struct stat *st = &w->st;
-	uint64_t size = (uint64_t)st->st_size;
-	bool same = true;
-	int rc = 0;
-
-	if (a->type == DM_ENTRY_DIR && S_ISDIR(st->st_mode)) {
-		struct dm_tree sub = {0, NULL};
-		struct wdir wsub = {0, NULL};
-		int fd;
-
-		if (depth >= DM_TREE_MAX_DEPTH)
-			return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep",
-			                  relname(c), DM_TREE_MAX_DEPTH);
-		fd = open_subdir(c, dfd, w->name, err);
-		if (fd < 0)
-			return fd;
-		rc = load_tree(c, &a->id, &sub, err);
-		if (!rc)
-			rc = list_wc(c, fd, &wsub, err);
-		if (!rc)
-			rc = cmp_tree_wc(c, &sub, fd, &wsub, depth + 1, err);
-		wdir_release(&wsub);
-		dm_tree_release(&sub);
-		close(fd);
-		return rc;
-	}
-	if (a->type == DM_ENTRY_DIR) {
-		rc = tree_all(c, a, DM_CHANGE_DELETED, depth, err);
-		emit(c, DM_CHANGE_ADDED, size);
-		return rc;
-	}
-	if (S_ISDIR(st->st_mode)) {
-		emit(c, DM_CHANGE_DELETED, a->size);
-		return wc_all(c, dfd, w, depth, err);
-	}
-	if (c->owners && (st->st_uid != a->uid || st->st_gid != a->gid))
-		same = false;
-	else if (a->type == DM_ENTRY_SYMLINK && S_ISLNK(st->st_mode)) {
-		char target[DM_SYMLINK_MAX + 2];
-		ssize_t n = readlinkat(dfd, w->name, target, sizeof(target) - 1);
-
-		if (n < 0 && errno != ENOENT && errno != EINVAL)
-			return dm_err_errno(err, errno, "cannot read symlink '%s'", relname(c));
-		same = n >= 0 && a->target && (size_t)n == strlen(a->target) &&
-		       memcmp(target, a->target, (size_t)n) == 0;
-	} else if (a->type == DM_ENTRY_FILE && S_ISREG(st->st_mode)) {
-		if ((st->st_mode & 07777) != a->mode || size != a->size)
-			same = false;
-		else
-			rc = same_content(c, dfd, w, a, &same, err);
-	} else {
-		same = false; /* file <-> symlink */
-	}
-	if (!rc && !same)
-		emit(c, DM_CHANGE_MODIFIED, size);
-	return rc;
-}
-
-static void cmp_init(struct cmp *c, struct dm_engine *e, bool list)
-{
-	memset(c, 0, sizeof(*c));
-	c->s = e->store;
-	c->list = list;
-	c->owners = geteuid() == 0;
-	dm_filedata_ctx_init(&c->fctx);
-	dm_buf_init(&c->path, 0);
-}
-
-static void cmp_release(struct cmp *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		free(c->changes[i].path);
-	free(c->changes);
-	dm_statcache_free(c->cache);
-	dm_filedata_ctx_release(&c->fctx);
-	dm_buf_release(&c->path);
-}
-
-/* Compares tree from (NULL: empty) with the working copy of (dot, branch). */
-static int cmp_with_wc(struct dm_engine *e, struct cmp *c, const char *dot, const char *branch,
-                       const dm_oid *from, struct dm_err *err)
-{
-	struct branch_paths p;
-	struct dm_tree a = {0, NULL};
-	struct wdir b = {0, NULL};
-	struct stat st;
-	int fd = -1, rc;
-
-	rc = branch_paths(e, &p, dot, branch, err);
-	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
-	if (rc)
-		goto done;
-	rc = dm_statcache_load(&c->cache, str(&p.cache), err);
-	if (rc)
-		goto done;
-	fd = open(str(&p.wc), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = dm_err_errno(err, errno, "cannot open directory '%s'", str(&p.wc));
-		goto done;
-	}
-	c->dev = st.st_dev;
-	rc = load_tree(c, from, &a, err);
-	if (!rc)
-		rc = list_wc(c, fd, &b, err);
-	if (!rc)
-		rc = cmp_tree_wc(c, &a, fd, &b, 0, err);
-done:
-	wdir_release(&b);
-	dm_tree_release(&a);
-	if (fd >= 0)
-		close(fd);
-	paths_release(&p);
+		rc = dm_statcache_load(cache, dm_wc_str(&p->cache), err);
 	return rc;
 }
 
 static int dir_dirty(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
                      uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
 {
-	struct cmp c;
-	int rc;
+	struct branch_paths p;
+	struct dm_statcache *cache = NULL;
+	int rc = open_for_compare(e, &p, &cache, dot, branch, err);
 
-	cmp_init(&c, e, false);
-	rc = cmp_with_wc(e, &c, dot, branch, head, err);
-	if (!rc) {
-		if (dirty_out)
-			*dirty_out = c.dirty;
-		if (size_out)
-			*size_out = c.total;
-	}
-	cmp_release(&c);
+	if (!rc)
+		rc = dm_wc_dirty(e->store, dm_wc_str(&p.wc), cache, head, dirty_out, size_out, err);
+	dm_statcache_free(cache);
+	paths_release(&p);
 	return rc;
-}
-
-static int change_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct dm_change *)a)->path, ((const struct dm_change *)b)->path);
 }
 
 static int dir_diff(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *from,
                     const dm_oid *to, struct dm_diff *out, struct dm_err *err)
 {
-	struct dm_tree a = {0, NULL}, b = {0, NULL};
-	struct cmp c;
+	struct branch_paths p;
+	struct dm_statcache *cache = NULL;
 	int rc;
 
 	out->n = 0;
 	out->changes = NULL;
-	cmp_init(&c, e, true);
 	if (to) {
-		rc = load_tree(&c, from, &a, err);
-		if (!rc)
-			rc = load_tree(&c, to, &b, err);
-		if (!rc && !(from && dm_oid_cmp(from, to) == 0))
-			rc = cmp_trees(&c, &a, &b, 0, err);
+		dm_buf_init(&p.dir, 0);
+		dm_buf_init(&p.wc, 0);
+		dm_buf_init(&p.cache, 0);
+		rc = dm_wc_diff(e->store, NULL, NULL, from, to, out, err);
 	} else {
-		rc = cmp_with_wc(e, &c, dot, branch, from, err);
+		rc = open_for_compare(e, &p, &cache, dot, branch, err);
+		if (!rc)
+			rc = dm_wc_diff(e->store, dm_wc_str(&p.wc), cache, from, NULL, out, err);
 	}
-	if (!rc) {
-		if (c.n > 1)
-			qsort(c.changes, c.n, sizeof(*c.changes), change_cmp);
-		out->n = c.n;
-		out->changes = c.changes;
-		c.changes = NULL;
-		c.n = 0;
-	}
-	dm_tree_release(&a);
-	dm_tree_release(&b);
-	cmp_release(&c);
+	dm_statcache_free(cache);
+	paths_release(&p);
 	return rc;
 }
 
@@ -968,15 +370,15 @@ static int dir_delete_branch(struct dm_engine *e, const char *dot, const char *b
 
 	dm_buf_init(&p, 0);
 	dm_buf_init(&d, 0);
-	rc = check_branch(branch, err);
+	rc = dm_wc_check_branch(branch, err);
 	if (!rc)
 		rc = make_path(e, &p, dot, branch, NULL, err);
 	if (!rc)
 		rc = make_path(e, &d, dot, NULL, NULL, err);
 	if (!rc)
-		rc = dm_remove_tree(str(&p), err);
+		rc = dm_remove_tree(dm_wc_str(&p), err);
 	if (!rc)
-		(void)rmdir(str(&d)); /* the dot's directory, once its last branch is gone */
+		(void)rmdir(dm_wc_str(&d)); /* the dot's directory, once its last branch is gone */
 	dm_buf_release(&p);
 	dm_buf_release(&d);
 	return rc;
@@ -990,62 +392,21 @@ static int dir_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *e
 	dm_buf_init(&p, 0);
 	rc = make_path(e, &p, dot, NULL, NULL, err);
 	if (!rc)
-		rc = dm_remove_tree(str(&p), err);
+		rc = dm_remove_tree(dm_wc_str(&p), err);
 	dm_buf_release(&p);
 	return rc;
 }
 
-/* ROOT/dot/.current is a symlink to "<branch>/wc"; branch names have no
- * '.', so it never collides with a branch's directory. */
-#define CURRENT_LINK ".current"
-
 static int dir_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
                     struct dm_err *err)
 {
-	int rc;
-
-	if (!branch) {
-		rc = make_path(e, out, dot, NULL, NULL, err);
-		if (!rc && dm_buf_adds(out, "/" CURRENT_LINK))
-			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
-		return rc;
-	}
-	rc = check_branch(branch, err);
-	if (!rc)
-		rc = make_path(e, out, dot, branch, "wc", err);
-	return rc;
+	return dm_wc_path(e->root, dot, branch, out, err);
 }
 
 static int dir_set_current(struct dm_engine *e, const char *dot, const char *branch,
                            struct dm_err *err)
 {
-	struct dm_buf d, link, tmp, target;
-	int rc;
-
-	dm_buf_init(&d, 0);
-	dm_buf_init(&link, 0);
-	dm_buf_init(&tmp, 0);
-	dm_buf_init(&target, 0);
-	rc = check_branch(branch, err);
-	if (!rc)
-		rc = make_path(e, &d, dot, NULL, NULL, err);
-	if (!rc && (dm_buf_addf(&link, "%s/" CURRENT_LINK, str(&d)) ||
-	            dm_buf_addf(&tmp, "%s/" CURRENT_LINK ".tmp", str(&d)) ||
-	            dm_buf_addf(&target, "%s/wc", branch)))
-		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
-	if (!rc) {
-		(void)unlink(str(&tmp));
-		if (symlink(str(&target), str(&tmp)) < 0 || rename(str(&tmp), str(&link)) < 0) {
-			rc = dm_err_errno(err, errno, "cannot point '%s' at branch '%s'", str(&link),
-			                  branch);
-			(void)unlink(str(&tmp));
-		}
-	}
-	dm_buf_release(&d);
-	dm_buf_release(&link);
-	dm_buf_release(&tmp);
-	dm_buf_release(&target);
-	return rc;
+	return dm_wc_set_current(e->root, dot, branch, err);
 }
 
 const struct dm_engine_ops dm_engine_dir = {

@@ -19,6 +19,7 @@
 
 static const struct dm_engine_ops *const engines[] = {
     &dm_engine_dir,
+    &dm_engine_btrfs,
 };
 
 static const struct dm_engine_ops *ops_of(const struct dm_engine *e)

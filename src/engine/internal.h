@@ -1,17 +1,63 @@
 /*
- * internal.h - what every engine shares with the dispatch in engine.c
- * (src/engine only).
+ * internal.h - what every engine shares with the dispatch in engine.c and
+ * with the others (src/engine only).
  *
  * Each engine's struct dm_engine begins with a struct dm_engine_base, so
- * that engine.c can find the ops table of any engine it is handed.
+ * that engine.c can find the ops table of any engine it is handed. The
+ * dm_wc_* helpers (wc.c) are the parts of a working copy that do not
+ * depend on how it is kept: names, paths, progress, the ".current" link,
+ * and comparing trees with trees or with a directory.
  */
 #ifndef DM_ENGINE_INTERNAL_H
 #define DM_ENGINE_INTERNAL_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "engine/engine.h"
+#include "store/tree.h"
+#include "util/buf.h"
+
+struct dm_err;
 
 struct dm_engine_base {
 	const struct dm_engine_ops *ops;
 };
+
+/* Mode of ROOT, ROOT/<dot> and ROOT/<dot>/<branch>: anyone may pass
+ * through to a working copy (a database runs as its own user), nobody
+ * else may list them. */
+#define DM_WC_DIR_MODE 0711
+
+int dm_wc_check_dot(const char *dot, struct dm_err *err);
+int dm_wc_check_branch(const char *branch, struct dm_err *err);
+/* out = root/dot[/branch][/leaf], after checking the names (branch may be
+ * NULL; leaf then goes right under the dot's directory). */
+int dm_wc_make_path(struct dm_buf *out, const char *root, const char *dot, const char *branch,
+		    const char *leaf, struct dm_err *err);
+/* b's text, or "" when it has none. */
+const char *dm_wc_str(const struct dm_buf *b);
+void dm_wc_report(const struct dm_engine_progress *p, uint64_t done, uint64_t total);
+/* DM_ECANCELED "<what> canceled" when p says stop. */
+int dm_wc_check_cancel(const struct dm_engine_progress *p, const char *what, struct dm_err *err);
+/* Puts the empty tree and returns its id. */
+int dm_wc_empty_tree(struct dm_store *s, dm_oid *out, struct dm_err *err);
+
+/* The ops .path and .set_current of an engine whose working copies are
+ * root/<dot>/<branch>/wc, with root/<dot>/.current leading to one. */
+int dm_wc_path(const char *root, const char *dot, const char *branch, struct dm_buf *out,
+	       struct dm_err *err);
+int dm_wc_set_current(const char *root, const char *dot, const char *branch, struct dm_err *err);
+
+/*
+ * Dirty bytes of the directory wc against tree head (NULL: empty), and its
+ * total size; cache (may be NULL, borrowed) is trusted for wc's files.
+ * dm_wc_diff lists the changes from `from` (NULL: empty) to `to`, or to wc
+ * when to is NULL (wc and cache are unused otherwise). Both write nothing.
+ */
+int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache,
+		const dm_oid *head, uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err);
+int dm_wc_diff(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *from,
+	       const dm_oid *to, struct dm_diff *out, struct dm_err *err);
 
 #endif

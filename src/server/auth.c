@@ -11,9 +11,11 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv/kv.h"
+#include "util/buf.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -190,5 +192,46 @@ done:
 	dm_kv_kv_release(&rec);
 	if (rc)
 		memset(key_out, 0, DM_API_KEY_LEN + 1);
+	return rc;
+}
+
+int dm_auth_user_list(struct dm_kv *kv, struct dm_auth_user **out, size_t *n_out,
+		      struct dm_err *err)
+{
+	const size_t plen = strlen(DM_KV_USERS);
+	struct dm_auth_user *users = NULL;
+	struct dm_kv_kvs recs;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	*n_out = 0;
+	dm_kv_kvs_init(&recs);
+	rc = dm_kv_range(kv, &recs, DM_KV_USERS, 0, err);
+	if (rc)
+		goto done;
+	users = dm_xcalloc(recs.len ? recs.len : 1, sizeof(*users));
+	for (size_t i = 0; i < recs.len; i++) {
+		const char *name = recs.items[i].key + plen;
+		dm_oid h;
+		bool admin = false;
+
+		if (!dm_name_part_valid(name, strlen(name)) ||
+		    parse_record(&recs.items[i], name, &h, &admin)) {
+			dm_error("user record '%s' is malformed; not listing it",
+				 recs.items[i].key);
+			continue;
+		}
+		snprintf(users[n].name, sizeof(users[n].name), "%s", name);
+		users[n].admin = admin;
+		n++;
+	}
+	/* the KV's order is bytewise by key, and every key has the same prefix */
+	*out = users;
+	*n_out = n;
+	users = NULL;
+done:
+	free(users);
+	dm_kv_kvs_release(&recs);
 	return rc;
 }

@@ -12,10 +12,12 @@
 #define DM_SERVER_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "server/rpc.h"
 #include "util/err.h"
 #include "util/id.h"
+#include "util/names.h"
 
 struct dm_kv;
 
@@ -42,5 +44,19 @@ int dm_auth_verify(struct dm_kv *kv, struct dm_caller *out, const char *name, co
 /* Gives user name a fresh API key (key_out as above); the old one stops
  * working. DM_ENOTFOUND "no such user 'NAME'". */
 int dm_auth_key_reset(struct dm_kv *kv, char *key_out, const char *name, struct dm_err *err);
+
+/* One user as dm_auth_user_list gives it. */
+struct dm_auth_user {
+	char name[DM_NAME_PART_MAX + 1];
+	bool admin;
+};
+
+/*
+ * The users, sorted by name, into *out (malloc'ed, *n_out of them; free()
+ * it). Records that are malformed are left out (and logged), so one bad
+ * record does not hide the others.
+ */
+int dm_auth_user_list(struct dm_kv *kv, struct dm_auth_user **out, size_t *n_out,
+		      struct dm_err *err);
 
 #endif

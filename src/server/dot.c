@@ -78,6 +78,8 @@ struct dot {
 	char (*collaborators)[DM_NAME_PART_MAX + 1];
 	size_t nmounts;
 	struct dm_mount_view *mounts; /* containers using the dot (not persisted) */
+	size_t nsubdots;              /* the current branch's, as last measured */
+	char (*subdots)[DM_NAME_PART_MAX + 1];
 
 	struct dm_job *job;        /* the running job, or NULL */
 	struct dm_msg *job_req;    /* the request it serves (kept), or NULL */
@@ -127,6 +129,10 @@ static void publish(struct dot *d)
 	v->mounts = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*v->mounts));
 	if (d->nmounts)
 		memcpy(v->mounts, d->mounts, d->nmounts * sizeof(*d->mounts));
+	v->nsubdots = d->nsubdots;
+	v->subdots = dm_xcalloc(d->nsubdots ? d->nsubdots : 1, sizeof(*v->subdots));
+	if (d->nsubdots)
+		memcpy(v->subdots, d->subdots, d->nsubdots * sizeof(*d->subdots));
 	v->ncollaborators = d->ncollaborators;
 	v->collaborators = dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1,
 				      sizeof(*v->collaborators));
@@ -465,6 +471,16 @@ static int start_op(struct dot *d, struct dm_msg *req)
 	case DM_DOT_OP_ADD_COLLABORATOR:
 		add_collaborator(d, req, r->user);
 		return 0;
+	case DM_DOT_OP_MOUNT:
+	case DM_DOT_OP_UNMOUNT:
+		/* queued while the dot was being created */
+		if (!r->mount)
+			dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
+		else if (r->op == DM_DOT_OP_MOUNT)
+			on_mount(d, req, r->mount);
+		else
+			on_unmount(d, req, r->mount->mount_id);
+		return 0;
 	case DM_DOT_OP_RECEIVE:
 		b = find_branch(d, r->branch);
 		in = job_for(d, DM_DOT_OP_RECEIVE, b);
@@ -664,6 +680,13 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 			b->dirty = out->dirty;
 			b->size = out->size;
 		}
+		if (b && !strcmp(b->name, d->current)) {
+			free(d->subdots);
+			d->subdots = out->subdots;
+			d->nsubdots = out->nsubdots;
+			out->subdots = NULL;
+			out->nsubdots = 0;
+		}
 		publish(d);
 		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
 		return;
@@ -842,6 +865,8 @@ static void free_dot(void *p)
 	free(d->branches);
 	free(d->collaborators);
 	free(d->mounts);
+	free(d->subdots);
+	dm_actor_unref(d->env.registry);
 	dm_dot_slot_unref(d->slot);
 	free(d);
 }
@@ -949,6 +974,9 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		return rc;
 	}
 	d->self = h->actor;
+	/* held until the dot is freed: it tells the registry when it is gone */
+	if (d->env.registry)
+		dm_actor_ref(d->env.registry);
 	if (state == DM_DOT_DELETING)
 		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_DELETE),
 						   dm_dot_req_free));

@@ -75,6 +75,8 @@ struct dm_dot_view {
 	struct dm_mount_view *mounts;
 	size_t nbranches;
 	struct dm_branch_view *branches;    /* sorted by name */
+	size_t nsubdots;                    /* the current branch's subdots, as last measured: */
+	char (*subdots)[DM_NAME_PART_MAX + 1]; /* its top-level directories, sorted */
 };
 
 void dm_dot_view_unref(struct dm_dot_view *v);

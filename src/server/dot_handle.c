@@ -49,6 +49,7 @@ void dm_dot_view_unref(struct dm_dot_view *v)
 	free(v->branches);
 	free(v->collaborators);
 	free(v->mounts);
+	free(v->subdots);
 	free(v);
 }
 
@@ -188,11 +189,16 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 
 	for (size_t i = 0; i < v->ncollaborators; i++)
 		json_array_append_new(collaborators, json_string(v->collaborators[i]));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o}",
+	json_t *subdots = json_array();
+
+	for (size_t i = 0; i < v->nsubdots; i++)
+		json_array_append_new(subdots, json_string(v->subdots[i]));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, s:o}",
 			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "state",
 			 dm_dot_state_name(v->state), "branch", v->current, "branches", branches,
 			 "size", (json_int_t)(cur ? cur->size : 0), "commits",
 			 (json_int_t)(cur ? cur->commits : 0), "dirty",
 			 (json_int_t)(cur ? cur->dirty : 0), "containers", containers, "server",
-			 server ? server : "", "busy", v->busy, "collaborators", collaborators);
+			 server ? server : "", "busy", v->busy, "collaborators", collaborators,
+			 "subdots", subdots);
 }

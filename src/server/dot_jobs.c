@@ -18,9 +18,13 @@
 #include "util/fsutil.h"
 #include "util/id.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/banned.h"
 
@@ -54,6 +58,7 @@ void dm_dot_job_out_free(void *p)
 	struct dm_dot_job_out *out = p;
 
 	if (out) {
+		free(out->subdots);
 		json_decref(out->json);
 		json_decref(out->warnings);
 	}
@@ -573,6 +578,47 @@ static int job_delete(struct dm_dot_job_in *in, struct dm_err *err)
 	return rc;
 }
 
+static int subdot_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* REFRESH: the subdots of the branch, its top-level directories with
+ * valid names (at most SUBDOTS_MAX of them). */
+static int measure_subdots(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			   struct dm_err *err)
+{
+	enum { SUBDOTS_MAX = 1024 };
+	struct dm_buf path = DM_BUF_INIT;
+	struct dirent *e;
+	DIR *dir = NULL;
+	int rc = dm_engine_path(in->env.engine, in->dot_id, in->branch, &path, err);
+
+	if (rc)
+		goto done;
+	dir = opendir((const char *)path.data);
+	if (!dir) {
+		rc = dm_err_errno(err, errno, "cannot read '%s'", (const char *)path.data);
+		goto done;
+	}
+	out->subdots = dm_xcalloc(SUBDOTS_MAX, sizeof(*out->subdots));
+	while ((e = readdir(dir)) != NULL && out->nsubdots < SUBDOTS_MAX) {
+		struct stat st;
+
+		if (!dm_name_part_valid(e->d_name, strlen(e->d_name)) ||
+		    fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			continue;
+		snprintf(out->subdots[out->nsubdots++], sizeof(*out->subdots), "%s", e->d_name);
+	}
+	qsort(out->subdots, out->nsubdots, sizeof(*out->subdots), subdot_cmp);
+done:
+	if (dir)
+		closedir(dir);
+	dm_buf_release(&path);
+	return rc;
+}
+
 void dm_dot_run_job(struct dm_job *job)
 {
 	struct dm_dot_job_in *in = dm_job_arg(job);
@@ -606,6 +652,8 @@ void dm_dot_run_job(struct dm_job *job)
 				     in->has_tree ? &in->tree : NULL, &out->dirty, &out->size,
 				     &err);
 		out->sized = true;
+		if (!rc)
+			rc = measure_subdots(in, out, &err);
 		break;
 	case DM_DOT_OP_DELETE:
 		rc = job_delete(in, &err);

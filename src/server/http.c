@@ -10,7 +10,11 @@
  *
  * Invariants:
  *  - No byte of a request body is buffered before its caller is
- *    authenticated, and never more than DM_HTTP_BODY_MAX bytes.
+ *    authenticated, and never more than DM_HTTP_BODY_MAX bytes. A listener
+ *    with a handler (the Docker plugin's) has no authentication: its
+ *    socket is only for root (mode 0600).
+ *  - /objects requests (objects_http.c) are authenticated here like /rpc,
+ *    and their bodies bounded there, per endpoint.
  *  - Every /rpc request that was accepted (authenticated and given a
  *    request struct) counts in h->inflight from its first callback until
  *    MHD reports it completed; dm_http_wait_idle waits for that count.
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #include "server/auth.h"
+#include "server/objects_http.h"
 #include "server/rpc.h"
 #include "server/server.h"
 #include "util/buf.h"
@@ -59,6 +64,8 @@ struct dm_http {
 	char *socket_path;          /* the socket file we made; NULL once removed */
 	unsigned timeout_s;
 	unsigned max_conns;
+	dm_http_handler_fn handler; /* NULL: the API; else every POST goes there */
+	void *handler_ctx;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;        /* signalled when inflight drops to 0 */
 	int inflight;               /* under mu */
@@ -71,6 +78,7 @@ struct request {
 	struct dm_caller caller;
 	struct dm_buf body;
 	bool too_big;
+	struct dm_objects_req *obj; /* an /objects request: objects_http.c has it */
 };
 
 /* ---- responses ---- */
@@ -181,7 +189,8 @@ static void too_big_err(struct dm_err *err)
 	dm_err_set(err, DM_ETOOBIG, "request body is larger than %d bytes", DM_HTTP_BODY_MAX);
 }
 
-/* The first callback of a POST /rpc: checks, authenticates, and allocates. */
+/* The first callback of a POST /rpc: checks, authenticates, and allocates.
+ * With a handler: no authentication, and the handler answers while quiesced. */
 static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, void **con_cls)
 {
 	struct dm_caller caller;
@@ -189,13 +198,17 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 	struct dm_err err;
 
 	dm_err_clear(&err);
-	if (is_quiesced(h)) {
+	memset(&caller, 0, sizeof(caller));
+	if (!h->handler && is_quiesced(h)) {
 		dm_err_set(&err, DM_EUNAVAILABLE, "dmd is shutting down");
 		return respond_error(c, &err, true);
 	}
-	if (authenticate(h, c, &caller, &err))
+	if (!h->handler && authenticate(h, c, &caller, &err))
 		return respond_error(c, &err, false);
 	if (declared_too_big(c)) {
+		if (h->handler)
+			return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
+					    NULL);
 		too_big_err(&err);
 		return respond_error(c, &err, true);
 	}
@@ -212,15 +225,61 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 	return MHD_YES;
 }
 
-static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, struct request *r)
+/* The first callback of an /objects request: authenticated as /rpc is,
+ * then objects_http.c takes it (and bounds its body). */
+static enum MHD_Result objects_begin(struct dm_http *h, struct MHD_Connection *c,
+				     const char *url, const char *method, void **con_cls)
+{
+	struct dm_objects_req *obj = NULL;
+	struct dm_caller caller;
+	struct request *r;
+	struct dm_err err;
+
+	dm_err_clear(&err);
+	if (is_quiesced(h)) {
+		dm_err_set(&err, DM_EUNAVAILABLE, "dmd is shutting down");
+		return respond_error(c, &err, true);
+	}
+	if (authenticate(h, c, &caller, &err))
+		return respond_error(c, &err, false);
+	if (dm_objects_begin(&obj, h->srv, &caller, c, url, method, &err))
+		return respond_error(c, &err, true);
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		dm_objects_free(obj);
+		return MHD_NO;
+	}
+	r->h = h;
+	r->caller = caller;
+	r->obj = obj;
+	pthread_mutex_lock(&h->mu);
+	h->inflight++;
+	pthread_mutex_unlock(&h->mu);
+	*con_cls = r;
+	return MHD_YES;
+}
+
+static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, const char *url,
+			       struct request *r)
 {
 	struct dm_err err;
 	char *reply;
 	int status = 200;
 
+	if (r->too_big && h->handler)
+		return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
 	if (r->too_big) {
 		too_big_err(&err);
 		return respond_error(c, &err, true);
+	}
+	if (h->handler) {
+		const char *ctype = "application/json";
+		unsigned hstatus = 200;
+
+		reply = h->handler(h->handler_ctx, url,
+				   r->body.data ? (const char *)r->body.data : "", r->body.len,
+				   &hstatus, &ctype);
+		return respond(c, hstatus, ctype, reply, false, is_quiesced(h));
 	}
 	reply = dm_rpc_dispatch(h->srv, &r->caller, r->body.data ? (const char *)r->body.data : "",
 				r->body.len, &status);
@@ -234,6 +293,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct dm_http *h = cls;
 	struct request *r = *con_cls;
 
+	if (r && r->obj)
+		return dm_objects_handle(r->obj, c, upload_data, upload_data_size);
 	if (r) {
 		if (*upload_data_size) {
 			if (!r->too_big && dm_buf_add(&r->body, upload_data, *upload_data_size)) {
@@ -243,7 +304,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
-		return rpc_end(h, c, r);
+		return rpc_end(h, c, url, r);
+	}
+	if (h->handler) {
+		if (strcmp(method, MHD_HTTP_METHOD_POST))
+			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+					    "POST");
+		return rpc_begin(h, c, con_cls);
 	}
 	if (strcmp(url, "/healthz") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
@@ -257,6 +324,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					    "POST");
 		return rpc_begin(h, c, con_cls);
 	}
+	if (dm_objects_path(url))
+		return objects_begin(h, c, url, method, con_cls);
 	return respond_text(c, MHD_HTTP_NOT_FOUND, "not found\n", NULL);
 }
 
@@ -270,6 +339,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	*con_cls = NULL;
 	dm_buf_release(&r->body);
+	dm_objects_free(r->obj);
 	free(r);
 	pthread_mutex_lock(&h->mu);
 	if (--h->inflight == 0)
@@ -361,6 +431,8 @@ int dm_http_bind(struct dm_http **out, struct dm_server *srv, const struct dm_ht
 	h->srv = srv;
 	h->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
 	h->max_conns = opts->max_conns ? opts->max_conns : 256;
+	h->handler = opts->handler;
+	h->handler_ctx = opts->handler_ctx;
 	pthread_mutex_init(&h->mu, NULL);
 	{
 		pthread_condattr_t ca;

@@ -1,7 +1,8 @@
 /*
  * http.h - dmd's HTTP front: libmicrohttpd on 127.0.0.1:PORT and on a unix
- * socket, routing POST /rpc (authenticated, then dm_rpc_dispatch) and
- * GET /healthz.
+ * socket, routing POST /rpc (authenticated, then dm_rpc_dispatch),
+ * /objects/... (authenticated, then objects_http.h) and GET /healthz; or, with a handler, any POST to that handler (the Docker
+ * volume plugin's socket).
  *
  * Lifecycle: dm_http_bind makes the listening sockets (so that "address in
  * use" is known before anything else starts), dm_http_start serves them
@@ -22,12 +23,24 @@ struct dm_http;
 /* Largest request body; a larger one gets HTTP 413 and `too_large`. */
 #define DM_HTTP_BODY_MAX (1024 * 1024)
 
+/*
+ * A server for another protocol over POST (the Docker volume plugin,
+ * plugin.c): every POST, whatever its path, goes to the handler with its
+ * body (bounded as for /rpc), without authentication; other methods get
+ * 405. It returns the malloc'ed response body and sets *status and
+ * *content_type (a static string). Called on connection threads.
+ */
+typedef char *(*dm_http_handler_fn)(void *ctx, const char *url, const char *body, size_t len,
+				     unsigned *status, const char **content_type);
+
 struct dm_http_opts {
 	const char *host;        /* "127.0.0.1" */
 	int port;                /* TCP port; 0: no TCP listener */
 	const char *socket_path; /* NULL: no unix socket */
 	unsigned timeout_s;      /* idle connection timeout (0: 60) */
 	unsigned max_conns;      /* per listener (0: 256) */
+	dm_http_handler_fn handler; /* NULL: dmd's API (/rpc, /healthz) */
+	void *handler_ctx;
 };
 
 /* Makes the listeners; DM_EBUSY "cannot listen on HOST:PORT: Address

@@ -18,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/pool.h"
 #include "server/daemon.h"
+#include "server/plugin.h"
 #include "server/server.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -27,18 +29,32 @@
 
 #define START_TIMEOUT_MS (120 * 1000)
 #define STOP_TIMEOUT_S 30
+#define DEFAULT_DOCKER_SOCKET "/var/run/docker.sock"
 
 static const char usage_text[] =
 	"usage: dmd <command> [options]\n"
 	"\n"
 	"  dmd init  --data-dir DIR [--port N]\n"
+	"            [--engine dir | --engine btrfs (--pool-dir PATH | --pool-size SIZE)]\n"
 	"        Make DIR a dm data directory with an admin user, and print the\n"
 	"        admin's API key (also in DIR/admin-api-key, mode 0400).\n"
+	"        Working copies are plain directories (--engine dir, the default)\n"
+	"        or btrfs subvolumes with instant commits (--engine btrfs, as\n"
+	"        root): in PATH, an existing btrfs mount, or in DIR/pool.img, a\n"
+	"        file of SIZE (e.g. 20G) that dmd formats and loop-mounts at\n"
+	"        DIR/pool while it runs.\n"
 	"  dmd start --data-dir DIR [--port N] [--foreground] [--log-level LEVEL]\n"
+	"            [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]\n"
 	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
 	"        init, else 32607) and on DIR/dmd.sock. It runs in the background,\n"
 	"        logging to DIR/dmd.log; this returns once it serves. With\n"
 	"        --foreground it stays attached and logs to stderr.\n"
+	"        The Docker volume plugin 'dm' listens on --plugin-socket (default\n"
+	"        $DM_PLUGIN_SOCKET, else " DM_PLUGIN_DEFAULT_SOCKET "; 'none' or\n"
+	"        --no-plugin: no plugin). Containers are stopped and started around\n"
+	"        resets and checkouts through the Docker Engine API at\n"
+	"        --docker-socket (default " DEFAULT_DOCKER_SOCKET "; 'none': not\n"
+	"        used; a socket that is not there at start is not used either).\n"
 	"  dmd stop  --data-dir DIR [--timeout SECONDS]\n"
 	"        Stop the server of DIR (SIGTERM) and wait for it (default 30 s).\n"
 	"  dmd --version | --help\n"
@@ -51,6 +67,12 @@ struct args {
 	bool foreground;
 	int timeout_s;
 	enum dm_log_level level;
+	const char *plugin_socket; /* --plugin-socket, or NULL */
+	bool no_plugin;
+	const char *docker_socket; /* --docker-socket, or NULL */
+	const char *engine;        /* init: --engine, or NULL */
+	const char *pool_dir;      /* init: --pool-dir, or NULL */
+	uint64_t pool_size;        /* init: --pool-size, or 0 */
 };
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -101,13 +123,31 @@ static bool parse_level(enum dm_log_level *out, const char *s)
 /* Parses the options of cmd ("init", "start" or "stop"); 0 or an exit status. */
 static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 {
-	enum { OPT_DATA_DIR = 256, OPT_PORT, OPT_FOREGROUND, OPT_TIMEOUT, OPT_LOG_LEVEL };
+	enum {
+		OPT_DATA_DIR = 256,
+		OPT_PORT,
+		OPT_FOREGROUND,
+		OPT_TIMEOUT,
+		OPT_LOG_LEVEL,
+		OPT_PLUGIN_SOCKET,
+		OPT_NO_PLUGIN,
+		OPT_DOCKER_SOCKET,
+		OPT_ENGINE,
+		OPT_POOL_DIR,
+		OPT_POOL_SIZE,
+	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, OPT_DATA_DIR},
 		{"port", required_argument, NULL, OPT_PORT},
 		{"foreground", no_argument, NULL, OPT_FOREGROUND},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
+		{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
+		{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
+		{"engine", required_argument, NULL, OPT_ENGINE},
+		{"pool-dir", required_argument, NULL, OPT_POOL_DIR},
+		{"pool-size", required_argument, NULL, OPT_POOL_SIZE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -147,6 +187,48 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 			if (!parse_level(&a->level, optarg))
 				return usage_error("invalid log level '%s'", optarg);
 			break;
+		case OPT_PLUGIN_SOCKET:
+		case OPT_NO_PLUGIN:
+		case OPT_DOCKER_SOCKET:
+			if (!is_start)
+				return usage_error("%s is for dmd start, not dmd %s",
+						   argv[optind - 1], cmd);
+			if (c == OPT_NO_PLUGIN)
+				a->no_plugin = true;
+			else if (!optarg[0] || (optarg[0] != '/' && strcmp(optarg, "none")))
+				return usage_error("%s needs an absolute path or 'none', not '%s'",
+						   c == OPT_PLUGIN_SOCKET ? "--plugin-socket"
+									  : "--docker-socket",
+						   optarg);
+			else if (c == OPT_PLUGIN_SOCKET)
+				a->plugin_socket = optarg;
+			else
+				a->docker_socket = optarg;
+			break;
+		case OPT_ENGINE:
+		case OPT_POOL_DIR:
+		case OPT_POOL_SIZE:
+			if (strcmp(cmd, "init") != 0)
+				return usage_error("%s is for dmd init, not dmd %s",
+						   c == OPT_ENGINE     ? "--engine"
+						   : c == OPT_POOL_DIR ? "--pool-dir"
+								       : "--pool-size",
+						   cmd);
+			if (c == OPT_ENGINE && strcmp(optarg, "dir") && strcmp(optarg, "btrfs"))
+				return usage_error("unknown engine '%s': use dir or btrfs", optarg);
+			if (c == OPT_ENGINE) {
+				a->engine = optarg;
+			} else if (c == OPT_POOL_DIR) {
+				if (!optarg[0])
+					return usage_error("%s", "empty --pool-dir");
+				a->pool_dir = optarg;
+			} else {
+				struct dm_err serr;
+
+				if (dm_pool_parse_size(&a->pool_size, optarg, &serr))
+					return usage_error("%s", serr.msg);
+			}
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -158,20 +240,49 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!a->data_dir || !a->data_dir[0])
 		return usage_error("dmd %s needs --data-dir DIR", cmd);
+	if (a->no_plugin && a->plugin_socket)
+		return usage_error("%s", "--no-plugin and --plugin-socket contradict each other");
 	return 0;
 }
 
 static int cmd_init(const struct args *a)
 {
 	char key[DM_API_KEY_LEN + 1];
+	struct dm_server_init_opts o;
 	struct dm_err err;
 
 	dm_log_setup(stderr, DM_LOG_WARN);
 	dm_err_clear(&err);
-	if (dm_server_init_data_dir(key, a->data_dir, a->port, &err))
+	memset(&o, 0, sizeof(o));
+	o.port = a->port;
+	o.engine = a->engine;
+	o.pool_dir = a->pool_dir;
+	o.pool_size = a->pool_size;
+	if (dm_server_init_data_dir_opts(key, a->data_dir, &o, &err))
 		return fail(&err);
 	printf("%s\n", key);
 	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Where the plugin and the Docker API are, from the options and the
+ * environment. Only the default plugin socket is optional: another dmd may
+ * serve it already, or /run/docker may not be ours to write. */
+static void plugin_opts(struct dm_server_opts *so, const struct args *a)
+{
+	const char *env = getenv("DM_PLUGIN_SOCKET");
+	const char *plugin = a->plugin_socket;
+
+	so->plugin_optional = false;
+	if (!plugin && env && *env) {
+		plugin = env;
+	} else if (!plugin) {
+		plugin = DM_PLUGIN_DEFAULT_SOCKET;
+		so->plugin_optional = true;
+	}
+	so->plugin_socket = a->no_plugin || !strcmp(plugin, "none") ? NULL : plugin;
+	so->docker_socket = a->docker_socket ? a->docker_socket : DEFAULT_DOCKER_SOCKET;
+	if (!strcmp(so->docker_socket, "none"))
+		so->docker_socket = NULL;
 }
 
 /*
@@ -202,6 +313,7 @@ static int serve(const struct args *a, const char *data_dir, struct dm_daemon *d
 	memset(&so, 0, sizeof(so));
 	so.data_dir = data_dir;
 	so.port = a->port;
+	plugin_opts(&so, a);
 	if (dm_server_open(&srv, &so, &err)) {
 		dm_error("cannot start: %s", err.msg);
 		goto failed;
@@ -261,6 +373,7 @@ static int cmd_stop(const struct args *a)
 	struct dm_err err;
 	pid_t pid;
 
+	dm_log_setup(stderr, DM_LOG_WARN);
 	dm_err_clear(&err);
 	if (dm_server_check_data_dir(a->data_dir, &err))
 		return fail(&err);
@@ -269,6 +382,9 @@ static int cmd_stop(const struct args *a)
 		return fail(&err);
 	}
 	if (dm_daemon_stop(&pid, data_dir, a->timeout_s * 1000, &err))
+		return fail(&err);
+	/* a dmd that died leaves its loop pool mounted: unmount it now */
+	if (dm_server_release_pool(data_dir, &err))
 		return fail(&err);
 	if (pid)
 		printf("dmd stopped (pid %ld)\n", (long)pid);

@@ -241,8 +241,13 @@ char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, struct dm_se
 char *dm_rpc_dispatch(struct dm_server *server, const struct dm_caller *caller, const char *body,
 		      size_t len, int *http_status_out)
 {
-	static const struct dm_rpc_method *const tables[] = {dm_rpc_server_methods,
-							     dm_rpc_dot_methods, NULL};
+	static const struct dm_rpc_method *const tables[] = {
+		dm_rpc_server_methods,
+		dm_rpc_dot_methods,
+		dm_rpc_user_methods,
+		dm_rpc_transfer_methods,
+		NULL,
+	};
 
 	return dm_rpc_dispatch_in(tables, server, caller, body, len, http_status_out);
 }

@@ -43,6 +43,8 @@ struct dm_rpc_method {
 /* The method tables of each API group, NULL-name terminated. */
 extern const struct dm_rpc_method dm_rpc_server_methods[];
 extern const struct dm_rpc_method dm_rpc_dot_methods[];
+extern const struct dm_rpc_method dm_rpc_user_methods[];
+extern const struct dm_rpc_method dm_rpc_transfer_methods[];
 
 /*
  * Handles one request body (the bytes of a JSON-RPC request) for caller and

@@ -5,9 +5,9 @@
  * Invariants: a data directory is initialised exactly when its config.json
  * exists, and config.json is written last by dm_server_init_data_dir, so a
  * failed init never leaves a directory that looks initialised. Shutdown
- * releases in the reverse order of opening: HTTP (no new request reaches
- * the registry), registry (stops the dots, their actors and jobs),
- * scheduler, engine, store, KV.
+ * releases in the reverse order of opening: HTTP and the Docker volume
+ * plugin (no new request reaches the registry), registry (stops the dots,
+ * their actors and jobs), scheduler, Docker API client, engine, store, KV.
  */
 #include "server/server.h"
 
@@ -24,9 +24,13 @@
 
 #include "actor/actor.h"
 #include "engine/engine.h"
+#include "engine/pool.h"
 #include "kv/kv.h"
 #include "server/auth.h"
+#include "server/docker.h"
 #include "server/http.h"
+#include "server/plugin.h"
+#include "server/transfer.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
@@ -86,6 +90,10 @@ struct config {
 	int port;
 	char node_id[DM_UUID_LEN + 1];
 	char engine[32];
+	/* btrfs: an existing mount (pool_dir, absolute), or a loop-mounted file
+	 * DIR/pool.img (pool_size > 0) mounted at DIR/pool; neither for dir */
+	char pool_dir[PATH_MAX];
+	uint64_t pool_size;
 };
 
 static int write_config(const char *dir, const struct config *c, struct dm_err *err)
@@ -105,6 +113,12 @@ static int write_config(const char *dir, const struct config *c, struct dm_err *
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	doc = json_pack("{s:i, s:i, s:s, s:s, s:s}", "format", CONFIG_FORMAT, "port", c->port,
 			"node_id", c->node_id, "engine", c->engine, "created", created);
+	if (doc && c->pool_dir[0])
+		json_object_set_new(doc, "pool_dir", json_string(c->pool_dir));
+	if (doc && c->pool_size) {
+		json_object_set_new(doc, "pool_image", json_string(DM_DATA_POOL_IMAGE));
+		json_object_set_new(doc, "pool_size", json_integer((json_int_t)c->pool_size));
+	}
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
 	if (!text) {
 		rc = dm_err_set(err, DM_ENOMEM, "cannot encode '%s'", path);
@@ -133,7 +147,7 @@ static int read_config(struct config *out, const char *dir, struct dm_err *err)
 	char path[PATH_MAX];
 	struct dm_buf b = DM_BUF_INIT;
 	json_error_t jerr;
-	json_t *doc = NULL, *port, *node, *engine;
+	json_t *doc = NULL, *port, *node, *engine, *pool_dir, *pool_size;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -152,6 +166,8 @@ static int read_config(struct config *out, const char *dir, struct dm_err *err)
 	port = json_object_get(doc, "port");
 	node = json_object_get(doc, "node_id");
 	engine = json_object_get(doc, "engine");
+	pool_dir = json_object_get(doc, "pool_dir");
+	pool_size = json_object_get(doc, "pool_size");
 	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
 	    json_integer_value(port) > 65535 || !json_is_string(node) ||
 	    json_string_length(node) != DM_UUID_LEN || (engine && !json_is_string(engine)) ||
@@ -160,6 +176,17 @@ static int read_config(struct config *out, const char *dir, struct dm_err *err)
 				"'%s' lacks a valid port, node_id or engine", path);
 		goto done;
 	}
+	if ((pool_dir && (!json_is_string(pool_dir) || json_string_value(pool_dir)[0] != '/' ||
+			  json_string_length(pool_dir) >= sizeof(out->pool_dir))) ||
+	    (pool_size && (!json_is_integer(pool_size) || json_integer_value(pool_size) <= 0))) {
+		rc = dm_err_set(err, DM_ECORRUPT, "'%s' has an invalid pool_dir or pool_size",
+				path);
+		goto done;
+	}
+	if (pool_dir)
+		snprintf(out->pool_dir, sizeof(out->pool_dir), "%s", json_string_value(pool_dir));
+	if (pool_size)
+		out->pool_size = (uint64_t)json_integer_value(pool_size);
 	out->port = (int)json_integer_value(port);
 	snprintf(out->node_id, sizeof(out->node_id), "%s", json_string_value(node));
 	snprintf(out->engine, sizeof(out->engine), "%s", engine ? json_string_value(engine) : "dir");
@@ -205,13 +232,21 @@ int dm_server_config_port(int *out, const char *data_dir, struct dm_err *err)
 
 /* ---- dmd init ---- */
 
-/* Removes what a failed init made; dir was empty or made by init. */
-static void undo_init(const char *dir, bool created)
+/* Removes what a failed init made; dir was empty or made by init, and so
+ * was c's loop pool or the dots directory in c's pool_dir. */
+static void undo_init(const char *dir, bool created, const struct config *c)
 {
 	static const char *const made[] = {DM_DATA_CONFIG, DM_DATA_ADMIN_KEY, DM_DATA_KV,
-					   DM_DATA_STORE, DM_DATA_DOTS};
+					   DM_DATA_STORE, DM_DATA_DOTS, DM_DATA_POOL,
+					   DM_DATA_POOL_IMAGE};
 	char path[PATH_MAX];
+	struct dm_err err;
 
+	if (c->pool_size && path_in(path, sizeof(path), dir, DM_DATA_POOL, NULL) == 0 &&
+	    dm_pool_unmount(path, &err))
+		dm_warn("%s", err.msg);
+	if (c->pool_dir[0] && path_in(path, sizeof(path), c->pool_dir, DM_DATA_DOTS, NULL) == 0)
+		dm_remove_tree(path, NULL);
 	if (created) {
 		dm_remove_tree(dir, NULL);
 		return;
@@ -219,6 +254,118 @@ static void undo_init(const char *dir, bool created)
 	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
 		if (path_in(path, sizeof(path), dir, made[i], NULL) == 0)
 			dm_remove_tree(path, NULL);
+}
+
+/*
+ * Where the engine keeps working copies: DIR/dots for the dir engine; for
+ * btrfs the pool's dots/, with DIR/dots a symlink to it so that working
+ * copies are where they always are.
+ */
+static int pool_dots(char *out, size_t size, const char *dir, const struct config *c,
+		     struct dm_err *err)
+{
+	char mnt[PATH_MAX];
+	int rc;
+
+	if (c->pool_dir[0])
+		return path_in(out, size, c->pool_dir, DM_DATA_DOTS, err);
+	if (!c->pool_size)
+		return path_in(out, size, dir, DM_DATA_DOTS, err);
+	rc = path_in(mnt, sizeof(mnt), dir, DM_DATA_POOL, err);
+	return rc ? rc : path_in(out, size, mnt, DM_DATA_DOTS, err);
+}
+
+/* Makes the dots directory: in DIR, or in the btrfs pool (made now when it
+ * is a loop pool), linked from DIR/dots. */
+static int init_dots(const char *dir, const struct config *c, struct dm_err *err)
+{
+	char path[PATH_MAX], dots[PATH_MAX], image[PATH_MAX], mnt[PATH_MAX];
+	int rc;
+
+	rc = path_in(path, sizeof(path), dir, DM_DATA_DOTS, err);
+	if (!rc)
+		rc = pool_dots(dots, sizeof(dots), dir, c, err);
+	if (rc)
+		return rc;
+	if (strcmp(c->engine, "btrfs") != 0)
+		return dm_mkdir_p(path, DATA_TRAVERSE_MODE, err);
+	if (c->pool_size) {
+		rc = path_in(image, sizeof(image), dir, DM_DATA_POOL_IMAGE, err);
+		if (!rc)
+			rc = path_in(mnt, sizeof(mnt), dir, DM_DATA_POOL, err);
+		if (!rc)
+			rc = dm_pool_create(image, mnt, c->pool_size, err);
+		if (!rc)
+			rc = chmod(mnt, DATA_TRAVERSE_MODE) < 0
+				     ? dm_err_errno(err, errno, "cannot set the mode of '%s'", mnt)
+				     : 0;
+		if (rc)
+			return dm_err_prefix(err, "cannot make a btrfs pool");
+	}
+	rc = dm_mkdir_p(dots, DATA_TRAVERSE_MODE, err);
+	if (!rc && symlink(c->pool_size ? DM_DATA_POOL "/" DM_DATA_DOTS : dots, path) < 0)
+		rc = dm_err_errno(err, errno, "cannot link '%s' to '%s'", path, dots);
+	return rc;
+}
+
+/* Ends err's message with the way out: the dir engine. */
+static int suggest_dir_engine(struct dm_err *err)
+{
+	char msg[DM_ERR_MSG_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	return dm_err_set(err, err->code,
+			  "%s; use --engine dir instead (it needs no root, btrfs or loop devices)",
+			  msg);
+}
+
+/* Whether this machine can hold c's btrfs pool, before anything is made. */
+static int check_pool(struct config *c, const struct dm_server_init_opts *o, struct dm_err *err)
+{
+	char dots[PATH_MAX], *abs = NULL;
+	int rc;
+
+	if (strcmp(c->engine, "btrfs") != 0) {
+		if (o->pool_dir || o->pool_size)
+			return dm_err_set(err, DM_EINVAL,
+					  "--pool-dir and --pool-size are for --engine btrfs");
+		return 0;
+	}
+	if (!!o->pool_dir == !!o->pool_size)
+		return dm_err_set(err, DM_EINVAL,
+				  "--engine btrfs needs --pool-dir PATH (an existing btrfs mount) "
+				  "or --pool-size SIZE (a pool file dmd makes), one of them");
+	if (o->pool_size) {
+		c->pool_size = o->pool_size;
+		if (o->pool_size < DM_POOL_MIN_SIZE)
+			return dm_err_set(err, DM_EINVAL, "--pool-size must be at least %llu MiB",
+					  (unsigned long long)(DM_POOL_MIN_SIZE >> 20));
+		rc = dm_pool_can_loop(err);
+		if (rc)
+			dm_err_prefix(err, "cannot make a btrfs pool");
+		return rc ? suggest_dir_engine(err) : 0;
+	}
+	if (geteuid() != 0) {
+		dm_err_set(err, DM_EPERM,
+			   "the btrfs engine needs root to make subvolumes and snapshots");
+		return suggest_dir_engine(err);
+	}
+	rc = dm_pool_check_dir(o->pool_dir, err);
+	if (rc)
+		return suggest_dir_engine(err);
+	abs = realpath(o->pool_dir, NULL);
+	if (!abs || strlen(abs) >= sizeof(c->pool_dir)) {
+		free(abs);
+		return dm_err_errno(err, errno ? errno : ENAMETOOLONG, "cannot resolve '%s'",
+				    o->pool_dir);
+	}
+	snprintf(c->pool_dir, sizeof(c->pool_dir), "%s", abs);
+	free(abs);
+	rc = path_in(dots, sizeof(dots), c->pool_dir, DM_DATA_DOTS, err);
+	if (!rc && exists(dots))
+		rc = dm_err_set(err, DM_EEXISTS,
+				"'%s' exists already: another data directory uses this pool", dots);
+	return rc;
 }
 
 static int init_contents(char *key_out, const char *dir, const struct config *c,
@@ -244,9 +391,7 @@ static int init_contents(char *key_out, const char *dir, const struct config *c,
 		rc = dm_store_open(&store, path, NULL, err);
 	dm_store_free(store);
 	if (!rc)
-		rc = path_in(path, sizeof(path), dir, DM_DATA_DOTS, err);
-	if (!rc)
-		rc = dm_mkdir_p(path, DATA_TRAVERSE_MODE, err);
+		rc = init_dots(dir, c, err);
 	if (!rc)
 		rc = path_in(path, sizeof(path), dir, DM_DATA_ADMIN_KEY, err);
 	if (rc)
@@ -260,6 +405,16 @@ static int init_contents(char *key_out, const char *dir, const struct config *c,
 
 int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struct dm_err *err)
 {
+	struct dm_server_init_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.port = port;
+	return dm_server_init_data_dir_opts(key_out, data_dir, &o, err);
+}
+
+int dm_server_init_data_dir_opts(char *key_out, const char *data_dir,
+				 const struct dm_server_init_opts *o, struct dm_err *err)
+{
 	char path[PATH_MAX];
 	struct config c;
 	struct stat st;
@@ -268,10 +423,16 @@ int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struc
 
 	memset(key_out, 0, DM_API_KEY_LEN + 1);
 	memset(&c, 0, sizeof(c));
-	c.port = port ? port : DM_DEFAULT_PORT;
-	snprintf(c.engine, sizeof(c.engine), "dir");
+	c.port = o->port ? o->port : DM_DEFAULT_PORT;
+	snprintf(c.engine, sizeof(c.engine), "%s", o->engine ? o->engine : "dir");
 	if (c.port < 1 || c.port > 65535)
 		return dm_err_set(err, DM_EINVAL, "invalid port %d", c.port);
+	if (strcmp(c.engine, "dir") != 0 && strcmp(c.engine, "btrfs") != 0)
+		return dm_err_set(err, DM_EINVAL, "unknown engine '%s': use dir or btrfs",
+				  c.engine);
+	rc = check_pool(&c, o, err);
+	if (rc)
+		return rc;
 	if (stat(data_dir, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
 			return dm_err_set(err, DM_EEXISTS, "'%s' exists and is not a directory",
@@ -299,11 +460,12 @@ int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struc
 	if (!rc)
 		rc = init_contents(key_out, data_dir, &c, err);
 	if (rc) {
-		undo_init(data_dir, created);
+		undo_init(data_dir, created, &c);
 		memset(key_out, 0, DM_API_KEY_LEN + 1);
 		return rc;
 	}
-	dm_info("initialised data directory '%s' (node %s, port %d)", data_dir, c.node_id, c.port);
+	dm_info("initialised data directory '%s' (node %s, port %d, engine %s)", data_dir,
+		c.node_id, c.port, c.engine);
 	return 0;
 }
 
@@ -314,6 +476,71 @@ static int cpus(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n < 2 ? 2 : n > 64 ? 64 : (int)n;
+}
+
+/* The Docker Engine API, when its socket is there at start; dm works
+ * without one (containers are then known only from their mounts). */
+static int open_docker(struct dm_server *srv, const char *path, struct dm_err *err)
+{
+	struct stat st;
+
+	if (!path || !*path)
+		return 0;
+	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		dm_info("no Docker API at '%s': containers are known only from their mounts", path);
+		return 0;
+	}
+	dm_info("Docker API at '%s'", path);
+	return dm_docker_new(&srv->docker, path, err);
+}
+
+/* The Docker volume plugin, once the registry runs. */
+static int start_plugin(struct dm_server *srv, const struct dm_server_opts *opts,
+			struct dm_err *err)
+{
+	struct dm_plugin_opts po;
+	int rc;
+
+	if (!opts->plugin_socket || !*opts->plugin_socket)
+		return 0;
+	memset(&po, 0, sizeof(po));
+	po.registry = srv->registry;
+	po.kv = srv->kv;
+	po.docker = srv->docker;
+	rc = dm_plugin_new(&srv->plugin, &po, err);
+	if (!rc)
+		rc = dm_plugin_listen(srv->plugin, srv, opts->plugin_socket, err);
+	if (!rc)
+		return 0;
+	dm_plugin_free(srv->plugin, 0);
+	srv->plugin = NULL;
+	if (opts->plugin_optional) {
+		dm_warn("no docker volume plugin: %s", err->msg);
+		return 0;
+	}
+	return dm_err_prefix(err, "cannot start the docker volume plugin");
+}
+
+/* Mounts c's loop pool (unless it is mounted already); unmounted again by
+ * dm_server_free. A pool directory must still be a btrfs mount. */
+static int mount_pool(struct dm_server *srv, const struct config *c, struct dm_err *err)
+{
+	char image[PATH_MAX], mnt[PATH_MAX];
+	int rc;
+
+	if (c->pool_dir[0])
+		return dm_pool_check_dir(c->pool_dir, err);
+	if (!c->pool_size)
+		return 0;
+	rc = path_in(image, sizeof(image), srv->data_dir, DM_DATA_POOL_IMAGE, err);
+	if (!rc)
+		rc = path_in(mnt, sizeof(mnt), srv->data_dir, DM_DATA_POOL, err);
+	if (!rc)
+		rc = dm_pool_mount(image, mnt, err);
+	if (rc)
+		return dm_err_prefix(err, "cannot mount the btrfs pool");
+	srv->pool_mount = dm_xstrdup(mnt);
+	return 0;
 }
 
 int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, struct dm_err *err)
@@ -352,7 +579,9 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (!rc)
 		rc = dm_store_open(&srv->store, path, NULL, err);
 	if (!rc)
-		rc = path_in(path, sizeof(path), srv->data_dir, DM_DATA_DOTS, err);
+		rc = mount_pool(srv, &c, err);
+	if (!rc)
+		rc = pool_dots(path, sizeof(path), srv->data_dir, &c, err);
 	if (!rc)
 		rc = dm_mkdir_p(path, DATA_TRAVERSE_MODE, err);
 	if (!rc)
@@ -363,6 +592,9 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	so.threads = opts->actor_threads > 0 ? opts->actor_threads : 2;
 	so.job_threads = opts->job_threads > 0 ? opts->job_threads : cpus();
 	rc = dm_sched_new(&srv->sched, &so, err);
+	if (rc)
+		goto done;
+	rc = open_docker(srv, opts->docker_socket, err);
 	if (rc)
 		goto done;
 
@@ -381,6 +613,12 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		dm_err_prefix(err, "cannot start the dots");
 		goto done;
 	}
+	rc = dm_transfers_start(&srv->transfers, srv, err);
+	if (rc)
+		goto done;
+	rc = start_plugin(srv, opts, err);
+	if (rc)
+		goto done;
 	rc = dm_http_start(srv->http, err);
 	if (rc)
 		goto done;
@@ -398,6 +636,7 @@ void dm_server_free(struct dm_server *srv)
 {
 	if (!srv)
 		return;
+	dm_plugin_quiesce(srv->plugin);
 	if (srv->http) {
 		dm_http_quiesce(srv->http);
 		if (dm_http_wait_idle(srv->http, srv->shutdown_grace_ms) == DM_ETIMEOUT) {
@@ -410,14 +649,39 @@ void dm_server_free(struct dm_server *srv)
 		dm_http_free(srv->http);
 		srv->http = NULL;
 	}
+	dm_plugin_free(srv->plugin, srv->shutdown_grace_ms);
+	srv->plugin = NULL;
+	/* transfers may wait for dots: they stop before the registry */
+	dm_transfers_free(srv->transfers);
+	srv->transfers = NULL;
 	if (srv->registry) {
 		dm_registry_free(srv->registry);
 		srv->registry = NULL;
 	}
 	dm_sched_free(srv->sched);
+	dm_docker_free(srv->docker);
 	dm_engine_free(srv->engine);
 	dm_store_free(srv->store);
 	dm_kv_free(srv->kv);
+	if (srv->pool_mount) {
+		struct dm_err err;
+
+		if (dm_pool_unmount(srv->pool_mount, &err))
+			dm_warn("%s", err.msg);
+		free(srv->pool_mount);
+	}
 	free(srv->data_dir);
 	free(srv);
+}
+
+int dm_server_release_pool(const char *data_dir, struct dm_err *err)
+{
+	char mnt[PATH_MAX];
+	struct config c;
+	int rc = read_config(&c, data_dir, err);
+
+	if (rc || !c.pool_size)
+		return rc;
+	rc = path_in(mnt, sizeof(mnt), data_dir, DM_DATA_POOL, err);
+	return rc ? rc : dm_pool_unmount(mnt, err);
 }

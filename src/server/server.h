@@ -21,6 +21,7 @@
 #define DM_SERVER_SERVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "util/err.h"
 #include "util/id.h"
@@ -29,7 +30,9 @@ struct dm_docker;
 struct dm_engine;
 struct dm_http;
 struct dm_kv;
+struct dm_plugin;
 struct dm_registry;
+struct dm_transfers;
 struct dm_sched;
 struct dm_store;
 
@@ -44,6 +47,8 @@ struct dm_store;
 #define DM_DATA_PID "dmd.pid"
 #define DM_DATA_SOCKET "dmd.sock"
 #define DM_DATA_LOG "dmd.log"
+#define DM_DATA_POOL "pool"           /* a loop pool's mount point (btrfs) */
+#define DM_DATA_POOL_IMAGE "pool.img" /* a loop pool's file (btrfs) */
 
 #define DM_ADMIN_USER "admin"
 
@@ -53,6 +58,9 @@ struct dm_server_opts {
 	int actor_threads;    /* 0: 2 */
 	int job_threads;      /* 0: the number of CPUs, at least 2 */
 	int shutdown_grace_ms; /* how long shutdown lets requests finish (0: 10 s) */
+	const char *plugin_socket; /* the Docker volume plugin's socket; NULL: no plugin */
+	bool plugin_optional;      /* a plugin socket that cannot be served only warns */
+	const char *docker_socket; /* the Docker Engine API; NULL, or absent at start: none */
 };
 
 struct dm_server {
@@ -67,8 +75,11 @@ struct dm_server {
 	struct dm_engine *engine;
 	struct dm_sched *sched;        /* threaded */
 	struct dm_registry *registry;  /* the dots (registry.c) */
+	struct dm_transfers *transfers; /* push, pull, clone we run (transfer.c) */
 	struct dm_docker *docker;      /* the container engine's API, or NULL */
 	struct dm_http *http;
+	struct dm_plugin *plugin;      /* the Docker volume plugin, or NULL */
+	char *pool_mount;              /* the loop pool we mounted, or NULL */
 };
 
 /* The dot registry (registry.c): started once everything above it is
@@ -86,6 +97,27 @@ void dm_registry_free(struct dm_registry *r);
  */
 int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struct dm_err *err);
 
+/*
+ * The same with the engine: "dir" (NULL: the default) or "btrfs", which
+ * needs pool_dir (an existing btrfs mount; its dots/ holds the working
+ * copies) or pool_size (DIR/pool.img of that many bytes, formatted and
+ * loop-mounted at DIR/pool; needs root, btrfs and loop devices). What the
+ * machine lacks for a pool is said before anything is made. DIR/dots is
+ * then a symlink to the pool's dots/.
+ */
+struct dm_server_init_opts {
+	int port;
+	const char *engine;
+	const char *pool_dir;
+	uint64_t pool_size;
+};
+int dm_server_init_data_dir_opts(char *key_out, const char *data_dir,
+				 const struct dm_server_init_opts *o, struct dm_err *err);
+
+/* Unmounts data_dir's loop pool when it has one and it is mounted (after
+ * its dmd stopped, or died); its loop device is freed with it. */
+int dm_server_release_pool(const char *data_dir, struct dm_err *err);
+
 /* 0 when data_dir is an initialised data directory; DM_ENOTFOUND with a
  * message that says to run `dmd init` otherwise. */
 int dm_server_check_data_dir(const char *data_dir, struct dm_err *err);
@@ -95,8 +127,8 @@ int dm_server_config_port(int *out, const char *data_dir, struct dm_err *err);
 
 /*
  * Opens everything in opts->data_dir and starts serving: KV, store, engine,
- * scheduler, listening sockets (the TCP port and DIR/dmd.sock), registry,
- * then the HTTP daemons. On success the server answers requests when this
+ * scheduler, the Docker API client, listening sockets (the TCP port and
+ * DIR/dmd.sock), registry, the Docker volume plugin, then the HTTP daemons. On success the server answers requests when this
  * returns. The caller must hold the pid file lock (daemon.h).
  */
 int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, struct dm_err *err);

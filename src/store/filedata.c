@@ -98,7 +98,8 @@ static int ext_add(struct extlist *l, uint64_t off, uint32_t len, const dm_oid *
 }
 
 static int put_chunk(struct dm_store *s, struct extlist *l, uint64_t off, const unsigned char *p,
-		     size_t len, struct dm_filedata_result *res, struct dm_err *err)
+		     size_t len, const char *ext_path, struct dm_filedata_result *res,
+		     struct dm_err *err)
 {
 	dm_oid id;
 	int rc;
@@ -106,7 +107,9 @@ static int put_chunk(struct dm_store *s, struct extlist *l, uint64_t off, const 
 	dm_hash(&id, p, len);
 	res->chunks++;
 	if (dm_store_has(s, &id) != 1) {
-		rc = dm_store_put_hashed(s, &id, DM_OBJ_CHUNK, p, len, err);
+		rc = ext_path ? dm_store_put_external_hashed(s, &id, DM_OBJ_CHUNK, ext_path, off,
+							     (uint32_t)len, err)
+			      : dm_store_put_hashed(s, &id, DM_OBJ_CHUNK, p, len, err);
 		if (rc)
 			return rc;
 		res->chunks_new++;
@@ -120,7 +123,7 @@ static int put_chunk(struct dm_store *s, struct extlist *l, uint64_t off, const 
  */
 static int store_region(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd, uint64_t start,
 			uint64_t end, struct extlist *l, struct dm_filedata_result *res,
-			uint64_t *got, const char *name, struct dm_err *err)
+			uint64_t *got, const char *name, const char *ext_path, struct dm_err *err)
 {
 	const struct dm_chunker_params *p = dm_store_chunker(s);
 	uint64_t base = start; /* file offset of ctx->buf[0] */
@@ -156,7 +159,7 @@ static int store_region(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 		while (pos < have && (at_end || have - pos >= p->max)) {
 			size_t c = dm_chunker_cut(p, ctx->buf + pos, have - pos);
 
-			rc = put_chunk(s, l, base + pos, ctx->buf + pos, c, res, err);
+			rc = put_chunk(s, l, base + pos, ctx->buf + pos, c, ext_path, res, err);
 			if (rc)
 				return rc;
 			pos += c;
@@ -172,7 +175,7 @@ static int store_region(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 }
 
 int dm_filedata_store(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *out, int fd,
-		      uint64_t size, uint64_t blocks, const char *name,
+		      uint64_t size, uint64_t blocks, const char *name, const char *ext_path,
 		      struct dm_filedata_result *res, struct dm_err *err)
 {
 	struct extlist l = {NULL, 0, 0};
@@ -213,7 +216,7 @@ int dm_filedata_store(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *o
 			if (start >= size)
 				break;
 		}
-		rc = store_region(s, ctx, fd, start, end, &l, res, &got, name, err);
+		rc = store_region(s, ctx, fd, start, end, &l, res, &got, name, ext_path, err);
 		if (rc)
 			goto done;
 		if (got < end) { /* the file ended early: store what there was */

@@ -48,9 +48,12 @@ void dm_filedata_ctx_release(struct dm_filedata_ctx *ctx);
  * cannot have holes) and puts its file object; out receives the object's
  * id. name is used in messages only. A file that ends early (it shrank
  * while being read) is stored as far as it was read and res->changed is set.
+ * ext_path (absolute; NULL: copy chunks into packs) is the path of the
+ * same file when it is immutable: new chunks are then recorded as its
+ * bytes (dm_store_put_external_hashed) instead of being copied.
  */
 int dm_filedata_store(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *out, int fd,
-		      uint64_t size, uint64_t blocks, const char *name,
+		      uint64_t size, uint64_t blocks, const char *name, const char *ext_path,
 		      struct dm_filedata_result *res, struct dm_err *err);
 
 /*

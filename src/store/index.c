@@ -198,10 +198,23 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
 	if (rc)
 		return lmdb_err(err, rc, "cannot begin write");
 	for (size_t i = 0; i < n; i++) {
-		unsigned char val[LOC_LEN];
-		MDB_val k = mval(entries[i].id.b, DM_OID_RAWSZ), v = {LOC_LEN, val};
+		unsigned char val[LOC_LEN + 4096];
+		const char *path = entries[i].path;
+		size_t plen = path ? strlen(path) : 0;
+		MDB_val k = mval(entries[i].id.b, DM_OID_RAWSZ), v = {LOC_LEN + plen, val};
 
+		if (entries[i].loc.where == DM_LOC_EXTERNAL &&
+		    (!path || path[0] != '/' || plen >= 4096 - 1)) {
+			mdb_txn_abort(txn);
+			return dm_err_set(err, DM_EINVAL,
+					  "external object path must be absolute: '%s'",
+					  path ? path : "");
+		}
 		encode_loc(val, &entries[i].loc);
+		if (entries[i].loc.where == DM_LOC_EXTERNAL)
+			memcpy(val + LOC_LEN, path, plen);
+		else
+			v.mv_size = LOC_LEN;
 		rc = mdb_put(txn, idx->objects, &k, &v, 0);
 		if (rc)
 			goto fail;
@@ -538,4 +551,162 @@ int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct 
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
+}
+
+int dm_index_external_under(struct dm_index *idx, const char *prefix,
+			    struct dm_index_entry **out, size_t *n, struct dm_err *err)
+{
+	struct dm_index_entry *list = NULL;
+	size_t count = 0, cap = 0, plen = strlen(prefix);
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc, op = MDB_FIRST;
+
+	*out = NULL;
+	*n = 0;
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (!rc)
+		rc = mdb_cursor_open(txn, idx->objects, &cur);
+	if (rc) {
+		rc = lmdb_err(err, rc, "cannot read");
+		goto done;
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
+		const char *path = (const char *)v.mv_data + LOC_LEN;
+		struct dm_loc loc;
+
+		op = MDB_NEXT;
+		if (k.mv_size != DM_OID_RAWSZ) {
+			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt key");
+			goto done;
+		}
+		rc = decode_loc(&loc, &v, err);
+		if (rc)
+			goto done;
+		if (loc.where != DM_LOC_EXTERNAL || v.mv_size - LOC_LEN < plen ||
+		    memcmp(path, prefix, plen) != 0)
+			continue;
+		if (count == cap) {
+			cap = cap ? cap * 2 : 64;
+			list = dm_xrealloc(list, cap * sizeof(*list));
+		}
+		memcpy(list[count].id.b, k.mv_data, DM_OID_RAWSZ);
+		list[count].loc = loc;
+		list[count].path = dm_xstrndup(path, v.mv_size - LOC_LEN);
+		count++;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read");
+done:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc) {
+		dm_index_entries_free(list, count);
+		return rc;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+}
+
+void dm_index_entries_free(struct dm_index_entry *e, size_t n)
+{
+	union {
+		const char *c;
+		char *m;
+	} u;
+
+	if (!e)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		u.c = e[i].path;
+		free(u.m);
+	}
+	free(e);
+}
+
+int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
+			     const char *prefix, struct dm_err *err)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (!n)
+		return 0;
+	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot begin write");
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = mval(ids[i].b, DM_OID_RAWSZ), v;
+		struct dm_loc loc;
+		struct dm_err derr;
+
+		rc = mdb_get(txn, idx->objects, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			goto fail;
+		if (prefix && (decode_loc(&loc, &v, &derr) || loc.where != DM_LOC_EXTERNAL ||
+			       v.mv_size - LOC_LEN < plen ||
+			       memcmp((const char *)v.mv_data + LOC_LEN, prefix, plen) != 0))
+			continue; /* moved meanwhile: not ours to forget */
+		rc = mdb_del(txn, idx->objects, &k, NULL);
+		if (rc)
+			goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
+fail:
+	mdb_txn_abort(txn);
+	return lmdb_err(err, rc, "cannot delete");
+}
+
+int dm_index_commit_foreach(struct dm_index *idx, dm_index_commit_fn fn, void *ctx,
+			    struct dm_err *err)
+{
+	char dot[260], commit[260];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc, op = MDB_FIRST;
+
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (!rc)
+		rc = mdb_cursor_open(txn, idx->commits, &cur);
+	if (rc) {
+		rc = lmdb_err(err, rc, "cannot read commits");
+		goto done;
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
+		const char *key = k.mv_data;
+		const char *nul = memchr(key, '\0', k.mv_size);
+		size_t a, b;
+		dm_oid oid;
+
+		op = MDB_NEXT;
+		if (!nul || v.mv_size != DM_OID_RAWSZ || k.mv_size > 257) {
+			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt commit entry");
+			goto done;
+		}
+		a = (size_t)(nul - key);
+		b = k.mv_size - a - 1;
+		memcpy(dot, key, a);
+		dot[a] = '\0';
+		memcpy(commit, nul + 1, b);
+		commit[b] = '\0';
+		memcpy(oid.b, v.mv_data, DM_OID_RAWSZ);
+		rc = fn(dot, commit, &oid, ctx);
+		if (rc)
+			goto done;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read commits");
+done:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc;
 }

@@ -38,6 +38,7 @@ struct dm_loc {
 struct dm_index_entry {
 	dm_oid id;
 	struct dm_loc loc;
+	const char *path; /* external: the file's absolute path; NULL in a pack */
 };
 
 struct dm_pack_len {
@@ -52,7 +53,7 @@ void dm_index_free(struct dm_index *idx);
  * appended to path_out (which may be NULL). */
 int dm_index_get(struct dm_index *idx, const dm_oid *id, struct dm_loc *out,
 		 struct dm_buf *path_out, struct dm_err *err);
-/* Writes entries and pack lengths in one transaction. */
+/* Writes entries (pack or external) and pack lengths in one transaction. */
 int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, size_t n,
 		    const struct dm_pack_len *lens, size_t nlens, struct dm_err *err);
 int dm_index_put_external(struct dm_index *idx, const dm_oid *id, const struct dm_loc *loc,
@@ -81,5 +82,22 @@ int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct 
 /* Calls fn for each entry in id order; a non-zero return stops the walk. */
 typedef int (*dm_index_each_fn)(const dm_oid *id, const struct dm_loc *loc, void *ctx);
 int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struct dm_err *err);
+
+/* The external entries whose path starts with prefix: *out is a malloc'ed
+ * array of *n entries whose paths are malloc'ed too (dm_index_entries_free). */
+int dm_index_external_under(struct dm_index *idx, const char *prefix,
+			    struct dm_index_entry **out, size_t *n, struct dm_err *err);
+void dm_index_entries_free(struct dm_index_entry *e, size_t n);
+/* Deletes the entries of ids, in one transaction; with prefix, only those
+ * still external under prefix (others are left alone). */
+int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
+			     const char *prefix, struct dm_err *err);
+
+/* Calls fn for every (dot id, commit id, commit object) of the commit
+ * index; a non-zero return stops the walk and is returned. */
+typedef int (*dm_index_commit_fn)(const char *dot_id, const char *commit_id, const dm_oid *oid,
+				  void *ctx);
+int dm_index_commit_foreach(struct dm_index *idx, dm_index_commit_fn fn, void *ctx,
+			    struct dm_err *err);
 
 #endif

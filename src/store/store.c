@@ -9,14 +9,21 @@
  *     fsynced, so after a crash every indexed object is readable; bytes past
  *     a pack's committed length belong to no indexed object and are cut off
  *     at the next open. Packs the index does not know are removed at open.
- *   - `mu` guards pending, the current pack, the dirty-pack list and the
- *     read-descriptor table. Hashing and compression happen outside it.
+ *   - External objects (bytes of an immutable file the engine keeps) are
+ *     pending like pack records until the flush: their pending location's
+ *     `pack` is the offset of their path in ext_paths. The engine made the
+ *     file durable before naming it (a btrfs snapshot is on disk once
+ *     taken), so the flush writes them without syncing anything.
+ *   - `mu` guards pending, ext_paths, the current pack, the dirty-pack list
+ *     and the read-descriptor table. Hashing and compression happen
+ *     outside it.
  *   - One process at a time: DIR/lock is held with flock while open.
  */
 #include "store/store.h"
 #include "store/index.h"
 #include "store/oidmap.h"
 #include "store/pack.h"
+#include "store/reach.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -48,6 +55,9 @@ struct dm_store {
 
 	pthread_mutex_t mu;
 	struct dm_oidmap pending; /* id -> struct dm_loc */
+	struct dm_buf ext_paths;  /* paths of pending external objects, each NUL-ended;
+				   * their loc.pack is the offset of theirs */
+	size_t ext_last;          /* offset of the last path added */
 	uint32_t last_pack;       /* highest pack number in use; 0: none yet */
 	uint32_t cur_pack;        /* 0: none open for appending */
 	int cur_fd;
@@ -83,6 +93,34 @@ static ZSTD_CCtx *thread_cctx(void)
 		c = ZSTD_createCCtx();
 		if (c)
 			pthread_setspecific(cctx_key, c);
+	}
+	return c;
+}
+
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+
+static void free_dctx(void *p)
+{
+	ZSTD_freeDCtx(p);
+}
+
+static void make_dctx_key(void)
+{
+	pthread_key_create(&dctx_key, free_dctx);
+}
+
+/* One decompression context per thread, freed when the thread exits. */
+static ZSTD_DCtx *thread_dctx(void)
+{
+	ZSTD_DCtx *c;
+
+	pthread_once(&dctx_once, make_dctx_key);
+	c = pthread_getspecific(dctx_key);
+	if (!c) {
+		c = ZSTD_createDCtx();
+		if (c)
+			pthread_setspecific(dctx_key, c);
 	}
 	return c;
 }
@@ -253,6 +291,7 @@ int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_
 	s->cur_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	dm_oidmap_init(&s->pending, sizeof(struct dm_loc));
+	dm_buf_init(&s->ext_paths, 0);
 	if (opts)
 		s->opts = *opts;
 	else
@@ -341,14 +380,19 @@ static int lookup(struct dm_store *s, const dm_oid *id, struct dm_loc *out,
 		  struct dm_buf *path_out, struct dm_err *err)
 {
 	struct dm_loc *p;
+	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
 	p = dm_oidmap_get(&s->pending, id);
-	if (p)
+	if (p) {
 		*out = *p;
+		if (p->where == DM_LOC_EXTERNAL && path_out &&
+		    dm_buf_adds(path_out, (const char *)s->ext_paths.data + p->pack))
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
 	pthread_mutex_unlock(&s->mu);
 	if (p)
-		return 0;
+		return rc;
 	return dm_index_get(s->idx, id, out, path_out, err);
 }
 
@@ -422,15 +466,30 @@ static int append(struct dm_store *s, const struct dm_pack_rec *rec, const void 
 	return 0;
 }
 
+/* Appends a record unless its object is pending already, then flushes
+ * when enough has been written since the last flush. */
+static int store_record(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
+			struct dm_err *err)
+{
+	bool flush;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (!dm_oidmap_get(&s->pending, &rec->id))
+		rc = append(s, rec, bytes, err);
+	flush = s->unflushed >= AUTO_FLUSH_BYTES;
+	pthread_mutex_unlock(&s->mu);
+	if (!rc && flush)
+		rc = dm_store_flush(s, err);
+	return rc;
+}
+
+static int write_record(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+			const void *data, size_t len, struct dm_err *err);
+
 int dm_store_put_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
 			const void *data, size_t len, struct dm_err *err)
 {
-	struct dm_pack_rec rec;
-	void *zbuf = NULL;
-	const void *bytes = data;
-	bool flush = false;
-	int rc = 0;
-
 	if (kind < DM_OBJ_CHUNK || kind > DM_OBJ_COMMIT)
 		return dm_err_set(err, DM_EINVAL, "unknown object kind %d", (int)kind);
 	if (len > dm_pack_max_raw(kind))
@@ -438,6 +497,18 @@ int dm_store_put_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind k
 				  dm_obj_kind_name(kind), len);
 	if (dm_store_has(s, id))
 		return 0;
+	return write_record(s, id, kind, data, len, err);
+}
+
+/* Compresses (when that pays) and appends object id to the current pack;
+ * its pending location then wins over any it had. */
+static int write_record(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+			const void *data, size_t len, struct dm_err *err)
+{
+	struct dm_pack_rec rec;
+	void *zbuf = NULL;
+	const void *bytes = data;
+	int rc = 0;
 
 	rec.kind = (uint8_t)kind;
 	rec.flags = 0;
@@ -459,14 +530,8 @@ int dm_store_put_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind k
 		}
 	}
 
-	pthread_mutex_lock(&s->mu);
-	if (!dm_oidmap_get(&s->pending, id))
-		rc = append(s, &rec, bytes, err);
-	flush = s->unflushed >= AUTO_FLUSH_BYTES;
-	pthread_mutex_unlock(&s->mu);
+	rc = store_record(s, &rec, bytes, err);
 	free(zbuf);
-	if (!rc && flush)
-		rc = dm_store_flush(s, err);
 	return rc;
 }
 
@@ -481,46 +546,92 @@ int dm_store_put(struct dm_store *s, dm_oid *out, enum dm_obj_kind kind, const v
 	return dm_store_put_hashed(s, &id, kind, data, len, err);
 }
 
-int dm_store_put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
-			  const char *path, uint64_t off, uint32_t len, struct dm_err *err)
+/*
+ * Records object id as the len bytes at off of the file at path, pending
+ * until the next flush (which writes it into the index with the packs'
+ * lengths). verify: read and hash the bytes first. An object already
+ * present keeps the place it has.
+ */
+static int put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+			const char *path, uint64_t off, uint32_t len, bool verify,
+			struct dm_err *err)
 {
 	struct dm_buf b = DM_BUF_INIT;
 	struct dm_loc loc = {0};
+	size_t plen = strlen(path);
 	dm_oid got;
-	int fd = -1, rc;
+	int fd = -1, rc = 0;
 
 	if (kind < DM_OBJ_CHUNK || kind > DM_OBJ_COMMIT || len > dm_pack_max_raw(kind))
 		return dm_err_set(err, DM_EINVAL, "bad external %s of %u bytes",
 				  dm_obj_kind_name(kind), len);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return dm_err_errno(err, errno, "cannot open '%s'", path);
-	rc = dm_buf_grow(&b, len);
-	if (rc) {
-		rc = dm_err_set(err, rc, "out of memory");
-		goto done;
+	if (path[0] != '/' || plen >= 4096 - 1)
+		return dm_err_set(err, DM_EINVAL, "external object path must be absolute: '%s'",
+				  path);
+	if (verify) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return dm_err_errno(err, errno, "cannot open '%s'", path);
+		rc = dm_buf_grow(&b, len);
+		if (rc) {
+			rc = dm_err_set(err, rc, "out of memory");
+			goto done;
+		}
+		if (dm_pread_all(fd, b.data, len, (off_t)off) < 0) {
+			rc = dm_err_errno(err, errno, "cannot read %u bytes at %llu of '%s'", len,
+					  (unsigned long long)off, path);
+			goto done;
+		}
+		dm_hash(&got, b.data, len);
+		if (dm_oid_cmp(&got, id)) {
+			rc = dm_err_set(err, DM_ECORRUPT,
+					"bytes at %llu of '%s' do not match their id",
+					(unsigned long long)off, path);
+			goto done;
+		}
 	}
-	if (dm_pread_all(fd, b.data, len, (off_t)off) < 0) {
-		rc = dm_err_errno(err, errno, "cannot read %u bytes at %llu of '%s'", len,
-				  (unsigned long long)off, path);
+	if (dm_store_has(s, id))
 		goto done;
-	}
-	dm_hash(&got, b.data, len);
-	if (dm_oid_cmp(&got, id)) {
-		rc = dm_err_set(err, DM_ECORRUPT, "bytes at %llu of '%s' do not match their id",
-				(unsigned long long)off, path);
-		goto done;
-	}
 	loc.kind = (uint8_t)kind;
 	loc.where = DM_LOC_EXTERNAL;
 	loc.raw_len = len;
 	loc.stored_len = len;
 	loc.offset = off;
-	rc = dm_index_put_external(s->idx, id, &loc, path, err);
+	pthread_mutex_lock(&s->mu);
+	if (!dm_oidmap_get(&s->pending, id)) {
+		/* consecutive chunks of one file share its path */
+		if (!s->ext_paths.len ||
+		    strcmp((const char *)s->ext_paths.data + s->ext_last, path) != 0) {
+			s->ext_last = s->ext_paths.len;
+			if (s->ext_paths.len > UINT32_MAX - plen - 1 ||
+			    dm_buf_add(&s->ext_paths, path, plen + 1))
+				rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+		}
+		if (!rc) {
+			loc.pack = (uint32_t)s->ext_last;
+			dm_oidmap_put(&s->pending, id, &loc);
+			s->unflushed += 64; /* what the entry costs the index, roughly */
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
 done:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	dm_buf_release(&b);
 	return rc;
+}
+
+int dm_store_put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+			  const char *path, uint64_t off, uint32_t len, struct dm_err *err)
+{
+	return put_external(s, id, kind, path, off, len, true, err);
+}
+
+int dm_store_put_external_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+				 const char *path, uint64_t off, uint32_t len,
+				 struct dm_err *err)
+{
+	return put_external(s, id, kind, path, off, len, false, err);
 }
 
 /* A read descriptor for pack no, opened on first use. */
@@ -647,6 +758,128 @@ done:
 	return rc;
 }
 
+int dm_store_get_stored(struct dm_store *s, const dm_oid *id, struct dm_pack_rec *rec,
+			struct dm_buf *out, struct dm_err *err)
+{
+	struct dm_buf path = DM_BUF_INIT;
+	struct dm_loc loc;
+	char hex[DM_OID_HEXSZ + 1];
+	size_t start = out->len;
+	int rc, fd;
+
+	rc = lookup(s, id, &loc, &path, err);
+	if (rc == DM_ENOTFOUND) {
+		dm_oid_hex(hex, id);
+		return dm_err_set(err, rc, "object %s not found", hex);
+	}
+	if (rc)
+		return rc;
+	if (loc.where == DM_LOC_EXTERNAL) {
+		rc = read_external((const char *)path.data, &loc, out, err);
+		if (rc)
+			goto done;
+		out->data[out->len] = '\0';
+		rec->kind = loc.kind;
+		rec->flags = 0;
+		rec->raw_len = loc.raw_len;
+		rec->stored_len = loc.raw_len;
+		rec->id = *id;
+		goto done;
+	}
+	fd = read_fd(s, loc.pack, err);
+	if (fd < 0) {
+		rc = fd;
+		goto done;
+	}
+	/* header and bytes in one read, straight into out */
+	if (dm_buf_grow(out, DM_PACK_REC_LEN + (size_t)loc.stored_len)) {
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (dm_pread_all(fd, out->data + start, DM_PACK_REC_LEN + (size_t)loc.stored_len,
+			 (off_t)loc.offset) < 0) {
+		dm_oid_hex(hex, id);
+		rc = dm_err_set(err, DM_ECORRUPT, "object %s: cannot read pack %u at %llu: %s", hex,
+				loc.pack, (unsigned long long)loc.offset,
+				errno == EIO ? "pack is truncated" : strerror(errno));
+		goto done;
+	}
+	rc = dm_pack_rec_decode(rec, out->data + start, err);
+	if (rc)
+		goto done;
+	if (dm_oid_cmp(&rec->id, id) || rec->raw_len != loc.raw_len ||
+	    rec->stored_len != loc.stored_len || rec->kind != loc.kind) {
+		dm_oid_hex(hex, id);
+		rc = dm_err_set(err, DM_ECORRUPT,
+				"object %s: pack %u record at %llu does not match the index", hex,
+				loc.pack, (unsigned long long)loc.offset);
+		goto done;
+	}
+	memmove(out->data + start, out->data + start + DM_PACK_REC_LEN, loc.stored_len);
+	out->len = start + loc.stored_len;
+	out->data[out->len] = '\0';
+done:
+	if (rc) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+	}
+	dm_buf_release(&path);
+	return rc;
+}
+
+int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
+			struct dm_err *err)
+{
+	unsigned char hdr[DM_PACK_REC_LEN];
+	struct dm_pack_rec chk;
+	char hex[DM_OID_HEXSZ + 1];
+	unsigned char *raw = NULL;
+	const void *data = bytes;
+	dm_oid got;
+	int rc;
+
+	/* the same bounds as a record read from a pack */
+	dm_pack_rec_encode(hdr, rec);
+	rc = dm_pack_rec_decode(&chk, hdr, err);
+	if (rc)
+		return rc;
+	if (dm_store_has(s, &rec->id))
+		return 0;
+	dm_oid_hex(hex, &rec->id);
+	if (rec->flags & DM_PACK_F_ZSTD) {
+		ZSTD_DCtx *dctx = thread_dctx();
+		unsigned long long declared = ZSTD_getFrameContentSize(bytes, rec->stored_len);
+		size_t z;
+
+		/* a frame that says it holds more than raw_len is refused unread */
+		if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != rec->raw_len)
+			return dm_err_set(err, DM_ECORRUPT,
+					  "object %s: compressed frame holds %llu bytes, not %u", hex,
+					  declared, rec->raw_len);
+		raw = malloc(rec->raw_len ? rec->raw_len : 1);
+		if (!raw)
+			return dm_err_set(err, DM_ENOMEM, "out of memory");
+		z = dctx ? ZSTD_decompressDCtx(dctx, raw, rec->raw_len, bytes, rec->stored_len)
+			 : ZSTD_decompress(raw, rec->raw_len, bytes, rec->stored_len);
+		if (ZSTD_isError(z) || z != rec->raw_len) {
+			rc = dm_err_set(err, DM_ECORRUPT, "object %s: cannot decompress: %s", hex,
+					ZSTD_isError(z) ? ZSTD_getErrorName(z) : "wrong size");
+			goto done;
+		}
+		data = raw;
+	}
+	dm_hash(&got, data, rec->raw_len);
+	if (dm_oid_cmp(&got, &rec->id)) {
+		rc = dm_err_set(err, DM_ECORRUPT, "object %s: content does not match its id", hex);
+		goto done;
+	}
+	rc = store_record(s, rec, bytes, err);
+done:
+	free(raw);
+	return rc;
+}
+
 int dm_store_flush(struct dm_store *s, struct dm_err *err)
 {
 	struct dm_index_entry *entries = NULL;
@@ -656,7 +889,7 @@ int dm_store_flush(struct dm_store *s, struct dm_err *err)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
-	if (!s->ndirty)
+	if (!s->ndirty && !s->pending.count)
 		goto done;
 	for (size_t i = 0; i < s->ndirty && s->opts.sync; i++) {
 		char path[PATH_MAX];
@@ -691,12 +924,19 @@ int dm_store_flush(struct dm_store *s, struct dm_err *err)
 	while (dm_oidmap_next(&s->pending, &it, &id, &val)) {
 		entries[n].id = *id;
 		memcpy(&entries[n].loc, val, sizeof(struct dm_loc));
+		entries[n].path = NULL;
+		if (entries[n].loc.where == DM_LOC_EXTERNAL) {
+			entries[n].path = (const char *)s->ext_paths.data + entries[n].loc.pack;
+			entries[n].loc.pack = 0;
+		}
 		n++;
 	}
 	rc = dm_index_commit(s->idx, entries, n, s->dirty, s->ndirty, err);
 	if (rc)
 		goto done;
 	dm_oidmap_clear(&s->pending);
+	dm_buf_reset(&s->ext_paths);
+	s->ext_last = 0;
 	s->ndirty = 0;
 	s->unflushed = 0;
 done:
@@ -721,6 +961,7 @@ void dm_store_free(struct dm_store *s)
 	free(s->read_fds);
 	free(s->dirty);
 	dm_oidmap_release(&s->pending);
+	dm_buf_release(&s->ext_paths);
 	dm_index_free(s->idx);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
@@ -806,4 +1047,108 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err)
 {
 	return dm_index_commit_delete_dot(s->idx, dot_id, err);
+}
+
+int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,
+			    struct dm_err *err)
+{
+	return dm_index_commit_foreach(s->idx, fn, ctx, err);
+}
+
+int dm_store_external_release(struct dm_store *s, const char *prefix, const char *skip_dot,
+			      struct dm_store_release_stats *out, struct dm_err *err)
+{
+	struct dm_index_entry *list = NULL;
+	struct dm_store_release_stats local;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_oidmap want, reached, gone;
+	dm_oid *ids = NULL, got;
+	const dm_oid *id;
+	void *val;
+	size_t n = 0, nids = 0, it = 0;
+	int rc;
+
+	if (!out)
+		out = &local;
+	memset(out, 0, sizeof(*out));
+	if (!prefix || prefix[0] != '/')
+		return dm_err_set(err, DM_EINVAL, "external prefix must be absolute: '%s'",
+				  prefix ? prefix : "");
+	dm_oidmap_init(&want, 1);
+	dm_oidmap_init(&reached, 0);
+	dm_oidmap_init(&gone, 0);
+	rc = dm_store_flush(s, err);
+	if (!rc)
+		rc = dm_index_external_under(s->idx, prefix, &list, &n, err);
+	if (rc || !n)
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char zero = 0;
+
+		dm_oidmap_put(&want, &list[i].id, &zero);
+	}
+	rc = dm_store_mark_reachable(s, skip_dot, &want, &reached, err);
+	if (rc)
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *keep = dm_oidmap_get(&want, &list[i].id);
+
+		if (!keep || !*keep) {
+			dm_oidmap_put(&gone, &list[i].id, NULL);
+			continue;
+		}
+		dm_buf_reset(&b);
+		rc = read_external(list[i].path, &list[i].loc, &b, err);
+		if (rc)
+			goto done;
+		dm_hash(&got, b.data, b.len);
+		if (dm_oid_cmp(&got, &list[i].id)) {
+			rc = dm_err_set(err, DM_ECORRUPT,
+					"bytes at %llu of '%s' do not match their id",
+					(unsigned long long)list[i].loc.offset, list[i].path);
+			goto done;
+		}
+		rc = write_record(s, &list[i].id, (enum dm_obj_kind)list[i].loc.kind, b.data,
+				  b.len, err);
+		if (rc)
+			goto done;
+		out->copied++;
+		out->copied_bytes += b.len;
+	}
+	rc = dm_store_flush(s, err);
+	if (rc)
+		goto done;
+	out->forgotten = gone.count;
+	if (!gone.count)
+		goto done;
+	/* the chunks, then what would name them: files, trees, commits */
+	ids = dm_xmalloc(gone.count * sizeof(*ids));
+	while (dm_oidmap_next(&gone, &it, &id, &val))
+		ids[nids++] = *id;
+	rc = dm_index_delete_external(s->idx, ids, nids, prefix, err);
+	if (!rc)
+		rc = dm_store_add_dependents(s, &reached, &gone, err);
+	if (rc)
+		goto done;
+	nids = 0;
+	it = 0;
+	free(ids);
+	ids = dm_xmalloc(gone.count * sizeof(*ids));
+	while (dm_oidmap_next(&gone, &it, &id, &val)) {
+		struct dm_loc loc;
+
+		/* the external chunks are gone already; only objects left */
+		if (dm_index_get(s->idx, id, &loc, NULL, NULL) == 0 && loc.where == DM_LOC_PACK)
+			ids[nids++] = *id;
+	}
+	out->dependents = nids;
+	rc = dm_index_delete_external(s->idx, ids, nids, NULL, err);
+done:
+	dm_index_entries_free(list, n);
+	dm_oidmap_release(&want);
+	dm_oidmap_release(&reached);
+	dm_oidmap_release(&gone);
+	dm_buf_release(&b);
+	free(ids);
+	return rc;
 }

@@ -29,6 +29,7 @@
 
 #include "store/chunker.h"
 #include "store/object.h"
+#include "store/pack.h"
 #include "util/buf.h"
 #include "util/hash.h"
 
@@ -60,9 +61,35 @@ int dm_store_put(struct dm_store *s, dm_oid *out, enum dm_obj_kind kind, const v
 int dm_store_put_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
 			const void *data, size_t len, struct dm_err *err);
 /* Records that object id is the len bytes at offset off of the immutable
- * file at path (absolute). The bytes are hashed to check id first. */
+ * file at path (absolute). The bytes are hashed to check id first. Like a
+ * put, the record is visible at once and durable at the next flush; an
+ * object already present keeps the place it has. */
 int dm_store_put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
 			  const char *path, uint64_t off, uint32_t len, struct dm_err *err);
+/* As dm_store_put_external when the caller has just read those bytes from
+ * that file and hashed them into id itself (not read again). */
+int dm_store_put_external_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+				 const char *path, uint64_t off, uint32_t len,
+				 struct dm_err *err);
+
+/*
+ * Before the files under prefix (an absolute path ending in '/') go away:
+ * every external object kept there that a commit of a dot other than
+ * skip_dot (NULL: any commit) still reaches is copied into a pack, and the
+ * others are forgotten, with every object no such commit reaches that
+ * names one of them (files, trees, commits: so nothing left names a
+ * missing object). Flushes. Objects that only something not yet committed
+ * reaches (a commit being built, a transfer) are forgotten too: call it
+ * when nothing can be building on them.
+ */
+struct dm_store_release_stats {
+	uint64_t copied;       /* objects copied into packs */
+	uint64_t copied_bytes;
+	uint64_t forgotten;    /* external objects no commit needed */
+	uint64_t dependents;   /* objects forgotten because they named those */
+};
+int dm_store_external_release(struct dm_store *s, const char *prefix, const char *skip_dot,
+			      struct dm_store_release_stats *out, struct dm_err *err);
 
 /* 1 when present, 0 when not. */
 int dm_store_has(struct dm_store *s, const dm_oid *id);
@@ -73,6 +100,31 @@ int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t 
  * DM_ECORRUPT when the stored bytes do not hash to id. kind_out may be NULL. */
 int dm_store_get(struct dm_store *s, const dm_oid *id, struct dm_buf *out, int *kind_out,
 		 struct dm_err *err);
+
+/*
+ * Objects in their stored form, for transfers between stores (the wire
+ * format is the pack record format, see pack.h): nothing is decompressed
+ * on the way out or recompressed on the way in.
+ *
+ * dm_store_get_stored appends object id's stored bytes to out exactly as
+ * its pack holds them (a zstd frame when rec->flags has DM_PACK_F_ZSTD)
+ * and fills rec with its record header (kind, flags, raw_len, stored_len,
+ * id). An external object comes back raw, flags 0. The bytes are not
+ * rehashed here: the receiver does that. DM_ENOTFOUND, DM_ECORRUPT when
+ * the pack's record does not match the index.
+ *
+ * dm_store_put_stored takes a record as it arrived from outside: checks
+ * the header as a pack record is checked (kind, flags, lengths against the
+ * kind's limit), decompresses a flagged frame into exactly raw_len bytes,
+ * hashes them and compares with rec->id. Any mismatch is DM_ECORRUPT and
+ * nothing is stored. Otherwise the given bytes are stored as they are (no
+ * recompression); an object already present is not written again.
+ * bytes holds rec->stored_len bytes.
+ */
+int dm_store_get_stored(struct dm_store *s, const dm_oid *id, struct dm_pack_rec *rec,
+			struct dm_buf *out, struct dm_err *err);
+int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
+			struct dm_err *err);
 
 /*
  * The commit index: which commit object is commit `commit_id` of dot
@@ -91,6 +143,12 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 			 char ***out, size_t *n, struct dm_err *err);
 /* Forgets every commit of dot_id (its objects stay until collected). */
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err);
+/* Calls fn for every indexed commit of every dot; a non-zero return stops
+ * the walk and is returned. fn must not write to the commit index. */
+typedef int (*dm_store_commit_fn)(const char *dot_id, const char *commit_id, const dm_oid *oid,
+				  void *ctx);
+int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,
+			    struct dm_err *err);
 
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);

@@ -59,6 +59,13 @@ struct dm_build_stats {
 struct dm_build_opts {
 	int threads;            /* 0: one per online CPU */
 	struct dm_statcache *cache; /* may be NULL; updated to the new state */
+	/* dir is frozen (a read-only snapshot) and stays: chunks are not
+	 * copied into packs, the store records where they are in dir's files
+	 * (dm_store_put_external); dir must then be an absolute path */
+	bool external;
+	/* when dir is a frozen copy: the moment it was frozen, so the cache
+	 * treats files changed just before it as racy; 0: the clock at read */
+	int64_t seen_ns;
 };
 
 int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,

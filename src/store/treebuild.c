@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -79,6 +80,8 @@ struct job {
 struct build {
 	struct dm_store *s;
 	struct dm_statcache *cache;
+	const char *dir;    /* set when chunks stay in dir's files (external) */
+	int64_t seen_ns;    /* when dir was frozen; 0: the clock at read */
 	struct dm_build_stats *stats;
 	int rootfd;
 	dev_t dev;
@@ -137,6 +140,7 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 	struct dm_filedata_result res;
 	struct dm_err e = {0, ""};
 	struct stat after;
+	char *ext_path = NULL;
 	int fd = -1, rc = 0;
 
 	j->failed = true;
@@ -145,7 +149,7 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 		j->dir = NULL;
 		return;
 	}
-	j->seen_ns = dm_now_realtime_ns();
+	j->seen_ns = b->seen_ns ? b->seen_ns : dm_now_realtime_ns();
 	fd = openat(dm_dirref_fd(j->dir), j->ent->name,
 		    O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
 	dm_dirref_put(j->dir);
@@ -173,8 +177,14 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 				"cannot commit '%s': it changed while it was being committed", j->rel);
 		goto done;
 	}
+	if (b->dir) {
+		size_t n = strlen(b->dir) + strlen(j->rel) + 2;
+
+		ext_path = dm_xmalloc(n);
+		snprintf(ext_path, n, "%s/%s", b->dir, j->rel);
+	}
 	rc = dm_filedata_store(b->s, ctx, &j->ent->id, fd, (uint64_t)j->st.st_size,
-			       (uint64_t)j->st.st_blocks, j->rel, &res, &e);
+			       (uint64_t)j->st.st_blocks, j->rel, ext_path, &res, &e);
 	if (rc)
 		goto done;
 	fill_meta(j->ent, &j->st);
@@ -191,6 +201,7 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 done:
 	if (fd >= 0)
 		close(fd);
+	free(ext_path);
 	if (rc)
 		fail(b, rc, &e);
 }
@@ -472,6 +483,8 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 	memset(stats, 0, sizeof(*stats));
 	b.s = s;
 	b.cache = opts ? opts->cache : NULL;
+	b.dir = opts && opts->external ? dir : NULL;
+	b.seen_ns = opts ? opts->seen_ns : 0;
 	b.stats = stats;
 	b.rootfd = -1;
 	b.err = err;
@@ -480,6 +493,11 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 	dm_buf_init(&b.path, 0);
 	dm_buf_init(&enc, DM_OBJ_MAX_SIZE);
 
+	if (b.dir && b.dir[0] != '/') {
+		rc = dm_err_set(err, DM_EINVAL, "external chunks need an absolute path, not '%s'",
+				dir);
+		goto done;
+	}
 	b.rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b.rootfd < 0) {
 		rc = dm_err_errno(err, errno, "cannot open directory '%s'", dir);

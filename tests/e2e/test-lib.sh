@@ -66,6 +66,9 @@ done
 # A predictable environment: no user config, no locale surprises.
 export LC_ALL=C LANG=C TZ=UTC
 unset CDPATH DM_CONFIG DM_TEST_VERBOSE DM_TEST_DEBUG
+# A test's dmd serves no Docker volume plugin unless the test gives it a
+# --plugin-socket of its own: /run/docker/plugins/dm.sock is not a test's.
+export DM_PLUGIN_SOCKET=none
 
 TEST_NAME=$(basename "$0" .sh)
 test_trash_suffix=
@@ -256,6 +259,23 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
+
+# The engine the scenarios run on. DM_TEST_ENGINE=btrfs makes every
+# `dm cluster init` of a script add --engine btrfs --pool-size
+# $DM_TEST_POOL_SIZE (default 2G): a loop-mounted pool in the data directory,
+# which needs root, btrfs and loop devices (t0700 runs the shared scenarios
+# this way). Unset or "dir": the default engine, nothing added.
+if [ "${DM_TEST_ENGINE:-dir}" = btrfs ]; then
+	dm() {
+		if [ "${1-}" = cluster ] && [ "${2-}" = init ]; then
+			shift 2
+			command dm cluster init --engine btrfs \
+				--pool-size "${DM_TEST_POOL_SIZE:-2G}" "$@"
+		else
+			command dm "$@"
+		fi
+	}
+fi
 
 # Skips the whole script: test_skip_all 'needs root'
 test_skip_all() {

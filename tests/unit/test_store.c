@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "store/store.h"
 #include "util/err.h"
@@ -584,6 +585,235 @@ static void test_commit_index(void **state)
 	assert_memory_equal(got.b, b.b, DM_OID_RAWSZ);
 }
 
+/* ---- stored form (transfers) ---- */
+
+/* A second store next to the fixture's, for objects that travel. */
+static struct dm_store *open_second(struct fixture *fx, char *dir, size_t size)
+{
+	snprintf(dir, size, "%s/second", fx->dir);
+	return open_store(dir, 0);
+}
+
+static void test_stored_roundtrip(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned char *text = malloc(200000);
+	struct dm_buf stored = DM_BUF_INIT, b = DM_BUF_INIT;
+	struct dm_pack_rec rec;
+	struct dm_store *two;
+	struct dm_err err;
+	char dir[128];
+	dm_oid ids[2];
+
+	fx->s = open_store(fx->dir, 0);
+	two = open_second(fx, dir, sizeof(dir));
+	/* one object compresses (text), one does not (random) */
+	for (size_t i = 0; i < 200000; i++)
+		text[i] = (unsigned char)("abcdefgh\n"[i % 9]);
+	assert_int_equal(dm_store_put(fx->s, &ids[0], DM_OBJ_CHUNK, text, 200000, &err), 0);
+	ids[1] = put_random(fx->s, 7, 150000);
+	for (int i = 0; i < 2; i++) {
+		dm_buf_reset(&stored);
+		assert_int_equal(dm_store_get_stored(fx->s, &ids[i], &rec, &stored, &err), 0);
+		assert_memory_equal(rec.id.b, ids[i].b, DM_OID_RAWSZ);
+		assert_int_equal(rec.kind, DM_OBJ_CHUNK);
+		assert_int_equal(rec.stored_len, stored.len);
+		if (i == 0) {
+			assert_int_equal(rec.flags, DM_PACK_F_ZSTD);
+			assert_int_equal(rec.raw_len, 200000);
+			assert_true(stored.len < 10000);
+		} else {
+			assert_int_equal(rec.flags, 0);
+			assert_int_equal(rec.raw_len, 150000);
+		}
+		assert_int_equal(dm_store_has(two, &ids[i]), 0);
+		assert_int_equal(dm_store_put_stored(two, &rec, stored.data, &err), 0);
+		assert_int_equal(dm_store_has(two, &ids[i]), 1);
+	}
+	/* what arrived reads back the same, and was not recompressed */
+	assert_int_equal(dm_store_get(two, &ids[0], &b, NULL, &err), 0);
+	assert_int_equal(b.len, 200000);
+	assert_memory_equal(b.data, text, 200000);
+	expect_random(two, &ids[1], 7, 150000);
+	dm_buf_reset(&stored);
+	assert_int_equal(dm_store_get_stored(two, &ids[0], &rec, &stored, &err), 0);
+	assert_int_equal(rec.flags, DM_PACK_F_ZSTD);
+	/* durable: it survives a reopen of the receiving store */
+	dm_store_free(two);
+	two = open_store(dir, 0);
+	expect_random(two, &ids[1], 7, 150000);
+	assert_int_equal(dm_store_get_stored(two, &ids[1], &rec, &stored, &err), 0);
+	dm_store_free(two);
+	dm_buf_release(&stored);
+	dm_buf_release(&b);
+	free(text);
+}
+
+static void test_stored_external(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_buf stored = DM_BUF_INIT;
+	struct dm_pack_rec rec;
+	struct dm_err err;
+	char path[256];
+	unsigned char data[5000];
+	dm_oid id;
+
+	fill(data, sizeof(data), 9);
+	snprintf(path, sizeof(path), "%s/snap", fx->dir);
+	assert_int_equal(dm_write_file_atomic(path, data, sizeof(data), 0444, NULL), 0);
+	fx->s = open_store(fx->dir, 0);
+	dm_hash(&id, data + 100, 4000);
+	assert_int_equal(dm_store_put_external(fx->s, &id, DM_OBJ_CHUNK, path, 100, 4000, &err), 0);
+	assert_int_equal(dm_store_get_stored(fx->s, &id, &rec, &stored, &err), 0);
+	assert_int_equal(rec.flags, 0);
+	assert_int_equal(rec.raw_len, 4000);
+	assert_int_equal(rec.stored_len, 4000);
+	assert_memory_equal(stored.data, data + 100, 4000);
+	dm_buf_release(&stored);
+}
+
+/* Puts a record into a fresh second store and returns the result. */
+static int put_into_fresh(struct fixture *fx, const struct dm_pack_rec *rec, const void *bytes,
+			  struct dm_err *err, int *present)
+{
+	char dir[128];
+	struct dm_store *two = open_second(fx, dir, sizeof(dir));
+	int rc = dm_store_put_stored(two, rec, bytes, err);
+
+	*present = dm_store_has(two, &rec->id);
+	dm_store_free(two);
+	dm_remove_tree(dir, NULL);
+	return rc;
+}
+
+static void test_stored_flipped_byte_refused(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned char *text = malloc(100000);
+	struct dm_buf stored = DM_BUF_INIT;
+	struct dm_pack_rec rec;
+	struct dm_err err;
+	dm_oid ids[2];
+	int present = 1;
+
+	fx->s = open_store(fx->dir, 0);
+	for (size_t i = 0; i < 100000; i++)
+		text[i] = (unsigned char)(i % 7 + 'a');
+	assert_int_equal(dm_store_put(fx->s, &ids[0], DM_OBJ_CHUNK, text, 100000, &err), 0);
+	ids[1] = put_random(fx->s, 3, 20000);
+	for (int i = 0; i < 2; i++) {
+		dm_buf_reset(&stored);
+		assert_int_equal(dm_store_get_stored(fx->s, &ids[i], &rec, &stored, &err), 0);
+		assert_int_equal(put_into_fresh(fx, &rec, stored.data, &err, &present), 0);
+		assert_int_equal(present, 1);
+		/* one flipped bit anywhere: refused, nothing stored */
+		stored.data[stored.len / 2] ^= 0x10;
+		assert_int_equal(put_into_fresh(fx, &rec, stored.data, &err, &present),
+				 DM_ECORRUPT);
+		assert_int_equal(present, 0);
+	}
+	/* a wrong id for correct bytes, too */
+	dm_buf_reset(&stored);
+	assert_int_equal(dm_store_get_stored(fx->s, &ids[1], &rec, &stored, &err), 0);
+	rec.id.b[0] ^= 1;
+	assert_int_equal(put_into_fresh(fx, &rec, stored.data, &err, &present), DM_ECORRUPT);
+	assert_non_null(strstr(err.msg, "does not match its id"));
+	assert_int_equal(present, 0);
+	dm_buf_release(&stored);
+	free(text);
+}
+
+static void test_stored_lying_lengths_refused(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned char *text = malloc(100000);
+	struct dm_buf stored = DM_BUF_INIT;
+	struct dm_pack_rec rec, bad;
+	struct dm_err err;
+	dm_oid id, rid;
+	int present = 1;
+
+	fx->s = open_store(fx->dir, 0);
+	for (size_t i = 0; i < 100000; i++)
+		text[i] = (unsigned char)(i % 11 + 'a');
+	assert_int_equal(dm_store_put(fx->s, &id, DM_OBJ_CHUNK, text, 100000, &err), 0);
+	assert_int_equal(dm_store_get_stored(fx->s, &id, &rec, &stored, &err), 0);
+	assert_int_equal(rec.flags, DM_PACK_F_ZSTD);
+	/* compressed: raw_len smaller or larger than the frame holds */
+	bad = rec;
+	bad.raw_len = rec.raw_len - 1;
+	assert_int_equal(put_into_fresh(fx, &bad, stored.data, &err, &present), DM_ECORRUPT);
+	assert_int_equal(present, 0);
+	bad.raw_len = rec.raw_len + 1;
+	assert_int_equal(put_into_fresh(fx, &bad, stored.data, &err, &present), DM_ECORRUPT);
+	assert_int_equal(present, 0);
+	/* past the kind's limit: refused before anything is read */
+	bad.raw_len = DM_CHUNK_MAX_LIMIT + 1;
+	assert_int_equal(put_into_fresh(fx, &bad, stored.data, &err, &present), DM_ECORRUPT);
+	assert_non_null(strstr(err.msg, "corrupt pack record"));
+	/* uncompressed: stored_len must equal raw_len */
+	rid = put_random(fx->s, 5, 1000);
+	dm_buf_reset(&stored);
+	assert_int_equal(dm_store_get_stored(fx->s, &rid, &rec, &stored, &err), 0);
+	bad = rec;
+	bad.raw_len = 999;
+	assert_int_equal(put_into_fresh(fx, &bad, stored.data, &err, &present), DM_ECORRUPT);
+	assert_int_equal(present, 0);
+	/* unknown kinds and flags */
+	bad = rec;
+	bad.kind = 9;
+	assert_int_equal(put_into_fresh(fx, &bad, stored.data, &err, &present), DM_ECORRUPT);
+	bad = rec;
+	bad.flags = 0x80;
+	assert_int_equal(put_into_fresh(fx, &bad, stored.data, &err, &present), DM_ECORRUPT);
+	dm_buf_release(&stored);
+	free(text);
+}
+
+static void test_stored_zstd_bomb_refused(void **state)
+{
+	struct fixture *fx = *state;
+	size_t big = 8u << 20, small = 4096;
+	unsigned char *zeros = calloc(1, big);
+	size_t bound = ZSTD_compressBound(big), z;
+	unsigned char *frame = malloc(bound);
+	struct dm_pack_rec rec;
+	struct dm_err err;
+	int present = 1;
+
+	/* 8 MiB of zeros in a few hundred bytes, claiming to be 4 KiB whose id
+	 * is the first 4 KiB's: only a decoder that stops at raw_len is safe */
+	z = ZSTD_compress(frame, bound, zeros, big, 3);
+	assert_false(ZSTD_isError(z));
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = DM_OBJ_CHUNK;
+	rec.flags = DM_PACK_F_ZSTD;
+	rec.raw_len = (uint32_t)small;
+	rec.stored_len = (uint32_t)z;
+	dm_hash(&rec.id, zeros, small);
+	fx->s = open_store(fx->dir, 0);
+	assert_int_equal(put_into_fresh(fx, &rec, frame, &err, &present), DM_ECORRUPT);
+	assert_int_equal(present, 0);
+	/* the same without the content size in the frame header (streamed) */
+	{
+		ZSTD_CCtx *c = ZSTD_createCCtx();
+		ZSTD_inBuffer in = {zeros, big, 0};
+		ZSTD_outBuffer out = {frame, bound, 0};
+
+		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+		assert_int_equal(ZSTD_compressStream2(c, &out, &in, ZSTD_e_end), 0);
+		assert_int_equal(ZSTD_getFrameContentSize(frame, out.pos),
+				 ZSTD_CONTENTSIZE_UNKNOWN);
+		rec.stored_len = (uint32_t)out.pos;
+		ZSTD_freeCCtx(c);
+	}
+	assert_int_equal(put_into_fresh(fx, &rec, frame, &err, &present), DM_ECORRUPT);
+	assert_int_equal(present, 0);
+	free(frame);
+	free(zeros);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +837,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_external_objects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stored_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stored_external, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stored_flipped_byte_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stored_lying_lengths_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stored_zstd_bomb_refused, setup, teardown),
 	};
 
 	srand((unsigned)time(NULL));

@@ -1,0 +1,370 @@
+/*
+ * cmd_remote.c - the `dm remote` group: list the remotes of the config file
+ * (`dm remote [-v]`), add one (`dm remote add NAME USER@HOST[:PORT]`),
+ * remove one (`dm remote rm NAME`) and choose the current one
+ * (`dm remote switch NAME`).
+ *
+ * Invariants: a remote is saved only after its server answered server.ping
+ * with the given user and key, so a remote in the config worked at least
+ * once; the API key is read from $DM_API_KEY or typed on a terminal with
+ * echo off (never from an argument, which other users could see in ps);
+ * the current remote cannot be removed, so the config never names a
+ * current remote that does not exist.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "client/client.h"
+#include "util/err.h"
+#include "util/names.h"
+
+#include "util/banned.h"
+
+#define API_KEY_MAX 256
+
+/* USER@HOST[:PORT] split and checked; host is without IPv6 brackets. */
+struct address {
+	char user[DM_NAME_PART_MAX + 1];
+	char host[256];
+	int port;
+};
+
+static int bad_address(const char *spec, const char *why, struct dm_err *err)
+{
+	return dm_err_set(err, DM_EINVAL, "invalid remote address '%s': %s; use USER@HOST[:PORT]",
+			  spec, why);
+}
+
+static int parse_port(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 65535)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_address(struct address *out, const char *spec, struct dm_err *err)
+{
+	const char *at = strchr(spec, '@'), *host, *colon, *port = NULL;
+	size_t host_len;
+
+	memset(out, 0, sizeof(*out));
+	out->port = DM_DEFAULT_PORT;
+	if (!at)
+		return bad_address(spec, "no user name", err);
+	if (!dm_name_part_valid(spec, (size_t)(at - spec)))
+		return bad_address(
+			spec, "the user name must be 1 to 64 letters, digits, '-' or '_'", err);
+	snprintf(out->user, sizeof(out->user), "%.*s", (int)(at - spec), spec);
+	host = at + 1;
+	if (*host == '[') { /* [v6]:port */
+		const char *close = strchr(host, ']');
+
+		if (!close || close == host + 1)
+			return bad_address(spec, "unclosed '['", err);
+		host++;
+		host_len = (size_t)(close - host);
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1])
+			return bad_address(spec, "unexpected text after ']'", err);
+	} else {
+		colon = strchr(host, ':');
+		if (colon && strchr(colon + 1, ':')) { /* a bare IPv6 address, no port */
+			host_len = strlen(host);
+		} else {
+			host_len = colon ? (size_t)(colon - host) : strlen(host);
+			port = colon ? colon + 1 : NULL;
+		}
+	}
+	if (host_len == 0)
+		return bad_address(spec, "no host", err);
+	if (host_len >= sizeof(out->host))
+		return bad_address(spec, "host name too long", err);
+	for (size_t i = 0; i < host_len; i++)
+		if ((unsigned char)host[i] <= ' ' || host[i] == '/' || host[i] == '@' ||
+		    host[i] == 0x7f)
+			return bad_address(spec, "the host name has a character it cannot have",
+					   err);
+	snprintf(out->host, sizeof(out->host), "%.*s", (int)host_len, host);
+	if (port && parse_port(port, &out->port))
+		return bad_address(spec, "the port must be a number from 1 to 65535", err);
+	return 0;
+}
+
+/* "user@host:port" (IPv6 hosts in brackets). */
+static void format_address(char *buf, size_t size, const char *user, const char *host, int port)
+{
+	snprintf(buf, size, strchr(host, ':') ? "%s@[%s]:%d" : "%s@%s:%d", user, host, port);
+}
+
+/* Strips a trailing newline and surrounding blanks in place. */
+static char *trim(char *s)
+{
+	size_t len;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	len = strlen(s);
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' ||
+		       s[len - 1] == '\t'))
+		s[--len] = '\0';
+	return s;
+}
+
+/* Reads a line from the terminal on stdin with echo off. */
+static int prompt_key(char *buf, size_t size, const char *what, struct dm_err *err)
+{
+	struct termios old, quiet;
+	bool restored = false;
+	char *line;
+
+	if (tcgetattr(STDIN_FILENO, &old))
+		return dm_err_errno(err, errno, "cannot read the terminal's settings");
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	/* echo off before the prompt: whatever is typed after it stays hidden */
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &quiet))
+		return dm_err_errno(err, errno, "cannot turn the terminal's echo off");
+	fprintf(stderr, "API key for %s: ", what);
+	fflush(stderr);
+	line = fgets(buf, (int)size, stdin);
+	restored = tcsetattr(STDIN_FILENO, TCSANOW, &old) == 0;
+	if (!restored)
+		fprintf(stderr, "dm: warning: cannot turn the terminal's echo back on\n");
+	if (!line)
+		return dm_err_set(err, DM_ECANCELED, "no API key typed");
+	if (!strchr(buf, '\n') && strlen(buf) + 1 == size)
+		return dm_err_set(err, DM_EINVAL, "the API key is too long");
+	return 0;
+}
+
+/* The API key for a new remote into buf: $DM_API_KEY, else typed. */
+static int read_key(char *buf, size_t size, const char *name, const char *what, struct dm_err *err)
+{
+	const char *env = getenv("DM_API_KEY");
+	char *key;
+	int rc;
+
+	if (env && *env) {
+		if (strlen(env) >= size)
+			return dm_err_set(err, DM_EINVAL, "$DM_API_KEY is too long");
+		snprintf(buf, size, "%s", env);
+	} else if (!isatty(STDIN_FILENO)) {
+		return dm_err_set(err, DM_EINVAL,
+				  "no API key for remote '%s': set DM_API_KEY, or run this on a "
+				  "terminal to type it",
+				  name);
+	} else {
+		rc = prompt_key(buf, size, what, err);
+		if (rc)
+			return rc;
+	}
+	key = trim(buf);
+	if (!*key)
+		return dm_err_set(err, DM_EINVAL, "empty API key for remote '%s'", name);
+	for (const char *p = key; *p; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+			return dm_err_set(err, DM_EINVAL,
+					  "the API key for remote '%s' has a character an API key "
+					  "cannot have",
+					  name);
+	memmove(buf, key, strlen(key) + 1);
+	return 0;
+}
+
+/* Checks that r answers server.ping with its credentials. */
+static int ping(const struct dm_remote *r, struct dm_err *err)
+{
+	struct dm_client *client = NULL;
+	json_t *res = NULL;
+	int rc = dm_client_new(&client, r, err);
+
+	if (!rc)
+		rc = dm_client_call(client, "server.ping", NULL, &res, err);
+	json_decref(res);
+	dm_client_free(client);
+	return rc;
+}
+
+static int check_remote_name(const char *name, struct dm_err *err)
+{
+	if (!dm_name_part_valid(name, strlen(name)))
+		return dm_err_set(
+			err, DM_EINVAL,
+			"invalid remote name '%s': use 1 to 64 letters, digits, '-' or '_'", name);
+	return 0;
+}
+
+int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	char key[API_KEY_MAX], where[sizeof(((struct address *)0)->host) + 96];
+	struct dm_config *config;
+	struct dm_remote r, existing;
+	struct address a;
+	const char *name;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 2, 2, "a name and an address: NAME USER@HOST[:PORT]",
+			  err);
+	if (rc)
+		return rc;
+	name = argv[optind];
+	rc = check_remote_name(name, err);
+	if (!rc)
+		rc = parse_address(&a, argv[optind + 1], err);
+	if (!rc)
+		rc = dm_cli_config(cli, &config, err);
+	if (rc)
+		return rc;
+	if (!dm_config_remote(&existing, config, name, NULL))
+		return dm_err_set(
+			err, DM_EEXISTS,
+			"remote '%s' exists already; remove it first with 'dm remote rm %s'", name,
+			name);
+	format_address(where, sizeof(where), a.user, a.host, a.port);
+	rc = read_key(key, sizeof(key), name, where, err);
+	if (rc)
+		goto done;
+	memset(&r, 0, sizeof(r));
+	r.name = name;
+	r.user = a.user;
+	r.host = a.host;
+	r.port = a.port;
+	r.api_key = key;
+	rc = ping(&r, err);
+	if (!rc)
+		rc = dm_config_set_remote(config, &r, err);
+	if (!rc && !dm_config_current_remote(config))
+		rc = dm_config_set_current_remote(config, name, err);
+	if (!rc)
+		rc = dm_config_save(config, err);
+	if (!rc)
+		printf("Added remote '%s': %s\n", name, where);
+done:
+	memset(key, 0, sizeof(key));
+	return rc;
+}
+
+int dm_cmd_remote_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	struct dm_config *config;
+	const char **names = NULL;
+	const char *current;
+	bool addresses = false, raw = false;
+	struct dm_table t;
+	size_t n = 0;
+	int rc;
+
+	/* `-v` is dotmesh's "show addresses" here, not the common --verbose */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			addresses = true;
+		else if (!strcmp(argv[i], "-H"))
+			raw = true;
+		else if (argv[i][0] == '-')
+			return dm_cli_usage_error(cli, err, "unknown option '%s' for 'dm remote'",
+						  argv[i]);
+		else
+			return dm_cli_usage_error(cli, err, "unknown command 'dm remote %s'",
+						  argv[i]);
+	}
+	rc = dm_cli_config(cli, &config, err);
+	if (rc)
+		return rc;
+	current = dm_config_current_remote(config);
+	dm_config_remote_names(config, &names, &n);
+	dm_table_init(&t, raw ? 3 : addresses ? 2 : 1);
+	for (size_t i = 0; i < n; i++) {
+		char mark[DM_NAME_PART_MAX + 8], where[512];
+		bool cur = current && !strcmp(current, names[i]);
+		struct dm_remote r;
+
+		if (dm_config_remote(&r, config, names[i], NULL))
+			continue;
+		format_address(where, sizeof(where), r.user, r.host, r.port);
+		snprintf(mark, sizeof(mark), "%s %s", cur ? "*" : " ", names[i]);
+		if (raw)
+			dm_table_row(&t, cur ? "*" : "", names[i], where);
+		else
+			dm_table_row(&t, mark, where);
+	}
+	dm_table_print(&t, stdout, raw);
+	dm_table_release(&t);
+	free(names);
+	return 0;
+}
+
+/* The one NAME argument of rm and switch: an existing remote. */
+static int existing_name(struct dm_cli *cli, int argc, char **argv, struct dm_config **config,
+			 const char **out, struct dm_err *err)
+{
+	struct dm_remote r;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a remote name", err);
+	if (!rc)
+		rc = check_remote_name(argv[optind], err);
+	if (!rc)
+		rc = dm_cli_config(cli, config, err);
+	if (rc)
+		return rc;
+	*out = argv[optind];
+	if (dm_config_remote(&r, *config, *out, NULL))
+		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s'; see 'dm remote'", *out);
+	return 0;
+}
+
+int dm_cmd_remote_rm(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	struct dm_config *config;
+	const char *name, *current;
+	int rc = existing_name(cli, argc, argv, &config, &name, err);
+
+	if (rc)
+		return rc;
+	current = dm_config_current_remote(config);
+	if (current && !strcmp(current, name))
+		return dm_err_set(err, DM_EINVAL,
+				  "cannot remove remote '%s': it is the current remote; switch to "
+				  "another first with 'dm remote switch NAME'",
+				  name);
+	rc = dm_config_remove_remote(config, name, err);
+	if (!rc)
+		rc = dm_config_save(config, err);
+	return rc;
+}
+
+int dm_cmd_remote_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	struct dm_config *config;
+	const char *name;
+	int rc = existing_name(cli, argc, argv, &config, &name, err);
+
+	if (!rc)
+		rc = dm_config_set_current_remote(config, name, err);
+	if (!rc)
+		rc = dm_config_save(config, err);
+	return rc;
+}

@@ -1,0 +1,314 @@
+/*
+ * reach.c - marking the objects that committed history still reaches.
+ *
+ * The walk starts from every indexed commit (except those of one dot),
+ * reads its tree, every subtree and every file object, and marks each id
+ * it meets that the caller asked about. Trees and files already walked are
+ * remembered by id, so history that shares most of its trees costs what
+ * its distinct trees and files cost, not commits x size.
+ *
+ * Dependents are the other direction, for what is about to be forgotten:
+ * every file, tree and commit outside the walked set that names a
+ * forgotten object is forgotten too, so nothing left names a missing
+ * object (verify stays clean). Trees are decided depth first with a memo
+ * (unknown, kept, gone), files and commits by one look at what they name.
+ *
+ * Invariants: the commit list is copied out of the index before any object
+ * is read (no read transaction stays open during the walk); recursion is
+ * bounded by DM_TREE_MAX_DEPTH; an object that is missing or of the wrong
+ * kind is logged and skipped, never fatal: it reaches nothing we could
+ * keep, and refusing would make the files it names impossible to delete.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/object.h"
+#include "store/reach.h"
+#include "store/store.h"
+#include "store/tree.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+struct walk {
+	struct dm_store *s;
+	struct dm_oidmap *want;
+	struct dm_oidmap *seen; /* commits, trees and files walked */
+	struct dm_buf obj;
+};
+
+struct roots {
+	const char *skip;
+	dm_oid *ids;
+	size_t n, alloc;
+};
+
+static int collect(const char *dot_id, const char *commit_id, const dm_oid *oid, void *ctx)
+{
+	struct roots *r = ctx;
+
+	(void)commit_id;
+	if (r->skip && strcmp(dot_id, r->skip) == 0)
+		return 0;
+	if (r->n == r->alloc) {
+		r->alloc = r->alloc ? r->alloc * 2 : 64;
+		r->ids = dm_xrealloc(r->ids, r->alloc * sizeof(*r->ids));
+	}
+	r->ids[r->n++] = *oid;
+	return 0;
+}
+
+static void mark(struct walk *w, const dm_oid *id)
+{
+	unsigned char *v = dm_oidmap_get(w->want, id);
+
+	if (v)
+		*v = 1;
+}
+
+/* Reads object id into w->obj; 1 when it is there with the expected kind,
+ * 0 when it is not (logged), or an error. */
+static int load(struct walk *w, const dm_oid *id, int want_kind, struct dm_err *err)
+{
+	char hex[DM_OID_HEXSZ + 1];
+	struct dm_err gerr;
+	int kind = 0, rc;
+
+	dm_buf_reset(&w->obj);
+	rc = dm_store_get(w->s, id, &w->obj, &kind, &gerr);
+	if (rc == DM_ENOTFOUND || rc == DM_ECORRUPT || (!rc && kind != want_kind)) {
+		dm_oid_hex(hex, id);
+		dm_warn("history walk: skipping %s %s: %s", dm_obj_kind_name(want_kind), hex,
+			rc ? gerr.msg : "wrong kind");
+		return 0;
+	}
+	if (rc) {
+		*err = gerr;
+		return rc;
+	}
+	return 1;
+}
+
+static int walk_file(struct walk *w, const dm_oid *id, struct dm_err *err)
+{
+	struct dm_file f = {0, 0, NULL};
+	int rc;
+
+	mark(w, id);
+	if (dm_oidmap_get(w->seen, id))
+		return 0;
+	dm_oidmap_put(w->seen, id, NULL);
+	rc = load(w, id, DM_OBJ_FILE, err);
+	if (rc <= 0)
+		return rc;
+	rc = dm_file_decode(&f, w->obj.data, w->obj.len, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < f.n; i++)
+		mark(w, &f.ext[i].id);
+	dm_file_release(&f);
+	return 0;
+}
+
+static int walk_tree(struct walk *w, const dm_oid *id, int depth, struct dm_err *err)
+{
+	struct dm_tree t = {0, NULL};
+	int rc;
+
+	mark(w, id);
+	if (dm_oidmap_get(w->seen, id))
+		return 0;
+	dm_oidmap_put(w->seen, id, NULL);
+	if (depth > DM_TREE_MAX_DEPTH)
+		return dm_err_set(err, DM_ECORRUPT, "trees nest more than %d deep",
+				  DM_TREE_MAX_DEPTH);
+	rc = load(w, id, DM_OBJ_TREE, err);
+	if (rc <= 0)
+		return rc;
+	rc = dm_tree_decode(&t, w->obj.data, w->obj.len, err);
+	for (size_t i = 0; !rc && i < t.n; i++) {
+		if (t.e[i].type == DM_ENTRY_DIR)
+			rc = walk_tree(w, &t.e[i].id, depth + 1, err);
+		else if (t.e[i].type == DM_ENTRY_FILE)
+			rc = walk_file(w, &t.e[i].id, err);
+	}
+	dm_tree_release(&t);
+	return rc;
+}
+
+int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_oidmap *want,
+			    struct dm_oidmap *reached, struct dm_err *err)
+{
+	struct roots r = {skip_dot, NULL, 0, 0};
+	struct dm_oidmap local;
+	struct walk w;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	w.s = s;
+	w.want = want;
+	dm_oidmap_init(&local, 0);
+	w.seen = reached ? reached : &local;
+	dm_buf_init(&w.obj, DM_OBJ_MAX_SIZE);
+	rc = dm_store_commit_foreach(s, collect, &r, err);
+	for (size_t i = 0; !rc && i < r.n; i++) {
+		struct dm_commit c;
+
+		mark(&w, &r.ids[i]);
+		dm_oidmap_put(w.seen, &r.ids[i], NULL);
+		rc = load(&w, &r.ids[i], DM_OBJ_COMMIT, err);
+		if (rc <= 0)
+			continue;
+		rc = dm_commit_decode(&c, w.obj.data, w.obj.len, err);
+		if (rc)
+			break;
+		rc = walk_tree(&w, &c.tree, 0, err);
+		dm_commit_release(&c);
+	}
+	free(r.ids);
+	dm_oidmap_release(&local);
+	dm_buf_release(&w.obj);
+	return rc;
+}
+
+/* ---- dependents ---- */
+
+enum { UNKNOWN = 0, KEPT = 1, GONE = 2 };
+
+struct deps {
+	struct walk w;
+	const struct dm_oidmap *reached;
+	struct dm_oidmap *gone;
+	struct dm_oidmap trees;  /* tree id -> UNKNOWN/KEPT/GONE */
+	dm_oid *files, *commits; /* unreached ones */
+	size_t nfiles, ncommits, afiles, acommits;
+};
+
+static int list_one(const dm_oid *id, int kind, uint64_t raw_len, void *ctx)
+{
+	struct deps *d = ctx;
+	unsigned char unknown = UNKNOWN;
+
+	(void)raw_len;
+	if (dm_oidmap_get(d->reached, id))
+		return 0;
+	if (kind == DM_OBJ_TREE) {
+		dm_oidmap_put(&d->trees, id, &unknown);
+	} else if (kind == DM_OBJ_FILE) {
+		if (d->nfiles == d->afiles) {
+			d->afiles = d->afiles ? d->afiles * 2 : 64;
+			d->files = dm_xrealloc(d->files, d->afiles * sizeof(*d->files));
+		}
+		d->files[d->nfiles++] = *id;
+	} else if (kind == DM_OBJ_COMMIT) {
+		if (d->ncommits == d->acommits) {
+			d->acommits = d->acommits ? d->acommits * 2 : 64;
+			d->commits = dm_xrealloc(d->commits, d->acommits * sizeof(*d->commits));
+		}
+		d->commits[d->ncommits++] = *id;
+	}
+	return 0;
+}
+
+/* Whether unreached tree id (in d->trees) names something gone. */
+static int tree_gone(struct deps *d, const dm_oid *id, int depth, bool *gone, struct dm_err *err)
+{
+	unsigned char *state = dm_oidmap_get(&d->trees, id), v;
+	struct dm_tree t = {0, NULL};
+	int rc;
+
+	*gone = dm_oidmap_get(d->gone, id) != NULL;
+	if (*gone || !state) /* gone already, or reached, or not in the store */
+		return 0;
+	if (*state != UNKNOWN) {
+		*gone = *state == GONE;
+		return 0;
+	}
+	if (depth > DM_TREE_MAX_DEPTH)
+		return dm_err_set(err, DM_ECORRUPT, "trees nest more than %d deep",
+				  DM_TREE_MAX_DEPTH);
+	rc = load(&d->w, id, DM_OBJ_TREE, err);
+	if (rc <= 0)
+		return rc;
+	rc = dm_tree_decode(&t, d->w.obj.data, d->w.obj.len, err);
+	for (size_t i = 0; !rc && !*gone && i < t.n; i++) {
+		if (t.e[i].type == DM_ENTRY_DIR)
+			rc = tree_gone(d, &t.e[i].id, depth + 1, gone, err);
+		else if (t.e[i].type == DM_ENTRY_FILE)
+			*gone = dm_oidmap_get(d->gone, &t.e[i].id) != NULL;
+	}
+	dm_tree_release(&t);
+	if (rc)
+		return rc;
+	v = *gone ? GONE : KEPT;
+	dm_oidmap_put(&d->trees, id, &v); /* the earlier pointer may have moved */
+	if (*gone)
+		dm_oidmap_put(d->gone, id, NULL);
+	return 0;
+}
+
+int dm_store_add_dependents(struct dm_store *s, const struct dm_oidmap *reached,
+			    struct dm_oidmap *gone, struct dm_err *err)
+{
+	const dm_oid *id;
+	void *val;
+	dm_oid *tree_ids = NULL;
+	size_t ntrees = 0, it = 0;
+	struct deps d;
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	d.w.s = s;
+	d.reached = reached;
+	d.gone = gone;
+	dm_oidmap_init(&d.trees, 1);
+	dm_buf_init(&d.w.obj, DM_OBJ_MAX_SIZE);
+	rc = dm_store_foreach(s, list_one, &d, err);
+	/* files first: trees decide on them */
+	for (size_t i = 0; !rc && i < d.nfiles; i++) {
+		struct dm_file f = {0, 0, NULL};
+		bool g = false;
+
+		rc = load(&d.w, &d.files[i], DM_OBJ_FILE, err);
+		if (rc <= 0)
+			continue;
+		rc = dm_file_decode(&f, d.w.obj.data, d.w.obj.len, err);
+		for (size_t j = 0; !rc && !g && j < f.n; j++)
+			g = dm_oidmap_get(gone, &f.ext[j].id) != NULL;
+		dm_file_release(&f);
+		if (!rc && g)
+			dm_oidmap_put(gone, &d.files[i], NULL);
+	}
+	if (!rc) {
+		tree_ids = dm_xmalloc((d.trees.count + 1) * sizeof(*tree_ids));
+		while (dm_oidmap_next(&d.trees, &it, &id, &val))
+			tree_ids[ntrees++] = *id;
+	}
+	for (size_t i = 0; !rc && i < ntrees; i++) {
+		bool g;
+
+		rc = tree_gone(&d, &tree_ids[i], 0, &g, err);
+	}
+	for (size_t i = 0; !rc && i < d.ncommits; i++) {
+		struct dm_commit c;
+
+		rc = load(&d.w, &d.commits[i], DM_OBJ_COMMIT, err);
+		if (rc <= 0)
+			continue;
+		rc = dm_commit_decode(&c, d.w.obj.data, d.w.obj.len, err);
+		if (rc)
+			break;
+		if (dm_oidmap_get(gone, &c.tree))
+			dm_oidmap_put(gone, &d.commits[i], NULL);
+		dm_commit_release(&c);
+	}
+	free(tree_ids);
+	free(d.files);
+	free(d.commits);
+	dm_oidmap_release(&d.trees);
+	dm_buf_release(&d.w.obj);
+	return rc;
+}

@@ -1,0 +1,33 @@
+/*
+ * reach.h - which objects the committed history still reaches (internal to
+ * src/store: dm_store_external_release uses it before an engine deletes
+ * the files that external objects live in).
+ */
+#ifndef DM_STORE_REACH_H
+#define DM_STORE_REACH_H
+
+#include "store/oidmap.h"
+#include "store/store.h"
+
+struct dm_err;
+
+/*
+ * want maps candidate ids to one byte, 0; sets it to 1 for every candidate
+ * that a commit of a dot other than skip_dot (NULL: any dot) reaches
+ * through its tree, subtrees, files and chunks. reached (a set, may be
+ * NULL) receives every commit, tree and file object walked. Each tree and
+ * file is read once; a missing one is skipped (logged), it reaches nothing.
+ */
+int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_oidmap *want,
+			    struct dm_oidmap *reached, struct dm_err *err);
+
+/*
+ * Adds to gone (a set of ids about to be forgotten) every file, tree and
+ * commit object of the store that reached does not hold and that names
+ * something in gone, directly or through other objects: what would be
+ * left naming a missing object.
+ */
+int dm_store_add_dependents(struct dm_store *s, const struct dm_oidmap *reached,
+			    struct dm_oidmap *gone, struct dm_err *err);
+
+#endif
