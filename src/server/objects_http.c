@@ -123,9 +123,9 @@ static enum MHD_Result answer_json(struct MHD_Connection *c, json_t *j)
 
 /* ---- looking dots up ---- */
 
-/* The dot named `text`, if the caller may read it (write: and change it):
- * a new handle reference. DM_ENOTFOUND also for a dot the caller may not
- * see, so names cannot be probed. */
+/* The dot named `text`, if the caller may read it: a new handle
+ * reference. DM_EPERM for a dot the caller may not use, as the dots.*
+ * methods answer. */
 static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const char *text,
 		    struct dm_err *err)
 {
@@ -137,24 +137,26 @@ static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const 
 
 	if (rc)
 		return rc;
+	dm_dot_name_text(shown, &name);
 	snap = dm_registry_snapshot(r->srv->registry);
 	e = dm_registry_find(snap, &name);
 	if (e && !r->caller.admin) {
 		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
 
 		if (!dm_dot_view_allows(v, r->caller.user))
-			e = NULL;
+			rc = dm_err_set(err, DM_EPERM,
+					"permission denied: user '%s' cannot read dot '%s'",
+					r->caller.user, shown);
 		dm_dot_view_unref(v);
 	}
-	if (e) {
+	if (e && !rc) {
 		*out = e->dot;
 		dm_dot_handle_ref(e->dot);
 	}
 	dm_registry_snap_unref(snap);
 	if (!e)
-		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
-				  dm_dot_name_text(shown, &name));
-	return 0;
+		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'", shown);
+	return rc;
 }
 
 /* ---- versions, refs ---- */
@@ -541,12 +543,14 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 			dm_dot_name_text(other, &e->name);
 			dm_registry_snap_unref(snap);
 			if (!visible)
-				return dm_err_set(err, DM_EEXISTS,
-						  "this dot exists on the remote under another name");
-			return dm_err_set(err, DM_EEXISTS,
-					  "this dot exists on the remote as '%s'; push to that name "
-					  "with --remote-name",
-					  other);
+				return dm_err_set(
+					err, DM_EEXISTS,
+					"this dot exists on the remote under another name");
+			return dm_err_set(
+				err, DM_EEXISTS,
+				"this dot exists on the remote as '%s'; push to that name "
+				"with --remote-name",
+				other);
 		}
 		dm_registry_snap_unref(snap);
 		if (!may_create)

@@ -32,6 +32,7 @@
 #define ERROR_BODY_MAX (64u * 1024)
 #define PUT_ANSWER_MAX (64u * 1024)
 #define DRIVE_EVERY    (256u * 1024) /* pump the uploads after this many new bytes */
+#define IO_BUFFER      (1u << 20)    /* curl's socket buffers, each way */
 
 struct batch {
 	struct dm_remote_conn *r;
@@ -212,6 +213,9 @@ static void setup(struct dm_remote_conn *r, CURL *e, const char *url, char *errb
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "dmd/" DM_VERSION);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* big socket reads and writes: a stream of records moves in few calls */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)IO_BUFFER);
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)IO_BUFFER);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
