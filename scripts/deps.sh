@@ -17,10 +17,11 @@ packages=(
 	libcmocka-dev perl
 	# fuzzing: clang with its libFuzzer/sanitizer runtimes; clang-format for `make format`
 	clang libclang-rt-14-dev clang-format
-	# e2e tests and tools: mdb_stat/mdb_dump, python3 (free ports, helpers)
-	lmdb-utils python3
-	# benchmarks compare against these
-	restic
+	# e2e tests and tools: mdb_stat/mdb_dump, python3 (free ports, helpers),
+	# curl (raw /rpc and /objects requests in the t052x transfer scenarios)
+	lmdb-utils python3 curl
+	# benchmarks compare against these (bench/store.sh: restic; bench/transfer.sh: rsync)
+	restic rsync
 	# database scenarios (e2e t0400: a PostgreSQL data directory in a dot)
 	postgresql
 	# the btrfs engine: libbtrfsutil (subvolumes, snapshots), mkfs.btrfs and btrfs (pools, tests)

@@ -74,6 +74,20 @@ static int socket_arg(struct dm_cli *cli, char *out, size_t size, const char *op
 	return absolute(out, size, v, err);
 }
 
+/* "20G", "512M", "1TiB", "4096": what dmd init --pool-size takes (dmd
+ * checks the value; this only keeps a typo from reaching it). */
+static bool size_ok(const char *s)
+{
+	size_t n = strspn(s, "0123456789");
+
+	if (n == 0)
+		return false;
+	s += n;
+	if (*s && strchr("KMGTkmgt", *s))
+		s++;
+	return !*s || !strcmp(s, "B") || !strcmp(s, "iB");
+}
+
 static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 		      struct cluster_args *out, struct dm_err *err)
 {
@@ -120,6 +134,14 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 							  cli->cmd->name);
 			if (!*optarg)
 				return dm_cli_usage_error(cli, err, "empty --%s", name);
+			if (c == OPT_ENGINE && strcmp(optarg, "dir") && strcmp(optarg, "btrfs"))
+				return dm_cli_usage_error(cli, err,
+							  "unknown engine '%s': use dir or btrfs",
+							  optarg);
+			if (c == OPT_POOL_SIZE && !size_ok(optarg))
+				return dm_cli_usage_error(
+					cli, err, "invalid --pool-size '%s': use a number with K, M, G or T",
+					optarg);
 			if (c == OPT_ENGINE)
 				out->engine = optarg;
 			else if (c == OPT_POOL_SIZE)

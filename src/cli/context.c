@@ -223,8 +223,9 @@ int dm_cli_dot(struct dm_cli *cli, const char *given, const char **out, struct d
 		*out = cli->dot;
 		return 0;
 	}
-	/* none chosen: the only dot there is, if there is exactly one */
-	rc = dm_cli_call(cli, "dots.list", json_object(), &res, err);
+	/* none chosen: the only dot there is, if there is exactly one (its name
+	 * is all we need: no measuring of dirty bytes) */
+	rc = dm_cli_call(cli, "dots.list", json_pack("{s:b}", "refresh", 0), &res, err);
 	if (rc)
 		return rc;
 	dots = json_object_get(res, "dots");

@@ -14,6 +14,8 @@
  *     ROOT/<dot>/.snapshots/<name>           read-only snapshot (name: commit id)
  *     ROOT/<dot>/.snapshots/<name>.statcache its stat cache, once indexed
  *     ROOT/<dot>/.snapshots/<name>.basecache the cache its index starts from
+ *     ROOT/<dot>/.snapshots/<name>.base      symlink: the snapshot that cache
+ *                                            describes, when it is one
  *     ROOT/<dot>/.trees/<tree hex>           symlink: a snapshot holding that tree
  *     ROOT/<dot>/.current                    symlink to <branch>/wc (wc.c)
  * Branch names have no '.', so none of these collide with a branch.
@@ -29,7 +31,11 @@
  * match reuses its file id unread. Snapshots keep inode numbers, so a
  * cache made from one snapshot describes the next one of the same wc. The
  * cache's entries are "seen" at the snapshot's creation time (otime), so a
- * file changed within the racy window before a snapshot is read again.
+ * file changed within the racy window before a snapshot is read again. A
+ * changed file whose version in that earlier snapshot the cache vouches for
+ * is read only where its blocks differ from it (dm_filedata_store_delta:
+ * FIEMAP shows which blocks the two snapshots share), so indexing costs
+ * what changed, not the size of the files that changed.
  * `commit` is both steps, with an engine-made snapshot name.
  *
  * Create and reset look the tree up in ROOT/<dot>/.trees: a tree some
@@ -77,8 +83,8 @@
 
 #include "util/banned.h"
 
-#define SNAPS ".snapshots"
-#define TREES ".trees"
+#define SNAPS      ".snapshots"
+#define TREES      ".trees"
 #define SNAPS_MODE 0700 /* history: dmd's alone */
 
 struct dm_engine {
@@ -90,9 +96,8 @@ struct dm_engine {
 /* ---- errors and subvolumes ---- */
 
 /* A libbtrfsutil failure: the errno it left, or its own description. */
-__attribute__((format(printf, 3, 4))) static int bt_err(struct dm_err *err,
-							 enum btrfs_util_error be,
-							 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int
+bt_err(struct dm_err *err, enum btrfs_util_error be, const char *fmt, ...)
 {
 	char msg[DM_ERR_MSG_MAX];
 	int e = errno;
@@ -467,7 +472,7 @@ static int bt_snapshot(struct dm_engine *e, const char *dot, const char *branch,
 	char base[DM_NAME_PART_MAX + 1];
 	struct branch_paths p;
 	struct dm_buf snap = DM_BUF_INIT, dir = DM_BUF_INIT, basecache = DM_BUF_INIT,
-		      from = DM_BUF_INIT;
+		      from = DM_BUF_INIT, baselink = DM_BUF_INIT;
 	int rc;
 
 	rc = branch_paths(e, &p, dot, branch, err);
@@ -500,9 +505,13 @@ static int bt_snapshot(struct dm_engine *e, const char *dot, const char *branch,
 	} else {
 		read_hint(e, dot, dm_wc_str(&p.base), base);
 		if (base[0] && !snap_path(e, &from, dot, base, ".statcache", NULL) &&
-		    link(dm_wc_str(&from), dm_wc_str(&basecache)) < 0 && errno != ENOENT)
-			dm_warn("cannot link the stat cache of snapshot '%s': %s", base,
-				strerror(errno));
+		    !snap_path(e, &baselink, dot, commit_id, ".base", NULL)) {
+			if (link(dm_wc_str(&from), dm_wc_str(&basecache)) == 0)
+				(void)set_link(dm_wc_str(&baselink), base, NULL);
+			else if (errno != ENOENT)
+				dm_warn("cannot link the stat cache of snapshot '%s': %s", base,
+					strerror(errno));
+		}
 	}
 	rc = set_link(dm_wc_str(&p.base), commit_id, err);
 done:
@@ -510,6 +519,7 @@ done:
 	dm_buf_release(&dir);
 	dm_buf_release(&basecache);
 	dm_buf_release(&from);
+	dm_buf_release(&baselink);
 	paths_release(&p);
 	return rc;
 }
@@ -519,8 +529,10 @@ static int bt_index(struct dm_engine *e, const char *dot, const char *commit_id,
 		    const struct dm_engine_progress *prog, struct dm_err *err)
 {
 	struct btrfs_util_subvolume_info info;
+	char base[DM_NAME_PART_MAX + 1] = "";
 	struct dm_buf snap = DM_BUF_INIT, basecache = DM_BUF_INIT, cachepath = DM_BUF_INIT,
-		      from = DM_BUF_INIT, link = DM_BUF_INIT;
+		      from = DM_BUF_INIT, link = DM_BUF_INIT, baselink = DM_BUF_INIT,
+		      basedir = DM_BUF_INIT;
 	struct dm_build_opts o;
 	struct dm_build_stats stats;
 	struct dm_statcache *cache = NULL;
@@ -536,6 +548,8 @@ static int bt_index(struct dm_engine *e, const char *dot, const char *commit_id,
 	if (!rc)
 		rc = snap_path(e, &cachepath, dot, commit_id, ".statcache", err);
 	if (!rc)
+		rc = snap_path(e, &baselink, dot, commit_id, ".base", err);
+	if (!rc)
 		rc = dm_wc_check_cancel(prog, "index", err);
 	if (rc)
 		goto done;
@@ -550,19 +564,27 @@ static int bt_index(struct dm_engine *e, const char *dot, const char *commit_id,
 		goto done;
 	}
 	dm_wc_report(prog, 0, 0);
-	if (exists(dm_wc_str(&basecache)))
+	/* the cache to start from, and the snapshot it describes (if any) */
+	if (exists(dm_wc_str(&basecache))) {
 		rc = dm_statcache_load(&cache, dm_wc_str(&basecache), err);
-	else if (parent_id && parent_id[0] &&
-		 !snap_path(e, &from, dot, parent_id, ".statcache", NULL))
+		read_hint(e, dot, dm_wc_str(&baselink), base);
+	} else if (parent_id && parent_id[0] &&
+		   !snap_path(e, &from, dot, parent_id, ".statcache", NULL)) {
 		rc = dm_statcache_load(&cache, dm_wc_str(&from), err);
-	else
+		if (!rc && exists(dm_wc_str(&from)))
+			snprintf(base, sizeof(base), "%s", parent_id);
+	} else {
 		cache = dm_statcache_new();
+	}
 	if (rc)
 		goto done;
 	memset(&o, 0, sizeof(o));
 	o.cache = cache;
 	o.external = true;
 	o.seen_ns = (int64_t)info.otime.tv_sec * 1000000000 + info.otime.tv_nsec;
+	if (base[0] && !snap_path(e, &basedir, dot, base, NULL, NULL) &&
+	    exists(dm_wc_str(&basedir)))
+		o.base_dir = dm_wc_str(&basedir);
 	rc = dm_tree_build(e->store, tree_out, dm_wc_str(&snap), &o, &stats, err);
 	if (!rc)
 		rc = dm_store_flush(e->store, err);
@@ -576,6 +598,7 @@ static int bt_index(struct dm_engine *e, const char *dot, const char *commit_id,
 			commit_id, serr.msg);
 	else
 		(void)unlink(dm_wc_str(&basecache));
+	(void)unlink(dm_wc_str(&baselink));
 	if (!tree_link(e, &link, dot, tree_out, &serr)) {
 		struct dm_buf dir = DM_BUF_INIT;
 
@@ -600,6 +623,8 @@ done:
 	dm_buf_release(&cachepath);
 	dm_buf_release(&from);
 	dm_buf_release(&link);
+	dm_buf_release(&baselink);
+	dm_buf_release(&basedir);
 	return rc;
 }
 
@@ -728,8 +753,7 @@ static int bt_dirty(struct dm_engine *e, const char *dot, const char *branch, co
 	if (!rc)
 		rc = load_wc_cache(e, &p, dot, &cache, err);
 	if (!rc)
-		rc = dm_wc_dirty(e->store, dm_wc_str(&p.wc), cache, head, dirty_out, size_out,
-				 err);
+		rc = dm_wc_dirty(e->store, dm_wc_str(&p.wc), cache, head, dirty_out, size_out, err);
 	dm_statcache_free(cache);
 	paths_release(&p);
 	return rc;
@@ -815,7 +839,7 @@ static void unlink_links_to(const char *dir, const char *target)
 static int bt_drop_snapshot(struct dm_engine *e, const char *dot, const char *commit_id,
 			    struct dm_err *err)
 {
-	static const char *const leftovers[] = {".statcache", ".basecache"};
+	static const char *const leftovers[] = {".statcache", ".basecache", ".base"};
 	struct dm_buf snap = DM_BUF_INIT, prefix = DM_BUF_INIT, trees = DM_BUF_INIT,
 		      other = DM_BUF_INIT;
 	int rc;

@@ -4,8 +4,9 @@
  *
  * An engine sits behind one function table (struct dm_engine_ops); dir.c is
  * the default engine (a plain directory per branch, any file system) and
- * btrfs.c will follow. Callers use the dm_engine_* functions, which
- * dispatch through the table.
+ * btrfs.c keeps each working copy in a btrfs subvolume and each commit in a
+ * read-only snapshot (root; its pool: engine/pool.h). Callers use the
+ * dm_engine_* functions, which dispatch through the table.
  *
  * Threads: the dot's actor runs engine calls as jobs on worker threads, at
  * most one job per dot at a time, so an engine may assume that calls for
@@ -91,8 +92,9 @@ extern const struct dm_engine_ops dm_engine_dir;
 extern const struct dm_engine_ops dm_engine_btrfs;
 
 /*
- * Opens the engine `name` ("dir") with its working copies under root and its
- * history in store (borrowed; must outlive the engine).
+ * Opens the engine `name` ("dir" or "btrfs") with its working copies under
+ * root and its history in store (borrowed; must outlive the engine). The
+ * btrfs engine refuses a root that is not on btrfs (DM_EUNSUPPORTED).
  */
 int dm_engine_open(struct dm_engine **out, const char *name, const char *root,
 		   struct dm_store *store, struct dm_err *err);

@@ -55,8 +55,8 @@ int dm_wc_set_current(const char *root, const char *dot, const char *branch, str
  * dm_wc_diff lists the changes from `from` (NULL: empty) to `to`, or to wc
  * when to is NULL (wc and cache are unused otherwise). Both write nothing.
  */
-int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache,
-		const dm_oid *head, uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err);
+int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *head,
+		uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err);
 int dm_wc_diff(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *from,
 	       const dm_oid *to, struct dm_diff *out, struct dm_err *err);
 

@@ -36,9 +36,9 @@
 
 #include "util/banned.h"
 
-#define MKFS "mkfs.btrfs"
+#define MKFS            "mkfs.btrfs"
 #define MKFS_OUTPUT_MAX (64u << 10)
-#define LOOP_TRIES 8
+#define LOOP_TRIES      8
 
 int dm_pool_parse_size(uint64_t *out, const char *s, struct dm_err *err)
 {
@@ -83,14 +83,14 @@ int dm_pool_check_dir(const char *dir, struct dm_err *err)
 	if (stat(dir, &st) < 0)
 		return dm_err_errno(err, errno, "cannot use '%s' as a btrfs pool", dir);
 	if (!S_ISDIR(st.st_mode))
-		return dm_err_set(err, DM_EINVAL, "cannot use '%s' as a btrfs pool: not a directory",
-				  dir);
+		return dm_err_set(err, DM_EINVAL,
+				  "cannot use '%s' as a btrfs pool: not a directory", dir);
 	if (statfs(dir, &sf) < 0)
 		return dm_err_errno(err, errno, "cannot stat the file system of '%s'", dir);
 	if (sf.f_type != BTRFS_SUPER_MAGIC)
-		return dm_err_set(err, DM_EUNSUPPORTED,
-				  "cannot use '%s' as a btrfs pool: it is not on a btrfs file system",
-				  dir);
+		return dm_err_set(
+			err, DM_EUNSUPPORTED,
+			"cannot use '%s' as a btrfs pool: it is not on a btrfs file system", dir);
 	return 0;
 }
 
@@ -294,7 +294,8 @@ bool dm_pool_is_mounted(const char *mnt)
 	char parent[PATH_MAX];
 	struct stat a, b;
 
-	if (stat(mnt, &a) < 0 || snprintf(parent, sizeof(parent), "%s/..", mnt) >= (int)sizeof(parent) ||
+	if (stat(mnt, &a) < 0 ||
+	    snprintf(parent, sizeof(parent), "%s/..", mnt) >= (int)sizeof(parent) ||
 	    stat(parent, &b) < 0)
 		return false;
 	return a.st_dev != b.st_dev;

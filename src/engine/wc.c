@@ -240,7 +240,7 @@ static int load_tree(struct cmp *c, const dm_oid *id, struct dm_tree *out, struc
 	if (!rc && kind != DM_OBJ_TREE) {
 		dm_oid_hex(hex, id);
 		rc = dm_err_set(err, DM_ECORRUPT, "object %s is a %s, not a tree", hex,
-		                dm_obj_kind_name(kind));
+				dm_obj_kind_name(kind));
 	}
 	if (!rc)
 		rc = dm_tree_decode(out, b.data, b.len, err);
@@ -291,7 +291,7 @@ static int list_wc(struct cmp *c, int fd, struct wdir *out, struct dm_err *err)
 		if (!de) {
 			if (errno)
 				rc = dm_err_errno(err, errno, "cannot read directory '%s'",
-				                  relname(c));
+						  relname(c));
 			break;
 		}
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -299,8 +299,8 @@ static int list_wc(struct cmp *c, int fd, struct wdir *out, struct dm_err *err)
 		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT) /* deleted since readdir */
 				continue;
-			rc =
-			    dm_err_errno(err, errno, "cannot stat '%s/%s'", relname(c), de->d_name);
+			rc = dm_err_errno(err, errno, "cannot stat '%s/%s'", relname(c),
+					  de->d_name);
 			break;
 		}
 		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
@@ -343,17 +343,17 @@ static int open_subdir(struct cmp *c, int dfd, const char *name, struct dm_err *
 	if (st.st_dev != c->dev) {
 		close(fd);
 		return dm_err_set(err, DM_EUNSUPPORTED,
-		                  "'%s' is a mount point of another file system", relname(c));
+				  "'%s' is a mount point of another file system", relname(c));
 	}
 	return fd;
 }
 
 static int tree_all(struct cmp *c, const struct dm_tree_entry *te, int status, int depth,
-                    struct dm_err *err);
+		    struct dm_err *err);
 
 /* Every file and symlink of tree t, as status. */
 static int tree_all_in(struct cmp *c, const struct dm_tree *t, int status, int depth,
-                       struct dm_err *err)
+		       struct dm_err *err)
 {
 	int rc = 0;
 
@@ -368,7 +368,7 @@ static int tree_all_in(struct cmp *c, const struct dm_tree *t, int status, int d
 
 /* The entry te at c->path and, for a directory, everything under it. */
 static int tree_all(struct cmp *c, const struct dm_tree_entry *te, int status, int depth,
-                    struct dm_err *err)
+		    struct dm_err *err)
 {
 	struct dm_tree sub;
 	int rc;
@@ -379,7 +379,7 @@ static int tree_all(struct cmp *c, const struct dm_tree_entry *te, int status, i
 	}
 	if (depth >= DM_TREE_MAX_DEPTH)
 		return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep", relname(c),
-		                  DM_TREE_MAX_DEPTH);
+				  DM_TREE_MAX_DEPTH);
 	rc = load_tree(c, &te->id, &sub, err);
 	if (!rc)
 		rc = tree_all_in(c, &sub, status, depth + 1, err);
@@ -402,7 +402,7 @@ static int wc_all(struct cmp *c, int dfd, const struct went *w, int depth, struc
 	}
 	if (depth >= DM_TREE_MAX_DEPTH)
 		return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep", relname(c),
-		                  DM_TREE_MAX_DEPTH);
+				  DM_TREE_MAX_DEPTH);
 	fd = open_subdir(c, dfd, w->name, err);
 	if (fd < 0)
 		return fd;
@@ -438,11 +438,11 @@ static bool entries_differ(const struct dm_tree_entry *a, const struct dm_tree_e
 }
 
 static int cmp_trees(struct cmp *c, const struct dm_tree *a, const struct dm_tree *b, int depth,
-                     struct dm_err *err);
+		     struct dm_err *err);
 
 /* Both sides have an entry named like c->path's last component. */
 static int cmp_tree_entries(struct cmp *c, const struct dm_tree_entry *a,
-                            const struct dm_tree_entry *b, int depth, struct dm_err *err)
+			    const struct dm_tree_entry *b, int depth, struct dm_err *err)
 {
 	struct dm_tree sa = {0, NULL}, sb = {0, NULL};
 	int rc = 0;
@@ -452,7 +452,7 @@ static int cmp_tree_entries(struct cmp *c, const struct dm_tree_entry *a,
 			return 0;
 		if (depth >= DM_TREE_MAX_DEPTH)
 			return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep",
-			                  relname(c), DM_TREE_MAX_DEPTH);
+					  relname(c), DM_TREE_MAX_DEPTH);
 		rc = load_tree(c, &a->id, &sa, err);
 		if (!rc)
 			rc = load_tree(c, &b->id, &sb, err);
@@ -477,7 +477,7 @@ static int cmp_tree_entries(struct cmp *c, const struct dm_tree_entry *a,
 }
 
 static int cmp_trees(struct cmp *c, const struct dm_tree *a, const struct dm_tree *b, int depth,
-                     struct dm_err *err)
+		     struct dm_err *err)
 {
 	size_t i = 0, j = 0;
 	int rc = 0;
@@ -500,7 +500,7 @@ static int cmp_trees(struct cmp *c, const struct dm_tree *a, const struct dm_tre
 /* Sets *same to whether the regular file w (in the directory open on dfd)
  * holds a's content, using the stat cache first. */
 static int same_content(struct cmp *c, int dfd, const struct went *w, const struct dm_tree_entry *a,
-                        bool *same, struct dm_err *err)
+			bool *same, struct dm_err *err)
 {
 	struct dm_statcache_stat cs;
 	struct dm_file f = {0, 0, NULL};
@@ -536,10 +536,10 @@ done:
 
 /* a (from a tree) and w (in the wc directory open on dfd) share a name. */
 static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, const struct went *w,
-                        int depth, struct dm_err *err);
+			int depth, struct dm_err *err);
 
 static int cmp_tree_wc(struct cmp *c, const struct dm_tree *a, int fd, const struct wdir *b,
-                       int depth, struct dm_err *err)
+		       int depth, struct dm_err *err)
 {
 	size_t i = 0, j = 0;
 	int rc = 0;
@@ -560,7 +560,7 @@ static int cmp_tree_wc(struct cmp *c, const struct dm_tree *a, int fd, const str
 }
 
 static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, const struct went *w,
-                        int depth, struct dm_err *err)
+			int depth, struct dm_err *err)
 {
 	const struct stat *st = &w->st;
 	uint64_t size = (uint64_t)st->st_size;
@@ -574,7 +574,7 @@ static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, c
 
 		if (depth >= DM_TREE_MAX_DEPTH)
 			return dm_err_set(err, DM_EUNSUPPORTED, "'%s' nests more than %d deep",
-			                  relname(c), DM_TREE_MAX_DEPTH);
+					  relname(c), DM_TREE_MAX_DEPTH);
 		fd = open_subdir(c, dfd, w->name, err);
 		if (fd < 0)
 			return fd;
@@ -667,8 +667,8 @@ done:
 	return rc;
 }
 
-int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache,
-		const dm_oid *head, uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
+int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *head,
+		uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
 {
 	struct cmp c;
 	int rc;

@@ -69,6 +69,7 @@ struct dm_objects_req {
 	struct dm_buf body;                 /* every endpoint but put */
 	char dot[DM_DOT_NAME_TEXT_MAX + 8]; /* ?dot= (refs, get) */
 	char dot_id[DM_DOT_ID_MAX + 1];     /* ?dot_id= (put); "" when absent */
+	char purpose[8];                    /* ?for= (refs): "push" or "" */
 	/* put */
 	struct dm_wire_parser parser;
 	uint64_t stored, stored_bytes, records;
@@ -208,6 +209,16 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 
 	dm_err_clear(&err);
 	rc = find_dot(&h, r, r->dot, &err);
+	if (rc == DM_ENOTFOUND && !strcmp(r->purpose, "push") && !r->caller.admin) {
+		/* a push would create it: refuse now, before any data moves */
+		struct dm_dot_name name;
+
+		if (!dm_dot_name_parse(&name, r->dot, NULL) && strcmp(name.ns, r->caller.user))
+			rc = dm_err_set(&err, DM_EPERM,
+					"permission denied: user '%s' cannot create dots in "
+					"namespace '%s'",
+					r->caller.user, name.ns);
+	}
 	if (rc)
 		return answer_err(c, &err);
 	v = dm_dot_handle_view(h);
@@ -654,6 +665,7 @@ int dm_objects_begin(struct dm_objects_req **out, struct dm_server *srv,
 	dm_wire_parser_init(&r->parser);
 	query_value(r->dot, sizeof(r->dot), c, "dot");
 	query_value(r->dot_id, sizeof(r->dot_id), c, "dot_id");
+	query_value(r->purpose, sizeof(r->purpose), c, "for");
 	*out = r;
 	return 0;
 }

@@ -190,15 +190,21 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	return is_cancelled(p) ? 1 : 0;
 }
 
+/* How long a request may take: `stall` is one of these (true is STALL). */
+enum { WHOLE = 0, STALL = 1, HELLO = 2 };
+
 /* The options every request shares. */
-static void setup(struct dm_remote_conn *r, CURL *e, const char *url, char *errbuf, bool stall)
+static void setup(struct dm_remote_conn *r, CURL *e, const char *url, char *errbuf, int stall)
 {
 	curl_easy_reset(e);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)DM_REMOTE_CONNECT_TIMEOUT);
-	if (stall) {
+	if (stall == HELLO) {
+		/* the first request: a peer that accepts but never answers fails fast */
+		curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)DM_REMOTE_HELLO_TIMEOUT);
+	} else if (stall) {
 		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)DM_REMOTE_STALL_TIMEOUT);
 	} else {
@@ -330,7 +336,7 @@ static size_t to_sink(char *data, size_t size, size_t nmemb, void *arg)
  * The answer goes to write(ctx); *status gets the HTTP status.
  */
 static int perform(struct dm_remote_conn *r, const char *path, const void *body, size_t len,
-		   bool stall, curl_write_callback write, void *ctx, long *status,
+		   int stall, curl_write_callback write, void *ctx, long *status,
 		   struct dm_err *err)
 {
 	char errbuf[CURL_ERROR_SIZE];
@@ -367,7 +373,7 @@ static int perform(struct dm_remote_conn *r, const char *path, const void *body,
 
 /* A request whose answer is JSON (bounded): *out a new reference. */
 static int json_call(struct dm_remote_conn *r, const char *path, const void *body, size_t len,
-		     bool stall, const char *what, json_t **out, struct dm_err *err)
+		     int stall, const char *what, json_t **out, struct dm_err *err)
 {
 	struct sink s = {DM_BUF_INIT, false};
 	json_error_t jerr;
@@ -404,7 +410,7 @@ int dm_remote_versions(struct dm_remote_conn *r, struct dm_err *err)
 	struct dm_buf theirs = DM_BUF_INIT;
 	bool ok = false;
 	size_t i;
-	int rc = json_call(r, "/objects/versions", NULL, 0, true, "'versions'", &doc, err);
+	int rc = json_call(r, "/objects/versions", NULL, 0, HELLO, "'versions'", &doc, err);
 
 	if (rc)
 		return rc;
@@ -437,15 +443,19 @@ static char *path_with(struct dm_remote_conn *r, const char *name, const char *k
 	return p;
 }
 
-int dm_remote_refs(struct dm_remote_conn *r, const char *dot, json_t **out, struct dm_err *err)
+int dm_remote_refs(struct dm_remote_conn *r, const char *dot, bool for_push, json_t **out,
+		   struct dm_err *err)
 {
-	char *path = path_with(r, "refs", "dot", dot);
+	char *path = path_with(r, "refs", "dot", dot), *full = NULL;
 	int rc;
 
-	if (!path)
-		return dm_err_set(err, DM_ENOMEM, "out of memory");
-	rc = json_call(r, path, NULL, 0, true, "'refs'", out, err);
+	if (path)
+		full = for_push ? xasprintf("%s&for=push", path) : dm_xstrdup(path);
 	free(path);
+	if (!full)
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	rc = json_call(r, full, NULL, 0, true, "'refs'", out, err);
+	free(full);
 	return rc;
 }
 

@@ -38,6 +38,7 @@ struct dm_err;
 #define DM_REMOTE_VERSION         1           /* the transfer version this dm speaks */
 #define DM_REMOTE_CONNECT_TIMEOUT 3           /* seconds */
 #define DM_REMOTE_STALL_TIMEOUT   30          /* seconds without a byte moving */
+#define DM_REMOTE_HELLO_TIMEOUT   5           /* seconds for the first request (versions) */
 #define DM_REMOTE_UPDATE_TIMEOUT  3700        /* seconds: a dot may take long to apply */
 #define DM_REMOTE_BATCH           (8u << 20)  /* bytes per put request, about */
 #define DM_REMOTE_INFLIGHT        4           /* put requests in flight */
@@ -68,9 +69,11 @@ uint64_t dm_remote_wire_bytes(const struct dm_remote_conn *r);
  * DM_EUNSUPPORTED "remote 'HOST:PORT' speaks transfer versions [2]; this
  * dm speaks [1]" otherwise. Checks the credentials too. */
 int dm_remote_versions(struct dm_remote_conn *r, struct dm_err *err);
-/* GET /objects/v1/refs?dot=DOT: *out the answer (a new reference);
+/* GET /objects/v1/refs?dot=DOT: *out the answer (a new reference); with
+ * for_push, a server refuses at once a push it would refuse at the end;
  * DM_ENOTFOUND when the remote has no such dot. */
-int dm_remote_refs(struct dm_remote_conn *r, const char *dot, json_t **out, struct dm_err *err);
+int dm_remote_refs(struct dm_remote_conn *r, const char *dot, bool for_push, json_t **out,
+		   struct dm_err *err);
 /* POST /objects/v1/missing: appends to out the ids among ids[0..n) that the
  * remote lacks, in order (n <= DM_WIRE_MAX_IDS). */
 int dm_remote_missing(struct dm_remote_conn *r, const dm_oid *ids, size_t n, struct dm_buf *out,

@@ -168,12 +168,28 @@ static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->server->registry);
 	struct dm_ticket **tickets = dm_xcalloc(snap->n ? snap->n : 1, sizeof(*tickets));
 	const char *server = ctx->server->address;
-	json_t *dots = json_array();
+	json_t *dots = json_array(), *refresh = json_object_get(params, "refresh");
+	bool measure = !refresh || json_is_true(refresh);
 
-	/* ask every dot to measure itself at once, then collect the answers */
+	if (refresh && !json_is_boolean(refresh)) {
+		free(tickets);
+		dm_registry_snap_unref(snap);
+		json_decref(dots);
+		return dm_err_set(err, DM_EINVAL, "parameter 'refresh' must be true or false");
+	}
+	/* ask every dot to measure itself at once, then collect the answers;
+	 * without refresh, the views as they are */
 	for (size_t i = 0; i < snap->n; i++) {
 		if (!visible(ctx, snap->e[i].dot))
 			continue;
+		if (!measure) {
+			struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+
+			if (v->state == DM_DOT_READY)
+				json_array_append_new(dots, dm_dot_view_json(v, server));
+			dm_dot_view_unref(v);
+			continue;
+		}
 		dm_actor_send_request(&tickets[i], dm_dot_handle_actor(snap->e[i].dot),
 				      dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_REFRESH),
 						 dm_dot_req_free));

@@ -497,7 +497,7 @@ static int do_push(struct run *r, struct dm_err *err)
 				r->dot);
 		goto done;
 	}
-	rc = dm_remote_refs(r->conn, r->rdot_full, &refs, err);
+	rc = dm_remote_refs(r->conn, r->rdot_full, true, &refs, err);
 	if (rc == DM_ENOTFOUND) {
 		rc = 0; /* the remote dot is made by the update */
 	} else if (rc) {
@@ -721,7 +721,7 @@ static int do_pull(struct run *r, struct dm_err *err)
 	const char *rid, *b;
 	int rc;
 
-	rc = dm_remote_refs(r->conn, r->rdot_full, &refs, err);
+	rc = dm_remote_refs(r->conn, r->rdot_full, false, &refs, err);
 	if (rc == DM_ENOTFOUND)
 		dm_err_prefix(err, "dm server at %s", r->where);
 	if (rc)

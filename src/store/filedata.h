@@ -57,6 +57,21 @@ int dm_filedata_store(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *o
 		      struct dm_filedata_result *res, struct dm_err *err);
 
 /*
+ * As dm_filedata_store for a frozen file whose earlier version, also
+ * frozen, is open on base_fd and stored as file object base_id: the bytes
+ * both map to the same physical blocks (FIEMAP; a btrfs snapshot and the
+ * next, reflinked copies) are not read, and the base's chunks over them
+ * are reused, so the cost follows what changed (filedelta.c). The object
+ * made is exactly the one dm_filedata_store would make. Falls back to
+ * dm_filedata_store when the blocks cannot be compared or either file has
+ * holes.
+ */
+int dm_filedata_store_delta(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *out, int fd,
+			    uint64_t size, uint64_t blocks, const char *name, const char *ext_path,
+			    int base_fd, const dm_oid *base_id, struct dm_filedata_result *res,
+			    struct dm_err *err);
+
+/*
  * Writes the content of file object f into fd, which must be open for
  * writing on an empty file: every extent is pwritten at its offset and the
  * file is then truncated to f->size, so gaps stay holes. *written (may be

@@ -184,6 +184,17 @@ int dm_statcache_lookup(struct dm_statcache *c, const char *path, size_t len,
 	return 1;
 }
 
+int dm_statcache_peek(const struct dm_statcache *c, const char *path, size_t len,
+		      const struct dm_statcache_stat *st, dm_oid *id)
+{
+	struct ent **slot = find(c, path, len, path_hash(path, len));
+
+	if (!slot || !stat_equal(&(*slot)->st, st))
+		return 0;
+	*id = (*slot)->id;
+	return 1;
+}
+
 static struct ent *ent_new(const char *path, size_t len, uint64_t h)
 {
 	struct ent *e = malloc(sizeof(*e) + len + 1);

@@ -53,6 +53,13 @@ void dm_statcache_stat_from(struct dm_statcache_stat *out, const struct stat *st
  */
 int dm_statcache_lookup(struct dm_statcache *c, const char *path, size_t len,
 			const struct dm_statcache_stat *st, dm_oid *id);
+/*
+ * As dm_statcache_lookup, racy entries included and nothing marked: for
+ * the frozen copy the cache was made from, whose files an entry describes
+ * exactly whatever their timestamps (treebuild.c's base_dir).
+ */
+int dm_statcache_peek(const struct dm_statcache *c, const char *path, size_t len,
+		      const struct dm_statcache_stat *st, dm_oid *id);
 /* Inserts or replaces path's entry, marked. seen_ns: CLOCK_REALTIME taken
  * before the content was read or written. DM_ENOMEM, DM_EINVAL (bad path). */
 int dm_statcache_put(struct dm_statcache *c, const char *path, size_t len,

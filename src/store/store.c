@@ -852,6 +852,8 @@ int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const
 		unsigned long long declared = ZSTD_getFrameContentSize(bytes, rec->stored_len);
 		size_t z;
 
+		if (declared == ZSTD_CONTENTSIZE_ERROR)
+			return dm_err_set(err, DM_ECORRUPT, "object %s: not a zstd frame", hex);
 		/* a frame that says it holds more than raw_len is refused unread */
 		if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != rec->raw_len)
 			return dm_err_set(err, DM_ECORRUPT,

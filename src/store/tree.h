@@ -66,6 +66,12 @@ struct dm_build_opts {
 	/* when dir is a frozen copy: the moment it was frozen, so the cache
 	 * treats files changed just before it as racy; 0: the clock at read */
 	int64_t seen_ns;
+	/* the earlier frozen copy of dir that cache was made from (may be
+	 * NULL): a file whose stat changed but whose version there the cache
+	 * describes (same stat, racy or not: the cache was made from those
+	 * very files) is read only where their blocks differ
+	 * (dm_filedata_store_delta) */
+	const char *base_dir;
 };
 
 int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,

@@ -6,9 +6,11 @@
  * filled), lstat()s every entry through the directory's fd, asks the stat
  * cache about regular files and pushes a job for every miss onto a pool of
  * threads, which read, chunk, hash and store the file while the walk goes
- * on. (2) When every job is done, the trees are assembled bottom-up,
- * encoded and stored. (3) The stat cache learns the files that were read
- * and forgets the paths that are gone.
+ * on; with a base directory (an earlier frozen copy), a changed file whose
+ * earlier version the cache vouches for is stored by dm_filedata_store_delta,
+ * which reads only the blocks that differ. (2) When every job is done, the
+ * trees are assembled bottom-up, encoded and stored. (3) The stat cache
+ * learns the files that were read and forgets the paths that are gone.
  *
  * Invariants: the walk never follows a symlink and never leaves the root's
  * file system: a mount point inside the directory is refused (not skipped,
@@ -75,6 +77,8 @@ struct job {
 	bool cacheable;
 	bool failed;
 	uint64_t bytes_read, chunks_new;
+	int base_fd;       /* its earlier version (base_dir), or -1 */
+	dm_oid base_id;    /* what the cache says that version holds */
 };
 
 struct build {
@@ -82,6 +86,7 @@ struct build {
 	struct dm_statcache *cache;
 	const char *dir;    /* set when chunks stay in dir's files (external) */
 	int64_t seen_ns;    /* when dir was frozen; 0: the clock at read */
+	int base_rootfd;    /* opts->base_dir, or -1 */
 	struct dm_build_stats *stats;
 	int rootfd;
 	dev_t dev;
@@ -141,12 +146,15 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 	struct dm_err e = {0, ""};
 	struct stat after;
 	char *ext_path = NULL;
-	int fd = -1, rc = 0;
+	int fd = -1, base_fd = j->base_fd, rc = 0;
 
 	j->failed = true;
+	j->base_fd = -1;
 	if (atomic_load(&b->stop)) {
 		dm_dirref_put(j->dir);
 		j->dir = NULL;
+		if (base_fd >= 0)
+			close(base_fd);
 		return;
 	}
 	j->seen_ns = b->seen_ns ? b->seen_ns : dm_now_realtime_ns();
@@ -183,8 +191,13 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 		ext_path = dm_xmalloc(n);
 		snprintf(ext_path, n, "%s/%s", b->dir, j->rel);
 	}
-	rc = dm_filedata_store(b->s, ctx, &j->ent->id, fd, (uint64_t)j->st.st_size,
-			       (uint64_t)j->st.st_blocks, j->rel, ext_path, &res, &e);
+	if (base_fd >= 0)
+		rc = dm_filedata_store_delta(b->s, ctx, &j->ent->id, fd, (uint64_t)j->st.st_size,
+					     (uint64_t)j->st.st_blocks, j->rel, ext_path, base_fd,
+					     &j->base_id, &res, &e);
+	else
+		rc = dm_filedata_store(b->s, ctx, &j->ent->id, fd, (uint64_t)j->st.st_size,
+				       (uint64_t)j->st.st_blocks, j->rel, ext_path, &res, &e);
 	if (rc)
 		goto done;
 	fill_meta(j->ent, &j->st);
@@ -201,6 +214,8 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 done:
 	if (fd >= 0)
 		close(fd);
+	if (base_fd >= 0)
+		close(base_fd);
 	free(ext_path);
 	if (rc)
 		fail(b, rc, &e);
@@ -239,6 +254,31 @@ static void path_pop(struct build *b, size_t old)
 		b->path.data[old] = '\0';
 }
 
+/* The earlier version of the file at rel, when the cache vouches for its
+ * content: an fd for the job (or -1) and that content's id. */
+static int find_base(struct build *b, const char *rel, dm_oid *id)
+{
+	struct dm_statcache_stat cs;
+	struct stat st;
+	int fd;
+
+	if (b->base_rootfd < 0 || !b->cache)
+		return -1;
+	fd = dm_open_beneath(b->base_rootfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	dm_statcache_stat_from(&cs, &st);
+	if (!dm_statcache_peek(b->cache, rel, strlen(rel), &cs, id)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static int queue_job(struct build *b, struct dm_dirref *dir, struct bent *e)
 {
 	struct job *j;
@@ -250,9 +290,11 @@ static int queue_job(struct build *b, struct dm_dirref *dir, struct bent *e)
 		b->jobs_alloc = na;
 	}
 	j = dm_xcalloc(1, sizeof(*j));
+	j->base_fd = -1;
 	j->ent = e;
 	j->dir = dm_dirref_get(dir);
 	j->rel = dm_xstrndup((const char *)b->path.data, b->path.len);
+	j->base_fd = find_base(b, j->rel, &j->base_id);
 	b->jobs[b->njobs++] = j;
 	dm_filepool_push(b->pool, j);
 	return 0;
@@ -485,6 +527,7 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 	b.cache = opts ? opts->cache : NULL;
 	b.dir = opts && opts->external ? dir : NULL;
 	b.seen_ns = opts ? opts->seen_ns : 0;
+	b.base_rootfd = -1;
 	b.stats = stats;
 	b.rootfd = -1;
 	b.err = err;
@@ -503,6 +546,8 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 		rc = dm_err_errno(err, errno, "cannot open directory '%s'", dir);
 		goto done;
 	}
+	if (opts && opts->base_dir && b.cache)
+		b.base_rootfd = open(opts->base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fstat(b.rootfd, &st) < 0) {
 		rc = dm_err_errno(err, errno, "cannot stat '%s'", dir);
 		goto done;
@@ -549,6 +594,8 @@ done:
 	free_dir(root);
 	if (b.rootfd >= 0)
 		close(b.rootfd);
+	if (b.base_rootfd >= 0)
+		close(b.base_rootfd);
 	dm_buf_release(&b.path);
 	dm_buf_release(&enc);
 	pthread_mutex_destroy(&b.err_mu);

@@ -20,13 +20,12 @@
 # dot_id (of a `dm log`/`dm dot show` command), server_rpc (a JSON-RPC call
 # to a server as admin, with curl), last_transfer (the newest transfer a
 # server ran, as JSON), transfer_field, user_remote (a user of one server
-# as a remote of another's client), server_stop / server_start / server_kill.
+# as a remote of another's client), server_stop / server_start.
 
 # servers_init NAME...: starts the dmds and wires their remotes.
 servers_init() {
 	local n m lc
 
-	SERVERS=("$@")
 	for n in "$@"; do
 		eval "port_$n=\$(test_free_port)"
 		eval "dm$n() { DM_CONFIG=\$HOME/conf$n dm \"\$@\"; }"
@@ -60,15 +59,6 @@ server_stop() {
 }
 server_start() {
 	"dm$1" cluster start --data-dir "$HOME/$1" --port "$(server_port "$1")" >/dev/null
-}
-
-# server_kill NAME: SIGKILL to the server's dmd, and waits until it is gone.
-server_kill() {
-	local pid
-
-	pid=$(cat "$HOME/$1/dmd.pid") || return 1
-	kill -9 "$pid" || return 1
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 }
 
 # test_status STATUS CMD...: CMD exits with exactly STATUS; stderr in err.

@@ -13,49 +13,11 @@ test_description='a real PostgreSQL data directory in a dot: commit, reset --har
 # with no TCP listener, never the system's cluster (Debian's package may
 # start a default one; it does not matter here).
 
-# dmd's directories are 0711 and the working copy 0755 only when the umask
-# lets them be; a user whose database runs as another user needs this.
-umask 022
-
-pg_bin_dir() {
-	local d
-	d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-	[ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/psql" ] &&
-		echo "$d"
-}
-
-if ! pg_bin_dir >/dev/null; then
-	if ! test_have_root; then
-		test_skip_all 'needs PostgreSQL (Debian package postgresql), and root to install it'
-	fi
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		postgresql >apt.log 2>&1; then
-		DEBIAN_FRONTEND=noninteractive apt-get update -q >>apt.log 2>&1
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			postgresql >>apt.log 2>&1
-	fi
-	pg_bin_dir >/dev/null ||
-		test_skip_all "cannot install PostgreSQL: $(tail -n 1 apt.log)"
-fi
-pg_bin=$(pg_bin_dir)
-
-if test_have_root; then
-	id -u postgres >/dev/null 2>&1 ||
-		test_skip_all 'needs the postgres system user (Debian package postgresql)'
-	command -v runuser >/dev/null 2>&1 || test_skip_all 'needs runuser (util-linux)'
-	pg_user=postgres
-	as_pg=(runuser -u postgres --)
-else
-	pg_user=$(id -un)
-	as_pg=()
-fi
+. "$TEST_DIRECTORY/lib-postgres.sh"
 
 port=$(test_free_port)
-pg_port=$(test_free_port)
 data=$HOME/data
 export DM_CONFIG=$HOME/dmconf/config
-# A short private socket directory: a unix socket path has ~107 bytes at most.
-pg_sock=$(mktemp -d /tmp/dm-t0400.XXXXXX) || exit 1
 # PostgreSQL's data directory is a subdirectory of the working copy, not the
 # working copy itself: PostgreSQL wants to own its directory with mode 0700,
 # while the working copy root is made by dmd (its owner, mode 0755) and its
@@ -65,50 +27,8 @@ pgdata=$HOME/mnt/pgdata
 pg_log=$HOME/pglog/postgres.log
 
 # Runs last: PostgreSQL first (it has files open in the working copy), then dmd.
-test_atexit "dmd stop --data-dir '$data' >/dev/null 2>&1; rm -rf '$pg_sock'"
-test_atexit "pg_stop_immediate"
-
-pg() {
-	"${as_pg[@]}" "$pg_bin/$1" "${@:2}"
-}
-
-pg_start() {
-	pg pg_ctl -D "$pgdata" -l "$pg_log" -w -t 60 \
-		-o "-c listen_addresses='' -p $pg_port -k $pg_sock" start
-}
-
-pg_stop() {
-	pg pg_ctl -D "$pgdata" -m fast -w -t 60 stop
-}
-
-pg_stop_immediate() {
-	if [ -e "$pgdata/postmaster.pid" ] && pg pg_ctl -D "$pgdata" status >/dev/null 2>&1; then
-		pg pg_ctl -D "$pgdata" -m immediate -w -t 30 stop
-	fi
-}
-
-# sql 'STATEMENTS': runs them in one psql session, fails on the first error;
-# prints the rows unaligned, without headers, fields separated by '|'.
-sql() {
-	pg psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$pg_sock" -p "$pg_port" -U "$pg_user" \
-		-d postgres -c "$1"
-}
-
-# expect_rows N: table t holds exactly the first N of the rows inserted below.
-expect_rows() {
-	sql "SELECT count(*) FROM t" >count &&
-		echo "$1" >expect && test_cmp expect count &&
-		sql "SELECT id, name FROM t ORDER BY id" >rows &&
-		printf '%s\n' 1\|one 2\|two 3\|three 4\|four 5\|five | head -n "$1" >expect &&
-		test_cmp expect rows
-}
-
-# The owner and modes PostgreSQL checks at start, as "user mode" lines.
-expect_pg_owner() {
-	stat -c "%U %a" "$pgdata" "$pgdata/PG_VERSION" "$pgdata/global/pg_control" >owners &&
-		printf '%s 700\n%s 600\n%s 600\n' "$pg_user" "$pg_user" "$pg_user" >expect &&
-		test_cmp expect owners
-}
+test_atexit "dmd stop --data-dir '$data' >/dev/null 2>&1"
+pg_cleanup_at_exit
 
 test_expect_success 'dm cluster init starts a private dmd' '
 	dm cluster init --data-dir data --port "$port" >out &&

@@ -164,7 +164,7 @@ time.sleep(120)" "$silent_port" & } &&
 	test_must_fail dmA push silent cart 2>err &&
 	end=$(date +%s) &&
 	echo "failed after $((end - start)) s: $(cat err)" &&
-	test $((end - start)) -le 40 &&
+	test $((end - start)) -le 15 &&
 	grep "127.0.0.1:$silent_port" err
 '
 

@@ -2,10 +2,10 @@
 test_description='the btrfs engine: the shared scenarios on a loop pool, pool life cycle, snapshots, refusals'
 . "$(dirname "$0")/test-lib.sh"
 
-# What this proves: with --engine btrfs the same workflow and PostgreSQL
-# scenarios pass as with the dir engine (they run again here, unchanged,
-# with DM_TEST_ENGINE=btrfs, which makes their `dm cluster init` make a loop
-# pool); commits are read-only snapshots; a stop unmounts the pool and frees
+# What this proves: with --engine btrfs the same workflow, PostgreSQL and
+# transfer scenarios pass as with the dir engine (they run again here,
+# unchanged, with DM_TEST_ENGINE=btrfs, which makes their `dm cluster init`
+# make a loop pool), also with one server on each engine, both ways; commits are read-only snapshots; a stop unmounts the pool and frees
 # its loop device, a start (also after a SIGKILL) mounts it again; deleting
 # a dot deletes its subvolumes; and a machine or directory that cannot hold
 # a pool is refused in one line that suggests the dir engine, leaving
@@ -54,6 +54,7 @@ test_atexit "awk -v t='$scenario_root' 'index(\$2, t) == 1 { print \$2 }' /proc/
 # its own; its TAP goes to $2; fails when any of its tests failed.
 run_scenario() {
 	DM_TEST_ENGINE=btrfs DM_TRASH_ROOT=$scenario_root \
+		DM_TEST_DIR_ENGINE_FOR=${DM_TEST_DIR_ENGINE_FOR-} \
 		bash "$TEST_DIRECTORY/$1" >"$2" 2>&1
 	local rc=$?
 
@@ -67,6 +68,15 @@ test_expect_success 'the shared workflow (t0310) passes on a btrfs pool' '
 
 test_expect_success 'the PostgreSQL scenario (t0400) passes on a btrfs pool' '
 	run_scenario t0400-postgres.sh t0400.tap
+'
+
+test_expect_success 'push, pull and clone between btrfs servers (t0510)' '
+	run_scenario t0510-push-pull-clone.sh t0510.tap
+'
+
+test_expect_success 'the same from a btrfs server to a dir server and back (t0510 twice)' '
+	DM_TEST_DIR_ENGINE_FOR=B run_scenario t0510-push-pull-clone.sh t0510-b-dir.tap &&
+	DM_TEST_DIR_ENGINE_FOR=A run_scenario t0510-push-pull-clone.sh t0510-a-dir.tap
 '
 
 test_expect_success 'dm cluster init --engine btrfs --pool-size makes and mounts a pool' '

@@ -264,16 +264,30 @@ print(s.getsockname()[1])'
 # `dm cluster init` of a script add --engine btrfs --pool-size
 # $DM_TEST_POOL_SIZE (default 2G): a loop-mounted pool in the data directory,
 # which needs root, btrfs and loop devices (t0700 runs the shared scenarios
-# this way). Unset or "dir": the default engine, nothing added.
+# this way), except for data directories named in DM_TEST_DIR_ENGINE_FOR
+# (basenames, space-separated: servers that stay on the dir engine, for
+# transfers between engines). Unset or "dir": the default engine.
 if [ "${DM_TEST_ENGINE:-dir}" = btrfs ]; then
 	dm() {
-		if [ "${1-}" = cluster ] && [ "${2-}" = init ]; then
-			shift 2
-			command dm cluster init --engine btrfs \
-				--pool-size "${DM_TEST_POOL_SIZE:-2G}" "$@"
-		else
+		local a prev='' dir=''
+
+		if [ "${1-}" != cluster ] || [ "${2-}" != init ]; then
 			command dm "$@"
+			return
 		fi
+		for a in "$@"; do
+			[ "$prev" = --data-dir ] && dir=$a
+			case $a in --data-dir=*) dir=${a#--data-dir=} ;; esac
+			prev=$a
+		done
+		case " ${DM_TEST_DIR_ENGINE_FOR-} " in
+		*" $(basename "${dir:-data}") "*)
+			command dm "$@"
+			return
+			;;
+		esac
+		shift 2
+		command dm cluster init --engine btrfs --pool-size "${DM_TEST_POOL_SIZE:-2G}" "$@"
 	}
 fi
 

@@ -43,8 +43,8 @@
 
 #include "util/banned.h"
 
-#define DOT "3f2a9c1e-0d4b-4b7e-9a51-6c2f8e1d0a77"
-#define DOT2 "9b1c7d2e-5f6a-4b3c-8d9e-0a1b2c3d4e5f"
+#define DOT       "3f2a9c1e-0d4b-4b7e-9a51-6c2f8e1d0a77"
+#define DOT2      "9b1c7d2e-5f6a-4b3c-8d9e-0a1b2c3d4e5f"
 #define POOL_SIZE (2ull << 30)
 
 static char base_dir[64];
@@ -240,14 +240,14 @@ static void snapshot(struct fixture *f, const char *dot, const char *branch, con
 }
 
 /* Indexes snapshot id (parent: parent or NULL) into *tree; returns how many
- * files the engine says it read. */
-static uint64_t index_snap(struct fixture *f, const char *dot, const char *id, const char *parent,
-			   dm_oid *tree)
+ * files the engine says it read, and puts how many bytes into *bytes. */
+static uint64_t index_snap_bytes(struct fixture *f, const char *dot, const char *id,
+				 const char *parent, dm_oid *tree, uint64_t *bytes)
 {
 	struct dm_err err;
 	FILE *log = tmpfile();
 	char line[1024];
-	unsigned long long files = 0, hashed = ~0ull;
+	unsigned long long files = 0, hashed = ~0ull, nbytes = 0;
 	int rc;
 
 	assert_non_null(log);
@@ -261,11 +261,21 @@ static uint64_t index_snap(struct fixture *f, const char *dot, const char *id, c
 		const char *p = strstr(line, "index of snapshot");
 
 		if (p && (p = strstr(p, ": ")))
-			assert_int_equal(sscanf(p, ": %llu files, %llu hashed", &files, &hashed), 2);
+			assert_int_equal(sscanf(p, ": %llu files, %llu hashed (%llu bytes)", &files,
+						&hashed, &nbytes),
+					 3);
 	}
 	fclose(log);
 	assert_true(hashed != ~0ull);
+	if (bytes)
+		*bytes = nbytes;
 	return hashed;
+}
+
+static uint64_t index_snap(struct fixture *f, const char *dot, const char *id, const char *parent,
+			   dm_oid *tree)
+{
+	return index_snap_bytes(f, dot, id, parent, tree, NULL);
 }
 
 static void commit_one_step(struct fixture *f, const char *branch, dm_oid *out)
@@ -430,6 +440,67 @@ static void test_index_reuses_parent(void **state)
 	snapshot(f, DOT, "master", "c4");
 	assert_int_equal(index_snap(f, DOT, "c4", "c3", &t3), 0);
 	assert_memory_equal(&t2, &t3, sizeof(t2));
+}
+
+/* Overwrites len bytes at off of dir/rel with bytes of seed. */
+static void patch_file(const char *dir, const char *rel, size_t off, size_t len, unsigned seed)
+{
+	unsigned char *buf = malloc(len);
+	char p[512];
+	int fd;
+
+	for (size_t i = 0; i < len; i++)
+		buf[i] = byte_at(i, seed);
+	join(p, sizeof(p), dir, rel);
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(dm_pwrite_all(fd, buf, len, (off_t)off), 0);
+	close(fd);
+	free(buf);
+}
+
+/* A file changed in place is read only where its blocks changed since the
+ * parent snapshot, and gives the tree a full read of it gives. */
+static void test_index_reads_only_changed_blocks(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_verify_report rep;
+	struct dm_err err;
+	char wc[256], snap[256];
+	uint64_t bytes = 0;
+	dm_oid t1, t2, full;
+
+	create(f, DOT, "master", NULL);
+	wc_path(f, DOT, "master", wc, sizeof(wc));
+	put_file(wc, "big", 64u << 20, 1);
+	put_file(wc, "grows", 8u << 20, 2);
+	put_file(wc, "same", 1u << 20, 3);
+	age();
+	snapshot(f, DOT, "master", "c1");
+	assert_int_equal(index_snap_bytes(f, DOT, "c1", NULL, &t1, &bytes), 3);
+	assert_int_equal(bytes, (73u << 20));
+	patch_file(wc, "big", 20u << 20, 1u << 20, 9); /* 1 MiB in the middle */
+	patch_file(wc, "big", 0, 4096, 10);            /* and its first block */
+	patch_file(wc, "grows", 8u << 20, 100000, 11); /* appended */
+	snapshot(f, DOT, "master", "c2");
+	assert_int_equal(index_snap_bytes(f, DOT, "c2", "c1", &t2, &bytes), 2);
+	print_message("# index after changing 1.1 MiB of 72 MiB in 2 files read %llu KiB\n",
+		      (unsigned long long)(bytes >> 10));
+	assert_true(bytes < (4u << 20));
+	/* the same tree as reading every byte of the snapshot */
+	snap_dir(f, DOT, "c2", snap, sizeof(snap));
+	assert_int_equal(dm_tree_build(f->s, &full, snap, NULL, NULL, &err), 0);
+	assert_memory_equal(&full, &t2, sizeof(full));
+	assert_true(dm_oid_cmp(&t1, &t2) != 0);
+	/* right after: c2's entries for big are racy, its blocks still tell */
+	patch_file(wc, "big", 40u << 20, 300000, 12);
+	snapshot(f, DOT, "master", "c3");
+	assert_int_equal(index_snap_bytes(f, DOT, "c3", "c2", &t2, &bytes), 2);
+	assert_true(bytes < (4u << 20));
+	snap_dir(f, DOT, "c3", snap, sizeof(snap));
+	assert_int_equal(dm_tree_build(f->s, &full, snap, NULL, NULL, &err), 0);
+	assert_memory_equal(&full, &t2, sizeof(full));
+	assert_int_equal(dm_store_verify(f->s, &rep, &err), 0);
 }
 
 /* A commit's chunks stay in its snapshot: the store's index points there,
@@ -706,6 +777,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_is_instant, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_reuses_parent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_reads_only_changed_blocks, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_chunks_point_into_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_from_snapshot, setup, teardown),

@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# bench/transfer.sh - dm clone and dm push between two dmds on loopback,
+# against rsync -a to an rsync daemon, on the same data in the same run:
+# the first copy of a 2 GiB dot, then an incremental copy after rewriting
+# 1% of its bytes. Wall time and bytes on the wire. Writes the "## transfer"
+# section of bench/RESULTS.md (between <!-- transfer:begin --> and
+# <!-- transfer:end -->). See bench/README.md.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: bench/transfer.sh [options]
+
+Runs two private dmds (A holds the data, B receives it) and an rsync daemon
+on 127.0.0.1, and measures on generated data, in one run, and writes the
+"transfer" section of bench/RESULTS.md:
+  first copy   dm clone of the dot from A into B vs rsync -a of A's working
+               copy (the same directory) to the rsync daemon's module
+  incremental  after rewriting 1% of the bytes as whole files: dm push from
+               A to B vs rsync -a of the same directory again
+  each with its wall time (+ sync) and its bytes on the wire (dm: the
+  transfer's wire_bytes; rsync: --stats "Total bytes sent" + "received")
+
+options:
+  --work DIR      work directory (default bench/work/transfer; gitignored).
+                  Needs about 6x the data size free.
+  --scale F       data size factor (default 1 = 2 GiB; 0.05 for a quick
+                  test)
+  --seed N        data seed (default 1); same seed, same bytes
+  --build DIR     meson build directory with src/cli/dm and src/server/dmd
+                  (default build-bench/, set up with -Dbuildtype=release
+                  if missing); brought up to date with ninja
+  --no-build      use --build DIR as it is, without running ninja
+  --port N        first TCP port to try for the two dmds and rsync (default
+                  39600; the first three free ones from there)
+  --results FILE  results file (default bench/RESULTS.md)
+  --keep          keep the data, dmd data directories and rsync's copy
+  -h, --help      this text
+
+No root needed (as root, rsync is installed when missing). Every
+measurement is warm: the data was just written and is in the page cache.
+Run it on a quiet machine; other load changes the numbers. The client
+configs are WORK/confA and WORK/confB (DM_CONFIG); ~/.dm is not used.
+EOF
+}
+
+die() {
+	printf 'transfer.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$REPO/bench/work/transfer
+SCALE=1
+SEED=1
+BUILD=$REPO/build-bench
+DOBUILD=1
+PORT0=39600
+RESULTS=$REPO/bench/RESULTS.md
+KEEP=0
+ARGS=("$@")
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--work) WORK=${2:?--work needs a directory}; shift 2 ;;
+	--scale) SCALE=${2:?--scale needs a number}; shift 2 ;;
+	--seed) SEED=${2:?--seed needs a number}; shift 2 ;;
+	--build) BUILD=${2:?--build needs a directory}; shift 2 ;;
+	--no-build) DOBUILD=0; shift ;;
+	--port) PORT0=${2:?--port needs a number}; shift 2 ;;
+	--results) RESULTS=${2:?--results needs a file}; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown argument '$1'" ;;
+	esac
+done
+
+[[ $SCALE =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v s="$SCALE" 'BEGIN { exit !(s > 0 && s <= 16) }' ||
+	die "--scale must be a number in (0, 16], not '$SCALE'"
+[[ $SEED =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer, not '$SEED'"
+{ [[ $PORT0 =~ ^[0-9]+$ ]] && [ "$PORT0" -ge 1 ] && [ "$PORT0" -le 65000 ]; } ||
+	die "--port must be a TCP port number up to 65000"
+if ! command -v rsync >/dev/null && [ "$(id -u)" = 0 ]; then
+	printf 'transfer.sh: installing rsync (Debian package)\n' >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsync >/dev/null 2>&1 ||
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1 &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsync >/dev/null 2>&1; } ||
+		true
+fi
+for c in rsync python3 openssl meson ninja awk diff; do
+	command -v "$c" >/dev/null || die "'$c' is needed and not installed"
+done
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+[ "$WORK" != / ] || die "refusing to use / as the work directory"
+BUILD=$(mkdir -p "$BUILD" && cd "$BUILD" && pwd)
+
+DA=$WORK/dmdA        # dmd A's data directory: the dot is made here
+DB=$WORK/dmdB        # dmd B's: it clones from A, A pushes to it
+WCA=$WORK/wcA        # dm mount link to A's working copy (rsync's source too)
+WCB=$WORK/wcB        # dm mount link to B's working copy
+RDST=$WORK/rsync-dst # the rsync daemon's module
+RCONF=$WORK/rsyncd.conf
+LOGS=$WORK/logs
+BIG=("$DA" "$DB" "$WCA" "$WCB" "$RDST" "$WORK/confA" "$WORK/confB")
+
+START=$(date +%s)
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+say() { printf '[transfer %4ds] %s\n' $(($(date +%s) - START)) "$*" >&2; }
+
+RUNNING=()  # data directories of the dmds this script started
+RSYNCD=""   # pid of the rsync daemon
+cleanup() {
+	local rc=$? d
+	for d in "${RUNNING[@]+"${RUNNING[@]}"}"; do
+		"$DM" cluster stop --data-dir "$d" >>"$LOGS/dmd-stop.log" 2>&1 || true
+	done
+	if [ -n "$RSYNCD" ]; then
+		kill "$RSYNCD" 2>/dev/null || true
+		wait "$RSYNCD" 2>/dev/null || true
+	fi
+	if [ "$KEEP" = 0 ]; then
+		rm -rf "${BIG[@]}"
+	fi
+	if [ $rc != 0 ]; then
+		echo "transfer.sh: failed; logs of each step are in $LOGS" >&2
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "${BIG[@]}" "$LOGS"
+mkdir -p "$LOGS"
+
+# ---------------------------------------------------------------- helpers
+
+calc() { awk "BEGIN { printf \"%.6f\", ($1) }"; }
+fsec() { awk -v t="$1" 'BEGIN { if (t < 1) printf "%.3f s", t; else if (t < 100) printf "%.2f s", t; else printf "%.1f s", t }'; }
+fx() { awk -v r="$1" 'BEGIN { if (r >= 10) printf "%.0f×", r; else printf "%.2f×", r }'; }
+fmb() { awk -v b="$1" 'BEGIN { if (b >= 1e9) printf "%.2f GB", b / 1e9; else if (b >= 1e6) printf "%.1f MB", b / 1e6; else printf "%.0f kB", b / 1e3 }'; }
+frate() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.0f MB/s", b / t / 1e6 }'; }
+yesno() { awk "BEGIN { exit !($1) }" && echo yes || echo "**no**"; }
+fown() { if [ "$1" = "?" ]; then echo "?"; else fsec "$1"; fi; }
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# tm NAME CMD...: runs CMD (stdout, stderr in LOGS/NAME.out, .err); T is its
+# wall time in seconds.
+tm() {
+	local name=$1 t0 t1
+	shift
+	t0=$(date +%s%N)
+	if ! "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
+		tail -n 5 "$LOGS/$name.err" >&2
+		die "'$*' failed (step $name)"
+	fi
+	t1=$(date +%s%N)
+	T=$(calc "($t1 - $t0) / 1e9")
+	printf '%s %s\n' "$name" "$T" >>"$LOGS/times.txt"
+}
+# tm_sync NAME CMD...: tm, then a timed sync; T is the sum, T_CMD CMD alone.
+tm_sync() {
+	local name=$1
+	shift
+	sync # so that the timed sync flushes only what the step wrote
+	tm "$name" "$@"
+	T_CMD=$T
+	tm "$name-sync" sync
+	T=$(calc "$T_CMD + $T")
+}
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
+NOTES=()
+note() { NOTES+=("$*"); }
+
+# wire NAME: wire_bytes of the newest transfer dmd NAME (A or B) ran, after
+# checking that it is done; WIRE_MSG is its message.
+wire() {
+	local dir port out
+	if [ "$1" = A ]; then dir=$DA port=$PORT_A; else dir=$DB port=$PORT_B; fi
+	out=$(python3 - "$port" "$dir/admin-api-key" "$dir/dmd.log" <<'EOF'
+import base64, datetime, json, sys, urllib.request
+port, keyfile, logfile = sys.argv[1], sys.argv[2], sys.argv[3]
+auth = base64.b64encode(("admin:" + open(keyfile).read().strip()).encode()).decode()
+body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "transfers.list", "params": {}}).encode()
+req = urllib.request.Request("http://127.0.0.1:%s/rpc" % port, body,
+                             {"Authorization": "Basic " + auth, "Content-Type": "application/json"})
+t = json.load(urllib.request.urlopen(req, timeout=30))["result"]["transfers"][0]
+if t["state"] != "done":
+    sys.exit("the newest transfer is %s: %s" % (t["state"], t.get("error")))
+# dmd's own time: from the transfer's id (a UUIDv7: its first 48 bits are
+# the start in ms) to the log line that reports its end
+start_ms = int(t["id"].replace("-", "")[:12], 16)
+own = "?"
+for line in open(logfile, errors="replace"):
+    if (" transfer %s: " % t["id"]) in line:
+        end = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+        end = end.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+        own = "%.6f" % ((end - start_ms) / 1000)
+print(t["wire_bytes"], t["bytes_total"], t["objects_total"], own)
+print(t["message"])
+EOF
+) || die "cannot read dmd $1's transfer"
+	read -r WIRE WIRE_BYTES_TOTAL WIRE_OBJECTS OWN <<<"$(head -n 1 <<<"$out")"
+	WIRE_MSG=$(tail -n 1 <<<"$out")
+}
+
+# rsync_stats NAME: the bytes on the wire of rsync step NAME (sent +
+# received, from --stats), into RWIRE.
+rsync_stats() {
+	local s r
+	s=$(sed -nE 's/^Total bytes sent: ([0-9,]+).*/\1/p' "$LOGS/$1.out" | tr -d ,)
+	r=$(sed -nE 's/^Total bytes received: ([0-9,]+).*/\1/p' "$LOGS/$1.out" | tr -d ,)
+	[ -n "$s" ] && [ -n "$r" ] || die "no --stats totals in $LOGS/$1.out"
+	RWIRE=$((s + r))
+}
+
+# ---------------------------------------------------------------- dm, dmd, rsyncd
+
+if [ "$DOBUILD" = 1 ]; then
+	say "building dm and dmd in ${BUILD#"$REPO"/}/"
+	if [ ! -f "$BUILD/build.ninja" ]; then
+		meson setup "$BUILD" "$REPO" -Dbuildtype=release >"$LOGS/build.log" 2>&1 ||
+			{ tail -n 20 "$LOGS/build.log" >&2; die "meson setup failed"; }
+	fi
+	ninja -C "$BUILD" src/server/dmd src/cli/dm >>"$LOGS/build.log" 2>&1 ||
+		{ tail -n 20 "$LOGS/build.log" >&2; die "building dm and dmd failed"; }
+fi
+DM=$BUILD/src/cli/dm
+DMD=$BUILD/src/server/dmd
+[ -x "$DM" ] && [ -x "$DMD" ] || die "no dm and dmd in '$BUILD' (src/cli/dm, src/server/dmd)"
+export DM_DMD=$DMD DM_PLUGIN_SOCKET=none
+BUILDTYPE=unknown
+if [ -f "$BUILD/meson-info/intro-buildoptions.json" ]; then
+	BUILDTYPE=$(python3 -c 'import json, sys
+for o in json.load(open(sys.argv[1])):
+    if o["name"] == "buildtype": print(o["value"])' "$BUILD/meson-info/intro-buildoptions.json")
+fi
+[ "$BUILDTYPE" = release ] || say "WARNING: dm and dmd are a '$BUILDTYPE' build, not release"
+REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$REPO" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then REV="$REV+changes"; fi
+RSYNCV=$(rsync --version | awk 'NR == 1 { print $3 }')
+
+PORTS=()
+for p in $(seq "$PORT0" $((PORT0 + 99))); do
+	if port_free "$p"; then PORTS+=("$p"); fi
+	[ ${#PORTS[@]} = 3 ] && break
+done
+[ ${#PORTS[@]} = 3 ] || die "no three free TCP ports in $PORT0..$((PORT0 + 99)); name another start with --port"
+PORT_A=${PORTS[0]} PORT_B=${PORTS[1]} PORT_R=${PORTS[2]}
+
+need=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 6 * 2 * 1024 * s + 200 }')
+avail=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
+[ "$avail" -ge "$need" ] || die "need about $need MiB free in $WORK, have $avail MiB"
+
+dmA() { DM_CONFIG=$WORK/confA "$DM" "$@"; }
+dmB() { DM_CONFIG=$WORK/confB "$DM" "$@"; }
+
+say "starting dmds A (port $PORT_A) and B (port $PORT_B)"
+dmA cluster init --data-dir "$DA" --port "$PORT_A" >"$LOGS/init-A.log" 2>&1 ||
+	{ cat "$LOGS/init-A.log" >&2; die "dm cluster init of A failed"; }
+RUNNING+=("$DA")
+dmB cluster init --data-dir "$DB" --port "$PORT_B" >"$LOGS/init-B.log" 2>&1 ||
+	{ cat "$LOGS/init-B.log" >&2; die "dm cluster init of B failed"; }
+RUNNING+=("$DB")
+DM_API_KEY=$(cat "$DB/admin-api-key") dmA remote add b "admin@127.0.0.1:$PORT_B" >>"$LOGS/init-A.log" 2>&1 ||
+	die "dm remote add b (on A) failed"
+DM_API_KEY=$(cat "$DA/admin-api-key") dmB remote add a "admin@127.0.0.1:$PORT_A" >>"$LOGS/init-B.log" 2>&1 ||
+	die "dm remote add a (on B) failed"
+
+say "starting an rsync daemon (port $PORT_R)"
+mkdir -p "$RDST"
+# as root, the daemon would run as nobody and could not keep owners: it
+# runs as whoever runs this (not root: it cannot change user anyway)
+cat >"$RCONF" <<EOF
+use chroot = no
+$([ "$(id -u)" = 0 ] && printf 'uid = 0\ngid = 0\n')
+pid file = $WORK/rsyncd.pid
+log file = $LOGS/rsyncd.log
+[dst]
+path = $RDST
+read only = false
+EOF
+rsync --daemon --no-detach --address 127.0.0.1 --port "$PORT_R" --config "$RCONF" &
+RSYNCD=$!
+for _ in $(seq 100); do port_free "$PORT_R" || break; sleep 0.05; done
+port_free "$PORT_R" && die "the rsync daemon does not listen on port $PORT_R (see $LOGS/rsyncd.log)"
+RURL=rsync://127.0.0.1:$PORT_R/dst/
+
+# ---------------------------------------------------------------- the data
+
+dmA init bench >"$LOGS/init-bench.log" 2>&1 || { cat "$LOGS/init-bench.log" >&2; die "dm init bench failed"; }
+dmA mount bench "$WCA" >>"$LOGS/init-bench.log" 2>&1 || { cat "$LOGS/init-bench.log" >&2; die "dm mount failed"; }
+say "generating the mixed set (scale $SCALE, seed $SEED) in A's working copy"
+read -r NF NB < <(python3 "$REPO/bench/store_data.py" mixed "$WCA/" --seed "$SEED" --scale "$SCALE" |
+	sed -E 's/files=([0-9]+) bytes=([0-9]+).*/\1 \2/')
+[ -n "$NB" ] || die "store_data.py mixed printed nothing"
+SIZE=$(fmb "$NB")
+say "  $NF files, $SIZE; committing them on A"
+tm_sync commit-first dmA commit --dot bench -m first
+COMMIT_FIRST=$T
+
+# ---------------------------------------------------------------- first copy
+
+say "first copy: dm clone (B from A), then rsync -a to the daemon (each + sync)"
+tm_sync clone-dm dmB clone a bench
+CLONE_DM=$T CLONE_DM_CMD=$T_CMD
+wire B
+CLONE_WIRE=$WIRE CLONE_TOTAL=$WIRE_BYTES_TOTAL CLONE_OBJECTS=$WIRE_OBJECTS CLONE_OWN=$OWN
+tm_sync clone-rsync rsync -a --stats "$WCA/" "$RURL"
+CLONE_RS=$T CLONE_RS_CMD=$T_CMD
+rsync_stats clone-rsync
+CLONE_RWIRE=$RWIRE
+
+say "checking both copies against the source (untimed)"
+dmB mount bench "$WCB" >>"$LOGS/init-bench.log" 2>&1 || die "dm mount on B failed"
+diff -rq "$WCA/" "$WCB/" >"$LOGS/diff-clone-dm.out" 2>&1 ||
+	{ head -n 5 "$LOGS/diff-clone-dm.out" >&2; die "B's clone differs from A's working copy"; }
+diff -rq "$WCA/" "$RDST/" >"$LOGS/diff-clone-rsync.out" 2>&1 ||
+	{ head -n 5 "$LOGS/diff-clone-rsync.out" >&2; die "rsync's copy differs from A's working copy"; }
+
+# ---------------------------------------------------------------- incremental
+
+ONEPCT=$((NB / 100))
+say "rewriting 1% of the bytes ($(fmb "$ONEPCT")) as whole files, committing on A"
+read -r MF MB < <(python3 "$REPO/bench/store_data.py" mutate-whole "$WCA/" --seed "$SEED" --bytes "$ONEPCT" |
+	sed -E 's/files=([0-9]+) bytes=([0-9]+).*/\1 \2/')
+[ -n "$MB" ] && [ "$MB" -gt 0 ] || die "store_data.py mutate-whole changed nothing"
+tm_sync commit-change dmA commit --dot bench -m change
+COMMIT_CHANGE=$T
+
+say "incremental: dm push (A to B), then rsync -a again (each + sync)"
+tm_sync push-dm dmA push b bench
+PUSH_DM=$T PUSH_DM_CMD=$T_CMD
+wire A
+PUSH_WIRE=$WIRE PUSH_OBJECTS=$WIRE_OBJECTS PUSH_MSG=$WIRE_MSG PUSH_OWN=$OWN
+tm_sync push-rsync rsync -a --stats "$WCA/" "$RURL"
+PUSH_RS=$T PUSH_RS_CMD=$T_CMD
+rsync_stats push-rsync
+PUSH_RWIRE=$RWIRE
+RS_FILES=$(sed -nE 's/^Number of regular files transferred: ([0-9,]+).*/\1/p' "$LOGS/push-rsync.out" | tr -d ,)
+
+say "checking both copies against the source (untimed)"
+diff -rq "$WCA/" "$WCB/" >"$LOGS/diff-push-dm.out" 2>&1 ||
+	{ head -n 5 "$LOGS/diff-push-dm.out" >&2; die "B's working copy differs from A's after the push"; }
+diff -rq "$WCA/" "$RDST/" >"$LOGS/diff-push-rsync.out" 2>&1 ||
+	{ head -n 5 "$LOGS/diff-push-rsync.out" >&2; die "rsync's copy differs from A's after the second rsync"; }
+case $PUSH_MSG in
+"pushed 1 commit "*) ;;
+*) note "dm push said: '$PUSH_MSG' (expected 'pushed 1 commit ...')." ;;
+esac
+
+# ---------------------------------------------------------------- rows
+
+LABEL="$NF files, $SIZE"
+CH="$MF whole files, $(fmb "$MB")"
+speed() { fx "$(calc "$2 / $1")"; } # DM_T PEER_T: the peer's time over dm's
+
+r=$(calc "$CLONE_RS / $CLONE_DM")
+row "first copy of $LABEL, + sync: dm clone vs rsync -a to rsyncd (command alone: dm $(fsec "$CLONE_DM_CMD") of which dmd's transfer $(fown "$CLONE_OWN"), rsync $(fsec "$CLONE_RS_CMD"))" \
+	"$(fsec "$CLONE_DM") ($(frate "$NB" "$CLONE_DM"))" "$(fsec "$CLONE_RS") ($(frate "$NB" "$CLONE_RS"))" \
+	"$(speed "$CLONE_DM" "$CLONE_RS") rsync's speed" "at least as fast as rsync (≥ 1×)" "$(yesno "$r >= 1")"
+row "bytes on the wire, first copy ($CLONE_OBJECTS objects, $(fmb "$CLONE_TOTAL") as stored)" \
+	"$(fmb "$CLONE_WIRE")" "$(fmb "$CLONE_RWIRE")" \
+	"$(fx "$(calc "$CLONE_WIRE / $CLONE_RWIRE")") rsync's bytes" "info" "–"
+r=$(calc "$PUSH_RS / $PUSH_DM")
+row "incremental copy after rewriting 1% of the bytes ($CH), + sync: dm push vs rsync -a (command alone: dm $(fsec "$PUSH_DM_CMD") of which dmd's transfer $(fown "$PUSH_OWN"), rsync $(fsec "$PUSH_RS_CMD"))" \
+	"$(fsec "$PUSH_DM")" "$(fsec "$PUSH_RS")" "$(speed "$PUSH_DM" "$PUSH_RS") rsync's speed" \
+	"≥ 2× faster than rsync" "$(yesno "$r >= 2")"
+r=$(calc "$PUSH_WIRE / $MB")
+row "bytes on the wire, incremental ($PUSH_OBJECTS objects for dm; ${RS_FILES:-?} files for rsync) vs the $(fmb "$MB") changed" \
+	"$(fmb "$PUSH_WIRE") ($(fx "$r") the changed bytes)" \
+	"$(fmb "$PUSH_RWIRE") ($(fx "$(calc "$PUSH_RWIRE / $MB")") the changed bytes)" \
+	"$(fx "$(calc "$PUSH_WIRE / $PUSH_RWIRE")") rsync's bytes" "dm ≤ 1.2× the changed bytes" "$(yesno "$r <= 1.2")"
+row "dm commit on A of the change before the push (not in the push row), + sync; commit + push vs rsync" \
+	"$(fsec "$COMMIT_CHANGE") ($(fsec "$(calc "$COMMIT_CHANGE + $PUSH_DM")") with the push)" "$(fsec "$PUSH_RS")" \
+	"$(speed "$(calc "$COMMIT_CHANGE + $PUSH_DM")" "$PUSH_RS") rsync's speed" "info" "–"
+row "dm commit on A of the $SIZE before the first copy (not in the clone row), + sync" \
+	"$(fsec "$COMMIT_FIRST") ($(frate "$NB" "$COMMIT_FIRST"))" "–" "–" "info" "–"
+
+note "Both sides are on this machine: dmd A and dmd B talk over loopback HTTP (dm clone runs in B and pulls from A; dm push runs in A and sends to B), rsync $RSYNCV talks to its own daemon (\`rsync --daemon\`, module on the same disk) over loopback TCP. rsync runs as \`rsync -a --stats\`, without -z; its source is A's working copy, the same directory dm committed."
+note "Every time is the wall time of the whole command plus a timed \`sync\` after it (dm fsyncs what it stores as it goes; rsync does not). dm clone and dm push include dm's polling of the transfer (every 200 ms; \"dmd's transfer\" is the time dmd itself took, from the transfer's start to its end in dmd's log), and the clone includes writing B's working copy; bytes on the wire are the HTTP bodies dm sent and received (\`wire_bytes\` of the transfer), and rsync's \"Total bytes sent\" + \"Total bytes received\"."
+note "The 1% change rewrites whole files of at most 8 MiB with new random bytes (bench/store_data.py mutate-whole), so neither tool can reuse anything of them: rsync finds them by size and mtime and sends them whole (its delta finds no match), dm sends the new chunks its commit recorded. dm's incremental row does not include that commit (the row below it does): dm learns what changed when it commits, rsync at every run."
+
+# ---------------------------------------------------------------- results
+
+ELAPSED=$(($(date +%s) - START))
+LOAD1=$(cut -d' ' -f1 /proc/loadavg)
+say "done in ${ELAPSED} s; writing $RESULTS"
+
+MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+MEM=$(free -g | awk '/^Mem:/ { print $2 }')
+FSTYPE=$(stat -f -c %T "$WORK")
+REALFS=$(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null || true)
+[ -n "$REALFS" ] && FSTYPE="$FSTYPE ($REALFS per findmnt)"
+MACHINE="$(nproc) CPUs ($MODEL), $MEM GiB RAM (free -g), Linux $(uname -r), work directory on $FSTYPE"
+NOW=$(date -u '+%Y-%m-%d %H:%M UTC')
+REPRO="bench/transfer.sh"
+[ ${#ARGS[@]} -gt 0 ] && REPRO="bench/transfer.sh ${ARGS[*]}"
+
+SECTION=$(mktemp)
+{
+	echo "<!-- transfer:begin -->"
+	echo "## transfer"
+	echo
+	echo "Run $NOW, dm $REV, dm and dmd $BUILDTYPE build, rsync $RSYNCV; $MACHINE;"
+	echo "load average (1 min) $LOAD0 at the start, $LOAD1 at the end."
+	echo "Scale $SCALE, seed $SEED: one dot holding the mixed set of bench/store_data.py, $NF files, $SIZE"
+	echo "(40% random, 40% text that compresses about 3×, 20% duplicated files). The whole run took $ELAPSED s."
+	echo
+	echo "Warm page cache throughout, loopback only. MB = 10^6 bytes. The ratio is rsync's time over"
+	echo "dm's (> 1: dm is faster), or dm's bytes over rsync's."
+	echo
+	echo "| measurement | dm | rsync | ratio | target | met? |"
+	echo "| --- | --- | --- | --- | --- | --- |"
+	printf '%s\n' "${ROWS[@]}"
+	echo
+	for n in "${NOTES[@]}"; do echo "* $n"; done
+	echo
+	if [ "$SCALE" != 1 ]; then
+		echo "This is a **reduced-scale** run: the targets are for 2 GiB, and at a small size the fixed"
+		echo "costs (process start-up, negotiation, dm's 200 ms polling) weigh more, so read the met?"
+		echo "column as indicative only."
+		echo
+	fi
+	echo "Reproduce (on a quiet machine; logs of each step in ${LOGS#"$REPO"/}/):"
+	echo
+	echo '```'
+	echo "$REPRO"
+	echo '```'
+	echo "<!-- transfer:end -->"
+} >"$SECTION"
+
+if [ ! -f "$RESULTS" ]; then
+	cat >"$RESULTS" <<EOF
+# dm benchmarks
+
+Results of the scripts in \`bench/\` (what each one measures: \`bench/README.md\`).
+The numbers hold for the machine and the moment they were taken on; compare
+rows of one run with each other, not runs of different machines.
+
+EOF
+fi
+python3 - "$RESULTS" "$SECTION" <<'EOF'
+import re, sys
+path, sect = sys.argv[1], sys.argv[2]
+text = open(path).read()
+new = open(sect).read().rstrip("\n") + "\n"
+pat = re.compile(r"<!-- transfer:begin -->.*?<!-- transfer:end -->\n?", re.S)
+if pat.search(text):
+    text = pat.sub(lambda m: new, text, count=1)
+else:
+    text = text.rstrip("\n") + "\n\n" + new
+open(path, "w").write(text)
+EOF
+rm -f "$SECTION"
+say "results written to $RESULTS"
