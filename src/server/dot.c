@@ -30,6 +30,14 @@
  *   DELETING  job done (the cancelled one)   start_delete_job   DELETING
  *   DELETING  delete job done                deleted            GONE
  *   GONE      any request                    refuse_gone        GONE
+ *
+ * With an engine that snapshots (btrfs), a commit is two steps: its job
+ * takes the snapshot and the branch head moves at once to the new commit,
+ * recorded as pending (in the KV too); an INDEX job, one at a time beside
+ * the other jobs, seals pending commits oldest first (tree, commit object).
+ * Requests that need sealed history (reset, branch, diff, receive, and
+ * SEALED, which log and transfers send) wait in the queue until none is
+ * pending; deletion cancels both jobs and waits for both.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,6 +71,28 @@ struct branch {
 	uint64_t dirty, size;
 };
 
+/* A commit whose snapshot is taken and whose tree is not yet indexed. */
+struct pending {
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
+	char parent[DM_COMMIT_ID_LEN_MAX + 1];
+	int64_t time_ns;
+	char *message, *author;
+	size_t nmeta;
+	char **keys, **values;
+};
+
+static void pending_release(struct pending *p)
+{
+	free(p->message);
+	free(p->author);
+	for (size_t i = 0; i < p->nmeta; i++) {
+		free(p->keys[i]);
+		free(p->values[i]);
+	}
+	free(p->keys);
+	free(p->values);
+}
+
 struct dot {
 	struct dm_dot_env env;
 	struct dm_dot_slot *slot;      /* where views are published */
@@ -80,6 +110,11 @@ struct dot {
 	struct dm_mount_view *mounts; /* containers using the dot (not persisted) */
 	size_t nsubdots;              /* the current branch's, as last measured */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
+
+	struct dm_job *index_job;  /* sealing pending[0], or NULL */
+	size_t npending;
+	struct pending *pending;   /* commits taken, not yet sealed; oldest first */
+	char index_error[DM_ERR_MSG_MAX]; /* why the last index failed, or "" */
 
 	struct dm_job *job;        /* the running job, or NULL */
 	struct dm_msg *job_req;    /* the request it serves (kept), or NULL */
@@ -125,6 +160,7 @@ static void publish(struct dot *d)
 	v->state = d->state;
 	memcpy(v->current, d->current, sizeof(v->current));
 	v->busy = d->job != NULL;
+	v->indexing = d->npending;
 	v->nmounts = d->nmounts;
 	v->mounts = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*v->mounts));
 	if (d->nmounts)
@@ -192,6 +228,36 @@ static int persist_branch(struct dot *d, const struct branch *b, struct dm_err *
 	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
 	free(s);
 	json_decref(j);
+	return rc;
+}
+
+/* The branch's new head and its pending commit, in one transaction. */
+static int persist_pending(struct dot *d, const struct branch *b, const struct pending *pc,
+			   struct dm_err *err)
+{
+	char bkey[256], pkey[256];
+	json_t *meta = json_object(), *bj, *pj;
+	char *bs, *ps;
+	struct dm_kv_op ops[2];
+	int rc;
+
+	for (size_t i = 0; i < pc->nmeta; i++)
+		json_object_set_new(meta, pc->keys[i], json_string(pc->values[i]));
+	bj = json_pack("{s:s, s:I}", "head", b->head, "commits", (json_int_t)b->commits);
+	pj = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "branch", b->name, "parent", pc->parent,
+		       "time_ns", (json_int_t)pc->time_ns, "message", pc->message, "author",
+		       pc->author, "metadata", meta);
+	bs = json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS);
+	ps = json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS);
+	snprintf(bkey, sizeof(bkey), DM_KV_DOTS "%s/branches/%s", d->id, b->name);
+	snprintf(pkey, sizeof(pkey), DM_KV_DOTS "%s/pending/%s", d->id, pc->id);
+	ops[0] = (struct dm_kv_op){DM_KV_OP_PUT, bkey, bs, strlen(bs), 0};
+	ops[1] = (struct dm_kv_op){DM_KV_OP_PUT, pkey, ps, strlen(ps), 0};
+	rc = dm_kv_txn(d->env.kv, NULL, NULL, 0, ops, 2, err);
+	free(bs);
+	free(ps);
+	json_decref(bj);
+	json_decref(pj);
 	return rc;
 }
 
@@ -391,6 +457,16 @@ static void stash_name(struct dot *d, const char *branch, char *out, size_t size
 		snprintf(out, size, "%.32s-DIVERGED-%.16s-%d", branch, stamp, i);
 }
 
+/* Requests that read history and must wait until every commit is sealed. */
+static bool needs_history(int op)
+{
+	return op == DM_DOT_OP_RESET || op == DM_DOT_OP_BRANCH || op == DM_DOT_OP_DIFF ||
+	       op == DM_DOT_OP_RECEIVE || op == DM_DOT_OP_SEALED ||
+	       op == DM_DOT_OP_CHECKOUT; /* -b makes a branch from history */
+}
+
+static void maybe_start_index(struct dot *d);
+
 /*
  * READY, no job running: serves one request. Returns DM_ACTOR_KEEP when a
  * job now holds the request, 0 when it was answered here.
@@ -471,6 +547,10 @@ static int start_op(struct dot *d, struct dm_msg *req)
 	case DM_DOT_OP_ADD_COLLABORATOR:
 		add_collaborator(d, req, r->user);
 		return 0;
+	case DM_DOT_OP_SEALED:
+		/* reached only once nothing is pending (needs_history) */
+		reply_json(req, json_object());
+		return 0;
 	case DM_DOT_OP_MOUNT:
 	case DM_DOT_OP_UNMOUNT:
 		/* queued while the dot was being created */
@@ -538,7 +618,10 @@ static void drain_queue(struct dot *d)
 {
 	while (!d->job && d->nqueue) {
 		struct dm_msg *req = d->queue[0];
+		const struct dm_dot_req *r = req->payload;
 
+		if (d->npending && r && needs_history(r->op))
+			break; /* after the INDEX job */
 		memmove(d->queue, d->queue + 1, (d->nqueue - 1) * sizeof(*d->queue));
 		d->nqueue--;
 		if (start_op(d, req) != DM_ACTOR_KEEP)
@@ -567,9 +650,12 @@ static void begin_delete(struct dot *d, struct dm_msg *req)
 		dm_msg_free(d->queue[i]);
 	}
 	d->nqueue = 0;
+	/* the DONE messages of running jobs start the delete job */
 	if (d->job)
-		dm_job_cancel(d->job); /* its DONE message starts the delete job */
-	else
+		dm_job_cancel(d->job);
+	if (d->index_job)
+		dm_job_cancel(d->index_job);
+	if (!d->job && !d->index_job)
 		start_delete_job(d);
 	publish(d);
 }
@@ -624,6 +710,52 @@ static void created(struct dot *d, struct dm_msg *req)
 		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
 }
 
+/* A two-step commit's snapshot is taken: the head moves now, the commit is
+ * pending until its INDEX job seals it. */
+static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			 const struct dm_dot_job_out *out)
+{
+	struct branch *b = find_branch(d, r->branch ? r->branch : d->current);
+	struct branch before;
+	struct pending pc;
+	struct dm_err err;
+
+	if (!b) {
+		dm_msg_reply_err(req, DM_ENOTFOUND, "the branch went away");
+		return;
+	}
+	memset(&pc, 0, sizeof(pc));
+	snprintf(pc.id, sizeof(pc.id), "%s", out->head);
+	snprintf(pc.parent, sizeof(pc.parent), "%s", b->head);
+	pc.time_ns = out->time_ns;
+	pc.message = dm_xstrdup(r->message ? r->message : "");
+	pc.author = dm_xstrdup(r->author ? r->author : "");
+	pc.nmeta = r->nmeta;
+	pc.keys = dm_xcalloc(r->nmeta ? r->nmeta : 1, sizeof(char *));
+	pc.values = dm_xcalloc(r->nmeta ? r->nmeta : 1, sizeof(char *));
+	for (size_t i = 0; i < r->nmeta; i++) {
+		pc.keys[i] = dm_xstrdup(r->meta_keys[i]);
+		pc.values[i] = dm_xstrdup(r->meta_values[i]);
+	}
+	before = *b;
+	memcpy(b->head, out->head, sizeof(b->head));
+	b->has_tree = false;
+	b->commits = out->commits;
+	b->dirty = 0;
+	if (persist_pending(d, b, &pc, &err)) {
+		*b = before;
+		pending_release(&pc);
+		dm_engine_drop_snapshot(d->env.engine, d->id, out->head, NULL);
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return;
+	}
+	d->pending = dm_xrealloc(d->pending, (d->npending + 1) * sizeof(*d->pending));
+	d->pending[d->npending++] = pc;
+	publish(d);
+	reply_json(req, json_incref(out->json));
+	maybe_start_index(d);
+}
+
 /* Applies a finished job to the branch it worked on, then answers. */
 static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_dot_job_out *out,
 		      const char *detail)
@@ -637,6 +769,10 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 		return;
 	if (status) {
 		dm_msg_reply_err(req, status, "%s", detail[0] ? detail : "operation failed");
+		return;
+	}
+	if (r->op == DM_DOT_OP_COMMIT && out->pending) {
+		take_pending(d, req, r, out);
 		return;
 	}
 	switch (r->op) {
@@ -750,14 +886,86 @@ static void on_job_done(struct dot *d, struct dm_msg *msg)
 		if (req)
 			refuse_gone(d, req);
 		dm_msg_free(req);
-		start_delete_job(d);
+		if (!d->index_job)
+			start_delete_job(d);
 		return;
 	default:
 		finish_op(d, req, msg->status, out, detail);
 		dm_msg_free(req);
 		publish(d);
 		drain_queue(d);
+		maybe_start_index(d);
 	}
+}
+
+/* ---- indexing (two-step commits) ---- */
+
+static void maybe_start_index(struct dot *d)
+{
+	struct dm_dot_job_in *in;
+	const struct pending *pc;
+	struct dm_err err;
+
+	if (d->state != DM_DOT_READY || d->index_job || !d->npending)
+		return;
+	pc = &d->pending[0];
+	in = job_for(d, DM_DOT_OP_INDEX, NULL);
+	snprintf(in->head, sizeof(in->head), "%s", pc->id);
+	in->old_head = dm_xstrdup(pc->parent);
+	in->time_ns = pc->time_ns;
+	in->message = dm_xstrdup(pc->message);
+	in->author = dm_xstrdup(pc->author);
+	in->nmeta = pc->nmeta;
+	in->meta_keys = dm_xcalloc(pc->nmeta ? pc->nmeta : 1, sizeof(char *));
+	in->meta_values = dm_xcalloc(pc->nmeta ? pc->nmeta : 1, sizeof(char *));
+	for (size_t i = 0; i < pc->nmeta; i++) {
+		in->meta_keys[i] = dm_xstrdup(pc->keys[i]);
+		in->meta_values[i] = dm_xstrdup(pc->values[i]);
+	}
+	if (dm_job_start(&d->index_job, d->self, dm_dot_run_job, in, dm_dot_job_in_free, &err)) {
+		d->index_job = NULL;
+		snprintf(d->index_error, sizeof(d->index_error), "%s", err.msg);
+	}
+}
+
+/* The oldest pending commit is sealed (or failed to be). */
+static void on_index_done(struct dot *d, struct dm_msg *msg)
+{
+	const struct dm_dot_job_out *out = msg->payload;
+	struct dm_err err;
+	char key[256];
+
+	d->index_job = NULL;
+	if (d->state == DM_DOT_DELETING) {
+		if (!d->job)
+			start_delete_job(d);
+		return;
+	}
+	if (msg->status || !out) {
+		/* stays pending; the next commit or start tries again */
+		snprintf(d->index_error, sizeof(d->index_error), "%s",
+			 out ? out->errmsg : "indexing failed");
+		dm_error("dot %s: cannot index commit %s: %s", d->id, d->pending[0].id,
+			 d->index_error);
+		publish(d);
+		return;
+	}
+	d->index_error[0] = '\0';
+	for (size_t i = 0; i < d->nbranches; i++) {
+		if (strcmp(d->branches[i].head, out->head))
+			continue;
+		d->branches[i].has_tree = true;
+		d->branches[i].tree = out->tree;
+	}
+	snprintf(key, sizeof(key), DM_KV_DOTS "%s/pending/%s", d->id, out->head);
+	if (dm_kv_delete(d->env.kv, NULL, key, &err) && err.code != DM_ENOTFOUND)
+		dm_warn("dot %s: %s", d->id, err.msg);
+	pending_release(&d->pending[0]);
+	memmove(d->pending, d->pending + 1, (d->npending - 1) * sizeof(*d->pending));
+	d->npending--;
+	publish(d);
+	drain_queue(d);
+	maybe_start_index(d);
 }
 
 static int on_request(struct dot *d, struct dm_msg *msg)
@@ -815,12 +1023,13 @@ static int on_request(struct dot *d, struct dm_msg *msg)
 		dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", d->shown);
 		return 0;
 	}
-	/* a refresh never waits behind a long job: it answers what is known */
-	if (d->job && r->op == DM_DOT_OP_REFRESH) {
+	/* a refresh never waits behind a long job or indexing: it answers what
+	 * is known */
+	if ((d->job || d->npending) && r->op == DM_DOT_OP_REFRESH) {
 		reply_json(msg, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
 		return 0;
 	}
-	if (d->job) {
+	if (d->job || (d->npending && needs_history(r->op))) {
 		enqueue(d, msg);
 		return DM_ACTOR_KEEP;
 	}
@@ -833,7 +1042,10 @@ static int handle(struct dm_actor *self, struct dm_msg *msg)
 
 	switch (msg->type) {
 	case DM_MSG_JOB_DONE:
-		on_job_done(d, msg);
+		if (msg->job == d->index_job)
+			on_index_done(d, msg);
+		else
+			on_job_done(d, msg);
 		return 0;
 	case DM_MSG_JOB_PROGRESS:
 		return 0;
@@ -844,6 +1056,8 @@ static int handle(struct dm_actor *self, struct dm_msg *msg)
 
 			if (r && r->op == DM_DOT_OP_DELETE && d->state == DM_DOT_DELETING && !d->job)
 				start_delete_job(d);
+			if (r && r->op == DM_DOT_OP_INDEX)
+				maybe_start_index(d);
 			return 0;
 		}
 		return on_request(d, msg);
@@ -866,6 +1080,9 @@ static void free_dot(void *p)
 	free(d->collaborators);
 	free(d->mounts);
 	free(d->subdots);
+	for (size_t i = 0; i < d->npending; i++)
+		pending_release(&d->pending[i]);
+	free(d->pending);
 	dm_actor_unref(d->env.registry);
 	dm_dot_slot_unref(d->slot);
 	free(d);
@@ -890,17 +1107,87 @@ static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
 		snprintf(b->head, sizeof(b->head), "%s", head);
 		b->commits = (uint64_t)json_integer_value(json_object_get(v, "commits"));
 		if (head[0]) {
-						struct dm_commit c;
-			int rc;
+			struct dm_commit c;
+			int rc = dm_dot_load_commit(&c, d->env.store, d->id, head, err);
 
-			rc = dm_dot_load_commit(&c, d->env.store, d->id, head, err);
+			/* a head not indexed yet must be pending: checked after
+			 * load_pending by check_heads */
+			if (rc == DM_ENOTFOUND)
+				continue;
 			if (rc)
 				return dm_err_prefix(err, "dot %s branch '%s'", d->id, name);
 			b->has_tree = true;
 			b->tree = c.tree;
 			dm_commit_release(&c);
 		}
+	}	return 0;
+}
+
+/* Every head without a tree is a commit still pending. */
+static int check_heads(struct dot *d, struct dm_err *err)
+{
+	for (size_t i = 0; i < d->nbranches; i++) {
+		const struct branch *b = &d->branches[i];
+		bool pending = false;
+
+		if (!b->head[0] || b->has_tree)
+			continue;
+		for (size_t j = 0; j < d->npending && !pending; j++)
+			pending = !strcmp(d->pending[j].id, b->head);
+		if (!pending)
+			return dm_err_set(err, DM_ECORRUPT,
+					  "dot %s branch '%s': head %s is neither stored nor pending",
+					  d->id, b->name, b->head);
 	}
+	return 0;
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pending *)a)->id, ((const struct pending *)b)->id);
+}
+
+/* {"<commit id>": {"branch","parent","time_ns","message","author","metadata"}};
+ * commit ids are time-ordered, so sorting them gives the order to seal. */
+static int load_pending(struct dot *d, json_t *all, struct dm_err *err)
+{
+	const char *id;
+	json_t *v;
+
+	if (!json_is_object(all))
+		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt pending commits", d->id);
+	d->pending = dm_xcalloc(json_object_size(all) + 1, sizeof(*d->pending));
+	json_object_foreach(all, id, v)
+	{
+		struct pending *pc = &d->pending[d->npending];
+		const char *parent = json_string_value(json_object_get(v, "parent"));
+		const char *message = json_string_value(json_object_get(v, "message"));
+		const char *author = json_string_value(json_object_get(v, "author"));
+		json_t *meta = json_object_get(v, "metadata"), *mv;
+		const char *k;
+
+		if (!parent || !message || !author || strlen(id) > DM_COMMIT_ID_LEN_MAX ||
+		    strlen(parent) > DM_COMMIT_ID_LEN_MAX || (meta && !json_is_object(meta)))
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt pending commit '%.40s'",
+					  d->id, id);
+		memset(pc, 0, sizeof(*pc));
+		snprintf(pc->id, sizeof(pc->id), "%s", id);
+		snprintf(pc->parent, sizeof(pc->parent), "%s", parent);
+		pc->time_ns = json_integer_value(json_object_get(v, "time_ns"));
+		pc->message = dm_xstrdup(message);
+		pc->author = dm_xstrdup(author);
+		pc->keys = dm_xcalloc(json_object_size(meta) + 1, sizeof(char *));
+		pc->values = dm_xcalloc(json_object_size(meta) + 1, sizeof(char *));
+		json_object_foreach(meta, k, mv)
+		{
+			pc->keys[pc->nmeta] = dm_xstrdup(k);
+			const char *val = json_string_value(mv);
+
+			pc->values[pc->nmeta++] = dm_xstrdup(val ? val : "");
+		}
+		d->npending++;
+	}
+	qsort(d->pending, d->npending, sizeof(*d->pending), pending_cmp);
 	return 0;
 }
 
@@ -926,7 +1213,7 @@ static int load_collaborators(struct dot *d, json_t *list, struct dm_err *err)
 
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
 		 const struct dm_dot_name *name, int state, const char *current,
-		 json_t *branches, json_t *collaborators, struct dm_err *err)
+		 json_t *branches, json_t *collaborators, json_t *pending, struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
 	struct dot *d = dm_xcalloc(1, sizeof(*d));
@@ -946,6 +1233,10 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		rc = (add_branch(d, "master"), 0);
 	if (!rc && collaborators)
 		rc = load_collaborators(d, collaborators, err);
+	if (!rc && pending)
+		rc = load_pending(d, pending, err);
+	if (!rc)
+		rc = check_heads(d, err);
 	if (!rc && !find_branch(d, d->current))
 		rc = dm_err_set(err, DM_ECORRUPT, "dot %s: current branch '%s' is missing", id,
 				d->current);
@@ -979,6 +1270,9 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		dm_actor_ref(d->env.registry);
 	if (state == DM_DOT_DELETING)
 		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_DELETE),
+						   dm_dot_req_free));
+	else if (d->npending) /* dmd stopped before sealing them: go on */
+		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_INDEX),
 						   dm_dot_req_free));
 	*out = h;
 	return 0;

@@ -69,6 +69,7 @@ struct dm_dot_view {
 	int state;
 	char current[DM_NAME_PART_MAX + 1]; /* the current branch */
 	bool busy;                          /* a job is running */
+	size_t indexing;                    /* commits taken but not yet indexed */
 	size_t ncollaborators;
 	char (*collaborators)[DM_NAME_PART_MAX + 1];
 	size_t nmounts;
@@ -109,6 +110,8 @@ enum dm_dot_op {
 	DM_DOT_OP_ADD_COLLABORATOR,
 	DM_DOT_OP_MOUNT,      /* a container mounts the dot: record it, answer the path */
 	DM_DOT_OP_UNMOUNT,    /* ...and lets go of it */
+	DM_DOT_OP_SEALED,     /* answers once every commit is indexed (log, transfers wait) */
+	DM_DOT_OP_INDEX,      /* internal: index the oldest pending commit */
 };
 
 /* One commit of a RECEIVE: its commit id and the id of its stored object. */
@@ -150,11 +153,12 @@ void dm_dot_req_free(void *req);
  * Creates the actor of a dot and returns the caller's handle. A dot loaded
  * from the KV (at start) is READY, or resumes its deletion when it was
  * DELETING; a new one is CREATING until its DM_DOT_OP_CREATE request is
- * served. branches and collaborators: as persisted (NULL for a new dot).
+ * served. branches, collaborators and pending (commits snapshotted but not
+ * yet indexed, by commit id): as persisted (NULL for a new dot).
  */
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
 		 const struct dm_dot_name *name, int state, const char *current,
-		 json_t *branches, json_t *collaborators, struct dm_err *err);
+		 json_t *branches, json_t *collaborators, json_t *pending, struct dm_err *err);
 
 /* Sends req (taken) to the dot and waits up to timeout_ms; the result is a
  * JSON value (a new reference) on success. A dot that is gone answers
@@ -174,6 +178,10 @@ void dm_dot_chain_free(char **ids, size_t n);
 
 /* May `user` (not an admin) use the dot: its own namespace, or a collaborator? */
 bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user);
+
+/* Waits (up to timeout_ms) until every commit of the dot is indexed, so
+ * its history can be read from the store; at once when none is pending. */
+int dm_dot_wait_sealed(struct dm_dot_handle *h, int timeout_ms, struct dm_err *err);
 
 /* KV keys of a dot. */
 #define DM_KV_NAMES "/dm/names/"

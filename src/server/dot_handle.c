@@ -153,6 +153,21 @@ void dm_dot_req_free(void *p)
 	free(r);
 }
 
+int dm_dot_wait_sealed(struct dm_dot_handle *h, int timeout_ms, struct dm_err *err)
+{
+	struct dm_dot_view *v = dm_dot_handle_view(h);
+	size_t pending = v->indexing;
+	json_t *res = NULL;
+	int rc;
+
+	dm_dot_view_unref(v);
+	if (!pending)
+		return 0;
+	rc = dm_dot_call(&res, h, dm_dot_req_new(DM_DOT_OP_SEALED), timeout_ms, err);
+	json_decref(res);
+	return rc;
+}
+
 bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user)
 {
 	if (!strcmp(v->name.ns, user))
@@ -193,12 +208,13 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 
 	for (size_t i = 0; i < v->nsubdots; i++)
 		json_array_append_new(subdots, json_string(v->subdots[i]));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, s:o, "
+			 "s:I}",
 			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "state",
 			 dm_dot_state_name(v->state), "branch", v->current, "branches", branches,
 			 "size", (json_int_t)(cur ? cur->size : 0), "commits",
 			 (json_int_t)(cur ? cur->commits : 0), "dirty",
 			 (json_int_t)(cur ? cur->dirty : 0), "containers", containers, "server",
 			 server ? server : "", "busy", v->busy, "collaborators", collaborators,
-			 "subdots", subdots);
+			 "subdots", subdots, "indexing", (json_int_t)v->indexing);
 }

@@ -65,6 +65,8 @@ struct dm_dot_job_in {
 	size_t ncontainers;
 	char (*containers)[65];
 	bool switch_only; /* CHECKOUT of an existing branch: only switch */
+	/* INDEX: seal commit `head` (parent old_head) taken at time_ns */
+	int64_t time_ns;
 };
 
 struct dm_dot_job_out {
@@ -76,6 +78,8 @@ struct dm_dot_job_out {
 	bool sized; /* size was measured (a refresh); otherwise keep the old one */
 	/* RECEIVE with stash: the branch that now holds the receiver's commits */
 	bool switched; /* CHECKOUT of an existing branch: the stable path moved */
+	bool pending;  /* COMMIT: a snapshot was taken; the commit is sealed later */
+	int64_t time_ns;
 	bool stashed;
 	char stash_name[DM_NAME_PART_MAX + 1];
 	char stash_head[DM_COMMIT_ID_LEN_MAX + 1];

@@ -180,34 +180,31 @@ static int meta_index_cmp(const void *a, const void *b)
 	return strcmp(((const struct dm_meta *)a)->key, ((const struct dm_meta *)b)->key);
 }
 
-static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
-		      struct dm_err *err)
+/* Writes the commit object of commit `id` (parent: `parent` or none) with
+ * tree, and indexes it: the commit is sealed. */
+static int seal_commit(struct dm_dot_job_in *in, const char *id, const char *parent,
+		       const dm_oid *tree, int64_t time_ns, struct dm_err *err)
 {
 	static char empty[] = "";
 	struct dm_commit c = {0};
 	struct dm_buf enc = DM_BUF_INIT;
-	char id[DM_UUID_LEN + 1], *parents[1];
-	dm_oid tree, oid;
-	int64_t now = dm_now_realtime_ns();
+	char idbuf[DM_COMMIT_ID_LEN_MAX + 1], parent_buf[DM_COMMIT_ID_LEN_MAX + 1];
+	char *parents[1] = {parent_buf};
+	dm_oid oid;
 	int rc;
 
-	rc = dm_engine_commit(in->env.engine, in->dot_id, in->branch, &tree, p, err);
-	if (rc)
-		return rc;
-	rc = dm_id_uuid7(id, now / 1000000, err);
-	if (rc)
-		return rc;
+	snprintf(idbuf, sizeof(idbuf), "%s", id);
+	snprintf(parent_buf, sizeof(parent_buf), "%s", parent ? parent : "");
 	c.dot_id = in->dot_id;
-	c.commit_id = id;
-	parents[0] = in->head;
-	c.nparents = in->head[0] ? 1 : 0;
+	c.commit_id = idbuf;
+	c.nparents = parent_buf[0] ? 1 : 0;
 	c.parents = parents;
-	c.tree = tree;
+	c.tree = *tree;
 	c.author = in->author ? in->author : empty;
-	c.time_ns = now;
+	c.time_ns = time_ns;
 	c.message = in->message ? in->message : empty;
 	c.nmeta = in->nmeta;
-	c.meta = dm_xcalloc(in->nmeta, sizeof(*c.meta));
+	c.meta = dm_xcalloc(in->nmeta ? in->nmeta : 1, sizeof(*c.meta));
 	for (size_t i = 0; i < in->nmeta; i++) {
 		c.meta[i].key = in->meta_keys[i];
 		c.meta[i].value = in->meta_values[i];
@@ -220,14 +217,67 @@ static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out, stru
 		rc = dm_store_commit_put(in->env.store, in->dot_id, id, &oid, err);
 	free(c.meta);
 	dm_buf_release(&enc);
+	return rc;
+}
+
+static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		      struct dm_engine_progress *p, struct dm_err *err)
+{
+	char id[DM_UUID_LEN + 1];
+	int64_t now = dm_now_realtime_ns();
+	dm_oid tree;
+	int rc = dm_id_uuid7(id, now / 1000000, err);
+
 	if (rc)
 		return rc;
 	snprintf(out->head, sizeof(out->head), "%s", id);
+	out->commits = in->commits + 1;
+	out->time_ns = now;
+	if (dm_engine_can_snapshot(in->env.engine)) {
+		/* two steps: the snapshot now, the tree later (an INDEX job) */
+		rc = dm_engine_snapshot(in->env.engine, in->dot_id, in->branch, id, err);
+		out->pending = true;
+	} else {
+		rc = dm_engine_commit(in->env.engine, in->dot_id, in->branch, &tree, p, err);
+		if (!rc)
+			rc = seal_commit(in, id, in->head, &tree, now, err);
+		out->has_tree = true;
+		out->tree = tree;
+	}
+	if (rc)
+		return rc;
+	/* dirty is 0 by construction; the size is measured when someone lists */
+	out->json = json_pack("{s:s}", "id", id);
+	return 0;
+}
+
+/* INDEX: the tree of pending commit in->head's snapshot (reusing its
+ * parent's, sealed before it), then its commit object. */
+static int job_index(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		     struct dm_engine_progress *p, struct dm_err *err)
+{
+	const char *parent = in->old_head && in->old_head[0] ? in->old_head : NULL;
+	dm_oid parent_tree, tree;
+	int rc = 0;
+
+	if (parent) {
+		struct dm_commit c;
+
+		rc = load_commit(&c, in, parent, err);
+		if (rc)
+			return dm_err_prefix(err, "cannot index commit '%s'", in->head);
+		parent_tree = c.tree;
+		dm_commit_release(&c);
+	}
+	rc = dm_engine_index(in->env.engine, in->dot_id, in->head, parent,
+			     parent ? &parent_tree : NULL, &tree, p, err);
+	if (!rc)
+		rc = seal_commit(in, in->head, parent, &tree, in->time_ns, err);
+	if (rc)
+		return rc;
+	snprintf(out->head, sizeof(out->head), "%s", in->head);
 	out->has_tree = true;
 	out->tree = tree;
-	out->commits = in->commits + 1;
-	out->json = json_pack("{s:s}", "id", id);
-	/* dirty is 0 by construction; the size is measured when someone lists */
 	return 0;
 }
 
@@ -660,6 +710,9 @@ void dm_dot_run_job(struct dm_job *job)
 		break;
 	case DM_DOT_OP_RECEIVE:
 		rc = job_receive(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_INDEX:
+		rc = job_index(in, out, &p, &err);
 		break;
 	default:
 		rc = dm_err_set(&err, DM_EINTERNAL, "unknown dot operation %d", in->op);

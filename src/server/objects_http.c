@@ -219,8 +219,12 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 					"namespace '%s'",
 					r->caller.user, name.ns);
 	}
-	if (rc)
+	if (!rc)
+		rc = dm_dot_wait_sealed(h, 3600 * 1000, &err);
+	if (rc) {
+		dm_dot_handle_unref(h);
 		return answer_err(c, &err);
+	}
 	v = dm_dot_handle_view(h);
 	branches = json_object();
 	for (size_t i = 0; i < v->nbranches && !rc; i++) {

@@ -198,7 +198,7 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 	}
 	if (!rc)
 		rc = dm_dot_start(&h, &r->env, id, name, DM_DOT_CREATING, "master", NULL, NULL,
-				  &err);
+				  NULL, &err);
 	if (rc) {
 		dm_msg_reply_err(msg, rc, "%s", err.msg);
 		return 0;
@@ -318,13 +318,16 @@ static int read_dots(json_t *out, struct dm_kv *kv, struct dm_err *err)
 		id[idlen] = '\0';
 		dot = json_object_get(out, id);
 		if (!dot) {
-			dot = json_pack("{s:o, s:{}}", "dot", json_null(), "branches");
+			dot = json_pack("{s:o, s:{}, s:{}}", "dot", json_null(), "branches",
+					"pending");
 			json_object_set_new(out, id, dot);
 		}
 		if (!slash)
 			json_object_set_new(dot, "dot", value);
 		else if (!strncmp(slash, "/branches/", 10))
 			json_object_set_new(json_object_get(dot, "branches"), slash + 10, value);
+		else if (!strncmp(slash, "/pending/", 9))
+			json_object_set_new(json_object_get(dot, "pending"), slash + 9, value);
 		else
 			json_decref(value);
 	}
@@ -365,7 +368,8 @@ static int load_dots(struct dm_registry *r, struct dm_err *err)
 		st = !strcmp(state, "ready") ? DM_DOT_READY : DM_DOT_DELETING;
 		rc = dm_dot_start(&h, &r->env, id, &dn, st, current,
 				  json_object_get(v, "branches"),
-				  json_object_get(rec, "collaborators"), err);
+				  json_object_get(rec, "collaborators"), json_object_get(v, "pending"),
+				  err);
 		if (rc)
 			break;
 		add_dot(r, h, id, &dn);

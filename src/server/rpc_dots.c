@@ -366,6 +366,8 @@ static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 
 	if (!rc)
 		rc = find_dot(&h, ctx, params, err);
+	if (!rc)
+		rc = dm_dot_wait_sealed(h, dm_rpc_deadline_ms(), err);
 	if (rc)
 		goto done;
 	v = dm_dot_handle_view(h);

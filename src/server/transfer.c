@@ -448,16 +448,22 @@ static int find_local(struct local_dot *out, struct run *r, struct dm_err *err)
 	struct dm_registry_snap *snap = dm_registry_snapshot(r->a->srv->registry);
 	const struct dm_registry_entry *e = dm_registry_find(snap, &r->a->dot);
 
+	int rc;
+
 	memset(out, 0, sizeof(*out));
 	if (e) {
 		out->h = e->dot;
 		dm_dot_handle_ref(e->dot);
-		out->view = dm_dot_handle_view(e->dot);
-		snprintf(out->id, sizeof(out->id), "%s", out->view->id);
 	}
 	dm_registry_snap_unref(snap);
 	if (!e)
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'", r->dot);
+	/* the history a transfer reads must be indexed (two-step commits) */
+	rc = dm_dot_wait_sealed(out->h, 3600 * 1000, err);
+	if (rc)
+		return rc;
+	out->view = dm_dot_handle_view(out->h);
+	snprintf(out->id, sizeof(out->id), "%s", out->view->id);
 	return 0;
 }
 
