@@ -30,7 +30,8 @@
 
 #include "util/banned.h"
 
-#define POLL_MS        200
+#define POLL_MS        200 /* between polls once a transfer runs a while */
+#define POLL_FIRST_MS  10  /* the first poll; each next one waits twice as long */
 #define PLAIN_EVERY_NS (2 * 1000000000LL)
 #define BAR_WIDTH      10
 
@@ -238,6 +239,9 @@ static int follow(struct dm_cli *cli, const char *id, struct dm_err *err)
 	interrupted = 0;
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
+	/* a small transfer ends in a few ms: poll fast at first, then back off */
+	long wait = POLL_FIRST_MS;
+
 	for (;;) {
 		const char *state;
 
@@ -268,7 +272,8 @@ static int follow(struct dm_cli *cli, const char *id, struct dm_err *err)
 		json_decref(t);
 		t = NULL;
 		if (!interrupted)
-			sleep_ms(POLL_MS);
+			sleep_ms(wait);
+		wait = wait * 2 > POLL_MS ? POLL_MS : wait * 2;
 		if (interrupted) {
 			clear_bar(&p);
 			rc = dm_err_set(err, DM_ECANCELED,
