@@ -69,60 +69,62 @@ struct dm_store {
 	size_t nread_fds;
 };
 
-static pthread_key_t cctx_key;
-static pthread_once_t cctx_once = PTHREAD_ONCE_INIT;
+/* zstd contexts, one pair per thread, freed when the thread exits. */
+struct zctx {
+	ZSTD_CCtx *c;
+	ZSTD_DCtx *d;
+};
 
-static void free_cctx(void *p)
+static pthread_key_t zctx_key;
+static pthread_once_t zctx_once = PTHREAD_ONCE_INIT;
+
+static void free_zctx(void *p)
 {
-	ZSTD_freeCCtx(p);
+	struct zctx *z = p;
+
+	ZSTD_freeCCtx(z->c);
+	ZSTD_freeDCtx(z->d);
+	free(z);
 }
 
-static void make_cctx_key(void)
+static void make_zctx_key(void)
 {
-	pthread_key_create(&cctx_key, free_cctx);
+	pthread_key_create(&zctx_key, free_zctx);
 }
 
-/* One compression context per thread, freed when the thread exits. */
+static struct zctx *thread_zctx(void)
+{
+	struct zctx *z;
+
+	pthread_once(&zctx_once, make_zctx_key);
+	z = pthread_getspecific(zctx_key);
+	if (!z) {
+		z = calloc(1, sizeof(*z));
+		if (z && pthread_setspecific(zctx_key, z)) {
+			free(z);
+			z = NULL;
+		}
+	}
+	return z;
+}
+
+/* NULL when out of memory: callers fall back to the context-free calls. */
 static ZSTD_CCtx *thread_cctx(void)
 {
-	ZSTD_CCtx *c;
+	struct zctx *z = thread_zctx();
 
-	pthread_once(&cctx_once, make_cctx_key);
-	c = pthread_getspecific(cctx_key);
-	if (!c) {
-		c = ZSTD_createCCtx();
-		if (c)
-			pthread_setspecific(cctx_key, c);
-	}
-	return c;
+	if (z && !z->c)
+		z->c = ZSTD_createCCtx();
+	return z ? z->c : NULL;
 }
 
-static pthread_key_t dctx_key;
-static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
-
-static void free_dctx(void *p)
-{
-	ZSTD_freeDCtx(p);
-}
-
-static void make_dctx_key(void)
-{
-	pthread_key_create(&dctx_key, free_dctx);
-}
-
-/* One decompression context per thread, freed when the thread exits. */
 static ZSTD_DCtx *thread_dctx(void)
 {
-	ZSTD_DCtx *c;
+	struct zctx *z = thread_zctx();
 
-	pthread_once(&dctx_once, make_dctx_key);
-	c = pthread_getspecific(dctx_key);
-	if (!c) {
-		c = ZSTD_createDCtx();
-		if (c)
-			pthread_setspecific(dctx_key, c);
-	}
-	return c;
+	if (z && !z->d)
+		z->d = ZSTD_createDCtx();
+	return z ? z->d : NULL;
 }
 
 void dm_store_opts_default(struct dm_store_opts *out)
