@@ -3,12 +3,14 @@
 # files, against git on the same tree in the same run, and dmd's resident
 # memory idle and with 1,000 dots. Writes the "## commit" section of
 # bench/RESULTS.md (between <!-- commit:begin --> and <!-- commit:end -->).
-# See bench/README.md.
+# With --engine btrfs it runs bench/commit_btrfs.sh instead (the btrfs
+# engine's section). Helpers: bench/lib.sh. See bench/README.md.
 set -euo pipefail
 
 usage() {
 	cat <<'EOF'
 usage: bench/commit.sh [options]
+       bench/commit.sh --engine btrfs [commit_btrfs.sh options]
 
 Runs a private dmd and measures, on generated data, against git on a copy of
 the same tree in the same run, and writes the "commit" section of
@@ -22,6 +24,9 @@ bench/RESULTS.md:
            after a restart with them; the time to create them and to list
 
 options:
+  --engine E      dir (the default: this benchmark) or btrfs (runs
+                  bench/commit_btrfs.sh with the other options; see its
+                  --help)
   --work DIR      work directory (default bench/work/commit; gitignored).
                   Needs about 6x the data size free.
   --scale F       data size factor (default 1 = 100,000 files, 2 GiB;
@@ -46,12 +51,25 @@ numbers. The client config is WORK/config (DM_CONFIG); ~/.dm is not used.
 EOF
 }
 
-die() {
-	printf 'commit.sh: %s\n' "$*" >&2
-	exit 1
-}
-
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=commit.sh
+TAG=commit
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+
+# --engine btrfs: the btrfs engine's benchmark, bench/commit_btrfs.sh, with
+# the other arguments (its options differ: see its --help).
+for ((i = 1; i <= $#; i++)); do
+	if [ "${!i}" = --engine ]; then
+		j=$((i + 1))
+		case ${!j:-} in
+		dir) set -- "${@:1:i-1}" "${@:j+1}"; break ;;
+		btrfs) exec "$REPO/bench/commit_btrfs.sh" "${@:1:i-1}" "${@:j+1}" ;;
+		*) die "--engine must be dir or btrfs, not '${!j:-}'" ;;
+		esac
+	fi
+done
+
 WORK=$REPO/bench/work/commit
 SCALE=1
 SEED=1
@@ -66,35 +84,18 @@ ARGS=("$@")
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	--work) WORK=${2:?--work needs a directory}; shift 2 ;;
-	--scale) SCALE=${2:?--scale needs a number}; shift 2 ;;
-	--seed) SEED=${2:?--seed needs a number}; shift 2 ;;
-	--runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
 	--dots) NDOTS=${2:?--dots needs a number}; shift 2 ;;
-	--build) BUILD=${2:?--build needs a directory}; shift 2 ;;
-	--no-build) DOBUILD=0; shift ;;
-	--port) PORT=${2:?--port needs a number}; shift 2 ;;
-	--results) RESULTS=${2:?--results needs a file}; shift 2 ;;
-	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
-	*) usage >&2; die "unknown argument '$1'" ;;
+	*)
+		common_opt "$@"
+		[ "$SHIFT" -gt 0 ] || { usage >&2; die "unknown argument '$1'"; }
+		shift "$SHIFT"
+		;;
 	esac
 done
 
-[[ $SCALE =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v s="$SCALE" 'BEGIN { exit !(s > 0 && s <= 16) }' ||
-	die "--scale must be a number in (0, 16], not '$SCALE'"
-[[ $SEED =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer, not '$SEED'"
-[[ $RUNS =~ ^[0-9]+$ ]] && [ "$RUNS" -ge 1 ] && [ "$RUNS" -le 99 ] || die "--runs must be an integer in 1..99"
+check_common git python3 openssl meson ninja awk
 [[ $NDOTS =~ ^[0-9]+$ ]] && [ "$NDOTS" -ge 1 ] && [ "$NDOTS" -le 99999 ] || die "--dots must be an integer in 1..99999"
-[ -z "$PORT" ] || { [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ]; } ||
-	die "--port must be a TCP port number"
-for c in git python3 openssl meson ninja awk; do
-	command -v "$c" >/dev/null || die "'$c' is needed and not installed"
-done
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
-[ "$WORK" != / ] || die "refusing to use / as the work directory"
-BUILD=$(mkdir -p "$BUILD" && cd "$BUILD" && pwd)
 
 DDOTS=$WORK/dmd-dots # dmd data directory of the memory test
 DDATA=$WORK/dmd      # dmd data directory of the commit test
@@ -107,174 +108,13 @@ BIG=("$DDOTS" "$DDATA" "$GIT" "$GWT" "$WC" "$WCF" "$WORK/config")
 export DM_CONFIG=$WORK/config
 export GIT_CONFIG_NOSYSTEM=1
 
-START=$(date +%s)
-LOAD0=$(cut -d' ' -f1 /proc/loadavg)
-say() { printf '[commit %4ds] %s\n' $(($(date +%s) - START)) "$*" >&2; }
-
-RUNNING=() # data directories of the dmds this script started
-stop_dmd() { # DATA_DIR
-	"$DM" cluster stop --data-dir "$1" >>"$LOGS/dmd-stop.log" 2>&1 || true
-	local keep=() d
-	for d in "${RUNNING[@]}"; do [ "$d" = "$1" ] || keep+=("$d"); done
-	RUNNING=("${keep[@]+"${keep[@]}"}")
-}
-cleanup() {
-	local rc=$? d
-	for d in "${RUNNING[@]+"${RUNNING[@]}"}"; do stop_dmd "$d"; done
-	if [ "$KEEP" = 0 ]; then
-		rm -rf "${BIG[@]}"
-	fi
-	if [ $rc != 0 ]; then
-		echo "commit.sh: failed; logs of each step are in $LOGS" >&2
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-rm -rf "${BIG[@]}" "$LOGS"
-mkdir -p "$LOGS"
-
-# ---------------------------------------------------------------- helpers
-
-calc() { awk "BEGIN { printf \"%.6f\", ($1) }"; }
-fsec() { awk -v t="$1" 'BEGIN { if (t < 1) printf "%.3f s", t; else if (t < 100) printf "%.2f s", t; else printf "%.1f s", t }'; }
-fms() { awk -v t="$1" 'BEGIN { if (t < 10) printf "%.2f ms", t; else printf "%.0f ms", t }'; }
-fx() { awk -v r="$1" 'BEGIN { if (r >= 10) printf "%.0f×", r; else printf "%.2f×", r }'; }
-fmb() { awk -v b="$1" 'BEGIN { if (b >= 1e9) printf "%.2f GB", b / 1e9; else if (b >= 1e6) printf "%.1f MB", b / 1e6; else printf "%.0f kB", b / 1e3 }'; }
-fmib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; } # from KiB
-yesno() { awk "BEGIN { exit !($1) }" && echo yes || echo "**no**"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-runs() { # the values, comma-separated, for "runs: ..." notes
-	local v out=""
-	for v in "$@"; do out="$out${out:+, }$(fsec "$v")"; done
-	echo "$out"
-}
-# proc_kib PID FIELD: VmRSS or VmHWM of PID in KiB.
-proc_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-dmd_pid() { cat "$1/dmd.pid"; }
-
-DMDLOG="" # the log of the dmd whose lines the timed steps collect
-logsize() { if [ -n "$DMDLOG" ] && [ -f "$DMDLOG" ]; then stat -c %s "$DMDLOG"; else echo 0; fi; }
-
-# tm NAME CMD...: runs CMD (stdout, stderr in LOGS/NAME.out, .err); T is its
-# wall time in seconds. The dmd log lines written meanwhile go to
-# LOGS/NAME.dmd.
-tm() {
-	local name=$1 off t0 t1
-	shift
-	off=$(logsize)
-	t0=$(date +%s%N)
-	if ! "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
-		tail -n 5 "$LOGS/$name.err" >&2
-		die "'$*' failed (step $name)"
-	fi
-	t1=$(date +%s%N)
-	T=$(calc "($t1 - $t0) / 1e9")
-	if [ -n "$DMDLOG" ]; then
-		sleep 0.05 # the log line of a call may follow its answer by a moment
-		tail -c +"$((off + 1))" "$DMDLOG" >"$LOGS/$name.dmd" 2>/dev/null || true
-	fi
-	printf '%s %s\n' "$name" "$T" >>"$LOGS/times.txt"
-}
-# tm_sync NAME CMD...: tm, then a timed sync; T is the sum, T_CMD CMD alone.
-tm_sync() {
-	local name=$1
-	shift
-	tm "$name" "$@"
-	T_CMD=$T
-	tm "$name-sync" sync
-	T=$(calc "$T_CMD + $T")
-}
-
-ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
-NOTES=()
-note() { NOTES+=("$*"); }
-WHERE=()
-# where LABEL NAME: a row of the "where dm's time goes" table from the
-# step's wall time and the dmd log lines it collected.
-where() {
-	local label=$1 name=$2 rpc eng t
-	t=$(awk -v n="$name" '$1 == n { print $2 }' "$LOGS/times.txt" | tail -n 1)
-	rpc=$(sed -nE "s/.* debug rpc ([a-z.]+) by '[^']*': [a-z_]+ in ([0-9.]+) ms.*/\1 \2 ms/p" "$LOGS/$name.dmd" |
-		paste -sd ';' | sed 's/;/; /g')
-	eng=$(sed -nE "s/.* debug (commit|checkout) of '[^']*': (.*)/\1: \2/p" "$LOGS/$name.dmd" |
-		paste -sd ';' | sed 's/;/; /g')
-	WHERE+=("| $label | $(fsec "$t") | ${rpc:-–} | ${eng:-–} |")
-}
-# median_step PREFIX: the name of the run (PREFIX-1 .. PREFIX-RUNS, suffix
-# SUF) with the median time; MED is that time.
-median_step() { # PREFIX SUFFIX
-	local i best="" v
-	local vals=()
-	for i in $(seq 1 "$RUNS"); do
-		vals+=("$(awk -v n="$1-$i$2" '$1 == n { print $2 }' "$LOGS/times.txt" | tail -n 1)")
-	done
-	MED=$(median "${vals[@]}")
-	for i in $(seq 1 "$RUNS"); do
-		v=$(awk -v n="$1-$i$2" '$1 == n { print $2 }' "$LOGS/times.txt" | tail -n 1)
-		if [ -z "$best" ] && [ "$v" = "$MED" ]; then best="$1-$i$2"; fi
-	done
-	MEDSTEP=$best
-	RUNVALS=("${vals[@]}")
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# ---------------------------------------------------------------- dm and dmd
-
-if [ "$DOBUILD" = 1 ]; then
-	say "building dm and dmd in ${BUILD#"$REPO"/}/"
-	if [ ! -f "$BUILD/build.ninja" ]; then
-		meson setup "$BUILD" "$REPO" -Dbuildtype=release >"$LOGS/build.log" 2>&1 ||
-			{ tail -n 20 "$LOGS/build.log" >&2; die "meson setup failed"; }
-	fi
-	ninja -C "$BUILD" src/server/dmd src/cli/dm >>"$LOGS/build.log" 2>&1 ||
-		{ tail -n 20 "$LOGS/build.log" >&2; die "building dm and dmd failed"; }
-fi
-DM=$BUILD/src/cli/dm
-DMD=$BUILD/src/server/dmd
-[ -x "$DM" ] && [ -x "$DMD" ] || die "no dm and dmd in '$BUILD' (src/cli/dm, src/server/dmd)"
-export DM_DMD=$DMD
-BUILDTYPE=unknown
-if [ -f "$BUILD/meson-info/intro-buildoptions.json" ]; then
-	BUILDTYPE=$(python3 -c 'import json, sys
-for o in json.load(open(sys.argv[1])):
-    if o["name"] == "buildtype": print(o["value"])' "$BUILD/meson-info/intro-buildoptions.json")
-fi
-[ "$BUILDTYPE" = release ] || say "WARNING: dm and dmd are a '$BUILDTYPE' build, not release"
-REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$REPO" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then REV="$REV+changes"; fi
-
-if [ -z "$PORT" ]; then
-	for p in $(seq 39500 39599); do
-		if port_free "$p"; then PORT=$p; break; fi
-	done
-	[ -n "$PORT" ] || die "no free TCP port in 39500..39599; name one with --port"
-fi
-port_free "$PORT" || die "TCP port $PORT is in use"
-
-# start_dmd DIR DEBUG: dm cluster init DIR (which starts dmd); with DEBUG=1
-# it is restarted with --log-level debug so that the log has each call's
-# duration and the engine's statistics. Sets PID.
-start_dmd() {
-	local dir=$1 debug=$2
-	"$DM" cluster init --data-dir "$dir" --port "$PORT" >"$LOGS/init-$(basename "$dir").log" 2>&1 ||
-		{ cat "$LOGS/init-$(basename "$dir").log" >&2; die "dm cluster init failed"; }
-	RUNNING+=("$dir")
-	if [ "$debug" = 1 ]; then
-		"$DM" cluster stop --data-dir "$dir" >>"$LOGS/dmd-stop.log" 2>&1 || die "dm cluster stop failed"
-		"$DMD" start --data-dir "$dir" --port "$PORT" --log-level debug >>"$LOGS/init-$(basename "$dir").log" 2>&1 ||
-			{ tail -n 5 "$LOGS/init-$(basename "$dir").log" >&2; die "dmd start --log-level debug failed"; }
-	fi
-	PID=$(dmd_pid "$dir")
-}
+bench_start
+build_dm
+pick_port 39500
 
 # ---------------------------------------------------------------- memory
 
-need=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 6 * 2 * 1024 * s + 200 }')
-avail=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
-[ "$avail" -ge "$need" ] || die "need about $need MiB free in $WORK, have $avail MiB"
+need_space "$WORK" "$(awk -v s="$SCALE" 'BEGIN { printf "%d", 6 * 2 * 1024 * s + 200 }')" "scale $SCALE"
 
 say "memory: an idle dmd, then $NDOTS dots (port $PORT)"
 start_dmd "$DDOTS" 0
@@ -560,16 +400,9 @@ note "Times are wall clock of the whole command, process start-up included; dm's
 # ---------------------------------------------------------------- results
 
 ELAPSED=$(($(date +%s) - START))
-LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 say "done in ${ELAPSED} s; writing $RESULTS"
 
-MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
-MEM=$(free -g | awk '/^Mem:/ { print $2 }')
-FSTYPE=$(stat -f -c %T "$WORK")
-REALFS=$(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null || true)
-[ -n "$REALFS" ] && FSTYPE="$FSTYPE ($REALFS per findmnt)"
-MACHINE="$(nproc) CPUs ($MODEL), $MEM GiB RAM (free -g), Linux $(uname -r), work directory on $FSTYPE"
-NOW=$(date -u '+%Y-%m-%d %H:%M UTC')
+machine_line
 REPRO="bench/commit.sh"
 [ ${#ARGS[@]} -gt 0 ] && REPRO="bench/commit.sh ${ARGS[*]}"
 
@@ -615,27 +448,6 @@ SECTION=$(mktemp)
 	echo "<!-- commit:end -->"
 } >"$SECTION"
 
-if [ ! -f "$RESULTS" ]; then
-	cat >"$RESULTS" <<EOF
-# dm benchmarks
-
-Results of the scripts in \`bench/\` (what each one measures: \`bench/README.md\`).
-The numbers hold for the machine and the moment they were taken on; compare
-rows of one run with each other, not runs of different machines.
-
-EOF
-fi
-python3 - "$RESULTS" "$SECTION" <<'EOF'
-import re, sys
-path, sect = sys.argv[1], sys.argv[2]
-text = open(path).read()
-new = open(sect).read().rstrip("\n") + "\n"
-pat = re.compile(r"<!-- commit:begin -->.*?<!-- commit:end -->\n?", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: new, text, count=1)
-else:
-    text = text.rstrip("\n") + "\n\n" + new
-open(path, "w").write(text)
-EOF
+write_section commit "$SECTION"
 rm -f "$SECTION"
 say "results written to $RESULTS"
