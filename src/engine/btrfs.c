@@ -868,6 +868,46 @@ done:
 	return rc;
 }
 
+static int bt_sweep_snapshots(struct dm_engine *e, const char *dot,
+			      bool (*keep)(const char *commit_id, void *ctx), void *ctx,
+			      struct dm_err *err)
+{
+	struct dm_buf dir = DM_BUF_INIT;
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	DIR *d = NULL;
+	int rc = dm_wc_make_path(&dir, e->root, dot, NULL, SNAPS, err);
+
+	if (rc)
+		goto done;
+	d = opendir(dm_wc_str(&dir));
+	if (!d) {
+		rc = errno == ENOENT ? 0 : dm_err_errno(err, errno, "cannot read '%s'", dm_wc_str(&dir));
+		goto done;
+	}
+	/* names first: dropping changes the directory while we read it */
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !dm_name_part_valid(de->d_name, strlen(de->d_name)) ||
+		    keep(de->d_name, ctx))
+			continue;
+		names = dm_xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = dm_xstrdup(de->d_name);
+	}
+	for (size_t i = 0; !rc && i < n; i++) {
+		dm_warn("dot %s: removing snapshot %s, which no commit records", dot, names[i]);
+		rc = bt_drop_snapshot(e, dot, names[i], err);
+	}
+done:
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	dm_buf_release(&dir);
+	return rc;
+}
+
 /* Deletes every snapshot subvolume in the dot's .snapshots. */
 static int delete_snapshots(const char *dir, struct dm_err *err)
 {
@@ -957,6 +997,7 @@ static int bt_set_current(struct dm_engine *e, const char *dot, const char *bran
 
 const struct dm_engine_ops dm_engine_btrfs = {
 	.name = "btrfs",
+	.sweep_snapshots = bt_sweep_snapshots,
 	.open = bt_open,
 	.free = bt_free,
 	.create = bt_create,

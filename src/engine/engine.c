@@ -164,3 +164,12 @@ int dm_engine_drop_snapshot(struct dm_engine *e, const char *dot, const char *co
 		return 0;
 	return ops_of(e)->drop_snapshot(e, dot, commit_id, err);
 }
+
+int dm_engine_sweep_snapshots(struct dm_engine *e, const char *dot,
+			      bool (*keep)(const char *commit_id, void *ctx), void *ctx,
+			      struct dm_err *err)
+{
+	if (!ops_of(e)->sweep_snapshots)
+		return 0;
+	return ops_of(e)->sweep_snapshots(e, dot, keep, ctx, err);
+}

@@ -86,6 +86,9 @@ struct dm_engine_ops {
 		     const struct dm_engine_progress *p, struct dm_err *err);
 	int (*drop_snapshot)(struct dm_engine *e, const char *dot, const char *commit_id,
 			     struct dm_err *err);
+	int (*sweep_snapshots)(struct dm_engine *e, const char *dot,
+			       bool (*keep)(const char *commit_id, void *ctx), void *ctx,
+			       struct dm_err *err);
 };
 
 extern const struct dm_engine_ops dm_engine_dir;
@@ -148,6 +151,13 @@ int dm_engine_index(struct dm_engine *e, const char *dot, const char *commit_id,
 		    const struct dm_engine_progress *p, struct dm_err *err);
 int dm_engine_drop_snapshot(struct dm_engine *e, const char *dot, const char *commit_id,
 			    struct dm_err *err);
+
+/* Drops every snapshot of dot whose commit id keep() does not want: what a
+ * crash between a snapshot and its record left behind. No-op for engines
+ * without snapshots. */
+int dm_engine_sweep_snapshots(struct dm_engine *e, const char *dot,
+			      bool (*keep)(const char *commit_id, void *ctx), void *ctx,
+			      struct dm_err *err);
 
 /* Makes the dot's stable path lead to branch's working copy, atomically. */
 int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,

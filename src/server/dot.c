@@ -1142,6 +1142,18 @@ static int check_heads(struct dot *d, struct dm_err *err)
 	return 0;
 }
 
+/* Snapshots to keep after a restart: those of sealed or pending commits. */
+static bool keep_snapshot(const char *commit_id, void *ctx)
+{
+	struct dot *d = ctx;
+	dm_oid oid;
+
+	for (size_t i = 0; i < d->npending; i++)
+		if (!strcmp(d->pending[i].id, commit_id))
+			return true;
+	return dm_store_commit_get(d->env.store, d->id, commit_id, &oid, NULL) == 0;
+}
+
 static int pending_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct pending *)a)->id, ((const struct pending *)b)->id);
@@ -1237,6 +1249,10 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		rc = load_pending(d, pending, err);
 	if (!rc)
 		rc = check_heads(d, err);
+	/* a crash between a snapshot and its record leaves one nobody knows */
+	if (!rc && branches && state == DM_DOT_READY &&
+	    dm_engine_sweep_snapshots(env->engine, id, keep_snapshot, d, err))
+		dm_warn("dot %s: %s", id, err->msg);
 	if (!rc && !find_branch(d, d->current))
 		rc = dm_err_set(err, DM_ECORRUPT, "dot %s: current branch '%s' is missing", id,
 				d->current);

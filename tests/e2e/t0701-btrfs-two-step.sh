@@ -66,4 +66,16 @@ test_expect_success 'a dmd killed with a commit pending finishes it after a rest
 	dm reset --hard "$(cat id3)" && test -e mnt/big2
 '
 
+test_expect_success 'a snapshot no commit records (a crash before its record) is removed at start' '
+	id=$(dm dot show --json shop | python3 -c "import json, sys; print(json.load(sys.stdin)[\"id\"])") &&
+	snaps="$data/dots/$id/.snapshots" &&
+	test -d "$snaps" &&
+	btrfs subvolume snapshot -r "$data/dots/$id/master/wc" "$snaps/orphan-0001" >/dev/null &&
+	dm cluster stop --data-dir "$data" >/dev/null &&
+	dm cluster start --data-dir "$data" >/dev/null &&
+	! test -e "$snaps/orphan-0001" &&
+	grep "removing snapshot orphan-0001" "$data/dmd.log" &&
+	dm reset --hard HEAD^ && ! test -e mnt/big2
+'
+
 test_done
