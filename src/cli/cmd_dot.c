@@ -105,6 +105,15 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "commits"));
 	field(raw, "commits", buf);
 	size_field(raw, "dirty", dm_out_u64(d, "dirty"));
+	/* two-step commits (btrfs): how many are still being indexed */
+	if (raw)
+		snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "indexing"));
+	else if (dm_out_u64(d, "indexing"))
+		snprintf(buf, sizeof(buf), "pending for %" PRIu64 " commit%s",
+			 dm_out_u64(d, "indexing"), dm_out_u64(d, "indexing") == 1 ? "" : "s");
+	else
+		snprintf(buf, sizeof(buf), "done");
+	field(raw, "indexing", buf);
 	field(raw, "containers", *containers ? containers : raw ? "" : "none");
 	join_names(subdots, sizeof(subdots), json_object_get(d, "subdots"));
 	field(raw, "subdots", *subdots ? subdots : raw ? "" : "none");

@@ -39,7 +39,8 @@ test_expect_success 'the commit returns at once; the index follows; dm log waits
 	echo "commit took ${took} ms; pending right after: $now" &&
 	test "$took" -lt 2000 &&
 	dm log >log && grep "^commit $(cat id1)$" log && grep "300 MB" log &&
-	test "$(indexing)" = 0
+	test "$(indexing)" = 0 &&
+	dm dot show shop >show && grep "^indexing: *done$" show
 '
 
 test_expect_success 'reset and diff wait for indexing, then work on the sealed commit' '
