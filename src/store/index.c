@@ -354,7 +354,13 @@ int dm_index_meta_put(struct dm_index *idx, const char *name, const void *data, 
 	return rc ? lmdb_err(err, rc, "cannot write meta") : 0;
 }
 
-int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struct dm_err *err)
+/* Calls fn for each object in id order with its location and, for an
+ * external one, its path (not NUL-terminated; NULL otherwise). A non-zero
+ * return from fn stops the walk and is returned. */
+typedef int (*scan_fn)(const dm_oid *id, const struct dm_loc *loc, const char *path,
+		       size_t path_len, void *ctx);
+
+static int scan_objects(struct dm_index *idx, scan_fn fn, void *ctx, struct dm_err *err)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
@@ -381,7 +387,11 @@ int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struc
 		rc = decode_loc(&loc, &v, err);
 		if (rc)
 			goto done;
-		rc = fn(&id, &loc, ctx);
+		if (loc.where == DM_LOC_EXTERNAL)
+			rc = fn(&id, &loc, (const char *)v.mv_data + LOC_LEN, v.mv_size - LOC_LEN,
+				ctx);
+		else
+			rc = fn(&id, &loc, NULL, 0, ctx);
 		if (rc)
 			goto done;
 	}
@@ -392,6 +402,26 @@ done:
 	if (txn)
 		mdb_txn_abort(txn);
 	return rc;
+}
+
+struct each_ctx {
+	dm_index_each_fn fn;
+	void *ctx;
+};
+
+static int each_one(const dm_oid *id, const struct dm_loc *loc, const char *path,
+		    size_t path_len, void *p)
+{
+	struct each_ctx *e = p;
+
+	return e->fn(id, loc, e->ctx);
+}
+
+int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struct dm_err *err)
+{
+	struct each_ctx e = {fn, ctx};
+
+	return scan_objects(idx, each_one, &e, err);
 }
 
 /* "dot\0commit" as an LMDB key; both parts are at most 128 bytes. */
@@ -553,61 +583,45 @@ int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct 
 	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
 }
 
+struct under_ctx {
+	const char *prefix;
+	size_t plen;
+	struct dm_index_entry *list;
+	size_t count, cap;
+};
+
+static int collect_under(const dm_oid *id, const struct dm_loc *loc, const char *path,
+			 size_t path_len, void *p)
+{
+	struct under_ctx *u = p;
+
+	if (!path || path_len < u->plen || memcmp(path, u->prefix, u->plen) != 0)
+		return 0;
+	if (u->count == u->cap) {
+		u->cap = u->cap ? u->cap * 2 : 64;
+		u->list = dm_xrealloc(u->list, u->cap * sizeof(*u->list));
+	}
+	u->list[u->count].id = *id;
+	u->list[u->count].loc = *loc;
+	u->list[u->count].path = dm_xstrndup(path, path_len);
+	u->count++;
+	return 0;
+}
+
 int dm_index_external_under(struct dm_index *idx, const char *prefix,
 			    struct dm_index_entry **out, size_t *n, struct dm_err *err)
 {
-	struct dm_index_entry *list = NULL;
-	size_t count = 0, cap = 0, plen = strlen(prefix);
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	int rc, op = MDB_FIRST;
+	struct under_ctx u = {prefix, strlen(prefix), NULL, 0, 0};
+	int rc = scan_objects(idx, collect_under, &u, err);
 
 	*out = NULL;
 	*n = 0;
-	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
-	if (!rc)
-		rc = mdb_cursor_open(txn, idx->objects, &cur);
 	if (rc) {
-		rc = lmdb_err(err, rc, "cannot read");
-		goto done;
-	}
-	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
-		const char *path = (const char *)v.mv_data + LOC_LEN;
-		struct dm_loc loc;
-
-		op = MDB_NEXT;
-		if (k.mv_size != DM_OID_RAWSZ) {
-			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt key");
-			goto done;
-		}
-		rc = decode_loc(&loc, &v, err);
-		if (rc)
-			goto done;
-		if (loc.where != DM_LOC_EXTERNAL || v.mv_size - LOC_LEN < plen ||
-		    memcmp(path, prefix, plen) != 0)
-			continue;
-		if (count == cap) {
-			cap = cap ? cap * 2 : 64;
-			list = dm_xrealloc(list, cap * sizeof(*list));
-		}
-		memcpy(list[count].id.b, k.mv_data, DM_OID_RAWSZ);
-		list[count].loc = loc;
-		list[count].path = dm_xstrndup(path, v.mv_size - LOC_LEN);
-		count++;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read");
-done:
-	if (cur)
-		mdb_cursor_close(cur);
-	if (txn)
-		mdb_txn_abort(txn);
-	if (rc) {
-		dm_index_entries_free(list, count);
+		dm_index_entries_free(u.list, u.count);
 		return rc;
 	}
-	*out = list;
-	*n = count;
+	*out = u.list;
+	*n = u.count;
 	return 0;
 }
 
