@@ -147,6 +147,9 @@ void dm_out_time(char *buf, size_t size, json_t *commit);
 /* Members of a JSON object, "" / 0 when missing or of another type. */
 const char *dm_out_str(json_t *obj, const char *key);
 uint64_t dm_out_u64(json_t *obj, const char *key);
+/* "a,b,c" of array a's strings (or objects' "name"), each once, cut to fit
+ * size (a container may use several volumes of one dot). */
+void dm_out_join_names(char *buf, size_t size, json_t *a);
 /* Pretty JSON of v and a newline on stdout. */
 int dm_out_json(json_t *v, struct dm_err *err);
 /* Writes s with control characters made visible, so a line stays a line. */

@@ -44,44 +44,6 @@ static void size_field(bool raw, const char *key, uint64_t v)
 	field(raw, key, buf);
 }
 
-/* true when s is one of the comma-separated names in list. */
-static bool listed(const char *list, const char *s)
-{
-	size_t n = strlen(s);
-
-	for (const char *p = list; *p;) {
-		size_t len = strcspn(p, ",");
-
-		if (len == n && !strncmp(p, s, n))
-			return true;
-		p += len;
-		if (*p)
-			p++;
-	}
-	return false;
-}
-
-/* "a,b,c" of the strings (or objects with a name) of array a, each once
- * (a container may use several volumes of a dot). */
-static void join_names(char *buf, size_t size, json_t *a)
-{
-	size_t i, used = 0;
-	json_t *e;
-
-	buf[0] = '\0';
-	json_array_foreach(a, i, e) {
-		const char *s = json_is_string(e) ? json_string_value(e) : dm_out_str(e, "name");
-		int n;
-
-		if (!*s || listed(buf, s))
-			continue;
-		n = snprintf(buf + used, size - used, "%s%s", used ? "," : "", s);
-		if (n < 0 || (size_t)n >= size - used)
-			break;
-		used += (size_t)n;
-	}
-}
-
 static void show(json_t *d, bool current, const char *upstream, bool raw)
 {
 	char name[2 * DM_NAME_PART_MAX + 2], buf[64], containers[1024] = "", collabs[1024];
@@ -93,7 +55,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	bool paths = false;
 
 	dm_cli_dot_display(name, sizeof(name), dm_out_str(d, "namespace"), dm_out_str(d, "name"));
-	join_names(containers, sizeof(containers), json_object_get(d, "containers"));
+	dm_out_join_names(containers, sizeof(containers), json_object_get(d, "containers"));
 	field(raw, "dot", name);
 	field(raw, "id", dm_out_str(d, "id"));
 	field(raw, "namespace", dm_out_str(d, "namespace"));
@@ -115,9 +77,9 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 		snprintf(buf, sizeof(buf), "done");
 	field(raw, "indexing", buf);
 	field(raw, "containers", *containers ? containers : raw ? "" : "none");
-	join_names(subdots, sizeof(subdots), json_object_get(d, "subdots"));
+	dm_out_join_names(subdots, sizeof(subdots), json_object_get(d, "subdots"));
 	field(raw, "subdots", *subdots ? subdots : raw ? "" : "none");
-	join_names(collabs, sizeof(collabs), json_object_get(d, "collaborators"));
+	dm_out_join_names(collabs, sizeof(collabs), json_object_get(d, "collaborators"));
 	field(raw, "collaborators", *collabs ? collabs : raw ? "" : "none");
 	field(raw, "upstream", *upstream ? upstream : raw ? "" : "none");
 

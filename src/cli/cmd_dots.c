@@ -36,45 +36,6 @@ int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	return rc;
 }
 
-/* true when s is one of the comma-separated names in list. */
-static bool listed(const char *list, const char *s)
-{
-	size_t n = strlen(s);
-
-	for (const char *p = list; *p;) {
-		size_t len = strcspn(p, ",");
-
-		if (len == n && !strncmp(p, s, n))
-			return true;
-		p += len;
-		if (*p)
-			p++;
-	}
-	return false;
-}
-
-/* The container names of a dot, comma-separated, each once: entries may be
- * strings or objects with a name. */
-static void containers_text(char *buf, size_t size, json_t *dot)
-{
-	json_t *list = json_object_get(dot, "containers");
-	size_t i, used = 0;
-	json_t *e;
-
-	buf[0] = '\0';
-	json_array_foreach(list, i, e) {
-		const char *s = json_is_string(e) ? json_string_value(e) : dm_out_str(e, "name");
-		int n;
-
-		if (!*s || listed(buf, s))
-			continue;
-		n = snprintf(buf + used, size - used, "%s%s", used ? "," : "", s);
-		if (n < 0 || (size_t)n >= size - used)
-			break;
-		used += (size_t)n;
-	}
-}
-
 /* The dot that `dm list` marks: the current one, or the only one. */
 static const char *marked_dot(struct dm_cli *cli, json_t *dots, char *buf, size_t size)
 {
@@ -137,7 +98,7 @@ int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		current = marked && dm_cli_same_dot(marked, name + 2);
 		name[0] = current ? '*' : ' ';
 		name[1] = ' ';
-		containers_text(containers, sizeof(containers), d);
+		dm_out_join_names(containers, sizeof(containers), json_object_get(d, "containers"));
 		snprintf(commits, sizeof(commits), "%" PRIu64, dm_out_u64(d, "commits"));
 		if (raw) {
 			char rsize[32], rdirty[32];

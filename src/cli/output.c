@@ -146,3 +146,39 @@ void dm_table_print(const struct dm_table *t, FILE *f, bool raw)
 	}
 	free(width);
 }
+
+/* true when s is one of the comma-separated names in list. */
+static bool listed(const char *list, const char *s)
+{
+	size_t n = strlen(s);
+
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, s, n))
+			return true;
+		p += len;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+void dm_out_join_names(char *buf, size_t size, json_t *a)
+{
+	size_t i, used = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(a, i, e) {
+		const char *s = json_is_string(e) ? json_string_value(e) : dm_out_str(e, "name");
+		int n;
+
+		if (!*s || listed(buf, s))
+			continue;
+		n = snprintf(buf + used, size - used, "%s%s", used ? "," : "", s);
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+}
