@@ -3,6 +3,10 @@
 # against restic, sha256sum and cp -a on the same generated data, in one run.
 # Writes the "## store" section of bench/RESULTS.md. See bench/README.md.
 set -euo pipefail
+# write_section comes from bench/lib.sh; this script's own helpers,
+# defined below, take precedence over lib.sh's of the same name.
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
 	cat <<'EOF'
@@ -558,17 +562,6 @@ Each section below names the machine it was measured on.
 
 EOF
 fi
-python3 - "$RESULTS" "$SECTION" <<'EOF'
-import re, sys
-path, sect = sys.argv[1], sys.argv[2]
-text = open(path).read()
-new = open(sect).read().rstrip("\n") + "\n"
-pat = re.compile(r"<!-- store:begin -->.*?<!-- store:end -->\n?", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: new, text, count=1)
-else:
-    text = text.rstrip("\n") + "\n\n" + new
-open(path, "w").write(text)
-EOF
+write_section store "$SECTION"
 rm -f "$SECTION"
 say "results written to $RESULTS"

@@ -6,6 +6,10 @@
 # section of bench/RESULTS.md (between <!-- transfer:begin --> and
 # <!-- transfer:end -->). See bench/README.md.
 set -euo pipefail
+# write_section comes from bench/lib.sh; this script's own helpers,
+# defined below, take precedence over lib.sh's of the same name.
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
 	cat <<'EOF'
@@ -441,17 +445,6 @@ rows of one run with each other, not runs of different machines.
 
 EOF
 fi
-python3 - "$RESULTS" "$SECTION" <<'EOF'
-import re, sys
-path, sect = sys.argv[1], sys.argv[2]
-text = open(path).read()
-new = open(sect).read().rstrip("\n") + "\n"
-pat = re.compile(r"<!-- transfer:begin -->.*?<!-- transfer:end -->\n?", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: new, text, count=1)
-else:
-    text = text.rstrip("\n") + "\n\n" + new
-open(path, "w").write(text)
-EOF
+write_section transfer "$SECTION"
 rm -f "$SECTION"
 say "results written to $RESULTS"
