@@ -72,6 +72,9 @@ void dm_cli_release(struct dm_cli *cli);
 int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_stop(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_join(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_version(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
@@ -113,6 +116,22 @@ int dm_cli_getopt(struct dm_cli *cli, int argc, char **argv, const char *shortop
  * no limit); what names them in the message ("DOT", "REF"...). */
 int dm_cli_nargs(struct dm_cli *cli, int n, int min, int max, const char *what,
 		 struct dm_err *err);
+/* The options of a command that takes none (only the common ones) and
+ * no arguments. */
+int dm_cli_no_options(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+/* The options of commands that show something: --json always, -H (raw,
+ * for scripts) and --dot DOT when flags say. Arguments start at
+ * argv[optind] afterwards. */
+enum { DM_CLI_OPT_RAW = 1, DM_CLI_OPT_DOT = 2 };
+struct dm_cli_view {
+	bool as_json, raw;
+	const char *dot; /* --dot, or NULL */
+};
+int dm_cli_view_options(struct dm_cli *cli, int argc, char **argv, int flags,
+			struct dm_cli_view *out, struct dm_err *err);
+/* The same for a listing that takes no arguments: -H and --json. */
+int dm_cli_listing_options(struct dm_cli *cli, int argc, char **argv, bool *as_json, bool *raw,
+			   struct dm_err *err);
 /* DM_EINVAL "usage message; see 'dm CMD --help'". */
 int dm_cli_usage_error(struct dm_cli *cli, struct dm_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -16,35 +16,21 @@
 
 int dm_cmd_branch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"dot", required_argument, NULL, OPT_DOT},
-		{NULL, 0, NULL, 0},
-	};
-	const char *dot_opt = NULL, *dot, *current;
-	bool as_json = false, raw = false;
+	const char *dot, *current;
+	struct dm_cli_view v;
 	json_t *res = NULL, *b;
 	size_t i;
-	int c, rc;
+	int rc = dm_cli_view_options(cli, argc, argv, DM_CLI_OPT_RAW | DM_CLI_OPT_DOT, &v, err);
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "H", opts, err)) > 0) {
-		if (c == OPT_JSON)
-			as_json = true;
-		else if (c == 'H')
-			raw = true;
-		else if (c == OPT_DOT)
-			dot_opt = optarg;
-	}
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 	if (!rc)
-		rc = dm_cli_dot(cli, dot_opt, &dot, err);
+		rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	if (!rc)
+		rc = dm_cli_dot(cli, v.dot, &dot, err);
 	if (!rc)
 		rc = dm_cli_call(cli, "dots.branches", json_pack("{s:s}", "dot", dot), &res, err);
 	if (rc)
 		return rc;
-	if (as_json) {
+	if (v.as_json) {
 		rc = dm_out_json(res, err);
 		json_decref(res);
 		return rc;
@@ -54,7 +40,7 @@ int dm_cmd_branch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		const char *name = json_is_string(b) ? json_string_value(b) : dm_out_str(b, "name");
 		bool is_current = !strcmp(name, current);
 
-		if (raw)
+		if (v.raw)
 			printf("%s\t", is_current ? "*" : "");
 		else
 			printf("%s ", is_current ? "*" : " ");

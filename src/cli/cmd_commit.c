@@ -148,33 +148,21 @@ static void print_commit(json_t *commit)
 
 int dm_cmd_log(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"dot", required_argument, NULL, OPT_DOT},
-		{NULL, 0, NULL, 0},
-	};
-	const char *dot_opt = NULL, *dot;
-	bool as_json = false;
+	const char *dot;
+	struct dm_cli_view v;
 	json_t *res = NULL, *commit;
 	size_t i;
-	int c, rc;
+	int rc = dm_cli_view_options(cli, argc, argv, DM_CLI_OPT_DOT, &v, err);
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0) {
-		if (c == OPT_JSON)
-			as_json = true;
-		else if (c == OPT_DOT)
-			dot_opt = optarg;
-	}
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 	if (!rc)
-		rc = dm_cli_dot(cli, dot_opt, &dot, err);
+		rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	if (!rc)
+		rc = dm_cli_dot(cli, v.dot, &dot, err);
 	if (!rc)
 		rc = dm_cli_call(cli, "dots.log", json_pack("{s:s}", "dot", dot), &res, err);
 	if (rc)
 		return rc;
-	if (as_json) {
+	if (v.as_json) {
 		rc = dm_out_json(res, err);
 	} else {
 		json_array_foreach(json_object_get(res, "commits"), i, commit)
@@ -224,34 +212,22 @@ int dm_cmd_reset(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 
 int dm_cmd_diff(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"dot", required_argument, NULL, OPT_DOT},
-		{NULL, 0, NULL, 0},
-	};
-	const char *dot_opt = NULL, *dot;
-	bool as_json = false, raw = false;
+	const char *dot;
+	struct dm_cli_view v;
 	struct dm_ref ref;
 	json_t *params = NULL, *res = NULL, *change;
 	size_t i;
-	int c, rc, n;
+	int rc, n;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "H", opts, err)) > 0) {
-		if (c == OPT_JSON)
-			as_json = true;
-		else if (c == 'H')
-			raw = true;
-		else if (c == OPT_DOT)
-			dot_opt = optarg;
-	}
-	if (c < 0)
-		return c;
+	rc = dm_cli_view_options(cli, argc, argv, DM_CLI_OPT_RAW | DM_CLI_OPT_DOT, &v, err);
+	if (rc)
+		return rc;
 	n = argc - optind;
 	rc = dm_cli_nargs(cli, n, 0, 2, "", err);
 	for (int k = 0; !rc && k < n; k++)
 		rc = dm_ref_parse(&ref, argv[optind + k], err);
 	if (!rc)
-		rc = dm_cli_dot(cli, dot_opt, &dot, err);
+		rc = dm_cli_dot(cli, v.dot, &dot, err);
 	if (rc)
 		return rc;
 	params = json_pack("{s:s}", "dot", dot);
@@ -262,7 +238,7 @@ int dm_cmd_diff(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	rc = dm_cli_call(cli, "dots.diff", params, &res, err);
 	if (rc)
 		return rc;
-	if (as_json) {
+	if (v.as_json) {
 		rc = dm_out_json(res, err);
 		json_decref(res);
 		return rc;
@@ -274,7 +250,7 @@ int dm_cmd_diff(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 				    : !strcmp(status, "deleted")  ? "Deleted: "
 								  : NULL;
 
-		if (raw)
+		if (v.raw)
 			printf("%s\t", status);
 		else if (label)
 			printf("%s ", label);

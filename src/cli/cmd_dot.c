@@ -134,27 +134,19 @@ static void upstream_text(struct dm_cli *cli, const char *dot, char *buf, size_t
 
 int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"dot", required_argument, NULL, OPT_DOT},
-		{NULL, 0, NULL, 0},
-	};
-	const char *given = NULL, *dot;
+	const char *given, *dot;
 	char upstream[DM_NAME_PART_MAX + DM_DOT_NAME_TEXT_MAX + 2];
-	bool as_json = false, raw = false, current;
+	struct dm_cli_view v;
+	bool as_json, raw, current;
 	json_t *res = NULL;
-	int c, rc;
+	int rc;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "H", opts, err)) > 0) {
-		if (c == OPT_JSON)
-			as_json = true;
-		else if (c == 'H')
-			raw = true;
-		else if (c == OPT_DOT)
-			given = optarg;
-	}
-	if (c < 0)
-		return c;
+	rc = dm_cli_view_options(cli, argc, argv, DM_CLI_OPT_RAW | DM_CLI_OPT_DOT, &v, err);
+	if (rc)
+		return rc;
+	given = v.dot;
+	as_json = v.as_json;
+	raw = v.raw;
 	rc = dm_cli_nargs(cli, argc - optind, 0, 1, "", err);
 	if (rc)
 		return rc;

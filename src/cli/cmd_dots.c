@@ -52,27 +52,14 @@ static const char *marked_dot(struct dm_cli *cli, json_t *dots, char *buf, size_
 
 int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{NULL, 0, NULL, 0},
-	};
-	bool raw = false, as_json = false;
+	bool raw, as_json;
 	struct dm_table t;
 	json_t *res = NULL, *dots, *d;
 	char only[2 * DM_NAME_PART_MAX + 2];
 	const char *marked;
 	size_t i;
-	int c, rc;
+	int rc = dm_cli_listing_options(cli, argc, argv, &as_json, &raw, err);
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "H", opts, err)) > 0) {
-		if (c == 'H')
-			raw = true;
-		else if (c == OPT_JSON)
-			as_json = true;
-	}
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 	if (!rc)
 		rc = dm_cli_call(cli, "dots.list", json_object(), &res, err);
 	if (rc)

@@ -117,25 +117,12 @@ int dm_cmd_user_reset_key(struct dm_cli *cli, int argc, char **argv, struct dm_e
 
 int dm_cmd_user_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{NULL, 0, NULL, 0},
-	};
-	bool as_json = false, raw = false;
+	bool as_json, raw;
 	struct dm_table t;
 	json_t *res = NULL, *u;
 	size_t i;
-	int c, rc;
+	int rc = dm_cli_listing_options(cli, argc, argv, &as_json, &raw, err);
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "H", opts, err)) > 0) {
-		if (c == OPT_JSON)
-			as_json = true;
-		else if (c == 'H')
-			raw = true;
-	}
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 	if (!rc)
 		rc = dm_cli_call(cli, "users.list", json_object(), &res, err);
 	if (rc)

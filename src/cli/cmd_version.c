@@ -15,13 +15,8 @@
 int dm_cmd_version(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	json_t *res = NULL;
-	int c, rc;
+	int rc = dm_cli_no_options(cli, argc, argv, err);
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 	if (rc)
 		return rc;
 	printf("Client:\n  Version: %s\n", DM_VERSION);

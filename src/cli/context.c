@@ -128,6 +128,54 @@ int dm_cli_nargs(struct dm_cli *cli, int n, int min, int max, const char *what,
 	return 0;
 }
 
+int dm_cli_no_options(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	int c;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	return c < 0 ? c : dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+}
+
+int dm_cli_view_options(struct dm_cli *cli, int argc, char **argv, int flags,
+			struct dm_cli_view *out, struct dm_err *err)
+{
+	static const struct option with_dot[] = {
+		{"json", no_argument, NULL, OPT_JSON},
+		{"dot", required_argument, NULL, OPT_DOT},
+		{NULL, 0, NULL, 0},
+	};
+	static const struct option json_only[] = {
+		{"json", no_argument, NULL, OPT_JSON},
+		{NULL, 0, NULL, 0},
+	};
+	const struct option *opts = flags & DM_CLI_OPT_DOT ? with_dot : json_only;
+	int c;
+
+	memset(out, 0, sizeof(*out));
+	while ((c = dm_cli_getopt(cli, argc, argv, flags & DM_CLI_OPT_RAW ? "H" : "", opts,
+				  err)) > 0) {
+		if (c == OPT_JSON)
+			out->as_json = true;
+		else if (c == 'H')
+			out->raw = true;
+		else if (c == OPT_DOT)
+			out->dot = optarg;
+	}
+	return c < 0 ? c : 0;
+}
+
+int dm_cli_listing_options(struct dm_cli *cli, int argc, char **argv, bool *as_json, bool *raw,
+			   struct dm_err *err)
+{
+	struct dm_cli_view v;
+	int rc = dm_cli_view_options(cli, argc, argv, DM_CLI_OPT_RAW, &v, err);
+
+	*as_json = v.as_json;
+	*raw = v.raw;
+	return rc ? rc : dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+}
+
 int dm_cli_config(struct dm_cli *cli, struct dm_config **out, struct dm_err *err)
 {
 	char path[PATH_MAX];
