@@ -23,7 +23,7 @@
 
 struct dm_index {
 	MDB_env *env;
-	MDB_dbi objects, packs, meta, commits;
+	MDB_dbi objects, packs, meta, commits, staged;
 };
 
 /* LMDB takes keys through a non-const pointer it never writes through. */
@@ -63,7 +63,8 @@ int dm_index_open(struct dm_index **out, const char *dir, bool sync, struct dm_e
 	    (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &idx->objects)) ||
 	    (rc = mdb_dbi_open(txn, "packs", MDB_CREATE, &idx->packs)) ||
 	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &idx->meta)) ||
-	    (rc = mdb_dbi_open(txn, "commits", MDB_CREATE, &idx->commits))) {
+	    (rc = mdb_dbi_open(txn, "commits", MDB_CREATE, &idx->commits)) ||
+	    (rc = mdb_dbi_open(txn, "staged", MDB_CREATE, &idx->staged))) {
 		if (txn)
 			mdb_txn_abort(txn);
 		rc = lmdb_err(err, rc, "cannot open databases");
@@ -152,9 +153,8 @@ static int decode_loc(struct dm_loc *out, const MDB_val *v, struct dm_err *err)
 		goto corrupt;
 	if (out->where == DM_LOC_PACK && v->mv_size == LOC_LEN)
 		return 0;
-	if (out->where == DM_LOC_EXTERNAL && v->mv_size > LOC_LEN + 1 &&
-	    p[LOC_LEN] == '/' && !memchr(p + LOC_LEN, '\0', v->mv_size - LOC_LEN) &&
-	    v->mv_size - LOC_LEN < 4096)
+	if (out->where == DM_LOC_EXTERNAL && v->mv_size > LOC_LEN &&
+	    !memchr(p + LOC_LEN, '\0', v->mv_size - LOC_LEN) && v->mv_size - LOC_LEN < 4096)
 		return 0;
 corrupt:
 	return dm_err_set(err, DM_ECORRUPT, "store index: corrupt location entry");
@@ -188,8 +188,15 @@ done:
 	return rc;
 }
 
+static void pack_key(unsigned char key[4], uint32_t pack)
+{
+	for (int b = 0; b < 4; b++)
+		key[b] = (unsigned char)(pack >> (24 - 8 * b));
+}
+
 int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, size_t n,
-		    const struct dm_pack_len *lens, size_t nlens, struct dm_err *err)
+		    const struct dm_pack_len *lens, size_t nlens,
+		    const struct dm_index_staged *staged, size_t nstaged, struct dm_err *err)
 {
 	MDB_txn *txn = NULL;
 	int rc;
@@ -203,11 +210,9 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
 		size_t plen = path ? strlen(path) : 0;
 		MDB_val k = mval(entries[i].id.b, DM_OID_RAWSZ), v = {LOC_LEN + plen, val};
 
-		if (entries[i].loc.where == DM_LOC_EXTERNAL &&
-		    (!path || path[0] != '/' || plen >= 4096 - 1)) {
+		if (entries[i].loc.where == DM_LOC_EXTERNAL && (!plen || plen >= 4096 - 1)) {
 			mdb_txn_abort(txn);
-			return dm_err_set(err, DM_EINVAL,
-					  "external object path must be absolute: '%s'",
+			return dm_err_set(err, DM_EINVAL, "bad external object path '%s'",
 					  path ? path : "");
 		}
 		encode_loc(val, &entries[i].loc);
@@ -223,10 +228,18 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
 		unsigned char key[4], val[8];
 		MDB_val k = {4, key}, v = {8, val};
 
-		for (int b = 0; b < 4; b++)
-			key[b] = (unsigned char)(lens[i].pack >> (24 - 8 * b));
+		pack_key(key, lens[i].pack);
 		put64(val, lens[i].len);
 		rc = mdb_put(txn, idx->packs, &k, &v, 0);
+		if (rc)
+			goto fail;
+	}
+	for (size_t i = 0; i < nstaged; i++) {
+		unsigned char key[4];
+		MDB_val k = {4, key}, v = mval(staged[i].dot, strlen(staged[i].dot));
+
+		pack_key(key, staged[i].pack);
+		rc = mdb_put(txn, idx->staged, &k, &v, 0);
 		if (rc)
 			goto fail;
 	}
@@ -239,32 +252,87 @@ fail:
 	return lmdb_err(err, rc, "cannot write");
 }
 
-int dm_index_put_external(struct dm_index *idx, const dm_oid *id, const struct dm_loc *loc,
-			  const char *path, struct dm_err *err)
+int dm_index_staged_list(struct dm_index *idx, struct dm_index_staged **out, size_t *n,
+			 struct dm_err *err)
 {
-	size_t plen = strlen(path);
-	unsigned char *val = NULL;
 	MDB_txn *txn = NULL;
-	MDB_val k = mval(id->b, DM_OID_RAWSZ), v;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	struct dm_index_staged *list = NULL;
+	size_t count = 0, cap = 0;
+	int rc, op = MDB_FIRST;
+
+	*out = NULL;
+	*n = 0;
+	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+	if (!rc)
+		rc = mdb_cursor_open(txn, idx->staged, &cur);
+	if (rc) {
+		rc = lmdb_err(err, rc, "cannot read the staging packs");
+		goto done;
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
+		const unsigned char *kp = k.mv_data;
+
+		op = MDB_NEXT;
+		if (k.mv_size != 4 || !v.mv_size || v.mv_size > DM_INDEX_DOT_MAX ||
+		    memchr(v.mv_data, '\0', v.mv_size)) {
+			rc = dm_err_set(err, DM_ECORRUPT,
+					"store index: corrupt staging pack entry");
+			goto done;
+		}
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			list = dm_xrealloc(list, cap * sizeof(*list));
+		}
+		list[count].pack = (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 |
+				   (uint32_t)kp[2] << 8 | kp[3];
+		memcpy(list[count].dot, v.mv_data, v.mv_size);
+		list[count].dot[v.mv_size] = '\0';
+		count++;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read the staging packs");
+done:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc) {
+		free(list);
+		return rc;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+}
+
+int dm_index_drop_packs(struct dm_index *idx, const uint32_t *packs, size_t n, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
 	int rc;
 
-	if (path[0] != '/' || plen >= 4096 - 1)
-		return dm_err_set(err, DM_EINVAL, "external object path must be absolute: '%s'",
-				  path);
-	val = dm_xmalloc(LOC_LEN + plen);
-	encode_loc(val, loc);
-	memcpy(val + LOC_LEN, path, plen);
-	v.mv_size = LOC_LEN + plen;
-	v.mv_data = val;
+	if (!n)
+		return 0;
 	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
-	if (!rc)
-		rc = mdb_put(txn, idx->objects, &k, &v, 0);
-	if (!rc)
-		rc = mdb_txn_commit(txn);
-	else if (txn)
-		mdb_txn_abort(txn);
-	free(val);
-	return rc ? lmdb_err(err, rc, "cannot write") : 0;
+	if (rc)
+		return lmdb_err(err, rc, "cannot begin write");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char key[4];
+		MDB_val k = {4, key};
+
+		pack_key(key, packs[i]);
+		rc = mdb_del(txn, idx->packs, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			goto fail;
+		rc = mdb_del(txn, idx->staged, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
+fail:
+	mdb_txn_abort(txn);
+	return lmdb_err(err, rc, "cannot drop packs");
 }
 
 int dm_index_pack_lengths(struct dm_index *idx, struct dm_pack_len **out, size_t *n,
@@ -623,6 +691,51 @@ int dm_index_external_under(struct dm_index *idx, const char *prefix,
 	*out = u.list;
 	*n = u.count;
 	return 0;
+}
+
+int dm_index_strip_external_prefix(struct dm_index *idx, const char *prefix, size_t *n_out,
+				   struct dm_err *err)
+{
+	struct dm_index_entry *list = NULL;
+	size_t n = 0, plen = strlen(prefix), done = 0;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (n_out)
+		*n_out = 0;
+	rc = dm_index_external_under(idx, prefix, &list, &n, err);
+	if (rc || !n)
+		goto out;
+	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	if (rc) {
+		rc = lmdb_err(err, rc, "cannot begin write");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char val[LOC_LEN + 4096];
+		size_t rlen = strlen(list[i].path) - plen;
+		MDB_val k = mval(list[i].id.b, DM_OID_RAWSZ), v = {LOC_LEN + rlen, val};
+
+		if (!rlen || rlen >= 4096)
+			continue; /* the root itself is no file */
+		encode_loc(val, &list[i].loc);
+		memcpy(val + LOC_LEN, list[i].path + plen, rlen);
+		rc = mdb_put(txn, idx->objects, &k, &v, 0);
+		if (rc) {
+			mdb_txn_abort(txn);
+			rc = lmdb_err(err, rc, "cannot write");
+			goto out;
+		}
+		done++;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		rc = lmdb_err(err, rc, "cannot commit");
+	else if (n_out)
+		*n_out = done;
+out:
+	dm_index_entries_free(list, n);
+	return rc;
 }
 
 void dm_index_entries_free(struct dm_index_entry *e, size_t n)

@@ -6,9 +6,14 @@
  *     packs    pack number (u32, big-endian) -> committed length (u64 LE)
  *     meta     name -> value ("chunker": min, avg, max as u32 LE)
  *     commits  dot id NUL commit id -> commit object id[32]
+ *     staged   pack number (u32, big-endian) -> dot id: a staging pack, which
+ *              holds only chunks received for that dot (store.h)
  *
  * A location is either in a pack (pack number, record offset, lengths) or in
- * an immutable external file (absolute path, offset, length).
+ * an immutable external file (its path, offset, length). The path is as the
+ * store recorded it: relative to the store's external root, or absolute
+ * (outside that root, or written before roots existed); the index does not
+ * interpret it.
  */
 #ifndef DM_STORE_INDEX_H
 #define DM_STORE_INDEX_H
@@ -38,7 +43,14 @@ struct dm_loc {
 struct dm_index_entry {
 	dm_oid id;
 	struct dm_loc loc;
-	const char *path; /* external: the file's absolute path; NULL in a pack */
+	const char *path; /* external: the file's recorded path; NULL in a pack */
+};
+
+/* A staging pack and the dot whose received chunks it holds. */
+#define DM_INDEX_DOT_MAX 128
+struct dm_index_staged {
+	uint32_t pack;
+	char dot[DM_INDEX_DOT_MAX + 1];
 };
 
 struct dm_pack_len {
@@ -53,11 +65,23 @@ void dm_index_free(struct dm_index *idx);
  * appended to path_out (which may be NULL). */
 int dm_index_get(struct dm_index *idx, const dm_oid *id, struct dm_loc *out,
 		 struct dm_buf *path_out, struct dm_err *err);
-/* Writes entries (pack or external) and pack lengths in one transaction. */
+/* Writes entries (pack or external), pack lengths and new staging packs in
+ * one transaction. */
 int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, size_t n,
-		    const struct dm_pack_len *lens, size_t nlens, struct dm_err *err);
-int dm_index_put_external(struct dm_index *idx, const dm_oid *id, const struct dm_loc *loc,
-			  const char *path, struct dm_err *err);
+		    const struct dm_pack_len *lens, size_t nlens,
+		    const struct dm_index_staged *staged, size_t nstaged, struct dm_err *err);
+
+/* All staging packs, ascending by pack number; *out is malloc'ed. */
+int dm_index_staged_list(struct dm_index *idx, struct dm_index_staged **out, size_t *n,
+			 struct dm_err *err);
+/* Forgets packs (their lengths and staging records) in one transaction;
+ * no object may point into them any more. */
+int dm_index_drop_packs(struct dm_index *idx, const uint32_t *packs, size_t n, struct dm_err *err);
+/* Rewrites every external path that starts with prefix (absolute, ending
+ * in '/') without it, in one transaction; *n_out (may be NULL) gets how
+ * many. */
+int dm_index_strip_external_prefix(struct dm_index *idx, const char *prefix, size_t *n_out,
+				   struct dm_err *err);
 
 /* All committed pack lengths, ascending by pack number; *out is malloc'ed. */
 int dm_index_pack_lengths(struct dm_index *idx, struct dm_pack_len **out, size_t *n,
@@ -83,7 +107,7 @@ int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct 
 typedef int (*dm_index_each_fn)(const dm_oid *id, const struct dm_loc *loc, void *ctx);
 int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struct dm_err *err);
 
-/* The external entries whose path starts with prefix: *out is a malloc'ed
+/* The external entries whose recorded path starts with prefix: *out is a malloc'ed
  * array of *n entries whose paths are malloc'ed too (dm_index_entries_free). */
 int dm_index_external_under(struct dm_index *idx, const char *prefix,
 			    struct dm_index_entry **out, size_t *n, struct dm_err *err);

@@ -11,12 +11,24 @@
  *     at the next open. Packs the index does not know are removed at open.
  *   - External objects (bytes of an immutable file the engine keeps) are
  *     pending like pack records until the flush: their pending location's
- *     `pack` is the offset of their path in ext_paths. The engine made the
- *     file durable before naming it (a btrfs snapshot is on disk once
- *     taken), so the flush writes them without syncing anything.
- *   - `mu` guards pending, ext_paths, the current pack, the dirty-pack list
- *     and the read-descriptor table. Hashing and compression happen
- *     outside it.
+ *     `pack` is the offset of their recorded path in ext_paths. The engine
+ *     made the file durable before naming it (a btrfs snapshot is on disk
+ *     once taken), so the flush writes them without syncing anything. A
+ *     recorded path is relative to ext_root when the file lies under it,
+ *     absolute otherwise (and in records older than roots).
+ *   - Staging packs hold only chunks received for one dot (put_received
+ *     while staging is on). Every staging pack the index knows is in
+ *     `staged` (with its dot); a new one joins the index's staging records
+ *     in the flush that first records its length. No other object is ever
+ *     appended to one, so once nothing points into it (dm_store_staging_end
+ *     moved what did), it is dropped from the index first and deleted after:
+ *     a crash in between leaves a file the next open removes as unknown.
+ *   - `mu` guards pending, ext_paths, the writers (main and staging), the
+ *     staged list, the dirty-pack list and the read-descriptor table.
+ *     Hashing and compression happen outside it. `packs_rw` is held shared
+ *     while a pack descriptor is read and exclusively while a dropped
+ *     pack's descriptor is closed, so no read uses a closed descriptor; a
+ *     read that finds its pack gone looks the object up again (it moved).
  *   - One process at a time: DIR/lock is held with flock while open.
  */
 #include "store/store.h"
@@ -47,6 +59,23 @@
 #define AUTO_FLUSH_BYTES (256ull << 20)
 #define MAX_PACKS (1u << 24)
 
+/* A pack open for appending: 0 / -1 when none. */
+struct writer {
+	uint32_t pack;
+	int fd;
+	uint64_t end;
+};
+
+struct stage {
+	char dot[DM_INDEX_DOT_MAX + 1];
+	struct writer w;
+};
+
+struct staged_pack {
+	struct dm_index_staged rec;
+	bool recorded; /* in the index's staging records */
+};
+
 struct dm_store {
 	char *dir;
 	struct dm_store_opts opts;
@@ -59,9 +88,15 @@ struct dm_store {
 				   * their loc.pack is the offset of theirs */
 	size_t ext_last;          /* offset of the last path added */
 	uint32_t last_pack;       /* highest pack number in use; 0: none yet */
-	uint32_t cur_pack;        /* 0: none open for appending */
-	int cur_fd;
-	uint64_t cur_end;
+	struct writer cur;        /* the ordinary pack being appended to */
+	bool staging;             /* received chunks go to staging packs */
+	struct stage *stages;     /* one staging pack being appended to per dot */
+	size_t nstages;
+	struct staged_pack *staged; /* every staging pack */
+	size_t nstaged;
+	char *ext_root; /* absolute, no trailing '/'; NULL: none */
+	size_t ext_root_len;
+	pthread_rwlock_t packs_rw;
 	struct dm_pack_len *dirty; /* packs appended to since the last flush */
 	size_t ndirty;
 	uint64_t unflushed;
@@ -206,10 +241,38 @@ static const struct dm_pack_len *find_len(const struct dm_pack_len *lens, size_t
 	return NULL;
 }
 
+static struct staged_pack *find_staged(struct dm_store *s, uint32_t pack)
+{
+	for (size_t i = 0; i < s->nstaged; i++)
+		if (s->staged[i].rec.pack == pack)
+			return &s->staged[i];
+	return NULL;
+}
+
+static int load_staged(struct dm_store *s, struct dm_err *err)
+{
+	struct dm_index_staged *list = NULL;
+	size_t n = 0;
+	int rc = dm_index_staged_list(s->idx, &list, &n, err);
+
+	if (rc)
+		return rc;
+	s->staged = dm_xcalloc(n ? n : 1, sizeof(*s->staged));
+	for (size_t i = 0; i < n; i++) {
+		s->staged[i].rec = list[i];
+		s->staged[i].recorded = true;
+	}
+	s->nstaged = n;
+	free(list);
+	return 0;
+}
+
 /*
  * Brings the packs in line with the index after a crash: cuts each pack
  * back to its committed length and removes packs the index never heard of.
- * Leaves the highest committed pack open for appending when it has room.
+ * Leaves the highest committed ordinary pack open for appending when it is
+ * the highest of all and has room (staging packs are never appended to
+ * again: a new transfer starts its own).
  */
 static int recover_packs(struct dm_store *s, struct dm_err *err)
 {
@@ -266,13 +329,13 @@ static int recover_packs(struct dm_store *s, struct dm_err *err)
 	}
 	if (nlens)
 		s->last_pack = lens[nlens - 1].pack;
-	if (nlens && lens[nlens - 1].len < s->opts.pack_size) {
+	if (nlens && lens[nlens - 1].len < s->opts.pack_size && !find_staged(s, s->last_pack)) {
 		pack_path(path, sizeof(path), s, s->last_pack);
-		rc = dm_pack_open(&s->cur_fd, path, O_RDWR, err);
+		rc = dm_pack_open(&s->cur.fd, path, O_RDWR, err);
 		if (rc)
 			goto done;
-		s->cur_pack = s->last_pack;
-		s->cur_end = lens[nlens - 1].len;
+		s->cur.pack = s->last_pack;
+		s->cur.end = lens[nlens - 1].len;
 	}
 done:
 	if (d)
@@ -290,8 +353,9 @@ int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_
 
 	s->dir = dm_xstrdup(dir);
 	s->lock_fd = -1;
-	s->cur_fd = -1;
+	s->cur.fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_rwlock_init(&s->packs_rw, NULL);
 	dm_oidmap_init(&s->pending, sizeof(struct dm_loc));
 	dm_buf_init(&s->ext_paths, 0);
 	if (opts)
@@ -330,6 +394,9 @@ int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_
 	rc = load_chunker(s, err);
 	if (rc)
 		goto fail;
+	rc = load_staged(s, err);
+	if (rc)
+		goto fail;
 	rc = recover_packs(s, err);
 	if (rc)
 		goto fail;
@@ -340,41 +407,43 @@ fail:
 	return rc;
 }
 
-/* Opens a new pack for appending; caller holds mu. */
-static int start_pack(struct dm_store *s, struct dm_err *err)
+/* Opens a new pack for appending through w (closing the one w had);
+ * caller holds mu. */
+static int start_pack(struct dm_store *s, struct writer *w, struct dm_err *err)
 {
 	char path[PATH_MAX];
 	uint32_t next;
 	int rc;
 
-	if (s->cur_fd >= 0) {
-		close(s->cur_fd);
-		s->cur_fd = -1;
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+		w->pack = 0;
 	}
 	next = s->last_pack + 1;
 	if (next >= MAX_PACKS)
 		return dm_err_set(err, DM_ETOOBIG, "store '%s' has too many packs", s->dir);
 	pack_path(path, sizeof(path), s, next);
-	rc = dm_pack_create(&s->cur_fd, path, err);
+	rc = dm_pack_create(&w->fd, path, err);
 	if (rc)
 		return rc;
-	s->cur_pack = next;
+	w->pack = next;
 	s->last_pack = next;
-	s->cur_end = DM_PACK_HDR_LEN;
+	w->end = DM_PACK_HDR_LEN;
 	return 0;
 }
 
-static void mark_dirty(struct dm_store *s)
+static void mark_dirty(struct dm_store *s, const struct writer *w)
 {
 	for (size_t i = 0; i < s->ndirty; i++) {
-		if (s->dirty[i].pack == s->cur_pack) {
-			s->dirty[i].len = s->cur_end;
+		if (s->dirty[i].pack == w->pack) {
+			s->dirty[i].len = w->end;
 			return;
 		}
 	}
 	s->dirty = dm_xrealloc(s->dirty, (s->ndirty + 1) * sizeof(*s->dirty));
-	s->dirty[s->ndirty].pack = s->cur_pack;
-	s->dirty[s->ndirty].len = s->cur_end;
+	s->dirty[s->ndirty].pack = w->pack;
+	s->dirty[s->ndirty].len = w->end;
 	s->ndirty++;
 }
 
@@ -420,9 +489,27 @@ int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t 
 	return 0;
 }
 
-/* Appends one record; caller holds mu. */
-static int append(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
-		  struct dm_err *err)
+/* The writer of dot's staging packs (made when missing); caller holds mu. */
+static struct writer *stage_writer(struct dm_store *s, const char *dot)
+{
+	struct stage *st;
+
+	for (size_t i = 0; i < s->nstages; i++)
+		if (!strcmp(s->stages[i].dot, dot))
+			return &s->stages[i].w;
+	s->stages = dm_xrealloc(s->stages, (s->nstages + 1) * sizeof(*s->stages));
+	st = &s->stages[s->nstages++];
+	snprintf(st->dot, sizeof(st->dot), "%s", dot);
+	st->w.pack = 0;
+	st->w.fd = -1;
+	st->w.end = 0;
+	return &st->w;
+}
+
+/* Appends one record through w, a staging writer of dot stage_dot when
+ * that is not NULL; caller holds mu. */
+static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
+		  const struct dm_pack_rec *rec, const void *bytes, struct dm_err *err)
 {
 	unsigned char hdr[DM_PACK_REC_LEN];
 	struct iovec iov[2];
@@ -431,10 +518,19 @@ static int append(struct dm_store *s, const struct dm_pack_rec *rec, const void 
 	ssize_t n;
 	int rc;
 
-	if (s->cur_fd < 0 || (s->cur_end > DM_PACK_HDR_LEN && s->cur_end + need > s->opts.pack_size)) {
-		rc = start_pack(s, err);
+	if (w->fd < 0 || (w->end > DM_PACK_HDR_LEN && w->end + need > s->opts.pack_size)) {
+		rc = start_pack(s, w, err);
 		if (rc)
 			return rc;
+		if (stage_dot) {
+			struct staged_pack *sp;
+
+			s->staged = dm_xrealloc(s->staged, (s->nstaged + 1) * sizeof(*s->staged));
+			sp = &s->staged[s->nstaged++];
+			memset(sp, 0, sizeof(*sp));
+			sp->rec.pack = w->pack;
+			snprintf(sp->rec.dot, sizeof(sp->rec.dot), "%s", stage_dot);
+		}
 	}
 	dm_pack_rec_encode(hdr, rec);
 	iov[0].iov_base = hdr;
@@ -442,43 +538,44 @@ static int append(struct dm_store *s, const struct dm_pack_rec *rec, const void 
 	iov[1].iov_base = (void *)(uintptr_t)bytes;
 	iov[1].iov_len = rec->stored_len;
 	do
-		n = pwritev(s->cur_fd, iov, 2, (off_t)s->cur_end);
+		n = pwritev(w->fd, iov, 2, (off_t)w->end);
 	while (n < 0 && errno == EINTR);
 	if (n >= 0 && (uint64_t)n != need) {
 		/* short write: finish it the slow way */
-		if (dm_pwrite_all(s->cur_fd, hdr, sizeof(hdr), (off_t)s->cur_end) < 0 ||
-		    dm_pwrite_all(s->cur_fd, bytes, rec->stored_len,
-				  (off_t)(s->cur_end + sizeof(hdr))) < 0)
+		if (dm_pwrite_all(w->fd, hdr, sizeof(hdr), (off_t)w->end) < 0 ||
+		    dm_pwrite_all(w->fd, bytes, rec->stored_len, (off_t)(w->end + sizeof(hdr))) < 0)
 			n = -1;
 	}
 	if (n < 0)
-		return dm_err_errno(err, errno, "cannot write to pack %u of store '%s'",
-				    s->cur_pack, s->dir);
+		return dm_err_errno(err, errno, "cannot write to pack %u of store '%s'", w->pack,
+				    s->dir);
 	loc.kind = rec->kind;
 	loc.where = DM_LOC_PACK;
 	loc.flags = rec->flags;
 	loc.raw_len = rec->raw_len;
 	loc.stored_len = rec->stored_len;
-	loc.pack = s->cur_pack;
-	loc.offset = s->cur_end;
+	loc.pack = w->pack;
+	loc.offset = w->end;
 	dm_oidmap_put(&s->pending, &rec->id, &loc);
-	s->cur_end += need;
+	w->end += need;
 	s->unflushed += need;
-	mark_dirty(s);
+	mark_dirty(s, w);
 	return 0;
 }
 
-/* Appends a record unless its object is pending already, then flushes
- * when enough has been written since the last flush. */
+/* Appends a record unless its object is pending already (to dot
+ * stage_dot's staging pack when not NULL), then flushes when enough has
+ * been written since the last flush. */
 static int store_record(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
-			struct dm_err *err)
+			const char *stage_dot, struct dm_err *err)
 {
 	bool flush;
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
 	if (!dm_oidmap_get(&s->pending, &rec->id))
-		rc = append(s, rec, bytes, err);
+		rc = append(s, stage_dot ? stage_writer(s, stage_dot) : &s->cur, stage_dot, rec,
+			    bytes, err);
 	flush = s->unflushed >= AUTO_FLUSH_BYTES;
 	pthread_mutex_unlock(&s->mu);
 	if (!rc && flush)
@@ -532,7 +629,7 @@ static int write_record(struct dm_store *s, const dm_oid *id, enum dm_obj_kind k
 		}
 	}
 
-	rc = store_record(s, &rec, bytes, err);
+	rc = store_record(s, &rec, bytes, NULL, err);
 	free(zbuf);
 	return rc;
 }
@@ -548,6 +645,92 @@ int dm_store_put(struct dm_store *s, dm_oid *out, enum dm_obj_kind kind, const v
 	return dm_store_put_hashed(s, &id, kind, data, len, err);
 }
 
+/* The form in which the store records the path of an external file:
+ * relative to ext_root when the file lies under it, else as given. */
+static const char *record_path(const struct dm_store *s, const char *path)
+{
+	if (s->ext_root && !strncmp(path, s->ext_root, s->ext_root_len) &&
+	    path[s->ext_root_len] == '/' && path[s->ext_root_len + 1])
+		return path + s->ext_root_len + 1;
+	return path;
+}
+
+/* out = the file a recorded path names (replacing out's contents). */
+static int resolve_path(const struct dm_store *s, const char *rec, struct dm_buf *out,
+			struct dm_err *err)
+{
+	dm_buf_reset(out);
+	if (rec[0] != '/' && !s->ext_root)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "store '%s' keeps objects in files relative to its engine's "
+				  "directory ('%s'), and was not told that directory (give it "
+				  "as the external root)",
+				  s->dir, rec);
+	if ((rec[0] != '/' && dm_buf_addf(out, "%s/%s", s->ext_root, rec)) ||
+	    (rec[0] == '/' && dm_buf_adds(out, rec)))
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Reads len bytes at off of path into out (replacing its contents) and
+ * sets *same to whether they hash to id. */
+static int read_and_hash(const char *path, uint64_t off, uint32_t len, const dm_oid *id,
+			 struct dm_buf *out, bool *same, struct dm_err *err)
+{
+	dm_oid got;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+
+	*same = false;
+	dm_buf_reset(out);
+	if (fd < 0)
+		return dm_err_errno(err, errno, "cannot open '%s'", path);
+	if (dm_buf_grow(out, len))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	else if (dm_pread_all(fd, out->data, len, (off_t)off) < 0)
+		rc = dm_err_errno(err, errno, "cannot read %u bytes at %llu of '%s'", len,
+				  (unsigned long long)off, path);
+	close(fd);
+	if (rc)
+		return rc;
+	out->len = len;
+	dm_hash(&got, out->data, len);
+	*same = dm_oid_cmp(&got, id) == 0;
+	return 0;
+}
+
+/* Makes loc (external, its path not yet set) object id's pending location,
+ * with path as recorded; caller holds mu. */
+static int pend_external(struct dm_store *s, const dm_oid *id, struct dm_loc *loc, const char *path,
+			 struct dm_err *err)
+{
+	const char *rec = record_path(s, path);
+	size_t rlen = strlen(rec);
+
+	/* consecutive chunks of one file share its path */
+	if (!s->ext_paths.len || strcmp((const char *)s->ext_paths.data + s->ext_last, rec) != 0) {
+		if (s->ext_paths.len > UINT32_MAX - rlen - 1)
+			return dm_err_set(err, DM_ENOMEM, "out of memory");
+		s->ext_last = s->ext_paths.len;
+		if (dm_buf_add(&s->ext_paths, rec, rlen + 1))
+			return dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
+	loc->pack = (uint32_t)s->ext_last;
+	dm_oidmap_put(&s->pending, id, loc);
+	s->unflushed += 64; /* what the entry costs the index, roughly */
+	return 0;
+}
+
+static int check_external(enum dm_obj_kind kind, const char *path, uint32_t len, struct dm_err *err)
+{
+	if (kind < DM_OBJ_CHUNK || kind > DM_OBJ_COMMIT || len > dm_pack_max_raw(kind))
+		return dm_err_set(err, DM_EINVAL, "bad external %s of %u bytes",
+				  dm_obj_kind_name(kind), len);
+	if (path[0] != '/' || strlen(path) >= 4096 - 1)
+		return dm_err_set(err, DM_EINVAL, "external object path must be absolute: '%s'",
+				  path);
+	return 0;
+}
+
 /*
  * Records object id as the len bytes at off of the file at path, pending
  * until the next flush (which writes it into the index with the packs'
@@ -560,66 +743,32 @@ static int put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind k
 {
 	struct dm_buf b = DM_BUF_INIT;
 	struct dm_loc loc = {0};
-	size_t plen = strlen(path);
-	dm_oid got;
-	int fd = -1, rc = 0;
+	bool same = true;
+	int rc = check_external(kind, path, len, err);
 
-	if (kind < DM_OBJ_CHUNK || kind > DM_OBJ_COMMIT || len > dm_pack_max_raw(kind))
-		return dm_err_set(err, DM_EINVAL, "bad external %s of %u bytes",
-				  dm_obj_kind_name(kind), len);
-	if (path[0] != '/' || plen >= 4096 - 1)
-		return dm_err_set(err, DM_EINVAL, "external object path must be absolute: '%s'",
-				  path);
+	if (rc)
+		return rc;
 	if (verify) {
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			return dm_err_errno(err, errno, "cannot open '%s'", path);
-		rc = dm_buf_grow(&b, len);
-		if (rc) {
-			rc = dm_err_set(err, rc, "out of memory");
-			goto done;
-		}
-		if (dm_pread_all(fd, b.data, len, (off_t)off) < 0) {
-			rc = dm_err_errno(err, errno, "cannot read %u bytes at %llu of '%s'", len,
+		rc = read_and_hash(path, off, len, id, &b, &same, err);
+		dm_buf_release(&b);
+		if (rc)
+			return rc;
+		if (!same)
+			return dm_err_set(err, DM_ECORRUPT,
+					  "bytes at %llu of '%s' do not match their id",
 					  (unsigned long long)off, path);
-			goto done;
-		}
-		dm_hash(&got, b.data, len);
-		if (dm_oid_cmp(&got, id)) {
-			rc = dm_err_set(err, DM_ECORRUPT,
-					"bytes at %llu of '%s' do not match their id",
-					(unsigned long long)off, path);
-			goto done;
-		}
 	}
 	if (dm_store_has(s, id))
-		goto done;
+		return 0;
 	loc.kind = (uint8_t)kind;
 	loc.where = DM_LOC_EXTERNAL;
 	loc.raw_len = len;
 	loc.stored_len = len;
 	loc.offset = off;
 	pthread_mutex_lock(&s->mu);
-	if (!dm_oidmap_get(&s->pending, id)) {
-		/* consecutive chunks of one file share its path */
-		if (!s->ext_paths.len ||
-		    strcmp((const char *)s->ext_paths.data + s->ext_last, path) != 0) {
-			s->ext_last = s->ext_paths.len;
-			if (s->ext_paths.len > UINT32_MAX - plen - 1 ||
-			    dm_buf_add(&s->ext_paths, path, plen + 1))
-				rc = dm_err_set(err, DM_ENOMEM, "out of memory");
-		}
-		if (!rc) {
-			loc.pack = (uint32_t)s->ext_last;
-			dm_oidmap_put(&s->pending, id, &loc);
-			s->unflushed += 64; /* what the entry costs the index, roughly */
-		}
-	}
+	if (!dm_oidmap_get(&s->pending, id))
+		rc = pend_external(s, id, &loc, path, err);
 	pthread_mutex_unlock(&s->mu);
-done:
-	if (fd >= 0)
-		close(fd);
-	dm_buf_release(&b);
 	return rc;
 }
 
@@ -667,67 +816,147 @@ done:
 	return rc ? rc : fd;
 }
 
-static int read_external(const char *path, const struct dm_loc *loc, struct dm_buf *out,
-			 struct dm_err *err)
+/* Appends the bytes of external object loc, whose recorded path is rec,
+ * to out. */
+static int read_external(const struct dm_store *s, const char *rec, const struct dm_loc *loc,
+			 struct dm_buf *out, struct dm_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+	struct dm_buf path = DM_BUF_INIT;
+	int fd = -1, rc = resolve_path(s, rec, &path, err);
 
+	if (rc)
+		goto done;
+	fd = open((const char *)path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return dm_err_errno(err, errno, "cannot open '%s'", path);
-	if (dm_buf_grow(out, loc->raw_len))
+		rc = dm_err_errno(err, errno, "cannot open '%s'", (const char *)path.data);
+	else if (dm_buf_grow(out, loc->raw_len))
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 	else if (dm_pread_all(fd, out->data + out->len, loc->raw_len, (off_t)loc->offset) < 0)
-		rc = dm_err_errno(err, errno, "cannot read '%s'", path);
+		rc = dm_err_errno(err, errno, "cannot read '%s'", (const char *)path.data);
 	else
 		out->len += loc->raw_len;
-	close(fd);
+done:
+	if (fd >= 0)
+		close(fd);
+	dm_buf_release(&path);
+	return rc;
+}
+
+/*
+ * Reads the record of object id at pack location loc: appends its header
+ * and stored bytes to out, and decodes the header into rec, which must
+ * match loc.
+ */
+static int read_pack_rec(struct dm_store *s, const dm_oid *id, const struct dm_loc *loc,
+			 struct dm_pack_rec *rec, struct dm_buf *out, struct dm_err *err)
+{
+	char hex[DM_OID_HEXSZ + 1];
+	size_t start = out->len;
+	int fd, rc = 0;
+
+	if (dm_buf_grow(out, DM_PACK_REC_LEN + (size_t)loc->stored_len))
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	pthread_rwlock_rdlock(&s->packs_rw);
+	fd = read_fd(s, loc->pack, err);
+	if (fd < 0) {
+		rc = fd;
+	} else if (dm_pread_all(fd, out->data + start, DM_PACK_REC_LEN + (size_t)loc->stored_len,
+				(off_t)loc->offset) < 0) {
+		dm_oid_hex(hex, id);
+		rc = dm_err_set(err, DM_ECORRUPT, "object %s: cannot read pack %u at %llu: %s", hex,
+				loc->pack, (unsigned long long)loc->offset,
+				errno == EIO ? "pack is truncated" : strerror(errno));
+	}
+	pthread_rwlock_unlock(&s->packs_rw);
+	if (!rc)
+		rc = dm_pack_rec_decode(rec, out->data + start, err);
+	if (!rc && (dm_oid_cmp(&rec->id, id) || rec->raw_len != loc->raw_len ||
+		    rec->stored_len != loc->stored_len || rec->kind != loc->kind)) {
+		dm_oid_hex(hex, id);
+		rc = dm_err_set(err, DM_ECORRUPT,
+				"object %s: pack %u record at %llu does not match the index", hex,
+				loc->pack, (unsigned long long)loc->offset);
+	}
+	if (!rc)
+		out->len = start + DM_PACK_REC_LEN + loc->stored_len;
+	return rc;
+}
+
+/*
+ * Looks object id up and reads it in its stored form, appended to out:
+ * a header slot and the stored bytes for a pack object, the raw bytes for
+ * an external one. A pack read that fails because the object moved
+ * meanwhile (a staging pack dropped) is tried again at its new place.
+ */
+static int read_stored(struct dm_store *s, const dm_oid *id, struct dm_loc *loc,
+		       struct dm_pack_rec *rec, struct dm_buf *out, struct dm_err *err)
+{
+	struct dm_buf path = DM_BUF_INIT;
+	char hex[DM_OID_HEXSZ + 1];
+	size_t start = out->len;
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		struct dm_loc again;
+
+		dm_buf_reset(&path);
+		rc = lookup(s, id, loc, &path, err);
+		if (rc == DM_ENOTFOUND) {
+			dm_oid_hex(hex, id);
+			rc = dm_err_set(err, rc, "object %s not found", hex);
+		}
+		if (rc)
+			break;
+		if (loc->where == DM_LOC_EXTERNAL) {
+			rc = read_external(s, (const char *)path.data, loc, out, err);
+			break;
+		}
+		rc = read_pack_rec(s, id, loc, rec, out, err);
+		if (!rc || tries)
+			break;
+		out->len = start;
+		dm_buf_reset(&path);
+		if (lookup(s, id, &again, &path, NULL) ||
+		    (again.where == loc->where && again.pack == loc->pack &&
+		     again.offset == loc->offset))
+			break;
+	}
+	if (rc)
+		out->len = start;
+	dm_buf_release(&path);
 	return rc;
 }
 
 int dm_store_get(struct dm_store *s, const dm_oid *id, struct dm_buf *out, int *kind_out,
 		 struct dm_err *err)
 {
-	struct dm_buf stored = DM_BUF_INIT, path = DM_BUF_INIT;
+	struct dm_buf stored = DM_BUF_INIT;
 	struct dm_pack_rec rec;
 	struct dm_loc loc;
 	char hex[DM_OID_HEXSZ + 1];
 	size_t start = out->len;
 	dm_oid got;
-	int rc, fd;
+	int rc;
 
 	dm_oid_hex(hex, id);
-	rc = lookup(s, id, &loc, &path, err);
-	if (rc == DM_ENOTFOUND)
-		return dm_err_set(err, rc, "object %s not found", hex);
+	rc = read_stored(s, id, &loc, &rec, &stored, err);
 	if (rc)
-		return rc;
+		goto done;
 	if (loc.where == DM_LOC_EXTERNAL) {
-		rc = read_external((const char *)path.data, &loc, out, err);
-		if (rc)
+		if (dm_buf_add(out, stored.data, stored.len)) {
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 			goto done;
+		}
 	} else {
-		fd = read_fd(s, loc.pack, err);
-		if (fd < 0) {
-			rc = fd;
-			goto done;
-		}
-		rc = dm_pack_read(fd, loc.offset, &rec, &stored, err);
-		if (rc)
-			goto done;
-		if (dm_oid_cmp(&rec.id, id) || rec.raw_len != loc.raw_len ||
-		    rec.stored_len != loc.stored_len || rec.kind != loc.kind) {
-			rc = dm_err_set(err, DM_ECORRUPT,
-					"object %s: pack %u record at %llu does not match the index",
-					hex, loc.pack, (unsigned long long)loc.offset);
-			goto done;
-		}
+		const unsigned char *bytes = stored.data + DM_PACK_REC_LEN;
+
 		if (dm_buf_grow(out, rec.raw_len)) {
 			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 			goto done;
 		}
 		if (rec.flags & DM_PACK_F_ZSTD) {
-			size_t z = ZSTD_decompress(out->data + out->len, rec.raw_len, stored.data,
-						   stored.len);
+			size_t z = ZSTD_decompress(out->data + out->len, rec.raw_len, bytes,
+						   rec.stored_len);
 
 			if (ZSTD_isError(z) || z != rec.raw_len) {
 				rc = dm_err_set(err, DM_ECORRUPT,
@@ -737,11 +966,12 @@ int dm_store_get(struct dm_store *s, const dm_oid *id, struct dm_buf *out, int *
 				goto done;
 			}
 		} else {
-			memcpy(out->data + out->len, stored.data, rec.raw_len);
+			memcpy(out->data + out->len, bytes, rec.raw_len);
 		}
 		out->len += rec.raw_len;
-		out->data[out->len] = '\0';
 	}
+	if (out->data)
+		out->data[out->len] = '\0';
 	dm_hash(&got, out->data + start, out->len - start);
 	if (dm_oid_cmp(&got, id)) {
 		rc = dm_err_set(err, DM_ECORRUPT, "object %s: content does not match its id", hex);
@@ -756,69 +986,28 @@ done:
 			out->data[start] = '\0';
 	}
 	dm_buf_release(&stored);
-	dm_buf_release(&path);
 	return rc;
 }
 
 int dm_store_get_stored(struct dm_store *s, const dm_oid *id, struct dm_pack_rec *rec,
 			struct dm_buf *out, struct dm_err *err)
 {
-	struct dm_buf path = DM_BUF_INIT;
 	struct dm_loc loc;
-	char hex[DM_OID_HEXSZ + 1];
 	size_t start = out->len;
-	int rc, fd;
+	int rc = read_stored(s, id, &loc, rec, out, err);
 
-	rc = lookup(s, id, &loc, &path, err);
-	if (rc == DM_ENOTFOUND) {
-		dm_oid_hex(hex, id);
-		return dm_err_set(err, rc, "object %s not found", hex);
-	}
 	if (rc)
-		return rc;
+		goto done;
 	if (loc.where == DM_LOC_EXTERNAL) {
-		rc = read_external((const char *)path.data, &loc, out, err);
-		if (rc)
-			goto done;
-		out->data[out->len] = '\0';
 		rec->kind = loc.kind;
 		rec->flags = 0;
 		rec->raw_len = loc.raw_len;
 		rec->stored_len = loc.raw_len;
 		rec->id = *id;
-		goto done;
+	} else {
+		memmove(out->data + start, out->data + start + DM_PACK_REC_LEN, loc.stored_len);
+		out->len = start + loc.stored_len;
 	}
-	fd = read_fd(s, loc.pack, err);
-	if (fd < 0) {
-		rc = fd;
-		goto done;
-	}
-	/* header and bytes in one read, straight into out */
-	if (dm_buf_grow(out, DM_PACK_REC_LEN + (size_t)loc.stored_len)) {
-		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
-		goto done;
-	}
-	if (dm_pread_all(fd, out->data + start, DM_PACK_REC_LEN + (size_t)loc.stored_len,
-			 (off_t)loc.offset) < 0) {
-		dm_oid_hex(hex, id);
-		rc = dm_err_set(err, DM_ECORRUPT, "object %s: cannot read pack %u at %llu: %s", hex,
-				loc.pack, (unsigned long long)loc.offset,
-				errno == EIO ? "pack is truncated" : strerror(errno));
-		goto done;
-	}
-	rc = dm_pack_rec_decode(rec, out->data + start, err);
-	if (rc)
-		goto done;
-	if (dm_oid_cmp(&rec->id, id) || rec->raw_len != loc.raw_len ||
-	    rec->stored_len != loc.stored_len || rec->kind != loc.kind) {
-		dm_oid_hex(hex, id);
-		rc = dm_err_set(err, DM_ECORRUPT,
-				"object %s: pack %u record at %llu does not match the index", hex,
-				loc.pack, (unsigned long long)loc.offset);
-		goto done;
-	}
-	memmove(out->data + start, out->data + start + DM_PACK_REC_LEN, loc.stored_len);
-	out->len = start + loc.stored_len;
 	out->data[out->len] = '\0';
 done:
 	if (rc) {
@@ -826,12 +1015,12 @@ done:
 		if (out->data)
 			out->data[start] = '\0';
 	}
-	dm_buf_release(&path);
 	return rc;
 }
 
-int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
-			struct dm_err *err)
+/* dm_store_put_stored, into dot stage_dot's staging packs when not NULL. */
+static int put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
+		      const char *stage_dot, struct dm_err *err)
 {
 	unsigned char hdr[DM_PACK_REC_LEN];
 	struct dm_pack_rec chk;
@@ -878,18 +1067,49 @@ int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const
 		rc = dm_err_set(err, DM_ECORRUPT, "object %s: content does not match its id", hex);
 		goto done;
 	}
-	rc = store_record(s, rec, bytes, err);
+	rc = store_record(s, rec, bytes, stage_dot, err);
 done:
 	free(raw);
 	return rc;
 }
 
+int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
+			struct dm_err *err)
+{
+	return put_stored(s, rec, bytes, NULL, err);
+}
+
+int dm_store_put_received(struct dm_store *s, const char *dot_id, const struct dm_pack_rec *rec,
+			  const void *bytes, struct dm_err *err)
+{
+	bool stage;
+
+	pthread_mutex_lock(&s->mu);
+	stage = s->staging;
+	pthread_mutex_unlock(&s->mu);
+	stage = stage && dot_id && rec->kind == DM_OBJ_CHUNK && dot_id[0] &&
+		strlen(dot_id) <= DM_INDEX_DOT_MAX;
+	return put_stored(s, rec, bytes, stage ? dot_id : NULL, err);
+}
+
+/* The descriptor a writer holds open on pack, or -1; caller holds mu. */
+static int writer_fd(const struct dm_store *s, uint32_t pack)
+{
+	if (s->cur.fd >= 0 && s->cur.pack == pack)
+		return s->cur.fd;
+	for (size_t i = 0; i < s->nstages; i++)
+		if (s->stages[i].w.fd >= 0 && s->stages[i].w.pack == pack)
+			return s->stages[i].w.fd;
+	return -1;
+}
+
 int dm_store_flush(struct dm_store *s, struct dm_err *err)
 {
 	struct dm_index_entry *entries = NULL;
+	struct dm_index_staged *staged = NULL;
 	const dm_oid *id;
 	void *val;
-	size_t n = 0, it = 0;
+	size_t n = 0, nstaged = 0, it = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
@@ -897,11 +1117,12 @@ int dm_store_flush(struct dm_store *s, struct dm_err *err)
 		goto done;
 	for (size_t i = 0; i < s->ndirty && s->opts.sync; i++) {
 		char path[PATH_MAX];
-		int fd;
+		int fd = writer_fd(s, s->dirty[i].pack);
 
-		if (s->dirty[i].pack == s->cur_pack && s->cur_fd >= 0) {
-			if (fdatasync(s->cur_fd) < 0) {
-				rc = dm_err_errno(err, errno, "cannot sync pack %u", s->cur_pack);
+		if (fd >= 0) {
+			if (fdatasync(fd) < 0) {
+				rc = dm_err_errno(err, errno, "cannot sync pack %u",
+						  s->dirty[i].pack);
 				goto done;
 			}
 			continue;
@@ -935,9 +1156,15 @@ int dm_store_flush(struct dm_store *s, struct dm_err *err)
 		}
 		n++;
 	}
-	rc = dm_index_commit(s->idx, entries, n, s->dirty, s->ndirty, err);
+	staged = dm_xmalloc((s->nstaged + 1) * sizeof(*staged));
+	for (size_t i = 0; i < s->nstaged; i++)
+		if (!s->staged[i].recorded)
+			staged[nstaged++] = s->staged[i].rec;
+	rc = dm_index_commit(s->idx, entries, n, s->dirty, s->ndirty, staged, nstaged, err);
 	if (rc)
 		goto done;
+	for (size_t i = 0; i < s->nstaged; i++)
+		s->staged[i].recorded = true;
 	dm_oidmap_clear(&s->pending);
 	dm_buf_reset(&s->ext_paths);
 	s->ext_last = 0;
@@ -946,6 +1173,7 @@ int dm_store_flush(struct dm_store *s, struct dm_err *err)
 done:
 	pthread_mutex_unlock(&s->mu);
 	free(entries);
+	free(staged);
 	return rc;
 }
 
@@ -957,8 +1185,14 @@ void dm_store_free(struct dm_store *s)
 		return;
 	if (s->idx && dm_store_flush(s, &err))
 		dm_error("store '%s': final flush failed: %s", s->dir, err.msg);
-	if (s->cur_fd >= 0)
-		close(s->cur_fd);
+	if (s->cur.fd >= 0)
+		close(s->cur.fd);
+	for (size_t i = 0; i < s->nstages; i++)
+		if (s->stages[i].w.fd >= 0)
+			close(s->stages[i].w.fd);
+	free(s->stages);
+	free(s->staged);
+	free(s->ext_root);
 	for (size_t i = 0; i < s->nread_fds; i++)
 		if (s->read_fds[i] >= 0)
 			close(s->read_fds[i]);
@@ -970,6 +1204,7 @@ void dm_store_free(struct dm_store *s)
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	pthread_mutex_destroy(&s->mu);
+	pthread_rwlock_destroy(&s->packs_rw);
 	free(s->dir);
 	free(s);
 }
@@ -1002,8 +1237,15 @@ int dm_store_stats(struct dm_store *s, struct dm_store_stats *out, struct dm_err
 	if (rc)
 		return rc;
 	out->packs = n;
-	for (size_t i = 0; i < n; i++)
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
 		out->pack_bytes += lens[i].len;
+		if (find_staged(s, lens[i].pack)) {
+			out->staged_packs++;
+			out->staged_bytes += lens[i].len;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
 	free(lens);
 	return 0;
 }
@@ -1078,6 +1320,7 @@ int dm_store_external_release(struct dm_store *s, const char *prefix, const char
 	if (!prefix || prefix[0] != '/')
 		return dm_err_set(err, DM_EINVAL, "external prefix must be absolute: '%s'",
 				  prefix ? prefix : "");
+	prefix = record_path(s, prefix);
 	dm_oidmap_init(&want, 1);
 	dm_oidmap_init(&reached, 0);
 	dm_oidmap_init(&gone, 0);
@@ -1102,7 +1345,7 @@ int dm_store_external_release(struct dm_store *s, const char *prefix, const char
 			continue;
 		}
 		dm_buf_reset(&b);
-		rc = read_external(list[i].path, &list[i].loc, &b, err);
+		rc = read_external(s, list[i].path, &list[i].loc, &b, err);
 		if (rc)
 			goto done;
 		dm_hash(&got, b.data, b.len);
@@ -1154,5 +1397,218 @@ done:
 	dm_oidmap_release(&gone);
 	dm_buf_release(&b);
 	free(ids);
+	return rc;
+}
+
+/* ---- external roots ---- */
+
+int dm_store_set_external_root(struct dm_store *s, const char *root, struct dm_err *err)
+{
+	struct dm_buf prefix = DM_BUF_INIT;
+	size_t len = root ? strlen(root) : 0, moved = 0;
+	int rc;
+
+	while (len > 1 && root[len - 1] == '/')
+		len--;
+	if (!root || root[0] != '/' || len < 2 || len >= 4000)
+		return dm_err_set(err, DM_EINVAL,
+				  "external root must be an absolute directory: '%s'", root ? root : "");
+	rc = dm_store_flush(s, err);
+	if (rc)
+		return rc;
+	if (dm_buf_add(&prefix, root, len) || dm_buf_addc(&prefix, '/')) {
+		dm_buf_release(&prefix);
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
+	/* records of older versions named files under the root absolutely */
+	rc = dm_index_strip_external_prefix(s->idx, (const char *)prefix.data, &moved, err);
+	if (!rc) {
+		pthread_mutex_lock(&s->mu);
+		free(s->ext_root);
+		s->ext_root = dm_xstrndup(root, len);
+		s->ext_root_len = len;
+		pthread_mutex_unlock(&s->mu);
+		if (moved)
+			dm_info("store '%s': %llu objects under '%s' now recorded relative to it",
+				s->dir, (unsigned long long)moved, s->ext_root);
+	}
+	dm_buf_release(&prefix);
+	return rc;
+}
+
+/* ---- staging ---- */
+
+void dm_store_set_staging(struct dm_store *s, bool on)
+{
+	pthread_mutex_lock(&s->mu);
+	s->staging = on;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Whether loc lies in a staging pack of dot; caller holds mu. */
+static bool staged_for(struct dm_store *s, const struct dm_loc *loc, const char *dot)
+{
+	const struct staged_pack *sp;
+
+	if (loc->where != DM_LOC_PACK)
+		return false;
+	sp = find_staged(s, loc->pack);
+	return sp && !strcmp(sp->rec.dot, dot);
+}
+
+int dm_store_unstage(struct dm_store *s, const char *dot_id, const dm_oid *id, const char *path,
+		     uint64_t off, uint32_t len, struct dm_err *err)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_loc loc;
+	bool staged, same = false;
+	int rc = check_external(DM_OBJ_CHUNK, path, len, err);
+
+	if (rc)
+		return rc;
+	if (lookup(s, id, &loc, NULL, NULL))
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	staged = staged_for(s, &loc, dot_id);
+	pthread_mutex_unlock(&s->mu);
+	if (!staged || loc.kind != DM_OBJ_CHUNK || loc.raw_len != len)
+		return 0;
+	rc = read_and_hash(path, off, len, id, &b, &same, err);
+	dm_buf_release(&b);
+	if (rc || !same)
+		return rc; /* not those bytes (written to meanwhile): it stays put */
+	pthread_mutex_lock(&s->mu);
+	/* unless it moved meanwhile, its place is now the file */
+	if (dm_oidmap_get(&s->pending, id) ||
+	    (dm_index_get(s->idx, id, &loc, NULL, NULL) == 0 && staged_for(s, &loc, dot_id))) {
+		struct dm_loc *p = dm_oidmap_get(&s->pending, id);
+
+		if (!p || staged_for(s, p, dot_id)) {
+			struct dm_loc ext = {0};
+
+			ext.kind = DM_OBJ_CHUNK;
+			ext.where = DM_LOC_EXTERNAL;
+			ext.raw_len = len;
+			ext.stored_len = len;
+			ext.offset = off;
+			rc = pend_external(s, id, &ext, path, err);
+			if (!rc)
+				rc = 1;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* Moves every object that still lies in staging pack `pack` (committed
+ * length len) into an ordinary pack, as stored. */
+static int evacuate(struct dm_store *s, uint32_t pack, uint64_t len,
+		    struct dm_store_staging_stats *st, struct dm_err *err)
+{
+	struct dm_buf bytes = DM_BUF_INIT;
+	uint64_t off = DM_PACK_HDR_LEN;
+	int fd = -1, rc;
+	char path[PATH_MAX];
+
+	pack_path(path, sizeof(path), s, pack);
+	rc = dm_pack_open(&fd, path, O_RDONLY, err);
+	while (!rc && off < len) {
+		struct dm_pack_rec rec;
+		struct dm_loc loc;
+
+		rc = dm_pack_read(fd, off, &rec, &bytes, err);
+		if (rc)
+			break;
+		if (lookup(s, &rec.id, &loc, NULL, NULL) == 0 && loc.where == DM_LOC_PACK &&
+		    loc.pack == pack && loc.offset == off) {
+			rc = store_record(s, &rec, bytes.data, NULL, err);
+			st->copied++;
+			st->copied_bytes += rec.raw_len;
+		}
+		off += DM_PACK_REC_LEN + (uint64_t)rec.stored_len;
+	}
+	if (fd >= 0)
+		close(fd);
+	dm_buf_release(&bytes);
+	if (rc)
+		dm_err_prefix(err, "cannot empty staging pack %u", pack);
+	return rc;
+}
+
+int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store_staging_stats *out,
+			 struct dm_err *err)
+{
+	struct dm_store_staging_stats local;
+	struct dm_pack_len *lens = NULL;
+	uint32_t *packs = NULL;
+	size_t n = 0, nlens = 0;
+	int rc = 0;
+
+	if (!out)
+		out = &local;
+	memset(out, 0, sizeof(*out));
+	/* from here on, chunks that arrive for the dot start new packs */
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->nstages; i++) {
+		if (strcmp(s->stages[i].dot, dot_id))
+			continue;
+		if (s->stages[i].w.fd >= 0)
+			close(s->stages[i].w.fd);
+		s->stages[i] = s->stages[--s->nstages];
+		break;
+	}
+	packs = dm_xmalloc((s->nstaged + 1) * sizeof(*packs));
+	for (size_t i = 0; i < s->nstaged; i++)
+		if (!strcmp(s->staged[i].rec.dot, dot_id))
+			packs[n++] = s->staged[i].rec.pack;
+	pthread_mutex_unlock(&s->mu);
+	if (!n)
+		goto done;
+	rc = dm_store_flush(s, err);
+	if (!rc)
+		rc = dm_index_pack_lengths(s->idx, &lens, &nlens, err);
+	for (size_t i = 0; !rc && i < n; i++) {
+		const struct dm_pack_len *l = find_len(lens, nlens, packs[i]);
+
+		if (l)
+			rc = evacuate(s, packs[i], l->len, out, err);
+	}
+	if (!rc)
+		rc = dm_store_flush(s, err);
+	/* nothing points into them now: forget them, then delete them */
+	if (!rc)
+		rc = dm_index_drop_packs(s->idx, packs, n, err);
+	if (rc)
+		goto done;
+	pthread_rwlock_wrlock(&s->packs_rw);
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		for (size_t j = 0; j < s->nstaged; j++) {
+			if (s->staged[j].rec.pack == packs[i]) {
+				s->staged[j] = s->staged[--s->nstaged];
+				break;
+			}
+		}
+		if (packs[i] < s->nread_fds && s->read_fds[packs[i]] >= 0) {
+			close(s->read_fds[packs[i]]);
+			s->read_fds[packs[i]] = -1;
+		}
+		pack_path(path, sizeof(path), s, packs[i]);
+		if (stat(path, &st) == 0)
+			out->freed_bytes += (uint64_t)st.st_size;
+		if (unlink(path) < 0 && errno != ENOENT)
+			dm_warn("store: cannot remove staging pack '%s' (removed at the next "
+				"start): %s",
+				path, strerror(errno));
+		out->packs++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_rwlock_unlock(&s->packs_rw);
+done:
+	free(packs);
+	free(lens);
 	return rc;
 }

@@ -11,6 +11,15 @@
  *     DIR/packs/pack-00000001.pack ...   append-only object records
  *     DIR/index/                          LMDB environment (data.mdb)
  *
+ * External files are recorded relative to the store's external root (the
+ * engine's directory, dm_store_set_external_root) when they lie under it,
+ * so that the data directory can move as a whole.
+ *
+ * Staging: an engine that keeps data in snapshots turns staging on; chunks
+ * received for a dot (dm_store_put_received) then go to packs of their own,
+ * which dm_store_staging_end empties and deletes once the engine has
+ * recorded what it could as bytes of its snapshot (dm_store_tree_unstage).
+ *
  * Durability: dm_store_put makes an object visible to readers of this
  * store at once, and durable at the next dm_store_flush, which fsyncs the
  * packs and then commits the index in one LMDB transaction. A crash at any
@@ -60,6 +69,17 @@ int dm_store_put(struct dm_store *s, dm_oid *out, enum dm_obj_kind kind, const v
 /* As dm_store_put when the caller has already hashed data into id. */
 int dm_store_put_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
 			const void *data, size_t len, struct dm_err *err);
+/*
+ * Tells the store the directory its engine keeps files in (absolute): from
+ * now on external files under it are recorded relative to it, and relative
+ * records are read under it. Records that older versions wrote with
+ * absolute paths under root are rewritten as relative ones now. Call it
+ * once, before anything else uses the store. A store that was not given
+ * its root reads absolute records only (relative ones fail with
+ * DM_EUNSUPPORTED).
+ */
+int dm_store_set_external_root(struct dm_store *s, const char *root, struct dm_err *err);
+
 /* Records that object id is the len bytes at offset off of the immutable
  * file at path (absolute). The bytes are hashed to check id first. Like a
  * put, the record is visible at once and durable at the next flush; an
@@ -127,6 +147,50 @@ int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const
 			struct dm_err *err);
 
 /*
+ * Staging received data (an engine that keeps data in snapshots turns it on
+ * when it opens): dm_store_put_received is dm_store_put_stored for an
+ * object that arrived for dot dot_id (NULL: none known); with staging on,
+ * a chunk goes to a staging pack of that dot, which holds nothing else.
+ * Files, trees and commits always go to ordinary packs. A staged chunk is
+ * an object like any other: readable at once, durable at the next flush.
+ *
+ * dm_store_unstage: when chunk id lies in a staging pack of dot_id and the
+ * len bytes at off of the immutable file at path (absolute) hash to it,
+ * records it as those bytes instead (pending until the next flush, like a
+ * put) and returns 1; 0 when it is not staged there or the bytes differ.
+ * dm_store_tree_unstage does that for every chunk of every file of tree,
+ * whose files are under dir (a frozen copy of the tree: a snapshot), and
+ * flushes.
+ *
+ * dm_store_staging_end: ends the dot's staging: its chunks that arrive
+ * from now on start new packs; what still lies in its staging packs is
+ * copied into ordinary packs as stored; then the packs are forgotten and
+ * deleted. Calls for one dot must not overlap (the dot's actor serialises
+ * them); a transfer into the dot running meanwhile is safe (what it staged
+ * before is copied, what it stages after waits for the next end).
+ */
+void dm_store_set_staging(struct dm_store *s, bool on);
+int dm_store_put_received(struct dm_store *s, const char *dot_id, const struct dm_pack_rec *rec,
+			  const void *bytes, struct dm_err *err);
+int dm_store_unstage(struct dm_store *s, const char *dot_id, const dm_oid *id, const char *path,
+		     uint64_t off, uint32_t len, struct dm_err *err);
+struct dm_store_unstage_stats {
+	uint64_t files;  /* regular files walked */
+	uint64_t chunks; /* chunks recorded as bytes of dir's files */
+	uint64_t bytes;
+};
+int dm_store_tree_unstage(struct dm_store *s, const char *dot_id, const dm_oid *tree,
+			  const char *dir, struct dm_store_unstage_stats *out, struct dm_err *err);
+struct dm_store_staging_stats {
+	uint64_t copied; /* objects copied into ordinary packs */
+	uint64_t copied_bytes;
+	uint64_t packs;       /* staging packs deleted */
+	uint64_t freed_bytes; /* their size */
+};
+int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store_staging_stats *out,
+			 struct dm_err *err);
+
+/*
  * The commit index: which commit object is commit `commit_id` of dot
  * `dot_id` (commits are named by their commit ids, not object ids).
  * dm_store_commit_put flushes the store first, so an indexed commit's
@@ -160,6 +224,8 @@ struct dm_store_stats {
 	uint64_t external;     /* objects kept in engine files */
 	uint64_t packs;
 	uint64_t pack_bytes;   /* size of all pack files */
+	uint64_t staged_packs; /* of which staging packs (received, not yet settled) */
+	uint64_t staged_bytes;
 };
 
 int dm_store_stats(struct dm_store *s, struct dm_store_stats *out, struct dm_err *err);

@@ -3,7 +3,8 @@
  * benchmarks (like git's t/helper): commit a directory, check a tree out,
  * list a tree, verify and count the store.
  *
- *     dm-store-tool --store DIR [--threads N] [--quiet] [--no-sync] CMD ARGS
+ *     dm-store-tool --store DIR [--external-root DIR] [--threads N] [--quiet]
+ *                   [--no-sync] CMD ARGS
  *
  * Invariants: stdout carries only the command's result (a tree id, a
  * listing, verify's or stats' lines); statistics and errors go to stderr;
@@ -34,6 +35,7 @@
 
 struct tool {
 	const char *store_dir;
+	const char *ext_root;
 	int threads;
 	bool quiet;
 	bool sync;
@@ -53,6 +55,9 @@ static const char usage_text[] =
 	"\n"
 	"options:\n"
 	"  --store DIR        the store directory (created when missing)\n"
+	"  --external-root DIR  the directory the engine keeps files in (a btrfs\n"
+	"                     dmd's DATA/dots, resolved): objects kept in its\n"
+	"                     snapshots are recorded relative to it\n"
 	"  --threads N        worker threads (default: one per CPU)\n"
 	"  --quiet            no statistics on stderr\n"
 	"  --no-sync          do not fsync when flushing (tests only)\n"
@@ -312,6 +317,8 @@ static int cmd_stats(struct tool *t, int argc, char **argv, struct dm_err *err)
 	printf("external: %" PRIu64 "\n", st.external);
 	printf("packs: %" PRIu64 "\n", st.packs);
 	printf("pack_bytes: %" PRIu64 "\n", st.pack_bytes);
+	printf("staged_packs: %" PRIu64 "\n", st.staged_packs);
+	printf("staged_bytes: %" PRIu64 "\n", st.staged_bytes);
 	return 0;
 }
 
@@ -343,7 +350,7 @@ static int parse_int(const char *s, int *out)
 
 int main(int argc, char **argv)
 {
-	struct tool t = {NULL, 0, false, true, NULL};
+	struct tool t = {NULL, NULL, 0, false, true, NULL};
 	struct dm_store_opts sopts;
 	struct dm_err err = {0, ""};
 	const struct command *cmd = NULL;
@@ -357,6 +364,8 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--store") && i + 1 < argc) {
 			t.store_dir = argv[++i];
+		} else if (!strcmp(a, "--external-root") && i + 1 < argc) {
+			t.ext_root = argv[++i];
 		} else if (!strcmp(a, "--threads") && i + 1 < argc) {
 			if (parse_int(argv[++i], &t.threads) < 0)
 				return die(DM_EINVAL, "--threads needs a number from 0 to 1024");
@@ -393,6 +402,17 @@ int main(int argc, char **argv)
 	rc = dm_store_open(&t.s, t.store_dir, &sopts, &err);
 	if (rc)
 		return die(rc, err.msg);
+	if (t.ext_root) {
+		char *abs = realpath(t.ext_root, NULL);
+
+		rc = abs ? dm_store_set_external_root(t.s, abs, &err)
+			 : dm_err_errno(&err, errno, "cannot resolve '%s'", t.ext_root);
+		free(abs);
+		if (rc) {
+			dm_store_free(t.s);
+			return die(rc, err.msg);
+		}
+	}
 	rc = cmd->fn(&t, argc - i - 1, argv + i + 1, &err);
 	dm_store_free(t.s);
 	if (rc < 0)

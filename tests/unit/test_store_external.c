@@ -4,8 +4,11 @@
  * flush like any put, keeps an object's existing place, survives a reopen;
  * dm_store_external_release copies what committed history still needs into
  * the packs, forgets the rest with everything that names it, and leaves a
- * store that verifies. Plain files in a mkdtemp directory stand in for
- * snapshots; nothing here needs btrfs.
+ * store that verifies. Received chunks are staged in packs of their dot,
+ * move into files that hold them and the packs go; files under the
+ * store's external root are recorded relative to it, so the root can move.
+ * Plain files in a mkdtemp directory stand in for snapshots; nothing here
+ * needs btrfs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +305,192 @@ static void test_release_skips_the_dot(void **state)
 	assert_int_equal(dm_store_external_release(f->s, "relative/", NULL, &rs, &err), DM_EINVAL);
 }
 
+/* Stores len bytes of seed as a chunk received for dot; returns its id
+ * and leaves the bytes in out (when not NULL). */
+static dm_oid receive_chunk(struct fixture *f, const char *dot, size_t len, unsigned seed,
+			    struct dm_buf *out)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_pack_rec rec;
+	struct dm_err err;
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	assert_int_equal(dm_buf_grow(&b, len), 0);
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b.data[i] = (unsigned char)x;
+	}
+	b.len = len;
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = DM_OBJ_CHUNK;
+	rec.raw_len = rec.stored_len = (uint32_t)len;
+	dm_hash(&rec.id, b.data, len);
+	assert_int_equal(dm_store_put_received(f->s, dot, &rec, b.data, &err), 0);
+	if (out) {
+		dm_buf_reset(out);
+		assert_int_equal(dm_buf_add(out, b.data, len), 0);
+	}
+	dm_buf_release(&b);
+	return rec.id;
+}
+
+static size_t count_packs(struct fixture *f)
+{
+	char path[160];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/packs", f->store);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += strncmp(de->d_name, "pack-", 5) == 0;
+	closedir(d);
+	return n;
+}
+
+static void get_ok(struct fixture *f, const dm_oid *id, size_t len)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+
+	if (dm_store_get(f->s, id, &b, NULL, &err))
+		fail_msg("get: %s", err.msg);
+	assert_int_equal(b.len, len);
+	dm_buf_release(&b);
+}
+
+/* Received chunks go to a staging pack of their dot (other objects, and
+ * everything while staging is off, to ordinary packs); unstaging records
+ * a chunk as bytes of a file that holds it, and only then; ending the
+ * staging copies what is left into ordinary packs and deletes the pack. */
+static void test_staging_unstage_end(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_store_staging_stats es;
+	struct dm_buf a = DM_BUF_INIT, b = DM_BUF_INIT, c = DM_BUF_INIT;
+	struct dm_err err;
+	char pa[160], pc[160];
+	dm_oid ia, ib, ic, off_id, tree;
+	struct dm_store_stats st;
+
+	off_id = receive_chunk(f, "dot-a", 2000, 9, NULL);
+	assert_int_equal(stats(f).staged_packs, 0); /* staging is off */
+	dm_store_set_staging(f->s, true);
+	ia = receive_chunk(f, "dot-a", 5000, 1, &a);
+	ib = receive_chunk(f, "dot-a", 6000, 2, &b);
+	ic = receive_chunk(f, "dot-a", 7000, 3, &c);
+	tree = put_tree_of(f, &ia, 5000, "a");
+	put_commit(f, "dot-a", "c1", &tree);
+	st = stats(f);
+	assert_int_equal(st.staged_packs, 1);
+	assert_int_equal(count_packs(f), 2);
+	/* the snapshot holds a and c, but c's bytes differ there */
+	snprintf(pa, sizeof(pa), "%s/a", f->snap_a);
+	assert_int_equal(dm_write_file_atomic(pa, a.data, a.len, 0444, &err), 0);
+	c.data[10] ^= 1;
+	snprintf(pc, sizeof(pc), "%s/c", f->snap_a);
+	assert_int_equal(dm_write_file_atomic(pc, c.data, c.len, 0444, &err), 0);
+	assert_int_equal(dm_store_unstage(f->s, "dot-b", &ia, pa, 0, 5000, &err), 0);
+	assert_int_equal(dm_store_unstage(f->s, "dot-a", &ia, pa, 0, 5000, &err), 1);
+	assert_int_equal(dm_store_unstage(f->s, "dot-a", &ic, pc, 0, 7000, &err), 0);
+	assert_int_equal(dm_store_unstage(f->s, "dot-a", &off_id, pa, 0, 2000, &err), 0);
+	assert_int_equal(stats(f).external, 1);
+	assert_int_equal(dm_store_staging_end(f->s, "dot-a", &es, &err), 0);
+	assert_int_equal(es.packs, 1);
+	assert_int_equal(es.copied, 2); /* b and c */
+	assert_int_equal(es.copied_bytes, 13000);
+	st = stats(f);
+	assert_int_equal(st.staged_packs, 0);
+	assert_int_equal(count_packs(f), 1);
+	get_ok(f, &ia, 5000);
+	get_ok(f, &ib, 6000);
+	get_ok(f, &ic, 7000);
+	verify_ok(f);
+	/* nothing left: a second end is a no-op */
+	assert_int_equal(dm_store_staging_end(f->s, "dot-a", &es, &err), 0);
+	assert_int_equal(es.packs, 0);
+	dm_store_free(f->s);
+	open_store(f);
+	get_ok(f, &ia, 5000);
+	get_ok(f, &ic, 7000);
+	verify_ok(f);
+	dm_buf_release(&a);
+	dm_buf_release(&b);
+	dm_buf_release(&c);
+}
+
+/* A staging pack outlives a restart (what a killed dmd leaves): its chunks
+ * stay readable, ordinary objects never go into it, and the next end of
+ * the dot's staging empties it; one never flushed is gone. */
+static void test_staging_survives_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_store_staging_stats es;
+	struct dm_store_stats st;
+	struct dm_err err;
+	dm_oid ia, ib, other;
+
+	dm_store_set_staging(f->s, true);
+	ia = receive_chunk(f, "dot-a", 5000, 1, NULL);
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	ib = receive_chunk(f, "dot-b", 6000, 2, NULL); /* never flushed */
+	(void)ib;
+	dm_store_free(f->s); /* flushes: both staged packs recorded */
+	open_store(f);
+	st = stats(f);
+	assert_int_equal(st.staged_packs, 2);
+	get_ok(f, &ia, 5000);
+	assert_int_equal(dm_store_put(f->s, &other, DM_OBJ_CHUNK, "plain", 5, &err), 0);
+	assert_int_equal(stats(f).staged_bytes, st.staged_bytes);
+	assert_int_equal(dm_store_staging_end(f->s, "dot-a", &es, &err), 0);
+	assert_int_equal(es.copied, 1);
+	st = stats(f);
+	assert_int_equal(st.staged_packs, 1);
+	get_ok(f, &ia, 5000);
+	get_ok(f, &other, 5);
+	verify_ok(f);
+}
+
+/* Files under the external root are recorded relative to it: the root
+ * can move; a store not told its root says so; older absolute records
+ * under the root are rewritten relative once the root is given. */
+static void test_external_root_moves(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_err err;
+	char root[128], moved[128], snap[160], path[200], old_path[200];
+	dm_oid rel_id, abs_id;
+
+	snprintf(root, sizeof(root), "%s/root", f->dir);
+	snprintf(moved, sizeof(moved), "%s/moved", f->dir);
+	snprintf(snap, sizeof(snap), "%s/dot/.snapshots/c1", root);
+	assert_int_equal(dm_mkdir_p(snap, 0755, &err), 0);
+	put_bytes(old_path, sizeof(old_path), snap, "old", 4000, 5);
+	abs_id = put_chunk_ext(f, old_path, true); /* no root yet: absolute */
+	dm_store_free(f->s);
+	open_store(f);
+	assert_int_equal(dm_store_set_external_root(f->s, "relative", &err), DM_EINVAL);
+	assert_int_equal(dm_store_set_external_root(f->s, root, &err), 0);
+	put_bytes(path, sizeof(path), snap, "new", 3000, 6);
+	rel_id = put_chunk_ext(f, path, false);
+	get_ok(f, &rel_id, 3000);
+	dm_store_free(f->s);
+	assert_int_equal(rename(root, moved), 0);
+	open_store(f);
+	assert_int_equal(dm_store_get(f->s, &rel_id, &b, NULL, &err), DM_EUNSUPPORTED);
+	assert_non_null(strstr(err.msg, "external root"));
+	assert_int_equal(dm_store_set_external_root(f->s, moved, &err), 0);
+	get_ok(f, &rel_id, 3000);
+	get_ok(f, &abs_id, 4000); /* migrated when the root was first given */
+	verify_ok(f);
+	dm_buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +500,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_release_copies_reached_forgets_rest, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_release_skips_the_dot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staging_unstage_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staging_survives_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_external_root_moves, setup, teardown),
 	};
 
 	dm_log_setup(stderr, DM_LOG_WARN);
