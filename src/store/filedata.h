@@ -82,6 +82,33 @@ int dm_filedata_write(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 		      struct dm_err *err);
 
 /*
+ * As dm_filedata_write, when the file open on base_fd (readable) holds
+ * exactly file object base: fd first becomes a reflinked copy of it
+ * (FICLONE: the blocks are shared, nothing is copied), then only the
+ * extents of f that base does not hold at the same offset with the same
+ * chunk are written, and the size is set; *written gets the bytes written.
+ * So a file changed in place costs the blocks that changed (filedelta.c).
+ * 1 when done that way; 0 when it cannot be (the file system has no
+ * reflinks, either object has gaps) and fd is untouched; < 0 on errors.
+ */
+int dm_filedata_write_delta(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd, int base_fd,
+			    const struct dm_file *base, const struct dm_file *f, uint64_t *written,
+			    const char *name, struct dm_err *err);
+
+/*
+ * The bytes of the file open on fd (size bytes) that changed since it was
+ * an exact copy of the file open on base_fd (base_size bytes; a snapshot
+ * of it, or a reflinked copy): its data that does not lie at the same
+ * offset on the same physical blocks as the base's (FIEMAP, after writing
+ * back what fd has cached: until then btrfs maps an overwritten range to
+ * its old blocks). Bytes a truncation cut off do not count. -1 with errno
+ * when FIEMAP cannot tell (no FIEMAP, data inline in metadata): compare
+ * the contents instead.
+ */
+int dm_filedata_changed_bytes(int fd, uint64_t size, int base_fd, uint64_t base_size,
+			      uint64_t *out);
+
+/*
  * Sets *same to whether the file open on fd (readable) holds exactly the
  * content of f: same size, every extent hashes to its chunk id and every gap
  * reads as zeros (holes are skipped without reading). Needs no store.

@@ -15,6 +15,11 @@
  * Elsewhere chunks are read and cut from the current position, which falls
  * back into step with the base's cuts shortly after a changed range.
  *
+ * The same extent maps also say how many bytes of a working copy changed
+ * since its snapshot (dm_filedata_changed_bytes), and the same idea the
+ * other way writes a changed file as a reflinked copy of its previous
+ * version with only the differing chunks rewritten (dm_filedata_write_delta).
+ *
  * Invariants: the result is the file object dm_filedata_store would make
  * of the same bytes (same extents, same ids); only files without holes on
  * both sides take this path (a single data region, as filedata.c chunks
@@ -57,8 +62,11 @@ struct range {
 	uint64_t start, end;
 };
 
-/* Every extent FIEMAP reports for fd below size; -1 when it cannot. */
-static int fiemap_all(int fd, uint64_t size, struct fext **out, size_t *n)
+/* Every extent FIEMAP reports for fd below size; -1 when it cannot.
+ * flags: FIEMAP_FLAG_SYNC to write back what is cached first (a file that
+ * is still being written: until then btrfs maps an overwritten range to
+ * the blocks it had). */
+static int fiemap_all(int fd, uint64_t size, uint32_t flags, struct fext **out, size_t *n)
 {
 	size_t bytes = sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
 	struct fiemap *fm = dm_xmalloc(bytes);
@@ -72,6 +80,7 @@ static int fiemap_all(int fd, uint64_t size, struct fext **out, size_t *n)
 		fm->fm_start = next;
 		fm->fm_length = FIEMAP_MAX_OFFSET - next;
 		fm->fm_extent_count = FIEMAP_BATCH;
+		fm->fm_flags = next ? 0 : flags;
 		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
 			free(fm);
 			free(list);
@@ -301,7 +310,7 @@ int dm_filedata_store_delta(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_
 		goto full;
 	if (base.size != (uint64_t)bst.st_size || !contiguous(&base))
 		goto full;
-	if (fiemap_all(fd, size, &a, &na) || fiemap_all(base_fd, base.size, &b, &nb))
+	if (fiemap_all(fd, size, 0, &a, &na) || fiemap_all(base_fd, base.size, 0, &b, &nb))
 		goto full;
 	same_ranges(a, na, b, nb, size < base.size ? size : base.size, &same, &nsame);
 	if (!nsame)
@@ -330,4 +339,85 @@ done:
 	free(same);
 	free(o.e);
 	return rc;
+}
+
+/* ---- what changed, and writing only that ---- */
+
+int dm_filedata_changed_bytes(int fd, uint64_t size, int base_fd, uint64_t base_size, uint64_t *out)
+{
+	struct fext *a = NULL, *b = NULL;
+	struct range *same = NULL;
+	size_t na = 0, nb = 0, nsame = 0;
+	uint64_t data = 0, shared = 0;
+	int rc = -1;
+
+	if (fiemap_all(fd, size, FIEMAP_FLAG_SYNC, &a, &na) ||
+	    fiemap_all(base_fd, base_size, 0, &b, &nb))
+		goto done;
+	for (size_t i = 0; i < na + nb; i++) {
+		const struct fext *x = i < na ? &a[i] : &b[i - na];
+
+		/* bytes kept in metadata, or nowhere known yet without being new */
+		if ((x->flags & FIEMAP_EXTENT_DATA_INLINE) ||
+		    ((x->flags & FIEMAP_EXTENT_UNKNOWN) && !(x->flags & FIEMAP_EXTENT_DELALLOC))) {
+			errno = EOPNOTSUPP;
+			goto done;
+		}
+	}
+	for (size_t i = 0; i < na; i++) {
+		uint64_t end = a[i].log + a[i].len < size ? a[i].log + a[i].len : size;
+
+		if (end > a[i].log)
+			data += end - a[i].log;
+	}
+	same_ranges(a, na, b, nb, size < base_size ? size : base_size, &same, &nsame);
+	for (size_t i = 0; i < nsame; i++)
+		shared += same[i].end - same[i].start;
+	*out = data > shared ? data - shared : 0;
+	rc = 0;
+done:
+	free(a);
+	free(b);
+	free(same);
+	return rc;
+}
+
+int dm_filedata_write_delta(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd, int base_fd,
+			    const struct dm_file *base, const struct dm_file *f, uint64_t *written,
+			    const char *name, struct dm_err *err)
+{
+	char hex[DM_OID_HEXSZ + 1];
+	uint64_t total = 0;
+	size_t j = 0;
+
+	if (!contiguous(f) || !contiguous(base) || ioctl(fd, FICLONE, base_fd) < 0)
+		return 0;
+	for (size_t i = 0; i < f->n; i++) {
+		const struct dm_extent *e = &f->ext[i];
+		int kind = 0, rc;
+
+		while (j < base->n && base->ext[j].offset < e->offset)
+			j++;
+		if (j < base->n && base->ext[j].offset == e->offset && base->ext[j].len == e->len &&
+		    !dm_oid_cmp(&base->ext[j].id, &e->id))
+			continue; /* the clone holds it already */
+		dm_buf_reset(&ctx->obj);
+		rc = dm_store_get(s, &e->id, &ctx->obj, &kind, err);
+		if (rc)
+			return dm_err_prefix(err, "cannot write '%s'", name);
+		if (kind != DM_OBJ_CHUNK || ctx->obj.len != e->len) {
+			dm_oid_hex(hex, &e->id);
+			return dm_err_set(err, DM_ECORRUPT,
+					  "cannot write '%s': chunk %s is not a %u-byte chunk",
+					  name, hex, e->len);
+		}
+		if (dm_pwrite_all(fd, ctx->obj.data, e->len, (off_t)e->offset) < 0)
+			return dm_err_errno(err, errno, "cannot write '%s'", name);
+		total += e->len;
+	}
+	if (ftruncate(fd, (off_t)f->size) < 0)
+		return dm_err_errno(err, errno, "cannot set the size of '%s'", name);
+	if (written)
+		*written = total;
+	return 1;
 }

@@ -8,7 +8,11 @@
  * every other file onto a pool of threads. A job compares an existing file
  * of the right size with the tree's content and keeps it when equal, and
  * otherwise writes the content to a temporary name in the same directory
- * and renames it over the old name. (2) When every job is done, each
+ * and renames it over the old name; when the stat cache vouches for what
+ * the old file holds, the new one starts as a reflinked copy of it and
+ * only the chunks that differ are written (dm_filedata_write_delta), so a
+ * file changed in place costs only the blocks that changed on a file
+ * system with reflinks. (2) When every job is done, each
  * directory gets its owner, mode and mtime, children before parents (its
  * mtime changes while its entries do). (3) The stat cache is updated.
  *
@@ -67,6 +71,10 @@ struct job {
 	char *rel;
 	struct dm_tree_entry e; /* name and target unused */
 	bool check;             /* an existing regular file may already be equal */
+	bool has_base;          /* the cache says that the existing file, */
+	dm_oid base_id;         /* as it was then (base_st), holds base_id */
+	struct stat base_st;
+	bool base_racy; /* ... but cannot vouch for it: check the result */
 	/* results */
 	bool wrote;
 	uint64_t bytes;
@@ -317,7 +325,7 @@ static int make_tmp(struct mat *m, int dfd, char *name, size_t size)
 		int fd;
 
 		snprintf(name, size, ".dm-tmp-%ld-%u", (long)getpid(), seq);
-		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			return fd;
 	}
@@ -352,6 +360,45 @@ done:
 	return rc ? rc : same;
 }
 
+/* Writes f into fd as a reflinked copy of the existing file, when the
+ * job knows what that holds and it is still as the walk saw it: 1 when
+ * done so, 0 when fd is untouched. */
+static int write_from_base(struct mat *m, struct job *j, struct dm_filedata_ctx *ctx, int fd,
+			   const struct dm_file *f, struct dm_err *err)
+{
+	struct dm_file base = {0, 0, NULL};
+	struct stat st;
+	int bfd, rc = 0;
+
+	if (!j->has_base)
+		return 0;
+	bfd = openat(dm_dirref_fd(j->dir), j->name,
+		     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (bfd < 0)
+		return 0;
+	if (fstat(bfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == j->base_st.st_ino &&
+	    st.st_size == j->base_st.st_size && st.st_mtim.tv_sec == j->base_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == j->base_st.st_mtim.tv_nsec &&
+	    st.st_ctim.tv_sec == j->base_st.st_ctim.tv_sec &&
+	    st.st_ctim.tv_nsec == j->base_st.st_ctim.tv_nsec &&
+	    dm_filedata_load(m->s, ctx, &base, &j->base_id, NULL) == 0 &&
+	    base.size == (uint64_t)st.st_size)
+		rc = dm_filedata_write_delta(m->s, ctx, fd, bfd, &base, f, &j->bytes, j->rel, err);
+	dm_file_release(&base);
+	close(bfd);
+	if (rc == 1 && j->base_racy) {
+		bool same = false;
+
+		/* the old file may have changed unseen: the result must be f */
+		rc = dm_filedata_check(ctx, fd, f, &same, j->rel, err);
+		if (!rc && !same && ftruncate(fd, 0) < 0)
+			rc = dm_err_errno(err, errno, "cannot write '%s'", j->rel);
+		if (!rc)
+			rc = same ? 1 : 0;
+	}
+	return rc;
+}
+
 static int write_new(struct mat *m, struct job *j, struct dm_filedata_ctx *ctx,
 		     const struct dm_file *f, struct dm_err *err)
 {
@@ -370,7 +417,11 @@ static int write_new(struct mat *m, struct job *j, struct dm_filedata_ctx *ctx,
 			return dm_err_errno(err, errno, "cannot create a file next to '%s'",
 					    j->rel);
 	}
-	rc = dm_filedata_write(m->s, ctx, fd, f, &j->bytes, j->rel, err);
+	rc = tmp[0] ? write_from_base(m, j, ctx, fd, f, err) : 0;
+	if (rc == 0)
+		rc = dm_filedata_write(m->s, ctx, fd, f, &j->bytes, j->rel, err);
+	else if (rc == 1)
+		rc = 0;
 	if (rc)
 		goto done;
 	if (fstat(fd, &st) < 0) {
@@ -422,7 +473,7 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 				j->rel, (unsigned long long)j->e.size, (unsigned long long)f.size);
 		goto out;
 	}
-	if (j->check) {
+	if (j->check && !j->has_base) { /* with a base, the cache knows it differs */
 		rc = keep_existing(m, j, ctx, &f, &e);
 		if (rc < 0)
 			goto out;
@@ -507,7 +558,7 @@ static void add_learn(struct mat *m, const struct stat *st, const dm_oid *id)
 }
 
 static int queue_file(struct mat *m, struct dm_dirref *dir, const struct dm_tree_entry *e,
-		      bool check)
+		      bool check, const dm_oid *base_id, const struct stat *base_st, bool racy)
 {
 	struct job *j = dm_xcalloc(1, sizeof(*j));
 
@@ -523,6 +574,12 @@ static int queue_file(struct mat *m, struct dm_dirref *dir, const struct dm_tree
 	j->e.name = NULL;
 	j->e.target = NULL;
 	j->check = check;
+	if (base_id) {
+		j->has_base = true;
+		j->base_id = *base_id;
+		j->base_st = *base_st;
+		j->base_racy = racy;
+	}
 	dm_filepool_push(m->pool, j);
 	return 0;
 }
@@ -543,6 +600,7 @@ static int do_file(struct mat *m, struct dm_dirref *dir, const struct dm_tree_en
 	int dfd = dm_dirref_fd(dir);
 	struct dm_statcache_stat cs;
 	dm_oid cached;
+	bool hit;
 	int rc;
 
 	if (exists && !S_ISREG(st->st_mode)) {
@@ -552,18 +610,25 @@ static int do_file(struct mat *m, struct dm_dirref *dir, const struct dm_tree_en
 		exists = false;
 	}
 	if (!exists)
-		return queue_file(m, dir, e, false);
+		return queue_file(m, dir, e, false, NULL, NULL, false);
 	dm_statcache_stat_from(&cs, st);
-	if (!m->cache || !dm_statcache_lookup(m->cache, relname(m), m->path.len, &cs, &cached) ||
-	    dm_oid_cmp(&cached, &e->id) != 0 || (uint64_t)st->st_size != e->size)
-		return queue_file(m, dir, e, true);
+	hit = m->cache && dm_statcache_lookup(m->cache, relname(m), m->path.len, &cs, &cached);
+	if (hit && dm_oid_cmp(&cached, &e->id) != 0) /* known, and other than the tree's */
+		return queue_file(m, dir, e, true, &cached, st, false);
+	/* a racy entry still tells what the file most likely holds */
+	if (!hit && m->cache &&
+	    dm_statcache_peek(m->cache, relname(m), m->path.len, &cs, &cached) &&
+	    dm_oid_cmp(&cached, &e->id) != 0)
+		return queue_file(m, dir, e, true, &cached, st, true);
+	if (!hit || (uint64_t)st->st_size != e->size)
+		return queue_file(m, dir, e, true, NULL, NULL, false);
 	/* The cache vouches for the content. */
 	if (!meta_differs(m, st, e)) {
 		m->stats->files_kept++;
 		return 0;
 	}
 	if (st->st_nlink > 1) /* shared inode: replace rather than modify */
-		return queue_file(m, dir, e, false);
+		return queue_file(m, dir, e, false, NULL, NULL, false);
 	rc = set_meta_at(m, dfd, e->name, st, e, false, relname(m), err);
 	if (rc)
 		return rc;
