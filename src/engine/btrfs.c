@@ -41,8 +41,21 @@
  * Create and reset look the tree up in ROOT/<dot>/.trees: a tree some
  * snapshot holds becomes a writable snapshot of it (create: in place of
  * wc; reset: at wc.new, then exchanged with wc by renameat2 and the old
- * one deleted). A tree without a snapshot (data that came from elsewhere)
- * is materialised file by file into the working copy.
+ * one deleted). A tree without a snapshot is materialised file by file
+ * into the working copy.
+ *
+ * Receive (a commit from elsewhere, data the store staged for the dot):
+ * the tree is materialised into wc.new, a writable snapshot of what wc was
+ * made from, which then becomes the commit's read-only snapshot and is
+ * exchanged with wc; the store then records the received chunks as bytes
+ * of that snapshot and deletes the dot's staging packs (store.h), so what
+ * arrived is on disk once. Opening the engine tells the store its root
+ * (external files are recorded relative to it, so the data directory can
+ * move) and turns staging on.
+ *
+ * Dirty bytes are what changed since the snapshot wc was last equal to
+ * (its base), from extent maps (snapdirty.c); a wc without a base (written
+ * file by file) is compared with its head through its stat cache.
  *
  * Invariants: names are checked before they go into paths (wc.c), commit
  * ids too (a valid name part), so no path leaves ROOT. A snapshot is never
@@ -363,6 +376,14 @@ static int bt_open(struct dm_engine **out, const char *root, struct dm_store *st
 		free(abs);
 		return rc;
 	}
+	/* the store records snapshot files relative to the root, and keeps
+	 * what arrives for a dot apart until it has a snapshot to live in */
+	rc = dm_store_set_external_root(store, abs, err);
+	if (rc) {
+		free(abs);
+		return rc;
+	}
+	dm_store_set_staging(store, true);
 	e = dm_xcalloc(1, sizeof(*e));
 	e->base.ops = &dm_engine_btrfs;
 	e->root = abs;
@@ -373,11 +394,11 @@ static int bt_open(struct dm_engine **out, const char *root, struct dm_store *st
 
 /* ---- materialising (data that has no snapshot here) ---- */
 
-/* Writes tree into wc file by file, starting from cache (consumed), and
- * saves the result as the branch's stat cache. */
-static int materialize(struct dm_engine *e, const struct branch_paths *p, const dm_oid *tree,
-		       struct dm_statcache *cache, const struct dm_engine_progress *prog,
-		       struct dm_err *err)
+/* Writes tree into dir file by file, starting from cache (consumed), and
+ * saves the result as the stat cache at cache_path. */
+static int materialize_at(struct dm_engine *e, const char *dir, const char *cache_path,
+			  const dm_oid *tree, struct dm_statcache *cache,
+			  const struct dm_engine_progress *prog, struct dm_err *err)
 {
 	struct dm_materialize_opts o;
 	struct dm_materialize_stats stats;
@@ -388,21 +409,29 @@ static int materialize(struct dm_engine *e, const struct branch_paths *p, const 
 	memset(&o, 0, sizeof(o));
 	o.cache = cache;
 	o.restore_owner = geteuid() == 0;
-	(void)unlink(dm_wc_str(&p->base)); /* wc is no longer a snapshot's copy */
-	rc = dm_tree_materialize(e->store, tree, dm_wc_str(&p->wc), &o, &stats, err);
+	rc = dm_tree_materialize(e->store, tree, dir, &o, &stats, err);
 	if (rc)
 		goto done;
-	if (dm_statcache_save(cache, dm_wc_str(&p->cache), &serr))
+	if (dm_statcache_save(cache, cache_path, &serr))
 		dm_warn("cannot save the stat cache of '%s' (the next commit reads every file): %s",
-			dm_wc_str(&p->wc), serr.msg);
+			dir, serr.msg);
 	dm_debug("materialised into '%s': %llu files written (%llu bytes), %llu kept in %lld ms",
-		 dm_wc_str(&p->wc), (unsigned long long)stats.files_written,
+		 dir, (unsigned long long)stats.files_written,
 		 (unsigned long long)stats.bytes_written, (unsigned long long)stats.files_kept,
 		 (long long)((dm_now_monotonic_ns() - t0) / 1000000));
 	dm_wc_report(prog, stats.bytes_written, stats.bytes_written);
 done:
 	dm_statcache_free(cache);
 	return rc;
+}
+
+/* The same into wc, saved as the branch's stat cache. */
+static int materialize(struct dm_engine *e, const struct branch_paths *p, const dm_oid *tree,
+		       struct dm_statcache *cache, const struct dm_engine_progress *prog,
+		       struct dm_err *err)
+{
+	(void)unlink(dm_wc_str(&p->base)); /* wc is no longer a snapshot's copy */
+	return materialize_at(e, dm_wc_str(&p->wc), dm_wc_str(&p->cache), tree, cache, prog, err);
 }
 
 /* ---- create ---- */
@@ -738,23 +767,208 @@ done:
 	return rc;
 }
 
+/* ---- receive ---- */
+
+/*
+ * A received commit whose tree has no snapshot here is written into
+ * wc.new, a writable snapshot of what wc was made from (wc is clean: the
+ * dot checked), so that only what differs is written (as reflinked copies
+ * of the changed files: materialize.c); wc.new then becomes the commit's
+ * read-only snapshot, is swapped in for wc, and the store points into the
+ * snapshot for the chunks that arrived (so they are on disk once) before
+ * the dot's staging packs go. A crash before the swap leaves wc as it was
+ * (wc.new is a leftover the next reset or create deletes); one after the
+ * snapshot leaves it for the next try to start from.
+ */
+static int receive_into_snapshot(struct dm_engine *e, const struct branch_paths *p, const char *dot,
+				 bool exists_, const char *from, const char *commit_id,
+				 const dm_oid *tree, const struct dm_engine_progress *prog,
+				 struct dm_err *err)
+{
+	char base[DM_NAME_PART_MAX + 1] = "";
+	struct dm_buf snap = DM_BUF_INIT, snapcache = DM_BUF_INIT, dir = DM_BUF_INIT,
+		      src = DM_BUF_INIT, link = DM_BUF_INIT;
+	struct dm_store_unstage_stats us;
+	struct dm_statcache *cache = NULL;
+	struct dm_err serr;
+	bool have_snap;
+	int64_t t0;
+	int rc;
+
+	rc = snap_path(e, &snap, dot, commit_id, NULL, err);
+	if (!rc)
+		rc = snap_path(e, &snapcache, dot, commit_id, ".statcache", err);
+	if (!rc)
+		rc = dm_wc_make_path(&dir, e->root, dot, NULL, SNAPS, err);
+	if (!rc)
+		rc = subvol_delete(dm_wc_str(&p->wcnew), err); /* a crash's leftover */
+	if (!rc)
+		rc = dm_mkdir_p(dm_wc_str(&p->dir), DM_WC_DIR_MODE, err);
+	if (!rc)
+		rc = dm_mkdir_p(dm_wc_str(&dir), SNAPS_MODE, err);
+	if (rc)
+		goto done;
+	/* where wc.new starts from, and the cache that describes it */
+	have_snap = exists(dm_wc_str(&snap)); /* an earlier try got that far */
+	if (have_snap) {
+		dm_buf_adds(&src, dm_wc_str(&snap));
+		rc = dm_statcache_load(&cache, dm_wc_str(&snapcache), err);
+	} else if (exists_) {
+		read_hint(e, dot, dm_wc_str(&p->base), base);
+		if (base[0])
+			rc = snap_path(e, &src, dot, base, NULL, err);
+		else
+			dm_buf_adds(&src, dm_wc_str(&p->wc));
+		if (!rc)
+			rc = load_wc_cache(e, p, dot, &cache, err);
+	} else if (from && from[0] && dm_name_part_valid(from, strlen(from)) &&
+		   !snap_path(e, &src, dot, from, NULL, NULL) && exists(dm_wc_str(&src))) {
+		/* a new branch: from the commit it stands on, when kept here */
+		rc = snap_path(e, &snapcache, dot, from, ".statcache", err);
+		if (!rc)
+			rc = dm_statcache_load(&cache, dm_wc_str(&snapcache), err);
+		if (!rc)
+			rc = snap_path(e, &snapcache, dot, commit_id, ".statcache", err);
+	} else {
+		dm_buf_reset(&src);
+		cache = dm_statcache_new();
+	}
+	if (rc)
+		goto done;
+	rc = src.len ? snap_create(dm_wc_str(&src), dm_wc_str(&p->wcnew), false, err)
+		     : subvol_create(dm_wc_str(&p->wcnew), err);
+	if (!rc)
+		rc = materialize_at(e, dm_wc_str(&p->wcnew), dm_wc_str(&snapcache), tree, cache,
+				    prog, err);
+	cache = NULL;
+	if (!rc && !have_snap)
+		rc = snap_create(dm_wc_str(&p->wcnew), dm_wc_str(&snap), true, err);
+	if (rc)
+		goto done;
+	/* wc.new becomes wc; the snapshot is what it was last equal to */
+	if (exists_) {
+		rc = swap_in(p, err);
+	} else if (rename(dm_wc_str(&p->wcnew), dm_wc_str(&p->wc)) < 0) {
+		rc = dm_err_errno(err, errno, "cannot move a new working copy to '%s'",
+				  dm_wc_str(&p->wc));
+	}
+	if (rc)
+		goto done;
+	(void)unlink(dm_wc_str(&p->cache));
+	if (set_link(dm_wc_str(&p->base), commit_id, &serr))
+		dm_warn("%s", serr.msg);
+	t0 = dm_now_monotonic_ns();
+	rc = dm_store_tree_unstage(e->store, dot, tree, dm_wc_str(&snap), &us, err);
+	if (rc) {
+		dm_err_prefix(err, "cannot point the store into snapshot '%s' of dot '%s'",
+			      commit_id, dot);
+		goto done;
+	}
+	if (!tree_link(e, &link, dot, tree, &serr)) {
+		struct dm_buf trees = DM_BUF_INIT;
+
+		if (dm_wc_make_path(&trees, e->root, dot, NULL, TREES, &serr) ||
+		    dm_mkdir_p(dm_wc_str(&trees), SNAPS_MODE, &serr) ||
+		    set_link(dm_wc_str(&link), commit_id, &serr))
+			dm_warn("cannot record which snapshot holds the tree of '%s': %s",
+				commit_id, serr.msg);
+		dm_buf_release(&trees);
+	}
+	dm_debug("received commit '%s' of dot '%s' kept as a snapshot: %llu files, %llu chunks "
+		 "(%llu bytes) now read from it, in %lld ms",
+		 commit_id, dot, (unsigned long long)us.files, (unsigned long long)us.chunks,
+		 (unsigned long long)us.bytes, (long long)((dm_now_monotonic_ns() - t0) / 1000000));
+done:
+	dm_statcache_free(cache);
+	if (rc && subvol_delete(dm_wc_str(&p->wcnew), &serr))
+		dm_warn("%s", serr.msg);
+	dm_buf_release(&snap);
+	dm_buf_release(&snapcache);
+	dm_buf_release(&dir);
+	dm_buf_release(&src);
+	dm_buf_release(&link);
+	return rc;
+}
+
+static int bt_receive(struct dm_engine *e, const char *dot, const char *branch, bool exists_,
+		      const char *from, const char *commit_id, const dm_oid *tree,
+		      const struct dm_engine_progress *prog, struct dm_err *err)
+{
+	char snap[DM_NAME_PART_MAX + 1] = "";
+	struct dm_store_staging_stats st;
+	struct branch_paths p;
+	int rc;
+
+	rc = branch_paths(e, &p, dot, branch, err);
+	if (!rc)
+		rc = dm_wc_check_cancel(prog, "receive", err);
+	if (rc)
+		goto done;
+	if (tree)
+		snapshot_of_tree(e, dot, tree, snap);
+	if (!tree || snap[0] || !dm_name_part_valid(commit_id, strlen(commit_id))) {
+		/* a snapshot holds it already, or the id cannot name one: its
+		 * data stays where it is (the packs, for what arrived) */
+		rc = exists_ ? bt_reset(e, dot, branch, tree, prog, err)
+			     : bt_create(e, dot, branch, tree, prog, err);
+	} else {
+		if (exists_)
+			rc = need_wc(&p, dot, branch, err);
+		else if (exists(dm_wc_str(&p.wc)))
+			rc = dm_err_set(err, DM_EEXISTS,
+					"branch '%s' of dot '%s' already has a working copy",
+					branch, dot);
+		if (!rc)
+			rc = receive_into_snapshot(e, &p, dot, exists_, from, commit_id, tree, prog,
+						   err);
+	}
+	if (!rc)
+		rc = dm_store_staging_end(e->store, dot, &st, err);
+	if (rc) {
+		dm_err_prefix(err, "cannot receive commit '%s' into branch '%s' of dot '%s'",
+			      commit_id, branch, dot);
+		goto done;
+	}
+	if (st.packs)
+		dm_debug("dot %s: %llu staging packs (%llu bytes) deleted, %llu objects (%llu "
+			 "bytes) moved into packs",
+			 dot, (unsigned long long)st.packs, (unsigned long long)st.freed_bytes,
+			 (unsigned long long)st.copied, (unsigned long long)st.copied_bytes);
+done:
+	paths_release(&p);
+	return rc;
+}
+
 /* ---- dirty, diff ---- */
 
 static int bt_dirty(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
 		    uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
 {
+	char base[DM_NAME_PART_MAX + 1];
 	struct branch_paths p;
+	struct dm_buf snap = DM_BUF_INIT;
 	struct dm_statcache *cache = NULL;
 	int rc;
 
 	rc = branch_paths(e, &p, dot, branch, err);
 	if (!rc)
 		rc = need_wc(&p, dot, branch, err);
-	if (!rc)
-		rc = load_wc_cache(e, &p, dot, &cache, err);
+	if (rc)
+		goto done;
+	/* what changed since the snapshot wc was made from or last became */
+	read_hint(e, dot, dm_wc_str(&p.base), base);
+	if (base[0] && !snap_path(e, &snap, dot, base, NULL, NULL)) {
+		rc = dm_wc_dirty_since(dm_wc_str(&p.wc), dm_wc_str(&snap), dirty_out, size_out,
+				       err);
+		goto done;
+	}
+	/* a wc written file by file: against head, through its stat cache */
+	rc = load_wc_cache(e, &p, dot, &cache, err);
 	if (!rc)
 		rc = dm_wc_dirty(e->store, dm_wc_str(&p.wc), cache, head, dirty_out, size_out, err);
+done:
 	dm_statcache_free(cache);
+	dm_buf_release(&snap);
 	paths_release(&p);
 	return rc;
 }
@@ -949,8 +1163,11 @@ static int bt_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *er
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 		goto done;
 	}
+	/* what arrived for it and was never received moves into packs */
+	rc = dm_store_staging_end(e->store, dot, NULL, err);
 	/* what other dots' history shares with this one moves into packs */
-	rc = dm_store_external_release(e->store, dm_wc_str(&prefix), dot, &st, err);
+	if (!rc)
+		rc = dm_store_external_release(e->store, dm_wc_str(&prefix), dot, &st, err);
 	if (rc) {
 		dm_err_prefix(err, "cannot delete dot '%s'", dot);
 		goto done;
@@ -1012,4 +1229,5 @@ const struct dm_engine_ops dm_engine_btrfs = {
 	.snapshot = bt_snapshot,
 	.index = bt_index,
 	.drop_snapshot = bt_drop_snapshot,
+	.receive = bt_receive,
 };

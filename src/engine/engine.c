@@ -173,3 +173,13 @@ int dm_engine_sweep_snapshots(struct dm_engine *e, const char *dot,
 		return 0;
 	return ops_of(e)->sweep_snapshots(e, dot, keep, ctx, err);
 }
+
+int dm_engine_receive(struct dm_engine *e, const char *dot, const char *branch, bool exists,
+		      const char *from, const char *commit_id, const dm_oid *tree,
+		      const struct dm_engine_progress *p, struct dm_err *err)
+{
+	if (ops_of(e)->receive)
+		return ops_of(e)->receive(e, dot, branch, exists, from, commit_id, tree, p, err);
+	return exists ? ops_of(e)->reset(e, dot, branch, tree, p, err)
+		      : ops_of(e)->create(e, dot, branch, tree, p, err);
+}

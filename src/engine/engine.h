@@ -89,6 +89,10 @@ struct dm_engine_ops {
 	int (*sweep_snapshots)(struct dm_engine *e, const char *dot,
 			       bool (*keep)(const char *commit_id, void *ctx), void *ctx,
 			       struct dm_err *err);
+	/* NULL: dm_engine_receive creates or resets */
+	int (*receive)(struct dm_engine *e, const char *dot, const char *branch, bool exists,
+		       const char *from, const char *commit_id, const dm_oid *tree,
+		       const struct dm_engine_progress *p, struct dm_err *err);
 };
 
 extern const struct dm_engine_ops dm_engine_dir;
@@ -115,7 +119,10 @@ int dm_engine_commit(struct dm_engine *e, const char *dot, const char *branch, d
 int dm_engine_reset(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
 		    const struct dm_engine_progress *p, struct dm_err *err);
 /* Bytes of the working copy that differ from head (NULL: empty tree), and
- * the working copy's total size. Writes nothing to the store. */
+ * the working copy's total size. Writes nothing to the store. An engine
+ * with snapshots measures what changed since the snapshot the working copy
+ * was last equal to (its head's, as the dot keeps it) from extent maps,
+ * and uses head only for a working copy that has no such snapshot. */
 int dm_engine_dirty(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
 		    uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err);
 /* Changes from `from` (NULL: empty tree) to `to` (NULL: the working copy of
@@ -158,6 +165,21 @@ int dm_engine_drop_snapshot(struct dm_engine *e, const char *dot, const char *co
 int dm_engine_sweep_snapshots(struct dm_engine *e, const char *dot,
 			      bool (*keep)(const char *commit_id, void *ctx), void *ctx,
 			      struct dm_err *err);
+
+/*
+ * Brings the working copy of (dot, branch) to sealed commit commit_id, with
+ * tree, that arrived from elsewhere (a transfer), whose parent is commit
+ * `from` of this dot (NULL or "": none): creates it when !exists, resets it
+ * otherwise. An engine with snapshots also keeps the commit as its own
+ * commits are kept (btrfs: a read-only snapshot named commit_id, made from
+ * what the working copy or `from` holds so that only what differs is
+ * written, into which the store's index then points for the chunks that
+ * arrived, so that they are on disk once; dm_store_staging_end follows).
+ * Other engines create or reset.
+ */
+int dm_engine_receive(struct dm_engine *e, const char *dot, const char *branch, bool exists,
+		      const char *from, const char *commit_id, const dm_oid *tree,
+		      const struct dm_engine_progress *p, struct dm_err *err);
 
 /* Makes the dot's stable path lead to branch's working copy, atomically. */
 int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,

@@ -60,4 +60,10 @@ int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache, 
 int dm_wc_diff(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *from,
 	       const dm_oid *to, struct dm_diff *out, struct dm_err *err);
 
+/* Dirty bytes of the directory wc since it was a snapshot (or reflinked
+ * copy) of the frozen directory snap, from extent maps (snapdirty.c), and
+ * wc's total size. */
+int dm_wc_dirty_since(const char *wc, const char *snap, uint64_t *dirty_out, uint64_t *size_out,
+		      struct dm_err *err);
+
 #endif

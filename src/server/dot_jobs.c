@@ -458,7 +458,8 @@ static int load_received(struct dm_commit *out, const struct dm_dot_job_in *in,
  * RECEIVE: checks the working copy is clean and the branch has not moved,
  * that the received commits form one line onto a commit this dot has,
  * stashes a diverged branch when asked, then indexes the commits and
- * brings the working copy to the new head.
+ * brings the working copy to the new head (dm_engine_receive: the engine
+ * keeps the head as it keeps its own commits).
  */
 static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		       struct dm_engine_progress *p, struct dm_err *err)
@@ -543,10 +544,10 @@ static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		if (rc)
 			return rc;
 	}
-	if (in->branch_exists)
-		rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &tree, p, err);
-	else
-		rc = dm_engine_create(in->env.engine, in->dot_id, in->branch, &tree, p, err);
+	/* the head's parent: what a new branch's working copy can start from */
+	rc = dm_engine_receive(in->env.engine, in->dot_id, in->branch, in->branch_exists,
+			       in->nreceived > 1 ? in->received[1].id : ancestor,
+			       in->received[0].id, &tree, p, err);
 	if (rc)
 		return rc;
 	snprintf(out->head, sizeof(out->head), "%s", in->received[0].id);

@@ -5,7 +5,9 @@
  * Invariant: nothing is stored unless its bytes hash to its id and every
  * object it names is already in the store with the right kind (and, for a
  * file's chunks, the right length). Checking references reads only the
- * index (dm_store_stat), never object contents.
+ * index (dm_store_stat), never object contents. What is stored goes in as
+ * received for dot_id (dm_store_put_received: chunks into the dot's
+ * staging packs when the engine keeps data in snapshots).
  */
 #include "server/transfer_recv.h"
 
@@ -162,7 +164,7 @@ int dm_transfer_accept(struct dm_store *s, const struct dm_pack_rec *rec,
 		if (rc)
 			goto done;
 	}
-	rc = dm_store_put_stored(s, rec, bytes, err);
+	rc = dm_store_put_received(s, dot_id, rec, bytes, err);
 	if (!rc && stored_out)
 		*stored_out = true;
 done:

@@ -24,8 +24,9 @@ struct dm_store;
  * extent's length, a tree only when every file and subtree it names is
  * stored with the right kind, a commit only when its tree is stored and
  * its dot id is dot_id (NULL: commits are refused). Any failure is
- * DM_ECORRUPT naming the object, and nothing of it is stored. *stored_out
- * (may be NULL) is true when the object was new here.
+ * DM_ECORRUPT naming the object, and nothing of it is stored. It is stored
+ * as received for dot_id (dm_store_put_received). *stored_out (may be
+ * NULL) is true when the object was new here.
  */
 int dm_transfer_accept(struct dm_store *s, const struct dm_pack_rec *rec,
 		       const unsigned char *bytes, const char *dot_id, bool *stored_out,

@@ -2,8 +2,11 @@
  * test_engine_btrfs.c - the btrfs engine on a loop-mounted pool: snapshots
  * are instant, indexing reuses the parent's files and points the store into
  * the snapshot instead of copying, reset and create are writable snapshots,
- * dirty and diff see changes since the last snapshot, deletes remove
- * subvolumes and leave no object pointing into them; and the pool helpers.
+ * dirty and diff see changes since the last snapshot (dirty from the
+ * extents that changed), received commits land in a snapshot the store
+ * points into (data on disk once, a changed file sharing its old blocks),
+ * deletes remove subvolumes and leave no object pointing into them; and
+ * the pool helpers.
  *
  * The group setup makes one pool (a sparse file under a mkdtemp directory,
  * formatted and loop-mounted by dm_pool_create); every test has its own
@@ -33,6 +36,7 @@
 
 #include "engine/engine.h"
 #include "engine/pool.h"
+#include "store/filedata.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "store/tree.h"
@@ -669,8 +673,215 @@ static void test_commit_one_step(void **state)
 	put_file(wc, "a", 70001, 2);
 	commit_one_step(f, "master", &t2);
 	assert_true(dm_oid_cmp(&t1, &t2) != 0);
+	/* dirty is what changed since the last snapshot, whatever head says */
 	assert_int_equal(dirty(f, "master", &t2), 0);
-	assert_int_equal(dirty(f, "master", &t1), 70001);
+	assert_int_equal(dirty(f, "master", &t1), 0);
+}
+
+/* Dirty bytes come from the extents that changed since the last snapshot:
+ * 1% of a file changed in place reports about 1% of it, before and after
+ * the write-back; a touch reports nothing, a chmod one byte. */
+static void test_dirty_from_extents(void **state)
+{
+	struct fixture *f = *state;
+	const size_t big = 10u << 20, change = 100u << 10;
+	unsigned char *buf = malloc(change);
+	char wc[256], path[300];
+	uint64_t d;
+	dm_oid t1;
+	int fd;
+
+	create(f, DOT, "master", NULL);
+	wc_path(f, DOT, "master", wc, sizeof(wc));
+	put_file(wc, "big", big, 1);
+	put_file(wc, "small", 100, 2);
+	age();
+	commit_one_step(f, "master", &t1);
+	assert_int_equal(dirty(f, "master", &t1), 0);
+	join(path, sizeof(path), wc, "big");
+	assert_int_equal(utimensat(AT_FDCWD, path, NULL, 0), 0);
+	assert_int_equal(dirty(f, "master", &t1), 0);
+	for (size_t i = 0; i < change; i++)
+		buf[i] = byte_at(i, 9);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(dm_pwrite_all(fd, buf, change, 4 << 20), 0);
+	d = dirty(f, "master", &t1); /* not written back yet: delalloc */
+	print_message("1%% changed in place: %llu dirty bytes of %zu\n", (unsigned long long)d,
+		      big);
+	assert_true(d >= change && d <= change + 8192);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+	d = dirty(f, "master", &t1);
+	assert_true(d >= change && d <= change + 8192);
+	join(path, sizeof(path), wc, "small");
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(dirty(f, "master", &t1), d + 1);
+	free(buf);
+}
+
+/* A second store standing in for the sender. */
+struct sender {
+	char dir[200], src[200];
+	struct dm_store *s;
+};
+
+static void sender_open(struct sender *snd)
+{
+	struct dm_store_opts o;
+	struct dm_err err;
+
+	snprintf(snd->dir, sizeof(snd->dir), "%s/sender-%d", base_dir, test_no);
+	snprintf(snd->src, sizeof(snd->src), "%s/sender-src-%d", base_dir, test_no);
+	assert_int_equal(dm_mkdir_p(snd->src, 0755, &err), 0);
+	dm_store_opts_default(&o);
+	o.sync = false;
+	assert_int_equal(dm_store_open(&snd->s, snd->dir, &o, &err), 0);
+}
+
+static void sender_close(struct sender *snd)
+{
+	struct dm_err err;
+
+	dm_store_free(snd->s);
+	dm_remove_tree(snd->dir, &err);
+	dm_remove_tree(snd->src, &err);
+}
+
+struct copy_ctx {
+	struct dm_store *from, *to;
+	uint64_t n;
+};
+
+static int copy_one(const dm_oid *id, int kind, uint64_t raw_len, void *p)
+{
+	struct copy_ctx *c = p;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_pack_rec rec;
+	struct dm_err err;
+
+	(void)kind;
+	(void)raw_len;
+	if (!dm_store_has(c->to, id)) {
+		assert_int_equal(dm_store_get_stored(c->from, id, &rec, &b, &err), 0);
+		assert_int_equal(dm_store_put_received(c->to, DOT, &rec, b.data, &err), 0);
+		c->n++;
+	}
+	dm_buf_release(&b);
+	return 0;
+}
+
+/* Commits the sender's source directory and sends every object the
+ * receiver lacks, as a transfer would; records commit id with the tree. */
+static void send(struct fixture *f, struct sender *snd, const char *id, dm_oid *tree)
+{
+	struct copy_ctx c = {snd->s, f->s, 0};
+	struct dm_err err;
+
+	assert_int_equal(dm_tree_build(snd->s, tree, snd->src, NULL, NULL, &err), 0);
+	assert_int_equal(dm_store_foreach(snd->s, copy_one, &c, &err), 0);
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	record_commit(f, DOT, id, tree);
+}
+
+/* The bytes of a file under a directory, read back whole. */
+static void slurp(struct dm_buf *out, const char *dir, const char *rel)
+{
+	struct dm_err err;
+	char p[512];
+
+	join(p, sizeof(p), dir, rel);
+	dm_buf_reset(out);
+	assert_int_equal(dm_read_file(out, p, 64u << 20, &err), 0);
+}
+
+/* Bytes of dir_a/rel that do not share blocks with dir_b/rel. */
+static uint64_t own_bytes(const char *dir_a, const char *dir_b, const char *rel, size_t size)
+{
+	char pa[300], pb[300];
+	uint64_t changed = 0;
+	int fa, fb;
+
+	join(pa, sizeof(pa), dir_a, rel);
+	join(pb, sizeof(pb), dir_b, rel);
+	fa = open(pa, O_RDONLY);
+	fb = open(pb, O_RDONLY);
+	assert_true(fa >= 0 && fb >= 0);
+	assert_int_equal(dm_filedata_changed_bytes(fa, size, fb, size, &changed), 0);
+	close(fa);
+	close(fb);
+	return changed;
+}
+
+/* Data that arrives from elsewhere ends up on disk once: written into the
+ * working copy, kept as the commit's read-only snapshot, and the store
+ * points into it for the chunks that arrived, its staging packs deleted.
+ * A second commit that changed a big file in place is written as a
+ * reflinked copy of the first: the snapshots share all but the change; so
+ * is a commit received into a new branch, from the commit it stands on. */
+static void test_receive_into_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct sender snd;
+	struct dm_store_stats st;
+	struct dm_verify_report rep;
+	struct dm_buf a = DM_BUF_INIT, b = DM_BUF_INIT;
+	struct dm_err err;
+	char wc[256], s1[256], s2[256], s3[256];
+	const size_t big = 8u << 20;
+	uint64_t changed;
+	dm_oid t1, t2, t3;
+
+	sender_open(&snd);
+	put_file(snd.src, "big", big, 11);
+	put_file(snd.src, "small", 3000, 12);
+	send(f, &snd, "c1", &t1);
+	stats(f, &st);
+	assert_int_equal(st.staged_packs, 1);
+	assert_int_equal(dm_engine_receive(f->e, DOT, "master", false, NULL, "c1", &t1, NULL, &err),
+			 0);
+	wc_path(f, DOT, "master", wc, sizeof(wc));
+	assert_true(holds(wc, "big", big, 11));
+	assert_true(holds(wc, "small", 3000, 12));
+	snap_dir(f, DOT, "c1", s1, sizeof(s1));
+	assert_true(holds(s1, "big", big, 11));
+	stats(f, &st);
+	assert_int_equal(st.staged_packs, 0);
+	assert_true(st.external >= big / (256u << 10));
+	assert_true(st.pack_bytes < big / 16); /* metadata only */
+	assert_int_equal(dirty(f, "master", &t1), 0);
+	assert_int_equal(dm_store_verify(f->s, &rep, &err), 0);
+
+	/* a pull: 64 KiB of the big file changed in place, a new file */
+	patch_file(snd.src, "big", 3 << 20, 65536, 13);
+	put_file(snd.src, "new", 500000, 14);
+	send(f, &snd, "c2", &t2);
+	assert_int_equal(dm_engine_receive(f->e, DOT, "master", true, "c1", "c2", &t2, NULL, &err),
+			 0);
+	slurp(&a, snd.src, "big");
+	slurp(&b, wc, "big");
+	assert_true(a.len == b.len && !memcmp(a.data, b.data, a.len));
+	assert_true(holds(wc, "new", 500000, 14));
+	snap_dir(f, DOT, "c2", s2, sizeof(s2));
+	changed = own_bytes(s2, s1, "big", big);
+	print_message("the second snapshot's big file has %llu bytes of its own\n",
+		      (unsigned long long)changed);
+	assert_true(changed >= 65536 && changed <= (1u << 20));
+	/* a push of a new branch standing on c2 */
+	patch_file(snd.src, "big", 5 << 20, 65536, 15);
+	send(f, &snd, "c3", &t3);
+	assert_int_equal(
+		dm_engine_receive(f->e, DOT, "feature", false, "c2", "c3", &t3, NULL, &err), 0);
+	snap_dir(f, DOT, "c3", s3, sizeof(s3));
+	changed = own_bytes(s3, s2, "big", big);
+	assert_true(changed >= 65536 && changed <= (1u << 20));
+	stats(f, &st);
+	assert_int_equal(st.staged_packs, 0);
+	assert_true(st.pack_bytes < big / 16);
+	assert_int_equal(dm_store_verify(f->s, &rep, &err), 0);
+	dm_buf_release(&a);
+	dm_buf_release(&b);
+	sender_close(&snd);
 }
 
 /* Deleting a branch deletes its subvolume; dropping a snapshot and
@@ -783,6 +994,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_from_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_and_diff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_from_extents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receive_into_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_one_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
