@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/commit_btrfs.sh - the btrfs engine: dm commit and reset latency on a
 # dot of 100 MiB and one of 10 GiB, background indexing after a 1% change,
-# dm's overhead over a raw `btrfs subvolume snapshot -r`, and the pool's
+# dm's overhead over a raw `btrfs subvolume snapshot -r`, the pool's
 # usage after ten 1% commits beside the dir engine's for the same history,
-# all in one run. Writes the "commit, btrfs engine" section of
+# and the space a clone of that history onto a fresh btrfs dmd takes, all
+# in one run. Writes the "commit, btrfs engine" section of
 # bench/RESULTS.md (between <!-- commit-btrfs:begin --> and
 # <!-- commit-btrfs:end -->). Helpers: bench/lib.sh. See bench/README.md.
 set -euo pipefail
@@ -29,6 +30,9 @@ the "commit, btrfs engine" section of bench/RESULTS.md:
   space     the big dot's subvolumes and snapshots on the pool (btrfs
             filesystem du) and dm's store after that history, beside a
             dir-engine dmd's store and working copy after the same history
+  received  dm clone of that history from the dir-engine dmd onto a fresh
+            btrfs dmd: its pool space and store beside the dot's bytes and
+            the sender's store (data that arrives is kept once)
 
 options:
   --work DIR       work directory (default bench/work/commit-btrfs;
@@ -112,8 +116,9 @@ fi
 
 DBT=$WORK/dmd-btrfs  # dmd data directory, btrfs engine (its pool: DBT/pool)
 DDIR=$WORK/dmd-dir   # dmd data directory, dir engine (same history)
+DCL=$WORK/dmd-clone  # dmd data directory, btrfs engine, the clone of DDIR's dot
 LOGS=$WORK/logs
-BIG=("$DBT" "$DDIR" "$WORK/wc-small" "$WORK/wc-big" "$WORK/wc-dir" "$WORK/config")
+BIG=("$DBT" "$DDIR" "$DCL" "$WORK/wc-small" "$WORK/wc-big" "$WORK/wc-dir" "$WORK/config" "$WORK/config-clone")
 export DM_CONFIG=$WORK/config
 POOL=${POOLDIR:-$DBT/pool}
 RAWDIR=$POOL/dm-bench-raw # the raw snapshots (plain btrfs, outside dm's dots/)
@@ -148,7 +153,9 @@ POOL_MIB=$(awk -v d="$DATA_MIB" 'BEGIN { p = int(2 * d + 2048); printf "%.0f\n",
 # average around each change). The btrfs part is removed before the dir
 # part starts, unless --keep.
 NEED_BT=$(awk -v d="$DATA_MIB" 'BEGIN { printf "%.0f", 1.3 * d + 512 }')
-NEED_DIR=$(awk -v b="$((BYTES[big] / 1048576))" 'BEGIN { printf "%.0f", 2.2 * b + 512 }')
+# (the clone's pool then: its dot and the history's changed chunks, while
+# the dir engine's store serves it; its working copy is removed first)
+NEED_DIR=$(awk -v b="$((BYTES[big] / 1048576))" 'BEGIN { printf "%.0f", 2.5 * b + 1024 }')
 if [ -n "$POOLDIR" ]; then
 	need_space "$POOLDIR" "$NEED_BT" "the btrfs part at scale $SCALE"
 	need_space "$WORK" "$NEED_DIR" "the dir engine's copy at scale $SCALE"
@@ -174,9 +181,12 @@ cleanup_hook() {
 		if [ "$KEEP" = 0 ]; then delete_subvols "$POOLDIR/dots"; fi
 	fi
 	# a loop pool still mounted (dmd did not stop) is not removed under it
-	if [ -z "$POOLDIR" ] && mountpoint -q "$DBT/pool" 2>/dev/null; then
-		umount "$DBT/pool" 2>>"$LOGS/cleanup.log" || { echo "$BENCH: '$DBT/pool' is still mounted; keeping $DBT" >&2; KEEP=1; }
-	fi
+	local d
+	for d in "$DBT" "$DCL"; do
+		if mountpoint -q "$d/pool" 2>/dev/null; then
+			umount "$d/pool" 2>>"$LOGS/cleanup.log" || { echo "$BENCH: '$d/pool' is still mounted; keeping $d" >&2; KEEP=1; }
+		fi
+	done
 }
 
 bench_start
@@ -291,7 +301,8 @@ reset_step() { tm "$1" "$DM" reset --hard 'HEAD^' --dot "$2"; } # NAME DOT
 footprint() {
 	sync
 	btrfs filesystem du -s --raw "$1" >"$LOGS/fi-du.out" 2>&1 || { cat "$LOGS/fi-du.out" >&2; die "btrfs filesystem du '$1' failed"; }
-	awk 'NR == 2 { print $2 + $3 }' "$LOGS/fi-du.out"
+	# as an integer: mawk prints sums past 2^31 in exponent form
+	awk 'NR == 2 { printf "%.0f\n", $2 + $3 }' "$LOGS/fi-du.out"
 }
 # manifest DIR OUT: the CRC and size of every file under DIR, by path
 # (cksum: fast; this only checks that two engines saw the same bytes).
@@ -413,8 +424,47 @@ manifest "$WCD" "$LOGS/manifest-dir.txt"
 sync
 STORE_DIR=$(du -sb "$DDIR/store" | cut -f1)
 WC_DIR=$(du -sb "$WCD/" | cut -f1)
-stop_dmd "$DDIR"
 DIR_T=$(($(date +%s) - DIR_T0))
+
+# ---------------------------------------------------------------- received
+
+# A fresh btrfs dmd (its own port, client config and loop pool) clones the
+# dir engine's big dot, its whole history, while the dir dmd serves it from
+# its store (its working copy, measured above, goes first to make room).
+CLONE_T0=$(date +%s)
+find "$WCD" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+DIR_PORT=$PORT
+PORT=""
+pick_port $((DIR_PORT + 1))
+say "received: a btrfs dmd (port $PORT) clones the big dot's history from the dir engine's dmd"
+export DM_CONFIG=$WORK/config-clone
+if [ -n "$POOLDIR" ]; then
+	# the btrfs part's dots are gone (deleted above); its dots/ must go too
+	[ "$KEEP" = 0 ] || die "--keep with --pool-dir: the clone needs the pool's dots/ free; run without --keep"
+	delete_subvols "$POOLDIR/dots"
+	start_dmd "$DCL" 1 --engine btrfs --pool-dir "$POOLDIR"
+else
+	start_dmd "$DCL" 1 --engine btrfs --pool-size "${POOL_MIB}M"
+fi
+DM_API_KEY=$(cat "$DDIR/admin-api-key") "$DM" remote add src "admin@127.0.0.1:$DIR_PORT" >>"$LOGS/clone.log" 2>&1 ||
+	{ cat "$LOGS/clone.log" >&2; die "dm remote add (clone) failed"; }
+tm clone "$DM" clone src big
+CLONE_SECS=$T
+CL_ID=$("$DM" dot show big --json | jq -r .id) || die "dm dot show big (clone) failed"
+"$DM" mount big "$WORK/wc-clone" >>"$LOGS/clone.log" 2>&1 || die "dm mount big (clone) failed"
+manifest "$(readlink -f "$WORK/wc-clone")" "$LOGS/manifest-clone.txt"
+rm -f "$WORK/wc-clone"
+FP_CLONE=$(footprint "$(readlink -f "$DCL/dots")/$CL_ID")
+STORE_CL=$(du -sb "$DCL/store" | cut -f1)
+stop_dmd "$DCL"
+export DM_CONFIG=$WORK/config
+PORT=$DIR_PORT
+stop_dmd "$DDIR"
+if [ "$KEEP" = 0 ]; then
+	if [ -n "$POOLDIR" ]; then delete_subvols "$POOLDIR/dots"; fi
+	rm -rf "$DCL"
+fi
+CLONE_T=$(($(date +%s) - CLONE_T0))
 
 # ---------------------------------------------------------------- rows
 
@@ -507,11 +557,15 @@ row "pool in use after the history (df: both dots, metadata)" "–" "$(fmb "$POO
 median_step dir-hist "" "$HIST"
 row "dir engine, same data: first commit + sync; commit after changing 1% (median of $HIST)" "–" \
 	"$(fsec "$DIR_FIRST"); $(fsec "$MED")" "info" "–"
+CL_ALL=$((FP_CLONE + STORE_CL))
+row "received: dm clone of the big dot's history (first + $HIST 1% commits) from the dir-engine dmd onto a fresh btrfs dmd ($(fsec "$CLONE_SECS")): its pool space (btrfs filesystem du) + its store (du -sb), vs the dot's bytes and the sender's store ($(fmb "$STORE_DIR"))" \
+	"–" "$(fmb "$CL_ALL") (pool $(fmb "$FP_CLONE") + store $(fmb "$STORE_CL")): $(fx "$(calc "$CL_ALL / ${BYTES[$B]}")") the dot's bytes, $(fx "$(calc "$CL_ALL / $STORE_DIR")") the sender's store" \
+	"kept once: ≤ 1.2× the sender's store (what arrived)" "$(yesno "$CL_ALL <= 1.2 * $STORE_DIR")"
 
-if cmp -s "$LOGS/manifest-btrfs.txt" "$LOGS/manifest-dir.txt"; then
-	TREECHECK="both engines' working copies held the same bytes after the history (a CRC of every file, untimed)"
+if cmp -s "$LOGS/manifest-btrfs.txt" "$LOGS/manifest-dir.txt" && cmp -s "$LOGS/manifest-dir.txt" "$LOGS/manifest-clone.txt"; then
+	TREECHECK="both engines' working copies, and the clone's, held the same bytes after the history (a CRC of every file, untimed)"
 else
-	TREECHECK="**the two engines' working copies differ after the history** (see ${LOGS#"$REPO"/}/manifest-*.txt)"
+	TREECHECK="**the engines' working copies (btrfs, dir, the clone) differ after the history** (see ${LOGS#"$REPO"/}/manifest-*.txt)"
 	say "WARNING: the big dot's files differ between the engines after the history (${LOGS}/manifest-*.txt)"
 fi
 
@@ -524,12 +578,13 @@ note "Each 1% change overwrites ${CH_K[$S]} (small) and ${CH_K[$B]} (big) files 
 note "The history: the first commit, then $HIST commits each after a 1% change. The latency rows follow it: each commit is followed by reset --hard HEAD^ back across it, so every run starts from the same tree; every commit's indexing is awaited before the next step."
 note "The raw snapshots are \`btrfs subvolume snapshot -r\` of dm's own working copies into a directory of the pool outside dm's, as a command (a process, like dm), after dm's runs; they are deleted afterwards."
 note "Space: $TREECHECK. The dir engine's copy is generated with the same bytes and changed by the same rounds on a dir-engine dmd; its store compresses and deduplicates in chunks of 64 KiB on average, so each changed run costs its surrounding chunks. All data is random (incompressible)."
+note "Received: a second btrfs dmd with a fresh pool of its own clones the dir engine's big dot with its whole history (the first commit and the $HIST 1% commits) while the dir dmd serves it; the head commit's data stays in the read-only snapshot the clone ends with (the store's index points into it), the chunks only older commits use stay in packs; the manifest check above includes the clone's working copy."
 note "Times are wall clock of the whole command, process start-up included; dm's include the call to dmd over its unix socket."
 
 # ---------------------------------------------------------------- results
 
 ELAPSED=$(($(date +%s) - START))
-say "done in ${ELAPSED} s (btrfs part ${BTRFS_T} s, dir engine part ${DIR_T} s); writing $RESULTS"
+say "done in ${ELAPSED} s (btrfs part ${BTRFS_T} s, dir engine part ${DIR_T} s, clone ${CLONE_T} s); writing $RESULTS"
 machine_line
 BTRFSV=$(btrfs --version | awk '{ print $2 }')
 REPRO="bench/commit.sh --engine btrfs"
@@ -558,7 +613,7 @@ SECTION=$(mktemp)
 	echo "pool: $POOLDESC; load average (1 min) $LOAD0 at the start, $LOAD1 at the end."
 	echo "Scale $SCALE, seed $SEED: two dots of $NF files each, all random bytes: 'small', $(fmb "${BYTES[$S]}")"
 	echo "(files of $(fmb "${FS[$S]}")), and 'big', $(fmb "${BYTES[$B]}") (files of $(fmb "${FS[$B]}"))."
-	echo "The whole run took $ELAPSED s (btrfs engine $BTRFS_T s, the dir engine's history $DIR_T s)."
+	echo "The whole run took $ELAPSED s (btrfs engine $BTRFS_T s, the dir engine's history $DIR_T s, the clone onto btrfs $CLONE_T s)."
 	echo
 	echo "Warm page cache throughout. MB = 10^6 bytes, MiB = 2^20. \"The same within noise\": the two"
 	echo "medians differ by at most 10 ms or 20% of the smaller."
