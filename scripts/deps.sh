@@ -26,8 +26,10 @@ packages=(
 	postgresql
 	# the btrfs engine: libbtrfsutil (subvolumes, snapshots), mkfs.btrfs and btrfs (pools, tests)
 	libbtrfsutil-dev btrfs-progs
-	# later (multi-node kv, docker-API tests):
-	# etcd-server podman
+	# the etcd kv backend's tests (unit test_kv, e2e t0800): etcd and etcdctl
+	etcd-server etcd-client
+	# later (docker-API tests):
+	# podman
 )
 
 if [ "${DM_SKIP_DEPS:-}" = 1 ]; then

@@ -3,9 +3,9 @@
  * delete, prefix range, small transactions, watch from a revision, leases.
  *
  * One interface, several backends behind a function table (kv/backend.h):
- * the embedded one (LMDB under the data directory, kv/lmdb.c) and, later,
- * etcd v3 through its JSON gateway. The semantics are etcd's, so that a
- * caller written against one backend works unchanged on the other:
+ * the embedded one (LMDB under the data directory, kv/lmdb.c) and etcd v3
+ * through its JSON gateway (kv/etcd.c). The semantics are etcd's, so that
+ * a caller written against one backend works unchanged on the other:
  *
  *  - Keys are byte strings without NUL (given here as C strings), 1 to
  *    DM_KV_KEY_MAX bytes; values are any bytes, 0 to DM_KV_VALUE_MAX.
@@ -14,7 +14,9 @@
  *    one for every call that changes something: a put, a delete, a
  *    delete_prefix, a transaction, a lease revocation or expiry (however
  *    many keys they touch). A call that changes nothing (deleting an absent
- *    key) leaves it as it is. Each key carries create_revision (the
+ *    key) leaves it as it is. (etcd counts from 1 on an empty store; the
+ *    etcd backend shows etcd's revision minus one everywhere, so numbers
+ *    mean the same on both backends.) Each key carries create_revision (the
  *    revision that created it), mod_revision (the last one that changed
  *    it) and version (puts since it was created: 1, 2, ...). Deleting a key
  *    forgets all three; putting it again starts from version 1.
@@ -108,6 +110,31 @@ void dm_kv_lmdb_opts_default(struct dm_kv_lmdb_opts *out);
 int dm_kv_open_lmdb(struct dm_kv **out, const char *dir, struct dm_err *err);
 int dm_kv_open_lmdb_opts(struct dm_kv **out, const char *dir, const struct dm_kv_lmdb_opts *opts,
                          struct dm_err *err);
+
+/* Options of the etcd backend. */
+struct dm_kv_etcd_opts {
+	int64_t request_timeout_ms; /* one call, failovers included (5000) */
+	int64_t connect_timeout_ms; /* one connection to one member (2000) */
+};
+
+void dm_kv_etcd_opts_default(struct dm_kv_etcd_opts *out);
+
+/*
+ * Opens the store kept in an etcd (3.4 or later) cluster, through its v3
+ * JSON gateway. endpoints: the members' client URLs, comma-separated
+ * ("http://10.0.0.1:2379,http://10.0.0.2:2379"). Fails, naming them, when
+ * none answers (DM_EUNAVAILABLE, DM_ETIMEOUT). opts may be NULL.
+ *
+ * Every call has the request deadline: a member that cannot be reached
+ * is skipped for the next; a write whose answer is lost fails ("may or
+ * may not have been applied") rather than risk applying it twice. Watches
+ * reconnect by themselves, to the next member if need be, and deliver
+ * every event exactly once across reconnects. Limits beyond kv.h's: a
+ * transaction must fit etcd's --max-request-bytes (1.5 MiB by default:
+ * DM_ETOOBIG), and etcd may raise a short lease TTL to its minimum.
+ */
+int dm_kv_open_etcd(struct dm_kv **out, const char *endpoints, const struct dm_kv_etcd_opts *opts,
+                    struct dm_err *err);
 
 /* Closes the store; accepts NULL. Watches still running are canceled and
  * freed (their handles become invalid). Not from a watch callback. */
