@@ -155,6 +155,12 @@ test_have_root() {
 	[ "$(id -u)" = 0 ]
 }
 
+# A test body runs in a function of its own, so that `return 1` in it (out
+# of a loop, say) fails the test instead of leaving test_expect_success.
+test_eval_() {
+	eval "$1"
+}
+
 # test_expect_success [PREREQS] 'description' 'shell commands'
 test_expect_success() {
 	local test_prereq_='' test_desc_ test_body_ test_rc_
@@ -181,7 +187,7 @@ test_expect_success() {
 		if [ "$test_trace" = 1 ]; then
 			set -x
 		fi
-		eval "$test_body_"
+		test_eval_ "$test_body_"
 		test_rc_=$?
 		eval "$test_cleanup_"
 		set +x
