@@ -35,6 +35,8 @@
 enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET };
 /* dmd init's engine options that cluster init passes through. */
 enum { OPT_ENGINE = 1210, OPT_POOL_DIR, OPT_POOL_SIZE };
+/* dmd init's KV options: init takes all three, join only --advertise. */
+enum { OPT_KV = 1220, OPT_ETCD_ENDPOINTS, OPT_ADVERTISE };
 
 static const struct option cluster_opts[] = {
 	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -45,6 +47,9 @@ static const struct option cluster_opts[] = {
 	{"engine", required_argument, NULL, OPT_ENGINE},
 	{"pool-dir", required_argument, NULL, OPT_POOL_DIR},
 	{"pool-size", required_argument, NULL, OPT_POOL_SIZE},
+	{"kv", required_argument, NULL, OPT_KV},
+	{"etcd-endpoints", required_argument, NULL, OPT_ETCD_ENDPOINTS},
+	{"advertise", required_argument, NULL, OPT_ADVERTISE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -57,6 +62,10 @@ struct cluster_args {
 	const char *engine;     /* init: --engine, or NULL */
 	char pool_dir[PATH_MAX]; /* init: --pool-dir made absolute, or "" */
 	const char *pool_size;  /* init: --pool-size as given (dmd checks it), or NULL */
+	const char *kv;             /* init: --kv, or NULL */
+	const char *etcd_endpoints; /* init: --etcd-endpoints, or NULL */
+	const char *advertise;      /* init, join: --advertise, or NULL */
+	const char *token;          /* join: its argument */
 };
 
 static int absolute(char *out, size_t size, const char *dir, struct dm_err *err);
@@ -150,6 +159,27 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 				rc = absolute(out->pool_dir, sizeof(out->pool_dir), optarg, err);
 			if (rc)
 				return rc;
+		} else if (c == OPT_KV || c == OPT_ETCD_ENDPOINTS || c == OPT_ADVERTISE) {
+			const char *name = c == OPT_KV		 ? "kv"
+					   : c == OPT_ETCD_ENDPOINTS ? "etcd-endpoints"
+								   : "advertise";
+			bool init = !strcmp(cli->cmd->name, "cluster init");
+
+			if (!init && !(c == OPT_ADVERTISE && !strcmp(cli->cmd->name, "cluster join")))
+				return dm_cli_usage_error(cli, err,
+							  "unknown option '--%s' for 'dm %s'", name,
+							  cli->cmd->name);
+			if (!*optarg)
+				return dm_cli_usage_error(cli, err, "empty --%s", name);
+			if (c == OPT_KV && strcmp(optarg, "lmdb") && strcmp(optarg, "etcd"))
+				return dm_cli_usage_error(cli, err, "unknown kv '%s': use lmdb or etcd",
+							  optarg);
+			if (c == OPT_KV)
+				out->kv = optarg;
+			else if (c == OPT_ETCD_ENDPOINTS)
+				out->etcd_endpoints = optarg;
+			else
+				out->advertise = optarg;
 		} else if (c == OPT_PORT) {
 			if (!port_ok)
 				return dm_cli_usage_error(cli, err,
@@ -169,6 +199,13 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 	if (out->no_plugin && out->plugin_socket[0])
 		return dm_cli_usage_error(cli, err,
 					  "--no-plugin and --plugin-socket contradict each other");
+	if (!strcmp(cli->cmd->name, "cluster join")) {
+		int rc = dm_cli_nargs(cli, argc - optind, 1, 1, "TOKEN", err);
+
+		if (!rc)
+			out->token = argv[optind];
+		return rc;
+	}
 	return dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 }
 
@@ -489,20 +526,33 @@ static int ping(struct dm_cli *cli, struct dm_err *err)
 	return rc;
 }
 
-int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+/* Prints the token other nodes join this node's cluster with. */
+static int print_join_token(struct dm_cli *cli, struct dm_err *err)
+{
+	json_t *res = NULL;
+	int rc = dm_cli_call(cli, "cluster.join_token", json_object(), &res, err);
+
+	if (!rc)
+		printf("Add nodes to this cluster with:\n  dm cluster join %s\n"
+		       "(the token holds the admin API key: keep it secret)\n",
+		       json_string_value(json_object_get(res, "token")));
+	json_decref(res);
+	return rc;
+}
+
+/* init and join: dmd init (join: with the token in its environment), the
+ * remote saved in the config, dmd start, a ping. */
+static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct dm_err *err)
 {
 	char data_dir[PATH_MAX], given[PATH_MAX], sock[PATH_MAX + 16], port_text[16];
 	char key[API_KEY_LEN + 1];
 	struct dm_buf out = DM_BUF_INIT;
-	struct cluster_args a;
+	struct cluster_args a = *pa;
 	struct dm_config *config;
 	struct dm_remote old, r;
 	struct dm_err ignored;
 	int port, rc;
 
-	rc = parse_args(cli, argc, argv, true, &a, err);
-	if (rc)
-		return rc;
 	rc = a.data_dir ? absolute(data_dir, sizeof(data_dir), a.data_dir, err)
 			: default_data_dir(given, sizeof(given), err);
 	if (!rc && !a.data_dir)
@@ -519,7 +569,7 @@ int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err
 		return rc;
 
 	{
-		const char *args[12] = {"init", "--data-dir", data_dir, "--port", port_text};
+		const char *args[20] = {"init", "--data-dir", data_dir, "--port", port_text};
 		size_t n = 5;
 
 		if (a.engine) {
@@ -534,8 +584,26 @@ int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err
 			args[n++] = "--pool-size";
 			args[n++] = a.pool_size;
 		}
+		if (a.kv) {
+			args[n++] = "--kv";
+			args[n++] = a.kv;
+		}
+		if (a.etcd_endpoints) {
+			args[n++] = "--etcd-endpoints";
+			args[n++] = a.etcd_endpoints;
+		}
+		if (a.advertise) {
+			args[n++] = "--advertise";
+			args[n++] = a.advertise;
+		}
+		if (a.token) {
+			args[n++] = "--join";
+			/* in the environment, not the arguments: ps shows those */
+			setenv("DM_JOIN_TOKEN", a.token, 1);
+		}
 		args[n] = NULL;
 		rc = run_dmd(cli, args, &out, err);
+		unsetenv("DM_JOIN_TOKEN");
 	}
 	if (rc)
 		goto done;
@@ -582,12 +650,44 @@ int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err
 	       "and in %s/admin-api-key\n",
 	       dm_config_path(config), r.name, data_dir);
 	printf("dmd is running: 127.0.0.1:%d and %s\n", port, sock);
+	if (a.kv && !strcmp(a.kv, "etcd") && !a.token)
+		rc = print_join_token(cli, err);
+	else if (a.token)
+		printf("This node joined the cluster\n");
 done:
 	memset(key, 0, sizeof(key));
 	if (out.data)
 		memset(out.data, 0, out.len);
 	dm_buf_release(&out);
 	return rc;
+}
+
+int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	struct cluster_args a;
+	int rc = parse_args(cli, argc, argv, true, &a, err);
+
+	return rc ? rc : init_node(cli, &a, err);
+}
+
+int dm_cmd_cluster_join(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	struct cluster_args a;
+	int rc = parse_args(cli, argc, argv, true, &a, err);
+
+	if (!rc && strncmp(a.token, "dmj1.", 5) != 0)
+		rc = dm_err_set(err, DM_EINVAL,
+				"'%.12s...' is not a join token; print one with 'dm cluster "
+				"join-token' on a node of the cluster",
+				a.token);
+	return rc ? rc : init_node(cli, &a, err);
+}
+
+int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	int rc = dm_cli_no_options(cli, argc, argv, err);
+
+	return rc ? rc : print_join_token(cli, err);
 }
 
 int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)

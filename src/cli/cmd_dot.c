@@ -22,6 +22,45 @@
 
 #include "util/banned.h"
 
+/* In a cluster: where each node's copy of each branch stands. */
+static void show_nodes(json_t *nodes, bool raw)
+{
+	struct dm_table t;
+	json_t *n, *b;
+	size_t i, j;
+
+	if (!json_is_array(nodes))
+		return;
+	dm_table_init(&t, raw ? 5 : 4);
+	if (!raw) {
+		putchar('\n');
+		dm_table_row(&t, "  NODE", "STATUS", "BRANCH", "COPY");
+	}
+	json_array_foreach(nodes, i, n) {
+		char node[64], state[64];
+		const char *up = json_is_true(json_object_get(n, "alive")) ? "up" : "down";
+
+		snprintf(node, sizeof(node), "%s %s",
+			 json_is_true(json_object_get(n, "self")) ? "*" : " ", dm_out_str(n, "node"));
+		json_array_foreach(json_object_get(n, "branches"), j, b) {
+			json_t *behind = json_object_get(b, "behind");
+
+			if (json_is_integer(behind))
+				snprintf(state, sizeof(state), "lacks %lld commit%s",
+					 (long long)json_integer_value(behind),
+					 json_integer_value(behind) == 1 ? "" : "s");
+			else
+				snprintf(state, sizeof(state), "%s", dm_out_str(b, "state"));
+			if (raw)
+				dm_table_row(&t, "node", node + 2, up, dm_out_str(b, "name"), state);
+			else
+				dm_table_row(&t, node, up, dm_out_str(b, "name"), state);
+		}
+	}
+	dm_table_print(&t, stdout, raw);
+	dm_table_release(&t);
+}
+
 /* One "key: value" line, or "key<tab>value" for -H. */
 static void field(bool raw, const char *key, const char *value)
 {
@@ -114,6 +153,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	}
 	dm_table_print(&t, stdout, raw);
 	dm_table_release(&t);
+	show_nodes(json_object_get(d, "nodes"), raw);
 }
 
 /* "REMOTE ns/dot" of dot's upstream on the current remote, or "". */

@@ -34,7 +34,8 @@
 const struct dm_cli_cmd dm_cli_commands[] = {
 	{"cluster init", dm_cmd_cluster_init,
 	 "[--data-dir DIR] [--port N] [--engine dir | --engine btrfs (--pool-dir PATH | "
-	 "--pool-size SIZE)] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
+	 "--pool-size SIZE)] [--kv lmdb | --kv etcd --etcd-endpoints URL[,URL...]] "
+	 "[--advertise URL] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "create a data directory, an admin API key, and start dmd",
 	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
 	 "makes the admin user and a fresh API key), saves the remote 'local' with\n"
@@ -55,6 +56,12 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --pool-size SIZE  btrfs: a pool file of SIZE (e.g. 20G) in the data\n"
 	 "                    directory, formatted and loop-mounted by dmd\n"
 	 "                    (needs root, btrfs in the kernel and loop devices)\n"
+	 "  --kv NAME         where cluster state lives: lmdb (the default: an\n"
+	 "                    embedded store, one node) or etcd (a cluster that\n"
+	 "                    other nodes join; prints their join token)\n"
+	 "  --etcd-endpoints URL[,URL...]  etcd's client URLs, for --kv etcd\n"
+	 "  --advertise URL   where other nodes reach this one (default\n"
+	 "                    http://127.0.0.1:PORT)\n"
 	 "  --plugin-socket PATH  the Docker volume plugin's socket (default\n"
 	 "                    /run/docker/plugins/dm.sock)\n"
 	 "  --no-plugin       serve no Docker volume plugin\n"
@@ -62,6 +69,30 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    containers of a dot around reset and checkout\n"
 	 "                    (default /var/run/docker.sock)\n"
 	 "  --remote NAME     the name of the remote to save (default local)\n"},
+	{"cluster join", dm_cmd_cluster_join,
+	 "TOKEN [--data-dir DIR] [--port N] [--engine ...] [--advertise URL] "
+	 "[--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
+	 "add this machine to a cluster on etcd, and start dmd",
+	 "Makes a new node of the cluster TOKEN names: 'dm cluster join-token' on\n"
+	 "any node prints it (it holds etcd's endpoints and the admin API key).\n"
+	 "Like 'dm cluster init', it initialises the data directory, saves the\n"
+	 "remote 'local' with the admin key, starts dmd and checks it answers.\n"
+	 "The options are those of 'dm cluster init' but --kv and --etcd-endpoints,\n"
+	 "which come from the token.\n"},
+	{"cluster join-token", dm_cmd_cluster_join_token, "",
+	 "print the token that adds a node to this cluster",
+	 "Prints 'dm cluster join TOKEN' for this cluster (admin only; a cluster\n"
+	 "on etcd only). The token holds the admin API key: keep it secret.\n"},
+	{"cluster status", dm_cmd_cluster_status, "[-H] [--json]",
+	 "list the cluster's nodes and whether they are up",
+	 "Lists the nodes of the cluster of the current remote: id, the address\n"
+	 "other nodes reach it at, up or down (a node is down ~10 s after it\n"
+	 "stops renewing its lease), version and engine. '*' marks the node\n"
+	 "that answered.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -H                for scripts: no header, tab-separated\n"
+	 "  --json            the server's answer, as JSON\n"},
 	{"cluster start", dm_cmd_cluster_start,
 	 "[--data-dir DIR] [--port N] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "start dmd on an initialised data directory",
@@ -167,6 +198,14 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  --unset           forget DOT's upstream\n"},
+	{"dot set-master", dm_cmd_dot_set_master, "DOT BRANCH NODE",
+	 "make another node of the cluster master a branch",
+	 "Makes NODE (an id from 'dm cluster status', or a unique prefix of one)\n"
+	 "the master of BRANCH of DOT: the node whose working copy takes the\n"
+	 "branch's commits, resets and containers. For a master that is down:\n"
+	 "the branch goes on from NODE's copy, so commits the old master had not\n"
+	 "replicated yet are not on it (when the old master comes back, they are\n"
+	 "kept on a branch BRANCH-DIVERGED-<time> of its copy). Admin only.\n"},
 	{"dot add-collaborator", dm_cmd_dot_add_collaborator, "[DOT] USER",
 	 "let another user push to and pull from a dot",
 	 "Adds USER to the collaborators of DOT (default: the current dot): USER\n"

@@ -35,6 +35,7 @@ struct dm_client {
 	char *socket;  /* NULL: TCP */
 	char *user;
 	char *api_key;
+	char *on_behalf; /* the DM_ON_BEHALF_HEADER line, or NULL */
 	bool local;    /* loopback or socket: hint at 'dm cluster start' */
 	long timeout;  /* 0: per method */
 	int64_t next_id;
@@ -107,6 +108,12 @@ int dm_client_new(struct dm_client **out, const struct dm_remote *remote, struct
 	c->name = dm_xstrdup(remote->name ? remote->name : "?");
 	c->user = dm_xstrdup(remote->user ? remote->user : "");
 	c->api_key = dm_xstrdup(remote->api_key ? remote->api_key : "");
+	if (remote->on_behalf) {
+		size_t n = strlen(DM_ON_BEHALF_HEADER) + strlen(remote->on_behalf) + 3;
+
+		c->on_behalf = dm_xmalloc(n);
+		snprintf(c->on_behalf, n, "%s: %s", DM_ON_BEHALF_HEADER, remote->on_behalf);
+	}
 	v6 = strchr(remote->host, ':') != NULL;
 	if (socket_usable(remote->socket)) {
 		c->socket = dm_xstrdup(remote->socket);
@@ -146,7 +153,8 @@ void dm_client_free(struct dm_client *c)
 	free(c->user);
 	if (c->api_key) {
 		memset(c->api_key, 0, strlen(c->api_key));
-		free(c->api_key);
+		free(c->on_behalf);
+	free(c->api_key);
 	}
 	free(c);
 }
@@ -324,6 +332,8 @@ int dm_client_call(struct dm_client *c, const char *method, json_t *params, json
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	headers = curl_slist_append(headers, "Accept: application/json");
 	headers = curl_slist_append(headers, "Expect:");
+	if (headers && c->on_behalf)
+		headers = curl_slist_append(headers, c->on_behalf);
 	if (!headers) {
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 		goto done;

@@ -37,7 +37,12 @@ struct dm_remote {
 	const char *socket;      /* "/data/dmd.sock", or NULL: TCP only */
 	const char *data_dir;    /* the server's data directory, when local; or NULL */
 	const char *current_dot; /* or NULL */
+	/* a node of a cluster calling another as the admin for one of its
+	 * callers: that user's name (header DM_ON_BEHALF_HEADER), or NULL */
+	const char *on_behalf;
 };
+
+#define DM_ON_BEHALF_HEADER "X-Dm-On-Behalf-Of"
 
 struct dm_client;
 

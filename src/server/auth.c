@@ -113,6 +113,30 @@ static int parse_record(const struct dm_kv_kv *kv, const char *name, dm_oid *has
 	return rc;
 }
 
+int dm_auth_lookup(struct dm_kv *kv, struct dm_caller *out, const char *name,
+		   struct dm_err *err)
+{
+	char path[USER_KEY_MAX];
+	struct dm_kv_kv rec;
+	dm_oid hash;
+	bool admin = false;
+	int rc;
+
+	if (user_key(path, sizeof(path), name, NULL))
+		return dm_err_set(err, DM_EPERM, DM_AUTH_DENIED_MSG);
+	dm_kv_kv_init(&rec);
+	rc = dm_kv_get(kv, &rec, path, err);
+	if (rc == DM_ENOTFOUND || (!rc && parse_record(&rec, name, &hash, &admin)))
+		rc = dm_err_set(err, DM_EPERM, DM_AUTH_DENIED_MSG);
+	dm_kv_kv_release(&rec);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->user, sizeof(out->user), "%s", name);
+	out->admin = admin;
+	return 0;
+}
+
 int dm_auth_verify(struct dm_kv *kv, struct dm_caller *out, const char *name, const char *key,
 		   struct dm_err *err)
 {

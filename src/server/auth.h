@@ -41,6 +41,12 @@ int dm_auth_user_create(struct dm_kv *kv, char *key_out, const char *name, bool 
 int dm_auth_verify(struct dm_kv *kv, struct dm_caller *out, const char *name, const char *key,
 		   struct dm_err *err);
 
+/* The user name as a caller (its admin flag from its record), for a
+ * cluster node that calls on that user's behalf. DM_EPERM
+ * DM_AUTH_DENIED_MSG when there is no such user. */
+int dm_auth_lookup(struct dm_kv *kv, struct dm_caller *out, const char *name,
+		   struct dm_err *err);
+
 /* Gives user name a fresh API key (key_out as above); the old one stops
  * working. DM_ENOTFOUND "no such user 'NAME'". */
 int dm_auth_key_reset(struct dm_kv *kv, char *key_out, const char *name, struct dm_err *err);

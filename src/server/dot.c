@@ -40,6 +40,7 @@
  * pending; deletion cancels both jobs and waits for both.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@
 #include "actor/actor.h"
 #include "engine/engine.h"
 #include "kv/kv.h"
+#include "server/cluster.h"
 #include "server/dot_internal.h"
 #include "server/registry.h"
 #include "util/buf.h"
@@ -191,9 +193,25 @@ static void publish(struct dot *d)
 
 /* ---- persistence (the KV) ---- */
 
-static void dot_key(char *out, size_t size, const char *id)
+const char *dm_dot_kv_root(const struct dm_dot_env *env)
 {
-	snprintf(out, size, DM_KV_DOTS "%s", id);
+	return env->kv_root ? env->kv_root : DM_KV_ROOT;
+}
+
+void dm_dot_kv_key(char *out, size_t size, const struct dm_dot_env *env, const char *fmt, ...)
+{
+	int n = snprintf(out, size, "%s", dm_dot_kv_root(env));
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < size)
+		vsnprintf(out + n, size - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void dot_key(char *out, size_t size, const struct dot *d)
+{
+	dm_dot_kv_key(out, size, &d->env, "dots/%s", d->id);
 }
 
 static int persist_dot(struct dot *d, struct dm_err *err)
@@ -210,11 +228,36 @@ static int persist_dot(struct dot *d, struct dm_err *err)
 		      "name", d->name.name, "current", d->current, "state",
 		      dm_dot_state_name(d->state), "collaborators", collaborators);
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	dot_key(key, sizeof(key), d->id);
+	dot_key(key, sizeof(key), d);
 	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
 	free(s);
 	json_decref(j);
 	return rc;
+}
+
+/*
+ * In a cluster, the node that makes a branch masters it: its record in
+ * DM_KV_MASTERS is created once, before the branch's first record, and
+ * moves only by set-master or a handoff. A copy that receives the branch
+ * from its master finds the record there already.
+ */
+static int claim_master(struct dot *d, const struct branch *b, struct dm_err *err)
+{
+	char key[256], tomb[256];
+	struct dm_kv_cmp cmps[2];
+	struct dm_kv_op op;
+	int rc;
+
+	if (!d->env.kv_root || !d->env.node_id)
+		return 0;
+	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", d->id, b->name);
+	snprintf(tomb, sizeof(tomb), DM_KV_DELETED "%s", d->id);
+	/* never for a dot deleted from the cluster: its masters are gone for good */
+	cmps[0] = (struct dm_kv_cmp){key, 0};
+	cmps[1] = (struct dm_kv_cmp){tomb, 0};
+	op = (struct dm_kv_op){DM_KV_OP_PUT, key, d->env.node_id, strlen(d->env.node_id), 0};
+	rc = dm_kv_txn(d->env.kv, NULL, cmps, 2, &op, 1, err);
+	return rc == DM_ECONFLICT ? 0 : rc;
 }
 
 static int persist_branch(struct dot *d, const struct branch *b, struct dm_err *err)
@@ -224,8 +267,10 @@ static int persist_branch(struct dot *d, const struct branch *b, struct dm_err *
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	int rc;
 
-	snprintf(key, sizeof(key), DM_KV_DOTS "%s/branches/%s", d->id, b->name);
-	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
+	dm_dot_kv_key(key, sizeof(key), &d->env, "dots/%s/branches/%s", d->id, b->name);
+	rc = claim_master(d, b, err);
+	if (!rc)
+		rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
 	free(s);
 	json_decref(j);
 	return rc;
@@ -249,8 +294,8 @@ static int persist_pending(struct dot *d, const struct branch *b, const struct p
 		       pc->author, "metadata", meta);
 	bs = json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS);
 	ps = json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS);
-	snprintf(bkey, sizeof(bkey), DM_KV_DOTS "%s/branches/%s", d->id, b->name);
-	snprintf(pkey, sizeof(pkey), DM_KV_DOTS "%s/pending/%s", d->id, pc->id);
+	dm_dot_kv_key(bkey, sizeof(bkey), &d->env, "dots/%s/branches/%s", d->id, b->name);
+	dm_dot_kv_key(pkey, sizeof(pkey), &d->env, "dots/%s/pending/%s", d->id, pc->id);
 	ops[0] = (struct dm_kv_op){DM_KV_OP_PUT, bkey, bs, strlen(bs), 0};
 	ops[1] = (struct dm_kv_op){DM_KV_OP_PUT, pkey, ps, strlen(ps), 0};
 	rc = dm_kv_txn(d->env.kv, NULL, NULL, 0, ops, 2, err);
@@ -957,7 +1002,7 @@ static void on_index_done(struct dot *d, struct dm_msg *msg)
 		d->branches[i].has_tree = true;
 		d->branches[i].tree = out->tree;
 	}
-	snprintf(key, sizeof(key), DM_KV_DOTS "%s/pending/%s", d->id, out->head);
+	dm_dot_kv_key(key, sizeof(key), &d->env, "dots/%s/pending/%s", d->id, out->head);
 	if (dm_kv_delete(d->env.kv, NULL, key, &err) && err.code != DM_ENOTFOUND)
 		dm_warn("dot %s: %s", d->id, err.msg);
 	pending_release(&d->pending[0]);

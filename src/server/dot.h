@@ -37,6 +37,10 @@ struct dm_dot_env {
 	const char *server;          /* "127.0.0.1:32607", shown in listings */
 	struct dm_actor *registry;   /* told when a dot is gone */
 	struct dm_docker *docker;    /* the container engine's API, or NULL */
+	/* where this node keeps its dots and names in the KV: NULL for
+	 * DM_KV_ROOT (one node), "/dm/n/NODE/" in a cluster on etcd */
+	const char *kv_root;
+	const char *node_id;         /* this node, or NULL (tests) */
 };
 
 enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };
@@ -183,9 +187,19 @@ bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user);
  * its history can be read from the store; at once when none is pending. */
 int dm_dot_wait_sealed(struct dm_dot_handle *h, int timeout_ms, struct dm_err *err);
 
-/* KV keys of a dot. */
-#define DM_KV_NAMES "/dm/names/"
-#define DM_KV_DOTS "/dm/dots/"
+/*
+ * KV keys of a dot: ROOT "names/NS/NAME" and ROOT "dots/ID[/...]", where
+ * ROOT is the env's kv_root. On one node that is DM_KV_ROOT, so the keys
+ * are DM_KV_NAMES... and DM_KV_DOTS...; in a cluster each node has its own
+ * root and its own copy of every dot (docs/internals/cluster.md).
+ */
+#define DM_KV_ROOT "/dm/"
+#define DM_KV_NAMES DM_KV_ROOT "names/"
+#define DM_KV_DOTS DM_KV_ROOT "dots/"
+/* Writes ROOT + the formatted rest into out (size bytes). */
+void dm_dot_kv_key(char *out, size_t size, const struct dm_dot_env *env, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+const char *dm_dot_kv_root(const struct dm_dot_env *env);
 
 /* The JSON form of a view, as docs/api.md shows (a new reference). */
 json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server);

@@ -28,9 +28,9 @@
 
 #include "util/banned.h"
 
-static void dot_key(char *out, size_t size, const char *id)
+static void dot_key(char *out, size_t size, const struct dm_dot_job_in *in)
 {
-	snprintf(out, size, DM_KV_DOTS "%s", id);
+	dm_dot_kv_key(out, size, &in->env, "dots/%s", in->dot_id);
 }
 
 void dm_dot_job_in_free(void *p)
@@ -602,16 +602,16 @@ static int job_delete(struct dm_dot_job_in *in, struct dm_err *err)
 	if (!rc)
 		rc = dm_store_commit_delete_dot(in->env.store, in->dot_id, err);
 	if (!rc) {
-		snprintf(key, sizeof(key), DM_KV_DOTS "%s/", in->dot_id);
+		dm_dot_kv_key(key, sizeof(key), &in->env, "dots/%s/", in->dot_id);
 		rc = dm_kv_delete_prefix(in->env.kv, NULL, key, NULL, err);
 	}
 	if (!rc) {
-		dot_key(key, sizeof(key), in->dot_id);
+		dot_key(key, sizeof(key), in);
 		rc = dm_kv_delete(in->env.kv, NULL, key, err);
 	}
 	if (rc)
 		return rc;
-	snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", in->name.ns, in->name.name);
+	dm_dot_kv_key(key, sizeof(key), &in->env, "names/%s/%s", in->name.ns, in->name.name);
 	dm_kv_kv_init(&kv);
 	rc = dm_kv_get(in->env.kv, &kv, key, err);
 	if (rc == DM_ENOTFOUND)

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/client.h"
 #include "server/auth.h"
 #include "server/objects_http.h"
 #include "server/rpc.h"
@@ -158,6 +159,14 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 		rc = dm_err_set(err, DM_EPERM, DM_AUTH_DENIED_MSG);
 	else
 		rc = dm_auth_verify(h->srv->kv, out, user, pass, err);
+	if (!rc && out->admin) {
+		/* another node of the cluster, forwarding a caller's request */
+		const char *behalf =
+			MHD_lookup_connection_value(c, MHD_HEADER_KIND, DM_ON_BEHALF_HEADER);
+
+		if (behalf)
+			rc = dm_auth_lookup(h->srv->kv, out, behalf, err);
+	}
 	if (rc && rc != DM_EPERM)
 		dm_error("cannot check the credentials of '%s': %s", user ? user : "", err->msg);
 	else if (rc)

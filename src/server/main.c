@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/pool.h"
+#include "server/cluster.h"
 #include "server/daemon.h"
 #include "server/plugin.h"
 #include "server/server.h"
@@ -36,6 +37,8 @@ static const char usage_text[] =
 	"\n"
 	"  dmd init  --data-dir DIR [--port N]\n"
 	"            [--engine dir | --engine btrfs (--pool-dir PATH | --pool-size SIZE)]\n"
+	"            [--kv lmdb | --kv etcd --etcd-endpoints URL[,URL...] | --join]\n"
+	"            [--advertise URL]\n"
 	"        Make DIR a dm data directory with an admin user, and print the\n"
 	"        admin's API key (also in DIR/admin-api-key, mode 0400).\n"
 	"        Working copies are plain directories (--engine dir, the default)\n"
@@ -43,6 +46,10 @@ static const char usage_text[] =
 	"        root): in PATH, an existing btrfs mount, or in DIR/pool.img, a\n"
 	"        file of SIZE (e.g. 20G) that dmd formats and loop-mounts at\n"
 	"        DIR/pool while it runs.\n"
+	"        Cluster state is in an embedded KV (--kv lmdb, the default: one\n"
+	"        node) or in etcd (--kv etcd): a new cluster, which other nodes\n"
+	"        join with --join and the token of $DM_JOIN_TOKEN. --advertise\n"
+	"        is the URL other nodes reach this one at (default the API's).\n"
 	"  dmd start --data-dir DIR [--port N] [--foreground] [--log-level LEVEL]\n"
 	"            [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]\n"
 	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
@@ -71,6 +78,10 @@ struct args {
 	bool no_plugin;
 	const char *docker_socket; /* --docker-socket, or NULL */
 	const char *engine;        /* init: --engine, or NULL */
+	const char *kv;            /* init: --kv, or NULL */
+	const char *etcd_endpoints; /* init: --etcd-endpoints, or NULL */
+	const char *advertise;     /* init: --advertise, or NULL */
+	bool join;                 /* init: --join (the token in $DM_JOIN_TOKEN) */
 	const char *pool_dir;      /* init: --pool-dir, or NULL */
 	uint64_t pool_size;        /* init: --pool-size, or 0 */
 };
@@ -135,6 +146,10 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		OPT_ENGINE,
 		OPT_POOL_DIR,
 		OPT_POOL_SIZE,
+		OPT_KV,
+		OPT_ETCD_ENDPOINTS,
+		OPT_ADVERTISE,
+		OPT_JOIN,
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -148,6 +163,10 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		{"engine", required_argument, NULL, OPT_ENGINE},
 		{"pool-dir", required_argument, NULL, OPT_POOL_DIR},
 		{"pool-size", required_argument, NULL, OPT_POOL_SIZE},
+		{"kv", required_argument, NULL, OPT_KV},
+		{"etcd-endpoints", required_argument, NULL, OPT_ETCD_ENDPOINTS},
+		{"advertise", required_argument, NULL, OPT_ADVERTISE},
+		{"join", no_argument, NULL, OPT_JOIN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -229,6 +248,24 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 					return usage_error("%s", serr.msg);
 			}
 			break;
+		case OPT_KV:
+		case OPT_ETCD_ENDPOINTS:
+		case OPT_ADVERTISE:
+		case OPT_JOIN:
+			if (strcmp(cmd, "init") != 0)
+				return usage_error("%s is for dmd init, not dmd %s",
+						   argv[optind - 1], cmd);
+			if (c == OPT_KV && strcmp(optarg, "lmdb") && strcmp(optarg, "etcd"))
+				return usage_error("unknown kv '%s': use lmdb or etcd", optarg);
+			if (c == OPT_KV)
+				a->kv = optarg;
+			else if (c == OPT_ETCD_ENDPOINTS)
+				a->etcd_endpoints = optarg;
+			else if (c == OPT_ADVERTISE)
+				a->advertise = optarg;
+			else
+				a->join = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -248,8 +285,10 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 static int cmd_init(const struct args *a)
 {
 	char key[DM_API_KEY_LEN + 1];
+	struct dm_cluster_token token;
 	struct dm_server_init_opts o;
 	struct dm_err err;
+	int rc;
 
 	dm_log_setup(stderr, DM_LOG_WARN);
 	dm_err_clear(&err);
@@ -258,7 +297,25 @@ static int cmd_init(const struct args *a)
 	o.engine = a->engine;
 	o.pool_dir = a->pool_dir;
 	o.pool_size = a->pool_size;
-	if (dm_server_init_data_dir_opts(key, a->data_dir, &o, &err))
+	o.kv = a->kv;
+	o.etcd_endpoints = a->etcd_endpoints;
+	o.advertise = a->advertise;
+	if (a->join) {
+		const char *text = getenv("DM_JOIN_TOKEN");
+
+		if (!text || !*text)
+			return usage_error("%s", "dmd init --join reads the join token from "
+						 "$DM_JOIN_TOKEN, which is not set");
+		if (a->kv || a->etcd_endpoints)
+			return usage_error("%s", "--join takes the kv and its endpoints from the "
+						 "token: drop --kv and --etcd-endpoints");
+		if (dm_cluster_token_decode(&token, text, &err))
+			return fail(&err);
+		o.join = &token;
+	}
+	rc = dm_server_init_data_dir_opts(key, a->data_dir, &o, &err);
+	memset(&token, 0, sizeof(token));
+	if (rc)
 		return fail(&err);
 	printf("%s\n", key);
 	return fflush(stdout) == 0 ? 0 : 1;

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "server/dot.h"
+#include "server/forward.h"
 #include "server/registry.h"
 #include "server/server.h"
 #include "server/transfer_recv.h"
@@ -605,6 +606,26 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 	rc = parse_update(&u, doc, &err);
 	if (!rc)
 		rc = update_target(&h, r, &u, &err);
+	if (!rc && r->srv->kv_root[0]) {
+		/* in a cluster, the branch's master applies it */
+		char shown[DM_DOT_NAME_TEXT_MAX];
+		dm_oid *oids = dm_xcalloc(u.n, sizeof(*oids));
+		bool forwarded = false;
+
+		for (size_t i = 0; i < u.n; i++)
+			oids[i] = u.commits[i].oid;
+		dm_dot_name_text(shown, &u.name);
+		rc = dm_forward_update(r->srv, doc, u.id, shown, u.branch, oids, u.n, &result,
+				       &forwarded, &err);
+		free(oids);
+		if (rc || forwarded) {
+			dm_dot_handle_unref(h);
+			h = NULL;
+			free(u.commits);
+			json_decref(doc);
+			return rc ? answer_err(c, &err) : answer_json(c, result);
+		}
+	}
 	if (!rc) {
 		req = dm_dot_req_new(DM_DOT_OP_RECEIVE);
 		req->branch = dm_xstrdup(u.branch);

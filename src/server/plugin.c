@@ -46,6 +46,7 @@
 #include "kv/kv.h"
 #include "server/docker.h"
 #include "server/dot.h"
+#include "server/forward.h"
 #include "server/http.h"
 #include "server/registry.h"
 #include "util/buf.h"
@@ -93,6 +94,7 @@ struct dm_plugin {
 	struct dm_registry *registry;
 	struct dm_kv *kv;
 	struct dm_docker *docker;
+	struct dm_server *cluster_node; /* or NULL */
 	int call_ms, sweep_ms;
 	struct dm_http *http;
 	pthread_mutex_t mu;
@@ -713,6 +715,23 @@ static int ep_path(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err
 	return 0;
 }
 
+/* In a cluster: the branch a mount uses must be mastered here, where the
+ * container runs (handoff, forward.h). */
+static int take_branch(struct dm_plugin *p, struct dm_dot_handle *h, const struct dm_volname *vn,
+		       struct dm_err *err)
+{
+	struct dm_dot_view *v = dm_dot_handle_view(h);
+	char shown[DM_DOT_NAME_TEXT_MAX], branch[DM_NAME_PART_MAX + 1], id[DM_DOT_ID_MAX + 1];
+	int rc;
+
+	dm_dot_name_text(shown, &v->name);
+	snprintf(branch, sizeof(branch), "%s", vn->branch[0] ? vn->branch : v->current);
+	snprintf(id, sizeof(id), "%s", v->id);
+	dm_dot_view_unref(v);
+	rc = dm_forward_take_master(p->cluster_node, id, shown, branch, err);
+	return rc ? dm_err_prefix(err, "cannot mount '%s' here", shown) : 0;
+}
+
 static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
@@ -728,8 +747,12 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 		rc = resolve_name(p, &vn, name, err);
 	if (!rc)
 		rc = volume_dot(p, &h, name, &vn, true, err);
-	if (rc)
+	if (!rc && p->cluster_node)
+		rc = take_branch(p, h, &vn, err);
+	if (rc) {
+		dm_dot_handle_unref(h);
 		return rc;
+	}
 	pthread_mutex_lock(&p->mu);
 	m = find_mount(p, name, id);
 	if (m) {
@@ -879,6 +902,7 @@ int dm_plugin_new(struct dm_plugin **out, const struct dm_plugin_opts *opts, str
 	p->registry = opts->registry;
 	p->kv = opts->kv;
 	p->docker = opts->docker;
+	p->cluster_node = opts->cluster_node;
 	p->call_ms = opts->call_ms > 0 ? opts->call_ms : DM_PLUGIN_CALL_MS;
 	p->sweep_ms = opts->sweep_ms > 0 ? opts->sweep_ms : 5000;
 	pthread_mutex_init(&p->mu, NULL);

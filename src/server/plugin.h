@@ -41,6 +41,9 @@ struct dm_plugin_opts {
 	struct dm_docker *docker;     /* NULL: containers are named by their mount IDs */
 	int call_ms;                  /* deadline of a call to a dot (0: DM_PLUGIN_CALL_MS) */
 	int sweep_ms;                 /* how often shared mounts are re-resolved (0: 5000) */
+	/* the node, in a cluster on etcd: a mount of a branch another node
+	 * masters takes the branch over first (handoff); NULL: one node */
+	struct dm_server *cluster_node;
 };
 
 /* Makes the plugin (and, with a Docker API, its resolver thread); serves

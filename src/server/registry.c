@@ -15,6 +15,7 @@
  */
 #include "server/registry.h"
 #include "actor/actor.h"
+#include "server/cluster.h"
 #include "server/server.h"
 #include "kv/kv.h"
 #include "util/buf.h"
@@ -148,6 +149,49 @@ struct create_req {
 	char id[DM_DOT_ID_MAX + 1]; /* "" for a new id */
 };
 
+/*
+ * In a cluster, a name is the cluster's: DM_KV_NAMES NS/NAME maps it to
+ * one dot id for every node, beside each node's own name for its copy.
+ * A new dot reserves it; a copy of a dot another node made (id given)
+ * finds it reserved for that id, or — a clone from another cluster —
+ * reserves it.
+ */
+static int reserve_cluster_name(struct dm_registry *r, const struct dm_dot_name *name,
+				const char *id, struct dm_err *err)
+{
+	char key[256], tomb[256], shown[DM_DOT_NAME_TEXT_MAX];
+	struct dm_kv_cmp cmps[2];
+	struct dm_kv_op op;
+	struct dm_kv_kv kv;
+	int rc;
+
+	if (!strcmp(dm_dot_kv_root(&r->env), DM_KV_ROOT))
+		return 0; /* one node: its names are the cluster's */
+	snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", name->ns, name->name);
+	snprintf(tomb, sizeof(tomb), DM_KV_DELETED "%s", id);
+	/* a dot deleted from the cluster never takes a name again (a copy
+	 * being made from it as it is deleted) */
+	cmps[0] = (struct dm_kv_cmp){key, 0};
+	cmps[1] = (struct dm_kv_cmp){tomb, 0};
+	op = (struct dm_kv_op){DM_KV_OP_PUT, key, id, strlen(id), 0};
+	rc = dm_kv_txn(r->env.kv, NULL, cmps, 2, &op, 1, err);
+	if (rc != DM_ECONFLICT)
+		return rc;
+	rc = dm_cluster_is_deleted(r->env.kv, id, err);
+	if (rc)
+		return rc == 1 ? dm_err_set(err, DM_ENOTFOUND, "dot '%s' (%s) was deleted",
+					    dm_dot_name_text(shown, name), id)
+			       : rc;
+	dm_kv_kv_init(&kv);
+	rc = dm_kv_get(r->env.kv, &kv, key, err);
+	if (!rc && (kv.value_len != strlen(id) || memcmp(kv.value, id, kv.value_len)))
+		rc = dm_err_set(err, DM_EEXISTS, "dot '%s' exists", dm_dot_name_text(shown, name));
+	dm_kv_kv_release(&kv);
+	return rc == DM_ENOTFOUND ? dm_err_set(err, DM_EBUSY, "dot '%s' is being deleted; try again",
+					       dm_dot_name_text(shown, name))
+				  : rc;
+}
+
 /* REG_CREATE: reserve the name, start the dot, hand the request on. */
 static int on_create(struct dm_registry *r, struct dm_msg *msg)
 {
@@ -190,8 +234,10 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 	} else {
 		rc = dm_id_uuid4(id, &err);
 	}
+	if (!rc)
+		rc = reserve_cluster_name(r, name, id, &err);
 	if (!rc) {
-		snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", name->ns, name->name);
+		dm_dot_kv_key(key, sizeof(key), &r->env, "names/%s/%s", name->ns, name->name);
 		rc = dm_kv_cas(r->env.kv, NULL, key, 0, id, strlen(id), 0, &err);
 		if (rc == DM_ECONFLICT)
 			rc = dm_err_set(&err, DM_EEXISTS, "dot '%s' exists", shown);
@@ -294,14 +340,17 @@ int dm_registry_create(struct dm_registry *r, json_t **result, const struct dm_d
 /* ---- loading ---- */
 
 /* Groups the KV's /dm/dots/ keys by dot id: {id: {"dot": {...}, "branches": {...}}}. */
-static int read_dots(json_t *out, struct dm_kv *kv, struct dm_err *err)
+static int read_dots(json_t *out, const struct dm_dot_env *env, struct dm_err *err)
 {
 	struct dm_kv_kvs all;
-	size_t plen = strlen(DM_KV_DOTS);
+	char prefix[256];
+	size_t plen;
 	int rc;
 
+	dm_dot_kv_key(prefix, sizeof(prefix), env, "dots/");
+	plen = strlen(prefix);
 	dm_kv_kvs_init(&all);
-	rc = dm_kv_range(kv, &all, DM_KV_DOTS, 0, err);
+	rc = dm_kv_range(env->kv, &all, prefix, 0, err);
 	for (size_t i = 0; !rc && i < all.len; i++) {
 		const char *rest = all.items[i].key + plen, *slash = strchr(rest, '/');
 		char id[DM_DOT_ID_MAX + 1];
@@ -339,7 +388,7 @@ static int load_dots(struct dm_registry *r, struct dm_err *err)
 {
 	json_t *dots = json_object(), *v;
 	const char *id;
-	int rc = read_dots(dots, r->env.kv, err);
+	int rc = read_dots(dots, &r->env, err);
 
 	json_object_foreach(dots, id, v)
 	{
@@ -405,8 +454,10 @@ int dm_registry_open(struct dm_registry **out, const struct dm_dot_env *env, str
 
 int dm_registry_start(struct dm_registry **out, struct dm_server *srv, struct dm_err *err)
 {
-	struct dm_dot_env env = {srv->kv,      srv->store, srv->engine, srv->sched,
-				 srv->address, NULL,       srv->docker};
+	struct dm_dot_env env = {srv->kv,      srv->store,  srv->engine,
+				 srv->sched,   srv->address, NULL,
+				 srv->docker,  srv->kv_root[0] ? srv->kv_root : NULL,
+				 srv->node_id};
 
 	return dm_registry_open(out, &env, err);
 }

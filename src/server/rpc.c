@@ -246,6 +246,7 @@ char *dm_rpc_dispatch(struct dm_server *server, const struct dm_caller *caller, 
 		dm_rpc_dot_methods,
 		dm_rpc_user_methods,
 		dm_rpc_transfer_methods,
+		dm_rpc_cluster_methods,
 		NULL,
 	};
 

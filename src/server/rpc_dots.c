@@ -7,8 +7,11 @@
  * actor, answered within the method's deadline.
  */
 #include "actor/actor.h"
+#include "server/cluster.h"
 #include "server/dot.h"
+#include "server/forward.h"
 #include "server/registry.h"
+#include "server/replicas.h"
 #include "server/rpc.h"
 #include "server/server.h"
 #include "store/object.h"
@@ -137,6 +140,37 @@ static int call_dot(const struct dm_rpc_ctx *ctx, json_t *params, struct dm_dot_
 	return rc;
 }
 
+/*
+ * Calls the dot unless another node of the cluster masters the branch the
+ * request names (or this node's current one): then that node serves it.
+ */
+static int call_master(const struct dm_rpc_ctx *ctx, const char *method, json_t *params,
+		       struct dm_dot_req *req, json_t **result, struct dm_err *err)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_view *v;
+	char branch[DM_NAME_PART_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
+	bool forwarded = false;
+	int rc = find_dot(&h, ctx, params, err);
+
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	v = dm_dot_handle_view(h);
+	snprintf(branch, sizeof(branch), "%s", req->branch ? req->branch : v->current);
+	dm_dot_name_text(shown, &v->name);
+	rc = dm_forward_to_master(ctx, method, params, v->id, shown, branch, result, &forwarded,
+				  err);
+	dm_dot_view_unref(v);
+	if (!rc && !forwarded)
+		rc = dm_dot_call(result, h, req, dm_rpc_deadline_ms(), err);
+	else
+		dm_dot_req_free(req);
+	dm_dot_handle_unref(h);
+	return rc;
+}
+
 static int m_create(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		    struct dm_err *err)
 {
@@ -228,16 +262,94 @@ static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		  struct dm_err *err)
 {
-	return call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_REFRESH), result, err);
+	json_t *replicas = NULL;
+	const char *id;
+	int rc = call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_REFRESH), result, err);
+
+	id = rc ? NULL : json_string_value(json_object_get(*result, "id"));
+	if (id && dm_replicas_json(&replicas, ctx->server, id, err) == 0 && replicas)
+		json_object_set_new(*result, "nodes", replicas);
+	return rc;
+}
+
+/*
+ * In a cluster, a delete ends the dot on every node: it is marked deleted
+ * in the KV (tombstone, name and masters: dm_cluster_mark_deleted), then
+ * this node's copy goes as on one node, and every other node's replicator
+ * deletes its own. The dot may have no copy here yet: the cluster's name
+ * finds it. Only *handled says whether the caller should go on with the
+ * local delete.
+ */
+static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const char *id,
+			     json_t **result, bool *handled, struct dm_err *err)
+{
+	struct dm_kv *kv = ctx->server->kv;
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->server->registry);
+	const struct dm_registry_entry *e = NULL;
+	struct dm_dot_name name;
+	char found[DM_DOT_ID_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
+	size_t nmounts = 0;
+	int rc = 0;
+
+	*handled = false;
+	if (id) {
+		e = dm_registry_find_id(snap, id);
+	} else {
+		/* the cluster's name says which dot: a copy here of an older dot
+		 * of that name (deleted, not yet gone here) is not it */
+		rc = parse_dot_param(&name, params, err);
+		if (!rc)
+			rc = dm_cluster_name_id(kv, found, sizeof(found), name.ns, name.name, err);
+		if (!rc)
+			e = dm_registry_find_id(snap, found);
+		else if (rc == DM_ENOTFOUND)
+			rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
+					dm_dot_name_text(shown, &name));
+	}
+	if (!rc && e) {
+		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+
+		name = v->name;
+		snprintf(found, sizeof(found), "%s", v->id);
+		nmounts = v->nmounts;
+		if (!ctx->caller->admin && !dm_dot_view_allows(v, ctx->caller->user))
+			rc = refuse_namespace(ctx, v->name.ns, err);
+		dm_dot_view_unref(v);
+	}
+	dm_registry_snap_unref(snap);
+	if (rc)
+		return rc;
+	if (!e) {
+		/* no copy here: by id, a retry; by name, the cluster's name */
+		*handled = true;
+		if (id) {
+			rc = dm_cluster_is_deleted(kv, id, err);
+			if (rc == 1)
+				*result = json_object();
+			return rc == 1 ? 0 : rc ? rc : dm_err_set(err, DM_ENOTFOUND, "no such dot id '%s'", id);
+		}
+		if (!ctx->caller->admin && strcmp(name.ns, ctx->caller->user) != 0)
+			return refuse_namespace(ctx, name.ns, err);
+		rc = dm_cluster_mark_deleted(kv, found, name.ns, name.name, err);
+		if (!rc)
+			*result = json_object();
+		return rc;
+	}
+	if (nmounts)
+		return 0; /* the dot refuses: in use */
+	return dm_cluster_mark_deleted(kv, found, name.ns, name.name, err);
 }
 
 static int m_delete(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		    struct dm_err *err)
 {
 	const char *id = NULL;
+	bool handled = false;
 	int rc = dm_rpc_param_str(&id, params, "id", false, err);
 
-	if (rc)
+	if (!rc && ctx->server->kv_root[0])
+		rc = delete_in_cluster(ctx, params, id, result, &handled, err);
+	if (rc || handled)
 		return rc;
 	if (id) {
 		/* by id: a retry after the dot is gone succeeds */
@@ -315,7 +427,7 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 			req->nmeta = ++i;
 		}
 	}
-	return call_dot(ctx, params, req, result, err);
+	return call_master(ctx, "dots.commit", params, req, result, err);
 fail:
 	dm_dot_req_free(req);
 	return rc;
@@ -469,7 +581,7 @@ static int m_reset(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result
 		dm_dot_req_free(req);
 		return rc;
 	}
-	return call_dot(ctx, params, req, result, err);
+	return call_master(ctx, "dots.reset", params, req, result, err);
 }
 
 static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
@@ -488,6 +600,9 @@ static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		dm_dot_req_free(req);
 		return rc;
 	}
+	/* a diff that reads the working copy is the master's */
+	if (!req->to)
+		return call_master(ctx, "dots.diff", params, req, result, err);
 	return call_dot(ctx, params, req, result, err);
 }
 

@@ -27,9 +27,11 @@
 #include "engine/pool.h"
 #include "kv/kv.h"
 #include "server/auth.h"
+#include "server/cluster.h"
 #include "server/docker.h"
 #include "server/http.h"
 #include "server/plugin.h"
+#include "server/replicate.h"
 #include "server/transfer.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -94,6 +96,10 @@ struct config {
 	 * DIR/pool.img (pool_size > 0) mounted at DIR/pool; neither for dir */
 	char pool_dir[PATH_MAX];
 	uint64_t pool_size;
+	char kv[8];                /* "lmdb" or "etcd" */
+	char etcd_endpoints[DM_CLUSTER_ENDPOINTS_MAX]; /* etcd: "http://h:p,..." */
+	char cluster_id[DM_UUID_LEN + 1];
+	char advertise[DM_CLUSTER_ADDRESS_MAX]; /* where other nodes reach us, or "" */
 };
 
 static int write_config(const char *dir, const struct config *c, struct dm_err *err)
@@ -119,6 +125,14 @@ static int write_config(const char *dir, const struct config *c, struct dm_err *
 		json_object_set_new(doc, "pool_image", json_string(DM_DATA_POOL_IMAGE));
 		json_object_set_new(doc, "pool_size", json_integer((json_int_t)c->pool_size));
 	}
+	if (doc) {
+		json_object_set_new(doc, "kv", json_string(c->kv));
+		json_object_set_new(doc, "cluster_id", json_string(c->cluster_id));
+	}
+	if (doc && c->etcd_endpoints[0])
+		json_object_set_new(doc, "etcd_endpoints", json_string(c->etcd_endpoints));
+	if (doc && c->advertise[0])
+		json_object_set_new(doc, "advertise", json_string(c->advertise));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
 	if (!text) {
 		rc = dm_err_set(err, DM_ENOMEM, "cannot encode '%s'", path);
@@ -140,6 +154,41 @@ done:
 	free(text);
 	json_decref(doc);
 	return rc;
+}
+
+/* An optional string member of doc into out; -1 when present and not a
+ * string that fits. */
+static int opt_string(char *out, size_t size, json_t *doc, const char *name)
+{
+	json_t *v = json_object_get(doc, name);
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) >= size)
+		return -1;
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+/* The KV and cluster part of the config: absent in data directories made
+ * before clusters, which are single nodes on the embedded KV. */
+static int read_cluster_config(struct config *out, json_t *doc, const char *path,
+			       struct dm_err *err)
+{
+	if (opt_string(out->kv, sizeof(out->kv), doc, "kv") ||
+	    opt_string(out->etcd_endpoints, sizeof(out->etcd_endpoints), doc, "etcd_endpoints") ||
+	    opt_string(out->cluster_id, sizeof(out->cluster_id), doc, "cluster_id") ||
+	    opt_string(out->advertise, sizeof(out->advertise), doc, "advertise"))
+		return dm_err_set(err, DM_ECORRUPT,
+				  "'%s' has an invalid kv, etcd_endpoints, cluster_id or advertise",
+				  path);
+	if (!out->kv[0])
+		snprintf(out->kv, sizeof(out->kv), "lmdb");
+	if (strcmp(out->kv, "lmdb") && strcmp(out->kv, "etcd"))
+		return dm_err_set(err, DM_ECORRUPT, "'%s' names an unknown kv '%s'", path, out->kv);
+	if (!strcmp(out->kv, "etcd") && !out->etcd_endpoints[0])
+		return dm_err_set(err, DM_ECORRUPT, "'%s' has kv etcd but no etcd_endpoints", path);
+	return 0;
 }
 
 static int read_config(struct config *out, const char *dir, struct dm_err *err)
@@ -190,6 +239,7 @@ static int read_config(struct config *out, const char *dir, struct dm_err *err)
 	out->port = (int)json_integer_value(port);
 	snprintf(out->node_id, sizeof(out->node_id), "%s", json_string_value(node));
 	snprintf(out->engine, sizeof(out->engine), "%s", engine ? json_string_value(engine) : "dir");
+	rc = read_cluster_config(out, doc, path, err);
 done:
 	json_decref(doc);
 	dm_buf_release(&b);
@@ -368,22 +418,70 @@ static int check_pool(struct config *c, const struct dm_server_init_opts *o, str
 	return rc;
 }
 
-static int init_contents(char *key_out, const char *dir, const struct config *c,
-			 struct dm_err *err)
+/* Opens the KV c names: the embedded one in DIR/kv, or etcd. */
+static int open_kv(struct dm_kv **out, const char *dir, const struct config *c,
+		   struct dm_err *err)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (!strcmp(c->kv, "etcd")) {
+		rc = dm_kv_open_etcd(out, c->etcd_endpoints, NULL, err);
+		return rc ? dm_err_prefix(err, "cannot reach etcd") : 0;
+	}
+	rc = path_in(path, sizeof(path), dir, DM_DATA_KV, err);
+	return rc ? rc : dm_kv_open_lmdb(out, path, err);
+}
+
+/*
+ * The KV's part of init: a new cluster (its record and admin user), or,
+ * joining, the check that the KV holds the token's cluster and that the
+ * token's key is its admin key. *made_cluster tells a failed init what to
+ * take back out of a shared KV.
+ */
+static int init_kv(char *key_out, struct dm_kv *kv, struct config *c,
+		   const struct dm_cluster_token *join, bool *made_cluster, struct dm_err *err)
+{
+	struct dm_caller who;
+	int rc;
+
+	if (!join) {
+		rc = dm_cluster_create(kv, c->cluster_id, err);
+		if (rc)
+			return rc;
+		*made_cluster = true;
+		return dm_auth_user_create(kv, key_out, DM_ADMIN_USER, true, err);
+	}
+	rc = dm_cluster_id(kv, c->cluster_id, err);
+	if (rc == DM_ENOTFOUND)
+		return dm_err_set(err, DM_ENOTFOUND,
+				  "etcd at %s holds no dm cluster; make one with "
+				  "'dm cluster init --kv etcd' first",
+				  c->etcd_endpoints);
+	if (!rc && strcmp(c->cluster_id, join->cluster_id) != 0)
+		return dm_err_set(err, DM_EINVAL,
+				  "etcd at %s holds cluster %s, not the token's %s",
+				  c->etcd_endpoints, c->cluster_id, join->cluster_id);
+	if (!rc)
+		rc = dm_auth_verify(kv, &who, DM_ADMIN_USER, join->api_key, err);
+	if (rc == DM_EPERM)
+		return dm_err_set(err, DM_EPERM,
+				  "the join token's key is not the cluster's admin key (reset since?); "
+				  "print a new token with 'dm cluster join-token' on a node");
+	if (!rc)
+		memcpy(key_out, join->api_key, DM_API_KEY_LEN + 1);
+	return rc;
+}
+
+static int init_contents(char *key_out, const char *dir, struct config *c,
+			 const struct dm_cluster_token *join, struct dm_err *err)
 {
 	char path[PATH_MAX], line[DM_API_KEY_LEN + 2];
 	struct dm_kv *kv = NULL;
 	struct dm_store *store = NULL;
+	bool made_cluster = false;
 	int rc;
 
-	rc = path_in(path, sizeof(path), dir, DM_DATA_KV, err);
-	if (!rc)
-		rc = dm_kv_open_lmdb(&kv, path, err);
-	if (!rc)
-		rc = dm_auth_user_create(kv, key_out, DM_ADMIN_USER, true, err);
-	dm_kv_free(kv);
-	if (rc)
-		return rc;
 	rc = path_in(path, sizeof(path), dir, DM_DATA_STORE, err);
 	if (!rc)
 		rc = dm_mkdir_p(path, DATA_PRIVATE_MODE, err);
@@ -393,14 +491,54 @@ static int init_contents(char *key_out, const char *dir, const struct config *c,
 	if (!rc)
 		rc = init_dots(dir, c, err);
 	if (!rc)
+		rc = open_kv(&kv, dir, c, err);
+	if (!rc)
+		rc = init_kv(key_out, kv, c, join, &made_cluster, err);
+	if (!rc)
 		rc = path_in(path, sizeof(path), dir, DM_DATA_ADMIN_KEY, err);
-	if (rc)
-		return rc;
-	snprintf(line, sizeof(line), "%s\n", key_out);
-	rc = dm_write_file_atomic(path, line, strlen(line), 0400, err);
+	if (!rc) {
+		snprintf(line, sizeof(line), "%s\n", key_out);
+		rc = dm_write_file_atomic(path, line, strlen(line), 0400, err);
+	}
 	if (!rc)
 		rc = write_config(dir, c, err);
+	if (rc && made_cluster && !strcmp(c->kv, "etcd")) {
+		/* a shared KV outlives the directory: take back what we wrote */
+		dm_kv_delete(kv, NULL, DM_KV_USERS DM_ADMIN_USER, NULL);
+		dm_kv_delete(kv, NULL, DM_KV_CLUSTER, NULL);
+	}
+	dm_kv_free(kv);
 	return rc;
+}
+
+/* The KV and cluster options of init into c. */
+static int check_cluster_opts(struct config *c, const struct dm_server_init_opts *o,
+			      struct dm_err *err)
+{
+	const char *kv = o->kv ? o->kv : o->join ? "etcd" : "lmdb";
+	const char *endpoints = o->join ? o->join->endpoints : o->etcd_endpoints;
+
+	if (strcmp(kv, "lmdb") && strcmp(kv, "etcd"))
+		return dm_err_set(err, DM_EINVAL, "unknown kv '%s': use lmdb or etcd", kv);
+	if (o->join && strcmp(kv, "etcd"))
+		return dm_err_set(err, DM_EINVAL, "joining a cluster needs the etcd kv");
+	if (!strcmp(kv, "etcd") && (!endpoints || !*endpoints))
+		return dm_err_set(err, DM_EINVAL,
+				  "--kv etcd needs --etcd-endpoints URL[,URL...] (etcd's client URLs)");
+	if (strcmp(kv, "etcd") && endpoints && *endpoints)
+		return dm_err_set(err, DM_EINVAL, "--etcd-endpoints is for --kv etcd");
+	if (endpoints && strlen(endpoints) >= sizeof(c->etcd_endpoints))
+		return dm_err_set(err, DM_ETOOBIG, "--etcd-endpoints is too long");
+	if (o->advertise && (strncmp(o->advertise, "http://", 7) != 0 || !o->advertise[7] ||
+			     strlen(o->advertise) >= sizeof(c->advertise)))
+		return dm_err_set(err, DM_EINVAL,
+				  "invalid --advertise '%s': give the URL other nodes reach this "
+				  "one at, such as http://10.0.0.5:32607",
+				  o->advertise);
+	snprintf(c->kv, sizeof(c->kv), "%s", kv);
+	snprintf(c->etcd_endpoints, sizeof(c->etcd_endpoints), "%s", endpoints ? endpoints : "");
+	snprintf(c->advertise, sizeof(c->advertise), "%s", o->advertise ? o->advertise : "");
+	return 0;
 }
 
 int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struct dm_err *err)
@@ -431,6 +569,8 @@ int dm_server_init_data_dir_opts(char *key_out, const char *data_dir,
 		return dm_err_set(err, DM_EINVAL, "unknown engine '%s': use dir or btrfs",
 				  c.engine);
 	rc = check_pool(&c, o, err);
+	if (!rc)
+		rc = check_cluster_opts(&c, o, err);
 	if (rc)
 		return rc;
 	if (stat(data_dir, &st) == 0) {
@@ -458,14 +598,14 @@ int dm_server_init_data_dir_opts(char *key_out, const char *data_dir,
 	}
 	rc = dm_id_uuid4(c.node_id, err);
 	if (!rc)
-		rc = init_contents(key_out, data_dir, &c, err);
+		rc = init_contents(key_out, data_dir, &c, o->join, err);
 	if (rc) {
 		undo_init(data_dir, created, &c);
 		memset(key_out, 0, DM_API_KEY_LEN + 1);
 		return rc;
 	}
-	dm_info("initialised data directory '%s' (node %s, port %d, engine %s)", data_dir,
-		c.node_id, c.port, c.engine);
+	dm_info("initialised data directory '%s' (node %s, port %d, engine %s, kv %s, cluster %s)",
+		data_dir, c.node_id, c.port, c.engine, c.kv, c.cluster_id);
 	return 0;
 }
 
@@ -507,6 +647,7 @@ static int start_plugin(struct dm_server *srv, const struct dm_server_opts *opts
 	po.registry = srv->registry;
 	po.kv = srv->kv;
 	po.docker = srv->docker;
+	po.cluster_node = srv->kv_root[0] ? srv : NULL;
 	rc = dm_plugin_new(&srv->plugin, &po, err);
 	if (!rc)
 		rc = dm_plugin_listen(srv->plugin, srv, opts->plugin_socket, err);
@@ -543,6 +684,56 @@ static int mount_pool(struct dm_server *srv, const struct config *c, struct dm_e
 	return 0;
 }
 
+/* The admin's API key from DIR/admin-api-key into out (DM_API_KEY_LEN + 1). */
+static int read_admin_key(char *out, const char *data_dir, struct dm_err *err)
+{
+	char path[PATH_MAX];
+	struct dm_buf b;
+	int rc = path_in(path, sizeof(path), data_dir, DM_DATA_ADMIN_KEY, err);
+
+	if (rc)
+		return rc;
+	dm_buf_init(&b, DM_API_KEY_LEN + 2);
+	rc = dm_read_file(&b, path, DM_API_KEY_LEN + 2, err);
+	while (!rc && b.len && b.data[b.len - 1] == '\n')
+		b.data[--b.len] = '\0';
+	if (!rc && b.len != DM_API_KEY_LEN)
+		rc = dm_err_set(err, DM_ECORRUPT, "'%s' holds no API key", path);
+	if (!rc)
+		memcpy(out, b.data, DM_API_KEY_LEN + 1);
+	if (b.data)
+		explicit_bzero(b.data, b.len);
+	dm_buf_release(&b);
+	return rc;
+}
+
+/*
+ * Takes this node's place in the cluster: the KV must hold the cluster the
+ * data directory was made for (a data directory made before clusters had
+ * ids gets one now), then the node's record and liveness lease.
+ */
+static int join_cluster(struct dm_server *srv, struct config *c, struct dm_err *err)
+{
+	struct dm_cluster_self self;
+	int rc = dm_cluster_id(srv->kv, srv->cluster_id, err);
+
+	if (rc == DM_ENOTFOUND && !c->cluster_id[0] && !strcmp(c->kv, "lmdb"))
+		rc = dm_cluster_create(srv->kv, srv->cluster_id, err);
+	if (rc)
+		return rc;
+	if (c->cluster_id[0] && strcmp(c->cluster_id, srv->cluster_id) != 0)
+		return dm_err_set(err, DM_ECONFLICT,
+				  "the KV holds cluster %s, but this data directory belongs to "
+				  "cluster %s; check --etcd-endpoints",
+				  srv->cluster_id, c->cluster_id);
+	memset(&self, 0, sizeof(self));
+	self.node_id = srv->node_id;
+	self.address = srv->advertise;
+	self.engine = srv->engine_name;
+	self.version = DM_VERSION;
+	return dm_cluster_start(&srv->cluster, srv->kv, &self, err);
+}
+
 int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, struct dm_err *err)
 {
 	struct dm_server *srv;
@@ -571,9 +762,21 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	snprintf(srv->address, sizeof(srv->address), "%s:%d", DM_SERVER_HOST, srv->port);
 	srv->shutdown_grace_ms = opts->shutdown_grace_ms > 0 ? opts->shutdown_grace_ms : 10000;
 
-	rc = path_in(path, sizeof(path), srv->data_dir, DM_DATA_KV, err);
+	snprintf(srv->kv_name, sizeof(srv->kv_name), "%s", c.kv);
+	if (!strcmp(c.kv, "etcd")) {
+		snprintf(srv->kv_root, sizeof(srv->kv_root), DM_KV_NODE_ROOT "%s/", srv->node_id);
+		rc = read_admin_key(srv->admin_key, srv->data_dir, err);
+		if (rc)
+			goto done;
+	}
+	snprintf(srv->etcd_endpoints, sizeof(srv->etcd_endpoints), "%s", c.etcd_endpoints);
+	if (c.advertise[0])
+		snprintf(srv->advertise, sizeof(srv->advertise), "%s", c.advertise);
+	else
+		snprintf(srv->advertise, sizeof(srv->advertise), "http://%s", srv->address);
+	rc = open_kv(&srv->kv, srv->data_dir, &c, err);
 	if (!rc)
-		rc = dm_kv_open_lmdb(&srv->kv, path, err);
+		rc = join_cluster(srv, &c, err);
 	if (!rc)
 		rc = path_in(path, sizeof(path), srv->data_dir, DM_DATA_STORE, err);
 	if (!rc)
@@ -616,6 +819,11 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	rc = dm_transfers_start(&srv->transfers, srv, err);
 	if (rc)
 		goto done;
+	if (srv->kv_root[0]) {
+		rc = dm_replicator_start(&srv->replicator, srv, err);
+		if (rc)
+			goto done;
+	}
 	rc = start_plugin(srv, opts, err);
 	if (rc)
 		goto done;
@@ -651,6 +859,9 @@ void dm_server_free(struct dm_server *srv)
 	}
 	dm_plugin_free(srv->plugin, srv->shutdown_grace_ms);
 	srv->plugin = NULL;
+	/* the replicator waits for transfers: it stops first */
+	dm_replicator_free(srv->replicator);
+	srv->replicator = NULL;
 	/* transfers may wait for dots: they stop before the registry */
 	dm_transfers_free(srv->transfers);
 	srv->transfers = NULL;
@@ -662,6 +873,7 @@ void dm_server_free(struct dm_server *srv)
 	dm_docker_free(srv->docker);
 	dm_engine_free(srv->engine);
 	dm_store_free(srv->store);
+	dm_cluster_free(srv->cluster);
 	dm_kv_free(srv->kv);
 	if (srv->pool_mount) {
 		struct dm_err err;
@@ -670,6 +882,7 @@ void dm_server_free(struct dm_server *srv)
 			dm_warn("%s", err.msg);
 		free(srv->pool_mount);
 	}
+	explicit_bzero(srv->admin_key, sizeof(srv->admin_key));
 	free(srv->data_dir);
 	free(srv);
 }

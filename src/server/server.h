@@ -26,12 +26,15 @@
 #include "util/err.h"
 #include "util/id.h"
 
+struct dm_cluster;
+struct dm_cluster_token;
 struct dm_docker;
 struct dm_engine;
 struct dm_http;
 struct dm_kv;
 struct dm_plugin;
 struct dm_registry;
+struct dm_replicator;
 struct dm_transfers;
 struct dm_sched;
 struct dm_store;
@@ -69,6 +72,13 @@ struct dm_server {
 	char engine_name[32];
 	int port;
 	char address[64];              /* "127.0.0.1:32607": where clients reach us */
+	char advertise[256];           /* "http://127.0.0.1:32607": where other nodes do */
+	char kv_name[8];               /* "lmdb" or "etcd" */
+	char etcd_endpoints[1024];     /* etcd's client URLs, or "" */
+	char cluster_id[DM_UUID_LEN + 1];
+	char admin_key[DM_API_KEY_LEN + 1]; /* how this node calls the others (cluster) */
+	char kv_root[64];              /* "/dm/n/NODE/" on etcd; "" on one node (dot.h) */
+	struct dm_cluster *cluster;    /* this node's record and liveness lease */
 	int shutdown_grace_ms;
 	struct dm_kv *kv;
 	struct dm_store *store;
@@ -76,6 +86,7 @@ struct dm_server {
 	struct dm_sched *sched;        /* threaded */
 	struct dm_registry *registry;  /* the dots (registry.c) */
 	struct dm_transfers *transfers; /* push, pull, clone we run (transfer.c) */
+	struct dm_replicator *replicator; /* a cluster's copies kept in step, or NULL */
 	struct dm_docker *docker;      /* the container engine's API, or NULL */
 	struct dm_http *http;
 	struct dm_plugin *plugin;      /* the Docker volume plugin, or NULL */
@@ -110,6 +121,12 @@ struct dm_server_init_opts {
 	const char *engine;
 	const char *pool_dir;
 	uint64_t pool_size;
+	const char *kv;             /* "lmdb" (NULL: the default) or "etcd" */
+	const char *etcd_endpoints; /* kv etcd: "http://h:p[,...]" */
+	const char *advertise;      /* the URL other nodes reach this one at, or NULL */
+	/* joining a cluster: its token (kv etcd, endpoints and the admin key
+	 * come from it), or NULL to make a new cluster */
+	const struct dm_cluster_token *join;
 };
 int dm_server_init_data_dir_opts(char *key_out, const char *data_dir,
 				 const struct dm_server_init_opts *o, struct dm_err *err);

@@ -1111,6 +1111,34 @@ int dm_transfers_show(struct dm_transfers *t, const char *id, const char *user, 
 	return dm_err_set(err, DM_ENOTFOUND, "no such transfer '%.64s'", id);
 }
 
+int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms,
+		      struct dm_err *err)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 20) {
+		struct timespec ts = {0, 20 * 1000000L};
+		json_t *x = NULL, *e;
+		const char *state;
+		int rc = dm_transfers_show(t, id, NULL, &x, err);
+
+		if (rc)
+			return rc;
+		state = json_string_value(json_object_get(x, "state"));
+		e = json_object_get(x, "error");
+		if (state && !strcmp(state, "done"))
+			rc = 1;
+		else if (state && !strcmp(state, "failed"))
+			rc = dm_err_set(err,
+					dm_err_from_json_name(json_string_value(json_object_get(e, "code"))),
+					"%s", json_string_value(json_object_get(e, "message")));
+		json_decref(x);
+		if (rc)
+			return rc == 1 ? 0 : rc;
+		nanosleep(&ts, NULL);
+	}
+	return dm_err_set(err, DM_ETIMEOUT, "transfer %s did not end within %d s", id,
+			  timeout_ms / 1000);
+}
+
 json_t *dm_transfers_list(struct dm_transfers *t, const char *user)
 {
 	struct snap *s = snap_get(t);

@@ -57,6 +57,11 @@ int dm_transfers_begin(struct dm_transfers *t, const struct dm_transfer_spec *sp
  * when user (NULL: anyone) may see it; DM_ENOTFOUND otherwise. */
 int dm_transfers_show(struct dm_transfers *t, const char *id, const char *user, json_t **out,
 		      struct dm_err *err);
+/* Waits up to timeout_ms for transfer id to end: 0 when it is done, its
+ * error (code and message) when it failed, DM_ETIMEOUT. */
+int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms,
+		      struct dm_err *err);
+
 /* {"transfers":[TRANSFER…]}, recent ones first, those user may see. */
 json_t *dm_transfers_list(struct dm_transfers *t, const char *user);
 

@@ -93,7 +93,7 @@ static void node_open(struct node *n, uint64_t seed)
 		fail_msg("engine: %s", err.msg);
 	if (dm_sched_new(&n->sched, &so, &err))
 		fail_msg("sched: %s", err.msg);
-	env = (struct dm_dot_env){n->kv, n->store, n->engine, n->sched, "test", NULL, NULL};
+	env = (struct dm_dot_env){n->kv, n->store, n->engine, n->sched, "test", NULL, NULL, NULL, NULL};
 	if (dm_registry_open(&n->reg, &env, &err))
 		fail_msg("registry: %s", err.msg);
 }
@@ -371,7 +371,7 @@ static void test_restart_finds_dot(void **state)
 	dm_dot_handle_unref(h);
 	/* restart: a new registry over the same KV and store */
 	dm_registry_free(n.reg);
-	env = (struct dm_dot_env){n.kv, n.store, n.engine, n.sched, "test", NULL, NULL};
+	env = (struct dm_dot_env){n.kv, n.store, n.engine, n.sched, "test", NULL, NULL, NULL, NULL};
 	assert_int_equal(dm_registry_open(&n.reg, &env, NULL), 0);
 	snap = dm_registry_snapshot(n.reg);
 	assert_int_equal(dm_dot_name_parse(&dn, "ns1/db", NULL), 0);

@@ -76,7 +76,7 @@ static int fx_setup(void **state)
 		fail_msg("engine: %s", err.msg);
 	if (dm_sched_new(&fx->sched, &so, &err))
 		fail_msg("sched: %s", err.msg);
-	env = (struct dm_dot_env){fx->kv, fx->store, fx->engine, fx->sched, "test", NULL, NULL};
+	env = (struct dm_dot_env){fx->kv, fx->store, fx->engine, fx->sched, "test", NULL, NULL, NULL, NULL};
 	if (dm_registry_open(&fx->reg, &env, &err))
 		fail_msg("registry: %s", err.msg);
 	memset(&po, 0, sizeof(po));

@@ -1,0 +1,72 @@
+/*
+ * cmd_cluster_status.c - the commands about a cluster's nodes: `dm cluster
+ * status` (the nodes, whether each is up, where it listens and what it
+ * runs; the node that answers is marked) and `dm dot set-master` (which
+ * node masters a branch, for when its master is down).
+ */
+#include <jansson.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "util/err.h"
+
+#include "util/banned.h"
+
+int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	bool as_json, raw;
+	struct dm_table t;
+	json_t *res = NULL, *n;
+	size_t i;
+	int rc = dm_cli_listing_options(cli, argc, argv, &as_json, &raw, err);
+
+	if (!rc)
+		rc = dm_cli_call(cli, "cluster.status", json_object(), &res, err);
+	if (rc)
+		return rc;
+	if (as_json) {
+		rc = dm_out_json(res, err);
+		json_decref(res);
+		return rc;
+	}
+	if (!raw)
+		printf("Cluster %s (kv %s)\n", dm_out_str(res, "cluster"), dm_out_str(res, "kv"));
+	dm_table_init(&t, 6);
+	if (!raw)
+		dm_table_row(&t, "", "NODE", "ADDRESS", "STATUS", "VERSION", "ENGINE");
+	json_array_foreach(json_object_get(res, "nodes"), i, n)
+	{
+		dm_table_row(&t, json_is_true(json_object_get(n, "self")) ? "*" : "",
+			     dm_out_str(n, "id"), dm_out_str(n, "address"),
+			     json_is_true(json_object_get(n, "alive")) ? "up" : "down",
+			     dm_out_str(n, "version"), dm_out_str(n, "engine"));
+	}
+	dm_table_print(&t, stdout, raw);
+	dm_table_release(&t);
+	json_decref(res);
+	return 0;
+}
+
+int dm_cmd_dot_set_master(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 3, 3, "DOT BRANCH NODE", err);
+	if (!rc)
+		rc = dm_cli_call(cli, "cluster.set_master",
+				 json_pack("{s:s, s:s, s:s}", "dot", argv[optind], "branch",
+					   argv[optind + 1], "node", argv[optind + 2]),
+				 &res, err);
+	if (rc)
+		return rc;
+	printf("Branch '%s' of '%s' is mastered by node %s now (was %s)\n",
+	       dm_out_str(res, "branch"), dm_out_str(res, "dot"), dm_out_str(res, "master"),
+	       dm_out_str(res, "was"));
+	json_decref(res);
+	return 0;
+}
