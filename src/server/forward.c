@@ -112,6 +112,30 @@ int dm_forward_to_master(const struct dm_rpc_ctx *ctx, const char *method, json_
 	return rc;
 }
 
+int dm_forward_pull_begin(struct dm_server *srv, const char *host, int port, const char *node_id,
+			  const struct dm_dot_name *name, const char *branch, char *xid_out,
+			  struct dm_err *err)
+{
+	struct dm_transfer_spec spec;
+	char label[32];
+
+	snprintf(label, sizeof(label), "node %.8s", node_id);
+	memset(&spec, 0, sizeof(spec));
+	spec.direction = DM_TRANSFER_PULL;
+	spec.host = host;
+	spec.port = port;
+	spec.user = DM_ADMIN_USER;
+	spec.api_key = srv->admin_key;
+	spec.remote_name = label;
+	spec.dot = *name;
+	spec.remote_dot = *name;
+	spec.branch = branch;
+	spec.clone = branch == NULL;
+	spec.stash = true; /* a copy that moved on alone keeps its commits aside */
+	spec.caller = DM_ADMIN_USER;
+	return dm_transfers_begin(srv->transfers, &spec, xid_out, err);
+}
+
 /* The head of branch in this node's copy of dot_id, into out. */
 static void local_head(struct dm_server *srv, char *out, size_t size, const char *dot_id,
 		       const char *branch)
@@ -130,8 +154,7 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
 			   const char *branch, struct dm_err *err)
 {
 	char master[DM_UUID_LEN + 1], host[256], xid[DM_UUID_LEN + 1];
-	char mine[DM_COMMIT_ID_LEN_MAX + 1], label[32];
-	struct dm_transfer_spec spec;
+	char mine[DM_COMMIT_ID_LEN_MAX + 1];
 	struct dm_client *c = NULL;
 	json_t *res = NULL, *params;
 	const char *head;
@@ -154,21 +177,11 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
 	local_head(srv, mine, sizeof(mine), dot_id, branch);
 	if (head && head[0] && strcmp(head, mine) != 0) {
 		/* the old master has what we lack: fetch it before anything runs */
-		snprintf(label, sizeof(label), "node %.8s", master);
-		memset(&spec, 0, sizeof(spec));
-		spec.direction = DM_TRANSFER_PULL;
-		spec.host = host;
-		spec.port = port;
-		spec.user = DM_ADMIN_USER;
-		spec.api_key = srv->admin_key;
-		spec.remote_name = label;
-		rc = dm_dot_name_parse(&spec.dot, shown, err);
-		spec.remote_dot = spec.dot;
-		spec.branch = branch;
-		spec.stash = true;
-		spec.caller = DM_ADMIN_USER;
+		struct dm_dot_name name;
+
+		rc = dm_dot_name_parse(&name, shown, err);
 		if (!rc)
-			rc = dm_transfers_begin(srv->transfers, &spec, xid, err);
+			rc = dm_forward_pull_begin(srv, host, port, master, &name, branch, xid, err);
 		if (!rc)
 			rc = dm_transfers_wait(srv->transfers, xid, HANDOFF_MS, err);
 		if (rc)

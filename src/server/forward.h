@@ -18,6 +18,7 @@
 #include "server/rpc.h"
 #include "util/err.h"
 #include "util/hash.h"
+#include "util/names.h"
 
 /*
  * The master of (dot_id, branch) into master_out (DM_UUID_LEN + 1): ""
@@ -59,5 +60,15 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
 int dm_forward_update(struct dm_server *srv, json_t *doc, const char *dot_id, const char *shown,
 		      const char *branch, const dm_oid *commits, size_t n, json_t **result,
 		      bool *forwarded, struct dm_err *err);
+
+/*
+ * Starts a pull of dot name (branch, or every branch as a clone when
+ * branch is NULL) from the node at host:port, as the admin, stashing this
+ * node's diverged commits; xid_out (DM_UUID_LEN + 1) gets the transfer's
+ * id, to wait for with dm_transfers_wait.
+ */
+int dm_forward_pull_begin(struct dm_server *srv, const char *host, int port, const char *node_id,
+			  const struct dm_dot_name *name, const char *branch, char *xid_out,
+			  struct dm_err *err);
 
 #endif

@@ -22,6 +22,7 @@
 #include "kv/kv.h"
 #include "server/cluster.h"
 #include "server/dot.h"
+#include "server/forward.h"
 #include "server/registry.h"
 #include "server/rpc.h"
 #include "server/server.h"
@@ -39,7 +40,6 @@
 
 struct dm_replicator {
 	struct dm_server *srv;
-	char api_key[DM_API_KEY_LEN + 1];
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu; /* guards the flags below */
@@ -177,9 +177,8 @@ static int read_state(json_t *st, struct dm_kv *kv, struct dm_err *err)
 static void fetch(struct dm_replicator *r, json_t *node, const char *node_id, const char *id,
 		  json_t *record, const char *branch)
 {
-	struct dm_transfer_spec spec;
 	struct dm_dot_name name;
-	char host[256], full[2 * DM_NAME_PART_MAX + 2], xid[DM_UUID_LEN + 1], label[64];
+	char host[256], full[2 * DM_NAME_PART_MAX + 2], xid[DM_UUID_LEN + 1];
 	const char *ns = json_string_value(json_object_get(record, "namespace"));
 	const char *nm = json_string_value(json_object_get(record, "name"));
 	const char *address = json_string_value(json_object_get(node, "address"));
@@ -190,21 +189,7 @@ static void fetch(struct dm_replicator *r, json_t *node, const char *node_id, co
 	    snprintf(full, sizeof(full), "%s/%s", ns, nm) >= (int)sizeof(full) ||
 	    dm_dot_name_parse(&name, full, &err))
 		return;
-	snprintf(label, sizeof(label), "node %.8s", node_id);
-	memset(&spec, 0, sizeof(spec));
-	spec.direction = DM_TRANSFER_PULL;
-	spec.host = host;
-	spec.port = port;
-	spec.user = DM_ADMIN_USER;
-	spec.api_key = r->api_key;
-	spec.remote_name = label;
-	spec.dot = name;
-	spec.remote_dot = name;
-	spec.branch = branch;
-	spec.clone = branch == NULL;
-	spec.stash = true; /* a copy that moved on alone keeps its commits aside */
-	spec.caller = DM_ADMIN_USER;
-	if (dm_transfers_begin(r->srv->transfers, &spec, xid, &err) ||
+	if (dm_forward_pull_begin(r->srv, host, port, node_id, &name, branch, xid, &err) ||
 	    wait_transfer(r, xid, &err)) {
 		dm_warn("replicate: %s %s of dot %s from node %s: %s", branch ? "pull" : "clone",
 			branch ? branch : "", id, node_id, err.msg);
@@ -448,7 +433,6 @@ int dm_replicator_start(struct dm_replicator **out, struct dm_server *srv, struc
 
 	*out = NULL;
 	r->srv = srv;
-	snprintf(r->api_key, sizeof(r->api_key), "%s", srv->admin_key);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -473,7 +457,6 @@ void dm_replicator_free(struct dm_replicator *r)
 	pthread_mutex_unlock(&r->mu);
 	if (r->started)
 		pthread_join(r->thread, NULL);
-	memset(r->api_key, 0, sizeof(r->api_key));
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->mu);
 	free(r);

@@ -8,11 +8,6 @@ export DM_CONFIG="$TRASH_DIRECTORY/config"
 
 test_atexit 'dm cluster stop --data-dir "$data" >/dev/null 2>&1'
 
-# one line on stderr, starting "dm: ", containing $1
-one_error() {
-	test $(wc -l <err) = 1 && grep "^dm: .*$1" err
-}
-
 test_expect_success 'a single node is a cluster of one on the embedded KV, and is up' '
 	dm cluster init --data-dir "$data" --port "$port" >out &&
 	! grep "join" out &&

@@ -220,6 +220,12 @@ test_expect_success() {
 	return 0
 }
 
+# one_error PATTERN: the file err holds exactly one line, a dm error
+# ("dm: ...") matching PATTERN.
+one_error() {
+	test "$(wc -l <err)" = 1 && grep "^dm: .*$1" err
+}
+
 # Runs after the current test's body, pass or fail; a failing cleanup fails
 # the test. For state the next test must not see (a running server...).
 test_when_finished() {
