@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/client.h"
 #include "kv/kv.h"
@@ -27,6 +28,8 @@
 
 /* How long a handoff may take: the old master's commit, then the pull. */
 #define HANDOFF_MS (3600 * 1000)
+/* Pulls a handoff tries before it gives up on the old master's commits. */
+#define HANDOFF_PULLS 3
 
 int dm_forward_master(struct dm_server *srv, char *master_out, const char *dot_id,
 		      const char *branch, struct dm_err *err)
@@ -174,20 +177,37 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
 		return dm_err_prefix(err, "cannot take branch '%s' of '%s' over from node %s", branch,
 				     shown, master);
 	head = json_string_value(json_object_get(res, "head"));
-	local_head(srv, mine, sizeof(mine), dot_id, branch);
-	if (head && head[0] && strcmp(head, mine) != 0) {
-		/* the old master has what we lack: fetch it before anything runs */
+	/* the old master has what we lack: fetch it before anything runs. The
+	 * replicator may be pulling the same commits (it saw the old master's
+	 * last commit before the branch moved): whichever lands first, the
+	 * head is what counts. */
+	for (int attempt = 0; head && head[0]; attempt++) {
 		struct dm_dot_name name;
 
+		local_head(srv, mine, sizeof(mine), dot_id, branch);
+		if (!strcmp(head, mine)) {
+			rc = 0;
+			break;
+		}
+		if (attempt == HANDOFF_PULLS) {
+			if (!rc)
+				rc = dm_err_set(err, DM_ECONFLICT, "this node's copy is at '%s', not '%s'",
+						mine, head);
+			dm_err_prefix(err, "took branch '%s' of '%s' over from node %s but cannot "
+					   "fetch its last commits",
+				      branch, shown, master);
+			break;
+		}
 		rc = dm_dot_name_parse(&name, shown, err);
 		if (!rc)
 			rc = dm_forward_pull_begin(srv, host, port, master, &name, branch, xid, err);
 		if (!rc)
 			rc = dm_transfers_wait(srv->transfers, xid, HANDOFF_MS, err);
-		if (rc)
-			dm_err_prefix(err, "took branch '%s' of '%s' over from node %s but cannot "
-					   "fetch its last commits",
-				      branch, shown, master);
+		if (rc) {
+			struct timespec ts = {0, 200 * 1000000L};
+
+			nanosleep(&ts, NULL);
+		}
 	}
 	if (!rc)
 		dm_info("handoff: this node masters branch '%s' of '%s' now (from node %s)", branch,
