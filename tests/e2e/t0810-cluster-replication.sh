@@ -135,6 +135,21 @@ test_expect_success 'the name is free at once, and the new dot has none of the o
 	test "$(log_of N1 | wc -l)" = 1
 '
 
+test_expect_success 'a node that was down during a delete drops its copy when it comes back' '
+	dmN1 mount --create gone n1gone &&
+	echo bye >n1gone/f &&
+	dmN1 commit --dot gone -m "soon gone" &&
+	g=$(dmN1 dot show gone --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"id\"])") &&
+	wait_until 30 test -e "$HOME/N3/dots/$g" &&
+	node_kill N3 &&
+	dmN2 dot delete -f gone &&
+	wait_until 30 test ! -e "$HOME/N1/dots/$g" &&
+	test -e "$HOME/N3/dots/$g" &&
+	node_start N3 &&
+	wait_until 30 test ! -e "$HOME/N3/dots/$g" &&
+	! dmN3 list -H | grep gone >/dev/null
+'
+
 test_expect_success 'with the master killed, set-master moves the branch; replicated commits are there' '
 	node_kill N2 &&
 	n3=$(node_id N3) &&
