@@ -445,6 +445,40 @@ int dm_cluster_name_id(struct dm_kv *kv, char *out, size_t size, const char *ns,
 	return rc;
 }
 
+int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self,
+			    struct dm_err *err)
+{
+	struct dm_cluster_node *nodes;
+	size_t n;
+	int rc = dm_cluster_nodes(kv, &nodes, &n, err);
+
+	for (size_t i = 0; !rc && i < n; i++) {
+		char key[256];
+		struct dm_kv_kv rec;
+		json_t *doc, *count;
+
+		if (!nodes[i].alive || !strcmp(nodes[i].id, self))
+			continue;
+		snprintf(key, sizeof(key), DM_KV_NODE_ROOT "%s/dots/%s", nodes[i].id, id);
+		dm_kv_kv_init(&rec);
+		if (dm_kv_get(kv, &rec, key, NULL) == 0) {
+			doc = json_loadb(rec.value, rec.value_len, 0, NULL);
+			count = json_object_get(doc, "containers");
+			if (json_is_integer(count) && json_integer_value(count) > 0)
+				rc = dm_err_set(err, DM_EBUSY,
+						"the dot is in use by %lld container%s on node %s; "
+						"stop %s first",
+						(long long)json_integer_value(count),
+						json_integer_value(count) == 1 ? "" : "s", nodes[i].id,
+						json_integer_value(count) == 1 ? "it" : "them");
+			json_decref(doc);
+		}
+		dm_kv_kv_release(&rec);
+	}
+	free(nodes);
+	return rc;
+}
+
 int dm_cluster_is_deleted(struct dm_kv *kv, const char *id, struct dm_err *err)
 {
 	char key[256];

@@ -89,6 +89,10 @@ void dm_cluster_free(struct dm_cluster *c);
  */
 int dm_cluster_mark_deleted(struct dm_kv *kv, const char *id, const char *ns, const char *name,
 			    struct dm_err *err);
+/* DM_EBUSY naming the node when containers on a live node other than
+ * self use dot id (as the nodes' records of their copies say). */
+int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self,
+			    struct dm_err *err);
 /* Whether dot id is deleted from the cluster (1), not (0), or an error. */
 int dm_cluster_is_deleted(struct dm_kv *kv, const char *id, struct dm_err *err);
 /* The dot id the cluster's name ns/name maps to (out: DM_UUID_LEN + 1 or

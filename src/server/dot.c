@@ -227,6 +227,9 @@ static int persist_dot(struct dot *d, struct dm_err *err)
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", d->id, "namespace", d->name.ns,
 		      "name", d->name.name, "current", d->current, "state",
 		      dm_dot_state_name(d->state), "collaborators", collaborators);
+	/* in a cluster, a delete on another node must know containers use it */
+	if (d->env.kv_root && d->nmounts)
+		json_object_set_new(j, "containers", json_integer((json_int_t)d->nmounts));
 	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	dot_key(key, sizeof(key), d);
 	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
@@ -405,6 +408,16 @@ static bool subdot_valid(const char *s)
 	       dm_name_part_valid(s, strlen(s));
 }
 
+/* In a cluster, the dot's record says whether containers of this node use
+ * it (persist_dot), for a delete asked of another node. */
+static void record_mounts(struct dot *d)
+{
+	struct dm_err err;
+
+	if (d->env.kv_root && persist_dot(d, &err))
+		dm_warn("dot %s: cannot record its containers: %s", d->id, err.msg);
+}
+
 /* MOUNT: records the container and answers the path it should use: the
  * pinned branch's working copy or the dot's stable path (which follows
  * checkouts), plus the subdot's directory, made when missing. Answered at
@@ -447,6 +460,7 @@ static void on_mount(struct dot *d, struct dm_msg *req, const struct dm_mount_vi
 	}
 	d->mounts[i] = *m;
 	publish(d);
+	record_mounts(d);
 	reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
 	dm_buf_release(&path);
 }
@@ -458,6 +472,7 @@ static void on_unmount(struct dot *d, struct dm_msg *req, const char *mount_id)
 			continue;
 		d->mounts[i] = d->mounts[--d->nmounts];
 		publish(d);
+		record_mounts(d);
 		break;
 	}
 	reply_json(req, json_object()); /* unmounting twice is fine */

@@ -330,6 +330,10 @@ static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const
 		}
 		if (!ctx->caller->admin && strcmp(name.ns, ctx->caller->user) != 0)
 			return refuse_namespace(ctx, name.ns, err);
+		rc = dm_cluster_check_unused(kv, found, ctx->server->node_id, err);
+		if (rc)
+			return dm_err_prefix(err, "cannot delete dot '%s'",
+					     dm_dot_name_text(shown, &name));
 		rc = dm_cluster_mark_deleted(kv, found, name.ns, name.name, err);
 		if (!rc)
 			*result = json_object();
@@ -337,6 +341,9 @@ static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const
 	}
 	if (nmounts)
 		return 0; /* the dot refuses: in use */
+	rc = dm_cluster_check_unused(kv, found, ctx->server->node_id, err);
+	if (rc)
+		return dm_err_prefix(err, "cannot delete dot '%s'", dm_dot_name_text(shown, &name));
 	return dm_cluster_mark_deleted(kv, found, name.ns, name.name, err);
 }
 
