@@ -153,9 +153,9 @@ void dm_client_free(struct dm_client *c)
 	free(c->user);
 	if (c->api_key) {
 		memset(c->api_key, 0, strlen(c->api_key));
-		free(c->on_behalf);
-	free(c->api_key);
+		free(c->api_key);
 	}
+	free(c->on_behalf);
 	free(c);
 }
 

@@ -19,6 +19,7 @@
 #include "util/base64.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/names.h"
 
 #include "util/banned.h"
 
@@ -437,7 +438,8 @@ int dm_cluster_name_id(struct dm_kv *kv, char *out, size_t size, const char *ns,
 	snprintf(key, sizeof(key), "/dm/names/%s/%s", ns, name);
 	dm_kv_kv_init(&rec);
 	rc = dm_kv_get(kv, &rec, key, err);
-	if (!rc && (rec.value_len == 0 || rec.value_len >= size))
+	if (!rc && (rec.value_len == 0 || rec.value_len >= size ||
+		    !dm_name_part_valid(rec.value, rec.value_len)))
 		rc = dm_err_set(err, DM_ECORRUPT, "name record '%s' is malformed", key);
 	if (!rc)
 		memcpy(out, rec.value, rec.value_len + 1);

@@ -71,6 +71,7 @@ struct branch {
 	dm_oid tree; /* the head's tree */
 	uint64_t commits;
 	uint64_t dirty, size;
+	uint64_t resets; /* resets --hard of the branch so far (its copies follow them) */
 };
 
 /* A commit whose snapshot is taken and whose tree is not yet indexed. */
@@ -266,7 +267,8 @@ static int claim_master(struct dot *d, const struct branch *b, struct dm_err *er
 static int persist_branch(struct dot *d, const struct branch *b, struct dm_err *err)
 {
 	char key[256];
-	json_t *j = json_pack("{s:s, s:I}", "head", b->head, "commits", (json_int_t)b->commits);
+	json_t *j = json_pack("{s:s, s:I, s:I}", "head", b->head, "commits", (json_int_t)b->commits,
+			      "resets", (json_int_t)b->resets);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	int rc;
 
@@ -291,7 +293,8 @@ static int persist_pending(struct dot *d, const struct branch *b, const struct p
 
 	for (size_t i = 0; i < pc->nmeta; i++)
 		json_object_set_new(meta, pc->keys[i], json_string(pc->values[i]));
-	bj = json_pack("{s:s, s:I}", "head", b->head, "commits", (json_int_t)b->commits);
+	bj = json_pack("{s:s, s:I, s:I}", "head", b->head, "commits", (json_int_t)b->commits,
+		       "resets", (json_int_t)b->resets);
 	pj = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "branch", b->name, "parent", pc->parent,
 		       "time_ns", (json_int_t)pc->time_ns, "message", pc->message, "author",
 		       pc->author, "metadata", meta);
@@ -897,6 +900,8 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 		b->dirty = out->dirty;
 		if (out->sized)
 			b->size = out->size;
+		if (r->op == DM_DOT_OP_RESET)
+			b->resets = r->resets ? r->resets : b->resets + 1;
 		rc = persist_branch(d, b, &err);
 	}
 	/* checkout -b: the branch exists now; then it becomes the current one */
@@ -1166,6 +1171,7 @@ static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
 		b = add_branch(d, name);
 		snprintf(b->head, sizeof(b->head), "%s", head);
 		b->commits = (uint64_t)json_integer_value(json_object_get(v, "commits"));
+		b->resets = (uint64_t)json_integer_value(json_object_get(v, "resets"));
 		if (head[0]) {
 			struct dm_commit c;
 			int rc = dm_dot_load_commit(&c, d->env.store, d->id, head, err);

@@ -133,6 +133,9 @@ struct dm_dot_req {
 	char *from;     /* a ref */
 	char *to;       /* a ref */
 	bool create;
+	/* RESET: the branch's reset count becomes this (a copy following its
+	 * master's reset); 0: one more than it was */
+	uint64_t resets;
 	size_t nmeta;
 	char **meta_keys;
 	char **meta_values;

@@ -48,6 +48,8 @@ int dm_forward_master(struct dm_server *srv, char *master_out, const char *dot_i
 		rc = 0;
 	else if (!rc && kv.value_len == DM_UUID_LEN)
 		memcpy(master_out, kv.value, DM_UUID_LEN + 1);
+	else if (!rc)
+		rc = dm_err_set(err, DM_ECORRUPT, "the master record '%s' is malformed", key);
 	dm_kv_kv_release(&kv);
 	return rc;
 }
@@ -99,6 +101,12 @@ int dm_forward_to_master(const struct dm_rpc_ctx *ctx, const char *method, json_
 	if (rc || !master[0] || !strcmp(master, srv->node_id))
 		return rc;
 	*forwarded = true;
+	if (ctx->caller->forwarded)
+		/* forwarded here already: the records moved meanwhile; never twice */
+		return dm_err_set(err, DM_ECONFLICT,
+				  "node %s does not master branch '%s' of dot '%s' (node %s does now); "
+				  "try again",
+				  srv->node_id, branch, shown, master);
 	rc = node_client(srv, &c, host, sizeof(host), &port, master, ctx->caller->user, branch,
 			 shown, err);
 	if (rc)

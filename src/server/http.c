@@ -166,6 +166,8 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 
 		if (behalf)
 			rc = dm_auth_lookup(h->srv->kv, out, behalf, err);
+		if (behalf && !rc)
+			out->forwarded = true;
 	}
 	if (rc && rc != DM_EPERM)
 		dm_error("cannot check the credentials of '%s': %s", user ? user : "", err->msg);

@@ -157,7 +157,7 @@ struct create_req {
  * reserves it.
  */
 static int reserve_cluster_name(struct dm_registry *r, const struct dm_dot_name *name,
-				const char *id, struct dm_err *err)
+				const char *id, bool *made, struct dm_err *err)
 {
 	char key[256], tomb[256], shown[DM_DOT_NAME_TEXT_MAX];
 	struct dm_kv_cmp cmps[2];
@@ -165,6 +165,7 @@ static int reserve_cluster_name(struct dm_registry *r, const struct dm_dot_name 
 	struct dm_kv_kv kv;
 	int rc;
 
+	*made = false;
 	if (!strcmp(dm_dot_kv_root(&r->env), DM_KV_ROOT))
 		return 0; /* one node: its names are the cluster's */
 	snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", name->ns, name->name);
@@ -175,6 +176,7 @@ static int reserve_cluster_name(struct dm_registry *r, const struct dm_dot_name 
 	cmps[1] = (struct dm_kv_cmp){tomb, 0};
 	op = (struct dm_kv_op){DM_KV_OP_PUT, key, id, strlen(id), 0};
 	rc = dm_kv_txn(r->env.kv, NULL, cmps, 2, &op, 1, err);
+	*made = rc == 0;
 	if (rc != DM_ECONFLICT)
 		return rc;
 	rc = dm_cluster_is_deleted(r->env.kv, id, err);
@@ -192,6 +194,28 @@ static int reserve_cluster_name(struct dm_registry *r, const struct dm_dot_name 
 				  : rc;
 }
 
+/* Gives back the cluster's name a failed create reserved (reserve_cluster_name
+ * said it made it), while it still names id. */
+static void release_cluster_name(struct dm_registry *r, const struct dm_dot_name *name,
+				 const char *id)
+{
+	char key[256];
+	struct dm_kv_kv kv;
+
+	if (!strcmp(dm_dot_kv_root(&r->env), DM_KV_ROOT))
+		return;
+	snprintf(key, sizeof(key), DM_KV_NAMES "%s/%s", name->ns, name->name);
+	dm_kv_kv_init(&kv);
+	if (dm_kv_get(r->env.kv, &kv, key, NULL) == 0 && kv.value_len == strlen(id) &&
+	    !memcmp(kv.value, id, kv.value_len)) {
+		struct dm_kv_cmp cmp = {key, kv.mod_revision};
+		struct dm_kv_op op = {DM_KV_OP_DELETE, key, NULL, 0, 0};
+
+		dm_kv_txn(r->env.kv, NULL, &cmp, 1, &op, 1, NULL);
+	}
+	dm_kv_kv_release(&kv);
+}
+
 /* REG_CREATE: reserve the name, start the dot, hand the request on. */
 static int on_create(struct dm_registry *r, struct dm_msg *msg)
 {
@@ -200,6 +224,7 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 	char key[256], id[DM_DOT_ID_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
 	struct dm_dot_handle *h = NULL;
 	struct dm_err err;
+	bool made_name = false;
 	int rc;
 
 	dm_dot_name_text(shown, name);
@@ -235,7 +260,7 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 		rc = dm_id_uuid4(id, &err);
 	}
 	if (!rc)
-		rc = reserve_cluster_name(r, name, id, &err);
+		rc = reserve_cluster_name(r, name, id, &made_name, &err);
 	if (!rc) {
 		dm_dot_kv_key(key, sizeof(key), &r->env, "names/%s/%s", name->ns, name->name);
 		rc = dm_kv_cas(r->env.kv, NULL, key, 0, id, strlen(id), 0, &err);
@@ -246,6 +271,8 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 		rc = dm_dot_start(&h, &r->env, id, name, DM_DOT_CREATING, "master", NULL, NULL,
 				  NULL, &err);
 	if (rc) {
+		if (made_name)
+			release_cluster_name(r, name, id);
 		dm_msg_reply_err(msg, rc, "%s", err.msg);
 		return 0;
 	}

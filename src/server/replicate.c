@@ -77,17 +77,18 @@ static int wait_transfer(struct dm_replicator *r, const char *id, struct dm_err 
 {
 	int rc = DM_ETIMEOUT;
 
+	dm_err_set(err, DM_ECANCELED, "the replicator is stopping");
 	for (int waited = 0; rc == DM_ETIMEOUT && waited < TRANSFER_WAIT_MS && !stopping(r);
 	     waited += 1000)
 		rc = dm_transfers_wait(r->srv->transfers, id, 1000, err);
-	return rc;
+	return rc == DM_ETIMEOUT && stopping(r) ? DM_ECANCELED : rc;
 }
 
 /* ---- the cluster's state, as one pass reads it ---- */
 
 /*
  * {"deleted": {ID: true}, "masters": {ID: {BRANCH: NODE}},
- *  "copies": {NODE: {ID: {"dot": RECORD, "branches": {BRANCH: HEAD}}}},
+ *  "copies": {NODE: {ID: {"dot": RECORD, "branches": {BRANCH: {"head","resets"}}}}},
  *  "nodes": {NODE: {"address", "alive"}}}
  */
 static int read_state(json_t *st, struct dm_kv *kv, struct dm_err *err)
@@ -153,9 +154,9 @@ static int read_state(json_t *st, struct dm_kv *kv, struct dm_err *err)
 		v = json_loadb(l.items[i].value, l.items[i].value_len, 0, NULL);
 		if (!branch[0])
 			json_object_set_new(copy, "dot", v ? v : json_null());
-		else if (json_is_string(json_object_get(v, "head")))
-			json_object_set(json_object_get(copy, "branches"), branch,
-					json_object_get(v, "head"));
+		else if (json_is_string(json_object_get(v, "head")) &&
+			 dm_branch_name_check(branch, NULL) == 0)
+			json_object_set(json_object_get(copy, "branches"), branch, v);
 		if (branch[0])
 			json_decref(v);
 	}
@@ -207,10 +208,10 @@ static bool has_commit(struct dm_replicator *r, const char *dot_id, const char *
 	return dm_store_commit_get(r->srv->store, dot_id, id, &oid, NULL) == 0;
 }
 
-/* A copy ahead of its master (the master reset the branch back) or off
- * its line follows it: the copy's branch is reset to the master's head. */
+/* A copy whose master reset the branch follows it: the copy's branch is
+ * reset to the master's head, and takes the master's reset count. */
 static void reset_copy(struct dm_replicator *r, struct dm_dot_handle *h, const char *id,
-		       const char *branch, const char *head)
+		       const char *branch, const char *head, uint64_t resets)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_RESET);
 	json_t *res = NULL;
@@ -218,6 +219,7 @@ static void reset_copy(struct dm_replicator *r, struct dm_dot_handle *h, const c
 
 	req->branch = dm_xstrdup(branch);
 	req->from = dm_xstrdup(head);
+	req->resets = resets;
 	if (dm_dot_call(&res, h, req, TRANSFER_WAIT_MS, &err))
 		dm_warn("replicate: cannot reset branch %s of this node's copy of dot %s to %s: %s",
 			branch, id, head, err.msg);
@@ -311,10 +313,63 @@ static void local_head(char *out, size_t size, struct dm_dot_handle *h, const ch
 	dm_dot_view_unref(v);
 }
 
+/* Branch `branch` of node's copy of dot id, as st holds it: {"head","resets"}. */
+static json_t *branch_record(json_t *st, const char *node, const char *id, const char *branch)
+{
+	json_t *copy = json_object_get(json_object_get(json_object_get(st, "copies"), node), id);
+
+	return json_object_get(json_object_get(copy, "branches"), branch);
+}
+
+/*
+ * Brings this node's copy of one branch to its master's. Forward is a pull
+ * (stashing this copy's own commits, should it have diverged); back is a
+ * reset, and only when the master's reset count says the master went back
+ * (otherwise this copy being ahead means the master will catch up: a
+ * handoff under way, or an old master back after set-master, whose commits
+ * a later pull keeps on a DIVERGED branch). Nothing is dropped silently.
+ */
+static void follow_branch(struct dm_replicator *r, json_t *st, const char *id, const char *branch,
+			  const char *master)
+{
+	const char *self = r->srv->node_id, *m = master ? master : "";
+	json_t *node = json_object_get(json_object_get(st, "nodes"), m);
+	json_t *copy = json_object_get(json_object_get(json_object_get(st, "copies"), m), id);
+	json_t *theirs = branch_record(st, m, id, branch);
+	const char *head = json_string_value(json_object_get(theirs, "head"));
+	uint64_t their_resets = (uint64_t)json_integer_value(json_object_get(theirs, "resets"));
+	uint64_t my_resets = (uint64_t)json_integer_value(
+		json_object_get(branch_record(st, self, id, branch), "resets"));
+	struct dm_dot_handle *h;
+	char mine[DM_COMMIT_ID_LEN_MAX + 1];
+
+	if (!master || !strcmp(master, self) || !node ||
+	    !json_is_true(json_object_get(node, "alive")) || !head)
+		return;
+	h = local_copy(r, id);
+	if (!h && !head[0]) {
+		/* nothing to fetch: an empty copy, with the dot's id */
+		make_empty_copy(r, id, json_object_get(copy, "dot"));
+		return;
+	}
+	if (!h) {
+		fetch(r, node, master, id, json_object_get(copy, "dot"), NULL);
+		return;
+	}
+	local_head(mine, sizeof(mine), h, branch);
+	if (!head[0] && !has_branch(h, branch))
+		make_empty_branch(r, h, id, branch);
+	else if (their_resets > my_resets && has_commit(r, id, head))
+		reset_copy(r, h, id, branch, head, their_resets); /* the master went back */
+	else if (strcmp(mine, head) != 0)
+		fetch(r, node, master, id, json_object_get(copy, "dot"), branch);
+	dm_dot_handle_unref(h);
+}
+
 static void reconcile(struct dm_replicator *r)
 {
-	const char *self = r->srv->node_id, *id, *branch;
-	json_t *st = json_object(), *deleted, *masters, *copies, *nodes, *m, *v;
+	const char *id, *branch;
+	json_t *st = json_object(), *deleted, *masters, *m, *v;
 	struct dm_err err;
 
 	if (read_state(st, r->srv->kv, &err)) {
@@ -324,8 +379,6 @@ static void reconcile(struct dm_replicator *r)
 	}
 	deleted = json_object_get(st, "deleted");
 	masters = json_object_get(st, "masters");
-	copies = json_object_get(st, "copies");
-	nodes = json_object_get(st, "nodes");
 	json_object_foreach(deleted, id, v)
 	{
 		struct dm_dot_handle *h = local_copy(r, id);
@@ -340,38 +393,9 @@ static void reconcile(struct dm_replicator *r)
 			continue;
 		json_object_foreach(m, branch, v)
 		{
-			const char *master = json_string_value(v);
-			json_t *node = json_object_get(nodes, master);
-			json_t *copy = json_object_get(json_object_get(copies, master), id);
-			const char *head =
-				json_string_value(json_object_get(json_object_get(copy, "branches"),
-								  branch));
-			struct dm_dot_handle *h;
-			char mine[DM_COMMIT_ID_LEN_MAX + 1];
-
 			if (stopping(r))
 				break;
-			if (!master || !strcmp(master, self) || !node ||
-			    !json_is_true(json_object_get(node, "alive")) || !head)
-				continue;
-			h = local_copy(r, id);
-			if (!h && !head[0]) {
-				/* nothing to fetch: an empty copy, with the dot's id */
-				make_empty_copy(r, id, json_object_get(copy, "dot"));
-				continue;
-			}
-			if (!h) {
-				fetch(r, node, master, id, json_object_get(copy, "dot"), NULL);
-				continue;
-			}
-			local_head(mine, sizeof(mine), h, branch);
-			if (!head[0] && !has_branch(h, branch))
-				make_empty_branch(r, h, id, branch);
-			else if (mine[0] && strcmp(mine, head) != 0 && has_commit(r, id, head))
-				reset_copy(r, h, id, branch, head); /* the master went back */
-			else if (strcmp(mine, head) != 0)
-				fetch(r, node, master, id, json_object_get(copy, "dot"), branch);
-			dm_dot_handle_unref(h);
+			follow_branch(r, st, id, branch, json_string_value(v));
 		}
 	}
 	json_decref(st);
@@ -396,6 +420,7 @@ static void *replicator_main(void *arg)
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		struct timespec ts;
+		int rc;
 
 		if (r->rewatch || !w) {
 			/* read after watching: the pass below sees everything
@@ -403,11 +428,13 @@ static void *replicator_main(void *arg)
 			pthread_mutex_unlock(&r->mu);
 			dm_kv_watch_cancel(w);
 			w = NULL;
-			if (watch_from_now(r, &w, &err))
+			rc = watch_from_now(r, &w, &err);
+			if (rc)
 				dm_warn("replicate: cannot watch the cluster: %s", err.msg);
 			pthread_mutex_lock(&r->mu);
+			/* a failed watch is tried again after the wait, not at once */
 			r->rewatch = false;
-			r->dirty = true;
+			r->dirty = rc == 0;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += DM_REPLICATE_PERIOD_S;

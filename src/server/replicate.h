@@ -1,6 +1,6 @@
 /*
  * replicate.h - keeps this node's copies of a cluster's dots in step with
- * the cluster (docs/internals/cluster.md, "A dot on every node").
+ * the cluster (docs/internals/cluster.md, "How a commit reaches every node").
  *
  * The replicator is level-triggered: whatever woke it (a change under
  * /dm/ seen by its watch, a broken or compacted watch, a timer every few

@@ -23,6 +23,7 @@ struct dm_server;
 struct dm_caller {
 	char user[128];
 	bool admin;
+	bool forwarded; /* another node of the cluster sent this on the user's behalf */
 };
 
 struct dm_rpc_ctx {

@@ -1,6 +1,8 @@
 /*
- * rpc_cluster.c - the cluster.* methods: the nodes of this dmd's cluster
- * and the token that adds a node to it. They read the KV and touch no dot.
+ * rpc_cluster.c - the cluster.* methods: the nodes of this dmd's cluster,
+ * the token that adds a node to it, who masters a branch, and the old
+ * master's half of a handoff (which asks the dot to commit, as any client
+ * would: no dot state is touched here).
  */
 #include <jansson.h>
 #include <limits.h>
@@ -11,6 +13,7 @@
 #include "kv/kv.h"
 #include "server/cluster.h"
 #include "server/dot.h"
+#include "server/forward.h"
 #include "server/registry.h"
 #include "util/log.h"
 #include "server/rpc.h"
@@ -143,8 +146,34 @@ static int cluster_set_master(const struct dm_rpc_ctx *ctx, json_t *params, json
 	rc = dm_cluster_name_id(srv->kv, id, sizeof(id), name.ns, name.name, err);
 	if (rc == DM_ENOTFOUND)
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'", shown);
+	if (!rc) {
+		/* the branch first: "no branch" before anything about the node */
+		snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", id, branch);
+		dm_kv_kv_init(&rec);
+		rc = dm_kv_get(srv->kv, &rec, key, err);
+		dm_kv_kv_release(&rec);
+		if (rc == DM_ENOTFOUND)
+			rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", shown,
+					branch);
+	}
 	if (!rc)
 		rc = find_node(srv->kv, &target, node, err);
+	if (!rc && !target.alive)
+		rc = dm_err_set(err, DM_EUNAVAILABLE, "node %s is down; make a live node the master",
+				target.id);
+	if (!rc) {
+		/* the new master must hold the branch: it goes on from its copy */
+		dm_kv_kv_init(&rec);
+		snprintf(key, sizeof(key), DM_KV_NODE_ROOT "%s/dots/%s/branches/%s", target.id, id,
+			 branch);
+		rc = dm_kv_get(srv->kv, &rec, key, err);
+		dm_kv_kv_release(&rec);
+		if (rc == DM_ENOTFOUND)
+			rc = dm_err_set(err, DM_ENOTFOUND,
+					"node %s has no copy of branch '%s' of '%s' yet; choose a node "
+					"whose copy has it (dm dot show %s)",
+					target.id, branch, shown, shown);
+	}
 	if (rc)
 		return rc;
 	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", id, branch);
@@ -182,6 +211,27 @@ static bool branch_in_use(const struct dm_dot_view *v, const char *branch, char 
 		}
 	}
 	return false;
+}
+
+/* A handoff of (id, branch) to node `to`: this node must master it, and
+ * `to` must be another live node of the cluster. */
+static int check_handoff(struct dm_server *srv, const char *id, const char *branch,
+			 const char *dot, const char *to, struct dm_err *err)
+{
+	char master[DM_UUID_LEN + 1];
+	struct dm_cluster_node node;
+	int rc = dm_forward_master(srv, master, id, branch, err);
+
+	if (!rc && strcmp(master, srv->node_id) != 0)
+		rc = dm_err_set(err, DM_ECONFLICT,
+				"node %s does not master branch '%s' of '%s' (any longer)",
+				srv->node_id, branch, dot);
+	if (!rc)
+		rc = dm_cluster_node(srv->kv, &node, to, err);
+	if (!rc && (!node.alive || !strcmp(to, srv->node_id)))
+		rc = dm_err_set(err, DM_EINVAL, "node %s cannot take the branch over (%s)", to,
+				node.alive ? "it masters it already" : "it is down");
+	return rc;
 }
 
 /*
@@ -226,7 +276,8 @@ static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s' on node %s", dot, srv->node_id);
 	v = dm_dot_handle_view(h);
 	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", v->id, branch);
-	if (branch_in_use(v, branch, who, sizeof(who)))
+	rc = check_handoff(srv, v->id, branch, dot, to, err);
+	if (!rc && branch_in_use(v, branch, who, sizeof(who)))
 		rc = dm_err_set(err, DM_EBUSY,
 				"branch '%s' of '%s' is in use by container %s on node %s; stop it "
 				"there first",

@@ -734,6 +734,17 @@ static int join_cluster(struct dm_server *srv, struct config *c, struct dm_err *
 	return dm_cluster_start(&srv->cluster, srv->kv, &self, err);
 }
 
+static const char *listen_host(const char *advertise)
+{
+	char host[DM_CLUSTER_ADDRESS_MAX];
+	int port;
+
+	if (dm_cluster_address_parse(host, sizeof(host), &port, advertise) ||
+	    !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "[::1]"))
+		return DM_SERVER_HOST;
+	return "0.0.0.0";
+}
+
 int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, struct dm_err *err)
 {
 	struct dm_server *srv;
@@ -802,7 +813,9 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		goto done;
 
 	memset(&ho, 0, sizeof(ho));
-	ho.host = DM_SERVER_HOST;
+	/* a node other machines reach (advertised on a non-loopback address)
+	 * listens on every interface; otherwise on loopback only */
+	ho.host = listen_host(srv->advertise);
 	ho.port = srv->port;
 	rc = path_in(sock, sizeof(sock), srv->data_dir, DM_DATA_SOCKET, err);
 	if (rc)

@@ -1126,10 +1126,13 @@ int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms,
 		e = json_object_get(x, "error");
 		if (state && !strcmp(state, "done"))
 			rc = 1;
-		else if (state && !strcmp(state, "failed"))
-			rc = dm_err_set(err,
-					dm_err_from_json_name(json_string_value(json_object_get(e, "code"))),
-					"%s", json_string_value(json_object_get(e, "message")));
+		else if (state && !strcmp(state, "failed")) {
+			const char *code = json_string_value(json_object_get(e, "code"));
+			const char *msg = json_string_value(json_object_get(e, "message"));
+			int c = code ? dm_err_from_json_name(code) : DM_EIO;
+
+			rc = dm_err_set(err, c < 0 ? c : DM_EIO, "%s", msg ? msg : "the transfer failed");
+		}
 		json_decref(x);
 		if (rc)
 			return rc == 1 ? 0 : rc;

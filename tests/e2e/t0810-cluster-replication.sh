@@ -173,7 +173,10 @@ test_expect_success 'set-master refuses what it cannot do, saying why' '
 	test_must_fail dmN1 dot set-master shop nobranch "$n3" 2>err &&
 	grep "has no branch .nobranch." err &&
 	test_must_fail dmN1 dot set-master ghost master "$n3" 2>err &&
-	grep "no such dot .ghost." err
+	grep "no such dot .ghost." err &&
+	down=$(dmN1 cluster status --json | python3 -c "import json,sys; print([n[\"id\"] for n in json.load(sys.stdin)[\"nodes\"] if not n[\"alive\"]][0])") &&
+	test_must_fail dmN1 dot set-master shop master "$down" 2>err &&
+	grep "node $down is down" err
 '
 
 test_done
