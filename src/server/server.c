@@ -5,9 +5,11 @@
  * Invariants: a data directory is initialised exactly when its config.json
  * exists, and config.json is written last by dm_server_init_data_dir, so a
  * failed init never leaves a directory that looks initialised. Shutdown
- * releases in the reverse order of opening: HTTP and the Docker volume
- * plugin (no new request reaches the registry), registry (stops the dots,
- * their actors and jobs), scheduler, Docker API client, engine, store, KV.
+ * first ends the node's liveness lease (other nodes of a cluster see it
+ * down at once), then releases in the reverse order of opening: HTTP and
+ * the Docker volume plugin (no new request reaches the registry), the
+ * replicator and transfers, registry (stops the dots, their actors and
+ * jobs), scheduler, Docker API client, engine, store, KV.
  */
 #include "server/server.h"
 
@@ -857,6 +859,9 @@ void dm_server_free(struct dm_server *srv)
 {
 	if (!srv)
 		return;
+	/* other nodes see this one down at once, not when its lease runs out */
+	dm_cluster_free(srv->cluster);
+	srv->cluster = NULL;
 	dm_plugin_quiesce(srv->plugin);
 	if (srv->http) {
 		dm_http_quiesce(srv->http);
@@ -886,7 +891,6 @@ void dm_server_free(struct dm_server *srv)
 	dm_docker_free(srv->docker);
 	dm_engine_free(srv->engine);
 	dm_store_free(srv->store);
-	dm_cluster_free(srv->cluster);
 	dm_kv_free(srv->kv);
 	if (srv->pool_mount) {
 		struct dm_err err;
