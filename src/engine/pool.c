@@ -33,6 +33,7 @@
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/program.h"
 
 #include "util/banned.h"
 
@@ -98,26 +99,7 @@ int dm_pool_check_dir(const char *dir, struct dm_err *err)
  * non-login root shell may lack. */
 static int find_mkfs(char *out, size_t size)
 {
-	const char *path = getenv("PATH");
-	struct dm_buf dirs = DM_BUF_INIT;
-	const char *p, *colon;
-	int rc = -1;
-
-	if (dm_buf_addf(&dirs, "%s:/usr/sbin:/sbin:/usr/local/sbin", path ? path : ""))
-		return -1;
-	for (p = (const char *)dirs.data; rc && p && *p; p = colon ? colon + 1 : NULL) {
-		size_t len;
-
-		colon = strchr(p, ':');
-		len = colon ? (size_t)(colon - p) : strlen(p);
-		if (!len)
-			continue;
-		if (snprintf(out, size, "%.*s/" MKFS, (int)len, p) < (int)size &&
-		    access(out, X_OK) == 0)
-			rc = 0;
-	}
-	dm_buf_release(&dirs);
-	return rc;
+	return dm_program_find(out, size, MKFS, "/usr/sbin:/sbin:/usr/local/sbin");
 }
 
 int dm_pool_can_loop(struct dm_err *err)
