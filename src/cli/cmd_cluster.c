@@ -25,6 +25,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/program.h"
 
 #include "util/banned.h"
 
@@ -299,25 +300,18 @@ static int data_dir_of(struct dm_cli *cli, const struct cluster_args *a, char *o
 	return default_data_dir(out, size, err);
 }
 
-static bool executable(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 /*
  * The dmd program: $DM_DMD, else next to this dm (/proc/self/exe), else in
  * ../server/ from there (a build tree), else the first dmd in PATH.
  */
 static int find_dmd(char *out, size_t size, struct dm_err *err)
 {
-	const char *env = getenv("DM_DMD"), *path = getenv("PATH");
+	const char *env = getenv("DM_DMD");
 	char self[PATH_MAX];
 	ssize_t n;
 
 	if (env && *env) {
-		if (!executable(env))
+		if (!dm_program_executable(env))
 			return dm_err_set(err, DM_ENOTFOUND, "DM_DMD is '%s', which is not a program",
 					  env);
 		snprintf(out, size, "%s", env);
@@ -331,23 +325,16 @@ static int find_dmd(char *out, size_t size, struct dm_err *err)
 		slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
-			if (snprintf(out, size, "%s/dmd", self) < (int)size && executable(out))
+			if (snprintf(out, size, "%s/dmd", self) < (int)size &&
+			    dm_program_executable(out))
 				return 0;
 			if (snprintf(out, size, "%s/../server/dmd", self) < (int)size &&
-			    executable(out))
+			    dm_program_executable(out))
 				return 0;
 		}
 	}
-	while (path && *path) {
-		size_t len = strcspn(path, ":");
-
-		if (len > 0 && snprintf(out, size, "%.*s/dmd", (int)len, path) < (int)size &&
-		    executable(out))
-			return 0;
-		path += len;
-		if (*path == ':')
-			path++;
-	}
+	if (dm_program_find(out, size, "dmd", NULL) == 0)
+		return 0;
 	return dm_err_set(err, DM_ENOTFOUND,
 			  "cannot find the dmd program next to dm or in PATH (or set DM_DMD)");
 }

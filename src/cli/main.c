@@ -34,7 +34,7 @@
 const struct dm_cli_cmd dm_cli_commands[] = {
 	{"cluster init", dm_cmd_cluster_init,
 	 "[--data-dir DIR] [--port N] [--engine dir | --engine btrfs (--pool-dir PATH | "
-	 "--pool-size SIZE)] [--kv lmdb | --kv etcd --etcd-endpoints URL[,URL...]] "
+	 "--pool-size SIZE)] [--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...]]] "
 	 "[--advertise URL] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "create a data directory, an admin API key, and start dmd",
 	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
@@ -59,7 +59,12 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --kv NAME         where cluster state lives: lmdb (the default: an\n"
 	 "                    embedded store, one node) or etcd (a cluster that\n"
 	 "                    other nodes join; prints their join token)\n"
-	 "  --etcd-endpoints URL[,URL...]  etcd's client URLs, for --kv etcd\n"
+	 "  --etcd-endpoints URL[,URL...]  etcd's client URLs, for --kv etcd;\n"
+	 "                    without them dmd runs a local etcd itself, in\n"
+	 "                    DIR/etcd on 127.0.0.1 (the etcd program in PATH,\n"
+	 "                    Debian's etcd-server), started and stopped with\n"
+	 "                    dmd: nodes on this machine can join it, nodes on\n"
+	 "                    others need real endpoints\n"
 	 "  --advertise URL   where other nodes reach this one (default\n"
 	 "                    http://127.0.0.1:PORT; another address makes dmd\n"
 	 "                    listen on every interface)\n"
@@ -111,7 +116,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    (default /var/run/docker.sock)\n"
 	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
 	{"cluster stop", dm_cmd_cluster_stop, "[--data-dir DIR]", "stop dmd cleanly",
-	 "Stops the dmd serving the data directory ('dmd stop').\n"
+	 "Stops the dmd serving the data directory ('dmd stop'), and its local\n"
+	 "etcd, if it runs one (a dmd that died leaves it running).\n"
 	 "\n"
 	 "Options:\n"
 	 "  --data-dir DIR    the data directory (default as for 'dm cluster start')\n"

@@ -21,6 +21,7 @@
 #include "engine/pool.h"
 #include "server/cluster.h"
 #include "server/daemon.h"
+#include "server/etcd_member.h"
 #include "server/plugin.h"
 #include "server/server.h"
 #include "util/err.h"
@@ -37,7 +38,7 @@ static const char usage_text[] =
 	"\n"
 	"  dmd init  --data-dir DIR [--port N]\n"
 	"            [--engine dir | --engine btrfs (--pool-dir PATH | --pool-size SIZE)]\n"
-	"            [--kv lmdb | --kv etcd --etcd-endpoints URL[,URL...] | --join]\n"
+	"            [--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...]] | --join]\n"
 	"            [--advertise URL]\n"
 	"        Make DIR a dm data directory with an admin user, and print the\n"
 	"        admin's API key (also in DIR/admin-api-key, mode 0400).\n"
@@ -48,8 +49,11 @@ static const char usage_text[] =
 	"        DIR/pool while it runs.\n"
 	"        Cluster state is in an embedded KV (--kv lmdb, the default: one\n"
 	"        node) or in etcd (--kv etcd): a new cluster, which other nodes\n"
-	"        join with --join and the token of $DM_JOIN_TOKEN. --advertise\n"
-	"        is the URL other nodes reach this one at (default the API's).\n"
+	"        join with --join and the token of $DM_JOIN_TOKEN. Without\n"
+	"        --etcd-endpoints, dmd runs a local etcd itself (the etcd program\n"
+	"        in PATH) with its data in DIR/etcd, on 127.0.0.1 only and ports\n"
+	"        chosen now, from each start to its stop. --advertise is the URL\n"
+	"        other nodes reach this one at (default the API's).\n"
 	"  dmd start --data-dir DIR [--port N] [--foreground] [--log-level LEVEL]\n"
 	"            [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]\n"
 	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
@@ -63,7 +67,8 @@ static const char usage_text[] =
 	"        --docker-socket (default " DEFAULT_DOCKER_SOCKET "; 'none': not\n"
 	"        used; a socket that is not there at start is not used either).\n"
 	"  dmd stop  --data-dir DIR [--timeout SECONDS]\n"
-	"        Stop the server of DIR (SIGTERM) and wait for it (default 30 s).\n"
+	"        Stop the server of DIR (SIGTERM) and wait for it (default 30 s),\n"
+	"        and a local etcd that a dmd which died left running.\n"
 	"  dmd --version | --help\n"
 	"\n"
 	"LEVEL is debug, info (the default), warn or error.\n";
@@ -428,7 +433,7 @@ static int cmd_stop(const struct args *a)
 {
 	char data_dir[PATH_MAX];
 	struct dm_err err;
-	pid_t pid;
+	pid_t pid, etcd_pid;
 
 	dm_log_setup(stderr, DM_LOG_WARN);
 	dm_err_clear(&err);
@@ -440,11 +445,16 @@ static int cmd_stop(const struct args *a)
 	}
 	if (dm_daemon_stop(&pid, data_dir, a->timeout_s * 1000, &err))
 		return fail(&err);
-	/* a dmd that died leaves its loop pool mounted: unmount it now */
-	if (dm_server_release_pool(data_dir, &err))
+	/* a dmd that died leaves its loop pool mounted and its local etcd
+	 * running: unmount and stop them now */
+	if (dm_server_release_pool(data_dir, &err) ||
+	    dm_etcd_member_stop_leftover(&etcd_pid, data_dir, &err))
 		return fail(&err);
 	if (pid)
 		printf("dmd stopped (pid %ld)\n", (long)pid);
+	else if (etcd_pid)
+		printf("dmd is not running on %s; stopped the etcd it left running (pid %ld)\n",
+		       data_dir, (long)etcd_pid);
 	else
 		printf("dmd is not running on %s\n", data_dir);
 	return 0;

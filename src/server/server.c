@@ -9,7 +9,9 @@
  * down at once), then releases in the reverse order of opening: HTTP and
  * the Docker volume plugin (no new request reaches the registry), the
  * replicator and transfers, registry (stops the dots, their actors and
- * jobs), scheduler, Docker API client, engine, store, KV.
+ * jobs), scheduler, Docker API client, engine, store, KV, and last the
+ * local etcd member when the data directory has one (it was started first,
+ * before the KV was opened).
  */
 #include "server/server.h"
 
@@ -31,6 +33,7 @@
 #include "server/auth.h"
 #include "server/cluster.h"
 #include "server/docker.h"
+#include "server/etcd_member.h"
 #include "server/http.h"
 #include "server/plugin.h"
 #include "server/replicate.h"
@@ -102,6 +105,8 @@ struct config {
 	char etcd_endpoints[DM_CLUSTER_ENDPOINTS_MAX]; /* etcd: "http://h:p,..." */
 	char cluster_id[DM_UUID_LEN + 1];
 	char advertise[DM_CLUSTER_ADDRESS_MAX]; /* where other nodes reach us, or "" */
+	/* a local etcd member's ports ("etcd_local"), or 0: etcd is elsewhere */
+	int etcd_client_port, etcd_peer_port;
 };
 
 static int write_config(const char *dir, const struct config *c, struct dm_err *err)
@@ -135,6 +140,10 @@ static int write_config(const char *dir, const struct config *c, struct dm_err *
 		json_object_set_new(doc, "etcd_endpoints", json_string(c->etcd_endpoints));
 	if (doc && c->advertise[0])
 		json_object_set_new(doc, "advertise", json_string(c->advertise));
+	if (doc && c->etcd_client_port)
+		json_object_set_new(doc, "etcd_local",
+				    json_pack("{s:i, s:i}", "client_port", c->etcd_client_port,
+					      "peer_port", c->etcd_peer_port));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
 	if (!text) {
 		rc = dm_err_set(err, DM_ENOMEM, "cannot encode '%s'", path);
@@ -172,11 +181,30 @@ static int opt_string(char *out, size_t size, json_t *doc, const char *name)
 	return 0;
 }
 
+/* A port (1..65535) member of obj into out; -1 when absent or not one. */
+static int port_member(int *out, json_t *obj, const char *name)
+{
+	json_t *v = json_object_get(obj, name);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+		return -1;
+	*out = (int)json_integer_value(v);
+	return 0;
+}
+
 /* The KV and cluster part of the config: absent in data directories made
  * before clusters, which are single nodes on the embedded KV. */
 static int read_cluster_config(struct config *out, json_t *doc, const char *path,
 			       struct dm_err *err)
 {
+	json_t *local = json_object_get(doc, "etcd_local");
+
+	if (local && (port_member(&out->etcd_client_port, local, "client_port") ||
+		      port_member(&out->etcd_peer_port, local, "peer_port")))
+		return dm_err_set(err, DM_ECORRUPT,
+				  "'%s' has an invalid etcd_local: it needs a client_port and a "
+				  "peer_port",
+				  path);
 	if (opt_string(out->kv, sizeof(out->kv), doc, "kv") ||
 	    opt_string(out->etcd_endpoints, sizeof(out->etcd_endpoints), doc, "etcd_endpoints") ||
 	    opt_string(out->cluster_id, sizeof(out->cluster_id), doc, "cluster_id") ||
@@ -190,6 +218,9 @@ static int read_cluster_config(struct config *out, json_t *doc, const char *path
 		return dm_err_set(err, DM_ECORRUPT, "'%s' names an unknown kv '%s'", path, out->kv);
 	if (!strcmp(out->kv, "etcd") && !out->etcd_endpoints[0])
 		return dm_err_set(err, DM_ECORRUPT, "'%s' has kv etcd but no etcd_endpoints", path);
+	if (local && strcmp(out->kv, "etcd"))
+		return dm_err_set(err, DM_ECORRUPT, "'%s' has an etcd_local but kv %s", path,
+				  out->kv);
 	return 0;
 }
 
@@ -288,9 +319,10 @@ int dm_server_config_port(int *out, const char *data_dir, struct dm_err *err)
  * was c's loop pool or the dots directory in c's pool_dir. */
 static void undo_init(const char *dir, bool created, const struct config *c)
 {
-	static const char *const made[] = {DM_DATA_CONFIG, DM_DATA_ADMIN_KEY, DM_DATA_KV,
-					   DM_DATA_STORE, DM_DATA_DOTS, DM_DATA_POOL,
-					   DM_DATA_POOL_IMAGE};
+	static const char *const made[] = {DM_DATA_CONFIG,   DM_DATA_ADMIN_KEY, DM_DATA_KV,
+					   DM_DATA_STORE,    DM_DATA_DOTS,      DM_DATA_POOL,
+					   DM_DATA_POOL_IMAGE, DM_DATA_ETCD,   DM_DATA_ETCD_PID,
+					   DM_DATA_ETCD_LOG};
 	char path[PATH_MAX];
 	struct dm_err err;
 
@@ -420,14 +452,22 @@ static int check_pool(struct config *c, const struct dm_server_init_opts *o, str
 	return rc;
 }
 
-/* Opens the KV c names: the embedded one in DIR/kv, or etcd. */
-static int open_kv(struct dm_kv **out, const char *dir, const struct config *c,
-		   struct dm_err *err)
+/* Opens the KV c names: the embedded one in DIR/kv, or etcd, whose local
+ * member (when c has one) is started first, into *member: the caller stops
+ * it after it freed the KV, whether this failed or not. */
+static int open_kv(struct dm_kv **out, struct dm_etcd_member **member, const char *dir,
+		   const struct config *c, struct dm_err *err)
 {
 	char path[PATH_MAX];
 	int rc;
 
 	if (!strcmp(c->kv, "etcd")) {
+		if (c->etcd_client_port) {
+			rc = dm_etcd_member_start(member, dir, c->etcd_client_port,
+						  c->etcd_peer_port, err);
+			if (rc)
+				return rc;
+		}
 		rc = dm_kv_open_etcd(out, c->etcd_endpoints, NULL, err);
 		return rc ? dm_err_prefix(err, "cannot reach etcd") : 0;
 	}
@@ -480,6 +520,7 @@ static int init_contents(char *key_out, const char *dir, struct config *c,
 {
 	char path[PATH_MAX], line[DM_API_KEY_LEN + 2];
 	struct dm_kv *kv = NULL;
+	struct dm_etcd_member *member = NULL;
 	struct dm_store *store = NULL;
 	bool made_cluster = false;
 	int rc;
@@ -493,7 +534,7 @@ static int init_contents(char *key_out, const char *dir, struct config *c,
 	if (!rc)
 		rc = init_dots(dir, c, err);
 	if (!rc)
-		rc = open_kv(&kv, dir, c, err);
+		rc = open_kv(&kv, &member, dir, c, err);
 	if (!rc)
 		rc = init_kv(key_out, kv, c, join, &made_cluster, err);
 	if (!rc)
@@ -510,6 +551,8 @@ static int init_contents(char *key_out, const char *dir, struct config *c,
 		dm_kv_delete(kv, NULL, DM_KV_CLUSTER, NULL);
 	}
 	dm_kv_free(kv);
+	/* a local member runs only while dmd does: dmd start starts it again */
+	dm_etcd_member_stop(member);
 	return rc;
 }
 
@@ -520,13 +563,25 @@ static int check_cluster_opts(struct config *c, const struct dm_server_init_opts
 	const char *kv = o->kv ? o->kv : o->join ? "etcd" : "lmdb";
 	const char *endpoints = o->join ? o->join->endpoints : o->etcd_endpoints;
 
+	bool local = !strcmp(kv, "etcd") && (!endpoints || !*endpoints);
+	char url[64];
+	int rc;
+
 	if (strcmp(kv, "lmdb") && strcmp(kv, "etcd"))
 		return dm_err_set(err, DM_EINVAL, "unknown kv '%s': use lmdb or etcd", kv);
 	if (o->join && strcmp(kv, "etcd"))
 		return dm_err_set(err, DM_EINVAL, "joining a cluster needs the etcd kv");
-	if (!strcmp(kv, "etcd") && (!endpoints || !*endpoints))
-		return dm_err_set(err, DM_EINVAL,
-				  "--kv etcd needs --etcd-endpoints URL[,URL...] (etcd's client URLs)");
+	if (local) {
+		/* no endpoints: dmd runs a member of its own, on ports chosen now */
+		rc = dm_etcd_member_check(err);
+		if (!rc)
+			rc = dm_etcd_member_pick_ports(&c->etcd_client_port, &c->etcd_peer_port,
+						       err);
+		if (rc)
+			return rc;
+		dm_etcd_member_url(url, sizeof(url), c->etcd_client_port);
+		endpoints = url;
+	}
 	if (strcmp(kv, "etcd") && endpoints && *endpoints)
 		return dm_err_set(err, DM_EINVAL, "--etcd-endpoints is for --kv etcd");
 	if (endpoints && strlen(endpoints) >= sizeof(c->etcd_endpoints))
@@ -787,7 +842,7 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		snprintf(srv->advertise, sizeof(srv->advertise), "%s", c.advertise);
 	else
 		snprintf(srv->advertise, sizeof(srv->advertise), "http://%s", srv->address);
-	rc = open_kv(&srv->kv, srv->data_dir, &c, err);
+	rc = open_kv(&srv->kv, &srv->etcd_member, srv->data_dir, &c, err);
 	if (!rc)
 		rc = join_cluster(srv, &c, err);
 	if (!rc)
@@ -892,6 +947,7 @@ void dm_server_free(struct dm_server *srv)
 	dm_engine_free(srv->engine);
 	dm_store_free(srv->store);
 	dm_kv_free(srv->kv);
+	dm_etcd_member_stop(srv->etcd_member);
 	if (srv->pool_mount) {
 		struct dm_err err;
 

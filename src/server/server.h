@@ -11,6 +11,9 @@
  *     DIR/dmd.pid          pid of the running dmd, flock'ed while it runs
  *     DIR/dmd.sock         the API on a unix socket, mode 0600
  *     DIR/dmd.log          the daemon's log
+ *     DIR/etcd/            a local etcd member's data (kv etcd without
+ *                          endpoints; etcd_member.h), DIR/etcd.pid its pid
+ *                          while it runs, DIR/etcd.log its output
  *
  * Lifetime: dm_server_open opens and starts everything and returns a
  * serving server; dm_server_free shuts it down cleanly in reverse order.
@@ -30,6 +33,7 @@ struct dm_cluster;
 struct dm_cluster_token;
 struct dm_docker;
 struct dm_engine;
+struct dm_etcd_member;
 struct dm_http;
 struct dm_kv;
 struct dm_plugin;
@@ -50,6 +54,9 @@ struct dm_store;
 #define DM_DATA_PID "dmd.pid"
 #define DM_DATA_SOCKET "dmd.sock"
 #define DM_DATA_LOG "dmd.log"
+#define DM_DATA_ETCD "etcd"           /* a local etcd member's data */
+#define DM_DATA_ETCD_PID "etcd.pid"   /* its pid while it runs */
+#define DM_DATA_ETCD_LOG "etcd.log"   /* its output */
 #define DM_DATA_POOL "pool"           /* a loop pool's mount point (btrfs) */
 #define DM_DATA_POOL_IMAGE "pool.img" /* a loop pool's file (btrfs) */
 
@@ -91,6 +98,7 @@ struct dm_server {
 	struct dm_http *http;
 	struct dm_plugin *plugin;      /* the Docker volume plugin, or NULL */
 	char *pool_mount;              /* the loop pool we mounted, or NULL */
+	struct dm_etcd_member *etcd_member; /* the local etcd we run, or NULL */
 };
 
 /* The dot registry (registry.c): started once everything above it is
@@ -122,7 +130,9 @@ struct dm_server_init_opts {
 	const char *pool_dir;
 	uint64_t pool_size;
 	const char *kv;             /* "lmdb" (NULL: the default) or "etcd" */
-	const char *etcd_endpoints; /* kv etcd: "http://h:p[,...]" */
+	/* kv etcd: "http://h:p[,...]"; NULL or "": a local etcd member that
+	 * dmd runs in DIR/etcd (etcd_member.h) */
+	const char *etcd_endpoints;
 	const char *advertise;      /* the URL other nodes reach this one at, or NULL */
 	/* joining a cluster: its token (kv etcd, endpoints and the admin key
 	 * come from it), or NULL to make a new cluster */

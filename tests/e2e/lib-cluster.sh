@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # lib-cluster.sh - a dm cluster on etcd on this machine: three (or more)
 # real dmd nodes on private ports and data directories, sharing an etcd
-# cluster started with lib-etcd.sh. Source it after test-lib.sh and
-# lib-etcd.sh, start etcd, then call nodes_init with the nodes' names.
+# cluster started with lib-etcd.sh, or the local etcd the first node's dmd
+# runs when $ETCD_ENDPOINTS is empty. Source it after test-lib.sh (and
+# lib-etcd.sh), start etcd, then call nodes_init with the nodes' names.
 #
 #	. "$(dirname "$0")/test-lib.sh"
 #	. "$TEST_DIRECTORY/lib-etcd.sh"
@@ -10,8 +11,9 @@
 #	etcd_cluster_start "$HOME/etcd" 3 && nodes_init N1 N2 N3
 #
 # Always true once nodes_init N1 N2 N3 returned 0:
-#   - N1 made the cluster (dm cluster init --kv etcd), the others joined it
-#     with the token N1 printed; every node is up.
+#   - N1 made the cluster (dm cluster init --kv etcd, with --etcd-endpoints
+#     $ETCD_ENDPOINTS unless that is empty), the others joined it with the
+#     token N1 printed (its output is in $HOME/init-N1.out); every node is up.
 #   - node N keeps its data in $HOME/N and serves 127.0.0.1:$port_N;
 #     dmN runs dm with a config of its own ($HOME/confN) whose remote
 #     `local` is node N, as admin.
@@ -21,7 +23,9 @@
 # (options of dm cluster init/join/start, such as --plugin-socket).
 #
 # Helpers: node_id N (the node's id), node_kill N (SIGKILL of its dmd),
-# node_start N, wait_until SECONDS CMD... (polls CMD until it succeeds).
+# node_start N, wait_until SECONDS CMD... (polls CMD until it succeeds),
+# log_of N [DOT] (the commit ids of DOT, default shop, on node N, newest
+# first), has_commit N ID [DOT].
 
 nodes_init() {
 	local n first=$1 token
@@ -32,7 +36,7 @@ nodes_init() {
 		test_atexit "dmd stop --data-dir '$HOME/$n' >/dev/null 2>&1"
 	done
 	# shellcheck disable=SC2046
-	"dm$first" cluster init --kv etcd --etcd-endpoints "$ETCD_ENDPOINTS" $(node_opts "$first") \
+	"dm$first" cluster init --kv etcd ${ETCD_ENDPOINTS:+--etcd-endpoints "$ETCD_ENDPOINTS"} $(node_opts "$first") \
 		--data-dir "$HOME/$first" --port "$(node_port "$first")" >"$HOME/init-$first.out" 2>&1 || {
 		cat "$HOME/init-$first.out" >&2
 		return 1
@@ -78,6 +82,18 @@ node_kill() {
 node_start() {
 	# shellcheck disable=SC2046
 	"dm$1" cluster start $(node_opts "$1") --data-dir "$HOME/$1" --port "$(node_port "$1")" >/dev/null
+}
+
+# log_of N [DOT]: the ids dm log --json lists on node N, newest first
+log_of() {
+	"dm$1" log --dot "${2:-shop}" --json | python3 -c 'import json, sys
+for c in json.load(sys.stdin)["commits"]:
+    print(c["id"])'
+}
+
+# has_commit N ID [DOT]: node N has commit ID in its log of DOT (shop)
+has_commit() {
+	log_of "$1" "${3:-shop}" | grep -x "$2" >/dev/null
 }
 
 # wait_until SECONDS CMD...: runs CMD every 0.2 s until it succeeds; fails

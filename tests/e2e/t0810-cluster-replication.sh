@@ -4,18 +4,6 @@ test_description='three dmd nodes on a three-member etcd: joining, every commit 
 . "$TEST_DIRECTORY/lib-etcd.sh"
 . "$TEST_DIRECTORY/lib-cluster.sh"
 
-# the ids dm log --json lists on node $1, newest first
-log_of() {
-	"dm$1" log --dot shop --json | python3 -c 'import json, sys
-for c in json.load(sys.stdin)["commits"]:
-    print(c["id"])'
-}
-
-# node $1 has commit $2 in its log of shop
-has_commit() {
-	log_of "$1" | grep -x "$2" >/dev/null
-}
-
 # node $1 lists no dot shop
 lacks_dot() {
 	! "dm$1" list -H | grep "shop" >/dev/null
