@@ -76,7 +76,7 @@ print([n["id"] for n in json.load(sys.stdin)["nodes"] if n["self"]][0])'
 
 # node_kill N: SIGKILL of node N's dmd, as a crash.
 node_kill() {
-	kill -9 "$(cat "$HOME/$1/dmd.pid")" && sleep 0.2
+	test_kill_hard "$HOME/$1/dmd.pid"
 }
 
 node_start() {

@@ -134,12 +134,10 @@ test_expect_success 'dm cluster start mounts it again, history intact' '
 '
 
 test_expect_success 'after a SIGKILL of dmd the pool stays usable: start, then stop cleans up' '
-	kill -9 "$(cat "$data/dmd.pid")" &&
-	while kill -0 "$(cat "$data/dmd.pid")" 2>/dev/null; do sleep 0.1; done &&
+	test_kill_hard "$data/dmd.pid" &&
 	dm cluster start >/dev/null &&
 	test "$(cat mnt/file)" = one &&
-	kill -9 "$(cat "$data/dmd.pid")" &&
-	while kill -0 "$(cat "$data/dmd.pid")" 2>/dev/null; do sleep 0.1; done &&
+	test_kill_hard "$data/dmd.pid" &&
 	dmd stop --data-dir "$data" >out &&
 	grep "not running" out &&
 	test -z "$(losetup -j "$data/pool.img")" &&

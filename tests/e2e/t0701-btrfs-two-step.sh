@@ -56,9 +56,8 @@ test_expect_success 'a dmd killed with a commit pending finishes it after a rest
 	head -c 300000000 /dev/urandom >mnt/big2 &&
 	dm commit -m "pending when killed" >id3 &&
 	pending=$(indexing) &&
-	kill -9 "$(cat "$data/dmd.pid")" &&
+	test_kill_hard "$data/dmd.pid" &&
 	echo "pending when killed: $pending" &&
-	sleep 0.5 &&
 	dm cluster start --data-dir "$data" >/dev/null &&
 	dm log >log &&
 	grep "^commit $(cat id3)$" log && grep "pending when killed" log &&

@@ -142,7 +142,7 @@ test_expect_success 'a dmd killed in the middle of a clone restarts, verifies, a
 	done &&
 	echo "B killed while its clone was ${seen:-past applying}" &&
 	test "$seen" = applying &&
-	kill -9 "$(cat B/dmd.pid)" && sleep 0.5 &&
+	test_kill_hard B/dmd.pid &&
 	verify_b B &&
 	server_start B &&
 	if dmB dot show big2 >/dev/null 2>&1; then dmB pull a big2 >/dev/null; else dmB clone a big2 >/dev/null; fi &&

@@ -220,6 +220,20 @@ test_expect_success() {
 	return 0
 }
 
+# test_kill_hard PIDFILE: SIGKILL of the process PIDFILE names, a crash, and
+# a wait (up to 30 s) until it is gone: its locks are free only then.
+test_kill_hard() {
+	local pid i
+	pid=$(cat "$1") || return 1
+	kill -9 "$pid" || return 1
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "process $pid still there 30 s after SIGKILL" >&2
+	return 1
+}
+
 # one_error PATTERN: the file err holds exactly one line, a dm error
 # ("dm: ...") matching PATTERN.
 one_error() {
