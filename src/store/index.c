@@ -194,6 +194,26 @@ static void pack_key(unsigned char key[4], uint32_t pack)
 		key[b] = (unsigned char)(pack >> (24 - 8 * b));
 }
 
+/* The start and end of a write transaction of several puts or deletes:
+ * end_write commits txn when rc (an LMDB code) is 0, else aborts it and
+ * reports rc as what failed. */
+static int begin_write(struct dm_index *idx, MDB_txn **out, struct dm_err *err)
+{
+	int rc = mdb_txn_begin(idx->env, NULL, 0, out);
+
+	return rc ? lmdb_err(err, rc, "cannot begin write") : 0;
+}
+
+static int end_write(MDB_txn *txn, int rc, const char *what, struct dm_err *err)
+{
+	if (rc) {
+		mdb_txn_abort(txn);
+		return lmdb_err(err, rc, what);
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
+}
+
 int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, size_t n,
 		    const struct dm_pack_len *lens, size_t nlens,
 		    const struct dm_index_staged *staged, size_t nstaged, struct dm_err *err)
@@ -201,9 +221,9 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
 	MDB_txn *txn = NULL;
 	int rc;
 
-	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	rc = begin_write(idx, &txn, err);
 	if (rc)
-		return lmdb_err(err, rc, "cannot begin write");
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char val[LOC_LEN + 4096];
 		const char *path = entries[i].path;
@@ -222,7 +242,7 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
 			v.mv_size = LOC_LEN;
 		rc = mdb_put(txn, idx->objects, &k, &v, 0);
 		if (rc)
-			goto fail;
+			return end_write(txn, rc, "cannot write", err);
 	}
 	for (size_t i = 0; i < nlens; i++) {
 		unsigned char key[4], val[8];
@@ -232,7 +252,7 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
 		put64(val, lens[i].len);
 		rc = mdb_put(txn, idx->packs, &k, &v, 0);
 		if (rc)
-			goto fail;
+			return end_write(txn, rc, "cannot write", err);
 	}
 	for (size_t i = 0; i < nstaged; i++) {
 		unsigned char key[4];
@@ -241,68 +261,100 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
 		pack_key(key, staged[i].pack);
 		rc = mdb_put(txn, idx->staged, &k, &v, 0);
 		if (rc)
-			goto fail;
+			return end_write(txn, rc, "cannot write", err);
 	}
-	rc = mdb_txn_commit(txn);
-	if (rc)
-		return lmdb_err(err, rc, "cannot commit");
-	return 0;
-fail:
-	mdb_txn_abort(txn);
-	return lmdb_err(err, rc, "cannot write");
+	return end_write(txn, 0, "cannot write", err);
 }
 
-int dm_index_staged_list(struct dm_index *idx, struct dm_index_staged **out, size_t *n,
-			 struct dm_err *err)
+/* Calls fn with each key and value of db in key order, all in one read
+ * transaction; a non-zero return from fn stops the walk and is returned.
+ * what is the message of an LMDB failure ("cannot read ..."). Every walk
+ * of a whole database goes through here. */
+typedef int (*entry_fn)(const MDB_val *k, const MDB_val *v, void *ctx, struct dm_err *err);
+
+static int scan_db(struct dm_index *idx, MDB_dbi dbi, const char *what, entry_fn fn, void *ctx,
+		   struct dm_err *err)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	struct dm_index_staged *list = NULL;
-	size_t count = 0, cap = 0;
 	int rc, op = MDB_FIRST;
 
-	*out = NULL;
-	*n = 0;
 	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
 	if (!rc)
-		rc = mdb_cursor_open(txn, idx->staged, &cur);
+		rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc) {
-		rc = lmdb_err(err, rc, "cannot read the staging packs");
+		rc = lmdb_err(err, rc, what);
 		goto done;
 	}
 	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
-		const unsigned char *kp = k.mv_data;
-
 		op = MDB_NEXT;
-		if (k.mv_size != 4 || !v.mv_size || v.mv_size > DM_INDEX_DOT_MAX ||
-		    memchr(v.mv_data, '\0', v.mv_size)) {
-			rc = dm_err_set(err, DM_ECORRUPT,
-					"store index: corrupt staging pack entry");
+		rc = fn(&k, &v, ctx, err);
+		if (rc)
 			goto done;
-		}
-		if (count == cap) {
-			cap = cap ? cap * 2 : 16;
-			list = dm_xrealloc(list, cap * sizeof(*list));
-		}
-		list[count].pack = (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 |
-				   (uint32_t)kp[2] << 8 | kp[3];
-		memcpy(list[count].dot, v.mv_data, v.mv_size);
-		list[count].dot[v.mv_size] = '\0';
-		count++;
 	}
-	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read the staging packs");
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, what);
 done:
 	if (cur)
 		mdb_cursor_close(cur);
 	if (txn)
 		mdb_txn_abort(txn);
+	return rc;
+}
+
+/* list (count items of size bytes in *cap slots) with room for one more:
+ * the slots double, from first. */
+static void *grow(void *list, size_t count, size_t *cap, size_t first, size_t size)
+{
+	if (count < *cap)
+		return list;
+	*cap = *cap ? *cap * 2 : first;
+	return dm_xrealloc(list, *cap * size);
+}
+
+/* The pack number of a 4-byte packs or staged key (pack_key's inverse). */
+static uint32_t pack_of_key(const MDB_val *k)
+{
+	const unsigned char *kp = k->mv_data;
+
+	return (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 | (uint32_t)kp[2] << 8 | kp[3];
+}
+
+struct staged_ctx {
+	struct dm_index_staged *list;
+	size_t count, cap;
+};
+
+static int staged_one(const MDB_val *k, const MDB_val *v, void *p, struct dm_err *err)
+{
+	struct staged_ctx *c = p;
+
+	if (k->mv_size != 4 || !v->mv_size || v->mv_size > DM_INDEX_DOT_MAX ||
+	    memchr(v->mv_data, '\0', v->mv_size))
+		return dm_err_set(err, DM_ECORRUPT, "store index: corrupt staging pack entry");
+	c->list = grow(c->list, c->count, &c->cap, 16, sizeof(*c->list));
+	c->list[c->count].pack = pack_of_key(k);
+	memcpy(c->list[c->count].dot, v->mv_data, v->mv_size);
+	c->list[c->count].dot[v->mv_size] = '\0';
+	c->count++;
+	return 0;
+}
+
+int dm_index_staged_list(struct dm_index *idx, struct dm_index_staged **out, size_t *n,
+			 struct dm_err *err)
+{
+	struct staged_ctx c = {NULL, 0, 0};
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = scan_db(idx, idx->staged, "cannot read the staging packs", staged_one, &c, err);
 	if (rc) {
-		free(list);
+		free(c.list);
 		return rc;
 	}
-	*out = list;
-	*n = count;
+	*out = c.list;
+	*n = c.count;
 	return 0;
 }
 
@@ -313,9 +365,9 @@ int dm_index_drop_packs(struct dm_index *idx, const uint32_t *packs, size_t n, s
 
 	if (!n)
 		return 0;
-	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	rc = begin_write(idx, &txn, err);
 	if (rc)
-		return lmdb_err(err, rc, "cannot begin write");
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char key[4];
 		MDB_val k = {4, key};
@@ -323,64 +375,44 @@ int dm_index_drop_packs(struct dm_index *idx, const uint32_t *packs, size_t n, s
 		pack_key(key, packs[i]);
 		rc = mdb_del(txn, idx->packs, &k, NULL);
 		if (rc && rc != MDB_NOTFOUND)
-			goto fail;
+			return end_write(txn, rc, "cannot drop packs", err);
 		rc = mdb_del(txn, idx->staged, &k, NULL);
 		if (rc && rc != MDB_NOTFOUND)
-			goto fail;
+			return end_write(txn, rc, "cannot drop packs", err);
 	}
-	rc = mdb_txn_commit(txn);
-	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
-fail:
-	mdb_txn_abort(txn);
-	return lmdb_err(err, rc, "cannot drop packs");
+	return end_write(txn, 0, "cannot drop packs", err);
+}
+
+struct lens_ctx {
+	struct dm_pack_len *lens;
+	size_t count, cap;
+};
+
+static int lens_one(const MDB_val *k, const MDB_val *v, void *p, struct dm_err *err)
+{
+	struct lens_ctx *c = p;
+
+	if (k->mv_size != 4 || v->mv_size != 8)
+		return dm_err_set(err, DM_ECORRUPT, "store index: corrupt pack list");
+	c->lens = grow(c->lens, c->count, &c->cap, 16, sizeof(*c->lens));
+	c->lens[c->count].pack = pack_of_key(k);
+	c->lens[c->count].len = get64(v->mv_data);
+	c->count++;
+	return 0;
 }
 
 int dm_index_pack_lengths(struct dm_index *idx, struct dm_pack_len **out, size_t *n,
 			  struct dm_err *err)
 {
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	struct dm_pack_len *lens = NULL;
-	size_t count = 0, cap = 0;
-	int rc, op = MDB_FIRST;
+	struct lens_ctx c = {NULL, 0, 0};
+	int rc = scan_db(idx, idx->packs, "cannot read pack list", lens_one, &c, err);
 
-	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
-	if (!rc)
-		rc = mdb_cursor_open(txn, idx->packs, &cur);
 	if (rc) {
-		rc = lmdb_err(err, rc, "cannot read pack list");
-		goto done;
-	}
-	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
-		const unsigned char *kp = k.mv_data;
-
-		op = MDB_NEXT;
-		if (k.mv_size != 4 || v.mv_size != 8) {
-			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt pack list");
-			goto done;
-		}
-		if (count == cap) {
-			cap = cap ? cap * 2 : 16;
-			lens = dm_xrealloc(lens, cap * sizeof(*lens));
-		}
-		lens[count].pack = (uint32_t)kp[0] << 24 | (uint32_t)kp[1] << 16 |
-				   (uint32_t)kp[2] << 8 | kp[3];
-		lens[count].len = get64(v.mv_data);
-		count++;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read pack list");
-done:
-	if (cur)
-		mdb_cursor_close(cur);
-	if (txn)
-		mdb_txn_abort(txn);
-	if (rc) {
-		free(lens);
+		free(c.lens);
 		return rc;
 	}
-	*out = lens;
-	*n = count;
+	*out = c.lens;
+	*n = c.count;
 	return 0;
 }
 
@@ -428,48 +460,35 @@ int dm_index_meta_put(struct dm_index *idx, const char *name, const void *data, 
 typedef int (*scan_fn)(const dm_oid *id, const struct dm_loc *loc, const char *path,
 		       size_t path_len, void *ctx);
 
+struct objects_ctx {
+	scan_fn fn;
+	void *ctx;
+};
+
+static int object_one(const MDB_val *k, const MDB_val *v, void *p, struct dm_err *err)
+{
+	struct objects_ctx *c = p;
+	struct dm_loc loc;
+	dm_oid id;
+	int rc;
+
+	if (k->mv_size != DM_OID_RAWSZ)
+		return dm_err_set(err, DM_ECORRUPT, "store index: corrupt key");
+	memcpy(id.b, k->mv_data, DM_OID_RAWSZ);
+	rc = decode_loc(&loc, v, err);
+	if (rc)
+		return rc;
+	if (loc.where == DM_LOC_EXTERNAL)
+		return c->fn(&id, &loc, (const char *)v->mv_data + LOC_LEN, v->mv_size - LOC_LEN,
+			     c->ctx);
+	return c->fn(&id, &loc, NULL, 0, c->ctx);
+}
+
 static int scan_objects(struct dm_index *idx, scan_fn fn, void *ctx, struct dm_err *err)
 {
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	int rc, op = MDB_FIRST;
+	struct objects_ctx c = {fn, ctx};
 
-	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
-	if (!rc)
-		rc = mdb_cursor_open(txn, idx->objects, &cur);
-	if (rc) {
-		rc = lmdb_err(err, rc, "cannot read");
-		goto done;
-	}
-	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
-		struct dm_loc loc;
-		dm_oid id;
-
-		op = MDB_NEXT;
-		if (k.mv_size != DM_OID_RAWSZ) {
-			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt key");
-			goto done;
-		}
-		memcpy(id.b, k.mv_data, DM_OID_RAWSZ);
-		rc = decode_loc(&loc, &v, err);
-		if (rc)
-			goto done;
-		if (loc.where == DM_LOC_EXTERNAL)
-			rc = fn(&id, &loc, (const char *)v.mv_data + LOC_LEN, v.mv_size - LOC_LEN,
-				ctx);
-		else
-			rc = fn(&id, &loc, NULL, 0, ctx);
-		if (rc)
-			goto done;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read");
-done:
-	if (cur)
-		mdb_cursor_close(cur);
-	if (txn)
-		mdb_txn_abort(txn);
-	return rc;
+	return scan_db(idx, idx->objects, "cannot read", object_one, &c, err);
 }
 
 struct each_ctx {
@@ -638,10 +657,10 @@ static int delete_one(MDB_cursor *cur, const char *id, size_t len, void *p)
 int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct dm_err *err)
 {
 	MDB_txn *txn = NULL;
-	int rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	int rc = begin_write(idx, &txn, err);
 
 	if (rc)
-		return lmdb_err(err, rc, "cannot begin write");
+		return rc;
 	rc = commit_walk(idx, txn, dot_id, "", delete_one, NULL, err);
 	if (rc) {
 		mdb_txn_abort(txn);
@@ -665,10 +684,7 @@ static int collect_under(const dm_oid *id, const struct dm_loc *loc, const char 
 
 	if (!path || path_len < u->plen || memcmp(path, u->prefix, u->plen) != 0)
 		return 0;
-	if (u->count == u->cap) {
-		u->cap = u->cap ? u->cap * 2 : 64;
-		u->list = dm_xrealloc(u->list, u->cap * sizeof(*u->list));
-	}
+	u->list = grow(u->list, u->count, &u->cap, 64, sizeof(*u->list));
 	u->list[u->count].id = *id;
 	u->list[u->count].loc = *loc;
 	u->list[u->count].path = dm_xstrndup(path, path_len);
@@ -706,11 +722,9 @@ int dm_index_strip_external_prefix(struct dm_index *idx, const char *prefix, siz
 	rc = dm_index_external_under(idx, prefix, &list, &n, err);
 	if (rc || !n)
 		goto out;
-	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
-	if (rc) {
-		rc = lmdb_err(err, rc, "cannot begin write");
+	rc = begin_write(idx, &txn, err);
+	if (rc)
 		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char val[LOC_LEN + 4096];
 		size_t rlen = strlen(list[i].path) - plen;
@@ -721,17 +735,12 @@ int dm_index_strip_external_prefix(struct dm_index *idx, const char *prefix, siz
 		encode_loc(val, &list[i].loc);
 		memcpy(val + LOC_LEN, list[i].path + plen, rlen);
 		rc = mdb_put(txn, idx->objects, &k, &v, 0);
-		if (rc) {
-			mdb_txn_abort(txn);
-			rc = lmdb_err(err, rc, "cannot write");
-			goto out;
-		}
+		if (rc)
+			break;
 		done++;
 	}
-	rc = mdb_txn_commit(txn);
-	if (rc)
-		rc = lmdb_err(err, rc, "cannot commit");
-	else if (n_out)
+	rc = end_write(txn, rc, "cannot write", err);
+	if (!rc && n_out)
 		*n_out = done;
 out:
 	dm_index_entries_free(list, n);
@@ -763,9 +772,9 @@ int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
 
 	if (!n)
 		return 0;
-	rc = mdb_txn_begin(idx->env, NULL, 0, &txn);
+	rc = begin_write(idx, &txn, err);
 	if (rc)
-		return lmdb_err(err, rc, "cannot begin write");
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = mval(ids[i].b, DM_OID_RAWSZ), v;
 		struct dm_loc loc;
@@ -775,65 +784,48 @@ int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
 		if (rc == MDB_NOTFOUND)
 			continue;
 		if (rc)
-			goto fail;
+			return end_write(txn, rc, "cannot delete", err);
 		if (prefix && (decode_loc(&loc, &v, &derr) || loc.where != DM_LOC_EXTERNAL ||
 			       v.mv_size - LOC_LEN < plen ||
 			       memcmp((const char *)v.mv_data + LOC_LEN, prefix, plen) != 0))
 			continue; /* moved meanwhile: not ours to forget */
 		rc = mdb_del(txn, idx->objects, &k, NULL);
 		if (rc)
-			goto fail;
+			return end_write(txn, rc, "cannot delete", err);
 	}
-	rc = mdb_txn_commit(txn);
-	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
-fail:
-	mdb_txn_abort(txn);
-	return lmdb_err(err, rc, "cannot delete");
+	return end_write(txn, 0, "cannot delete", err);
+}
+
+struct commits_ctx {
+	dm_index_commit_fn fn;
+	void *ctx;
+};
+
+static int commit_one(const MDB_val *k, const MDB_val *v, void *p, struct dm_err *err)
+{
+	struct commits_ctx *c = p;
+	char dot[260], commit[260];
+	const char *key = k->mv_data;
+	const char *nul = memchr(key, '\0', k->mv_size);
+	size_t a, b;
+	dm_oid oid;
+
+	if (!nul || v->mv_size != DM_OID_RAWSZ || k->mv_size > 257)
+		return dm_err_set(err, DM_ECORRUPT, "store index: corrupt commit entry");
+	a = (size_t)(nul - key);
+	b = k->mv_size - a - 1;
+	memcpy(dot, key, a);
+	dot[a] = '\0';
+	memcpy(commit, nul + 1, b);
+	commit[b] = '\0';
+	memcpy(oid.b, v->mv_data, DM_OID_RAWSZ);
+	return c->fn(dot, commit, &oid, c->ctx);
 }
 
 int dm_index_commit_foreach(struct dm_index *idx, dm_index_commit_fn fn, void *ctx,
 			    struct dm_err *err)
 {
-	char dot[260], commit[260];
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	int rc, op = MDB_FIRST;
+	struct commits_ctx c = {fn, ctx};
 
-	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
-	if (!rc)
-		rc = mdb_cursor_open(txn, idx->commits, &cur);
-	if (rc) {
-		rc = lmdb_err(err, rc, "cannot read commits");
-		goto done;
-	}
-	while ((rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op)) == 0) {
-		const char *key = k.mv_data;
-		const char *nul = memchr(key, '\0', k.mv_size);
-		size_t a, b;
-		dm_oid oid;
-
-		op = MDB_NEXT;
-		if (!nul || v.mv_size != DM_OID_RAWSZ || k.mv_size > 257) {
-			rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt commit entry");
-			goto done;
-		}
-		a = (size_t)(nul - key);
-		b = k.mv_size - a - 1;
-		memcpy(dot, key, a);
-		dot[a] = '\0';
-		memcpy(commit, nul + 1, b);
-		commit[b] = '\0';
-		memcpy(oid.b, v.mv_data, DM_OID_RAWSZ);
-		rc = fn(dot, commit, &oid, ctx);
-		if (rc)
-			goto done;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(err, rc, "cannot read commits");
-done:
-	if (cur)
-		mdb_cursor_close(cur);
-	if (txn)
-		mdb_txn_abort(txn);
-	return rc;
+	return scan_db(idx, idx->commits, "cannot read commits", commit_one, &c, err);
 }
