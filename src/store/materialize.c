@@ -246,20 +246,14 @@ static int remove_at(int dfd, const char *name, dev_t dev, int depth, const char
 
 static int remove_children(int fd, dev_t dev, int depth, const char *rel, struct dm_err *err)
 {
-	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = dm_opendir_dup(fd);
 	char **names = NULL;
 	size_t n = 0, alloc = 0;
 	struct dirent *de;
-	DIR *d;
 	int rc = 0;
 
-	if (dup_fd < 0)
+	if (!d)
 		return dm_err_errno(err, errno, "cannot read directory '%s'", rel);
-	d = fdopendir(dup_fd);
-	if (!d) {
-		close(dup_fd);
-		return dm_err_errno(err, errno, "cannot read directory '%s'", rel);
-	}
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -734,7 +728,7 @@ static int walk(struct mat *m, struct dm_dirref *dir, const struct dm_tree *t, i
 		struct dm_err *err)
 {
 	int dfd = dm_dirref_fd(dir);
-	int dup_fd, rc;
+	int rc;
 	struct dirent *de;
 	char **extra = NULL;
 	size_t nextra = 0, alloc = 0;
@@ -744,14 +738,9 @@ static int walk(struct mat *m, struct dm_dirref *dir, const struct dm_tree *t, i
 	if (rc)
 		return rc;
 	/* What the directory has and the tree lacks goes first. */
-	dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
-	if (dup_fd < 0)
+	d = dm_opendir_dup(dfd);
+	if (!d)
 		return dm_err_errno(err, errno, "cannot read directory '%s'", relname(m));
-	d = fdopendir(dup_fd);
-	if (!d) {
-		close(dup_fd);
-		return dm_err_errno(err, errno, "cannot read directory '%s'", relname(m));
-	}
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;

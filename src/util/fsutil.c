@@ -239,6 +239,23 @@ static int remove_at(int parent, const char *name, dev_t dev, struct dm_err *err
 	return rc;
 }
 
+DIR *dm_opendir_dup(int fd)
+{
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	DIR *d;
+	int e;
+
+	if (dup_fd < 0)
+		return NULL;
+	d = fdopendir(dup_fd);
+	if (!d) {
+		e = errno;
+		close(dup_fd);
+		errno = e;
+	}
+	return d;
+}
+
 int dm_remove_tree(const char *path, struct dm_err *err)
 {
 	struct stat st;

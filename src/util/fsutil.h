@@ -1,12 +1,14 @@
 /*
  * fsutil.h - small file-system helpers: full reads and writes that retry on
  * EINTR and short counts, bounded whole-file reads, directories made with
- * their parents, and crash-safe replacement of a file (write a temporary,
- * fsync it, rename it over the old one, fsync the directory).
+ * their parents, directory streams of borrowed fds, and crash-safe
+ * replacement of a file (write a temporary, fsync it, rename it over the
+ * old one, fsync the directory).
  */
 #ifndef DM_UTIL_FSUTIL_H
 #define DM_UTIL_FSUTIL_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -31,6 +33,10 @@ int dm_mkdir_p(const char *path, mode_t mode, struct dm_err *err);
 int dm_fsync_dir(const char *path, struct dm_err *err);
 /* rm -rf that never follows symlinks and stays on path's file system. */
 int dm_remove_tree(const char *path, struct dm_err *err);
+/* A directory stream of the directory open on fd, which stays the
+ * caller's: the stream reads a duplicate of it, which closedir closes.
+ * NULL with errno when it cannot be made. */
+DIR *dm_opendir_dup(int fd);
 
 /* Monotonic and wall clocks in nanoseconds. */
 int64_t dm_now_monotonic_ns(void);

@@ -1,6 +1,7 @@
 /*
- * test_fsutil.c - atomic file replacement, bounded reads, mkdir -p, and
- * remove_tree's promise never to follow a symlink out of the tree.
+ * test_fsutil.c - atomic file replacement, bounded reads, mkdir -p,
+ * remove_tree's promise never to follow a symlink out of the tree, and
+ * directory streams that leave the caller's fd open.
  *
  * Every test works in its own mkdtemp directory under /tmp, made by the
  * group setup and removed (with rm -rf semantics, by nftw) by the teardown,
@@ -235,6 +236,49 @@ static void remove_tree_does_not_follow_symlinks(void **state)
 	assert_int_equal(stat(at("outside/dir/precious"), &st), 0);
 }
 
+static void opendir_dup_leaves_the_fd_open(void **state)
+{
+	struct dm_err err;
+	struct dirent *de;
+	struct stat st;
+	int fd, n = 0;
+	DIR *d;
+
+	(void)state;
+	assert_int_equal(dm_mkdir_p(at("listed"), 0755, &err), 0);
+	write_text(at("listed/a"), "a");
+	write_text(at("listed/b"), "b");
+	fd = open(at("listed"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	d = dm_opendir_dup(fd);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	assert_int_equal(n, 2);
+	assert_int_equal(closedir(d), 0);
+	/* the caller's fd is still open and can be listed again */
+	assert_int_equal(fstat(fd, &st), 0);
+	d = dm_opendir_dup(fd);
+	assert_non_null(d);
+	assert_int_equal(closedir(d), 0);
+	assert_int_equal(close(fd), 0);
+
+	/* a file is no directory: NULL with errno, and its fd stays open */
+	fd = open(at("listed/a"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	errno = 0;
+	assert_null(dm_opendir_dup(fd));
+	assert_int_equal(errno, ENOTDIR);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(close(fd), 0);
+
+	/* a closed fd: EBADF */
+	errno = 0;
+	assert_null(dm_opendir_dup(fd));
+	assert_int_equal(errno, EBADF);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +289,7 @@ int main(void)
 		cmocka_unit_test(mkdir_p_makes_parents),
 		cmocka_unit_test(remove_tree_removes_everything),
 		cmocka_unit_test(remove_tree_does_not_follow_symlinks),
+		cmocka_unit_test(opendir_dup_leaves_the_fd_open),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
