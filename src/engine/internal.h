@@ -6,13 +6,14 @@
  * that engine.c can find the ops table of any engine it is handed. The
  * dm_wc_* helpers (wc.c) are the parts of a working copy that do not
  * depend on how it is kept: names, paths, progress, the ".current" link,
- * and comparing trees with trees or with a directory.
+ * listing a directory, and comparing trees with trees or with a directory.
  */
 #ifndef DM_ENGINE_INTERNAL_H
 #define DM_ENGINE_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "engine/engine.h"
 #include "store/tree.h"
@@ -48,6 +49,28 @@ int dm_wc_empty_tree(struct dm_store *s, dm_oid *out, struct dm_err *err);
 int dm_wc_path(const char *root, const char *dot, const char *branch, struct dm_buf *out,
 	       struct dm_err *err);
 int dm_wc_set_current(const char *root, const char *dot, const char *branch, struct dm_err *err);
+
+/* A directory of a working copy as the walks see it: its regular files,
+ * symlinks and directories (nothing else), each lstat'ed, sorted by name
+ * bytewise. */
+struct dm_wc_entry {
+	char *name;
+	struct stat st;
+};
+struct dm_wc_dir {
+	size_t n;
+	struct dm_wc_entry *e;
+};
+/* Lists the directory open on fd (borrowed; never followed out of it: every
+ * stat is relative with AT_SYMLINK_NOFOLLOW). An entry gone since readdir
+ * is left out. rel names the directory in messages. On an error out is
+ * empty. */
+int dm_wc_list_dir(struct dm_wc_dir *out, int fd, const char *rel, struct dm_err *err);
+void dm_wc_dir_release(struct dm_wc_dir *d);
+/* Opens subdirectory name of the directory open on dfd: the fd, or an
+ * error for a symlink, a non-directory or a file system other than dev. rel
+ * names it in messages. */
+int dm_wc_open_subdir(int dfd, const char *name, dev_t dev, const char *rel, struct dm_err *err);
 
 /*
  * Dirty bytes of the directory wc against tree head (NULL: empty), and its

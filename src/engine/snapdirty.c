@@ -23,7 +23,6 @@
  * system (a nested mount or subvolume in the working copy is refused, as
  * commit would). Nothing is written.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,16 +42,6 @@
 
 #define BLOCK 4096u
 
-struct ent {
-	char *name;
-	struct stat st;
-};
-
-struct list {
-	size_t n;
-	struct ent *e; /* sorted by name */
-};
-
 struct walk {
 	uint64_t dirty, total;
 	bool owners;
@@ -66,91 +55,17 @@ static const char *rel(const struct walk *w)
 	return w->path.len ? (const char *)w->path.data : ".";
 }
 
-static void list_release(struct list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->e[i].name);
-	free(l->e);
-	l->e = NULL;
-	l->n = 0;
-}
-
-static int ent_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct ent *)a)->name, ((const struct ent *)b)->name);
-}
-
-/* Regular files, symlinks and directories of the directory open on fd. */
-static int list_dir(struct walk *w, int fd, struct list *out, struct dm_err *err)
-{
-	size_t alloc = 0;
-	struct dirent *de;
-	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0), rc = 0;
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-
-	out->n = 0;
-	out->e = NULL;
-	if (!d) {
-		if (dup_fd >= 0)
-			close(dup_fd);
-		return dm_err_errno(err, errno, "cannot read directory '%s'", rel(w));
-	}
-	while ((errno = 0, de = readdir(d))) {
-		struct stat st;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT)
-				continue;
-			rc = dm_err_errno(err, errno, "cannot stat '%s/%s'", rel(w), de->d_name);
-			break;
-		}
-		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
-			continue;
-		if (out->n == alloc) {
-			alloc = alloc ? alloc * 2 : 16;
-			out->e = dm_xrealloc(out->e, alloc * sizeof(*out->e));
-		}
-		out->e[out->n].name = dm_xstrdup(de->d_name);
-		out->e[out->n].st = st;
-		out->n++;
-	}
-	if (!rc && errno)
-		rc = dm_err_errno(err, errno, "cannot read directory '%s'", rel(w));
-	closedir(d);
-	if (rc)
-		list_release(out);
-	else if (out->n > 1)
-		qsort(out->e, out->n, sizeof(*out->e), ent_cmp);
-	return rc;
-}
-
 /* Opens subdirectory name of dfd on side (0 wc, 1 snapshot). */
 static int open_dir(struct walk *w, int side, int dfd, const char *name, struct dm_err *err)
 {
-	struct stat st;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return dm_err_errno(err, errno, "cannot open directory '%s'", rel(w));
-	if (fstat(fd, &st) < 0 || st.st_dev != w->dev[side]) {
-		int e = errno;
-
-		close(fd);
-		if (st.st_dev != w->dev[side])
-			return dm_err_set(err, DM_EUNSUPPORTED,
-					  "'%s' is a mount point of another file system", rel(w));
-		return dm_err_errno(err, e, "cannot stat '%s'", rel(w));
-	}
-	return fd;
+	return dm_wc_open_subdir(dfd, name, w->dev[side], rel(w), err);
 }
 
 static int cmp_dirs(struct walk *w, int wfd, int sfd, int depth, struct dm_err *err);
 
 /* Entry e of one side only (the wc's: added; the snapshot's: deleted),
  * with everything under it. */
-static int one_side(struct walk *w, int side, int dfd, const struct ent *e, int depth,
+static int one_side(struct walk *w, int side, int dfd, const struct dm_wc_entry *e, int depth,
 		    struct dm_err *err)
 {
 	int fd, rc;
@@ -199,8 +114,8 @@ static bool same_time(const struct timespec *a, const struct timespec *b)
 }
 
 /* Two regular files of one name: the wc's (in wfd) and the snapshot's. */
-static int cmp_files(struct walk *w, int wfd, int sfd, const struct ent *we, const struct ent *se,
-		     struct dm_err *err)
+static int cmp_files(struct walk *w, int wfd, int sfd, const struct dm_wc_entry *we,
+		     const struct dm_wc_entry *se, struct dm_err *err)
 {
 	const struct stat *a = &we->st, *b = &se->st;
 	bool meta = (a->st_mode & 07777) != (b->st_mode & 07777) ||
@@ -237,8 +152,8 @@ done:
 }
 
 /* Entries of one name on both sides. */
-static int cmp_entry(struct walk *w, int wfd, int sfd, const struct ent *we, const struct ent *se,
-		     int depth, struct dm_err *err)
+static int cmp_entry(struct walk *w, int wfd, int sfd, const struct dm_wc_entry *we,
+		     const struct dm_wc_entry *se, int depth, struct dm_err *err)
 {
 	mode_t a = we->st.st_mode & S_IFMT, b = se->st.st_mode & S_IFMT;
 
@@ -286,14 +201,14 @@ static int cmp_entry(struct walk *w, int wfd, int sfd, const struct ent *we, con
  * none, so everything on the other is added or deleted). */
 static int cmp_dirs(struct walk *w, int wfd, int sfd, int depth, struct dm_err *err)
 {
-	struct list a = {0, NULL}, b = {0, NULL};
+	struct dm_wc_dir a = {0, NULL}, b = {0, NULL};
 	size_t i = 0, j = 0;
 	int rc = 0;
 
 	if (wfd >= 0)
-		rc = list_dir(w, wfd, &a, err);
+		rc = dm_wc_list_dir(&a, wfd, rel(w), err);
 	if (!rc && sfd >= 0)
-		rc = list_dir(w, sfd, &b, err);
+		rc = dm_wc_list_dir(&b, sfd, rel(w), err);
 	while (!rc && (i < a.n || j < b.n)) {
 		int d = i >= a.n ? 1 : j >= b.n ? -1 : strcmp(a.e[i].name, b.e[j].name);
 		const char *name = d <= 0 ? a.e[i].name : b.e[j].name;
@@ -311,8 +226,8 @@ static int cmp_dirs(struct walk *w, int wfd, int sfd, int depth, struct dm_err *
 		w->path.len = old;
 		w->path.data[old] = '\0';
 	}
-	list_release(&a);
-	list_release(&b);
+	dm_wc_dir_release(&a);
+	dm_wc_dir_release(&b);
 	return rc;
 }
 

@@ -1,8 +1,9 @@
 /*
  * wc.c - what the engines share about working copies: checking the names
  * that go into paths, the ROOT/<dot>/<branch>/... layout, progress and
- * cancellation, the dot's stable ".current" link, and comparing a tree
- * with another tree or with a working-copy directory (dirty bytes, diff).
+ * cancellation, the dot's stable ".current" link, listing a working-copy
+ * directory, and comparing a tree with another tree or with a working-copy
+ * directory (dirty bytes, diff).
  *
  * Comparing writes nothing anywhere: a stat cache, when given, is only
  * consulted; a file the cache cannot vouch for is compared with the
@@ -42,6 +43,7 @@
 #include "store/tree.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 #include "util/names.h"
 
 #include "util/banned.h"
@@ -161,18 +163,93 @@ int dm_wc_set_current(const char *root, const char *dot, const char *branch, str
 	return rc;
 }
 
-/* ---- comparing: dirty and diff ---- */
+/* ---- listing a working-copy directory ---- */
 
-/* One entry of a working-copy directory. */
-struct went {
-	char *name;
+void dm_wc_dir_release(struct dm_wc_dir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i].name);
+	free(d->e);
+	d->e = NULL;
+	d->n = 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dm_wc_entry *)a)->name, ((const struct dm_wc_entry *)b)->name);
+}
+
+int dm_wc_list_dir(struct dm_wc_dir *out, int fd, const char *rel, struct dm_err *err)
+{
+	size_t alloc = 0;
+	struct dirent *de;
+	DIR *d = dm_opendir_dup(fd);
+	int rc = 0;
+
+	out->n = 0;
+	out->e = NULL;
+	if (!d)
+		return dm_err_errno(err, errno, "cannot read directory '%s'", rel);
+	for (;;) {
+		struct stat st;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				rc = dm_err_errno(err, errno, "cannot read directory '%s'", rel);
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT) /* deleted since readdir */
+				continue;
+			rc = dm_err_errno(err, errno, "cannot stat '%s/%s'", rel, de->d_name);
+			break;
+		}
+		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
+			continue;
+		if (out->n == alloc) {
+			alloc = alloc ? alloc * 2 : 16;
+			out->e = dm_xrealloc(out->e, alloc * sizeof(*out->e));
+		}
+		out->e[out->n].name = dm_xstrdup(de->d_name);
+		out->e[out->n].st = st;
+		out->n++;
+	}
+	closedir(d);
+	if (rc) {
+		dm_wc_dir_release(out);
+		return rc;
+	}
+	if (out->n > 1)
+		qsort(out->e, out->n, sizeof(*out->e), entry_cmp);
+	return 0;
+}
+
+int dm_wc_open_subdir(int dfd, const char *name, dev_t dev, const char *rel, struct dm_err *err)
+{
 	struct stat st;
-};
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-struct wdir {
-	size_t n;
-	struct went *e; /* sorted by name, bytewise */
-};
+	if (fd < 0)
+		return dm_err_errno(err, errno, "cannot open directory '%s'", rel);
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+
+		close(fd);
+		return dm_err_errno(err, e, "cannot stat '%s'", rel);
+	}
+	if (st.st_dev != dev) {
+		close(fd);
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "'%s' is a mount point of another file system", rel);
+	}
+	return fd;
+}
+
+/* ---- comparing: dirty and diff ---- */
 
 struct cmp {
 	struct dm_store *s;
@@ -250,102 +327,21 @@ static int load_tree(struct cmp *c, const dm_oid *id, struct dm_tree *out, struc
 	return rc;
 }
 
-static void wdir_release(struct wdir *d)
+/* Lists the directory open on fd (borrowed) and adds the sizes of its
+ * files to c->total. */
+static int list_wc(struct cmp *c, int fd, struct dm_wc_dir *out, struct dm_err *err)
 {
-	for (size_t i = 0; i < d->n; i++)
-		free(d->e[i].name);
-	free(d->e);
-	d->e = NULL;
-	d->n = 0;
+	int rc = dm_wc_list_dir(out, fd, relname(c), err);
+
+	for (size_t i = 0; !rc && i < out->n; i++)
+		if (S_ISREG(out->e[i].st.st_mode))
+			c->total += (uint64_t)out->e[i].st.st_size;
+	return rc;
 }
 
-static int went_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct went *)a)->name, ((const struct went *)b)->name);
-}
-
-/* Lists the directory open on fd (borrowed): files, symlinks and
- * directories, lstat'ed and sorted; adds the files' sizes to c->total. */
-static int list_wc(struct cmp *c, int fd, struct wdir *out, struct dm_err *err)
-{
-	size_t alloc = 0;
-	struct dirent *de;
-	DIR *d = NULL;
-	int dup_fd, rc = 0;
-
-	out->n = 0;
-	out->e = NULL;
-	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (dup_fd < 0)
-		return dm_err_errno(err, errno, "cannot read directory '%s'", relname(c));
-	d = fdopendir(dup_fd);
-	if (!d) {
-		close(dup_fd);
-		return dm_err_errno(err, errno, "cannot read directory '%s'", relname(c));
-	}
-	for (;;) {
-		struct stat st;
-
-		errno = 0;
-		de = readdir(d);
-		if (!de) {
-			if (errno)
-				rc = dm_err_errno(err, errno, "cannot read directory '%s'",
-						  relname(c));
-			break;
-		}
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT) /* deleted since readdir */
-				continue;
-			rc = dm_err_errno(err, errno, "cannot stat '%s/%s'", relname(c),
-					  de->d_name);
-			break;
-		}
-		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
-			continue;
-		if (S_ISREG(st.st_mode))
-			c->total += (uint64_t)st.st_size;
-		if (out->n == alloc) {
-			alloc = alloc ? alloc * 2 : 16;
-			out->e = dm_xrealloc(out->e, alloc * sizeof(*out->e));
-		}
-		out->e[out->n].name = dm_xstrdup(de->d_name);
-		out->e[out->n].st = st;
-		out->n++;
-	}
-	closedir(d);
-	if (rc) {
-		wdir_release(out);
-		return rc;
-	}
-	if (out->n > 1)
-		qsort(out->e, out->n, sizeof(*out->e), went_cmp);
-	return 0;
-}
-
-/* Opens the subdirectory name of the directory open on dfd, refusing a
- * symlink and another file system. */
 static int open_subdir(struct cmp *c, int dfd, const char *name, struct dm_err *err)
 {
-	struct stat st;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return dm_err_errno(err, errno, "cannot open directory '%s'", relname(c));
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-
-		close(fd);
-		return dm_err_errno(err, e, "cannot stat '%s'", relname(c));
-	}
-	if (st.st_dev != c->dev) {
-		close(fd);
-		return dm_err_set(err, DM_EUNSUPPORTED,
-				  "'%s' is a mount point of another file system", relname(c));
-	}
-	return fd;
+	return dm_wc_open_subdir(dfd, name, c->dev, relname(c), err);
 }
 
 static int tree_all(struct cmp *c, const struct dm_tree_entry *te, int status, int depth,
@@ -387,13 +383,15 @@ static int tree_all(struct cmp *c, const struct dm_tree_entry *te, int status, i
 	return rc;
 }
 
-static int wc_all_in(struct cmp *c, int fd, const struct wdir *d, int depth, struct dm_err *err);
+static int wc_all_in(struct cmp *c, int fd, const struct dm_wc_dir *d, int depth,
+		     struct dm_err *err);
 
 /* The wc entry w at c->path (in the directory open on dfd) and everything
  * under it, as added. */
-static int wc_all(struct cmp *c, int dfd, const struct went *w, int depth, struct dm_err *err)
+static int wc_all(struct cmp *c, int dfd, const struct dm_wc_entry *w, int depth,
+		  struct dm_err *err)
 {
-	struct wdir sub = {0, NULL};
+	struct dm_wc_dir sub = {0, NULL};
 	int fd, rc;
 
 	if (!S_ISDIR(w->st.st_mode)) {
@@ -409,12 +407,13 @@ static int wc_all(struct cmp *c, int dfd, const struct went *w, int depth, struc
 	rc = list_wc(c, fd, &sub, err);
 	if (!rc)
 		rc = wc_all_in(c, fd, &sub, depth + 1, err);
-	wdir_release(&sub);
+	dm_wc_dir_release(&sub);
 	close(fd);
 	return rc;
 }
 
-static int wc_all_in(struct cmp *c, int fd, const struct wdir *d, int depth, struct dm_err *err)
+static int wc_all_in(struct cmp *c, int fd, const struct dm_wc_dir *d, int depth,
+		     struct dm_err *err)
 {
 	int rc = 0;
 
@@ -499,8 +498,8 @@ static int cmp_trees(struct cmp *c, const struct dm_tree *a, const struct dm_tre
 
 /* Sets *same to whether the regular file w (in the directory open on dfd)
  * holds a's content, using the stat cache first. */
-static int same_content(struct cmp *c, int dfd, const struct went *w, const struct dm_tree_entry *a,
-			bool *same, struct dm_err *err)
+static int same_content(struct cmp *c, int dfd, const struct dm_wc_entry *w,
+			const struct dm_tree_entry *a, bool *same, struct dm_err *err)
 {
 	struct dm_statcache_stat cs;
 	struct dm_file f = {0, 0, NULL};
@@ -535,10 +534,10 @@ done:
 }
 
 /* a (from a tree) and w (in the wc directory open on dfd) share a name. */
-static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, const struct went *w,
-			int depth, struct dm_err *err);
+static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a,
+			const struct dm_wc_entry *w, int depth, struct dm_err *err);
 
-static int cmp_tree_wc(struct cmp *c, const struct dm_tree *a, int fd, const struct wdir *b,
+static int cmp_tree_wc(struct cmp *c, const struct dm_tree *a, int fd, const struct dm_wc_dir *b,
 		       int depth, struct dm_err *err)
 {
 	size_t i = 0, j = 0;
@@ -559,8 +558,8 @@ static int cmp_tree_wc(struct cmp *c, const struct dm_tree *a, int fd, const str
 	return rc;
 }
 
-static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, const struct went *w,
-			int depth, struct dm_err *err)
+static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a,
+			const struct dm_wc_entry *w, int depth, struct dm_err *err)
 {
 	const struct stat *st = &w->st;
 	uint64_t size = (uint64_t)st->st_size;
@@ -569,7 +568,7 @@ static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, c
 
 	if (a->type == DM_ENTRY_DIR && S_ISDIR(st->st_mode)) {
 		struct dm_tree sub = {0, NULL};
-		struct wdir wsub = {0, NULL};
+		struct dm_wc_dir wsub = {0, NULL};
 		int fd;
 
 		if (depth >= DM_TREE_MAX_DEPTH)
@@ -583,7 +582,7 @@ static int cmp_wc_entry(struct cmp *c, int dfd, const struct dm_tree_entry *a, c
 			rc = list_wc(c, fd, &wsub, err);
 		if (!rc)
 			rc = cmp_tree_wc(c, &sub, fd, &wsub, depth + 1, err);
-		wdir_release(&wsub);
+		dm_wc_dir_release(&wsub);
 		dm_tree_release(&sub);
 		close(fd);
 		return rc;
@@ -644,7 +643,7 @@ static void cmp_release(struct cmp *c)
 static int cmp_with_wc(struct cmp *c, const char *wc, const dm_oid *from, struct dm_err *err)
 {
 	struct dm_tree a = {0, NULL};
-	struct wdir b = {0, NULL};
+	struct dm_wc_dir b = {0, NULL};
 	struct stat st;
 	int fd, rc;
 
@@ -660,7 +659,7 @@ static int cmp_with_wc(struct cmp *c, const char *wc, const dm_oid *from, struct
 	if (!rc)
 		rc = cmp_tree_wc(c, &a, fd, &b, 0, err);
 done:
-	wdir_release(&b);
+	dm_wc_dir_release(&b);
 	dm_tree_release(&a);
 	if (fd >= 0)
 		close(fd);
