@@ -259,18 +259,25 @@ int dm_filedata_load(struct dm_store *s, struct dm_filedata_ctx *ctx, struct dm_
 	return dm_file_decode(out, ctx->obj.data, ctx->obj.len, err);
 }
 
-int dm_filedata_write(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
-		      const struct dm_file *f, uint64_t *written, const char *name,
-		      struct dm_err *err)
+int dm_filedata_write_over(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+			   const struct dm_file *base, const struct dm_file *f, uint64_t *written,
+			   const char *name, struct dm_err *err)
 {
 	char hex[DM_OID_HEXSZ + 1];
 	uint64_t total = 0;
+	size_t j = 0;
 	int rc;
 
 	for (size_t i = 0; i < f->n; i++) {
 		const struct dm_extent *e = &f->ext[i];
 		int kind = 0;
 
+		/* both lists are in offset order */
+		while (base && j < base->n && base->ext[j].offset < e->offset)
+			j++;
+		if (base && j < base->n && base->ext[j].offset == e->offset &&
+		    base->ext[j].len == e->len && !dm_oid_cmp(&base->ext[j].id, &e->id))
+			continue; /* fd holds it already */
 		dm_buf_reset(&ctx->obj);
 		rc = dm_store_get(s, &e->id, &ctx->obj, &kind, err);
 		if (rc)
@@ -290,6 +297,13 @@ int dm_filedata_write(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 	if (written)
 		*written = total;
 	return 0;
+}
+
+int dm_filedata_write(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+		      const struct dm_file *f, uint64_t *written, const char *name,
+		      struct dm_err *err)
+{
+	return dm_filedata_write_over(s, ctx, fd, NULL, f, written, name, err);
 }
 
 static bool all_zero(const unsigned char *p, size_t n)

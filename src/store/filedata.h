@@ -82,6 +82,16 @@ int dm_filedata_write(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 		      struct dm_err *err);
 
 /*
+ * The writing both of those share: into fd, which holds exactly file object
+ * base (NULL: an empty file), every extent of f that base does not hold at
+ * the same offset with the same chunk is pwritten, then fd is truncated to
+ * f->size. *written (may be NULL) receives the data bytes written.
+ */
+int dm_filedata_write_over(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+			   const struct dm_file *base, const struct dm_file *f, uint64_t *written,
+			   const char *name, struct dm_err *err);
+
+/*
  * As dm_filedata_write, when the file open on base_fd (readable) holds
  * exactly file object base: fd first becomes a reflinked copy of it
  * (FICLONE: the blocks are shared, nothing is copied), then only the

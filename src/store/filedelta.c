@@ -386,38 +386,10 @@ int dm_filedata_write_delta(struct dm_store *s, struct dm_filedata_ctx *ctx, int
 			    const struct dm_file *base, const struct dm_file *f, uint64_t *written,
 			    const char *name, struct dm_err *err)
 {
-	char hex[DM_OID_HEXSZ + 1];
-	uint64_t total = 0;
-	size_t j = 0;
+	int rc;
 
 	if (!contiguous(f) || !contiguous(base) || ioctl(fd, FICLONE, base_fd) < 0)
 		return 0;
-	for (size_t i = 0; i < f->n; i++) {
-		const struct dm_extent *e = &f->ext[i];
-		int kind = 0, rc;
-
-		while (j < base->n && base->ext[j].offset < e->offset)
-			j++;
-		if (j < base->n && base->ext[j].offset == e->offset && base->ext[j].len == e->len &&
-		    !dm_oid_cmp(&base->ext[j].id, &e->id))
-			continue; /* the clone holds it already */
-		dm_buf_reset(&ctx->obj);
-		rc = dm_store_get(s, &e->id, &ctx->obj, &kind, err);
-		if (rc)
-			return dm_err_prefix(err, "cannot write '%s'", name);
-		if (kind != DM_OBJ_CHUNK || ctx->obj.len != e->len) {
-			dm_oid_hex(hex, &e->id);
-			return dm_err_set(err, DM_ECORRUPT,
-					  "cannot write '%s': chunk %s is not a %u-byte chunk",
-					  name, hex, e->len);
-		}
-		if (dm_pwrite_all(fd, ctx->obj.data, e->len, (off_t)e->offset) < 0)
-			return dm_err_errno(err, errno, "cannot write '%s'", name);
-		total += e->len;
-	}
-	if (ftruncate(fd, (off_t)f->size) < 0)
-		return dm_err_errno(err, errno, "cannot set the size of '%s'", name);
-	if (written)
-		*written = total;
-	return 1;
+	rc = dm_filedata_write_over(s, ctx, fd, base, f, written, name, err);
+	return rc < 0 ? rc : 1;
 }
