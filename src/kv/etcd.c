@@ -113,6 +113,18 @@ static int send_req(struct etcd_kv *k, struct dm_buf *out, const char *path, str
 	return rc;
 }
 
+/* POSTs {"<field>":"<value>"} to path: the whole body of a compaction and
+ * of each lease call. */
+static int send_num(struct etcd_kv *k, struct dm_buf *out, const char *path, const char *field,
+                    int64_t value, enum dm_etcd_retry retry, struct dm_err *err)
+{
+	struct req r;
+
+	req_init(&r);
+	req_add(&r, "{\"%s\":\"%lld\"}", field, (long long)value);
+	return send_req(k, out, path, &r, retry, err);
+}
+
 /* Shows an etcd key-value as a dm one. */
 static void kv_to_dm(struct dm_kv_kv *kv)
 {
@@ -436,14 +448,12 @@ static int etcd_compact(struct dm_kv *kv, int64_t rev, struct dm_err *err)
 {
 	struct etcd_kv *k = (struct etcd_kv *)kv;
 	struct dm_buf ans = DM_BUF_INIT;
-	struct req r;
 	int rc;
 
 	if (rev == 0)
 		return 0; /* nothing is before revision 0 */
-	req_init(&r);
-	req_add(&r, "{\"revision\":\"%lld\"}", (long long)ETCD_OF_DM_REV(rev));
-	rc = send_req(k, &ans, "/v3/kv/compaction", &r, DM_ETCD_IDEMPOTENT, err);
+	rc = send_num(k, &ans, "/v3/kv/compaction", "revision", ETCD_OF_DM_REV(rev),
+	              DM_ETCD_IDEMPOTENT, err);
 	dm_buf_release(&ans);
 	if (rc == DM_KV_ECOMPACTED)
 		return 0; /* already forgotten */
@@ -461,12 +471,9 @@ static int etcd_lease_grant(struct dm_kv *kv, int64_t *out, int64_t ttl, struct 
 	struct etcd_kv *k = (struct etcd_kv *)kv;
 	struct dm_buf ans = DM_BUF_INIT;
 	int64_t granted;
-	struct req r;
 	int rc;
 
-	req_init(&r);
-	req_add(&r, "{\"TTL\":\"%lld\"}", (long long)ttl);
-	if ((rc = send_req(k, &ans, "/v3/lease/grant", &r, DM_ETCD_ONCE, err)) == 0)
+	if ((rc = send_num(k, &ans, "/v3/lease/grant", "TTL", ttl, DM_ETCD_ONCE, err)) == 0)
 		rc = dm_etcd_parse_lease_grant(out, &granted, (const char *)ans.data, ans.len, err);
 	dm_buf_release(&ans);
 	return rc;
@@ -477,12 +484,9 @@ static int etcd_lease_keepalive(struct dm_kv *kv, int64_t *out, int64_t id, stru
 	struct etcd_kv *k = (struct etcd_kv *)kv;
 	struct dm_buf ans = DM_BUF_INIT;
 	struct dm_etcd_error e;
-	struct req r;
 	int rc;
 
-	req_init(&r);
-	req_add(&r, "{\"ID\":\"%lld\"}", (long long)id);
-	if ((rc = send_req(k, &ans, "/v3/lease/keepalive", &r, DM_ETCD_IDEMPOTENT, err)) < 0)
+	if ((rc = send_num(k, &ans, "/v3/lease/keepalive", "ID", id, DM_ETCD_IDEMPOTENT, err)) < 0)
 		goto done;
 	rc = dm_etcd_parse_keepalive(out, &e, (const char *)ans.data, ans.len, err);
 	if (rc == 1) {
@@ -505,12 +509,9 @@ static int etcd_lease_revoke(struct dm_kv *kv, int64_t id, struct dm_err *err)
 	struct etcd_kv *k = (struct etcd_kv *)kv;
 	struct dm_buf ans = DM_BUF_INIT;
 	int64_t rev;
-	struct req r;
 	int rc;
 
-	req_init(&r);
-	req_add(&r, "{\"ID\":\"%lld\"}", (long long)id);
-	if ((rc = send_req(k, &ans, "/v3/lease/revoke", &r, DM_ETCD_ONCE, err)) == 0)
+	if ((rc = send_num(k, &ans, "/v3/lease/revoke", "ID", id, DM_ETCD_ONCE, err)) == 0)
 		rc = dm_etcd_parse_header(&rev, (const char *)ans.data, ans.len, err);
 	if (rc == DM_ENOTFOUND)
 		dm_err_set(err, DM_ENOTFOUND, "lease %lld not found", (long long)id);
