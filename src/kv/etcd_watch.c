@@ -361,34 +361,53 @@ static CURLcode run_transfer(struct dm_kv_watch *w, struct ewatch *ew)
 	return cc;
 }
 
+/* A request body for revision rev of w (history_body, stream_body). */
+typedef int (*body_fn)(struct dm_buf *b, const struct dm_kv_watch *w, int64_t rev);
+
+/*
+ * One transfer on ew's handle, to its endpoint: POSTs make's body for rev
+ * to path (timeout_ms 0: no deadline), what etcd sends going to
+ * on_data(data) and to ew->sink, which starts empty, and runs it
+ * (run_transfer); *cc gets curl's result. An error when the request could
+ * not be made. Both the history check and the stream go through here.
+ */
+static int post(struct dm_kv_watch *w, struct ewatch *ew, const char *path, body_fn make,
+                int64_t rev, int64_t timeout_ms, curl_write_callback on_data, void *data,
+                CURLcode *cc, struct dm_err *err)
+{
+	struct dm_buf body = DM_BUF_INIT;
+	struct curl_slist *headers = NULL;
+	int rc;
+
+	if (make(&body, w, rev) < 0)
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory for a watch");
+	else
+		rc = dm_etcd_easy_setup(&ew->k->conn, ew->h, ew->ep, path, (const char *)body.data,
+		                        body.len, timeout_ms, &headers, err);
+	if (rc == 0) {
+		dm_buf_reset(&ew->sink.buf);
+		ew->sink.too_big = false;
+		curl_easy_setopt(ew->h, CURLOPT_WRITEFUNCTION, on_data);
+		curl_easy_setopt(ew->h, CURLOPT_WRITEDATA, data);
+		*cc = run_transfer(w, ew);
+	}
+	curl_slist_free_all(headers);
+	dm_buf_release(&body);
+	return rc;
+}
+
 /* On a new stream: the history after done still kept? 0 yes,
  * DM_KV_ECOMPACTED no, another code when etcd could not say. */
 static int check_history(struct dm_kv_watch *w, struct ewatch *ew, struct dm_err *err)
 {
-	struct dm_buf body = DM_BUF_INIT;
-	struct curl_slist *headers = NULL;
 	struct dm_etcd_verdict v;
 	CURLcode cc;
 	int rc;
 
-	if (history_body(&body, w, ew->done) < 0) {
-		dm_buf_release(&body);
-		return dm_err_set(err, DM_ENOMEM, "out of memory for a watch");
-	}
-	if ((rc = dm_etcd_easy_setup(&ew->k->conn, ew->h, ew->ep, "/v3/kv/range",
-	                             (const char *)body.data, body.len, ew->k->conn.request_ms,
-	                             &headers, err)) < 0) {
-		dm_buf_release(&body);
-		return rc;
-	}
-	dm_buf_reset(&ew->sink.buf);
-	ew->sink.too_big = false;
-	curl_easy_setopt(ew->h, CURLOPT_WRITEFUNCTION, dm_etcd_sink_write);
-	curl_easy_setopt(ew->h, CURLOPT_WRITEDATA, &ew->sink);
 	ew->stream = false;
-	cc = run_transfer(w, ew);
-	curl_slist_free_all(headers);
-	dm_buf_release(&body);
+	if ((rc = post(w, ew, "/v3/kv/range", history_body, ew->done, ew->k->conn.request_ms,
+	               dm_etcd_sink_write, &ew->sink, &cc, err)) < 0)
+		return rc;
 	if (cc == CURLE_ABORTED_BY_CALLBACK && dm_kv_watch_stopping(w))
 		return DM_ECANCELED;
 	v = dm_etcd_judge(&ew->k->conn, ew->h, ew->ep, "/v3/kv/range", cc, &ew->sink, err);
@@ -401,33 +420,18 @@ static int check_history(struct dm_kv_watch *w, struct ewatch *ew, struct dm_err
  * be opened again. */
 static int run_stream(struct dm_kv_watch *w, struct ewatch *ew, struct dm_err *err)
 {
-	struct dm_buf body = DM_BUF_INIT;
-	struct curl_slist *headers = NULL;
 	struct dm_etcd_verdict v;
 	CURLcode cc;
 	int rc;
 
-	if (stream_body(&body, w, ew->done + 1) < 0) {
-		dm_buf_release(&body);
-		return dm_err_set(err, DM_ENOMEM, "out of memory for a watch");
-	}
-	if ((rc = dm_etcd_easy_setup(&ew->k->conn, ew->h, ew->ep, "/v3/watch",
-	                             (const char *)body.data, body.len, 0, &headers, err)) < 0) {
-		dm_buf_release(&body);
-		return rc;
-	}
 	ew->skip = ew->part == ew->done + 1 ? ew->part_n : 0;
 	ew->stream = true;
 	ew->status_known = ew->status_ok = false;
 	ew->created = ew->broken = false;
 	dm_buf_reset(&ew->line);
-	dm_buf_reset(&ew->sink.buf);
-	ew->sink.too_big = false;
-	curl_easy_setopt(ew->h, CURLOPT_WRITEFUNCTION, on_stream_data);
-	curl_easy_setopt(ew->h, CURLOPT_WRITEDATA, w);
-	cc = run_transfer(w, ew);
-	curl_slist_free_all(headers);
-	dm_buf_release(&body);
+	if ((rc = post(w, ew, "/v3/watch", stream_body, ew->done + 1, 0, on_stream_data, w, &cc,
+	               err)) < 0)
+		return rc;
 	if (ew->stopped || dm_kv_watch_stopping(w))
 		return 0;
 	if (ew->broken) {
