@@ -117,8 +117,11 @@ int dm_cli_getopt(struct dm_cli *cli, int argc, char **argv, const char *shortop
  * no limit); what names them in the message ("DOT", "REF"...). */
 int dm_cli_nargs(struct dm_cli *cli, int n, int min, int max, const char *what,
 		 struct dm_err *err);
-/* The options of a command that takes none (only the common ones) and
- * no arguments. */
+/* The options of a command that takes none (only the common ones), then
+ * between min and max arguments (dm_cli_nargs), from argv[optind]. */
+int dm_cli_args(struct dm_cli *cli, int argc, char **argv, int min, int max, const char *what,
+		struct dm_err *err);
+/* The same for a command that takes no arguments. */
 int dm_cli_no_options(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 /* The options of commands that show something: --json always, -H (raw,
  * for scripts) and --dot DOT when flags say. Arguments start at
@@ -146,6 +149,11 @@ int dm_cli_remote(struct dm_cli *cli, struct dm_err *err);
  * DM_ENOMEM. */
 int dm_cli_call(struct dm_cli *cli, const char *method, json_t *params, json_t **result,
 		struct dm_err *err);
+/* dm_cli_call for a command that shows the result: with as_json (--json)
+ * it is printed here as JSON and *result is NULL, the command is done;
+ * otherwise *result is the result, for the command to show its own way. */
+int dm_cli_call_view(struct dm_cli *cli, bool as_json, const char *method, json_t *params,
+		     json_t **result, struct dm_err *err);
 
 /*
  * The dot a command acts on: given (--dot or an argument) when not NULL,

@@ -27,14 +27,10 @@ int dm_cmd_branch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	if (!rc)
 		rc = dm_cli_dot(cli, v.dot, &dot, err);
 	if (!rc)
-		rc = dm_cli_call(cli, "dots.branches", json_pack("{s:s}", "dot", dot), &res, err);
-	if (rc)
+		rc = dm_cli_call_view(cli, v.as_json, "dots.branches",
+				      json_pack("{s:s}", "dot", dot), &res, err);
+	if (rc || !res)
 		return rc;
-	if (v.as_json) {
-		rc = dm_out_json(res, err);
-		json_decref(res);
-		return rc;
-	}
 	current = dm_out_str(res, "current");
 	json_array_foreach(json_object_get(res, "branches"), i, b) {
 		const char *name = json_is_string(b) ? json_string_value(b) : dm_out_str(b, "name");

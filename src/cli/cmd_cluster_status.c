@@ -21,14 +21,9 @@ int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_e
 	int rc = dm_cli_listing_options(cli, argc, argv, &as_json, &raw, err);
 
 	if (!rc)
-		rc = dm_cli_call(cli, "cluster.status", json_object(), &res, err);
-	if (rc)
+		rc = dm_cli_call_view(cli, as_json, "cluster.status", json_object(), &res, err);
+	if (rc || !res)
 		return rc;
-	if (as_json) {
-		rc = dm_out_json(res, err);
-		json_decref(res);
-		return rc;
-	}
 	if (!raw)
 		printf("Cluster %s (kv %s)\n", dm_out_str(res, "cluster"), dm_out_str(res, "kv"));
 	dm_table_init(&t, 6);
@@ -50,13 +45,8 @@ int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_e
 int dm_cmd_dot_set_master(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	json_t *res = NULL;
-	int c, rc;
+	int rc = dm_cli_args(cli, argc, argv, 3, 3, "DOT BRANCH NODE", err);
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 3, 3, "DOT BRANCH NODE", err);
 	if (!rc)
 		rc = dm_cli_call(cli, "cluster.set_master",
 				 json_pack("{s:s, s:s, s:s}", "dot", argv[optind], "branch",

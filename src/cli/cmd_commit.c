@@ -159,17 +159,13 @@ int dm_cmd_log(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	if (!rc)
 		rc = dm_cli_dot(cli, v.dot, &dot, err);
 	if (!rc)
-		rc = dm_cli_call(cli, "dots.log", json_pack("{s:s}", "dot", dot), &res, err);
-	if (rc)
+		rc = dm_cli_call_view(cli, v.as_json, "dots.log", json_pack("{s:s}", "dot", dot),
+				      &res, err);
+	if (rc || !res)
 		return rc;
-	if (v.as_json) {
-		rc = dm_out_json(res, err);
-	} else {
-		json_array_foreach(json_object_get(res, "commits"), i, commit)
-			print_commit(commit);
-	}
+	json_array_foreach(json_object_get(res, "commits"), i, commit) print_commit(commit);
 	json_decref(res);
-	return rc;
+	return 0;
 }
 
 int dm_cmd_reset(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
@@ -235,14 +231,9 @@ int dm_cmd_diff(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		json_object_set_new(params, "from", json_string(argv[optind]));
 	if (params && n >= 2)
 		json_object_set_new(params, "to", json_string(argv[optind + 1]));
-	rc = dm_cli_call(cli, "dots.diff", params, &res, err);
-	if (rc)
+	rc = dm_cli_call_view(cli, v.as_json, "dots.diff", params, &res, err);
+	if (rc || !res)
 		return rc;
-	if (v.as_json) {
-		rc = dm_out_json(res, err);
-		json_decref(res);
-		return rc;
-	}
 	json_array_foreach(json_object_get(res, "changes"), i, change) {
 		const char *status = dm_out_str(change, "status");
 		const char *label = !strcmp(status, "added")      ? "Added:   "

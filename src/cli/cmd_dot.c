@@ -198,19 +198,16 @@ int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *er
 	}
 	rc = dm_cli_dot(cli, given, &dot, err);
 	if (!rc)
-		rc = dm_cli_call(cli, "dots.show", json_pack("{s:s}", "dot", dot), &res, err);
-	if (rc)
+		rc = dm_cli_call_view(cli, as_json, "dots.show", json_pack("{s:s}", "dot", dot),
+				      &res, err);
+	if (rc || !res)
 		return rc;
-	if (as_json) {
-		rc = dm_out_json(res, err);
-	} else {
-		current = !given || (cli->have_remote && cli->remote.current_dot &&
-				     dm_cli_same_dot(cli->remote.current_dot, dot));
-		upstream_text(cli, dot, upstream, sizeof(upstream));
-		show(res, current, upstream, raw);
-	}
+	current = !given || (cli->have_remote && cli->remote.current_dot &&
+			     dm_cli_same_dot(cli->remote.current_dot, dot));
+	upstream_text(cli, dot, upstream, sizeof(upstream));
+	show(res, current, upstream, raw);
 	json_decref(res);
-	return rc;
+	return 0;
 }
 
 /* Asks on the terminal; true for "y" or "yes". */
@@ -344,16 +341,12 @@ int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struc
 {
 	const char *given = NULL, *dot, *user;
 	json_t *res = NULL;
-	int c, nargs, rc;
+	int nargs, rc;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	nargs = argc - optind;
-	rc = dm_cli_nargs(cli, nargs, 1, 2, "a user name: [DOT] USER", err);
+	rc = dm_cli_args(cli, argc, argv, 1, 2, "a user name: [DOT] USER", err);
 	if (rc)
 		return rc;
+	nargs = argc - optind;
 	if (nargs == 2)
 		given = argv[optind];
 	user = argv[optind + nargs - 1];

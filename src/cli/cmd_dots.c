@@ -20,13 +20,9 @@ int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	struct dm_dot_name name;
 	json_t *res = NULL;
-	int c, rc;
+	int rc;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a dot name: dm init DOT", err);
+	rc = dm_cli_args(cli, argc, argv, 1, 1, "a dot name: dm init DOT", err);
 	if (!rc)
 		rc = dm_dot_name_parse(&name, argv[optind], err);
 	if (!rc)
@@ -61,14 +57,9 @@ int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	int rc = dm_cli_listing_options(cli, argc, argv, &as_json, &raw, err);
 
 	if (!rc)
-		rc = dm_cli_call(cli, "dots.list", json_object(), &res, err);
-	if (rc)
+		rc = dm_cli_call_view(cli, as_json, "dots.list", json_object(), &res, err);
+	if (rc || !res)
 		return rc;
-	if (as_json) {
-		rc = dm_out_json(res, err);
-		json_decref(res);
-		return rc;
-	}
 	dots = json_object_get(res, "dots");
 	marked = marked_dot(cli, dots, only, sizeof(only));
 	dm_table_init(&t, raw ? 8 : 7);
@@ -112,13 +103,9 @@ int dm_cmd_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	struct dm_dot_name name;
 	struct dm_config *config;
 	json_t *res = NULL;
-	int c, rc;
+	int rc;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a dot name: dm switch DOT", err);
+	rc = dm_cli_args(cli, argc, argv, 1, 1, "a dot name: dm switch DOT", err);
 	if (!rc)
 		rc = dm_dot_name_parse(&name, argv[optind], err);
 	if (!rc)

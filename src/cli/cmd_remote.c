@@ -216,14 +216,10 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 	struct dm_remote r, existing;
 	struct address a;
 	const char *name;
-	int c, rc;
+	int rc;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 2, 2, "a name and an address: NAME USER@HOST[:PORT]",
-			  err);
+	rc = dm_cli_args(cli, argc, argv, 2, 2, "a name and an address: NAME USER@HOST[:PORT]",
+			 err);
 	if (rc)
 		return rc;
 	name = argv[optind];
@@ -317,13 +313,9 @@ static int existing_name(struct dm_cli *cli, int argc, char **argv, struct dm_co
 			 const char **out, struct dm_err *err)
 {
 	struct dm_remote r;
-	int c, rc;
+	int rc;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a remote name", err);
+	rc = dm_cli_args(cli, argc, argv, 1, 1, "a remote name", err);
 	if (!rc)
 		rc = check_remote_name(argv[optind], err);
 	if (!rc)

@@ -20,13 +20,9 @@
 /* The one NAME argument of `dm user add/reset-key`, checked. */
 static int name_arg(struct dm_cli *cli, int argc, char **argv, const char **out, struct dm_err *err)
 {
-	int c, rc;
+	int rc;
 
-	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
-		;
-	if (c < 0)
-		return c;
-	rc = dm_cli_nargs(cli, argc - optind, 1, 1, "a user name", err);
+	rc = dm_cli_args(cli, argc, argv, 1, 1, "a user name", err);
 	if (rc)
 		return rc;
 	*out = argv[optind];
@@ -124,14 +120,9 @@ int dm_cmd_user_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *e
 	int rc = dm_cli_listing_options(cli, argc, argv, &as_json, &raw, err);
 
 	if (!rc)
-		rc = dm_cli_call(cli, "users.list", json_object(), &res, err);
-	if (rc)
+		rc = dm_cli_call_view(cli, as_json, "users.list", json_object(), &res, err);
+	if (rc || !res)
 		return rc;
-	if (as_json) {
-		rc = dm_out_json(res, err);
-		json_decref(res);
-		return rc;
-	}
 	dm_table_init(&t, 2);
 	if (!raw)
 		dm_table_row(&t, "USER", "ADMIN");

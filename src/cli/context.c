@@ -128,13 +128,19 @@ int dm_cli_nargs(struct dm_cli *cli, int n, int min, int max, const char *what,
 	return 0;
 }
 
-int dm_cli_no_options(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+int dm_cli_args(struct dm_cli *cli, int argc, char **argv, int min, int max, const char *what,
+		struct dm_err *err)
 {
 	int c;
 
 	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
 		;
-	return c < 0 ? c : dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	return c < 0 ? c : dm_cli_nargs(cli, argc - optind, min, max, what, err);
+}
+
+int dm_cli_no_options(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	return dm_cli_args(cli, argc, argv, 0, 0, "", err);
 }
 
 int dm_cli_view_options(struct dm_cli *cli, int argc, char **argv, int flags,
@@ -225,6 +231,19 @@ int dm_cli_call(struct dm_cli *cli, const char *method, json_t *params, json_t *
 	if (!rc)
 		rc = dm_client_call(cli->client, method, params, result, err);
 	json_decref(params);
+	return rc;
+}
+
+int dm_cli_call_view(struct dm_cli *cli, bool as_json, const char *method, json_t *params,
+		     json_t **result, struct dm_err *err)
+{
+	int rc = dm_cli_call(cli, method, params, result, err);
+
+	if (rc || !as_json)
+		return rc;
+	rc = dm_out_json(*result, err);
+	json_decref(*result);
+	*result = NULL;
 	return rc;
 }
 
