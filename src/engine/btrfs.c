@@ -315,6 +315,25 @@ static void snapshot_of_tree(struct dm_engine *e, const char *dot, const dm_oid 
 	dm_buf_release(&link);
 }
 
+/* Records that snapshot commit_id of dot holds tree, for snapshot_of_tree
+ * (after an index, and after a receive kept as a snapshot). Only a hint: a
+ * failure is warned about. */
+static void record_snapshot_of_tree(struct dm_engine *e, const char *dot, const dm_oid *tree,
+				    const char *commit_id)
+{
+	struct dm_buf link = DM_BUF_INIT, dir = DM_BUF_INIT;
+	struct dm_err err;
+
+	if (!tree_link(e, &link, dot, tree, &err) &&
+	    (dm_wc_make_path(&dir, e->root, dot, NULL, TREES, &err) ||
+	     dm_mkdir_p(dm_wc_str(&dir), SNAPS_MODE, &err) ||
+	     set_link(dm_wc_str(&link), commit_id, &err)))
+		dm_warn("cannot record which snapshot holds the tree of '%s': %s", commit_id,
+			err.msg);
+	dm_buf_release(&link);
+	dm_buf_release(&dir);
+}
+
 /* Loads the cache that best describes wc: the branch's own (materialised),
  * else its base snapshot's; an empty one when neither is there. */
 static int load_wc_cache(struct dm_engine *e, const struct branch_paths *p, const char *dot,
@@ -560,8 +579,7 @@ static int bt_index(struct dm_engine *e, const char *dot, const char *commit_id,
 	struct btrfs_util_subvolume_info info;
 	char base[DM_NAME_PART_MAX + 1] = "";
 	struct dm_buf snap = DM_BUF_INIT, basecache = DM_BUF_INIT, cachepath = DM_BUF_INIT,
-		      from = DM_BUF_INIT, link = DM_BUF_INIT, baselink = DM_BUF_INIT,
-		      basedir = DM_BUF_INIT;
+		      from = DM_BUF_INIT, baselink = DM_BUF_INIT, basedir = DM_BUF_INIT;
 	struct dm_build_opts o;
 	struct dm_build_stats stats;
 	struct dm_statcache *cache = NULL;
@@ -628,16 +646,7 @@ static int bt_index(struct dm_engine *e, const char *dot, const char *commit_id,
 	else
 		(void)unlink(dm_wc_str(&basecache));
 	(void)unlink(dm_wc_str(&baselink));
-	if (!tree_link(e, &link, dot, tree_out, &serr)) {
-		struct dm_buf dir = DM_BUF_INIT;
-
-		if (dm_wc_make_path(&dir, e->root, dot, NULL, TREES, &serr) ||
-		    dm_mkdir_p(dm_wc_str(&dir), SNAPS_MODE, &serr) ||
-		    set_link(dm_wc_str(&link), commit_id, &serr))
-			dm_warn("cannot record which snapshot holds the tree of '%s': %s",
-				commit_id, serr.msg);
-		dm_buf_release(&dir);
-	}
+	record_snapshot_of_tree(e, dot, tree_out, commit_id);
 	dm_debug("index of snapshot '%s' of dot '%s': %llu files, %llu hashed (%llu bytes), "
 		 "%llu new chunks, %llu bytes in all, in %lld ms",
 		 commit_id, dot, (unsigned long long)stats.files,
@@ -651,7 +660,6 @@ done:
 	dm_buf_release(&basecache);
 	dm_buf_release(&cachepath);
 	dm_buf_release(&from);
-	dm_buf_release(&link);
 	dm_buf_release(&baselink);
 	dm_buf_release(&basedir);
 	return rc;
@@ -787,7 +795,7 @@ static int receive_into_snapshot(struct dm_engine *e, const struct branch_paths 
 {
 	char base[DM_NAME_PART_MAX + 1] = "";
 	struct dm_buf snap = DM_BUF_INIT, snapcache = DM_BUF_INIT, dir = DM_BUF_INIT,
-		      src = DM_BUF_INIT, link = DM_BUF_INIT;
+		      src = DM_BUF_INIT;
 	struct dm_store_unstage_stats us;
 	struct dm_statcache *cache = NULL;
 	struct dm_err serr;
@@ -864,16 +872,7 @@ static int receive_into_snapshot(struct dm_engine *e, const struct branch_paths 
 			      commit_id, dot);
 		goto done;
 	}
-	if (!tree_link(e, &link, dot, tree, &serr)) {
-		struct dm_buf trees = DM_BUF_INIT;
-
-		if (dm_wc_make_path(&trees, e->root, dot, NULL, TREES, &serr) ||
-		    dm_mkdir_p(dm_wc_str(&trees), SNAPS_MODE, &serr) ||
-		    set_link(dm_wc_str(&link), commit_id, &serr))
-			dm_warn("cannot record which snapshot holds the tree of '%s': %s",
-				commit_id, serr.msg);
-		dm_buf_release(&trees);
-	}
+	record_snapshot_of_tree(e, dot, tree, commit_id);
 	dm_debug("received commit '%s' of dot '%s' kept as a snapshot: %llu files, %llu chunks "
 		 "(%llu bytes) now read from it, in %lld ms",
 		 commit_id, dot, (unsigned long long)us.files, (unsigned long long)us.chunks,
@@ -886,7 +885,6 @@ done:
 	dm_buf_release(&snapcache);
 	dm_buf_release(&dir);
 	dm_buf_release(&src);
-	dm_buf_release(&link);
 	return rc;
 }
 
