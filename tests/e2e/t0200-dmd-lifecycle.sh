@@ -21,16 +21,6 @@ rpc() {
 	esac
 }
 
-# wait_gone PID: waits up to 10 s for the process to end.
-wait_gone() {
-	for _ in $(seq 100); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	echo "process $1 is still running" >&2
-	return 1
-}
-
 test_expect_success 'dmd --help shows the commands; a bad command is a usage error' '
 	dmd --help >out &&
 	grep "dmd init" out && grep "dmd start" out && grep "dmd stop" out &&
@@ -159,7 +149,7 @@ test_expect_success 'dmd stop stops dmd and removes its pid file and socket' '
 	pid=$(cat data2/dmd.pid) &&
 	dmd stop --data-dir data2 >out &&
 	grep "dmd stopped (pid $pid)" out &&
-	wait_gone "$pid" &&
+	test_wait_gone "$pid" &&
 	test ! -e data2/dmd.pid &&
 	test ! -e data2/dmd.sock &&
 	test_must_fail curl -sf "http://127.0.0.1:$port2/healthz" &&
@@ -175,7 +165,7 @@ test_expect_success 'dmd stop when dmd is not running says so and succeeds' '
 test_expect_success 'SIGTERM shuts dmd down cleanly' '
 	pid=$(cat data/dmd.pid) &&
 	kill -TERM "$pid" &&
-	wait_gone "$pid" &&
+	test_wait_gone "$pid" &&
 	grep "received SIGTERM; shutting down" data/dmd.log &&
 	grep "dmd stopped cleanly" data/dmd.log &&
 	test ! -e data/dmd.pid &&
@@ -193,7 +183,7 @@ test_expect_success 'a restart on the same data directory serves the same key' '
 test_expect_success 'after a crash, stop cleans the stale pid file and start works' '
 	pid=$(cat data/dmd.pid) &&
 	kill -KILL "$pid" &&
-	wait_gone "$pid" &&
+	test_wait_gone "$pid" &&
 	test -e data/dmd.pid &&
 	test -S data/dmd.sock &&
 	dmd stop --data-dir data >out &&
@@ -215,7 +205,7 @@ test_expect_success 'dmd start --foreground logs to stderr and stops on SIGINT' 
 	rpc "$(cat key.out)" $port server.ping >out &&
 	grep "\"user\":\"admin\"" out &&
 	kill -INT "$pid" &&
-	wait_gone "$pid" &&
+	test_wait_gone "$pid" &&
 	grep "ready (pid $pid)" fg.log &&
 	grep "received SIGINT; shutting down" fg.log &&
 	grep "dmd stopped cleanly" fg.log &&

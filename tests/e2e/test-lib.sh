@@ -220,18 +220,22 @@ test_expect_success() {
 	return 0
 }
 
+# test_wait_gone PID [SECONDS]: waits (default 10 s) for the process to end.
+test_wait_gone() {
+	local i
+	for i in $(seq $((${2:-10} * 10))); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "process $1 is still running" >&2
+	return 1
+}
+
 # test_kill_hard PIDFILE: SIGKILL of the process PIDFILE names, a crash, and
 # a wait (up to 30 s) until it is gone: its locks are free only then.
 test_kill_hard() {
-	local pid i
-	pid=$(cat "$1") || return 1
-	kill -9 "$pid" || return 1
-	for i in $(seq 300); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	echo "process $pid still there 30 s after SIGKILL" >&2
-	return 1
+	local pid
+	pid=$(cat "$1") && kill -9 "$pid" && test_wait_gone "$pid" 30
 }
 
 # one_error PATTERN: the file err holds exactly one line, a dm error
