@@ -31,6 +31,7 @@
 
 #define DMD_OUTPUT_MAX (64u << 10)
 #define API_KEY_LEN    64
+#define JOIN_TOKEN_MAX 4096 /* as dmd takes it */
 
 /* dmd start's options that init and start pass through (beyond cli.h's). */
 enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET };
@@ -657,17 +658,40 @@ int dm_cmd_cluster_init(struct dm_cli *cli, int argc, char **argv, struct dm_err
 	return rc ? rc : init_node(cli, &a, err);
 }
 
+/* TOKEN "-": the token is the first line of stdin, so that it appears in no
+ * command line and no shell history. */
+static int read_token(char *out, size_t size, struct dm_err *err)
+{
+	size_t n;
+
+	if (!fgets(out, (int)size, stdin))
+		return dm_err_set(err, DM_EINVAL, "no join token on standard input");
+	n = strcspn(out, "\r\n");
+	if (out[n] == '\0' && n == size - 1)
+		return dm_err_set(err, DM_EINVAL, "the join token on standard input is too long");
+	out[n] = '\0';
+	return 0;
+}
+
 int dm_cmd_cluster_join(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
+	char token[JOIN_TOKEN_MAX + 2];
 	struct cluster_args a;
 	int rc = parse_args(cli, argc, argv, true, &a, err);
 
+	if (!rc && !strcmp(a.token, "-")) {
+		rc = read_token(token, sizeof(token), err);
+		a.token = token;
+	}
 	if (!rc && strncmp(a.token, "dmj1.", 5) != 0)
 		rc = dm_err_set(err, DM_EINVAL,
 				"'%.12s...' is not a join token; print one with 'dm cluster "
 				"join-token' on a node of the cluster",
 				a.token);
-	return rc ? rc : init_node(cli, &a, err);
+	if (!rc)
+		rc = init_node(cli, &a, err);
+	explicit_bzero(token, sizeof(token));
+	return rc;
 }
 
 int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)

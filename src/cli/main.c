@@ -76,7 +76,7 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    (default /var/run/docker.sock)\n"
 	 "  --remote NAME     the name of the remote to save (default local)\n"},
 	{"cluster join", dm_cmd_cluster_join,
-	 "TOKEN [--data-dir DIR] [--port N] [--engine ...] [--advertise URL] "
+	 "TOKEN|- [--data-dir DIR] [--port N] [--engine ...] [--advertise URL] "
 	 "[--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "add this machine to a cluster on etcd, and start dmd",
 	 "Makes a new node of the cluster TOKEN names: 'dm cluster join-token' on\n"
@@ -84,7 +84,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Like 'dm cluster init', it initialises the data directory, saves the\n"
 	 "remote 'local' with the admin key, starts dmd and checks it answers.\n"
 	 "The options are those of 'dm cluster init' but --kv and --etcd-endpoints,\n"
-	 "which come from the token.\n"},
+	 "which come from the token. TOKEN '-' reads it from standard input, so\n"
+	 "that it shows in no command line or shell history.\n"},
 	{"cluster join-token", dm_cmd_cluster_join_token, "",
 	 "print the token that adds a node to this cluster",
 	 "Prints 'dm cluster join TOKEN' for this cluster (admin only; a cluster\n"

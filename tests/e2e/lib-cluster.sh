@@ -28,7 +28,7 @@
 # first), has_commit N ID [DOT].
 
 nodes_init() {
-	local n first=$1 token
+	local n first=$1 token arg
 
 	for n in "$@"; do
 		eval "port_$n=\$(test_free_port)"
@@ -47,14 +47,18 @@ nodes_init() {
 		cat "$HOME/init-$first.out" >&2
 		return 1
 	}
+	# the second node takes the token as an argument, the others on stdin
+	# (TOKEN "-"), as a careful admin would: both ways are in use
+	arg=$token
 	for n in "$@"; do
 		[ "$n" = "$first" ] && continue
 		# shellcheck disable=SC2046
-		"dm$n" cluster join "$token" $(node_opts "$n") --data-dir "$HOME/$n" \
-			--port "$(node_port "$n")" >"$HOME/init-$n.out" 2>&1 || {
+		printf '%s\n' "$token" | "dm$n" cluster join "$arg" $(node_opts "$n") \
+			--data-dir "$HOME/$n" --port "$(node_port "$n")" >"$HOME/init-$n.out" 2>&1 || {
 			cat "$HOME/init-$n.out" >&2
 			return 1
 		}
+		arg=-
 	done
 }
 

@@ -42,7 +42,12 @@ test_expect_success 'join refuses what is not a token, before touching anything'
 	one_error "damaged" &&
 	test ! -e "$TRASH_DIRECTORY/n2/config.json" &&
 	test_must_fail dm cluster join --data-dir "$TRASH_DIRECTORY/n2" 2>err &&
-	one_error "needs TOKEN"
+	one_error "needs TOKEN" &&
+	echo "dmj1.@@@" | test_must_fail dm cluster join - --data-dir "$TRASH_DIRECTORY/n2" --port $(test_free_port) 2>err &&
+	one_error "damaged" &&
+	test_must_fail dm cluster join - --data-dir "$TRASH_DIRECTORY/n2" </dev/null 2>err &&
+	one_error "no join token on standard input" &&
+	test ! -e "$TRASH_DIRECTORY/n2/config.json"
 '
 
 test_expect_success 'kv options that do not fit are refused with the fix' '
