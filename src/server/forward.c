@@ -248,9 +248,10 @@ static void walk_acked(void *ctx, uint64_t objects, uint64_t bytes)
 	dm_transfer_walk_acked(ctx, objects, bytes);
 }
 
-int dm_forward_update(struct dm_server *srv, json_t *doc, const char *dot_id, const char *shown,
-		      const char *branch, const dm_oid *commits, size_t n, json_t **result,
-		      bool *forwarded, struct dm_err *err)
+int dm_forward_update(struct dm_server *srv, const struct dm_caller *caller, json_t *doc,
+		      const char *dot_id, const char *shown, const char *branch,
+		      const dm_oid *commits, size_t n, json_t **result, bool *forwarded,
+		      struct dm_err *err)
 {
 	char master[DM_UUID_LEN + 1], host[256];
 	struct dm_cluster_node node;
@@ -264,6 +265,11 @@ int dm_forward_update(struct dm_server *srv, json_t *doc, const char *dot_id, co
 	if (rc || !master[0] || !strcmp(master, srv->node_id))
 		return rc;
 	*forwarded = true;
+	if (caller->forwarded)
+		return dm_err_set(err, DM_ECONFLICT,
+				  "node %s does not master branch '%s' of dot '%s' (node %s does now); "
+				  "push again",
+				  srv->node_id, branch, shown, master);
 	rc = dm_cluster_node(srv->kv, &node, master, err);
 	if (!rc && !node.alive)
 		rc = dm_err_set(err, DM_EUNAVAILABLE,
@@ -275,7 +281,7 @@ int dm_forward_update(struct dm_server *srv, json_t *doc, const char *dot_id, co
 		rc = dm_err_set(err, DM_ECORRUPT, "node %s has no valid address", master);
 	if (rc)
 		return rc;
-	addr = (struct dm_remote_addr){host, port, DM_ADMIN_USER, srv->admin_key};
+	addr = (struct dm_remote_addr){host, port, DM_ADMIN_USER, srv->admin_key, caller->user};
 	memset(&walk, 0, sizeof(walk));
 	walk.store = srv->store;
 	walk.dot_id = dot_id;

@@ -54,12 +54,14 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
  * objects it brought (all in this node's store, complete below the
  * commits) are sent on to the master, then the update itself (doc, as the
  * pusher sent it), which the master applies. *forwarded says whether that
- * happened; when not, this node applies it. The caller has checked the
- * pusher may write the dot.
+ * happened; when not, this node applies it. Both go on behalf of the
+ * pusher (caller), whom the master checks again; an update forwarded here
+ * already is not forwarded again.
  */
-int dm_forward_update(struct dm_server *srv, json_t *doc, const char *dot_id, const char *shown,
-		      const char *branch, const dm_oid *commits, size_t n, json_t **result,
-		      bool *forwarded, struct dm_err *err);
+int dm_forward_update(struct dm_server *srv, const struct dm_caller *caller, json_t *doc,
+		      const char *dot_id, const char *shown, const char *branch,
+		      const dm_oid *commits, size_t n, json_t **result, bool *forwarded,
+		      struct dm_err *err);
 
 /*
  * Starts a pull of dot name (branch, or every branch as a clone when

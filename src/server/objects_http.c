@@ -615,8 +615,8 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 		for (size_t i = 0; i < u.n; i++)
 			oids[i] = u.commits[i].oid;
 		dm_dot_name_text(shown, &u.name);
-		rc = dm_forward_update(r->srv, doc, u.id, shown, u.branch, oids, u.n, &result,
-				       &forwarded, &err);
+		rc = dm_forward_update(r->srv, &r->caller, doc, u.id, shown, u.branch, oids, u.n,
+				       &result, &forwarded, &err);
 		free(oids);
 		if (rc || forwarded) {
 			dm_dot_handle_unref(h);

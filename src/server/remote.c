@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -118,6 +119,12 @@ int dm_remote_open(struct dm_remote_conn **out, const struct dm_remote_addr *add
 	if (r->headers)
 		r->headers =
 			curl_slist_append(r->headers, "Content-Type: application/octet-stream");
+	if (r->headers && addr->on_behalf) {
+		char *line = xasprintf("%s: %s", DM_ON_BEHALF_HEADER, addr->on_behalf);
+
+		r->headers = line ? curl_slist_append(r->headers, line) : NULL;
+		free(line);
+	}
 	dm_buf_init(&r->cur, 0);
 	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++) {
 		r->slots[i].r = r;

@@ -50,6 +50,9 @@ struct dm_remote_addr {
 	int port;
 	const char *user;
 	const char *api_key;
+	/* a node of a cluster passing on a user's push: that user
+	 * (X-Dm-On-Behalf-Of; the remote checks it again), or NULL */
+	const char *on_behalf;
 };
 
 struct dm_remote_conn;

@@ -848,7 +848,7 @@ done:
 static void run_transfer(struct dm_job *job)
 {
 	struct job_arg *a = dm_job_arg(job);
-	struct dm_remote_addr addr = {a->host, a->port, a->user, a->key};
+	struct dm_remote_addr addr = {a->host, a->port, a->user, a->key, NULL};
 	struct result *res = dm_xcalloc(1, sizeof(*res));
 	struct run r;
 	struct dm_err err;
