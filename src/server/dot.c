@@ -312,6 +312,34 @@ static int persist_pending(struct dot *d, const struct branch *b, const struct p
 	return rc;
 }
 
+/*
+ * In a cluster, a new branch of this node's must not be one another node
+ * made already (and masters) that has not reached this copy yet: answers
+ * req and returns true then.
+ */
+static bool refuse_mastered_elsewhere(struct dot *d, struct dm_msg *req, const char *branch)
+{
+	char key[256];
+	struct dm_kv_kv kv;
+	bool other = false;
+
+	if (!d->env.kv_root || !d->env.node_id)
+		return false;
+	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", d->id, branch);
+	dm_kv_kv_init(&kv);
+	if (dm_kv_get(d->env.kv, &kv, key, NULL) == 0 &&
+	    (kv.value_len != strlen(d->env.node_id) ||
+	     memcmp(kv.value, d->env.node_id, kv.value_len))) {
+		other = true;
+		dm_msg_reply_err(req, DM_EEXISTS,
+				 "branch '%s' exists: node %.*s made it, and this node has no copy "
+				 "of it yet; try again in a moment",
+				 branch, (int)(kv.value_len > 64 ? 64 : kv.value_len), kv.value);
+	}
+	dm_kv_kv_release(&kv);
+	return other;
+}
+
 /* ---- transitions ---- */
 
 static int reply_json(struct dm_msg *req, json_t *result)
@@ -591,6 +619,8 @@ static int start_op(struct dot *d, struct dm_msg *req)
 					 d->shown, r->branch, r->branch);
 			return 0;
 		}
+		if (refuse_mastered_elsewhere(d, req, r->branch))
+			return 0;
 		b = find_branch(d, d->current);
 		in = job_for(d, DM_DOT_OP_CHECKOUT, b);
 		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
@@ -602,6 +632,8 @@ static int start_op(struct dot *d, struct dm_msg *req)
 			dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
 			return 0;
 		}
+		if (!r->copy && refuse_mastered_elsewhere(d, req, r->branch))
+			return 0;
 		b = find_branch(d, d->current);
 		in = job_for(d, DM_DOT_OP_BRANCH, b);
 		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);

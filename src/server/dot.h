@@ -136,6 +136,9 @@ struct dm_dot_req {
 	/* RESET: the branch's reset count becomes this (a copy following its
 	 * master's reset); 0: one more than it was */
 	uint64_t resets;
+	/* BRANCH: a copy of a branch another node of the cluster made (the
+	 * replicator's), not a new branch of this node's */
+	bool copy;
 	size_t nmeta;
 	char **meta_keys;
 	char **meta_values;

@@ -247,6 +247,7 @@ static void make_empty_branch(struct dm_replicator *r, struct dm_dot_handle *h, 
 	struct dm_err err;
 
 	req->branch = dm_xstrdup(branch);
+	req->copy = true;
 	if (dm_dot_call(&res, h, req, TRANSFER_WAIT_MS, &err) && err.code != DM_EEXISTS)
 		dm_warn("replicate: cannot make empty branch %s of dot %s: %s", branch, id,
 			err.msg);

@@ -60,6 +60,15 @@ test_expect_success 'a branch made on node 3 is mastered there and reaches node 
 	dmN3 checkout --dot shop master
 '
 
+test_expect_success 'a branch another node made and masters cannot be made again before it arrives' '
+	id=$(dmN1 dot show shop --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"id\"])") &&
+	n2=$(node_id N2) &&
+	etcdctl --endpoints "$ETCD_ENDPOINTS" put "/dm/masters/$id/not-here-yet" "$n2" >/dev/null &&
+	test_must_fail dmN1 checkout --dot shop -b not-here-yet 2>err &&
+	one_error "branch .not-here-yet. exists: node $n2 made it, and this node has no copy of it yet" &&
+	etcdctl --endpoints "$ETCD_ENDPOINTS" del "/dm/masters/$id/not-here-yet" >/dev/null
+'
+
 test_expect_success 'a node killed and restarted catches up' '
 	node_kill N2 &&
 	echo while-down >n1/greeting &&
