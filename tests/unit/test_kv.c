@@ -1724,6 +1724,7 @@ static void test_etcd_down_or_silent_fails_within_the_deadline_and_watches_resum
 	int64_t start, rev;
 	struct fx *f = *state;
 	char url[64];
+	int rc;
 
 	f->eopts.request_timeout_ms = 1000;
 	f->eopts.connect_timeout_ms = 500;
@@ -1755,11 +1756,27 @@ static void test_etcd_down_or_silent_fails_within_the_deadline_and_watches_resum
 	is_event(&c.evs[1], DM_KV_EVENT_PUT, "d/3", "3", rev);
 
 	/* stopped: it accepts connections and answers nothing, and a call
-	 * gives up at its deadline */
-	kill(f->c.m[0].pid, SIGSTOP);
-	start = dm_now_monotonic_ns();
-	if (dm_kv_get(f->kv, &item, "d/1", &err) != DM_ETIMEOUT)
+	 * gives up at its deadline. (A stopped process keeps its socket, so a
+	 * refusal means the member died on its own after its restart, as a
+	 * loaded machine has seen once: then it is started again, once.) */
+	for (int attempt = 0;; attempt++) {
+		int status;
+
+		kill(f->c.m[0].pid, SIGSTOP);
+		start = dm_now_monotonic_ns();
+		rc = dm_kv_get(f->kv, &item, "d/1", &err);
+		if (rc == DM_ETIMEOUT)
+			break;
+		if (attempt == 0 && rc == DM_EUNAVAILABLE &&
+		    waitpid(f->c.m[0].pid, &status, WNOHANG) == f->c.m[0].pid) {
+			print_message("# etcd member died on its own (status %d); once more\n",
+				      status);
+			f->c.m[0].pid = 0;
+			member_restart(f, 0);
+			continue;
+		}
 		fail_msg("get from a stopped etcd: %s", err.msg);
+	}
 	assert_true(ms_since(start) >= 900);
 	assert_true(ms_since(start) < 4000);
 	assert_non_null(strstr(err.msg, "no answer from etcd within 1000 ms"));
