@@ -96,19 +96,7 @@ static int branch_paths(struct dm_engine *e, struct branch_paths *p, const char 
 static int need_wc(const struct branch_paths *p, const char *dot, const char *branch,
                    struct dm_err *err)
 {
-	struct stat st;
-
-	if (lstat(dm_wc_str(&p->wc), &st) < 0) {
-		if (errno == ENOENT)
-			return dm_err_set(err, DM_ENOTFOUND,
-			                  "no working copy for branch '%s' of dot '%s'", branch,
-			                  dot);
-		return dm_err_errno(err, errno, "cannot stat '%s'", dm_wc_str(&p->wc));
-	}
-	if (!S_ISDIR(st.st_mode))
-		return dm_err_set(err, DM_ECORRUPT, "working copy '%s' is not a directory",
-		                  dm_wc_str(&p->wc));
-	return 0;
+	return dm_wc_need(dm_wc_str(&p->wc), dot, branch, err);
 }
 
 /* ---- open / free ---- */

@@ -32,6 +32,10 @@ struct dm_engine_base {
 
 int dm_wc_check_dot(const char *dot, struct dm_err *err);
 int dm_wc_check_branch(const char *branch, struct dm_err *err);
+/* 0 when the working copy wc (of branch of dot) exists as a directory;
+ * DM_ENOTFOUND naming them when it does not, DM_ECORRUPT when it is not a
+ * directory. */
+int dm_wc_need(const char *wc, const char *dot, const char *branch, struct dm_err *err);
 /* out = root/dot[/branch][/leaf], after checking the names (branch may be
  * NULL; leaf then goes right under the dot's directory). */
 int dm_wc_make_path(struct dm_buf *out, const char *root, const char *dot, const char *branch,

@@ -64,6 +64,22 @@ int dm_wc_check_branch(const char *branch, struct dm_err *err)
 	return dm_branch_name_check(branch, err);
 }
 
+int dm_wc_need(const char *wc, const char *dot, const char *branch, struct dm_err *err)
+{
+	struct stat st;
+
+	if (lstat(wc, &st) < 0) {
+		if (errno == ENOENT)
+			return dm_err_set(err, DM_ENOTFOUND,
+					  "no working copy for branch '%s' of dot '%s'", branch,
+					  dot);
+		return dm_err_errno(err, errno, "cannot stat '%s'", wc);
+	}
+	if (!S_ISDIR(st.st_mode))
+		return dm_err_set(err, DM_ECORRUPT, "working copy '%s' is not a directory", wc);
+	return 0;
+}
+
 int dm_wc_make_path(struct dm_buf *out, const char *root, const char *dot, const char *branch,
 		    const char *leaf, struct dm_err *err)
 {
