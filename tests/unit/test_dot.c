@@ -41,18 +41,11 @@
 #include "util/fsutil.h"
 #include "util/log.h"
 
+#include "node_fixture.h"
+
 #include "util/banned.h"
 
 #define MAX_REQS 12
-
-struct node {
-	char dir[64];
-	struct dm_kv *kv;
-	struct dm_store *store;
-	struct dm_engine *engine;
-	struct dm_sched *sched;
-	struct dm_registry *reg;
-};
 
 static uint64_t rng_state;
 
@@ -65,51 +58,15 @@ static uint64_t rnd(void)
 	return z ^ (z >> 31);
 }
 
-static void node_open(struct node *n, uint64_t seed)
+static void node_open(struct test_node *n, uint64_t seed)
 {
 	struct dm_sched_opts so = {1, seed, 0, 0};
-	struct dm_kv_lmdb_opts ko;
-	struct dm_store_opts sto;
-	struct dm_err err;
-	char path[128];
-	struct dm_dot_env env;
 
-	memset(n, 0, sizeof(*n));
-	snprintf(n->dir, sizeof(n->dir), "/tmp/dm-test-dot-XXXXXX");
-	assert_non_null(mkdtemp(n->dir));
-	dm_kv_lmdb_opts_default(&ko);
-	ko.sync = false;
-	ko.map_size = 1u << 20;
-	snprintf(path, sizeof(path), "%s/kv", n->dir);
-	if (dm_kv_open_lmdb_opts(&n->kv, path, &ko, &err))
-		fail_msg("kv: %s", err.msg);
-	dm_store_opts_default(&sto);
-	sto.sync = false;
-	snprintf(path, sizeof(path), "%s/store", n->dir);
-	if (dm_store_open(&n->store, path, &sto, &err))
-		fail_msg("store: %s", err.msg);
-	snprintf(path, sizeof(path), "%s/dots", n->dir);
-	if (dm_engine_open(&n->engine, "dir", path, n->store, &err))
-		fail_msg("engine: %s", err.msg);
-	if (dm_sched_new(&n->sched, &so, &err))
-		fail_msg("sched: %s", err.msg);
-	env = (struct dm_dot_env){n->kv, n->store, n->engine, n->sched, "test", NULL, NULL, NULL, NULL};
-	if (dm_registry_open(&n->reg, &env, &err))
-		fail_msg("registry: %s", err.msg);
-}
-
-static void node_close(struct node *n)
-{
-	dm_registry_free(n->reg);
-	dm_sched_free(n->sched);
-	dm_engine_free(n->engine);
-	dm_store_free(n->store);
-	dm_kv_free(n->kv);
-	dm_remove_tree(n->dir, NULL);
+	test_node_open(n, "dot", &so, 1u << 20);
 }
 
 /* Waits (by stepping) for a ticket's answer; returns its status. */
-static int settle(struct node *n, struct dm_ticket *t, struct dm_msg **reply)
+static int settle(struct test_node *n, struct dm_ticket *t, struct dm_msg **reply)
 {
 	struct dm_err err;
 
@@ -117,7 +74,7 @@ static int settle(struct node *n, struct dm_ticket *t, struct dm_msg **reply)
 	return dm_ticket_wait(reply, t, 0, &err);
 }
 
-static struct dm_dot_handle *create_dot(struct node *n, const char *name)
+static struct dm_dot_handle *create_dot(struct test_node *n, const char *name)
 {
 	struct dm_dot_name dn;
 	struct dm_ticket *t = NULL;
@@ -143,7 +100,7 @@ static struct dm_dot_handle *create_dot(struct node *n, const char *name)
 	return h;
 }
 
-static void write_file(struct node *n, const char *dot_id, const char *branch, const char *name,
+static void write_file(struct test_node *n, const char *dot_id, const char *branch, const char *name,
 		       const char *content)
 {
 	struct dm_buf path = DM_BUF_INIT;
@@ -213,7 +170,7 @@ static int count_keys(struct dm_kv *kv, const char *prefix)
 	return n;
 }
 
-static void check_deleted(struct node *n, const char *id, uint64_t seed)
+static void check_deleted(struct test_node *n, const char *id, uint64_t seed)
 {
 	char path[256], prefix[128];
 	struct stat st;
@@ -237,7 +194,7 @@ static void check_deleted(struct node *n, const char *id, uint64_t seed)
 			 (unsigned long long)seed, nids);
 }
 
-static void check_consistent(struct node *n, struct dm_dot_handle *h, uint64_t seed)
+static void check_consistent(struct test_node *n, struct dm_dot_handle *h, uint64_t seed)
 {
 	struct dm_dot_view *v = dm_dot_handle_view(h);
 	char key[256];
@@ -269,7 +226,7 @@ static void check_consistent(struct node *n, struct dm_dot_handle *h, uint64_t s
 
 static void one_round(uint64_t seed)
 {
-	struct node n;
+	struct test_node n;
 	struct dm_dot_handle *h;
 	struct dm_ticket *tickets[MAX_REQS];
 	char id[DM_DOT_ID_MAX + 1];
@@ -325,7 +282,7 @@ static void one_round(uint64_t seed)
 		check_consistent(&n, h, seed);
 	}
 	dm_dot_handle_unref(h);
-	node_close(&n);
+	test_node_close(&n);
 }
 
 static void test_seeded_interleavings(void **state)
@@ -343,7 +300,7 @@ static void test_seeded_interleavings(void **state)
 /* A dot survives a restart of its node: branches and heads come back. */
 static void test_restart_finds_dot(void **state)
 {
-	struct node n;
+	struct test_node n;
 	struct dm_dot_handle *h;
 	struct dm_ticket *t = NULL;
 	struct dm_msg *reply = NULL;
@@ -351,7 +308,6 @@ static void test_restart_finds_dot(void **state)
 	struct dm_registry_snap *snap;
 	struct dm_dot_view *v;
 	struct dm_dot_name dn;
-	struct dm_dot_env env;
 	char head[DM_COMMIT_ID_LEN_MAX + 1];
 
 	(void)state;
@@ -371,8 +327,7 @@ static void test_restart_finds_dot(void **state)
 	dm_dot_handle_unref(h);
 	/* restart: a new registry over the same KV and store */
 	dm_registry_free(n.reg);
-	env = (struct dm_dot_env){n.kv, n.store, n.engine, n.sched, "test", NULL, NULL, NULL, NULL};
-	assert_int_equal(dm_registry_open(&n.reg, &env, NULL), 0);
+	test_node_open_registry(&n);
 	snap = dm_registry_snapshot(n.reg);
 	assert_int_equal(dm_dot_name_parse(&dn, "ns1/db", NULL), 0);
 	assert_non_null(dm_registry_find(snap, &dn));
@@ -381,11 +336,11 @@ static void test_restart_finds_dot(void **state)
 	assert_int_equal(dm_dot_view_branch(v, "master")->commits, 1);
 	dm_dot_view_unref(v);
 	dm_registry_snap_unref(snap);
-	node_close(&n);
+	test_node_close(&n);
 }
 
 /* Stores a commit object for dot_id and returns its ref. */
-static struct dm_dot_commit_ref make_commit(struct node *n, const char *dot_id, const char *id,
+static struct dm_dot_commit_ref make_commit(struct test_node *n, const char *dot_id, const char *id,
 					    const char *parent, const dm_oid *tree)
 {
 	struct dm_dot_commit_ref ref;
@@ -405,7 +360,7 @@ static struct dm_dot_commit_ref make_commit(struct node *n, const char *dot_id, 
 	return ref;
 }
 
-static int receive(struct node *n, struct dm_dot_handle *h, const char *branch, const char *old,
+static int receive(struct test_node *n, struct dm_dot_handle *h, const char *branch, const char *old,
 		   struct dm_dot_commit_ref *refs, size_t nrefs, bool stash, char *detail)
 {
 	struct dm_dot_req *r = dm_dot_req_new(DM_DOT_OP_RECEIVE);
@@ -441,7 +396,7 @@ static const char *head_of(struct dm_dot_handle *h, const char *branch, char *ou
 /* A dot takes commits from a transfer: fast-forward, and every refusal. */
 static void test_receive(void **state)
 {
-	struct node n;
+	struct test_node n;
 	struct dm_dot_handle *h;
 	struct dm_buf empty = DM_BUF_INIT;
 	struct dm_tree none = {0, NULL};
@@ -505,10 +460,10 @@ static void test_receive(void **state)
 			 DM_ECORRUPT);
 	assert_string_equal(head_of(h, "fromremote", head), "r1-0001");
 	dm_dot_handle_unref(h);
-	node_close(&n);
+	test_node_close(&n);
 }
 
-static int send_op(struct node *n, struct dm_dot_handle *h, struct dm_dot_req *r,
+static int send_op(struct test_node *n, struct dm_dot_handle *h, struct dm_dot_req *r,
 		   json_t **result, char *detail)
 {
 	struct dm_ticket *t = NULL;
@@ -544,7 +499,7 @@ static struct dm_dot_req *mount_req(int op, const char *id, const char *subdot)
 /* Containers mount subdots; a dot in use is not deleted. */
 static void test_mounts(void **state)
 {
-	struct node n;
+	struct test_node n;
 	struct dm_dot_handle *h;
 	struct dm_dot_view *v;
 	json_t *res = NULL;
@@ -572,7 +527,7 @@ static void test_mounts(void **state)
 	assert_int_equal(send_op(&n, h, mount_req(DM_DOT_OP_UNMOUNT, "m1", "db"), NULL, NULL), 0);
 	assert_int_equal(send_op(&n, h, dm_dot_req_new(DM_DOT_OP_DELETE), NULL, NULL), 0);
 	dm_dot_handle_unref(h);
-	node_close(&n);
+	test_node_close(&n);
 }
 
 int main(void)

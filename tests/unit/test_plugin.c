@@ -32,15 +32,12 @@
 #include "util/fsutil.h"
 #include "util/log.h"
 
+#include "node_fixture.h"
+
 #include "util/banned.h"
 
 struct fx {
-	char dir[64];
-	struct dm_kv *kv;
-	struct dm_store *store;
-	struct dm_engine *engine;
-	struct dm_sched *sched;
-	struct dm_registry *reg;
+	struct test_node n; /* KV, store, engine, scheduler, registry */
 	struct dm_plugin *plugin;
 };
 
@@ -48,40 +45,15 @@ static int fx_setup(void **state)
 {
 	struct dm_sched_opts so = {0, 0, 2, 2};
 	struct dm_plugin_opts po;
-	struct dm_kv_lmdb_opts ko;
-	struct dm_store_opts sto;
-	struct dm_dot_env env;
 	struct dm_err err;
-	char path[128];
 	struct fx *fx = calloc(1, sizeof(*fx));
 
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/dm-test-plugin-XXXXXX");
-	if (!mkdtemp(fx->dir))
-		return -1;
-	dm_kv_lmdb_opts_default(&ko);
-	ko.sync = false;
-	ko.map_size = 16u << 20;
-	snprintf(path, sizeof(path), "%s/kv", fx->dir);
-	if (dm_kv_open_lmdb_opts(&fx->kv, path, &ko, &err))
-		fail_msg("kv: %s", err.msg);
-	dm_store_opts_default(&sto);
-	sto.sync = false;
-	snprintf(path, sizeof(path), "%s/store", fx->dir);
-	if (dm_store_open(&fx->store, path, &sto, &err))
-		fail_msg("store: %s", err.msg);
-	snprintf(path, sizeof(path), "%s/dots", fx->dir);
-	if (dm_engine_open(&fx->engine, "dir", path, fx->store, &err))
-		fail_msg("engine: %s", err.msg);
-	if (dm_sched_new(&fx->sched, &so, &err))
-		fail_msg("sched: %s", err.msg);
-	env = (struct dm_dot_env){fx->kv, fx->store, fx->engine, fx->sched, "test", NULL, NULL, NULL, NULL};
-	if (dm_registry_open(&fx->reg, &env, &err))
-		fail_msg("registry: %s", err.msg);
+	test_node_open(&fx->n, "plugin", &so, 16u << 20);
 	memset(&po, 0, sizeof(po));
-	po.registry = fx->reg;
-	po.kv = fx->kv;
+	po.registry = fx->n.reg;
+	po.kv = fx->n.kv;
 	if (dm_plugin_new(&fx->plugin, &po, &err))
 		fail_msg("plugin: %s", err.msg);
 	*state = fx;
@@ -93,12 +65,7 @@ static int fx_teardown(void **state)
 	struct fx *fx = *state;
 
 	dm_plugin_free(fx->plugin, 1000);
-	dm_registry_free(fx->reg);
-	dm_sched_free(fx->sched);
-	dm_engine_free(fx->engine);
-	dm_store_free(fx->store);
-	dm_kv_free(fx->kv);
-	dm_remove_tree(fx->dir, NULL);
+	test_node_close(&fx->n);
 	free(fx);
 	return 0;
 }
@@ -143,7 +110,7 @@ static void refused(struct fx *fx, const char *url, const char *body, unsigned w
 
 static struct dm_dot_view *view_of(struct fx *fx, const char *name)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(fx->reg);
+	struct dm_registry_snap *snap = dm_registry_snapshot(fx->n.reg);
 	struct dm_dot_name n;
 	const struct dm_registry_entry *e;
 	struct dm_dot_view *v = NULL;
@@ -331,7 +298,7 @@ static void test_mount_unmount(void **state)
 
 	/* in use: no delete */
 	assert_int_equal(dm_dot_name_parse(&n, "shop", NULL), 0);
-	snap = dm_registry_snapshot(fx->reg);
+	snap = dm_registry_snapshot(fx->n.reg);
 	h = dm_registry_find(snap, &n)->dot;
 	dm_dot_handle_ref(h);
 	dm_registry_snap_unref(snap);
@@ -393,7 +360,7 @@ static void test_socket(void **state)
 	long status = 0;
 	CURL *c;
 
-	snprintf(sock, sizeof(sock), "%s/run/plugins/dm.sock", fx->dir);
+	snprintf(sock, sizeof(sock), "%s/run/plugins/dm.sock", fx->n.dir);
 	if (dm_plugin_listen(fx->plugin, NULL, sock, &err))
 		fail_msg("listen: %s", err.msg);
 	c = curl_easy_init();
@@ -427,8 +394,8 @@ static void test_socket(void **state)
 
 	/* a second plugin on a served socket is refused, not a thief */
 	memset(&po, 0, sizeof(po));
-	po.registry = fx->reg;
-	po.kv = fx->kv;
+	po.registry = fx->n.reg;
+	po.kv = fx->n.kv;
 	assert_int_equal(dm_plugin_new(&second, &po, &err), 0);
 	assert_int_equal(dm_plugin_listen(second, NULL, sock, &err), DM_EBUSY);
 	assert_non_null(strstr(err.msg, "is served by another process"));
