@@ -3,8 +3,8 @@
 # against restic, sha256sum and cp -a on the same generated data, in one run.
 # Writes the "## store" section of bench/RESULTS.md. See bench/README.md.
 set -euo pipefail
-# write_section comes from bench/lib.sh; this script's own helpers,
-# defined below, take precedence over lib.sh's of the same name.
+# write_section and the number and table helpers come from bench/lib.sh;
+# the helpers this script defines below take precedence over lib.sh's.
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -125,13 +125,9 @@ mkdir -p "$LOGS"
 
 # ---------------------------------------------------------------- helpers
 
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-fsec() { awk -v t="$1" 'BEGIN { if (t < 1) printf "%.3f s", t; else if (t < 100) printf "%.2f s", t; else printf "%.1f s", t }'; }
+# calc, fsec, fx, yesno, median, row and note: lib.sh's
 frate() { awk -v b="$1" -v t="$2" 'BEGIN { r = b / 1e6 / t; if (r >= 100) printf "%.0f MB/s", r; else printf "%.1f MB/s", r }'; }
-fx() { awk -v r="$1" 'BEGIN { if (r >= 10) printf "%.0f×", r; else printf "%.2f×", r }'; }
 fmb() { awk -v b="$1" 'BEGIN { if (b >= 1e9) printf "%.2f GB", b / 1e9; else printf "%.1f MB", b / 1e6 }'; }
-yesno() { awk "BEGIN { exit !($1) }" && echo yes || echo "**no**"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 dusize() { du -sb "$1" | cut -f1; }
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
@@ -186,9 +182,7 @@ restic_init() { # REPO CACHE
 }
 
 ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
 NOTES=()
-note() { NOTES+=("$*"); }
 
 # ---------------------------------------------------------------- the tool
 

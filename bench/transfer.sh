@@ -6,8 +6,8 @@
 # section of bench/RESULTS.md (between <!-- transfer:begin --> and
 # <!-- transfer:end -->). See bench/README.md.
 set -euo pipefail
-# write_section comes from bench/lib.sh; this script's own helpers,
-# defined below, take precedence over lib.sh's of the same name.
+# write_section and the number and table helpers come from bench/lib.sh;
+# the helpers this script defines below take precedence over lib.sh's.
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -138,14 +138,9 @@ mkdir -p "$LOGS"
 
 # ---------------------------------------------------------------- helpers
 
-calc() { awk "BEGIN { printf \"%.6f\", ($1) }"; }
-fsec() { awk -v t="$1" 'BEGIN { if (t < 1) printf "%.3f s", t; else if (t < 100) printf "%.2f s", t; else printf "%.1f s", t }'; }
-fx() { awk -v r="$1" 'BEGIN { if (r >= 10) printf "%.0f×", r; else printf "%.2f×", r }'; }
-fmb() { awk -v b="$1" 'BEGIN { if (b >= 1e9) printf "%.2f GB", b / 1e9; else if (b >= 1e6) printf "%.1f MB", b / 1e6; else printf "%.0f kB", b / 1e3 }'; }
+# calc, fsec, fx, fmb, yesno, port_free, row, note and build_dm: lib.sh's
 frate() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.0f MB/s", b / t / 1e6 }'; }
-yesno() { awk "BEGIN { exit !($1) }" && echo yes || echo "**no**"; }
 fown() { if [ "$1" = "?" ]; then echo "?"; else fsec "$1"; fi; }
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # tm NAME CMD...: runs CMD (stdout, stderr in LOGS/NAME.out, .err); T is its
 # wall time in seconds.
@@ -173,9 +168,7 @@ tm_sync() {
 }
 
 ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
 NOTES=()
-note() { NOTES+=("$*"); }
 
 # wire NAME: wire_bytes of the newest transfer dmd NAME (A or B) ran, after
 # checking that it is done; WIRE_MSG is its message.
@@ -221,28 +214,8 @@ rsync_stats() {
 
 # ---------------------------------------------------------------- dm, dmd, rsyncd
 
-if [ "$DOBUILD" = 1 ]; then
-	say "building dm and dmd in ${BUILD#"$REPO"/}/"
-	if [ ! -f "$BUILD/build.ninja" ]; then
-		meson setup "$BUILD" "$REPO" -Dbuildtype=release >"$LOGS/build.log" 2>&1 ||
-			{ tail -n 20 "$LOGS/build.log" >&2; die "meson setup failed"; }
-	fi
-	ninja -C "$BUILD" src/server/dmd src/cli/dm >>"$LOGS/build.log" 2>&1 ||
-		{ tail -n 20 "$LOGS/build.log" >&2; die "building dm and dmd failed"; }
-fi
-DM=$BUILD/src/cli/dm
-DMD=$BUILD/src/server/dmd
-[ -x "$DM" ] && [ -x "$DMD" ] || die "no dm and dmd in '$BUILD' (src/cli/dm, src/server/dmd)"
-export DM_DMD=$DMD DM_PLUGIN_SOCKET=none
-BUILDTYPE=unknown
-if [ -f "$BUILD/meson-info/intro-buildoptions.json" ]; then
-	BUILDTYPE=$(python3 -c 'import json, sys
-for o in json.load(open(sys.argv[1])):
-    if o["name"] == "buildtype": print(o["value"])' "$BUILD/meson-info/intro-buildoptions.json")
-fi
-[ "$BUILDTYPE" = release ] || say "WARNING: dm and dmd are a '$BUILDTYPE' build, not release"
-REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$REPO" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then REV="$REV+changes"; fi
+build_dm
+export DM_PLUGIN_SOCKET=none
 RSYNCV=$(rsync --version | awk 'NR == 1 { print $3 }')
 
 PORTS=()
