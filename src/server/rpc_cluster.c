@@ -5,7 +5,6 @@
  * would: no dot state is touched here).
  */
 #include <jansson.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +14,10 @@
 #include "server/dot.h"
 #include "server/forward.h"
 #include "server/registry.h"
-#include "util/log.h"
 #include "server/rpc.h"
 #include "server/server.h"
 #include "util/buf.h"
-#include "util/fsutil.h"
+#include "util/log.h"
 #include "util/names.h"
 
 #include "util/banned.h"
@@ -53,35 +51,24 @@ static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json
 {
 	struct dm_server *srv = ctx->server;
 	struct dm_cluster_token t;
-	struct dm_buf key = DM_BUF_INIT;
-	char path[PATH_MAX], *token = NULL;
+	char *token = NULL;
 	int rc;
 
 	if (strcmp(srv->kv_name, "etcd") != 0)
 		return dm_err_set(err, DM_EUNSUPPORTED,
 				  "this node keeps its state in the embedded KV; only a cluster on "
 				  "etcd takes more nodes (dm cluster init --kv etcd)");
+	/* on etcd, dmd read the admin key at start (server.c) */
 	memset(&t, 0, sizeof(t));
-	snprintf(path, sizeof(path), "%s/%s", srv->data_dir, DM_DATA_ADMIN_KEY);
-	rc = dm_read_file(&key, path, DM_API_KEY_LEN + 2, err);
-	while (!rc && key.len && (key.data[key.len - 1] == '\n'))
-		key.data[--key.len] = '\0';
-	if (!rc && key.len != DM_API_KEY_LEN)
-		rc = dm_err_set(err, DM_ECORRUPT, "'%s' holds no API key", path);
-	if (!rc) {
-		memcpy(t.api_key, key.data, DM_API_KEY_LEN);
-		snprintf(t.cluster_id, sizeof(t.cluster_id), "%s", srv->cluster_id);
-		snprintf(t.endpoints, sizeof(t.endpoints), "%s", srv->etcd_endpoints);
-		rc = dm_cluster_token_encode(&token, &t, err);
-	}
-	if (key.data)
-		memset(key.data, 0, key.len);
-	dm_buf_release(&key);
-	memset(&t, 0, sizeof(t));
+	memcpy(t.api_key, srv->admin_key, DM_API_KEY_LEN + 1);
+	snprintf(t.cluster_id, sizeof(t.cluster_id), "%s", srv->cluster_id);
+	snprintf(t.endpoints, sizeof(t.endpoints), "%s", srv->etcd_endpoints);
+	rc = dm_cluster_token_encode(&token, &t, err);
+	explicit_bzero(&t, sizeof(t));
 	if (rc)
 		return rc;
 	*result = json_pack("{s:s}", "token", token);
-	memset(token, 0, strlen(token));
+	explicit_bzero(token, strlen(token));
 	free(token);
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
