@@ -89,6 +89,10 @@ const struct dm_branch_view *dm_dot_view_branch(const struct dm_dot_view *v, con
 
 struct dm_dot_handle;
 
+/* The head of branch name in h's latest view into out ("" when the dot has
+ * no such branch, or h is NULL). */
+void dm_dot_handle_head(char *out, size_t size, struct dm_dot_handle *h, const char *name);
+
 /* References on a handle; unref accepts NULL. */
 void dm_dot_handle_ref(struct dm_dot_handle *h);
 void dm_dot_handle_unref(struct dm_dot_handle *h);

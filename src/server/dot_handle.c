@@ -61,6 +61,15 @@ const struct dm_branch_view *dm_dot_view_branch(const struct dm_dot_view *v, con
 	return NULL;
 }
 
+void dm_dot_handle_head(char *out, size_t size, struct dm_dot_handle *h, const char *name)
+{
+	struct dm_dot_view *v = h ? dm_dot_handle_view(h) : NULL;
+	const struct dm_branch_view *b = v ? dm_dot_view_branch(v, name) : NULL;
+
+	snprintf(out, size, "%s", b ? b->head : "");
+	dm_dot_view_unref(v);
+}
+
 void dm_dot_handle_ref(struct dm_dot_handle *h)
 {
 	atomic_fetch_add(&h->refs, 1);

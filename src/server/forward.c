@@ -153,11 +153,8 @@ static void local_head(struct dm_server *srv, char *out, size_t size, const char
 {
 	struct dm_registry_snap *snap = dm_registry_snapshot(srv->registry);
 	const struct dm_registry_entry *e = dm_registry_find_id(snap, dot_id);
-	struct dm_dot_view *v = e ? dm_dot_handle_view(e->dot) : NULL;
-	const struct dm_branch_view *b = v ? dm_dot_view_branch(v, branch) : NULL;
 
-	snprintf(out, size, "%s", b ? b->head : "");
-	dm_dot_view_unref(v);
+	dm_dot_handle_head(out, size, e ? e->dot : NULL, branch);
 	dm_registry_snap_unref(snap);
 }
 

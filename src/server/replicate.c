@@ -304,16 +304,6 @@ static struct dm_dot_handle *local_copy(struct dm_replicator *r, const char *id)
 	return h;
 }
 
-/* The head of branch on this node's copy ("" when it lacks the branch). */
-static void local_head(char *out, size_t size, struct dm_dot_handle *h, const char *branch)
-{
-	struct dm_dot_view *v = dm_dot_handle_view(h);
-	const struct dm_branch_view *b = dm_dot_view_branch(v, branch);
-
-	snprintf(out, size, "%s", b ? b->head : "");
-	dm_dot_view_unref(v);
-}
-
 /* Branch `branch` of node's copy of dot id, as st holds it: {"head","resets"}. */
 static json_t *branch_record(json_t *st, const char *node, const char *id, const char *branch)
 {
@@ -357,7 +347,7 @@ static void follow_branch(struct dm_replicator *r, json_t *st, const char *id, c
 		fetch(r, node, master, id, json_object_get(copy, "dot"), NULL);
 		return;
 	}
-	local_head(mine, sizeof(mine), h, branch);
+	dm_dot_handle_head(mine, sizeof(mine), h, branch);
 	if (!head[0] && !has_branch(h, branch))
 		make_empty_branch(r, h, id, branch);
 	else if (their_resets > my_resets && has_commit(r, id, head))
