@@ -147,14 +147,6 @@ static int wait_answer(int fd, pid_t *pid_out, const char *log_path, int timeout
 	}
 }
 
-void dm_daemon_close_from(int from)
-{
-	if (close_range((unsigned)from, ~0U, 0) == 0)
-		return;
-	for (long fd = from, max = sysconf(_SC_OPEN_MAX); fd < max && fd < 65536; fd++)
-		close((int)fd);
-}
-
 int dm_daemon_detach(struct dm_daemon **out, pid_t *pid_out, const char *log_path, int timeout_ms,
 		     struct dm_err *err)
 {
@@ -215,7 +207,7 @@ int dm_daemon_detach(struct dm_daemon **out, pid_t *pid_out, const char *log_pat
 		close(p[1]);
 	}
 	fcntl(HANDSHAKE_FD, F_SETFD, FD_CLOEXEC);
-	dm_daemon_close_from(HANDSHAKE_FD + 1);
+	dm_close_from(HANDSHAKE_FD + 1);
 	null_fd = open("/dev/null", O_RDONLY);
 	if (null_fd >= 0) {
 		dup2(null_fd, STDIN_FILENO);

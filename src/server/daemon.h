@@ -35,9 +35,6 @@ void dm_daemon_ready(struct dm_daemon *d);
 /* In the daemon: hand err to the waiting process; frees d. Accepts NULL d. */
 void dm_daemon_fail(struct dm_daemon *d, const struct dm_err *err);
 
-/* Closes every descriptor from `from` up: in a fork child before exec, so
- * that a program dmd runs inherits nothing of dmd's. */
-void dm_daemon_close_from(int from);
 
 /* Points stdout and stderr at log_path (appending, created mode 0600). */
 int dm_daemon_redirect(const char *log_path, struct dm_err *err);

@@ -19,10 +19,12 @@
 #include <unistd.h>
 
 #include "engine/pool.h"
-#include "server/cluster.h"
+#include "server/cluster/cluster.h"
+#include "server/api/http.h"
 #include "server/daemon.h"
-#include "server/etcd_member.h"
-#include "server/plugin.h"
+#include "server/datadir.h"
+#include "server/cluster/etcd_member.h"
+#include "server/api/plugin.h"
 #include "server/server.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -291,7 +293,7 @@ static int cmd_init(const struct args *a)
 {
 	char key[DM_API_KEY_LEN + 1];
 	struct dm_cluster_token token;
-	struct dm_server_init_opts o;
+	struct dm_datadir_init_opts o;
 	struct dm_err err;
 	int rc;
 
@@ -318,7 +320,7 @@ static int cmd_init(const struct args *a)
 			return fail(&err);
 		o.join = &token;
 	}
-	rc = dm_server_init_data_dir_opts(key, a->data_dir, &o, &err);
+	rc = dm_datadir_init_opts(key, a->data_dir, &o, &err);
 	memset(&token, 0, sizeof(token));
 	if (rc)
 		return fail(&err);
@@ -409,13 +411,13 @@ static int cmd_start(const struct args *a)
 	int port = a->port;
 
 	dm_err_clear(&err);
-	if (dm_server_check_data_dir(a->data_dir, &err))
+	if (dm_datadir_check(a->data_dir, &err))
 		return fail(&err);
 	if (!realpath(a->data_dir, data_dir)) {
 		dm_err_errno(&err, errno, "cannot resolve '%s'", a->data_dir);
 		return fail(&err);
 	}
-	if (!port && dm_server_config_port(&port, data_dir, &err))
+	if (!port && dm_datadir_port(&port, data_dir, &err))
 		return fail(&err);
 	if (a->foreground)
 		return serve(a, data_dir, NULL);
@@ -424,7 +426,7 @@ static int cmd_start(const struct args *a)
 		return fail(&err);
 	if (d)
 		return serve(a, data_dir, d);
-	printf("dmd is running on %s (pid %ld, %s:%d)\n", data_dir, (long)pid, DM_SERVER_HOST,
+	printf("dmd is running on %s (pid %ld, %s:%d)\n", data_dir, (long)pid, DM_HTTP_HOST,
 	       port);
 	return 0;
 }
@@ -437,7 +439,7 @@ static int cmd_stop(const struct args *a)
 
 	dm_log_setup(stderr, DM_LOG_WARN);
 	dm_err_clear(&err);
-	if (dm_server_check_data_dir(a->data_dir, &err))
+	if (dm_datadir_check(a->data_dir, &err))
 		return fail(&err);
 	if (!realpath(a->data_dir, data_dir)) {
 		dm_err_errno(&err, errno, "cannot resolve '%s'", a->data_dir);
@@ -447,7 +449,7 @@ static int cmd_stop(const struct args *a)
 		return fail(&err);
 	/* a dmd that died leaves its loop pool mounted and its local etcd
 	 * running: unmount and stop them now */
-	if (dm_server_release_pool(data_dir, &err) ||
+	if (dm_datadir_release_pool(data_dir, &err) ||
 	    dm_etcd_member_stop_leftover(&etcd_pid, data_dir, &err))
 		return fail(&err);
 	if (pid)

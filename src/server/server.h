@@ -1,24 +1,14 @@
 /*
- * server.h - one dmd: its data directory and everything opened from it
- * (KV, store, engine, actor scheduler, the lead's dot registry, HTTP).
- *
- * Layout of a data directory (DESIGN.md §2):
- *     DIR/config.json      port, node id, engine, creation time (dmd init)
- *     DIR/admin-api-key    the admin user's API key, mode 0400
- *     DIR/kv/              the embedded KV (LMDB)
- *     DIR/store/           the object store
- *     DIR/dots/            the engine's working copies
- *     DIR/dmd.pid          pid of the running dmd, flock'ed while it runs
- *     DIR/dmd.sock         the API on a unix socket, mode 0600
- *     DIR/dmd.log          the daemon's log
- *     DIR/etcd/            a local etcd member's data (kv etcd without
- *                          endpoints; etcd_member.h), DIR/etcd.pid its pid
- *                          while it runs, DIR/etcd.log its output
+ * server.h - one running dmd: the process that opens every subsystem from
+ * its data directory (datadir.h) in order, hands each its narrow
+ * environment (dots/, transfers/, cluster/, api/), and shuts them down in
+ * the reverse order.
  *
  * Lifetime: dm_server_open opens and starts everything and returns a
  * serving server; dm_server_free shuts it down cleanly in reverse order.
  * Between the two, every field below is set and constant, so request
- * handlers on any thread may read them without locking.
+ * handlers on any thread may read them without locking. Only the process
+ * files (server.c, main.c) see this struct; a subsystem sees its env.
  */
 #ifndef DM_SERVER_SERVER_H
 #define DM_SERVER_SERVER_H
@@ -26,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "server/datadir.h"
 #include "util/err.h"
 #include "util/id.h"
 
@@ -42,25 +33,6 @@ struct dm_replicator;
 struct dm_transfers;
 struct dm_sched;
 struct dm_store;
-
-#define DM_DEFAULT_PORT 32607
-#define DM_SERVER_HOST "127.0.0.1"
-
-#define DM_DATA_CONFIG "config.json"
-#define DM_DATA_ADMIN_KEY "admin-api-key"
-#define DM_DATA_KV "kv"
-#define DM_DATA_STORE "store"
-#define DM_DATA_DOTS "dots"
-#define DM_DATA_PID "dmd.pid"
-#define DM_DATA_SOCKET "dmd.sock"
-#define DM_DATA_LOG "dmd.log"
-#define DM_DATA_ETCD "etcd"           /* a local etcd member's data */
-#define DM_DATA_ETCD_PID "etcd.pid"   /* its pid while it runs */
-#define DM_DATA_ETCD_LOG "etcd.log"   /* its output */
-#define DM_DATA_POOL "pool"           /* a loop pool's mount point (btrfs) */
-#define DM_DATA_POOL_IMAGE "pool.img" /* a loop pool's file (btrfs) */
-
-#define DM_ADMIN_USER "admin"
 
 struct dm_server_opts {
 	const char *data_dir; /* an initialised data directory */
@@ -100,57 +72,6 @@ struct dm_server {
 	char *pool_mount;              /* the loop pool we mounted, or NULL */
 	struct dm_etcd_member *etcd_member; /* the local etcd we run, or NULL */
 };
-
-/* The dot registry (registry.c): started once everything above it is
- * open, freed first at shutdown (it stops the dots' actors and jobs). */
-int dm_registry_start(struct dm_registry **out, struct dm_server *srv, struct dm_err *err);
-void dm_registry_free(struct dm_registry *r);
-
-/*
- * `dmd init`: makes data_dir an initialised data directory (creating it, or
- * using it when empty) with its config (port; 0: DM_DEFAULT_PORT), KV,
- * store and the admin user, whose fresh API key goes to key_out
- * (DM_API_KEY_LEN + 1 bytes) and to DIR/admin-api-key. DM_EEXISTS for a
- * directory already initialised or not empty; nothing is left behind on
- * failure.
- */
-int dm_server_init_data_dir(char *key_out, const char *data_dir, int port, struct dm_err *err);
-
-/*
- * The same with the engine: "dir" (NULL: the default) or "btrfs", which
- * needs pool_dir (an existing btrfs mount; its dots/ holds the working
- * copies) or pool_size (DIR/pool.img of that many bytes, formatted and
- * loop-mounted at DIR/pool; needs root, btrfs and loop devices). What the
- * machine lacks for a pool is said before anything is made. DIR/dots is
- * then a symlink to the pool's dots/.
- */
-struct dm_server_init_opts {
-	int port;
-	const char *engine;
-	const char *pool_dir;
-	uint64_t pool_size;
-	const char *kv;             /* "lmdb" (NULL: the default) or "etcd" */
-	/* kv etcd: "http://h:p[,...]"; NULL or "": a local etcd member that
-	 * dmd runs in DIR/etcd (etcd_member.h) */
-	const char *etcd_endpoints;
-	const char *advertise;      /* the URL other nodes reach this one at, or NULL */
-	/* joining a cluster: its token (kv etcd, endpoints and the admin key
-	 * come from it), or NULL to make a new cluster */
-	const struct dm_cluster_token *join;
-};
-int dm_server_init_data_dir_opts(char *key_out, const char *data_dir,
-				 const struct dm_server_init_opts *o, struct dm_err *err);
-
-/* Unmounts data_dir's loop pool when it has one and it is mounted (after
- * its dmd stopped, or died); its loop device is freed with it. */
-int dm_server_release_pool(const char *data_dir, struct dm_err *err);
-
-/* 0 when data_dir is an initialised data directory; DM_ENOTFOUND with a
- * message that says to run `dmd init` otherwise. */
-int dm_server_check_data_dir(const char *data_dir, struct dm_err *err);
-
-/* Reads the port of an initialised data directory's config. */
-int dm_server_config_port(int *out, const char *data_dir, struct dm_err *err);
 
 /*
  * Opens everything in opts->data_dir and starts serving: KV, store, engine,

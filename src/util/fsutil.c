@@ -280,3 +280,11 @@ int64_t dm_now_realtime_ns(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+void dm_close_from(int from)
+{
+	if (close_range((unsigned)from, ~0U, 0) == 0)
+		return;
+	for (long fd = from, max = sysconf(_SC_OPEN_MAX); fd < max && fd < 65536; fd++)
+		close((int)fd);
+}

@@ -42,4 +42,8 @@ DIR *dm_opendir_dup(int fd);
 int64_t dm_now_monotonic_ns(void);
 int64_t dm_now_realtime_ns(void);
 
+/* Closes every descriptor from `from` up: in a fork child before exec, so
+ * that a program dmd runs inherits nothing of dmd's. */
+void dm_close_from(int from);
+
 #endif

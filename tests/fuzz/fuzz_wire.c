@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/transfer_wire.h"
+#include "sync/wire.h"
 #include "store/pack.h"
 #include "util/err.h"
 

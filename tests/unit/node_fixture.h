@@ -18,8 +18,8 @@
 #include "actor/actor.h"
 #include "engine/engine.h"
 #include "kv/kv.h"
-#include "server/dot.h"
-#include "server/registry.h"
+#include "server/dots/dot.h"
+#include "server/dots/registry.h"
 #include "store/store.h"
 #include "util/fsutil.h"
 

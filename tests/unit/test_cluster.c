@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "kv/kv.h"
-#include "server/cluster.h"
+#include "server/cluster/cluster.h"
 #include "util/base64.h"
 #include "util/fsutil.h"
 

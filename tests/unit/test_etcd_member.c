@@ -29,8 +29,7 @@
 #include <cmocka.h>
 
 #include "kv/kv.h"
-#include "server/etcd_member.h"
-#include "server/server.h"
+#include "server/cluster/etcd_member.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fsutil.h"

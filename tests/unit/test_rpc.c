@@ -21,8 +21,8 @@
 #include <jansson.h>
 
 #include "kv/kv.h"
-#include "server/auth.h"
-#include "server/rpc.h"
+#include "server/api/auth.h"
+#include "server/api/rpc.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/hash.h"

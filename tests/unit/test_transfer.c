@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/transfer_recv.h"
-#include "server/transfer_walk.h"
+#include "sync/receive.h"
+#include "sync/walk.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "store/tree.h"
@@ -147,7 +147,7 @@ static void make_src(struct fixture *fx)
 
 struct local_peer {
 	struct dm_store *other;
-	struct dm_transfer_walk *w;
+	struct dm_sync_walk *w;
 	int put_kinds[5]; /* records put, by kind */
 	int puts;
 	int fail_after;  /* a put after this many fails ("the link died"); 0: never */
@@ -174,12 +174,12 @@ static int lp_put(void *ctx, const struct dm_pack_rec *rec, const void *bytes, s
 
 	if (lp->fail_after && lp->puts >= lp->fail_after)
 		return dm_err_set(err, DM_EUNAVAILABLE, "lost the connection");
-	rc = dm_transfer_accept(lp->other, rec, bytes, DOT_ID, NULL, err);
+	rc = dm_sync_accept(lp->other, rec, bytes, DOT_ID, NULL, err);
 	if (rc)
 		return rc;
 	lp->puts++;
 	lp->put_kinds[rec->kind]++;
-	dm_transfer_walk_acked(lp->w, 1, rec->raw_len);
+	dm_sync_acked(lp->w, 1, rec->raw_len);
 	return 0;
 }
 
@@ -216,7 +216,7 @@ static int lp_get(void *ctx, const dm_oid *ids, size_t n, dm_wire_rec_fn fn, voi
 	return rc;
 }
 
-static void walk_init(struct dm_transfer_walk *w, struct local_peer *lp, struct dm_store *local,
+static void walk_init(struct dm_sync_walk *w, struct local_peer *lp, struct dm_store *local,
 		      struct dm_store *other)
 {
 	memset(w, 0, sizeof(*w));
@@ -225,7 +225,7 @@ static void walk_init(struct dm_transfer_walk *w, struct local_peer *lp, struct 
 	lp->w = w;
 	w->store = local;
 	w->dot_id = DOT_ID;
-	w->peer = (struct dm_transfer_peer){lp, lp_missing, lp_put, lp_sync, lp_get};
+	w->peer = (struct dm_sync_peer){lp, lp_missing, lp_put, lp_sync, lp_get};
 }
 
 static void expect_verifies(struct dm_store *s, uint64_t *objects)
@@ -244,7 +244,7 @@ static void expect_verifies(struct dm_store *s, uint64_t *objects)
 static void test_push_sends_everything_bottom_up(void **state)
 {
 	struct fixture *fx = *state;
-	struct dm_transfer_walk w;
+	struct dm_sync_walk w;
 	struct local_peer lp;
 	struct dm_err err;
 	uint64_t na = 0, nb = 0;
@@ -254,7 +254,7 @@ static void test_push_sends_everything_bottom_up(void **state)
 	c1 = commit_src(fx, "c1", NULL);
 	walk_init(&w, &lp, fx->a, fx->b);
 	lp.put_then_check = true;
-	if (dm_transfer_push_objects(&w, &c1, 1, &err))
+	if (dm_sync_push(&w, &c1, 1, &err))
 		fail_msg("push: %s", err.msg);
 	expect_verifies(fx->a, &na);
 	expect_verifies(fx->b, &nb);
@@ -272,7 +272,7 @@ static void test_push_sends_everything_bottom_up(void **state)
 
 	/* nothing to do the second time */
 	walk_init(&w, &lp, fx->a, fx->b);
-	assert_int_equal(dm_transfer_push_objects(&w, &c1, 1, &err), 0);
+	assert_int_equal(dm_sync_push(&w, &c1, 1, &err), 0);
 	assert_int_equal(lp.puts, 0);
 	assert_int_equal(w.counts.objects_total, 0);
 }
@@ -280,7 +280,7 @@ static void test_push_sends_everything_bottom_up(void **state)
 static void test_incremental_push_sends_only_new_chunks(void **state)
 {
 	struct fixture *fx = *state;
-	struct dm_transfer_walk w;
+	struct dm_sync_walk w;
 	struct local_peer lp;
 	struct dm_err err;
 	dm_oid c1, c2;
@@ -288,13 +288,13 @@ static void test_incremental_push_sends_only_new_chunks(void **state)
 	make_src(fx);
 	c1 = commit_src(fx, "c1", NULL);
 	walk_init(&w, &lp, fx->a, fx->b);
-	assert_int_equal(dm_transfer_push_objects(&w, &c1, 1, &err), 0);
+	assert_int_equal(dm_sync_push(&w, &c1, 1, &err), 0);
 	/* change one small file deep down */
 	write_file(fx, "d1/d2/d3/c", 5000, 99);
 	c2 = commit_src(fx, "c2", "c1");
 	walk_init(&w, &lp, fx->a, fx->b);
 	lp.put_then_check = true;
-	assert_int_equal(dm_transfer_push_objects(&w, &c2, 1, &err), 0);
+	assert_int_equal(dm_sync_push(&w, &c2, 1, &err), 0);
 	/* one chunk, one file, the four trees on its path, one commit */
 	assert_int_equal(lp.put_kinds[DM_OBJ_CHUNK], 1);
 	assert_int_equal(lp.put_kinds[DM_OBJ_FILE], 1);
@@ -307,7 +307,7 @@ static void test_incremental_push_sends_only_new_chunks(void **state)
 static void test_pull_fetches_what_is_missing(void **state)
 {
 	struct fixture *fx = *state;
-	struct dm_transfer_walk w;
+	struct dm_sync_walk w;
 	struct local_peer lp;
 	struct dm_err err;
 	uint64_t na = 0, nc = 0;
@@ -317,7 +317,7 @@ static void test_pull_fetches_what_is_missing(void **state)
 	c1 = commit_src(fx, "c1", NULL);
 	/* c (the pulling side) starts empty and takes everything from a */
 	walk_init(&w, &lp, fx->c, fx->a);
-	if (dm_transfer_pull_objects(&w, &c1, 1, &err))
+	if (dm_sync_pull(&w, &c1, 1, &err))
 		fail_msg("pull: %s", err.msg);
 	expect_verifies(fx->a, &na);
 	expect_verifies(fx->c, &nc);
@@ -328,7 +328,7 @@ static void test_pull_fetches_what_is_missing(void **state)
 	write_file(fx, "d1/a", 70000, 1234);
 	c2 = commit_src(fx, "c2", "c1");
 	walk_init(&w, &lp, fx->c, fx->a);
-	assert_int_equal(dm_transfer_pull_objects(&w, &c2, 1, &err), 0);
+	assert_int_equal(dm_sync_pull(&w, &c2, 1, &err), 0);
 	/* commit, root, d1, file a, and a's chunks (70000 bytes: 1 or 2) */
 	assert_true(lp.gets >= 5 && lp.gets <= 6);
 	expect_verifies(fx->c, &nc);
@@ -339,7 +339,7 @@ static void test_pull_fetches_what_is_missing(void **state)
 static void test_killed_push_resumes(void **state)
 {
 	struct fixture *fx = *state;
-	struct dm_transfer_walk w;
+	struct dm_sync_walk w;
 	struct local_peer lp;
 	struct dm_err err;
 	uint64_t na = 0, nb = 0;
@@ -351,7 +351,7 @@ static void test_killed_push_resumes(void **state)
 	/* the link dies after 20 records, in the middle of the chunks */
 	walk_init(&w, &lp, fx->a, fx->b);
 	lp.fail_after = 20;
-	assert_int_equal(dm_transfer_push_objects(&w, &c1, 1, &err), DM_EUNAVAILABLE);
+	assert_int_equal(dm_sync_push(&w, &c1, 1, &err), DM_EUNAVAILABLE);
 	first = lp.puts;
 	assert_int_equal(first, 20);
 	/* the receiver is consistent: what it holds is complete below */
@@ -360,7 +360,7 @@ static void test_killed_push_resumes(void **state)
 	assert_int_equal(dm_store_has(fx->b, &c1), 0);
 	/* a new run sends exactly the rest */
 	walk_init(&w, &lp, fx->a, fx->b);
-	assert_int_equal(dm_transfer_push_objects(&w, &c1, 1, &err), 0);
+	assert_int_equal(dm_sync_push(&w, &c1, 1, &err), 0);
 	expect_verifies(fx->a, &na);
 	expect_verifies(fx->b, &nb);
 	assert_int_equal(na, nb);
@@ -370,7 +370,7 @@ static void test_killed_push_resumes(void **state)
 static void test_killed_pull_resumes(void **state)
 {
 	struct fixture *fx = *state;
-	struct dm_transfer_walk w;
+	struct dm_sync_walk w;
 	struct local_peer lp;
 	struct dm_err err;
 	uint64_t na = 0, nc = 0;
@@ -382,7 +382,7 @@ static void test_killed_pull_resumes(void **state)
 	 * is stored, and the local store verifies */
 	walk_init(&w, &lp, fx->c, fx->a);
 	lp.corrupt_get = 30;
-	assert_int_equal(dm_transfer_pull_objects(&w, &c1, 1, &err), DM_ECORRUPT);
+	assert_int_equal(dm_sync_pull(&w, &c1, 1, &err), DM_ECORRUPT);
 	assert_non_null(strstr(err.msg, "does not match its id"));
 	assert_int_equal(dm_store_flush(fx->c, &err), 0);
 	expect_verifies(fx->c, &nc);
@@ -390,7 +390,7 @@ static void test_killed_pull_resumes(void **state)
 	assert_int_equal(dm_store_has(fx->c, &c1), 0);
 	/* the next run fetches the rest only */
 	walk_init(&w, &lp, fx->c, fx->a);
-	assert_int_equal(dm_transfer_pull_objects(&w, &c1, 1, &err), 0);
+	assert_int_equal(dm_sync_pull(&w, &c1, 1, &err), 0);
 	expect_verifies(fx->c, &nc);
 	expect_verifies(fx->a, &na);
 	assert_int_equal(na, nc);
@@ -400,7 +400,7 @@ static void test_killed_pull_resumes(void **state)
 static void test_corrupt_tree_refused_by_pull(void **state)
 {
 	struct fixture *fx = *state;
-	struct dm_transfer_walk w;
+	struct dm_sync_walk w;
 	struct local_peer lp;
 	struct dm_err err;
 	uint64_t nc = 0;
@@ -410,7 +410,7 @@ static void test_corrupt_tree_refused_by_pull(void **state)
 	c1 = commit_src(fx, "c1", NULL);
 	walk_init(&w, &lp, fx->c, fx->a);
 	lp.corrupt_get = 2; /* the root tree */
-	assert_int_equal(dm_transfer_pull_objects(&w, &c1, 1, &err), DM_ECORRUPT);
+	assert_int_equal(dm_sync_pull(&w, &c1, 1, &err), DM_ECORRUPT);
 	assert_non_null(strstr(err.msg, "tree"));
 	expect_verifies(fx->c, &nc);
 	assert_int_equal(nc, 0);
@@ -432,7 +432,7 @@ static void test_receiver_rules(void **state)
 	c1 = commit_src(fx, "c1", NULL);
 	/* a commit before its tree */
 	assert_int_equal(dm_store_get_stored(fx->a, &c1, &rec, &b, &err), 0);
-	assert_int_equal(dm_transfer_accept(fx->b, &rec, b.data, DOT_ID, &stored, &err),
+	assert_int_equal(dm_sync_accept(fx->b, &rec, b.data, DOT_ID, &stored, &err),
 			 DM_ECORRUPT);
 	assert_false(stored);
 	assert_non_null(strstr(err.msg, "names tree"));
@@ -442,7 +442,7 @@ static void test_receiver_rules(void **state)
 	assert_int_equal(dm_commit_decode(&c, raw.data, raw.len, &err), 0);
 	dm_buf_reset(&b);
 	assert_int_equal(dm_store_get_stored(fx->a, &c.tree, &rec, &b, &err), 0);
-	assert_int_equal(dm_transfer_accept(fx->b, &rec, b.data, DOT_ID, NULL, &err), DM_ECORRUPT);
+	assert_int_equal(dm_sync_accept(fx->b, &rec, b.data, DOT_ID, NULL, &err), DM_ECORRUPT);
 	assert_non_null(strstr(err.msg, "is not stored here"));
 	/* a file before its chunks */
 	dm_buf_reset(&raw);
@@ -453,25 +453,25 @@ static void test_receiver_rules(void **state)
 	assert_int_equal(dm_store_get_stored(fx->a, &dm_tree_find(&t, "big")->id, &rec, &b, &err),
 			 0);
 	assert_int_equal(rec.kind, DM_OBJ_FILE);
-	assert_int_equal(dm_transfer_accept(fx->b, &rec, b.data, DOT_ID, NULL, &err), DM_ECORRUPT);
+	assert_int_equal(dm_sync_accept(fx->b, &rec, b.data, DOT_ID, NULL, &err), DM_ECORRUPT);
 	assert_non_null(strstr(err.msg, "names chunk"));
 	/* with everything below present, a commit of another dot is refused */
 	{
-		struct dm_transfer_walk w;
+		struct dm_sync_walk w;
 		struct local_peer lp;
 
 		walk_init(&w, &lp, fx->a, fx->b);
-		assert_int_equal(dm_transfer_push_objects(&w, &c1, 1, &err), 0);
+		assert_int_equal(dm_sync_push(&w, &c1, 1, &err), 0);
 	}
 	dm_store_free(fx->c);
 	fx->c = open_in(fx, "c2");
 	{
-		struct dm_transfer_walk w;
+		struct dm_sync_walk w;
 		struct local_peer lp;
 
 		walk_init(&w, &lp, fx->c, fx->a);
 		w.dot_id = "another-dot";
-		assert_int_equal(dm_transfer_pull_objects(&w, &c1, 1, &err), DM_ECORRUPT);
+		assert_int_equal(dm_sync_pull(&w, &c1, 1, &err), DM_ECORRUPT);
 		assert_non_null(strstr(err.msg, "belongs to dot"));
 		assert_int_equal(dm_store_has(fx->c, &c1), 0);
 		assert_int_equal(dm_store_has(fx->c, &c.tree), 1);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/transfer_wire.h"
+#include "sync/wire.h"
 #include "store/chunker.h"
 #include "store/object.h"
 #include "util/err.h"

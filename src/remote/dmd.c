@@ -1,0 +1,814 @@
+/*
+ * dmd.c - libcurl client for another dmd's /objects endpoints (see
+ * remote.h).
+ *
+ * Invariants:
+ *   - Every request carries basic authentication, never goes through a
+ *     proxy, connects within DM_REMOTE_CONNECT_TIMEOUT and is dropped after
+ *     DM_REMOTE_STALL_TIMEOUT seconds without a byte moving (update: a
+ *     total deadline instead, since the remote dot may think for long).
+ *   - Every answer is read into a bounded buffer or the bounded record
+ *     parser: nothing the remote sends makes us allocate without limit.
+ *   - A put slot is busy exactly while its easy handle is in the multi
+ *     handle; its body is not touched while busy. At most one failure is
+ *     kept (the first); once set, no new batch is submitted.
+ *   - wire counts the request and answer bodies of finished transfers.
+ */
+#include "remote/remote.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+#define ERROR_BODY_MAX (64u * 1024)
+#define PUT_ANSWER_MAX (64u * 1024)
+#define DRIVE_EVERY    (256u * 1024) /* pump the uploads after this many new bytes */
+#define IO_BUFFER      (1u << 20)    /* curl's socket buffers, each way */
+
+struct batch {
+	struct dm_remote_conn *r;
+	CURL *easy;
+	bool busy;
+	struct dm_buf body; /* the records of this request */
+	struct dm_buf resp; /* the answer */
+	uint64_t objects, raw;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct dm_remote_conn {
+	char *where; /* HOST:PORT */
+	char *base;  /* http://HOST:PORT */
+	char *user;
+	char *key;
+	CURL *easy; /* for the one-at-a-time calls */
+	struct curl_slist *headers;
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
+	uint64_t wire;
+
+	/* uploads */
+	CURLM *multi;
+	struct batch slots[DM_REMOTE_INFLIGHT];
+	struct dm_buf cur; /* the batch being filled */
+	uint64_t cur_objects, cur_raw;
+	size_t undriven; /* bytes added since the uploads were last pumped */
+	char *put_url;
+	void (*on_ack)(void *ctx, uint64_t objects, uint64_t bytes);
+	void *ack_ctx;
+	int put_rc;
+	struct dm_err put_err;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void init_curl(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = dm_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	if (rc) {
+		dm_buf_release(&b);
+		return NULL;
+	}
+	return dm_buf_detach(&b, NULL);
+}
+
+int dm_remote_open(struct dm_remote_conn **out, const struct dm_remote_addr *addr,
+		   struct dm_err *err)
+{
+	struct dm_remote_conn *r;
+	bool v6;
+
+	*out = NULL;
+	if (!addr->host || !*addr->host || addr->port <= 0 || addr->port > 65535)
+		return dm_err_set(err, DM_EINVAL, "invalid remote address '%s:%d'",
+				  addr->host ? addr->host : "", addr->port);
+	pthread_once(&curl_once, init_curl);
+	if (curl_init_rc != CURLE_OK)
+		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl");
+	r = dm_xcalloc(1, sizeof(*r));
+	v6 = strchr(addr->host, ':') != NULL;
+	r->where = xasprintf(v6 ? "[%s]:%d" : "%s:%d", addr->host, addr->port);
+	r->base = xasprintf("http://%s", r->where ? r->where : "");
+	r->user = dm_xstrdup(addr->user ? addr->user : "");
+	r->key = dm_xstrdup(addr->api_key ? addr->api_key : "");
+	r->easy = curl_easy_init();
+	r->multi = curl_multi_init();
+	r->headers = curl_slist_append(NULL, "Expect:");
+	if (r->headers)
+		r->headers =
+			curl_slist_append(r->headers, "Content-Type: application/octet-stream");
+	if (r->headers && addr->on_behalf) {
+		char *line = xasprintf("%s: %s", DM_ON_BEHALF_HEADER, addr->on_behalf);
+
+		r->headers = line ? curl_slist_append(r->headers, line) : NULL;
+		free(line);
+	}
+	dm_buf_init(&r->cur, 0);
+	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++) {
+		r->slots[i].r = r;
+		r->slots[i].easy = curl_easy_init();
+		dm_buf_init(&r->slots[i].body, 0);
+		dm_buf_init(&r->slots[i].resp, PUT_ANSWER_MAX);
+		if (!r->slots[i].easy)
+			r->easy = NULL; /* reported below */
+	}
+	if (!r->where || !r->base || !r->easy || !r->multi || !r->headers) {
+		dm_remote_free(r);
+		return dm_err_set(err, DM_ENOMEM, "cannot make a libcurl handle");
+	}
+	*out = r;
+	return 0;
+}
+
+void dm_remote_free(struct dm_remote_conn *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++) {
+		struct batch *b = &r->slots[i];
+
+		if (b->busy)
+			curl_multi_remove_handle(r->multi, b->easy);
+		curl_easy_cleanup(b->easy);
+		dm_buf_release(&b->body);
+		dm_buf_release(&b->resp);
+	}
+	curl_multi_cleanup(r->multi);
+	curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	dm_buf_release(&r->cur);
+	free(r->where);
+	free(r->base);
+	free(r->user);
+	if (r->key) {
+		explicit_bzero(r->key, strlen(r->key));
+		free(r->key);
+	}
+	free(r->put_url);
+	free(r);
+}
+
+const char *dm_remote_where(const struct dm_remote_conn *r)
+{
+	return r->where;
+}
+
+void dm_remote_set_cancel(struct dm_remote_conn *r, bool (*cancelled)(void *ctx), void *ctx)
+{
+	r->cancelled = cancelled;
+	r->cancel_ctx = ctx;
+}
+
+uint64_t dm_remote_wire_bytes(const struct dm_remote_conn *r)
+{
+	return r->wire;
+}
+
+static bool is_cancelled(const struct dm_remote_conn *r)
+{
+	return r->cancelled && r->cancelled(r->cancel_ctx);
+}
+
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	return is_cancelled(p) ? 1 : 0;
+}
+
+/* How long a request may take: `stall` is one of these (true is STALL). */
+enum { WHOLE = 0, STALL = 1, HELLO = 2 };
+
+/* The options every request shares. */
+static void setup(struct dm_remote_conn *r, CURL *e, const char *url, char *errbuf, int stall)
+{
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)DM_REMOTE_CONNECT_TIMEOUT);
+	if (stall == HELLO) {
+		/* the first request: a peer that accepts but never answers fails fast */
+		curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)DM_REMOTE_HELLO_TIMEOUT);
+	} else if (stall) {
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)DM_REMOTE_STALL_TIMEOUT);
+	} else {
+		curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)DM_REMOTE_UPDATE_TIMEOUT);
+	}
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
+	curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(e, CURLOPT_USERNAME, r->user);
+	curl_easy_setopt(e, CURLOPT_PASSWORD, r->key);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "dmd/" DM_VERSION);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* big socket reads and writes: a stream of records moves in few calls */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)IO_BUFFER);
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)IO_BUFFER);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
+	errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+static void count_wire(struct dm_remote_conn *r, CURL *e)
+{
+	curl_off_t up = 0, down = 0;
+
+	curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &up);
+	curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &down);
+	r->wire += (uint64_t)up + (uint64_t)down;
+}
+
+/* A failed transfer as one of our errors. */
+static int transport_error(struct dm_remote_conn *r, CURL *e, CURLcode cc, const char *errbuf,
+			   struct dm_err *err)
+{
+	long os_errno = 0;
+	curl_off_t connected = 0;
+	const char *why;
+
+	if (cc == CURLE_ABORTED_BY_CALLBACK && is_cancelled(r))
+		return dm_err_set(err, DM_ECANCELED, "transfer canceled");
+	curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
+	curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connected);
+	why = os_errno ? strerror((int)os_errno) : (*errbuf ? errbuf : curl_easy_strerror(cc));
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+		return dm_err_set(err, DM_EUNAVAILABLE, "cannot reach dm server at %s: %s",
+				  r->where, why);
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return dm_err_set(err, DM_EUNAVAILABLE,
+				  "cannot reach dm server at %s: unknown host", r->where);
+	case CURLE_OPERATION_TIMEDOUT:
+		/* a reused connection has no connect time: tell by the words */
+		if (strstr(errbuf, "too slow"))
+			return dm_err_set(
+				err, DM_EUNAVAILABLE,
+				"dm server at %s stopped answering: nothing moved for %d s",
+				r->where, DM_REMOTE_STALL_TIMEOUT);
+		if (connected == 0 && strstr(errbuf, "onnect"))
+			return dm_err_set(err, DM_EUNAVAILABLE,
+					  "cannot reach dm server at %s: connection timed out",
+					  r->where);
+		return dm_err_set(err, DM_EUNAVAILABLE,
+				  "dm server at %s did not answer in time (%s)", r->where, why);
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return dm_err_set(err, DM_EUNAVAILABLE,
+				  "lost the connection to dm server at %s: %s", r->where, why);
+	default:
+		return dm_err_set(err, DM_EIO, "cannot talk to dm server at %s: %s", r->where,
+				  *errbuf ? errbuf : curl_easy_strerror(cc));
+	}
+}
+
+/* An answer that is not 200: its JSON-RPC error, or the status. */
+static int status_error(struct dm_remote_conn *r, long status, const struct dm_buf *body,
+			const char *what, struct dm_err *err)
+{
+	json_t *doc, *error, *msg, *data, *name;
+	int rc;
+
+	if (status == 401)
+		return dm_err_set(err, DM_EPERM,
+				  "permission denied: invalid user name or API key for dm server "
+				  "at %s",
+				  r->where);
+	doc = body->len ? json_loadb((const char *)body->data, body->len, 0, NULL) : NULL;
+	error = json_object_get(doc, "error");
+	msg = json_object_get(error, "message");
+	data = json_object_get(error, "data");
+	name = json_object_get(data, "code");
+	if (json_is_string(msg) && json_is_string(name)) {
+		int code = dm_err_from_json_name(json_string_value(name));
+
+		rc = dm_err_set(err, code ? code : DM_EINTERNAL, "%s", json_string_value(msg));
+	} else if (status == 404) {
+		rc = dm_err_set(err, DM_EUNSUPPORTED,
+				"dm server at %s does not serve %s (an older dm?)", r->where, what);
+	} else {
+		rc = dm_err_set(err, DM_EPROTO, "dm server at %s answered HTTP %ld to %s", r->where,
+				status, what);
+	}
+	json_decref(doc);
+	return rc;
+}
+
+struct sink {
+	struct dm_buf buf;
+	bool too_big;
+};
+
+static size_t to_sink(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+
+	if (dm_buf_add(&s->buf, data, size * nmemb)) {
+		s->too_big = true;
+		return 0;
+	}
+	return size * nmemb;
+}
+
+/*
+ * One request on r->easy: GET path when body is NULL, else POST body.
+ * The answer goes to write(ctx); *status gets the HTTP status.
+ */
+static int perform(struct dm_remote_conn *r, const char *path, const void *body, size_t len,
+		   int stall, curl_write_callback write, void *ctx, long *status,
+		   struct dm_err *err)
+{
+	char errbuf[CURL_ERROR_SIZE];
+	char *url = xasprintf("%s%s", r->base, path);
+	CURLcode cc;
+	int rc = 0;
+
+	if (!url)
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (is_cancelled(r)) {
+		free(url);
+		return dm_err_set(err, DM_ECANCELED, "transfer canceled");
+	}
+	setup(r, r->easy, url, errbuf, stall);
+	if (body) {
+		curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, write);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, ctx);
+	cc = curl_easy_perform(r->easy);
+	count_wire(r, r->easy);
+	*status = 0;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, status);
+	if (cc != CURLE_OK)
+		rc = cc == CURLE_WRITE_ERROR
+			     ? dm_err_set(err, DM_EIO, "cannot take the answer of dm server at %s",
+					  r->where)
+			     : transport_error(r, r->easy, cc, errbuf, err);
+	free(url);
+	return rc;
+}
+
+/* A request whose answer is JSON (bounded): *out a new reference. */
+static int json_call(struct dm_remote_conn *r, const char *path, const void *body, size_t len,
+		     int stall, const char *what, json_t **out, struct dm_err *err)
+{
+	struct sink s = {DM_BUF_INIT, false};
+	json_error_t jerr;
+	long status = 0;
+	int rc;
+
+	*out = NULL;
+	dm_buf_init(&s.buf, DM_REMOTE_JSON_MAX);
+	rc = perform(r, path, body, len, stall, to_sink, &s, &status, err);
+	if (rc == DM_EIO && s.too_big)
+		rc = dm_err_set(err, DM_ETOOBIG, "the answer of dm server at %s to %s is too large",
+				r->where, what);
+	if (rc)
+		goto done;
+	if (status != 200) {
+		rc = status_error(r, status, &s.buf, what, err);
+		goto done;
+	}
+	*out = json_loadb((const char *)s.buf.data, s.buf.len, 0, &jerr);
+	if (!*out || !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		rc = dm_err_set(err, DM_EPROTO, "invalid answer from dm server at %s to %s: %s",
+				r->where, what, jerr.text);
+	}
+done:
+	dm_buf_release(&s.buf);
+	return rc;
+}
+
+int dm_remote_versions(struct dm_remote_conn *r, struct dm_err *err)
+{
+	json_t *doc = NULL, *list, *v;
+	struct dm_buf theirs = DM_BUF_INIT;
+	bool ok = false;
+	size_t i;
+	int rc = json_call(r, "/objects/versions", NULL, 0, HELLO, "'versions'", &doc, err);
+
+	if (rc)
+		return rc;
+	list = json_object_get(doc, "versions");
+	json_array_foreach(list, i, v)
+	{
+		if (json_is_integer(v) && json_integer_value(v) == DM_REMOTE_VERSION)
+			ok = true;
+		dm_buf_addf(&theirs, "%s%lld", i ? "," : "",
+			    json_is_integer(v) ? (long long)json_integer_value(v) : -1LL);
+	}
+	if (!ok)
+		rc = dm_err_set(err, DM_EUNSUPPORTED,
+				"remote '%s' speaks transfer versions [%s]; this dm speaks [%d]",
+				r->where, theirs.data ? (const char *)theirs.data : "",
+				DM_REMOTE_VERSION);
+	dm_buf_release(&theirs);
+	json_decref(doc);
+	return rc;
+}
+
+/* "/objects/v1/NAME?KEY=escaped(value)" */
+static char *path_with(struct dm_remote_conn *r, const char *name, const char *key,
+		       const char *value)
+{
+	char *esc = curl_easy_escape(r->easy, value, 0);
+	char *p = esc ? xasprintf("/objects/v1/%s?%s=%s", name, key, esc) : NULL;
+
+	curl_free(esc);
+	return p;
+}
+
+int dm_remote_refs(struct dm_remote_conn *r, const char *dot, bool for_push, json_t **out,
+		   struct dm_err *err)
+{
+	char *path = path_with(r, "refs", "dot", dot), *full = NULL;
+	int rc;
+
+	if (path)
+		full = for_push ? xasprintf("%s&for=push", path) : dm_xstrdup(path);
+	free(path);
+	if (!full)
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	rc = json_call(r, full, NULL, 0, true, "'refs'", out, err);
+	free(full);
+	return rc;
+}
+
+int dm_remote_missing(struct dm_remote_conn *r, const dm_oid *ids, size_t n, struct dm_buf *out,
+		      struct dm_err *err)
+{
+	struct sink s = {DM_BUF_INIT, false};
+	long status = 0;
+	size_t got = 0;
+	int rc;
+
+	if (n > DM_WIRE_MAX_IDS)
+		return dm_err_set(err, DM_EINVAL, "too many ids (%zu) for one request", n);
+	dm_buf_init(&s.buf, (size_t)n * DM_OID_RAWSZ + ERROR_BODY_MAX);
+	rc = perform(r, "/objects/v1/missing", n ? (const void *)ids : "", n * sizeof(*ids), true,
+		     to_sink, &s, &status, err);
+	if (rc == DM_EIO && s.too_big)
+		rc = dm_err_set(err, DM_EPROTO, "dm server at %s answered 'missing' with too much",
+				r->where);
+	if (!rc && status != 200)
+		rc = status_error(r, status, &s.buf, "'missing'", err);
+	if (!rc)
+		rc = dm_wire_ids_check(s.buf.len, &got, err);
+	if (!rc && got > n)
+		rc = dm_err_set(err, DM_EPROTO, "dm server at %s lacks more ids than it was asked",
+				r->where);
+	if (!rc)
+		rc = dm_buf_add(out, s.buf.data, s.buf.len);
+	dm_buf_release(&s.buf);
+	return rc;
+}
+
+struct get_ctx {
+	struct dm_remote_conn *r;
+	const dm_oid *ids;
+	size_t n, next;
+	dm_wire_rec_fn fn;
+	void *fnctx;
+	bool checked;
+	long status;
+	struct dm_wire_parser parser;
+	struct dm_buf errbody;
+	int rc;
+	struct dm_err err;
+};
+
+static int get_rec(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
+		   struct dm_err *err)
+{
+	struct get_ctx *g = ctx;
+
+	if (g->next >= g->n || dm_oid_cmp(&rec->id, &g->ids[g->next])) {
+		char hex[DM_OID_HEXSZ + 1];
+
+		dm_oid_hex(hex, &rec->id);
+		return dm_err_set(err, DM_EPROTO,
+				  "dm server at %s sent object %s, which was not the one asked for",
+				  g->r->where, hex);
+	}
+	g->next++;
+	return g->fn(g->fnctx, rec, bytes, err);
+}
+
+static size_t on_get_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct get_ctx *g = arg;
+	size_t n = size * nmemb;
+
+	if (!g->checked) {
+		curl_easy_getinfo(g->r->easy, CURLINFO_RESPONSE_CODE, &g->status);
+		g->checked = true;
+	}
+	if (g->status != 200) {
+		if (g->errbody.len + n <= ERROR_BODY_MAX)
+			dm_buf_add(&g->errbody, data, n);
+		return n;
+	}
+	g->rc = dm_wire_parser_feed(&g->parser, data, n, get_rec, g, &g->err);
+	return g->rc ? 0 : n;
+}
+
+int dm_remote_get(struct dm_remote_conn *r, const char *dot, const dm_oid *ids, size_t n,
+		  dm_wire_rec_fn fn, void *ctx, struct dm_err *err)
+{
+	struct get_ctx g;
+	long status = 0;
+	char *path;
+	int rc;
+
+	if (n > DM_WIRE_MAX_IDS)
+		return dm_err_set(err, DM_EINVAL, "too many ids (%zu) for one request", n);
+	path = path_with(r, "get", "dot", dot);
+	if (!path)
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	memset(&g, 0, sizeof(g));
+	g.r = r;
+	g.ids = ids;
+	g.n = n;
+	g.fn = fn;
+	g.fnctx = ctx;
+	dm_wire_parser_init(&g.parser);
+	dm_buf_init(&g.errbody, 0);
+	rc = perform(r, path, n ? (const void *)ids : "", n * sizeof(*ids), true, on_get_data, &g,
+		     &status, err);
+	if (g.rc) {
+		/* the stream (or what we did with a record) failed */
+		*err = g.err;
+		rc = g.rc;
+	} else if (!rc && status != 200) {
+		rc = status_error(r, status, &g.errbody, "'get'", err);
+	} else if (!rc) {
+		rc = dm_wire_parser_finish(&g.parser, err);
+		if (!rc && g.next != n)
+			rc = dm_err_set(err, DM_EPROTO,
+					"dm server at %s sent %zu of the %zu objects asked for",
+					r->where, g.next, n);
+	}
+	dm_wire_parser_release(&g.parser);
+	dm_buf_release(&g.errbody);
+	free(path);
+	return rc;
+}
+
+int dm_remote_update(struct dm_remote_conn *r, json_t *req, json_t **out, struct dm_err *err)
+{
+	char *body = json_dumps(req, JSON_COMPACT);
+	int rc;
+
+	if (!body)
+		return dm_err_set(err, DM_ENOMEM, "cannot encode the update");
+	rc = json_call(r, "/objects/v1/update", body, strlen(body), false, "'update'", out, err);
+	free(body);
+	return rc;
+}
+
+/* ---- pipelined uploads ---- */
+
+void dm_remote_put_begin(struct dm_remote_conn *r, const char *dot_id,
+			 void (*on_ack)(void *ctx, uint64_t objects, uint64_t bytes), void *ctx)
+{
+	free(r->put_url);
+	r->put_url = NULL;
+	if (dot_id) {
+		char *esc = curl_easy_escape(r->easy, dot_id, 0);
+
+		r->put_url = esc ? xasprintf("%s/objects/v1/put?dot_id=%s", r->base, esc) : NULL;
+		curl_free(esc);
+	} else {
+		r->put_url = xasprintf("%s/objects/v1/put", r->base);
+	}
+	r->on_ack = on_ack;
+	r->ack_ctx = ctx;
+	r->put_rc = 0;
+	dm_err_clear(&r->put_err);
+	dm_buf_reset(&r->cur);
+	r->cur_objects = r->cur_raw = 0;
+}
+
+static void put_failed(struct dm_remote_conn *r, int rc, const struct dm_err *err)
+{
+	if (!r->put_rc) {
+		r->put_rc = rc;
+		r->put_err = *err;
+	}
+}
+
+/* A finished put request: acknowledge its records or keep its error. */
+static void reap(struct dm_remote_conn *r, struct batch *b, CURLcode cc)
+{
+	struct dm_err err;
+	long status = 0;
+
+	dm_err_clear(&err);
+	curl_multi_remove_handle(r->multi, b->easy);
+	b->busy = false;
+	count_wire(r, b->easy);
+	curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK) {
+		put_failed(r, transport_error(r, b->easy, cc, b->errbuf, &err), &err);
+	} else if (status != 200) {
+		put_failed(r, status_error(r, status, &b->resp, "'put'", &err), &err);
+	} else if (r->on_ack) {
+		r->on_ack(r->ack_ctx, b->objects, b->raw);
+	}
+	dm_buf_reset(&b->body);
+	dm_buf_reset(&b->resp);
+}
+
+static size_t to_buf(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct batch *b = arg;
+
+	return dm_buf_add(&b->resp, data, size * nmemb) ? 0 : size * nmemb;
+}
+
+enum drive_until { DRIVE_ONCE, DRIVE_SLOT_FREE, DRIVE_ALL_DONE };
+
+static int busy_count(const struct dm_remote_conn *r)
+{
+	int n = 0;
+
+	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++)
+		n += r->slots[i].busy;
+	return n;
+}
+
+/* Runs the uploads in flight: once, or until a slot is free, or until
+ * none is left. */
+static int drive(struct dm_remote_conn *r, enum drive_until until, struct dm_err *err)
+{
+	for (;;) {
+		int running = 0, left = 0;
+		CURLMcode mc = curl_multi_perform(r->multi, &running);
+		CURLMsg *m;
+
+		if (mc != CURLM_OK)
+			return dm_err_set(err, DM_EIO, "libcurl: %s", curl_multi_strerror(mc));
+		while ((m = curl_multi_info_read(r->multi, &left))) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			for (int i = 0; i < DM_REMOTE_INFLIGHT; i++)
+				if (r->slots[i].busy && r->slots[i].easy == m->easy_handle) {
+					reap(r, &r->slots[i], m->data.result);
+					break;
+				}
+		}
+		if (until == DRIVE_ONCE)
+			return 0;
+		if (until == DRIVE_SLOT_FREE && busy_count(r) < DM_REMOTE_INFLIGHT)
+			return 0;
+		if (busy_count(r) == 0)
+			return 0;
+		if (is_cancelled(r))
+			return dm_err_set(err, DM_ECANCELED, "transfer canceled");
+		mc = curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
+		if (mc != CURLM_OK)
+			return dm_err_set(err, DM_EIO, "libcurl: %s", curl_multi_strerror(mc));
+	}
+}
+
+/* Sends the batch being filled as one put request. */
+static int submit(struct dm_remote_conn *r, struct dm_err *err)
+{
+	struct batch *b = NULL;
+	struct dm_buf tmp;
+	int rc;
+
+	if (!r->cur.len)
+		return 0;
+	rc = drive(r, DRIVE_SLOT_FREE, err);
+	if (rc)
+		return rc;
+	if (r->put_rc)
+		return 0; /* reported by the caller */
+	for (int i = 0; i < DM_REMOTE_INFLIGHT && !b; i++)
+		if (!r->slots[i].busy)
+			b = &r->slots[i];
+	if (!b)
+		return dm_err_set(err, DM_EINTERNAL, "no free upload slot");
+	if (!r->put_url)
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	tmp = b->body;
+	b->body = r->cur;
+	r->cur = tmp;
+	dm_buf_reset(&r->cur);
+	b->objects = r->cur_objects;
+	b->raw = r->cur_raw;
+	r->cur_objects = r->cur_raw = 0;
+	dm_buf_reset(&b->resp);
+	setup(r, b->easy, r->put_url, b->errbuf, true);
+	curl_easy_setopt(b->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(b->easy, CURLOPT_POSTFIELDS, b->body.data);
+	curl_easy_setopt(b->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->body.len);
+	curl_easy_setopt(b->easy, CURLOPT_WRITEFUNCTION, to_buf);
+	curl_easy_setopt(b->easy, CURLOPT_WRITEDATA, b);
+	if (curl_multi_add_handle(r->multi, b->easy) != CURLM_OK)
+		return dm_err_set(err, DM_EIO, "libcurl: cannot start a request");
+	b->busy = true;
+	return drive(r, DRIVE_ONCE, err);
+}
+
+/* The first failure of the uploads, as a return value. */
+static int put_status(struct dm_remote_conn *r, struct dm_err *err)
+{
+	if (r->put_rc && err)
+		*err = r->put_err;
+	return r->put_rc;
+}
+
+/* Stops every upload in flight (after a failure). */
+static void abort_puts(struct dm_remote_conn *r)
+{
+	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++) {
+		struct batch *b = &r->slots[i];
+
+		if (b->busy) {
+			curl_multi_remove_handle(r->multi, b->easy);
+			b->busy = false;
+		}
+		dm_buf_reset(&b->body);
+	}
+	dm_buf_reset(&r->cur);
+}
+
+int dm_remote_put_add(struct dm_remote_conn *r, const struct dm_pack_rec *rec, const void *bytes,
+		      struct dm_err *err)
+{
+	int rc = put_status(r, err);
+
+	if (rc)
+		return rc;
+	rc = dm_wire_rec_add(&r->cur, rec, bytes);
+	if (rc)
+		return dm_err_set(err, rc, "out of memory");
+	r->cur_objects++;
+	r->cur_raw += rec->raw_len;
+	r->undriven += DM_PACK_REC_LEN + rec->stored_len;
+	if (r->cur.len >= DM_REMOTE_BATCH) {
+		rc = submit(r, err);
+		r->undriven = 0;
+	} else if (r->undriven >= DRIVE_EVERY && busy_count(r)) {
+		rc = drive(r, DRIVE_ONCE, err);
+		r->undriven = 0;
+	}
+	if (!rc)
+		rc = put_status(r, err);
+	if (rc) {
+		put_failed(r, rc, err);
+		abort_puts(r);
+	}
+	return rc;
+}
+
+int dm_remote_put_sync(struct dm_remote_conn *r, struct dm_err *err)
+{
+	int rc = put_status(r, err);
+
+	if (!rc)
+		rc = submit(r, err);
+	if (!rc)
+		rc = drive(r, DRIVE_ALL_DONE, err);
+	if (!rc)
+		rc = put_status(r, err);
+	if (rc) {
+		put_failed(r, rc, err);
+		abort_puts(r);
+	}
+	return rc;
+}

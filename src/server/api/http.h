@@ -1,0 +1,63 @@
+/*
+ * http.h - dmd's HTTP front: libmicrohttpd on 127.0.0.1:PORT and on a unix
+ * socket, routing POST /rpc (authenticated, then dm_rpc_dispatch),
+ * /objects/... (authenticated, then objects_http.h) and GET /healthz; or, with a handler, any POST to that handler (the Docker
+ * volume plugin's socket).
+ *
+ * Lifecycle: dm_http_bind makes the listening sockets (so that "address in
+ * use" is known before anything else starts), dm_http_start serves them
+ * (connections made in between wait in the listen backlog),
+ * dm_http_quiesce stops accepting, dm_http_wait_idle waits for requests in
+ * flight, dm_http_free stops everything.
+ */
+#ifndef DM_SERVER_API_HTTP_H
+#define DM_SERVER_API_HTTP_H
+
+#include <stddef.h>
+
+#include "util/err.h"
+
+struct dm_server;
+struct dm_http;
+
+/* Largest request body; a larger one gets HTTP 413 and `too_large`. */
+#define DM_HTTP_BODY_MAX (1024 * 1024)
+/* Where dmd listens for clients unless told otherwise: loopback only. */
+#define DM_HTTP_HOST "127.0.0.1"
+
+/*
+ * A server for another protocol over POST (the Docker volume plugin,
+ * plugin.c): every POST, whatever its path, goes to the handler with its
+ * body (bounded as for /rpc), without authentication; other methods get
+ * 405. It returns the malloc'ed response body and sets *status and
+ * *content_type (a static string). Called on connection threads.
+ */
+typedef char *(*dm_http_handler_fn)(void *ctx, const char *url, const char *body, size_t len,
+				     unsigned *status, const char **content_type);
+
+struct dm_http_opts {
+	const char *host;        /* "127.0.0.1" */
+	int port;                /* TCP port; 0: no TCP listener */
+	const char *socket_path; /* NULL: no unix socket */
+	unsigned timeout_s;      /* idle connection timeout (0: 60) */
+	unsigned max_conns;      /* per listener (0: 256) */
+	dm_http_handler_fn handler; /* NULL: dmd's API (/rpc, /healthz) */
+	void *handler_ctx;
+};
+
+/* Makes the listeners; DM_EBUSY "cannot listen on HOST:PORT: Address
+ * already in use" and the like. A stale socket file is replaced; the new
+ * one has mode 0600. srv is borrowed for the handlers. */
+int dm_http_bind(struct dm_http **out, struct dm_server *srv, const struct dm_http_opts *opts,
+		 struct dm_err *err);
+/* Starts serving the listeners. */
+int dm_http_start(struct dm_http *h, struct dm_err *err);
+/* Stops accepting new connections and removes the socket file; requests
+ * already received go on. Idempotent. */
+void dm_http_quiesce(struct dm_http *h);
+/* Waits until no request is being handled; DM_ETIMEOUT after timeout_ms. */
+int dm_http_wait_idle(struct dm_http *h, int timeout_ms);
+/* Stops (waiting for handlers that still run) and frees; accepts NULL. */
+void dm_http_free(struct dm_http *h);
+
+#endif

@@ -1,0 +1,746 @@
+/*
+ * objects_http.c - the /objects endpoints (see objects_http.h and
+ * docs/internals/transfer.md): what a dmd answers to another dmd that
+ * pushes to it or pulls from it.
+ *
+ * Invariants:
+ *   - Nothing here runs before http.c authenticated the caller. refs and
+ *     get need read access to the dot (an admin, its namespace's user or
+ *     a collaborator), update write access (the same; creating a dot needs
+ *     its namespace or an admin); missing and put any user, since objects
+ *     are content-addressed and uploading one cannot change another.
+ *   - Every body is bounded before it is buffered: a put's stream is
+ *     parsed as it arrives and never held whole; others are kept up to
+ *     their endpoint's limit.
+ *   - A put stores a record only through dm_sync_accept (hash and
+ *     everything below present), in stream order; the first bad record
+ *     stops it, and what was stored before it stays. The store is flushed
+ *     before a put is answered, so an acknowledged object is durable.
+ *   - A dot's state is never touched here: views are read, and update is
+ *     a RECEIVE request to the dot's actor.
+ */
+#include "server/api/objects_http.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/dots/dot.h"
+#include "server/cluster/forward.h"
+#include "server/dots/registry.h"
+#include "server/server.h"
+#include "sync/receive.h"
+#include "sync/wire.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/names.h"
+
+#include "util/banned.h"
+
+#define GET_BLOCK          (1u << 20) /* bytes of records read ahead per refill */
+#define CHAIN_MAX          (1u << 20) /* commits in one branch's history */
+#define UPDATE_DEADLINE_MS (3600 * 1000)
+
+enum endpoint { EP_VERSIONS, EP_REFS, EP_MISSING, EP_GET, EP_PUT, EP_UPDATE };
+
+static const struct {
+	const char *path;
+	enum endpoint ep;
+	const char *method;
+	size_t max_body;
+} endpoints[] = {
+	{"/objects/versions", EP_VERSIONS, MHD_HTTP_METHOD_GET, 0},
+	{"/objects/v1/refs", EP_REFS, MHD_HTTP_METHOD_GET, 0},
+	{"/objects/v1/missing", EP_MISSING, MHD_HTTP_METHOD_POST,
+	 (size_t)DM_WIRE_MAX_IDS *DM_OID_RAWSZ},
+	{"/objects/v1/get", EP_GET, MHD_HTTP_METHOD_POST, (size_t)DM_WIRE_MAX_IDS *DM_OID_RAWSZ},
+	{"/objects/v1/put", EP_PUT, MHD_HTTP_METHOD_POST, DM_OBJECTS_PUT_MAX},
+	{"/objects/v1/update", EP_UPDATE, MHD_HTTP_METHOD_POST, DM_OBJECTS_JSON_MAX},
+};
+
+struct dm_objects_req {
+	struct dm_server *srv;
+	struct dm_caller caller;
+	enum endpoint ep;
+	size_t max_body;
+	uint64_t body_len;                  /* bytes of body seen */
+	struct dm_buf body;                 /* every endpoint but put */
+	char dot[DM_DOT_NAME_TEXT_MAX + 8]; /* ?dot= (refs, get) */
+	char dot_id[DM_DOT_ID_MAX + 1];     /* ?dot_id= (put); "" when absent */
+	char purpose[8];                    /* ?for= (refs): "push" or "" */
+	/* put */
+	struct dm_wire_parser parser;
+	uint64_t stored, stored_bytes, records;
+	int rc; /* the first failure, or 0 */
+	struct dm_err err;
+};
+
+bool dm_objects_path(const char *url)
+{
+	return !strcmp(url, "/objects/versions") || !strncmp(url, "/objects/v1/", 12);
+}
+
+/* ---- answers ---- */
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const char *ctype,
+			     void *body, size_t len)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result answer_err(struct MHD_Connection *c, const struct dm_err *err)
+{
+	char *body = dm_rpc_error_body(-32000, err->code, err->msg);
+
+	if (!body)
+		return MHD_NO;
+	return queue(c, (unsigned)dm_err_http_status(err->code), "application/json", body,
+		     strlen(body));
+}
+
+/* Answers j (taken) as JSON with 200. */
+static enum MHD_Result answer_json(struct MHD_Connection *c, json_t *j)
+{
+	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (!body)
+		return MHD_NO;
+	return queue(c, MHD_HTTP_OK, "application/json", body, strlen(body));
+}
+
+/* ---- looking dots up ---- */
+
+/* The dot named `text`, if the caller may read it: a new handle
+ * reference. DM_EPERM for a dot the caller may not use, as the dots.*
+ * methods answer. */
+static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const char *text,
+		    struct dm_err *err)
+{
+	struct dm_registry_snap *snap;
+	const struct dm_registry_entry *e;
+	struct dm_dot_name name;
+	char shown[DM_DOT_NAME_TEXT_MAX];
+	int rc = dm_dot_name_parse(&name, text, err);
+
+	if (rc)
+		return rc;
+	dm_dot_name_text(shown, &name);
+	snap = dm_registry_snapshot(r->srv->registry);
+	e = dm_registry_find(snap, &name);
+	if (e && !r->caller.admin) {
+		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+
+		if (!dm_dot_view_allows(v, r->caller.user))
+			rc = dm_err_set(err, DM_EPERM,
+					"permission denied: user '%s' cannot read dot '%s'",
+					r->caller.user, shown);
+		dm_dot_view_unref(v);
+	}
+	if (e && !rc) {
+		*out = e->dot;
+		dm_dot_handle_ref(e->dot);
+	}
+	dm_registry_snap_unref(snap);
+	if (!e)
+		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'", shown);
+	return rc;
+}
+
+/* ---- versions, refs ---- */
+
+static enum MHD_Result do_versions(struct MHD_Connection *c)
+{
+	return answer_json(c, json_pack("{s:[i]}", "versions", 1));
+}
+
+/* {"head":H,"chain":[ID…],"objects":[OID…]} of one branch. */
+static int branch_refs(json_t **out, struct dm_store *store, const char *dot_id, const char *head,
+		       struct dm_err *err)
+{
+	char **ids = NULL;
+	size_t n = 0;
+	json_t *chain = json_array(), *objects = json_array();
+	int rc = 0;
+
+	if (head[0])
+		rc = dm_dot_chain(&ids, &n, store, dot_id, head, CHAIN_MAX, err);
+	for (size_t i = 0; i < n && !rc; i++) {
+		char hex[DM_OID_HEXSZ + 1];
+		dm_oid oid;
+
+		rc = dm_store_commit_get(store, dot_id, ids[i], &oid, err);
+		if (rc)
+			break;
+		dm_oid_hex(hex, &oid);
+		json_array_append_new(chain, json_string(ids[i]));
+		json_array_append_new(objects, json_string(hex));
+	}
+	dm_dot_chain_free(ids, n);
+	if (rc) {
+		json_decref(chain);
+		json_decref(objects);
+		return rc;
+	}
+	*out = json_pack("{s:s, s:o, s:o}", "head", head, "chain", chain, "objects", objects);
+	return 0;
+}
+
+static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *c)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_view *v = NULL;
+	json_t *branches = NULL;
+	struct dm_err err;
+	int rc;
+
+	dm_err_clear(&err);
+	rc = find_dot(&h, r, r->dot, &err);
+	if (rc == DM_ENOTFOUND && !strcmp(r->purpose, "push") && !r->caller.admin) {
+		/* a push would create it: refuse now, before any data moves */
+		struct dm_dot_name name;
+
+		if (!dm_dot_name_parse(&name, r->dot, NULL) && strcmp(name.ns, r->caller.user))
+			rc = dm_err_set(&err, DM_EPERM,
+					"permission denied: user '%s' cannot create dots in "
+					"namespace '%s'",
+					r->caller.user, name.ns);
+	}
+	if (!rc)
+		rc = dm_dot_wait_sealed(h, 3600 * 1000, &err);
+	if (rc) {
+		dm_dot_handle_unref(h);
+		return answer_err(c, &err);
+	}
+	v = dm_dot_handle_view(h);
+	branches = json_object();
+	for (size_t i = 0; i < v->nbranches && !rc; i++) {
+		json_t *b = NULL;
+
+		rc = branch_refs(&b, r->srv->store, v->id, v->branches[i].head, &err);
+		if (!rc)
+			json_object_set_new(branches, v->branches[i].name, b);
+	}
+	if (rc) {
+		json_decref(branches);
+		dm_dot_view_unref(v);
+		dm_dot_handle_unref(h);
+		return answer_err(c, &err);
+	}
+	{
+		json_t *j = json_pack("{s:s, s:s, s:o}", "id", v->id, "current", v->current,
+				      "branches", branches);
+
+		dm_dot_view_unref(v);
+		dm_dot_handle_unref(h);
+		return answer_json(c, j);
+	}
+}
+
+/* ---- missing ---- */
+
+static enum MHD_Result do_missing(struct dm_objects_req *r, struct MHD_Connection *c)
+{
+	struct dm_buf out = DM_BUF_INIT;
+	struct dm_err err;
+	const dm_oid *ids;
+	size_t n = 0;
+	char *body;
+
+	if (dm_wire_ids_check(r->body.len, &n, &err))
+		return answer_err(c, &err);
+	ids = dm_wire_ids(r->body.data);
+	for (size_t i = 0; i < n; i++)
+		if (!dm_store_has(r->srv->store, &ids[i]) && dm_wire_ids_add(&out, &ids[i], 1)) {
+			dm_buf_release(&out);
+			dm_err_set(&err, DM_ENOMEM, "out of memory");
+			return answer_err(c, &err);
+		}
+	n = out.len;
+	body = n ? dm_buf_detach(&out, NULL) : malloc(1);
+	return body ? queue(c, MHD_HTTP_OK, "application/octet-stream", body, n) : MHD_NO;
+}
+
+/* ---- get: a record stream made as the client reads it ---- */
+
+struct get_stream {
+	struct dm_store *store;
+	dm_oid *ids;
+	size_t n, next;
+	struct dm_buf pending; /* records read ahead */
+	size_t pos;            /* of pending, already sent */
+	bool ended;            /* an error record went into pending */
+};
+
+/* Reads the next records (about GET_BLOCK bytes) into pending. */
+static void refill(struct get_stream *g)
+{
+	dm_buf_reset(&g->pending);
+	g->pos = 0;
+	while (g->next < g->n && g->pending.len < GET_BLOCK && !g->ended) {
+		struct dm_pack_rec rec;
+		struct dm_err err;
+		size_t at = g->pending.len;
+
+		dm_err_clear(&err);
+		if (dm_buf_grow(&g->pending, DM_PACK_REC_LEN)) {
+			dm_err_set(&err, DM_ENOMEM, "out of memory");
+		} else {
+			g->pending.len += DM_PACK_REC_LEN;
+			if (!dm_store_get_stored(g->store, &g->ids[g->next], &rec, &g->pending,
+						 &err)) {
+				dm_pack_rec_encode(g->pending.data + at, &rec);
+				g->next++;
+				continue;
+			}
+		}
+		/* the id is not here (or unreadable): the stream ends saying so */
+		g->pending.len = at;
+		if (err.code == DM_ENOTFOUND) {
+			char hex[DM_OID_HEXSZ + 1];
+
+			dm_oid_hex(hex, &g->ids[g->next]);
+			dm_err_set(&err, DM_ENOTFOUND, "object %s is not on this server", hex);
+		} else {
+			dm_error("objects: get: %s", err.msg);
+		}
+		dm_wire_error_add(&g->pending, err.code, err.msg);
+		g->ended = true;
+	}
+}
+
+static ssize_t get_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct get_stream *g = cls;
+	size_t n;
+
+	if (g->pos >= g->pending.len) {
+		if (g->ended || g->next >= g->n)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		refill(g);
+		if (!g->pending.len)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	n = g->pending.len - g->pos;
+	if (n > max)
+		n = max;
+	memcpy(buf, g->pending.data + g->pos, n);
+	g->pos += n;
+	return (ssize_t)n;
+}
+
+static void get_free(void *cls)
+{
+	struct get_stream *g = cls;
+
+	dm_buf_release(&g->pending);
+	free(g->ids);
+	free(g);
+}
+
+static enum MHD_Result do_get(struct dm_objects_req *r, struct MHD_Connection *c)
+{
+	struct dm_dot_handle *h = NULL;
+	struct MHD_Response *resp;
+	struct get_stream *g;
+	struct dm_err err;
+	enum MHD_Result ret;
+	size_t n = 0;
+
+	dm_err_clear(&err);
+	if (find_dot(&h, r, r->dot, &err) || dm_wire_ids_check(r->body.len, &n, &err))
+		return answer_err(c, &err);
+	dm_dot_handle_unref(h);
+	g = dm_xcalloc(1, sizeof(*g));
+	g->store = r->srv->store;
+	g->n = n;
+	g->ids = dm_xmalloc(n ? n * sizeof(dm_oid) : 1);
+	if (n)
+		memcpy(g->ids, r->body.data, n * sizeof(dm_oid));
+	dm_buf_init(&g->pending, 0);
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 * 1024, get_reader, g,
+						 get_free);
+	if (!resp) {
+		get_free(g);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---- put ---- */
+
+static int put_rec(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
+		   struct dm_err *err)
+{
+	struct dm_objects_req *r = ctx;
+	bool stored = false;
+	int rc = dm_sync_accept(r->srv->store, rec, bytes, r->dot_id[0] ? r->dot_id : NULL,
+				    &stored, err);
+
+	if (rc)
+		return rc;
+	r->records++;
+	if (stored) {
+		r->stored++;
+		r->stored_bytes += rec->raw_len;
+	}
+	return 0;
+}
+
+static void put_feed(struct dm_objects_req *r, const char *data, size_t len)
+{
+	if (r->rc)
+		return; /* refused from a record on: the rest is read and dropped */
+	r->rc = dm_wire_parser_feed(&r->parser, data, len, put_rec, r, &r->err);
+}
+
+static enum MHD_Result do_put(struct dm_objects_req *r, struct MHD_Connection *c)
+{
+	struct dm_err ferr;
+	int frc;
+
+	if (!r->rc)
+		r->rc = dm_wire_parser_finish(&r->parser, &r->err);
+	/* what was valid is kept, and durable before anyone hears of it */
+	frc = dm_store_flush(r->srv->store, &ferr);
+	if (frc && !r->rc) {
+		r->rc = frc;
+		r->err = ferr;
+	}
+	if (r->rc) {
+		dm_info("objects: put by '%s' refused after %llu records: %s", r->caller.user,
+			(unsigned long long)r->records, r->err.msg);
+		return answer_err(c, &r->err);
+	}
+	return answer_json(c, json_pack("{s:I, s:I}", "stored", (json_int_t)r->stored, "bytes",
+					(json_int_t)r->stored_bytes));
+}
+
+/* ---- update ---- */
+
+struct update {
+	struct dm_dot_name name;
+	const char *id, *branch, *old_head, *new_head;
+	size_t n;
+	struct dm_dot_commit_ref *commits;
+	bool stash;
+};
+
+static int str_field(const char **out, json_t *doc, const char *key, size_t max, bool empty_ok,
+		     struct dm_err *err)
+{
+	json_t *v = json_object_get(doc, key);
+
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v) ||
+	    (!empty_ok && !json_string_length(v)))
+		return dm_err_set(err, DM_EINVAL, "update: invalid or missing '%s'", key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* Reads and checks the update's JSON (strings borrowed from doc). */
+static int parse_update(struct update *u, json_t *doc, struct dm_err *err)
+{
+	json_t *commits = json_object_get(doc, "commits");
+	json_t *objects = json_object_get(doc, "objects");
+	json_t *stash = json_object_get(doc, "stash");
+	const char *dot;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	rc = str_field(&dot, doc, "dot", DM_DOT_NAME_TEXT_MAX, false, err);
+	if (!rc)
+		rc = dm_dot_name_parse(&u->name, dot, err);
+	if (!rc)
+		rc = str_field(&u->id, doc, "id", DM_DOT_ID_MAX, false, err);
+	if (!rc && !dm_name_part_valid(u->id, strlen(u->id)))
+		rc = dm_err_set(err, DM_EINVAL, "update: invalid dot id");
+	if (!rc)
+		rc = str_field(&u->branch, doc, "branch", DM_NAME_PART_MAX, false, err);
+	if (!rc)
+		rc = dm_branch_name_check(u->branch, err);
+	if (!rc)
+		rc = str_field(&u->old_head, doc, "old_head", DM_COMMIT_ID_LEN_MAX, true, err);
+	if (!rc)
+		rc = str_field(&u->new_head, doc, "new_head", DM_COMMIT_ID_LEN_MAX, false, err);
+	if (rc)
+		return rc;
+	if (stash && !json_is_boolean(stash))
+		return dm_err_set(err, DM_EINVAL, "update: 'stash' must be true or false");
+	u->stash = json_is_true(stash);
+	if (!json_is_array(commits) || !json_is_array(objects) || !json_array_size(commits) ||
+	    json_array_size(commits) != json_array_size(objects) ||
+	    json_array_size(commits) > CHAIN_MAX)
+		return dm_err_set(
+			err, DM_EINVAL,
+			"update: 'commits' and 'objects' must be two lists of one length");
+	u->n = json_array_size(commits);
+	u->commits = dm_xcalloc(u->n, sizeof(*u->commits));
+	for (size_t i = 0; i < u->n; i++) {
+		json_t *cid = json_array_get(commits, i), *oid = json_array_get(objects, i);
+
+		if (!json_is_string(cid) || !json_string_length(cid) ||
+		    json_string_length(cid) > DM_COMMIT_ID_LEN_MAX ||
+		    strlen(json_string_value(cid)) != json_string_length(cid) ||
+		    !json_is_string(oid) ||
+		    dm_oid_from_hex(&u->commits[i].oid, json_string_value(oid),
+				    json_string_length(oid)))
+			return dm_err_set(err, DM_EINVAL, "update: invalid commit %zu", i);
+		snprintf(u->commits[i].id, sizeof(u->commits[i].id), "%s", json_string_value(cid));
+	}
+	if (strcmp(u->commits[0].id, u->new_head))
+		return dm_err_set(err, DM_EINVAL, "update: 'new_head' is not the first commit");
+	return 0;
+}
+
+/* The dot an update goes to, created with the sender's id when missing. */
+static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
+			 const struct update *u, struct dm_err *err)
+{
+	char shown[DM_DOT_NAME_TEXT_MAX];
+	bool may_create = r->caller.admin || !strcmp(u->name.ns, r->caller.user);
+
+	dm_dot_name_text(shown, &u->name);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct dm_registry_snap *snap = dm_registry_snapshot(r->srv->registry);
+		const struct dm_registry_entry *e = dm_registry_find(snap, &u->name);
+		json_t *made = NULL;
+		int rc;
+
+		if (e) {
+			struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+			bool allowed = r->caller.admin || dm_dot_view_allows(v, r->caller.user);
+
+			dm_dot_view_unref(v);
+			if (!allowed)
+				rc = dm_err_set(
+					err, DM_EPERM,
+					"permission denied: user '%s' cannot push to dot '%s'",
+					r->caller.user, shown);
+			else if (strcmp(e->id, u->id))
+				rc = dm_err_set(
+					err, DM_EEXISTS,
+					"remote dot '%s' is a different dot (id %s); push under "
+					"another name with --remote-name",
+					shown, e->id);
+			else {
+				*out = e->dot;
+				dm_dot_handle_ref(e->dot);
+				rc = 0;
+			}
+			dm_registry_snap_unref(snap);
+			return rc;
+		}
+		e = dm_registry_find_id(snap, u->id);
+		if (e) {
+			char other[DM_DOT_NAME_TEXT_MAX];
+			struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+			bool visible = r->caller.admin || dm_dot_view_allows(v, r->caller.user);
+
+			dm_dot_view_unref(v);
+			dm_dot_name_text(other, &e->name);
+			dm_registry_snap_unref(snap);
+			if (!visible)
+				return dm_err_set(
+					err, DM_EEXISTS,
+					"this dot exists on the remote under another name");
+			return dm_err_set(
+				err, DM_EEXISTS,
+				"this dot exists on the remote as '%s'; push to that name "
+				"with --remote-name",
+				other);
+		}
+		dm_registry_snap_unref(snap);
+		if (!may_create)
+			return dm_err_set(err, DM_EPERM,
+					  "permission denied: user '%s' cannot create dot '%s'",
+					  r->caller.user, shown);
+		rc = dm_registry_create(r->srv->registry, &made, &u->name, u->id,
+					DM_RPC_DEADLINE_DEFAULT_MS, err);
+		json_decref(made);
+		if (rc == DM_EEXISTS)
+			continue; /* someone made it meanwhile: look again */
+		if (rc)
+			return rc;
+		dm_info("objects: '%s' created dot '%s' (%s) by pushing", r->caller.user, shown,
+			u->id);
+	}
+	return dm_err_set(err, DM_ECONFLICT, "dot '%s' changed while it was being created", shown);
+}
+
+static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection *c)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_req *req;
+	struct update u;
+	json_t *doc, *result = NULL;
+	json_error_t jerr;
+	struct dm_err err;
+	int rc;
+
+	dm_err_clear(&err);
+	doc = json_loadb((const char *)r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc || !json_is_object(doc)) {
+		json_decref(doc);
+		dm_err_set(&err, DM_EINVAL, "update: cannot parse the request: %s", jerr.text);
+		return answer_err(c, &err);
+	}
+	rc = parse_update(&u, doc, &err);
+	if (!rc)
+		rc = update_target(&h, r, &u, &err);
+	if (!rc && r->srv->kv_root[0]) {
+		/* in a cluster, the branch's master applies it */
+		char shown[DM_DOT_NAME_TEXT_MAX];
+		dm_oid *oids = dm_xcalloc(u.n, sizeof(*oids));
+		bool forwarded = false;
+
+		for (size_t i = 0; i < u.n; i++)
+			oids[i] = u.commits[i].oid;
+		dm_dot_name_text(shown, &u.name);
+		rc = dm_forward_update(r->srv, &r->caller, doc, u.id, shown, u.branch, oids, u.n,
+				       &result, &forwarded, &err);
+		free(oids);
+		if (rc || forwarded) {
+			dm_dot_handle_unref(h);
+			h = NULL;
+			free(u.commits);
+			json_decref(doc);
+			return rc ? answer_err(c, &err) : answer_json(c, result);
+		}
+	}
+	if (!rc) {
+		req = dm_dot_req_new(DM_DOT_OP_RECEIVE);
+		req->branch = dm_xstrdup(u.branch);
+		req->old_head = dm_xstrdup(u.old_head);
+		req->ncommits = u.n;
+		req->commits = u.commits;
+		u.commits = NULL;
+		req->stash = u.stash;
+		rc = dm_dot_call(&result, h, req, UPDATE_DEADLINE_MS, &err);
+		dm_dot_handle_unref(h);
+	}
+	free(u.commits);
+	json_decref(doc);
+	if (rc)
+		return answer_err(c, &err);
+	return answer_json(c, result);
+}
+
+/* ---- the request's life ---- */
+
+static void query_value(char *out, size_t size, struct MHD_Connection *c, const char *key)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+
+	snprintf(out, size, "%s", v && strlen(v) < size ? v : "");
+}
+
+int dm_objects_begin(struct dm_objects_req **out, struct dm_server *srv,
+		     const struct dm_caller *caller, struct MHD_Connection *c, const char *url,
+		     const char *method, struct dm_err *err)
+{
+	const char *cl =
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	struct dm_objects_req *r;
+	size_t i, n = sizeof(endpoints) / sizeof(endpoints[0]);
+
+	*out = NULL;
+	for (i = 0; i < n; i++)
+		if (!strcmp(url, endpoints[i].path))
+			break;
+	if (i == n)
+		return dm_err_set(err, DM_ENOTFOUND, "no such endpoint '%.100s'", url);
+	if (strcmp(method, endpoints[i].method))
+		return dm_err_set(err, DM_EINVAL, "'%s' takes %s, not %.16s", url,
+				  endpoints[i].method, method);
+	if (cl) {
+		char *end;
+		unsigned long long len;
+
+		errno = 0;
+		len = strtoull(cl, &end, 10);
+		if (end != cl && !errno && len > endpoints[i].max_body)
+			return dm_err_set(err, DM_ETOOBIG, "request body is larger than %zu bytes",
+					  endpoints[i].max_body);
+	}
+	r = dm_xcalloc(1, sizeof(*r));
+	r->srv = srv;
+	r->caller = *caller;
+	r->ep = endpoints[i].ep;
+	r->max_body = endpoints[i].max_body;
+	dm_buf_init(&r->body, r->ep == EP_PUT ? 0 : r->max_body);
+	dm_wire_parser_init(&r->parser);
+	query_value(r->dot, sizeof(r->dot), c, "dot");
+	query_value(r->dot_id, sizeof(r->dot_id), c, "dot_id");
+	query_value(r->purpose, sizeof(r->purpose), c, "for");
+	*out = r;
+	return 0;
+}
+
+enum MHD_Result dm_objects_handle(struct dm_objects_req *r, struct MHD_Connection *c,
+				  const char *upload, size_t *upload_size)
+{
+	if (*upload_size) {
+		size_t len = *upload_size;
+
+		*upload_size = 0;
+		r->body_len += len;
+		if (r->body_len > r->max_body) {
+			if (!r->rc)
+				r->rc = dm_err_set(&r->err, DM_ETOOBIG,
+						   "request body is larger than %zu bytes",
+						   r->max_body);
+			dm_buf_release(&r->body);
+			return MHD_YES;
+		}
+		if (r->ep == EP_PUT)
+			put_feed(r, upload, len);
+		else if (!r->rc && dm_buf_add(&r->body, upload, len))
+			r->rc = dm_err_set(&r->err, DM_ENOMEM, "out of memory");
+		return MHD_YES;
+	}
+	if (r->rc && r->ep != EP_PUT)
+		return answer_err(c, &r->err);
+	switch (r->ep) {
+	case EP_VERSIONS:
+		return do_versions(c);
+	case EP_REFS:
+		return do_refs(r, c);
+	case EP_MISSING:
+		return do_missing(r, c);
+	case EP_GET:
+		return do_get(r, c);
+	case EP_PUT:
+		return do_put(r, c);
+	case EP_UPDATE:
+		return do_update(r, c);
+	}
+	return MHD_NO;
+}
+
+void dm_objects_free(struct dm_objects_req *r)
+{
+	if (!r)
+		return;
+	dm_buf_release(&r->body);
+	dm_wire_parser_release(&r->parser);
+	free(r);
+}

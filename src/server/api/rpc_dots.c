@@ -1,0 +1,666 @@
+/*
+ * rpc_dots.c - the dots.* methods of the API (docs/api.md).
+ *
+ * Invariant: no handler here touches a dot's state. Reads come from the
+ * registry's snapshot and the dots' published views (and from immutable
+ * commit objects in the store); every change is a request to the dot's
+ * actor, answered within the method's deadline.
+ */
+#include "actor/actor.h"
+#include "server/cluster/cluster.h"
+#include "server/dots/dot.h"
+#include "server/cluster/forward.h"
+#include "server/dots/registry.h"
+#include "server/cluster/replicas.h"
+#include "server/api/rpc.h"
+#include "server/server.h"
+#include "store/object.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/names.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/banned.h"
+
+#define REFRESH_WAIT_MS 5000
+#define LONG_DEADLINE_MS (3600 * 1000)
+
+static int parse_dot_param(struct dm_dot_name *out, json_t *params, struct dm_err *err)
+{
+	const char *s;
+	int rc = dm_rpc_param_str(&s, params, "dot", true, err);
+
+	return rc ? rc : dm_dot_name_parse(out, s, err);
+}
+
+static int refuse_namespace(const struct dm_rpc_ctx *ctx, const char *ns, struct dm_err *err)
+{
+	return dm_err_set(err, DM_EPERM, "permission denied: user '%s' cannot use namespace '%s'",
+			  ctx->caller->user, ns);
+}
+
+/* Parses params.dot for a dot the caller would own: its own namespace, or
+ * any as an admin (creating, adding collaborators). */
+static int dot_name_param(struct dm_dot_name *out, const struct dm_rpc_ctx *ctx, json_t *params,
+			  struct dm_err *err)
+{
+	int rc = parse_dot_param(out, params, err);
+
+	if (!rc && !ctx->caller->admin && strcmp(out->ns, ctx->caller->user) != 0)
+		rc = refuse_namespace(ctx, out->ns, err);
+	return rc;
+}
+
+/* The dot named by params.dot, if the caller may use it (admin, owner or
+ * collaborator): a new handle reference. */
+static int find_dot(struct dm_dot_handle **out, const struct dm_rpc_ctx *ctx, json_t *params,
+		    struct dm_err *err)
+{
+	struct dm_registry_snap *snap;
+	const struct dm_registry_entry *e;
+	struct dm_dot_name name;
+	int rc = parse_dot_param(&name, params, err);
+
+	if (rc)
+		return rc;
+	snap = dm_registry_snapshot(ctx->server->registry);
+	e = dm_registry_find(snap, &name);
+	if (e && !ctx->caller->admin) {
+		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+		bool allowed = dm_dot_view_allows(v, ctx->caller->user);
+
+		dm_dot_view_unref(v);
+		if (!allowed) {
+			dm_registry_snap_unref(snap);
+			return refuse_namespace(ctx, name.ns, err);
+		}
+	}
+	if (e) {
+		*out = e->dot;
+		dm_dot_handle_ref(e->dot);
+	}
+	dm_registry_snap_unref(snap);
+	if (!e) {
+		char shown[DM_DOT_NAME_TEXT_MAX];
+
+		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
+				  dm_dot_name_text(shown, &name));
+	}
+	return 0;
+}
+
+/* Fills req->branch from params.branch (optional), checking the name. */
+static int branch_param(struct dm_dot_req *req, json_t *params, const char *key, bool required,
+			struct dm_err *err)
+{
+	const char *s = NULL;
+	int rc = dm_rpc_param_str(&s, params, key, required, err);
+
+	if (rc || !s)
+		return rc;
+	rc = dm_branch_name_check(s, err);
+	if (!rc)
+		req->branch = dm_xstrdup(s);
+	return rc;
+}
+
+static int ref_param(char **out, json_t *params, const char *key, bool required,
+		     struct dm_err *err)
+{
+	const char *s = NULL;
+	struct dm_ref ref;
+	int rc = dm_rpc_param_str(&s, params, key, required, err);
+
+	if (rc || !s)
+		return rc;
+	rc = dm_ref_parse(&ref, s, err);
+	if (!rc)
+		*out = dm_xstrdup(s);
+	return rc;
+}
+
+/* Sends req to the dot named in params and returns its answer. */
+static int call_dot(const struct dm_rpc_ctx *ctx, json_t *params, struct dm_dot_req *req,
+		    json_t **result, struct dm_err *err)
+{
+	struct dm_dot_handle *h = NULL;
+	int rc = find_dot(&h, ctx, params, err);
+
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	rc = dm_dot_call(result, h, req, dm_rpc_deadline_ms(), err);
+	dm_dot_handle_unref(h);
+	return rc;
+}
+
+/*
+ * Calls the dot unless another node of the cluster masters the branch the
+ * request names (or this node's current one): then that node serves it.
+ */
+static int call_master(const struct dm_rpc_ctx *ctx, const char *method, json_t *params,
+		       struct dm_dot_req *req, json_t **result, struct dm_err *err)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_view *v;
+	char branch[DM_NAME_PART_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
+	bool forwarded = false;
+	int rc = find_dot(&h, ctx, params, err);
+
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	v = dm_dot_handle_view(h);
+	snprintf(branch, sizeof(branch), "%s", req->branch ? req->branch : v->current);
+	dm_dot_name_text(shown, &v->name);
+	rc = dm_forward_to_master(ctx, method, params, v->id, shown, branch, result, &forwarded,
+				  err);
+	dm_dot_view_unref(v);
+	if (!rc && !forwarded)
+		rc = dm_dot_call(result, h, req, dm_rpc_deadline_ms(), err);
+	else
+		dm_dot_req_free(req);
+	dm_dot_handle_unref(h);
+	return rc;
+}
+
+static int m_create(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		    struct dm_err *err)
+{
+	struct dm_dot_name name;
+	int rc = dot_name_param(&name, ctx, params, err);
+
+	if (rc)
+		return rc;
+	return dm_registry_create(ctx->server->registry, result, &name, NULL,
+				  dm_rpc_deadline_ms(), err);
+}
+
+static bool visible(const struct dm_rpc_ctx *ctx, struct dm_dot_handle *h)
+{
+	struct dm_dot_view *v;
+	bool ok;
+
+	if (ctx->caller->admin)
+		return true;
+	v = dm_dot_handle_view(h);
+	ok = dm_dot_view_allows(v, ctx->caller->user);
+	dm_dot_view_unref(v);
+	return ok;
+}
+
+static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		  struct dm_err *err)
+{
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->server->registry);
+	struct dm_ticket **tickets = dm_xcalloc(snap->n ? snap->n : 1, sizeof(*tickets));
+	const char *server = ctx->server->address;
+	json_t *dots = json_array(), *refresh = json_object_get(params, "refresh");
+	bool measure = !refresh || json_is_true(refresh);
+
+	if (refresh && !json_is_boolean(refresh)) {
+		free(tickets);
+		dm_registry_snap_unref(snap);
+		json_decref(dots);
+		return dm_err_set(err, DM_EINVAL, "parameter 'refresh' must be true or false");
+	}
+	/* ask every dot to measure itself at once, then collect the answers;
+	 * without refresh, the views as they are */
+	for (size_t i = 0; i < snap->n; i++) {
+		if (!visible(ctx, snap->e[i].dot))
+			continue;
+		if (!measure) {
+			struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+
+			if (v->state == DM_DOT_READY)
+				json_array_append_new(dots, dm_dot_view_json(v, server));
+			dm_dot_view_unref(v);
+			continue;
+		}
+		dm_actor_send_request(&tickets[i], dm_dot_handle_actor(snap->e[i].dot),
+				      dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_REFRESH),
+						 dm_dot_req_free));
+	}
+	for (size_t i = 0; i < snap->n; i++) {
+		struct dm_msg *reply = NULL;
+		struct dm_err e;
+		json_t *dot = NULL;
+
+		if (!tickets[i])
+			continue;
+		if (dm_ticket_wait(&reply, tickets[i], REFRESH_WAIT_MS, &e) == 0 &&
+		    reply->payload) {
+			dot = reply->payload;
+			reply->payload = NULL;
+		} else {
+			struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+
+			if (v->state == DM_DOT_READY || v->state == DM_DOT_CREATING)
+				dot = dm_dot_view_json(v, server);
+			dm_dot_view_unref(v);
+		}
+		dm_msg_free(reply);
+		dm_ticket_free(tickets[i]);
+		if (dot && !strcmp(json_string_value(json_object_get(dot, "state")), "ready"))
+			json_array_append_new(dots, dot);
+		else
+			json_decref(dot);
+	}
+	free(tickets);
+	dm_registry_snap_unref(snap);
+	*result = json_pack("{s:o}", "dots", dots);
+	return 0;
+}
+
+static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		  struct dm_err *err)
+{
+	json_t *replicas = NULL;
+	const char *id;
+	int rc = call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_REFRESH), result, err);
+
+	id = rc ? NULL : json_string_value(json_object_get(*result, "id"));
+	if (id && dm_replicas_json(&replicas, ctx->server, id, err) == 0 && replicas)
+		json_object_set_new(*result, "nodes", replicas);
+	return rc;
+}
+
+/*
+ * In a cluster, a delete ends the dot on every node: it is marked deleted
+ * in the KV (tombstone, name and masters: dm_cluster_mark_deleted), then
+ * this node's copy goes as on one node, and every other node's replicator
+ * deletes its own. The dot may have no copy here yet: the cluster's name
+ * finds it. Only *handled says whether the caller should go on with the
+ * local delete.
+ */
+static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const char *id,
+			     json_t **result, bool *handled, struct dm_err *err)
+{
+	struct dm_kv *kv = ctx->server->kv;
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->server->registry);
+	const struct dm_registry_entry *e = NULL;
+	struct dm_dot_name name;
+	char found[DM_DOT_ID_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
+	size_t nmounts = 0;
+	int rc = 0;
+
+	*handled = false;
+	if (id) {
+		e = dm_registry_find_id(snap, id);
+	} else {
+		/* the cluster's name says which dot: a copy here of an older dot
+		 * of that name (deleted, not yet gone here) is not it */
+		rc = parse_dot_param(&name, params, err);
+		if (!rc)
+			rc = dm_cluster_name_id(kv, found, sizeof(found), name.ns, name.name, err);
+		if (!rc)
+			e = dm_registry_find_id(snap, found);
+		else if (rc == DM_ENOTFOUND)
+			rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
+					dm_dot_name_text(shown, &name));
+	}
+	if (!rc && e) {
+		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+
+		name = v->name;
+		snprintf(found, sizeof(found), "%s", v->id);
+		nmounts = v->nmounts;
+		if (!ctx->caller->admin && !dm_dot_view_allows(v, ctx->caller->user))
+			rc = refuse_namespace(ctx, v->name.ns, err);
+		dm_dot_view_unref(v);
+	}
+	dm_registry_snap_unref(snap);
+	if (rc)
+		return rc;
+	if (!e) {
+		/* no copy here: by id, a retry; by name, the cluster's name */
+		*handled = true;
+		if (id) {
+			rc = dm_registry_is_deleted(kv, id, err);
+			if (rc == 1)
+				*result = json_object();
+			return rc == 1 ? 0 : rc ? rc : dm_err_set(err, DM_ENOTFOUND, "no such dot id '%s'", id);
+		}
+		if (!ctx->caller->admin && strcmp(name.ns, ctx->caller->user) != 0)
+			return refuse_namespace(ctx, name.ns, err);
+		rc = dm_cluster_check_unused(kv, found, ctx->server->node_id, err);
+		if (rc)
+			return dm_err_prefix(err, "cannot delete dot '%s'",
+					     dm_dot_name_text(shown, &name));
+		rc = dm_cluster_mark_deleted(kv, found, name.ns, name.name, err);
+		if (!rc)
+			*result = json_object();
+		return rc;
+	}
+	if (nmounts)
+		return 0; /* the dot refuses: in use */
+	rc = dm_cluster_check_unused(kv, found, ctx->server->node_id, err);
+	if (rc)
+		return dm_err_prefix(err, "cannot delete dot '%s'", dm_dot_name_text(shown, &name));
+	return dm_cluster_mark_deleted(kv, found, name.ns, name.name, err);
+}
+
+static int m_delete(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		    struct dm_err *err)
+{
+	const char *id = NULL;
+	bool handled = false;
+	int rc = dm_rpc_param_str(&id, params, "id", false, err);
+
+	if (!rc && ctx->server->kv_root[0])
+		rc = delete_in_cluster(ctx, params, id, result, &handled, err);
+	if (rc || handled)
+		return rc;
+	if (id) {
+		/* by id: a retry after the dot is gone succeeds */
+		struct dm_registry_snap *snap =
+			dm_registry_snapshot(ctx->server->registry);
+		const struct dm_registry_entry *e = dm_registry_find_id(snap, id);
+		struct dm_dot_handle *h = e ? e->dot : NULL;
+		bool gone = dm_registry_was_deleted(snap, id);
+
+		if (h)
+			dm_dot_handle_ref(h);
+		dm_registry_snap_unref(snap);
+		if (!h) {
+			if (!gone)
+				return dm_err_set(err, DM_ENOTFOUND, "no such dot id '%s'", id);
+			*result = json_object();
+			return 0;
+		}
+		if (!visible(ctx, h)) {
+			dm_dot_handle_unref(h);
+			return dm_err_set(err, DM_EPERM, "permission denied");
+		}
+		rc = dm_dot_call(result, h, dm_dot_req_new(DM_DOT_OP_DELETE), dm_rpc_deadline_ms(),
+				 err);
+		dm_dot_handle_unref(h);
+		return rc;
+	}
+	return call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_DELETE), result, err);
+}
+
+static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		    struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_COMMIT);
+	json_t *meta = json_object_get(params, "metadata");
+	const char *message = NULL, *author = NULL, *key;
+	json_t *value;
+	int rc = branch_param(req, params, "branch", false, err);
+
+	if (!rc)
+		rc = dm_rpc_param_str(&message, params, "message", true, err);
+	if (!rc && !message[0])
+		rc = dm_err_set(err, DM_EINVAL, "a commit needs a message");
+	if (!rc)
+		rc = dm_rpc_param_str(&author, params, "author", false, err);
+	if (!rc && meta && !json_is_object(meta))
+		rc = dm_err_set(err, DM_EINVAL, "metadata must be an object of strings");
+	if (rc)
+		goto fail;
+	req->message = dm_xstrdup(message);
+	req->author = dm_xstrdup(author ? author : ctx->caller->user);
+	if (meta) {
+		size_t n = json_object_size(meta), i = 0;
+
+		if (n > DM_COMMIT_MAX_META) {
+			rc = dm_err_set(err, DM_EINVAL, "at most %u metadata entries",
+					DM_COMMIT_MAX_META);
+			goto fail;
+		}
+		req->meta_keys = dm_xcalloc(n ? n : 1, sizeof(char *));
+		req->meta_values = dm_xcalloc(n ? n : 1, sizeof(char *));
+		json_object_foreach(meta, key, value)
+		{
+			rc = dm_meta_key_check(key, err);
+			if (!rc && (!json_is_string(value) ||
+				    strlen(json_string_value(value)) > DM_META_VALUE_MAX))
+				rc = dm_err_set(err, DM_EINVAL,
+						"metadata value of '%s' must be a string of at most "
+						"%u bytes",
+						key, DM_META_VALUE_MAX);
+			if (rc)
+				goto fail;
+			req->meta_keys[i] = dm_xstrdup(key);
+			req->meta_values[i] = dm_xstrdup(json_string_value(value));
+			req->nmeta = ++i;
+		}
+	}
+	return call_master(ctx, "dots.commit", params, req, result, err);
+fail:
+	dm_dot_req_free(req);
+	return rc;
+}
+
+static void format_time(char *out, size_t size, int64_t ns)
+{
+	time_t secs = (time_t)(ns / 1000000000);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&secs, &tm);
+	n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, size - n, ".%09lldZ", (long long)(ns % 1000000000));
+}
+
+static json_t *commit_json(const struct dm_commit *c)
+{
+	char tree[DM_OID_HEXSZ + 1], when[64];
+	json_t *parents = json_array(), *meta = json_object();
+
+	for (size_t i = 0; i < c->nparents; i++)
+		json_array_append_new(parents, json_string(c->parents[i]));
+	for (size_t i = 0; i < c->nmeta; i++)
+		json_object_set_new(meta, c->meta[i].key, json_string(c->meta[i].value));
+	dm_oid_hex(tree, &c->tree);
+	format_time(when, sizeof(when), c->time_ns);
+	return json_pack("{s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:s}", "id", c->commit_id,
+			 "parents", parents, "author", c->author, "time", when, "time_ns",
+			 (json_int_t)c->time_ns, "message", c->message, "metadata", meta, "tree",
+			 tree);
+}
+
+/* Commits are immutable: the log is read from the store on this thread,
+ * starting at the head the dot's latest view names. */
+static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		 struct dm_err *err)
+{
+	struct dm_store *store = dm_registry_env(ctx->server->registry)->store;
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_view *v = NULL;
+	const struct dm_branch_view *b;
+	const char *branch = NULL;
+	char cur[DM_COMMIT_ID_LEN_MAX + 1];
+	json_t *commits = json_array();
+	struct dm_buf buf = DM_BUF_INIT;
+	int rc = dm_rpc_param_str(&branch, params, "branch", false, err);
+
+	if (!rc)
+		rc = find_dot(&h, ctx, params, err);
+	if (!rc)
+		rc = dm_dot_wait_sealed(h, dm_rpc_deadline_ms(), err);
+	if (rc)
+		goto done;
+	v = dm_dot_handle_view(h);
+	b = dm_dot_view_branch(v, branch ? branch : v->current);
+	if (!b) {
+		char shown[DM_DOT_NAME_TEXT_MAX];
+
+		rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'",
+				dm_dot_name_text(shown, &v->name), branch);
+		goto done;
+	}
+	snprintf(cur, sizeof(cur), "%s", b->head);
+	while (cur[0]) {
+		struct dm_commit c;
+		dm_oid oid;
+
+		dm_buf_reset(&buf);
+		rc = dm_store_commit_get(store, v->id, cur, &oid, err);
+		if (!rc)
+			rc = dm_store_get(store, &oid, &buf, NULL, err);
+		if (!rc)
+			rc = dm_commit_decode(&c, buf.data, buf.len, err);
+		if (rc)
+			goto done;
+		json_array_append_new(commits, commit_json(&c));
+		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+	}
+	*result = json_pack("{s:O}", "commits", commits);
+done:
+	json_decref(commits);
+	dm_buf_release(&buf);
+	dm_dot_view_unref(v);
+	dm_dot_handle_unref(h);
+	return rc;
+}
+
+static int m_branches(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		      struct dm_err *err)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_view *v;
+	json_t *names;
+	int rc = find_dot(&h, ctx, params, err);
+
+	if (rc)
+		return rc;
+	v = dm_dot_handle_view(h);
+	names = json_array();
+	for (size_t i = 0; i < v->nbranches; i++)
+		json_array_append_new(names, json_string(v->branches[i].name));
+	*result = json_pack("{s:o, s:s}", "branches", names, "current", v->current);
+	dm_dot_view_unref(v);
+	dm_dot_handle_unref(h);
+	return 0;
+}
+
+static int m_branch(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		    struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_BRANCH);
+	int rc = branch_param(req, params, "branch", true, err);
+
+	if (!rc)
+		rc = ref_param(&req->from, params, "from", false, err);
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	return call_dot(ctx, params, req, result, err);
+}
+
+static int m_checkout(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		      struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_CHECKOUT);
+	json_t *create = json_object_get(params, "create");
+	int rc = branch_param(req, params, "branch", true, err);
+
+	if (!rc && create && !json_is_boolean(create))
+		rc = dm_err_set(err, DM_EINVAL, "parameter 'create' must be true or false");
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	req->create = json_is_true(create);
+	return call_dot(ctx, params, req, result, err);
+}
+
+static int m_reset(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		   struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_RESET);
+	int rc = branch_param(req, params, "branch", false, err);
+
+	if (!rc)
+		rc = ref_param(&req->from, params, "ref", true, err);
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	return call_master(ctx, "dots.reset", params, req, result, err);
+}
+
+static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		  struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_DIFF);
+	int rc = branch_param(req, params, "branch", false, err);
+
+	if (!rc)
+		rc = ref_param(&req->from, params, "from", false, err);
+	if (!rc)
+		rc = ref_param(&req->to, params, "to", false, err);
+	if (!rc && req->to && !req->from)
+		rc = dm_err_set(err, DM_EINVAL, "'to' needs 'from'");
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	/* a diff that reads the working copy is the master's */
+	if (!req->to)
+		return call_master(ctx, "dots.diff", params, req, result, err);
+	return call_dot(ctx, params, req, result, err);
+}
+
+static int m_path(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		  struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_PATH);
+	int rc = branch_param(req, params, "branch", false, err);
+
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	return call_dot(ctx, params, req, result, err);
+}
+
+/* Only the dot's owner (its namespace's user) or an admin adds collaborators;
+ * dot_name_param already refused everyone else. */
+static int m_add_collaborator(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+			      struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_ADD_COLLABORATOR);
+	struct dm_dot_name name;
+	const char *user = NULL;
+	int rc = dot_name_param(&name, ctx, params, err);
+
+	if (!rc)
+		rc = dm_rpc_param_str(&user, params, "user", true, err);
+	if (!rc && !dm_name_part_valid(user, strlen(user)))
+		rc = dm_err_set(err, DM_EINVAL, "invalid user name '%s'", user);
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	req->user = dm_xstrdup(user);
+	return call_dot(ctx, params, req, result, err);
+}
+
+const struct dm_rpc_method dm_rpc_dot_methods[] = {
+	{"dots.create", m_create, false, 0},
+	{"dots.list", m_list, false, 0},
+	{"dots.show", m_show, false, 0},
+	{"dots.delete", m_delete, false, 0},
+	{"dots.commit", m_commit, false, LONG_DEADLINE_MS},
+	{"dots.log", m_log, false, 0},
+	{"dots.branches", m_branches, false, 0},
+	{"dots.branch", m_branch, false, LONG_DEADLINE_MS},
+	{"dots.checkout", m_checkout, false, LONG_DEADLINE_MS},
+	{"dots.reset", m_reset, false, LONG_DEADLINE_MS},
+	{"dots.diff", m_diff, false, 0},
+	{"dots.path", m_path, false, 0},
+	{"dots.add_collaborator", m_add_collaborator, false, 0},
+	{NULL, NULL, false, 0},
+};

@@ -1,0 +1,1421 @@
+/*
+ * dot.c - the dot actor: all mutable state of one dot, and every change to it.
+ * Its slow work is in dot_jobs.c; handles and views in dot_handle.c.
+ *
+ * Invariants:
+ *   - struct dot is touched only by its actor's handler (one thread at a
+ *     time); everything else sees immutable views published through the
+ *     handle, and sends requests.
+ *   - At most one job runs per dot. Requests that need a job while one runs
+ *     wait in `queue`, in arrival order. A job owns copies of everything it
+ *     reads; it reports back with its DONE message and nothing else.
+ *   - Every request is answered exactly once: directly, when its job is
+ *     done, or "no such dot" when the dot is deleted before it ran.
+ *   - Deletion cancels the running job and waits for its DONE message
+ *     before removing any data; only then is the dot GONE.
+ *
+ * States and transitions (each row is a function below):
+ *
+ *   state     event                          transition         next
+ *   --------  -----------------------------  -----------------  ---------
+ *   CREATING  CREATE request                 on_create          CREATING
+ *   CREATING  create job done, ok            created            READY
+ *   CREATING  create job done, failed        create_failed      DELETING
+ *   READY     request, no job running        start_op           READY
+ *   READY     request, a job running         enqueue            READY
+ *   READY     job done                       finish_op          READY
+ *   READY     DELETE request                 begin_delete       DELETING
+ *   DELETING  DELETE request                 join_delete        DELETING
+ *   DELETING  other request                  refuse_gone        DELETING
+ *   DELETING  job done (the cancelled one)   start_delete_job   DELETING
+ *   DELETING  delete job done                deleted            GONE
+ *   GONE      any request                    refuse_gone        GONE
+ *
+ * With an engine that snapshots (btrfs), a commit is two steps: its job
+ * takes the snapshot and the branch head moves at once to the new commit,
+ * recorded as pending (in the KV too); an INDEX job, one at a time beside
+ * the other jobs, seals pending commits oldest first (tree, commit object).
+ * Requests that need sealed history (reset, branch, diff, receive, and
+ * SEALED, which log and transfers send) wait in the queue until none is
+ * pending; deletion cancels both jobs and waits for both.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "actor/actor.h"
+#include "engine/engine.h"
+#include "kv/kv.h"
+#include "server/dots/dot_internal.h"
+#include "server/dots/registry.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#include "util/banned.h"
+
+static void json_free(void *p)
+{
+	json_decref(p);
+}
+
+/* ---- the dot's state ---- */
+
+struct branch {
+	char name[DM_NAME_PART_MAX + 1];
+	char head[DM_COMMIT_ID_LEN_MAX + 1];
+	bool has_tree;
+	dm_oid tree; /* the head's tree */
+	uint64_t commits;
+	uint64_t dirty, size;
+	uint64_t resets; /* resets --hard of the branch so far (its copies follow them) */
+};
+
+/* A commit whose snapshot is taken and whose tree is not yet indexed. */
+struct pending {
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
+	char parent[DM_COMMIT_ID_LEN_MAX + 1];
+	int64_t time_ns;
+	char *message, *author;
+	size_t nmeta;
+	char **keys, **values;
+};
+
+static void pending_release(struct pending *p)
+{
+	free(p->message);
+	free(p->author);
+	for (size_t i = 0; i < p->nmeta; i++) {
+		free(p->keys[i]);
+		free(p->values[i]);
+	}
+	free(p->keys);
+	free(p->values);
+}
+
+struct dot {
+	struct dm_dot_env env;
+	struct dm_dot_slot *slot;      /* where views are published */
+	struct dm_actor *self;  /* borrowed: the actor runs us */
+	char id[DM_DOT_ID_MAX + 1];
+	struct dm_dot_name name;
+	char shown[DM_DOT_NAME_TEXT_MAX]; /* the name as messages give it */
+	int state;
+	char current[DM_NAME_PART_MAX + 1];
+	size_t nbranches;
+	struct branch *branches;
+	size_t ncollaborators;
+	char (*collaborators)[DM_NAME_PART_MAX + 1];
+	size_t nmounts;
+	struct dm_mount_view *mounts; /* containers using the dot (not persisted) */
+	size_t nsubdots;              /* the current branch's, as last measured */
+	char (*subdots)[DM_NAME_PART_MAX + 1];
+
+	struct dm_job *index_job;  /* sealing pending[0], or NULL */
+	size_t npending;
+	struct pending *pending;   /* commits taken, not yet sealed; oldest first */
+	char index_error[DM_ERR_MSG_MAX]; /* why the last index failed, or "" */
+
+	struct dm_job *job;        /* the running job, or NULL */
+	struct dm_msg *job_req;    /* the request it serves (kept), or NULL */
+	struct dm_msg **queue;     /* requests waiting for the job to end */
+	size_t nqueue;
+	struct dm_msg **deleters;  /* DELETE requests answered when GONE */
+	size_t ndeleters;
+};
+
+static struct branch *find_branch(struct dot *d, const char *name)
+{
+	for (size_t i = 0; i < d->nbranches; i++)
+		if (!strcmp(d->branches[i].name, name))
+			return &d->branches[i];
+	return NULL;
+}
+
+static int branch_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct branch *)a)->name, ((const struct branch *)b)->name);
+}
+
+static struct branch *add_branch(struct dot *d, const char *name)
+{
+	struct branch *b;
+
+	d->branches = dm_xrealloc(d->branches, (d->nbranches + 1) * sizeof(*d->branches));
+	b = &d->branches[d->nbranches++];
+	memset(b, 0, sizeof(*b));
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	qsort(d->branches, d->nbranches, sizeof(*d->branches), branch_cmp);
+	return find_branch(d, name);
+}
+
+/* Publishes an immutable view of d; called after every change. */
+static void publish(struct dot *d)
+{
+	struct dm_dot_view *v = dm_xcalloc(1, sizeof(*v));
+
+	atomic_init((atomic_int *)&v->refs, 1);
+	memcpy(v->id, d->id, sizeof(v->id));
+	v->name = d->name;
+	v->state = d->state;
+	memcpy(v->current, d->current, sizeof(v->current));
+	v->busy = d->job != NULL;
+	v->indexing = d->npending;
+	v->nmounts = d->nmounts;
+	v->mounts = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*v->mounts));
+	if (d->nmounts)
+		memcpy(v->mounts, d->mounts, d->nmounts * sizeof(*d->mounts));
+	v->nsubdots = d->nsubdots;
+	v->subdots = dm_xcalloc(d->nsubdots ? d->nsubdots : 1, sizeof(*v->subdots));
+	if (d->nsubdots)
+		memcpy(v->subdots, d->subdots, d->nsubdots * sizeof(*d->subdots));
+	v->ncollaborators = d->ncollaborators;
+	v->collaborators = dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1,
+				      sizeof(*v->collaborators));
+	if (d->ncollaborators)
+		memcpy(v->collaborators, d->collaborators,
+		       d->ncollaborators * sizeof(*d->collaborators));
+	v->nbranches = d->nbranches;
+	v->branches = dm_xcalloc(d->nbranches, sizeof(*v->branches));
+	for (size_t i = 0; i < d->nbranches; i++) {
+		struct dm_branch_view *bv = &v->branches[i];
+
+		memcpy(bv->name, d->branches[i].name, sizeof(bv->name));
+		memcpy(bv->head, d->branches[i].head, sizeof(bv->head));
+		bv->commits = d->branches[i].commits;
+		bv->dirty = d->branches[i].dirty;
+		bv->size = d->branches[i].size;
+	}
+	dm_dot_slot_publish(d->slot, v);
+}
+
+/* ---- persistence (the KV) ---- */
+
+const char *dm_dot_kv_root(const struct dm_dot_env *env)
+{
+	return env->kv_root ? env->kv_root : DM_KV_ROOT;
+}
+
+void dm_dot_kv_key(char *out, size_t size, const struct dm_dot_env *env, const char *fmt, ...)
+{
+	int n = snprintf(out, size, "%s", dm_dot_kv_root(env));
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < size)
+		vsnprintf(out + n, size - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void dot_key(char *out, size_t size, const struct dot *d)
+{
+	dm_dot_kv_key(out, size, &d->env, "dots/%s", d->id);
+}
+
+static int persist_dot(struct dot *d, struct dm_err *err)
+{
+	char key[128];
+	json_t *collaborators = json_array();
+	json_t *j;
+	char *s;
+	int rc;
+
+	for (size_t i = 0; i < d->ncollaborators; i++)
+		json_array_append_new(collaborators, json_string(d->collaborators[i]));
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", d->id, "namespace", d->name.ns,
+		      "name", d->name.name, "current", d->current, "state",
+		      dm_dot_state_name(d->state), "collaborators", collaborators);
+	/* in a cluster, a delete on another node must know containers use it */
+	if (d->env.kv_root && d->nmounts)
+		json_object_set_new(j, "containers", json_integer((json_int_t)d->nmounts));
+	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	dot_key(key, sizeof(key), d);
+	rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
+	free(s);
+	json_decref(j);
+	return rc;
+}
+
+/*
+ * In a cluster, the node that makes a branch masters it: its record in
+ * DM_KV_MASTERS is created once, before the branch's first record, and
+ * moves only by set-master or a handoff. A copy that receives the branch
+ * from its master finds the record there already.
+ */
+static int claim_master(struct dot *d, const struct branch *b, struct dm_err *err)
+{
+	char key[256], tomb[256];
+	struct dm_kv_cmp cmps[2];
+	struct dm_kv_op op;
+	int rc;
+
+	if (!d->env.kv_root || !d->env.node_id)
+		return 0;
+	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", d->id, b->name);
+	snprintf(tomb, sizeof(tomb), DM_KV_DELETED "%s", d->id);
+	/* never for a dot deleted from the cluster: its masters are gone for good */
+	cmps[0] = (struct dm_kv_cmp){key, 0};
+	cmps[1] = (struct dm_kv_cmp){tomb, 0};
+	op = (struct dm_kv_op){DM_KV_OP_PUT, key, d->env.node_id, strlen(d->env.node_id), 0};
+	rc = dm_kv_txn(d->env.kv, NULL, cmps, 2, &op, 1, err);
+	return rc == DM_ECONFLICT ? 0 : rc;
+}
+
+static int persist_branch(struct dot *d, const struct branch *b, struct dm_err *err)
+{
+	char key[256];
+	json_t *j = json_pack("{s:s, s:I, s:I}", "head", b->head, "commits", (json_int_t)b->commits,
+			      "resets", (json_int_t)b->resets);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc;
+
+	dm_dot_kv_key(key, sizeof(key), &d->env, "dots/%s/branches/%s", d->id, b->name);
+	rc = claim_master(d, b, err);
+	if (!rc)
+		rc = dm_kv_put(d->env.kv, NULL, key, s, strlen(s), 0, err);
+	free(s);
+	json_decref(j);
+	return rc;
+}
+
+/* The branch's new head and its pending commit, in one transaction. */
+static int persist_pending(struct dot *d, const struct branch *b, const struct pending *pc,
+			   struct dm_err *err)
+{
+	char bkey[256], pkey[256];
+	json_t *meta = json_object(), *bj, *pj;
+	char *bs, *ps;
+	struct dm_kv_op ops[2];
+	int rc;
+
+	for (size_t i = 0; i < pc->nmeta; i++)
+		json_object_set_new(meta, pc->keys[i], json_string(pc->values[i]));
+	bj = json_pack("{s:s, s:I, s:I}", "head", b->head, "commits", (json_int_t)b->commits,
+		       "resets", (json_int_t)b->resets);
+	pj = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "branch", b->name, "parent", pc->parent,
+		       "time_ns", (json_int_t)pc->time_ns, "message", pc->message, "author",
+		       pc->author, "metadata", meta);
+	bs = json_dumps(bj, JSON_COMPACT | JSON_SORT_KEYS);
+	ps = json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS);
+	dm_dot_kv_key(bkey, sizeof(bkey), &d->env, "dots/%s/branches/%s", d->id, b->name);
+	dm_dot_kv_key(pkey, sizeof(pkey), &d->env, "dots/%s/pending/%s", d->id, pc->id);
+	ops[0] = (struct dm_kv_op){DM_KV_OP_PUT, bkey, bs, strlen(bs), 0};
+	ops[1] = (struct dm_kv_op){DM_KV_OP_PUT, pkey, ps, strlen(ps), 0};
+	rc = dm_kv_txn(d->env.kv, NULL, NULL, 0, ops, 2, err);
+	free(bs);
+	free(ps);
+	json_decref(bj);
+	json_decref(pj);
+	return rc;
+}
+
+/*
+ * In a cluster, a new branch of this node's must not be one another node
+ * made already (and masters) that has not reached this copy yet: answers
+ * req and returns true then.
+ */
+static bool refuse_mastered_elsewhere(struct dot *d, struct dm_msg *req, const char *branch)
+{
+	char key[256];
+	struct dm_kv_kv kv;
+	bool other = false;
+
+	if (!d->env.kv_root || !d->env.node_id)
+		return false;
+	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", d->id, branch);
+	dm_kv_kv_init(&kv);
+	if (dm_kv_get(d->env.kv, &kv, key, NULL) == 0 &&
+	    (kv.value_len != strlen(d->env.node_id) ||
+	     memcmp(kv.value, d->env.node_id, kv.value_len))) {
+		other = true;
+		dm_msg_reply_err(req, DM_EEXISTS,
+				 "branch '%s' exists: node %.*s made it, and this node has no copy "
+				 "of it yet; try again in a moment",
+				 branch, (int)(kv.value_len > 64 ? 64 : kv.value_len), kv.value);
+	}
+	dm_kv_kv_release(&kv);
+	return other;
+}
+
+/* ---- transitions ---- */
+
+static int reply_json(struct dm_msg *req, json_t *result)
+{
+	return dm_msg_reply(req, 0, result, json_free);
+}
+
+static void refuse_gone(struct dot *d, struct dm_msg *req)
+{
+	dm_msg_reply_err(req, DM_ENOTFOUND, "no such dot '%s'", d->shown);
+}
+
+static struct dm_dot_job_in *job_for(struct dot *d, int op, const struct branch *b)
+{
+	struct dm_dot_job_in *in = dm_xcalloc(1, sizeof(*in));
+
+	in->op = op;
+	in->env = d->env;
+	memcpy(in->dot_id, d->id, sizeof(in->dot_id));
+	in->name = d->name;
+	if (b) {
+		memcpy(in->branch, b->name, sizeof(in->branch));
+		memcpy(in->head, b->head, sizeof(in->head));
+		in->has_tree = b->has_tree;
+		in->tree = b->tree;
+		in->commits = b->commits;
+	}
+	return in;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? dm_xstrdup(s) : NULL;
+}
+
+/* Starts the job that serves req (kept in job_req). On a failure to start,
+ * answers req and returns its code. */
+static int start_job(struct dot *d, struct dm_msg *req, struct dm_dot_job_in *in)
+{
+	struct dm_err err;
+	int rc = dm_job_start(&d->job, d->self, dm_dot_run_job, in, dm_dot_job_in_free,
+			      &err);
+
+	if (rc) {
+		d->job = NULL;
+		if (req)
+			dm_msg_reply_err(req, rc, "%s", err.msg);
+		dm_msg_free(req);
+		return rc;
+	}
+	d->job_req = req;
+	publish(d);
+	return 0;
+}
+
+/* The branch a request names, or the current one; answers when missing. */
+static struct branch *req_branch(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r)
+{
+	const char *name = r->branch ? r->branch : d->current;
+	struct branch *b = find_branch(d, name);
+
+	if (!b)
+		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
+				 name);
+	return b;
+}
+
+static void add_collaborator(struct dot *d, struct dm_msg *req, const char *user)
+{
+	struct dm_err err;
+
+	if (!user || !dm_name_part_valid(user, strlen(user))) {
+		dm_msg_reply_err(req, DM_EINVAL, "invalid user name '%s'", user ? user : "");
+		return;
+	}
+	for (size_t i = 0; i < d->ncollaborators; i++) {
+		if (!strcmp(d->collaborators[i], user)) {
+			reply_json(req, json_object());
+			return;
+		}
+	}
+	d->collaborators = dm_xrealloc(d->collaborators,
+				       (d->ncollaborators + 1) * sizeof(*d->collaborators));
+	snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", user);
+	if (persist_dot(d, &err)) {
+		d->ncollaborators--;
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return;
+	}
+	publish(d);
+	reply_json(req, json_object());
+}
+
+static bool subdot_valid(const char *s)
+{
+	return !strcmp(s, "__default__") || !strcmp(s, "__root__") ||
+	       dm_name_part_valid(s, strlen(s));
+}
+
+/* In a cluster, the dot's record says whether containers of this node use
+ * it (persist_dot), for a delete asked of another node. */
+static void record_mounts(struct dot *d)
+{
+	struct dm_err err;
+
+	if (d->env.kv_root && persist_dot(d, &err))
+		dm_warn("dot %s: cannot record its containers: %s", d->id, err.msg);
+}
+
+/* MOUNT: records the container and answers the path it should use: the
+ * pinned branch's working copy or the dot's stable path (which follows
+ * checkouts), plus the subdot's directory, made when missing. Answered at
+ * once even while a job runs: a reset stops containers, which unmount. */
+static void on_mount(struct dot *d, struct dm_msg *req, const struct dm_mount_view *m)
+{
+	struct dm_buf path = DM_BUF_INIT;
+	const char *branch = m->branch[0] ? m->branch : NULL;
+	struct dm_err err;
+	size_t i;
+
+	if (branch && !find_branch(d, branch)) {
+		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
+				 branch);
+		return;
+	}
+	if (!subdot_valid(m->subdot)) {
+		dm_msg_reply_err(req, DM_EINVAL, "invalid subdot name '%s'", m->subdot);
+		return;
+	}
+	if (dm_engine_path(d->env.engine, d->id, branch, &path, &err)) {
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return;
+	}
+	if (strcmp(m->subdot, "__root__")) {
+		dm_buf_addf(&path, "/%s", m->subdot);
+		if (mkdir((const char *)path.data, 0755) < 0 && errno != EEXIST) {
+			dm_msg_reply_err(req, DM_EIO, "cannot make subdot '%s' of dot '%s': %s",
+					 m->subdot, d->shown, strerror(errno));
+			dm_buf_release(&path);
+			return;
+		}
+	}
+	for (i = 0; i < d->nmounts; i++)
+		if (!strcmp(d->mounts[i].mount_id, m->mount_id))
+			break;
+	if (i == d->nmounts) {
+		d->mounts = dm_xrealloc(d->mounts, (d->nmounts + 1) * sizeof(*d->mounts));
+		d->nmounts++;
+	}
+	d->mounts[i] = *m;
+	publish(d);
+	record_mounts(d);
+	reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
+	dm_buf_release(&path);
+}
+
+static void on_unmount(struct dot *d, struct dm_msg *req, const char *mount_id)
+{
+	for (size_t i = 0; i < d->nmounts; i++) {
+		if (strcmp(d->mounts[i].mount_id, mount_id))
+			continue;
+		d->mounts[i] = d->mounts[--d->nmounts];
+		publish(d);
+		record_mounts(d);
+		break;
+	}
+	reply_json(req, json_object()); /* unmounting twice is fine */
+}
+
+/* The containers to stop and start around a change to `branch`'s working
+ * copy (switching: a change of the current branch), copied into the job. */
+static void affected_containers(struct dot *d, struct dm_dot_job_in *in, const char *branch,
+				bool switching)
+{
+	in->containers = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*in->containers));
+	for (size_t i = 0; i < d->nmounts; i++) {
+		const struct dm_mount_view *m = &d->mounts[i];
+		bool follows = !m->branch[0];
+		bool hit = switching ? follows
+				     : (!strcmp(m->branch, branch) ||
+					(follows && !strcmp(branch, d->current)));
+		bool seen = false;
+
+		if (!hit || !m->container_id[0])
+			continue;
+		for (size_t j = 0; j < in->ncontainers; j++)
+			seen = seen || !strcmp(in->containers[j], m->container_id);
+		if (!seen)
+			snprintf(in->containers[in->ncontainers++], sizeof(*in->containers), "%s",
+				 m->container_id);
+	}
+}
+
+/* BRANCH-DIVERGED-<UTC time>, made unique among the dot's branches. */
+static void stash_name(struct dot *d, const char *branch, char *out, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	char stamp[17]; /* 20261124T213311Z */
+
+	gmtime_r(&now, &tm);
+	if (!strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm))
+		stamp[0] = '\0';
+	snprintf(out, size, "%.38s-DIVERGED-%.16s", branch, stamp);
+	for (int i = 2; find_branch(d, out) && i < 1000; i++)
+		snprintf(out, size, "%.32s-DIVERGED-%.16s-%d", branch, stamp, i);
+}
+
+/* Requests that read history and must wait until every commit is sealed. */
+static bool needs_history(int op)
+{
+	return op == DM_DOT_OP_RESET || op == DM_DOT_OP_BRANCH || op == DM_DOT_OP_DIFF ||
+	       op == DM_DOT_OP_RECEIVE || op == DM_DOT_OP_SEALED ||
+	       op == DM_DOT_OP_CHECKOUT; /* -b makes a branch from history */
+}
+
+static void maybe_start_index(struct dot *d);
+
+/*
+ * READY, no job running: serves one request. Returns DM_ACTOR_KEEP when a
+ * job now holds the request, 0 when it was answered here.
+ */
+static int start_op(struct dot *d, struct dm_msg *req)
+{
+	struct dm_dot_req *r = req->payload;
+	struct branch *b;
+	struct dm_dot_job_in *in;
+	struct dm_buf path = DM_BUF_INIT;
+	struct dm_err err;
+
+	switch (r->op) {
+	case DM_DOT_OP_PATH:
+		/* no branch: the stable path that follows checkouts */
+		if (r->branch && !find_branch(d, r->branch)) {
+			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'",
+					 d->shown, r->branch);
+			return 0;
+		}
+		if (dm_engine_path(d->env.engine, d->id, r->branch, &path, &err))
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+		else
+			reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
+		dm_buf_release(&path);
+		return 0;
+	case DM_DOT_OP_CHECKOUT:
+		if (find_branch(d, r->branch)) {
+			if (r->create) {
+				dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
+				return 0;
+			}
+			if (strcmp(r->branch, d->current) && d->env.docker) {
+				/* containers follow the current branch: stop, switch, start */
+				in = job_for(d, DM_DOT_OP_CHECKOUT, find_branch(d, r->branch));
+				in->switch_only = true;
+				affected_containers(d, in, r->branch, true);
+				if (in->ncontainers)
+					break;
+				dm_dot_job_in_free(in);
+			}
+			if (dm_engine_set_current(d->env.engine, d->id, r->branch, &err)) {
+				dm_msg_reply_err(req, err.code, "%s", err.msg);
+				return 0;
+			}
+			snprintf(d->current, sizeof(d->current), "%s", r->branch);
+			if (persist_dot(d, &err)) {
+				dm_msg_reply_err(req, err.code, "%s", err.msg);
+				return 0;
+			}
+			publish(d);
+			reply_json(req, json_object());
+			return 0;
+		}
+		if (!r->create) {
+			dm_msg_reply_err(req, DM_ENOTFOUND,
+					 "dot '%s' has no branch '%s'; use 'dm checkout -b %s' to "
+					 "create it",
+					 d->shown, r->branch, r->branch);
+			return 0;
+		}
+		if (refuse_mastered_elsewhere(d, req, r->branch))
+			return 0;
+		b = find_branch(d, d->current);
+		in = job_for(d, DM_DOT_OP_CHECKOUT, b);
+		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
+		if (d->env.docker)
+			affected_containers(d, in, d->current, true);
+		break;
+	case DM_DOT_OP_BRANCH:
+		if (find_branch(d, r->branch)) {
+			dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
+			return 0;
+		}
+		if (!r->copy && refuse_mastered_elsewhere(d, req, r->branch))
+			return 0;
+		b = find_branch(d, d->current);
+		in = job_for(d, DM_DOT_OP_BRANCH, b);
+		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
+		in->from = dup_or_null(r->from);
+		break;
+	case DM_DOT_OP_ADD_COLLABORATOR:
+		add_collaborator(d, req, r->user);
+		return 0;
+	case DM_DOT_OP_SEALED:
+		/* reached only once nothing is pending (needs_history) */
+		reply_json(req, json_object());
+		return 0;
+	case DM_DOT_OP_MOUNT:
+	case DM_DOT_OP_UNMOUNT:
+		/* queued while the dot was being created */
+		if (!r->mount)
+			dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
+		else if (r->op == DM_DOT_OP_MOUNT)
+			on_mount(d, req, r->mount);
+		else
+			on_unmount(d, req, r->mount->mount_id);
+		return 0;
+	case DM_DOT_OP_RECEIVE:
+		b = find_branch(d, r->branch);
+		in = job_for(d, DM_DOT_OP_RECEIVE, b);
+		if (!b)
+			snprintf(in->branch, sizeof(in->branch), "%s", r->branch);
+		in->branch_exists = b != NULL;
+		in->old_head = dm_xstrdup(r->old_head ? r->old_head : "");
+		in->nreceived = r->ncommits;
+		in->received = dm_xcalloc(r->ncommits ? r->ncommits : 1, sizeof(*in->received));
+		if (r->ncommits)
+			memcpy(in->received, r->commits, r->ncommits * sizeof(*r->commits));
+		in->stash = r->stash;
+		stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
+		break;
+	case DM_DOT_OP_COMMIT:
+	case DM_DOT_OP_RESET:
+	case DM_DOT_OP_DIFF:
+	case DM_DOT_OP_REFRESH:
+		b = req_branch(d, req, r);
+		if (!b)
+			return 0;
+		in = job_for(d, r->op, b);
+		if (r->op == DM_DOT_OP_RESET && d->env.docker)
+			affected_containers(d, in, b->name, false);
+		in->message = dup_or_null(r->message);
+		in->author = dup_or_null(r->author);
+		in->from = dup_or_null(r->from);
+		in->to = dup_or_null(r->to);
+		if (r->nmeta) {
+			in->nmeta = r->nmeta;
+			in->meta_keys = dm_xcalloc(r->nmeta, sizeof(char *));
+			in->meta_values = dm_xcalloc(r->nmeta, sizeof(char *));
+			for (size_t i = 0; i < r->nmeta; i++) {
+				in->meta_keys[i] = dm_xstrdup(r->meta_keys[i]);
+				in->meta_values[i] = dm_xstrdup(r->meta_values[i]);
+			}
+		}
+		break;
+	default:
+		dm_msg_reply_err(req, DM_EINVAL, "unknown request %d", r->op);
+		return 0;
+	}
+	start_job(d, req, in);
+	return DM_ACTOR_KEEP;
+}
+
+static void enqueue(struct dot *d, struct dm_msg *req)
+{
+	d->queue = dm_xrealloc(d->queue, (d->nqueue + 1) * sizeof(*d->queue));
+	d->queue[d->nqueue++] = req;
+}
+
+/* Serves queued requests until one starts a job or the queue is empty. */
+static void drain_queue(struct dot *d)
+{
+	while (!d->job && d->nqueue) {
+		struct dm_msg *req = d->queue[0];
+		const struct dm_dot_req *r = req->payload;
+
+		if (d->npending && r && needs_history(r->op))
+			break; /* after the INDEX job */
+		memmove(d->queue, d->queue + 1, (d->nqueue - 1) * sizeof(*d->queue));
+		d->nqueue--;
+		if (start_op(d, req) != DM_ACTOR_KEEP)
+			dm_msg_free(req);
+	}
+}
+
+static void start_delete_job(struct dot *d)
+{
+	start_job(d, NULL, job_for(d, DM_DOT_OP_DELETE, NULL));
+}
+
+static void begin_delete(struct dot *d, struct dm_msg *req)
+{
+	struct dm_err err;
+
+	d->state = DM_DOT_DELETING;
+	if (persist_dot(d, &err))
+		dm_warn("dot %s: cannot record its deletion: %s", d->id, err.msg);
+	if (req) {
+		d->deleters = dm_xrealloc(d->deleters, (d->ndeleters + 1) * sizeof(*d->deleters));
+		d->deleters[d->ndeleters++] = req;
+	}
+	for (size_t i = 0; i < d->nqueue; i++) {
+		refuse_gone(d, d->queue[i]);
+		dm_msg_free(d->queue[i]);
+	}
+	d->nqueue = 0;
+	/* the DONE messages of running jobs start the delete job */
+	if (d->job)
+		dm_job_cancel(d->job);
+	if (d->index_job)
+		dm_job_cancel(d->index_job);
+	if (!d->job && !d->index_job)
+		start_delete_job(d);
+	publish(d);
+}
+
+static void join_delete(struct dot *d, struct dm_msg *req)
+{
+	d->deleters = dm_xrealloc(d->deleters, (d->ndeleters + 1) * sizeof(*d->deleters));
+	d->deleters[d->ndeleters++] = req;
+}
+
+static void deleted(struct dot *d, int status, const char *errmsg)
+{
+	if (status) {
+		/* The data could not all be removed: stay DELETING; a later delete
+		 * (or the next start) tries again. */
+		dm_error("dot %s: delete failed: %s", d->id, errmsg);
+		for (size_t i = 0; i < d->ndeleters; i++) {
+			dm_msg_reply_err(d->deleters[i], status, "cannot delete dot '%s': %s",
+					 d->shown, errmsg);
+			dm_msg_free(d->deleters[i]);
+		}
+		d->ndeleters = 0;
+		publish(d);
+		return;
+	}
+	d->state = DM_DOT_GONE;
+	publish(d);
+	for (size_t i = 0; i < d->ndeleters; i++) {
+		reply_json(d->deleters[i], json_object());
+		dm_msg_free(d->deleters[i]);
+	}
+	d->ndeleters = 0;
+	dm_registry_dot_gone(d->env.registry, d->id);
+	dm_info("dot %s (%s/%s) deleted", d->id, d->name.ns, d->name.name);
+}
+
+static void created(struct dot *d, struct dm_msg *req)
+{
+	struct dm_err err;
+	struct branch *b = find_branch(d, "master");
+
+	d->state = DM_DOT_READY;
+	if (dm_engine_set_current(d->env.engine, d->id, d->current, &err) ||
+	    persist_dot(d, &err) || persist_branch(d, b, &err)) {
+		if (req)
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+		begin_delete(d, NULL);
+		return;
+	}
+	publish(d);
+	if (req)
+		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+}
+
+/* A two-step commit's snapshot is taken: the head moves now, the commit is
+ * pending until its INDEX job seals it. */
+static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			 const struct dm_dot_job_out *out)
+{
+	struct branch *b = find_branch(d, r->branch ? r->branch : d->current);
+	struct branch before;
+	struct pending pc;
+	struct dm_err err;
+
+	if (!b) {
+		dm_msg_reply_err(req, DM_ENOTFOUND, "the branch went away");
+		return;
+	}
+	memset(&pc, 0, sizeof(pc));
+	snprintf(pc.id, sizeof(pc.id), "%s", out->head);
+	snprintf(pc.parent, sizeof(pc.parent), "%s", b->head);
+	pc.time_ns = out->time_ns;
+	pc.message = dm_xstrdup(r->message ? r->message : "");
+	pc.author = dm_xstrdup(r->author ? r->author : "");
+	pc.nmeta = r->nmeta;
+	pc.keys = dm_xcalloc(r->nmeta ? r->nmeta : 1, sizeof(char *));
+	pc.values = dm_xcalloc(r->nmeta ? r->nmeta : 1, sizeof(char *));
+	for (size_t i = 0; i < r->nmeta; i++) {
+		pc.keys[i] = dm_xstrdup(r->meta_keys[i]);
+		pc.values[i] = dm_xstrdup(r->meta_values[i]);
+	}
+	before = *b;
+	memcpy(b->head, out->head, sizeof(b->head));
+	b->has_tree = false;
+	b->commits = out->commits;
+	b->dirty = 0;
+	if (persist_pending(d, b, &pc, &err)) {
+		*b = before;
+		pending_release(&pc);
+		dm_engine_drop_snapshot(d->env.engine, d->id, out->head, NULL);
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return;
+	}
+	d->pending = dm_xrealloc(d->pending, (d->npending + 1) * sizeof(*d->pending));
+	d->pending[d->npending++] = pc;
+	publish(d);
+	reply_json(req, json_incref(out->json));
+	maybe_start_index(d);
+}
+
+/* Applies a finished job to the branch it worked on, then answers. */
+static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_dot_job_out *out,
+		      const char *detail)
+{
+	struct dm_dot_req *r = req ? req->payload : NULL;
+	struct branch *b = NULL;
+	struct dm_err err;
+	int rc = 0;
+
+	if (!r)
+		return;
+	if (status) {
+		dm_msg_reply_err(req, status, "%s", detail[0] ? detail : "operation failed");
+		return;
+	}
+	if (r->op == DM_DOT_OP_COMMIT && out->pending) {
+		take_pending(d, req, r, out);
+		return;
+	}
+	switch (r->op) {
+	case DM_DOT_OP_COMMIT:
+	case DM_DOT_OP_RESET:
+		b = find_branch(d, r->branch ? r->branch : d->current);
+		break;
+	case DM_DOT_OP_CHECKOUT:
+		if (out->switched) {
+			snprintf(d->current, sizeof(d->current), "%s", r->branch);
+			rc = persist_dot(d, &err);
+			publish(d);
+			if (rc)
+				dm_msg_reply_err(req, rc, "%s", err.msg);
+			else
+				reply_json(req, out->json ? json_incref(out->json) : json_object());
+			return;
+		}
+		b = add_branch(d, r->branch);
+		break;
+	case DM_DOT_OP_BRANCH:
+		b = add_branch(d, r->branch);
+		break;
+	case DM_DOT_OP_RECEIVE:
+		if (out->stashed) {
+			struct branch *sb = add_branch(d, out->stash_name);
+
+			memcpy(sb->head, out->stash_head, sizeof(sb->head));
+			sb->has_tree = out->stash_has_tree;
+			sb->tree = out->stash_tree;
+			sb->commits = out->stash_commits;
+			rc = persist_branch(d, sb, &err);
+		}
+		b = find_branch(d, r->branch);
+		if (!b)
+			b = add_branch(d, r->branch);
+		break;
+	case DM_DOT_OP_REFRESH:
+		b = find_branch(d, r->branch ? r->branch : d->current);
+		if (b) {
+			b->dirty = out->dirty;
+			b->size = out->size;
+		}
+		if (b && !strcmp(b->name, d->current)) {
+			free(d->subdots);
+			d->subdots = out->subdots;
+			d->nsubdots = out->nsubdots;
+			out->subdots = NULL;
+			out->nsubdots = 0;
+		}
+		publish(d);
+		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+		return;
+	default: /* DIFF: nothing changes */
+		break;
+	}
+	if (b) {
+		memcpy(b->head, out->head, sizeof(b->head));
+		b->has_tree = out->has_tree;
+		b->tree = out->tree;
+		b->commits = out->commits;
+		b->dirty = out->dirty;
+		if (out->sized)
+			b->size = out->size;
+		if (r->op == DM_DOT_OP_RESET)
+			b->resets = r->resets ? r->resets : b->resets + 1;
+		rc = persist_branch(d, b, &err);
+	}
+	/* checkout -b: the branch exists now; then it becomes the current one */
+	if (!rc && r->op == DM_DOT_OP_CHECKOUT) {
+		rc = dm_engine_set_current(d->env.engine, d->id, r->branch, &err);
+		if (!rc) {
+			snprintf(d->current, sizeof(d->current), "%s", r->branch);
+			rc = persist_dot(d, &err);
+		}
+	}
+	publish(d);
+	if (rc) {
+		dm_msg_reply_err(req, rc, "%s", err.msg);
+		return;
+	}
+	reply_json(req, out->json ? json_incref(out->json) : json_object());
+}
+
+static void on_job_done(struct dot *d, struct dm_msg *msg)
+{
+	struct dm_msg *req = d->job_req;
+	struct dm_dot_job_out *out = msg->payload;
+	struct dm_dot_job_in *in = dm_job_arg(msg->job);
+	const char *detail = out ? out->errmsg : "";
+
+	d->job = NULL;
+	d->job_req = NULL;
+	switch (d->state) {
+	case DM_DOT_CREATING:
+		if (msg->status) {
+			if (req)
+				dm_msg_reply_err(req, msg->status, "cannot create dot '%s': %s",
+						 d->shown, detail);
+			dm_msg_free(req);
+			begin_delete(d, NULL);
+			return;
+		}
+		created(d, req);
+		dm_msg_free(req);
+		drain_queue(d);
+		return;
+	case DM_DOT_DELETING:
+		if (in->op == DM_DOT_OP_DELETE) {
+			deleted(d, msg->status, detail);
+			return;
+		}
+		if (req)
+			refuse_gone(d, req);
+		dm_msg_free(req);
+		if (!d->index_job)
+			start_delete_job(d);
+		return;
+	default:
+		finish_op(d, req, msg->status, out, detail);
+		dm_msg_free(req);
+		publish(d);
+		drain_queue(d);
+		maybe_start_index(d);
+	}
+}
+
+/* ---- indexing (two-step commits) ---- */
+
+static void maybe_start_index(struct dot *d)
+{
+	struct dm_dot_job_in *in;
+	const struct pending *pc;
+	struct dm_err err;
+
+	if (d->state != DM_DOT_READY || d->index_job || !d->npending)
+		return;
+	pc = &d->pending[0];
+	in = job_for(d, DM_DOT_OP_INDEX, NULL);
+	snprintf(in->head, sizeof(in->head), "%s", pc->id);
+	in->old_head = dm_xstrdup(pc->parent);
+	in->time_ns = pc->time_ns;
+	in->message = dm_xstrdup(pc->message);
+	in->author = dm_xstrdup(pc->author);
+	in->nmeta = pc->nmeta;
+	in->meta_keys = dm_xcalloc(pc->nmeta ? pc->nmeta : 1, sizeof(char *));
+	in->meta_values = dm_xcalloc(pc->nmeta ? pc->nmeta : 1, sizeof(char *));
+	for (size_t i = 0; i < pc->nmeta; i++) {
+		in->meta_keys[i] = dm_xstrdup(pc->keys[i]);
+		in->meta_values[i] = dm_xstrdup(pc->values[i]);
+	}
+	if (dm_job_start(&d->index_job, d->self, dm_dot_run_job, in, dm_dot_job_in_free, &err)) {
+		d->index_job = NULL;
+		snprintf(d->index_error, sizeof(d->index_error), "%s", err.msg);
+	}
+}
+
+/* The oldest pending commit is sealed (or failed to be). */
+static void on_index_done(struct dot *d, struct dm_msg *msg)
+{
+	const struct dm_dot_job_out *out = msg->payload;
+	struct dm_err err;
+	char key[256];
+
+	d->index_job = NULL;
+	if (d->state == DM_DOT_DELETING) {
+		if (!d->job)
+			start_delete_job(d);
+		return;
+	}
+	if (msg->status || !out) {
+		/* stays pending; the next commit or start tries again */
+		snprintf(d->index_error, sizeof(d->index_error), "%s",
+			 out ? out->errmsg : "indexing failed");
+		dm_error("dot %s: cannot index commit %s: %s", d->id, d->pending[0].id,
+			 d->index_error);
+		publish(d);
+		return;
+	}
+	d->index_error[0] = '\0';
+	for (size_t i = 0; i < d->nbranches; i++) {
+		if (strcmp(d->branches[i].head, out->head))
+			continue;
+		d->branches[i].has_tree = true;
+		d->branches[i].tree = out->tree;
+	}
+	dm_dot_kv_key(key, sizeof(key), &d->env, "dots/%s/pending/%s", d->id, out->head);
+	if (dm_kv_delete(d->env.kv, NULL, key, &err) && err.code != DM_ENOTFOUND)
+		dm_warn("dot %s: %s", d->id, err.msg);
+	pending_release(&d->pending[0]);
+	memmove(d->pending, d->pending + 1, (d->npending - 1) * sizeof(*d->pending));
+	d->npending--;
+	publish(d);
+	drain_queue(d);
+	maybe_start_index(d);
+}
+
+static int on_request(struct dot *d, struct dm_msg *msg)
+{
+	struct dm_dot_req *r = msg->payload;
+
+	if (!r) {
+		dm_msg_reply_err(msg, DM_EINVAL, "empty request");
+		return 0;
+	}
+	if (d->state == DM_DOT_GONE) {
+		if (r->op == DM_DOT_OP_DELETE)
+			reply_json(msg, json_object()); /* idempotent by id */
+		else
+			refuse_gone(d, msg);
+		return 0;
+	}
+	if (d->state == DM_DOT_DELETING) {
+		if (r->op != DM_DOT_OP_DELETE) {
+			refuse_gone(d, msg);
+			return 0;
+		}
+		join_delete(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	if (r->op == DM_DOT_OP_DELETE) {
+		if (d->nmounts && d->state == DM_DOT_READY) {
+			dm_msg_reply_err(msg, DM_EBUSY,
+					 "dot '%s' is in use by container %s; stop it first",
+					 d->shown, d->mounts[0].container);
+			return 0;
+		}
+		begin_delete(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	if (d->state == DM_DOT_READY && r->op == DM_DOT_OP_MOUNT && r->mount) {
+		on_mount(d, msg, r->mount);
+		return 0;
+	}
+	if (d->state == DM_DOT_READY && r->op == DM_DOT_OP_UNMOUNT && r->mount) {
+		on_unmount(d, msg, r->mount->mount_id);
+		return 0;
+	}
+	if (d->state == DM_DOT_CREATING) {
+		if (r->op == DM_DOT_OP_CREATE && !d->job) {
+			struct branch *b = find_branch(d, "master");
+
+			start_job(d, msg, job_for(d, DM_DOT_OP_CREATE, b));
+			return DM_ACTOR_KEEP;
+		}
+		enqueue(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	if (r->op == DM_DOT_OP_CREATE) {
+		dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", d->shown);
+		return 0;
+	}
+	/* a refresh never waits behind a long job or indexing: it answers what
+	 * is known */
+	if ((d->job || d->npending) && r->op == DM_DOT_OP_REFRESH) {
+		reply_json(msg, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+		return 0;
+	}
+	if (d->job || (d->npending && needs_history(r->op))) {
+		enqueue(d, msg);
+		return DM_ACTOR_KEEP;
+	}
+	return start_op(d, msg);
+}
+
+static int handle(struct dm_actor *self, struct dm_msg *msg)
+{
+	struct dot *d = dm_actor_user(self);
+
+	switch (msg->type) {
+	case DM_MSG_JOB_DONE:
+		if (msg->job == d->index_job)
+			on_index_done(d, msg);
+		else
+			on_job_done(d, msg);
+		return 0;
+	case DM_MSG_JOB_PROGRESS:
+		return 0;
+	default:
+		if (!dm_msg_is_request(msg)) {
+			/* a plain DELETE resumes an interrupted deletion */
+			struct dm_dot_req *r = msg->payload;
+
+			if (r && r->op == DM_DOT_OP_DELETE && d->state == DM_DOT_DELETING && !d->job)
+				start_delete_job(d);
+			if (r && r->op == DM_DOT_OP_INDEX)
+				maybe_start_index(d);
+			return 0;
+		}
+		return on_request(d, msg);
+	}
+}
+
+static void free_dot(void *p)
+{
+	struct dot *d = p;
+
+	/* the runtime answers every request still held here */
+	dm_msg_free(d->job_req);
+	for (size_t i = 0; i < d->nqueue; i++)
+		dm_msg_free(d->queue[i]);
+	for (size_t i = 0; i < d->ndeleters; i++)
+		dm_msg_free(d->deleters[i]);
+	free(d->queue);
+	free(d->deleters);
+	free(d->branches);
+	free(d->collaborators);
+	free(d->mounts);
+	free(d->subdots);
+	for (size_t i = 0; i < d->npending; i++)
+		pending_release(&d->pending[i]);
+	free(d->pending);
+	dm_actor_unref(d->env.registry);
+	dm_dot_slot_unref(d->slot);
+	free(d);
+}
+
+/* Loads the persisted branches: {"master":{"head":"…","commits":3},…}. */
+static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
+{
+	const char *name;
+	json_t *v;
+
+	json_object_foreach(branches, name, v)
+	{
+		const char *head = json_string_value(json_object_get(v, "head"));
+		struct branch *b;
+
+		if (!dm_name_part_valid(name, strlen(name)) || !head ||
+		    strlen(head) > DM_COMMIT_ID_LEN_MAX)
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt branch '%s' in the KV",
+					  d->id, name);
+		b = add_branch(d, name);
+		snprintf(b->head, sizeof(b->head), "%s", head);
+		b->commits = (uint64_t)json_integer_value(json_object_get(v, "commits"));
+		b->resets = (uint64_t)json_integer_value(json_object_get(v, "resets"));
+		if (head[0]) {
+			struct dm_commit c;
+			int rc = dm_dot_load_commit(&c, d->env.store, d->id, head, err);
+
+			/* a head not indexed yet must be pending: checked after
+			 * load_pending by check_heads */
+			if (rc == DM_ENOTFOUND)
+				continue;
+			if (rc)
+				return dm_err_prefix(err, "dot %s branch '%s'", d->id, name);
+			b->has_tree = true;
+			b->tree = c.tree;
+			dm_commit_release(&c);
+		}
+	}	return 0;
+}
+
+/* Every head without a tree is a commit still pending. */
+static int check_heads(struct dot *d, struct dm_err *err)
+{
+	for (size_t i = 0; i < d->nbranches; i++) {
+		const struct branch *b = &d->branches[i];
+		bool pending = false;
+
+		if (!b->head[0] || b->has_tree)
+			continue;
+		for (size_t j = 0; j < d->npending && !pending; j++)
+			pending = !strcmp(d->pending[j].id, b->head);
+		if (!pending)
+			return dm_err_set(err, DM_ECORRUPT,
+					  "dot %s branch '%s': head %s is neither stored nor pending",
+					  d->id, b->name, b->head);
+	}
+	return 0;
+}
+
+/* Snapshots to keep after a restart: those of sealed or pending commits. */
+static bool keep_snapshot(const char *commit_id, void *ctx)
+{
+	struct dot *d = ctx;
+	dm_oid oid;
+
+	for (size_t i = 0; i < d->npending; i++)
+		if (!strcmp(d->pending[i].id, commit_id))
+			return true;
+	return dm_store_commit_get(d->env.store, d->id, commit_id, &oid, NULL) == 0;
+}
+
+static int pending_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pending *)a)->id, ((const struct pending *)b)->id);
+}
+
+/* {"<commit id>": {"branch","parent","time_ns","message","author","metadata"}};
+ * commit ids are time-ordered, so sorting them gives the order to seal. */
+static int load_pending(struct dot *d, json_t *all, struct dm_err *err)
+{
+	const char *id;
+	json_t *v;
+
+	if (!json_is_object(all))
+		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt pending commits", d->id);
+	d->pending = dm_xcalloc(json_object_size(all) + 1, sizeof(*d->pending));
+	json_object_foreach(all, id, v)
+	{
+		struct pending *pc = &d->pending[d->npending];
+		const char *parent = json_string_value(json_object_get(v, "parent"));
+		const char *message = json_string_value(json_object_get(v, "message"));
+		const char *author = json_string_value(json_object_get(v, "author"));
+		json_t *meta = json_object_get(v, "metadata"), *mv;
+		const char *k;
+
+		if (!parent || !message || !author || strlen(id) > DM_COMMIT_ID_LEN_MAX ||
+		    strlen(parent) > DM_COMMIT_ID_LEN_MAX || (meta && !json_is_object(meta)))
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt pending commit '%.40s'",
+					  d->id, id);
+		memset(pc, 0, sizeof(*pc));
+		snprintf(pc->id, sizeof(pc->id), "%s", id);
+		snprintf(pc->parent, sizeof(pc->parent), "%s", parent);
+		pc->time_ns = json_integer_value(json_object_get(v, "time_ns"));
+		pc->message = dm_xstrdup(message);
+		pc->author = dm_xstrdup(author);
+		pc->keys = dm_xcalloc(json_object_size(meta) + 1, sizeof(char *));
+		pc->values = dm_xcalloc(json_object_size(meta) + 1, sizeof(char *));
+		json_object_foreach(meta, k, mv)
+		{
+			pc->keys[pc->nmeta] = dm_xstrdup(k);
+			const char *val = json_string_value(mv);
+
+			pc->values[pc->nmeta++] = dm_xstrdup(val ? val : "");
+		}
+		d->npending++;
+	}
+	qsort(d->pending, d->npending, sizeof(*d->pending), pending_cmp);
+	return 0;
+}
+
+static int load_collaborators(struct dot *d, json_t *list, struct dm_err *err)
+{
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(list))
+		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt collaborators in the KV", d->id);
+	d->collaborators = dm_xcalloc(json_array_size(list) + 1, sizeof(*d->collaborators));
+	json_array_foreach(list, i, v)
+	{
+		const char *u = json_string_value(v);
+
+		if (!u || !dm_name_part_valid(u, strlen(u)))
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt collaborator in the KV",
+					  d->id);
+		snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", u);
+	}
+	return 0;
+}
+
+int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
+		 const struct dm_dot_name *name, int state, const char *current,
+		 json_t *branches, json_t *collaborators, json_t *pending, struct dm_err *err)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dot *d = dm_xcalloc(1, sizeof(*d));
+	char actor_name[2 * DM_NAME_PART_MAX + 8];
+	int rc;
+
+	d->env = *env;
+	d->slot = dm_dot_slot_new();
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->name = *name;
+	dm_dot_name_text(d->shown, name);
+	d->state = state;
+	snprintf(d->current, sizeof(d->current), "%s", current ? current : "master");
+	if (branches)
+		rc = load_branches(d, branches, err);
+	else
+		rc = (add_branch(d, "master"), 0);
+	if (!rc && collaborators)
+		rc = load_collaborators(d, collaborators, err);
+	if (!rc && pending)
+		rc = load_pending(d, pending, err);
+	if (!rc)
+		rc = check_heads(d, err);
+	/* a crash between a snapshot and its record leaves one nobody knows */
+	if (!rc && branches && state == DM_DOT_READY &&
+	    dm_engine_sweep_snapshots(env->engine, id, keep_snapshot, d, err))
+		dm_warn("dot %s: %s", id, err->msg);
+	if (!rc && !find_branch(d, d->current))
+		rc = dm_err_set(err, DM_ECORRUPT, "dot %s: current branch '%s' is missing", id,
+				d->current);
+	if (rc) {
+		free(d->branches);
+		free(d->collaborators);
+		dm_dot_slot_unref(d->slot);
+		free(d);
+		return rc;
+	}
+	publish(d);
+	h = dm_xcalloc(1, sizeof(*h));
+	atomic_init(&h->refs, 1);
+	snprintf(h->id, sizeof(h->id), "%s", id);
+	h->slot = d->slot;
+	atomic_fetch_add(&d->slot->refs, 1);
+	snprintf(actor_name, sizeof(actor_name), "dot %s/%s", name->ns, name->name);
+	rc = dm_actor_new(&h->actor, env->sched, actor_name, handle, d, free_dot, err);
+	if (rc) {
+		free(d->branches);
+		free(d->collaborators);
+		dm_dot_slot_unref(d->slot);
+		free(d);
+		dm_dot_slot_unref(h->slot);
+		free(h);
+		return rc;
+	}
+	d->self = h->actor;
+	/* held until the dot is freed: it tells the registry when it is gone */
+	if (d->env.registry)
+		dm_actor_ref(d->env.registry);
+	if (state == DM_DOT_DELETING)
+		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_DELETE),
+						   dm_dot_req_free));
+	else if (d->npending) /* dmd stopped before sealing them: go on */
+		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_INDEX),
+						   dm_dot_req_free));
+	*out = h;
+	return 0;
+}
+
+int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req,
+		int timeout_ms, struct dm_err *err)
+{
+	struct dm_msg *reply = NULL;
+	int rc = dm_actor_call(&reply, h->actor, dm_msg_new(0, req, dm_dot_req_free), timeout_ms,
+			       err);
+
+	if (rc == DM_ECANCELED) {
+		struct dm_dot_view *v = dm_dot_handle_view(h);
+
+		char shown[DM_DOT_NAME_TEXT_MAX];
+
+		rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
+				dm_dot_name_text(shown, &v->name));
+		dm_dot_view_unref(v);
+	} else if (rc == DM_ETIMEOUT) {
+		dm_err_set(err, rc, "timed out after %d ms waiting for the dot", timeout_ms);
+	}
+	if (!rc) {
+		*result = reply->payload;
+		reply->payload = NULL;
+		if (!*result)
+			*result = json_object();
+	}
+	dm_msg_free(reply);
+	return rc;
+}
+

@@ -1,0 +1,221 @@
+/*
+ * dot.h - a dot: its actor, its published view, and the requests it serves.
+ *
+ * All mutable state of a dot lives in one struct inside dot.c, touched only
+ * by the dot's actor (DESIGN.md §3). Everyone else holds a struct
+ * dm_dot_handle: a reference-counted pointer to the actor and to the latest
+ * immutable view the actor published. RPC handlers read views without
+ * locking the dot and send it requests for everything else.
+ */
+#ifndef DM_SERVER_DOTS_DOT_H
+#define DM_SERVER_DOTS_DOT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "util/hash.h"
+#include "util/names.h"
+
+struct dm_actor;
+struct dm_docker;
+struct dm_engine;
+struct dm_kv;
+struct dm_sched;
+struct dm_store;
+
+#define DM_DOT_ID_MAX 36
+#define DM_COMMIT_ID_LEN_MAX 128
+
+/* What a dot needs from its node; borrowed, outlives every dot. */
+struct dm_dot_env {
+	struct dm_kv *kv;
+	struct dm_store *store;
+	struct dm_engine *engine;
+	struct dm_sched *sched;
+	const char *server;          /* "127.0.0.1:32607", shown in listings */
+	struct dm_actor *registry;   /* told when a dot is gone */
+	struct dm_docker *docker;    /* the container engine's API, or NULL */
+	/* where this node keeps its dots and names in the KV: NULL for
+	 * DM_KV_ROOT (one node), "/dm/n/NODE/" in a cluster on etcd */
+	const char *kv_root;
+	const char *node_id;         /* this node, or NULL (tests) */
+};
+
+enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };
+
+const char *dm_dot_state_name(int state);
+
+struct dm_branch_view {
+	char name[DM_NAME_PART_MAX + 1];
+	char head[DM_COMMIT_ID_LEN_MAX + 1]; /* "" before the first commit */
+	uint64_t commits;                    /* on the first-parent line to head */
+	uint64_t dirty;                      /* as last measured */
+	uint64_t size;
+};
+
+/* A container's use of the dot, through a volume of the Docker plugin. */
+struct dm_mount_view {
+	char mount_id[DM_COMMIT_ID_LEN_MAX + 1]; /* the runtime's id of the mount */
+	char container_id[65];
+	char container[256];                     /* name, or the id when unknown */
+	char volume[256];                        /* [ns/]dot[@branch][.subdot] */
+	char branch[DM_NAME_PART_MAX + 1];       /* pinned branch, "" = follows current */
+	char subdot[DM_NAME_PART_MAX + 1];       /* "__default__", "__root__" or a name */
+};
+
+/* An immutable snapshot of a dot, published after every message. */
+struct dm_dot_view {
+	int refs; /* atomic */
+	char id[DM_DOT_ID_MAX + 1];
+	struct dm_dot_name name;
+	int state;
+	char current[DM_NAME_PART_MAX + 1]; /* the current branch */
+	bool busy;                          /* a job is running */
+	size_t indexing;                    /* commits taken but not yet indexed */
+	size_t ncollaborators;
+	char (*collaborators)[DM_NAME_PART_MAX + 1];
+	size_t nmounts;
+	struct dm_mount_view *mounts;
+	size_t nbranches;
+	struct dm_branch_view *branches;    /* sorted by name */
+	size_t nsubdots;                    /* the current branch's subdots, as last measured: */
+	char (*subdots)[DM_NAME_PART_MAX + 1]; /* its top-level directories, sorted */
+};
+
+void dm_dot_view_unref(struct dm_dot_view *v);
+const struct dm_branch_view *dm_dot_view_branch(const struct dm_dot_view *v, const char *name);
+
+struct dm_dot_handle;
+
+/* The head of branch name in h's latest view into out ("" when the dot has
+ * no such branch, or h is NULL). */
+void dm_dot_handle_head(char *out, size_t size, struct dm_dot_handle *h, const char *name);
+
+/* References on a handle; unref accepts NULL. */
+void dm_dot_handle_ref(struct dm_dot_handle *h);
+void dm_dot_handle_unref(struct dm_dot_handle *h);
+/* The latest view (a new reference: dm_dot_view_unref it). Never NULL. */
+struct dm_dot_view *dm_dot_handle_view(struct dm_dot_handle *h);
+/* Borrowed, as long as the handle. */
+struct dm_actor *dm_dot_handle_actor(struct dm_dot_handle *h);
+const char *dm_dot_handle_id(const struct dm_dot_handle *h);
+
+/* ---- requests ---- */
+
+enum dm_dot_op {
+	DM_DOT_OP_CREATE = 1, /* make the master working copy and persist the dot */
+	DM_DOT_OP_COMMIT,
+	DM_DOT_OP_BRANCH,     /* new branch `branch` from ref `from` */
+	DM_DOT_OP_CHECKOUT,   /* make `branch` current (create: from the current head) */
+	DM_DOT_OP_RESET,      /* branch head and working copy := ref */
+	DM_DOT_OP_DIFF,       /* from/to refs; no `to`: the working copy */
+	DM_DOT_OP_REFRESH,    /* measure dirty and size of the current branch */
+	DM_DOT_OP_PATH,       /* the working copy's path */
+	DM_DOT_OP_DELETE,
+	DM_DOT_OP_RECEIVE,    /* take commits that arrived from elsewhere (a transfer) */
+	DM_DOT_OP_ADD_COLLABORATOR,
+	DM_DOT_OP_MOUNT,      /* a container mounts the dot: record it, answer the path */
+	DM_DOT_OP_UNMOUNT,    /* ...and lets go of it */
+	DM_DOT_OP_SEALED,     /* answers once every commit is indexed (log, transfers wait) */
+	DM_DOT_OP_INDEX,      /* internal: index the oldest pending commit */
+};
+
+/* One commit of a RECEIVE: its commit id and the id of its stored object. */
+struct dm_dot_commit_ref {
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
+	dm_oid oid;
+};
+
+/* One request to a dot; every string is owned (free with the request). */
+struct dm_dot_req {
+	int op;
+	char *branch;   /* NULL: the current branch */
+	char *message;
+	char *author;
+	char *from;     /* a ref */
+	char *to;       /* a ref */
+	bool create;
+	/* RESET: the branch's reset count becomes this (a copy following its
+	 * master's reset); 0: one more than it was */
+	uint64_t resets;
+	/* BRANCH: a copy of a branch another node of the cluster made (the
+	 * replicator's), not a new branch of this node's */
+	bool copy;
+	size_t nmeta;
+	char **meta_keys;
+	char **meta_values;
+	/* RECEIVE: `branch` goes from old_head ("" for none) to the first of
+	 * `commits` (newest first, each the first parent of the one before;
+	 * the last one's parent is a commit the dot has, or none). With stash,
+	 * a diverged branch first keeps its commits on BRANCH-DIVERGED-<time>. */
+	char *old_head;
+	size_t ncommits;
+	struct dm_dot_commit_ref *commits;
+	bool stash;
+	/* ADD_COLLABORATOR */
+	char *user;
+	/* MOUNT (branch: pinned, or NULL to follow the current one) and UNMOUNT */
+	struct dm_mount_view *mount;
+};
+
+struct dm_dot_req *dm_dot_req_new(int op);
+void dm_dot_req_free(void *req);
+
+/*
+ * Creates the actor of a dot and returns the caller's handle. A dot loaded
+ * from the KV (at start) is READY, or resumes its deletion when it was
+ * DELETING; a new one is CREATING until its DM_DOT_OP_CREATE request is
+ * served. branches, collaborators and pending (commits snapshotted but not
+ * yet indexed, by commit id): as persisted (NULL for a new dot).
+ */
+int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
+		 const struct dm_dot_name *name, int state, const char *current,
+		 json_t *branches, json_t *collaborators, json_t *pending, struct dm_err *err);
+
+/* Sends req (taken) to the dot and waits up to timeout_ms; the result is a
+ * JSON value (a new reference) on success. A dot that is gone answers
+ * DM_ENOTFOUND "no such dot 'NAME'". */
+int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req,
+		int timeout_ms, struct dm_err *err);
+
+/*
+ * The first-parent line of commit ids from head back to the root (newest
+ * first), read from the store; at most max ids (DM_ETOOBIG past it). *out
+ * is a malloc'ed array of malloc'ed strings. Commits are immutable, so any
+ * thread may call this.
+ */
+int dm_dot_chain(char ***out, size_t *n, struct dm_store *store, const char *dot_id,
+		 const char *head, size_t max, struct dm_err *err);
+void dm_dot_chain_free(char **ids, size_t n);
+
+/* May `user` (not an admin) use the dot: its own namespace, or a collaborator? */
+bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user);
+
+/* Waits (up to timeout_ms) until every commit of the dot is indexed, so
+ * its history can be read from the store; at once when none is pending. */
+int dm_dot_wait_sealed(struct dm_dot_handle *h, int timeout_ms, struct dm_err *err);
+
+/*
+ * KV keys of a dot: ROOT "names/NS/NAME" and ROOT "dots/ID[/...]", where
+ * ROOT is the env's kv_root. On one node that is DM_KV_ROOT, so the keys
+ * are DM_KV_NAMES... and DM_KV_DOTS...; in a cluster each node has its own
+ * root and its own copy of every dot (docs/internals/cluster.md).
+ */
+#define DM_KV_ROOT "/dm/"
+/* Branch masters (DM_KV_MASTERS ID/BRANCH = node id) and deleted dots
+ * (DM_KV_DELETED ID), shared by the nodes. */
+#define DM_KV_MASTERS "/dm/masters/"
+#define DM_KV_DELETED "/dm/deleted/"
+#define DM_KV_NAMES DM_KV_ROOT "names/"
+#define DM_KV_DOTS DM_KV_ROOT "dots/"
+/* Writes ROOT + the formatted rest into out (size bytes). */
+void dm_dot_kv_key(char *out, size_t size, const struct dm_dot_env *env, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+const char *dm_dot_kv_root(const struct dm_dot_env *env);
+
+/* The JSON form of a view, as docs/api.md shows (a new reference). */
+json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server);
+
+#endif

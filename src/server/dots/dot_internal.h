@@ -1,0 +1,104 @@
+/*
+ * dot_internal.h - what the three files of a dot share: dot.c (the actor
+ * and its transitions), dot_jobs.c (the slow work, on the worker pool) and
+ * dot_handle.c (handles, published views, requests). Not for other modules.
+ */
+#ifndef DM_SERVER_DOTS_DOT_INTERNAL_H
+#define DM_SERVER_DOTS_DOT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "server/dots/dot.h"
+#include "store/object.h"
+
+struct dm_job;
+
+/* Where a dot publishes its views: shared by the dot and its handle, so
+ * that neither keeps the other alive. mu guards only the pointer swap. */
+struct dm_dot_slot {
+	atomic_int refs;
+	pthread_mutex_t mu;
+	struct dm_dot_view *view;
+};
+
+/* The last reference to a handle stops the actor: a gone dot keeps
+ * answering "no such dot" for as long as anyone can still send to it. */
+struct dm_dot_handle {
+	atomic_int refs;
+	char id[DM_DOT_ID_MAX + 1];
+	struct dm_actor *actor;
+	struct dm_dot_slot *slot;
+};
+
+struct dm_dot_slot *dm_dot_slot_new(void);
+void dm_dot_slot_unref(struct dm_dot_slot *s);
+/* Replaces the published view with v (taken). */
+void dm_dot_slot_publish(struct dm_dot_slot *s, struct dm_dot_view *v);
+/* The published view, borrowed: only for the dot's own actor, the one writer. */
+struct dm_dot_view *dm_dot_slot_peek(struct dm_dot_slot *s);
+
+/* A job's input: copies of all it reads, so the dot may change meanwhile. */
+struct dm_dot_job_in {
+	int op;
+	struct dm_dot_env env;
+	char dot_id[DM_DOT_ID_MAX + 1];
+	struct dm_dot_name name;
+	char branch[DM_NAME_PART_MAX + 1];     /* the branch acted on */
+	char new_branch[DM_NAME_PART_MAX + 1]; /* BRANCH, CHECKOUT -b */
+	char head[DM_COMMIT_ID_LEN_MAX + 1];   /* the branch's head ("" none) */
+	bool has_tree;
+	dm_oid tree;
+	uint64_t commits;
+	char *message, *author, *from, *to;
+	bool to_working_copy;
+	size_t nmeta;
+	char **meta_keys, **meta_values;
+	/* RECEIVE */
+	bool branch_exists;
+	char *old_head;
+	size_t nreceived;
+	struct dm_dot_commit_ref *received;
+	bool stash;
+	char stash_name[DM_NAME_PART_MAX + 1]; /* chosen by the actor */
+	/* RESET, CHECKOUT: containers to stop before and start after */
+	size_t ncontainers;
+	char (*containers)[65];
+	bool switch_only; /* CHECKOUT of an existing branch: only switch */
+	/* INDEX: seal commit `head` (parent old_head) taken at time_ns */
+	int64_t time_ns;
+};
+
+struct dm_dot_job_out {
+	char head[DM_COMMIT_ID_LEN_MAX + 1];
+	bool has_tree;
+	dm_oid tree;
+	uint64_t commits;
+	uint64_t dirty, size;
+	bool sized; /* size was measured (a refresh); otherwise keep the old one */
+	/* RECEIVE with stash: the branch that now holds the receiver's commits */
+	bool switched; /* CHECKOUT of an existing branch: the stable path moved */
+	bool pending;  /* COMMIT: a snapshot was taken; the commit is sealed later */
+	int64_t time_ns;
+	bool stashed;
+	char stash_name[DM_NAME_PART_MAX + 1];
+	char stash_head[DM_COMMIT_ID_LEN_MAX + 1];
+	dm_oid stash_tree;
+	bool stash_has_tree;
+	uint64_t stash_commits;
+	size_t nsubdots; /* REFRESH: the branch's top-level directories, sorted */
+	char (*subdots)[DM_NAME_PART_MAX + 1];
+	json_t *json; /* result for the requester, when the op has one */
+	json_t *warnings; /* what went wrong after the change was made, or NULL */
+	char errmsg[DM_ERR_MSG_MAX];
+};
+
+void dm_dot_job_in_free(void *in);
+void dm_dot_job_out_free(void *out);
+/* The job function for every operation; result: a struct dm_dot_job_out. */
+void dm_dot_run_job(struct dm_job *job);
+/* Reads commit `id` of dot `dot_id` from the store. */
+int dm_dot_load_commit(struct dm_commit *out, struct dm_store *store, const char *dot_id,
+		       const char *id, struct dm_err *err);
+
+#endif

@@ -1,0 +1,727 @@
+/*
+ * dot_jobs.c - the slow work of a dot, run on the worker pool: commit,
+ * reset, branch, diff, measuring, and deleting a dot's data.
+ *
+ * Invariants: a job reads only its struct dm_dot_job_in (copies made by the
+ * actor) and immutable objects in the store, writes only the working copy
+ * it was given and content-addressed objects, and reports only through its
+ * DONE message: it never touches the dot's state.
+ */
+#include "server/dots/dot_internal.h"
+#include "actor/actor.h"
+#include "server/dots/docker.h"
+#include "util/log.h"
+#include "engine/engine.h"
+#include "kv/kv.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/id.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/banned.h"
+
+static void dot_key(char *out, size_t size, const struct dm_dot_job_in *in)
+{
+	dm_dot_kv_key(out, size, &in->env, "dots/%s", in->dot_id);
+}
+
+void dm_dot_job_in_free(void *p)
+{
+	struct dm_dot_job_in *in = p;
+
+	free(in->message);
+	free(in->author);
+	free(in->from);
+	free(in->to);
+	for (size_t i = 0; i < in->nmeta; i++) {
+		free(in->meta_keys[i]);
+		free(in->meta_values[i]);
+	}
+	free(in->meta_keys);
+	free(in->meta_values);
+	free(in->old_head);
+	free(in->received);
+	free(in->containers);
+	free(in);
+}
+
+void dm_dot_job_out_free(void *p)
+{
+	struct dm_dot_job_out *out = p;
+
+	if (out) {
+		free(out->subdots);
+		json_decref(out->json);
+		json_decref(out->warnings);
+	}
+	free(out);
+}
+
+static bool job_cancelled(void *ctx)
+{
+	return dm_job_cancelled(ctx) != 0;
+}
+
+int dm_dot_load_commit(struct dm_commit *out, struct dm_store *store, const char *dot_id,
+		       const char *id, struct dm_err *err)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	dm_oid oid;
+	int rc = dm_store_commit_get(store, dot_id, id, &oid, err);
+
+	if (!rc)
+		rc = dm_store_get(store, &oid, &b, NULL, err);
+	if (!rc)
+		rc = dm_commit_decode(out, b.data, b.len, err);
+	dm_buf_release(&b);
+	return rc;
+}
+
+static int load_commit(struct dm_commit *out, const struct dm_dot_job_in *in, const char *id,
+		       struct dm_err *err)
+{
+	return dm_dot_load_commit(out, in->env.store, in->dot_id, id, err);
+}
+
+/* How many commits are on the first-parent line up to and including id. */
+static int count_commits(uint64_t *out, const struct dm_dot_job_in *in, const char *id,
+			 struct dm_err *err)
+{
+	char cur[DM_COMMIT_ID_LEN_MAX + 1];
+	uint64_t n = 0;
+
+	snprintf(cur, sizeof(cur), "%s", id);
+	while (cur[0]) {
+		struct dm_commit c;
+		int rc = load_commit(&c, in, cur, err);
+
+		if (rc)
+			return rc;
+		n++;
+		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+	}
+	*out = n;
+	return 0;
+}
+
+/*
+ * Resolves ref (HEAD, HEAD^, HEAD~N, an id or a unique prefix) against the
+ * job's head into a commit id and its tree.
+ */
+static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out, dm_oid *tree_out,
+		   struct dm_err *err)
+{
+	struct dm_ref r;
+	char cur[DM_COMMIT_ID_LEN_MAX + 1];
+	struct dm_commit c;
+	int rc = dm_ref_parse(&r, ref, err);
+
+	if (rc)
+		return rc;
+	if (r.relative) {
+		if (!in->head[0])
+			return dm_err_set(err, DM_ENOTFOUND, "branch '%s' has no commits yet",
+					  in->branch);
+		snprintf(cur, sizeof(cur), "%s", in->head);
+		for (unsigned i = 0; i < r.back; i++) {
+			rc = load_commit(&c, in, cur, err);
+			if (rc)
+				return rc;
+			if (!c.nparents) {
+				dm_commit_release(&c);
+				return dm_err_set(err, DM_ENOTFOUND,
+						  "'%s' goes back past the first commit of '%s'",
+						  ref, in->branch);
+			}
+			snprintf(cur, sizeof(cur), "%s", c.parents[0]);
+			dm_commit_release(&c);
+		}
+	} else {
+		char **ids = NULL;
+		size_t n = 0;
+
+		if (strlen(r.id) < 4)
+			return dm_err_set(err, DM_EINVAL,
+					  "commit prefix '%s' is too short; give at least 4 characters",
+					  r.id);
+		rc = dm_store_commit_find(in->env.store, in->dot_id, r.id, 2, &ids, &n, err);
+		if (rc)
+			return rc;
+		if (n == 1)
+			snprintf(cur, sizeof(cur), "%s", ids[0]);
+		for (size_t i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+		if (n == 0)
+			return dm_err_set(err, DM_ENOTFOUND, "no commit '%s'", r.id);
+		if (n > 1)
+			return dm_err_set(err, DM_EINVAL, "commit prefix '%s' is ambiguous", r.id);
+	}
+	rc = load_commit(&c, in, cur, err);
+	if (rc)
+		return rc;
+	*tree_out = c.tree;
+	dm_commit_release(&c);
+	snprintf(id_out, DM_COMMIT_ID_LEN_MAX + 1, "%s", cur);
+	return 0;
+}
+
+static int meta_index_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct dm_meta *)a)->key, ((const struct dm_meta *)b)->key);
+}
+
+/* Writes the commit object of commit `id` (parent: `parent` or none) with
+ * tree, and indexes it: the commit is sealed. */
+static int seal_commit(struct dm_dot_job_in *in, const char *id, const char *parent,
+		       const dm_oid *tree, int64_t time_ns, struct dm_err *err)
+{
+	static char empty[] = "";
+	struct dm_commit c = {0};
+	struct dm_buf enc = DM_BUF_INIT;
+	char idbuf[DM_COMMIT_ID_LEN_MAX + 1], parent_buf[DM_COMMIT_ID_LEN_MAX + 1];
+	char *parents[1] = {parent_buf};
+	dm_oid oid;
+	int rc;
+
+	snprintf(idbuf, sizeof(idbuf), "%s", id);
+	snprintf(parent_buf, sizeof(parent_buf), "%s", parent ? parent : "");
+	c.dot_id = in->dot_id;
+	c.commit_id = idbuf;
+	c.nparents = parent_buf[0] ? 1 : 0;
+	c.parents = parents;
+	c.tree = *tree;
+	c.author = in->author ? in->author : empty;
+	c.time_ns = time_ns;
+	c.message = in->message ? in->message : empty;
+	c.nmeta = in->nmeta;
+	c.meta = dm_xcalloc(in->nmeta ? in->nmeta : 1, sizeof(*c.meta));
+	for (size_t i = 0; i < in->nmeta; i++) {
+		c.meta[i].key = in->meta_keys[i];
+		c.meta[i].value = in->meta_values[i];
+	}
+	qsort(c.meta, c.nmeta, sizeof(*c.meta), meta_index_cmp);
+	rc = dm_commit_encode(&enc, &c, err);
+	if (!rc)
+		rc = dm_store_put(in->env.store, &oid, DM_OBJ_COMMIT, enc.data, enc.len, err);
+	if (!rc)
+		rc = dm_store_commit_put(in->env.store, in->dot_id, id, &oid, err);
+	free(c.meta);
+	dm_buf_release(&enc);
+	return rc;
+}
+
+static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		      struct dm_engine_progress *p, struct dm_err *err)
+{
+	char id[DM_UUID_LEN + 1];
+	int64_t now = dm_now_realtime_ns();
+	dm_oid tree;
+	int rc = dm_id_uuid7(id, now / 1000000, err);
+
+	if (rc)
+		return rc;
+	snprintf(out->head, sizeof(out->head), "%s", id);
+	out->commits = in->commits + 1;
+	out->time_ns = now;
+	if (dm_engine_can_snapshot(in->env.engine)) {
+		/* two steps: the snapshot now, the tree later (an INDEX job) */
+		rc = dm_engine_snapshot(in->env.engine, in->dot_id, in->branch, id, err);
+		out->pending = true;
+	} else {
+		rc = dm_engine_commit(in->env.engine, in->dot_id, in->branch, &tree, p, err);
+		if (!rc)
+			rc = seal_commit(in, id, in->head, &tree, now, err);
+		out->has_tree = true;
+		out->tree = tree;
+	}
+	if (rc)
+		return rc;
+	/* dirty is 0 by construction; the size is measured when someone lists */
+	out->json = json_pack("{s:s}", "id", id);
+	return 0;
+}
+
+/* INDEX: the tree of pending commit in->head's snapshot (reusing its
+ * parent's, sealed before it), then its commit object. */
+static int job_index(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		     struct dm_engine_progress *p, struct dm_err *err)
+{
+	const char *parent = in->old_head && in->old_head[0] ? in->old_head : NULL;
+	dm_oid parent_tree, tree;
+	int rc = 0;
+
+	if (parent) {
+		struct dm_commit c;
+
+		rc = load_commit(&c, in, parent, err);
+		if (rc)
+			return dm_err_prefix(err, "cannot index commit '%s'", in->head);
+		parent_tree = c.tree;
+		dm_commit_release(&c);
+	}
+	rc = dm_engine_index(in->env.engine, in->dot_id, in->head, parent,
+			     parent ? &parent_tree : NULL, &tree, p, err);
+	if (!rc)
+		rc = seal_commit(in, in->head, parent, &tree, in->time_ns, err);
+	if (rc)
+		return rc;
+	snprintf(out->head, sizeof(out->head), "%s", in->head);
+	out->has_tree = true;
+	out->tree = tree;
+	return 0;
+}
+
+/* Points out at commit `ref` (or at the job's head when ref is NULL). */
+static int resolve_into(struct dm_dot_job_in *in, struct dm_dot_job_out *out, const char *ref,
+			struct dm_err *err)
+{
+	int rc;
+
+	if (!ref) {
+		snprintf(out->head, sizeof(out->head), "%s", in->head);
+		out->has_tree = in->has_tree;
+		out->tree = in->tree;
+		out->commits = in->commits;
+		return 0;
+	}
+	rc = resolve(in, ref, out->head, &out->tree, err);
+	if (rc)
+		return rc;
+	out->has_tree = true;
+	return count_commits(&out->commits, in, out->head, err);
+}
+
+/* Stops the containers a change affects; the ones already stopped stay so.
+ * On a failure the ones stopped so far are started again. */
+static int stop_containers(struct dm_dot_job_in *in, struct dm_err *err)
+{
+	for (size_t i = 0; in->env.docker && i < in->ncontainers; i++) {
+		int rc = dm_docker_stop(in->env.docker, in->containers[i], 10, err);
+
+		if (rc) {
+			while (i-- > 0)
+				dm_docker_start(in->env.docker, in->containers[i], NULL);
+			return dm_err_prefix(err, "cannot stop the containers using the dot");
+		}
+	}
+	return 0;
+}
+
+/* Starts them again; a failure is logged and left in the answer, the change
+ * itself is done. */
+static void start_containers(struct dm_dot_job_in *in, struct dm_dot_job_out *out)
+{
+	for (size_t i = 0; in->env.docker && i < in->ncontainers; i++) {
+		struct dm_err err;
+
+		if (dm_docker_start(in->env.docker, in->containers[i], &err)) {
+			dm_warn("dot %s: %s", in->dot_id, err.msg);
+			if (!out->warnings)
+				out->warnings = json_array();
+			json_array_append_new(out->warnings, json_string(err.msg));
+		}
+	}
+}
+
+static int job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
+		     struct dm_err *err)
+{
+	int rc = resolve_into(in, out, in->from, err);
+
+	if (!rc)
+		rc = stop_containers(in, err);
+	if (rc)
+		return rc;
+	rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &out->tree, p, err);
+	start_containers(in, out);
+	if (!rc)
+		out->json = json_pack("{s:s}", "id", out->head);
+	return rc;
+}
+
+/* CHECKOUT of an existing branch with containers following the current
+ * one: they bind-mounted the old branch, so stop, switch, start. */
+static int job_switch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_err *err)
+{
+	int rc = stop_containers(in, err);
+
+	if (rc)
+		return rc;
+	rc = dm_engine_set_current(in->env.engine, in->dot_id, in->branch, err);
+	start_containers(in, out);
+	out->switched = true;
+	if (!rc)
+		out->json = json_object();
+	return rc;
+}
+
+static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
+		      struct dm_err *err)
+{
+	int rc = resolve_into(in, out, in->from, err);
+
+	if (!rc)
+		rc = dm_engine_create(in->env.engine, in->dot_id, in->new_branch,
+				      out->has_tree ? &out->tree : NULL, p, err);
+	if (rc || in->op != DM_DOT_OP_CHECKOUT) {
+		if (!rc)
+			out->json = json_object();
+		return rc;
+	}
+	/* checkout -b: the new branch becomes current; containers follow it */
+	rc = stop_containers(in, err);
+	if (rc)
+		return rc;
+	rc = dm_engine_set_current(in->env.engine, in->dot_id, in->new_branch, err);
+	start_containers(in, out);
+	if (!rc)
+		out->json = json_object();
+	return rc;
+}
+
+void dm_dot_chain_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int dm_dot_chain(char ***out, size_t *n, struct dm_store *store, const char *dot_id,
+		 const char *head, size_t max, struct dm_err *err)
+{
+	char **ids = NULL, cur[DM_COMMIT_ID_LEN_MAX + 1];
+	size_t count = 0, cap = 0;
+	int rc = 0;
+
+	snprintf(cur, sizeof(cur), "%s", head);
+	while (cur[0]) {
+		struct dm_commit c;
+
+		if (count == max) {
+			rc = dm_err_set(err, DM_ETOOBIG, "history of more than %zu commits", max);
+			break;
+		}
+		rc = dm_dot_load_commit(&c, store, dot_id, cur, err);
+		if (rc)
+			break;
+		if (count == cap) {
+			cap = cap ? 2 * cap : 64;
+			ids = dm_xrealloc(ids, cap * sizeof(*ids));
+		}
+		ids[count++] = dm_xstrdup(cur);
+		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+	}
+	if (rc) {
+		dm_dot_chain_free(ids, count);
+		return rc;
+	}
+	*out = ids;
+	*n = count;
+	return 0;
+}
+
+/* Reads a received commit by its object id and checks it belongs here. */
+static int load_received(struct dm_commit *out, const struct dm_dot_job_in *in,
+			 const struct dm_dot_commit_ref *ref, struct dm_err *err)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	int kind = 0;
+	int rc = dm_store_get(in->env.store, &ref->oid, &b, &kind, err);
+
+	if (!rc && kind != DM_OBJ_COMMIT)
+		rc = dm_err_set(err, DM_ECORRUPT, "object for commit '%s' is not a commit", ref->id);
+	if (!rc)
+		rc = dm_commit_decode(out, b.data, b.len, err);
+	dm_buf_release(&b);
+	if (rc)
+		return rc;
+	if (strcmp(out->dot_id, in->dot_id) || strcmp(out->commit_id, ref->id)) {
+		dm_commit_release(out);
+		return dm_err_set(err, DM_ECORRUPT, "commit '%s' does not belong to this dot",
+				  ref->id);
+	}
+	return 0;
+}
+
+/*
+ * RECEIVE: checks the working copy is clean and the branch has not moved,
+ * that the received commits form one line onto a commit this dot has,
+ * stashes a diverged branch when asked, then indexes the commits and
+ * brings the working copy to the new head (dm_engine_receive: the engine
+ * keeps the head as it keeps its own commits).
+ */
+static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		       struct dm_engine_progress *p, struct dm_err *err)
+{
+	char ancestor[DM_COMMIT_ID_LEN_MAX + 1] = "";
+	const char *old = in->old_head ? in->old_head : "";
+	dm_oid tree;
+	int rc = 0;
+
+	if (in->branch_exists) {
+		uint64_t dirty = 0, size = 0;
+
+		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
+				     in->has_tree ? &in->tree : NULL, &dirty, &size, err);
+		if (rc)
+			return rc;
+		if (dirty)
+			return dm_err_set(err, DM_EUNCOMMITTED,
+					  "branch '%s' has uncommitted changes (%llu bytes); commit "
+					  "or reset them first",
+					  in->branch, (unsigned long long)dirty);
+	}
+	if (strcmp(in->head, old))
+		return dm_err_set(err, DM_ECONFLICT,
+				  "branch '%s' moved while the transfer ran (now at %s); run it "
+				  "again",
+				  in->branch, in->head[0] ? in->head : "no commit");
+	if (!in->nreceived)
+		return dm_err_set(err, DM_EINVAL, "nothing to receive");
+	/* the commits form one first-parent line, newest first */
+	for (size_t i = 0; i < in->nreceived; i++) {
+		struct dm_commit c;
+		const char *parent;
+
+		rc = load_received(&c, in, &in->received[i], err);
+		if (rc)
+			return rc;
+		parent = c.nparents ? c.parents[0] : "";
+		if (i == 0)
+			tree = c.tree;
+		if (i + 1 < in->nreceived && strcmp(parent, in->received[i + 1].id)) {
+			dm_commit_release(&c);
+			return dm_err_set(err, DM_EINVAL,
+					  "received commits do not form one line at '%s'",
+					  in->received[i].id);
+		}
+		if (i + 1 == in->nreceived)
+			snprintf(ancestor, sizeof(ancestor), "%s", parent);
+		dm_commit_release(&c);
+	}
+	if (ancestor[0]) {
+		dm_oid oid;
+
+		rc = dm_store_commit_get(in->env.store, in->dot_id, ancestor, &oid, err);
+		if (rc)
+			return dm_err_set(err, DM_EINVAL,
+					  "received commits stand on '%s', which this dot lacks",
+					  ancestor);
+	}
+	if (strcmp(ancestor, old)) {
+		/* the receiver has commits the sender does not: diverged */
+		if (!in->stash)
+			return dm_err_set(err, DM_EDIVERGED,
+					  "branch '%s' has diverged: both sides committed since %s; "
+					  "use --stash-on-divergence to keep this side's commits on "
+					  "a branch of their own",
+					  in->branch, ancestor[0] ? ancestor : "the start");
+		rc = dm_engine_create(in->env.engine, in->dot_id, in->stash_name,
+				      in->has_tree ? &in->tree : NULL, p, err);
+		if (rc)
+			return rc;
+		out->stashed = true;
+		memcpy(out->stash_name, in->stash_name, sizeof(out->stash_name));
+		memcpy(out->stash_head, in->head, sizeof(out->stash_head));
+		out->stash_tree = in->tree;
+		out->stash_has_tree = in->has_tree;
+		out->stash_commits = in->commits;
+	}
+	for (size_t i = in->nreceived; i-- > 0;) {
+		rc = dm_store_commit_put(in->env.store, in->dot_id, in->received[i].id,
+					 &in->received[i].oid, err);
+		if (rc)
+			return rc;
+	}
+	/* the head's parent: what a new branch's working copy can start from */
+	rc = dm_engine_receive(in->env.engine, in->dot_id, in->branch, in->branch_exists,
+			       in->nreceived > 1 ? in->received[1].id : ancestor,
+			       in->received[0].id, &tree, p, err);
+	if (rc)
+		return rc;
+	snprintf(out->head, sizeof(out->head), "%s", in->received[0].id);
+	out->has_tree = true;
+	out->tree = tree;
+	rc = count_commits(&out->commits, in, out->head, err);
+	if (!rc)
+		out->json = json_pack("{s:s, s:s?}", "head", out->head, "stashed",
+				      out->stashed ? in->stash_name : NULL);
+	return rc;
+}
+
+static int job_diff(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_err *err)
+{
+	struct dm_diff diff = {0};
+	char from_id[DM_COMMIT_ID_LEN_MAX + 1], to_id[DM_COMMIT_ID_LEN_MAX + 1];
+	dm_oid from, to;
+	const dm_oid *fromp = in->has_tree ? &in->tree : NULL;
+	json_t *list;
+	int rc = 0;
+
+	if (in->from) {
+		rc = resolve(in, in->from, from_id, &from, err);
+		fromp = &from;
+	}
+	if (!rc && in->to)
+		rc = resolve(in, in->to, to_id, &to, err);
+	if (!rc)
+		rc = dm_engine_diff(in->env.engine, in->dot_id, in->branch, fromp,
+				    in->to ? &to : NULL, &diff, err);
+	if (rc)
+		return rc;
+	list = json_array();
+	for (size_t i = 0; i < diff.n; i++)
+		json_array_append_new(list,
+				      json_pack("{s:s, s:s}", "status",
+						dm_change_status_name(diff.changes[i].status),
+						"path", diff.changes[i].path));
+	dm_diff_release(&diff);
+	out->json = json_pack("{s:o}", "changes", list);
+	return 0;
+}
+
+/* Removes the dot's data, history index and KV records; the name last, and
+ * only while it still names this dot. */
+static int job_delete(struct dm_dot_job_in *in, struct dm_err *err)
+{
+	char key[256];
+	struct dm_kv_kv kv;
+	int rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
+
+	if (!rc)
+		rc = dm_store_commit_delete_dot(in->env.store, in->dot_id, err);
+	if (!rc) {
+		dm_dot_kv_key(key, sizeof(key), &in->env, "dots/%s/", in->dot_id);
+		rc = dm_kv_delete_prefix(in->env.kv, NULL, key, NULL, err);
+	}
+	if (!rc) {
+		dot_key(key, sizeof(key), in);
+		rc = dm_kv_delete(in->env.kv, NULL, key, err);
+	}
+	if (rc)
+		return rc;
+	dm_dot_kv_key(key, sizeof(key), &in->env, "names/%s/%s", in->name.ns, in->name.name);
+	dm_kv_kv_init(&kv);
+	rc = dm_kv_get(in->env.kv, &kv, key, err);
+	if (rc == DM_ENOTFOUND)
+		return 0;
+	if (!rc && kv.value_len == strlen(in->dot_id) &&
+	    !memcmp(kv.value, in->dot_id, kv.value_len)) {
+		struct dm_kv_cmp cmp = {key, kv.mod_revision};
+		struct dm_kv_op op = {DM_KV_OP_DELETE, key, NULL, 0, 0};
+
+		rc = dm_kv_txn(in->env.kv, NULL, &cmp, 1, &op, 1, err);
+		if (rc == DM_ECONFLICT) /* renamed or re-created meanwhile: not ours */
+			rc = 0;
+	}
+	dm_kv_kv_release(&kv);
+	return rc;
+}
+
+static int subdot_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* REFRESH: the subdots of the branch, its top-level directories with
+ * valid names (at most SUBDOTS_MAX of them). */
+static int measure_subdots(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			   struct dm_err *err)
+{
+	enum { SUBDOTS_MAX = 1024 };
+	struct dm_buf path = DM_BUF_INIT;
+	struct dirent *e;
+	DIR *dir = NULL;
+	int rc = dm_engine_path(in->env.engine, in->dot_id, in->branch, &path, err);
+
+	if (rc)
+		goto done;
+	dir = opendir((const char *)path.data);
+	if (!dir) {
+		rc = dm_err_errno(err, errno, "cannot read '%s'", (const char *)path.data);
+		goto done;
+	}
+	out->subdots = dm_xcalloc(SUBDOTS_MAX, sizeof(*out->subdots));
+	while ((e = readdir(dir)) != NULL && out->nsubdots < SUBDOTS_MAX) {
+		struct stat st;
+
+		if (!dm_name_part_valid(e->d_name, strlen(e->d_name)) ||
+		    fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			continue;
+		snprintf(out->subdots[out->nsubdots++], sizeof(*out->subdots), "%s", e->d_name);
+	}
+	qsort(out->subdots, out->nsubdots, sizeof(*out->subdots), subdot_cmp);
+done:
+	if (dir)
+		closedir(dir);
+	dm_buf_release(&path);
+	return rc;
+}
+
+void dm_dot_run_job(struct dm_job *job)
+{
+	struct dm_dot_job_in *in = dm_job_arg(job);
+	struct dm_dot_job_out *out = dm_xcalloc(1, sizeof(*out));
+	struct dm_engine_progress p = {NULL, job_cancelled, job};
+	struct dm_err err;
+	int rc;
+
+	dm_err_clear(&err);
+	switch (in->op) {
+	case DM_DOT_OP_CREATE:
+		rc = dm_engine_create(in->env.engine, in->dot_id, in->branch, NULL, &p, &err);
+		break;
+	case DM_DOT_OP_COMMIT:
+		rc = job_commit(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_RESET:
+		rc = job_reset(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_BRANCH:
+		rc = job_branch(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_CHECKOUT:
+		rc = in->switch_only ? job_switch(in, out, &err) : job_branch(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_DIFF:
+		rc = job_diff(in, out, &err);
+		break;
+	case DM_DOT_OP_REFRESH:
+		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
+				     in->has_tree ? &in->tree : NULL, &out->dirty, &out->size,
+				     &err);
+		out->sized = true;
+		if (!rc)
+			rc = measure_subdots(in, out, &err);
+		break;
+	case DM_DOT_OP_DELETE:
+		rc = job_delete(in, &err);
+		break;
+	case DM_DOT_OP_RECEIVE:
+		rc = job_receive(in, out, &p, &err);
+		break;
+	case DM_DOT_OP_INDEX:
+		rc = job_index(in, out, &p, &err);
+		break;
+	default:
+		rc = dm_err_set(&err, DM_EINTERNAL, "unknown dot operation %d", in->op);
+	}
+	if (rc)
+		snprintf(out->errmsg, sizeof(out->errmsg), "%s", err.msg);
+	if (!rc && out->warnings && json_is_object(out->json))
+		json_object_set(out->json, "warnings", out->warnings);
+	dm_job_set_result(job, rc, out, dm_dot_job_out_free);
+}
+

@@ -1,0 +1,35 @@
+/*
+ * receive.h - what a dmd checks before it stores an object that came
+ * from another dmd (docs/internals/transfer.md, "What a receiver checks").
+ *
+ * Both receiving sides use it: a dmd answering `put`, and an initiator
+ * storing what `get` brought. The rule it keeps is the store's transfer
+ * invariant: an object present in a store has everything below it present.
+ */
+#ifndef DM_SYNC_RECEIVE_H
+#define DM_SYNC_RECEIVE_H
+
+#include <stdbool.h>
+
+#include "store/pack.h"
+
+struct dm_err;
+struct dm_store;
+
+/*
+ * Stores one received record (its stored bytes, rec->stored_len of them)
+ * after checking it: the header's bounds, the content against its id
+ * (decompressed into exactly raw_len bytes when flagged), and its
+ * references: a file only when every chunk it names is stored with the
+ * extent's length, a tree only when every file and subtree it names is
+ * stored with the right kind, a commit only when its tree is stored and
+ * its dot id is dot_id (NULL: commits are refused). Any failure is
+ * DM_ECORRUPT naming the object, and nothing of it is stored. It is stored
+ * as received for dot_id (dm_store_put_received). *stored_out (may be
+ * NULL) is true when the object was new here.
+ */
+int dm_sync_accept(struct dm_store *s, const struct dm_pack_rec *rec,
+		       const unsigned char *bytes, const char *dot_id, bool *stored_out,
+		       struct dm_err *err);
+
+#endif
