@@ -9,7 +9,6 @@
  */
 #include <curl/curl.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 
 #include "client/client.h"
 #include "util/buf.h"
+#include "util/curl.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -68,23 +68,6 @@ static bool host_is_loopback(const char *host)
 	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	struct dm_buf b = DM_BUF_INIT;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = dm_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	if (rc) {
-		dm_buf_release(&b);
-		return NULL;
-	}
-	return dm_buf_detach(&b, NULL);
-}
-
 int dm_client_new(struct dm_client **out, const struct dm_remote *remote, struct dm_err *err)
 {
 	struct dm_client *c = NULL;
@@ -95,13 +78,13 @@ int dm_client_new(struct dm_client **out, const struct dm_remote *remote, struct
 	if (!remote->host || !*remote->host || remote->port <= 0 || remote->port > 65535)
 		return dm_err_set(err, DM_EINVAL, "remote '%s' has no valid host and port",
 				  remote->name ? remote->name : "?");
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl");
+	rc = dm_curl_global_init(err);
+	if (rc)
+		return rc;
 	c = dm_xcalloc(1, sizeof(*c));
 	c->next_id = 1;
 	c->curl = curl_easy_init();
 	if (!c->curl) {
-		curl_global_cleanup();
 		free(c);
 		return dm_err_set(err, DM_ENOMEM, "cannot make a libcurl handle");
 	}
@@ -121,8 +104,8 @@ int dm_client_new(struct dm_client **out, const struct dm_remote *remote, struct
 		c->url = dm_xstrdup("http://localhost/rpc");
 		c->local = true;
 	} else {
-		c->where = xasprintf(v6 ? "[%s]:%d" : "%s:%d", remote->host, remote->port);
-		c->url = xasprintf(v6 ? "http://[%s]:%d/rpc" : "http://%s:%d/rpc", remote->host,
+		c->where = dm_asprintf(v6 ? "[%s]:%d" : "%s:%d", remote->host, remote->port);
+		c->url = dm_asprintf(v6 ? "http://[%s]:%d/rpc" : "http://%s:%d/rpc", remote->host,
 				   remote->port);
 		c->local = host_is_loopback(remote->host);
 	}
@@ -145,7 +128,6 @@ void dm_client_free(struct dm_client *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->curl);
-	curl_global_cleanup();
 	free(c->name);
 	free(c->url);
 	free(c->where);
@@ -339,25 +321,22 @@ int dm_client_call(struct dm_client *c, const char *method, json_t *params, json
 		goto done;
 	}
 
-	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_URL, c->url);
+	dm_curl_setup(c->curl, &(const struct dm_curl_request){
+				       .url = c->url,
+				       .user = c->user,
+				       .password = c->api_key,
+				       .headers = headers,
+				       .agent = "dm/" DM_VERSION,
+				       .connect_timeout = DM_CLIENT_CONNECT_TIMEOUT,
+				       .errbuf = errbuf,
+			       });
 	if (c->socket)
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);
-	curl_easy_setopt(c->curl, CURLOPT_PROXY, ""); /* never through $http_proxy */
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, (long)DM_CLIENT_CONNECT_TIMEOUT);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, timeout);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-	curl_easy_setopt(c->curl, CURLOPT_USERNAME, c->user);
-	curl_easy_setopt(c->curl, CURLOPT_PASSWORD, c->api_key);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "dm/" DM_VERSION);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
 
 	dm_debug("-> %s %s %s", c->where, method, body);
 	t0 = dm_now_monotonic_ns();

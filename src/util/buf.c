@@ -173,3 +173,19 @@ char *dm_xstrndup(const char *s, size_t n)
 	p[n] = '\0';
 	return p;
 }
+
+char *dm_asprintf(const char *fmt, ...)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = dm_buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	if (rc) {
+		dm_buf_release(&b);
+		return NULL;
+	}
+	return dm_buf_detach(&b, NULL);
+}

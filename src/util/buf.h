@@ -51,4 +51,9 @@ void *dm_xrealloc(void *p, size_t n);
 char *dm_xstrdup(const char *s);
 char *dm_xstrndup(const char *s, size_t n);
 
+/* A new string formatted like printf (the caller frees it), or NULL when it
+ * cannot be allocated: unlike the dm_x* calls it does not abort, so callers
+ * can report DM_ENOMEM. */
+char *dm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -1,0 +1,49 @@
+/*
+ * curl.c - libcurl's global set-up and the options every dm request shares
+ * (see curl.h).
+ *
+ * Invariants: curl_global_init runs at most once per process (pthread_once)
+ * and its result is kept for every later caller; dm_curl_setup leaves no
+ * option of an earlier request on the handle (it starts with
+ * curl_easy_reset).
+ */
+#include "util/curl.h"
+
+#include <pthread.h>
+
+#include "util/err.h"
+
+#include "util/banned.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static CURLcode init_rc;
+
+static void init_once(void)
+{
+	init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int dm_curl_global_init(struct dm_err *err)
+{
+	pthread_once(&once, init_once);
+	if (init_rc != CURLE_OK)
+		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl");
+	return 0;
+}
+
+void dm_curl_setup(CURL *e, const struct dm_curl_request *r)
+{
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, r->url);
+	curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never through $http_proxy */
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, r->connect_timeout);
+	curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+	curl_easy_setopt(e, CURLOPT_USERNAME, r->user);
+	curl_easy_setopt(e, CURLOPT_PASSWORD, r->password);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, r->agent);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	r->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+}

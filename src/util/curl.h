@@ -1,0 +1,39 @@
+/*
+ * curl.h - what every libcurl client of dm sets up the same way: libcurl's
+ * global state, once per process, and the options each request shares (no
+ * proxy, no signals, no redirects, basic authentication, a connect timeout,
+ * an error buffer).
+ *
+ * A library of its own (util_curl_dep in src/util/meson.build), apart from
+ * the rest of util, so that only the modules that speak HTTP as clients
+ * (client, remote) link libcurl.
+ */
+#ifndef DM_UTIL_CURL_H
+#define DM_UTIL_CURL_H
+
+#include <curl/curl.h>
+
+struct dm_err;
+
+/* curl_global_init, the first time only (thread-safe); DM_EINTERNAL
+ * "cannot initialise libcurl" when it failed. Never cleaned up: the
+ * process keeps libcurl to its end. */
+int dm_curl_global_init(struct dm_err *err);
+
+/* The options every request of a dm client shares. Borrowed: each must
+ * live until the request is done. */
+struct dm_curl_request {
+	const char *url;
+	const char *user;     /* basic authentication */
+	const char *password;
+	struct curl_slist *headers;
+	const char *agent;    /* User-Agent */
+	long connect_timeout; /* seconds */
+	char *errbuf;         /* CURL_ERROR_SIZE bytes; emptied here */
+};
+
+/* Resets e (curl_easy_reset) and sets r's options on it, with no proxy
+ * (whatever $http_proxy says), no signals and no redirects followed. */
+void dm_curl_setup(CURL *e, const struct dm_curl_request *r);
+
+#endif
