@@ -29,14 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/server.h"
+#include "server/datadir.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
 #include "util/banned.h"
 
-#define HANDSHAKE_FD 3
+#define HANDSHAKE_FD  3
 #define HANDSHAKE_MAX 1024
 
 struct dm_daemon {
@@ -81,8 +81,7 @@ void dm_daemon_fail(struct dm_daemon *d, const struct dm_err *err)
 }
 
 /* Parses the daemon's line into *pid_out or err. */
-static int parse_answer(const char *line, pid_t *pid_out, const char *log_path,
-			struct dm_err *err)
+static int parse_answer(const char *line, pid_t *pid_out, const char *log_path, struct dm_err *err)
 {
 	char *end;
 	long v;

@@ -33,9 +33,8 @@
 
 #include "util/banned.h"
 
-#define CONFIG_MAX (64 * 1024)
+#define CONFIG_MAX    (64 * 1024)
 #define CONFIG_FORMAT 1
-
 
 int dm_datadir_path(char *out, size_t size, const char *dir, const char *name, struct dm_err *err)
 {
@@ -217,8 +216,8 @@ int dm_datadir_read_config(struct dm_datadir_config *out, const char *dir, struc
 	    json_integer_value(port) > 65535 || !json_is_string(node) ||
 	    json_string_length(node) != DM_UUID_LEN || (engine && !json_is_string(engine)) ||
 	    (engine && json_string_length(engine) >= sizeof(out->engine))) {
-		rc = dm_err_set(err, DM_ECORRUPT,
-				"'%s' lacks a valid port, node_id or engine", path);
+		rc = dm_err_set(err, DM_ECORRUPT, "'%s' lacks a valid port, node_id or engine",
+				path);
 		goto done;
 	}
 	if ((pool_dir && (!json_is_string(pool_dir) || json_string_value(pool_dir)[0] != '/' ||
@@ -234,7 +233,8 @@ int dm_datadir_read_config(struct dm_datadir_config *out, const char *dir, struc
 		out->pool_size = (uint64_t)json_integer_value(pool_size);
 	out->port = (int)json_integer_value(port);
 	snprintf(out->node_id, sizeof(out->node_id), "%s", json_string_value(node));
-	snprintf(out->engine, sizeof(out->engine), "%s", engine ? json_string_value(engine) : "dir");
+	snprintf(out->engine, sizeof(out->engine), "%s",
+		 engine ? json_string_value(engine) : "dir");
 	rc = read_cluster_config(out, doc, path, err);
 done:
 	json_decref(doc);
@@ -250,9 +250,10 @@ int dm_datadir_check(const char *data_dir, struct dm_err *err)
 
 	if (stat(data_dir, &st) < 0) {
 		if (errno == ENOENT)
-			return dm_err_set(err, DM_ENOTFOUND,
-					  "no data directory '%s'; run 'dmd init --data-dir %s' first",
-					  data_dir, data_dir);
+			return dm_err_set(
+				err, DM_ENOTFOUND,
+				"no data directory '%s'; run 'dmd init --data-dir %s' first",
+				data_dir, data_dir);
 		return dm_err_errno(err, errno, "cannot open data directory '%s'", data_dir);
 	}
 	if (!S_ISDIR(st.st_mode))
@@ -261,9 +262,10 @@ int dm_datadir_check(const char *data_dir, struct dm_err *err)
 	if (rc)
 		return rc;
 	if (!exists(path))
-		return dm_err_set(err, DM_ENOTFOUND,
-				  "'%s' is not a dm data directory; run 'dmd init --data-dir %s' first",
-				  data_dir, data_dir);
+		return dm_err_set(
+			err, DM_ENOTFOUND,
+			"'%s' is not a dm data directory; run 'dmd init --data-dir %s' first",
+			data_dir, data_dir);
 	return 0;
 }
 
@@ -282,9 +284,9 @@ int dm_datadir_port(int *out, const char *data_dir, struct dm_err *err)
  * was c's loop pool or the dots directory in c's pool_dir. */
 static void undo_init(const char *dir, bool created, const struct dm_datadir_config *c)
 {
-	static const char *const made[] = {DM_DATA_CONFIG,   DM_DATA_ADMIN_KEY, DM_DATA_KV,
-					   DM_DATA_STORE,    DM_DATA_DOTS,      DM_DATA_POOL,
-					   DM_DATA_POOL_IMAGE, DM_DATA_ETCD,   DM_DATA_ETCD_PID,
+	static const char *const made[] = {DM_DATA_CONFIG,     DM_DATA_ADMIN_KEY, DM_DATA_KV,
+					   DM_DATA_STORE,      DM_DATA_DOTS,      DM_DATA_POOL,
+					   DM_DATA_POOL_IMAGE, DM_DATA_ETCD,      DM_DATA_ETCD_PID,
 					   DM_DATA_ETCD_LOG};
 	char path[PATH_MAX];
 	struct dm_err err;
@@ -292,7 +294,8 @@ static void undo_init(const char *dir, bool created, const struct dm_datadir_con
 	if (c->pool_size && dm_datadir_path(path, sizeof(path), dir, DM_DATA_POOL, NULL) == 0 &&
 	    dm_pool_unmount(path, &err))
 		dm_warn("%s", err.msg);
-	if (c->pool_dir[0] && dm_datadir_path(path, sizeof(path), c->pool_dir, DM_DATA_DOTS, NULL) == 0)
+	if (c->pool_dir[0] &&
+	    dm_datadir_path(path, sizeof(path), c->pool_dir, DM_DATA_DOTS, NULL) == 0)
 		dm_remove_tree(path, NULL);
 	if (created) {
 		dm_remove_tree(dir, NULL);
@@ -309,7 +312,7 @@ static void undo_init(const char *dir, bool created, const struct dm_datadir_con
  * copies are where they always are.
  */
 int dm_datadir_dots_path(char *out, size_t size, const char *dir, const struct dm_datadir_config *c,
-		     struct dm_err *err)
+			 struct dm_err *err)
 {
 	char mnt[PATH_MAX];
 	int rc;
@@ -367,7 +370,8 @@ static int suggest_dir_engine(struct dm_err *err)
 }
 
 /* Whether this machine can hold c's btrfs pool, before anything is made. */
-static int check_pool(struct dm_datadir_config *c, const struct dm_datadir_init_opts *o, struct dm_err *err)
+static int check_pool(struct dm_datadir_config *c, const struct dm_datadir_init_opts *o,
+		      struct dm_err *err)
 {
 	char dots[PATH_MAX], *abs = NULL;
 	int rc;
@@ -419,7 +423,7 @@ static int check_pool(struct dm_datadir_config *c, const struct dm_datadir_init_
  * member (when c has one) is started first, into *member: the caller stops
  * it after it freed the KV, whether this failed or not. */
 int dm_datadir_open_kv(struct dm_kv **out, struct dm_etcd_member **member, const char *dir,
-		   const struct dm_datadir_config *c, struct dm_err *err)
+		       const struct dm_datadir_config *c, struct dm_err *err)
 {
 	char path[PATH_MAX];
 	int rc;
@@ -464,15 +468,15 @@ static int init_kv(char *key_out, struct dm_kv *kv, struct dm_datadir_config *c,
 				  "'dm cluster init --kv etcd' first",
 				  c->etcd_endpoints);
 	if (!rc && strcmp(c->cluster_id, join->cluster_id) != 0)
-		return dm_err_set(err, DM_EINVAL,
-				  "etcd at %s holds cluster %s, not the token's %s",
+		return dm_err_set(err, DM_EINVAL, "etcd at %s holds cluster %s, not the token's %s",
 				  c->etcd_endpoints, c->cluster_id, join->cluster_id);
 	if (!rc)
 		rc = dm_auth_verify(kv, &who, DM_CLUSTER_ADMIN_USER, join->api_key, err);
 	if (rc == DM_EPERM)
-		return dm_err_set(err, DM_EPERM,
-				  "the join token's key is not the cluster's admin key (reset since?); "
-				  "print a new token with 'dm cluster join-token' on a node");
+		return dm_err_set(
+			err, DM_EPERM,
+			"the join token's key is not the cluster's admin key (reset since?); "
+			"print a new token with 'dm cluster join-token' on a node");
 	if (!rc)
 		memcpy(key_out, join->api_key, DM_API_KEY_LEN + 1);
 	return rc;
@@ -570,8 +574,8 @@ int dm_datadir_init(char *key_out, const char *data_dir, int port, struct dm_err
 	return dm_datadir_init_opts(key_out, data_dir, &o, err);
 }
 
-int dm_datadir_init_opts(char *key_out, const char *data_dir,
-				 const struct dm_datadir_init_opts *o, struct dm_err *err)
+int dm_datadir_init_opts(char *key_out, const char *data_dir, const struct dm_datadir_init_opts *o,
+			 struct dm_err *err)
 {
 	char path[PATH_MAX];
 	struct dm_datadir_config c;
@@ -607,7 +611,8 @@ int dm_datadir_init_opts(char *key_out, const char *data_dir,
 			return rc;
 		if (rc == 0)
 			return dm_err_set(err, DM_EEXISTS,
-					  "'%s' is not empty and not a dm data directory", data_dir);
+					  "'%s' is not empty and not a dm data directory",
+					  data_dir);
 	} else if (errno == ENOENT) {
 		rc = dm_mkdir_p(data_dir, DM_DATADIR_TRAVERSE_MODE, err);
 		if (rc)

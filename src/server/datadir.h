@@ -33,15 +33,15 @@
 struct dm_etcd_member;
 struct dm_kv;
 
-#define DM_DATA_CONFIG "config.json"
-#define DM_DATA_ADMIN_KEY "admin-api-key"
-#define DM_DATA_KV "kv"
-#define DM_DATA_STORE "store"
-#define DM_DATA_DOTS "dots"
-#define DM_DATA_PID "dmd.pid"
-#define DM_DATA_SOCKET "dmd.sock"
-#define DM_DATA_LOG "dmd.log"
-#define DM_DATA_POOL "pool"           /* a loop pool's mount point (btrfs) */
+#define DM_DATA_CONFIG     "config.json"
+#define DM_DATA_ADMIN_KEY  "admin-api-key"
+#define DM_DATA_KV         "kv"
+#define DM_DATA_STORE      "store"
+#define DM_DATA_DOTS       "dots"
+#define DM_DATA_PID        "dmd.pid"
+#define DM_DATA_SOCKET     "dmd.sock"
+#define DM_DATA_LOG        "dmd.log"
+#define DM_DATA_POOL       "pool"     /* a loop pool's mount point (btrfs) */
 #define DM_DATA_POOL_IMAGE "pool.img" /* a loop pool's file (btrfs) */
 
 /*
@@ -52,7 +52,7 @@ struct dm_kv;
  * store/ 0700, the admin key 0400, the socket 0600, the log 0600.
  */
 #define DM_DATADIR_TRAVERSE_MODE 0711
-#define DM_DATADIR_PRIVATE_MODE 0700
+#define DM_DATADIR_PRIVATE_MODE  0700
 
 /* What config.json holds. */
 struct dm_datadir_config {
@@ -63,14 +63,13 @@ struct dm_datadir_config {
 	 * DIR/pool.img (pool_size > 0) mounted at DIR/pool; neither for dir */
 	char pool_dir[PATH_MAX];
 	uint64_t pool_size;
-	char kv[8];                /* "lmdb" or "etcd" */
+	char kv[8];                                    /* "lmdb" or "etcd" */
 	char etcd_endpoints[DM_CLUSTER_ENDPOINTS_MAX]; /* etcd: "http://h:p,..." */
 	char cluster_id[DM_UUID_LEN + 1];
 	char advertise[DM_CLUSTER_ADDRESS_MAX]; /* where other nodes reach us, or "" */
 	/* a local etcd member's ports ("etcd_local"), or 0: etcd is elsewhere */
 	int etcd_client_port, etcd_peer_port;
 };
-
 
 /* "DIR/NAME" into out (size bytes); DM_ETOOBIG when it does not fit. */
 int dm_datadir_path(char *out, size_t size, const char *dir, const char *name, struct dm_err *err);
@@ -80,8 +79,8 @@ int dm_datadir_read_config(struct dm_datadir_config *out, const char *dir, struc
 
 /* Where the engine keeps working copies: DIR/dots for the dir engine; for
  * btrfs the pool's dots/ (DIR/dots is a symlink to it). */
-int dm_datadir_dots_path(char *out, size_t size, const char *dir,
-			 const struct dm_datadir_config *c, struct dm_err *err);
+int dm_datadir_dots_path(char *out, size_t size, const char *dir, const struct dm_datadir_config *c,
+			 struct dm_err *err);
 
 /* Opens the KV c names: the embedded one in DIR/kv, or etcd, whose local
  * member (when c has one) is started first, into *member: the caller stops
@@ -112,17 +111,17 @@ struct dm_datadir_init_opts {
 	const char *engine;
 	const char *pool_dir;
 	uint64_t pool_size;
-	const char *kv;             /* "lmdb" (NULL: the default) or "etcd" */
+	const char *kv; /* "lmdb" (NULL: the default) or "etcd" */
 	/* kv etcd: "http://h:p[,...]"; NULL or "": a local etcd member that
 	 * dmd runs in DIR/etcd (cluster/etcd_member.h) */
 	const char *etcd_endpoints;
-	const char *advertise;      /* the URL other nodes reach this one at, or NULL */
+	const char *advertise; /* the URL other nodes reach this one at, or NULL */
 	/* joining a cluster: its token (kv etcd, endpoints and the admin key
 	 * come from it), or NULL to make a new cluster */
 	const struct dm_cluster_token *join;
 };
-int dm_datadir_init_opts(char *key_out, const char *data_dir,
-			 const struct dm_datadir_init_opts *o, struct dm_err *err);
+int dm_datadir_init_opts(char *key_out, const char *data_dir, const struct dm_datadir_init_opts *o,
+			 struct dm_err *err);
 
 /* Unmounts data_dir's loop pool when it has one and it is mounted (after
  * its dmd stopped, or died); its loop device is freed with it. */

@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "engine/pool.h"
 #include "kv/kv.h"
+#include "server/api/api.h"
 #include "server/api/auth.h"
 #include "server/cluster/cluster.h"
 #include "server/dots/docker.h"
@@ -78,10 +79,10 @@ static int start_plugin(struct dm_server *srv, const struct dm_server_opts *opts
 	po.registry = srv->registry;
 	po.kv = srv->kv;
 	po.docker = srv->docker;
-	po.cluster_node = srv->kv_root[0] ? srv : NULL;
+	po.cluster_node = srv->kv_root[0] ? &srv->cluster_env : NULL;
 	rc = dm_plugin_new(&srv->plugin, &po, err);
 	if (!rc)
-		rc = dm_plugin_listen(srv->plugin, srv, opts->plugin_socket, err);
+		rc = dm_plugin_listen(srv->plugin, &srv->api_env, opts->plugin_socket, err);
 	if (!rc)
 		return 0;
 	dm_plugin_free(srv->plugin, 0);
@@ -182,6 +183,46 @@ static int start_dots(struct dm_server *srv, struct dm_err *err)
 	return dm_registry_open(&srv->registry, &env, err);
 }
 
+/* The push, pull and clone this node runs, once the dots run. */
+static int start_transfers(struct dm_server *srv, struct dm_err *err)
+{
+	struct dm_transfers_env env;
+
+	memset(&env, 0, sizeof(env));
+	env.store = srv->store;
+	env.registry = srv->registry;
+	return dm_transfers_start(&srv->transfers, &env, err);
+}
+
+/* What the cluster's parts and the API may touch, once all of it is open;
+ * the HTTP server bound before holds &srv->api_env but serves nothing
+ * until dm_http_start. */
+static void set_envs(struct dm_server *srv)
+{
+	struct dm_cluster_env *c = &srv->cluster_env;
+	struct dm_api_env *a = &srv->api_env;
+
+	c->kv = srv->kv;
+	c->store = srv->store;
+	c->registry = srv->registry;
+	c->transfers = srv->transfers;
+	c->node_id = srv->node_id;
+	c->kv_root = srv->kv_root;
+	c->admin_key = srv->admin_key;
+	a->kv = srv->kv;
+	a->store = srv->store;
+	a->registry = srv->registry;
+	a->transfers = srv->transfers;
+	a->cluster = c;
+	a->node_id = srv->node_id;
+	a->cluster_id = srv->cluster_id;
+	a->kv_root = srv->kv_root;
+	a->kv_name = srv->kv_name;
+	a->etcd_endpoints = srv->etcd_endpoints;
+	a->admin_key = srv->admin_key;
+	a->address = srv->address;
+}
+
 static const char *listen_host(const char *advertise)
 {
 	char host[DM_CLUSTER_ADDRESS_MAX];
@@ -269,7 +310,7 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (rc)
 		goto done;
 	ho.socket_path = sock;
-	rc = dm_http_bind(&srv->http, srv, &ho, err);
+	rc = dm_http_bind(&srv->http, &srv->api_env, &ho, err);
 	if (rc)
 		goto done;
 	rc = start_dots(srv, err);
@@ -277,11 +318,12 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		dm_err_prefix(err, "cannot start the dots");
 		goto done;
 	}
-	rc = dm_transfers_start(&srv->transfers, srv, err);
+	rc = start_transfers(srv, err);
 	if (rc)
 		goto done;
+	set_envs(srv);
 	if (srv->kv_root[0]) {
-		rc = dm_replicator_start(&srv->replicator, srv, err);
+		rc = dm_replicator_start(&srv->replicator, &srv->cluster_env, err);
 		if (rc)
 			goto done;
 	}
@@ -291,8 +333,8 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	rc = dm_http_start(srv->http, err);
 	if (rc)
 		goto done;
-	dm_info("dmd %s serving '%s' on %s and %s (node %s, engine %s)", DM_VERSION,
-		srv->data_dir, srv->address, sock, srv->node_id, srv->engine_name);
+	dm_info("dmd %s serving '%s' on %s and %s (node %s, engine %s)", DM_VERSION, srv->data_dir,
+		srv->address, sock, srv->node_id, srv->engine_name);
 done:
 	if (rc)
 		dm_server_free(srv);
@@ -350,4 +392,3 @@ void dm_server_free(struct dm_server *srv)
 	free(srv->data_dir);
 	free(srv);
 }
-

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "server/api/api.h"
+#include "server/cluster/cluster.h"
 #include "server/datadir.h"
 #include "util/err.h"
 #include "util/id.h"
@@ -35,49 +37,52 @@ struct dm_sched;
 struct dm_store;
 
 struct dm_server_opts {
-	const char *data_dir; /* an initialised data directory */
-	int port;             /* 0: the port in config.json */
-	int actor_threads;    /* 0: 2 */
-	int job_threads;      /* 0: the number of CPUs, at least 2 */
-	int shutdown_grace_ms; /* how long shutdown lets requests finish (0: 10 s) */
+	const char *data_dir;      /* an initialised data directory */
+	int port;                  /* 0: the port in config.json */
+	int actor_threads;         /* 0: 2 */
+	int job_threads;           /* 0: the number of CPUs, at least 2 */
+	int shutdown_grace_ms;     /* how long shutdown lets requests finish (0: 10 s) */
 	const char *plugin_socket; /* the Docker volume plugin's socket; NULL: no plugin */
 	bool plugin_optional;      /* a plugin socket that cannot be served only warns */
 	const char *docker_socket; /* the Docker Engine API; NULL, or absent at start: none */
 };
 
 struct dm_server {
-	char *data_dir;                /* absolute */
+	char *data_dir; /* absolute */
 	char node_id[DM_UUID_LEN + 1];
 	char engine_name[32];
 	int port;
-	char address[64];              /* "127.0.0.1:32607": where clients reach us */
-	char advertise[256];           /* "http://127.0.0.1:32607": where other nodes do */
-	char kv_name[8];               /* "lmdb" or "etcd" */
-	char etcd_endpoints[1024];     /* etcd's client URLs, or "" */
+	char address[64];          /* "127.0.0.1:32607": where clients reach us */
+	char advertise[256];       /* "http://127.0.0.1:32607": where other nodes do */
+	char kv_name[8];           /* "lmdb" or "etcd" */
+	char etcd_endpoints[1024]; /* etcd's client URLs, or "" */
 	char cluster_id[DM_UUID_LEN + 1];
 	char admin_key[DM_API_KEY_LEN + 1]; /* how this node calls the others (cluster) */
-	char kv_root[64];              /* "/dm/n/NODE/" on etcd; "" on one node (dot.h) */
-	struct dm_cluster *cluster;    /* this node's record and liveness lease */
+	char kv_root[64];                   /* "/dm/n/NODE/" on etcd; "" on one node (dot.h) */
+	struct dm_cluster *cluster;         /* this node's record and liveness lease */
 	int shutdown_grace_ms;
 	struct dm_kv *kv;
 	struct dm_store *store;
 	struct dm_engine *engine;
-	struct dm_sched *sched;        /* threaded */
-	struct dm_registry *registry;  /* the dots (registry.c) */
-	struct dm_transfers *transfers; /* push, pull, clone we run (transfer.c) */
+	struct dm_sched *sched;           /* threaded */
+	struct dm_registry *registry;     /* the dots (registry.c) */
+	struct dm_transfers *transfers;   /* push, pull, clone we run (transfer.c) */
 	struct dm_replicator *replicator; /* a cluster's copies kept in step, or NULL */
-	struct dm_docker *docker;      /* the container engine's API, or NULL */
+	struct dm_docker *docker;         /* the container engine's API, or NULL */
 	struct dm_http *http;
-	struct dm_plugin *plugin;      /* the Docker volume plugin, or NULL */
-	char *pool_mount;              /* the loop pool we mounted, or NULL */
+	struct dm_plugin *plugin;           /* the Docker volume plugin, or NULL */
+	char *pool_mount;                   /* the loop pool we mounted, or NULL */
 	struct dm_etcd_member *etcd_member; /* the local etcd we run, or NULL */
+	/* what each subsystem may touch (set once everything is open) */
+	struct dm_cluster_env cluster_env;
+	struct dm_api_env api_env;
 };
 
 /*
  * Opens everything in opts->data_dir and starts serving: KV, store, engine,
  * scheduler, the Docker API client, listening sockets (the TCP port and
- * DIR/dmd.sock), registry, the Docker volume plugin, then the HTTP daemons. On success the server answers requests when this
- * returns. The caller must hold the pid file lock (daemon.h).
+ * DIR/dmd.sock), registry, the Docker volume plugin, then the HTTP daemons. On success the server
+ * answers requests when this returns. The caller must hold the pid file lock (daemon.h).
  */
 int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, struct dm_err *err);
 

@@ -44,7 +44,7 @@
 #include "server/api/auth.h"
 #include "server/api/objects_http.h"
 #include "server/api/rpc.h"
-#include "server/server.h"
+#include "server/api/api.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -53,24 +53,24 @@
 #define LISTEN_BACKLOG 128
 
 struct listener {
-	int fd;                     /* ours while >= 0 */
+	int fd; /* ours while >= 0 */
 	struct MHD_Daemon *daemon;
-	char name[160];             /* "127.0.0.1:32607" or the socket path */
+	char name[160]; /* "127.0.0.1:32607" or the socket path */
 };
 
 struct dm_http {
-	struct dm_server *srv;
+	const struct dm_api_env *env;
 	struct listener l[2];
 	size_t n;
-	char *socket_path;          /* the socket file we made; NULL once removed */
+	char *socket_path; /* the socket file we made; NULL once removed */
 	unsigned timeout_s;
 	unsigned max_conns;
 	dm_http_handler_fn handler; /* NULL: the API; else every POST goes there */
 	void *handler_ctx;
 	pthread_mutex_t mu;
-	pthread_cond_t cond;        /* signalled when inflight drops to 0 */
-	int inflight;               /* under mu */
-	bool quiesced;              /* under mu */
+	pthread_cond_t cond; /* signalled when inflight drops to 0 */
+	int inflight;        /* under mu */
+	bool quiesced;       /* under mu */
 };
 
 /* One /rpc request, from its first callback to its completion. */
@@ -132,8 +132,8 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, const struct dm_e
 				     bool close_after)
 {
 	return respond(c, (unsigned)dm_err_http_status(err->code), "application/json",
-		       dm_rpc_error_body(-32000, err->code, err->msg),
-		       err->code == DM_EPERM, close_after);
+		       dm_rpc_error_body(-32000, err->code, err->msg), err->code == DM_EPERM,
+		       close_after);
 }
 
 /* ---- requests ---- */
@@ -158,14 +158,14 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 	if (!user)
 		rc = dm_err_set(err, DM_EPERM, DM_AUTH_DENIED_MSG);
 	else
-		rc = dm_auth_verify(h->srv->kv, out, user, pass, err);
+		rc = dm_auth_verify(h->env->kv, out, user, pass, err);
 	if (!rc && out->admin) {
 		/* another node of the cluster, forwarding a caller's request */
 		const char *behalf =
 			MHD_lookup_connection_value(c, MHD_HEADER_KIND, DM_ON_BEHALF_HEADER);
 
 		if (behalf)
-			rc = dm_auth_lookup(h->srv->kv, out, behalf, err);
+			rc = dm_auth_lookup(h->env->kv, out, behalf, err);
 		if (behalf && !rc)
 			out->forwarded = true;
 	}
@@ -184,7 +184,8 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 /* Content-Length beyond the maximum: refuse before reading the body. */
 static bool declared_too_big(struct MHD_Connection *c)
 {
-	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl =
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long n;
 	char *end;
 
@@ -218,8 +219,8 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 		return respond_error(c, &err, false);
 	if (declared_too_big(c)) {
 		if (h->handler)
-			return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
-					    NULL);
+			return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
+					    "request body too large\n", NULL);
 		too_big_err(&err);
 		return respond_error(c, &err, true);
 	}
@@ -238,8 +239,8 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 
 /* The first callback of an /objects request: authenticated as /rpc is,
  * then objects_http.c takes it (and bounds its body). */
-static enum MHD_Result objects_begin(struct dm_http *h, struct MHD_Connection *c,
-				     const char *url, const char *method, void **con_cls)
+static enum MHD_Result objects_begin(struct dm_http *h, struct MHD_Connection *c, const char *url,
+				     const char *method, void **con_cls)
 {
 	struct dm_objects_req *obj = NULL;
 	struct dm_caller caller;
@@ -253,7 +254,7 @@ static enum MHD_Result objects_begin(struct dm_http *h, struct MHD_Connection *c
 	}
 	if (authenticate(h, c, &caller, &err))
 		return respond_error(c, &err, false);
-	if (dm_objects_begin(&obj, h->srv, &caller, c, url, method, &err))
+	if (dm_objects_begin(&obj, h->env, &caller, c, url, method, &err))
 		return respond_error(c, &err, true);
 	r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -278,7 +279,8 @@ static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, cons
 	int status = 200;
 
 	if (r->too_big && h->handler)
-		return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
+		return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
+				    NULL);
 	if (r->too_big) {
 		too_big_err(&err);
 		return respond_error(c, &err, true);
@@ -292,7 +294,7 @@ static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, cons
 				   &hstatus, &ctype);
 		return respond(c, hstatus, ctype, reply, false, is_quiesced(h));
 	}
-	reply = dm_rpc_dispatch(h->srv, &r->caller, r->body.data ? (const char *)r->body.data : "",
+	reply = dm_rpc_dispatch(h->env, &r->caller, r->body.data ? (const char *)r->body.data : "",
 				r->body.len, &status);
 	return respond(c, (unsigned)status, "application/json", reply, false, is_quiesced(h));
 }
@@ -407,12 +409,14 @@ static int listen_unix(struct listener *l, const char *path, struct dm_err *err)
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return dm_err_set(err, DM_ETOOBIG, "socket path '%s' is too long (at most %zu bytes)",
-				  path, sizeof(sa.sun_path) - 1);
+		return dm_err_set(err, DM_ETOOBIG,
+				  "socket path '%s' is too long (at most %zu bytes)", path,
+				  sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			return dm_err_set(err, DM_EEXISTS, "'%s' exists and is not a socket", l->name);
+			return dm_err_set(err, DM_EEXISTS, "'%s' exists and is not a socket",
+					  l->name);
 		if (unlink(path) < 0)
 			return dm_err_errno(err, errno, "cannot remove stale socket '%s'", l->name);
 		dm_info("removed stale socket '%s'", l->name);
@@ -431,15 +435,15 @@ static int listen_unix(struct listener *l, const char *path, struct dm_err *err)
 	return 0;
 }
 
-int dm_http_bind(struct dm_http **out, struct dm_server *srv, const struct dm_http_opts *opts,
-		 struct dm_err *err)
+int dm_http_bind(struct dm_http **out, const struct dm_api_env *env,
+		 const struct dm_http_opts *opts, struct dm_err *err)
 {
 	struct dm_http *h;
 	int rc = 0;
 
 	*out = NULL;
 	h = dm_xcalloc(1, sizeof(*h));
-	h->srv = srv;
+	h->env = env;
 	h->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
 	h->max_conns = opts->max_conns ? opts->max_conns : 256;
 	h->handler = opts->handler;
@@ -485,11 +489,12 @@ int dm_http_start(struct dm_http *h, struct dm_err *err)
 
 		l->daemon = MHD_start_daemon(
 			flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-			MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
-			MHD_OPTION_CONNECTION_LIMIT, h->max_conns, MHD_OPTION_NOTIFY_COMPLETED,
-			completed, h, MHD_OPTION_END);
+			MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT,
+			h->timeout_s, MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
+			MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
 		if (!l->daemon)
-			return dm_err_set(err, DM_EIO, "cannot start the HTTP server on %s", l->name);
+			return dm_err_set(err, DM_EIO, "cannot start the HTTP server on %s",
+					  l->name);
 		l->fd = -1; /* MHD's now */
 	}
 	return 0;

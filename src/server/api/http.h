@@ -1,8 +1,8 @@
 /*
  * http.h - dmd's HTTP front: libmicrohttpd on 127.0.0.1:PORT and on a unix
  * socket, routing POST /rpc (authenticated, then dm_rpc_dispatch),
- * /objects/... (authenticated, then objects_http.h) and GET /healthz; or, with a handler, any POST to that handler (the Docker
- * volume plugin's socket).
+ * /objects/... (authenticated, then objects_http.h) and GET /healthz; or, with a handler, any POST
+ * to that handler (the Docker volume plugin's socket).
  *
  * Lifecycle: dm_http_bind makes the listening sockets (so that "address in
  * use" is known before anything else starts), dm_http_start serves them
@@ -17,7 +17,7 @@
 
 #include "util/err.h"
 
-struct dm_server;
+struct dm_api_env;
 struct dm_http;
 
 /* Largest request body; a larger one gets HTTP 413 and `too_large`. */
@@ -33,23 +33,23 @@ struct dm_http;
  * *content_type (a static string). Called on connection threads.
  */
 typedef char *(*dm_http_handler_fn)(void *ctx, const char *url, const char *body, size_t len,
-				     unsigned *status, const char **content_type);
+				    unsigned *status, const char **content_type);
 
 struct dm_http_opts {
-	const char *host;        /* "127.0.0.1" */
-	int port;                /* TCP port; 0: no TCP listener */
-	const char *socket_path; /* NULL: no unix socket */
-	unsigned timeout_s;      /* idle connection timeout (0: 60) */
-	unsigned max_conns;      /* per listener (0: 256) */
+	const char *host;           /* "127.0.0.1" */
+	int port;                   /* TCP port; 0: no TCP listener */
+	const char *socket_path;    /* NULL: no unix socket */
+	unsigned timeout_s;         /* idle connection timeout (0: 60) */
+	unsigned max_conns;         /* per listener (0: 256) */
 	dm_http_handler_fn handler; /* NULL: dmd's API (/rpc, /healthz) */
 	void *handler_ctx;
 };
 
 /* Makes the listeners; DM_EBUSY "cannot listen on HOST:PORT: Address
  * already in use" and the like. A stale socket file is replaced; the new
- * one has mode 0600. srv is borrowed for the handlers. */
-int dm_http_bind(struct dm_http **out, struct dm_server *srv, const struct dm_http_opts *opts,
-		 struct dm_err *err);
+ * one has mode 0600. env is borrowed for the handlers. */
+int dm_http_bind(struct dm_http **out, const struct dm_api_env *env,
+		 const struct dm_http_opts *opts, struct dm_err *err);
 /* Starts serving the listeners. */
 int dm_http_start(struct dm_http *h, struct dm_err *err);
 /* Stops accepting new connections and removes the socket file; requests

@@ -30,7 +30,7 @@
 #include "server/dots/dot.h"
 #include "server/cluster/forward.h"
 #include "server/dots/registry.h"
-#include "server/server.h"
+#include "server/api/api.h"
 #include "sync/receive.h"
 #include "sync/wire.h"
 #include "store/store.h"
@@ -62,7 +62,7 @@ static const struct {
 };
 
 struct dm_objects_req {
-	struct dm_server *srv;
+	const struct dm_api_env *env;
 	struct dm_caller caller;
 	enum endpoint ep;
 	size_t max_body;
@@ -140,7 +140,7 @@ static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const 
 	if (rc)
 		return rc;
 	dm_dot_name_text(shown, &name);
-	snap = dm_registry_snapshot(r->srv->registry);
+	snap = dm_registry_snapshot(r->env->registry);
 	e = dm_registry_find(snap, &name);
 	if (e && !r->caller.admin) {
 		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
@@ -231,7 +231,7 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 	for (size_t i = 0; i < v->nbranches && !rc; i++) {
 		json_t *b = NULL;
 
-		rc = branch_refs(&b, r->srv->store, v->id, v->branches[i].head, &err);
+		rc = branch_refs(&b, r->env->store, v->id, v->branches[i].head, &err);
 		if (!rc)
 			json_object_set_new(branches, v->branches[i].name, b);
 	}
@@ -265,7 +265,7 @@ static enum MHD_Result do_missing(struct dm_objects_req *r, struct MHD_Connectio
 		return answer_err(c, &err);
 	ids = dm_wire_ids(r->body.data);
 	for (size_t i = 0; i < n; i++)
-		if (!dm_store_has(r->srv->store, &ids[i]) && dm_wire_ids_add(&out, &ids[i], 1)) {
+		if (!dm_store_has(r->env->store, &ids[i]) && dm_wire_ids_add(&out, &ids[i], 1)) {
 			dm_buf_release(&out);
 			dm_err_set(&err, DM_ENOMEM, "out of memory");
 			return answer_err(c, &err);
@@ -366,7 +366,7 @@ static enum MHD_Result do_get(struct dm_objects_req *r, struct MHD_Connection *c
 		return answer_err(c, &err);
 	dm_dot_handle_unref(h);
 	g = dm_xcalloc(1, sizeof(*g));
-	g->store = r->srv->store;
+	g->store = r->env->store;
 	g->n = n;
 	g->ids = dm_xmalloc(n ? n * sizeof(dm_oid) : 1);
 	if (n)
@@ -391,8 +391,8 @@ static int put_rec(void *ctx, const struct dm_pack_rec *rec, const unsigned char
 {
 	struct dm_objects_req *r = ctx;
 	bool stored = false;
-	int rc = dm_sync_accept(r->srv->store, rec, bytes, r->dot_id[0] ? r->dot_id : NULL,
-				    &stored, err);
+	int rc = dm_sync_accept(r->env->store, rec, bytes, r->dot_id[0] ? r->dot_id : NULL, &stored,
+				err);
 
 	if (rc)
 		return rc;
@@ -419,7 +419,7 @@ static enum MHD_Result do_put(struct dm_objects_req *r, struct MHD_Connection *c
 	if (!r->rc)
 		r->rc = dm_wire_parser_finish(&r->parser, &r->err);
 	/* what was valid is kept, and durable before anyone hears of it */
-	frc = dm_store_flush(r->srv->store, &ferr);
+	frc = dm_store_flush(r->env->store, &ferr);
 	if (frc && !r->rc) {
 		r->rc = frc;
 		r->err = ferr;
@@ -520,7 +520,7 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 
 	dm_dot_name_text(shown, &u->name);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		struct dm_registry_snap *snap = dm_registry_snapshot(r->srv->registry);
+		struct dm_registry_snap *snap = dm_registry_snapshot(r->env->registry);
 		const struct dm_registry_entry *e = dm_registry_find(snap, &u->name);
 		json_t *made = NULL;
 		int rc;
@@ -573,7 +573,7 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 			return dm_err_set(err, DM_EPERM,
 					  "permission denied: user '%s' cannot create dot '%s'",
 					  r->caller.user, shown);
-		rc = dm_registry_create(r->srv->registry, &made, &u->name, u->id,
+		rc = dm_registry_create(r->env->registry, &made, &u->name, u->id,
 					DM_RPC_DEADLINE_DEFAULT_MS, err);
 		json_decref(made);
 		if (rc == DM_EEXISTS)
@@ -606,7 +606,7 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 	rc = parse_update(&u, doc, &err);
 	if (!rc)
 		rc = update_target(&h, r, &u, &err);
-	if (!rc && r->srv->kv_root[0]) {
+	if (!rc && r->env->kv_root[0]) {
 		/* in a cluster, the branch's master applies it */
 		char shown[DM_DOT_NAME_TEXT_MAX];
 		dm_oid *oids = dm_xcalloc(u.n, sizeof(*oids));
@@ -615,8 +615,8 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 		for (size_t i = 0; i < u.n; i++)
 			oids[i] = u.commits[i].oid;
 		dm_dot_name_text(shown, &u.name);
-		rc = dm_forward_update(r->srv, &r->caller, doc, u.id, shown, u.branch, oids, u.n,
-				       &result, &forwarded, &err);
+		rc = dm_forward_update(r->env->cluster, &r->caller, doc, u.id, shown, u.branch,
+				       oids, u.n, &result, &forwarded, &err);
 		free(oids);
 		if (rc || forwarded) {
 			dm_dot_handle_unref(h);
@@ -653,7 +653,7 @@ static void query_value(char *out, size_t size, struct MHD_Connection *c, const 
 	snprintf(out, size, "%s", v && strlen(v) < size ? v : "");
 }
 
-int dm_objects_begin(struct dm_objects_req **out, struct dm_server *srv,
+int dm_objects_begin(struct dm_objects_req **out, const struct dm_api_env *env,
 		     const struct dm_caller *caller, struct MHD_Connection *c, const char *url,
 		     const char *method, struct dm_err *err)
 {
@@ -682,7 +682,7 @@ int dm_objects_begin(struct dm_objects_req **out, struct dm_server *srv,
 					  endpoints[i].max_body);
 	}
 	r = dm_xcalloc(1, sizeof(*r));
-	r->srv = srv;
+	r->env = env;
 	r->caller = *caller;
 	r->ep = endpoints[i].ep;
 	r->max_body = endpoints[i].max_body;

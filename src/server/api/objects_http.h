@@ -18,7 +18,7 @@
 #include "server/api/rpc.h"
 #include "util/err.h"
 
-struct dm_server;
+struct dm_api_env;
 struct dm_objects_req;
 
 /* Largest bodies: a put's record stream, an id list, an update's JSON. */
@@ -34,7 +34,7 @@ bool dm_objects_path(const char *url);
  * wrong method (DM_EINVAL) or a declared body over the endpoint's limit
  * (DM_ETOOBIG), before any byte of the body is read.
  */
-int dm_objects_begin(struct dm_objects_req **out, struct dm_server *srv,
+int dm_objects_begin(struct dm_objects_req **out, const struct dm_api_env *env,
 		     const struct dm_caller *caller, struct MHD_Connection *c, const char *url,
 		     const char *method, struct dm_err *err);
 /* MHD's later callbacks: takes body bytes while *upload_size is not 0,

@@ -94,7 +94,7 @@ struct dm_plugin {
 	struct dm_registry *registry;
 	struct dm_kv *kv;
 	struct dm_docker *docker;
-	struct dm_server *cluster_node; /* or NULL */
+	const struct dm_cluster_env *cluster_node; /* or NULL */
 	int call_ms, sweep_ms;
 	struct dm_http *http;
 	pthread_mutex_t mu;
@@ -950,7 +950,7 @@ static char *serve_http(void *ctx, const char *url, const char *body, size_t len
 	return dm_plugin_handle(ctx, url, body, len, status);
 }
 
-int dm_plugin_listen(struct dm_plugin *p, struct dm_server *srv, const char *socket_path,
+int dm_plugin_listen(struct dm_plugin *p, const struct dm_api_env *env, const char *socket_path,
 		     struct dm_err *err)
 {
 	struct dm_http_opts ho;
@@ -977,7 +977,7 @@ int dm_plugin_listen(struct dm_plugin *p, struct dm_server *srv, const char *soc
 	ho.handler = serve_http;
 	ho.handler_ctx = p;
 	ho.max_conns = 64;
-	rc = dm_http_bind(&p->http, srv, &ho, err);
+	rc = dm_http_bind(&p->http, env, &ho, err);
 	if (!rc)
 		rc = dm_http_start(p->http, err);
 	if (rc) {

@@ -27,7 +27,8 @@ struct dm_docker;
 struct dm_kv;
 struct dm_plugin;
 struct dm_registry;
-struct dm_server;
+struct dm_api_env;
+struct dm_cluster_env;
 
 #define DM_PLUGIN_DEFAULT_SOCKET "/run/docker/plugins/dm.sock"
 #define DM_PLUGIN_CONTENT_TYPE   "application/vnd.docker.plugins.v1.2+json"
@@ -43,7 +44,7 @@ struct dm_plugin_opts {
 	int sweep_ms;                 /* how often shared mounts are re-resolved (0: 5000) */
 	/* the node, in a cluster on etcd: a mount of a branch another node
 	 * masters takes the branch over first (handoff); NULL: one node */
-	struct dm_server *cluster_node;
+	const struct dm_cluster_env *cluster_node;
 };
 
 /* Makes the plugin (and, with a Docker API, its resolver thread); serves
@@ -53,9 +54,9 @@ int dm_plugin_new(struct dm_plugin **out, const struct dm_plugin_opts *opts, str
 /*
  * Serves the protocol on socket_path (mode 0600; missing parent
  * directories are made). A socket file that another process still serves
- * is DM_EBUSY, a stale one is replaced. srv: borrowed by the HTTP server.
+ * is DM_EBUSY, a stale one is replaced. env: borrowed by the HTTP server.
  */
-int dm_plugin_listen(struct dm_plugin *p, struct dm_server *srv, const char *socket_path,
+int dm_plugin_listen(struct dm_plugin *p, const struct dm_api_env *env, const char *socket_path,
 		     struct dm_err *err);
 
 /*

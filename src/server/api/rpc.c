@@ -161,10 +161,10 @@ static int check_request(json_t *req, const struct dm_rpc_method *const *tables,
 }
 
 /* Runs m's handler; returns its result or an error object (new reference). */
-static json_t *call_method(const struct dm_rpc_method *m, struct dm_server *server,
+static json_t *call_method(const struct dm_rpc_method *m, const struct dm_api_env *env,
 			   const struct dm_caller *caller, json_t *params, bool *failed)
 {
-	struct dm_rpc_ctx ctx = {.server = server, .caller = caller};
+	struct dm_rpc_ctx ctx = {.env = env, .caller = caller};
 	struct dm_err err;
 	json_t *result = NULL, *own_params = NULL;
 	int64_t start = dm_now_monotonic_ns();
@@ -195,7 +195,7 @@ static json_t *call_method(const struct dm_rpc_method *m, struct dm_server *serv
 	return error_object(RPC_DM_ERROR, rc, err.msg);
 }
 
-char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, struct dm_server *server,
+char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct dm_api_env *env,
 			 const struct dm_caller *caller, const char *body, size_t len,
 			 int *http_status_out)
 {
@@ -231,26 +231,22 @@ char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, struct dm_se
 		out = error_object(jcode, code, err.msg);
 		failed = true;
 	} else {
-		out = call_method(m, server, caller, json_object_get(req, "params"), &failed);
+		out = call_method(m, env, caller, json_object_get(req, "params"), &failed);
 	}
 	text = failed ? encode_reply(id, NULL, out) : encode_reply(id, out, NULL);
 	json_decref(req);
 	return text;
 }
 
-char *dm_rpc_dispatch(struct dm_server *server, const struct dm_caller *caller, const char *body,
-		      size_t len, int *http_status_out)
+char *dm_rpc_dispatch(const struct dm_api_env *env, const struct dm_caller *caller,
+		      const char *body, size_t len, int *http_status_out)
 {
 	static const struct dm_rpc_method *const tables[] = {
-		dm_rpc_server_methods,
-		dm_rpc_dot_methods,
-		dm_rpc_user_methods,
-		dm_rpc_transfer_methods,
-		dm_rpc_cluster_methods,
-		NULL,
+		dm_rpc_server_methods,   dm_rpc_dot_methods,     dm_rpc_user_methods,
+		dm_rpc_transfer_methods, dm_rpc_cluster_methods, NULL,
 	};
 
-	return dm_rpc_dispatch_in(tables, server, caller, body, len, http_status_out);
+	return dm_rpc_dispatch_in(tables, env, caller, body, len, http_status_out);
 }
 
 int dm_rpc_param_str(const char **out, json_t *params, const char *name, bool required,

@@ -15,19 +15,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "server/dots/caller.h"
+#include "server/dots/dot.h"
 #include "util/err.h"
 
-struct dm_server;
-
-/* Who is calling: set by authentication before dispatch. */
-struct dm_caller {
-	char user[128];
-	bool admin;
-	bool forwarded; /* another node of the cluster sent this on the user's behalf */
-};
+struct dm_api_env;
 
 struct dm_rpc_ctx {
-	struct dm_server *server;
+	const struct dm_api_env *env;
 	const struct dm_caller *caller;
 };
 
@@ -35,10 +30,10 @@ typedef int (*dm_rpc_handler)(const struct dm_rpc_ctx *ctx, json_t *params, json
 			      struct dm_err *err);
 
 struct dm_rpc_method {
-	const char *name;       /* "dots.create" */
+	const char *name; /* "dots.create" */
 	dm_rpc_handler handler;
 	bool admin_only;
-	int deadline_ms;        /* 0: the default, 30 s */
+	int deadline_ms; /* 0: the default, 30 s */
 };
 
 /* The method tables of each API group, NULL-name terminated. */
@@ -54,15 +49,15 @@ extern const struct dm_rpc_method dm_rpc_cluster_methods[];
  * when out of memory. *http_status_out gets 200 (JSON-RPC errors travel in
  * the body).
  */
-char *dm_rpc_dispatch(struct dm_server *server, const struct dm_caller *caller, const char *body,
-		      size_t len, int *http_status_out);
+char *dm_rpc_dispatch(const struct dm_api_env *env, const struct dm_caller *caller,
+		      const char *body, size_t len, int *http_status_out);
 
 /*
  * As dm_rpc_dispatch, looking methods up in tables (a NULL-terminated list
  * of NULL-name-terminated tables, searched in order) instead of the
  * server's own. For tests.
  */
-char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, struct dm_server *server,
+char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct dm_api_env *env,
 			 const struct dm_caller *caller, const char *body, size_t len,
 			 int *http_status_out);
 
@@ -74,7 +69,7 @@ char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, struct dm_se
 char *dm_rpc_error_body(int jsonrpc_code, int code, const char *message);
 
 /* The default deadline of a method, in ms. */
-#define DM_RPC_DEADLINE_DEFAULT_MS 30000
+#define DM_RPC_DEADLINE_DEFAULT_MS DM_DOT_CALL_DEADLINE_MS
 
 /* Helpers for handlers: a required/optional string param; DM_EINVAL with a
  * message naming the param when missing or not a string. */

@@ -15,7 +15,7 @@
 #include "server/cluster/forward.h"
 #include "server/dots/registry.h"
 #include "server/api/rpc.h"
-#include "server/server.h"
+#include "server/api/api.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -25,44 +25,45 @@
 static int cluster_status(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			  struct dm_err *err)
 {
-	struct dm_server *srv = ctx->server;
+	const struct dm_api_env *env = ctx->env;
 	struct dm_cluster_node *nodes;
 	json_t *list;
 	size_t n;
-	int rc = dm_cluster_nodes(srv->kv, &nodes, &n, err);
+	int rc = dm_cluster_nodes(env->kv, &nodes, &n, err);
 
 	if (rc)
 		return rc;
 	list = json_array();
 	for (size_t i = 0; list && i < n; i++)
-		json_array_append_new(
-			list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "id", nodes[i].id,
-					"address", nodes[i].address, "version", nodes[i].version,
-					"engine", nodes[i].engine, "joined", nodes[i].joined, "alive",
-					nodes[i].alive, "self", !strcmp(nodes[i].id, srv->node_id)));
+		json_array_append_new(list,
+				      json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "id",
+						nodes[i].id, "address", nodes[i].address, "version",
+						nodes[i].version, "engine", nodes[i].engine,
+						"joined", nodes[i].joined, "alive", nodes[i].alive,
+						"self", !strcmp(nodes[i].id, env->node_id)));
 	free(nodes);
-	*result = json_pack("{s:s, s:s, s:s, s:o}", "cluster", srv->cluster_id, "kv", srv->kv_name,
-			    "node", srv->node_id, "nodes", list);
+	*result = json_pack("{s:s, s:s, s:s, s:o}", "cluster", env->cluster_id, "kv", env->kv_name,
+			    "node", env->node_id, "nodes", list);
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
 static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			      struct dm_err *err)
 {
-	struct dm_server *srv = ctx->server;
+	const struct dm_api_env *env = ctx->env;
 	struct dm_cluster_token t;
 	char *token = NULL;
 	int rc;
 
-	if (strcmp(srv->kv_name, "etcd") != 0)
+	if (strcmp(env->kv_name, "etcd") != 0)
 		return dm_err_set(err, DM_EUNSUPPORTED,
 				  "this node keeps its state in the embedded KV; only a cluster on "
 				  "etcd takes more nodes (dm cluster init --kv etcd)");
 	/* on etcd, dmd read the admin key at start (server.c) */
 	memset(&t, 0, sizeof(t));
-	memcpy(t.api_key, srv->admin_key, DM_API_KEY_LEN + 1);
-	snprintf(t.cluster_id, sizeof(t.cluster_id), "%s", srv->cluster_id);
-	snprintf(t.endpoints, sizeof(t.endpoints), "%s", srv->etcd_endpoints);
+	memcpy(t.api_key, env->admin_key, DM_API_KEY_LEN + 1);
+	snprintf(t.cluster_id, sizeof(t.cluster_id), "%s", env->cluster_id);
+	snprintf(t.endpoints, sizeof(t.endpoints), "%s", env->etcd_endpoints);
 	rc = dm_cluster_token_encode(&token, &t, err);
 	explicit_bzero(&t, sizeof(t));
 	if (rc)
@@ -107,7 +108,7 @@ static int find_node(struct dm_kv *kv, struct dm_cluster_node *out, const char *
 static int cluster_set_master(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			      struct dm_err *err)
 {
-	struct dm_server *srv = ctx->server;
+	const struct dm_api_env *env = ctx->env;
 	const char *dot, *branch, *node;
 	struct dm_dot_name name;
 	struct dm_cluster_node target;
@@ -125,57 +126,59 @@ static int cluster_set_master(const struct dm_rpc_ctx *ctx, json_t *params, json
 		rc = dm_branch_name_check(branch, err);
 	if (rc)
 		return rc;
-	if (!srv->kv_root[0])
+	if (!env->kv_root[0])
 		return dm_err_set(err, DM_EUNSUPPORTED,
 				  "this node is not in a cluster on etcd: its branches have no "
 				  "other node to move to");
 	dm_dot_name_text(shown, &name);
-	rc = dm_cluster_name_id(srv->kv, id, sizeof(id), name.ns, name.name, err);
+	rc = dm_cluster_name_id(env->kv, id, sizeof(id), name.ns, name.name, err);
 	if (rc == DM_ENOTFOUND)
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'", shown);
 	if (!rc) {
 		/* the branch first: "no branch" before anything about the node */
 		snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", id, branch);
 		dm_kv_kv_init(&rec);
-		rc = dm_kv_get(srv->kv, &rec, key, err);
+		rc = dm_kv_get(env->kv, &rec, key, err);
 		dm_kv_kv_release(&rec);
 		if (rc == DM_ENOTFOUND)
 			rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", shown,
 					branch);
 	}
 	if (!rc)
-		rc = find_node(srv->kv, &target, node, err);
+		rc = find_node(env->kv, &target, node, err);
 	if (!rc && !target.alive)
-		rc = dm_err_set(err, DM_EUNAVAILABLE, "node %s is down; make a live node the master",
-				target.id);
+		rc = dm_err_set(err, DM_EUNAVAILABLE,
+				"node %s is down; make a live node the master", target.id);
 	if (!rc) {
 		/* the new master must hold the branch: it goes on from its copy */
 		dm_kv_kv_init(&rec);
 		snprintf(key, sizeof(key), DM_KV_NODE_ROOT "%s/dots/%s/branches/%s", target.id, id,
 			 branch);
-		rc = dm_kv_get(srv->kv, &rec, key, err);
+		rc = dm_kv_get(env->kv, &rec, key, err);
 		dm_kv_kv_release(&rec);
 		if (rc == DM_ENOTFOUND)
-			rc = dm_err_set(err, DM_ENOTFOUND,
-					"node %s has no copy of branch '%s' of '%s' yet; choose a node "
-					"whose copy has it (dm dot show %s)",
-					target.id, branch, shown, shown);
+			rc = dm_err_set(
+				err, DM_ENOTFOUND,
+				"node %s has no copy of branch '%s' of '%s' yet; choose a node "
+				"whose copy has it (dm dot show %s)",
+				target.id, branch, shown, shown);
 	}
 	if (rc)
 		return rc;
 	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", id, branch);
 	dm_kv_kv_init(&rec);
-	rc = dm_kv_get(srv->kv, &rec, key, err);
+	rc = dm_kv_get(env->kv, &rec, key, err);
 	if (rc == DM_ENOTFOUND)
 		rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", shown, branch);
 	if (!rc) {
 		snprintf(old, sizeof(old), "%.*s", (int)rec.value_len, rec.value);
-		rc = dm_kv_cas(srv->kv, NULL, key, rec.mod_revision, target.id, strlen(target.id), 0,
-			       err);
+		rc = dm_kv_cas(env->kv, NULL, key, rec.mod_revision, target.id, strlen(target.id),
+			       0, err);
 		if (rc == DM_ECONFLICT)
-			rc = dm_err_set(err, DM_ECONFLICT,
-					"the master of '%s' branch '%s' moved meanwhile; look again",
-					shown, branch);
+			rc = dm_err_set(
+				err, DM_ECONFLICT,
+				"the master of '%s' branch '%s' moved meanwhile; look again", shown,
+				branch);
 	}
 	dm_kv_kv_release(&rec);
 	if (rc)
@@ -202,20 +205,20 @@ static bool branch_in_use(const struct dm_dot_view *v, const char *branch, char 
 
 /* A handoff of (id, branch) to node `to`: this node must master it, and
  * `to` must be another live node of the cluster. */
-static int check_handoff(struct dm_server *srv, const char *id, const char *branch,
+static int check_handoff(const struct dm_api_env *env, const char *id, const char *branch,
 			 const char *dot, const char *to, struct dm_err *err)
 {
 	char master[DM_UUID_LEN + 1];
 	struct dm_cluster_node node;
-	int rc = dm_forward_master(srv, master, id, branch, err);
+	int rc = dm_forward_master(env->cluster, master, id, branch, err);
 
-	if (!rc && strcmp(master, srv->node_id) != 0)
+	if (!rc && strcmp(master, env->node_id) != 0)
 		rc = dm_err_set(err, DM_ECONFLICT,
 				"node %s does not master branch '%s' of '%s' (any longer)",
-				srv->node_id, branch, dot);
+				env->node_id, branch, dot);
 	if (!rc)
-		rc = dm_cluster_node(srv->kv, &node, to, err);
-	if (!rc && (!node.alive || !strcmp(to, srv->node_id)))
+		rc = dm_cluster_node(env->kv, &node, to, err);
+	if (!rc && (!node.alive || !strcmp(to, env->node_id)))
 		rc = dm_err_set(err, DM_EINVAL, "node %s cannot take the branch over (%s)", to,
 				node.alive ? "it masters it already" : "it is down");
 	return rc;
@@ -230,7 +233,7 @@ static int check_handoff(struct dm_server *srv, const char *id, const char *bran
 static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			   struct dm_err *err)
 {
-	struct dm_server *srv = ctx->server;
+	const struct dm_api_env *env = ctx->env;
 	const char *dot, *branch, *to;
 	struct dm_dot_name name;
 	struct dm_registry_snap *snap;
@@ -252,7 +255,7 @@ static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 		rc = dm_dot_name_parse(&name, dot, err);
 	if (rc)
 		return rc;
-	snap = dm_registry_snapshot(srv->registry);
+	snap = dm_registry_snapshot(env->registry);
 	e = dm_registry_find(snap, &name);
 	if (e) {
 		h = e->dot;
@@ -260,15 +263,16 @@ static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 	}
 	dm_registry_snap_unref(snap);
 	if (!h)
-		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s' on node %s", dot, srv->node_id);
+		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s' on node %s", dot,
+				  env->node_id);
 	v = dm_dot_handle_view(h);
 	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", v->id, branch);
-	rc = check_handoff(srv, v->id, branch, dot, to, err);
+	rc = check_handoff(env, v->id, branch, dot, to, err);
 	if (!rc && branch_in_use(v, branch, who, sizeof(who)))
 		rc = dm_err_set(err, DM_EBUSY,
 				"branch '%s' of '%s' is in use by container %s on node %s; stop it "
 				"there first",
-				branch, dot, who, srv->node_id);
+				branch, dot, who, env->node_id);
 	dm_dot_view_unref(v);
 	v = NULL;
 	if (!rc) {
@@ -282,7 +286,8 @@ static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 		v = dm_dot_handle_view(h);
 		bv = dm_dot_view_branch(v, branch);
 		if (!bv)
-			rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", dot, branch);
+			rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", dot,
+					branch);
 		else if (bv->dirty) {
 			snprintf(msg, sizeof(msg), "handoff to node %s", to);
 			req = dm_dot_req_new(DM_DOT_OP_COMMIT);
@@ -300,14 +305,15 @@ static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 		snprintf(head, sizeof(head), "%s", bv ? bv->head : "");
 		dm_dot_view_unref(v);
 		dm_kv_kv_init(&rec);
-		rc = dm_kv_get(srv->kv, &rec, key, err);
-		if (!rc && (rec.value_len != strlen(srv->node_id) ||
-			    memcmp(rec.value, srv->node_id, rec.value_len)))
+		rc = dm_kv_get(env->kv, &rec, key, err);
+		if (!rc && (rec.value_len != strlen(env->node_id) ||
+			    memcmp(rec.value, env->node_id, rec.value_len)))
 			rc = dm_err_set(err, DM_ECONFLICT,
 					"node %s does not master branch '%s' of '%s' (any longer)",
-					srv->node_id, branch, dot);
+					env->node_id, branch, dot);
 		if (!rc)
-			rc = dm_kv_cas(srv->kv, NULL, key, rec.mod_revision, to, strlen(to), 0, err);
+			rc = dm_kv_cas(env->kv, NULL, key, rec.mod_revision, to, strlen(to), 0,
+				       err);
 		dm_kv_kv_release(&rec);
 	}
 	dm_dot_handle_unref(h);

@@ -13,7 +13,7 @@
 #include "server/dots/registry.h"
 #include "server/cluster/replicas.h"
 #include "server/api/rpc.h"
-#include "server/server.h"
+#include "server/api/api.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -27,7 +27,7 @@
 
 #include "util/banned.h"
 
-#define REFRESH_WAIT_MS 5000
+#define REFRESH_WAIT_MS  5000
 #define LONG_DEADLINE_MS (3600 * 1000)
 
 static int parse_dot_param(struct dm_dot_name *out, json_t *params, struct dm_err *err)
@@ -68,7 +68,7 @@ static int find_dot(struct dm_dot_handle **out, const struct dm_rpc_ctx *ctx, js
 
 	if (rc)
 		return rc;
-	snap = dm_registry_snapshot(ctx->server->registry);
+	snap = dm_registry_snapshot(ctx->env->registry);
 	e = dm_registry_find(snap, &name);
 	if (e && !ctx->caller->admin) {
 		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
@@ -109,8 +109,7 @@ static int branch_param(struct dm_dot_req *req, json_t *params, const char *key,
 	return rc;
 }
 
-static int ref_param(char **out, json_t *params, const char *key, bool required,
-		     struct dm_err *err)
+static int ref_param(char **out, json_t *params, const char *key, bool required, struct dm_err *err)
 {
 	const char *s = NULL;
 	struct dm_ref ref;
@@ -160,8 +159,8 @@ static int call_master(const struct dm_rpc_ctx *ctx, const char *method, json_t 
 	v = dm_dot_handle_view(h);
 	snprintf(branch, sizeof(branch), "%s", req->branch ? req->branch : v->current);
 	dm_dot_name_text(shown, &v->name);
-	rc = dm_forward_to_master(ctx, method, params, v->id, shown, branch, result, &forwarded,
-				  err);
+	rc = dm_forward_to_master(ctx->env->cluster, ctx->caller, dm_rpc_deadline_ms(), method,
+				  params, v->id, shown, branch, result, &forwarded, err);
 	dm_dot_view_unref(v);
 	if (!rc && !forwarded)
 		rc = dm_dot_call(result, h, req, dm_rpc_deadline_ms(), err);
@@ -179,8 +178,8 @@ static int m_create(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 
 	if (rc)
 		return rc;
-	return dm_registry_create(ctx->server->registry, result, &name, NULL,
-				  dm_rpc_deadline_ms(), err);
+	return dm_registry_create(ctx->env->registry, result, &name, NULL, dm_rpc_deadline_ms(),
+				  err);
 }
 
 static bool visible(const struct dm_rpc_ctx *ctx, struct dm_dot_handle *h)
@@ -196,12 +195,11 @@ static bool visible(const struct dm_rpc_ctx *ctx, struct dm_dot_handle *h)
 	return ok;
 }
 
-static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
-		  struct dm_err *err)
+static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->server->registry);
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
 	struct dm_ticket **tickets = dm_xcalloc(snap->n ? snap->n : 1, sizeof(*tickets));
-	const char *server = ctx->server->address;
+	const char *server = ctx->env->address;
 	json_t *dots = json_array(), *refresh = json_object_get(params, "refresh");
 	bool measure = !refresh || json_is_true(refresh);
 
@@ -224,9 +222,9 @@ static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			dm_dot_view_unref(v);
 			continue;
 		}
-		dm_actor_send_request(&tickets[i], dm_dot_handle_actor(snap->e[i].dot),
-				      dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_REFRESH),
-						 dm_dot_req_free));
+		dm_actor_send_request(
+			&tickets[i], dm_dot_handle_actor(snap->e[i].dot),
+			dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_REFRESH), dm_dot_req_free));
 	}
 	for (size_t i = 0; i < snap->n; i++) {
 		struct dm_msg *reply = NULL;
@@ -259,15 +257,14 @@ static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	return 0;
 }
 
-static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
-		  struct dm_err *err)
+static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	json_t *replicas = NULL;
 	const char *id;
 	int rc = call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_REFRESH), result, err);
 
 	id = rc ? NULL : json_string_value(json_object_get(*result, "id"));
-	if (id && dm_replicas_json(&replicas, ctx->server, id, err) == 0 && replicas)
+	if (id && dm_replicas_json(&replicas, ctx->env->cluster, id, err) == 0 && replicas)
 		json_object_set_new(*result, "nodes", replicas);
 	return rc;
 }
@@ -283,8 +280,8 @@ static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const char *id,
 			     json_t **result, bool *handled, struct dm_err *err)
 {
-	struct dm_kv *kv = ctx->server->kv;
-	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->server->registry);
+	struct dm_kv *kv = ctx->env->kv;
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
 	const struct dm_registry_entry *e = NULL;
 	struct dm_dot_name name;
 	char found[DM_DOT_ID_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
@@ -326,11 +323,13 @@ static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const
 			rc = dm_registry_is_deleted(kv, id, err);
 			if (rc == 1)
 				*result = json_object();
-			return rc == 1 ? 0 : rc ? rc : dm_err_set(err, DM_ENOTFOUND, "no such dot id '%s'", id);
+			return rc == 1 ? 0
+			       : rc    ? rc
+				       : dm_err_set(err, DM_ENOTFOUND, "no such dot id '%s'", id);
 		}
 		if (!ctx->caller->admin && strcmp(name.ns, ctx->caller->user) != 0)
 			return refuse_namespace(ctx, name.ns, err);
-		rc = dm_cluster_check_unused(kv, found, ctx->server->node_id, err);
+		rc = dm_cluster_check_unused(kv, found, ctx->env->node_id, err);
 		if (rc)
 			return dm_err_prefix(err, "cannot delete dot '%s'",
 					     dm_dot_name_text(shown, &name));
@@ -341,7 +340,7 @@ static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const
 	}
 	if (nmounts)
 		return 0; /* the dot refuses: in use */
-	rc = dm_cluster_check_unused(kv, found, ctx->server->node_id, err);
+	rc = dm_cluster_check_unused(kv, found, ctx->env->node_id, err);
 	if (rc)
 		return dm_err_prefix(err, "cannot delete dot '%s'", dm_dot_name_text(shown, &name));
 	return dm_cluster_mark_deleted(kv, found, name.ns, name.name, err);
@@ -354,14 +353,13 @@ static int m_delete(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 	bool handled = false;
 	int rc = dm_rpc_param_str(&id, params, "id", false, err);
 
-	if (!rc && ctx->server->kv_root[0])
+	if (!rc && ctx->env->kv_root[0])
 		rc = delete_in_cluster(ctx, params, id, result, &handled, err);
 	if (rc || handled)
 		return rc;
 	if (id) {
 		/* by id: a retry after the dot is gone succeeds */
-		struct dm_registry_snap *snap =
-			dm_registry_snapshot(ctx->server->registry);
+		struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
 		const struct dm_registry_entry *e = dm_registry_find_id(snap, id);
 		struct dm_dot_handle *h = e ? e->dot : NULL;
 		bool gone = dm_registry_was_deleted(snap, id);
@@ -423,10 +421,11 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 			rc = dm_meta_key_check(key, err);
 			if (!rc && (!json_is_string(value) ||
 				    strlen(json_string_value(value)) > DM_META_VALUE_MAX))
-				rc = dm_err_set(err, DM_EINVAL,
-						"metadata value of '%s' must be a string of at most "
-						"%u bytes",
-						key, DM_META_VALUE_MAX);
+				rc = dm_err_set(
+					err, DM_EINVAL,
+					"metadata value of '%s' must be a string of at most "
+					"%u bytes",
+					key, DM_META_VALUE_MAX);
 			if (rc)
 				goto fail;
 			req->meta_keys[i] = dm_xstrdup(key);
@@ -462,18 +461,17 @@ static json_t *commit_json(const struct dm_commit *c)
 		json_object_set_new(meta, c->meta[i].key, json_string(c->meta[i].value));
 	dm_oid_hex(tree, &c->tree);
 	format_time(when, sizeof(when), c->time_ns);
-	return json_pack("{s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:s}", "id", c->commit_id,
-			 "parents", parents, "author", c->author, "time", when, "time_ns",
+	return json_pack("{s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:s}", "id", c->commit_id, "parents",
+			 parents, "author", c->author, "time", when, "time_ns",
 			 (json_int_t)c->time_ns, "message", c->message, "metadata", meta, "tree",
 			 tree);
 }
 
 /* Commits are immutable: the log is read from the store on this thread,
  * starting at the head the dot's latest view names. */
-static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
-		 struct dm_err *err)
+static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
-	struct dm_store *store = dm_registry_env(ctx->server->registry)->store;
+	struct dm_store *store = dm_registry_env(ctx->env->registry)->store;
 	struct dm_dot_handle *h = NULL;
 	struct dm_dot_view *v = NULL;
 	const struct dm_branch_view *b;
@@ -591,8 +589,7 @@ static int m_reset(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result
 	return call_master(ctx, "dots.reset", params, req, result, err);
 }
 
-static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
-		  struct dm_err *err)
+static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_DIFF);
 	int rc = branch_param(req, params, "branch", false, err);
@@ -613,8 +610,7 @@ static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	return call_dot(ctx, params, req, result, err);
 }
 
-static int m_path(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
-		  struct dm_err *err)
+static int m_path(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_PATH);
 	int rc = branch_param(req, params, "branch", false, err);

@@ -18,7 +18,7 @@
 #include "remote/remote.h"
 #include "client/client.h"
 #include "server/api/rpc.h"
-#include "server/server.h"
+#include "server/api/api.h"
 #include "server/transfers/transfer.h"
 #include "util/names.h"
 
@@ -105,7 +105,7 @@ static int common_params(struct dm_transfer_spec *spec, const struct dm_rpc_ctx 
 static int check_local(const struct dm_rpc_ctx *ctx, const struct dm_dot_name *name,
 		       const char *branch, bool *found, struct dm_err *err)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->server->registry);
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
 	const struct dm_registry_entry *e = dm_registry_find(snap, name);
 	char shown[DM_DOT_NAME_TEXT_MAX];
 	int rc = 0;
@@ -149,7 +149,7 @@ static int begin(const struct dm_rpc_ctx *ctx, const struct dm_transfer_spec *sp
 	int rc = check_remote(spec, err);
 
 	if (!rc)
-		rc = dm_transfers_begin(ctx->server->transfers, spec, id, err);
+		rc = dm_transfers_begin(ctx->env->transfers, spec, id, err);
 	if (!rc)
 		*result = json_pack("{s:s}", "id", id);
 	return rc;
@@ -226,13 +226,13 @@ static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 
 	if (rc)
 		return rc;
-	return dm_transfers_show(ctx->server->transfers, id,
+	return dm_transfers_show(ctx->env->transfers, id,
 				 ctx->caller->admin ? NULL : ctx->caller->user, result, err);
 }
 
 static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
-	*result = dm_transfers_list(ctx->server->transfers,
+	*result = dm_transfers_list(ctx->env->transfers,
 				    ctx->caller->admin ? NULL : ctx->caller->user);
 	return 0;
 }

@@ -13,7 +13,7 @@
 
 #include "server/api/auth.h"
 #include "server/api/rpc.h"
-#include "server/server.h"
+#include "server/api/api.h"
 #include "util/id.h"
 
 #include "util/banned.h"
@@ -33,7 +33,7 @@ static int m_add(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, 
 	int rc = dm_rpc_param_str(&name, params, "name", true, err);
 
 	if (!rc)
-		rc = dm_auth_user_create(ctx->server->kv, key, name, false, err);
+		rc = dm_auth_user_create(ctx->env->kv, key, name, false, err);
 	if (rc)
 		return rc;
 	return key_result(result, name, key, err);
@@ -47,7 +47,7 @@ static int m_reset_key(const struct dm_rpc_ctx *ctx, json_t *params, json_t **re
 	int rc = dm_rpc_param_str(&name, params, "name", true, err);
 
 	if (!rc)
-		rc = dm_auth_key_reset(ctx->server->kv, key, name, err);
+		rc = dm_auth_key_reset(ctx->env->kv, key, name, err);
 	if (rc)
 		return rc;
 	return key_result(result, name, key, err);
@@ -58,7 +58,7 @@ static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	struct dm_auth_user *users = NULL;
 	json_t *list = NULL;
 	size_t n = 0;
-	int rc = dm_auth_user_list(ctx->server->kv, &users, &n, err);
+	int rc = dm_auth_user_list(ctx->env->kv, &users, &n, err);
 
 	if (rc)
 		return rc;

@@ -107,7 +107,8 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
 		    copy_field(out->cluster_id, sizeof(out->cluster_id), doc, "cluster") ||
 		    copy_field(out->endpoints, sizeof(out->endpoints), doc, "etcd") ||
 		    copy_field(out->api_key, sizeof(out->api_key), doc, "key") ||
-		    strlen(out->cluster_id) != DM_UUID_LEN || strlen(out->api_key) != DM_API_KEY_LEN)
+		    strlen(out->cluster_id) != DM_UUID_LEN ||
+		    strlen(out->api_key) != DM_API_KEY_LEN)
 			rc = DM_EINVAL;
 	}
 	json_decref(doc);
@@ -164,11 +165,12 @@ int dm_cluster_create(struct dm_kv *kv, char *id_out, struct dm_err *err)
 	free(text);
 	if (rc == DM_ECONFLICT) {
 		if (dm_cluster_id(kv, other, err) == 0)
-			return dm_err_set(err, DM_EEXISTS,
-					  "this KV holds dm cluster %s already; add this node to it "
-					  "with 'dm cluster join TOKEN' (a node prints the token with "
-					  "'dm cluster join-token')",
-					  other);
+			return dm_err_set(
+				err, DM_EEXISTS,
+				"this KV holds dm cluster %s already; add this node to it "
+				"with 'dm cluster join TOKEN' (a node prints the token with "
+				"'dm cluster join-token')",
+				other);
 		return dm_err_set(err, DM_EEXISTS, "this KV holds a dm cluster already");
 	}
 	return rc;
@@ -224,7 +226,8 @@ static void *keepalive_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		rc = dm_kv_lease_keepalive(c->kv, NULL, lease, &err);
 		if (rc == DM_ENOTFOUND) {
-			dm_warn("node %s: its liveness lease expired; registering again", c->node_id);
+			dm_warn("node %s: its liveness lease expired; registering again",
+				c->node_id);
 			rc = put_alive(c, &err);
 		}
 		if (rc)
@@ -256,9 +259,8 @@ static int put_node(struct dm_kv *kv, const struct dm_cluster_self *self, struct
 	}
 	json_decref(prev);
 	dm_kv_kv_release(&old);
-	doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", self->node_id, "address",
-			self->address, "version", self->version, "engine", self->engine, "joined",
-			joined);
+	doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", self->node_id, "address", self->address,
+			"version", self->version, "engine", self->engine, "joined", joined);
 	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
 	if (!text)
@@ -448,8 +450,7 @@ int dm_cluster_name_id(struct dm_kv *kv, char *out, size_t size, const char *ns,
 	return rc;
 }
 
-int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self,
-			    struct dm_err *err)
+int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self, struct dm_err *err)
 {
 	struct dm_cluster_node *nodes;
 	size_t n;
@@ -472,7 +473,8 @@ int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self,
 						"the dot is in use by %lld container%s on node %s; "
 						"stop %s first",
 						(long long)json_integer_value(count),
-						json_integer_value(count) == 1 ? "" : "s", nodes[i].id,
+						json_integer_value(count) == 1 ? "" : "s",
+						nodes[i].id,
 						json_integer_value(count) == 1 ? "it" : "them");
 			json_decref(doc);
 		}

@@ -19,32 +19,50 @@
 
 struct dm_kv;
 struct dm_cluster;
+struct dm_registry;
+struct dm_store;
+struct dm_transfers;
+
+/*
+ * What the cluster's parts (forward.c, replicate.c, replicas.c) may touch:
+ * this node's KV, store, dots and transfers, and who it is. Set once by the
+ * process before anything is served, then constant.
+ */
+struct dm_cluster_env {
+	struct dm_kv *kv;
+	struct dm_store *store;
+	struct dm_registry *registry;
+	struct dm_transfers *transfers;
+	const char *node_id;
+	const char *kv_root;   /* "/dm/n/NODE/" on etcd; "" on one node (dots/dot.h) */
+	const char *admin_key; /* how this node calls the others; "" on one node */
+};
 
 /* The cluster's admin user: how nodes call each other. */
 #define DM_CLUSTER_ADMIN_USER "admin"
 
 #define DM_KV_CLUSTER "/dm/cluster"
-#define DM_KV_NODES "/dm/nodes/"
-#define DM_KV_ALIVE "/dm/alive/"
+#define DM_KV_NODES   "/dm/nodes/"
+#define DM_KV_ALIVE   "/dm/alive/"
 /* Each node's own dots and names: DM_KV_NODE_ROOT NODE/dots/..., .../names/... */
 #define DM_KV_NODE_ROOT "/dm/n/"
 /* Branch masters and deleted dots: DM_KV_MASTERS, DM_KV_DELETED (dots/dot.h). */
 
 /* Seconds a node stays "up" after its last keepalive, and how often it
  * sends one. */
-#define DM_CLUSTER_LEASE_TTL 10
+#define DM_CLUSTER_LEASE_TTL    10
 #define DM_CLUSTER_KEEPALIVE_MS 2000
 
 #define DM_CLUSTER_ENDPOINTS_MAX 1024
-#define DM_CLUSTER_ADDRESS_MAX 256
-#define DM_CLUSTER_TOKEN_MAX 4096
-#define DM_CLUSTER_TOKEN_PREFIX "dmj1."
+#define DM_CLUSTER_ADDRESS_MAX   256
+#define DM_CLUSTER_TOKEN_MAX     4096
+#define DM_CLUSTER_TOKEN_PREFIX  "dmj1."
 
 /* What a join token carries. */
 struct dm_cluster_token {
 	char cluster_id[DM_UUID_LEN + 1];
-	char endpoints[DM_CLUSTER_ENDPOINTS_MAX];  /* "http://h:p,http://h:p" */
-	char api_key[DM_API_KEY_LEN + 1];          /* the admin user's key */
+	char endpoints[DM_CLUSTER_ENDPOINTS_MAX]; /* "http://h:p,http://h:p" */
+	char api_key[DM_API_KEY_LEN + 1];         /* the admin user's key */
 };
 
 /* token text: "dmj1." + base64url of {"cluster","etcd","key"}; *out is
@@ -91,8 +109,7 @@ int dm_cluster_mark_deleted(struct dm_kv *kv, const char *id, const char *ns, co
 			    struct dm_err *err);
 /* DM_EBUSY naming the node when containers on a live node other than
  * self use dot id (as the nodes' records of their copies say). */
-int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self,
-			    struct dm_err *err);
+int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self, struct dm_err *err);
 /* The dot id the cluster's name ns/name maps to (out: DM_UUID_LEN + 1 or
  * more); DM_ENOTFOUND. */
 int dm_cluster_name_id(struct dm_kv *kv, char *out, size_t size, const char *ns, const char *name,

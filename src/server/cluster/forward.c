@@ -19,7 +19,6 @@
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "remote/remote.h"
-#include "server/server.h"
 #include "server/transfers/transfer.h"
 #include "sync/walk.h"
 #include "util/log.h"
@@ -31,7 +30,7 @@
 /* Pulls a handoff tries before it gives up on the old master's commits. */
 #define HANDOFF_PULLS 3
 
-int dm_forward_master(struct dm_server *srv, char *master_out, const char *dot_id,
+int dm_forward_master(const struct dm_cluster_env *env, char *master_out, const char *dot_id,
 		      const char *branch, struct dm_err *err)
 {
 	char key[256];
@@ -39,11 +38,11 @@ int dm_forward_master(struct dm_server *srv, char *master_out, const char *dot_i
 	int rc;
 
 	master_out[0] = '\0';
-	if (!srv->kv_root[0])
+	if (!env->kv_root[0])
 		return 0;
 	snprintf(key, sizeof(key), DM_KV_MASTERS "%s/%s", dot_id, branch);
 	dm_kv_kv_init(&kv);
-	rc = dm_kv_get(srv->kv, &kv, key, err);
+	rc = dm_kv_get(env->kv, &kv, key, err);
 	if (rc == DM_ENOTFOUND)
 		rc = 0;
 	else if (!rc && kv.value_len == DM_UUID_LEN)
@@ -56,14 +55,14 @@ int dm_forward_master(struct dm_server *srv, char *master_out, const char *dot_i
 
 /* A client for node id's API as the admin (on behalf of user, or NULL);
  * DM_EUNAVAILABLE naming what to do when the node is down. */
-static int node_client(struct dm_server *srv, struct dm_client **out, char *host, size_t size,
-		       int *port, const char *id, const char *user, const char *branch,
+static int node_client(const struct dm_cluster_env *env, struct dm_client **out, char *host,
+		       size_t size, int *port, const char *id, const char *user, const char *branch,
 		       const char *shown, struct dm_err *err)
 {
 	struct dm_cluster_node node;
 	struct dm_remote remote;
 	char label[32];
-	int rc = dm_cluster_node(srv->kv, &node, id, err);
+	int rc = dm_cluster_node(env->kv, &node, id, err);
 
 	if (!rc && !node.alive)
 		rc = dm_err_set(err, DM_EUNAVAILABLE,
@@ -81,37 +80,38 @@ static int node_client(struct dm_server *srv, struct dm_client **out, char *host
 	remote.user = DM_CLUSTER_ADMIN_USER;
 	remote.host = host;
 	remote.port = *port;
-	remote.api_key = srv->admin_key;
+	remote.api_key = env->admin_key;
 	remote.on_behalf = user;
 	return dm_client_new(out, &remote, err);
 }
 
-int dm_forward_to_master(const struct dm_rpc_ctx *ctx, const char *method, json_t *params,
-			 const char *dot_id, const char *shown, const char *branch,
-			 json_t **result, bool *forwarded, struct dm_err *err)
+int dm_forward_to_master(const struct dm_cluster_env *env, const struct dm_caller *caller,
+			 int deadline_ms, const char *method, json_t *params, const char *dot_id,
+			 const char *shown, const char *branch, json_t **result, bool *forwarded,
+			 struct dm_err *err)
 {
-	struct dm_server *srv = ctx->server;
 	char master[DM_UUID_LEN + 1], host[256];
 	struct dm_client *c = NULL;
 	json_t *copy;
 	int port, rc;
 
 	*forwarded = false;
-	rc = dm_forward_master(srv, master, dot_id, branch, err);
-	if (rc || !master[0] || !strcmp(master, srv->node_id))
+	rc = dm_forward_master(env, master, dot_id, branch, err);
+	if (rc || !master[0] || !strcmp(master, env->node_id))
 		return rc;
 	*forwarded = true;
-	if (ctx->caller->forwarded)
+	if (caller->forwarded)
 		/* forwarded here already: the records moved meanwhile; never twice */
-		return dm_err_set(err, DM_ECONFLICT,
-				  "node %s does not master branch '%s' of dot '%s' (node %s does now); "
-				  "try again",
-				  srv->node_id, branch, shown, master);
-	rc = node_client(srv, &c, host, sizeof(host), &port, master, ctx->caller->user, branch,
-			 shown, err);
+		return dm_err_set(
+			err, DM_ECONFLICT,
+			"node %s does not master branch '%s' of dot '%s' (node %s does now); "
+			"try again",
+			env->node_id, branch, shown, master);
+	rc = node_client(env, &c, host, sizeof(host), &port, master, caller->user, branch, shown,
+			 err);
 	if (rc)
 		return rc;
-	dm_client_set_timeout(c, (dm_rpc_deadline_ms() + 999) / 1000);
+	dm_client_set_timeout(c, (deadline_ms + 999) / 1000);
 	copy = json_deep_copy(params);
 	json_object_set_new(copy, "branch", json_string(branch));
 	rc = dm_client_call(c, method, copy, result, err);
@@ -123,9 +123,9 @@ int dm_forward_to_master(const struct dm_rpc_ctx *ctx, const char *method, json_
 	return rc;
 }
 
-int dm_forward_pull_begin(struct dm_server *srv, const char *host, int port, const char *node_id,
-			  const struct dm_dot_name *name, const char *branch, char *xid_out,
-			  struct dm_err *err)
+int dm_forward_pull_begin(const struct dm_cluster_env *env, const char *host, int port,
+			  const char *node_id, const struct dm_dot_name *name, const char *branch,
+			  char *xid_out, struct dm_err *err)
 {
 	struct dm_transfer_spec spec;
 	char label[32];
@@ -136,7 +136,7 @@ int dm_forward_pull_begin(struct dm_server *srv, const char *host, int port, con
 	spec.host = host;
 	spec.port = port;
 	spec.user = DM_CLUSTER_ADMIN_USER;
-	spec.api_key = srv->admin_key;
+	spec.api_key = env->admin_key;
 	spec.remote_name = label;
 	spec.dot = *name;
 	spec.remote_dot = *name;
@@ -144,21 +144,21 @@ int dm_forward_pull_begin(struct dm_server *srv, const char *host, int port, con
 	spec.clone = branch == NULL;
 	spec.stash = true; /* a copy that moved on alone keeps its commits aside */
 	spec.caller = DM_CLUSTER_ADMIN_USER;
-	return dm_transfers_begin(srv->transfers, &spec, xid_out, err);
+	return dm_transfers_begin(env->transfers, &spec, xid_out, err);
 }
 
 /* The head of branch in this node's copy of dot_id, into out. */
-static void local_head(struct dm_server *srv, char *out, size_t size, const char *dot_id,
+static void local_head(const struct dm_cluster_env *env, char *out, size_t size, const char *dot_id,
 		       const char *branch)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(srv->registry);
+	struct dm_registry_snap *snap = dm_registry_snapshot(env->registry);
 	const struct dm_registry_entry *e = dm_registry_find_id(snap, dot_id);
 
 	dm_dot_handle_head(out, size, e ? e->dot : NULL, branch);
 	dm_registry_snap_unref(snap);
 }
 
-int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char *shown,
+int dm_forward_take_master(const struct dm_cluster_env *env, const char *dot_id, const char *shown,
 			   const char *branch, struct dm_err *err)
 {
 	char master[DM_UUID_LEN + 1], host[256], xid[DM_UUID_LEN + 1];
@@ -166,21 +166,21 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
 	struct dm_client *c = NULL;
 	json_t *res = NULL, *params;
 	const char *head;
-	int port, rc = dm_forward_master(srv, master, dot_id, branch, err);
+	int port, rc = dm_forward_master(env, master, dot_id, branch, err);
 
-	if (rc || !master[0] || !strcmp(master, srv->node_id))
+	if (rc || !master[0] || !strcmp(master, env->node_id))
 		return rc;
-	rc = node_client(srv, &c, host, sizeof(host), &port, master, NULL, branch, shown, err);
+	rc = node_client(env, &c, host, sizeof(host), &port, master, NULL, branch, shown, err);
 	if (rc)
 		return rc;
 	dm_client_set_timeout(c, HANDOFF_MS / 1000);
-	params = json_pack("{s:s, s:s, s:s}", "dot", shown, "branch", branch, "to", srv->node_id);
+	params = json_pack("{s:s, s:s, s:s}", "dot", shown, "branch", branch, "to", env->node_id);
 	rc = dm_client_call(c, "cluster.handoff", params, &res, err);
 	json_decref(params);
 	dm_client_free(c);
 	if (rc)
-		return dm_err_prefix(err, "cannot take branch '%s' of '%s' over from node %s", branch,
-				     shown, master);
+		return dm_err_prefix(err, "cannot take branch '%s' of '%s' over from node %s",
+				     branch, shown, master);
 	head = json_string_value(json_object_get(res, "head"));
 	/* the old master has what we lack: fetch it before anything runs. The
 	 * replicator may be pulling the same commits (it saw the old master's
@@ -189,25 +189,28 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
 	for (int attempt = 0; head && head[0]; attempt++) {
 		struct dm_dot_name name;
 
-		local_head(srv, mine, sizeof(mine), dot_id, branch);
+		local_head(env, mine, sizeof(mine), dot_id, branch);
 		if (!strcmp(head, mine)) {
 			rc = 0;
 			break;
 		}
 		if (attempt == HANDOFF_PULLS) {
 			if (!rc)
-				rc = dm_err_set(err, DM_ECONFLICT, "this node's copy is at '%s', not '%s'",
-						mine, head);
-			dm_err_prefix(err, "took branch '%s' of '%s' over from node %s but cannot "
-					   "fetch its last commits",
+				rc = dm_err_set(err, DM_ECONFLICT,
+						"this node's copy is at '%s', not '%s'", mine,
+						head);
+			dm_err_prefix(err,
+				      "took branch '%s' of '%s' over from node %s but cannot "
+				      "fetch its last commits",
 				      branch, shown, master);
 			break;
 		}
 		rc = dm_dot_name_parse(&name, shown, err);
 		if (!rc)
-			rc = dm_forward_pull_begin(srv, host, port, master, &name, branch, xid, err);
+			rc = dm_forward_pull_begin(env, host, port, master, &name, branch, xid,
+						   err);
 		if (!rc)
-			rc = dm_transfers_wait(srv->transfers, xid, HANDOFF_MS, err);
+			rc = dm_transfers_wait(env->transfers, xid, HANDOFF_MS, err);
 		if (rc) {
 			struct timespec ts = {0, 200 * 1000000L};
 
@@ -229,8 +232,7 @@ static int peer_missing(void *ctx, const dm_oid *ids, size_t n, struct dm_buf *o
 	return dm_remote_missing(ctx, ids, n, out, err);
 }
 
-static int peer_put(void *ctx, const struct dm_pack_rec *rec, const void *bytes,
-		    struct dm_err *err)
+static int peer_put(void *ctx, const struct dm_pack_rec *rec, const void *bytes, struct dm_err *err)
 {
 	return dm_remote_put_add(ctx, rec, bytes, err);
 }
@@ -245,7 +247,7 @@ static void walk_acked(void *ctx, uint64_t objects, uint64_t bytes)
 	dm_sync_acked(ctx, objects, bytes);
 }
 
-int dm_forward_update(struct dm_server *srv, const struct dm_caller *caller, json_t *doc,
+int dm_forward_update(const struct dm_cluster_env *env, const struct dm_caller *caller, json_t *doc,
 		      const char *dot_id, const char *shown, const char *branch,
 		      const dm_oid *commits, size_t n, json_t **result, bool *forwarded,
 		      struct dm_err *err)
@@ -258,16 +260,17 @@ int dm_forward_update(struct dm_server *srv, const struct dm_caller *caller, jso
 	int port, rc;
 
 	*forwarded = false;
-	rc = dm_forward_master(srv, master, dot_id, branch, err);
-	if (rc || !master[0] || !strcmp(master, srv->node_id))
+	rc = dm_forward_master(env, master, dot_id, branch, err);
+	if (rc || !master[0] || !strcmp(master, env->node_id))
 		return rc;
 	*forwarded = true;
 	if (caller->forwarded)
-		return dm_err_set(err, DM_ECONFLICT,
-				  "node %s does not master branch '%s' of dot '%s' (node %s does now); "
-				  "push again",
-				  srv->node_id, branch, shown, master);
-	rc = dm_cluster_node(srv->kv, &node, master, err);
+		return dm_err_set(
+			err, DM_ECONFLICT,
+			"node %s does not master branch '%s' of dot '%s' (node %s does now); "
+			"push again",
+			env->node_id, branch, shown, master);
+	rc = dm_cluster_node(env->kv, &node, master, err);
 	if (!rc && !node.alive)
 		rc = dm_err_set(err, DM_EUNAVAILABLE,
 				"branch '%s' of dot '%s' is mastered by node %s, which is down; "
@@ -278,9 +281,10 @@ int dm_forward_update(struct dm_server *srv, const struct dm_caller *caller, jso
 		rc = dm_err_set(err, DM_ECORRUPT, "node %s has no valid address", master);
 	if (rc)
 		return rc;
-	addr = (struct dm_remote_addr){host, port, DM_CLUSTER_ADMIN_USER, srv->admin_key, caller->user};
+	addr = (struct dm_remote_addr){host, port, DM_CLUSTER_ADMIN_USER, env->admin_key,
+				       caller->user};
 	memset(&walk, 0, sizeof(walk));
-	walk.store = srv->store;
+	walk.store = env->store;
 	walk.dot_id = dot_id;
 	rc = dm_remote_open(&conn, &addr, err);
 	if (!rc)

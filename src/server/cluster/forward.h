@@ -15,28 +15,32 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "server/api/rpc.h"
+#include "server/dots/caller.h"
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/names.h"
+
+struct dm_cluster_env;
 
 /*
  * The master of (dot_id, branch) into master_out (DM_UUID_LEN + 1): ""
  * when the cluster records none (one node, or a branch not yet recorded),
  * which means "this node".
  */
-int dm_forward_master(struct dm_server *srv, char *master_out, const char *dot_id,
+int dm_forward_master(const struct dm_cluster_env *env, char *master_out, const char *dot_id,
 		      const char *branch, struct dm_err *err);
 
 /*
  * When another node masters (dot_id, branch): calls method there with
  * params (branch set in them) and sets *forwarded; the return is the
- * call's. Otherwise returns 0 with *forwarded false: serve it here.
+ * call's, which has deadline_ms. Otherwise returns 0 with *forwarded
+ * false: serve it here.
  * shown names the dot in messages.
  */
-int dm_forward_to_master(const struct dm_rpc_ctx *ctx, const char *method, json_t *params,
-			 const char *dot_id, const char *shown, const char *branch,
-			 json_t **result, bool *forwarded, struct dm_err *err);
+int dm_forward_to_master(const struct dm_cluster_env *env, const struct dm_caller *caller,
+			 int deadline_ms, const char *method, json_t *params, const char *dot_id,
+			 const char *shown, const char *branch, json_t **result, bool *forwarded,
+			 struct dm_err *err);
 
 /*
  * Handoff: makes this node the master of (dot_id, branch), for a container
@@ -46,7 +50,7 @@ int dm_forward_to_master(const struct dm_rpc_ctx *ctx, const char *method, json_
  * container starts on the latest data. Nothing to do when this node
  * masters the branch already (or the cluster records no master).
  */
-int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char *shown,
+int dm_forward_take_master(const struct dm_cluster_env *env, const char *dot_id, const char *shown,
 			   const char *branch, struct dm_err *err);
 
 /*
@@ -58,7 +62,7 @@ int dm_forward_take_master(struct dm_server *srv, const char *dot_id, const char
  * pusher (caller), whom the master checks again; an update forwarded here
  * already is not forwarded again.
  */
-int dm_forward_update(struct dm_server *srv, const struct dm_caller *caller, json_t *doc,
+int dm_forward_update(const struct dm_cluster_env *env, const struct dm_caller *caller, json_t *doc,
 		      const char *dot_id, const char *shown, const char *branch,
 		      const dm_oid *commits, size_t n, json_t **result, bool *forwarded,
 		      struct dm_err *err);
@@ -69,8 +73,8 @@ int dm_forward_update(struct dm_server *srv, const struct dm_caller *caller, jso
  * node's diverged commits; xid_out (DM_UUID_LEN + 1) gets the transfer's
  * id, to wait for with dm_transfers_wait.
  */
-int dm_forward_pull_begin(struct dm_server *srv, const char *host, int port, const char *node_id,
-			  const struct dm_dot_name *name, const char *branch, char *xid_out,
-			  struct dm_err *err);
+int dm_forward_pull_begin(const struct dm_cluster_env *env, const char *host, int port,
+			  const char *node_id, const struct dm_dot_name *name, const char *branch,
+			  char *xid_out, struct dm_err *err);
 
 #endif

@@ -12,7 +12,6 @@
 #include "kv/kv.h"
 #include "server/cluster/cluster.h"
 #include "server/dots/dot.h"
-#include "server/server.h"
 
 #include "util/banned.h"
 
@@ -28,8 +27,8 @@ static int node_heads(json_t **out, struct dm_kv *kv, const char *node, const ch
 	int rc;
 
 	*out = json_object();
-	plen = (size_t)snprintf(prefix, sizeof(prefix), DM_KV_NODE_ROOT "%s/dots/%s/branches/", node,
-				dot_id);
+	plen = (size_t)snprintf(prefix, sizeof(prefix), DM_KV_NODE_ROOT "%s/dots/%s/branches/",
+				node, dot_id);
 	dm_kv_kvs_init(&l);
 	rc = dm_kv_range(kv, &l, prefix, 0, err);
 	for (size_t i = 0; !rc && i < l.len; i++) {
@@ -45,15 +44,15 @@ static int node_heads(json_t **out, struct dm_kv *kv, const char *node, const ch
 }
 
 /* How many commits head lacks of master_head's line, or -1 when unknown. */
-static long commits_behind(struct dm_server *srv, const char *dot_id, const char *master_head,
-			   const char *head)
+static long commits_behind(const struct dm_cluster_env *env, const char *dot_id,
+			   const char *master_head, const char *head)
 {
 	char **ids = NULL;
 	size_t n = 0;
 	long behind = -1;
 	struct dm_err err;
 
-	if (dm_dot_chain(&ids, &n, srv->store, dot_id, master_head, CHAIN_LOOK_MAX, &err))
+	if (dm_dot_chain(&ids, &n, env->store, dot_id, master_head, CHAIN_LOOK_MAX, &err))
 		return -1;
 	for (size_t i = 0; i < n && behind < 0; i++)
 		if (!strcmp(ids[i], head))
@@ -64,7 +63,8 @@ static long commits_behind(struct dm_server *srv, const char *dot_id, const char
 	return behind;
 }
 
-int dm_replicas_json(json_t **out, struct dm_server *srv, const char *dot_id, struct dm_err *err)
+int dm_replicas_json(json_t **out, const struct dm_cluster_env *env, const char *dot_id,
+		     struct dm_err *err)
 {
 	char prefix[256];
 	struct dm_cluster_node *nodes = NULL;
@@ -74,17 +74,17 @@ int dm_replicas_json(json_t **out, struct dm_server *srv, const char *dot_id, st
 	int rc;
 
 	*out = NULL;
-	if (!srv->kv_root[0])
+	if (!env->kv_root[0])
 		return 0;
 	snprintf(prefix, sizeof(prefix), DM_KV_MASTERS "%s/", dot_id);
 	dm_kv_kvs_init(&masters);
-	rc = dm_kv_range(srv->kv, &masters, prefix, 0, err);
+	rc = dm_kv_range(env->kv, &masters, prefix, 0, err);
 	if (!rc)
-		rc = dm_cluster_nodes(srv->kv, &nodes, &n, err);
+		rc = dm_cluster_nodes(env->kv, &nodes, &n, err);
 	for (size_t i = 0; !rc && i < n; i++) {
 		json_t *h = NULL;
 
-		rc = node_heads(&h, srv->kv, nodes[i].id, dot_id, err);
+		rc = node_heads(&h, env->kv, nodes[i].id, dot_id, err);
 		json_object_set_new(heads, nodes[i].id, h);
 	}
 	list = json_array();
@@ -98,15 +98,16 @@ int dm_replicas_json(json_t **out, struct dm_server *srv, const char *dot_id, st
 			const char *mhead = json_string_value(
 				json_object_get(json_object_get(heads, master), branch));
 			bool is_master = !strcmp(master, nodes[i].id);
-			const char *state = is_master ? "master"
-					    : !head	  ? "missing"
+			const char *state = is_master                       ? "master"
+					    : !head                         ? "missing"
 					    : mhead && !strcmp(head, mhead) ? "up to date"
 									    : "behind";
-			json_t *b = json_pack("{s:s, s:s, s:b, s:s}", "name", branch, "head",
-					      head ? head : "", "master", is_master, "state", state);
+			json_t *b =
+				json_pack("{s:s, s:s, s:b, s:s}", "name", branch, "head",
+					  head ? head : "", "master", is_master, "state", state);
 
 			if (!strcmp(state, "behind") && mhead) {
-				long k = commits_behind(srv, dot_id, mhead, head);
+				long k = commits_behind(env, dot_id, mhead, head);
 
 				if (k >= 0)
 					json_object_set_new(b, "behind", json_integer(k));
@@ -115,7 +116,7 @@ int dm_replicas_json(json_t **out, struct dm_server *srv, const char *dot_id, st
 		}
 		json_array_append_new(list, json_pack("{s:s, s:b, s:b, s:o}", "node", nodes[i].id,
 						      "alive", nodes[i].alive, "self",
-						      !strcmp(nodes[i].id, srv->node_id),
+						      !strcmp(nodes[i].id, env->node_id),
 						      "branches", branches));
 	}
 	free(nodes);

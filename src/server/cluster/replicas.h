@@ -9,7 +9,7 @@
 
 #include "util/err.h"
 
-struct dm_server;
+struct dm_cluster_env;
 
 /*
  * [{"node","alive","self","branches":[{"name","head","master":bool,
@@ -17,6 +17,7 @@ struct dm_server;
  * dot_id, read from the KV; "behind" counts the commits the node lacks when
  * this node's copy knows them. NULL on one node. A new reference in *out.
  */
-int dm_replicas_json(json_t **out, struct dm_server *srv, const char *dot_id, struct dm_err *err);
+int dm_replicas_json(json_t **out, const struct dm_cluster_env *env, const char *dot_id,
+		     struct dm_err *err);
 
 #endif

@@ -24,8 +24,6 @@
 #include "server/dots/dot.h"
 #include "server/cluster/forward.h"
 #include "server/dots/registry.h"
-#include "server/api/rpc.h"
-#include "server/server.h"
 #include "server/transfers/transfer.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -39,7 +37,7 @@
 #define DELETE_WAIT_MS (10 * 60 * 1000)
 
 struct dm_replicator {
-	struct dm_server *srv;
+	const struct dm_cluster_env *env;
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu; /* guards the flags below */
@@ -80,7 +78,7 @@ static int wait_transfer(struct dm_replicator *r, const char *id, struct dm_err 
 	dm_err_set(err, DM_ECANCELED, "the replicator is stopping");
 	for (int waited = 0; rc == DM_ETIMEOUT && waited < TRANSFER_WAIT_MS && !stopping(r);
 	     waited += 1000)
-		rc = dm_transfers_wait(r->srv->transfers, id, 1000, err);
+		rc = dm_transfers_wait(r->env->transfers, id, 1000, err);
 	return rc == DM_ETIMEOUT && stopping(r) ? DM_ECANCELED : rc;
 }
 
@@ -112,7 +110,8 @@ static int read_state(json_t *st, struct dm_kv *kv, struct dm_err *err)
 		rc = dm_kv_range(kv, &l, DM_KV_MASTERS, 0, err);
 	for (size_t i = 0; !rc && i < l.len; i++) {
 		char id[DM_DOT_ID_MAX + 1];
-		const char *rest = l.items[i].key + strlen(DM_KV_MASTERS), *slash = strchr(rest, '/');
+		const char *rest = l.items[i].key + strlen(DM_KV_MASTERS),
+			   *slash = strchr(rest, '/');
 		json_t *m;
 
 		if (!slash || slash == rest || (size_t)(slash - rest) > DM_DOT_ID_MAX)
@@ -124,7 +123,8 @@ static int read_state(json_t *st, struct dm_kv *kv, struct dm_err *err)
 			m = json_object();
 			json_object_set_new(json_object_get(st, "masters"), id, m);
 		}
-		json_object_set_new(m, slash + 1, json_stringn(l.items[i].value, l.items[i].value_len));
+		json_object_set_new(m, slash + 1,
+				    json_stringn(l.items[i].value, l.items[i].value_len));
 	}
 	dm_kv_kvs_release(&l);
 	if (!rc)
@@ -186,11 +186,12 @@ static void fetch(struct dm_replicator *r, json_t *node, const char *node_id, co
 	struct dm_err err;
 	int port;
 
-	if (!ns || !nm || !address || dm_cluster_address_parse(host, sizeof(host), &port, address) ||
+	if (!ns || !nm || !address ||
+	    dm_cluster_address_parse(host, sizeof(host), &port, address) ||
 	    snprintf(full, sizeof(full), "%s/%s", ns, nm) >= (int)sizeof(full) ||
 	    dm_dot_name_parse(&name, full, &err))
 		return;
-	if (dm_forward_pull_begin(r->srv, host, port, node_id, &name, branch, xid, &err) ||
+	if (dm_forward_pull_begin(r->env, host, port, node_id, &name, branch, xid, &err) ||
 	    wait_transfer(r, xid, &err)) {
 		dm_warn("replicate: %s %s of dot %s from node %s: %s", branch ? "pull" : "clone",
 			branch ? branch : "", id, node_id, err.msg);
@@ -205,7 +206,7 @@ static bool has_commit(struct dm_replicator *r, const char *dot_id, const char *
 {
 	dm_oid oid;
 
-	return dm_store_commit_get(r->srv->store, dot_id, id, &oid, NULL) == 0;
+	return dm_store_commit_get(r->env->store, dot_id, id, &oid, NULL) == 0;
 }
 
 /* A copy whose master reset the branch follows it: the copy's branch is
@@ -269,8 +270,7 @@ static void make_empty_copy(struct dm_replicator *r, const char *id, json_t *rec
 	    snprintf(full, sizeof(full), "%s/%s", ns, nm) >= (int)sizeof(full) ||
 	    dm_dot_name_parse(&name, full, &err))
 		return;
-	if (dm_registry_create(r->srv->registry, &res, &name, id, DM_RPC_DEADLINE_DEFAULT_MS,
-			       &err))
+	if (dm_registry_create(r->env->registry, &res, &name, id, DM_DOT_CALL_DEADLINE_MS, &err))
 		dm_warn("replicate: cannot make this node's copy of dot %s: %s", full, err.msg);
 	else
 		dm_info("replicate: made this node's (empty) copy of dot %s", full);
@@ -294,7 +294,7 @@ static void delete_copy(struct dm_replicator *r, struct dm_dot_handle *h, const 
 /* The handle of this node's copy of id (a new reference), or NULL. */
 static struct dm_dot_handle *local_copy(struct dm_replicator *r, const char *id)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(r->srv->registry);
+	struct dm_registry_snap *snap = dm_registry_snapshot(r->env->registry);
 	const struct dm_registry_entry *e = dm_registry_find_id(snap, id);
 	struct dm_dot_handle *h = e ? e->dot : NULL;
 
@@ -323,7 +323,7 @@ static json_t *branch_record(json_t *st, const char *node, const char *id, const
 static void follow_branch(struct dm_replicator *r, json_t *st, const char *id, const char *branch,
 			  const char *master)
 {
-	const char *self = r->srv->node_id, *m = master ? master : "";
+	const char *self = r->env->node_id, *m = master ? master : "";
 	json_t *node = json_object_get(json_object_get(st, "nodes"), m);
 	json_t *copy = json_object_get(json_object_get(json_object_get(st, "copies"), m), id);
 	json_t *theirs = branch_record(st, m, id, branch);
@@ -363,7 +363,7 @@ static void reconcile(struct dm_replicator *r)
 	json_t *st = json_object(), *deleted, *masters, *m, *v;
 	struct dm_err err;
 
-	if (read_state(st, r->srv->kv, &err)) {
+	if (read_state(st, r->env->kv, &err)) {
 		dm_warn("replicate: cannot read the cluster's state: %s", err.msg);
 		json_decref(st);
 		return;
@@ -397,9 +397,9 @@ static void reconcile(struct dm_replicator *r)
 static int watch_from_now(struct dm_replicator *r, struct dm_kv_watch **w, struct dm_err *err)
 {
 	int64_t rev;
-	int rc = dm_kv_revision(r->srv->kv, &rev, err);
+	int rc = dm_kv_revision(r->env->kv, &rev, err);
 
-	return rc ? rc : dm_kv_watch(r->srv->kv, w, "/dm/", rev, on_event, r, err);
+	return rc ? rc : dm_kv_watch(r->env->kv, w, "/dm/", rev, on_event, r, err);
 }
 
 static void *replicator_main(void *arg)
@@ -429,8 +429,7 @@ static void *replicator_main(void *arg)
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += DM_REPLICATE_PERIOD_S;
-		while (!r->stop && !r->dirty &&
-		       pthread_cond_timedwait(&r->cond, &r->mu, &ts) == 0)
+		while (!r->stop && !r->dirty && pthread_cond_timedwait(&r->cond, &r->mu, &ts) == 0)
 			;
 		if (r->stop)
 			break;
@@ -444,13 +443,14 @@ static void *replicator_main(void *arg)
 	return NULL;
 }
 
-int dm_replicator_start(struct dm_replicator **out, struct dm_server *srv, struct dm_err *err)
+int dm_replicator_start(struct dm_replicator **out, const struct dm_cluster_env *env,
+			struct dm_err *err)
 {
 	struct dm_replicator *r = dm_xcalloc(1, sizeof(*r));
 	pthread_condattr_t ca;
 
 	*out = NULL;
-	r->srv = srv;
+	r->env = env;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

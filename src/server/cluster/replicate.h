@@ -18,15 +18,16 @@
 
 #include "util/err.h"
 
-struct dm_server;
+struct dm_cluster_env;
 struct dm_replicator;
 
 /* Seconds between passes when nothing wakes the replicator. */
 #define DM_REPLICATE_PERIOD_S 5
 
-/* Starts the replicator of srv (a node of a cluster on etcd: its registry
+/* Starts the replicator of env (a node of a cluster on etcd: its registry
  * and transfers must run). */
-int dm_replicator_start(struct dm_replicator **out, struct dm_server *srv, struct dm_err *err);
+int dm_replicator_start(struct dm_replicator **out, const struct dm_cluster_env *env,
+			struct dm_err *err);
 /* Stops it (waiting for the pass in progress, whose transfer is left to
  * the transfers actor) and frees it; accepts NULL. */
 void dm_replicator_free(struct dm_replicator *r);

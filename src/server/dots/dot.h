@@ -25,8 +25,12 @@ struct dm_kv;
 struct dm_sched;
 struct dm_store;
 
-#define DM_DOT_ID_MAX 36
+#define DM_DOT_ID_MAX        36
 #define DM_COMMIT_ID_LEN_MAX 128
+
+/* How long a caller waits by default for a dot's (or the registry's)
+ * answer; the API's methods have this deadline unless they set one. */
+#define DM_DOT_CALL_DEADLINE_MS 30000
 
 /* What a dot needs from its node; borrowed, outlives every dot. */
 struct dm_dot_env {
@@ -34,13 +38,13 @@ struct dm_dot_env {
 	struct dm_store *store;
 	struct dm_engine *engine;
 	struct dm_sched *sched;
-	const char *server;          /* "127.0.0.1:32607", shown in listings */
-	struct dm_actor *registry;   /* told when a dot is gone */
-	struct dm_docker *docker;    /* the container engine's API, or NULL */
+	const char *server;        /* "127.0.0.1:32607", shown in listings */
+	struct dm_actor *registry; /* told when a dot is gone */
+	struct dm_docker *docker;  /* the container engine's API, or NULL */
 	/* where this node keeps its dots and names in the KV: NULL for
 	 * DM_KV_ROOT (one node), "/dm/n/NODE/" in a cluster on etcd */
 	const char *kv_root;
-	const char *node_id;         /* this node, or NULL (tests) */
+	const char *node_id; /* this node, or NULL (tests) */
 };
 
 enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };
@@ -59,10 +63,10 @@ struct dm_branch_view {
 struct dm_mount_view {
 	char mount_id[DM_COMMIT_ID_LEN_MAX + 1]; /* the runtime's id of the mount */
 	char container_id[65];
-	char container[256];                     /* name, or the id when unknown */
-	char volume[256];                        /* [ns/]dot[@branch][.subdot] */
-	char branch[DM_NAME_PART_MAX + 1];       /* pinned branch, "" = follows current */
-	char subdot[DM_NAME_PART_MAX + 1];       /* "__default__", "__root__" or a name */
+	char container[256];               /* name, or the id when unknown */
+	char volume[256];                  /* [ns/]dot[@branch][.subdot] */
+	char branch[DM_NAME_PART_MAX + 1]; /* pinned branch, "" = follows current */
+	char subdot[DM_NAME_PART_MAX + 1]; /* "__default__", "__root__" or a name */
 };
 
 /* An immutable snapshot of a dot, published after every message. */
@@ -79,8 +83,8 @@ struct dm_dot_view {
 	size_t nmounts;
 	struct dm_mount_view *mounts;
 	size_t nbranches;
-	struct dm_branch_view *branches;    /* sorted by name */
-	size_t nsubdots;                    /* the current branch's subdots, as last measured: */
+	struct dm_branch_view *branches;       /* sorted by name */
+	size_t nsubdots;                       /* the current branch's subdots, as last measured: */
 	char (*subdots)[DM_NAME_PART_MAX + 1]; /* its top-level directories, sorted */
 };
 
@@ -107,19 +111,19 @@ const char *dm_dot_handle_id(const struct dm_dot_handle *h);
 enum dm_dot_op {
 	DM_DOT_OP_CREATE = 1, /* make the master working copy and persist the dot */
 	DM_DOT_OP_COMMIT,
-	DM_DOT_OP_BRANCH,     /* new branch `branch` from ref `from` */
-	DM_DOT_OP_CHECKOUT,   /* make `branch` current (create: from the current head) */
-	DM_DOT_OP_RESET,      /* branch head and working copy := ref */
-	DM_DOT_OP_DIFF,       /* from/to refs; no `to`: the working copy */
-	DM_DOT_OP_REFRESH,    /* measure dirty and size of the current branch */
-	DM_DOT_OP_PATH,       /* the working copy's path */
+	DM_DOT_OP_BRANCH,   /* new branch `branch` from ref `from` */
+	DM_DOT_OP_CHECKOUT, /* make `branch` current (create: from the current head) */
+	DM_DOT_OP_RESET,    /* branch head and working copy := ref */
+	DM_DOT_OP_DIFF,     /* from/to refs; no `to`: the working copy */
+	DM_DOT_OP_REFRESH,  /* measure dirty and size of the current branch */
+	DM_DOT_OP_PATH,     /* the working copy's path */
 	DM_DOT_OP_DELETE,
-	DM_DOT_OP_RECEIVE,    /* take commits that arrived from elsewhere (a transfer) */
+	DM_DOT_OP_RECEIVE, /* take commits that arrived from elsewhere (a transfer) */
 	DM_DOT_OP_ADD_COLLABORATOR,
-	DM_DOT_OP_MOUNT,      /* a container mounts the dot: record it, answer the path */
-	DM_DOT_OP_UNMOUNT,    /* ...and lets go of it */
-	DM_DOT_OP_SEALED,     /* answers once every commit is indexed (log, transfers wait) */
-	DM_DOT_OP_INDEX,      /* internal: index the oldest pending commit */
+	DM_DOT_OP_MOUNT,   /* a container mounts the dot: record it, answer the path */
+	DM_DOT_OP_UNMOUNT, /* ...and lets go of it */
+	DM_DOT_OP_SEALED,  /* answers once every commit is indexed (log, transfers wait) */
+	DM_DOT_OP_INDEX,   /* internal: index the oldest pending commit */
 };
 
 /* One commit of a RECEIVE: its commit id and the id of its stored object. */
@@ -131,11 +135,11 @@ struct dm_dot_commit_ref {
 /* One request to a dot; every string is owned (free with the request). */
 struct dm_dot_req {
 	int op;
-	char *branch;   /* NULL: the current branch */
+	char *branch; /* NULL: the current branch */
 	char *message;
 	char *author;
-	char *from;     /* a ref */
-	char *to;       /* a ref */
+	char *from; /* a ref */
+	char *to;   /* a ref */
 	bool create;
 	/* RESET: the branch's reset count becomes this (a copy following its
 	 * master's reset); 0: one more than it was */
@@ -171,14 +175,14 @@ void dm_dot_req_free(void *req);
  * yet indexed, by commit id): as persisted (NULL for a new dot).
  */
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
-		 const struct dm_dot_name *name, int state, const char *current,
-		 json_t *branches, json_t *collaborators, json_t *pending, struct dm_err *err);
+		 const struct dm_dot_name *name, int state, const char *current, json_t *branches,
+		 json_t *collaborators, json_t *pending, struct dm_err *err);
 
 /* Sends req (taken) to the dot and waits up to timeout_ms; the result is a
  * JSON value (a new reference) on success. A dot that is gone answers
  * DM_ENOTFOUND "no such dot 'NAME'". */
-int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req,
-		int timeout_ms, struct dm_err *err);
+int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req, int timeout_ms,
+		struct dm_err *err);
 
 /*
  * The first-parent line of commit ids from head back to the root (newest
@@ -208,8 +212,8 @@ int dm_dot_wait_sealed(struct dm_dot_handle *h, int timeout_ms, struct dm_err *e
  * (DM_KV_DELETED ID), shared by the nodes. */
 #define DM_KV_MASTERS "/dm/masters/"
 #define DM_KV_DELETED "/dm/deleted/"
-#define DM_KV_NAMES DM_KV_ROOT "names/"
-#define DM_KV_DOTS DM_KV_ROOT "dots/"
+#define DM_KV_NAMES   DM_KV_ROOT "names/"
+#define DM_KV_DOTS    DM_KV_ROOT "dots/"
 /* Writes ROOT + the formatted rest into out (size bytes). */
 void dm_dot_kv_key(char *out, size_t size, const struct dm_dot_env *env, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -20,7 +20,6 @@
 struct dm_actor;
 struct dm_kv;
 struct dm_registry;
-struct dm_server;
 
 struct dm_registry_entry {
 	struct dm_dot_name name;

@@ -42,8 +42,6 @@
 #include "actor/actor.h"
 #include "server/dots/registry.h"
 #include "remote/remote.h"
-#include "server/api/rpc.h"
-#include "server/server.h"
 #include "sync/walk.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -92,7 +90,7 @@ struct snap {
 };
 
 struct dm_transfers {
-	struct dm_server *srv;
+	struct dm_transfers_env env;
 	struct dm_sched *sched;
 	struct dm_actor *actor;
 	/* the actor's */
@@ -197,7 +195,7 @@ static void trim(struct dm_transfers *t)
 /* ---- the job ---- */
 
 struct job_arg {
-	struct dm_server *srv;
+	const struct dm_transfers_env *env;
 	char id[DM_UUID_LEN + 1];
 	int direction;
 	char *host, *user, *key, *remote_name;
@@ -292,7 +290,7 @@ static void report(struct run *r, int state, bool force, json_t *branches)
 static void on_walk_progress(void *ctx, const struct dm_sync_counts *c)
 {
 	struct run *r = ctx;
-	int state = c->phase == DM_SYNC_NEGOTIATING   ? XS_NEGOTIATING
+	int state = c->phase == DM_SYNC_NEGOTIATING       ? XS_NEGOTIATING
 		    : r->a->direction == DM_TRANSFER_PUSH ? XS_SENDING
 							  : XS_RECEIVING;
 
@@ -445,7 +443,7 @@ static void local_dot_release(struct local_dot *l)
 /* The local dot (DM_ENOTFOUND when missing): a handle and its view. */
 static int find_local(struct local_dot *out, struct run *r, struct dm_err *err)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(r->a->srv->registry);
+	struct dm_registry_snap *snap = dm_registry_snapshot(r->a->env->registry);
 	const struct dm_registry_entry *e = dm_registry_find(snap, &r->a->dot);
 
 	int rc;
@@ -474,7 +472,7 @@ static json_t *one_branch(const char *b)
 
 static int do_push(struct run *r, struct dm_err *err)
 {
-	struct dm_store *store = r->a->srv->store;
+	struct dm_store *store = r->a->env->store;
 	struct local_dot l;
 	struct chain mine = {0}, theirs = {0};
 	json_t *refs = NULL, *rb = NULL, *req = NULL, *answer = NULL;
@@ -634,7 +632,7 @@ static int plan_branch(struct run *r, const struct local_dot *l, const char *b, 
 		goto done;
 	}
 	if (lhead[0]) {
-		rc = dm_dot_chain(&mine.ids, &mine.n, r->a->srv->store, l->id, lhead, CHAIN_MAX,
+		rc = dm_dot_chain(&mine.ids, &mine.n, r->a->env->store, l->id, lhead, CHAIN_MAX,
 				  err);
 		if (rc)
 			goto done;
@@ -686,8 +684,8 @@ static int oid_cmp(const void *a, const void *b)
 static int make_clone(struct local_dot *l, struct run *r, const char *rid, struct dm_err *err)
 {
 	json_t *made = NULL;
-	int rc = dm_registry_create(r->a->srv->registry, &made, &r->a->dot, rid,
-				    DM_RPC_DEADLINE_DEFAULT_MS, err);
+	int rc = dm_registry_create(r->a->env->registry, &made, &r->a->dot, rid,
+				    DM_DOT_CALL_DEADLINE_MS, err);
 
 	json_decref(made);
 	if (rc)
@@ -747,7 +745,7 @@ static int do_pull(struct run *r, struct dm_err *err)
 		goto done;
 	}
 	if (r->a->clone) {
-		struct dm_registry_snap *snap = dm_registry_snapshot(r->a->srv->registry);
+		struct dm_registry_snap *snap = dm_registry_snapshot(r->a->env->registry);
 		const struct dm_registry_entry *e = dm_registry_find_id(snap, rid);
 		char other[DM_DOT_NAME_TEXT_MAX];
 
@@ -863,7 +861,7 @@ static void run_transfer(struct dm_job *job)
 	dm_dot_name_text(r.dot, &a->dot);
 	dm_dot_name_text(r.rdot, &a->remote_dot);
 	snprintf(r.rdot_full, sizeof(r.rdot_full), "%s/%s", a->remote_dot.ns, a->remote_dot.name);
-	r.walk.store = a->srv->store;
+	r.walk.store = a->env->store;
 	r.walk.peer = (struct dm_sync_peer){&r, rp_missing, rp_put, rp_sync, rp_get};
 	r.walk.progress = on_walk_progress;
 	r.walk.cancelled = run_cancelled;
@@ -1014,7 +1012,8 @@ static int handle(struct dm_actor *self, struct dm_msg *msg)
 
 /* ---- the API ---- */
 
-int dm_transfers_start(struct dm_transfers **out, struct dm_server *srv, struct dm_err *err)
+int dm_transfers_start(struct dm_transfers **out, const struct dm_transfers_env *env,
+		       struct dm_err *err)
 {
 	struct dm_transfers *t = dm_xcalloc(1, sizeof(*t));
 	struct dm_sched_opts so;
@@ -1023,7 +1022,7 @@ int dm_transfers_start(struct dm_transfers **out, struct dm_server *srv, struct 
 	memset(&so, 0, sizeof(so));
 	so.threads = 1;
 	so.job_threads = DM_TRANSFER_JOBS;
-	t->srv = srv;
+	t->env = *env;
 	pthread_mutex_init(&t->mu, NULL);
 	publish(t);
 	rc = dm_sched_new(&t->sched, &so, err);
@@ -1065,7 +1064,7 @@ int dm_transfers_begin(struct dm_transfers *t, const struct dm_transfer_spec *sp
 	struct dm_msg *msg, *reply = NULL;
 	int rc;
 
-	a->srv = t->srv;
+	a->env = &t->env;
 	a->direction = spec->direction;
 	a->host = dm_xstrdup(spec->host);
 	a->port = spec->port;
@@ -1079,7 +1078,7 @@ int dm_transfers_begin(struct dm_transfers *t, const struct dm_transfer_spec *sp
 	a->clone = spec->clone;
 	snprintf(a->caller, sizeof(a->caller), "%s", spec->caller ? spec->caller : "");
 	msg = dm_msg_new(XF_START, a, job_arg_free);
-	rc = dm_actor_call(&reply, t->actor, msg, DM_RPC_DEADLINE_DEFAULT_MS, err);
+	rc = dm_actor_call(&reply, t->actor, msg, DM_DOT_CALL_DEADLINE_MS, err);
 	if (!rc)
 		snprintf(id_out, DM_UUID_LEN + 1, "%s", (const char *)reply->payload);
 	dm_msg_free(reply);
@@ -1111,8 +1110,7 @@ int dm_transfers_show(struct dm_transfers *t, const char *id, const char *user, 
 	return dm_err_set(err, DM_ENOTFOUND, "no such transfer '%.64s'", id);
 }
 
-int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms,
-		      struct dm_err *err)
+int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms, struct dm_err *err)
 {
 	for (int waited = 0; waited < timeout_ms; waited += 20) {
 		struct timespec ts = {0, 20 * 1000000L};
@@ -1131,7 +1129,8 @@ int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms,
 			const char *msg = json_string_value(json_object_get(e, "message"));
 			int c = code ? dm_err_from_json_name(code) : DM_EIO;
 
-			rc = dm_err_set(err, c < 0 ? c : DM_EIO, "%s", msg ? msg : "the transfer failed");
+			rc = dm_err_set(err, c < 0 ? c : DM_EIO, "%s",
+					msg ? msg : "the transfer failed");
 		}
 		json_decref(x);
 		if (rc)

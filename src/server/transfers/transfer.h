@@ -21,8 +21,15 @@
 #include "util/id.h"
 #include "util/names.h"
 
-struct dm_server;
+struct dm_registry;
+struct dm_store;
 struct dm_transfers;
+
+/* What the transfers may touch: the local store and the dots. */
+struct dm_transfers_env {
+	struct dm_store *store;
+	struct dm_registry *registry;
+};
 
 enum dm_transfer_direction { DM_TRANSFER_PUSH = 1, DM_TRANSFER_PULL = 2 };
 
@@ -45,8 +52,10 @@ struct dm_transfer_spec {
 	const char *caller;            /* who asked (transfers are shown to them and admins) */
 };
 
-/* Starts the transfers actor of srv (its registry and store must be open). */
-int dm_transfers_start(struct dm_transfers **out, struct dm_server *srv, struct dm_err *err);
+/* Starts the transfers actor (env's registry and store must be open; env
+ * is copied). */
+int dm_transfers_start(struct dm_transfers **out, const struct dm_transfers_env *env,
+		       struct dm_err *err);
 /* Cancels running transfers, waits for their jobs, frees; accepts NULL. */
 void dm_transfers_free(struct dm_transfers *t);
 
@@ -59,8 +68,7 @@ int dm_transfers_show(struct dm_transfers *t, const char *id, const char *user, 
 		      struct dm_err *err);
 /* Waits up to timeout_ms for transfer id to end: 0 when it is done, its
  * error (code and message) when it failed, DM_ETIMEOUT. */
-int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms,
-		      struct dm_err *err);
+int dm_transfers_wait(struct dm_transfers *t, const char *id, int timeout_ms, struct dm_err *err);
 
 /* {"transfers":[TRANSFER…]}, recent ones first, those user may see. */
 json_t *dm_transfers_list(struct dm_transfers *t, const char *user);

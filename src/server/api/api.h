@@ -1,0 +1,39 @@
+/*
+ * api.h - what the API's parts may touch (struct dm_api_env): the front
+ * that users, other nodes and the container engine talk to. api/ owns the
+ * HTTP server (http.c), JSON-RPC dispatch (rpc.c) and its resources
+ * (rpc_*.c, one per method group), authentication (auth.c), the /objects
+ * endpoints other dmds transfer through (objects_http.c) and the Docker
+ * volume plugin (plugin.c); later also the S3 view, the CSI service, the
+ * web page and the metrics.
+ *
+ * The process (server.c) fills one env before anything is served; it is
+ * constant after, so handlers on any thread read it without locking. A
+ * handler never touches a dot's state: it asks the dot's actor (dots/).
+ */
+#ifndef DM_SERVER_API_API_H
+#define DM_SERVER_API_API_H
+
+struct dm_cluster_env;
+struct dm_kv;
+struct dm_registry;
+struct dm_store;
+struct dm_transfers;
+
+struct dm_api_env {
+	struct dm_kv *kv;
+	struct dm_store *store;
+	struct dm_registry *registry;   /* the dots */
+	struct dm_transfers *transfers; /* push, pull, clone this node runs */
+	/* the cluster's parts (forwarding to a branch's master, replicas) */
+	const struct dm_cluster_env *cluster;
+	const char *node_id;
+	const char *cluster_id;
+	const char *kv_root;        /* "/dm/n/NODE/" on etcd; "" on one node */
+	const char *kv_name;        /* "lmdb" or "etcd" */
+	const char *etcd_endpoints; /* etcd's client URLs, or "" */
+	const char *admin_key;      /* how this node calls the others; "" on one node */
+	const char *address;        /* "127.0.0.1:32607": where clients reach us */
+};
+
+#endif
