@@ -1,5 +1,6 @@
 /*
- * reach.c - marking the objects that committed history still reaches.
+ * gc.c - reachability: which objects committed history still reaches, and
+ * which would be left naming an object about to be forgotten (gc.h).
  *
  * The walk starts from every indexed commit (except those of one dot),
  * reads its tree, every subtree and every file object, and marks each id
@@ -18,13 +19,15 @@
  * bounded by DM_TREE_MAX_DEPTH; an object that is missing or of the wrong
  * kind is logged and skipped, never fatal: it reaches nothing we could
  * keep, and refusing would make the files it names impossible to delete.
+ * What an object names comes from dm_object_refs (object.h), in both
+ * directions.
  */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/gc.h"
 #include "store/object.h"
-#include "store/reach.h"
 #include "store/store.h"
 #include "store/tree.h"
 #include "util/buf.h"
@@ -92,51 +95,43 @@ static int load(struct walk *w, const dm_oid *id, int want_kind, struct dm_err *
 	return 1;
 }
 
-static int walk_file(struct walk *w, const dm_oid *id, struct dm_err *err)
-{
-	struct dm_file f = {0, 0, NULL};
-	int rc;
+/* The object whose references are being followed. */
+struct visit {
+	struct walk *w;
+	int depth; /* of the tree being opened; a commit's is -1 */
+	struct dm_err *err;
+};
 
-	mark(w, id);
-	if (dm_oidmap_get(w->seen, id))
+static int walk_obj(struct walk *w, const dm_oid *id, int kind, int depth, struct dm_err *err);
+
+static int reach_ref(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct visit *v = ctx;
+
+	if (ref->kind == DM_OBJ_CHUNK) {
+		mark(v->w, ref->id);
 		return 0;
-	dm_oidmap_put(w->seen, id, NULL);
-	rc = load(w, id, DM_OBJ_FILE, err);
-	if (rc <= 0)
-		return rc;
-	rc = dm_file_decode(&f, w->obj.data, w->obj.len, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < f.n; i++)
-		mark(w, &f.ext[i].id);
-	dm_file_release(&f);
-	return 0;
+	}
+	return walk_obj(v->w, ref->id, ref->kind, v->depth + 1, v->err);
 }
 
-static int walk_tree(struct walk *w, const dm_oid *id, int depth, struct dm_err *err)
+/* Marks file or tree id and, the first time, what it names. */
+static int walk_obj(struct walk *w, const dm_oid *id, int kind, int depth, struct dm_err *err)
 {
-	struct dm_tree t = {0, NULL};
+	struct visit v = {w, depth, err};
 	int rc;
 
 	mark(w, id);
 	if (dm_oidmap_get(w->seen, id))
 		return 0;
 	dm_oidmap_put(w->seen, id, NULL);
-	if (depth > DM_TREE_MAX_DEPTH)
+	if (kind == DM_OBJ_TREE && depth > DM_TREE_MAX_DEPTH)
 		return dm_err_set(err, DM_ECORRUPT, "trees nest more than %d deep",
 				  DM_TREE_MAX_DEPTH);
-	rc = load(w, id, DM_OBJ_TREE, err);
+	rc = load(w, id, kind, err);
 	if (rc <= 0)
 		return rc;
-	rc = dm_tree_decode(&t, w->obj.data, w->obj.len, err);
-	for (size_t i = 0; !rc && i < t.n; i++) {
-		if (t.e[i].type == DM_ENTRY_DIR)
-			rc = walk_tree(w, &t.e[i].id, depth + 1, err);
-		else if (t.e[i].type == DM_ENTRY_FILE)
-			rc = walk_file(w, &t.e[i].id, err);
-	}
-	dm_tree_release(&t);
-	return rc;
+	return dm_object_refs(kind, w->obj.data, w->obj.len, reach_ref, &v, err);
 }
 
 int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_oidmap *want,
@@ -155,18 +150,14 @@ int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_
 	dm_buf_init(&w.obj, DM_OBJ_MAX_SIZE);
 	rc = dm_store_commit_foreach(s, collect, &r, err);
 	for (size_t i = 0; !rc && i < r.n; i++) {
-		struct dm_commit c;
+		struct visit v = {&w, -1, err};
 
 		mark(&w, &r.ids[i]);
 		dm_oidmap_put(w.seen, &r.ids[i], NULL);
 		rc = load(&w, &r.ids[i], DM_OBJ_COMMIT, err);
 		if (rc <= 0)
 			continue;
-		rc = dm_commit_decode(&c, w.obj.data, w.obj.len, err);
-		if (rc)
-			break;
-		rc = walk_tree(&w, &c.tree, 0, err);
-		dm_commit_release(&c);
+		rc = dm_object_refs(DM_OBJ_COMMIT, w.obj.data, w.obj.len, reach_ref, &v, err);
 	}
 	free(r.ids);
 	dm_oidmap_release(&local);
@@ -213,11 +204,41 @@ static int list_one(const dm_oid *id, int kind, uint64_t raw_len, void *ctx)
 	return 0;
 }
 
+/* 1 when the object named is gone. */
+static int names_gone(void *ctx, const struct dm_obj_ref *ref)
+{
+	const struct deps *d = ctx;
+
+	return dm_oidmap_get(d->gone, ref->id) != NULL;
+}
+
+static int tree_gone(struct deps *d, const dm_oid *id, int depth, bool *gone, struct dm_err *err);
+
+/* The tree whose entries are being decided on. */
+struct subtree {
+	struct deps *d;
+	int depth;
+	bool *gone;
+	struct dm_err *err;
+};
+
+/* 1 when the entry named is gone (a subtree: decided first). */
+static int entry_gone(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct subtree *t = ctx;
+	int rc;
+
+	if (ref->kind != DM_OBJ_TREE)
+		return names_gone(t->d, ref);
+	rc = tree_gone(t->d, ref->id, t->depth + 1, t->gone, t->err);
+	return rc ? rc : *t->gone;
+}
+
 /* Whether unreached tree id (in d->trees) names something gone. */
 static int tree_gone(struct deps *d, const dm_oid *id, int depth, bool *gone, struct dm_err *err)
 {
 	unsigned char *state = dm_oidmap_get(&d->trees, id), v;
-	struct dm_tree t = {0, NULL};
+	struct subtree t = {d, depth, gone, err};
 	int rc;
 
 	*gone = dm_oidmap_get(d->gone, id) != NULL;
@@ -233,21 +254,31 @@ static int tree_gone(struct deps *d, const dm_oid *id, int depth, bool *gone, st
 	rc = load(&d->w, id, DM_OBJ_TREE, err);
 	if (rc <= 0)
 		return rc;
-	rc = dm_tree_decode(&t, d->w.obj.data, d->w.obj.len, err);
-	for (size_t i = 0; !rc && !*gone && i < t.n; i++) {
-		if (t.e[i].type == DM_ENTRY_DIR)
-			rc = tree_gone(d, &t.e[i].id, depth + 1, gone, err);
-		else if (t.e[i].type == DM_ENTRY_FILE)
-			*gone = dm_oidmap_get(d->gone, &t.e[i].id) != NULL;
-	}
-	dm_tree_release(&t);
-	if (rc)
+	rc = dm_object_refs(DM_OBJ_TREE, d->w.obj.data, d->w.obj.len, entry_gone, &t, err);
+	if (rc < 0)
 		return rc;
+	*gone = rc == 1;
 	v = *gone ? GONE : KEPT;
 	dm_oidmap_put(&d->trees, id, &v); /* the earlier pointer may have moved */
 	if (*gone)
 		dm_oidmap_put(d->gone, id, NULL);
 	return 0;
+}
+
+/* Adds the unreached file or commit id to gone when it names something
+ * gone; 0 or an error. */
+static int decide(struct deps *d, const dm_oid *id, int kind, struct dm_err *err)
+{
+	int rc = load(&d->w, id, kind, err);
+
+	if (rc <= 0)
+		return rc;
+	rc = dm_object_refs(kind, d->w.obj.data, d->w.obj.len, names_gone, d, err);
+	if (rc == 1) {
+		dm_oidmap_put(d->gone, id, NULL);
+		rc = 0;
+	}
+	return rc;
 }
 
 int dm_store_add_dependents(struct dm_store *s, const struct dm_oidmap *reached,
@@ -268,20 +299,8 @@ int dm_store_add_dependents(struct dm_store *s, const struct dm_oidmap *reached,
 	dm_buf_init(&d.w.obj, DM_OBJ_MAX_SIZE);
 	rc = dm_store_foreach(s, list_one, &d, err);
 	/* files first: trees decide on them */
-	for (size_t i = 0; !rc && i < d.nfiles; i++) {
-		struct dm_file f = {0, 0, NULL};
-		bool g = false;
-
-		rc = load(&d.w, &d.files[i], DM_OBJ_FILE, err);
-		if (rc <= 0)
-			continue;
-		rc = dm_file_decode(&f, d.w.obj.data, d.w.obj.len, err);
-		for (size_t j = 0; !rc && !g && j < f.n; j++)
-			g = dm_oidmap_get(gone, &f.ext[j].id) != NULL;
-		dm_file_release(&f);
-		if (!rc && g)
-			dm_oidmap_put(gone, &d.files[i], NULL);
-	}
+	for (size_t i = 0; !rc && i < d.nfiles; i++)
+		rc = decide(&d, &d.files[i], DM_OBJ_FILE, err);
 	if (!rc) {
 		tree_ids = dm_xmalloc((d.trees.count + 1) * sizeof(*tree_ids));
 		while (dm_oidmap_next(&d.trees, &it, &id, &val))
@@ -292,19 +311,8 @@ int dm_store_add_dependents(struct dm_store *s, const struct dm_oidmap *reached,
 
 		rc = tree_gone(&d, &tree_ids[i], 0, &g, err);
 	}
-	for (size_t i = 0; !rc && i < d.ncommits; i++) {
-		struct dm_commit c;
-
-		rc = load(&d.w, &d.commits[i], DM_OBJ_COMMIT, err);
-		if (rc <= 0)
-			continue;
-		rc = dm_commit_decode(&c, d.w.obj.data, d.w.obj.len, err);
-		if (rc)
-			break;
-		if (dm_oidmap_get(gone, &c.tree))
-			dm_oidmap_put(gone, &d.commits[i], NULL);
-		dm_commit_release(&c);
-	}
+	for (size_t i = 0; !rc && i < d.ncommits; i++)
+		rc = decide(&d, &d.commits[i], DM_OBJ_COMMIT, err);
 	free(tree_ids);
 	free(d.files);
 	free(d.commits);

@@ -1,10 +1,10 @@
 /*
- * reach.h - which objects the committed history still reaches (internal to
- * src/store: dm_store_external_release uses it before an engine deletes
+ * gc.h - which objects the committed history still reaches (gc.c; internal
+ * to src/store: dm_store_external_release uses it before an engine deletes
  * the files that external objects live in).
  */
-#ifndef DM_STORE_REACH_H
-#define DM_STORE_REACH_H
+#ifndef DM_STORE_GC_H
+#define DM_STORE_GC_H
 
 #include "store/oidmap.h"
 #include "store/store.h"

@@ -7,6 +7,8 @@
  * the decoder would refuse, so every stored object decodes; the decoder
  * bounds every count by both a fixed limit and the bytes that remain, so no
  * input makes it allocate more than a small multiple of the input's size.
+ * dm_object_each_ref is the only place that knows which fields of an object
+ * name other objects, and with which kind.
  */
 #include "store/object.h"
 #include "store/chunker.h"
@@ -555,4 +557,89 @@ void dm_commit_release(struct dm_commit *c)
 	}
 	free(c->meta);
 	memset(c, 0, sizeof(*c));
+}
+
+/* ---- any object, and what it names ---- */
+
+int dm_object_decode(struct dm_object *out, int kind, const void *data, size_t len,
+		     struct dm_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = kind;
+	switch (kind) {
+	case DM_OBJ_CHUNK:
+		return 0;
+	case DM_OBJ_FILE:
+		return dm_file_decode(&out->file, data, len, err);
+	case DM_OBJ_TREE:
+		return dm_tree_decode(&out->tree, data, len, err);
+	case DM_OBJ_COMMIT:
+		return dm_commit_decode(&out->commit, data, len, err);
+	default:
+		out->kind = 0;
+		return dm_err_set(err, DM_EINVAL, "unknown object kind %d", kind);
+	}
+}
+
+void dm_object_release(struct dm_object *o)
+{
+	if (o->kind == DM_OBJ_FILE)
+		dm_file_release(&o->file);
+	else if (o->kind == DM_OBJ_TREE)
+		dm_tree_release(&o->tree);
+	else if (o->kind == DM_OBJ_COMMIT)
+		dm_commit_release(&o->commit);
+	o->kind = 0;
+}
+
+int dm_object_each_ref(const struct dm_object *o, dm_obj_ref_fn fn, void *ctx)
+{
+	struct dm_obj_ref ref;
+	int rc = 0;
+
+	memset(&ref, 0, sizeof(ref));
+	switch (o->kind) {
+	case DM_OBJ_FILE:
+		ref.kind = DM_OBJ_CHUNK;
+		for (size_t i = 0; !rc && i < o->file.n; i++) {
+			ref.ext = &o->file.ext[i];
+			ref.id = &ref.ext->id;
+			ref.len = ref.ext->len;
+			rc = fn(ctx, &ref);
+		}
+		break;
+	case DM_OBJ_TREE:
+		for (size_t i = 0; !rc && i < o->tree.n; i++) {
+			ref.entry = &o->tree.e[i];
+			if (ref.entry->type == DM_ENTRY_FILE)
+				ref.kind = DM_OBJ_FILE;
+			else if (ref.entry->type == DM_ENTRY_DIR)
+				ref.kind = DM_OBJ_TREE;
+			else
+				continue;
+			ref.id = &ref.entry->id;
+			rc = fn(ctx, &ref);
+		}
+		break;
+	case DM_OBJ_COMMIT:
+		ref.kind = DM_OBJ_TREE;
+		ref.id = &o->commit.tree;
+		rc = fn(ctx, &ref);
+		break;
+	default:
+		break;
+	}
+	return rc;
+}
+
+int dm_object_refs(int kind, const void *data, size_t len, dm_obj_ref_fn fn, void *ctx,
+		   struct dm_err *err)
+{
+	struct dm_object o;
+	int rc = dm_object_decode(&o, kind, data, len, err);
+
+	if (!rc)
+		rc = dm_object_each_ref(&o, fn, ctx);
+	dm_object_release(&o);
+	return rc;
 }

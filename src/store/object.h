@@ -15,6 +15,12 @@
  * every count and length is bounded, names are checked, extents must be in
  * order and inside the file, entries sorted and unique. A decoded object
  * owns its memory; _release frees it.
+ *
+ * What an object names is said once, here (dm_object_each_ref): a file
+ * names its chunks, a tree the files and subtrees of its entries, a commit
+ * its tree (its parents are commit ids, not object ids). Every walk over
+ * the history (verify, admission, reachability, transfers, unstaging)
+ * goes through it, so a new kind of object or reference is added here.
  */
 #ifndef DM_STORE_OBJECT_H
 #define DM_STORE_OBJECT_H
@@ -134,5 +140,46 @@ int dm_meta_key_check(const char *key, struct dm_err *err);
 int dm_commit_encode(struct dm_buf *out, const struct dm_commit *c, struct dm_err *err);
 int dm_commit_decode(struct dm_commit *out, const void *data, size_t len, struct dm_err *err);
 void dm_commit_release(struct dm_commit *c);
+
+/* ---- any object, and what it names ---- */
+
+/* A decoded object of any kind; a chunk has no fields. */
+struct dm_object {
+	int kind; /* enum dm_obj_kind */
+	union {
+		struct dm_file file;
+		struct dm_tree tree;
+		struct dm_commit commit;
+	};
+};
+
+/* One object that another names, as the naming object says it is. */
+struct dm_obj_ref {
+	int kind;                          /* DM_OBJ_CHUNK, DM_OBJ_FILE or DM_OBJ_TREE */
+	const dm_oid *id;
+	uint32_t len;                      /* a chunk: its extent's length; else 0 */
+	const struct dm_extent *ext;       /* named by a file: the extent; else NULL */
+	const struct dm_tree_entry *entry; /* named by a tree: the entry; else NULL */
+};
+
+/* Called once per reference; a non-zero return stops the walk and is
+ * returned by it. ref and what it points to live until the call returns
+ * (the decoded object's, not the encoded bytes'). */
+typedef int (*dm_obj_ref_fn)(void *ctx, const struct dm_obj_ref *ref);
+
+/* Decodes data as an object of the given kind (a chunk always decodes: its
+ * bytes are not interpreted); the decoders' errors, DM_EINVAL for an
+ * unknown kind. out is safe to release either way. */
+int dm_object_decode(struct dm_object *out, int kind, const void *data, size_t len,
+		     struct dm_err *err);
+void dm_object_release(struct dm_object *o);
+/* Calls fn for every object o names, in the order o names them: a file's
+ * chunks (one call per extent, so a chunk used twice is named twice), a
+ * tree's files and subtrees (symlinks name nothing), a commit's tree. */
+int dm_object_each_ref(const struct dm_object *o, dm_obj_ref_fn fn, void *ctx);
+/* dm_object_decode, dm_object_each_ref and dm_object_release in one: a
+ * decoder's error, or what fn returned, or 0. */
+int dm_object_refs(int kind, const void *data, size_t len, dm_obj_ref_fn fn, void *ctx,
+		   struct dm_err *err);
 
 #endif

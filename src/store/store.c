@@ -35,7 +35,7 @@
 #include "store/index.h"
 #include "store/oidmap.h"
 #include "store/pack.h"
-#include "store/reach.h"
+#include "store/gc.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"

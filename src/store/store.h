@@ -147,6 +147,19 @@ int dm_store_put_stored(struct dm_store *s, const struct dm_pack_rec *rec, const
 			struct dm_err *err);
 
 /*
+ * Admission (admit.c), the rule for an object that comes from outside the
+ * store: 0 when raw (the object's raw bytes, len of them) hashes to id,
+ * decodes as kind, and every object it names is stored here with the kind
+ * it is named with (a file's chunks with their extents' lengths); a commit
+ * must also belong to dot dot_id (NULL: no commit is admitted). Otherwise
+ * DM_ECORRUPT with a message naming the object. Stores nothing: the caller
+ * stores the object once it is admitted (dm_store_put_received), so that
+ * an object present in the store has everything below it present.
+ */
+int dm_store_admit_check(struct dm_store *s, const dm_oid *id, int kind, const void *raw,
+			 size_t len, const char *dot_id, struct dm_err *err);
+
+/*
  * Staging received data (an engine that keeps data in snapshots turns it on
  * when it opens): dm_store_put_received is dm_store_put_stored for an
  * object that arrived for dot dot_id (NULL: none known); with staging on,

@@ -33,66 +33,47 @@ static void problem(struct verify_ctx *v, const struct dm_err *e)
 	dm_warn("verify: %s", e->msg);
 }
 
-static void want(struct verify_ctx *v, const dm_oid *from, const dm_oid *id, int kind,
-		 uint64_t len, bool check_len)
+/* The object being checked (its bytes in v->buf) and its id. */
+struct from {
+	struct verify_ctx *v;
+	const dm_oid *id;
+};
+
+/* Each object named must be stored as the kind (and a chunk the length)
+ * it is named with. */
+static int want(void *ctx, const struct dm_obj_ref *ref)
 {
+	struct from *f = ctx;
+	struct verify_ctx *v = f->v;
 	struct dm_err e;
 	char a[DM_OID_HEXSZ + 1], b[DM_OID_HEXSZ + 1];
 	uint64_t got_len;
 	int got_kind;
-	int rc = dm_store_stat(v->s, id, &got_kind, &got_len, &e);
+	int rc = dm_store_stat(v->s, ref->id, &got_kind, &got_len, &e);
 
-	if (rc == 0 && got_kind == kind && (!check_len || got_len == len))
-		return;
-	dm_oid_hex(a, from);
-	dm_oid_hex(b, id);
+	if (rc == 0 && got_kind == ref->kind && (ref->kind != DM_OBJ_CHUNK || got_len == ref->len))
+		return 0;
+	dm_oid_hex(a, f->id);
+	dm_oid_hex(b, ref->id);
 	if (rc == DM_ENOTFOUND)
 		dm_err_set(&e, DM_ECORRUPT, "%s %s refers to missing %s %s",
 			   dm_obj_kind_name(dm_obj_peek_kind(v->buf.data, v->buf.len)), a,
-			   dm_obj_kind_name(kind), b);
+			   dm_obj_kind_name(ref->kind), b);
 	else if (rc == 0)
 		dm_err_set(&e, DM_ECORRUPT, "object %s refers to %s as a %s of %llu bytes, "
-			   "but it is a %s of %llu bytes", a, b, dm_obj_kind_name(kind),
-			   (unsigned long long)len, dm_obj_kind_name(got_kind),
+			   "but it is a %s of %llu bytes", a, b, dm_obj_kind_name(ref->kind),
+			   (unsigned long long)ref->len, dm_obj_kind_name(got_kind),
 			   (unsigned long long)got_len);
 	problem(v, &e);
+	return 0;
 }
 
 static void check_refs(struct verify_ctx *v, const dm_oid *id, int kind)
 {
+	struct from f = {v, id};
 	struct dm_err e;
-	int rc = 0;
 
-	if (kind == DM_OBJ_FILE) {
-		struct dm_file f;
-
-		rc = dm_file_decode(&f, v->buf.data, v->buf.len, &e);
-		for (size_t i = 0; !rc && i < f.n; i++)
-			want(v, id, &f.ext[i].id, DM_OBJ_CHUNK, f.ext[i].len, true);
-		if (!rc)
-			dm_file_release(&f);
-	} else if (kind == DM_OBJ_TREE) {
-		struct dm_tree t;
-
-		rc = dm_tree_decode(&t, v->buf.data, v->buf.len, &e);
-		for (size_t i = 0; !rc && i < t.n; i++) {
-			if (t.e[i].type == DM_ENTRY_FILE)
-				want(v, id, &t.e[i].id, DM_OBJ_FILE, 0, false);
-			else if (t.e[i].type == DM_ENTRY_DIR)
-				want(v, id, &t.e[i].id, DM_OBJ_TREE, 0, false);
-		}
-		if (!rc)
-			dm_tree_release(&t);
-	} else if (kind == DM_OBJ_COMMIT) {
-		struct dm_commit c;
-
-		rc = dm_commit_decode(&c, v->buf.data, v->buf.len, &e);
-		if (!rc) {
-			want(v, id, &c.tree, DM_OBJ_TREE, 0, false);
-			dm_commit_release(&c);
-		}
-	}
-	if (rc) {
+	if (dm_object_refs(kind, v->buf.data, v->buf.len, want, &f, &e)) {
 		char hex[DM_OID_HEXSZ + 1];
 
 		dm_oid_hex(hex, id);

@@ -18,9 +18,10 @@ struct dm_store;
 
 /*
  * Stores one received record (its stored bytes, rec->stored_len of them)
- * after checking it: the header's bounds, the content against its id
- * (decompressed into exactly raw_len bytes when flagged), and its
- * references: a file only when every chunk it names is stored with the
+ * after checking it: the header's bounds, then, for a file, tree or
+ * commit decompressed into exactly raw_len bytes when flagged, the store's
+ * admission rule (dm_store_admit_check): the content against its id and
+ * its references: a file only when every chunk it names is stored with the
  * extent's length, a tree only when every file and subtree it names is
  * stored with the right kind, a commit only when its tree is stored and
  * its dot id is dot_id (NULL: commits are refused). Any failure is

@@ -218,6 +218,44 @@ static int load_local(struct dm_sync_walk *w, const dm_oid *id, int want, struct
 	return rc;
 }
 
+/*
+ * Queues what an object names for the walk, each id once (push and pull
+ * alike): a subtree is also recorded under the tree being opened (nd, when
+ * not NULL) for the ordering, whether it moves or not.
+ */
+struct queue {
+	struct dm_oidmap *seen;
+	struct dm_store *local;  /* pull: what is here already is not queued; push: NULL */
+	struct dag *dag;
+	struct node *nd;
+	struct oids *trees, *files, *chunks;
+	struct dm_oidmap *chunk_len;
+	uint64_t *chunk_bytes;   /* of the chunks queued */
+};
+
+static int queue_ref(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct queue *q = ctx;
+
+	if (ref->kind == DM_OBJ_TREE && q->nd) {
+		oids_add(&q->dag->subs, ref->id);
+		q->nd->nsubs++;
+	}
+	if (dm_oidmap_get(q->seen, ref->id))
+		return 0;
+	dm_oidmap_put(q->seen, ref->id, NULL);
+	if (q->local && dm_store_has(q->local, ref->id))
+		return 0;
+	if (ref->kind == DM_OBJ_CHUNK) {
+		dm_oidmap_put(q->chunk_len, ref->id, &ref->len);
+		oids_add(q->chunks, ref->id);
+		*q->chunk_bytes += ref->len;
+	} else {
+		oids_add(ref->kind == DM_OBJ_TREE ? q->trees : q->files, ref->id);
+	}
+	return 0;
+}
+
 /* ---- push ---- */
 
 /* The ids among ask the peer lacks, appended to lack. */
@@ -301,11 +339,15 @@ int dm_sync_push(struct dm_sync_walk *w, const dm_oid *commits, size_t n,
 	struct dm_oidmap seen, chunk_len;
 	struct dm_buf buf = DM_BUF_INIT;
 	struct dag trees;
+	struct queue q;
+	uint64_t chunk_bytes = 0;
 	int rc = 0, max_height = -1;
 
 	dm_oidmap_init(&seen, 0);
 	dm_oidmap_init(&chunk_len, sizeof(uint32_t));
 	dag_init(&trees);
+	q = (struct queue){&seen, NULL, &trees, NULL, &next, &files, &chunks, &chunk_len,
+			   &chunk_bytes};
 	memset(&w->counts, 0, sizeof(w->counts));
 	w->counts.phase = DM_SYNC_NEGOTIATING;
 	report(w);
@@ -314,50 +356,34 @@ int dm_sync_push(struct dm_sync_walk *w, const dm_oid *commits, size_t n,
 	for (size_t i = 0; i < n; i++)
 		oids_add(&ask, &commits[i]);
 	rc = ask_missing(w, &ask, &lack_commits, err);
+	q.trees = &level;
 	for (size_t i = 0; i < lack_commits.n && !rc; i++) {
-		struct dm_commit c;
-
 		rc = load_local(w, &lack_commits.v[i], DM_OBJ_COMMIT, &buf, err);
 		if (!rc)
-			rc = dm_commit_decode(&c, buf.data, buf.len, err);
+			rc = dm_object_refs(DM_OBJ_COMMIT, buf.data, buf.len, queue_ref, &q, err);
 		if (rc)
 			break;
-		if (!dm_oidmap_get(&seen, &c.tree)) {
-			dm_oidmap_put(&seen, &c.tree, NULL);
-			oids_add(&level, &c.tree);
-		}
-		dm_commit_release(&c);
 		add_raw_len(w, &lack_commits.v[i]);
 	}
 	/* trees, one level at a time: a tree the peer has is not opened */
+	q.trees = &next;
 	while (!rc && level.n) {
 		lack.n = 0;
 		rc = ask_missing(w, &level, &lack, err);
 		next.n = 0;
 		for (size_t i = 0; i < lack.n && !rc; i++) {
-			struct dm_tree t;
-			struct node *nd;
+			struct dm_object t;
 
 			rc = load_local(w, &lack.v[i], DM_OBJ_TREE, &buf, err);
 			if (!rc)
-				rc = dm_tree_decode(&t, buf.data, buf.len, err);
+				rc = dm_object_decode(&t, DM_OBJ_TREE, buf.data, buf.len, err);
 			if (rc)
 				break;
 			add_raw_len(w, &lack.v[i]);
-			nd = dag_add(&trees, &lack.v[i]);
-			for (size_t k = 0; k < t.n; k++) {
-				const dm_oid *id = &t.e[k].id;
-
-				if (t.e[k].type == DM_ENTRY_DIR) {
-					oids_add(&trees.subs, id);
-					nd->nsubs++;
-				}
-				if (t.e[k].type == DM_ENTRY_SYMLINK || dm_oidmap_get(&seen, id))
-					continue;
-				dm_oidmap_put(&seen, id, NULL);
-				oids_add(t.e[k].type == DM_ENTRY_DIR ? &next : &files, id);
-			}
-			dm_tree_release(&t);
+			q.nd = dag_add(&trees, &lack.v[i]);
+			dm_object_each_ref(&t, queue_ref, &q);
+			q.nd = NULL;
+			dm_object_release(&t);
 		}
 		{
 			struct oids tmp = level;
@@ -370,22 +396,12 @@ int dm_sync_push(struct dm_sync_walk *w, const dm_oid *commits, size_t n,
 	if (!rc)
 		rc = ask_missing(w, &files, &lack_files, err);
 	for (size_t i = 0; i < lack_files.n && !rc; i++) {
-		struct dm_file f;
-
 		rc = load_local(w, &lack_files.v[i], DM_OBJ_FILE, &buf, err);
 		if (!rc)
-			rc = dm_file_decode(&f, buf.data, buf.len, err);
+			rc = dm_object_refs(DM_OBJ_FILE, buf.data, buf.len, queue_ref, &q, err);
 		if (rc)
 			break;
 		add_raw_len(w, &lack_files.v[i]);
-		for (size_t k = 0; k < f.n; k++) {
-			if (dm_oidmap_get(&seen, &f.ext[k].id))
-				continue;
-			dm_oidmap_put(&seen, &f.ext[k].id, NULL);
-			dm_oidmap_put(&chunk_len, &f.ext[k].id, &f.ext[k].len);
-			oids_add(&chunks, &f.ext[k].id);
-		}
-		dm_file_release(&f);
 	}
 	if (!rc)
 		rc = ask_missing(w, &chunks, &lack_chunks, err);
@@ -509,21 +525,25 @@ static bool want(struct pull *p, const dm_oid *id)
 	return !dm_store_has(p->w->store, id);
 }
 
+/* What a fetched object names goes to the next fetches; nd: the tree's. */
+static struct queue pull_queue(struct pull *p, struct node *nd)
+{
+	return (struct queue){&p->seen, p->w->store, &p->trees, nd, &p->next, &p->want_files,
+			      &p->want_chunks, &p->chunk_len, &p->chunk_bytes};
+}
+
 static int got_commit(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
 		      struct dm_err *err)
 {
 	struct pull *p = ctx;
+	struct queue q = pull_queue(p, NULL);
 	const unsigned char *raw;
-	struct dm_commit c;
 	int rc = open_record(p, rec, bytes, &raw, err);
 
 	if (!rc)
-		rc = dm_commit_decode(&c, raw, rec->raw_len, err);
+		rc = dm_object_refs(DM_OBJ_COMMIT, raw, rec->raw_len, queue_ref, &q, err);
 	if (rc)
 		return rc;
-	if (want(p, &c.tree))
-		oids_add(&p->next, &c.tree);
-	dm_commit_release(&c);
 	return hold(p, &p->commits, NULL, rec, bytes, err);
 }
 
@@ -532,29 +552,18 @@ static int got_tree(void *ctx, const struct dm_pack_rec *rec, const unsigned cha
 {
 	struct pull *p = ctx;
 	const unsigned char *raw;
-	struct dm_tree t;
-	struct node *nd;
+	struct dm_object t;
+	struct queue q;
 	int rc = open_record(p, rec, bytes, &raw, err);
 
 	if (!rc)
-		rc = dm_tree_decode(&t, raw, rec->raw_len, err);
+		rc = dm_object_decode(&t, DM_OBJ_TREE, raw, rec->raw_len, err);
 	if (rc)
 		return rc;
-	nd = dag_add(&p->trees, &rec->id);
-	rc = hold(p, NULL, nd, rec, bytes, err);
-	for (size_t k = 0; k < t.n; k++) {
-		const dm_oid *id = &t.e[k].id;
-
-		if (t.e[k].type == DM_ENTRY_DIR) {
-			oids_add(&p->trees.subs, id);
-			nd->nsubs++;
-			if (want(p, id))
-				oids_add(&p->next, id);
-		} else if (t.e[k].type == DM_ENTRY_FILE && want(p, id)) {
-			oids_add(&p->want_files, id);
-		}
-	}
-	dm_tree_release(&t);
+	q = pull_queue(p, dag_add(&p->trees, &rec->id));
+	rc = hold(p, NULL, q.nd, rec, bytes, err);
+	dm_object_each_ref(&t, queue_ref, &q);
+	dm_object_release(&t);
 	return rc;
 }
 
@@ -562,22 +571,14 @@ static int got_file(void *ctx, const struct dm_pack_rec *rec, const unsigned cha
 		    struct dm_err *err)
 {
 	struct pull *p = ctx;
+	struct queue q = pull_queue(p, NULL);
 	const unsigned char *raw;
-	struct dm_file f;
 	int rc = open_record(p, rec, bytes, &raw, err);
 
 	if (!rc)
-		rc = dm_file_decode(&f, raw, rec->raw_len, err);
+		rc = dm_object_refs(DM_OBJ_FILE, raw, rec->raw_len, queue_ref, &q, err);
 	if (rc)
 		return rc;
-	for (size_t k = 0; k < f.n; k++) {
-		if (!want(p, &f.ext[k].id))
-			continue;
-		oids_add(&p->want_chunks, &f.ext[k].id);
-		dm_oidmap_put(&p->chunk_len, &f.ext[k].id, &f.ext[k].len);
-		p->chunk_bytes += f.ext[k].len;
-	}
-	dm_file_release(&f);
 	return hold(p, &p->files, NULL, rec, bytes, err);
 }
 

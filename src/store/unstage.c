@@ -1,13 +1,14 @@
 /*
- * staging.c - dm_store_tree_unstage: the chunks of a tree that were
- * received into a dot's staging packs become bytes of the frozen copy of
- * that tree the engine made (a read-only snapshot), so that the packs can
- * go (store.h, "Staging").
+ * unstage.c - dm_store_tree_unstage: the chunks of a tree that were
+ * received into a dot's staging packs (staging.c) become bytes of the
+ * frozen copy of that tree the engine made (a read-only snapshot), so that
+ * the packs can go (store.h, "Staging").
  *
  * Invariants: a chunk moves only when the file at its path under dir holds
  * its exact bytes (dm_store_unstage hashes them), so a copy that differs
  * from the tree costs only the move; names from a tree are checked before
  * they go into a path; nothing outside the store's index is written.
+ * What a tree and a file name comes from dm_object_each_ref (object.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,13 @@ struct walk {
 	struct dm_store_unstage_stats *st;
 };
 
+/* The object whose references are being followed. */
+struct visit {
+	struct walk *w;
+	int depth; /* a tree's */
+	struct dm_err *err;
+};
+
 static int load(struct walk *w, const dm_oid *id, int want, struct dm_err *err)
 {
 	char hex[DM_OID_HEXSZ + 1];
@@ -44,31 +52,64 @@ static int load(struct walk *w, const dm_oid *id, int want, struct dm_err *err)
 	return rc;
 }
 
+/* One chunk of the file at w->path: its bytes there become its home. */
+static int unstage_chunk(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct visit *v = ctx;
+	struct walk *w = v->w;
+	int rc = dm_store_unstage(w->s, w->dot, ref->id, (const char *)w->path.data,
+				  ref->ext->offset, ref->len, v->err);
+
+	if (rc == 1) {
+		w->st->chunks++;
+		w->st->bytes += ref->len;
+	}
+	return rc < 0 ? rc : 0;
+}
+
 static int unstage_file(struct walk *w, const dm_oid *id, struct dm_err *err)
 {
-	struct dm_file f;
+	struct visit v = {w, 0, err};
+	struct dm_object f;
 	int rc = load(w, id, DM_OBJ_FILE, err);
 
 	if (!rc)
-		rc = dm_file_decode(&f, w->obj.data, w->obj.len, err);
+		rc = dm_object_decode(&f, DM_OBJ_FILE, w->obj.data, w->obj.len, err);
 	if (rc)
 		return rc;
 	w->st->files++;
-	for (size_t i = 0; i < f.n && rc >= 0; i++) {
-		rc = dm_store_unstage(w->s, w->dot, &f.ext[i].id, (const char *)w->path.data,
-				      f.ext[i].offset, f.ext[i].len, err);
-		if (rc == 1) {
-			w->st->chunks++;
-			w->st->bytes += f.ext[i].len;
-		}
-	}
-	dm_file_release(&f);
-	return rc < 0 ? rc : 0;
+	rc = dm_object_each_ref(&f, unstage_chunk, &v);
+	dm_object_release(&f);
+	return rc;
+}
+
+static int unstage_tree(struct walk *w, const dm_oid *id, int depth, struct dm_err *err);
+
+/* One file or subtree of the tree at w->path, at w->path/name. */
+static int unstage_entry(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct visit *v = ctx;
+	struct walk *w = v->w;
+	const char *name = ref->entry->name;
+	size_t old = w->path.len;
+	int rc = dm_tree_name_check(name, strlen(name), v->err);
+
+	if (rc)
+		return rc;
+	if (dm_buf_addc(&w->path, '/') || dm_buf_adds(&w->path, name))
+		return dm_err_set(v->err, DM_ENOMEM, "out of memory");
+	if (ref->kind == DM_OBJ_FILE)
+		rc = unstage_file(w, ref->id, v->err);
+	else
+		rc = unstage_tree(w, ref->id, v->depth + 1, v->err);
+	w->path.len = old;
+	w->path.data[old] = '\0';
+	return rc;
 }
 
 static int unstage_tree(struct walk *w, const dm_oid *id, int depth, struct dm_err *err)
 {
-	struct dm_tree t;
+	struct visit v = {w, depth, err};
 	int rc;
 
 	if (depth >= DM_TREE_MAX_DEPTH)
@@ -76,30 +117,7 @@ static int unstage_tree(struct walk *w, const dm_oid *id, int depth, struct dm_e
 				  (const char *)w->path.data, DM_TREE_MAX_DEPTH);
 	rc = load(w, id, DM_OBJ_TREE, err);
 	if (!rc)
-		rc = dm_tree_decode(&t, w->obj.data, w->obj.len, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < t.n && !rc; i++) {
-		const struct dm_tree_entry *e = &t.e[i];
-		size_t old = w->path.len;
-
-		if (e->type == DM_ENTRY_SYMLINK)
-			continue;
-		rc = dm_tree_name_check(e->name, strlen(e->name), err);
-		if (rc)
-			break;
-		if (dm_buf_addc(&w->path, '/') || dm_buf_adds(&w->path, e->name)) {
-			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
-			break;
-		}
-		if (e->type == DM_ENTRY_FILE)
-			rc = unstage_file(w, &e->id, err);
-		else if (e->type == DM_ENTRY_DIR)
-			rc = unstage_tree(w, &e->id, depth + 1, err);
-		w->path.len = old;
-		w->path.data[old] = '\0';
-	}
-	dm_tree_release(&t);
+		rc = dm_object_refs(DM_OBJ_TREE, w->obj.data, w->obj.len, unstage_entry, &v, err);
 	return rc;
 }
 
