@@ -102,7 +102,6 @@
 
 struct dm_engine {
 	struct dm_engine_base base;
-	char *root; /* absolute, no trailing '/' */
 	struct dm_store *store;
 };
 
@@ -181,43 +180,6 @@ static int subvol_delete(const char *path, struct dm_err *err)
 
 /* ---- paths and hints ---- */
 
-struct branch_paths {
-	struct dm_buf dir, wc, wcnew, base, cache;
-};
-
-static void paths_release(struct branch_paths *p)
-{
-	dm_buf_release(&p->dir);
-	dm_buf_release(&p->wc);
-	dm_buf_release(&p->wcnew);
-	dm_buf_release(&p->base);
-	dm_buf_release(&p->cache);
-}
-
-static int branch_paths(struct dm_engine *e, struct branch_paths *p, const char *dot,
-			const char *branch, struct dm_err *err)
-{
-	int rc;
-
-	dm_buf_init(&p->dir, 0);
-	dm_buf_init(&p->wc, 0);
-	dm_buf_init(&p->wcnew, 0);
-	dm_buf_init(&p->base, 0);
-	dm_buf_init(&p->cache, 0);
-	rc = dm_wc_check_branch(branch, err);
-	if (!rc)
-		rc = dm_wc_make_path(&p->dir, e->root, dot, branch, NULL, err);
-	if (!rc)
-		rc = dm_wc_make_path(&p->wc, e->root, dot, branch, "wc", err);
-	if (!rc)
-		rc = dm_wc_make_path(&p->wcnew, e->root, dot, branch, "wc.new", err);
-	if (!rc)
-		rc = dm_wc_make_path(&p->base, e->root, dot, branch, "base", err);
-	if (!rc)
-		rc = dm_wc_make_path(&p->cache, e->root, dot, branch, "statcache", err);
-	return rc;
-}
-
 /* out = ROOT/dot/.snapshots/name[suffix]; name must be a valid name part. */
 static int snap_path(struct dm_engine *e, struct dm_buf *out, const char *dot, const char *name,
 		     const char *suffix, struct dm_err *err)
@@ -231,16 +193,9 @@ static int snap_path(struct dm_engine *e, struct dm_buf *out, const char *dot, c
 				  "commit id '%s' cannot name a snapshot ([A-Za-z0-9_-], 1 to 64)",
 				  name ? name : "");
 	dm_buf_reset(out);
-	if (dm_buf_addf(out, "%s/%s/" SNAPS "/%s%s", e->root, dot, name, suffix ? suffix : ""))
+	if (dm_buf_addf(out, "%s/%s/" SNAPS "/%s%s", e->base.root, dot, name, suffix ? suffix : ""))
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
 	return 0;
-}
-
-/* 0 when the working copy exists, DM_ENOTFOUND otherwise. */
-static int need_wc(const struct branch_paths *p, const char *dot, const char *branch,
-		   struct dm_err *err)
-{
-	return dm_wc_need(dm_wc_str(&p->wc), dot, branch, err);
 }
 
 /* Points the symlink link at target, atomically (a hint: not synced). */
@@ -283,7 +238,7 @@ static int tree_link(struct dm_engine *e, struct dm_buf *out, const char *dot, c
 		     struct dm_err *err)
 {
 	char hex[DM_OID_HEXSZ + 1];
-	int rc = dm_wc_make_path(out, e->root, dot, NULL, TREES "/", err);
+	int rc = dm_wc_make_path(out, e->base.root, dot, NULL, TREES "/", err);
 
 	dm_oid_hex(hex, tree);
 	if (!rc && dm_buf_adds(out, hex))
@@ -313,7 +268,7 @@ static void record_snapshot_of_tree(struct dm_engine *e, const char *dot, const 
 	struct dm_err err;
 
 	if (!tree_link(e, &link, dot, tree, &err) &&
-	    (dm_wc_make_path(&dir, e->root, dot, NULL, TREES, &err) ||
+	    (dm_wc_make_path(&dir, e->base.root, dot, NULL, TREES, &err) ||
 	     dm_mkdir_p(dm_wc_str(&dir), SNAPS_MODE, &err) ||
 	     set_link(dm_wc_str(&link), commit_id, &err)))
 		dm_warn("cannot record which snapshot holds the tree of '%s': %s", commit_id,
@@ -324,7 +279,7 @@ static void record_snapshot_of_tree(struct dm_engine *e, const char *dot, const 
 
 /* Loads the cache that best describes wc: the branch's own (materialised),
  * else its base snapshot's; an empty one when neither is there. */
-static int load_wc_cache(struct dm_engine *e, const struct branch_paths *p, const char *dot,
+static int load_wc_cache(struct dm_engine *e, const struct dm_wc_paths *p, const char *dot,
 			 struct dm_statcache **out, struct dm_err *err)
 {
 	char base[DM_NAME_PART_MAX + 1];
@@ -351,7 +306,7 @@ static void bt_free(struct dm_engine *e)
 {
 	if (!e)
 		return;
-	free(e->root);
+	free(e->base.root);
 	free(e);
 }
 
@@ -393,7 +348,7 @@ static int bt_open(struct dm_engine **out, const char *root, struct dm_store *st
 	dm_store_set_staging(store, true);
 	e = dm_xcalloc(1, sizeof(*e));
 	e->base.ops = &dm_engine_btrfs;
-	e->root = abs;
+	e->base.root = abs;
 	e->store = store;
 	*out = e;
 	return 0;
@@ -433,7 +388,7 @@ done:
 }
 
 /* The same into wc, saved as the branch's stat cache. */
-static int materialize(struct dm_engine *e, const struct branch_paths *p, const dm_oid *tree,
+static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const dm_oid *tree,
 		       struct dm_statcache *cache, const struct dm_engine_progress *prog,
 		       struct dm_err *err)
 {
@@ -447,13 +402,13 @@ static int bt_create(struct dm_engine *e, const char *dot, const char *branch, c
 		     const struct dm_engine_progress *prog, struct dm_err *err)
 {
 	char snap[DM_NAME_PART_MAX + 1] = "";
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_buf src = DM_BUF_INIT;
 	struct dm_err cerr;
 	bool made = false;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (rc)
 		goto done;
 	if (exists(dm_wc_str(&p.wc))) {
@@ -496,7 +451,7 @@ done:
 			dm_warn("cannot clean up after a failed create: %s", cerr.msg);
 	}
 	dm_buf_release(&src);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
@@ -506,20 +461,20 @@ static int bt_snapshot(struct dm_engine *e, const char *dot, const char *branch,
 		       const char *commit_id, struct dm_err *err)
 {
 	char base[DM_NAME_PART_MAX + 1];
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_buf snap = DM_BUF_INIT, dir = DM_BUF_INIT, basecache = DM_BUF_INIT,
 		      from = DM_BUF_INIT, baselink = DM_BUF_INIT;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
+		rc = dm_wc_need(&p, dot, branch, err);
 	if (!rc)
 		rc = snap_path(e, &snap, dot, commit_id, NULL, err);
 	if (!rc)
 		rc = snap_path(e, &basecache, dot, commit_id, ".basecache", err);
 	if (!rc)
-		rc = dm_wc_make_path(&dir, e->root, dot, NULL, SNAPS, err);
+		rc = dm_wc_make_path(&dir, e->base.root, dot, NULL, SNAPS, err);
 	if (rc)
 		goto done;
 	if (exists(dm_wc_str(&snap))) {
@@ -556,7 +511,7 @@ done:
 	dm_buf_release(&basecache);
 	dm_buf_release(&from);
 	dm_buf_release(&baselink);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
@@ -660,13 +615,13 @@ static int bt_commit(struct dm_engine *e, const char *dot, const char *branch, d
 		     const struct dm_engine_progress *prog, struct dm_err *err)
 {
 	char name[DM_UUID_LEN + 1], parent[DM_NAME_PART_MAX + 1];
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_err derr;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
+		rc = dm_wc_need(&p, dot, branch, err);
 	if (!rc)
 		rc = dm_wc_check_cancel(prog, "commit", err);
 	if (!rc)
@@ -683,14 +638,14 @@ static int bt_commit(struct dm_engine *e, const char *dot, const char *branch, d
 	if (rc)
 		dm_err_prefix(err, "cannot commit branch '%s' of dot '%s'", branch, dot);
 done:
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
 /* ---- reset ---- */
 
 /* Makes wc.new the working copy: exchanged with wc, the old one deleted. */
-static int swap_in(const struct branch_paths *p, struct dm_err *err)
+static int swap_in(const struct dm_wc_paths *p, struct dm_err *err)
 {
 	struct dm_err derr;
 
@@ -713,14 +668,14 @@ static int bt_reset(struct dm_engine *e, const char *dot, const char *branch, co
 		    const struct dm_engine_progress *prog, struct dm_err *err)
 {
 	char snap[DM_NAME_PART_MAX + 1] = "";
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_buf src = DM_BUF_INIT;
 	struct dm_statcache *cache = NULL;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
+		rc = dm_wc_need(&p, dot, branch, err);
 	if (!rc)
 		rc = dm_wc_check_cancel(prog, "reset", err);
 	if (!rc)
@@ -759,7 +714,7 @@ done:
 		dm_err_prefix(err, "cannot reset branch '%s' of dot '%s'", branch, dot);
 	dm_statcache_free(cache);
 	dm_buf_release(&src);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
@@ -776,7 +731,7 @@ done:
  * (wc.new is a leftover the next reset or create deletes); one after the
  * snapshot leaves it for the next try to start from.
  */
-static int receive_into_snapshot(struct dm_engine *e, const struct branch_paths *p, const char *dot,
+static int receive_into_snapshot(struct dm_engine *e, const struct dm_wc_paths *p, const char *dot,
 				 bool exists_, const char *from, const char *commit_id,
 				 const dm_oid *tree, const struct dm_engine_progress *prog,
 				 struct dm_err *err)
@@ -795,7 +750,7 @@ static int receive_into_snapshot(struct dm_engine *e, const struct branch_paths 
 	if (!rc)
 		rc = snap_path(e, &snapcache, dot, commit_id, ".statcache", err);
 	if (!rc)
-		rc = dm_wc_make_path(&dir, e->root, dot, NULL, SNAPS, err);
+		rc = dm_wc_make_path(&dir, e->base.root, dot, NULL, SNAPS, err);
 	if (!rc)
 		rc = subvol_delete(dm_wc_str(&p->wcnew), err); /* a crash's leftover */
 	if (!rc)
@@ -882,10 +837,10 @@ static int bt_receive(struct dm_engine *e, const char *dot, const char *branch, 
 {
 	char snap[DM_NAME_PART_MAX + 1] = "";
 	struct dm_store_staging_stats st;
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
 		rc = dm_wc_check_cancel(prog, "receive", err);
 	if (rc)
@@ -899,7 +854,7 @@ static int bt_receive(struct dm_engine *e, const char *dot, const char *branch, 
 			     : bt_create(e, dot, branch, tree, prog, err);
 	} else {
 		if (exists_)
-			rc = need_wc(&p, dot, branch, err);
+			rc = dm_wc_need(&p, dot, branch, err);
 		else if (exists(dm_wc_str(&p.wc)))
 			rc = dm_err_set(err, DM_EEXISTS,
 					"branch '%s' of dot '%s' already has a working copy",
@@ -921,7 +876,7 @@ static int bt_receive(struct dm_engine *e, const char *dot, const char *branch, 
 			 dot, (unsigned long long)st.packs, (unsigned long long)st.freed_bytes,
 			 (unsigned long long)st.copied, (unsigned long long)st.copied_bytes);
 done:
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
@@ -931,14 +886,14 @@ static int bt_dirty(struct dm_engine *e, const char *dot, const char *branch, co
 		    uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
 {
 	char base[DM_NAME_PART_MAX + 1];
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_buf snap = DM_BUF_INIT;
 	struct dm_statcache *cache = NULL;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
+		rc = dm_wc_need(&p, dot, branch, err);
 	if (rc)
 		goto done;
 	/* what changed since the snapshot wc was made from or last became */
@@ -955,14 +910,14 @@ static int bt_dirty(struct dm_engine *e, const char *dot, const char *branch, co
 done:
 	dm_statcache_free(cache);
 	dm_buf_release(&snap);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
 static int bt_diff(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *from,
 		   const dm_oid *to, struct dm_diff *out, struct dm_err *err)
 {
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_statcache *cache = NULL;
 	int rc;
 
@@ -973,15 +928,15 @@ static int bt_diff(struct dm_engine *e, const char *dot, const char *branch, con
 
 		return crc ? crc : dm_wc_diff(e->store, NULL, NULL, from, to, out, err);
 	}
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
+		rc = dm_wc_need(&p, dot, branch, err);
 	if (!rc)
 		rc = load_wc_cache(e, &p, dot, &cache, err);
 	if (!rc)
 		rc = dm_wc_diff(e->store, dm_wc_str(&p.wc), cache, from, NULL, out, err);
 	dm_statcache_free(cache);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
@@ -991,17 +946,17 @@ static int bt_diff(struct dm_engine *e, const char *dot, const char *branch, con
 static int delete_branch_dir(struct dm_engine *e, const char *dot, const char *branch,
 			     struct dm_err *err)
 {
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
 		rc = subvol_delete(dm_wc_str(&p.wcnew), err);
 	if (!rc)
 		rc = subvol_delete(dm_wc_str(&p.wc), err);
 	if (!rc)
 		rc = dm_remove_tree(dm_wc_str(&p.dir), err);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
@@ -1046,7 +1001,7 @@ static int bt_drop_snapshot(struct dm_engine *e, const char *dot, const char *co
 
 	rc = snap_path(e, &snap, dot, commit_id, NULL, err);
 	if (!rc)
-		rc = dm_wc_make_path(&trees, e->root, dot, NULL, TREES, err);
+		rc = dm_wc_make_path(&trees, e->base.root, dot, NULL, TREES, err);
 	if (rc || !exists(dm_wc_str(&snap)))
 		goto done;
 	if (dm_buf_addf(&prefix, "%s/", dm_wc_str(&snap))) {
@@ -1077,7 +1032,7 @@ static int bt_sweep_snapshots(struct dm_engine *e, const char *dot,
 	size_t n = 0;
 	struct dirent *de;
 	DIR *d = NULL;
-	int rc = dm_wc_make_path(&dir, e->root, dot, NULL, SNAPS, err);
+	int rc = dm_wc_make_path(&dir, e->base.root, dot, NULL, SNAPS, err);
 
 	if (rc)
 		goto done;
@@ -1140,9 +1095,9 @@ static int bt_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *er
 	DIR *d = NULL;
 	int rc;
 
-	rc = dm_wc_make_path(&dir, e->root, dot, NULL, NULL, err);
+	rc = dm_wc_make_path(&dir, e->base.root, dot, NULL, NULL, err);
 	if (!rc)
-		rc = dm_wc_make_path(&snaps, e->root, dot, NULL, SNAPS, err);
+		rc = dm_wc_make_path(&snaps, e->base.root, dot, NULL, SNAPS, err);
 	if (rc || !exists(dm_wc_str(&dir)))
 		goto done;
 	if (dm_buf_addf(&prefix, "%s/", dm_wc_str(&snaps))) {
@@ -1184,20 +1139,6 @@ done:
 	return rc;
 }
 
-/* ---- path ---- */
-
-static int bt_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
-		   struct dm_err *err)
-{
-	return dm_wc_path(e->root, dot, branch, out, err);
-}
-
-static int bt_set_current(struct dm_engine *e, const char *dot, const char *branch,
-			  struct dm_err *err)
-{
-	return dm_wc_set_current(e->root, dot, branch, err);
-}
-
 const struct dm_engine_ops dm_engine_btrfs = {
 	.name = "btrfs",
 	.sweep_snapshots = bt_sweep_snapshots,
@@ -1210,8 +1151,6 @@ const struct dm_engine_ops dm_engine_btrfs = {
 	.diff = bt_diff,
 	.delete_branch = bt_delete_branch,
 	.delete_dot = bt_delete_dot,
-	.path = bt_path,
-	.set_current = bt_set_current,
 	.snapshot = bt_snapshot,
 	.index = bt_index,
 	.drop_snapshot = bt_drop_snapshot,

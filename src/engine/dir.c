@@ -50,54 +50,8 @@
 
 struct dm_engine {
 	struct dm_engine_base base;
-	char *root; /* absolute, no trailing '/' */
 	struct dm_store *store;
 };
-
-/* ---- paths ---- */
-
-static int make_path(struct dm_engine *e, struct dm_buf *out, const char *dot, const char *branch,
-                     const char *leaf, struct dm_err *err)
-{
-	return dm_wc_make_path(out, e->root, dot, branch, leaf, err);
-}
-
-/* The paths of one branch. */
-struct branch_paths {
-	struct dm_buf dir, wc, cache;
-};
-
-static void paths_release(struct branch_paths *p)
-{
-	dm_buf_release(&p->dir);
-	dm_buf_release(&p->wc);
-	dm_buf_release(&p->cache);
-}
-
-static int branch_paths(struct dm_engine *e, struct branch_paths *p, const char *dot,
-                        const char *branch, struct dm_err *err)
-{
-	int rc;
-
-	dm_buf_init(&p->dir, 0);
-	dm_buf_init(&p->wc, 0);
-	dm_buf_init(&p->cache, 0);
-	if (!branch)
-		return dm_wc_check_branch(branch, err);
-	rc = make_path(e, &p->dir, dot, branch, NULL, err);
-	if (!rc)
-		rc = make_path(e, &p->wc, dot, branch, "wc", err);
-	if (!rc)
-		rc = make_path(e, &p->cache, dot, branch, "statcache", err);
-	return rc;
-}
-
-/* 0 when the working copy exists (as a directory), DM_ENOTFOUND otherwise. */
-static int need_wc(const struct branch_paths *p, const char *dot, const char *branch,
-                   struct dm_err *err)
-{
-	return dm_wc_need(dm_wc_str(&p->wc), dot, branch, err);
-}
 
 /* ---- open / free ---- */
 
@@ -105,7 +59,7 @@ static void dir_free(struct dm_engine *e)
 {
 	if (!e)
 		return;
-	free(e->root);
+	free(e->base.root);
 	free(e);
 }
 
@@ -125,7 +79,7 @@ static int dir_open(struct dm_engine **out, const char *root, struct dm_store *s
 		return dm_err_errno(err, errno, "cannot resolve '%s'", root);
 	e = dm_xcalloc(1, sizeof(*e));
 	e->base.ops = &dm_engine_dir;
-	e->root = abs;
+	e->base.root = abs;
 	e->store = store;
 	*out = e;
 	return 0;
@@ -135,7 +89,7 @@ static int dir_open(struct dm_engine **out, const char *root, struct dm_store *s
 
 /* Materialises tree onto the working copy with its stat cache, then saves
  * the cache. fresh: the wc was just made empty, any old cache is stale. */
-static int materialize(struct dm_engine *e, const struct branch_paths *p, const dm_oid *tree,
+static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const dm_oid *tree,
                        bool fresh, const struct dm_engine_progress *prog, struct dm_err *err)
 {
 	struct dm_materialize_opts o;
@@ -174,13 +128,13 @@ done:
 static int dir_create(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
                       const struct dm_engine_progress *prog, struct dm_err *err)
 {
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_err cerr = {0, ""};
 	struct stat st;
 	bool made = false;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (rc)
 		goto done;
 	if (lstat(dm_wc_str(&p.wc), &st) == 0) {
@@ -211,14 +165,14 @@ static int dir_create(struct dm_engine *e, const char *dot, const char *branch, 
 done:
 	if (rc && made && dm_remove_tree(dm_wc_str(&p.dir), &cerr))
 		dm_warn("cannot clean up after a failed create: %s", cerr.msg);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
 static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
                       const struct dm_engine_progress *prog, struct dm_err *err)
 {
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_build_opts o;
 	struct dm_build_stats stats;
 	struct dm_statcache *cache = NULL;
@@ -226,9 +180,9 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, 
 	int64_t t0 = dm_now_monotonic_ns();
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
+		rc = dm_wc_need(&p, dot, branch, err);
 	if (!rc)
 		rc = dm_wc_check_cancel(prog, "commit", err);
 	if (rc)
@@ -260,20 +214,20 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, 
 	dm_wc_report(prog, stats.bytes_total, stats.bytes_total);
 done:
 	dm_statcache_free(cache);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
 static int dir_reset(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
                      const struct dm_engine_progress *prog, struct dm_err *err)
 {
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	dm_oid empty;
 	int rc;
 
-	rc = branch_paths(e, &p, dot, branch, err);
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
 	if (!rc)
-		rc = need_wc(&p, dot, branch, err);
+		rc = dm_wc_need(&p, dot, branch, err);
 	if (!rc)
 		rc = dm_wc_check_cancel(prog, "reset", err);
 	if (rc)
@@ -289,22 +243,22 @@ static int dir_reset(struct dm_engine *e, const char *dot, const char *branch, c
 	if (rc)
 		dm_err_prefix(err, "cannot reset branch '%s' of dot '%s'", branch, dot);
 done:
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
 /* ---- comparing: dirty and diff ---- */
 
 /* The working copy of (dot, branch) and its stat cache, for comparing. */
-static int open_for_compare(struct dm_engine *e, struct branch_paths *p,
+static int open_for_compare(struct dm_engine *e, struct dm_wc_paths *p,
                             struct dm_statcache **cache, const char *dot, const char *branch,
                             struct dm_err *err)
 {
-	int rc = branch_paths(e, p, dot, branch, err);
+	int rc = dm_wc_paths_init(p, e->base.root, dot, branch, err);
 
 	*cache = NULL;
 	if (!rc)
-		rc = need_wc(p, dot, branch, err);
+		rc = dm_wc_need(p, dot, branch, err);
 	if (!rc)
 		rc = dm_statcache_load(cache, dm_wc_str(&p->cache), err);
 	return rc;
@@ -313,21 +267,21 @@ static int open_for_compare(struct dm_engine *e, struct branch_paths *p,
 static int dir_dirty(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
                      uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
 {
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_statcache *cache = NULL;
 	int rc = open_for_compare(e, &p, &cache, dot, branch, err);
 
 	if (!rc)
 		rc = dm_wc_dirty(e->store, dm_wc_str(&p.wc), cache, head, dirty_out, size_out, err);
 	dm_statcache_free(cache);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
 static int dir_diff(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *from,
                     const dm_oid *to, struct dm_diff *out, struct dm_err *err)
 {
-	struct branch_paths p;
+	struct dm_wc_paths p;
 	struct dm_statcache *cache = NULL;
 	int rc;
 
@@ -344,11 +298,11 @@ static int dir_diff(struct dm_engine *e, const char *dot, const char *branch, co
 			rc = dm_wc_diff(e->store, dm_wc_str(&p.wc), cache, from, NULL, out, err);
 	}
 	dm_statcache_free(cache);
-	paths_release(&p);
+	dm_wc_paths_release(&p);
 	return rc;
 }
 
-/* ---- delete, path ---- */
+/* ---- delete ---- */
 
 static int dir_delete_branch(struct dm_engine *e, const char *dot, const char *branch,
                              struct dm_err *err)
@@ -360,9 +314,9 @@ static int dir_delete_branch(struct dm_engine *e, const char *dot, const char *b
 	dm_buf_init(&d, 0);
 	rc = dm_wc_check_branch(branch, err);
 	if (!rc)
-		rc = make_path(e, &p, dot, branch, NULL, err);
+		rc = dm_wc_make_path(&p, e->base.root, dot, branch, NULL, err);
 	if (!rc)
-		rc = make_path(e, &d, dot, NULL, NULL, err);
+		rc = dm_wc_make_path(&d, e->base.root, dot, NULL, NULL, err);
 	if (!rc)
 		rc = dm_remove_tree(dm_wc_str(&p), err);
 	if (!rc)
@@ -378,23 +332,11 @@ static int dir_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *e
 	int rc;
 
 	dm_buf_init(&p, 0);
-	rc = make_path(e, &p, dot, NULL, NULL, err);
+	rc = dm_wc_make_path(&p, e->base.root, dot, NULL, NULL, err);
 	if (!rc)
 		rc = dm_remove_tree(dm_wc_str(&p), err);
 	dm_buf_release(&p);
 	return rc;
-}
-
-static int dir_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
-                    struct dm_err *err)
-{
-	return dm_wc_path(e->root, dot, branch, out, err);
-}
-
-static int dir_set_current(struct dm_engine *e, const char *dot, const char *branch,
-                           struct dm_err *err)
-{
-	return dm_wc_set_current(e->root, dot, branch, err);
 }
 
 const struct dm_engine_ops dm_engine_dir = {
@@ -408,6 +350,4 @@ const struct dm_engine_ops dm_engine_dir = {
     .diff = dir_diff,
     .delete_branch = dir_delete_branch,
     .delete_dot = dir_delete_dot,
-    .path = dir_path,
-    .set_current = dir_set_current,
 };

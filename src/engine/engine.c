@@ -6,7 +6,9 @@
  * Invariants: every struct dm_engine starts with a struct dm_engine_base
  * (engine/internal.h) whose ops point at the table it was opened with, so
  * dispatch never needs to know which engine it holds. The functions here add
- * nothing to what the engine does, except checking their arguments.
+ * nothing to what the engine does, except checking their arguments, and
+ * the defaults of the optional ops: without .path and .set_current, an
+ * engine's working copies are base.root/<dot>/<branch>/wc (wc.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +24,14 @@ static const struct dm_engine_ops *const engines[] = {
     &dm_engine_btrfs,
 };
 
+static const struct dm_engine_base *base_of(const struct dm_engine *e)
+{
+	return (const struct dm_engine_base *)e;
+}
+
 static const struct dm_engine_ops *ops_of(const struct dm_engine *e)
 {
-	return ((const struct dm_engine_base *)e)->ops;
+	return base_of(e)->ops;
 }
 
 int dm_engine_open(struct dm_engine **out, const char *name, const char *root,
@@ -97,13 +104,17 @@ int dm_engine_delete_dot(struct dm_engine *e, const char *dot, struct dm_err *er
 int dm_engine_path(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
                    struct dm_err *err)
 {
-	return ops_of(e)->path(e, dot, branch, out, err);
+	if (ops_of(e)->path)
+		return ops_of(e)->path(e, dot, branch, out, err);
+	return dm_wc_path(out, base_of(e)->root, dot, branch, err);
 }
 
 int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,
 			  struct dm_err *err)
 {
-	return ops_of(e)->set_current(e, dot, branch, err);
+	if (ops_of(e)->set_current)
+		return ops_of(e)->set_current(e, dot, branch, err);
+	return dm_wc_set_current(base_of(e)->root, dot, branch, err);
 }
 
 /* ---- diffs ---- */

@@ -74,6 +74,8 @@ struct dm_engine_ops {
 	int (*delete_branch)(struct dm_engine *e, const char *dot, const char *branch,
 			     struct dm_err *err);
 	int (*delete_dot)(struct dm_engine *e, const char *dot, struct dm_err *err);
+	/* NULL (the default, engine.c): ROOT/<dot>/<branch>/wc, and
+	 * ROOT/<dot>/.current leading to the current one. */
 	int (*path)(struct dm_engine *e, const char *dot, const char *branch, struct dm_buf *out,
 		    struct dm_err *err);
 	int (*set_current)(struct dm_engine *e, const char *dot, const char *branch,

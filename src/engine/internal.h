@@ -23,6 +23,9 @@ struct dm_err;
 
 struct dm_engine_base {
 	const struct dm_engine_ops *ops;
+	/* Absolute, no trailing '/': the working copies are
+	 * root/<dot>/<branch>/wc (owned by the engine, freed by its .free). */
+	char *root;
 };
 
 /* Mode of ROOT, ROOT/<dot> and ROOT/<dot>/<branch>: anyone may pass
@@ -32,14 +35,27 @@ struct dm_engine_base {
 
 int dm_wc_check_dot(const char *dot, struct dm_err *err);
 int dm_wc_check_branch(const char *branch, struct dm_err *err);
-/* 0 when the working copy wc (of branch of dot) exists as a directory;
- * DM_ENOTFOUND naming them when it does not, DM_ECORRUPT when it is not a
- * directory. */
-int dm_wc_need(const char *wc, const char *dot, const char *branch, struct dm_err *err);
 /* out = root/dot[/branch][/leaf], after checking the names (branch may be
  * NULL; leaf then goes right under the dot's directory). */
 int dm_wc_make_path(struct dm_buf *out, const char *root, const char *dot, const char *branch,
 		    const char *leaf, struct dm_err *err);
+
+/* The paths of one branch: root/<dot>/<branch> and, in it, the working
+ * copy, the one being made in its place, its base and its stat cache (the
+ * dir engine uses only dir, wc and cache). */
+struct dm_wc_paths {
+	struct dm_buf dir, wc, wcnew, base, cache;
+};
+/* Fills out (always: release it even on an error) after checking the
+ * names; a NULL branch is an error. */
+int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
+		     const char *branch, struct dm_err *err);
+void dm_wc_paths_release(struct dm_wc_paths *p);
+/* 0 when the working copy p->wc (of branch of dot) exists as a directory;
+ * DM_ENOTFOUND naming them when it does not, DM_ECORRUPT when it is not a
+ * directory. */
+int dm_wc_need(const struct dm_wc_paths *p, const char *dot, const char *branch,
+	       struct dm_err *err);
 /* b's text, or "" when it has none. */
 const char *dm_wc_str(const struct dm_buf *b);
 void dm_wc_report(const struct dm_engine_progress *p, uint64_t done, uint64_t total);
@@ -48,9 +64,10 @@ int dm_wc_check_cancel(const struct dm_engine_progress *p, const char *what, str
 /* Puts the empty tree and returns its id. */
 int dm_wc_empty_tree(struct dm_store *s, dm_oid *out, struct dm_err *err);
 
-/* The ops .path and .set_current of an engine whose working copies are
+/* What dm_engine_path and dm_engine_set_current do for an engine without
+ * .path and .set_current (all of them, so far): its working copies are
  * root/<dot>/<branch>/wc, with root/<dot>/.current leading to one. */
-int dm_wc_path(const char *root, const char *dot, const char *branch, struct dm_buf *out,
+int dm_wc_path(struct dm_buf *out, const char *root, const char *dot, const char *branch,
 	       struct dm_err *err);
 int dm_wc_set_current(const char *root, const char *dot, const char *branch, struct dm_err *err);
 

@@ -64,8 +64,10 @@ int dm_wc_check_branch(const char *branch, struct dm_err *err)
 	return dm_branch_name_check(branch, err);
 }
 
-int dm_wc_need(const char *wc, const char *dot, const char *branch, struct dm_err *err)
+int dm_wc_need(const struct dm_wc_paths *p, const char *dot, const char *branch,
+	       struct dm_err *err)
 {
+	const char *wc = dm_wc_str(&p->wc);
 	struct stat st;
 
 	if (lstat(wc, &st) < 0) {
@@ -108,6 +110,39 @@ const char *dm_wc_str(const struct dm_buf *b)
 	return b->data ? (const char *)b->data : "";
 }
 
+void dm_wc_paths_release(struct dm_wc_paths *p)
+{
+	dm_buf_release(&p->dir);
+	dm_buf_release(&p->wc);
+	dm_buf_release(&p->wcnew);
+	dm_buf_release(&p->base);
+	dm_buf_release(&p->cache);
+}
+
+int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
+		     const char *branch, struct dm_err *err)
+{
+	int rc;
+
+	dm_buf_init(&out->dir, 0);
+	dm_buf_init(&out->wc, 0);
+	dm_buf_init(&out->wcnew, 0);
+	dm_buf_init(&out->base, 0);
+	dm_buf_init(&out->cache, 0);
+	if (!branch)
+		return dm_wc_check_branch(branch, err);
+	rc = dm_wc_make_path(&out->dir, root, dot, branch, NULL, err);
+	if (!rc)
+		rc = dm_wc_make_path(&out->wc, root, dot, branch, "wc", err);
+	if (!rc)
+		rc = dm_wc_make_path(&out->wcnew, root, dot, branch, "wc.new", err);
+	if (!rc)
+		rc = dm_wc_make_path(&out->base, root, dot, branch, "base", err);
+	if (!rc)
+		rc = dm_wc_make_path(&out->cache, root, dot, branch, "statcache", err);
+	return rc;
+}
+
 void dm_wc_report(const struct dm_engine_progress *p, uint64_t done, uint64_t total)
 {
 	if (p && p->report)
@@ -139,7 +174,7 @@ int dm_wc_empty_tree(struct dm_store *s, dm_oid *out, struct dm_err *err)
  * '.', so it never collides with a branch's directory. */
 #define CURRENT_LINK ".current"
 
-int dm_wc_path(const char *root, const char *dot, const char *branch, struct dm_buf *out,
+int dm_wc_path(struct dm_buf *out, const char *root, const char *dot, const char *branch,
 	       struct dm_err *err)
 {
 	if (!branch)
