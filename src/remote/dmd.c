@@ -1,6 +1,6 @@
 /*
- * dmd.c - libcurl client for another dmd's /objects endpoints (see
- * remote.h).
+ * dmd.c - the dmd backend of remote.h: a libcurl client for another
+ * dmd's /objects endpoints (see dmd.h).
  *
  * Invariants:
  *   - Every request carries basic authentication, never goes through a
@@ -14,7 +14,7 @@
  *     kept (the first); once set, no new batch is submitted.
  *   - wire counts the request and answer bodies of finished transfers.
  */
-#include "remote/remote.h"
+#include "remote/dmd.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -36,7 +36,7 @@
 #define IO_BUFFER      (1u << 20)    /* curl's socket buffers, each way */
 
 struct batch {
-	struct dm_remote_conn *r;
+	struct dmd_conn *r;
 	CURL *easy;
 	bool busy;
 	struct dm_buf body; /* the records of this request */
@@ -45,7 +45,8 @@ struct batch {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-struct dm_remote_conn {
+struct dmd_conn {
+	struct dm_remote_conn iface; /* first: what remote.h sees */
 	char *where; /* HOST:PORT */
 	char *base;  /* http://HOST:PORT */
 	char *user;
@@ -94,10 +95,13 @@ static char *xasprintf(const char *fmt, ...)
 	return dm_buf_detach(&b, NULL);
 }
 
-int dm_remote_open(struct dm_remote_conn **out, const struct dm_remote_addr *addr,
-		   struct dm_err *err)
+static const struct dm_remote_ops dmd_ops;
+static void dmd_free(struct dm_remote_conn *conn);
+
+int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr *addr,
+		       struct dm_err *err)
 {
-	struct dm_remote_conn *r;
+	struct dmd_conn *r;
 	bool v6;
 
 	*out = NULL;
@@ -108,6 +112,7 @@ int dm_remote_open(struct dm_remote_conn **out, const struct dm_remote_addr *add
 	if (curl_init_rc != CURLE_OK)
 		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl");
 	r = dm_xcalloc(1, sizeof(*r));
+	r->iface.ops = &dmd_ops;
 	v6 = strchr(addr->host, ':') != NULL;
 	r->where = xasprintf(v6 ? "[%s]:%d" : "%s:%d", addr->host, addr->port);
 	r->base = xasprintf("http://%s", r->where ? r->where : "");
@@ -135,15 +140,17 @@ int dm_remote_open(struct dm_remote_conn **out, const struct dm_remote_addr *add
 			r->easy = NULL; /* reported below */
 	}
 	if (!r->where || !r->base || !r->easy || !r->multi || !r->headers) {
-		dm_remote_free(r);
+		dmd_free(&r->iface);
 		return dm_err_set(err, DM_ENOMEM, "cannot make a libcurl handle");
 	}
-	*out = r;
+	*out = &r->iface;
 	return 0;
 }
 
-void dm_remote_free(struct dm_remote_conn *r)
+static void dmd_free(struct dm_remote_conn *conn)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	if (!r)
 		return;
 	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++) {
@@ -170,23 +177,29 @@ void dm_remote_free(struct dm_remote_conn *r)
 	free(r);
 }
 
-const char *dm_remote_where(const struct dm_remote_conn *r)
+static const char *dmd_where(const struct dm_remote_conn *conn)
 {
+	const struct dmd_conn *r = (const struct dmd_conn *)conn;
+
 	return r->where;
 }
 
-void dm_remote_set_cancel(struct dm_remote_conn *r, bool (*cancelled)(void *ctx), void *ctx)
+static void dmd_set_cancel(struct dm_remote_conn *conn, bool (*cancelled)(void *ctx), void *ctx)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	r->cancelled = cancelled;
 	r->cancel_ctx = ctx;
 }
 
-uint64_t dm_remote_wire_bytes(const struct dm_remote_conn *r)
+static uint64_t dmd_wire_bytes(const struct dm_remote_conn *conn)
 {
+	const struct dmd_conn *r = (const struct dmd_conn *)conn;
+
 	return r->wire;
 }
 
-static bool is_cancelled(const struct dm_remote_conn *r)
+static bool is_cancelled(const struct dmd_conn *r)
 {
 	return r->cancelled && r->cancelled(r->cancel_ctx);
 }
@@ -201,7 +214,7 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 enum { WHOLE = 0, STALL = 1, HELLO = 2 };
 
 /* The options every request shares. */
-static void setup(struct dm_remote_conn *r, CURL *e, const char *url, char *errbuf, int stall)
+static void setup(struct dmd_conn *r, CURL *e, const char *url, char *errbuf, int stall)
 {
 	curl_easy_reset(e);
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -236,7 +249,7 @@ static void setup(struct dm_remote_conn *r, CURL *e, const char *url, char *errb
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 }
 
-static void count_wire(struct dm_remote_conn *r, CURL *e)
+static void count_wire(struct dmd_conn *r, CURL *e)
 {
 	curl_off_t up = 0, down = 0;
 
@@ -246,7 +259,7 @@ static void count_wire(struct dm_remote_conn *r, CURL *e)
 }
 
 /* A failed transfer as one of our errors. */
-static int transport_error(struct dm_remote_conn *r, CURL *e, CURLcode cc, const char *errbuf,
+static int transport_error(struct dmd_conn *r, CURL *e, CURLcode cc, const char *errbuf,
 			   struct dm_err *err)
 {
 	long os_errno = 0;
@@ -291,7 +304,7 @@ static int transport_error(struct dm_remote_conn *r, CURL *e, CURLcode cc, const
 }
 
 /* An answer that is not 200: its JSON-RPC error, or the status. */
-static int status_error(struct dm_remote_conn *r, long status, const struct dm_buf *body,
+static int status_error(struct dmd_conn *r, long status, const struct dm_buf *body,
 			const char *what, struct dm_err *err)
 {
 	json_t *doc, *error, *msg, *data, *name;
@@ -342,7 +355,7 @@ static size_t to_sink(char *data, size_t size, size_t nmemb, void *arg)
  * One request on r->easy: GET path when body is NULL, else POST body.
  * The answer goes to write(ctx); *status gets the HTTP status.
  */
-static int perform(struct dm_remote_conn *r, const char *path, const void *body, size_t len,
+static int perform(struct dmd_conn *r, const char *path, const void *body, size_t len,
 		   int stall, curl_write_callback write, void *ctx, long *status,
 		   struct dm_err *err)
 {
@@ -379,7 +392,7 @@ static int perform(struct dm_remote_conn *r, const char *path, const void *body,
 }
 
 /* A request whose answer is JSON (bounded): *out a new reference. */
-static int json_call(struct dm_remote_conn *r, const char *path, const void *body, size_t len,
+static int json_call(struct dmd_conn *r, const char *path, const void *body, size_t len,
 		     int stall, const char *what, json_t **out, struct dm_err *err)
 {
 	struct sink s = {DM_BUF_INIT, false};
@@ -411,8 +424,10 @@ done:
 	return rc;
 }
 
-int dm_remote_versions(struct dm_remote_conn *r, struct dm_err *err)
+static int dmd_versions(struct dm_remote_conn *conn, struct dm_err *err)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	json_t *doc = NULL, *list, *v;
 	struct dm_buf theirs = DM_BUF_INIT;
 	bool ok = false;
@@ -440,7 +455,7 @@ int dm_remote_versions(struct dm_remote_conn *r, struct dm_err *err)
 }
 
 /* "/objects/v1/NAME?KEY=escaped(value)" */
-static char *path_with(struct dm_remote_conn *r, const char *name, const char *key,
+static char *path_with(struct dmd_conn *r, const char *name, const char *key,
 		       const char *value)
 {
 	char *esc = curl_easy_escape(r->easy, value, 0);
@@ -450,9 +465,11 @@ static char *path_with(struct dm_remote_conn *r, const char *name, const char *k
 	return p;
 }
 
-int dm_remote_refs(struct dm_remote_conn *r, const char *dot, bool for_push, json_t **out,
+static int dmd_refs(struct dm_remote_conn *conn, const char *dot, bool for_push, json_t **out,
 		   struct dm_err *err)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	char *path = path_with(r, "refs", "dot", dot), *full = NULL;
 	int rc;
 
@@ -466,9 +483,11 @@ int dm_remote_refs(struct dm_remote_conn *r, const char *dot, bool for_push, jso
 	return rc;
 }
 
-int dm_remote_missing(struct dm_remote_conn *r, const dm_oid *ids, size_t n, struct dm_buf *out,
+static int dmd_missing(struct dm_remote_conn *conn, const dm_oid *ids, size_t n, struct dm_buf *out,
 		      struct dm_err *err)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	struct sink s = {DM_BUF_INIT, false};
 	long status = 0;
 	size_t got = 0;
@@ -496,7 +515,7 @@ int dm_remote_missing(struct dm_remote_conn *r, const dm_oid *ids, size_t n, str
 }
 
 struct get_ctx {
-	struct dm_remote_conn *r;
+	struct dmd_conn *r;
 	const dm_oid *ids;
 	size_t n, next;
 	dm_wire_rec_fn fn;
@@ -544,9 +563,11 @@ static size_t on_get_data(char *data, size_t size, size_t nmemb, void *arg)
 	return g->rc ? 0 : n;
 }
 
-int dm_remote_get(struct dm_remote_conn *r, const char *dot, const dm_oid *ids, size_t n,
+static int dmd_get(struct dm_remote_conn *conn, const char *dot, const dm_oid *ids, size_t n,
 		  dm_wire_rec_fn fn, void *ctx, struct dm_err *err)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	struct get_ctx g;
 	long status = 0;
 	char *path;
@@ -586,8 +607,10 @@ int dm_remote_get(struct dm_remote_conn *r, const char *dot, const dm_oid *ids, 
 	return rc;
 }
 
-int dm_remote_update(struct dm_remote_conn *r, json_t *req, json_t **out, struct dm_err *err)
+static int dmd_update(struct dm_remote_conn *conn, json_t *req, json_t **out, struct dm_err *err)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	char *body = json_dumps(req, JSON_COMPACT);
 	int rc;
 
@@ -600,9 +623,11 @@ int dm_remote_update(struct dm_remote_conn *r, json_t *req, json_t **out, struct
 
 /* ---- pipelined uploads ---- */
 
-void dm_remote_put_begin(struct dm_remote_conn *r, const char *dot_id,
+static void dmd_put_begin(struct dm_remote_conn *conn, const char *dot_id,
 			 void (*on_ack)(void *ctx, uint64_t objects, uint64_t bytes), void *ctx)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	free(r->put_url);
 	r->put_url = NULL;
 	if (dot_id) {
@@ -621,7 +646,7 @@ void dm_remote_put_begin(struct dm_remote_conn *r, const char *dot_id,
 	r->cur_objects = r->cur_raw = 0;
 }
 
-static void put_failed(struct dm_remote_conn *r, int rc, const struct dm_err *err)
+static void put_failed(struct dmd_conn *r, int rc, const struct dm_err *err)
 {
 	if (!r->put_rc) {
 		r->put_rc = rc;
@@ -630,7 +655,7 @@ static void put_failed(struct dm_remote_conn *r, int rc, const struct dm_err *er
 }
 
 /* A finished put request: acknowledge its records or keep its error. */
-static void reap(struct dm_remote_conn *r, struct batch *b, CURLcode cc)
+static void reap(struct dmd_conn *r, struct batch *b, CURLcode cc)
 {
 	struct dm_err err;
 	long status = 0;
@@ -660,7 +685,7 @@ static size_t to_buf(char *data, size_t size, size_t nmemb, void *arg)
 
 enum drive_until { DRIVE_ONCE, DRIVE_SLOT_FREE, DRIVE_ALL_DONE };
 
-static int busy_count(const struct dm_remote_conn *r)
+static int busy_count(const struct dmd_conn *r)
 {
 	int n = 0;
 
@@ -671,7 +696,7 @@ static int busy_count(const struct dm_remote_conn *r)
 
 /* Runs the uploads in flight: once, or until a slot is free, or until
  * none is left. */
-static int drive(struct dm_remote_conn *r, enum drive_until until, struct dm_err *err)
+static int drive(struct dmd_conn *r, enum drive_until until, struct dm_err *err)
 {
 	for (;;) {
 		int running = 0, left = 0;
@@ -704,7 +729,7 @@ static int drive(struct dm_remote_conn *r, enum drive_until until, struct dm_err
 }
 
 /* Sends the batch being filled as one put request. */
-static int submit(struct dm_remote_conn *r, struct dm_err *err)
+static int submit(struct dmd_conn *r, struct dm_err *err)
 {
 	struct batch *b = NULL;
 	struct dm_buf tmp;
@@ -745,7 +770,7 @@ static int submit(struct dm_remote_conn *r, struct dm_err *err)
 }
 
 /* The first failure of the uploads, as a return value. */
-static int put_status(struct dm_remote_conn *r, struct dm_err *err)
+static int put_status(struct dmd_conn *r, struct dm_err *err)
 {
 	if (r->put_rc && err)
 		*err = r->put_err;
@@ -753,7 +778,7 @@ static int put_status(struct dm_remote_conn *r, struct dm_err *err)
 }
 
 /* Stops every upload in flight (after a failure). */
-static void abort_puts(struct dm_remote_conn *r)
+static void abort_puts(struct dmd_conn *r)
 {
 	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++) {
 		struct batch *b = &r->slots[i];
@@ -767,9 +792,11 @@ static void abort_puts(struct dm_remote_conn *r)
 	dm_buf_reset(&r->cur);
 }
 
-int dm_remote_put_add(struct dm_remote_conn *r, const struct dm_pack_rec *rec, const void *bytes,
+static int dmd_put_add(struct dm_remote_conn *conn, const struct dm_pack_rec *rec, const void *bytes,
 		      struct dm_err *err)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	int rc = put_status(r, err);
 
 	if (rc)
@@ -796,8 +823,10 @@ int dm_remote_put_add(struct dm_remote_conn *r, const struct dm_pack_rec *rec, c
 	return rc;
 }
 
-int dm_remote_put_sync(struct dm_remote_conn *r, struct dm_err *err)
+static int dmd_put_sync(struct dm_remote_conn *conn, struct dm_err *err)
 {
+	struct dmd_conn *r = (struct dmd_conn *)conn;
+
 	int rc = put_status(r, err);
 
 	if (!rc)
@@ -812,3 +841,19 @@ int dm_remote_put_sync(struct dm_remote_conn *r, struct dm_err *err)
 	}
 	return rc;
 }
+
+static const struct dm_remote_ops dmd_ops = {
+	.kind = "dmd",
+	.free = dmd_free,
+	.where = dmd_where,
+	.set_cancel = dmd_set_cancel,
+	.wire_bytes = dmd_wire_bytes,
+	.hello = dmd_versions,
+	.refs = dmd_refs,
+	.update = dmd_update,
+	.missing = dmd_missing,
+	.get = dmd_get,
+	.put_begin = dmd_put_begin,
+	.put_add = dmd_put_add,
+	.put_sync = dmd_put_sync,
+};

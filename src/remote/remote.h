@@ -1,24 +1,27 @@
 /*
- * remote.h - the libcurl client one dmd (the initiator of a transfer) uses
- * to talk to another dmd's /objects endpoints (docs/internals/transfer.md).
+ * remote.h - a remote: the other side of push, pull and clone, behind one
+ * function table (struct dm_remote_ops), so that the transfers
+ * (server/transfers/) and the cluster's forwarding never know how a
+ * remote is reached. Backends: another dmd over HTTP (dmd.h). A new kind
+ * (an S3 bucket, a plain directory) is a new file here with its own ops
+ * and a case in dm_remote_open; nothing that uses remotes changes.
  *
  * One struct dm_remote_conn talks to one remote as one user, from one
- * thread at a time. Every call ends: connecting gives up after 3 s, a
- * connection that moves no byte for 30 s is dropped, and a cancel function
- * (checked about once a second) aborts a call in progress. Failures are
- * one clear message and a code from util/err.h:
+ * thread at a time. Every call ends (a backend bounds connecting and
+ * stalls), and a cancel function, checked about once a second, aborts a
+ * call in progress. Failures are one clear message and a code from
+ * util/err.h:
  *   DM_EUNAVAILABLE  "cannot reach dm server at HOST:PORT: Connection refused",
- *                    a connection lost or silent for 30 s
- *   DM_EPERM         HTTP 401: wrong user name or API key
+ *                    a connection lost or silent too long
+ *   DM_EPERM         wrong user name or API key
  *   DM_EUNSUPPORTED  no transfer version in common
  *   DM_ECANCELED     the cancel function said so
- *   any other        the remote's own error (its JSON-RPC error object or
- *                    error record: its code and message)
+ *   any other        the remote's own error (its code and message)
  *
- * Uploads are pipelined: dm_remote_put_add gathers records into batches of
- * about DM_REMOTE_BATCH bytes and keeps up to DM_REMOTE_INFLIGHT `put`
- * requests in flight (curl multi); dm_remote_put_sync waits until every
- * record given so far is acknowledged, so durable on the remote.
+ * Objects move through the sync walk (sync/walk.h): missing, get and the
+ * put_* calls are what a walk's peer needs. Uploads may be pipelined:
+ * put_add may return before the remote has the record; put_sync waits
+ * until every record given so far is acknowledged, so durable there.
  */
 #ifndef DM_REMOTE_REMOTE_H
 #define DM_REMOTE_REMOTE_H
@@ -28,21 +31,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sync/wire.h"
 #include "store/pack.h"
+#include "sync/wire.h"
 #include "util/buf.h"
 #include "util/hash.h"
 
 struct dm_err;
-
-#define DM_REMOTE_VERSION         1           /* the transfer version this dm speaks */
-#define DM_REMOTE_CONNECT_TIMEOUT 3           /* seconds */
-#define DM_REMOTE_STALL_TIMEOUT   30          /* seconds without a byte moving */
-#define DM_REMOTE_HELLO_TIMEOUT   5           /* seconds for the first request (versions) */
-#define DM_REMOTE_UPDATE_TIMEOUT  3700        /* seconds: a dot may take long to apply */
-#define DM_REMOTE_BATCH           (8u << 20)  /* bytes per put request, about */
-#define DM_REMOTE_INFLIGHT        4           /* put requests in flight */
-#define DM_REMOTE_JSON_MAX        (64u << 20) /* largest JSON answer (refs of long histories) */
 
 /* Where the remote is and who we are there; strings are copied. */
 struct dm_remote_addr {
@@ -55,8 +49,34 @@ struct dm_remote_addr {
 	const char *on_behalf;
 };
 
-struct dm_remote_conn;
+struct dm_remote_conn {
+	const struct dm_remote_ops *ops;
+};
 
+/* What a backend implements; each call as the dm_remote_* function of the
+ * same name below documents it. */
+struct dm_remote_ops {
+	const char *kind; /* "dmd" */
+	void (*free)(struct dm_remote_conn *r);
+	const char *(*where)(const struct dm_remote_conn *r);
+	void (*set_cancel)(struct dm_remote_conn *r, bool (*cancelled)(void *ctx), void *ctx);
+	uint64_t (*wire_bytes)(const struct dm_remote_conn *r);
+	int (*hello)(struct dm_remote_conn *r, struct dm_err *err);
+	int (*refs)(struct dm_remote_conn *r, const char *dot, bool for_push, json_t **out,
+		    struct dm_err *err);
+	int (*update)(struct dm_remote_conn *r, json_t *req, json_t **out, struct dm_err *err);
+	int (*missing)(struct dm_remote_conn *r, const dm_oid *ids, size_t n, struct dm_buf *out,
+		       struct dm_err *err);
+	int (*get)(struct dm_remote_conn *r, const char *dot, const dm_oid *ids, size_t n,
+		   dm_wire_rec_fn fn, void *ctx, struct dm_err *err);
+	void (*put_begin)(struct dm_remote_conn *r, const char *dot_id,
+			  void (*on_ack)(void *ctx, uint64_t objects, uint64_t bytes), void *ctx);
+	int (*put_add)(struct dm_remote_conn *r, const struct dm_pack_rec *rec, const void *bytes,
+		       struct dm_err *err);
+	int (*put_sync)(struct dm_remote_conn *r, struct dm_err *err);
+};
+
+/* Opens the remote addr names (today always another dmd: dmd.h). */
 int dm_remote_open(struct dm_remote_conn **out, const struct dm_remote_addr *addr,
 		   struct dm_err *err);
 /* Aborts puts in flight; accepts NULL. */
@@ -68,25 +88,26 @@ void dm_remote_set_cancel(struct dm_remote_conn *r, bool (*cancelled)(void *ctx)
 /* HTTP body bytes sent and received so far, by every call. */
 uint64_t dm_remote_wire_bytes(const struct dm_remote_conn *r);
 
-/* GET /objects/versions: 0 when the remote speaks DM_REMOTE_VERSION;
- * DM_EUNSUPPORTED "remote 'HOST:PORT' speaks transfer versions [2]; this
- * dm speaks [1]" otherwise. Checks the credentials too. */
-int dm_remote_versions(struct dm_remote_conn *r, struct dm_err *err);
-/* GET /objects/v1/refs?dot=DOT: *out the answer (a new reference); with
+/* 0 when the remote speaks this dm's transfer version (dmd: GET
+ * /objects/versions); DM_EUNSUPPORTED "remote 'HOST:PORT' speaks transfer
+ * versions [2]; this dm speaks [1]" otherwise. Checks the credentials too. */
+int dm_remote_hello(struct dm_remote_conn *r, struct dm_err *err);
+/* The remote's refs of DOT (dmd: GET /objects/v1/refs?dot=DOT): *out the answer (a new reference); with
  * for_push, a server refuses at once a push it would refuse at the end;
  * DM_ENOTFOUND when the remote has no such dot. */
 int dm_remote_refs(struct dm_remote_conn *r, const char *dot, bool for_push, json_t **out,
 		   struct dm_err *err);
-/* POST /objects/v1/missing: appends to out the ids among ids[0..n) that the
+/* Appends to out the ids among ids[0..n) that the
  * remote lacks, in order (n <= DM_WIRE_MAX_IDS). */
 int dm_remote_missing(struct dm_remote_conn *r, const dm_oid *ids, size_t n, struct dm_buf *out,
 		      struct dm_err *err);
-/* POST /objects/v1/get?dot=DOT: the records of ids[0..n), in order, handed
+/* The records of ids[0..n) (reading as DOT), in order, handed
  * to fn as they arrive (n <= DM_WIRE_MAX_IDS). An error record, a short
  * stream or a record that is not the next id asked for fails the call. */
 int dm_remote_get(struct dm_remote_conn *r, const char *dot, const dm_oid *ids, size_t n,
 		  dm_wire_rec_fn fn, void *ctx, struct dm_err *err);
-/* POST /objects/v1/update with body req: *out the dot's answer. */
+/* Asks the remote dot to take the update req (branches to move to commits
+ * it now holds): *out the dot's answer. */
 int dm_remote_update(struct dm_remote_conn *r, json_t *req, json_t **out, struct dm_err *err);
 
 /*

@@ -137,7 +137,7 @@ static int check_remote(const struct dm_transfer_spec *spec, struct dm_err *err)
 	int rc = dm_remote_open(&conn, &addr, err);
 
 	if (!rc)
-		rc = dm_remote_versions(conn, err);
+		rc = dm_remote_hello(conn, err);
 	dm_remote_free(conn);
 	return rc;
 }

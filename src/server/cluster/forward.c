@@ -288,7 +288,7 @@ int dm_forward_update(const struct dm_cluster_env *env, const struct dm_caller *
 	walk.dot_id = dot_id;
 	rc = dm_remote_open(&conn, &addr, err);
 	if (!rc)
-		rc = dm_remote_versions(conn, err);
+		rc = dm_remote_hello(conn, err);
 	if (!rc) {
 		walk.peer = (struct dm_sync_peer){conn, peer_missing, peer_put, peer_sync, NULL};
 		dm_remote_put_begin(conn, dot_id, walk_acked, &walk);

@@ -872,7 +872,7 @@ static void run_transfer(struct dm_job *job)
 			 a->remote_name ? a->remote_name : dm_remote_where(r.conn));
 		dm_remote_set_cancel(r.conn, run_cancelled, &r);
 		report(&r, XS_NEGOTIATING, true, a->branch ? one_branch(a->branch) : NULL);
-		rc = dm_remote_versions(r.conn, &err);
+		rc = dm_remote_hello(r.conn, &err);
 	}
 	if (!rc)
 		rc = a->direction == DM_TRANSFER_PUSH ? do_push(&r, &err) : do_pull(&r, &err);
