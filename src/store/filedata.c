@@ -97,24 +97,32 @@ static int ext_add(struct extlist *l, uint64_t off, uint32_t len, const dm_oid *
 	return 0;
 }
 
+int dm_filedata_put_chunk(dm_oid *out, struct dm_store *s, const unsigned char *p, size_t len,
+			  uint64_t off, const char *ext_path, struct dm_filedata_result *res,
+			  struct dm_err *err)
+{
+	int rc;
+
+	dm_hash(out, p, len);
+	res->chunks++;
+	if (dm_store_has(s, out) == 1)
+		return 0;
+	rc = ext_path ? dm_store_put_external_hashed(s, out, DM_OBJ_CHUNK, ext_path, off,
+						     (uint32_t)len, err)
+		      : dm_store_put_hashed(s, out, DM_OBJ_CHUNK, p, len, err);
+	if (!rc)
+		res->chunks_new++;
+	return rc;
+}
+
 static int put_chunk(struct dm_store *s, struct extlist *l, uint64_t off, const unsigned char *p,
 		     size_t len, const char *ext_path, struct dm_filedata_result *res,
 		     struct dm_err *err)
 {
 	dm_oid id;
-	int rc;
+	int rc = dm_filedata_put_chunk(&id, s, p, len, off, ext_path, res, err);
 
-	dm_hash(&id, p, len);
-	res->chunks++;
-	if (dm_store_has(s, &id) != 1) {
-		rc = ext_path ? dm_store_put_external_hashed(s, &id, DM_OBJ_CHUNK, ext_path, off,
-							     (uint32_t)len, err)
-			      : dm_store_put_hashed(s, &id, DM_OBJ_CHUNK, p, len, err);
-		if (rc)
-			return rc;
-		res->chunks_new++;
-	}
-	return ext_add(l, off, (uint32_t)len, &id, err);
+	return rc ? rc : ext_add(l, off, (uint32_t)len, &id, err);
 }
 
 /*
@@ -229,16 +237,24 @@ int dm_filedata_store(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *o
 	f.n = l.n;
 	f.ext = l.e;
 	res->size = stored;
-	dm_buf_reset(&ctx->enc);
-	rc = dm_file_encode(&ctx->enc, &f, err);
-	if (rc) {
-		dm_err_prefix(err, "cannot store '%s'", name);
-		goto done;
-	}
-	rc = dm_store_put(s, out, DM_OBJ_FILE, ctx->enc.data, ctx->enc.len, err);
+	rc = dm_filedata_put_file(out, s, ctx, &f, name, err);
 done:
 	free(l.e);
 	return rc;
+}
+
+int dm_filedata_put_file(dm_oid *out, struct dm_store *s, struct dm_filedata_ctx *ctx,
+			 const struct dm_file *f, const char *name, struct dm_err *err)
+{
+	int rc;
+
+	dm_buf_reset(&ctx->enc);
+	rc = dm_file_encode(&ctx->enc, f, err);
+	if (rc) {
+		dm_err_prefix(err, "cannot store '%s'", name);
+		return rc;
+	}
+	return dm_store_put(s, out, DM_OBJ_FILE, ctx->enc.data, ctx->enc.len, err);
 }
 
 int dm_filedata_load(struct dm_store *s, struct dm_filedata_ctx *ctx, struct dm_file *out,

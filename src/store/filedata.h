@@ -72,6 +72,24 @@ int dm_filedata_store_delta(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_
 			    struct dm_err *err);
 
 /*
+ * Encodes file object f (in ctx->enc) and puts it: out receives its id. The
+ * last step of both dm_filedata_store and dm_filedata_store_delta; name is
+ * used in messages only.
+ */
+int dm_filedata_put_file(dm_oid *out, struct dm_store *s, struct dm_filedata_ctx *ctx,
+			 const struct dm_file *f, const char *name, struct dm_err *err);
+
+/*
+ * Puts the chunk p[0, len) found at offset off of the file (recorded as
+ * bytes of ext_path when ext_path is not NULL, see dm_filedata_store) unless
+ * the store has it; out receives its id. Counts it in res (chunks, and
+ * chunks_new when it was put).
+ */
+int dm_filedata_put_chunk(dm_oid *out, struct dm_store *s, const unsigned char *p, size_t len,
+			  uint64_t off, const char *ext_path, struct dm_filedata_result *res,
+			  struct dm_err *err);
+
+/*
  * Writes the content of file object f into fd, which must be open for
  * writing on an empty file: every extent is pwritten at its offset and the
  * file is then truncated to f->size, so gaps stay holes. *written (may be

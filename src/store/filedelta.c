@@ -270,17 +270,10 @@ static int delta_walk(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd, u
 			have = (size_t)len;
 		}
 		c = dm_chunker_cut(p, ctx->buf + (pos - wbase), (size_t)(wbase + have - pos));
-		dm_hash(&id, ctx->buf + (pos - wbase), c);
-		res->chunks++;
-		if (dm_store_has(s, &id) != 1) {
-			rc = ext_path ? dm_store_put_external_hashed(s, &id, DM_OBJ_CHUNK, ext_path,
-								     pos, (uint32_t)c, err)
-				      : dm_store_put_hashed(s, &id, DM_OBJ_CHUNK,
-							    ctx->buf + (pos - wbase), c, err);
-			if (rc)
-				return rc;
-			res->chunks_new++;
-		}
+		rc = dm_filedata_put_chunk(&id, s, ctx->buf + (pos - wbase), c, pos, ext_path, res,
+					   err);
+		if (rc)
+			return rc;
 		out_add(o, pos, (uint32_t)c, &id);
 		pos += c;
 	}
@@ -322,13 +315,7 @@ int dm_filedata_store_delta(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_
 	f.n = o.n;
 	f.ext = o.e;
 	res->size = size;
-	dm_buf_reset(&ctx->enc);
-	rc = dm_file_encode(&ctx->enc, &f, err);
-	if (rc) {
-		dm_err_prefix(err, "cannot store '%s'", name);
-		goto done;
-	}
-	rc = dm_store_put(s, out, DM_OBJ_FILE, ctx->enc.data, ctx->enc.len, err);
+	rc = dm_filedata_put_file(out, s, ctx, &f, name, err);
 	goto done;
 full:
 	rc = dm_filedata_store(s, ctx, out, fd, size, blocks, name, ext_path, res, err);
