@@ -1,0 +1,142 @@
+/*
+ * internal.h - the store's private state, shared by the files of src/store
+ * that implement store.h (src/store only; nothing outside includes it).
+ *
+ *   store.c     packs, the index, and the core put, get and flush
+ *   external.c  objects kept as bytes of an engine's immutable files
+ *   staging.c   staging packs: chunks received for one dot
+ *
+ * Invariants of struct dm_store (each file keeps those of its part):
+ *   - Every object in `pending` has its record fully written to a pack at
+ *     its location, or is an external object (its location's `pack` is the
+ *     offset of its recorded path in ext_paths); pending holds exactly the
+ *     objects put since the last flush.
+ *   - Every staging pack the index knows is in `staged` (with its dot); one
+ *     not yet `recorded` joins the index's staging records at the next
+ *     flush. `stages` holds the staging pack being appended to per dot.
+ *   - `mu` guards pending, ext_paths, the writers (cur and stages), the
+ *     staged list, the dirty-pack list and the read-descriptor table.
+ *     Hashing and compression happen outside it. `packs_rw` is held shared
+ *     while a pack descriptor is read and exclusively while a dropped
+ *     pack's descriptor is closed.
+ */
+#ifndef DM_STORE_INTERNAL_H
+#define DM_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/index.h"
+#include "store/oidmap.h"
+#include "store/pack.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/hash.h"
+
+struct dm_err;
+
+/* A pack open for appending: 0 / -1 when none. */
+struct writer {
+	uint32_t pack;
+	int fd;
+	uint64_t end;
+};
+
+struct stage {
+	char dot[DM_INDEX_DOT_MAX + 1];
+	struct writer w;
+};
+
+struct staged_pack {
+	struct dm_index_staged rec;
+	bool recorded; /* in the index's staging records */
+};
+
+struct dm_store {
+	char *dir;
+	struct dm_store_opts opts;
+	struct dm_index *idx;
+	int lock_fd;
+
+	pthread_mutex_t mu;
+	struct dm_oidmap pending; /* id -> struct dm_loc */
+	struct dm_buf ext_paths;  /* paths of pending external objects, each NUL-ended;
+				   * their loc.pack is the offset of theirs */
+	size_t ext_last;          /* offset of the last path added */
+	uint32_t last_pack;       /* highest pack number in use; 0: none yet */
+	struct writer cur;        /* the ordinary pack being appended to */
+	bool staging;             /* received chunks go to staging packs */
+	struct stage *stages;     /* one staging pack being appended to per dot */
+	size_t nstages;
+	struct staged_pack *staged; /* every staging pack */
+	size_t nstaged;
+	char *ext_root; /* absolute, no trailing '/'; NULL: none */
+	size_t ext_root_len;
+	pthread_rwlock_t packs_rw;
+	struct dm_pack_len *dirty; /* packs appended to since the last flush */
+	size_t ndirty;
+	uint64_t unflushed;
+	int *read_fds; /* by pack number; -1 when not open */
+	size_t nread_fds;
+};
+
+/* ---- store.c ---- */
+
+/* The path of pack number pack; -1 when it does not fit in size. */
+int dm_store_pack_path(char *out, size_t size, const struct dm_store *s, uint32_t pack);
+/* The entry of pack in lens (n of them), or NULL. */
+const struct dm_pack_len *dm_store_find_len(const struct dm_pack_len *lens, size_t n,
+					    uint32_t pack);
+/* Where object id is (pending first, then the index); an external one's
+ * recorded path is appended to path_out (may be NULL). DM_ENOTFOUND. */
+int dm_store_lookup(struct dm_store *s, const dm_oid *id, struct dm_loc *out,
+		    struct dm_buf *path_out, struct dm_err *err);
+/* Appends a record unless its object is pending already (to dot
+ * stage_dot's staging pack when not NULL, else the current pack), then
+ * flushes when enough has been written since the last flush. */
+int dm_store_append_record(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
+			   const char *stage_dot, struct dm_err *err);
+/* Compresses (when that pays) and appends object id to the current pack;
+ * its pending location then wins over any it had. */
+int dm_store_write_record(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
+			  const void *data, size_t len, struct dm_err *err);
+/* dm_store_put_stored, into dot stage_dot's staging packs when not NULL. */
+int dm_store_put_stored_to(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
+			   const char *stage_dot, struct dm_err *err);
+
+/* ---- external.c ---- */
+
+/* The form in which the store records the path of an external file:
+ * relative to ext_root when the file lies under it, else as given. */
+const char *dm_store_record_path(const struct dm_store *s, const char *path);
+/* Reads len bytes at off of path into out (replacing its contents) and
+ * sets *same to whether they hash to id. */
+int dm_store_read_and_hash(const char *path, uint64_t off, uint32_t len, const dm_oid *id,
+			   struct dm_buf *out, bool *same, struct dm_err *err);
+/* Makes loc (external, its path not yet set) object id's pending location,
+ * with path as recorded; caller holds mu. */
+int dm_store_pend_external(struct dm_store *s, const dm_oid *id, struct dm_loc *loc,
+			   const char *path, struct dm_err *err);
+/* DM_EINVAL unless kind, len and path (absolute) suit an external object. */
+int dm_store_check_external(enum dm_obj_kind kind, const char *path, uint32_t len,
+			    struct dm_err *err);
+/* Appends the bytes of external object loc, whose recorded path is rec,
+ * to out. */
+int dm_store_read_external(const struct dm_store *s, const char *rec, const struct dm_loc *loc,
+			   struct dm_buf *out, struct dm_err *err);
+
+/* ---- staging.c ---- */
+
+/* Loads the index's staging records into s->staged (at open). */
+int dm_store_load_staged(struct dm_store *s, struct dm_err *err);
+/* The staging pack numbered pack, or NULL; caller holds mu. */
+struct staged_pack *dm_store_find_staged(struct dm_store *s, uint32_t pack);
+/* The writer of dot's staging packs (made when missing); caller holds mu. */
+struct writer *dm_store_stage_writer(struct dm_store *s, const char *dot);
+/* Notes that new pack number pack is a staging pack of dot (not yet
+ * recorded); caller holds mu. */
+void dm_store_add_staged_pack(struct dm_store *s, uint32_t pack, const char *dot);
+
+#endif
