@@ -28,6 +28,11 @@
  *
  * Threads: every function here may be called from several threads at once
  * on one store; writes to the pack are serialised inside.
+ *
+ * Where it is done: store.c (packs, index, put/get/flush, the commit
+ * index), external.c (external objects and roots), staging.c (staging
+ * packs), unstage.c (dm_store_tree_unstage), admit.c (admission), verify.c,
+ * gc.c (reachability, for dm_store_external_release).
  */
 #ifndef DM_STORE_STORE_H
 #define DM_STORE_STORE_H

@@ -4,6 +4,8 @@
  *
  * A property ties the two together: the encoding is canonical, so any bytes
  * that decode must re-encode to exactly the same bytes (one object, one id).
+ * The walker of references (dm_object_refs) names exactly what each kind
+ * points to.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -575,6 +577,90 @@ static void test_bitflips_never_crash_and_stay_canonical(void **state)
 	dm_buf_release(&c);
 }
 
+/* ---- what an object names ---- */
+
+struct seen_refs {
+	int n, stop_after;
+	int kind[8];
+	dm_oid id[8];
+	uint32_t len[8];
+};
+
+static int record_ref(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct seen_refs *r = ctx;
+
+	assert_true(r->n < 8);
+	r->kind[r->n] = ref->kind;
+	r->id[r->n] = *ref->id;
+	r->len[r->n] = ref->len;
+	r->n++;
+	return r->n == r->stop_after ? 7 : 0;
+}
+
+/* A file names its chunks with their lengths, a tree its files and
+ * subtrees but not its symlinks, a commit its tree; a chunk nothing. A
+ * non-zero return stops the walk, and bytes that do not decode are
+ * refused before anything is named. */
+static void test_refs_name_what_objects_point_to(void **state)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	struct seen_refs r;
+	struct dm_err err;
+	dm_oid want;
+
+	(void)state;
+	sample_file(&b);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(dm_object_refs(DM_OBJ_FILE, b.data, b.len, record_ref, &r, &err), 0);
+	assert_int_equal(r.n, 3);
+	for (int i = 0; i < 3; i++) {
+		want = oid_of((unsigned char)(i + 1));
+		assert_int_equal(r.kind[i], DM_OBJ_CHUNK);
+		assert_memory_equal(&r.id[i], &want, sizeof(want));
+	}
+	assert_int_equal(r.len[0], 65536);
+	assert_int_equal(r.len[1], 100);
+	assert_int_equal(r.len[2], 20000);
+
+	memset(&r, 0, sizeof(r));
+	r.stop_after = 2;
+	assert_int_equal(dm_object_refs(DM_OBJ_FILE, b.data, b.len, record_ref, &r, &err), 7);
+	assert_int_equal(r.n, 2);
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(dm_object_refs(DM_OBJ_TREE, b.data, b.len, record_ref, &r, &err),
+			 DM_ECORRUPT);
+	assert_int_equal(r.n, 0);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(dm_object_refs(DM_OBJ_CHUNK, b.data, b.len, record_ref, &r, &err), 0);
+	assert_int_equal(r.n, 0);
+
+	dm_buf_reset(&b);
+	sample_tree(&b);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(dm_object_refs(DM_OBJ_TREE, b.data, b.len, record_ref, &r, &err), 0);
+	assert_int_equal(r.n, 3); /* "link" is a symlink */
+	assert_int_equal(r.kind[0], DM_OBJ_FILE);
+	want = oid_of(7);
+	assert_memory_equal(&r.id[0], &want, sizeof(want));
+	assert_int_equal(r.kind[1], DM_OBJ_TREE);
+	want = oid_of(8);
+	assert_memory_equal(&r.id[1], &want, sizeof(want));
+	assert_int_equal(r.kind[2], DM_OBJ_FILE);
+	assert_int_equal(r.len[0] + r.len[1] + r.len[2], 0);
+
+	dm_buf_reset(&b);
+	sample_commit(&b);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(dm_object_refs(DM_OBJ_COMMIT, b.data, b.len, record_ref, &r, &err), 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.kind[0], DM_OBJ_TREE);
+	want = oid_of(5);
+	assert_memory_equal(&r.id[0], &want, sizeof(want));
+	dm_buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -593,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_bad_commits_refused),
 		cmocka_unit_test(test_encoder_refuses_bad_names),
 		cmocka_unit_test(test_bitflips_never_crash_and_stay_canonical),
+		cmocka_unit_test(test_refs_name_what_objects_point_to),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
