@@ -18,7 +18,7 @@
  * any of it; anything wrong discards the whole file with a warning.
  *
  * Saving writes a temporary file and renames it over the old one without
- * fsync: after a crash the cache is the old one, the new one, or torn and
+ * fsync (dm_write_file_atomic_flags, DM_WRITE_NO_SYNC): after a crash the cache is the old one, the new one, or torn and
  * then discarded by its checksum, and any of them is safe, because an
  * entry is only used when the file's stat still matches it.
  */
@@ -324,10 +324,8 @@ int dm_statcache_save(struct dm_statcache *c, const char *path, struct dm_err *e
 {
 	size_t total = HDR_LEN + TRAILER;
 	unsigned char *buf = NULL, *p;
-	char tmp[PATH_MAX];
-	bool created = false;
 	dm_oid sum;
-	int fd = -1, rc = 0;
+	int rc;
 
 	for (size_t i = 0; i < c->cap; i++)
 		if (c->slots[i])
@@ -360,33 +358,7 @@ int dm_statcache_save(struct dm_statcache *c, const char *path, struct dm_err *e
 	dm_hash(&sum, buf, (size_t)(p - buf));
 	memcpy(p, sum.b, TRAILER);
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
-		rc = dm_err_set(err, DM_ETOOBIG, "path too long: '%s'", path);
-		goto done;
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		rc = dm_err_errno(err, errno, "cannot create '%s'", tmp);
-		goto done;
-	}
-	created = true;
-	if (dm_write_all(fd, buf, total) < 0) {
-		rc = dm_err_errno(err, errno, "cannot write '%s'", tmp);
-		goto done;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		rc = dm_err_errno(err, errno, "cannot write '%s'", tmp);
-		goto done;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		rc = dm_err_errno(err, errno, "cannot rename '%s' to '%s'", tmp, path);
-done:
-	if (fd >= 0)
-		close(fd);
-	if (rc && created)
-		unlink(tmp);
+	rc = dm_write_file_atomic_flags(path, buf, total, 0600, DM_WRITE_NO_SYNC, err);
 	free(buf);
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,16 +152,24 @@ int dm_fsync_dir(const char *path, struct dm_err *err)
 int dm_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			 struct dm_err *err)
 {
+	return dm_write_file_atomic_flags(path, data, len, mode, 0, err);
+}
+
+int dm_write_file_atomic_flags(const char *path, const void *data, size_t len, mode_t mode,
+			       unsigned flags, struct dm_err *err)
+{
 	char tmp[PATH_MAX], dir[PATH_MAX];
+	bool sync = !(flags & DM_WRITE_NO_SYNC);
 	int fd = -1, rc = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp) ||
+	/* a name of its own (mkostemp): two threads may replace one path */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp) ||
 	    dir_of(dir, sizeof(dir), path))
 		return dm_err_set(err, DM_ETOOBIG, "path too long: '%s'", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return dm_err_errno(err, errno, "cannot create '%s'", tmp);
-	if (fchmod(fd, mode) < 0 || dm_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || dm_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
 		rc = dm_err_errno(err, errno, "cannot write '%s'", tmp);
 		goto done;
 	}
@@ -174,7 +183,8 @@ int dm_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 		rc = dm_err_errno(err, errno, "cannot rename '%s' to '%s'", tmp, path);
 		goto done;
 	}
-	rc = dm_fsync_dir(dir, err);
+	if (sync)
+		rc = dm_fsync_dir(dir, err);
 done:
 	if (fd >= 0)
 		close(fd);

@@ -27,6 +27,13 @@ int dm_read_file(struct dm_buf *out, const char *path, size_t max, struct dm_err
 /* Replaces path with data atomically and durably, with the given mode. */
 int dm_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			 struct dm_err *err);
+/* dm_write_file_atomic_flags: no fsync of the file nor of its directory.
+ * Still atomic (a rename), but after a crash path may hold the old content,
+ * the new, or a torn file: for data the reader checks and can do without. */
+#define DM_WRITE_NO_SYNC 1u
+/* As dm_write_file_atomic, with DM_WRITE_* flags. */
+int dm_write_file_atomic_flags(const char *path, const void *data, size_t len, mode_t mode,
+			       unsigned flags, struct dm_err *err);
 /* mkdir -p with mode for each directory made. */
 int dm_mkdir_p(const char *path, mode_t mode, struct dm_err *err);
 /* fsync of a directory, so that a rename or create inside it is durable. */
