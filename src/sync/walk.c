@@ -16,7 +16,9 @@
  *   - Neither walk descends into a tree the other side already has: the
  *     store invariant says everything below it is there too.
  *   - `seen` holds every id already asked about or queued, so each object
- *     is asked for, fetched and sent at most once per walk.
+ *     is asked for, fetched and sent at most once per walk. What an object
+ *     names comes from dm_object_refs (object.h), queued by one callback
+ *     (queue_ref) for push and pull alike.
  */
 #include "sync/walk.h"
 
