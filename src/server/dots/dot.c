@@ -97,8 +97,8 @@ static void pending_release(struct pending *p)
 
 struct dot {
 	struct dm_dot_env env;
-	struct dm_dot_slot *slot;      /* where views are published */
-	struct dm_actor *self;  /* borrowed: the actor runs us */
+	struct dm_dot_slot *slot; /* where views are published */
+	struct dm_actor *self;    /* borrowed: the actor runs us */
 	char id[DM_DOT_ID_MAX + 1];
 	struct dm_dot_name name;
 	char shown[DM_DOT_NAME_TEXT_MAX]; /* the name as messages give it */
@@ -113,16 +113,16 @@ struct dot {
 	size_t nsubdots;              /* the current branch's, as last measured */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
 
-	struct dm_job *index_job;  /* sealing pending[0], or NULL */
+	struct dm_job *index_job; /* sealing pending[0], or NULL */
 	size_t npending;
-	struct pending *pending;   /* commits taken, not yet sealed; oldest first */
+	struct pending *pending;          /* commits taken, not yet sealed; oldest first */
 	char index_error[DM_ERR_MSG_MAX]; /* why the last index failed, or "" */
 
-	struct dm_job *job;        /* the running job, or NULL */
-	struct dm_msg *job_req;    /* the request it serves (kept), or NULL */
-	struct dm_msg **queue;     /* requests waiting for the job to end */
+	struct dm_job *job;     /* the running job, or NULL */
+	struct dm_msg *job_req; /* the request it serves (kept), or NULL */
+	struct dm_msg **queue;  /* requests waiting for the job to end */
 	size_t nqueue;
-	struct dm_msg **deleters;  /* DELETE requests answered when GONE */
+	struct dm_msg **deleters; /* DELETE requests answered when GONE */
 	size_t ndeleters;
 };
 
@@ -172,8 +172,8 @@ static void publish(struct dot *d)
 	if (d->nsubdots)
 		memcpy(v->subdots, d->subdots, d->nsubdots * sizeof(*d->subdots));
 	v->ncollaborators = d->ncollaborators;
-	v->collaborators = dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1,
-				      sizeof(*v->collaborators));
+	v->collaborators =
+		dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1, sizeof(*v->collaborators));
 	if (d->ncollaborators)
 		memcpy(v->collaborators, d->collaborators,
 		       d->ncollaborators * sizeof(*d->collaborators));
@@ -379,8 +379,7 @@ static char *dup_or_null(const char *s)
 static int start_job(struct dot *d, struct dm_msg *req, struct dm_dot_job_in *in)
 {
 	struct dm_err err;
-	int rc = dm_job_start(&d->job, d->self, dm_dot_run_job, in, dm_dot_job_in_free,
-			      &err);
+	int rc = dm_job_start(&d->job, d->self, dm_dot_run_job, in, dm_dot_job_in_free, &err);
 
 	if (rc) {
 		d->job = NULL;
@@ -401,8 +400,7 @@ static struct branch *req_branch(struct dot *d, struct dm_msg *req, const struct
 	struct branch *b = find_branch(d, name);
 
 	if (!b)
-		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
-				 name);
+		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown, name);
 	return b;
 }
 
@@ -420,8 +418,8 @@ static void add_collaborator(struct dot *d, struct dm_msg *req, const char *user
 			return;
 		}
 	}
-	d->collaborators = dm_xrealloc(d->collaborators,
-				       (d->ncollaborators + 1) * sizeof(*d->collaborators));
+	d->collaborators =
+		dm_xrealloc(d->collaborators, (d->ncollaborators + 1) * sizeof(*d->collaborators));
 	snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", user);
 	if (persist_dot(d, &err)) {
 		d->ncollaborators--;
@@ -573,8 +571,8 @@ static int start_op(struct dot *d, struct dm_msg *req)
 	case DM_DOT_OP_PATH:
 		/* no branch: the stable path that follows checkouts */
 		if (r->branch && !find_branch(d, r->branch)) {
-			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'",
-					 d->shown, r->branch);
+			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
+					 r->branch);
 			return 0;
 		}
 		if (dm_engine_path(d->env.engine, d->id, r->branch, &path, &err))
@@ -792,8 +790,8 @@ static void created(struct dot *d, struct dm_msg *req)
 	struct branch *b = find_branch(d, "master");
 
 	d->state = DM_DOT_READY;
-	if (dm_engine_set_current(d->env.engine, d->id, d->current, &err) ||
-	    persist_dot(d, &err) || persist_branch(d, b, &err)) {
+	if (dm_engine_set_current(d->env.engine, d->id, d->current, &err) || persist_dot(d, &err) ||
+	    persist_branch(d, b, &err)) {
 		if (req)
 			dm_msg_reply_err(req, err.code, "%s", err.msg);
 		begin_delete(d, NULL);
@@ -1150,7 +1148,8 @@ static int handle(struct dm_actor *self, struct dm_msg *msg)
 			/* a plain DELETE resumes an interrupted deletion */
 			struct dm_dot_req *r = msg->payload;
 
-			if (r && r->op == DM_DOT_OP_DELETE && d->state == DM_DOT_DELETING && !d->job)
+			if (r && r->op == DM_DOT_OP_DELETE && d->state == DM_DOT_DELETING &&
+			    !d->job)
 				start_delete_job(d);
 			if (r && r->op == DM_DOT_OP_INDEX)
 				maybe_start_index(d);
@@ -1217,7 +1216,8 @@ static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
 			b->tree = c.tree;
 			dm_commit_release(&c);
 		}
-	}	return 0;
+	}
+	return 0;
 }
 
 /* Every head without a tree is a commit still pending. */
@@ -1232,9 +1232,10 @@ static int check_heads(struct dot *d, struct dm_err *err)
 		for (size_t j = 0; j < d->npending && !pending; j++)
 			pending = !strcmp(d->pending[j].id, b->head);
 		if (!pending)
-			return dm_err_set(err, DM_ECORRUPT,
-					  "dot %s branch '%s': head %s is neither stored nor pending",
-					  d->id, b->name, b->head);
+			return dm_err_set(
+				err, DM_ECORRUPT,
+				"dot %s branch '%s': head %s is neither stored nor pending", d->id,
+				b->name, b->head);
 	}
 	return 0;
 }
@@ -1277,8 +1278,8 @@ static int load_pending(struct dot *d, json_t *all, struct dm_err *err)
 
 		if (!parent || !message || !author || strlen(id) > DM_COMMIT_ID_LEN_MAX ||
 		    strlen(parent) > DM_COMMIT_ID_LEN_MAX || (meta && !json_is_object(meta)))
-			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt pending commit '%.40s'",
-					  d->id, id);
+			return dm_err_set(err, DM_ECORRUPT,
+					  "dot %s: corrupt pending commit '%.40s'", d->id, id);
 		memset(pc, 0, sizeof(*pc));
 		snprintf(pc->id, sizeof(pc->id), "%s", id);
 		snprintf(pc->parent, sizeof(pc->parent), "%s", parent);
@@ -1306,23 +1307,24 @@ static int load_collaborators(struct dot *d, json_t *list, struct dm_err *err)
 	json_t *v;
 
 	if (!json_is_array(list))
-		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt collaborators in the KV", d->id);
+		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt collaborators in the KV",
+				  d->id);
 	d->collaborators = dm_xcalloc(json_array_size(list) + 1, sizeof(*d->collaborators));
 	json_array_foreach(list, i, v)
 	{
 		const char *u = json_string_value(v);
 
 		if (!u || !dm_name_part_valid(u, strlen(u)))
-			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt collaborator in the KV",
-					  d->id);
+			return dm_err_set(err, DM_ECORRUPT,
+					  "dot %s: corrupt collaborator in the KV", d->id);
 		snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", u);
 	}
 	return 0;
 }
 
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
-		 const struct dm_dot_name *name, int state, const char *current,
-		 json_t *branches, json_t *collaborators, json_t *pending, struct dm_err *err)
+		 const struct dm_dot_name *name, int state, const char *current, json_t *branches,
+		 json_t *collaborators, json_t *pending, struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
 	struct dot *d = dm_xcalloc(1, sizeof(*d));
@@ -1382,17 +1384,17 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	if (d->env.registry)
 		dm_actor_ref(d->env.registry);
 	if (state == DM_DOT_DELETING)
-		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_DELETE),
-						   dm_dot_req_free));
+		dm_actor_post(h->actor,
+			      dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_DELETE), dm_dot_req_free));
 	else if (d->npending) /* dmd stopped before sealing them: go on */
-		dm_actor_post(h->actor, dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_INDEX),
-						   dm_dot_req_free));
+		dm_actor_post(h->actor,
+			      dm_msg_new(0, dm_dot_req_new(DM_DOT_OP_INDEX), dm_dot_req_free));
 	*out = h;
 	return 0;
 }
 
-int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req,
-		int timeout_ms, struct dm_err *err)
+int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req, int timeout_ms,
+		struct dm_err *err)
 {
 	struct dm_msg *reply = NULL;
 	int rc = dm_actor_call(&reply, h->actor, dm_msg_new(0, req, dm_dot_req_free), timeout_ms,
@@ -1418,4 +1420,3 @@ int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req
 	dm_msg_free(reply);
 	return rc;
 }
-

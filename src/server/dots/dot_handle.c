@@ -111,7 +111,6 @@ const char *dm_dot_handle_id(const struct dm_dot_handle *h)
 	return h->id;
 }
 
-
 void dm_dot_slot_publish(struct dm_dot_slot *s, struct dm_dot_view *v)
 {
 	struct dm_dot_view *old;
@@ -195,21 +194,19 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 	for (size_t i = 0; i < v->nbranches; i++) {
 		const struct dm_branch_view *b = &v->branches[i];
 
-		json_array_append_new(branches,
-				      json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", b->name,
-						"head", b->head, "commits", (json_int_t)b->commits,
-						"dirty", (json_int_t)b->dirty, "size",
-						(json_int_t)b->size));
+		json_array_append_new(
+			branches, json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", b->name, "head",
+					    b->head, "commits", (json_int_t)b->commits, "dirty",
+					    (json_int_t)b->dirty, "size", (json_int_t)b->size));
 	}
 	json_t *collaborators = json_array(), *containers = json_array();
 
 	for (size_t i = 0; i < v->nmounts; i++)
-		json_array_append_new(containers,
-				      json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
-						v->mounts[i].container, "id",
-						v->mounts[i].container_id, "volume", v->mounts[i].volume,
-						"branch", v->mounts[i].branch, "subdot",
-						v->mounts[i].subdot));
+		json_array_append_new(
+			containers,
+			json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", v->mounts[i].container, "id",
+				  v->mounts[i].container_id, "volume", v->mounts[i].volume,
+				  "branch", v->mounts[i].branch, "subdot", v->mounts[i].subdot));
 
 	for (size_t i = 0; i < v->ncollaborators; i++)
 		json_array_append_new(collaborators, json_string(v->collaborators[i]));

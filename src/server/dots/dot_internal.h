@@ -88,7 +88,7 @@ struct dm_dot_job_out {
 	uint64_t stash_commits;
 	size_t nsubdots; /* REFRESH: the branch's top-level directories, sorted */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
-	json_t *json; /* result for the requester, when the op has one */
+	json_t *json;     /* result for the requester, when the op has one */
 	json_t *warnings; /* what went wrong after the change was made, or NULL */
 	char errmsg[DM_ERR_MSG_MAX];
 };

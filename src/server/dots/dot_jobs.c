@@ -150,9 +150,10 @@ static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out
 		size_t n = 0;
 
 		if (strlen(r.id) < 4)
-			return dm_err_set(err, DM_EINVAL,
-					  "commit prefix '%s' is too short; give at least 4 characters",
-					  r.id);
+			return dm_err_set(
+				err, DM_EINVAL,
+				"commit prefix '%s' is too short; give at least 4 characters",
+				r.id);
 		rc = dm_store_commit_find(in->env.store, in->dot_id, r.id, 2, &ids, &n, err);
 		if (rc)
 			return rc;
@@ -333,8 +334,8 @@ static void start_containers(struct dm_dot_job_in *in, struct dm_dot_job_out *ou
 	}
 }
 
-static int job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
-		     struct dm_err *err)
+static int job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		     struct dm_engine_progress *p, struct dm_err *err)
 {
 	int rc = resolve_into(in, out, in->from, err);
 
@@ -365,8 +366,8 @@ static int job_switch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, stru
 	return rc;
 }
 
-static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_engine_progress *p,
-		      struct dm_err *err)
+static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		      struct dm_engine_progress *p, struct dm_err *err)
 {
 	int rc = resolve_into(in, out, in->from, err);
 
@@ -440,7 +441,8 @@ static int load_received(struct dm_commit *out, const struct dm_dot_job_in *in,
 	int rc = dm_store_get(in->env.store, &ref->oid, &b, &kind, err);
 
 	if (!rc && kind != DM_OBJ_COMMIT)
-		rc = dm_err_set(err, DM_ECORRUPT, "object for commit '%s' is not a commit", ref->id);
+		rc = dm_err_set(err, DM_ECORRUPT, "object for commit '%s' is not a commit",
+				ref->id);
 	if (!rc)
 		rc = dm_commit_decode(out, b.data, b.len, err);
 	dm_buf_release(&b);
@@ -477,10 +479,11 @@ static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		if (rc)
 			return rc;
 		if (dirty)
-			return dm_err_set(err, DM_EUNCOMMITTED,
-					  "branch '%s' has uncommitted changes (%llu bytes); commit "
-					  "or reset them first",
-					  in->branch, (unsigned long long)dirty);
+			return dm_err_set(
+				err, DM_EUNCOMMITTED,
+				"branch '%s' has uncommitted changes (%llu bytes); commit "
+				"or reset them first",
+				in->branch, (unsigned long long)dirty);
 	}
 	if (strcmp(in->head, old))
 		return dm_err_set(err, DM_ECONFLICT,
@@ -522,11 +525,12 @@ static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	if (strcmp(ancestor, old)) {
 		/* the receiver has commits the sender does not: diverged */
 		if (!in->stash)
-			return dm_err_set(err, DM_EDIVERGED,
-					  "branch '%s' has diverged: both sides committed since %s; "
-					  "use --stash-on-divergence to keep this side's commits on "
-					  "a branch of their own",
-					  in->branch, ancestor[0] ? ancestor : "the start");
+			return dm_err_set(
+				err, DM_EDIVERGED,
+				"branch '%s' has diverged: both sides committed since %s; "
+				"use --stash-on-divergence to keep this side's commits on "
+				"a branch of their own",
+				in->branch, ancestor[0] ? ancestor : "the start");
 		rc = dm_engine_create(in->env.engine, in->dot_id, in->stash_name,
 				      in->has_tree ? &in->tree : NULL, p, err);
 		if (rc)
@@ -582,10 +586,9 @@ static int job_diff(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct
 		return rc;
 	list = json_array();
 	for (size_t i = 0; i < diff.n; i++)
-		json_array_append_new(list,
-				      json_pack("{s:s, s:s}", "status",
-						dm_change_status_name(diff.changes[i].status),
-						"path", diff.changes[i].path));
+		json_array_append_new(list, json_pack("{s:s, s:s}", "status",
+						      dm_change_status_name(diff.changes[i].status),
+						      "path", diff.changes[i].path));
 	dm_diff_release(&diff);
 	out->json = json_pack("{s:o}", "changes", list);
 	return 0;
@@ -636,8 +639,7 @@ static int subdot_cmp(const void *a, const void *b)
 
 /* REFRESH: the subdots of the branch, its top-level directories with
  * valid names (at most SUBDOTS_MAX of them). */
-static int measure_subdots(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
-			   struct dm_err *err)
+static int measure_subdots(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_err *err)
 {
 	enum { SUBDOTS_MAX = 1024 };
 	struct dm_buf path = DM_BUF_INIT;
@@ -724,4 +726,3 @@ void dm_dot_run_job(struct dm_job *job)
 		json_object_set(out->json, "warnings", out->warnings);
 	dm_job_set_result(job, rc, out, dm_dot_job_out_free);
 }
-
