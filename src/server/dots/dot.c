@@ -1,43 +1,81 @@
 /*
- * dot.c - the dot actor: all mutable state of one dot, and every change to it.
- * Its slow work is in dot_jobs.c; handles and views in dot_handle.c.
+ * dots/ — the dot actor, its jobs, handles/views, and the registry.
+ * dot.c (this file) is the actor: all mutable state of one dot (struct
+ * dot), every change to it, and what it keeps in the KV. dot_jobs.c is its
+ * slow work, run on the worker pool; dot_handle.c the handles, published
+ * views and requests through which everyone else reaches it; registry.c
+ * the one map from dot id to dot; docker.c the container engine's API that
+ * jobs stop and start containers with. dot_internal.h is what the dot's
+ * three files share.
  *
  * Invariants:
  *   - struct dot is touched only by its actor's handler (one thread at a
  *     time); everything else sees immutable views published through the
  *     handle, and sends requests.
- *   - At most one job runs per dot. Requests that need a job while one runs
- *     wait in `queue`, in arrival order. A job owns copies of everything it
- *     reads; it reports back with its DONE message and nothing else.
+ *   - At most one job runs per dot, plus the INDEX job that seals pending
+ *     commits. Requests that need a job while one runs wait in `queue`, in
+ *     arrival order. A job owns copies of everything it reads (job_input
+ *     makes them); it reports back with its DONE message and nothing else.
  *   - Every request is answered exactly once: directly, when its job is
  *     done, or "no such dot" when the dot is deleted before it ran.
- *   - Deletion cancels the running job and waits for its DONE message
+ *   - Deletion cancels the running jobs and waits for their DONE messages
  *     before removing any data; only then is the dot GONE.
- *
- * States and transitions (each row is a function below):
- *
- *   state     event                          transition         next
- *   --------  -----------------------------  -----------------  ---------
- *   CREATING  CREATE request                 on_create          CREATING
- *   CREATING  create job done, ok            created            READY
- *   CREATING  create job done, failed        create_failed      DELETING
- *   READY     request, no job running        start_op           READY
- *   READY     request, a job running         enqueue            READY
- *   READY     job done                       finish_op          READY
- *   READY     DELETE request                 begin_delete       DELETING
- *   DELETING  DELETE request                 join_delete        DELETING
- *   DELETING  other request                  refuse_gone        DELETING
- *   DELETING  job done (the cancelled one)   start_delete_job   DELETING
- *   DELETING  delete job done                deleted            GONE
- *   GONE      any request                    refuse_gone        GONE
+ *   - A head without a tree is a pending commit; the KV records the two
+ *     together (persist_pending, one transaction).
  *
  * With an engine that snapshots (btrfs), a commit is two steps: its job
  * takes the snapshot and the branch head moves at once to the new commit,
- * recorded as pending (in the KV too); an INDEX job, one at a time beside
+ * recorded as pending (in the KV too); the INDEX job, one at a time beside
  * the other jobs, seals pending commits oldest first (tree, commit object).
- * Requests that need sealed history (reset, branch, diff, receive, and
- * SEALED, which log and transfers send) wait in the queue until none is
- * pending; deletion cancels both jobs and waits for both.
+ * PENDING below is READY with commits pending (npending > 0, the view's
+ * `indexing`); the KV and views say READY. Every READY row holds in it too,
+ * except where a PENDING row says otherwise.
+ *
+ * States and transitions (each row is a function below; the first row that
+ * matches is taken; the table `operations` below says which requests are
+ * SEALED, AT_ONCE or LAST_VIEW, and how READY serves each):
+ *
+ *   state     event                                transition         next
+ *   --------  -----------------------------------  -----------------  --------
+ *   CREATING  DELETE request                       begin_delete       DELETING
+ *   CREATING  CREATE request, no job running       on_create          CREATING
+ *   CREATING  other request                        enqueue            CREATING
+ *   CREATING  create job done, ok                  created            READY [1]
+ *   CREATING  create job done, failed              create_failed      DELETING
+ *   READY     DELETE request, containers use it    refuse_busy        READY
+ *   READY     DELETE request                       begin_delete       DELETING
+ *   READY     AT_ONCE request                      its prepare        READY
+ *   READY     CREATE request                       refuse_exists      READY
+ *   READY     LAST_VIEW request, a job running     answer_view        READY
+ *   READY     request, a job running               enqueue            READY
+ *   READY     request, no job running              start_op           READY
+ *   READY     job done, ok                         finish_op          READY
+ *   READY     job done, failed                     finish_op          READY
+ *   READY     commit job done, snapshot taken      take_pending       PENDING
+ *   PENDING   LAST_VIEW request                    answer_view        PENDING
+ *   PENDING   SEALED request                       enqueue            PENDING
+ *   PENDING   INDEX message (dmd restarted)        maybe_start_index  PENDING
+ *   PENDING   index job done, more pending         on_index_done      PENDING
+ *   PENDING   index job done, the last one         on_index_done      READY
+ *   PENDING   index job done, failed               on_index_done      PENDING [2]
+ *   DELETING  DELETE request                       join_delete        DELETING
+ *   DELETING  other request                        refuse_gone        DELETING
+ *   DELETING  DELETE message (dmd restarted)       start_delete_job   DELETING
+ *   DELETING  cancelled job or index job done      cancelled_done     DELETING [3]
+ *   DELETING  delete job done, ok                  deleted            GONE
+ *   DELETING  delete job done, failed              deleted            DELETING [4]
+ *   GONE      DELETE request                       confirm_deleted    GONE
+ *   GONE      other request                        refuse_gone        GONE
+ *
+ *   [1] DELETING when the new dot cannot be recorded.
+ *   [2] The commit stays pending; the next commit, or the next start,
+ *       tries again.
+ *   [3] The delete job starts once neither job runs.
+ *   [4] A later DELETE, or the next start, tries again.
+ *
+ * After a job or an index job is done, queued requests are served in order
+ * (drain_queue) until one starts a job, or a SEALED one meets a pending
+ * commit; then the INDEX job starts if a commit is pending.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -55,6 +93,74 @@
 #include "util/log.h"
 
 #include "util/banned.h"
+
+/* ---- the operations ---- */
+
+struct dot;
+
+/*
+ * prepare: serves request r (of req) at once, answering it, and returns
+ * NULL; or returns the input of the job that serves it (job_input's, with
+ * what only the dot knows added). finish: applies the job's result to the
+ * dot and answers req; only after a job that succeeded (finish_op answers
+ * a failure).
+ */
+typedef struct dm_dot_job_in *prepare_fn(struct dot *d, struct dm_msg *req,
+					 const struct dm_dot_req *r);
+typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+		       struct dm_dot_job_out *out);
+
+static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
+	prepare_receive, prepare_collaborator, prepare_mount, prepare_unmount, prepare_sealed;
+static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
+	finish_refresh, finish_receive;
+
+enum {
+	SEALED = 1 << 0,    /* reads history: waits while a commit is pending */
+	AT_ONCE = 1 << 1,   /* served even while a job runs: a reset's job waits for it */
+	LAST_VIEW = 1 << 2, /* while a job runs or a commit is pending: the last view */
+};
+
+/*
+ * Every operation of a dot, by its request's op: its flags, and the steps
+ * that serve it. The job column says whether it runs a job (CHECKOUT of an
+ * existing branch does only when containers follow the current one: its
+ * prepare decides). CREATE, DELETE and INDEX have no prepare or finish:
+ * they are the state table's rows, and take only their job from here.
+ * An op that is not here, or has no prepare, is answered "unknown request".
+ */
+static const struct op {
+	unsigned flags;
+	prepare_fn *prepare;
+	dm_dot_job_fn *job;
+	finish_fn *finish;
+} operations[] = {
+	[DM_DOT_OP_CREATE] = {0, NULL, dm_dot_job_create, NULL},
+	[DM_DOT_OP_COMMIT] = {0, prepare_on_branch, dm_dot_job_commit, finish_commit},
+	[DM_DOT_OP_BRANCH] = {SEALED, prepare_branch, dm_dot_job_branch, finish_branch},
+	/* -b makes a branch from history */
+	[DM_DOT_OP_CHECKOUT] = {SEALED, prepare_checkout, dm_dot_job_checkout, finish_checkout},
+	[DM_DOT_OP_RESET] = {SEALED, prepare_reset, dm_dot_job_reset, finish_reset},
+	[DM_DOT_OP_DIFF] = {SEALED, prepare_on_branch, dm_dot_job_diff, finish_answer},
+	[DM_DOT_OP_REFRESH] = {LAST_VIEW, prepare_on_branch, dm_dot_job_refresh, finish_refresh},
+	[DM_DOT_OP_PATH] = {0, prepare_path, NULL, NULL},
+	[DM_DOT_OP_DELETE] = {0, NULL, dm_dot_job_delete, NULL},
+	[DM_DOT_OP_RECEIVE] = {SEALED, prepare_receive, dm_dot_job_receive, finish_receive},
+	[DM_DOT_OP_ADD_COLLABORATOR] = {0, prepare_collaborator, NULL, NULL},
+	[DM_DOT_OP_MOUNT] = {AT_ONCE, prepare_mount, NULL, NULL},
+	[DM_DOT_OP_UNMOUNT] = {AT_ONCE, prepare_unmount, NULL, NULL},
+	/* answers once nothing is pending (log and transfers wait for it) */
+	[DM_DOT_OP_SEALED] = {SEALED, prepare_sealed, NULL, NULL},
+	[DM_DOT_OP_INDEX] = {0, NULL, dm_dot_job_index, NULL},
+};
+
+/* The row of op; an unknown op's is all empty. */
+static const struct op *op_of(int op)
+{
+	size_t n = sizeof(operations) / sizeof(operations[0]);
+
+	return op > 0 && (size_t)op < n ? &operations[op] : &operations[0];
+}
 
 static void json_free(void *p)
 {
@@ -351,11 +457,50 @@ static void refuse_gone(struct dot *d, struct dm_msg *req)
 	dm_msg_reply_err(req, DM_ENOTFOUND, "no such dot '%s'", d->shown);
 }
 
-static struct dm_dot_job_in *job_for(struct dot *d, int op, const struct branch *b)
+/* GONE, DELETE: deleting is idempotent by id. */
+static void confirm_deleted(struct dot *d, struct dm_msg *req)
+{
+	reply_json(req, json_object());
+}
+
+static void refuse_exists(struct dot *d, struct dm_msg *req)
+{
+	dm_msg_reply_err(req, DM_EEXISTS, "dot '%s' exists", d->shown);
+}
+
+static void refuse_busy(struct dot *d, struct dm_msg *req)
+{
+	dm_msg_reply_err(req, DM_EBUSY, "dot '%s' is in use by container %s; stop it first",
+			 d->shown, d->mounts[0].container);
+}
+
+/* Answers the last published view (REFRESH does not wait behind a long
+ * job or indexing: it answers what is known). */
+static void answer_view(struct dot *d, struct dm_msg *req)
+{
+	reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? dm_xstrdup(s) : NULL;
+}
+
+/*
+ * The one place a job's input is made, for operation op: copies of the
+ * dot's identity, of branch b (the one acted on: its name, head and tree;
+ * NULL for none, or for r's branch when it does not exist yet, which a
+ * RECEIVE makes) and of all that request r gives a job (NULL: nothing; the
+ * dot's own jobs, CREATE's and CHECKOUT's, which take only names). The job
+ * to run is the one `operations` names.
+ */
+static struct dm_dot_job_in *job_input(struct dot *d, int op, const struct dm_dot_req *r,
+				       const struct branch *b)
 {
 	struct dm_dot_job_in *in = dm_xcalloc(1, sizeof(*in));
 
 	in->op = op;
+	in->run = op_of(op)->job;
 	in->env = d->env;
 	memcpy(in->dot_id, d->id, sizeof(in->dot_id));
 	in->name = d->name;
@@ -365,13 +510,32 @@ static struct dm_dot_job_in *job_for(struct dot *d, int op, const struct branch 
 		in->has_tree = b->has_tree;
 		in->tree = b->tree;
 		in->commits = b->commits;
+	} else if (r && r->branch) {
+		snprintf(in->branch, sizeof(in->branch), "%s", r->branch);
 	}
+	if (!r)
+		return in;
+	in->message = dup_or_null(r->message);
+	in->author = dup_or_null(r->author);
+	in->from = dup_or_null(r->from);
+	in->to = dup_or_null(r->to);
+	if (r->nmeta) {
+		in->nmeta = r->nmeta;
+		in->meta_keys = dm_xcalloc(r->nmeta, sizeof(char *));
+		in->meta_values = dm_xcalloc(r->nmeta, sizeof(char *));
+		for (size_t i = 0; i < r->nmeta; i++) {
+			in->meta_keys[i] = dm_xstrdup(r->meta_keys[i]);
+			in->meta_values[i] = dm_xstrdup(r->meta_values[i]);
+		}
+	}
+	in->old_head = dup_or_null(r->old_head);
+	if (r->ncommits) {
+		in->nreceived = r->ncommits;
+		in->received = dm_xcalloc(r->ncommits, sizeof(*in->received));
+		memcpy(in->received, r->commits, r->ncommits * sizeof(*r->commits));
+	}
+	in->stash = r->stash;
 	return in;
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? dm_xstrdup(s) : NULL;
 }
 
 /* Starts the job that serves req (kept in job_req). On a failure to start,
@@ -404,18 +568,21 @@ static struct branch *req_branch(struct dot *d, struct dm_msg *req, const struct
 	return b;
 }
 
-static void add_collaborator(struct dot *d, struct dm_msg *req, const char *user)
+/* ADD_COLLABORATOR: at once. */
+static struct dm_dot_job_in *prepare_collaborator(struct dot *d, struct dm_msg *req,
+						  const struct dm_dot_req *r)
 {
+	const char *user = r->user;
 	struct dm_err err;
 
 	if (!user || !dm_name_part_valid(user, strlen(user))) {
 		dm_msg_reply_err(req, DM_EINVAL, "invalid user name '%s'", user ? user : "");
-		return;
+		return NULL;
 	}
 	for (size_t i = 0; i < d->ncollaborators; i++) {
 		if (!strcmp(d->collaborators[i], user)) {
 			reply_json(req, json_object());
-			return;
+			return NULL;
 		}
 	}
 	d->collaborators =
@@ -424,10 +591,11 @@ static void add_collaborator(struct dot *d, struct dm_msg *req, const char *user
 	if (persist_dot(d, &err)) {
 		d->ncollaborators--;
 		dm_msg_reply_err(req, err.code, "%s", err.msg);
-		return;
+		return NULL;
 	}
 	publish(d);
 	reply_json(req, json_object());
+	return NULL;
 }
 
 static bool subdot_valid(const char *s)
@@ -545,156 +713,188 @@ static void stash_name(struct dot *d, const char *branch, char *out, size_t size
 		snprintf(out, size, "%.32s-DIVERGED-%.16s-%d", branch, stamp, i);
 }
 
-/* Requests that read history and must wait until every commit is sealed. */
-static bool needs_history(int op)
-{
-	return op == DM_DOT_OP_RESET || op == DM_DOT_OP_BRANCH || op == DM_DOT_OP_DIFF ||
-	       op == DM_DOT_OP_RECEIVE || op == DM_DOT_OP_SEALED ||
-	       op == DM_DOT_OP_CHECKOUT; /* -b makes a branch from history */
-}
-
 static void maybe_start_index(struct dot *d);
 
-/*
- * READY, no job running: serves one request. Returns DM_ACTOR_KEEP when a
- * job now holds the request, 0 when it was answered here.
- */
-static int start_op(struct dot *d, struct dm_msg *req)
+/* ---- serving an operation: its prepare step ---- */
+
+/* COMMIT, DIFF, REFRESH: a job on the branch the request names, or on the
+ * current one. */
+static struct dm_dot_job_in *prepare_on_branch(struct dot *d, struct dm_msg *req,
+					       const struct dm_dot_req *r)
 {
-	struct dm_dot_req *r = req->payload;
-	struct branch *b;
+	struct branch *b = req_branch(d, req, r);
+
+	return b ? job_input(d, r->op, r, b) : NULL;
+}
+
+/* RESET: the same, stopping the containers that use the branch around it. */
+static struct dm_dot_job_in *prepare_reset(struct dot *d, struct dm_msg *req,
+					   const struct dm_dot_req *r)
+{
+	struct dm_dot_job_in *in = prepare_on_branch(d, req, r);
+
+	if (in && d->env.docker)
+		affected_containers(d, in, in->branch, false);
+	return in;
+}
+
+/* BRANCH: a new branch, from ref `from` of the current one. */
+static struct dm_dot_job_in *prepare_branch(struct dot *d, struct dm_msg *req,
+					    const struct dm_dot_req *r)
+{
 	struct dm_dot_job_in *in;
+
+	if (find_branch(d, r->branch)) {
+		dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
+		return NULL;
+	}
+	if (!r->copy && refuse_mastered_elsewhere(d, req, r->branch))
+		return NULL;
+	in = job_input(d, DM_DOT_OP_BRANCH, r, find_branch(d, d->current));
+	snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
+	return in;
+}
+
+/* Makes branch name the current one, in the engine and in the KV. */
+static int make_current(struct dot *d, const char *name, struct dm_err *err)
+{
+	int rc = dm_engine_set_current(d->env.engine, d->id, name, err);
+
+	if (rc)
+		return rc;
+	snprintf(d->current, sizeof(d->current), "%s", name);
+	return persist_dot(d, err);
+}
+
+/*
+ * CHECKOUT of an existing branch: at once, unless containers follow the
+ * current branch (a job stops, switches and starts them). With create
+ * (-b): a job makes the branch from the current head and switches to it.
+ */
+static struct dm_dot_job_in *prepare_checkout(struct dot *d, struct dm_msg *req,
+					      const struct dm_dot_req *r)
+{
+	struct branch *b = find_branch(d, r->branch);
+	struct dm_dot_job_in *in;
+	struct dm_err err;
+
+	if (b) {
+		if (r->create) {
+			dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
+			return NULL;
+		}
+		if (strcmp(r->branch, d->current) && d->env.docker) {
+			/* containers follow the current branch: stop, switch, start */
+			in = job_input(d, DM_DOT_OP_CHECKOUT, NULL, b);
+			in->switch_only = true;
+			affected_containers(d, in, r->branch, true);
+			if (in->ncontainers)
+				return in;
+			dm_dot_job_in_free(in);
+		}
+		if (make_current(d, r->branch, &err)) {
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+			return NULL;
+		}
+		publish(d);
+		reply_json(req, json_object());
+		return NULL;
+	}
+	if (!r->create) {
+		dm_msg_reply_err(req, DM_ENOTFOUND,
+				 "dot '%s' has no branch '%s'; use 'dm checkout -b %s' to "
+				 "create it",
+				 d->shown, r->branch, r->branch);
+		return NULL;
+	}
+	if (refuse_mastered_elsewhere(d, req, r->branch))
+		return NULL;
+	in = job_input(d, DM_DOT_OP_CHECKOUT, NULL, find_branch(d, d->current));
+	snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
+	if (d->env.docker)
+		affected_containers(d, in, d->current, true);
+	return in;
+}
+
+/* PATH: at once; no branch: the stable path that follows checkouts. */
+static struct dm_dot_job_in *prepare_path(struct dot *d, struct dm_msg *req,
+					  const struct dm_dot_req *r)
+{
 	struct dm_buf path = DM_BUF_INIT;
 	struct dm_err err;
 
-	switch (r->op) {
-	case DM_DOT_OP_PATH:
-		/* no branch: the stable path that follows checkouts */
-		if (r->branch && !find_branch(d, r->branch)) {
-			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
-					 r->branch);
-			return 0;
-		}
-		if (dm_engine_path(d->env.engine, d->id, r->branch, &path, &err))
-			dm_msg_reply_err(req, err.code, "%s", err.msg);
-		else
-			reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
-		dm_buf_release(&path);
-		return 0;
-	case DM_DOT_OP_CHECKOUT:
-		if (find_branch(d, r->branch)) {
-			if (r->create) {
-				dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
-				return 0;
-			}
-			if (strcmp(r->branch, d->current) && d->env.docker) {
-				/* containers follow the current branch: stop, switch, start */
-				in = job_for(d, DM_DOT_OP_CHECKOUT, find_branch(d, r->branch));
-				in->switch_only = true;
-				affected_containers(d, in, r->branch, true);
-				if (in->ncontainers)
-					break;
-				dm_dot_job_in_free(in);
-			}
-			if (dm_engine_set_current(d->env.engine, d->id, r->branch, &err)) {
-				dm_msg_reply_err(req, err.code, "%s", err.msg);
-				return 0;
-			}
-			snprintf(d->current, sizeof(d->current), "%s", r->branch);
-			if (persist_dot(d, &err)) {
-				dm_msg_reply_err(req, err.code, "%s", err.msg);
-				return 0;
-			}
-			publish(d);
-			reply_json(req, json_object());
-			return 0;
-		}
-		if (!r->create) {
-			dm_msg_reply_err(req, DM_ENOTFOUND,
-					 "dot '%s' has no branch '%s'; use 'dm checkout -b %s' to "
-					 "create it",
-					 d->shown, r->branch, r->branch);
-			return 0;
-		}
-		if (refuse_mastered_elsewhere(d, req, r->branch))
-			return 0;
-		b = find_branch(d, d->current);
-		in = job_for(d, DM_DOT_OP_CHECKOUT, b);
-		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
-		if (d->env.docker)
-			affected_containers(d, in, d->current, true);
-		break;
-	case DM_DOT_OP_BRANCH:
-		if (find_branch(d, r->branch)) {
-			dm_msg_reply_err(req, DM_EEXISTS, "branch '%s' exists", r->branch);
-			return 0;
-		}
-		if (!r->copy && refuse_mastered_elsewhere(d, req, r->branch))
-			return 0;
-		b = find_branch(d, d->current);
-		in = job_for(d, DM_DOT_OP_BRANCH, b);
-		snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
-		in->from = dup_or_null(r->from);
-		break;
-	case DM_DOT_OP_ADD_COLLABORATOR:
-		add_collaborator(d, req, r->user);
-		return 0;
-	case DM_DOT_OP_SEALED:
-		/* reached only once nothing is pending (needs_history) */
-		reply_json(req, json_object());
-		return 0;
-	case DM_DOT_OP_MOUNT:
-	case DM_DOT_OP_UNMOUNT:
-		/* queued while the dot was being created */
-		if (!r->mount)
-			dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
-		else if (r->op == DM_DOT_OP_MOUNT)
-			on_mount(d, req, r->mount);
-		else
-			on_unmount(d, req, r->mount->mount_id);
-		return 0;
-	case DM_DOT_OP_RECEIVE:
-		b = find_branch(d, r->branch);
-		in = job_for(d, DM_DOT_OP_RECEIVE, b);
-		if (!b)
-			snprintf(in->branch, sizeof(in->branch), "%s", r->branch);
-		in->branch_exists = b != NULL;
-		in->old_head = dm_xstrdup(r->old_head ? r->old_head : "");
-		in->nreceived = r->ncommits;
-		in->received = dm_xcalloc(r->ncommits ? r->ncommits : 1, sizeof(*in->received));
-		if (r->ncommits)
-			memcpy(in->received, r->commits, r->ncommits * sizeof(*r->commits));
-		in->stash = r->stash;
-		stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
-		break;
-	case DM_DOT_OP_COMMIT:
-	case DM_DOT_OP_RESET:
-	case DM_DOT_OP_DIFF:
-	case DM_DOT_OP_REFRESH:
-		b = req_branch(d, req, r);
-		if (!b)
-			return 0;
-		in = job_for(d, r->op, b);
-		if (r->op == DM_DOT_OP_RESET && d->env.docker)
-			affected_containers(d, in, b->name, false);
-		in->message = dup_or_null(r->message);
-		in->author = dup_or_null(r->author);
-		in->from = dup_or_null(r->from);
-		in->to = dup_or_null(r->to);
-		if (r->nmeta) {
-			in->nmeta = r->nmeta;
-			in->meta_keys = dm_xcalloc(r->nmeta, sizeof(char *));
-			in->meta_values = dm_xcalloc(r->nmeta, sizeof(char *));
-			for (size_t i = 0; i < r->nmeta; i++) {
-				in->meta_keys[i] = dm_xstrdup(r->meta_keys[i]);
-				in->meta_values[i] = dm_xstrdup(r->meta_values[i]);
-			}
-		}
-		break;
-	default:
+	if (r->branch && !find_branch(d, r->branch)) {
+		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
+				 r->branch);
+		return NULL;
+	}
+	if (dm_engine_path(d->env.engine, d->id, r->branch, &path, &err))
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+	else
+		reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
+	dm_buf_release(&path);
+	return NULL;
+}
+
+/* RECEIVE: a job on the branch, made by it when missing. */
+static struct dm_dot_job_in *prepare_receive(struct dot *d, struct dm_msg *req,
+					     const struct dm_dot_req *r)
+{
+	struct branch *b = find_branch(d, r->branch);
+	struct dm_dot_job_in *in = job_input(d, DM_DOT_OP_RECEIVE, r, b);
+
+	in->branch_exists = b != NULL;
+	stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
+	return in;
+}
+
+/* MOUNT, UNMOUNT: at once (queued only while the dot was being created). */
+static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
+					   const struct dm_dot_req *r)
+{
+	if (!r->mount)
+		dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
+	else
+		on_mount(d, req, r->mount);
+	return NULL;
+}
+
+static struct dm_dot_job_in *prepare_unmount(struct dot *d, struct dm_msg *req,
+					     const struct dm_dot_req *r)
+{
+	if (!r->mount)
+		dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
+	else
+		on_unmount(d, req, r->mount->mount_id);
+	return NULL;
+}
+
+/* SEALED: reached only once nothing is pending (its flag). */
+static struct dm_dot_job_in *prepare_sealed(struct dot *d, struct dm_msg *req,
+					    const struct dm_dot_req *r)
+{
+	reply_json(req, json_object());
+	return NULL;
+}
+
+/*
+ * READY, no job running: serves one request by its prepare step. Returns
+ * DM_ACTOR_KEEP when a job now holds the request, 0 when it was answered
+ * here.
+ */
+static int start_op(struct dot *d, struct dm_msg *req)
+{
+	const struct dm_dot_req *r = req->payload;
+	const struct op *op = op_of(r->op);
+	struct dm_dot_job_in *in;
+
+	if (!op->prepare) {
 		dm_msg_reply_err(req, DM_EINVAL, "unknown request %d", r->op);
 		return 0;
 	}
+	in = op->prepare(d, req, r);
+	if (!in)
+		return 0;
 	start_job(d, req, in);
 	return DM_ACTOR_KEEP;
 }
@@ -712,7 +912,7 @@ static void drain_queue(struct dot *d)
 		struct dm_msg *req = d->queue[0];
 		const struct dm_dot_req *r = req->payload;
 
-		if (d->npending && r && needs_history(r->op))
+		if (d->npending && r && (op_of(r->op)->flags & SEALED))
 			break; /* after the INDEX job */
 		memmove(d->queue, d->queue + 1, (d->nqueue - 1) * sizeof(*d->queue));
 		d->nqueue--;
@@ -723,7 +923,7 @@ static void drain_queue(struct dot *d)
 
 static void start_delete_job(struct dot *d)
 {
-	start_job(d, NULL, job_for(d, DM_DOT_OP_DELETE, NULL));
+	start_job(d, NULL, job_input(d, DM_DOT_OP_DELETE, NULL, NULL));
 }
 
 static void begin_delete(struct dot *d, struct dm_msg *req)
@@ -756,6 +956,17 @@ static void join_delete(struct dot *d, struct dm_msg *req)
 {
 	d->deleters = dm_xrealloc(d->deleters, (d->ndeleters + 1) * sizeof(*d->deleters));
 	d->deleters[d->ndeleters++] = req;
+}
+
+/* DELETING: a job that ran when the delete began is done (req: the request
+ * it served, or NULL); the delete job starts once neither job runs. */
+static void cancelled_done(struct dot *d, struct dm_msg *req)
+{
+	if (req)
+		refuse_gone(d, req);
+	dm_msg_free(req);
+	if (!d->job && !d->index_job)
+		start_delete_job(d);
 }
 
 static void deleted(struct dot *d, int status, const char *errmsg)
@@ -799,7 +1010,21 @@ static void created(struct dot *d, struct dm_msg *req)
 	}
 	publish(d);
 	if (req)
-		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+		answer_view(d, req);
+}
+
+/* CREATING, the CREATE request: the job that makes the master working copy. */
+static void on_create(struct dot *d, struct dm_msg *req)
+{
+	start_job(d, req, job_input(d, DM_DOT_OP_CREATE, NULL, find_branch(d, "master")));
+}
+
+static void create_failed(struct dot *d, struct dm_msg *req, int status, const char *detail)
+{
+	if (req)
+		dm_msg_reply_err(req, status, "cannot create dot '%s': %s", d->shown, detail);
+	dm_msg_free(req);
+	begin_delete(d, NULL);
 }
 
 /* A two-step commit's snapshot is taken: the head moves now, the commit is
@@ -848,14 +1073,158 @@ static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_
 	maybe_start_index(d);
 }
 
-/* Applies a finished job to the branch it worked on, then answers. */
+/* ---- finishing an operation: its finish step ---- */
+
+/* Moves branch b to where the job left it, and records it. */
+static int land_branch(struct dot *d, struct branch *b, const struct dm_dot_job_out *out,
+		       struct dm_err *err)
+{
+	memcpy(b->head, out->head, sizeof(b->head));
+	b->has_tree = out->has_tree;
+	b->tree = out->tree;
+	b->commits = out->commits;
+	b->dirty = out->dirty;
+	if (out->sized)
+		b->size = out->size;
+	return persist_branch(d, b, err);
+}
+
+/* Publishes the change, and answers the job's result (rc 0) or what
+ * failed after the job (rc, with err). */
+static void answer_job(struct dot *d, struct dm_msg *req, int rc, const struct dm_err *err,
+		       const struct dm_dot_job_out *out)
+{
+	publish(d);
+	if (rc) {
+		dm_msg_reply_err(req, rc, "%s", err->msg);
+		return;
+	}
+	reply_json(req, out->json ? json_incref(out->json) : json_object());
+}
+
+/* DIFF: nothing changes. */
+static void finish_answer(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			  struct dm_dot_job_out *out)
+{
+	answer_job(d, req, 0, NULL, out);
+}
+
+/* COMMIT: sealed, the head moves; a snapshot taken, the commit is pending. */
+static void finish_commit(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			  struct dm_dot_job_out *out)
+{
+	struct branch *b;
+	struct dm_err err;
+	int rc = 0;
+
+	if (out->pending) {
+		take_pending(d, req, r, out);
+		return;
+	}
+	b = find_branch(d, r->branch ? r->branch : d->current);
+	if (b)
+		rc = land_branch(d, b, out, &err);
+	answer_job(d, req, rc, &err, out);
+}
+
+/* RESET: the head moves, and the reset count with it. */
+static void finish_reset(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			 struct dm_dot_job_out *out)
+{
+	struct branch *b = find_branch(d, r->branch ? r->branch : d->current);
+	struct dm_err err;
+	int rc = 0;
+
+	if (b) {
+		b->resets = r->resets ? r->resets : b->resets + 1;
+		rc = land_branch(d, b, out, &err);
+	}
+	answer_job(d, req, rc, &err, out);
+}
+
+static void finish_branch(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			  struct dm_dot_job_out *out)
+{
+	struct dm_err err;
+	int rc = land_branch(d, add_branch(d, r->branch), out, &err);
+
+	answer_job(d, req, rc, &err, out);
+}
+
+/* CHECKOUT: switched (the job moved the stable path), or -b: the branch
+ * exists now; then it becomes the current one. */
+static void finish_checkout(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			    struct dm_dot_job_out *out)
+{
+	struct dm_err err;
+	int rc;
+
+	if (out->switched) {
+		snprintf(d->current, sizeof(d->current), "%s", r->branch);
+		rc = persist_dot(d, &err);
+		answer_job(d, req, rc, &err, out);
+		return;
+	}
+	rc = land_branch(d, add_branch(d, r->branch), out, &err);
+	if (!rc)
+		rc = make_current(d, r->branch, &err);
+	answer_job(d, req, rc, &err, out);
+}
+
+/* RECEIVE: the branch (made when missing) moves; a stashed one is added. */
+static void finish_receive(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			   struct dm_dot_job_out *out)
+{
+	struct branch *b;
+	struct dm_err err;
+	int rc = 0;
+
+	if (out->stashed) {
+		struct branch *sb = add_branch(d, out->stash_name);
+
+		memcpy(sb->head, out->stash_head, sizeof(sb->head));
+		sb->has_tree = out->stash_has_tree;
+		sb->tree = out->stash_tree;
+		sb->commits = out->stash_commits;
+		/* a failure here goes unanswered: the branch's own record below
+		 * sets rc (as it always has) */
+		rc = persist_branch(d, sb, &err);
+	}
+	b = find_branch(d, r->branch);
+	if (!b)
+		b = add_branch(d, r->branch);
+	rc = land_branch(d, b, out, &err);
+	answer_job(d, req, rc, &err, out);
+}
+
+/* REFRESH: the measures of the branch, and the current one's subdots; the
+ * answer is the view. */
+static void finish_refresh(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			   struct dm_dot_job_out *out)
+{
+	struct branch *b = find_branch(d, r->branch ? r->branch : d->current);
+
+	if (b) {
+		b->dirty = out->dirty;
+		b->size = out->size;
+	}
+	if (b && !strcmp(b->name, d->current)) {
+		free(d->subdots);
+		d->subdots = out->subdots;
+		d->nsubdots = out->nsubdots;
+		out->subdots = NULL;
+		out->nsubdots = 0;
+	}
+	publish(d);
+	answer_view(d, req);
+}
+
+/* READY, a job done: a failure is answered here, a success by the
+ * operation's finish step. */
 static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_dot_job_out *out,
 		      const char *detail)
 {
-	struct dm_dot_req *r = req ? req->payload : NULL;
-	struct branch *b = NULL;
-	struct dm_err err;
-	int rc = 0;
+	const struct dm_dot_req *r = req ? req->payload : NULL;
 
 	if (!r)
 		return;
@@ -863,90 +1232,7 @@ static void finish_op(struct dot *d, struct dm_msg *req, int status, struct dm_d
 		dm_msg_reply_err(req, status, "%s", detail[0] ? detail : "operation failed");
 		return;
 	}
-	if (r->op == DM_DOT_OP_COMMIT && out->pending) {
-		take_pending(d, req, r, out);
-		return;
-	}
-	switch (r->op) {
-	case DM_DOT_OP_COMMIT:
-	case DM_DOT_OP_RESET:
-		b = find_branch(d, r->branch ? r->branch : d->current);
-		break;
-	case DM_DOT_OP_CHECKOUT:
-		if (out->switched) {
-			snprintf(d->current, sizeof(d->current), "%s", r->branch);
-			rc = persist_dot(d, &err);
-			publish(d);
-			if (rc)
-				dm_msg_reply_err(req, rc, "%s", err.msg);
-			else
-				reply_json(req, out->json ? json_incref(out->json) : json_object());
-			return;
-		}
-		b = add_branch(d, r->branch);
-		break;
-	case DM_DOT_OP_BRANCH:
-		b = add_branch(d, r->branch);
-		break;
-	case DM_DOT_OP_RECEIVE:
-		if (out->stashed) {
-			struct branch *sb = add_branch(d, out->stash_name);
-
-			memcpy(sb->head, out->stash_head, sizeof(sb->head));
-			sb->has_tree = out->stash_has_tree;
-			sb->tree = out->stash_tree;
-			sb->commits = out->stash_commits;
-			rc = persist_branch(d, sb, &err);
-		}
-		b = find_branch(d, r->branch);
-		if (!b)
-			b = add_branch(d, r->branch);
-		break;
-	case DM_DOT_OP_REFRESH:
-		b = find_branch(d, r->branch ? r->branch : d->current);
-		if (b) {
-			b->dirty = out->dirty;
-			b->size = out->size;
-		}
-		if (b && !strcmp(b->name, d->current)) {
-			free(d->subdots);
-			d->subdots = out->subdots;
-			d->nsubdots = out->nsubdots;
-			out->subdots = NULL;
-			out->nsubdots = 0;
-		}
-		publish(d);
-		reply_json(req, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
-		return;
-	default: /* DIFF: nothing changes */
-		break;
-	}
-	if (b) {
-		memcpy(b->head, out->head, sizeof(b->head));
-		b->has_tree = out->has_tree;
-		b->tree = out->tree;
-		b->commits = out->commits;
-		b->dirty = out->dirty;
-		if (out->sized)
-			b->size = out->size;
-		if (r->op == DM_DOT_OP_RESET)
-			b->resets = r->resets ? r->resets : b->resets + 1;
-		rc = persist_branch(d, b, &err);
-	}
-	/* checkout -b: the branch exists now; then it becomes the current one */
-	if (!rc && r->op == DM_DOT_OP_CHECKOUT) {
-		rc = dm_engine_set_current(d->env.engine, d->id, r->branch, &err);
-		if (!rc) {
-			snprintf(d->current, sizeof(d->current), "%s", r->branch);
-			rc = persist_dot(d, &err);
-		}
-	}
-	publish(d);
-	if (rc) {
-		dm_msg_reply_err(req, rc, "%s", err.msg);
-		return;
-	}
-	reply_json(req, out->json ? json_incref(out->json) : json_object());
+	op_of(r->op)->finish(d, req, r, out);
 }
 
 static void on_job_done(struct dot *d, struct dm_msg *msg)
@@ -961,11 +1247,7 @@ static void on_job_done(struct dot *d, struct dm_msg *msg)
 	switch (d->state) {
 	case DM_DOT_CREATING:
 		if (msg->status) {
-			if (req)
-				dm_msg_reply_err(req, msg->status, "cannot create dot '%s': %s",
-						 d->shown, detail);
-			dm_msg_free(req);
-			begin_delete(d, NULL);
+			create_failed(d, req, msg->status, detail);
 			return;
 		}
 		created(d, req);
@@ -977,11 +1259,7 @@ static void on_job_done(struct dot *d, struct dm_msg *msg)
 			deleted(d, msg->status, detail);
 			return;
 		}
-		if (req)
-			refuse_gone(d, req);
-		dm_msg_free(req);
-		if (!d->index_job)
-			start_delete_job(d);
+		cancelled_done(d, req);
 		return;
 	default:
 		finish_op(d, req, msg->status, out, detail);
@@ -1003,7 +1281,7 @@ static void maybe_start_index(struct dot *d)
 	if (d->state != DM_DOT_READY || d->index_job || !d->npending)
 		return;
 	pc = &d->pending[0];
-	in = job_for(d, DM_DOT_OP_INDEX, NULL);
+	in = job_input(d, DM_DOT_OP_INDEX, NULL, NULL);
 	snprintf(in->head, sizeof(in->head), "%s", pc->id);
 	in->old_head = dm_xstrdup(pc->parent);
 	in->time_ns = pc->time_ns;
@@ -1031,8 +1309,7 @@ static void on_index_done(struct dot *d, struct dm_msg *msg)
 
 	d->index_job = NULL;
 	if (d->state == DM_DOT_DELETING) {
-		if (!d->job)
-			start_delete_job(d);
+		cancelled_done(d, NULL);
 		return;
 	}
 	if (msg->status || !out) {
@@ -1062,9 +1339,11 @@ static void on_index_done(struct dot *d, struct dm_msg *msg)
 	maybe_start_index(d);
 }
 
+/* A request: by the state table's rows, in their order. */
 static int on_request(struct dot *d, struct dm_msg *msg)
 {
 	struct dm_dot_req *r = msg->payload;
+	const struct op *op;
 
 	if (!r) {
 		dm_msg_reply_err(msg, DM_EINVAL, "empty request");
@@ -1072,7 +1351,7 @@ static int on_request(struct dot *d, struct dm_msg *msg)
 	}
 	if (d->state == DM_DOT_GONE) {
 		if (r->op == DM_DOT_OP_DELETE)
-			reply_json(msg, json_object()); /* idempotent by id */
+			confirm_deleted(d, msg);
 		else
 			refuse_gone(d, msg);
 		return 0;
@@ -1087,43 +1366,35 @@ static int on_request(struct dot *d, struct dm_msg *msg)
 	}
 	if (r->op == DM_DOT_OP_DELETE) {
 		if (d->nmounts && d->state == DM_DOT_READY) {
-			dm_msg_reply_err(msg, DM_EBUSY,
-					 "dot '%s' is in use by container %s; stop it first",
-					 d->shown, d->mounts[0].container);
+			refuse_busy(d, msg);
 			return 0;
 		}
 		begin_delete(d, msg);
 		return DM_ACTOR_KEEP;
 	}
-	if (d->state == DM_DOT_READY && r->op == DM_DOT_OP_MOUNT && r->mount) {
-		on_mount(d, msg, r->mount);
-		return 0;
-	}
-	if (d->state == DM_DOT_READY && r->op == DM_DOT_OP_UNMOUNT && r->mount) {
-		on_unmount(d, msg, r->mount->mount_id);
+	op = op_of(r->op);
+	/* MOUNT, UNMOUNT (one without a mount waits its turn to be refused) */
+	if (d->state == DM_DOT_READY && (op->flags & AT_ONCE) && r->mount) {
+		op->prepare(d, msg, r);
 		return 0;
 	}
 	if (d->state == DM_DOT_CREATING) {
 		if (r->op == DM_DOT_OP_CREATE && !d->job) {
-			struct branch *b = find_branch(d, "master");
-
-			start_job(d, msg, job_for(d, DM_DOT_OP_CREATE, b));
+			on_create(d, msg);
 			return DM_ACTOR_KEEP;
 		}
 		enqueue(d, msg);
 		return DM_ACTOR_KEEP;
 	}
 	if (r->op == DM_DOT_OP_CREATE) {
-		dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", d->shown);
+		refuse_exists(d, msg);
 		return 0;
 	}
-	/* a refresh never waits behind a long job or indexing: it answers what
-	 * is known */
-	if ((d->job || d->npending) && r->op == DM_DOT_OP_REFRESH) {
-		reply_json(msg, dm_dot_view_json(dm_dot_slot_peek(d->slot), d->env.server));
+	if ((d->job || d->npending) && (op->flags & LAST_VIEW)) {
+		answer_view(d, msg);
 		return 0;
 	}
-	if (d->job || (d->npending && needs_history(r->op))) {
+	if (d->job || (d->npending && (op->flags & SEALED))) {
 		enqueue(d, msg);
 		return DM_ACTOR_KEEP;
 	}

@@ -12,7 +12,10 @@
 #include "server/dots/dot.h"
 #include "store/object.h"
 
+struct dm_engine_progress;
 struct dm_job;
+struct dm_dot_job_in;
+struct dm_dot_job_out;
 
 /* Where a dot publishes its views: shared by the dot and its handle, so
  * that neither keeps the other alive. mu guards only the pointer swap. */
@@ -38,9 +41,29 @@ void dm_dot_slot_publish(struct dm_dot_slot *s, struct dm_dot_view *v);
 /* The published view, borrowed: only for the dot's own actor, the one writer. */
 struct dm_dot_view *dm_dot_slot_peek(struct dm_dot_slot *s);
 
+/*
+ * The slow work of one operation, on a worker (dot_jobs.c): reads only in,
+ * fills out, returns 0 or an error code with detail in err. The table of
+ * operations in dot.c names the one each operation runs.
+ */
+typedef int dm_dot_job_fn(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			  struct dm_engine_progress *p, struct dm_err *err);
+
+dm_dot_job_fn dm_dot_job_create;   /* CREATE: the master working copy */
+dm_dot_job_fn dm_dot_job_commit;   /* COMMIT: seal, or snapshot (out->pending) */
+dm_dot_job_fn dm_dot_job_index;    /* INDEX: seal pending commit in->head */
+dm_dot_job_fn dm_dot_job_reset;    /* RESET: branch and working copy := in->from */
+dm_dot_job_fn dm_dot_job_branch;   /* BRANCH: new_branch from in->from */
+dm_dot_job_fn dm_dot_job_checkout; /* CHECKOUT: switch_only, or -b (as BRANCH) */
+dm_dot_job_fn dm_dot_job_diff;     /* DIFF: in->from..in->to */
+dm_dot_job_fn dm_dot_job_refresh;  /* REFRESH: dirty, size, subdots */
+dm_dot_job_fn dm_dot_job_receive;  /* RECEIVE: take in->received */
+dm_dot_job_fn dm_dot_job_delete;   /* DELETE: the dot's data and records */
+
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {
 	int op;
+	dm_dot_job_fn *run; /* the operation's job, from the table in dot.c */
 	struct dm_dot_env env;
 	char dot_id[DM_DOT_ID_MAX + 1];
 	struct dm_dot_name name;
@@ -95,7 +118,7 @@ struct dm_dot_job_out {
 
 void dm_dot_job_in_free(void *in);
 void dm_dot_job_out_free(void *out);
-/* The job function for every operation; result: a struct dm_dot_job_out. */
+/* What a worker runs for every job: in->run; result: a struct dm_dot_job_out. */
 void dm_dot_run_job(struct dm_job *job);
 /* Reads commit `id` of dot `dot_id` from the store. */
 int dm_dot_load_commit(struct dm_commit *out, struct dm_store *store, const char *dot_id,

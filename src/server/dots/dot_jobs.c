@@ -1,6 +1,8 @@
 /*
  * dot_jobs.c - the slow work of a dot, run on the worker pool: commit,
- * reset, branch, diff, measuring, and deleting a dot's data.
+ * reset, branch, diff, measuring, and deleting a dot's data. One
+ * dm_dot_job_fn per operation; the table of operations in dot.c says which
+ * operation runs which, and puts it in the job's input.
  *
  * Invariants: a job reads only its struct dm_dot_job_in (copies made by the
  * actor) and immutable objects in the store, writes only the working copy
@@ -221,7 +223,13 @@ static int seal_commit(struct dm_dot_job_in *in, const char *id, const char *par
 	return rc;
 }
 
-static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+int dm_dot_job_create(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		      struct dm_engine_progress *p, struct dm_err *err)
+{
+	return dm_engine_create(in->env.engine, in->dot_id, in->branch, NULL, p, err);
+}
+
+int dm_dot_job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		      struct dm_engine_progress *p, struct dm_err *err)
 {
 	char id[DM_UUID_LEN + 1];
@@ -254,7 +262,7 @@ static int job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 
 /* INDEX: the tree of pending commit in->head's snapshot (reusing its
  * parent's, sealed before it), then its commit object. */
-static int job_index(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+int dm_dot_job_index(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		     struct dm_engine_progress *p, struct dm_err *err)
 {
 	const char *parent = in->old_head && in->old_head[0] ? in->old_head : NULL;
@@ -334,7 +342,7 @@ static void start_containers(struct dm_dot_job_in *in, struct dm_dot_job_out *ou
 	}
 }
 
-static int job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+int dm_dot_job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		     struct dm_engine_progress *p, struct dm_err *err)
 {
 	int rc = resolve_into(in, out, in->from, err);
@@ -366,7 +374,7 @@ static int job_switch(struct dm_dot_job_in *in, struct dm_dot_job_out *out, stru
 	return rc;
 }
 
-static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+int dm_dot_job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		      struct dm_engine_progress *p, struct dm_err *err)
 {
 	int rc = resolve_into(in, out, in->from, err);
@@ -388,6 +396,12 @@ static int job_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	if (!rc)
 		out->json = json_object();
 	return rc;
+}
+
+int dm_dot_job_checkout(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			struct dm_engine_progress *p, struct dm_err *err)
+{
+	return in->switch_only ? job_switch(in, out, err) : dm_dot_job_branch(in, out, p, err);
 }
 
 void dm_dot_chain_free(char **ids, size_t n)
@@ -463,7 +477,7 @@ static int load_received(struct dm_commit *out, const struct dm_dot_job_in *in,
  * brings the working copy to the new head (dm_engine_receive: the engine
  * keeps the head as it keeps its own commits).
  */
-static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		       struct dm_engine_progress *p, struct dm_err *err)
 {
 	char ancestor[DM_COMMIT_ID_LEN_MAX + 1] = "";
@@ -564,7 +578,8 @@ static int job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	return rc;
 }
 
-static int job_diff(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct dm_err *err)
+int dm_dot_job_diff(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		    struct dm_engine_progress *p, struct dm_err *err)
 {
 	struct dm_diff diff = {0};
 	char from_id[DM_COMMIT_ID_LEN_MAX + 1], to_id[DM_COMMIT_ID_LEN_MAX + 1];
@@ -596,7 +611,8 @@ static int job_diff(struct dm_dot_job_in *in, struct dm_dot_job_out *out, struct
 
 /* Removes the dot's data, history index and KV records; the name last, and
  * only while it still names this dot. */
-static int job_delete(struct dm_dot_job_in *in, struct dm_err *err)
+int dm_dot_job_delete(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		      struct dm_engine_progress *p, struct dm_err *err)
 {
 	char key[256];
 	struct dm_kv_kv kv;
@@ -672,6 +688,18 @@ done:
 	return rc;
 }
 
+int dm_dot_job_refresh(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		       struct dm_engine_progress *p, struct dm_err *err)
+{
+	int rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
+				 in->has_tree ? &in->tree : NULL, &out->dirty, &out->size, err);
+
+	out->sized = true;
+	if (!rc)
+		rc = measure_subdots(in, out, err);
+	return rc;
+}
+
 void dm_dot_run_job(struct dm_job *job)
 {
 	struct dm_dot_job_in *in = dm_job_arg(job);
@@ -681,45 +709,10 @@ void dm_dot_run_job(struct dm_job *job)
 	int rc;
 
 	dm_err_clear(&err);
-	switch (in->op) {
-	case DM_DOT_OP_CREATE:
-		rc = dm_engine_create(in->env.engine, in->dot_id, in->branch, NULL, &p, &err);
-		break;
-	case DM_DOT_OP_COMMIT:
-		rc = job_commit(in, out, &p, &err);
-		break;
-	case DM_DOT_OP_RESET:
-		rc = job_reset(in, out, &p, &err);
-		break;
-	case DM_DOT_OP_BRANCH:
-		rc = job_branch(in, out, &p, &err);
-		break;
-	case DM_DOT_OP_CHECKOUT:
-		rc = in->switch_only ? job_switch(in, out, &err) : job_branch(in, out, &p, &err);
-		break;
-	case DM_DOT_OP_DIFF:
-		rc = job_diff(in, out, &err);
-		break;
-	case DM_DOT_OP_REFRESH:
-		rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
-				     in->has_tree ? &in->tree : NULL, &out->dirty, &out->size,
-				     &err);
-		out->sized = true;
-		if (!rc)
-			rc = measure_subdots(in, out, &err);
-		break;
-	case DM_DOT_OP_DELETE:
-		rc = job_delete(in, &err);
-		break;
-	case DM_DOT_OP_RECEIVE:
-		rc = job_receive(in, out, &p, &err);
-		break;
-	case DM_DOT_OP_INDEX:
-		rc = job_index(in, out, &p, &err);
-		break;
-	default:
+	if (in->run)
+		rc = in->run(in, out, &p, &err);
+	else
 		rc = dm_err_set(&err, DM_EINTERNAL, "unknown dot operation %d", in->op);
-	}
 	if (rc)
 		snprintf(out->errmsg, sizeof(out->errmsg), "%s", err.msg);
 	if (!rc && out->warnings && json_is_object(out->json))
