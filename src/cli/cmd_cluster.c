@@ -23,6 +23,7 @@
 
 #include "cli/cli.h"
 #include "util/buf.h"
+#include "util/dmd_init.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/program.h"
@@ -35,10 +36,8 @@
 
 /* dmd start's options that init and start pass through (beyond cli.h's). */
 enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET };
-/* dmd init's engine options that cluster init passes through. */
-enum { OPT_ENGINE = 1210, OPT_POOL_DIR, OPT_POOL_SIZE };
-/* dmd init's KV options: init takes all three, join only --advertise. */
-enum { OPT_KV = 1220, OPT_ETCD_ENDPOINTS, OPT_ADVERTISE };
+/* dmd init's options (util/dmd_init.h) are passed through too: cluster init
+ * takes them all, cluster join only --advertise. */
 
 static const struct option cluster_opts[] = {
 	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -46,12 +45,7 @@ static const struct option cluster_opts[] = {
 	{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
 	{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 	{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
-	{"engine", required_argument, NULL, OPT_ENGINE},
-	{"pool-dir", required_argument, NULL, OPT_POOL_DIR},
-	{"pool-size", required_argument, NULL, OPT_POOL_SIZE},
-	{"kv", required_argument, NULL, OPT_KV},
-	{"etcd-endpoints", required_argument, NULL, OPT_ETCD_ENDPOINTS},
-	{"advertise", required_argument, NULL, OPT_ADVERTISE},
+	DM_DMD_INIT_GETOPT
 	{NULL, 0, NULL, 0},
 };
 
@@ -61,12 +55,10 @@ struct cluster_args {
 	char plugin_socket[PATH_MAX]; /* "" when not given; absolute, or "none" */
 	char docker_socket[PATH_MAX];
 	bool no_plugin;
-	const char *engine;     /* init: --engine, or NULL */
-	char pool_dir[PATH_MAX]; /* init: --pool-dir made absolute, or "" */
-	const char *pool_size;  /* init: --pool-size as given (dmd checks it), or NULL */
-	const char *kv;             /* init: --kv, or NULL */
-	const char *etcd_endpoints; /* init: --etcd-endpoints, or NULL */
-	const char *advertise;      /* init, join: --advertise, or NULL */
+	/* dmd init's options as given (dmd checks them), NULL when not given,
+	 * but --pool-dir: pool_dir, made absolute */
+	const char *init[DM_DMD_INIT_N];
+	char pool_dir[PATH_MAX];
 	const char *token;          /* join: its argument */
 };
 
@@ -133,10 +125,9 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 				return rc;
 		} else if (c == OPT_NO_PLUGIN) {
 			out->no_plugin = true;
-		} else if (c == OPT_ENGINE || c == OPT_POOL_DIR || c == OPT_POOL_SIZE) {
-			const char *name = c == OPT_ENGINE     ? "engine"
-					   : c == OPT_POOL_DIR ? "pool-dir"
-							       : "pool-size";
+		} else if (c == DM_DMD_INIT_OPT(ENGINE) || c == DM_DMD_INIT_OPT(POOL_DIR) ||
+			   c == DM_DMD_INIT_OPT(POOL_SIZE)) {
+			const char *name = dm_dmd_init_name(c);
 			int rc = 0;
 
 			if (strcmp(cli->cmd->name, "cluster init") != 0)
@@ -145,43 +136,39 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 							  cli->cmd->name);
 			if (!*optarg)
 				return dm_cli_usage_error(cli, err, "empty --%s", name);
-			if (c == OPT_ENGINE && strcmp(optarg, "dir") && strcmp(optarg, "btrfs"))
+			if (c == DM_DMD_INIT_OPT(ENGINE) && strcmp(optarg, "dir") &&
+			    strcmp(optarg, "btrfs"))
 				return dm_cli_usage_error(cli, err,
 							  "unknown engine '%s': use dir or btrfs",
 							  optarg);
-			if (c == OPT_POOL_SIZE && !size_ok(optarg))
+			if (c == DM_DMD_INIT_OPT(POOL_SIZE) && !size_ok(optarg))
 				return dm_cli_usage_error(
 					cli, err, "invalid --pool-size '%s': use a number with K, M, G or T",
 					optarg);
-			if (c == OPT_ENGINE)
-				out->engine = optarg;
-			else if (c == OPT_POOL_SIZE)
-				out->pool_size = optarg;
-			else
+			if (c == DM_DMD_INIT_OPT(POOL_DIR)) {
 				rc = absolute(out->pool_dir, sizeof(out->pool_dir), optarg, err);
+				optarg = out->pool_dir;
+			}
 			if (rc)
 				return rc;
-		} else if (c == OPT_KV || c == OPT_ETCD_ENDPOINTS || c == OPT_ADVERTISE) {
-			const char *name = c == OPT_KV		 ? "kv"
-					   : c == OPT_ETCD_ENDPOINTS ? "etcd-endpoints"
-								   : "advertise";
+			out->init[c - DM_DMD_INIT_OPT_BASE] = optarg;
+		} else if (c == DM_DMD_INIT_OPT(KV) || c == DM_DMD_INIT_OPT(ETCD_ENDPOINTS) ||
+			   c == DM_DMD_INIT_OPT(ADVERTISE)) {
+			const char *name = dm_dmd_init_name(c);
 			bool init = !strcmp(cli->cmd->name, "cluster init");
 
-			if (!init && !(c == OPT_ADVERTISE && !strcmp(cli->cmd->name, "cluster join")))
+			if (!init && !(c == DM_DMD_INIT_OPT(ADVERTISE) &&
+				       !strcmp(cli->cmd->name, "cluster join")))
 				return dm_cli_usage_error(cli, err,
 							  "unknown option '--%s' for 'dm %s'", name,
 							  cli->cmd->name);
 			if (!*optarg)
 				return dm_cli_usage_error(cli, err, "empty --%s", name);
-			if (c == OPT_KV && strcmp(optarg, "lmdb") && strcmp(optarg, "etcd"))
+			if (c == DM_DMD_INIT_OPT(KV) && strcmp(optarg, "lmdb") &&
+			    strcmp(optarg, "etcd"))
 				return dm_cli_usage_error(cli, err, "unknown kv '%s': use lmdb or etcd",
 							  optarg);
-			if (c == OPT_KV)
-				out->kv = optarg;
-			else if (c == OPT_ETCD_ENDPOINTS)
-				out->etcd_endpoints = optarg;
-			else
-				out->advertise = optarg;
+			out->init[c - DM_DMD_INIT_OPT_BASE] = optarg;
 		} else if (c == OPT_PORT) {
 			if (!port_ok)
 				return dm_cli_usage_error(cli, err,
@@ -560,29 +547,13 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		const char *args[20] = {"init", "--data-dir", data_dir, "--port", port_text};
 		size_t n = 5;
 
-		if (a.engine) {
-			args[n++] = "--engine";
-			args[n++] = a.engine;
-		}
-		if (a.pool_dir[0]) {
-			args[n++] = "--pool-dir";
-			args[n++] = a.pool_dir;
-		}
-		if (a.pool_size) {
-			args[n++] = "--pool-size";
-			args[n++] = a.pool_size;
-		}
-		if (a.kv) {
-			args[n++] = "--kv";
-			args[n++] = a.kv;
-		}
-		if (a.etcd_endpoints) {
-			args[n++] = "--etcd-endpoints";
-			args[n++] = a.etcd_endpoints;
-		}
-		if (a.advertise) {
-			args[n++] = "--advertise";
-			args[n++] = a.advertise;
+		_Static_assert(5 + 2 * DM_DMD_INIT_N + 1 < 20, "room for dmd init's arguments");
+
+		for (int i = 0; i < DM_DMD_INIT_N; i++) {
+			if (a.init[i]) {
+				args[n++] = dm_dmd_init_flag(i);
+				args[n++] = a.init[i];
+			}
 		}
 		if (a.token) {
 			args[n++] = "--join";
@@ -638,7 +609,7 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	       "and in %s/admin-api-key\n",
 	       dm_config_path(config), r.name, data_dir);
 	printf("dmd is running: 127.0.0.1:%d and %s\n", port, sock);
-	if (a.kv && !strcmp(a.kv, "etcd") && !a.token)
+	if (a.init[DM_DMD_INIT_KV] && !strcmp(a.init[DM_DMD_INIT_KV], "etcd") && !a.token)
 		rc = print_join_token(cli, err);
 	else if (a.token)
 		printf("This node joined the cluster\n");

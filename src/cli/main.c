@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/dmd_init.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -33,9 +34,8 @@
 
 const struct dm_cli_cmd dm_cli_commands[] = {
 	{"cluster init", dm_cmd_cluster_init,
-	 "[--data-dir DIR] [--port N] [--engine dir | --engine btrfs (--pool-dir PATH | "
-	 "--pool-size SIZE)] [--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...]]] "
-	 "[--advertise URL] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
+	 "[--data-dir DIR] [--port N] " DM_DMD_INIT_ENGINE_USAGE " [" DM_DMD_INIT_KV_USAGE "] "
+	 DM_DMD_INIT_ADVERTISE_USAGE " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "create a data directory, an admin API key, and start dmd",
 	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
 	 "makes the admin user and a fresh API key), saves the remote 'local' with\n"

@@ -26,6 +26,7 @@
 #include "server/cluster/etcd_member.h"
 #include "server/api/plugin.h"
 #include "server/server.h"
+#include "util/dmd_init.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -39,9 +40,9 @@ static const char usage_text[] =
 	"usage: dmd <command> [options]\n"
 	"\n"
 	"  dmd init  --data-dir DIR [--port N]\n"
-	"            [--engine dir | --engine btrfs (--pool-dir PATH | --pool-size SIZE)]\n"
-	"            [--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...]] | --join]\n"
-	"            [--advertise URL]\n"
+	"            " DM_DMD_INIT_ENGINE_USAGE "\n"
+	"            [" DM_DMD_INIT_KV_USAGE " | --join]\n"
+	"            " DM_DMD_INIT_ADVERTISE_USAGE "\n"
 	"        Make DIR a dm data directory with an admin user, and print the\n"
 	"        admin's API key (also in DIR/admin-api-key, mode 0400).\n"
 	"        Working copies are plain directories (--engine dir, the default)\n"
@@ -150,13 +151,8 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		OPT_PLUGIN_SOCKET,
 		OPT_NO_PLUGIN,
 		OPT_DOCKER_SOCKET,
-		OPT_ENGINE,
-		OPT_POOL_DIR,
-		OPT_POOL_SIZE,
-		OPT_KV,
-		OPT_ETCD_ENDPOINTS,
-		OPT_ADVERTISE,
 		OPT_JOIN,
+		/* and init's DM_DMD_INIT_OPT(...), from util/dmd_init.h */
 	};
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -167,12 +163,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
 		{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 		{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
-		{"engine", required_argument, NULL, OPT_ENGINE},
-		{"pool-dir", required_argument, NULL, OPT_POOL_DIR},
-		{"pool-size", required_argument, NULL, OPT_POOL_SIZE},
-		{"kv", required_argument, NULL, OPT_KV},
-		{"etcd-endpoints", required_argument, NULL, OPT_ETCD_ENDPOINTS},
-		{"advertise", required_argument, NULL, OPT_ADVERTISE},
+		DM_DMD_INIT_GETOPT
 		{"join", no_argument, NULL, OPT_JOIN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -231,20 +222,18 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 			else
 				a->docker_socket = optarg;
 			break;
-		case OPT_ENGINE:
-		case OPT_POOL_DIR:
-		case OPT_POOL_SIZE:
+		case DM_DMD_INIT_OPT(ENGINE):
+		case DM_DMD_INIT_OPT(POOL_DIR):
+		case DM_DMD_INIT_OPT(POOL_SIZE):
 			if (strcmp(cmd, "init") != 0)
-				return usage_error("%s is for dmd init, not dmd %s",
-						   c == OPT_ENGINE     ? "--engine"
-						   : c == OPT_POOL_DIR ? "--pool-dir"
-								       : "--pool-size",
-						   cmd);
-			if (c == OPT_ENGINE && strcmp(optarg, "dir") && strcmp(optarg, "btrfs"))
+				return usage_error("--%s is for dmd init, not dmd %s",
+						   dm_dmd_init_name(c), cmd);
+			if (c == DM_DMD_INIT_OPT(ENGINE) && strcmp(optarg, "dir") &&
+			    strcmp(optarg, "btrfs"))
 				return usage_error("unknown engine '%s': use dir or btrfs", optarg);
-			if (c == OPT_ENGINE) {
+			if (c == DM_DMD_INIT_OPT(ENGINE)) {
 				a->engine = optarg;
-			} else if (c == OPT_POOL_DIR) {
+			} else if (c == DM_DMD_INIT_OPT(POOL_DIR)) {
 				if (!optarg[0])
 					return usage_error("%s", "empty --pool-dir");
 				a->pool_dir = optarg;
@@ -255,20 +244,21 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 					return usage_error("%s", serr.msg);
 			}
 			break;
-		case OPT_KV:
-		case OPT_ETCD_ENDPOINTS:
-		case OPT_ADVERTISE:
+		case DM_DMD_INIT_OPT(KV):
+		case DM_DMD_INIT_OPT(ETCD_ENDPOINTS):
+		case DM_DMD_INIT_OPT(ADVERTISE):
 		case OPT_JOIN:
 			if (strcmp(cmd, "init") != 0)
 				return usage_error("%s is for dmd init, not dmd %s",
 						   argv[optind - 1], cmd);
-			if (c == OPT_KV && strcmp(optarg, "lmdb") && strcmp(optarg, "etcd"))
+			if (c == DM_DMD_INIT_OPT(KV) && strcmp(optarg, "lmdb") &&
+			    strcmp(optarg, "etcd"))
 				return usage_error("unknown kv '%s': use lmdb or etcd", optarg);
-			if (c == OPT_KV)
+			if (c == DM_DMD_INIT_OPT(KV))
 				a->kv = optarg;
-			else if (c == OPT_ETCD_ENDPOINTS)
+			else if (c == DM_DMD_INIT_OPT(ETCD_ENDPOINTS))
 				a->etcd_endpoints = optarg;
-			else if (c == OPT_ADVERTISE)
+			else if (c == DM_DMD_INIT_OPT(ADVERTISE))
 				a->advertise = optarg;
 			else
 				a->join = true;

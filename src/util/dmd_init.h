@@ -1,0 +1,74 @@
+/*
+ * dmd_init.h - the options of `dmd init` that `dm cluster init` passes
+ * through, written once: dmd's parser (src/server/main.c) and the CLI
+ * (src/cli/cmd_cluster.c) both make their getopt_long entries, the
+ * option names in their messages, the arguments dm gives dmd and the
+ * synopsis in their help from the table below.
+ *
+ * A header only, in util because util is the one module both programs
+ * use: it declares no symbol, so including it links nothing, and the CLI
+ * stays free of server code. --join is dmd's alone (dm cluster join sets
+ * it from its token) and is not in the table.
+ *
+ * Invariant: every option of the table takes a value (required_argument),
+ * and its getopt_long value is DM_DMD_INIT_OPT(ID), from
+ * DM_DMD_INIT_OPT_BASE up, which neither program uses for anything else.
+ */
+#ifndef DM_UTIL_DMD_INIT_H
+#define DM_UTIL_DMD_INIT_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+/* X(ID, "name") for each option, in the order dm passes them to dmd. */
+#define DM_DMD_INIT_OPTIONS(X)                                                                     \
+	X(ENGINE, "engine")                                                                        \
+	X(POOL_DIR, "pool-dir")                                                                    \
+	X(POOL_SIZE, "pool-size")                                                                  \
+	X(KV, "kv")                                                                                \
+	X(ETCD_ENDPOINTS, "etcd-endpoints")                                                        \
+	X(ADVERTISE, "advertise")
+
+#define DM_DMD_INIT_ENUM_(id, name) DM_DMD_INIT_##id,
+/* Index of each option in the table; DM_DMD_INIT_N of them. */
+enum dm_dmd_init_opt { DM_DMD_INIT_OPTIONS(DM_DMD_INIT_ENUM_) DM_DMD_INIT_N };
+
+#define DM_DMD_INIT_OPT_BASE 1300
+/* getopt_long's value for option ID (e.g. DM_DMD_INIT_OPT(KV)). */
+#define DM_DMD_INIT_OPT(id) (DM_DMD_INIT_OPT_BASE + DM_DMD_INIT_##id)
+
+#define DM_DMD_INIT_GETOPT_(id, name) {name, required_argument, NULL, DM_DMD_INIT_OPT(id)},
+/* The table's entries of a struct option array. */
+#define DM_DMD_INIT_GETOPT DM_DMD_INIT_OPTIONS(DM_DMD_INIT_GETOPT_)
+
+/* The synopsis of the options, for the usage lines of both programs:
+ * "ENGINE [KV | ...] ADVERTISE", each program adding what is its own. */
+#define DM_DMD_INIT_ENGINE_USAGE                                                                   \
+	"[--engine dir | --engine btrfs (--pool-dir PATH | --pool-size SIZE)]"
+#define DM_DMD_INIT_KV_USAGE        "--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...]]"
+#define DM_DMD_INIT_ADVERTISE_USAGE "[--advertise URL]"
+
+/* The option of getopt_long value c as "name" (without dashes), or NULL
+ * when c is not one of the table's. */
+static inline const char *dm_dmd_init_name(int c)
+{
+#define DM_DMD_INIT_NAME_(id, name) name,
+	static const char *const names[DM_DMD_INIT_N] = {DM_DMD_INIT_OPTIONS(DM_DMD_INIT_NAME_)};
+#undef DM_DMD_INIT_NAME_
+
+	if (c < DM_DMD_INIT_OPT_BASE || c >= DM_DMD_INIT_OPT_BASE + DM_DMD_INIT_N)
+		return NULL;
+	return names[c - DM_DMD_INIT_OPT_BASE];
+}
+
+/* Option i of the table (0 <= i < DM_DMD_INIT_N) as an argument: "--name". */
+static inline const char *dm_dmd_init_flag(int i)
+{
+#define DM_DMD_INIT_FLAG_(id, name) "--" name,
+	static const char *const flags[DM_DMD_INIT_N] = {DM_DMD_INIT_OPTIONS(DM_DMD_INIT_FLAG_)};
+#undef DM_DMD_INIT_FLAG_
+
+	return i >= 0 && i < DM_DMD_INIT_N ? flags[i] : NULL;
+}
+
+#endif
