@@ -106,7 +106,7 @@ int dm_client_new(struct dm_client **out, const struct dm_remote *remote, struct
 	} else {
 		c->where = dm_asprintf(v6 ? "[%s]:%d" : "%s:%d", remote->host, remote->port);
 		c->url = dm_asprintf(v6 ? "http://[%s]:%d/rpc" : "http://%s:%d/rpc", remote->host,
-				   remote->port);
+				     remote->port);
 		c->local = host_is_loopback(remote->host);
 	}
 	if (!c->where || !c->url) {

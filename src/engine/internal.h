@@ -48,8 +48,8 @@ struct dm_wc_paths {
 };
 /* Fills out (always: release it even on an error) after checking the
  * names; a NULL branch is an error. */
-int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
-		     const char *branch, struct dm_err *err);
+int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot, const char *branch,
+		     struct dm_err *err);
 void dm_wc_paths_release(struct dm_wc_paths *p);
 /* 0 when the working copy p->wc (of branch of dot) exists as a directory;
  * DM_ENOTFOUND naming them when it does not, DM_ECORRUPT when it is not a

@@ -64,8 +64,7 @@ int dm_wc_check_branch(const char *branch, struct dm_err *err)
 	return dm_branch_name_check(branch, err);
 }
 
-int dm_wc_need(const struct dm_wc_paths *p, const char *dot, const char *branch,
-	       struct dm_err *err)
+int dm_wc_need(const struct dm_wc_paths *p, const char *dot, const char *branch, struct dm_err *err)
 {
 	const char *wc = dm_wc_str(&p->wc);
 	struct stat st;
@@ -119,8 +118,8 @@ void dm_wc_paths_release(struct dm_wc_paths *p)
 	dm_buf_release(&p->cache);
 }
 
-int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
-		     const char *branch, struct dm_err *err)
+int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot, const char *branch,
+		     struct dm_err *err)
 {
 	int rc;
 

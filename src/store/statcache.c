@@ -18,9 +18,10 @@
  * any of it; anything wrong discards the whole file with a warning.
  *
  * Saving writes a temporary file and renames it over the old one without
- * fsync (dm_write_file_atomic_flags, DM_WRITE_NO_SYNC): after a crash the cache is the old one, the new one, or torn and
- * then discarded by its checksum, and any of them is safe, because an
- * entry is only used when the file's stat still matches it.
+ * fsync (dm_write_file_atomic_flags, DM_WRITE_NO_SYNC): after a crash the
+ * cache is the old one, the new one, or torn and then discarded by its
+ * checksum, and any of them is safe, because an entry is only used when
+ * the file's stat still matches it.
  */
 #include "store/statcache.h"
 #include "store/tree.h"

@@ -24,7 +24,7 @@ int dm_curl_global_init(struct dm_err *err);
  * live until the request is done. */
 struct dm_curl_request {
 	const char *url;
-	const char *user;     /* basic authentication */
+	const char *user; /* basic authentication */
 	const char *password;
 	struct curl_slist *headers;
 	const char *agent;    /* User-Agent */
