@@ -155,8 +155,8 @@ struct dm_object {
 
 /* One object that another names, as the naming object says it is. */
 struct dm_obj_ref {
-	int kind;                          /* DM_OBJ_CHUNK, DM_OBJ_FILE or DM_OBJ_TREE */
 	const dm_oid *id;
+	int kind;                          /* DM_OBJ_CHUNK, DM_OBJ_FILE or DM_OBJ_TREE */
 	uint32_t len;                      /* a chunk: its extent's length; else 0 */
 	const struct dm_extent *ext;       /* named by a file: the extent; else NULL */
 	const struct dm_tree_entry *entry; /* named by a tree: the entry; else NULL */

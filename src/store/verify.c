@@ -60,10 +60,11 @@ static int want(void *ctx, const struct dm_obj_ref *ref)
 			   dm_obj_kind_name(dm_obj_peek_kind(v->buf.data, v->buf.len)), a,
 			   dm_obj_kind_name(ref->kind), b);
 	else if (rc == 0)
-		dm_err_set(&e, DM_ECORRUPT, "object %s refers to %s as a %s of %llu bytes, "
-			   "but it is a %s of %llu bytes", a, b, dm_obj_kind_name(ref->kind),
-			   (unsigned long long)ref->len, dm_obj_kind_name(got_kind),
-			   (unsigned long long)got_len);
+		dm_err_set(&e, DM_ECORRUPT,
+			   "object %s refers to %s as a %s of %llu bytes, "
+			   "but it is a %s of %llu bytes",
+			   a, b, dm_obj_kind_name(ref->kind), (unsigned long long)ref->len,
+			   dm_obj_kind_name(got_kind), (unsigned long long)got_len);
 	problem(v, &e);
 	return 0;
 }

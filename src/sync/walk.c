@@ -227,12 +227,12 @@ static int load_local(struct dm_sync_walk *w, const dm_oid *id, int want, struct
  */
 struct queue {
 	struct dm_oidmap *seen;
-	struct dm_store *local;  /* pull: what is here already is not queued; push: NULL */
+	struct dm_store *local; /* pull: what is here already is not queued; push: NULL */
 	struct dag *dag;
 	struct node *nd;
 	struct oids *trees, *files, *chunks;
 	struct dm_oidmap *chunk_len;
-	uint64_t *chunk_bytes;   /* of the chunks queued */
+	uint64_t *chunk_bytes; /* of the chunks queued */
 };
 
 static int queue_ref(void *ctx, const struct dm_obj_ref *ref)
@@ -348,8 +348,13 @@ int dm_sync_push(struct dm_sync_walk *w, const dm_oid *commits, size_t n,
 	dm_oidmap_init(&seen, 0);
 	dm_oidmap_init(&chunk_len, sizeof(uint32_t));
 	dag_init(&trees);
-	q = (struct queue){&seen, NULL, &trees, NULL, &next, &files, &chunks, &chunk_len,
-			   &chunk_bytes};
+	q = (struct queue){.seen = &seen,
+			   .dag = &trees,
+			   .trees = &next,
+			   .files = &files,
+			   .chunks = &chunks,
+			   .chunk_len = &chunk_len,
+			   .chunk_bytes = &chunk_bytes};
 	memset(&w->counts, 0, sizeof(w->counts));
 	w->counts.phase = DM_SYNC_NEGOTIATING;
 	report(w);
@@ -530,8 +535,15 @@ static bool want(struct pull *p, const dm_oid *id)
 /* What a fetched object names goes to the next fetches; nd: the tree's. */
 static struct queue pull_queue(struct pull *p, struct node *nd)
 {
-	return (struct queue){&p->seen, p->w->store, &p->trees, nd, &p->next, &p->want_files,
-			      &p->want_chunks, &p->chunk_len, &p->chunk_bytes};
+	return (struct queue){.seen = &p->seen,
+			      .local = p->w->store,
+			      .dag = &p->trees,
+			      .nd = nd,
+			      .trees = &p->next,
+			      .files = &p->want_files,
+			      .chunks = &p->want_chunks,
+			      .chunk_len = &p->chunk_len,
+			      .chunk_bytes = &p->chunk_bytes};
 }
 
 static int got_commit(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
