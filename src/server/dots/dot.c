@@ -614,29 +614,42 @@ static void record_mounts(struct dot *d)
 		dm_warn("dot %s: cannot record its containers: %s", d->id, err.msg);
 }
 
+/* MOUNT and UNMOUNT name the mount; answers one that does not. */
+static struct dm_dot_job_in *refuse_no_mount(struct dm_msg *req)
+{
+	dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
+	return NULL;
+}
+
 /* MOUNT: records the container and answers the path it should use: the
  * pinned branch's working copy or the dot's stable path (which follows
  * checkouts), plus the subdot's directory, made when missing. Answered at
- * once even while a job runs: a reset stops containers, which unmount. */
-static void on_mount(struct dot *d, struct dm_msg *req, const struct dm_mount_view *m)
+ * once even while a job runs: a reset stops containers, which unmount
+ * (queued only while the dot is being created). */
+static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
+					   const struct dm_dot_req *r)
 {
+	const struct dm_mount_view *m = r->mount;
 	struct dm_buf path = DM_BUF_INIT;
-	const char *branch = m->branch[0] ? m->branch : NULL;
+	const char *branch;
 	struct dm_err err;
 	size_t i;
 
+	if (!m)
+		return refuse_no_mount(req);
+	branch = m->branch[0] ? m->branch : NULL;
 	if (branch && !find_branch(d, branch)) {
 		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
 				 branch);
-		return;
+		return NULL;
 	}
 	if (!subdot_valid(m->subdot)) {
 		dm_msg_reply_err(req, DM_EINVAL, "invalid subdot name '%s'", m->subdot);
-		return;
+		return NULL;
 	}
 	if (dm_engine_path(d->env.engine, d->id, branch, &path, &err)) {
 		dm_msg_reply_err(req, err.code, "%s", err.msg);
-		return;
+		return NULL;
 	}
 	if (strcmp(m->subdot, "__root__")) {
 		dm_buf_addf(&path, "/%s", m->subdot);
@@ -644,7 +657,7 @@ static void on_mount(struct dot *d, struct dm_msg *req, const struct dm_mount_vi
 			dm_msg_reply_err(req, DM_EIO, "cannot make subdot '%s' of dot '%s': %s",
 					 m->subdot, d->shown, strerror(errno));
 			dm_buf_release(&path);
-			return;
+			return NULL;
 		}
 	}
 	for (i = 0; i < d->nmounts; i++)
@@ -659,12 +672,17 @@ static void on_mount(struct dot *d, struct dm_msg *req, const struct dm_mount_vi
 	record_mounts(d);
 	reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
 	dm_buf_release(&path);
+	return NULL;
 }
 
-static void on_unmount(struct dot *d, struct dm_msg *req, const char *mount_id)
+/* UNMOUNT: at once, as MOUNT. */
+static struct dm_dot_job_in *prepare_unmount(struct dot *d, struct dm_msg *req,
+					     const struct dm_dot_req *r)
 {
+	if (!r->mount)
+		return refuse_no_mount(req);
 	for (size_t i = 0; i < d->nmounts; i++) {
-		if (strcmp(d->mounts[i].mount_id, mount_id))
+		if (strcmp(d->mounts[i].mount_id, r->mount->mount_id))
 			continue;
 		d->mounts[i] = d->mounts[--d->nmounts];
 		publish(d);
@@ -672,6 +690,7 @@ static void on_unmount(struct dot *d, struct dm_msg *req, const char *mount_id)
 		break;
 	}
 	reply_json(req, json_object()); /* unmounting twice is fine */
+	return NULL;
 }
 
 /* The containers to stop and start around a change to `branch`'s working
@@ -846,27 +865,6 @@ static struct dm_dot_job_in *prepare_receive(struct dot *d, struct dm_msg *req,
 	in->branch_exists = b != NULL;
 	stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
 	return in;
-}
-
-/* MOUNT, UNMOUNT: at once (queued only while the dot was being created). */
-static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
-					   const struct dm_dot_req *r)
-{
-	if (!r->mount)
-		dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
-	else
-		on_mount(d, req, r->mount);
-	return NULL;
-}
-
-static struct dm_dot_job_in *prepare_unmount(struct dot *d, struct dm_msg *req,
-					     const struct dm_dot_req *r)
-{
-	if (!r->mount)
-		dm_msg_reply_err(req, DM_EINVAL, "mount request without a mount");
-	else
-		on_unmount(d, req, r->mount->mount_id);
-	return NULL;
 }
 
 /* SEALED: reached only once nothing is pending (its flag). */
