@@ -281,16 +281,13 @@ static int dir_dirty(struct dm_engine *e, const char *dot, const char *branch, c
 static int dir_diff(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *from,
                     const dm_oid *to, struct dm_diff *out, struct dm_err *err)
 {
-	struct dm_wc_paths p;
+	struct dm_wc_paths p = DM_WC_PATHS_INIT;
 	struct dm_statcache *cache = NULL;
 	int rc;
 
 	out->n = 0;
 	out->changes = NULL;
 	if (to) {
-		dm_buf_init(&p.dir, 0);
-		dm_buf_init(&p.wc, 0);
-		dm_buf_init(&p.cache, 0);
 		rc = dm_wc_diff(e->store, NULL, NULL, from, to, out, err);
 	} else {
 		rc = open_for_compare(e, &p, &cache, dot, branch, err);

@@ -46,6 +46,7 @@ int dm_wc_make_path(struct dm_buf *out, const char *root, const char *dot, const
 struct dm_wc_paths {
 	struct dm_buf dir, wc, wcnew, base, cache;
 };
+#define DM_WC_PATHS_INIT {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT}
 /* Fills out (always: release it even on an error) after checking the
  * names; a NULL branch is an error. */
 int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot, const char *branch,
