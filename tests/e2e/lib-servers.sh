@@ -16,7 +16,7 @@
 #     lower-case letter, as admin: from A, `dmA push b shop` pushes to B.
 #   - every dmd is stopped when the script ends, however it ends.
 #
-# Helpers: test_status (exit status and stderr of a command), log_ids and
+# Helpers (test_status is test-lib.sh's): log_ids and
 # dot_id (of a `dm log`/`dm dot show` command), server_rpc (a JSON-RPC call
 # to a server as admin, with curl), last_transfer (the newest transfer a
 # server ran, as JSON), transfer_field, user_remote (a user of one server
@@ -59,18 +59,6 @@ server_stop() {
 }
 server_start() {
 	"dm$1" cluster start --data-dir "$HOME/$1" --port "$(server_port "$1")" >/dev/null
-}
-
-# test_status STATUS CMD...: CMD exits with exactly STATUS; stderr in err.
-test_status() {
-	local want=$1 code=0
-	shift
-	"$@" 2>err || code=$?
-	if [ "$code" != "$want" ]; then
-		echo "expected exit status $want, got $code from: $*" >&2
-		cat err >&2
-		return 1
-	fi
 }
 
 # log_ids CMD...: the commit ids CMD --json (a dm log) lists, newest first.

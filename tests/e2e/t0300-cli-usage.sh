@@ -23,14 +23,9 @@ mount'
 # expect_error STATUS 'MESSAGE' CMD...: CMD fails with exactly STATUS and
 # prints exactly one line, "dm: MESSAGE", on stderr and nothing on stdout.
 expect_error() {
-	local status=$1 msg=$2 code=0
+	local status=$1 msg=$2
 	shift 2
-	"$@" >out 2>err || code=$?
-	if [ "$code" != "$status" ]; then
-		echo "expected exit status $status, got $code from: $*" >&2
-		cat err >&2
-		return 1
-	fi
+	test_status "$status" "$@" >out || return 1
 	echo "dm: $msg" >expect-err &&
 	test_cmp expect-err err &&
 	test_cmp /dev/null out

@@ -47,14 +47,9 @@ for line in open(sys.argv[1]):
 
 # expect_error STATUS 'MESSAGE' CMD...: see t0300.
 expect_error() {
-	local status=$1 msg=$2 code=0
+	local status=$1 msg=$2
 	shift 2
-	"$@" >out 2>err || code=$?
-	if [ "$code" != "$status" ]; then
-		echo "expected exit status $status, got $code from: $*" >&2
-		cat err >&2
-		return 1
-	fi
+	test_status "$status" "$@" >out || return 1
 	echo "dm: $msg" >expect-err &&
 	test_cmp expect-err err
 }

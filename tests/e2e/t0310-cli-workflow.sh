@@ -7,17 +7,6 @@ data=$HOME/data
 export DM_CONFIG=$HOME/dmconf/config
 test_atexit "dmd stop --data-dir '$data' >/dev/null 2>&1"
 
-# test_status STATUS CMD...: CMD exits with exactly STATUS.
-test_status() {
-	local want=$1 code=0
-	shift
-	"$@" || code=$?
-	if [ "$code" != "$want" ]; then
-		echo "expected exit status $want, got $code from: $*" >&2
-		return 1
-	fi
-}
-
 test_expect_success 'dm cluster init makes the data dir, saves the remote, starts dmd' '
 	dm cluster init --data-dir data --port "$port" >out 2>err &&
 	test_cmp /dev/null err &&
@@ -63,7 +52,7 @@ test_expect_success 'dm init makes a dot; the only dot is current' '
 '
 
 test_expect_success 'dm init of an existing dot fails with "exists"' '
-	test_status 4 dm init shop 2>err &&
+	test_status 4 dm init shop &&
 	grep "^dm: .*'\''shop'\''.*exists" err &&
 	test $(wc -l <err) = 1
 '
@@ -171,7 +160,7 @@ test_expect_success 'with several dots and none chosen, commit says "no current 
 	dm list >out &&
 	grep "^  ns2/other " out &&
 	test_must_fail grep "^\*" out &&
-	test_status 2 dm commit -m x 2>err &&
+	test_status 2 dm commit -m x &&
 	echo "dm: no current dot; use '\''dm switch DOT'\'' or --dot DOT" >expect &&
 	test_cmp expect err
 '
@@ -188,7 +177,7 @@ test_expect_success 'dm switch picks the current dot; --dot overrides it' '
 '
 
 test_expect_success 'dm switch to a missing dot fails and keeps the current one' '
-	test_status 3 dm switch nope 2>err &&
+	test_status 3 dm switch nope &&
 	grep "^dm: .*'\''nope'\''" err &&
 	dm list >out && grep "^\* db " out
 '
@@ -196,7 +185,7 @@ test_expect_success 'dm switch to a missing dot fails and keeps the current one'
 test_expect_success 'dmd restarts with the data intact' '
 	dm cluster stop >out &&
 	grep "^dmd stopped" out &&
-	test_status 13 dm list 2>err &&
+	test_status 13 dm list &&
 	grep "^dm: cannot reach dm server at 127.0.0.1:$port: Connection refused (is dmd running? try '\''dm cluster start'\'')$" err &&
 	dm cluster start >out &&
 	grep "^dmd is running" out &&
@@ -243,12 +232,12 @@ test_expect_success 'dm cluster init elsewhere replaces remote local with a note
 '
 
 test_expect_success 'dm dot delete removes the dot and forgets it as current' '
-	test_status 2 dm dot delete db 2>err &&
+	test_status 2 dm dot delete db &&
 	dm dot delete -f db &&
 	dm list >out &&
 	test_must_fail grep " db " out &&
 	! grep current_dot "$DM_CONFIG" &&
-	test_status 3 dm dot delete -f db 2>err &&
+	test_status 3 dm dot delete -f db &&
 	grep "^dm: .*'\''db'\''" err
 '
 
@@ -256,7 +245,7 @@ test_expect_success 'a wrong API key is refused as permission denied' '
 	cp "$DM_CONFIG" good-config &&
 	sed "s/\"api_key\": \"./\"api_key\": \"x/" good-config >"$DM_CONFIG" &&
 	test_when_finished "cp good-config \"\$DM_CONFIG\"" &&
-	test_status 10 dm list 2>err &&
+	test_status 10 dm list &&
 	echo "dm: permission denied: invalid user name or API key for remote '\''local'\''" >expect &&
 	test_cmp expect err
 '

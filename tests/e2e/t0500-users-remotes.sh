@@ -9,18 +9,12 @@ export DM_CONFIG=$HOME/dmconf/config
 unset DM_API_KEY
 test_atexit "dmd stop --data-dir '$data' >/dev/null 2>&1"
 
-# test_status STATUS CMD...: CMD exits with exactly STATUS and says one
+# test_dm_status STATUS CMD...: test_status, and a CMD that fails says one
 # "dm: " line on stderr (in err).
-test_status() {
-	local want=$1 code=0
-	shift
-	"$@" 2>err || code=$?
-	if [ "$code" != "$want" ]; then
-		echo "expected exit status $want, got $code from: $*" >&2
-		cat err >&2
-		return 1
-	fi
-	if [ "$want" != 0 ] && { [ "$(wc -l <err)" != 1 ] || ! grep -q "^dm: " err; }; then
+test_dm_status() {
+	test_status "$@" || return 1
+	if [ "$1" != 0 ] && { [ "$(wc -l <err)" != 1 ] || ! grep -q "^dm: " err; }; then
+		shift
 		echo "expected one 'dm: ' line on stderr from: $*" >&2
 		cat err >&2
 		return 1
@@ -62,9 +56,9 @@ test_expect_success 'dm user list shows the users and who is admin' '
 '
 
 test_expect_success 'a second user of the same name, or a bad name, is refused' '
-	test_status 4 dm user add bob && grep "^dm: user '\''bob'\'' already exists$" err &&
-	test_status 2 dm user add "b@d" && grep "invalid user name" err &&
-	test_status 3 dm user reset-key nobody && grep "^dm: no such user '\''nobody'\''$" err
+	test_dm_status 4 dm user add bob && grep "^dm: user '\''bob'\'' already exists$" err &&
+	test_dm_status 2 dm user add "b@d" && grep "invalid user name" err &&
+	test_dm_status 3 dm user reset-key nobody && grep "^dm: no such user '\''nobody'\''$" err
 '
 
 test_expect_success 'dm remote add with a good key saves the remote after a ping' '
@@ -89,33 +83,33 @@ test_expect_success 'dm remote lists names, the current one marked; -v adds addr
 '
 
 test_expect_success 'the users methods are for admins only: a user gets permission denied' '
-	test_status 10 dm --remote bob user list && grep "admin" err &&
-	test_status 10 dm --remote bob user add carol && grep "admin" err &&
-	test_status 10 dm --remote bob user reset-key admin &&
+	test_dm_status 10 dm --remote bob user list && grep "admin" err &&
+	test_dm_status 10 dm --remote bob user add carol && grep "admin" err &&
+	test_dm_status 10 dm --remote bob user reset-key admin &&
 	dm user list -H >out && ! grep carol out
 '
 
 test_expect_success 'a wrong key is refused at remote add, and nothing is saved' '
 	cp "$DM_CONFIG" before &&
-	test_status 10 env DM_API_KEY=$(printf "%064d" 0) dm remote add bad "bob@127.0.0.1:$port" &&
+	test_dm_status 10 env DM_API_KEY=$(printf "%064d" 0) dm remote add bad "bob@127.0.0.1:$port" &&
 	echo "dm: permission denied: invalid user name or API key for remote '\''bad'\''" >expect &&
 	test_cmp expect err &&
-	test_status 10 env DM_API_KEY=$(cat key) dm remote add bad "nosuch@127.0.0.1:$port" &&
+	test_dm_status 10 env DM_API_KEY=$(cat key) dm remote add bad "nosuch@127.0.0.1:$port" &&
 	test_cmp before "$DM_CONFIG"
 '
 
 test_expect_success 'an unreachable remote is named, and nothing is saved' '
 	cp "$DM_CONFIG" before &&
-	test_status 13 env DM_API_KEY=$(cat key) dm remote add dead "bob@127.0.0.1:$dead_port" &&
+	test_dm_status 13 env DM_API_KEY=$(cat key) dm remote add dead "bob@127.0.0.1:$dead_port" &&
 	grep "^dm: cannot reach dm server at 127.0.0.1:$dead_port: " err &&
 	test_cmp before "$DM_CONFIG"
 '
 
 test_expect_success 'without a terminal and without DM_API_KEY, remote add says how to give the key' '
-	test_status 2 dm remote add typed "bob@127.0.0.1:$port" &&
+	test_dm_status 2 dm remote add typed "bob@127.0.0.1:$port" &&
 	echo "dm: no API key for remote '\''typed'\'': set DM_API_KEY, or run this on a terminal to type it" >expect &&
 	test_cmp expect err &&
-	test_status 2 env DM_API_KEY=" " dm remote add typed "bob@127.0.0.1:$port" &&
+	test_dm_status 2 env DM_API_KEY=" " dm remote add typed "bob@127.0.0.1:$port" &&
 	grep "empty API key" err
 '
 
@@ -152,44 +146,44 @@ test_expect_success PYTHON 'on a terminal the key is asked for without echo' '
 '
 
 test_expect_success 'an existing remote name, a bad name or a bad address is refused' '
-	test_status 4 env DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" &&
+	test_dm_status 4 env DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" &&
 	grep "remote '\''bob'\'' exists already" err &&
-	test_status 2 env DM_API_KEY=k dm remote add "b/d" "bob@127.0.0.1" &&
-	test_status 2 env DM_API_KEY=k dm remote add x "127.0.0.1:$port" &&
+	test_dm_status 2 env DM_API_KEY=k dm remote add "b/d" "bob@127.0.0.1" &&
+	test_dm_status 2 env DM_API_KEY=k dm remote add x "127.0.0.1:$port" &&
 	grep "no user name" err &&
-	test_status 2 env DM_API_KEY=k dm remote add x "bob@" &&
-	test_status 2 env DM_API_KEY=k dm remote add x "bob@h:0" &&
+	test_dm_status 2 env DM_API_KEY=k dm remote add x "bob@" &&
+	test_dm_status 2 env DM_API_KEY=k dm remote add x "bob@h:0" &&
 	grep "the port must be a number from 1 to 65535" err &&
-	test_status 2 env DM_API_KEY=k dm remote add x "bob@h:99999" &&
-	test_status 2 env DM_API_KEY=k dm remote add x "bob@[::1" &&
-	test_status 2 env DM_API_KEY=k dm remote add x "bob@[::1]x"
+	test_dm_status 2 env DM_API_KEY=k dm remote add x "bob@h:99999" &&
+	test_dm_status 2 env DM_API_KEY=k dm remote add x "bob@[::1" &&
+	test_dm_status 2 env DM_API_KEY=k dm remote add x "bob@[::1]x"
 '
 
 test_expect_success 'dm remote switch changes where commands go' '
 	dm remote switch bob &&
 	dm remote >out &&
 	printf "* bob\n  local\n  typed\n" >expect && test_cmp expect out &&
-	test_status 10 dm user list &&
+	test_dm_status 10 dm user list &&
 	dm remote switch local &&
 	dm user list >/dev/null &&
-	test_status 3 dm remote switch nosuch && grep "no remote named '\''nosuch'\''" err
+	test_dm_status 3 dm remote switch nosuch && grep "no remote named '\''nosuch'\''" err
 '
 
 test_expect_success 'dm remote rm removes a remote; the current one is refused' '
-	test_status 2 dm remote rm local &&
+	test_dm_status 2 dm remote rm local &&
 	grep "^dm: cannot remove remote '\''local'\'': it is the current remote" err &&
 	dm remote rm typed &&
 	printf "bob\nlocal\n" >expect &&
 	config_remotes >actual && test_cmp expect actual &&
-	test_status 3 dm remote rm typed
+	test_dm_status 3 dm remote rm typed
 '
 
 test_expect_success 'dm user reset-key: a new key, the old one stops working' '
 	dm user reset-key bob >newkey 2>note &&
 	grep -E "^[0-9a-f]{64}$" newkey && ! test_cmp key newkey &&
 	grep "the old one no longer works" note &&
-	test_status 10 dm --remote bob list &&
-	test_status 10 env DM_API_KEY=$(cat key) dm remote add bob2 "bob@127.0.0.1:$port" &&
+	test_dm_status 10 dm --remote bob list &&
+	test_dm_status 10 env DM_API_KEY=$(cat key) dm remote add bob2 "bob@127.0.0.1:$port" &&
 	DM_API_KEY=$(cat newkey) dm remote add bob2 "bob@127.0.0.1:$port" >/dev/null &&
 	dm --remote bob2 list >/dev/null
 '
@@ -205,14 +199,14 @@ test_expect_success 'resetting the key of the user we talk as saves the new key 
 
 test_expect_success 'dm dot add-collaborator lets another user use a dot' '
 	dm init shop &&
-	test_status 10 dm --remote bob2 dot show admin/shop &&
+	test_dm_status 10 dm --remote bob2 dot show admin/shop &&
 	dm dot add-collaborator shop bob &&
 	dm dot show shop >out &&
 	grep "^collaborators: *bob$" out &&
 	dm --remote bob2 dot show admin/shop >out &&
 	grep "^dot: *shop$" out &&
-	test_status 10 dm --remote bob2 dot add-collaborator admin/shop carol &&
-	test_status 2 dm dot add-collaborator shop "c d"
+	test_dm_status 10 dm --remote bob2 dot add-collaborator admin/shop carol &&
+	test_dm_status 2 dm dot add-collaborator shop "c d"
 '
 
 test_expect_success 'dm dot set-upstream is kept per remote and dot, and dm dot show shows it' '
@@ -226,10 +220,10 @@ test_expect_success 'dm dot set-upstream is kept per remote and dot, and dm dot 
 '
 
 test_expect_success 'dm dot set-upstream refuses unknown remotes and dots, and the same remote' '
-	test_status 3 dm dot set-upstream shop nosuch shop &&
-	test_status 3 dm dot set-upstream nodot bob2 shop &&
-	test_status 2 dm dot set-upstream shop local shop &&
-	test_status 2 dm dot set-upstream shop bob2 "x/y/z" &&
+	test_dm_status 3 dm dot set-upstream shop nosuch shop &&
+	test_dm_status 3 dm dot set-upstream nodot bob2 shop &&
+	test_dm_status 2 dm dot set-upstream shop local shop &&
+	test_dm_status 2 dm dot set-upstream shop bob2 "x/y/z" &&
 	dm dot show shop >out && grep "^upstream: *none$" out
 '
 

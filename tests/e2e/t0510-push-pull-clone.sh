@@ -17,18 +17,6 @@ dmB() {
 	DM_CONFIG=$HOME/confB dm "$@"
 }
 
-# test_status STATUS CMD...: CMD exits with exactly STATUS; stderr in err.
-test_status() {
-	local want=$1 code=0
-	shift
-	"$@" 2>err || code=$?
-	if [ "$code" != "$want" ]; then
-		echo "expected exit status $want, got $code from: $*" >&2
-		cat err >&2
-		return 1
-	fi
-}
-
 # The commit ids of a dot's current branch, newest first.
 log_ids() {
 	"$@" --json | python3 -c 'import json, sys

@@ -277,6 +277,19 @@ test_must_fail() {
 	return 0
 }
 
+# test_status STATUS CMD...: CMD exits with exactly STATUS; its stderr is in
+# the file err (and shown when the status is another).
+test_status() {
+	local want=$1 code=0
+	shift
+	"$@" 2>err || code=$?
+	if [ "$code" != "$want" ]; then
+		echo "expected exit status $want, got $code from: $*" >&2
+		cat err >&2
+		return 1
+	fi
+}
+
 # test_cmp EXPECTED ACTUAL: the files are equal; the diff shows otherwise.
 test_cmp() {
 	diff -u "$@"
