@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-test_description='source rules: opening comment, banned.h last, no banned calls'
+test_description='source rules: opening comment, banned.h last, no banned calls; CI runs the README test command'
 . "$(dirname "$0")/test-lib.sh"
 
 check=$DM_SOURCE_DIR/scripts/check-source.sh
@@ -71,6 +71,49 @@ test_expect_success 'a banned call in src fails, a mere mention does not' '
 	rm tree/src/store/util.h &&
 	test_must_fail "$check" tree 2>err &&
 	grep "src/store/bad.c:[0-9]*: calls a function banned" err
+'
+
+ci_check=$DM_SOURCE_DIR/scripts/check-ci.sh
+
+# A copy of the README and of .ci/run, for the check to read.
+make_ci_tree() {
+	rm -rf citree &&
+	mkdir -p citree/.ci &&
+	cp "$DM_SOURCE_DIR/README.md" citree/ &&
+	cp "$DM_SOURCE_DIR/.ci/run" citree/.ci/
+}
+
+test_expect_success '.ci/run runs exactly the test command the README names' '
+	"$ci_check" "$DM_SOURCE_DIR" &&
+	sed -n "/^## Run the tests$/,/^## /p" "$DM_SOURCE_DIR/README.md" >section &&
+	grep -x "make test" section &&
+	grep -x "make test" "$DM_SOURCE_DIR/.ci/run"
+'
+
+test_expect_success 'a .ci/run that runs another command fails the check' '
+	make_ci_tree &&
+	"$ci_check" citree &&
+	sed -i "s/^make test$/make unit/" citree/.ci/run &&
+	test_must_fail "$ci_check" citree 2>err &&
+	grep "runs '\''make unit'\'', the README'\''s test command is '\''make test'\''" err
+'
+
+test_expect_success 'a README that names another command fails the check' '
+	make_ci_tree &&
+	sed -i "/^## Run the tests$/,/^## /s/^make test$/make e2e/" citree/README.md &&
+	test_must_fail "$ci_check" citree 2>err &&
+	grep "the README'\''s test command is '\''make e2e'\''" err
+'
+
+test_expect_success 'a second command in .ci/run, or no README section, fails the check' '
+	make_ci_tree &&
+	echo "make bench" >>citree/.ci/run &&
+	test_must_fail "$ci_check" citree 2>err &&
+	grep "2 command lines, not one" err &&
+	make_ci_tree &&
+	sed -i "s/^## Run the tests$/## Testing/" citree/README.md &&
+	test_must_fail "$ci_check" citree 2>err &&
+	grep "no command under" err
 '
 
 test_done
