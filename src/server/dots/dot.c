@@ -44,14 +44,14 @@
  *   CREATING  create job done, failed              create_failed      DELETING
  *   READY     DELETE request, containers use it    refuse_busy        READY
  *   READY     DELETE request                       begin_delete       DELETING
- *   READY     AT_ONCE request                      its prepare        READY
+ *   READY     AT_ONCE request, with its mount      its prepare        READY
  *   READY     CREATE request                       refuse_exists      READY
  *   READY     LAST_VIEW request, a job running     answer_view        READY
  *   READY     request, a job running               enqueue            READY
  *   READY     request, no job running              start_op           READY
+ *   READY     commit job done, snapshot taken      take_pending       PENDING
  *   READY     job done, ok                         finish_op          READY
  *   READY     job done, failed                     finish_op          READY
- *   READY     commit job done, snapshot taken      take_pending       PENDING
  *   PENDING   LAST_VIEW request                    answer_view        PENDING
  *   PENDING   SEALED request                       enqueue            PENDING
  *   PENDING   INDEX message (dmd restarted)        maybe_start_index  PENDING
