@@ -18,13 +18,13 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/client.h"
+#include "util/buf.h"
+#include "util/curl.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -70,31 +70,6 @@ struct dmd_conn {
 	struct dm_err put_err;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void init_curl(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	struct dm_buf b = DM_BUF_INIT;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = dm_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	if (rc) {
-		dm_buf_release(&b);
-		return NULL;
-	}
-	return dm_buf_detach(&b, NULL);
-}
-
 static const struct dm_remote_ops dmd_ops;
 static void dmd_free(struct dm_remote_conn *conn);
 
@@ -108,14 +83,13 @@ int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr 
 	if (!addr->host || !*addr->host || addr->port <= 0 || addr->port > 65535)
 		return dm_err_set(err, DM_EINVAL, "invalid remote address '%s:%d'",
 				  addr->host ? addr->host : "", addr->port);
-	pthread_once(&curl_once, init_curl);
-	if (curl_init_rc != CURLE_OK)
-		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl");
+	if (dm_curl_global_init(err))
+		return err->code;
 	r = dm_xcalloc(1, sizeof(*r));
 	r->iface.ops = &dmd_ops;
 	v6 = strchr(addr->host, ':') != NULL;
-	r->where = xasprintf(v6 ? "[%s]:%d" : "%s:%d", addr->host, addr->port);
-	r->base = xasprintf("http://%s", r->where ? r->where : "");
+	r->where = dm_asprintf(v6 ? "[%s]:%d" : "%s:%d", addr->host, addr->port);
+	r->base = dm_asprintf("http://%s", r->where ? r->where : "");
 	r->user = dm_xstrdup(addr->user ? addr->user : "");
 	r->key = dm_xstrdup(addr->api_key ? addr->api_key : "");
 	r->easy = curl_easy_init();
@@ -125,7 +99,7 @@ int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr 
 		r->headers =
 			curl_slist_append(r->headers, "Content-Type: application/octet-stream");
 	if (r->headers && addr->on_behalf) {
-		char *line = xasprintf("%s: %s", DM_ON_BEHALF_HEADER, addr->on_behalf);
+		char *line = dm_asprintf("%s: %s", DM_ON_BEHALF_HEADER, addr->on_behalf);
 
 		r->headers = line ? curl_slist_append(r->headers, line) : NULL;
 		free(line);
@@ -216,11 +190,17 @@ enum { WHOLE = 0, STALL = 1, HELLO = 2 };
 /* The options every request shares. */
 static void setup(struct dmd_conn *r, CURL *e, const char *url, char *errbuf, int stall)
 {
-	curl_easy_reset(e);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)DM_REMOTE_CONNECT_TIMEOUT);
+	struct dm_curl_request req = {
+		.url = url,
+		.user = r->user,
+		.password = r->key,
+		.headers = r->headers,
+		.agent = "dmd/" DM_VERSION,
+		.connect_timeout = DM_REMOTE_CONNECT_TIMEOUT,
+		.errbuf = errbuf,
+	};
+
+	dm_curl_setup(e, &req);
 	if (stall == HELLO) {
 		/* the first request: a peer that accepts but never answers fails fast */
 		curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)DM_REMOTE_HELLO_TIMEOUT);
@@ -233,20 +213,12 @@ static void setup(struct dmd_conn *r, CURL *e, const char *url, char *errbuf, in
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 10L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 5L);
-	curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-	curl_easy_setopt(e, CURLOPT_USERNAME, r->user);
-	curl_easy_setopt(e, CURLOPT_PASSWORD, r->key);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "dmd/" DM_VERSION);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	/* big socket reads and writes: a stream of records moves in few calls */
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)IO_BUFFER);
 	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)IO_BUFFER);
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
-	errbuf[0] = '\0';
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 }
 
 static void count_wire(struct dmd_conn *r, CURL *e)
@@ -360,7 +332,7 @@ static int perform(struct dmd_conn *r, const char *path, const void *body, size_
 		   struct dm_err *err)
 {
 	char errbuf[CURL_ERROR_SIZE];
-	char *url = xasprintf("%s%s", r->base, path);
+	char *url = dm_asprintf("%s%s", r->base, path);
 	CURLcode cc;
 	int rc = 0;
 
@@ -459,7 +431,7 @@ static char *path_with(struct dmd_conn *r, const char *name, const char *key,
 		       const char *value)
 {
 	char *esc = curl_easy_escape(r->easy, value, 0);
-	char *p = esc ? xasprintf("/objects/v1/%s?%s=%s", name, key, esc) : NULL;
+	char *p = esc ? dm_asprintf("/objects/v1/%s?%s=%s", name, key, esc) : NULL;
 
 	curl_free(esc);
 	return p;
@@ -474,7 +446,7 @@ static int dmd_refs(struct dm_remote_conn *conn, const char *dot, bool for_push,
 	int rc;
 
 	if (path)
-		full = for_push ? xasprintf("%s&for=push", path) : dm_xstrdup(path);
+		full = for_push ? dm_asprintf("%s&for=push", path) : dm_xstrdup(path);
 	free(path);
 	if (!full)
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
@@ -633,10 +605,10 @@ static void dmd_put_begin(struct dm_remote_conn *conn, const char *dot_id,
 	if (dot_id) {
 		char *esc = curl_easy_escape(r->easy, dot_id, 0);
 
-		r->put_url = esc ? xasprintf("%s/objects/v1/put?dot_id=%s", r->base, esc) : NULL;
+		r->put_url = esc ? dm_asprintf("%s/objects/v1/put?dot_id=%s", r->base, esc) : NULL;
 		curl_free(esc);
 	} else {
-		r->put_url = xasprintf("%s/objects/v1/put", r->base);
+		r->put_url = dm_asprintf("%s/objects/v1/put", r->base);
 	}
 	r->on_ack = on_ack;
 	r->ack_ctx = ctx;
