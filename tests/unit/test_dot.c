@@ -493,6 +493,11 @@ static struct dm_dot_req *mount_req(int op, const char *id, const char *subdot)
 	snprintf(r->mount->container, sizeof(r->mount->container), "web-%s", id);
 	snprintf(r->mount->volume, sizeof(r->mount->volume), "shop.%s", subdot);
 	snprintf(r->mount->subdot, sizeof(r->mount->subdot), "%s", subdot);
+	if (op == DM_DOT_OP_MOUNT) {
+		/* a new mount of the runtime, its container known at once */
+		snprintf(r->mount->of, sizeof(r->mount->of), "%s", id);
+		r->volume_name = dm_xstrdup(r->mount->volume);
+	}
 	return r;
 }
 
@@ -530,12 +535,81 @@ static void test_mounts(void **state)
 	test_node_close(&n);
 }
 
+/* A container record of a runtime mount, for the mount `of`. */
+static struct dm_dot_req *container_req(int op, const char *id, const char *of)
+{
+	struct dm_dot_req *r = mount_req(op, id, "db");
+
+	snprintf(r->mount->of, sizeof(r->mount->of), "%s", of);
+	free(r->volume_name);
+	r->volume_name = NULL;
+	return r;
+}
+
+static void count_mounts(struct dm_dot_handle *h, size_t runtime, size_t containers)
+{
+	struct dm_dot_view *v = dm_dot_handle_view(h);
+
+	assert_int_equal(v->nruntime_mounts, runtime);
+	assert_int_equal(v->nmounts, containers);
+	dm_dot_view_unref(v);
+}
+
+/* The dot is the one record of who mounts it: a runtime mount answers the
+ * same path again, owns its containers' records, and a record for a mount
+ * that ended is refused, so none can outlive its Unmount. */
+static void test_runtime_mounts(void **state)
+{
+	struct test_node n;
+	struct dm_dot_handle *h;
+	struct dm_dot_view *v;
+	json_t *res = NULL;
+	char path[512];
+
+	(void)state;
+	node_open(&n, 6);
+	h = create_dot(&n, "shop");
+	assert_int_equal(send_op(&n, h, mount_req(DM_DOT_OP_MOUNT, "k1", "db"), &res, NULL), 0);
+	snprintf(path, sizeof(path), "%s", json_string_value(json_object_get(res, "path")));
+	json_decref(res);
+	/* the same mount again: its path, nothing new */
+	assert_int_equal(send_op(&n, h, mount_req(DM_DOT_OP_MOUNT, "k1", "db"), &res, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(res, "path")), path);
+	json_decref(res);
+	count_mounts(h, 1, 1);
+	v = dm_dot_handle_view(h);
+	assert_string_equal(v->runtime_mounts[0].key, "k1");
+	assert_string_equal(v->runtime_mounts[0].name, "shop.db");
+	assert_string_equal(v->runtime_mounts[0].path, path);
+	dm_dot_view_unref(v);
+	/* two more containers of it; then the record that waited goes alone */
+	assert_int_equal(send_op(&n, h, container_req(DM_DOT_OP_MOUNT, "k1:a", "k1"), NULL, NULL),
+			 0);
+	assert_int_equal(send_op(&n, h, container_req(DM_DOT_OP_MOUNT, "k1:b", "k1"), NULL, NULL),
+			 0);
+	count_mounts(h, 1, 3);
+	assert_int_equal(send_op(&n, h, container_req(DM_DOT_OP_UNMOUNT, "k1", "k1"), NULL, NULL),
+			 0);
+	count_mounts(h, 1, 2);
+	/* the runtime's Unmount ends the mount and every record of it */
+	assert_int_equal(send_op(&n, h, mount_req(DM_DOT_OP_UNMOUNT, "k1", "db"), NULL, NULL), 0);
+	count_mounts(h, 0, 0);
+	/* a container found late, for the mount that ended: refused */
+	assert_int_equal(send_op(&n, h, container_req(DM_DOT_OP_MOUNT, "k1:c", "k1"), NULL, NULL),
+			 DM_ENOTFOUND);
+	count_mounts(h, 0, 0);
+	assert_int_equal(send_op(&n, h, dm_dot_req_new(DM_DOT_OP_DELETE), NULL, NULL), 0);
+	dm_dot_handle_unref(h);
+	test_node_close(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_restart_finds_dot),
 		cmocka_unit_test(test_receive),
 		cmocka_unit_test(test_mounts),
+		cmocka_unit_test(test_runtime_mounts),
 		cmocka_unit_test(test_seeded_interleavings),
 	};
 

@@ -4,11 +4,17 @@
  * containers behind them.
  *
  * Invariants:
- *  - The table of mounts (p->mounts) is touched only under p->mu, and each
- *    change to it is made at the dot too while mu is held (MOUNT and
- *    UNMOUNT, which a dot answers at once even while a job runs); so a
- *    record the resolver makes can never outlive the Unmount that ended
- *    its mount.
+ *  - The dot is the one record of who mounts it (DESIGN.md §3.1): each
+ *    Mount is a runtime mount at the dot (its key, the name the runtime
+ *    gave, the path answered), each container using it a record there
+ *    (MOUNT and UNMOUNT, which a dot answers at once even while a job
+ *    runs). The plugin keeps no table of mounts: Path, Get and List read
+ *    the dots' views, Unmount finds the dot whose view has the mount.
+ *  - The resolver's queue (p->pending, under p->mu) says only when to look
+ *    for a mount's containers next. A record the resolver makes can never
+ *    outlive the Unmount that ended its mount: the dot refuses a container
+ *    of a runtime mount it no longer has, and drops a runtime mount's
+ *    records with it.
  *  - Only the resolver thread calls the Docker API, and never while
  *    holding mu: podman holds a container's lock while it waits for our
  *    Mount answer, so a protocol call that asked the API would deadlock.
@@ -66,28 +72,20 @@
 #define FAST_TRIES       10  /* retries at RETRY_MS before slowing to sweep_ms */
 #define NEVER            INT64_MAX
 
-/* One record of a mount at the dot. */
-struct rec {
-	char mount_id[DM_COMMIT_ID_LEN_MAX + 1];
-	char container_id[65]; /* "" for the record that waits for its container */
-};
-
 enum mode { MODE_UNKNOWN, MODE_DIRECT, MODE_LIST };
 
-/* One Mount of the runtime, until its Unmount. */
-struct pmount {
+/* A mount whose containers the resolver looks for, from its Mount to its
+ * Unmount (or until it is found gone at its dot). */
+struct pending {
 	char name[RUNTIME_NAME_MAX + 1]; /* the volume as the runtime names it */
 	char runtime_id[DM_COMMIT_ID_LEN_MAX + 1];
-	char key[KEY_MAX + 1];
+	char key[DM_COMMIT_ID_LEN_MAX + 1]; /* mount_key's, KEY_MAX at most */
 	char dot_id[DM_DOT_ID_MAX + 1];
-	struct dm_mount_view base; /* volume, branch, subdot */
-	char *path;
+	struct dm_mount_view base; /* volume, branch, subdot, of */
 	uint64_t gen;
 	int mode;
 	int tries;
 	int64_t due_ns; /* when the resolver looks next; NEVER: it does not */
-	size_t nrec;
-	struct rec *rec;
 };
 
 struct dm_plugin {
@@ -100,8 +98,8 @@ struct dm_plugin {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;    /* CLOCK_MONOTONIC: a mount is due, or stopping */
 	bool stopping;          /* under mu */
-	struct pmount **mounts; /* under mu */
-	size_t nmounts;
+	struct pending **pending; /* under mu */
+	size_t npending;
 	uint64_t next_gen;
 	pthread_t resolver;
 	bool have_resolver;
@@ -114,33 +112,25 @@ static int64_t ms_from_now(int ms)
 	return dm_now_monotonic_ns() + (int64_t)ms * 1000000;
 }
 
-static void pmount_free(struct pmount *m)
+/* Under mu: the resolver's entry for mount key, or NULL. */
+static struct pending *find_pending(struct dm_plugin *p, const char *key)
 {
-	if (!m)
-		return;
-	free(m->path);
-	free(m->rec);
-	free(m);
-}
-
-static struct pmount *find_mount(struct dm_plugin *p, const char *name, const char *runtime_id)
-{
-	for (size_t i = 0; i < p->nmounts; i++)
-		if (!strcmp(p->mounts[i]->name, name) &&
-		    (!runtime_id || !strcmp(p->mounts[i]->runtime_id, runtime_id)))
-			return p->mounts[i];
+	for (size_t i = 0; i < p->npending; i++)
+		if (!strcmp(p->pending[i]->key, key))
+			return p->pending[i];
 	return NULL;
 }
 
-static void remove_mount(struct dm_plugin *p, struct pmount *m)
+/* Under mu: forgets m. */
+static void remove_pending(struct dm_plugin *p, struct pending *m)
 {
-	for (size_t i = 0; i < p->nmounts; i++) {
-		if (p->mounts[i] == m) {
-			p->mounts[i] = p->mounts[--p->nmounts];
+	for (size_t i = 0; i < p->npending; i++) {
+		if (p->pending[i] == m) {
+			p->pending[i] = p->pending[--p->npending];
 			break;
 		}
 	}
-	pmount_free(m);
+	free(m);
 }
 
 /* KEY of a mount: "ID@HASH", see the top of the file. */
@@ -170,6 +160,46 @@ static struct dm_dot_handle *find_dot(struct dm_plugin *p, const struct dm_dot_n
 		dm_dot_handle_ref(h);
 	dm_registry_snap_unref(snap);
 	return h;
+}
+
+/*
+ * The dot whose view has a runtime mount for which match(mount, arg) says
+ * so: a new handle reference with that mount copied into *found (may be
+ * NULL), or NULL when no dot has one.
+ */
+static struct dm_dot_handle *find_runtime_mount(struct dm_plugin *p,
+						bool (*match)(const struct dm_runtime_mount *,
+							      const char *),
+						const char *arg, struct dm_runtime_mount *found)
+{
+	struct dm_registry_snap *snap = dm_registry_snapshot(p->registry);
+	struct dm_dot_handle *h = NULL;
+
+	for (size_t i = 0; !h && i < snap->n; i++) {
+		struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+
+		for (size_t j = 0; !h && j < v->nruntime_mounts; j++) {
+			if (!match(&v->runtime_mounts[j], arg))
+				continue;
+			h = snap->e[i].dot;
+			dm_dot_handle_ref(h);
+			if (found)
+				*found = v->runtime_mounts[j];
+		}
+		dm_dot_view_unref(v);
+	}
+	dm_registry_snap_unref(snap);
+	return h;
+}
+
+static bool mount_named(const struct dm_runtime_mount *m, const char *name)
+{
+	return !strcmp(m->name, name);
+}
+
+static bool mount_keyed(const struct dm_runtime_mount *m, const char *key)
+{
+	return !strcmp(m->key, key);
 }
 
 /* ---- names and aliases ---- */
@@ -246,9 +276,11 @@ static int resolve_name(struct dm_plugin *p, struct dm_volname *out, const char 
 
 /* ---- requests to dots ---- */
 
-/* Records m at the dot; *path (may be NULL) gets the path it answers. */
+/* Records m at the dot: a new runtime mount named volume_name, or (NULL)
+ * a container of the runtime mount m->of; *path (may be NULL) gets the
+ * path it answers. */
 static int dot_mount(struct dm_plugin *p, struct dm_dot_handle *h, const struct dm_mount_view *m,
-		     char **path, struct dm_err *err)
+		     const char *volume_name, char **path, struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_MOUNT);
 	json_t *res = NULL;
@@ -257,6 +289,7 @@ static int dot_mount(struct dm_plugin *p, struct dm_dot_handle *h, const struct 
 
 	req->mount = dm_xmalloc(sizeof(*req->mount));
 	*req->mount = *m;
+	req->volume_name = volume_name ? dm_xstrdup(volume_name) : NULL;
 	req->branch = m->branch[0] ? dm_xstrdup(m->branch) : NULL;
 	rc = dm_dot_call(&res, h, req, p->call_ms, err);
 	if (rc)
@@ -270,8 +303,10 @@ static int dot_mount(struct dm_plugin *p, struct dm_dot_handle *h, const struct 
 	return rc;
 }
 
+/* Ends the runtime mount mount_id at the dot (of NULL), or drops only the
+ * record mount_id of the runtime mount `of`. */
 static int dot_unmount(struct dm_plugin *p, struct dm_dot_handle *h, const char *mount_id,
-		       struct dm_err *err)
+		       const char *of, struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_UNMOUNT);
 	json_t *res = NULL;
@@ -279,6 +314,7 @@ static int dot_unmount(struct dm_plugin *p, struct dm_dot_handle *h, const char 
 
 	req->mount = dm_xcalloc(1, sizeof(*req->mount));
 	snprintf(req->mount->mount_id, sizeof(req->mount->mount_id), "%s", mount_id);
+	snprintf(req->mount->of, sizeof(req->mount->of), "%s", of ? of : "");
 	rc = dm_dot_call(&res, h, req, p->call_ms, err);
 	json_decref(res);
 	return rc;
@@ -341,7 +377,9 @@ static int volume_dot(struct dm_plugin *p, struct dm_dot_handle **out, const cha
 struct lookup {
 	char name[RUNTIME_NAME_MAX + 1];
 	char runtime_id[DM_COMMIT_ID_LEN_MAX + 1];
-	char key[KEY_MAX + 1];
+	char key[DM_COMMIT_ID_LEN_MAX + 1];
+	char dot_id[DM_DOT_ID_MAX + 1];
+	struct dm_mount_view base;
 	uint64_t gen;
 	int mode;
 	int rc;
@@ -395,89 +433,106 @@ static bool has_container(const struct lookup *l, const char *id)
 	return false;
 }
 
-static void retry_later(struct dm_plugin *p, struct pmount *m)
+static void retry_later(struct dm_plugin *p, struct pending *m)
 {
 	m->tries++;
 	m->due_ns = ms_from_now(m->tries < FAST_TRIES ? RETRY_MS : p->sweep_ms);
 }
 
-/* Under mu: makes the mount's records at the dot match what l found. */
-static void lookup_apply(struct dm_plugin *p, struct lookup *l)
+/* Records at the dot the containers l found that it lacks; true when the
+ * mount is gone there (unmounted meanwhile). *retry is set when a record
+ * could not be made. */
+static bool record_containers(struct dm_plugin *p, struct dm_dot_handle *h,
+			      const struct dm_dot_view *v, const struct lookup *l, bool *retry)
 {
-	struct pmount *m = find_mount(p, l->name, l->runtime_id);
-	struct dm_dot_handle *h;
 	struct dm_err err;
 
-	if (!m || m->gen != l->gen)
-		return; /* unmounted meanwhile */
-	m->mode = l->mode;
-	if (l->rc || l->n == 0) {
-		retry_later(p, m);
-		return;
-	}
-	h = find_dot(p, NULL, m->dot_id);
-	if (!h) {
-		m->due_ns = NEVER;
-		return;
-	}
-	m->due_ns = l->mode == MODE_DIRECT ? NEVER : ms_from_now(p->sweep_ms);
-	/* first the containers not recorded yet, so the dot is never without a record */
 	for (size_t i = 0; i < l->n; i++) {
-		struct dm_mount_view mv = m->base;
+		struct dm_mount_view mv = l->base;
 		bool known = false;
+		int rc;
 
-		for (size_t j = 0; j < m->nrec; j++)
-			known = known || !strcmp(m->rec[j].container_id, l->cs[i].id);
+		for (size_t j = 0; j < v->nmounts; j++)
+			known = known || (!strcmp(v->mounts[j].of, l->key) &&
+					  !strcmp(v->mounts[j].container_id, l->cs[i].id));
 		if (known)
 			continue;
 		if (l->mode == MODE_DIRECT)
-			snprintf(mv.mount_id, sizeof(mv.mount_id), "%s", m->key);
+			snprintf(mv.mount_id, sizeof(mv.mount_id), "%s", l->key);
 		else
-			snprintf(mv.mount_id, sizeof(mv.mount_id), "%s:%.*s", m->key, SHORT_ID,
+			snprintf(mv.mount_id, sizeof(mv.mount_id), "%s:%.*s", l->key, SHORT_ID,
 				 l->cs[i].id);
 		snprintf(mv.container_id, sizeof(mv.container_id), "%s", l->cs[i].id);
 		snprintf(mv.container, sizeof(mv.container), "%s", l->cs[i].name);
-		if (dot_mount(p, h, &mv, NULL, &err)) {
+		rc = dot_mount(p, h, &mv, NULL, NULL, &err);
+		if (rc == DM_ENOTFOUND)
+			return true;
+		if (rc) {
 			dm_warn("plugin: cannot record container '%s' on volume '%s': %s",
-				l->cs[i].name, m->name, err.msg);
-			retry_later(p, m);
+				l->cs[i].name, l->name, err.msg);
+			*retry = true;
 			continue;
 		}
-		dm_info("plugin: volume '%s' is used by container '%s'", m->name, l->cs[i].name);
-		if (l->mode == MODE_DIRECT) {
-			/* the same record, now with its container */
-			snprintf(m->rec[0].container_id, sizeof(m->rec[0].container_id), "%s",
-				 l->cs[i].id);
-			continue;
-		}
-		m->rec = dm_xrealloc(m->rec, (m->nrec + 1) * sizeof(*m->rec));
-		snprintf(m->rec[m->nrec].mount_id, sizeof(m->rec[m->nrec].mount_id), "%s",
-			 mv.mount_id);
-		snprintf(m->rec[m->nrec].container_id, sizeof(m->rec[m->nrec].container_id), "%s",
-			 l->cs[i].id);
-		m->nrec++;
+		dm_info("plugin: volume '%s' is used by container '%s'", l->name, l->cs[i].name);
 	}
-	/* then the records of containers gone, and the one that waited */
-	for (size_t j = 0; l->mode == MODE_LIST && j < m->nrec;) {
-		if (has_container(l, m->rec[j].container_id)) {
-			j++;
-			continue;
-		}
-		if (dot_unmount(p, h, m->rec[j].mount_id, &err))
-			dm_warn("plugin: cannot drop a record of volume '%s': %s", m->name,
-				err.msg);
-		m->rec[j] = m->rec[--m->nrec];
-	}
-	dm_dot_handle_unref(h);
+	return false;
 }
 
-static struct pmount *earliest(struct dm_plugin *p)
+/*
+ * Makes the mount's container records at its dot match what l found:
+ * first the containers not recorded yet, so the dot is never without a
+ * record, then (podman's shared mounts) the records of containers gone and
+ * the one that waited. Then, under mu, when to look again.
+ */
+static void lookup_apply(struct dm_plugin *p, struct lookup *l)
 {
-	struct pmount *best = NULL;
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_view *v;
+	struct pending *m;
+	struct dm_err err;
+	int64_t due = NEVER;
+	bool retry = l->rc || l->n == 0, gone = false;
 
-	for (size_t i = 0; i < p->nmounts; i++)
-		if (p->mounts[i]->due_ns != NEVER && (!best || p->mounts[i]->due_ns < best->due_ns))
-			best = p->mounts[i];
+	if (!retry)
+		h = find_dot(p, NULL, l->dot_id);
+	if (h) {
+		due = l->mode == MODE_DIRECT ? NEVER : ms_from_now(p->sweep_ms);
+		v = dm_dot_handle_view(h);
+		gone = record_containers(p, h, v, l, &retry);
+		for (size_t j = 0; !gone && l->mode == MODE_LIST && j < v->nmounts; j++) {
+			const struct dm_mount_view *r = &v->mounts[j];
+
+			if (strcmp(r->of, l->key) || has_container(l, r->container_id))
+				continue;
+			if (dot_unmount(p, h, r->mount_id, l->key, &err))
+				dm_warn("plugin: cannot drop a record of volume '%s': %s", l->name,
+					err.msg);
+		}
+		dm_dot_view_unref(v);
+		dm_dot_handle_unref(h);
+	}
+	pthread_mutex_lock(&p->mu);
+	m = find_pending(p, l->key);
+	if (m && m->gen == l->gen) {
+		m->mode = l->mode;
+		if (gone)
+			remove_pending(p, m);
+		else if (retry)
+			retry_later(p, m);
+		else
+			m->due_ns = due;
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+static struct pending *earliest(struct dm_plugin *p)
+{
+	struct pending *best = NULL;
+
+	for (size_t i = 0; i < p->npending; i++)
+		if (p->pending[i]->due_ns != NEVER &&
+		    (!best || p->pending[i]->due_ns < best->due_ns))
+			best = p->pending[i];
 	return best;
 }
 
@@ -487,11 +542,12 @@ static void *resolver_main(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	while (!p->stopping) {
-		struct pmount *m = earliest(p);
+		struct pending *m = earliest(p);
 		int64_t now = dm_now_monotonic_ns();
 		int64_t until = m ? m->due_ns : ms_from_now(3600 * 1000);
 		struct lookup l;
 		struct timespec ts;
+		bool stopping;
 
 		if (until > now) {
 			ts.tv_sec = (time_t)(until / 1000000000);
@@ -503,15 +559,20 @@ static void *resolver_main(void *arg)
 		memcpy(l.name, m->name, sizeof(l.name));
 		memcpy(l.runtime_id, m->runtime_id, sizeof(l.runtime_id));
 		memcpy(l.key, m->key, sizeof(l.key));
+		memcpy(l.dot_id, m->dot_id, sizeof(l.dot_id));
+		l.base = m->base;
 		l.gen = m->gen;
 		l.mode = m->mode;
 		m->due_ns = NEVER; /* being looked at */
 		pthread_mutex_unlock(&p->mu);
 		lookup_run(p, &l);
 		pthread_mutex_lock(&p->mu);
-		if (!p->stopping)
+		stopping = p->stopping;
+		pthread_mutex_unlock(&p->mu);
+		if (!stopping)
 			lookup_apply(p, &l);
 		free(l.cs);
+		pthread_mutex_lock(&p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -634,17 +695,27 @@ static int ep_remove(struct dm_plugin *p, json_t *req, json_t **res, struct dm_e
 	return 0;
 }
 
-/* The path of a mounted volume, "" when it is not mounted. */
-static char *mounted_path(struct dm_plugin *p, const char *name)
+/* The path of a mounted volume, "" when it is not mounted: in h's view, or
+ * (h NULL) in any dot's. */
+static char *mounted_path(struct dm_plugin *p, struct dm_dot_handle *h, const char *name)
 {
-	struct pmount *m;
-	char *path;
+	struct dm_dot_view *v;
+	char *path = NULL;
 
-	pthread_mutex_lock(&p->mu);
-	m = find_mount(p, name, NULL);
-	path = dm_xstrdup(m && m->path ? m->path : "");
-	pthread_mutex_unlock(&p->mu);
-	return path;
+	if (!h) {
+		struct dm_runtime_mount rm;
+
+		h = find_runtime_mount(p, mount_named, name, &rm);
+		path = dm_xstrdup(h ? rm.path : "");
+		dm_dot_handle_unref(h);
+		return path;
+	}
+	v = dm_dot_handle_view(h);
+	for (size_t i = 0; !path && i < v->nruntime_mounts; i++)
+		if (mount_named(&v->runtime_mounts[i], name))
+			path = dm_xstrdup(v->runtime_mounts[i].path);
+	dm_dot_view_unref(v);
+	return path ? path : dm_xstrdup("");
 }
 
 static int ep_get(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err *err)
@@ -663,7 +734,7 @@ static int ep_get(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err 
 	if (rc)
 		return rc;
 	view = dm_dot_handle_view(h);
-	path = mounted_path(p, name);
+	path = mounted_path(p, h, name);
 	*res = json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:I}}}", "Volume", "Name", name,
 			 "Mountpoint", path, "Status", "dot", view->name.name, "namespace",
 			 view->name.ns, "branch", vn.branch[0] ? vn.branch : view->current,
@@ -689,7 +760,7 @@ static int ep_list(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err
 
 		if (v->state == DM_DOT_READY) {
 			dm_dot_name_text(shown, &v->name);
-			path = mounted_path(p, shown);
+			path = mounted_path(p, snap->e[i].dot, shown);
 			json_array_append_new(
 				list, json_pack("{s:s, s:s}", "Name", shown, "Mountpoint", path));
 			free(path);
@@ -709,7 +780,7 @@ static int ep_path(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err
 
 	if (rc)
 		return rc;
-	path = mounted_path(p, name);
+	path = mounted_path(p, NULL, name);
 	*res = json_pack("{s:s}", "Mountpoint", path);
 	free(path);
 	return 0;
@@ -735,7 +806,8 @@ static int take_branch(struct dm_plugin *p, struct dm_dot_handle *h, const struc
 static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
-	struct pmount *m = NULL;
+	struct dm_mount_view mv;
+	struct pending *m;
 	struct dm_volname vn;
 	const char *name, *id;
 	char *path = NULL;
@@ -753,62 +825,52 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 		dm_dot_handle_unref(h);
 		return rc;
 	}
-	pthread_mutex_lock(&p->mu);
-	m = find_mount(p, name, id);
-	if (m) {
-		/* mounted again before its unmount: the same mount */
-		path = dm_xstrdup(m->path);
-		m = NULL;
-		goto done;
+	/* the runtime mount, and the record of its container until it is known
+	 * (a mount of the same name and ID again is the same mount) */
+	memset(&mv, 0, sizeof(mv));
+	mount_key(mv.of, sizeof(mv.of), name, id);
+	snprintf(mv.mount_id, sizeof(mv.mount_id), "%s", mv.of);
+	snprintf(mv.container, sizeof(mv.container), "%.*s", SHORT_ID, id);
+	dm_volname_text(mv.volume, sizeof(mv.volume), &vn);
+	snprintf(mv.branch, sizeof(mv.branch), "%s", vn.branch);
+	snprintf(mv.subdot, sizeof(mv.subdot), "%s", vn.subdot);
+	rc = dot_mount(p, h, &mv, name, &path, err);
+	if (!rc && p->docker) {
+		pthread_mutex_lock(&p->mu);
+		if (!find_pending(p, mv.of)) {
+			m = dm_xcalloc(1, sizeof(*m));
+			snprintf(m->name, sizeof(m->name), "%s", name);
+			snprintf(m->runtime_id, sizeof(m->runtime_id), "%s", id);
+			snprintf(m->key, sizeof(m->key), "%s", mv.of);
+			snprintf(m->dot_id, sizeof(m->dot_id), "%s", dm_dot_handle_id(h));
+			m->base = mv;
+			m->gen = ++p->next_gen;
+			m->mode = MODE_UNKNOWN;
+			m->due_ns = ms_from_now(FIRST_LOOK_MS);
+			p->pending = dm_xrealloc(p->pending, (p->npending + 1) * sizeof(*p->pending));
+			p->pending[p->npending++] = m;
+			pthread_cond_broadcast(&p->cond);
+		}
+		pthread_mutex_unlock(&p->mu);
 	}
-	m = dm_xcalloc(1, sizeof(*m));
-	snprintf(m->name, sizeof(m->name), "%s", name);
-	snprintf(m->runtime_id, sizeof(m->runtime_id), "%s", id);
-	mount_key(m->key, sizeof(m->key), name, id);
-	snprintf(m->dot_id, sizeof(m->dot_id), "%s", dm_dot_handle_id(h));
-	dm_volname_text(m->base.volume, sizeof(m->base.volume), &vn);
-	snprintf(m->base.branch, sizeof(m->base.branch), "%s", vn.branch);
-	snprintf(m->base.subdot, sizeof(m->base.subdot), "%s", vn.subdot);
-	{
-		struct dm_mount_view mv = m->base;
-
-		snprintf(mv.mount_id, sizeof(mv.mount_id), "%s", m->key);
-		snprintf(mv.container, sizeof(mv.container), "%.*s", SHORT_ID, id);
-		rc = dot_mount(p, h, &mv, &path, err);
-	}
-	if (rc)
-		goto done;
-	m->path = dm_xstrdup(path);
-	m->rec = dm_xcalloc(1, sizeof(*m->rec));
-	snprintf(m->rec[0].mount_id, sizeof(m->rec[0].mount_id), "%s", m->key);
-	m->nrec = 1;
-	m->gen = ++p->next_gen;
-	m->mode = MODE_UNKNOWN;
-	m->due_ns = p->docker ? ms_from_now(FIRST_LOOK_MS) : NEVER;
-	p->mounts = dm_xrealloc(p->mounts, (p->nmounts + 1) * sizeof(*p->mounts));
-	p->mounts[p->nmounts++] = m;
-	m = NULL;
-	pthread_cond_broadcast(&p->cond);
-	dm_info("plugin: mounted volume '%s' (mount %.12s) at '%s'", name, id, path);
-done:
-	pthread_mutex_unlock(&p->mu);
-	pmount_free(m);
 	dm_dot_handle_unref(h);
 	if (rc) {
 		free(path);
 		return rc;
 	}
+	dm_info("plugin: mounted volume '%s' (mount %.12s) at '%s'", name, id, path);
 	*res = json_pack("{s:s}", "Mountpoint", path);
 	free(path);
 	return 0;
 }
 
-/* Unmount: drops the mount's records at the dot; an unknown mount (dmd
- * restarted meanwhile) is fine. */
+/* Unmount: ends the mount at its dot, with the records of its containers;
+ * an unknown mount (dmd restarted meanwhile) is fine. */
 static int ep_unmount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err *err)
 {
-	struct dm_dot_handle *h = NULL;
-	struct pmount *m;
+	char key[KEY_MAX + 1];
+	struct dm_dot_handle *h;
+	struct pending *m;
 	const char *name, *id;
 	int rc = req_str(&name, req, "Name", RUNTIME_NAME_MAX, err);
 
@@ -816,22 +878,21 @@ static int ep_unmount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_
 		rc = req_str(&id, req, "ID", DM_COMMIT_ID_LEN_MAX, err);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&p->mu);
-	m = find_mount(p, name, id);
-	if (m)
-		h = find_dot(p, NULL, m->dot_id);
-	for (size_t i = 0; m && h && i < m->nrec; i++) {
+	mount_key(key, sizeof(key), name, id);
+	h = find_runtime_mount(p, mount_keyed, key, NULL);
+	if (h) {
 		struct dm_err e;
 
-		if (dot_unmount(p, h, m->rec[i].mount_id, &e))
+		if (dot_unmount(p, h, key, NULL, &e))
 			dm_warn("plugin: unmount of volume '%s': %s", name, e.msg);
-	}
-	if (m) {
 		dm_info("plugin: unmounted volume '%s' (mount %.12s)", name, id);
-		remove_mount(p, m);
+		dm_dot_handle_unref(h);
 	}
+	pthread_mutex_lock(&p->mu);
+	m = find_pending(p, key);
+	if (m)
+		remove_pending(p, m);
 	pthread_mutex_unlock(&p->mu);
-	dm_dot_handle_unref(h);
 	*res = json_object();
 	return 0;
 }
@@ -1016,9 +1077,9 @@ void dm_plugin_free(struct dm_plugin *p, int timeout_ms)
 			dm_warn("plugin calls still running after %d ms", timeout_ms);
 		dm_http_free(p->http);
 	}
-	for (size_t i = 0; i < p->nmounts; i++)
-		pmount_free(p->mounts[i]);
-	free(p->mounts);
+	for (size_t i = 0; i < p->npending; i++)
+		free(p->pending[i]);
+	free(p->pending);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->mu);
 	free(p);

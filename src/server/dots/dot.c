@@ -216,6 +216,10 @@ struct dot {
 	char (*collaborators)[DM_NAME_PART_MAX + 1];
 	size_t nmounts;
 	struct dm_mount_view *mounts; /* containers using the dot (not persisted) */
+	/* the container runtime's mounts, each owning the container records
+	 * whose `of` is its key (not persisted: the runtime mounts again) */
+	size_t nruntime_mounts;
+	struct dm_runtime_mount *runtime_mounts;
 	size_t nsubdots;              /* the current branch's, as last measured */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
 
@@ -273,6 +277,12 @@ static void publish(struct dot *d)
 	v->mounts = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*v->mounts));
 	if (d->nmounts)
 		memcpy(v->mounts, d->mounts, d->nmounts * sizeof(*d->mounts));
+	v->nruntime_mounts = d->nruntime_mounts;
+	v->runtime_mounts = dm_xcalloc(d->nruntime_mounts ? d->nruntime_mounts : 1,
+				       sizeof(*v->runtime_mounts));
+	if (d->nruntime_mounts)
+		memcpy(v->runtime_mounts, d->runtime_mounts,
+		       d->nruntime_mounts * sizeof(*d->runtime_mounts));
 	v->nsubdots = d->nsubdots;
 	v->subdots = dm_xcalloc(d->nsubdots ? d->nsubdots : 1, sizeof(*v->subdots));
 	if (d->nsubdots)
@@ -621,45 +631,19 @@ static struct dm_dot_job_in *refuse_no_mount(struct dm_msg *req)
 	return NULL;
 }
 
-/* MOUNT: records the container and answers the path it should use: the
- * pinned branch's working copy or the dot's stable path (which follows
- * checkouts), plus the subdot's directory, made when missing. Answered at
- * once even while a job runs: a reset stops containers, which unmount
- * (queued only while the dot is being created). */
-static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
-					   const struct dm_dot_req *r)
+static struct dm_runtime_mount *find_runtime_mount(struct dot *d, const char *key)
 {
-	const struct dm_mount_view *m = r->mount;
-	struct dm_buf path = DM_BUF_INIT;
-	const char *branch;
-	struct dm_err err;
+	for (size_t i = 0; i < d->nruntime_mounts; i++)
+		if (!strcmp(d->runtime_mounts[i].key, key))
+			return &d->runtime_mounts[i];
+	return NULL;
+}
+
+/* Adds container record m, or replaces the one with its mount_id. */
+static void put_container(struct dot *d, const struct dm_mount_view *m)
+{
 	size_t i;
 
-	if (!m)
-		return refuse_no_mount(req);
-	branch = m->branch[0] ? m->branch : NULL;
-	if (branch && !find_branch(d, branch)) {
-		dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
-				 branch);
-		return NULL;
-	}
-	if (!subdot_valid(m->subdot)) {
-		dm_msg_reply_err(req, DM_EINVAL, "invalid subdot name '%s'", m->subdot);
-		return NULL;
-	}
-	if (dm_engine_path(d->env.engine, d->id, branch, &path, &err)) {
-		dm_msg_reply_err(req, err.code, "%s", err.msg);
-		return NULL;
-	}
-	if (strcmp(m->subdot, "__root__")) {
-		dm_buf_addf(&path, "/%s", m->subdot);
-		if (mkdir((const char *)path.data, 0755) < 0 && errno != EEXIST) {
-			dm_msg_reply_err(req, DM_EIO, "cannot make subdot '%s' of dot '%s': %s",
-					 m->subdot, d->shown, strerror(errno));
-			dm_buf_release(&path);
-			return NULL;
-		}
-	}
 	for (i = 0; i < d->nmounts; i++)
 		if (!strcmp(d->mounts[i].mount_id, m->mount_id))
 			break;
@@ -668,26 +652,141 @@ static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
 		d->nmounts++;
 	}
 	d->mounts[i] = *m;
+}
+
+/* Drops the container records for which drop(record, arg) says so; true
+ * when any went. */
+static bool drop_containers(struct dot *d, bool (*drop)(const struct dm_mount_view *, const char *),
+			    const char *arg)
+{
+	bool dropped = false;
+
+	for (size_t i = 0; i < d->nmounts;) {
+		if (!drop(&d->mounts[i], arg)) {
+			i++;
+			continue;
+		}
+		d->mounts[i] = d->mounts[--d->nmounts];
+		dropped = true;
+	}
+	return dropped;
+}
+
+static bool record_is(const struct dm_mount_view *m, const char *mount_id)
+{
+	return !strcmp(m->mount_id, mount_id);
+}
+
+static bool record_of(const struct dm_mount_view *m, const char *key)
+{
+	return !strcmp(m->of, key);
+}
+
+/* The path a new runtime mount answers: the pinned branch's working copy
+ * or the dot's stable path (which follows checkouts), plus the subdot's
+ * directory, made when missing. 0, or a code with err filled. */
+static int mount_path(struct dot *d, const struct dm_mount_view *m, struct dm_buf *path,
+		      struct dm_err *err)
+{
+	const char *branch = m->branch[0] ? m->branch : NULL;
+	int rc;
+
+	if (branch && !find_branch(d, branch))
+		return dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", d->shown,
+				  branch);
+	if (!subdot_valid(m->subdot))
+		return dm_err_set(err, DM_EINVAL, "invalid subdot name '%s'", m->subdot);
+	rc = dm_engine_path(d->env.engine, d->id, branch, path, err);
+	if (rc)
+		return rc;
+	if (strcmp(m->subdot, "__root__")) {
+		dm_buf_addf(path, "/%s", m->subdot);
+		if (mkdir((const char *)path->data, 0755) < 0 && errno != EEXIST)
+			return dm_err_set(err, DM_EIO, "cannot make subdot '%s' of dot '%s': %s",
+					  m->subdot, d->shown, strerror(errno));
+	}
+	if (path->len >= DM_MOUNT_PATH_MAX)
+		return dm_err_set(err, DM_ETOOBIG, "the path of dot '%s' is too long to mount",
+				  d->shown);
+	return 0;
+}
+
+/*
+ * MOUNT (dot.h): a new runtime mount is recorded, with its container
+ * record, and answered its path; the same mount again is answered the
+ * path it has. A container record for a runtime mount is added only while
+ * that mount lasts, so no record can outlive the Unmount that ended its
+ * mount. Answered at once even while a job runs: a reset stops
+ * containers, which unmount (queued only while the dot is being created).
+ */
+static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
+					   const struct dm_dot_req *r)
+{
+	const struct dm_mount_view *m = r->mount;
+	struct dm_runtime_mount *rm;
+	struct dm_buf path = DM_BUF_INIT;
+	struct dm_err err;
+
+	if (!m)
+		return refuse_no_mount(req);
+	rm = find_runtime_mount(d, m->of);
+	if (!r->volume_name) {
+		/* a container of a runtime mount */
+		if (!rm) {
+			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no mount '%s' (unmounted)",
+					 d->shown, m->of);
+			return NULL;
+		}
+		put_container(d, m);
+	} else if (!rm) {
+		if (mount_path(d, m, &path, &err)) {
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+			dm_buf_release(&path);
+			return NULL;
+		}
+		d->runtime_mounts = dm_xrealloc(d->runtime_mounts, (d->nruntime_mounts + 1) *
+									   sizeof(*d->runtime_mounts));
+		rm = &d->runtime_mounts[d->nruntime_mounts++];
+		memset(rm, 0, sizeof(*rm));
+		snprintf(rm->key, sizeof(rm->key), "%s", m->of);
+		snprintf(rm->name, sizeof(rm->name), "%s", r->volume_name);
+		snprintf(rm->path, sizeof(rm->path), "%s", (const char *)path.data);
+		dm_buf_release(&path);
+		put_container(d, m);
+	} else {
+		/* mounted again before its unmount: the same mount */
+		reply_json(req, json_pack("{s:s}", "path", rm->path));
+		return NULL;
+	}
 	publish(d);
 	record_mounts(d);
-	reply_json(req, json_pack("{s:s}", "path", (const char *)path.data));
-	dm_buf_release(&path);
+	reply_json(req, json_pack("{s:s}", "path", rm->path));
 	return NULL;
 }
 
-/* UNMOUNT: at once, as MOUNT. */
+/* UNMOUNT (dot.h): at once, as MOUNT. */
 static struct dm_dot_job_in *prepare_unmount(struct dot *d, struct dm_msg *req,
 					     const struct dm_dot_req *r)
 {
-	if (!r->mount)
+	const struct dm_mount_view *m = r->mount;
+	struct dm_runtime_mount *rm;
+	bool changed;
+
+	if (!m)
 		return refuse_no_mount(req);
-	for (size_t i = 0; i < d->nmounts; i++) {
-		if (strcmp(d->mounts[i].mount_id, r->mount->mount_id))
-			continue;
-		d->mounts[i] = d->mounts[--d->nmounts];
+	if (m->of[0]) {
+		changed = drop_containers(d, record_is, m->mount_id);
+	} else {
+		rm = find_runtime_mount(d, m->mount_id);
+		changed = drop_containers(d, record_of, m->mount_id);
+		if (rm) {
+			*rm = d->runtime_mounts[--d->nruntime_mounts];
+			changed = true;
+		}
+	}
+	if (changed) {
 		publish(d);
 		record_mounts(d);
-		break;
 	}
 	reply_json(req, json_object()); /* unmounting twice is fine */
 	return NULL;
@@ -1443,6 +1542,7 @@ static void free_dot(void *p)
 	free(d->branches);
 	free(d->collaborators);
 	free(d->mounts);
+	free(d->runtime_mounts);
 	free(d->subdots);
 	for (size_t i = 0; i < d->npending; i++)
 		pending_release(&d->pending[i]);

@@ -61,12 +61,28 @@ struct dm_branch_view {
 
 /* A container's use of the dot, through a volume of the Docker plugin. */
 struct dm_mount_view {
-	char mount_id[DM_COMMIT_ID_LEN_MAX + 1]; /* the runtime's id of the mount */
+	char mount_id[DM_COMMIT_ID_LEN_MAX + 1]; /* this record's id */
 	char container_id[65];
 	char container[256];               /* name, or the id when unknown */
 	char volume[256];                  /* [ns/]dot[@branch][.subdot] */
 	char branch[DM_NAME_PART_MAX + 1]; /* pinned branch, "" = follows current */
 	char subdot[DM_NAME_PART_MAX + 1]; /* "__default__", "__root__" or a name */
+	char of[DM_COMMIT_ID_LEN_MAX + 1]; /* the runtime mount it belongs to (its key) */
+};
+
+/* Longest path a mount of the dot answers (DM_ETOOBIG past it). */
+#define DM_MOUNT_PATH_MAX 1024
+
+/*
+ * One Mount of the container runtime (the Docker plugin), from its Mount
+ * to its Unmount: the dot is the one record of it. Every container record
+ * (struct dm_mount_view) names the runtime mount it belongs to; they go
+ * with it.
+ */
+struct dm_runtime_mount {
+	char key[DM_COMMIT_ID_LEN_MAX + 1];
+	char name[256];                 /* the volume as the runtime names it */
+	char path[DM_MOUNT_PATH_MAX];   /* the path the Mount was answered */
 };
 
 /* An immutable snapshot of a dot, published after every message. */
@@ -81,7 +97,9 @@ struct dm_dot_view {
 	size_t ncollaborators;
 	char (*collaborators)[DM_NAME_PART_MAX + 1];
 	size_t nmounts;
-	struct dm_mount_view *mounts;
+	struct dm_mount_view *mounts; /* the containers using the dot */
+	size_t nruntime_mounts;
+	struct dm_runtime_mount *runtime_mounts;
 	size_t nbranches;
 	struct dm_branch_view *branches;       /* sorted by name */
 	size_t nsubdots;                       /* the current branch's subdots, as last measured: */
@@ -120,8 +138,8 @@ enum dm_dot_op {
 	DM_DOT_OP_DELETE,
 	DM_DOT_OP_RECEIVE, /* take commits that arrived from elsewhere (a transfer) */
 	DM_DOT_OP_ADD_COLLABORATOR,
-	DM_DOT_OP_MOUNT,   /* a container mounts the dot: record it, answer the path */
-	DM_DOT_OP_UNMOUNT, /* ...and lets go of it */
+	DM_DOT_OP_MOUNT,   /* the runtime mounts the dot, or names a container: record it */
+	DM_DOT_OP_UNMOUNT, /* ...and lets go of it, or of one container's record */
 	DM_DOT_OP_SEALED,  /* answers once every commit is indexed (log, transfers wait) */
 	DM_DOT_OP_INDEX,   /* internal: index the oldest pending commit */
 };
@@ -160,8 +178,20 @@ struct dm_dot_req {
 	bool stash;
 	/* ADD_COLLABORATOR */
 	char *user;
-	/* MOUNT (branch: pinned, or NULL to follow the current one) and UNMOUNT */
+	/*
+	 * MOUNT (branch: pinned, or NULL to follow the current one), either
+	 *  - a new mount of the runtime: volume_name set, mount->of its key,
+	 *    mount->mount_id the record of the container still unknown (the
+	 *    same key). The same key again answers the path it has;
+	 *  - or a container of the runtime mount mount->of (which must still
+	 *    be there, DM_ENOTFOUND): its record mount->mount_id, added or
+	 *    replaced.
+	 * UNMOUNT: with mount->of empty, the runtime mount mount->mount_id
+	 * ends, with every container record of it; with mount->of set, only
+	 * the one record mount->mount_id goes. Unmounting twice is fine.
+	 */
 	struct dm_mount_view *mount;
+	char *volume_name;
 };
 
 struct dm_dot_req *dm_dot_req_new(int op);

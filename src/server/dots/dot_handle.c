@@ -49,6 +49,7 @@ void dm_dot_view_unref(struct dm_dot_view *v)
 	free(v->branches);
 	free(v->collaborators);
 	free(v->mounts);
+	free(v->runtime_mounts);
 	free(v->subdots);
 	free(v);
 }
@@ -158,6 +159,7 @@ void dm_dot_req_free(void *p)
 	free(r->commits);
 	free(r->user);
 	free(r->mount);
+	free(r->volume_name);
 	free(r);
 }
 
