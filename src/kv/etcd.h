@@ -116,9 +116,6 @@ struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size
 /* The endpoint after ep, made current unless another thread moved it. */
 size_t dm_etcd_conn_next(struct dm_etcd_conn *c, size_t ep);
 
-/* curl's global init, once per process. */
-int dm_etcd_curl_init(struct dm_err *err);
-
 /* ---- the backend ---- */
 
 struct etcd_kv {

@@ -28,6 +28,7 @@
 #include "kv/etcd.h"
 #include "kv/etcd_json.h"
 #include "util/buf.h"
+#include "util/curl.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 
@@ -39,23 +40,6 @@
 /* An idempotent request leaves at least this much of its deadline to the
  * next member when one does not answer. */
 #define SHARE_MIN_MS 500
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void init_curl(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-int dm_etcd_curl_init(struct dm_err *err)
-{
-	pthread_once(&curl_once, init_curl);
-	if (curl_init_rc != CURLE_OK)
-		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl: %s",
-		                  curl_easy_strerror(curl_init_rc));
-	return 0;
-}
 
 static int64_t now_ms(void)
 {
@@ -126,7 +110,7 @@ int dm_etcd_conn_init(struct dm_etcd_conn *c, const char *endpoints, int64_t req
 		return dm_err_set(err, DM_EINVAL, "etcd timeouts must be positive");
 	c->request_ms = request_ms;
 	c->connect_ms = connect_ms < request_ms ? connect_ms : request_ms;
-	if ((rc = dm_etcd_curl_init(err)) < 0)
+	if ((rc = dm_curl_global_init(err)) < 0)
 		return rc;
 	for (p = endpoints;;) {
 		const char *comma = strchr(p, ',');

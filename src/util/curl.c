@@ -27,7 +27,8 @@ int dm_curl_global_init(struct dm_err *err)
 {
 	pthread_once(&once, init_once);
 	if (init_rc != CURLE_OK)
-		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl");
+		return dm_err_set(err, DM_EINTERNAL, "cannot initialise libcurl: %s",
+				  curl_easy_strerror(init_rc));
 	return 0;
 }
 
