@@ -85,6 +85,31 @@ static int node_client(const struct dm_cluster_env *env, struct dm_client **out,
 	return dm_client_new(out, &remote, err);
 }
 
+/*
+ * The master of (dot_id, branch) into master when it is another node: sets
+ * *forwarded and returns 0, or DM_ECONFLICT ("... `again`") for a request
+ * another node forwarded here already (the records moved meanwhile; never
+ * twice). With *forwarded false the request is served here.
+ */
+static int other_master(char *master, const struct dm_cluster_env *env,
+			const struct dm_caller *caller, const char *dot_id, const char *shown,
+			const char *branch, const char *again, bool *forwarded, struct dm_err *err)
+{
+	int rc;
+
+	*forwarded = false;
+	rc = dm_forward_master(env, master, dot_id, branch, err);
+	if (rc || !master[0] || !strcmp(master, env->node_id))
+		return rc;
+	*forwarded = true;
+	if (caller->forwarded)
+		return dm_err_set(err, DM_ECONFLICT,
+				  "node %s does not master branch '%s' of dot '%s' (node %s does "
+				  "now); %s again",
+				  env->node_id, branch, shown, master, again);
+	return 0;
+}
+
 int dm_forward_to_master(const struct dm_cluster_env *env, const struct dm_caller *caller,
 			 int deadline_ms, const char *method, json_t *params, const char *dot_id,
 			 const char *shown, const char *branch, json_t **result, bool *forwarded,
@@ -95,18 +120,9 @@ int dm_forward_to_master(const struct dm_cluster_env *env, const struct dm_calle
 	json_t *copy;
 	int port, rc;
 
-	*forwarded = false;
-	rc = dm_forward_master(env, master, dot_id, branch, err);
-	if (rc || !master[0] || !strcmp(master, env->node_id))
+	rc = other_master(master, env, caller, dot_id, shown, branch, "try", forwarded, err);
+	if (rc || !*forwarded)
 		return rc;
-	*forwarded = true;
-	if (caller->forwarded)
-		/* forwarded here already: the records moved meanwhile; never twice */
-		return dm_err_set(
-			err, DM_ECONFLICT,
-			"node %s does not master branch '%s' of dot '%s' (node %s does now); "
-			"try again",
-			env->node_id, branch, shown, master);
 	rc = node_client(env, &c, host, sizeof(host), &port, master, caller->user, branch, shown,
 			 err);
 	if (rc)
@@ -259,17 +275,9 @@ int dm_forward_update(const struct dm_cluster_env *env, const struct dm_caller *
 	struct dm_sync_walk walk;
 	int port, rc;
 
-	*forwarded = false;
-	rc = dm_forward_master(env, master, dot_id, branch, err);
-	if (rc || !master[0] || !strcmp(master, env->node_id))
+	rc = other_master(master, env, caller, dot_id, shown, branch, "push", forwarded, err);
+	if (rc || !*forwarded)
 		return rc;
-	*forwarded = true;
-	if (caller->forwarded)
-		return dm_err_set(
-			err, DM_ECONFLICT,
-			"node %s does not master branch '%s' of dot '%s' (node %s does now); "
-			"push again",
-			env->node_id, branch, shown, master);
 	rc = dm_cluster_node(env->kv, &node, master, err);
 	if (!rc && !node.alive)
 		rc = dm_err_set(err, DM_EUNAVAILABLE,
