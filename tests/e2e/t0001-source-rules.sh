@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-test_description='source rules: opening comment, banned.h last, no banned calls; CI runs the README test command'
+test_description='source rules: opening comment, banned.h last, no banned calls; includes point one way; CI runs the README test command'
 . "$(dirname "$0")/test-lib.sh"
 
 check=$DM_SOURCE_DIR/scripts/check-source.sh
@@ -114,6 +114,75 @@ test_expect_success 'a second command in .ci/run, or no README section, fails th
 	sed -i "s/^## Run the tests$/## Testing/" citree/README.md &&
 	test_must_fail "$ci_check" citree 2>err &&
 	grep "no command under" err
+'
+
+layers_check=$DM_SOURCE_DIR/scripts/check-layers.sh
+
+# Layers (scripts/check-layers.sh, docs/internals/layout.md): a tiny tree
+# with one file in each of a few layers, each including only
+# what it may.
+make_layers_tree() {
+	rm -rf ltree &&
+	mkdir -p ltree/src/util ltree/src/store ltree/src/server/dots ltree/src/server/api ltree/src/cli &&
+	printf "#include <stdio.h>\n" >ltree/src/util/u.h &&
+	printf "#include \"util/u.h\"\n" >ltree/src/store/s.c &&
+	printf "#include \"store/s.h\"\n#include \"server/dots/d.h\"\n" >ltree/src/server/api/a.c &&
+	printf "#include \"kv/kv.h\"\n" >ltree/src/server/dots/d.c &&
+	printf "#include \"server/api/api.h\"\n#include \"server/dots/dot.h\"\n" >ltree/src/server/main.c &&
+	printf "#include \"client/client.h\"\n" >ltree/src/cli/c.c
+}
+
+test_expect_success 'the source tree keeps its layers' '
+	"$layers_check" "$DM_SOURCE_DIR"
+'
+
+test_expect_success 'a tree whose includes point down passes' '
+	make_layers_tree &&
+	"$layers_check" ltree
+'
+
+test_expect_success 'the store including the server fails' '
+	make_layers_tree &&
+	printf "#include \"util/u.h\"\n#include \"server/api/rpc.h\"\n" >ltree/src/store/s.c &&
+	test_must_fail "$layers_check" ltree 2>err &&
+	grep "src/store/s.c:2: layer .store. may not include .server/api/rpc.h." err
+'
+
+test_expect_success 'a lower subsystem of dmd including a higher one fails' '
+	make_layers_tree &&
+	printf "#include \"server/cluster/cluster.h\"\n" >ltree/src/server/dots/d.c &&
+	test_must_fail "$layers_check" ltree 2>err &&
+	grep "src/server/dots/d.c:1: layer .server/dots. may not include .server/cluster/cluster.h." err
+'
+
+test_expect_success 'a subsystem including the process fails' '
+	make_layers_tree &&
+	printf "#include \"server/server.h\"\n" >ltree/src/server/api/a.c &&
+	test_must_fail "$layers_check" ltree 2>err &&
+	grep "src/server/api/a.c:1: layer .server/api. may not include .server/server.h. (layer .server.)" err
+'
+
+test_expect_success 'a subsystem naming struct dm_server fails' '
+	make_layers_tree &&
+	printf "struct dm_server;\nint f(struct dm_server *s);\n" >>ltree/src/server/dots/d.c &&
+	test_must_fail "$layers_check" ltree 2>err &&
+	grep "src/server/dots/d.c:2: layer .server/dots. may not use struct dm_server" err &&
+	grep "src/server/dots/d.c:3: layer .server/dots. may not use struct dm_server" err
+'
+
+test_expect_success 'the CLI including the server fails' '
+	make_layers_tree &&
+	printf "#include \"server/dots/dot.h\"\n" >ltree/src/cli/c.c &&
+	test_must_fail "$layers_check" ltree 2>err &&
+	grep "src/cli/c.c:1: layer .cli. may not include" err
+'
+
+test_expect_success 'a folder the table does not know fails' '
+	make_layers_tree &&
+	mkdir -p ltree/src/newthing &&
+	printf "int x;\n" >ltree/src/newthing/n.c &&
+	test_must_fail "$layers_check" ltree 2>err &&
+	grep "src/newthing/n.c:1: is in no layer" err
 '
 
 test_done

@@ -1,6 +1,10 @@
 /*
  * http.c - the HTTP front of dmd (see http.h), on libmicrohttpd.
  *
+ * api/ owns everything that answers a request from outside (api.h says
+ * what it may touch): this front, JSON-RPC dispatch and its resources,
+ * authentication, the /objects endpoints and the Docker volume plugin.
+ *
  * Threads: each listener is one MHD daemon in thread-per-connection mode.
  * A request handler blocks until the dot answers, which may take up to its
  * method's deadline (an hour for dots.commit), so a fixed pool would let a

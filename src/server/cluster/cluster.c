@@ -2,6 +2,13 @@
  * cluster.c - the cluster record, join tokens, node records and the lease
  * that says a node is up (see cluster.h, docs/internals/cluster.md).
  *
+ * cluster/ owns what makes several dmds one cluster: membership (this
+ * file), the local etcd member (etcd_member.c), requests served by a
+ * branch's master (forward.c), the replicator that keeps this node's
+ * copies in step (replicate.c) and where each node's copy stands
+ * (replicas.c). Its parts see the node through struct dm_cluster_env
+ * (cluster.h); they sit above dots/ and transfers/, below api/.
+ *
  * Invariants: /dm/cluster is written once, by a create-if-absent; a node
  * writes only its own /dm/nodes/ID and /dm/alive/ID; /dm/alive/ID is always
  * attached to a lease, so it disappears by itself when the node dies. The

@@ -2,7 +2,13 @@
  * transfer.c - the initiator's side of push, pull and clone: the transfers
  * actor that owns every transfer's record, and the job that runs one
  * (docs/internals/transfer.md; the object walks are in sync/walk.c,
- * the HTTP client in remote/dmd.c).
+ * the remote behind remote/remote.h).
+ *
+ * transfers/ owns the push, pull and clone this node runs, as the
+ * initiator: what moves (negotiation with the remote's refs), the sync
+ * walk against the remote, the update that ends it, and each transfer's
+ * progress. It sees the node through struct dm_transfers_env (the store
+ * and the dots) and reaches remotes only through remote.h's table.
  *
  * Invariants:
  *   - `recs` is touched only by the transfers actor's handler; readers use
