@@ -399,7 +399,6 @@ done:
 static int dmd_versions(struct dm_remote_conn *conn, struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
-
 	json_t *doc = NULL, *list, *v;
 	struct dm_buf theirs = DM_BUF_INIT;
 	bool ok = false;
@@ -441,7 +440,6 @@ static int dmd_refs(struct dm_remote_conn *conn, const char *dot, bool for_push,
 		   struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
-
 	char *path = path_with(r, "refs", "dot", dot), *full = NULL;
 	int rc;
 
@@ -459,7 +457,6 @@ static int dmd_missing(struct dm_remote_conn *conn, const dm_oid *ids, size_t n,
 		      struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
-
 	struct sink s = {DM_BUF_INIT, false};
 	long status = 0;
 	size_t got = 0;
@@ -539,7 +536,6 @@ static int dmd_get(struct dm_remote_conn *conn, const char *dot, const dm_oid *i
 		  dm_wire_rec_fn fn, void *ctx, struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
-
 	struct get_ctx g;
 	long status = 0;
 	char *path;
@@ -582,7 +578,6 @@ static int dmd_get(struct dm_remote_conn *conn, const char *dot, const dm_oid *i
 static int dmd_update(struct dm_remote_conn *conn, json_t *req, json_t **out, struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
-
 	char *body = json_dumps(req, JSON_COMPACT);
 	int rc;
 
@@ -768,7 +763,6 @@ static int dmd_put_add(struct dm_remote_conn *conn, const struct dm_pack_rec *re
 		      struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
-
 	int rc = put_status(r, err);
 
 	if (rc)
@@ -798,7 +792,6 @@ static int dmd_put_add(struct dm_remote_conn *conn, const struct dm_pack_rec *re
 static int dmd_put_sync(struct dm_remote_conn *conn, struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
-
 	int rc = put_status(r, err);
 
 	if (!rc)
