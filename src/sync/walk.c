@@ -546,19 +546,28 @@ static struct queue pull_queue(struct pull *p, struct node *nd)
 			      .chunk_bytes = &p->chunk_bytes};
 }
 
-static int got_commit(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
-		      struct dm_err *err)
+/* A commit or a file: what it names is queued, and it is held (in list)
+ * until that is stored. */
+static int got_held(struct pull *p, int kind, struct helds *list, const struct dm_pack_rec *rec,
+		    const unsigned char *bytes, struct dm_err *err)
 {
-	struct pull *p = ctx;
 	struct queue q = pull_queue(p, NULL);
 	const unsigned char *raw;
 	int rc = open_record(p, rec, bytes, &raw, err);
 
 	if (!rc)
-		rc = dm_object_refs(DM_OBJ_COMMIT, raw, rec->raw_len, queue_ref, &q, err);
+		rc = dm_object_refs(kind, raw, rec->raw_len, queue_ref, &q, err);
 	if (rc)
 		return rc;
-	return hold(p, &p->commits, NULL, rec, bytes, err);
+	return hold(p, list, NULL, rec, bytes, err);
+}
+
+static int got_commit(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
+		      struct dm_err *err)
+{
+	struct pull *p = ctx;
+
+	return got_held(p, DM_OBJ_COMMIT, &p->commits, rec, bytes, err);
 }
 
 static int got_tree(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
@@ -585,15 +594,8 @@ static int got_file(void *ctx, const struct dm_pack_rec *rec, const unsigned cha
 		    struct dm_err *err)
 {
 	struct pull *p = ctx;
-	struct queue q = pull_queue(p, NULL);
-	const unsigned char *raw;
-	int rc = open_record(p, rec, bytes, &raw, err);
 
-	if (!rc)
-		rc = dm_object_refs(DM_OBJ_FILE, raw, rec->raw_len, queue_ref, &q, err);
-	if (rc)
-		return rc;
-	return hold(p, &p->files, NULL, rec, bytes, err);
+	return got_held(p, DM_OBJ_FILE, &p->files, rec, bytes, err);
 }
 
 static int got_chunk(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
