@@ -29,9 +29,8 @@ int dm_sync_accept(struct dm_store *s, const struct dm_pack_rec *rec,
 {
 	unsigned char hdr[DM_PACK_REC_LEN];
 	struct dm_pack_rec chk;
-	char hex[DM_OID_HEXSZ + 1];
-	unsigned char *raw = NULL;
-	const unsigned char *data = bytes;
+	struct dm_buf scratch = DM_BUF_INIT;
+	const unsigned char *data;
 	int rc;
 
 	if (stored_out)
@@ -43,24 +42,10 @@ int dm_sync_accept(struct dm_store *s, const struct dm_pack_rec *rec,
 	if (dm_store_has(s, &rec->id))
 		return 0;
 	if (rec->kind != DM_OBJ_CHUNK) {
-		dm_oid_hex(hex, &rec->id);
-		if (rec->flags & DM_PACK_F_ZSTD) {
-			size_t z;
-
-			raw = malloc(rec->raw_len ? rec->raw_len : 1);
-			if (!raw)
-				return dm_err_set(err, DM_ENOMEM, "out of memory");
-			z = ZSTD_decompress(raw, rec->raw_len, bytes, rec->stored_len);
-			if (ZSTD_isError(z) || z != rec->raw_len) {
-				rc = dm_err_set(err, DM_ECORRUPT, "%s %s: cannot decompress: %s",
-						dm_obj_kind_name(rec->kind), hex,
-						ZSTD_isError(z) ? ZSTD_getErrorName(z)
-								: "wrong size");
-				goto done;
-			}
-			data = raw;
-		}
-		rc = dm_store_admit_check(s, &rec->id, rec->kind, data, rec->raw_len, dot_id, err);
+		rc = dm_sync_rec_raw(&data, &scratch, rec, bytes, err);
+		if (!rc)
+			rc = dm_store_admit_check(s, &rec->id, rec->kind, data, rec->raw_len, dot_id,
+						  err);
 		if (rc)
 			goto done;
 	}
@@ -68,6 +53,30 @@ int dm_sync_accept(struct dm_store *s, const struct dm_pack_rec *rec,
 	if (!rc && stored_out)
 		*stored_out = true;
 done:
-	free(raw);
+	dm_buf_release(&scratch);
 	return rc;
+}
+
+int dm_sync_rec_raw(const unsigned char **out, struct dm_buf *scratch,
+		    const struct dm_pack_rec *rec, const unsigned char *bytes, struct dm_err *err)
+{
+	char hex[DM_OID_HEXSZ + 1];
+	size_t z;
+
+	*out = bytes;
+	if (!(rec->flags & DM_PACK_F_ZSTD))
+		return 0;
+	dm_buf_reset(scratch);
+	if (dm_buf_grow(scratch, rec->raw_len ? rec->raw_len : 1))
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	z = ZSTD_decompress(scratch->data, rec->raw_len, bytes, rec->stored_len);
+	if (ZSTD_isError(z) || z != rec->raw_len) {
+		dm_oid_hex(hex, &rec->id);
+		return dm_err_set(err, DM_ECORRUPT, "%s %s: cannot decompress: %s",
+				  dm_obj_kind_name(rec->kind), hex,
+				  ZSTD_isError(z) ? ZSTD_getErrorName(z) : "wrong size");
+	}
+	scratch->len = rec->raw_len;
+	*out = scratch->data;
+	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "store/pack.h"
+#include "util/buf.h"
 
 struct dm_err;
 struct dm_store;
@@ -32,5 +33,15 @@ struct dm_store;
 int dm_sync_accept(struct dm_store *s, const struct dm_pack_rec *rec,
 		       const unsigned char *bytes, const char *dot_id, bool *stored_out,
 		       struct dm_err *err);
+
+/*
+ * The raw bytes of a received record whose stored bytes are `bytes`:
+ * *out is bytes itself, or (DM_PACK_F_ZSTD) their decompression into
+ * scratch, which must come out exactly rec->raw_len long (rec->raw_len is
+ * bounded by the record's header). DM_ECORRUPT "KIND ID: cannot
+ * decompress: ..." otherwise. *out lives as bytes or scratch.
+ */
+int dm_sync_rec_raw(const unsigned char **out, struct dm_buf *scratch,
+		    const struct dm_pack_rec *rec, const unsigned char *bytes, struct dm_err *err);
 
 #endif

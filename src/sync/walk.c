@@ -24,7 +24,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "sync/receive.h"
 #include "store/object.h"
@@ -479,26 +478,15 @@ static int open_record(struct pull *p, const struct dm_pack_rec *rec, const unsi
 {
 	char hex[DM_OID_HEXSZ + 1];
 	dm_oid got;
+	int rc;
 
 	dm_oid_hex(hex, &rec->id);
 	if (rec->kind != p->want)
 		return dm_err_set(err, DM_ECORRUPT, "object %s came as a %s, not a %s", hex,
 				  dm_obj_kind_name(rec->kind), dm_obj_kind_name(p->want));
-	*raw = bytes;
-	if (rec->flags & DM_PACK_F_ZSTD) {
-		size_t z;
-
-		dm_buf_reset(&p->raw);
-		if (dm_buf_grow(&p->raw, rec->raw_len))
-			return dm_err_set(err, DM_ENOMEM, "out of memory");
-		z = ZSTD_decompress(p->raw.data, rec->raw_len, bytes, rec->stored_len);
-		if (ZSTD_isError(z) || z != rec->raw_len)
-			return dm_err_set(err, DM_ECORRUPT, "%s %s: cannot decompress: %s",
-					  dm_obj_kind_name(rec->kind), hex,
-					  ZSTD_isError(z) ? ZSTD_getErrorName(z) : "wrong size");
-		p->raw.len = rec->raw_len;
-		*raw = p->raw.data;
-	}
+	rc = dm_sync_rec_raw(raw, &p->raw, rec, bytes, err);
+	if (rc)
+		return rc;
 	dm_hash(&got, *raw, rec->raw_len);
 	if (dm_oid_cmp(&got, &rec->id))
 		return dm_err_set(err, DM_ECORRUPT, "%s %s: content does not match its id",
