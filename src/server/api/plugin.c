@@ -1,7 +1,7 @@
 /*
  * plugin.c - the Docker volume plugin of dmd (see plugin.h): the protocol's
- * endpoints, the table of mounts, and the resolver that names the
- * containers behind them.
+ * endpoints, and the resolver that names the containers behind the mounts
+ * (which the dots record).
  *
  * Invariants:
  *  - The dot is the one record of who mounts it (DESIGN.md §3.1): each
@@ -79,9 +79,10 @@ enum mode { MODE_UNKNOWN, MODE_DIRECT, MODE_LIST };
 struct pending {
 	char name[RUNTIME_NAME_MAX + 1]; /* the volume as the runtime names it */
 	char runtime_id[DM_COMMIT_ID_LEN_MAX + 1];
-	char key[DM_COMMIT_ID_LEN_MAX + 1]; /* mount_key's, KEY_MAX at most */
 	char dot_id[DM_DOT_ID_MAX + 1];
-	struct dm_mount_view base; /* volume, branch, subdot, of */
+	/* what its container records share: volume, branch, subdot, and `of`,
+	 * the mount's key (mount_key) */
+	struct dm_mount_view base;
 	uint64_t gen;
 	int mode;
 	int tries;
@@ -116,7 +117,7 @@ static int64_t ms_from_now(int ms)
 static struct pending *find_pending(struct dm_plugin *p, const char *key)
 {
 	for (size_t i = 0; i < p->npending; i++)
-		if (!strcmp(p->pending[i]->key, key))
+		if (!strcmp(p->pending[i]->base.of, key))
 			return p->pending[i];
 	return NULL;
 }
@@ -375,13 +376,7 @@ static int volume_dot(struct dm_plugin *p, struct dm_dot_handle **out, const cha
 
 /* What the resolver learns about one mount, outside the lock. */
 struct lookup {
-	char name[RUNTIME_NAME_MAX + 1];
-	char runtime_id[DM_COMMIT_ID_LEN_MAX + 1];
-	char key[DM_COMMIT_ID_LEN_MAX + 1];
-	char dot_id[DM_DOT_ID_MAX + 1];
-	struct dm_mount_view base;
-	uint64_t gen;
-	int mode;
+	struct pending m; /* the mount's entry as it was (under mu); mode as learnt */
 	int rc;
 	struct dm_container *cs; /* running containers using the mount */
 	size_t n;
@@ -393,29 +388,29 @@ static void lookup_run(struct dm_plugin *p, struct lookup *l)
 	struct dm_err err;
 	size_t n = 0;
 
-	if (l->mode != MODE_LIST) {
+	if (l->m.mode != MODE_LIST) {
 		l->cs = dm_xcalloc(1, sizeof(*l->cs));
-		l->rc = dm_docker_container_name(p->docker, l->runtime_id, l->cs[0].name,
+		l->rc = dm_docker_container_name(p->docker, l->m.runtime_id, l->cs[0].name,
 						 sizeof(l->cs[0].name), &err);
 		if (!l->rc) {
-			snprintf(l->cs[0].id, sizeof(l->cs[0].id), "%.64s", l->runtime_id);
+			snprintf(l->cs[0].id, sizeof(l->cs[0].id), "%.64s", l->m.runtime_id);
 			l->cs[0].running = true;
 			l->n = 1;
-			l->mode = MODE_DIRECT;
+			l->m.mode = MODE_DIRECT;
 			return;
 		}
 		free(l->cs);
 		l->cs = NULL;
 		if (l->rc != DM_ENOTFOUND) {
-			dm_debug("plugin: cannot ask the Docker API about '%s': %s", l->runtime_id,
+			dm_debug("plugin: cannot ask the Docker API about '%s': %s", l->m.runtime_id,
 				 err.msg);
 			return;
 		}
-		l->mode = MODE_LIST; /* not a container: podman's pseudo ID */
+		l->m.mode = MODE_LIST; /* not a container: podman's pseudo ID */
 	}
-	l->rc = dm_docker_containers_using(p->docker, l->name, &all, &n, &err);
+	l->rc = dm_docker_containers_using(p->docker, l->m.name, &all, &n, &err);
 	if (l->rc) {
-		dm_debug("plugin: cannot list the containers using '%s': %s", l->name, err.msg);
+		dm_debug("plugin: cannot list the containers using '%s': %s", l->m.name, err.msg);
 		return;
 	}
 	l->cs = dm_xcalloc(n ? n : 1, sizeof(*l->cs));
@@ -448,20 +443,20 @@ static bool record_containers(struct dm_plugin *p, struct dm_dot_handle *h,
 	struct dm_err err;
 
 	for (size_t i = 0; i < l->n; i++) {
-		struct dm_mount_view mv = l->base;
+		struct dm_mount_view mv = l->m.base;
 		bool known = false;
 		int rc;
 
 		for (size_t j = 0; j < v->nmounts; j++)
-			known = known || (!strcmp(v->mounts[j].of, l->key) &&
+			known = known || (!strcmp(v->mounts[j].of, l->m.base.of) &&
 					  !strcmp(v->mounts[j].container_id, l->cs[i].id));
 		if (known)
 			continue;
-		if (l->mode == MODE_DIRECT)
-			snprintf(mv.mount_id, sizeof(mv.mount_id), "%s", l->key);
+		if (l->m.mode == MODE_DIRECT)
+			snprintf(mv.mount_id, sizeof(mv.mount_id), "%s", l->m.base.of);
 		else
-			snprintf(mv.mount_id, sizeof(mv.mount_id), "%s:%.*s", l->key, SHORT_ID,
-				 l->cs[i].id);
+			snprintf(mv.mount_id, sizeof(mv.mount_id), "%.*s:%.*s", KEY_MAX,
+				 l->m.base.of, SHORT_ID, l->cs[i].id);
 		snprintf(mv.container_id, sizeof(mv.container_id), "%s", l->cs[i].id);
 		snprintf(mv.container, sizeof(mv.container), "%s", l->cs[i].name);
 		rc = dot_mount(p, h, &mv, NULL, NULL, &err);
@@ -469,11 +464,11 @@ static bool record_containers(struct dm_plugin *p, struct dm_dot_handle *h,
 			return true;
 		if (rc) {
 			dm_warn("plugin: cannot record container '%s' on volume '%s': %s",
-				l->cs[i].name, l->name, err.msg);
+				l->cs[i].name, l->m.name, err.msg);
 			*retry = true;
 			continue;
 		}
-		dm_info("plugin: volume '%s' is used by container '%s'", l->name, l->cs[i].name);
+		dm_info("plugin: volume '%s' is used by container '%s'", l->m.name, l->cs[i].name);
 	}
 	return false;
 }
@@ -494,27 +489,27 @@ static void lookup_apply(struct dm_plugin *p, struct lookup *l)
 	bool retry = l->rc || l->n == 0, gone = false;
 
 	if (!retry)
-		h = find_dot(p, NULL, l->dot_id);
+		h = find_dot(p, NULL, l->m.dot_id);
 	if (h) {
-		due = l->mode == MODE_DIRECT ? NEVER : ms_from_now(p->sweep_ms);
+		due = l->m.mode == MODE_DIRECT ? NEVER : ms_from_now(p->sweep_ms);
 		v = dm_dot_handle_view(h);
 		gone = record_containers(p, h, v, l, &retry);
-		for (size_t j = 0; !gone && l->mode == MODE_LIST && j < v->nmounts; j++) {
+		for (size_t j = 0; !gone && l->m.mode == MODE_LIST && j < v->nmounts; j++) {
 			const struct dm_mount_view *r = &v->mounts[j];
 
-			if (strcmp(r->of, l->key) || has_container(l, r->container_id))
+			if (strcmp(r->of, l->m.base.of) || has_container(l, r->container_id))
 				continue;
-			if (dot_unmount(p, h, r->mount_id, l->key, &err))
-				dm_warn("plugin: cannot drop a record of volume '%s': %s", l->name,
+			if (dot_unmount(p, h, r->mount_id, l->m.base.of, &err))
+				dm_warn("plugin: cannot drop a record of volume '%s': %s", l->m.name,
 					err.msg);
 		}
 		dm_dot_view_unref(v);
 		dm_dot_handle_unref(h);
 	}
 	pthread_mutex_lock(&p->mu);
-	m = find_pending(p, l->key);
-	if (m && m->gen == l->gen) {
-		m->mode = l->mode;
+	m = find_pending(p, l->m.base.of);
+	if (m && m->gen == l->m.gen) {
+		m->mode = l->m.mode;
 		if (gone)
 			remove_pending(p, m);
 		else if (retry)
@@ -556,13 +551,7 @@ static void *resolver_main(void *arg)
 			continue;
 		}
 		memset(&l, 0, sizeof(l));
-		memcpy(l.name, m->name, sizeof(l.name));
-		memcpy(l.runtime_id, m->runtime_id, sizeof(l.runtime_id));
-		memcpy(l.key, m->key, sizeof(l.key));
-		memcpy(l.dot_id, m->dot_id, sizeof(l.dot_id));
-		l.base = m->base;
-		l.gen = m->gen;
-		l.mode = m->mode;
+		l.m = *m;
 		m->due_ns = NEVER; /* being looked at */
 		pthread_mutex_unlock(&p->mu);
 		lookup_run(p, &l);
@@ -841,7 +830,6 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 			m = dm_xcalloc(1, sizeof(*m));
 			snprintf(m->name, sizeof(m->name), "%s", name);
 			snprintf(m->runtime_id, sizeof(m->runtime_id), "%s", id);
-			snprintf(m->key, sizeof(m->key), "%s", mv.of);
 			snprintf(m->dot_id, sizeof(m->dot_id), "%s", dm_dot_handle_id(h));
 			m->base = mv;
 			m->gen = ++p->next_gen;
