@@ -759,6 +759,19 @@ static void abort_puts(struct dmd_conn *r)
 	dm_buf_reset(&r->cur);
 }
 
+/* The end of an upload call: rc, or else the uploads' first failure; a
+ * failure is kept (the first one) and stops every upload in flight. */
+static int put_end(struct dmd_conn *r, int rc, struct dm_err *err)
+{
+	if (!rc)
+		rc = put_status(r, err);
+	if (rc) {
+		put_failed(r, rc, err);
+		abort_puts(r);
+	}
+	return rc;
+}
+
 static int dmd_put_add(struct dm_remote_conn *conn, const struct dm_pack_rec *rec, const void *bytes,
 		      struct dm_err *err)
 {
@@ -780,13 +793,7 @@ static int dmd_put_add(struct dm_remote_conn *conn, const struct dm_pack_rec *re
 		rc = drive(r, DRIVE_ONCE, err);
 		r->undriven = 0;
 	}
-	if (!rc)
-		rc = put_status(r, err);
-	if (rc) {
-		put_failed(r, rc, err);
-		abort_puts(r);
-	}
-	return rc;
+	return put_end(r, rc, err);
 }
 
 static int dmd_put_sync(struct dm_remote_conn *conn, struct dm_err *err)
@@ -798,13 +805,7 @@ static int dmd_put_sync(struct dm_remote_conn *conn, struct dm_err *err)
 		rc = submit(r, err);
 	if (!rc)
 		rc = drive(r, DRIVE_ALL_DONE, err);
-	if (!rc)
-		rc = put_status(r, err);
-	if (rc) {
-		put_failed(r, rc, err);
-		abort_puts(r);
-	}
-	return rc;
+	return put_end(r, rc, err);
 }
 
 static const struct dm_remote_ops dmd_ops = {
