@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 #include "engine/pool.h"
-#include "server/cluster/cluster.h"
 #include "server/api/http.h"
+#include "server/api/plugin.h"
+#include "server/cluster/cluster.h"
+#include "server/cluster/etcd_member.h"
 #include "server/daemon.h"
 #include "server/datadir.h"
-#include "server/cluster/etcd_member.h"
-#include "server/api/plugin.h"
 #include "server/server.h"
 #include "util/dmd_init.h"
 #include "util/err.h"

@@ -25,10 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sync/receive.h"
 #include "store/object.h"
 #include "store/oidmap.h"
 #include "store/store.h"
+#include "sync/receive.h"
 #include "util/err.h"
 
 #include "util/banned.h"

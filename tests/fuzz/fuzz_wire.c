@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sync/wire.h"
 #include "store/pack.h"
+#include "sync/wire.h"
 #include "util/err.h"
 
 #include "util/banned.h"

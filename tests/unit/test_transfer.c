@@ -20,11 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sync/receive.h"
-#include "sync/walk.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "store/tree.h"
+#include "sync/receive.h"
+#include "sync/walk.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fsutil.h"

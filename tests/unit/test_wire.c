@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sync/wire.h"
 #include "store/chunker.h"
 #include "store/object.h"
+#include "sync/wire.h"
 #include "util/err.h"
 
 #include "util/banned.h"

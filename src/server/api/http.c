@@ -45,10 +45,10 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "server/api/api.h"
 #include "server/api/auth.h"
 #include "server/api/objects_http.h"
 #include "server/api/rpc.h"
-#include "server/api/api.h"
 #include "util/buf.h"
 #include "util/log.h"
 

@@ -27,13 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/dots/dot.h"
-#include "server/cluster/forward.h"
-#include "server/dots/registry.h"
 #include "server/api/api.h"
+#include "server/cluster/forward.h"
+#include "server/dots/dot.h"
+#include "server/dots/registry.h"
+#include "store/store.h"
 #include "sync/receive.h"
 #include "sync/wire.h"
-#include "store/store.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/names.h"

@@ -50,10 +50,10 @@
 #include <unistd.h>
 
 #include "kv/kv.h"
+#include "server/api/http.h"
+#include "server/cluster/forward.h"
 #include "server/dots/docker.h"
 #include "server/dots/dot.h"
-#include "server/cluster/forward.h"
-#include "server/api/http.h"
 #include "server/dots/registry.h"
 #include "util/buf.h"
 #include "util/fsutil.h"

@@ -10,12 +10,12 @@
 #include <string.h>
 
 #include "kv/kv.h"
-#include "server/cluster/cluster.h"
-#include "server/dots/dot.h"
-#include "server/cluster/forward.h"
-#include "server/dots/registry.h"
-#include "server/api/rpc.h"
 #include "server/api/api.h"
+#include "server/api/rpc.h"
+#include "server/cluster/cluster.h"
+#include "server/cluster/forward.h"
+#include "server/dots/dot.h"
+#include "server/dots/registry.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/names.h"

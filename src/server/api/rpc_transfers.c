@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/client.h"
+#include "remote/remote.h"
+#include "server/api/api.h"
+#include "server/api/rpc.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
-#include "remote/remote.h"
-#include "client/client.h"
-#include "server/api/rpc.h"
-#include "server/api/api.h"
 #include "server/transfers/transfer.h"
 #include "util/names.h"
 

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/api/api.h"
 #include "server/api/auth.h"
 #include "server/api/rpc.h"
-#include "server/api/api.h"
 #include "util/id.h"
 
 #include "util/banned.h"

@@ -15,10 +15,10 @@
 
 #include "client/client.h"
 #include "kv/kv.h"
+#include "remote/remote.h"
 #include "server/cluster/cluster.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
-#include "remote/remote.h"
 #include "server/transfers/transfer.h"
 #include "sync/walk.h"
 #include "util/log.h"

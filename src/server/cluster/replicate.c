@@ -21,8 +21,8 @@
 
 #include "kv/kv.h"
 #include "server/cluster/cluster.h"
-#include "server/dots/dot.h"
 #include "server/cluster/forward.h"
+#include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "server/transfers/transfer.h"
 #include "store/store.h"

@@ -46,10 +46,10 @@
 #include <time.h>
 
 #include "actor/actor.h"
-#include "server/dots/registry.h"
 #include "remote/remote.h"
-#include "sync/walk.h"
+#include "server/dots/registry.h"
 #include "store/store.h"
+#include "sync/walk.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
