@@ -80,6 +80,7 @@ trap cleanup EXIT
 use() { DM=$1/src/cli/dm; export DM_DMD=$1/src/server/dmd; }
 dmA() { DM_CONFIG=$WORK/confA "$DM" "$@"; }
 dmB() { DM_CONFIG=$WORK/confB "$DM" "$@"; }
+dmR() { DM_CONFIG=$WORK/confR "$DM" "$@"; }
 now() { date +%s.%N; }
 # build_of ROUND: the build of that round (odd: new, even: old)
 build_of() { if [ $(($1 % 2)) = 1 ]; then echo new; else echo old; fi; }
@@ -143,22 +144,22 @@ DIRS=()
 use "$NEW"
 NSMALL=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 100000 * s }')
 echo "reset: a dot of $NSMALL small files"
-dmA cluster init --data-dir "$WORK/R" --port "$((PORT + 2))" >/dev/null
+dmR cluster init --data-dir "$WORK/R" --port "$((PORT + 2))" >/dev/null
 DIRS+=("$WORK/R")
-dmA init small >/dev/null
-dmA mount small "$WORK/wcR" >/dev/null
+dmR init small >/dev/null
+dmR mount small "$WORK/wcR" >/dev/null
 python3 "$REPO/bench/store_data.py" small "$WORK/wcR/" --seed 1 --count "$NSMALL" >/dev/null
-dmA commit --dot small -m first >/dev/null
+dmR commit --dot small -m first >/dev/null
 sleep 3
 for r in $(seq 1 "$ROUNDS"); do
 	b=$(build_of "$r")
 	switch_to "$b"
 	for kind in nothing one; do
 		[ $kind = one ] && python3 "$REPO/bench/store_data.py" mutate-one "$WORK/wcR/" --seed 1 --round "$r" >/dev/null
-		dmA commit --dot small -m "round $r, $kind" >/dev/null
+		dmR commit --dot small -m "round $r, $kind" >/dev/null
 		sleep 2.5 # past the racy-stat window, as bench/commit.sh
 		t0=$(now)
-		dmA reset --hard HEAD^ --dot small >/dev/null || die "dm reset failed in round $r"
+		dmR reset --hard HEAD^ --dot small >/dev/null || die "dm reset failed in round $r"
 		t=$(echo "$(now) - $t0" | bc)
 		echo "$b reset-after-$kind $t" >>"$WORK/times"
 		printf 'round %2d %s: reset --hard HEAD^ after changing %s %.3f s\n' "$r" "$b" "$kind" "$t"
