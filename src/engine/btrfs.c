@@ -611,8 +611,10 @@ done:
 static int bt_drop_snapshot(struct dm_engine *e, const char *dot, const char *commit_id,
 			    struct dm_err *err);
 
-static int bt_commit(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
-		     const struct dm_engine_progress *prog, struct dm_err *err)
+static int bt_commit(struct dm_engine *e, const char *dot, const char *branch,
+		     const struct dm_engine_freezer *fz, dm_oid *tree_out,
+		     struct dm_engine_capture *cap, const struct dm_engine_progress *prog,
+		     struct dm_err *err)
 {
 	char name[DM_UUID_LEN + 1], parent[DM_NAME_PART_MAX + 1];
 	struct dm_wc_paths p;
@@ -632,6 +634,7 @@ static int bt_commit(struct dm_engine *e, const char *dot, const char *branch, d
 	rc = bt_snapshot(e, dot, branch, name, err);
 	if (rc)
 		goto done;
+	cap->kind = DM_CAPTURE_SNAPSHOT; /* one instant, whoever writes */
 	rc = bt_index(e, dot, name, parent, NULL, tree_out, prog, err);
 	if (rc && bt_drop_snapshot(e, dot, name, &derr))
 		dm_warn("cannot remove snapshot '%s' of a failed commit: %s", name, derr.msg);

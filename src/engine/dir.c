@@ -29,8 +29,11 @@
  * for different dots share nothing mutable.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,8 +172,125 @@ done:
 	return rc;
 }
 
-static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
-                      const struct dm_engine_progress *prog, struct dm_err *err)
+/* Whether files made in dir can be reflinked (FICLONE): then a freeze
+ * copies nothing, and reading the working copy before it is wasted work. */
+static bool has_reflinks(const char *dir)
+{
+	static const char block[4096];
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), a = -1, b = -1;
+	bool yes = false;
+
+	if (dfd < 0)
+		return false;
+	a = openat(dfd, "probe-a", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	b = openat(dfd, "probe-b", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (a >= 0 && b >= 0 && dm_write_all(a, block, sizeof(block)) == 0)
+		yes = ioctl(b, FICLONE, a) == 0;
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	unlinkat(dfd, "probe-a", 0);
+	unlinkat(dfd, "probe-b", 0);
+	close(dfd);
+	return yes;
+}
+
+/* Nothing to freeze: read, check, and read again what moved. */
+static int commit_live(struct dm_engine *e, const struct dm_wc_paths *p, struct dm_build_opts *o,
+                       dm_oid *tree_out, struct dm_engine_capture *cap,
+                       struct dm_build_stats *stats, struct dm_err *err)
+{
+	o->verify = true;
+	while (cap->reads < DM_ENGINE_READS_MAX) {
+		int rc = dm_tree_build(e->store, tree_out, dm_wc_str(&p->wc), o, stats, err);
+
+		cap->reads++;
+		if (rc)
+			return rc;
+		if (!stats->changed) {
+			cap->kind = DM_CAPTURE_QUIET;
+			return 0;
+		}
+		dm_debug("commit of '%s': %llu entries changed while it was read (the first: %s)",
+		         dm_wc_str(&p->wc), (unsigned long long)stats->changed, stats->changed_path);
+	}
+	cap->kind = DM_CAPTURE_NOT_INSTANT;
+	cap->changed = stats->changed;
+	snprintf(cap->changed_path, sizeof(cap->changed_path), "%s", stats->changed_path);
+	return 0;
+}
+
+/*
+ * Writers to freeze: (without reflinks) read the working copy while they
+ * run, so that the cache knows all but what changes meanwhile; freeze; walk
+ * it, copying aside what the cache does not vouch for, and check it; thaw
+ * (the build's walk_done); read the copies.
+ */
+static int commit_frozen(struct dm_engine *e, const struct dm_wc_paths *p,
+                         const struct dm_engine_freezer *fz, struct dm_build_opts *o,
+                         dm_oid *tree_out, struct dm_engine_capture *cap,
+                         struct dm_build_stats *stats, struct dm_err *err)
+{
+	const char *capdir = dm_wc_str(&p->capture);
+	struct dm_build_capture c;
+	struct dm_err cerr = {0, ""};
+	int64_t start;
+	int rc;
+
+	rc = dm_remove_tree(capdir, err);
+	if (rc)
+		return rc;
+	if (mkdir(capdir, 0700) < 0)
+		return dm_err_errno(err, errno, "cannot create directory '%s'", capdir);
+	if (!has_reflinks(capdir)) {
+		rc = dm_tree_build(e->store, tree_out, dm_wc_str(&p->wc), o, stats, err);
+		cap->reads++;
+		if (rc)
+			goto done;
+	}
+	start = dm_now_monotonic_ns();
+	rc = fz->freeze(fz->ctx, err);
+	if (rc) {
+		dm_err_prefix(err, "cannot freeze the containers that use it");
+		goto done;
+	}
+	memset(&c, 0, sizeof(c));
+	c.dir = capdir;
+	c.walk_done = fz->thaw;
+	c.ctx = fz->ctx;
+	c.deadline_ns = fz->max_freeze_ns ? start + fz->max_freeze_ns : 0;
+	o->capture = &c;
+	o->verify = true;
+	rc = dm_tree_build(e->store, tree_out, dm_wc_str(&p->wc), o, stats, err);
+	o->capture = NULL;
+	cap->reads++;
+	if (rc == DM_ETIMEOUT)
+		rc = dm_err_set(err, DM_ETIMEOUT,
+		                "the containers would have stayed frozen longer than %lld ms "
+		                "(--max-freeze); they run again and nothing was committed. A freeze "
+		                "copies what changed since the working copy was read (%llu files so "
+		                "far), which is slow on a file system without reflinks: raise "
+		                "--max-freeze, or keep dm's data on XFS or btrfs",
+		                (long long)(fz->max_freeze_ns / 1000000),
+		                (unsigned long long)stats->files_captured);
+	if (rc)
+		goto done;
+	cap->kind = stats->changed ? DM_CAPTURE_NOT_INSTANT : DM_CAPTURE_FROZEN;
+	cap->changed = stats->changed;
+	snprintf(cap->changed_path, sizeof(cap->changed_path), "%s", stats->changed_path);
+	cap->files_captured = stats->files_captured;
+	cap->bytes_copied = stats->bytes_copied;
+done:
+	if (dm_remove_tree(capdir, &cerr))
+		dm_warn("cannot remove '%s': %s", capdir, cerr.msg);
+	return rc;
+}
+
+static int dir_commit(struct dm_engine *e, const char *dot, const char *branch,
+                      const struct dm_engine_freezer *fz, dm_oid *tree_out,
+                      struct dm_engine_capture *cap, const struct dm_engine_progress *prog,
+                      struct dm_err *err)
 {
 	struct dm_wc_paths p;
 	struct dm_build_opts o;
@@ -194,7 +314,10 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, 
 	memset(&o, 0, sizeof(o));
 	o.threads = 0;
 	o.cache = cache;
-	rc = dm_tree_build(e->store, tree_out, dm_wc_str(&p.wc), &o, &stats, err);
+	if (fz)
+		rc = commit_frozen(e, &p, fz, &o, tree_out, cap, &stats, err);
+	else
+		rc = commit_live(e, &p, &o, tree_out, cap, &stats, err);
 	if (rc) {
 		dm_err_prefix(err, "cannot commit branch '%s' of dot '%s'", branch, dot);
 		goto done;
@@ -206,11 +329,14 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch, 
 		dm_warn("cannot save the stat cache of '%s' (the next commit reads every file): %s",
 		        dm_wc_str(&p.wc), serr.msg);
 	dm_debug("commit of '%s': %llu files, %llu hashed (%llu bytes), %llu new chunks, "
-	         "%llu bytes in all, in %lld ms",
+	         "%llu bytes in all, in %lld ms; %s, %u reads, %llu files captured (%llu bytes "
+	         "copied), %llu entries changed while read",
 	         dm_wc_str(&p.wc), (unsigned long long)stats.files,
 	         (unsigned long long)stats.files_hashed, (unsigned long long)stats.bytes_hashed,
 	         (unsigned long long)stats.chunks_new, (unsigned long long)stats.bytes_total,
-	         (long long)((dm_now_monotonic_ns() - t0) / 1000000));
+	         (long long)((dm_now_monotonic_ns() - t0) / 1000000), dm_capture_kind_name(cap->kind),
+	         cap->reads, (unsigned long long)stats.files_captured,
+	         (unsigned long long)stats.bytes_copied, (unsigned long long)stats.changed);
 	dm_wc_report(prog, stats.bytes_total, stats.bytes_total);
 done:
 	dm_statcache_free(cache);

@@ -67,7 +67,35 @@ int dm_engine_create(struct dm_engine *e, const char *dot, const char *branch, c
 int dm_engine_commit(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
                      const struct dm_engine_progress *p, struct dm_err *err)
 {
-	return ops_of(e)->commit(e, dot, branch, tree_out, p, err);
+	struct dm_engine_capture cap;
+
+	memset(&cap, 0, sizeof(cap));
+	return ops_of(e)->commit(e, dot, branch, NULL, tree_out, &cap, p, err);
+}
+
+int dm_engine_commit_instant(struct dm_engine *e, const char *dot, const char *branch,
+                             const struct dm_engine_freezer *fz, dm_oid *tree_out,
+                             struct dm_engine_capture *cap, const struct dm_engine_progress *p,
+                             struct dm_err *err)
+{
+	memset(cap, 0, sizeof(*cap));
+	return ops_of(e)->commit(e, dot, branch, fz, tree_out, cap, p, err);
+}
+
+const char *dm_capture_kind_name(int kind)
+{
+	switch (kind) {
+	case DM_CAPTURE_SNAPSHOT:
+		return "snapshot";
+	case DM_CAPTURE_FROZEN:
+		return "frozen";
+	case DM_CAPTURE_QUIET:
+		return "quiet";
+	case DM_CAPTURE_NOT_INSTANT:
+		return "not-instant";
+	default:
+		return NULL;
+	}
 }
 
 int dm_engine_reset(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,

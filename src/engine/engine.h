@@ -56,6 +56,44 @@ void dm_diff_release(struct dm_diff *d);
 /* "added", "modified", "deleted" */
 const char *dm_change_status_name(int status);
 
+/*
+ * How a commit took the working copy, recorded in its metadata: the promise
+ * it keeps (docs/consistency.md).
+ */
+enum dm_capture_kind {
+	DM_CAPTURE_SNAPSHOT = 1, /* an atomic snapshot of the file system (btrfs) */
+	DM_CAPTURE_FROZEN,       /* the writers were frozen for the final pass */
+	DM_CAPTURE_QUIET,        /* nothing to freeze, and nothing moved while it was read */
+	DM_CAPTURE_NOT_INSTANT,  /* it changed while it was read: not one instant */
+};
+
+/* "snapshot", "frozen", "quiet", "not-instant"; NULL for anything else. */
+const char *dm_capture_kind_name(int kind);
+
+/* The writers of a working copy that a commit may freeze (the containers
+ * that use it). freeze pauses them all or none; thaw is called exactly once
+ * after every freeze that returned 0, on every path. */
+struct dm_engine_freezer {
+	int (*freeze)(void *ctx, struct dm_err *err);
+	void (*thaw)(void *ctx);
+	void *ctx;
+	int64_t max_freeze_ns; /* the longest a freeze may last; 0: no bound */
+};
+
+/* What a commit did to take the working copy as of one instant. */
+struct dm_engine_capture {
+	int kind;               /* enum dm_capture_kind */
+	unsigned reads;         /* walks of the working copy that read it */
+	uint64_t changed;       /* NOT_INSTANT: entries that moved while read */
+	char changed_path[256]; /* the first of them */
+	uint64_t files_captured; /* FROZEN: files copied aside while frozen */
+	uint64_t bytes_copied;   /* of which copied, not reflinked */
+};
+
+/* How many times a commit with nothing to freeze reads a working copy that
+ * keeps changing before it records the commit as not one instant. */
+#define DM_ENGINE_READS_MAX 3
+
 struct dm_engine_ops {
 	const char *name;
 	int (*open)(struct dm_engine **out, const char *root, struct dm_store *store,
@@ -63,8 +101,10 @@ struct dm_engine_ops {
 	void (*free)(struct dm_engine *e);
 	int (*create)(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
 		      const struct dm_engine_progress *p, struct dm_err *err);
-	int (*commit)(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
-		      const struct dm_engine_progress *p, struct dm_err *err);
+	int (*commit)(struct dm_engine *e, const char *dot, const char *branch,
+		      const struct dm_engine_freezer *fz, dm_oid *tree_out,
+		      struct dm_engine_capture *cap, const struct dm_engine_progress *p,
+		      struct dm_err *err);
 	int (*reset)(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
 		     const struct dm_engine_progress *p, struct dm_err *err);
 	int (*dirty)(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *head,
@@ -117,6 +157,21 @@ int dm_engine_create(struct dm_engine *e, const char *dot, const char *branch,
  * unchanged files cost one lstat). The store is flushed before returning. */
 int dm_engine_commit(struct dm_engine *e, const char *dot, const char *branch, dm_oid *tree_out,
 		     const struct dm_engine_progress *p, struct dm_err *err);
+/*
+ * The same, as of one instant, and *cap says how (never NULL). With fz
+ * (writers it can freeze): the working copy is read while they run, then
+ * they are frozen for a last walk that copies aside only what changed since
+ * (a reflink where the file system has them) and thawed before those copies
+ * are read; a freeze that would outlast fz->max_freeze_ns fails the commit
+ * with DM_ETIMEOUT, the writers thawed and nothing stored as a commit.
+ * Without fz (or with no writers): read, then every entry checked again;
+ * what moved is read again, up to DM_ENGINE_READS_MAX reads, after which the
+ * commit is made of the last read and cap->kind says DM_CAPTURE_NOT_INSTANT.
+ */
+int dm_engine_commit_instant(struct dm_engine *e, const char *dot, const char *branch,
+			     const struct dm_engine_freezer *fz, dm_oid *tree_out,
+			     struct dm_engine_capture *cap, const struct dm_engine_progress *p,
+			     struct dm_err *err);
 /* Makes the working copy equal to tree, writing only what differs. */
 int dm_engine_reset(struct dm_engine *e, const char *dot, const char *branch, const dm_oid *tree,
 		    const struct dm_engine_progress *p, struct dm_err *err);

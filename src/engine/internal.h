@@ -44,9 +44,10 @@ int dm_wc_make_path(struct dm_buf *out, const char *root, const char *dot, const
  * copy, the one being made in its place, its base and its stat cache (the
  * dir engine uses only dir, wc and cache). */
 struct dm_wc_paths {
-	struct dm_buf dir, wc, wcnew, base, cache;
+	struct dm_buf dir, wc, wcnew, base, cache, capture;
 };
-#define DM_WC_PATHS_INIT {DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT}
+#define DM_WC_PATHS_INIT                                                                           \
+	{DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT}
 /* Fills out (always: release it even on an error) after checking the
  * names; a NULL branch is an error. */
 int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot, const char *branch,

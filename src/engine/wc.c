@@ -116,6 +116,7 @@ void dm_wc_paths_release(struct dm_wc_paths *p)
 	dm_buf_release(&p->wcnew);
 	dm_buf_release(&p->base);
 	dm_buf_release(&p->cache);
+	dm_buf_release(&p->capture);
 }
 
 int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot, const char *branch,
@@ -128,6 +129,7 @@ int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
 	dm_buf_init(&out->wcnew, 0);
 	dm_buf_init(&out->base, 0);
 	dm_buf_init(&out->cache, 0);
+	dm_buf_init(&out->capture, 0);
 	if (!branch)
 		return dm_wc_check_branch(branch, err);
 	rc = dm_wc_make_path(&out->dir, root, dot, branch, NULL, err);
@@ -139,6 +141,8 @@ int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
 		rc = dm_wc_make_path(&out->base, root, dot, branch, "base", err);
 	if (!rc)
 		rc = dm_wc_make_path(&out->cache, root, dot, branch, "statcache", err);
+	if (!rc)
+		rc = dm_wc_make_path(&out->capture, root, dot, branch, "capture", err);
 	return rc;
 }
 

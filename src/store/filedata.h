@@ -144,6 +144,24 @@ int dm_filedata_changed_bytes(int fd, uint64_t size, int base_fd, uint64_t base_
 int dm_filedata_check(struct dm_filedata_ctx *ctx, int fd, const struct dm_file *f, bool *same,
 		      const char *name, struct dm_err *err);
 
+/* What capturing one file did. */
+struct dm_capture_result {
+	bool reflinked;        /* the copy shares the blocks (FICLONE) */
+	uint64_t bytes_copied; /* otherwise, the bytes the copy took */
+};
+
+/*
+ * Copies the regular file open on src (size bytes, as fstat said) to a new
+ * file copy_name in the directory dirfd: a reflink where the file system
+ * has them, else an in-kernel copy of its data regions that keeps holes
+ * (capture.c). deadline_ns (monotonic; 0: none) is checked as the copy goes:
+ * DM_ETIMEOUT past it. The copy is removed on any failure. name is for
+ * messages only.
+ */
+int dm_capture_file(int src, uint64_t size, int dirfd, const char *copy_name,
+		    int64_t deadline_ns, struct dm_capture_result *res, const char *name,
+		    struct dm_err *err);
+
 /* Reads file object id from the store and decodes it into out. */
 int dm_filedata_load(struct dm_store *s, struct dm_filedata_ctx *ctx, struct dm_file *out,
 		     const dm_oid *id, struct dm_err *err);

@@ -54,6 +54,33 @@ struct dm_build_stats {
 	uint64_t bytes_hashed;
 	uint64_t bytes_total;  /* sum of file sizes */
 	uint64_t chunks_new;   /* chunks that were not in the store */
+	/* capture mode: files copied aside during the walk, and the bytes
+	 * those copies took (0 for reflinks) */
+	uint64_t files_captured;
+	uint64_t bytes_copied;
+	/* verify: entries that changed while the build read them (added,
+	 * removed, or their stat moved), and the first one's path */
+	uint64_t changed;
+	char changed_path[256];
+};
+
+/*
+ * Capture mode: the one instant of a directory whose writers are frozen
+ * only for the walk. The walk takes every entry's stat, uses the cache for
+ * the files it vouches for, and copies every other file aside into dir (an
+ * empty directory on the same file system, outside the one built: a reflink
+ * where the file system has them, else a copy); then walk_done is called,
+ * and the copies are read, hashed and removed while the writers run again.
+ * The cache learns each file as the stat it had in the walk.
+ */
+struct dm_build_capture {
+	const char *dir;
+	/* called once, when the walk (and its verify) is over or has failed:
+	 * the caller thaws the writers */
+	void (*walk_done)(void *ctx);
+	void *ctx;
+	/* monotonic; the walk fails with DM_ETIMEOUT past it (0: none) */
+	int64_t deadline_ns;
 };
 
 struct dm_build_opts {
@@ -72,6 +99,15 @@ struct dm_build_opts {
 	 * very files) is read only where their blocks differ
 	 * (dm_filedata_store_delta) */
 	const char *base_dir;
+	/* after everything is read, every entry's stat is taken again and
+	 * compared with the one its content was read under (a file whose
+	 * timestamps are too close to its read to tell is read again):
+	 * stats->changed says how many changed while the build read them, so
+	 * 0 means the tree is the directory as of one instant, the end of the
+	 * reads. In capture mode the check runs before walk_done (writers a
+	 * freeze does not stop are what it finds). */
+	bool verify;
+	const struct dm_build_capture *capture; /* NULL: read the files in place */
 };
 
 int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,

@@ -23,6 +23,15 @@
  * (it was deleted during the commit); one that changed while it was read is
  * stored as read and not put into the cache, so the next build reads it
  * again.
+ *
+ * Capture mode (opts->capture; the walk runs while the directory's writers
+ * are frozen): a file the cache does not vouch for is not queued to the
+ * pool during the walk but copied aside at once (dm_capture_file: a reflink
+ * or a copy); when the walk (and the verify) is over, walk_done lets the
+ * writers go and the copies are read by the pool, each job keeping the stat
+ * its file had in the walk. Verify (opts->verify): every entry remembers the
+ * stat its content was read under (`ref`) and when that stat was taken; a
+ * second walk compares names and stats, and counts what moved.
  */
 #include "store/filedata.h"
 #include "store/statcache.h"
@@ -60,6 +69,10 @@ struct bent {
 	dm_oid id;
 	char *target;     /* symlink */
 	struct bdir *sub; /* directory */
+	/* the stat the content was read under, and the clock just before it
+	 * was taken (0: a cache hit, whose stat is old enough to trust) */
+	struct dm_statcache_stat ref;
+	int64_t ref_ns;
 };
 
 struct bdir {
@@ -79,6 +92,7 @@ struct job {
 	uint64_t bytes_read, chunks_new;
 	int base_fd;       /* its earlier version (base_dir), or -1 */
 	dm_oid base_id;    /* what the cache says that version holds */
+	char copy[24];     /* capture mode: its copy in the capture directory */
 };
 
 struct build {
@@ -92,6 +106,9 @@ struct build {
 	dev_t dev;
 	struct dm_buf path; /* relative path of what the walk is at */
 	struct dm_filepool *pool;
+	const struct dm_build_capture *capture; /* NULL: files are read in place */
+	int capfd;          /* capture->dir, or -1 */
+	bool walk_done;     /* capture->walk_done was called */
 	struct job **jobs;
 	size_t njobs, jobs_alloc;
 	/* shared with the workers */
@@ -138,6 +155,35 @@ static void fill_meta(struct bent *e, const struct stat *st)
 
 /* ---- phase 1b: the workers ---- */
 
+/* Capture mode: reads the copy the walk made of j's file (and removes it).
+ * j->st, ent's metadata and ref were set from the file in the walk. */
+static void read_copy(struct build *b, struct job *j, struct dm_filedata_ctx *ctx)
+{
+	struct dm_filedata_result res;
+	struct dm_err e = {0, ""};
+	int fd = openat(b->capfd, j->copy, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0) {
+		fail(b, dm_err_errno(&e, errno, "cannot open the copy of '%s'", j->rel), &e);
+		return;
+	}
+	rc = dm_filedata_store(b->s, ctx, &j->ent->id, fd, (uint64_t)j->st.st_size,
+			       (uint64_t)j->st.st_blocks, j->rel, NULL, &res, &e);
+	close(fd);
+	unlinkat(b->capfd, j->copy, 0);
+	j->copy[0] = '\0';
+	if (rc) {
+		fail(b, rc, &e);
+		return;
+	}
+	j->ent->size = res.size;
+	j->bytes_read = res.bytes_read;
+	j->chunks_new = res.chunks_new;
+	j->cacheable = j->cacheable && !res.changed;
+	j->failed = false;
+}
+
 static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 {
 	struct job *j = job_;
@@ -155,6 +201,10 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 		j->dir = NULL;
 		if (base_fd >= 0)
 			close(base_fd);
+		return;
+	}
+	if (j->copy[0]) {
+		read_copy(b, j, ctx);
 		return;
 	}
 	j->seen_ns = b->seen_ns ? b->seen_ns : dm_now_realtime_ns();
@@ -201,6 +251,8 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 	if (rc)
 		goto done;
 	fill_meta(j->ent, &j->st);
+	dm_statcache_stat_from(&j->ent->ref, &j->st);
+	j->ent->ref_ns = j->seen_ns;
 	j->ent->size = res.size;
 	j->bytes_read = res.bytes_read;
 	j->chunks_new = res.chunks_new;
@@ -279,7 +331,69 @@ static int find_base(struct build *b, const char *rel, dm_oid *id)
 	return fd;
 }
 
-static int queue_job(struct build *b, struct dm_dirref *dir, struct bent *e)
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_size == b->st_size && a->st_mode == b->st_mode &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static int check_deadline(struct build *b, struct dm_err *err)
+{
+	if (b->capture && b->capture->deadline_ns && dm_now_monotonic_ns() > b->capture->deadline_ns)
+		return dm_err_set(err, DM_ETIMEOUT,
+				  "the walk of the frozen directory ran past its deadline");
+	return 0;
+}
+
+/* Capture mode: copies j's file aside now, while the writers are frozen;
+ * the pool reads the copy once they run again. */
+static int capture_job(struct build *b, struct job *j, struct dm_err *err)
+{
+	struct dm_capture_result res;
+	struct stat after;
+	int64_t now = dm_now_realtime_ns();
+	int fd, rc;
+
+	fd = openat(dm_dirref_fd(j->dir), j->ent->name,
+		    O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+	dm_dirref_put(j->dir);
+	j->dir = NULL;
+	j->failed = false;
+	if (fd < 0 && errno == ENOENT) { /* deleted since the walk saw it */
+		j->ent->type = 0;
+		return 0;
+	}
+	if (fd < 0)
+		return dm_err_errno(err, errno, "cannot open '%s'", j->rel);
+	if (fstat(fd, &j->st) < 0 || !S_ISREG(j->st.st_mode)) {
+		rc = S_ISREG(j->st.st_mode) ? dm_err_errno(err, errno, "cannot stat '%s'", j->rel)
+					    : dm_err_set(err, DM_ECONFLICT,
+							 "cannot commit '%s': it changed while it "
+							 "was being committed",
+							 j->rel);
+		close(fd);
+		return rc;
+	}
+	snprintf(j->copy, sizeof(j->copy), "%zu", b->njobs);
+	rc = dm_capture_file(fd, (uint64_t)j->st.st_size, b->capfd, j->copy,
+			     b->capture->deadline_ns, &res, j->rel, err);
+	if (!rc) {
+		j->seen_ns = now;
+		j->cacheable = fstat(fd, &after) == 0 && same_stat(&after, &j->st);
+		fill_meta(j->ent, &j->st);
+		dm_statcache_stat_from(&j->ent->ref, &j->st);
+		j->ent->ref_ns = now;
+		b->stats->files_captured++;
+		b->stats->bytes_copied += res.bytes_copied;
+	} else {
+		j->copy[0] = '\0';
+	}
+	close(fd);
+	return rc;
+}
+
+static int queue_job(struct build *b, struct dm_dirref *dir, struct bent *e, struct dm_err *err)
 {
 	struct job *j;
 
@@ -294,8 +408,10 @@ static int queue_job(struct build *b, struct dm_dirref *dir, struct bent *e)
 	j->ent = e;
 	j->dir = dm_dirref_get(dir);
 	j->rel = dm_xstrndup((const char *)b->path.data, b->path.len);
-	j->base_fd = find_base(b, j->rel, &j->base_id);
 	b->jobs[b->njobs++] = j;
+	if (b->capture)
+		return capture_job(b, j, err);
+	j->base_fd = find_base(b, j->rel, &j->base_id);
 	dm_filepool_push(b->pool, j);
 	return 0;
 }
@@ -337,8 +453,11 @@ static int visit(struct build *b, struct dm_dirref *dir, struct bent *e, int dep
 	int dfd = dm_dirref_fd(dir);
 	struct dm_statcache_stat cs;
 	struct stat st;
-	int rc = 0;
+	int64_t now = dm_now_realtime_ns();
+	int rc = check_deadline(b, err);
 
+	if (rc)
+		return rc;
 	if (fstatat(dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT) { /* deleted since readdir */
 			e->type = 0;
@@ -351,15 +470,19 @@ static int visit(struct build *b, struct dm_dirref *dir, struct bent *e, int dep
 				  "cannot commit '%s': it is a mount point of another file system",
 				  rel);
 	fill_meta(e, &st);
+	dm_statcache_stat_from(&e->ref, &st);
+	e->ref_ns = now;
 	if (S_ISREG(st.st_mode)) {
 		e->type = DM_ENTRY_FILE;
 		e->size = (uint64_t)st.st_size;
 		b->stats->files++;
 		b->stats->bytes_total += (uint64_t)st.st_size;
 		dm_statcache_stat_from(&cs, &st);
-		if (b->cache && dm_statcache_lookup(b->cache, rel, b->path.len, &cs, &e->id))
+		if (b->cache && dm_statcache_lookup(b->cache, rel, b->path.len, &cs, &e->id)) {
+			e->ref_ns = 0;
 			return 0;
-		return queue_job(b, dir, e);
+		}
+		return queue_job(b, dir, e, err);
 	}
 	if (S_ISLNK(st.st_mode)) {
 		char target[DM_SYMLINK_MAX + 1];
@@ -444,6 +567,191 @@ static int walk(struct build *b, int fd, struct bdir *d, int depth, struct dm_er
 	return rc;
 }
 
+/* ---- the verify: did anything move while it was read? ---- */
+
+/* How close to the moment a stat was taken a timestamp must be for a later
+ * write to possibly leave it as it is (timestamps come from a clock that
+ * ticks every few milliseconds). */
+#define CLOCK_TICK_NS (20LL * 1000 * 1000)
+
+static void note_changed(struct build *b, const char *name)
+{
+	struct dm_build_stats *st = b->stats;
+
+	if (!st->changed++) {
+		if (b->path.len && name)
+			snprintf(st->changed_path, sizeof(st->changed_path), "%s/%s",
+				 (const char *)b->path.data, name);
+		else
+			snprintf(st->changed_path, sizeof(st->changed_path), "%s",
+				 name ? name : b->path.len ? (const char *)b->path.data : ".");
+	}
+}
+
+static bool ref_equal(const struct dm_statcache_stat *ref, const struct stat *st)
+{
+	struct dm_statcache_stat now;
+
+	dm_statcache_stat_from(&now, st);
+	return ref->size == now.size && ref->ino == now.ino && ref->mode == now.mode &&
+	       ref->mtime_ns == now.mtime_ns && ref->ctime_ns == now.ctime_ns;
+}
+
+/* A stat that equals ref proves nothing: a write just after ref was taken
+ * may have kept the same timestamps. */
+static bool uncertain(const struct bent *e)
+{
+	return e->ref_ns &&
+	       (e->ref.mtime_ns > e->ref_ns - CLOCK_TICK_NS || e->ref.ctime_ns > e->ref_ns - CLOCK_TICK_NS);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Live mode: whether the file named e in dfd still holds e->id. */
+static int same_content(struct build *b, struct dm_filedata_ctx *ctx, int dfd,
+			const struct bent *e, bool *same, struct dm_err *err)
+{
+	struct dm_file f;
+	int fd = openat(dfd, e->name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	*same = false;
+	if (fd < 0)
+		return 0;
+	rc = dm_filedata_load(b->s, ctx, &f, &e->id, err);
+	if (!rc) {
+		rc = dm_filedata_check(ctx, fd, &f, same, e->name, err);
+		dm_file_release(&f);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Compares the directory open on fd (closed here) with d. */
+static int verify_dir(struct build *b, int fd, const struct bdir *d, struct dm_filedata_ctx *ctx,
+		      struct dm_err *err)
+{
+	struct bdir now = {NULL, 0};
+	char **had = NULL, **has = NULL;
+	size_t nhad = 0, i = 0, k = 0;
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	DIR *dir = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	int rc = 0;
+
+	if (!dir) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		close(fd);
+		return dm_err_errno(err, errno, "cannot read directory '%s'",
+				    b->path.len ? (const char *)b->path.data : ".");
+	}
+	rewinddir(dir); /* a dup of the root shares the walk's offset */
+	rc = read_names(b, dir, &now, err);
+	closedir(dir);
+	if (rc)
+		goto done;
+	/* the names, as they were read and as they are */
+	had = dm_xcalloc(d->n + 1, sizeof(*had));
+	for (size_t j = 0; j < d->n; j++) {
+		if (d->e[j].type)
+			had[nhad++] = d->e[j].name;
+		else
+			note_changed(b, d->e[j].name); /* gone during the walk */
+	}
+	has = dm_xcalloc(now.n + 1, sizeof(*has));
+	for (size_t j = 0; j < now.n; j++)
+		has[j] = now.e[j].name;
+	qsort(had, nhad, sizeof(*had), cmp_name);
+	qsort(has, now.n, sizeof(*has), cmp_name);
+	while (i < nhad || k < now.n) {
+		int c = i == nhad ? 1 : k == now.n ? -1 : strcmp(had[i], has[k]);
+
+		if (c)
+			note_changed(b, c < 0 ? had[i] : has[k]);
+		i += c <= 0;
+		k += c >= 0;
+	}
+	for (size_t j = 0; !rc && j < d->n; j++) {
+		const struct bent *e = &d->e[j];
+		struct stat st;
+
+		if (!e->type)
+			continue;
+		rc = check_deadline(b, err);
+		if (rc)
+			break;
+		if (fstatat(fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !ref_equal(&e->ref, &st)) {
+			note_changed(b, e->name);
+			continue;
+		}
+		if (e->type == DM_ENTRY_DIR) {
+			int sub = openat(fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			size_t old;
+
+			if (sub < 0) {
+				note_changed(b, e->name);
+				continue;
+			}
+			old = path_push(b, e->name);
+			rc = verify_dir(b, sub, e->sub, ctx, err);
+			path_pop(b, old);
+		} else if (uncertain(e) && e->type == DM_ENTRY_SYMLINK) {
+			char target[DM_SYMLINK_MAX + 1];
+			ssize_t n = readlinkat(fd, e->name, target, sizeof(target));
+
+			if (n < 0 || (size_t)n != e->size || memcmp(target, e->target, (size_t)n))
+				note_changed(b, e->name);
+		} else if (uncertain(e) && e->type == DM_ENTRY_FILE && !b->capture) {
+			bool same;
+
+			rc = same_content(b, ctx, fd, e, &same, err);
+			if (!rc && !same)
+				note_changed(b, e->name);
+		}
+		/* capture mode: what runs during a freeze is not frozen; a
+		 * second write within a clock tick of the first escapes it
+		 * on kernels without fine-grained timestamps */
+	}
+done:
+	for (size_t j = 0; j < now.n; j++)
+		free(now.e[j].name);
+	free(now.e);
+	free(had);
+	free(has);
+	close(fd);
+	return rc;
+}
+
+static int verify(struct build *b, struct bdir *root, const struct dm_statcache_stat *root_ref,
+		  struct dm_err *err)
+{
+	struct dm_filedata_ctx ctx;
+	struct stat st;
+	int fd = dup(b->rootfd), rc;
+
+	if (fd < 0)
+		return dm_err_errno(err, errno, "cannot open the directory to check it");
+	if (fstat(fd, &st) < 0 || !ref_equal(root_ref, &st))
+		note_changed(b, NULL);
+	dm_filedata_ctx_init(&ctx);
+	rc = verify_dir(b, fd, root, &ctx, err);
+	dm_filedata_ctx_release(&ctx);
+	return rc;
+}
+
+/* Capture mode: lets the writers go, once. */
+static void end_walk(struct build *b)
+{
+	if (b->capture && !b->walk_done) {
+		b->walk_done = true;
+		if (b->capture->walk_done)
+			b->capture->walk_done(b->capture->ctx);
+	}
+}
+
 /* ---- phase 2: trees, bottom-up ---- */
 
 static int assemble(struct build *b, struct bdir *d, dm_oid *out, struct dm_buf *enc,
@@ -516,6 +824,7 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 	struct bdir *root = NULL;
 	struct dm_err werr = {0, ""};
 	struct dm_buf enc;
+	struct dm_statcache_stat root_ref;
 	struct stat st;
 	int rc = 0, fd = -1;
 
@@ -528,6 +837,8 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 	b.dir = opts && opts->external ? dir : NULL;
 	b.seen_ns = opts ? opts->seen_ns : 0;
 	b.base_rootfd = -1;
+	b.capture = opts && opts->capture && opts->capture->dir ? opts->capture : NULL;
+	b.capfd = -1;
 	b.stats = stats;
 	b.rootfd = -1;
 	b.err = err;
@@ -553,6 +864,14 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 		goto done;
 	}
 	b.dev = st.st_dev;
+	dm_statcache_stat_from(&root_ref, &st);
+	if (b.capture) {
+		b.capfd = open(b.capture->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (b.capfd < 0) {
+			rc = dm_err_errno(err, errno, "cannot open directory '%s'", b.capture->dir);
+			goto done;
+		}
+	}
 	rc = dm_filepool_start(&b.pool, opts ? opts->threads : 0, MAX_QUEUED, run_job, &b, err);
 	if (rc)
 		goto done;
@@ -563,10 +882,21 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 	}
 	root = dm_xcalloc(1, sizeof(*root));
 	rc = walk(&b, fd, root, 0, &werr); /* closes fd */
+	if (!rc && b.capture && opts->verify)
+		rc = verify(&b, root, &root_ref, &werr);
 	if (rc)
 		fail(&b, rc, &werr);
+	end_walk(&b);
+	for (size_t i = 0; b.capture && !b.rc && i < b.njobs; i++)
+		if (b.jobs[i]->copy[0])
+			dm_filepool_push(b.pool, b.jobs[i]);
 	dm_filepool_finish(b.pool);
 	b.pool = NULL;
+	if (!b.rc && !b.capture && opts && opts->verify) {
+		rc = verify(&b, root, &root_ref, &werr);
+		if (rc)
+			fail(&b, rc, &werr);
+	}
 	if (b.rc) {
 		rc = b.rc;
 		goto done;
@@ -582,11 +912,15 @@ int dm_tree_build(struct dm_store *s, dm_oid *out, const char *dir,
 	if (!rc && b.cache)
 		rc = update_cache(&b, err);
 done:
+	end_walk(&b);
 	if (b.pool) {
 		atomic_store(&b.stop, true);
 		dm_filepool_finish(b.pool);
 	}
 	for (size_t i = 0; i < b.njobs; i++) {
+		if (b.jobs[i]->copy[0] && b.capfd >= 0)
+			unlinkat(b.capfd, b.jobs[i]->copy, 0); /* not read: a failure */
+		dm_dirref_put(b.jobs[i]->dir);
 		free(b.jobs[i]->rel);
 		free(b.jobs[i]);
 	}
@@ -596,6 +930,8 @@ done:
 		close(b.rootfd);
 	if (b.base_rootfd >= 0)
 		close(b.base_rootfd);
+	if (b.capfd >= 0)
+		close(b.capfd);
 	dm_buf_release(&b.path);
 	dm_buf_release(&enc);
 	pthread_mutex_destroy(&b.err_mu);

@@ -126,7 +126,7 @@ static double secs_since(int64_t t0)
 
 static int cmd_commit(struct tool *t, int argc, char **argv, struct dm_err *err)
 {
-	struct dm_build_opts opts = {t->threads, NULL, false, 0, NULL};
+	struct dm_build_opts opts = {.threads = t->threads};
 	struct dm_build_stats st;
 	char path[PATH_MAX], hex[DM_OID_HEXSZ + 1];
 	int64_t t0 = dm_now_monotonic_ns();

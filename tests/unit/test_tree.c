@@ -149,7 +149,7 @@ static int teardown(void **state)
 static void build_ok(struct fixture *fx, const char *dir, struct dm_statcache *cache,
 		     int threads, dm_oid *out, struct dm_build_stats *st)
 {
-	struct dm_build_opts o = {threads, cache, false, 0, NULL};
+	struct dm_build_opts o = {.threads = threads, .cache = cache};
 	struct dm_err err = {0, ""};
 	int rc = dm_tree_build(fx->s, out, dir, &o, st, &err);
 
