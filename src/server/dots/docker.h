@@ -1,7 +1,8 @@
 /*
  * docker.h - a small client of the Docker Engine API over its unix socket
  * (podman serves the same API), for what dm needs of containers: which use
- * a volume, and stopping and starting them around a reset or checkout.
+ * a volume, stopping and starting them around a reset or checkout, pausing
+ * them for a one-instant commit, and running a command in one (a hook).
  *
  * Every call has a deadline and fails with a message naming the socket
  * when the engine is not there; dm keeps working without one (containers
@@ -13,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct dm_buf;
 struct dm_err;
 struct dm_docker;
 
@@ -36,5 +38,49 @@ int dm_docker_container_name(struct dm_docker *d, const char *id, char *out, siz
 			     struct dm_err *err);
 int dm_docker_stop(struct dm_docker *d, const char *id, int timeout_s, struct dm_err *err);
 int dm_docker_start(struct dm_docker *d, const char *id, struct dm_err *err);
+
+/*
+ * Pausing (the cgroup freezer) and unpausing, each within a few seconds.
+ * id: a container id or name ([A-Za-z0-9][A-Za-z0-9_.-]*, at most 128
+ * bytes; DM_EINVAL otherwise).
+ *
+ * pause: DM_ECONFLICT when the container is already paused (someone else
+ * paused it: whoever pauses must not unpause it later) or is not running;
+ * DM_ENOTFOUND when there is no such container; DM_ETIMEOUT when the
+ * engine did not answer in time (the container may then be paused or not).
+ * unpause: success when the container is not paused (thawing is
+ * idempotent; Docker and podman both answer 500 there, so the state is
+ * asked); DM_ENOTFOUND when there is no such container.
+ */
+int dm_docker_pause(struct dm_docker *d, const char *id, struct dm_err *err);
+int dm_docker_unpause(struct dm_docker *d, const char *id, struct dm_err *err);
+
+/* What dm_docker_exec keeps of a command's output: the last 64 KiB. */
+#define DM_DOCKER_EXEC_OUTPUT_MAX (64u * 1024)
+
+/*
+ * Runs argv (argv[0] the program, NULL-terminated, no shell) in running
+ * container id, as `docker exec` does: no TTY, no stdin, env ("K=V"
+ * strings, NULL-terminated; NULL for none) added to the container's.
+ *
+ * On success (the command ran, whatever its exit status) *exit_code is its
+ * exit status (126/127 when it could not be started: the reason is then in
+ * the output). stdout and stderr, interleaved as the engine sent them (it
+ * copies the two apart: a line of one may come before a line of the other
+ * written earlier), are appended to output (may be NULL): at most
+ * DM_DOCKER_EXEC_OUTPUT_MAX bytes, the last
+ * ones, after a line "[N bytes of earlier output dropped]" when there was
+ * more; give a buffer whose max leaves room for that.
+ *
+ * timeout_ms (> 0) bounds the whole call: past it, DM_ETIMEOUT. The Docker
+ * API cannot stop an exec; when dmd sees the engine's processes (it shares
+ * the engine's pid namespace, checked through the socket's peer) the
+ * command's process group is killed (after checking that the process is in
+ * the container's cgroup), which takes at most 1 s more, and the message
+ * says so; otherwise the message says that the command may still be running.
+ * DM_ENOTFOUND: no container id; DM_ECONFLICT: it is paused or not running.
+ */
+int dm_docker_exec(struct dm_docker *d, const char *id, char *const argv[], char *const env[],
+		   int timeout_ms, int *exit_code, struct dm_buf *output, struct dm_err *err);
 
 #endif
