@@ -46,6 +46,10 @@ enum {
 	OPT_REMOTE_NAME,
 	OPT_LOCAL_NAME,
 	OPT_STASH,
+	OPT_MAX_FREEZE,
+	OPT_CONTAINER,
+	OPT_TIMEOUT,
+	OPT_REMOVE,
 };
 
 struct dm_cli {
@@ -91,6 +95,7 @@ int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_set_hook(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_user_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_user_reset_key(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_user_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
@@ -136,6 +141,11 @@ int dm_cli_view_options(struct dm_cli *cli, int argc, char **argv, int flags,
 /* The same for a listing that takes no arguments: -H and --json. */
 int dm_cli_listing_options(struct dm_cli *cli, int argc, char **argv, bool *as_json, bool *raw,
 			   struct dm_err *err);
+/* A duration: "500ms", "2s", "1.5s", "2m", or a number of seconds, into
+ * milliseconds (at least 1); DM_EINVAL naming what (e.g. "--max-freeze"). */
+int dm_cli_duration_ms(const char *s, const char *what, int64_t *out, struct dm_err *err);
+/* Prints a call's "warnings" on stderr, one "dm: warning: ..." line each. */
+void dm_cli_warnings(json_t *result);
 /* DM_EINVAL "usage message; see 'dm CMD --help'". */
 int dm_cli_usage_error(struct dm_cli *cli, struct dm_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -6,6 +6,7 @@
  * the same words the server would use, so that a typo fails fast and the
  * same way whether or not a server runs.
  */
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ static int add_metadata(json_t *meta, const char *arg, struct dm_err *err)
 					  "invalid metadata key '%s': use letters, digits, '-', "
 					  "'_' or '.'",
 					  key);
+	if (dm_meta_key_not_reserved(key, err))
+		return DM_EINVAL;
 	if (json_object_get(meta, key))
 		return dm_err_set(err, DM_EINVAL, "metadata key '%s' given twice", key);
 	if (json_object_set_new(meta, key, json_string(eq + 1)))
@@ -55,10 +58,12 @@ int dm_cmd_commit(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		{"message", required_argument, NULL, 'm'},
 		{"metadata", required_argument, NULL, 'd'},
 		{"dot", required_argument, NULL, OPT_DOT},
+		{"max-freeze", required_argument, NULL, OPT_MAX_FREEZE},
 		{NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL, *dot_opt = NULL, *dot;
 	json_t *meta = json_object(), *params, *res = NULL;
+	int64_t max_freeze = 0;
 	int c, rc = 0;
 
 	while ((c = dm_cli_getopt(cli, argc, argv, "m:d:", opts, err)) > 0) {
@@ -68,6 +73,8 @@ int dm_cmd_commit(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 			rc = add_metadata(meta, optarg, err);
 		else if (c == OPT_DOT)
 			dot_opt = optarg;
+		else if (c == OPT_MAX_FREEZE && !rc)
+			rc = dm_cli_duration_ms(optarg, "--max-freeze", &max_freeze, err);
 	}
 	if (c < 0)
 		rc = c;
@@ -92,17 +99,49 @@ int dm_cmd_commit(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		rc = dm_err_set(err, DM_EINVAL, "invalid commit message: not UTF-8");
 		goto done;
 	}
+	if (max_freeze)
+		json_object_set_new(params, "max_freeze_ms", json_integer((json_int_t)max_freeze));
 	rc = dm_cli_call(cli, "dots.commit", params, &res, err);
 	if (rc)
 		goto done;
 	printf("%s\n", dm_out_str(res, "id"));
+	dm_cli_warnings(res);
 done:
 	json_decref(meta);
 	json_decref(res);
 	return rc;
 }
 
-static void print_commit(json_t *commit)
+/* How the commit was taken (dm log -v): "frozen for 37 ms (db)". */
+static void print_capture(json_t *cap)
+{
+	const char *how = dm_out_str(cap, "how");
+
+	if (!*how)
+		return;
+	printf("capture: ");
+	dm_out_clean(stdout, how);
+	if (!strcmp(how, "frozen") || json_object_get(cap, "freeze_ms"))
+		printf(" for %" PRIu64 " ms", dm_out_u64(cap, "freeze_ms"));
+	if (*dm_out_str(cap, "frozen")) {
+		printf(" (");
+		dm_out_clean(stdout, dm_out_str(cap, "frozen"));
+		putchar(')');
+	}
+	putchar('\n');
+	if (*dm_out_str(cap, "changed")) {
+		printf("changed: ");
+		dm_out_clean(stdout, dm_out_str(cap, "changed"));
+		putchar('\n');
+	}
+	if (*dm_out_str(cap, "hooks")) {
+		printf("hooks: ");
+		dm_out_clean(stdout, dm_out_str(cap, "hooks"));
+		putchar('\n');
+	}
+}
+
+static void print_commit(json_t *commit, bool verbose)
 {
 	json_t *meta = json_object_get(commit, "metadata");
 	const char *msg = dm_out_str(commit, "message");
@@ -116,6 +155,8 @@ static void print_commit(json_t *commit)
 	printf("commit %s\n", dm_out_str(commit, "id"));
 	printf("author: %s\n", dm_out_str(commit, "author"));
 	printf("date: %s\n", date);
+	if (verbose)
+		print_capture(json_object_get(commit, "capture"));
 	/* metadata in key order, whatever order the server sent */
 	if (json_object_size(meta)) {
 		keys = dm_xcalloc(json_object_size(meta), sizeof(*keys));
@@ -163,7 +204,8 @@ int dm_cmd_log(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 				      &res, err);
 	if (rc || !res)
 		return rc;
-	json_array_foreach(json_object_get(res, "commits"), i, commit) print_commit(commit);
+	json_array_foreach(json_object_get(res, "commits"), i, commit)
+		print_commit(commit, cli->verbose > 0);
 	json_decref(res);
 	return 0;
 }

@@ -83,6 +83,61 @@ static void size_field(bool raw, const char *key, uint64_t v)
 	field(raw, key, buf);
 }
 
+/* How the current branch's head was taken: "frozen for 37 ms (db)". */
+static void show_capture(bool raw, json_t *d, const char *branch)
+{
+	json_t *b, *cap = NULL;
+	size_t i;
+	char text[600];
+
+	json_array_foreach(json_object_get(d, "branches"), i, b) {
+		if (!strcmp(dm_out_str(b, "name"), branch))
+			cap = json_object_get(b, "capture");
+	}
+	if (!*dm_out_str(cap, "how")) {
+		field(raw, "captured", raw ? "" : "-");
+		return;
+	}
+	if (json_object_get(cap, "freeze_ms"))
+		snprintf(text, sizeof(text), "%s for %" PRIu64 " ms%s%s%s", dm_out_str(cap, "how"),
+			 dm_out_u64(cap, "freeze_ms"), *dm_out_str(cap, "frozen") ? " (" : "",
+			 dm_out_str(cap, "frozen"), *dm_out_str(cap, "frozen") ? ")" : "");
+	else
+		snprintf(text, sizeof(text), "%s", dm_out_str(cap, "how"));
+	field(raw, "captured", text);
+	if (*dm_out_str(cap, "changed"))
+		field(raw, "changed", dm_out_str(cap, "changed"));
+	if (*dm_out_str(cap, "hooks"))
+		field(raw, "hooks run", dm_out_str(cap, "hooks"));
+}
+
+/* A hook: "in container db: psql -c CHECKPOINT (timeout 60 s)". */
+static void show_hook(bool raw, json_t *d, const char *name)
+{
+	json_t *h = json_object_get(json_object_get(d, "hooks"), name), *a;
+	char text[1024];
+	size_t i, len;
+
+	if (!h) {
+		field(raw, name, raw ? "" : "none");
+		return;
+	}
+	if (*dm_out_str(h, "container"))
+		len = (size_t)snprintf(text, sizeof(text), "in container %s:",
+				       dm_out_str(h, "container"));
+	else
+		len = (size_t)snprintf(text, sizeof(text), "on the host:");
+	json_array_foreach(json_object_get(h, "argv"), i, a) {
+		if (len < sizeof(text))
+			len += (size_t)snprintf(text + len, sizeof(text) - len, " %s",
+						json_string_value(a) ? json_string_value(a) : "");
+	}
+	if (len < sizeof(text))
+		snprintf(text + len, sizeof(text) - len, " (timeout %" PRIu64 " ms)",
+			 dm_out_u64(h, "timeout_ms"));
+	field(raw, name, text);
+}
+
 static void show(json_t *d, bool current, const char *upstream, bool raw)
 {
 	char name[2 * DM_NAME_PART_MAX + 2], buf[64], containers[1024] = "", collabs[1024];
@@ -121,6 +176,9 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	dm_out_join_names(collabs, sizeof(collabs), json_object_get(d, "collaborators"));
 	field(raw, "collaborators", *collabs ? collabs : raw ? "" : "none");
 	field(raw, "upstream", *upstream ? upstream : raw ? "" : "none");
+	show_capture(raw, d, branch);
+	show_hook(raw, d, "pre-commit");
+	show_hook(raw, d, "post-commit");
 
 	/* the PATH column only when the server tells the paths */
 	json_array_foreach(json_object_get(d, "branches"), i, b) {
@@ -356,6 +414,77 @@ int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struc
 	if (!rc)
 		rc = dm_cli_call(cli, "dots.add_collaborator",
 				 json_pack("{s:s, s:s}", "dot", dot, "user", user), &res, err);
+	json_decref(res);
+	return rc;
+}
+
+/*
+ * dm dot set-hook DOT HOOK [--container NAME] [--timeout DURATION] -- CMD...
+ * dm dot set-hook DOT HOOK --remove
+ * Everything after "--" is the command, as it is: its own options are
+ * never taken for ours.
+ */
+int dm_cmd_dot_set_hook(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"container", required_argument, NULL, OPT_CONTAINER},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"remove", no_argument, NULL, OPT_REMOVE},
+		{NULL, 0, NULL, 0},
+	};
+	const char *container = NULL, *dot, *hook_name;
+	int64_t timeout_ms = 0;
+	bool remove = false;
+	json_t *hook = NULL, *cmd, *res = NULL;
+	int c, rc = 0, n = 1, nopts;
+
+	while (n < argc && strcmp(argv[n], "--"))
+		n++;
+	nopts = n; /* options and arguments before "--" */
+	while ((c = dm_cli_getopt(cli, nopts, argv, "", opts, err)) > 0) {
+		if (c == OPT_CONTAINER)
+			container = optarg;
+		else if (c == OPT_TIMEOUT && !rc)
+			rc = dm_cli_duration_ms(optarg, "--timeout", &timeout_ms, err);
+		else if (c == OPT_REMOVE)
+			remove = true;
+	}
+	if (c < 0)
+		return c;
+	if (rc)
+		return rc;
+	rc = dm_cli_nargs(cli, nopts - optind, 2, 2, "a dot and a hook: DOT pre-commit|post-commit",
+			  err);
+	if (rc)
+		return rc;
+	hook_name = argv[optind + 1];
+	if (strcmp(hook_name, "pre-commit") && strcmp(hook_name, "post-commit"))
+		return dm_cli_usage_error(cli, err, "no hook '%s': use pre-commit or post-commit",
+					  hook_name);
+	if (remove && (n < argc || container || timeout_ms))
+		return dm_cli_usage_error(cli, err, "--remove takes no command and no options");
+	if (!remove && n + 1 >= argc)
+		return dm_cli_usage_error(cli, err,
+					  "give the command after '--': dm dot set-hook DOT %s -- "
+					  "CMD [ARG]...",
+					  hook_name);
+	rc = dm_cli_dot(cli, argv[optind], &dot, err);
+	if (rc)
+		return rc;
+	if (!remove) {
+		cmd = json_array();
+		for (int i = n + 1; i < argc; i++)
+			json_array_append_new(cmd, json_string(argv[i]));
+		hook = json_pack("{s:o}", "argv", cmd);
+		if (container)
+			json_object_set_new(hook, "container", json_string(container));
+		if (timeout_ms)
+			json_object_set_new(hook, "timeout_ms", json_integer((json_int_t)timeout_ms));
+	}
+	rc = dm_cli_call(cli, "dots.set_hook",
+			 json_pack("{s:s, s:s, s:o}", "dot", dot, "name", hook_name, "hook",
+				   hook ? hook : json_null()),
+			 &res, err);
 	json_decref(res);
 	return rc;
 }

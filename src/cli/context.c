@@ -8,11 +8,13 @@
  * every name that goes to the server from here was checked with
  * util/names.h first, so a bad name fails the same way without a server.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -33,6 +35,44 @@ int dm_cli_usage_error(struct dm_cli *cli, struct dm_err *err, const char *fmt, 
 	va_end(ap);
 	return dm_err_set(err, DM_EINVAL, "%s; see 'dm %s --help'", msg,
 			  cli->cmd ? cli->cmd->name : "help");
+}
+
+int dm_cli_duration_ms(const char *s, const char *what, int64_t *out, struct dm_err *err)
+{
+	char *end = NULL;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !(v > 0))
+		goto bad;
+	if (!strcmp(end, "ms"))
+		v *= 1;
+	else if (!strcmp(end, "s") || !*end)
+		v *= 1000;
+	else if (!strcmp(end, "m"))
+		v *= 60000;
+	else
+		goto bad;
+	if (v < 1 || v > 1e12)
+		goto bad;
+	*out = (int64_t)v;
+	return 0;
+bad:
+	return dm_err_set(err, DM_EINVAL,
+			  "invalid %s '%s': give a duration such as 500ms, 2s or 1m", what, s);
+}
+
+void dm_cli_warnings(json_t *result)
+{
+	size_t i;
+	json_t *w;
+
+	json_array_foreach(json_object_get(result, "warnings"), i, w) {
+		fputs("dm: warning: ", stderr);
+		dm_out_clean(stderr, json_string_value(w) ? json_string_value(w) : "");
+		fputc('\n', stderr);
+	}
 }
 
 static int prepare_opts(struct dm_cli *cli, const char *shortopts, const struct option *longopts,

@@ -140,19 +140,37 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	{"switch", dm_cmd_switch, "DOT", "make DOT the current dot",
 	 "Makes DOT (which must exist) the current dot of the remote; the commands\n"
 	 "that act on a dot use it unless told --dot.\n"},
-	{"commit", dm_cmd_commit, "-m MSG [-d KEY=VALUE]... [--dot DOT]",
+	{"commit", dm_cmd_commit, "-m MSG [-d KEY=VALUE]... [--max-freeze DURATION] [--dot DOT]",
 	 "commit the current branch's working copy",
 	 "Records the working copy of the current branch as a new commit and\n"
 	 "prints its id.\n\n" CURRENT_DOT "\n"
+	 "\n"
+	 "The commit is the working copy as of one instant. On btrfs it is a\n"
+	 "snapshot. On the dir engine, the containers that use the branch are\n"
+	 "frozen (paused) for the commit's last pass only; what writes to it and\n"
+	 "cannot be frozen (a process on the host) is detected, and the commit then\n"
+	 "says, in one line and in its record, that it is not one instant. The\n"
+	 "dot's hooks (dm dot set-hook) run before and after. 'dm log -v' shows\n"
+	 "how each commit was taken.\n"
+	 "\n"
 	 "Options:\n"
 	 "  -m, --message MSG\n"
 	 "                    the commit message (required)\n"
 	 "  -d, --metadata KEY=VALUE\n"
 	 "                    a metadata entry; keys start with a lowercase\n"
-	 "                    letter; may be repeated\n" DOT_OPTION},
-	{"log", dm_cmd_log, "[--json] [--dot DOT]", "show the commits of the current branch",
+	 "                    letter (dm.* keys are dm's own); may be repeated\n"
+	 "  --max-freeze DURATION\n"
+	 "                    the longest the containers may stay frozen (default\n"
+	 "                    5s; e.g. 500ms, 2s): a commit that would take longer\n"
+	 "                    fails and commits nothing, the containers running\n"
+	 "                    again\n" DOT_OPTION},
+	{"log", dm_cmd_log, "[-v] [--json] [--dot DOT]", "show the commits of the current branch",
 	 "Shows the commits of the current branch, newest first.\n\n" CURRENT_DOT "\n"
 	 "Options:\n"
+	 "  -v, --verbose     also how each commit was taken: a snapshot, frozen\n"
+	 "                    (for how long, which containers), quiet (nothing to\n"
+	 "                    freeze, nothing changed), or not one instant (what\n"
+	 "                    changed while it was read); and the hooks that ran\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
 	{"branch", dm_cmd_branch, "[-H] [--json] [--dot DOT]", "list the branches",
 	 "Lists the branches of the current dot; the current one is marked '*'.\n"
@@ -219,6 +237,25 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Adds USER to the collaborators of DOT (default: the current dot): USER\n"
 	 "may then use the dot, push to it and pull from it, although it is in\n"
 	 "another namespace. Only the dot's owner and admins add collaborators.\n"},
+	{"dot set-hook", dm_cmd_dot_set_hook,
+	 "DOT pre-commit|post-commit [--container NAME] [--timeout DURATION] -- CMD [ARG]...",
+	 "run a command before or after each commit of a dot",
+	 "Sets a consistency hook of DOT: CMD runs before (pre-commit) or right\n"
+	 "after (post-commit) the working copy is taken, e.g. to checkpoint a\n"
+	 "database or hold its writes. It runs with DM_DOT, DM_BRANCH, DM_HOOK and\n"
+	 "DM_COMMIT set, without a shell (give 'sh -c ...' for one); its output\n"
+	 "goes to dmd's log. A pre-commit hook that fails or times out fails the\n"
+	 "commit, which then commits nothing; the post-commit hook always runs,\n"
+	 "and its failure is a warning. Each commit records the hooks that ran.\n"
+	 "Only the dot's owner and admins set hooks; a hook on the host (no\n"
+	 "--container) runs as dmd's user, so only an admin may set one.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --container NAME  run CMD inside container NAME (as 'docker exec'),\n"
+	 "                    which must use the dot's branch\n"
+	 "  --timeout DURATION\n"
+	 "                    stop it after this long (default 60s; at most 1h)\n"
+	 "  --remove          remove the hook\n"},
 	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH",
 	 "make PATH a symlink to a branch's working copy",
 	 "Asks the server where the working copy of DOT's BRANCH (default: its\n"

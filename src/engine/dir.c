@@ -5,8 +5,14 @@
  * Layout under the engine root:
  *     ROOT/<dot id>/<branch>/wc          the working copy (what containers mount)
  *     ROOT/<dot id>/<branch>/statcache   the stat cache of wc (never inside wc)
+ *     ROOT/<dot id>/<branch>/capture     a commit's copies, during the commit only
  *
- * Commit is dm_tree_build of wc with the branch's stat cache; reset and
+ * Commit is dm_tree_build of wc with the branch's stat cache, as of one
+ * instant (docs/consistency.md): with writers to freeze, a read (skipped
+ * with reflinks), the freeze, a capture walk that copies aside into
+ * ROOT/<dot id>/<branch>/capture what the cache does not vouch for, the
+ * thaw, and the copies read; without, reads checked and repeated until
+ * nothing moved (at most DM_ENGINE_READS_MAX). Reset and
  * create are dm_tree_materialize onto wc with that cache; the cache is saved
  * after each of them succeeds (after the store is flushed, so it never names
  * an object the store could lose in a crash).
@@ -230,7 +236,8 @@ static int commit_live(struct dm_engine *e, const struct dm_wc_paths *p, struct 
 static int commit_frozen(struct dm_engine *e, const struct dm_wc_paths *p,
                          const struct dm_engine_freezer *fz, struct dm_build_opts *o,
                          dm_oid *tree_out, struct dm_engine_capture *cap,
-                         struct dm_build_stats *stats, struct dm_err *err)
+                         struct dm_build_stats *stats, const struct dm_engine_progress *prog,
+                         struct dm_err *err)
 {
 	const char *capdir = dm_wc_str(&p->capture);
 	struct dm_build_capture c;
@@ -260,6 +267,8 @@ static int commit_frozen(struct dm_engine *e, const struct dm_wc_paths *p,
 	c.walk_done = fz->thaw;
 	c.ctx = fz->ctx;
 	c.deadline_ns = fz->max_freeze_ns ? start + fz->max_freeze_ns : 0;
+	c.cancelled = prog ? prog->cancelled : NULL;
+	c.cancel_ctx = prog ? prog->ctx : NULL;
 	o->capture = &c;
 	o->verify = true;
 	rc = dm_tree_build(e->store, tree_out, dm_wc_str(&p->wc), o, stats, err);
@@ -315,7 +324,7 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch,
 	o.threads = 0;
 	o.cache = cache;
 	if (fz)
-		rc = commit_frozen(e, &p, fz, &o, tree_out, cap, &stats, err);
+		rc = commit_frozen(e, &p, fz, &o, tree_out, cap, &stats, prog, err);
 	else
 		rc = commit_live(e, &p, &o, tree_out, cap, &stats, err);
 	if (rc) {

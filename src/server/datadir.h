@@ -43,6 +43,7 @@ struct dm_kv;
 #define DM_DATA_LOG        "dmd.log"
 #define DM_DATA_POOL       "pool"     /* a loop pool's mount point (btrfs) */
 #define DM_DATA_POOL_IMAGE "pool.img" /* a loop pool's file (btrfs) */
+#define DM_DATA_FREEZES    "freezes"  /* journals of containers frozen for a commit */
 
 /*
  * Modes of what init creates. The data directory and dots/ may be traversed

@@ -31,6 +31,7 @@
 #include "server/cluster/etcd_member.h"
 #include "server/cluster/replicate.h"
 #include "server/dots/docker.h"
+#include "server/dots/freezer.h"
 #include "server/dots/registry.h"
 #include "server/transfers/transfer.h"
 #include "store/store.h"
@@ -63,6 +64,38 @@ static int open_docker(struct dm_server *srv, const char *path, struct dm_err *e
 	}
 	dm_info("Docker API at '%s'", path);
 	return dm_docker_new(&srv->docker, path, err);
+}
+
+/* The volume driver's name the container engine knows the plugin by: its
+ * socket's name without ".sock" (/run/docker/plugins/dm.sock: "dm"). */
+static void volume_driver_of(char *out, size_t size, const char *socket)
+{
+	const char *base = strrchr(socket, '/');
+	size_t len;
+
+	base = base ? base + 1 : socket;
+	len = strlen(base);
+	if (len > 5 && !strcmp(base + len - 5, ".sock"))
+		len -= 5;
+	snprintf(out, size, "%.*s", (int)len, base);
+}
+
+/* What freezes containers for a commit; first, it thaws what a dmd that
+ * died during a freeze left frozen. */
+static int open_freezer(struct dm_server *srv, struct dm_err *err)
+{
+	char dir[PATH_MAX];
+	struct dm_err rerr;
+	int rc;
+
+	if (!srv->docker)
+		return 0;
+	rc = dm_datadir_path(dir, sizeof(dir), srv->data_dir, DM_DATA_FREEZES, err);
+	if (!rc)
+		rc = dm_freezer_open(&srv->freezer, srv->docker, dir, err);
+	if (!rc && dm_freezer_recover(srv->freezer, &rerr))
+		dm_warn("cannot thaw every container a freeze left frozen: %s", rerr.msg);
+	return rc;
 }
 
 /* The Docker volume plugin, once the registry runs. */
@@ -177,6 +210,8 @@ static int start_dots(struct dm_server *srv, struct dm_err *err)
 	env.sched = srv->sched;
 	env.server = srv->address;
 	env.docker = srv->docker;
+	env.freezer = srv->freezer;
+	env.volume_driver = srv->volume_driver[0] ? srv->volume_driver : NULL;
 	env.kv_root = srv->kv_root[0] ? srv->kv_root : NULL;
 	env.node_id = srv->node_id;
 	return dm_registry_open(&srv->registry, &env, err);
@@ -297,6 +332,10 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (rc)
 		goto done;
 	rc = open_docker(srv, opts->docker_socket, err);
+	if (!rc)
+		rc = open_freezer(srv, err);
+	if (!rc && opts->plugin_socket && *opts->plugin_socket)
+		volume_driver_of(srv->volume_driver, sizeof(srv->volume_driver), opts->plugin_socket);
 	if (rc)
 		goto done;
 
@@ -375,6 +414,7 @@ void dm_server_free(struct dm_server *srv)
 		srv->registry = NULL;
 	}
 	dm_sched_free(srv->sched);
+	dm_freezer_free(srv->freezer);
 	dm_docker_free(srv->docker);
 	dm_engine_free(srv->engine);
 	dm_store_free(srv->store);

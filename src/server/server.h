@@ -25,6 +25,7 @@
 struct dm_cluster;
 struct dm_cluster_token;
 struct dm_docker;
+struct dm_freezer;
 struct dm_engine;
 struct dm_etcd_member;
 struct dm_http;
@@ -69,6 +70,8 @@ struct dm_server {
 	struct dm_transfers *transfers;   /* push, pull, clone we run (transfer.c) */
 	struct dm_replicator *replicator; /* a cluster's copies kept in step, or NULL */
 	struct dm_docker *docker;         /* the container engine's API, or NULL */
+	struct dm_freezer *freezer;       /* freezes containers for commits (with docker) */
+	char volume_driver[256];          /* the plugin's name, "" without one */
 	struct dm_http *http;
 	struct dm_plugin *plugin;           /* the Docker volume plugin, or NULL */
 	char *pool_mount;                   /* the loop pool we mounted, or NULL */

@@ -81,6 +81,9 @@ struct dm_build_capture {
 	void *ctx;
 	/* monotonic; the walk fails with DM_ETIMEOUT past it (0: none) */
 	int64_t deadline_ns;
+	/* may be NULL; the walk fails with DM_ECANCELED once it says true */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
 
 struct dm_build_opts {

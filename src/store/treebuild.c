@@ -338,11 +338,19 @@ static bool same_stat(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+/* Capture mode: the walk stops at the freeze's deadline, or when the
+ * caller cancels. */
 static int check_deadline(struct build *b, struct dm_err *err)
 {
-	if (b->capture && b->capture->deadline_ns && dm_now_monotonic_ns() > b->capture->deadline_ns)
+	const struct dm_build_capture *c = b->capture;
+
+	if (!c)
+		return 0;
+	if (c->deadline_ns && dm_now_monotonic_ns() > c->deadline_ns)
 		return dm_err_set(err, DM_ETIMEOUT,
 				  "the walk of the frozen directory ran past its deadline");
+	if (c->cancelled && c->cancelled(c->cancel_ctx))
+		return dm_err_set(err, DM_ECANCELED, "commit canceled");
 	return 0;
 }
 
@@ -683,22 +691,26 @@ static int verify_dir(struct build *b, int fd, const struct bdir *d, struct dm_f
 		rc = check_deadline(b, err);
 		if (rc)
 			break;
+		if (e->type == DM_ENTRY_DIR) {
+			/* what changed inside first, so that the path says what */
+			int sub = openat(fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			size_t old;
+
+			if (sub >= 0) {
+				old = path_push(b, e->name);
+				rc = verify_dir(b, sub, e->sub, ctx, err);
+				path_pop(b, old);
+			}
+			if (sub < 0 || fstatat(fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !ref_equal(&e->ref, &st))
+				note_changed(b, e->name);
+			continue;
+		}
 		if (fstatat(fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !ref_equal(&e->ref, &st)) {
 			note_changed(b, e->name);
 			continue;
 		}
-		if (e->type == DM_ENTRY_DIR) {
-			int sub = openat(fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			size_t old;
-
-			if (sub < 0) {
-				note_changed(b, e->name);
-				continue;
-			}
-			old = path_push(b, e->name);
-			rc = verify_dir(b, sub, e->sub, ctx, err);
-			path_pop(b, old);
-		} else if (uncertain(e) && e->type == DM_ENTRY_SYMLINK) {
+		if (uncertain(e) && e->type == DM_ENTRY_SYMLINK) {
 			char target[DM_SYMLINK_MAX + 1];
 			ssize_t n = readlinkat(fd, e->name, target, sizeof(target));
 
@@ -734,11 +746,11 @@ static int verify(struct build *b, struct bdir *root, const struct dm_statcache_
 
 	if (fd < 0)
 		return dm_err_errno(err, errno, "cannot open the directory to check it");
-	if (fstat(fd, &st) < 0 || !ref_equal(root_ref, &st))
-		note_changed(b, NULL);
 	dm_filedata_ctx_init(&ctx);
 	rc = verify_dir(b, fd, root, &ctx, err);
 	dm_filedata_ctx_release(&ctx);
+	if (!rc && (fstat(b->rootfd, &st) < 0 || !ref_equal(root_ref, &st)))
+		note_changed(b, NULL);
 	return rc;
 }
 

@@ -103,3 +103,13 @@ bad:
 			  "invalid commit reference '%s': use a commit id, HEAD, HEAD^ or HEAD~N",
 			  s);
 }
+
+int dm_meta_key_not_reserved(const char *key, struct dm_err *err)
+{
+	if (!strncmp(key, DM_META_RESERVED_PREFIX, strlen(DM_META_RESERVED_PREFIX)))
+		return dm_err_set(err, DM_EINVAL,
+				  "metadata key '%s' is reserved: dm records how each commit was "
+				  "taken under '" DM_META_RESERVED_PREFIX "'",
+				  key);
+	return 0;
+}

@@ -3,6 +3,7 @@
  * and the refs that name commits (HEAD, HEAD^, HEAD~N, ids and prefixes).
  *
  * Shared by dmd and dm so that both refuse a bad name with the same words.
+ * Also the commit metadata keys that dm writes itself.
  */
 #ifndef DM_UTIL_NAMES_H
 #define DM_UTIL_NAMES_H
@@ -47,5 +48,24 @@ struct dm_ref {
 /* DM_EINVAL "invalid commit reference 'S'" for an empty ref, a malformed
  * HEAD form or characters outside [0-9A-Za-z_-]. */
 int dm_ref_parse(struct dm_ref *out, const char *s, struct dm_err *err);
+
+/*
+ * Commit metadata under "dm." is dm's own record of how the commit was
+ * taken (docs/consistency.md); a user's metadata may not use the prefix.
+ *   dm.capture    snapshot | frozen | quiet | not-instant
+ *   dm.freeze-ms  how long the containers were frozen (frozen)
+ *   dm.frozen     the containers frozen, by name, comma-separated
+ *   dm.changed    what changed while it was read (not-instant)
+ *   dm.hooks      the hooks that ran and how each ended
+ */
+#define DM_META_RESERVED_PREFIX "dm."
+#define DM_META_CAPTURE         "dm.capture"
+#define DM_META_FREEZE_MS       "dm.freeze-ms"
+#define DM_META_FROZEN          "dm.frozen"
+#define DM_META_CHANGED         "dm.changed"
+#define DM_META_HOOKS           "dm.hooks"
+
+/* DM_EINVAL when key is one of dm's own (DM_META_RESERVED_PREFIX). */
+int dm_meta_key_not_reserved(const char *key, struct dm_err *err);
 
 #endif

@@ -222,7 +222,7 @@ test_expect_success 'a hook in a container: output logged, a failure names statu
 		DM_HOOK=pre-commit 2>log;
 	test $? = 1 &&
 	grep "info test hook: pre-commit ran$" log &&
-	grep "DM_ECANCELED: test hook (.sh.) exited with status 4: checkpoint failed$" log &&
+	grep "DM_ECONFLICT: test hook (.sh.) exited with status 4: checkpoint failed$" log &&
 	ft hook "{\"argv\":[\"true\"],\"container\":\"$ctr\"}"
 '
 

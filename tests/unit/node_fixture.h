@@ -36,8 +36,11 @@ struct test_node {
  * dmd does when it starts. */
 static inline void test_node_open_registry(struct test_node *n)
 {
-	struct dm_dot_env env = {n->kv, n->store, n->engine, n->sched, "test",
-				 NULL,  NULL,     NULL,      NULL};
+	struct dm_dot_env env = {.kv = n->kv,
+				 .store = n->store,
+				 .engine = n->engine,
+				 .sched = n->sched,
+				 .server = "test"};
 	struct dm_err err;
 
 	if (dm_registry_open(&n->reg, &env, &err))

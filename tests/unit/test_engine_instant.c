@@ -423,6 +423,29 @@ static void test_freeze_bound_fails_and_thaws(void **state)
 	assert_true(holds(f->wc, "many/f00007", 100, 7)); /* the working copy is untouched */
 }
 
+/* Cancelled once the freeze has begun. */
+static bool once_frozen(void *ctx)
+{
+	return ((struct fake *)ctx)->freezes > 0;
+}
+
+static void test_cancel_during_freeze_thaws(void **state)
+{
+	struct fixture *f = *state;
+	struct fake k = {.f = f};
+	struct dm_engine_freezer fz = freezer_of(&k, 0);
+	struct dm_engine_progress p = {NULL, once_frozen, &k};
+	struct dm_engine_capture cap;
+	struct dm_err err;
+	dm_oid t;
+
+	fill(f, 100);
+	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", &fz, &t, &cap, &p, &err),
+			 DM_ECANCELED);
+	assert_int_equal(k.freezes, 1);
+	assert_int_equal(k.thaws, 1);
+}
+
 static void test_failed_freeze_commits_nothing(void **state)
 {
 	struct fixture *f = *state;
@@ -481,6 +504,7 @@ int main(void)
 	    BOTH(test_writer_during_freeze_is_reported),
 	    BOTH(test_freeze_bound_fails_and_thaws),
 	    BOTH(test_failed_freeze_commits_nothing),
+	    BOTH(test_cancel_during_freeze_thaws),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

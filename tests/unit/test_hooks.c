@@ -275,14 +275,14 @@ static void test_exit_status(void **state)
 	(void)state;
 	sh_hook(&h, "echo starting; echo 'database is busy' >&2; exit 3", 5000);
 	assert_int_equal(dm_hook_run(NULL, &h, "pre-commit hook of dot shop", NULL, &err),
-			 DM_ECANCELED);
+			 DM_ECONFLICT);
 	assert_string_equal(
 		err.msg,
 		"pre-commit hook of dot shop ('sh') exited with status 3: database is busy");
 	assert_logged("pre-commit hook of dot shop: starting\n");
 
 	sh_hook(&h, "kill -TERM $$", 5000);
-	assert_int_equal(dm_hook_run(NULL, &h, "hook", NULL, &err), DM_ECANCELED);
+	assert_int_equal(dm_hook_run(NULL, &h, "hook", NULL, &err), DM_ECONFLICT);
 	assert_string_equal(err.msg, "hook ('sh') was killed by signal 15: (no output)");
 }
 

@@ -13,6 +13,7 @@
 #include "server/cluster/forward.h"
 #include "server/cluster/replicas.h"
 #include "server/dots/dot.h"
+#include "server/dots/hooks.h"
 #include "server/dots/registry.h"
 #include "store/object.h"
 #include "store/store.h"
@@ -257,6 +258,35 @@ static int m_list(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	return 0;
 }
 
+static json_t *capture_json(const struct dm_commit *c);
+
+/* Each branch of a dot's show gets how its head was taken ("capture"). A
+ * head still being indexed has no commit object yet: it gets none. */
+static void add_head_captures(const struct dm_rpc_ctx *ctx, const char *dot_id, json_t *branches)
+{
+	struct dm_store *store = dm_registry_env(ctx->env->registry)->store;
+	struct dm_buf buf = DM_BUF_INIT;
+	size_t i;
+	json_t *b;
+
+	json_array_foreach(branches, i, b)
+	{
+		const char *head = json_string_value(json_object_get(b, "head"));
+		struct dm_commit c;
+		struct dm_err err;
+		dm_oid oid;
+
+		dm_buf_reset(&buf);
+		if (!head || !head[0] || dm_store_commit_get(store, dot_id, head, &oid, &err) ||
+		    dm_store_get(store, &oid, &buf, NULL, &err) ||
+		    dm_commit_decode(&c, buf.data, buf.len, &err))
+			continue;
+		json_object_set_new(b, "capture", capture_json(&c));
+		dm_commit_release(&c);
+	}
+	dm_buf_release(&buf);
+}
+
 static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	json_t *replicas = NULL;
@@ -264,6 +294,8 @@ static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	int rc = call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_REFRESH), result, err);
 
 	id = rc ? NULL : json_string_value(json_object_get(*result, "id"));
+	if (id)
+		add_head_captures(ctx, id, json_object_get(*result, "branches"));
 	if (id && dm_replicas_json(&replicas, ctx->env->cluster, id, err) == 0 && replicas)
 		json_object_set_new(*result, "nodes", replicas);
 	return rc;
@@ -390,6 +422,7 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_COMMIT);
 	json_t *meta = json_object_get(params, "metadata");
+	json_t *max_freeze = json_object_get(params, "max_freeze_ms");
 	const char *message = NULL, *author = NULL, *key;
 	json_t *value;
 	int rc = branch_param(req, params, "branch", false, err);
@@ -402,8 +435,15 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 		rc = dm_rpc_param_str(&author, params, "author", false, err);
 	if (!rc && meta && !json_is_object(meta))
 		rc = dm_err_set(err, DM_EINVAL, "metadata must be an object of strings");
+	if (!rc && max_freeze &&
+	    (!json_is_integer(max_freeze) || json_integer_value(max_freeze) < 1 ||
+	     json_integer_value(max_freeze) > DM_DOT_MAX_FREEZE_MS_MAX))
+		rc = dm_err_set(err, DM_EINVAL, "max_freeze_ms must be an integer from 1 to %d",
+				DM_DOT_MAX_FREEZE_MS_MAX);
 	if (rc)
 		goto fail;
+	if (max_freeze)
+		req->max_freeze_ms = (int64_t)json_integer_value(max_freeze);
 	req->message = dm_xstrdup(message);
 	req->author = dm_xstrdup(author ? author : ctx->caller->user);
 	if (meta) {
@@ -419,6 +459,8 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 		json_object_foreach(meta, key, value)
 		{
 			rc = dm_meta_key_check(key, err);
+			if (!rc)
+				rc = dm_meta_key_not_reserved(key, err);
 			if (!rc && (!json_is_string(value) ||
 				    strlen(json_string_value(value)) > DM_META_VALUE_MAX))
 				rc = dm_err_set(
@@ -450,21 +492,52 @@ static void format_time(char *out, size_t size, int64_t ns)
 	snprintf(out + n, size - n, ".%09lldZ", (long long)(ns % 1000000000));
 }
 
+/*
+ * How commit c was taken, from dm's own metadata (DM_META_*): {"how":
+ * "frozen", "freeze_ms": 37, "frozen": "db", "changed": "...", "hooks":
+ * "..."}, with only what it recorded; {} for a commit that recorded
+ * nothing (made before dm recorded it).
+ */
+static json_t *capture_json(const struct dm_commit *c)
+{
+	json_t *j = json_object();
+
+	for (size_t i = 0; i < c->nmeta; i++) {
+		const char *k = c->meta[i].key, *v = c->meta[i].value;
+
+		if (!strcmp(k, DM_META_CAPTURE))
+			json_object_set_new(j, "how", json_string(v));
+		else if (!strcmp(k, DM_META_FREEZE_MS))
+			json_object_set_new(j, "freeze_ms", json_integer(strtoll(v, NULL, 10)));
+		else if (!strcmp(k, DM_META_FROZEN))
+			json_object_set_new(j, "frozen", json_string(v));
+		else if (!strcmp(k, DM_META_CHANGED))
+			json_object_set_new(j, "changed", json_string(v));
+		else if (!strcmp(k, DM_META_HOOKS))
+			json_object_set_new(j, "hooks", json_string(v));
+	}
+	return j;
+}
+
 static json_t *commit_json(const struct dm_commit *c)
 {
 	char tree[DM_OID_HEXSZ + 1], when[64];
 	json_t *parents = json_array(), *meta = json_object();
 
+	json_t *capture = capture_json(c);
+
 	for (size_t i = 0; i < c->nparents; i++)
 		json_array_append_new(parents, json_string(c->parents[i]));
 	for (size_t i = 0; i < c->nmeta; i++)
-		json_object_set_new(meta, c->meta[i].key, json_string(c->meta[i].value));
+		if (strncmp(c->meta[i].key, DM_META_RESERVED_PREFIX,
+			    strlen(DM_META_RESERVED_PREFIX)))
+			json_object_set_new(meta, c->meta[i].key, json_string(c->meta[i].value));
 	dm_oid_hex(tree, &c->tree);
 	format_time(when, sizeof(when), c->time_ns);
-	return json_pack("{s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:s}", "id", c->commit_id, "parents",
-			 parents, "author", c->author, "time", when, "time_ns",
+	return json_pack("{s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:s, s:o}", "id", c->commit_id,
+			 "parents", parents, "author", c->author, "time", when, "time_ns",
 			 (json_int_t)c->time_ns, "message", c->message, "metadata", meta, "tree",
-			 tree);
+			 tree, "capture", capture);
 }
 
 /* Commits are immutable: the log is read from the store on this thread,
@@ -644,6 +717,50 @@ static int m_add_collaborator(const struct dm_rpc_ctx *ctx, json_t *params, json
 	return call_dot(ctx, params, req, result, err);
 }
 
+/*
+ * A hook runs a command for each commit: only the dot's owner or an admin
+ * sets one (dot_name_param refuses everyone else), and only an admin one
+ * that runs on the host, as dmd's own user. "hook": the hook (hooks.h's
+ * JSON) or null to remove it.
+ */
+static int m_set_hook(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		      struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_SET_HOOK);
+	struct dm_dot_name name;
+	const char *which = NULL;
+	json_t *hook = json_object_get(params, "hook");
+	struct dm_hook h;
+	int rc = dot_name_param(&name, ctx, params, err);
+
+	if (!rc)
+		rc = dm_rpc_param_str(&which, params, "name", true, err);
+	if (!rc && !json_is_null(hook) && hook) {
+		rc = dm_hook_from_json(&h, hook, err);
+		if (!rc) {
+			json_t *full = dm_hook_to_json(&h); /* as it runs: defaults filled */
+
+			if ((!h.container || !h.container[0]) && !ctx->caller->admin)
+				rc = dm_err_set(err, DM_EPERM,
+						"only an admin may set a hook that runs on the host; "
+						"give a container that uses the dot (--container)");
+			else if (!full ||
+				 !(req->hook = json_dumps(full, JSON_COMPACT | JSON_SORT_KEYS)))
+				rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+			json_decref(full);
+			dm_hook_release(&h);
+		}
+	} else if (!rc && !hook) {
+		rc = dm_err_set(err, DM_EINVAL, "missing parameter 'hook' (null removes it)");
+	}
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	req->hook_name = dm_xstrdup(which);
+	return call_dot(ctx, params, req, result, err);
+}
+
 const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.create", m_create, false, 0},
 	{"dots.list", m_list, false, 0},
@@ -658,5 +775,6 @@ const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.diff", m_diff, false, 0},
 	{"dots.path", m_path, false, 0},
 	{"dots.add_collaborator", m_add_collaborator, false, 0},
+	{"dots.set_hook", m_set_hook, false, 0},
 	{NULL, NULL, false, 0},
 };

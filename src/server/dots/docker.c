@@ -264,6 +264,61 @@ done:
 	return rc;
 }
 
+int dm_docker_running_mounts(struct dm_docker *d, const char *driver,
+			     struct dm_docker_mount **out, size_t *n, struct dm_err *err)
+{
+	struct dm_buf b;
+	json_t *list = NULL, *v, *m;
+	struct dm_docker_mount *ms = NULL;
+	long status = 0;
+	size_t i, k, count = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	dm_buf_init(&b, MAX_ANSWER);
+	rc = request(d, "GET", "/containers/json", 10, &status, &b, err);
+	if (!rc && status != 200)
+		rc = dm_err_set(err, DM_EPROTO, "the Docker API answered %ld listing containers",
+				status);
+	if (!rc && !json_is_array(list = json_loadb((const char *)b.data, b.len, 0, NULL)))
+		rc = dm_err_set(err, DM_EPROTO, "the Docker API sent a malformed container list");
+	if (rc)
+		goto done;
+	json_array_foreach(list, i, v)
+	{
+		const char *id = json_string_value(json_object_get(v, "Id"));
+		const char *name = json_string_value(json_array_get(json_object_get(v, "Names"), 0));
+
+		json_array_foreach(json_object_get(v, "Mounts"), k, m)
+		{
+			const char *drv = json_string_value(json_object_get(m, "Driver"));
+			const char *vol = json_string_value(json_object_get(m, "Name"));
+
+			if (!id || !drv || !vol || strcmp(drv, driver) || strlen(id) >= sizeof(ms->id) ||
+			    strlen(vol) >= sizeof(ms->volume))
+				continue;
+			if (count == cap) {
+				cap = cap ? 2 * cap : 8;
+				ms = dm_xrealloc(ms, cap * sizeof(*ms));
+			}
+			snprintf(ms[count].id, sizeof(ms[count].id), "%s", id);
+			snprintf(ms[count].name, sizeof(ms[count].name), "%s",
+				 name ? (name[0] == '/' ? name + 1 : name) : id);
+			snprintf(ms[count].volume, sizeof(ms[count].volume), "%s", vol);
+			count++;
+		}
+	}
+	*out = ms;
+	*n = count;
+	ms = NULL;
+done:
+	free(ms);
+	json_decref(list);
+	dm_buf_release(&b);
+	return rc;
+}
+
 int dm_docker_container_name(struct dm_docker *d, const char *id, char *out, size_t size,
 			     struct dm_err *err)
 {

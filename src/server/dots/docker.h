@@ -33,6 +33,19 @@ const char *dm_docker_socket(const struct dm_docker *d);
  * ("shop", "shop@b1", "shop.db"...) mounted. *out is malloc'ed. */
 int dm_docker_containers_using(struct dm_docker *d, const char *volume,
 			       struct dm_container **out, size_t *n, struct dm_err *err);
+/* A volume a running container has mounted. */
+struct dm_docker_mount {
+	char id[65];      /* the container's */
+	char name[256];   /* the container's, without the leading '/' */
+	char volume[256]; /* the volume's name */
+};
+
+/* Every volume of driver `driver` (e.g. "dm") that a running container has
+ * mounted, one entry per container and volume: what the engine itself
+ * says, whatever dmd has learnt through the plugin. *out is malloc'ed. */
+int dm_docker_running_mounts(struct dm_docker *d, const char *driver,
+			     struct dm_docker_mount **out, size_t *n, struct dm_err *err);
+
 /* The name of container `id` (without the leading '/'). */
 int dm_docker_container_name(struct dm_docker *d, const char *id, char *out, size_t size,
 			     struct dm_err *err);

@@ -88,6 +88,7 @@
 #include "engine/engine.h"
 #include "kv/kv.h"
 #include "server/dots/dot_internal.h"
+#include "server/dots/hooks.h"
 #include "server/dots/registry.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -111,7 +112,8 @@ typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_re
 		       struct dm_dot_job_out *out);
 
 static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
-	prepare_receive, prepare_collaborator, prepare_mount, prepare_unmount, prepare_sealed;
+	prepare_receive, prepare_collaborator, prepare_mount, prepare_unmount, prepare_sealed,
+	prepare_set_hook, prepare_commit;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
 	finish_refresh, finish_receive;
 
@@ -136,7 +138,7 @@ static const struct op {
 	finish_fn *finish;
 } operations[] = {
 	[DM_DOT_OP_CREATE] = {0, NULL, dm_dot_job_create, NULL},
-	[DM_DOT_OP_COMMIT] = {0, prepare_on_branch, dm_dot_job_commit, finish_commit},
+	[DM_DOT_OP_COMMIT] = {0, prepare_commit, dm_dot_job_commit, finish_commit},
 	[DM_DOT_OP_BRANCH] = {SEALED, prepare_branch, dm_dot_job_branch, finish_branch},
 	/* -b makes a branch from history */
 	[DM_DOT_OP_CHECKOUT] = {SEALED, prepare_checkout, dm_dot_job_checkout, finish_checkout},
@@ -152,6 +154,7 @@ static const struct op {
 	/* answers once nothing is pending (log and transfers wait for it) */
 	[DM_DOT_OP_SEALED] = {SEALED, prepare_sealed, NULL, NULL},
 	[DM_DOT_OP_INDEX] = {0, NULL, dm_dot_job_index, NULL},
+	[DM_DOT_OP_SET_HOOK] = {0, prepare_set_hook, NULL, NULL},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -222,6 +225,7 @@ struct dot {
 	struct dm_runtime_mount *runtime_mounts;
 	size_t nsubdots;              /* the current branch's, as last measured */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
+	json_t *hooks; /* {"pre-commit": HOOK, "post-commit": HOOK} (hooks.h), checked */
 
 	struct dm_job *index_job; /* sealing pending[0], or NULL */
 	size_t npending;
@@ -304,6 +308,8 @@ static void publish(struct dot *d)
 		bv->dirty = d->branches[i].dirty;
 		bv->size = d->branches[i].size;
 	}
+	v->hooks = json_object_size(d->hooks) ? json_dumps(d->hooks, JSON_COMPACT | JSON_SORT_KEYS)
+					      : NULL;
 	dm_dot_slot_publish(d->slot, v);
 }
 
@@ -343,6 +349,8 @@ static int persist_dot(struct dot *d, struct dm_err *err)
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", d->id, "namespace", d->name.ns,
 		      "name", d->name.name, "current", d->current, "state",
 		      dm_dot_state_name(d->state), "collaborators", collaborators);
+	if (json_object_size(d->hooks))
+		json_object_set(j, "hooks", d->hooks);
 	/* in a cluster, a delete on another node must know containers use it */
 	if (d->env.kv_root && d->nmounts)
 		json_object_set_new(j, "containers", json_integer((json_int_t)d->nmounts));
@@ -608,6 +616,50 @@ static struct dm_dot_job_in *prepare_collaborator(struct dot *d, struct dm_msg *
 	return NULL;
 }
 
+/* SET_HOOK: at once. The RPC checked who may; the hook is checked here,
+ * where it is kept. */
+static struct dm_dot_job_in *prepare_set_hook(struct dot *d, struct dm_msg *req,
+					      const struct dm_dot_req *r)
+{
+	json_t *hooks = d->hooks ? json_deep_copy(d->hooks) : json_object(), *old = d->hooks;
+	struct dm_hook h;
+	struct dm_err err;
+
+	if (!r->hook_name || (strcmp(r->hook_name, DM_HOOK_PRE_COMMIT) &&
+			      strcmp(r->hook_name, DM_HOOK_POST_COMMIT))) {
+		json_decref(hooks);
+		dm_msg_reply_err(req, DM_EINVAL, "no hook '%s': use " DM_HOOK_PRE_COMMIT
+				 " or " DM_HOOK_POST_COMMIT, r->hook_name ? r->hook_name : "");
+		return NULL;
+	}
+	if (r->hook) {
+		json_t *j = json_loads(r->hook, 0, NULL);
+		int rc = dm_hook_from_json(&h, j, &err);
+
+		if (rc) {
+			json_decref(j);
+			json_decref(hooks);
+			dm_msg_reply_err(req, rc, "%s", err.msg);
+			return NULL;
+		}
+		dm_hook_release(&h);
+		json_object_set_new(hooks, r->hook_name, j);
+	} else {
+		json_object_del(hooks, r->hook_name);
+	}
+	d->hooks = hooks;
+	if (persist_dot(d, &err)) {
+		d->hooks = old;
+		json_decref(hooks);
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return NULL;
+	}
+	json_decref(old);
+	publish(d);
+	reply_json(req, json_object());
+	return NULL;
+}
+
 static bool subdot_valid(const char *s)
 {
 	return !strcmp(s, "__default__") || !strcmp(s, "__root__") ||
@@ -798,6 +850,7 @@ static void affected_containers(struct dot *d, struct dm_dot_job_in *in, const c
 				bool switching)
 {
 	in->containers = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*in->containers));
+	in->container_names = dm_xcalloc(d->nmounts ? d->nmounts : 1, sizeof(*in->container_names));
 	for (size_t i = 0; i < d->nmounts; i++) {
 		const struct dm_mount_view *m = &d->mounts[i];
 		bool follows = !m->branch[0];
@@ -810,9 +863,12 @@ static void affected_containers(struct dot *d, struct dm_dot_job_in *in, const c
 			continue;
 		for (size_t j = 0; j < in->ncontainers; j++)
 			seen = seen || !strcmp(in->containers[j], m->container_id);
-		if (!seen)
+		if (!seen) {
+			snprintf(in->container_names[in->ncontainers], sizeof(*in->container_names),
+				 "%s", m->container);
 			snprintf(in->containers[in->ncontainers++], sizeof(*in->containers), "%s",
 				 m->container_id);
+		}
 	}
 }
 
@@ -843,6 +899,24 @@ static struct dm_dot_job_in *prepare_on_branch(struct dot *d, struct dm_msg *req
 	struct branch *b = req_branch(d, req, r);
 
 	return b ? job_input(d, r->op, r, b) : NULL;
+}
+
+/* COMMIT: the same, with the containers that use the branch (frozen for
+ * the commit's last pass), the dot's hooks and the freeze's bound. */
+static struct dm_dot_job_in *prepare_commit(struct dot *d, struct dm_msg *req,
+					    const struct dm_dot_req *r)
+{
+	struct dm_dot_job_in *in = prepare_on_branch(d, req, r);
+
+	if (!in)
+		return NULL;
+	if (d->env.docker)
+		affected_containers(d, in, in->branch, false);
+	if (json_object_size(d->hooks))
+		in->hooks = json_dumps(d->hooks, JSON_COMPACT);
+	in->max_freeze_ms = r->max_freeze_ms ? r->max_freeze_ms : DM_DOT_MAX_FREEZE_MS_DEFAULT;
+	in->is_current = !strcmp(in->branch, d->current);
+	return in;
 }
 
 /* RESET: the same, stopping the containers that use the branch around it. */
@@ -1126,6 +1200,17 @@ static void create_failed(struct dot *d, struct dm_msg *req, int status, const c
 
 /* A two-step commit's snapshot is taken: the head moves now, the commit is
  * pending until its INDEX job seals it. */
+/* The job's answer for the requester, with what went wrong after the
+ * change was made ("warnings"), which the client shows. */
+static json_t *with_warnings(const struct dm_dot_job_out *out)
+{
+	json_t *res = out->json ? json_incref(out->json) : json_object();
+
+	if (out->warnings)
+		json_object_set(res, "warnings", out->warnings);
+	return res;
+}
+
 static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
 			 const struct dm_dot_job_out *out)
 {
@@ -1133,6 +1218,8 @@ static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_
 	struct branch before;
 	struct pending pc;
 	struct dm_err err;
+	const char *key;
+	json_t *v;
 
 	if (!b) {
 		dm_msg_reply_err(req, DM_ENOTFOUND, "the branch went away");
@@ -1144,12 +1231,16 @@ static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_
 	pc.time_ns = out->time_ns;
 	pc.message = dm_xstrdup(r->message ? r->message : "");
 	pc.author = dm_xstrdup(r->author ? r->author : "");
-	pc.nmeta = r->nmeta;
-	pc.keys = dm_xcalloc(r->nmeta ? r->nmeta : 1, sizeof(char *));
-	pc.values = dm_xcalloc(r->nmeta ? r->nmeta : 1, sizeof(char *));
+	pc.keys = dm_xcalloc(r->nmeta + json_object_size(out->meta) + 1, sizeof(char *));
+	pc.values = dm_xcalloc(r->nmeta + json_object_size(out->meta) + 1, sizeof(char *));
 	for (size_t i = 0; i < r->nmeta; i++) {
-		pc.keys[i] = dm_xstrdup(r->meta_keys[i]);
-		pc.values[i] = dm_xstrdup(r->meta_values[i]);
+		pc.keys[pc.nmeta] = dm_xstrdup(r->meta_keys[i]);
+		pc.values[pc.nmeta++] = dm_xstrdup(r->meta_values[i]);
+	}
+	json_object_foreach(out->meta, key, v)
+	{
+		pc.keys[pc.nmeta] = dm_xstrdup(key);
+		pc.values[pc.nmeta++] = dm_xstrdup(json_string_value(v));
 	}
 	before = *b;
 	memcpy(b->head, out->head, sizeof(b->head));
@@ -1166,7 +1257,7 @@ static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_
 	d->pending = dm_xrealloc(d->pending, (d->npending + 1) * sizeof(*d->pending));
 	d->pending[d->npending++] = pc;
 	publish(d);
-	reply_json(req, json_incref(out->json));
+	reply_json(req, with_warnings(out));
 	maybe_start_index(d);
 }
 
@@ -1196,7 +1287,7 @@ static void answer_job(struct dot *d, struct dm_msg *req, int rc, const struct d
 		dm_msg_reply_err(req, rc, "%s", err->msg);
 		return;
 	}
-	reply_json(req, out->json ? json_incref(out->json) : json_object());
+	reply_json(req, with_warnings(out));
 }
 
 /* DIFF: nothing changes. */
@@ -1544,6 +1635,7 @@ static void free_dot(void *p)
 	free(d->mounts);
 	free(d->runtime_mounts);
 	free(d->subdots);
+	json_decref(d->hooks);
 	for (size_t i = 0; i < d->npending; i++)
 		pending_release(&d->pending[i]);
 	free(d->pending);
@@ -1691,10 +1783,35 @@ static int load_collaborators(struct dot *d, json_t *list, struct dm_err *err)
 	return 0;
 }
 
+/* The persisted hooks (NULL: none), each checked as when it was set. */
+static int load_hooks(struct dot *d, json_t *hooks, struct dm_err *err)
+{
+	const char *name;
+	json_t *v;
+
+	if (!hooks)
+		return 0;
+	if (!json_is_object(hooks))
+		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt hooks in the KV", d->id);
+	json_object_foreach(hooks, name, v)
+	{
+		struct dm_hook h;
+
+		if ((strcmp(name, DM_HOOK_PRE_COMMIT) && strcmp(name, DM_HOOK_POST_COMMIT)) ||
+		    dm_hook_from_json(&h, v, err))
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt hook '%s' in the KV",
+					  d->id, name);
+		dm_hook_release(&h);
+	}
+	d->hooks = json_deep_copy(hooks);
+	return 0;
+}
+
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
 		 const struct dm_dot_name *name, int state, const char *current, json_t *branches,
-		 json_t *collaborators, json_t *pending, struct dm_err *err)
+		 json_t *record, json_t *pending, struct dm_err *err)
 {
+	json_t *collaborators = json_object_get(record, "collaborators");
 	struct dm_dot_handle *h = NULL;
 	struct dot *d = dm_xcalloc(1, sizeof(*d));
 	char actor_name[2 * DM_NAME_PART_MAX + 8];
@@ -1713,6 +1830,8 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		rc = (add_branch(d, "master"), 0);
 	if (!rc && collaborators)
 		rc = load_collaborators(d, collaborators, err);
+	if (!rc)
+		rc = load_hooks(d, json_object_get(record, "hooks"), err);
 	if (!rc && pending)
 		rc = load_pending(d, pending, err);
 	if (!rc)
@@ -1727,6 +1846,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	if (rc) {
 		free(d->branches);
 		free(d->collaborators);
+		json_decref(d->hooks);
 		dm_dot_slot_unref(d->slot);
 		free(d);
 		return rc;
@@ -1742,6 +1862,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	if (rc) {
 		free(d->branches);
 		free(d->collaborators);
+		json_decref(d->hooks);
 		dm_dot_slot_unref(d->slot);
 		free(d);
 		dm_dot_slot_unref(h->slot);
@@ -1777,7 +1898,7 @@ int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req
 		rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
 				dm_dot_name_text(shown, &v->name));
 		dm_dot_view_unref(v);
-	} else if (rc == DM_ETIMEOUT) {
+	} else if (rc == DM_ETIMEOUT && !reply) { /* not the dot's own answer */
 		dm_err_set(err, rc, "timed out after %d ms waiting for the dot", timeout_ms);
 	}
 	if (!rc) {

@@ -20,6 +20,7 @@
 
 struct dm_actor;
 struct dm_docker;
+struct dm_freezer;
 struct dm_engine;
 struct dm_kv;
 struct dm_sched;
@@ -41,6 +42,8 @@ struct dm_dot_env {
 	const char *server;        /* "127.0.0.1:32607", shown in listings */
 	struct dm_actor *registry; /* told when a dot is gone */
 	struct dm_docker *docker;  /* the container engine's API, or NULL */
+	struct dm_freezer *freezer; /* pauses containers for a commit (with docker) */
+	const char *volume_driver;  /* the plugin's name ("dm"), or NULL without one */
 	/* where this node keeps its dots and names in the KV: NULL for
 	 * DM_KV_ROOT (one node), "/dm/n/NODE/" in a cluster on etcd */
 	const char *kv_root;
@@ -104,6 +107,7 @@ struct dm_dot_view {
 	struct dm_branch_view *branches;       /* sorted by name */
 	size_t nsubdots;                       /* the current branch's subdots, as last measured: */
 	char (*subdots)[DM_NAME_PART_MAX + 1]; /* its top-level directories, sorted */
+	char *hooks; /* JSON text {"pre-commit": HOOK, "post-commit": HOOK}, or NULL */
 };
 
 void dm_dot_view_unref(struct dm_dot_view *v);
@@ -142,6 +146,7 @@ enum dm_dot_op {
 	DM_DOT_OP_UNMOUNT, /* ...and lets go of it, or of one container's record */
 	DM_DOT_OP_SEALED,  /* answers once every commit is indexed (log, transfers wait) */
 	DM_DOT_OP_INDEX,   /* internal: index the oldest pending commit */
+	DM_DOT_OP_SET_HOOK, /* hook_name := hook (JSON text), or none when NULL */
 };
 
 /* One commit of a RECEIVE: its commit id and the id of its stored object. */
@@ -192,7 +197,23 @@ struct dm_dot_req {
 	 */
 	struct dm_mount_view *mount;
 	char *volume_name;
+	/* COMMIT: the longest the containers may be frozen (0: the default,
+	 * DM_DOT_MAX_FREEZE_MS_DEFAULT) */
+	int64_t max_freeze_ms;
+	/* SET_HOOK: "pre-commit" or "post-commit", and the hook as JSON
+	 * (hooks.h) or NULL to remove it */
+	char *hook_name;
+	char *hook;
 };
+
+/* The hooks a dot may have (hooks.h runs one). */
+#define DM_HOOK_PRE_COMMIT  "pre-commit"
+#define DM_HOOK_POST_COMMIT "post-commit"
+
+/* How long a commit may freeze the containers that use its branch unless
+ * it says (dm commit --max-freeze), and the longest it may say. */
+#define DM_DOT_MAX_FREEZE_MS_DEFAULT 5000
+#define DM_DOT_MAX_FREEZE_MS_MAX (600 * 1000)
 
 struct dm_dot_req *dm_dot_req_new(int op);
 void dm_dot_req_free(void *req);
@@ -201,12 +222,13 @@ void dm_dot_req_free(void *req);
  * Creates the actor of a dot and returns the caller's handle. A dot loaded
  * from the KV (at start) is READY, or resumes its deletion when it was
  * DELETING; a new one is CREATING until its DM_DOT_OP_CREATE request is
- * served. branches, collaborators and pending (commits snapshotted but not
- * yet indexed, by commit id): as persisted (NULL for a new dot).
+ * served. branches, record (the dot's own record: its collaborators and
+ * hooks) and pending (commits snapshotted but not yet indexed, by commit
+ * id): as persisted (NULL for a new dot).
  */
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
 		 const struct dm_dot_name *name, int state, const char *current, json_t *branches,
-		 json_t *collaborators, json_t *pending, struct dm_err *err);
+		 json_t *record, json_t *pending, struct dm_err *err);
 
 /* Sends req (taken) to the dot and waits up to timeout_ms; the result is a
  * JSON value (a new reference) on success. A dot that is gone answers

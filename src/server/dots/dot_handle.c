@@ -51,6 +51,7 @@ void dm_dot_view_unref(struct dm_dot_view *v)
 	free(v->mounts);
 	free(v->runtime_mounts);
 	free(v->subdots);
+	free(v->hooks);
 	free(v);
 }
 
@@ -160,6 +161,8 @@ void dm_dot_req_free(void *p)
 	free(r->user);
 	free(r->mount);
 	free(r->volume_name);
+	free(r->hook_name);
+	free(r->hook);
 	free(r);
 }
 
@@ -216,13 +219,16 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 
 	for (size_t i = 0; i < v->nsubdots; i++)
 		json_array_append_new(subdots, json_string(v->subdots[i]));
+	json_t *hooks = v->hooks ? json_loads(v->hooks, 0, NULL) : NULL;
+
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, s:o, "
-			 "s:I}",
+			 "s:I, s:o}",
 			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "state",
 			 dm_dot_state_name(v->state), "branch", v->current, "branches", branches,
 			 "size", (json_int_t)(cur ? cur->size : 0), "commits",
 			 (json_int_t)(cur ? cur->commits : 0), "dirty",
 			 (json_int_t)(cur ? cur->dirty : 0), "containers", containers, "server",
 			 server ? server : "", "busy", v->busy, "collaborators", collaborators,
-			 "subdots", subdots, "indexing", (json_int_t)v->indexing);
+			 "subdots", subdots, "indexing", (json_int_t)v->indexing, "hooks",
+			 hooks ? hooks : json_object());
 }

@@ -84,9 +84,17 @@ struct dm_dot_job_in {
 	struct dm_dot_commit_ref *received;
 	bool stash;
 	char stash_name[DM_NAME_PART_MAX + 1]; /* chosen by the actor */
-	/* RESET, CHECKOUT: containers to stop before and start after */
+	/* RESET, CHECKOUT: containers to stop before and start after; COMMIT:
+	 * to freeze (their names beside) */
 	size_t ncontainers;
 	char (*containers)[65];
+	char (*container_names)[256];
+	/* COMMIT: the dot's hooks (JSON text, or NULL), the freeze's bound, and
+	 * whether the branch is the current one (containers that mount the dot
+	 * without a branch use it) */
+	char *hooks;
+	int64_t max_freeze_ms;
+	bool is_current;
 	bool switch_only; /* CHECKOUT of an existing branch: only switch */
 	/* INDEX: seal commit `head` (parent old_head) taken at time_ns */
 	int64_t time_ns;
@@ -102,6 +110,7 @@ struct dm_dot_job_out {
 	/* RECEIVE with stash: the branch that now holds the receiver's commits */
 	bool switched; /* CHECKOUT of an existing branch: the stable path moved */
 	bool pending;  /* COMMIT: a snapshot was taken; the commit is sealed later */
+	json_t *meta;  /* COMMIT: dm's own metadata (how it was taken), for a pending one */
 	int64_t time_ns;
 	bool stashed;
 	char stash_name[DM_NAME_PART_MAX + 1];
@@ -115,6 +124,15 @@ struct dm_dot_job_out {
 	json_t *warnings; /* what went wrong after the change was made, or NULL */
 	char errmsg[DM_ERR_MSG_MAX];
 };
+
+/*
+ * Writes the commit object of commit `id` (parent: `parent` or none) with
+ * tree, in's message, author and metadata, and the entries of extra (an
+ * object of strings, dm's own keys; may be NULL), and indexes it: the
+ * commit is sealed.
+ */
+int dm_dot_seal_commit(struct dm_dot_job_in *in, const char *id, const char *parent,
+		       const dm_oid *tree, int64_t time_ns, json_t *extra, struct dm_err *err);
 
 void dm_dot_job_in_free(void *in);
 void dm_dot_job_out_free(void *out);

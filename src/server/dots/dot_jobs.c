@@ -52,6 +52,8 @@ void dm_dot_job_in_free(void *p)
 	free(in->old_head);
 	free(in->received);
 	free(in->containers);
+	free(in->container_names);
+	free(in->hooks);
 	free(in);
 }
 
@@ -61,6 +63,7 @@ void dm_dot_job_out_free(void *p)
 
 	if (out) {
 		free(out->subdots);
+		json_decref(out->meta);
 		json_decref(out->json);
 		json_decref(out->warnings);
 	}
@@ -183,16 +186,16 @@ static int meta_index_cmp(const void *a, const void *b)
 	return strcmp(((const struct dm_meta *)a)->key, ((const struct dm_meta *)b)->key);
 }
 
-/* Writes the commit object of commit `id` (parent: `parent` or none) with
- * tree, and indexes it: the commit is sealed. */
-static int seal_commit(struct dm_dot_job_in *in, const char *id, const char *parent,
-		       const dm_oid *tree, int64_t time_ns, struct dm_err *err)
+int dm_dot_seal_commit(struct dm_dot_job_in *in, const char *id, const char *parent,
+		       const dm_oid *tree, int64_t time_ns, json_t *extra, struct dm_err *err)
 {
 	static char empty[] = "";
 	struct dm_commit c = {0};
 	struct dm_buf enc = DM_BUF_INIT;
 	char idbuf[DM_COMMIT_ID_LEN_MAX + 1], parent_buf[DM_COMMIT_ID_LEN_MAX + 1];
 	char *parents[1] = {parent_buf};
+	const char *key;
+	json_t *v;
 	dm_oid oid;
 	int rc;
 
@@ -206,11 +209,15 @@ static int seal_commit(struct dm_dot_job_in *in, const char *id, const char *par
 	c.author = in->author ? in->author : empty;
 	c.time_ns = time_ns;
 	c.message = in->message ? in->message : empty;
-	c.nmeta = in->nmeta;
-	c.meta = dm_xcalloc(in->nmeta ? in->nmeta : 1, sizeof(*c.meta));
+	c.meta = dm_xcalloc(in->nmeta + json_object_size(extra) + 1, sizeof(*c.meta));
 	for (size_t i = 0; i < in->nmeta; i++) {
-		c.meta[i].key = in->meta_keys[i];
-		c.meta[i].value = in->meta_values[i];
+		c.meta[c.nmeta].key = in->meta_keys[i];
+		c.meta[c.nmeta++].value = in->meta_values[i];
+	}
+	json_object_foreach(extra, key, v)
+	{
+		c.meta[c.nmeta].key = dm_xstrdup(key);
+		c.meta[c.nmeta++].value = dm_xstrdup(json_string_value(v));
 	}
 	qsort(c.meta, c.nmeta, sizeof(*c.meta), meta_index_cmp);
 	rc = dm_commit_encode(&enc, &c, err);
@@ -218,6 +225,16 @@ static int seal_commit(struct dm_dot_job_in *in, const char *id, const char *par
 		rc = dm_store_put(in->env.store, &oid, DM_OBJ_COMMIT, enc.data, enc.len, err);
 	if (!rc)
 		rc = dm_store_commit_put(in->env.store, in->dot_id, id, &oid, err);
+	for (size_t i = 0; i < c.nmeta; i++) { /* the copies of extra's entries */
+		bool copied = true;
+
+		for (size_t k = 0; k < in->nmeta; k++)
+			copied = copied && c.meta[i].key != in->meta_keys[k];
+		if (copied) {
+			free(c.meta[i].key);
+			free(c.meta[i].value);
+		}
+	}
 	free(c.meta);
 	dm_buf_release(&enc);
 	return rc;
@@ -227,37 +244,6 @@ int dm_dot_job_create(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		      struct dm_engine_progress *p, struct dm_err *err)
 {
 	return dm_engine_create(in->env.engine, in->dot_id, in->branch, NULL, p, err);
-}
-
-int dm_dot_job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
-		      struct dm_engine_progress *p, struct dm_err *err)
-{
-	char id[DM_UUID_LEN + 1];
-	int64_t now = dm_now_realtime_ns();
-	dm_oid tree;
-	int rc = dm_id_uuid7(id, now / 1000000, err);
-
-	if (rc)
-		return rc;
-	snprintf(out->head, sizeof(out->head), "%s", id);
-	out->commits = in->commits + 1;
-	out->time_ns = now;
-	if (dm_engine_can_snapshot(in->env.engine)) {
-		/* two steps: the snapshot now, the tree later (an INDEX job) */
-		rc = dm_engine_snapshot(in->env.engine, in->dot_id, in->branch, id, err);
-		out->pending = true;
-	} else {
-		rc = dm_engine_commit(in->env.engine, in->dot_id, in->branch, &tree, p, err);
-		if (!rc)
-			rc = seal_commit(in, id, in->head, &tree, now, err);
-		out->has_tree = true;
-		out->tree = tree;
-	}
-	if (rc)
-		return rc;
-	/* dirty is 0 by construction; the size is measured when someone lists */
-	out->json = json_pack("{s:s}", "id", id);
-	return 0;
 }
 
 /* INDEX: the tree of pending commit in->head's snapshot (reusing its
@@ -281,7 +267,7 @@ int dm_dot_job_index(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	rc = dm_engine_index(in->env.engine, in->dot_id, in->head, parent,
 			     parent ? &parent_tree : NULL, &tree, p, err);
 	if (!rc)
-		rc = seal_commit(in, in->head, parent, &tree, in->time_ns, err);
+		rc = dm_dot_seal_commit(in, in->head, parent, &tree, in->time_ns, NULL, err);
 	if (rc)
 		return rc;
 	snprintf(out->head, sizeof(out->head), "%s", in->head);

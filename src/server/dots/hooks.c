@@ -423,7 +423,7 @@ int dm_hook_run(struct dm_docker *d, const struct dm_hook *h, const char *what, 
 		if (rc)
 			goto done;
 		if (WIFSIGNALED(status)) {
-			rc = dm_err_set(err, DM_ECANCELED, "%s ('%s') was killed by signal %d: %s",
+			rc = dm_err_set(err, DM_ECONFLICT, "%s ('%s') was killed by signal %d: %s",
 					what, h->argv[0], WTERMSIG(status),
 					l->last[0] ? l->last : "(no output)");
 			goto done;
@@ -449,7 +449,7 @@ int dm_hook_run(struct dm_docker *d, const struct dm_hook *h, const char *what, 
 		}
 	}
 	if (code != 0)
-		rc = dm_err_set(err, DM_ECANCELED, "%s ('%s') exited with status %d: %s", what,
+		rc = dm_err_set(err, DM_ECONFLICT, "%s ('%s') exited with status %d: %s", what,
 				h->argv[0], code, l->last[0] ? l->last : "(no output)");
 done:
 	free(l);

@@ -55,7 +55,7 @@ void dm_hook_release(struct dm_hook *h);
  *
  * Every line of output is logged as "WHAT: LINE" (at most 1000 bytes a
  * line, 64 KiB in all). Fails with DM_ETIMEOUT past the deadline,
- * DM_ECANCELED when the command exits with a status other than 0 or is
+ * DM_ECONFLICT when the command exits with a status other than 0 or is
  * killed by a signal (the message names the status and the last line of
  * output), or with what starting it failed with.
  */

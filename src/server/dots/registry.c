@@ -442,7 +442,7 @@ static int load_dots(struct dm_registry *r, struct dm_err *err)
 		st = !strcmp(state, "ready") ? DM_DOT_READY : DM_DOT_DELETING;
 		rc = dm_dot_start(&h, &r->env, id, &dn, st, current,
 				  json_object_get(v, "branches"),
-				  json_object_get(rec, "collaborators"), json_object_get(v, "pending"),
+				  rec, json_object_get(v, "pending"),
 				  err);
 		if (rc)
 			break;
