@@ -203,7 +203,9 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
 	{"dot show", dm_cmd_dot_show, "[DOT] [-H] [--json]", "show a dot in detail",
 	 "Shows a dot (default: the current dot): its id, branches with their\n"
-	 "heads, size, commits, uncommitted bytes and containers.\n"
+	 "heads, size, commits, uncommitted bytes and containers; how the current\n"
+	 "branch's head was taken (captured: frozen, snapshot, quiet or\n"
+	 "not-instant) and the dot's hooks (dm dot set-hook).\n"
 	 "\n"
 	 "Options:\n"
 	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes\n"

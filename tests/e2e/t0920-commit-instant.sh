@@ -60,7 +60,7 @@ test_expect_success 'dmd with the Docker Engine API and the volume plugin' '
 
 test_expect_success 'a container writes a counter and a log of it on a dm volume' '
 	dk_run -d --name "$w" --volume-driver "$DM_DOCKER_PLUGIN" -v "$vol:/data" localhost/busybox \
-		sh -c "i=0; while :; do i=\$((i+1)); echo \$i >/data/counter; echo \$i >>/data/log; sleep 0.005; done" >/dev/null &&
+		sh -c "i=0; while :; do i=\$((i+1)); echo \$i >>/data/log; echo \$i >/data/c.new; mv /data/c.new /data/counter; sleep 0.005; done" >/dev/null &&
 	wait_for "dmd to name $w" sh -c "dm dot show $vol | grep \"^containers: *$w\$\""
 '
 
@@ -76,8 +76,11 @@ test_expect_success 'a commit freezes it for the last pass and records it' '
 	running_not_paused "$w"
 '
 
+# The container appends i to the log, then makes the counter i (a rename):
+# any instant has the log's last line equal to the counter or one ahead.
 test_expect_success 'what it committed is one instant of the writes: the counter and its log agree' '
 	dm commit -m "again" --dot "$vol" >/dev/null &&
+	test_when_finished "dk start $w >/dev/null" &&
 	dk stop -t 1 "$w" >/dev/null &&
 	dm reset --hard HEAD --dot "$vol" &&
 	dm mount "$vol" "$HOME/m" &&
@@ -85,8 +88,7 @@ test_expect_success 'what it committed is one instant of the writes: the counter
 	last=$(tail -n 1 "$HOME/m/__default__/log") &&
 	echo "counter $counter, last logged $last" &&
 	test "$counter" -gt 0 &&
-	{ test "$last" = "$counter" || test "$last" = "$((counter - 1))"; } &&
-	dk start "$w" >/dev/null
+	{ test "$last" = "$counter" || test "$last" = "$((counter + 1))"; }
 '
 
 test_expect_success 'metadata keys under dm. are refused, by dm and by the API' '
@@ -103,11 +105,25 @@ test_expect_success 'nothing to freeze, nothing changing: the commit is quiet' '
 	dm log -v --dot quiet 2>/dev/null | grep "^capture: quiet$"
 '
 
+# The writer never sleeps; still, on a loaded machine it may get no CPU
+# while a commit reads, and that commit is then rightly quiet: a few tries.
 test_expect_success 'a host process writing while the commit reads: not one instant, said and recorded' '
-	{ n=0; while :; do n=$((n + 1)); for i in $(seq 500); do echo "$n" >"$HOME/q/w$i"; done; done & } &&
+	{ python3 -c "
+import os, sys
+d = sys.argv[1]
+n = 0
+while True:
+    n += 1
+    with open(os.path.join(d, \"w%d\" % (n % 500)), \"w\") as f:
+        f.write(str(n))
+" "$HOME/q" & } &&
 	writer=$! &&
 	test_when_finished "kill $writer 2>/dev/null; wait $writer 2>/dev/null; true" &&
-	dm commit -m busy --dot quiet >/dev/null 2>err &&
+	wait_for "the writer to write" test -e "$HOME/q/w499" &&
+	for try in 1 2 3 4 5; do
+		dm commit -m "busy $try" --dot quiet >/dev/null 2>err &&
+		if test -s err; then break; fi
+	done &&
 	cat err &&
 	grep "^dm: warning: not one instant: [0-9]* entries changed while the commit read them (the first: [^)]*); something writes to the dot that dm cannot freeze$" err &&
 	dm log -v --dot quiet 2>/dev/null >log &&
