@@ -91,15 +91,13 @@ first_error() {
 }
 
 # captures DOT: "ID HOW [FREEZE_MS]" for each commit of DOT that records
-# how it was taken (the COMMIT object's capture, or the metadata keys
-# dm.capture and dm.freeze-ms): a snapshot, frozen (and for how long), quiet,
-# not-instant.
+# how it was taken (the COMMIT object's capture): a snapshot, frozen (and
+# for how long), quiet, not-instant.
 captures() {
 	dm log --json --dot "$1" | python3 -c 'import json, sys
 for c in json.load(sys.stdin)["commits"]:
-    cap, meta = c.get("capture") or {}, c.get("metadata") or {}
-    how = cap.get("how", meta.get("dm.capture"))
-    ms = cap.get("freeze_ms", meta.get("dm.freeze-ms"))
+    cap = c.get("capture") or {}
+    how, ms = cap.get("how"), cap.get("freeze_ms")
     if how is not None:
         print(c["id"], how, "" if ms is None else ms)'
 }
@@ -232,7 +230,12 @@ for engine in dir btrfs; do
 		echo "$torn of $n commits torn on the $engine engine (restored in $(ms "$start" "$EPOCHREALTIME") ms)" |
 			tee -a "report-$engine" &&
 		test "$n" = "$commits" &&
-		test "$torn" = 0
+		test "$torn" = 0 &&
+		if [ "$engine" = dir ]; then how=frozen; else how=snapshot; fi &&
+		while read -r id cms; do
+			grep -q "^$id $how" "captures-$engine" ||
+				{ echo "commit $id was not taken $how"; return 1; }
+		done <"commits-$engine"
 	'
 	if [ -s "report-$engine" ]; then
 		sed 's/^/# /' "report-$engine"
