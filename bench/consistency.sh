@@ -50,6 +50,10 @@ options:
                    one from 39800)
   --results FILE   results file (default bench/RESULTS.md)
   --keep           keep the dmd data directories (and the pool file)
+  --section NAME   the section of the results file to write (default
+                   consistency), e.g. consistency-reflink for a run whose
+                   --work is on a file system with reflinks
+  --title TEXT     added to the section's title (what differs in this run)
   -h, --help       this text
 
 Needs root, ../shared/containers/docker.sh beside the repository, python3.
@@ -80,6 +84,8 @@ DOBUILD=1
 PORT=""
 RESULTS=$REPO/bench/RESULTS.md
 KEEP=0
+MARK=consistency
+TITLE=""
 ARGS=("$@")
 
 while [ $# -gt 0 ]; do
@@ -96,6 +102,12 @@ while [ $# -gt 0 ]; do
 		esac
 		shift 2
 		;;
+	--section)
+		MARK=${2:?--section needs a name}
+		[[ $MARK =~ ^[a-z0-9-]+$ ]] || die "--section must be made of a-z, 0-9 and -, not '$MARK'"
+		shift 2
+		;;
+	--title) TITLE=${2:?--title needs a text}; shift 2 ;;
 	--seed) die "--seed: nothing here is random but pgbench's own choices" ;;
 	-h | --help) usage; exit 0 ;;
 	*)
@@ -395,8 +407,8 @@ REPRO="bench/consistency.sh"
 
 SECTION=$(mktemp)
 {
-	echo "<!-- consistency:begin -->"
-	echo "## consistency: commits of a running PostgreSQL"
+	echo "<!-- $MARK:begin -->"
+	echo "## $MARK: commits of a running PostgreSQL${TITLE:+, $TITLE}"
 	echo
 	echo "Run $NOW, dm $REV, dm and dmd $BUILDTYPE build; $MACHINE;"
 	echo "load average (1 min) $LOAD0 at the start, $LOAD1 at the end."
@@ -420,8 +432,8 @@ SECTION=$(mktemp)
 	echo '```'
 	echo "$REPRO"
 	echo '```'
-	echo "<!-- consistency:end -->"
+	echo "<!-- $MARK:end -->"
 } >"$SECTION"
-write_section consistency "$SECTION"
+write_section "$MARK" "$SECTION"
 rm -f "$SECTION"
 say "results written to $RESULTS"
