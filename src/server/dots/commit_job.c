@@ -41,6 +41,7 @@ struct commit_run {
 	struct dm_buf hooks_said; /* "pre-commit: ok; post-commit: ..." */
 	struct dm_freeze *freeze;
 	int64_t frozen_ns;
+	int64_t t_pause, t_paused; /* monotonic: where a freeze's time goes */
 	int thaw_rc;             /* what ending the freeze said */
 	struct dm_err thaw_err;
 	json_t *warnings;
@@ -140,18 +141,30 @@ static int freeze(void *ctx, struct dm_err *err)
 {
 	struct commit_run *c = ctx;
 	char key[DM_DOT_ID_MAX + DM_NAME_PART_MAX + 2];
+	int rc;
 
 	snprintf(key, sizeof(key), "%s-%s", c->in->dot_id, c->in->branch);
-	return dm_freeze_begin(c->in->env.freezer, key, (const char(*)[65])c->in->containers,
-			       c->in->ncontainers, c->in->max_freeze_ms * 1000000, &c->freeze, err);
+	c->t_pause = dm_now_monotonic_ns();
+	rc = dm_freeze_begin(c->in->env.freezer, key, (const char(*)[65])c->in->containers,
+			     c->in->ncontainers, c->in->max_freeze_ms * 1000000, &c->freeze, err);
+	if (!rc)
+		c->t_paused = dm_freeze_frozen_since(c->freeze);
+	return rc;
 }
 
 static void thaw(void *ctx)
 {
 	struct commit_run *c = ctx;
+	int64_t t_thaw = dm_now_monotonic_ns();
 
 	c->thaw_rc = dm_freeze_end(c->freeze, &c->frozen_ns, &c->thaw_err);
 	c->freeze = NULL;
+	dm_info("dot %s: branch '%s' frozen for %lld ms: pausing %zu containers %lld ms, the "
+		"last pass %lld ms, thawing %lld ms",
+		c->in->dot_id, c->in->branch, (long long)(c->frozen_ns / 1000000),
+		c->in->ncontainers, (long long)((c->t_paused - c->t_pause) / 1000000),
+		(long long)((t_thaw - c->t_paused) / 1000000),
+		(long long)((dm_now_monotonic_ns() - t_thaw) / 1000000));
 	if (c->thaw_rc && c->thaw_rc != DM_ETIMEOUT)
 		warn(c, c->thaw_err.msg); /* the capture was made; the containers may not run */
 	run_post(c);
