@@ -8,10 +8,11 @@
  * of the caller's timeout for an exec); answers are bounded (1 MiB; an
  * exec's output is kept to its last 64 KiB however long it runs) and parsed
  * as untrusted JSON, or as Docker's multiplexed stream (8-byte frame
- * headers, checked) for an exec's output. A container or exec id goes into
- * a URL only after it is checked to be [A-Za-z0-9][A-Za-z0-9_.-]*. A
- * handle keeps no connection: each call is independent, so it can be
- * shared by threads.
+ * headers, checked) for an exec's output, by functions that do no I/O
+ * (docker_parse.h, fuzzed by tests/fuzz/fuzz_dots.c). A container or exec
+ * id goes into a URL only after it is checked to be
+ * [A-Za-z0-9][A-Za-z0-9_.-]*. A handle keeps no connection: each call is
+ * independent, so it can be shared by threads.
  *
  * Answers differ between engines where it matters here: pausing a paused
  * container is 409 from Docker and 500 from podman, unpausing one that is
@@ -19,6 +20,7 @@
  * asked, and the state decides.
  */
 #include "server/dots/docker.h"
+#include "server/dots/docker_parse.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -41,7 +43,6 @@
 
 #define API "http://localhost/v1.41"
 #define MAX_ANSWER (1u << 20)
-#define ID_MAX 128
 #define PAUSE_TIMEOUT_MS 5000L
 /* what killing a timed-out exec may add to its timeout */
 #define KILL_BUDGET_MS 1000L
@@ -157,12 +158,11 @@ static int request(struct dm_docker *d, const char *method, const char *path, lo
 	return perform(d, &k, status, out, err);
 }
 
-/* Whether id may go into a URL: [A-Za-z0-9][A-Za-z0-9_.-]*, at most ID_MAX. */
-static bool id_ok(const char *id)
+bool dm_docker_id_ok(const char *id)
 {
-	size_t len = id ? strnlen(id, ID_MAX + 1) : 0;
+	size_t len = id ? strnlen(id, DM_DOCKER_ID_MAX + 1) : 0;
 
-	if (len == 0 || len > ID_MAX)
+	if (len == 0 || len > DM_DOCKER_ID_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = id[i];
@@ -177,17 +177,17 @@ static bool id_ok(const char *id)
 
 static int check_id(const char *id, struct dm_err *err)
 {
-	if (!id_ok(id))
-		return dm_err_set(err, DM_EINVAL, "invalid container id or name '%.*s'", ID_MAX,
-				  id ? id : "");
+	if (!dm_docker_id_ok(id))
+		return dm_err_set(err, DM_EINVAL, "invalid container id or name '%.*s'",
+				  DM_DOCKER_ID_MAX, id ? id : "");
 	return 0;
 }
 
-/* The "message" of an error answer, printable and cut to size, into out
- * ("" when there is none). */
-static const char *api_message(char *out, size_t size, const struct dm_buf *b)
+/* --- reading the answers (docker_parse.h): no I/O in this part --- */
+
+const char *dm_docker_parse_message(char *out, size_t size, const char *text, size_t len)
 {
-	json_t *j = b->len ? json_loadb((const char *)b->data, b->len, 0, NULL) : NULL;
+	json_t *j = len ? json_loadb(text, len, 0, NULL) : NULL;
 	const char *m = json_string_value(json_object_get(j, "message"));
 	size_t i;
 
@@ -199,41 +199,18 @@ static const char *api_message(char *out, size_t size, const struct dm_buf *b)
 	return out;
 }
 
-int dm_docker_containers_using(struct dm_docker *d, const char *volume,
-			       struct dm_container **out, size_t *n, struct dm_err *err)
+int dm_docker_parse_containers(struct dm_container **out, size_t *n, const char *text,
+			       size_t len)
 {
-	struct dm_buf b;
-	char *filter = NULL, path[900];
-	json_t *list = NULL, *v;
-	struct dm_container *cs = NULL;
-	long status = 0;
+	json_t *list = json_loadb(text, len, 0, NULL), *v;
+	struct dm_container *cs;
 	size_t i, count = 0;
-	int rc;
-	CURL *c = curl_easy_init();
-	json_t *f = json_pack("{s:[s]}", "volume", volume);
-	char *fs = json_dumps(f, JSON_COMPACT);
 
-	dm_buf_init(&b, MAX_ANSWER);
-	filter = c && fs ? curl_easy_escape(c, fs, 0) : NULL;
-	free(fs);
-	json_decref(f);
-	if (!filter) {
-		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
-		goto done;
-	}
-	snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", filter);
-	rc = request(d, "GET", path, 10, &status, &b, err);
-	if (rc)
-		goto done;
-	if (status != 200) {
-		rc = dm_err_set(err, DM_EPROTO, "the Docker API answered %ld listing containers",
-				status);
-		goto done;
-	}
-	list = json_loadb((const char *)b.data, b.len, 0, NULL);
+	*out = NULL;
+	*n = 0;
 	if (!json_is_array(list)) {
-		rc = dm_err_set(err, DM_EPROTO, "the Docker API sent a malformed container list");
-		goto done;
+		json_decref(list);
+		return DM_EPROTO;
 	}
 	cs = dm_xcalloc(json_array_size(list) + 1, sizeof(*cs));
 	json_array_foreach(list, i, v)
@@ -250,41 +227,25 @@ int dm_docker_containers_using(struct dm_docker *d, const char *volume,
 		cs[count].running = state && !strcmp(state, "running");
 		count++;
 	}
+	json_decref(list);
 	*out = cs;
 	*n = count;
-	cs = NULL;
-done:
-	free(cs);
-	json_decref(list);
-	if (filter)
-		curl_free(filter);
-	if (c)
-		curl_easy_cleanup(c);
-	dm_buf_release(&b);
-	return rc;
+	return 0;
 }
 
-int dm_docker_running_mounts(struct dm_docker *d, const char *driver,
-			     struct dm_docker_mount **out, size_t *n, struct dm_err *err)
+int dm_docker_parse_mounts(struct dm_docker_mount **out, size_t *n, const char *driver,
+			   const char *text, size_t len)
 {
-	struct dm_buf b;
-	json_t *list = NULL, *v, *m;
+	json_t *list = json_loadb(text, len, 0, NULL), *v, *m;
 	struct dm_docker_mount *ms = NULL;
-	long status = 0;
 	size_t i, k, count = 0, cap = 0;
-	int rc;
 
 	*out = NULL;
 	*n = 0;
-	dm_buf_init(&b, MAX_ANSWER);
-	rc = request(d, "GET", "/containers/json", 10, &status, &b, err);
-	if (!rc && status != 200)
-		rc = dm_err_set(err, DM_EPROTO, "the Docker API answered %ld listing containers",
-				status);
-	if (!rc && !json_is_array(list = json_loadb((const char *)b.data, b.len, 0, NULL)))
-		rc = dm_err_set(err, DM_EPROTO, "the Docker API sent a malformed container list");
-	if (rc)
-		goto done;
+	if (!json_is_array(list)) {
+		json_decref(list);
+		return DM_EPROTO;
+	}
 	json_array_foreach(list, i, v)
 	{
 		const char *id = json_string_value(json_object_get(v, "Id"));
@@ -309,12 +270,150 @@ int dm_docker_running_mounts(struct dm_docker *d, const char *driver,
 			count++;
 		}
 	}
+	json_decref(list);
 	*out = ms;
 	*n = count;
-	ms = NULL;
+	return 0;
+}
+
+int dm_docker_parse_name(char *out, size_t size, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *name = json_string_value(json_object_get(j, "Name"));
+	int rc = 0;
+
+	if (name)
+		snprintf(out, size, "%s", name[0] == '/' ? name + 1 : name);
+	else
+		rc = DM_EPROTO;
+	json_decref(j);
+	return rc;
+}
+
+int dm_docker_parse_state(bool *running, bool *paused, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	json_t *state = json_object_get(j, "State");
+	int rc = 0;
+
+	if (!json_is_boolean(json_object_get(state, "Running")) ||
+	    !json_is_boolean(json_object_get(state, "Paused"))) {
+		rc = DM_EPROTO;
+	} else {
+		*running = json_is_true(json_object_get(state, "Running"));
+		*paused = json_is_true(json_object_get(state, "Paused"));
+	}
+	json_decref(j);
+	return rc;
+}
+
+int dm_docker_parse_exec_id(char out[DM_DOCKER_ID_MAX + 1], const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *eid = json_string_value(json_object_get(j, "Id"));
+	int rc = 0;
+
+	if (dm_docker_id_ok(eid))
+		snprintf(out, DM_DOCKER_ID_MAX + 1, "%s", eid);
+	else
+		rc = DM_EPROTO;
+	json_decref(j);
+	return rc;
+}
+
+int dm_docker_parse_exec_state(struct dm_docker_exec_state *out, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL), *v;
+	const char *cid;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_boolean(json_object_get(j, "Running"))) {
+		rc = DM_EPROTO;
+		goto done;
+	}
+	out->running = json_is_true(json_object_get(j, "Running"));
+	v = json_object_get(j, "ExitCode");
+	if (json_is_integer(v) && json_integer_value(v) >= INT32_MIN &&
+	    json_integer_value(v) <= INT32_MAX) {
+		out->has_exit = true;
+		out->exit_code = (int)json_integer_value(v);
+	}
+	v = json_object_get(j, "Pid");
+	if (json_is_integer(v) && json_integer_value(v) > 1 && json_integer_value(v) < (1 << 30))
+		out->pid = (long)json_integer_value(v);
+	cid = json_string_value(json_object_get(j, "ContainerID"));
+	if (cid && strlen(cid) == 64 && dm_docker_id_ok(cid))
+		snprintf(out->container, sizeof(out->container), "%s", cid);
 done:
-	free(ms);
-	json_decref(list);
+	json_decref(j);
+	return rc;
+}
+
+/* The "message" of an error answer, printable and cut to size, into out
+ * ("" when there is none). */
+static const char *api_message(char *out, size_t size, const struct dm_buf *b)
+{
+	return dm_docker_parse_message(out, size, (const char *)b->data, b->len);
+}
+
+/* --- containers --- */
+
+int dm_docker_containers_using(struct dm_docker *d, const char *volume,
+			       struct dm_container **out, size_t *n, struct dm_err *err)
+{
+	struct dm_buf b;
+	char *filter = NULL, path[900];
+	long status = 0;
+	int rc;
+	CURL *c = curl_easy_init();
+	json_t *f = json_pack("{s:[s]}", "volume", volume);
+	char *fs = json_dumps(f, JSON_COMPACT);
+
+	dm_buf_init(&b, MAX_ANSWER);
+	filter = c && fs ? curl_easy_escape(c, fs, 0) : NULL;
+	free(fs);
+	json_decref(f);
+	if (!filter) {
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+		goto done;
+	}
+	snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", filter);
+	rc = request(d, "GET", path, 10, &status, &b, err);
+	if (rc)
+		goto done;
+	if (status != 200) {
+		rc = dm_err_set(err, DM_EPROTO, "the Docker API answered %ld listing containers",
+				status);
+		goto done;
+	}
+	if (dm_docker_parse_containers(out, n, (const char *)b.data, b.len))
+		rc = dm_err_set(err, DM_EPROTO, "the Docker API sent a malformed container list");
+done:
+	if (filter)
+		curl_free(filter);
+	if (c)
+		curl_easy_cleanup(c);
+	dm_buf_release(&b);
+	return rc;
+}
+
+int dm_docker_running_mounts(struct dm_docker *d, const char *driver,
+			     struct dm_docker_mount **out, size_t *n, struct dm_err *err)
+{
+	struct dm_buf b;
+	long status = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	dm_buf_init(&b, MAX_ANSWER);
+	rc = request(d, "GET", "/containers/json", 10, &status, &b, err);
+	if (!rc && status != 200)
+		rc = dm_err_set(err, DM_EPROTO, "the Docker API answered %ld listing containers",
+				status);
+	if (!rc && dm_docker_parse_mounts(out, n, driver, (const char *)b.data, b.len))
+		rc = dm_err_set(err, DM_EPROTO, "the Docker API sent a malformed container list");
 	dm_buf_release(&b);
 	return rc;
 }
@@ -324,7 +423,6 @@ int dm_docker_container_name(struct dm_docker *d, const char *id, char *out, siz
 {
 	struct dm_buf b;
 	char path[512];
-	json_t *j;
 	long status = 0;
 	int rc;
 
@@ -333,17 +431,8 @@ int dm_docker_container_name(struct dm_docker *d, const char *id, char *out, siz
 	rc = request(d, "GET", path, 10, &status, &b, err);
 	if (!rc && status != 200)
 		rc = dm_err_set(err, DM_ENOTFOUND, "no container '%s'", id);
-	if (!rc) {
-		const char *name;
-
-		j = json_loadb((const char *)b.data, b.len, 0, NULL);
-		name = json_string_value(json_object_get(j, "Name"));
-		if (name)
-			snprintf(out, size, "%s", name[0] == '/' ? name + 1 : name);
-		else
-			rc = dm_err_set(err, DM_EPROTO, "the Docker API sent no name for '%s'", id);
-		json_decref(j);
-	}
+	if (!rc && dm_docker_parse_name(out, size, (const char *)b.data, b.len))
+		rc = dm_err_set(err, DM_EPROTO, "the Docker API sent no name for '%s'", id);
 	dm_buf_release(&b);
 	return rc;
 }
@@ -386,7 +475,6 @@ static int container_state(struct dm_docker *d, const char *id, bool *running, b
 {
 	struct dm_buf b;
 	char path[256];
-	json_t *j = NULL, *state;
 	long status = 0;
 	int rc;
 
@@ -400,19 +488,12 @@ static int container_state(struct dm_docker *d, const char *id, bool *running, b
 		rc = dm_err_set(err, DM_ENOTFOUND, "no container '%s'", id);
 		goto done;
 	}
-	j = status == 200 ? json_loadb((const char *)b.data, b.len, 0, NULL) : NULL;
-	state = json_object_get(j, "State");
-	if (!json_is_boolean(json_object_get(state, "Running")) ||
-	    !json_is_boolean(json_object_get(state, "Paused"))) {
+	if (status != 200 ||
+	    dm_docker_parse_state(running, paused, (const char *)b.data, b.len))
 		rc = dm_err_set(err, DM_EPROTO,
 				"the Docker API answered %ld with no state for container '%s'",
 				status, id);
-		goto done;
-	}
-	*running = json_is_true(json_object_get(state, "Running"));
-	*paused = json_is_true(json_object_get(state, "Paused"));
 done:
-	json_decref(j);
 	dm_buf_release(&b);
 	return rc;
 }
@@ -477,15 +558,14 @@ int dm_docker_unpause(struct dm_docker *d, const char *id, struct dm_err *err)
 
 /* --- exec --- */
 
-/* The last DM_DOCKER_EXEC_OUTPUT_MAX bytes of a stream: appended into a
- * buffer of twice that, which keeps only its last half when it fills, so
- * each byte is moved at most once more. */
-struct tail {
-	struct dm_buf b;
-	uint64_t dropped;
-};
+/* The last DM_DOCKER_EXEC_OUTPUT_MAX bytes of a stream (docker_parse.h). */
+void dm_docker_tail_init(struct dm_docker_tail *t)
+{
+	dm_buf_init(&t->b, 2 * DM_DOCKER_EXEC_OUTPUT_MAX);
+	t->dropped = 0;
+}
 
-static int tail_add(struct tail *t, const unsigned char *data, size_t len)
+int dm_docker_tail_add(struct dm_docker_tail *t, const unsigned char *data, size_t len)
 {
 	const size_t max = DM_DOCKER_EXEC_OUTPUT_MAX;
 
@@ -506,9 +586,7 @@ static int tail_add(struct tail *t, const unsigned char *data, size_t len)
 	return dm_buf_add(&t->b, data, len);
 }
 
-/* Appends the tail to out: at most max bytes, from a line start when the
- * start was dropped, after a line that says how much was. */
-static int tail_finish(struct tail *t, struct dm_buf *out)
+int dm_docker_tail_finish(struct dm_docker_tail *t, struct dm_buf *out)
 {
 	const size_t max = DM_DOCKER_EXEC_OUTPUT_MAX;
 	size_t from = 0;
@@ -533,27 +611,56 @@ static int tail_finish(struct tail *t, struct dm_buf *out)
 	return dm_buf_add(out, t->b.data + from, t->b.len - from);
 }
 
-/* Docker's stream format without a TTY: frames of an 8-byte header
- * (stream 0, 1 or 2; three zero bytes; a big-endian length) and that many
- * bytes. Anything else aborts the transfer. An answer that is not 200 is
+/* Docker's stream format without a TTY (docker_parse.h). */
+int dm_docker_frames_feed(struct dm_docker_frames *f, const unsigned char *data, size_t len)
+{
+	size_t i = 0;
+	int rc;
+
+	while (i < len) {
+		size_t take;
+
+		if (f->left == 0) {
+			take = 8 - f->hdr_len < len - i ? 8 - f->hdr_len : len - i;
+			memcpy(f->hdr + f->hdr_len, data + i, take);
+			f->hdr_len += take;
+			i += take;
+			if (f->hdr_len < 8)
+				break;
+			f->hdr_len = 0;
+			if (f->hdr[0] > 2 || f->hdr[1] || f->hdr[2] || f->hdr[3])
+				return DM_EPROTO;
+			f->left = (uint32_t)f->hdr[4] << 24 | (uint32_t)f->hdr[5] << 16 |
+				  (uint32_t)f->hdr[6] << 8 | f->hdr[7];
+			continue;
+		}
+		take = f->left < len - i ? f->left : len - i;
+		rc = dm_docker_tail_add(f->out, data + i, take);
+		if (rc)
+			return rc;
+		f->left -= (uint32_t)take;
+		i += take;
+	}
+	return 0;
+}
+
+/* The exec's output stream, as curl hands it over: the frames into the
+ * tail; anything else aborts the transfer. An answer that is not 200 is
  * kept (bounded) for its message instead. */
 struct demux {
 	CURL *handle;
 	long status;
-	unsigned char hdr[8];
-	size_t hdr_len;
-	uint32_t left;
+	struct dm_docker_frames frames;
 	bool bad;
 	bool too_much;
-	struct tail *out;
 	struct dm_buf answer;
 };
 
 static size_t demux_write(char *data, size_t size, size_t n, void *p)
 {
 	struct demux *m = p;
-	const unsigned char *in = (const unsigned char *)data;
-	size_t len = size * n, i = 0;
+	size_t len = size * n;
+	int rc;
 
 	if (!m->status)
 		curl_easy_getinfo(m->handle, CURLINFO_RESPONSE_CODE, &m->status);
@@ -564,34 +671,12 @@ static size_t demux_write(char *data, size_t size, size_t n, void *p)
 		}
 		return len;
 	}
-	while (i < len) {
-		size_t take;
-
-		if (m->left == 0) {
-			take = 8 - m->hdr_len < len - i ? 8 - m->hdr_len : len - i;
-			memcpy(m->hdr + m->hdr_len, in + i, take);
-			m->hdr_len += take;
-			i += take;
-			if (m->hdr_len < 8)
-				break;
-			m->hdr_len = 0;
-			if (m->hdr[0] > 2 || m->hdr[1] || m->hdr[2] || m->hdr[3]) {
-				m->bad = true;
-				return 0;
-			}
-			m->left = (uint32_t)m->hdr[4] << 24 | (uint32_t)m->hdr[5] << 16 |
-				  (uint32_t)m->hdr[6] << 8 | m->hdr[7];
-			continue;
-		}
-		take = m->left < len - i ? m->left : len - i;
-		if (tail_add(m->out, in + i, take)) {
-			m->too_much = true;
-			return 0;
-		}
-		m->left -= (uint32_t)take;
-		i += take;
-	}
-	return len;
+	rc = dm_docker_frames_feed(&m->frames, (const unsigned char *)data, len);
+	if (rc == DM_EPROTO)
+		m->bad = true;
+	else if (rc)
+		m->too_much = true;
+	return rc ? 0 : len;
 }
 
 static long left_ms(int64_t deadline)
@@ -601,22 +686,11 @@ static long left_ms(int64_t deadline)
 	return ns <= 0 ? 0 : (long)((ns + 999999) / 1000000);
 }
 
-/* What GET /exec/ID/json says. */
-struct exec_state {
-	bool running;
-	bool has_exit;
-	int exit_code;
-	long pid;
-	char container[65];
-};
-
 static int exec_inspect(struct dm_docker *d, const char *exec_id, long timeout_ms,
-			struct exec_state *out, struct dm_err *err)
+			struct dm_docker_exec_state *out, struct dm_err *err)
 {
 	struct dm_buf b;
 	char path[256];
-	json_t *j = NULL, *v;
-	const char *cid;
 	long status = 0;
 	int rc;
 
@@ -628,28 +702,11 @@ static int exec_inspect(struct dm_docker *d, const char *exec_id, long timeout_m
 	rc = perform(d, &k, &status, &b, err);
 	if (rc)
 		goto done;
-	j = status == 200 ? json_loadb((const char *)b.data, b.len, 0, NULL) : NULL;
-	if (!json_is_boolean(json_object_get(j, "Running"))) {
+	if (status != 200 || dm_docker_parse_exec_state(out, (const char *)b.data, b.len))
 		rc = dm_err_set(err, DM_EPROTO,
 				"the Docker API answered %ld with no state for exec '%s'", status,
 				exec_id);
-		goto done;
-	}
-	out->running = json_is_true(json_object_get(j, "Running"));
-	v = json_object_get(j, "ExitCode");
-	if (json_is_integer(v) && json_integer_value(v) >= INT32_MIN &&
-	    json_integer_value(v) <= INT32_MAX) {
-		out->has_exit = true;
-		out->exit_code = (int)json_integer_value(v);
-	}
-	v = json_object_get(j, "Pid");
-	if (json_is_integer(v) && json_integer_value(v) > 1 && json_integer_value(v) < (1 << 30))
-		out->pid = (long)json_integer_value(v);
-	cid = json_string_value(json_object_get(j, "ContainerID"));
-	if (cid && strlen(cid) == 64 && id_ok(cid))
-		snprintf(out->container, sizeof(out->container), "%s", cid);
 done:
-	json_decref(j);
 	dm_buf_release(&b);
 	return rc;
 }
@@ -732,7 +789,7 @@ done:
 static int exec_timed_out(struct dm_docker *d, const char *id, const char *exec_id,
 			  const char *prog, int timeout_ms, int *exit_code, struct dm_err *err)
 {
-	struct exec_state st;
+	struct dm_docker_exec_state st;
 	bool killed = false;
 
 	if (!exec_inspect(d, exec_id, KILL_BUDGET_MS / 2, &st, NULL)) {
@@ -757,12 +814,11 @@ static int exec_timed_out(struct dm_docker *d, const char *id, const char *exec_
 
 /* POST /containers/ID/exec: the new exec's id into out. */
 static int exec_create(struct dm_docker *d, const char *id, char *const argv[], char *const env[],
-		       int64_t deadline, char out[ID_MAX + 1], struct dm_err *err)
+		       int64_t deadline, char out[DM_DOCKER_ID_MAX + 1], struct dm_err *err)
 {
-	json_t *cmd = json_array(), *envs = json_array(), *body = NULL, *j = NULL;
+	json_t *cmd = json_array(), *envs = json_array(), *body = NULL;
 	struct dm_buf b;
 	char path[256], msg[256], *text = NULL;
-	const char *eid;
 	long status = 0;
 	int rc = 0;
 
@@ -805,20 +861,14 @@ static int exec_create(struct dm_docker *d, const char *id, char *const argv[], 
 				id, msg[0] ? msg : "it is paused or not running");
 		goto done;
 	}
-	j = status == 201 ? json_loadb((const char *)b.data, b.len, 0, NULL) : NULL;
-	eid = json_string_value(json_object_get(j, "Id"));
-	if (!id_ok(eid)) {
+	if (status != 201 || dm_docker_parse_exec_id(out, (const char *)b.data, b.len))
 		rc = dm_err_set(
 			err, DM_EPROTO,
 			"cannot run '%s' in container '%s': the Docker API answered %ld%s%s",
 			argv[0], id, status, msg[0] ? ": " : "", msg);
-		goto done;
-	}
-	snprintf(out, ID_MAX + 1, "%s", eid);
 done:
 	free(text);
 	json_decref(body);
-	json_decref(j);
 	json_decref(cmd);
 	json_decref(envs);
 	dm_buf_release(&b);
@@ -829,16 +879,16 @@ int dm_docker_exec(struct dm_docker *d, const char *id, char *const argv[], char
 		   int timeout_ms, int *exit_code, struct dm_buf *output, struct dm_err *err)
 {
 	int64_t deadline = dm_now_monotonic_ns() + (int64_t)timeout_ms * 1000000;
-	struct tail t = {.dropped = 0};
+	struct dm_docker_tail t;
 	struct demux m = {.status = 0};
-	struct exec_state st;
-	char exec_id[ID_MAX + 1], path[256], msg[256];
+	struct dm_docker_exec_state st;
+	char exec_id[DM_DOCKER_ID_MAX + 1], path[256], msg[256];
 	long status = 0;
 	int rc = check_id(id, err);
 
-	dm_buf_init(&t.b, 2 * DM_DOCKER_EXEC_OUTPUT_MAX);
+	dm_docker_tail_init(&t);
 	dm_buf_init(&m.answer, DM_DOCKER_EXEC_OUTPUT_MAX);
-	m.out = &t;
+	m.frames.out = &t;
 	if (rc)
 		goto done;
 	if (!argv || !argv[0] || !argv[0][0] || timeout_ms <= 0) {
@@ -909,7 +959,7 @@ int dm_docker_exec(struct dm_docker *d, const char *id, char *const argv[], char
 	}
 	*exit_code = st.exit_code;
 done:
-	if (tail_finish(&t, output) && !rc)
+	if (dm_docker_tail_finish(&t, output) && !rc)
 		rc = dm_err_set(err, DM_ETOOBIG, "no room for the output of '%s' in container '%s'",
 				argv && argv[0] ? argv[0] : "", id);
 	dm_buf_release(&t.b);
