@@ -31,12 +31,15 @@
  * (which would hide dmd's death), and messages go with MSG_NOSIGNAL.
  *
  * Journal (KEY.freeze in the journal directory, mode 0600, written
- * atomically, read bounded to 64 KiB and checked field by field):
+ * atomically, read bounded to 64 KiB and checked field by field by a
+ * function that does no I/O, freezer_parse.h, fuzzed by
+ * tests/fuzz/fuzz_dots.c):
  *     {"version":1,"key":KEY,"socket":PATH,"pid":DMD_PID,
  *      "started_ns":WALL_NS,"containers":[ID,...]}
  */
 #include "server/dots/freezer.h"
 #include "server/dots/docker.h"
+#include "server/dots/freezer_parse.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -659,53 +662,69 @@ int dm_freeze_end(struct dm_freeze *fz, int64_t *frozen_ns, struct dm_err *err)
 
 /* --- recovery --- */
 
-/* The containers and socket a journal names; DM_ECORRUPT when it is not a
- * journal of ours. */
-static int journal_read(const char *path, const char *key, char *socket_path, size_t socket_size,
-			long *pid, char (**ids)[65], size_t *n, struct dm_err *err)
+int dm_freeze_journal_parse(struct dm_freeze_journal *out, const char *key, const char *text,
+			    size_t len, struct dm_err *err)
 {
-	struct dm_buf b;
 	json_t *j = NULL, *list, *v;
 	const char *s, *k;
 	size_t i;
-	int rc;
+	int rc = 0;
 
-	dm_buf_init(&b, JOURNAL_MAX);
-	rc = dm_read_file(&b, path, JOURNAL_MAX, err);
-	if (rc)
-		goto done;
-	j = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
+	memset(out, 0, sizeof(*out));
+	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 	list = json_object_get(j, "containers");
 	s = json_string_value(json_object_get(j, "socket"));
 	k = json_string_value(json_object_get(j, "key"));
 	v = json_object_get(j, "pid");
 	if (!json_is_object(j) || json_integer_value(json_object_get(j, "version")) != 1 || !k ||
-	    strcmp(k, key) || !s || s[0] != '/' || strlen(s) >= socket_size ||
+	    strcmp(k, key) || !s || s[0] != '/' || strlen(s) >= sizeof(out->socket) ||
 	    strlen(s) >= sizeof(((struct sockaddr_un *)0)->sun_path) || !json_is_integer(v) ||
 	    !json_is_array(list) || json_array_size(list) == 0 ||
 	    json_array_size(list) > DM_FREEZE_MAX) {
 		rc = dm_err_set(err, DM_ECORRUPT, "not a freeze journal");
 		goto done;
 	}
-	*ids = dm_xcalloc(json_array_size(list), sizeof(**ids));
+	out->ids = dm_xcalloc(json_array_size(list), sizeof(*out->ids));
 	json_array_foreach(list, i, v)
 	{
 		const char *id = json_string_value(v);
 
 		if (!id || strlen(id) >= 65 || !container_ok(id, 65)) {
-			free(*ids);
-			*ids = NULL;
 			rc = dm_err_set(err, DM_ECORRUPT, "container %zu is not an id or a name",
 					i);
 			goto done;
 		}
-		memcpy((*ids)[i], id, strlen(id) + 1);
+		memcpy(out->ids[i], id, strlen(id) + 1);
 	}
-	*n = json_array_size(list);
-	*pid = (long)json_integer_value(json_object_get(j, "pid"));
-	snprintf(socket_path, socket_size, "%s", s);
+	out->n = json_array_size(list);
+	out->pid = (long)json_integer_value(json_object_get(j, "pid"));
+	snprintf(out->socket, sizeof(out->socket), "%s", s);
 done:
+	if (rc)
+		dm_freeze_journal_release(out);
 	json_decref(j);
+	return rc;
+}
+
+void dm_freeze_journal_release(struct dm_freeze_journal *j)
+{
+	free(j->ids);
+	memset(j, 0, sizeof(*j));
+}
+
+/* The containers and socket a journal names; DM_ECORRUPT when it is not a
+ * journal of ours. */
+static int journal_read(struct dm_freeze_journal *out, const char *path, const char *key,
+			struct dm_err *err)
+{
+	struct dm_buf b;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	dm_buf_init(&b, JOURNAL_MAX);
+	rc = dm_read_file(&b, path, JOURNAL_MAX, err);
+	if (!rc)
+		rc = dm_freeze_journal_parse(out, key, (const char *)b.data, b.len, err);
 	dm_buf_release(&b);
 	return rc;
 }
@@ -713,13 +732,10 @@ done:
 /* Thaws what one journal names; 0 when it may go. */
 static int recover_one(struct dm_freezer *f, const char *path, const char *key, struct dm_err *err)
 {
-	char socket_path[256];
-	char(*ids)[65] = NULL;
+	struct dm_freeze_journal jn;
 	struct dm_docker *other = NULL, *d = f->docker;
 	struct dm_err e;
-	size_t n = 0;
-	long pid = 0;
-	int rc = journal_read(path, key, socket_path, sizeof(socket_path), &pid, &ids, &n, &e);
+	int rc = journal_read(&jn, path, key, &e);
 
 	if (rc == DM_ECORRUPT) {
 		dm_warn("freezer: '%s' is corrupt (%s); removed: the containers it named may still "
@@ -729,34 +745,34 @@ static int recover_one(struct dm_freezer *f, const char *path, const char *key, 
 	}
 	if (rc)
 		return dm_err_set(err, rc, "%s", e.msg);
-	if (strcmp(socket_path, dm_docker_socket(f->docker))) {
-		rc = dm_docker_new(&other, socket_path, err);
+	if (strcmp(jn.socket, dm_docker_socket(f->docker))) {
+		rc = dm_docker_new(&other, jn.socket, err);
 		if (rc)
 			goto done;
 		d = other;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int r = dm_docker_unpause(d, ids[i], &e);
+	for (size_t i = 0; i < jn.n; i++) {
+		int r = dm_docker_unpause(d, jn.ids[i], &e);
 
 		if (r == DM_ENOTFOUND) {
 			dm_info("freezer: container '%s' of the freeze '%s' (dmd %ld) is gone",
-				ids[i], key, pid);
+				jn.ids[i], key, jn.pid);
 		} else if (r) {
 			dm_warn("freezer: cannot thaw container '%s' of the freeze '%s' (dmd %ld): "
 				"%s",
-				ids[i], key, pid, e.msg);
+				jn.ids[i], key, jn.pid, e.msg);
 			if (!rc)
 				rc = dm_err_set(err, r, "%s", e.msg);
 		} else {
 			dm_info("freezer: container '%s' is thawed: the freeze '%s' of dmd %ld, "
 				"which "
 				"stopped during it, may have left it paused",
-				ids[i], key, pid);
+				jn.ids[i], key, jn.pid);
 		}
 	}
 done:
 	dm_docker_free(other);
-	free(ids);
+	dm_freeze_journal_release(&jn);
 	return rc;
 }
 
