@@ -608,6 +608,9 @@ int dm_docker_tail_finish(struct dm_docker_tail *t, struct dm_buf *out)
 	if (t->dropped && dm_buf_addf(out, "[%llu bytes of earlier output dropped]\n",
 				      (unsigned long long)t->dropped))
 		return DM_ETOOBIG;
+	/* no output at all: b.data is NULL, which takes no offset */
+	if (t->b.len == from)
+		return 0;
 	return dm_buf_add(out, t->b.data + from, t->b.len - from);
 }
 
