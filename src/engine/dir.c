@@ -278,9 +278,8 @@ static int commit_frozen(struct dm_engine *e, const struct dm_wc_paths *p,
 		rc = dm_err_set(err, DM_ETIMEOUT,
 		                "the containers would have stayed frozen longer than %lld ms "
 		                "(--max-freeze); they run again and nothing was committed. A freeze "
-		                "copies what changed since the working copy was read (%llu files so "
-		                "far), which is slow on a file system without reflinks: raise "
-		                "--max-freeze, or keep dm's data on XFS or btrfs",
+		                "copies the files that changed while the commit read them (%llu so "
+		                "far), so a busy large file makes it long: raise --max-freeze",
 		                (long long)(fz->max_freeze_ns / 1000000),
 		                (unsigned long long)stats->files_captured);
 	if (rc)
