@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/banned.h"
 
@@ -137,6 +138,17 @@ static void run_post(struct commit_run *c)
 
 /* ---- the freezer the engine calls ---- */
 
+/* Tries to freeze the containers, at most (the bound of the freeze counts
+ * from the first). */
+#define FREEZE_ATTEMPTS 4
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
 static int freeze(void *ctx, struct dm_err *err)
 {
 	struct commit_run *c = ctx;
@@ -145,8 +157,21 @@ static int freeze(void *ctx, struct dm_err *err)
 
 	snprintf(key, sizeof(key), "%s-%s", c->in->dot_id, c->in->branch);
 	c->t_pause = dm_now_monotonic_ns();
-	rc = dm_freeze_begin(c->in->env.freezer, key, (const char(*)[65])c->in->containers,
-			     c->in->ncontainers, c->in->max_freeze_ms * 1000000, &c->freeze, err);
+	for (int attempt = 1;; attempt++) {
+		rc = dm_freeze_begin(c->in->env.freezer, key,
+				     (const char(*)[65])c->in->containers, c->in->ncontainers,
+				     c->in->max_freeze_ms * 1000000, &c->freeze, err);
+		/* the engine may fail to freeze a task caught in uninterruptible
+		 * I/O (runc: "unable to freeze"), and has thawed what it froze:
+		 * try again a few times; a conflict or a missing container is
+		 * not worth another try */
+		if (!rc || rc == DM_ECONFLICT || rc == DM_ENOTFOUND || rc == DM_EBUSY ||
+		    attempt == FREEZE_ATTEMPTS)
+			break;
+		dm_info("dot %s: freezing the containers failed (%s); trying again", c->in->dot_id,
+			err->msg);
+		nap_ms(50 << attempt);
+	}
 	if (!rc)
 		c->t_paused = dm_freeze_frozen_since(c->freeze);
 	return rc;
