@@ -190,7 +190,9 @@ uint64_t dm_out_u64(json_t *obj, const char *key);
 void dm_out_join_names(char *buf, size_t size, json_t *a);
 /* Pretty JSON of v and a newline on stdout. */
 int dm_out_json(json_t *v, struct dm_err *err);
-/* Writes s with control characters made visible, so a line stays a line. */
+/* Writes s with control characters made visible (\x1b), so a line stays a
+ * line and the terminal obeys nothing in it: every text from users that dm
+ * prints goes through here. */
 void dm_out_clean(FILE *f, const char *s);
 
 /* A table of text cells printed in aligned columns (two spaces apart,

@@ -152,8 +152,11 @@ static void print_commit(json_t *commit, bool verbose)
 	char date[64];
 
 	dm_out_time(date, sizeof(date), commit);
-	printf("commit %s\n", dm_out_str(commit, "id"));
-	printf("author: %s\n", dm_out_str(commit, "author"));
+	printf("commit ");
+	dm_out_clean(stdout, dm_out_str(commit, "id"));
+	printf("\nauthor: ");
+	dm_out_clean(stdout, dm_out_str(commit, "author"));
+	putchar('\n');
 	printf("date: %s\n", date);
 	if (verbose)
 		print_capture(json_object_get(commit, "capture"));
@@ -169,7 +172,8 @@ static void print_commit(json_t *commit, bool verbose)
 				keys[j - 1] = tmp;
 			}
 		for (size_t i = 0; i < n; i++) {
-			printf("%s: ", keys[i]);
+			dm_out_clean(stdout, keys[i]);
+			fputs(": ", stdout);
 			dm_out_clean(stdout, dm_out_str(meta, keys[i]));
 			putchar('\n');
 		}
@@ -178,8 +182,12 @@ static void print_commit(json_t *commit, bool verbose)
 	putchar('\n');
 	while (*msg) {
 		size_t len = strcspn(msg, "\n");
+		char *line = dm_xstrndup(msg, len);
 
-		printf("    %.*s\n", (int)len, msg);
+		fputs("    ", stdout);
+		dm_out_clean(stdout, line);
+		putchar('\n');
+		free(line);
 		msg += len;
 		if (*msg == '\n')
 			msg++;

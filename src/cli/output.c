@@ -74,18 +74,43 @@ int dm_out_json(json_t *v, struct dm_err *err)
 	return 0;
 }
 
+/*
+ * The one rule for text from users (messages, authors, metadata, names,
+ * paths): a line break or tab becomes a space, so a line stays a line;
+ * every other control character, C0, DEL or C1 (U+0080..U+009F, which some
+ * terminals obey too), is written as an escape (\x1b, \u009b) that shows
+ * it without acting on the terminal. Writes on f, or only counts with f
+ * NULL; returns the width written.
+ */
+static size_t clean(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t width = 0;
+	char esc[8];
+
+	for (; *p; p++) {
+		if (*p == '\n' || *p == '\r' || *p == '\t') {
+			esc[0] = ' ';
+			esc[1] = '\0';
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
+			p++;
+		} else {
+			esc[0] = (char)*p;
+			esc[1] = '\0';
+		}
+		if (f)
+			fputs(esc, f);
+		width += strlen(esc);
+	}
+	return width;
+}
+
 void dm_out_clean(FILE *f, const char *s)
 {
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '\n' || c == '\r' || c == '\t')
-			fputc(' ', f);
-		else if (c < 0x20 || c == 0x7f)
-			fputc('?', f);
-		else
-			fputc(c, f);
-	}
+	clean(f, s);
 }
 
 void dm_table_init(struct dm_table *t, size_t ncols)
@@ -125,7 +150,7 @@ void dm_table_print(const struct dm_table *t, FILE *f, bool raw)
 
 	for (size_t r = 0; r < t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
-			size_t len = strlen(t->cells[r * t->ncols + c]);
+			size_t len = clean(NULL, t->cells[r * t->ncols + c]);
 
 			if (len > width[c])
 				width[c] = len;
@@ -141,7 +166,7 @@ void dm_table_print(const struct dm_table *t, FILE *f, bool raw)
 			else if (last)
 				fputc('\n', f);
 			else
-				fprintf(f, "%*s", (int)(width[c] - strlen(s) + 2), "");
+				fprintf(f, "%*s", (int)(width[c] - clean(NULL, s) + 2), "");
 		}
 	}
 	free(width);

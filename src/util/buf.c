@@ -83,6 +83,62 @@ int dm_buf_adds(struct dm_buf *b, const char *s)
 	return dm_buf_add(b, s, strlen(s));
 }
 
+/* The length (1 to 4) of the well-formed UTF-8 sequence at s (RFC 3629:
+ * no overlong forms, surrogates or code points past U+10FFFF), or 0. Reads
+ * no byte past a NUL. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+int dm_buf_add_utf8(struct dm_buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t start = b->len;
+	int rc = 0;
+
+	while (*p && !rc) {
+		size_t n = utf8_len(p);
+
+		if (n)
+			rc = dm_buf_add(b, p, n);
+		else
+			rc = dm_buf_addf(b, "\\x%02x", *p);
+		p += n ? n : 1;
+	}
+	if (rc && b->data) {
+		b->len = start;
+		b->data[start] = '\0';
+	}
+	return rc;
+}
+
 int dm_buf_vaddf(struct dm_buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;

@@ -38,6 +38,10 @@ int dm_buf_addc(struct dm_buf *b, unsigned char c);
 int dm_buf_adds(struct dm_buf *b, const char *s);
 int dm_buf_addf(struct dm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int dm_buf_vaddf(struct dm_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Appends s as valid UTF-8: its well-formed sequences as they are, every
+ * other byte as the four characters \xNN (lowercase hex). For text from
+ * outside that must become a JSON string; s itself is never refused. */
+int dm_buf_add_utf8(struct dm_buf *b, const char *s);
 /* Takes ownership of the bytes (NUL-terminated; never NULL on success);
  * b is left empty. Returns NULL on allocation failure. */
 char *dm_buf_detach(struct dm_buf *b, size_t *len_out);

@@ -189,6 +189,39 @@ static void detach_hands_over_the_bytes(void **state)
 	dm_buf_release(&b);
 }
 
+static void add_utf8_escapes_only_bad_bytes(void **state)
+{
+	static const char good[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xa9 \x1b[31m";
+	static const char bad[] = "a\x80"
+				  "b\xc3 \xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xff";
+	static const char too_long[] = "c\xff"
+				       "d";
+	struct dm_buf b = DM_BUF_INIT;
+
+	(void)state;
+	/* valid text, control characters included, is kept as it is */
+	assert_int_equal(dm_buf_add_utf8(&b, good), 0);
+	assert_string_equal((char *)b.data, good);
+	dm_buf_reset(&b);
+	/* a stray continuation, a cut sequence, an overlong '/', a surrogate,
+	 * past U+10FFFF, and bytes never in UTF-8 */
+	assert_int_equal(dm_buf_add_utf8(&b, bad), 0);
+	assert_string_equal((char *)b.data, "a\\x80b\\xc3 \\xc0\\xaf\\xed\\xa0\\x80"
+					    "\\xf4\\x90\\x80\\x80\\xff");
+	dm_buf_reset(&b);
+	/* a sequence cut by the end of the string reads no further */
+	assert_int_equal(dm_buf_add_utf8(&b, "\xe2\x82"), 0);
+	assert_string_equal((char *)b.data, "\\xe2\\x82");
+	dm_buf_release(&b);
+	/* past the maximum, nothing is appended */
+	dm_buf_init(&b, 6);
+	assert_int_equal(dm_buf_adds(&b, "ab"), 0);
+	assert_int_equal(dm_buf_add_utf8(&b, too_long), DM_ETOOBIG);
+	assert_int_equal(b.len, 2);
+	assert_string_equal((char *)b.data, "ab");
+	dm_buf_release(&b);
+}
+
 static void x_allocators(void **state)
 {
 	char *s;
@@ -219,6 +252,7 @@ int main(void)
 		cmocka_unit_test(grow_refuses_overflow),
 		cmocka_unit_test(reset_keeps_memory),
 		cmocka_unit_test(detach_hands_over_the_bytes),
+		cmocka_unit_test(add_utf8_escapes_only_bad_bytes),
 		cmocka_unit_test(x_allocators),
 	};
 

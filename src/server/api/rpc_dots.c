@@ -433,6 +433,12 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 		rc = dm_err_set(err, DM_EINVAL, "a commit needs a message");
 	if (!rc)
 		rc = dm_rpc_param_str(&author, params, "author", false, err);
+	/* the author is who called; a forwarded call is the original caller's */
+	if (!rc && author && strcmp(author, ctx->caller->user) != 0 && !ctx->caller->admin)
+		rc = dm_err_set(err, DM_EPERM,
+				"user '%s' may not commit as '%s': only an admin may commit as "
+				"another author",
+				ctx->caller->user, author);
 	if (!rc && meta && !json_is_object(meta))
 		rc = dm_err_set(err, DM_EINVAL, "metadata must be an object of strings");
 	if (!rc && max_freeze &&
@@ -493,6 +499,23 @@ static void format_time(char *out, size_t size, int64_t ns)
 }
 
 /*
+ * Text of a commit as a JSON string. A commit received from another server
+ * may hold bytes that are not UTF-8, which jansson refuses: they are sent
+ * escaped as \xNN (docs/api.md), so a commit is never dropped from an
+ * answer.
+ */
+static json_t *text_json(const char *s)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	json_t *j = json_string(s);
+
+	if (!j && !dm_buf_add_utf8(&b, s))
+		j = json_string((const char *)b.data);
+	dm_buf_release(&b);
+	return j ? j : json_string("");
+}
+
+/*
  * How commit c was taken, from dm's own metadata (DM_META_*): {"how":
  * "frozen", "freeze_ms": 37, "frozen": "db", "changed": "...", "hooks":
  * "..."}, with only what it recorded; {} for a commit that recorded
@@ -506,15 +529,15 @@ static json_t *capture_json(const struct dm_commit *c)
 		const char *k = c->meta[i].key, *v = c->meta[i].value;
 
 		if (!strcmp(k, DM_META_CAPTURE))
-			json_object_set_new(j, "how", json_string(v));
+			json_object_set_new(j, "how", text_json(v));
 		else if (!strcmp(k, DM_META_FREEZE_MS))
 			json_object_set_new(j, "freeze_ms", json_integer(strtoll(v, NULL, 10)));
 		else if (!strcmp(k, DM_META_FROZEN))
-			json_object_set_new(j, "frozen", json_string(v));
+			json_object_set_new(j, "frozen", text_json(v));
 		else if (!strcmp(k, DM_META_CHANGED))
-			json_object_set_new(j, "changed", json_string(v));
+			json_object_set_new(j, "changed", text_json(v));
 		else if (!strcmp(k, DM_META_HOOKS))
-			json_object_set_new(j, "hooks", json_string(v));
+			json_object_set_new(j, "hooks", text_json(v));
 	}
 	return j;
 }
@@ -527,17 +550,23 @@ static json_t *commit_json(const struct dm_commit *c)
 	json_t *capture = capture_json(c);
 
 	for (size_t i = 0; i < c->nparents; i++)
-		json_array_append_new(parents, json_string(c->parents[i]));
+		json_array_append_new(parents, text_json(c->parents[i]));
 	for (size_t i = 0; i < c->nmeta; i++)
 		if (strncmp(c->meta[i].key, DM_META_RESERVED_PREFIX,
-			    strlen(DM_META_RESERVED_PREFIX)))
-			json_object_set_new(meta, c->meta[i].key, json_string(c->meta[i].value));
+			    strlen(DM_META_RESERVED_PREFIX))) {
+			json_t *key = text_json(c->meta[i].key);
+
+			json_object_set_new(meta, json_string_value(key),
+					    text_json(c->meta[i].value));
+			json_decref(key);
+		}
 	dm_oid_hex(tree, &c->tree);
 	format_time(when, sizeof(when), c->time_ns);
-	return json_pack("{s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:s, s:o}", "id", c->commit_id,
-			 "parents", parents, "author", c->author, "time", when, "time_ns",
-			 (json_int_t)c->time_ns, "message", c->message, "metadata", meta, "tree",
-			 tree, "capture", capture);
+	return json_pack("{s:o, s:o, s:o, s:s, s:I, s:o, s:o, s:s, s:o}", "id",
+			 text_json(c->commit_id), "parents", parents, "author",
+			 text_json(c->author), "time", when, "time_ns", (json_int_t)c->time_ns,
+			 "message", text_json(c->message), "metadata", meta, "tree", tree,
+			 "capture", capture);
 }
 
 /* Commits are immutable: the log is read from the store on this thread,
