@@ -684,21 +684,12 @@ static int ep_remove(struct dm_plugin *p, json_t *req, json_t **res, struct dm_e
 	return 0;
 }
 
-/* The path of a mounted volume, "" when it is not mounted: in h's view, or
- * (h NULL) in any dot's. */
-static char *mounted_path(struct dm_plugin *p, struct dm_dot_handle *h, const char *name)
+/* The path of a mounted volume in h's view, "" when it is not mounted. */
+static char *mounted_path(struct dm_dot_handle *h, const char *name)
 {
 	struct dm_dot_view *v;
 	char *path = NULL;
 
-	if (!h) {
-		struct dm_runtime_mount rm;
-
-		h = find_runtime_mount(p, mount_named, name, &rm);
-		path = dm_xstrdup(h ? rm.path : "");
-		dm_dot_handle_unref(h);
-		return path;
-	}
 	v = dm_dot_handle_view(h);
 	for (size_t i = 0; !path && i < v->nruntime_mounts; i++)
 		if (mount_named(&v->runtime_mounts[i], name))
@@ -723,7 +714,7 @@ static int ep_get(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err 
 	if (rc)
 		return rc;
 	view = dm_dot_handle_view(h);
-	path = mounted_path(p, h, name);
+	path = mounted_path(h, name);
 	*res = json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:I}}}", "Volume", "Name", name,
 			 "Mountpoint", path, "Status", "dot", view->name.name, "namespace",
 			 view->name.ns, "branch", vn.branch[0] ? vn.branch : view->current,
@@ -749,7 +740,7 @@ static int ep_list(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err
 
 		if (v->state == DM_DOT_READY) {
 			dm_dot_name_text(shown, &v->name);
-			path = mounted_path(p, snap->e[i].dot, shown);
+			path = mounted_path(snap->e[i].dot, shown);
 			json_array_append_new(
 				list, json_pack("{s:s, s:s}", "Name", shown, "Mountpoint", path));
 			free(path);
@@ -761,17 +752,51 @@ static int ep_list(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err
 	return 0;
 }
 
+/* Is the path recorded for runtime mount rm of h (volume `name`) still a
+ * real directory? A subdot swapped for a link or a file since the Mount is
+ * refused as the Mount would refuse it (dm_dot_subdot_check). */
+static int check_mounted(struct dm_plugin *p, struct dm_dot_handle *h, const char *name,
+			 const struct dm_runtime_mount *rm, struct dm_err *err)
+{
+	struct dm_dot_view *v;
+	struct dm_volname vn;
+	char root[DM_MOUNT_PATH_MAX];
+	char shown[DM_DOT_NAME_TEXT_MAX];
+	size_t n, len = strlen(rm->path);
+	int rc = resolve_name(p, &vn, name, err);
+
+	if (rc || !strcmp(vn.subdot, DM_SUBDOT_ROOT))
+		return rc;
+	v = dm_dot_handle_view(h);
+	dm_dot_name_text(shown, &v->name);
+	dm_dot_view_unref(v);
+	n = strlen(vn.subdot);
+	if (len < n + 2 || rm->path[len - n - 1] != '/' || strcmp(rm->path + len - n, vn.subdot))
+		return dm_err_set(err, DM_EINTERNAL,
+				  "volume '%s' was answered '%s', not its subdot", name, rm->path);
+	snprintf(root, sizeof(root), "%.*s", (int)(len - n - 1), rm->path);
+	return dm_dot_subdot_check(root, vn.subdot, shown, false, err);
+}
+
 static int ep_path(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err *err)
 {
+	struct dm_runtime_mount rm;
+	struct dm_dot_handle *h;
 	const char *name;
-	char *path;
 	int rc = req_str(&name, req, "Name", RUNTIME_NAME_MAX, err);
 
 	if (rc)
 		return rc;
-	path = mounted_path(p, NULL, name);
-	*res = json_pack("{s:s}", "Mountpoint", path);
-	free(path);
+	h = find_runtime_mount(p, mount_named, name, &rm);
+	if (!h) {
+		*res = json_pack("{s:s}", "Mountpoint", "");
+		return 0;
+	}
+	rc = check_mounted(p, h, name, &rm, err);
+	dm_dot_handle_unref(h);
+	if (rc)
+		return rc;
+	*res = json_pack("{s:s}", "Mountpoint", rm.path);
 	return 0;
 }
 

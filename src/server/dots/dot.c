@@ -78,11 +78,13 @@
  * commit; then the INDEX job starts if a commit is pending.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "actor/actor.h"
 #include "engine/engine.h"
@@ -734,9 +736,65 @@ static bool record_of(const struct dm_mount_view *m, const char *key)
 	return !strcmp(m->of, key);
 }
 
+/* dot.h. The root is dmd's own path (the stable one may be a link dmd
+ * made); the subdot, one name, is opened from the root's fd with
+ * O_NOFOLLOW | O_DIRECTORY, so the kernel refuses a link or a file there.
+ * A subdot that is neither a directory nor missing is described by its
+ * lstat type in the refusal. */
+int dm_dot_subdot_check(const char *root, const char *subdot, const char *dot, bool make,
+			struct dm_err *err)
+{
+	struct stat st;
+	const char *what;
+	int rootfd = -1, fd = -1;
+	int rc = 0;
+
+	if (!dm_name_part_valid(subdot, strlen(subdot)) && strcmp(subdot, "__default__"))
+		return dm_err_set(err, DM_EINVAL, "invalid subdot name '%s'", subdot);
+	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) {
+		rc = dm_err_set(err, DM_EIO, "cannot open the working copy of dot '%s': %s", dot,
+				strerror(errno));
+		goto done;
+	}
+	if (make && mkdirat(rootfd, subdot, 0755) < 0 && errno != EEXIST) {
+		rc = dm_err_set(err, DM_EIO, "cannot make subdot '%s' of dot '%s': %s", subdot, dot,
+				strerror(errno));
+		goto done;
+	}
+	fd = openat(rootfd, subdot, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		goto done;
+	if (errno == ENOENT) {
+		rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no subdot '%s'", dot, subdot);
+		goto done;
+	}
+	if (errno != ELOOP && errno != ENOTDIR) {
+		rc = dm_err_set(err, DM_EIO, "cannot open subdot '%s' of dot '%s': %s", subdot, dot,
+				strerror(errno));
+		goto done;
+	}
+	what = "not a directory";
+	if (fstatat(rootfd, subdot, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISLNK(st.st_mode))
+			what = "a symbolic link, not a directory";
+		else if (S_ISREG(st.st_mode))
+			what = "a file, not a directory";
+	}
+	rc = dm_err_set(err, DM_EPERM, "subdot '%s' of dot '%s' is %s: dm will not mount it",
+			subdot, dot, what);
+done:
+	if (fd >= 0)
+		close(fd);
+	if (rootfd >= 0)
+		close(rootfd);
+	return rc;
+}
+
 /* The path a new runtime mount answers: the pinned branch's working copy
  * or the dot's stable path (which follows checkouts), plus the subdot's
- * directory, made when missing. 0, or a code with err filled. */
+ * directory, made when missing and refused when it is a link or not a
+ * directory (dm_dot_subdot_check). 0, or a code with err filled. */
 static int mount_path(struct dot *d, const struct dm_mount_view *m, struct dm_buf *path,
 		      struct dm_err *err)
 {
@@ -752,10 +810,10 @@ static int mount_path(struct dot *d, const struct dm_mount_view *m, struct dm_bu
 	if (rc)
 		return rc;
 	if (strcmp(m->subdot, "__root__")) {
+		rc = dm_dot_subdot_check((const char *)path->data, m->subdot, d->shown, true, err);
+		if (rc)
+			return rc;
 		dm_buf_addf(path, "/%s", m->subdot);
-		if (mkdir((const char *)path->data, 0755) < 0 && errno != EEXIST)
-			return dm_err_set(err, DM_EIO, "cannot make subdot '%s' of dot '%s': %s",
-					  m->subdot, d->shown, strerror(errno));
 	}
 	if (path->len >= DM_MOUNT_PATH_MAX)
 		return dm_err_set(err, DM_ETOOBIG, "the path of dot '%s' is too long to mount",

@@ -249,6 +249,18 @@ void dm_dot_chain_free(char **ids, size_t n);
 /* May `user` (not an admin) use the dot: its own namespace, or a collaborator? */
 bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user);
 
+/*
+ * Is subdot (one name) of the working copy at root a real directory? It is
+ * opened from root's fd with O_NOFOLLOW | O_DIRECTORY, so the kernel, not
+ * a string check, refuses a symbolic link, a file or anything else there:
+ * DM_EPERM "subdot 'db' of dot 'alice/secret' is a symbolic link, not a
+ * directory: dm will not mount it". make: a missing subdot is made (mkdirat
+ * from root's fd); otherwise missing is DM_ENOTFOUND. dot names the dot in
+ * messages. Every path dmd answers for a subdot passes this first.
+ */
+int dm_dot_subdot_check(const char *root, const char *subdot, const char *dot, bool make,
+			struct dm_err *err);
+
 /* Waits (up to timeout_ms) until every commit of the dot is indexed, so
  * its history can be read from the store; at once when none is pending. */
 int dm_dot_wait_sealed(struct dm_dot_handle *h, int timeout_ms, struct dm_err *err);
