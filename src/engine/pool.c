@@ -4,7 +4,7 @@
  *
  * A loop pool is attached with LOOP_CONFIGURE (LOOP_SET_FD and
  * LOOP_SET_STATUS64 on kernels before 5.8) with LO_FLAGS_AUTOCLEAR, and
- * mounted with mount(2); the loop device descriptor is closed right after,
+ * mounted with mount(2), nosuid and nodev; the loop device descriptor is closed right after,
  * so the mount holds the only reference and unmounting frees the device.
  * Formatting runs mkfs.btrfs (btrfs-progs), found in PATH or /usr/sbin,
  * /sbin; its output is kept and its last line ends up in the error.
@@ -296,7 +296,9 @@ int dm_pool_mount(const char *image, const char *mnt, struct dm_err *err)
 	fd = loop_attach(image, dev, sizeof(dev), err);
 	if (fd < 0)
 		return fd;
-	if (mount(dev, mnt, "btrfs", 0, NULL) < 0)
+	/* nosuid, nodev: a file in a working copy, which may have arrived
+	 * from anyone's push, never raises privileges nor opens a device */
+	if (mount(dev, mnt, "btrfs", MS_NOSUID | MS_NODEV, NULL) < 0)
 		rc = dm_err_errno(err, errno, "cannot mount '%s' (%s) at '%s'", image, dev, mnt);
 	close(fd); /* the mount keeps the device; unmounting frees it */
 	if (!rc)

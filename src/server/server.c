@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "actor/actor.h"
@@ -64,6 +65,23 @@ static int open_docker(struct dm_server *srv, const char *path, struct dm_err *e
 	}
 	dm_info("Docker API at '%s'", path);
 	return dm_docker_new(&srv->docker, path, err);
+}
+
+/* Working copies hold files that anyone who may push to a dot chose: on a
+ * file system mounted without nosuid and nodev, a setuid file or a device
+ * node there would serve whoever runs it. Said once, at start. */
+static void warn_unless_nosuid(const char *path)
+{
+	struct statvfs vfs;
+
+	if (statvfs(path, &vfs) < 0)
+		return;
+	if (!(vfs.f_flag & ST_NOSUID) || !(vfs.f_flag & ST_NODEV))
+		dm_warn("the working copies in '%s' are on a file system mounted without%s%s: "
+			"mount the data directory's file system nosuid,nodev (README, "
+			"\"Security\")",
+			path, vfs.f_flag & ST_NOSUID ? "" : " nosuid",
+			vfs.f_flag & ST_NODEV ? "" : " nodev");
 }
 
 /* The volume driver's name the container engine knows the plugin by: its
@@ -325,6 +343,7 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		rc = dm_engine_open(&srv->engine, srv->engine_name, path, srv->store, err);
 	if (rc)
 		goto done;
+	warn_unless_nosuid(path);
 	memset(&so, 0, sizeof(so));
 	so.threads = opts->actor_threads > 0 ? opts->actor_threads : 2;
 	so.job_threads = opts->job_threads > 0 ? opts->job_threads : cpus();

@@ -86,7 +86,10 @@ test_expect_success 'dm cluster init --engine btrfs --pool-size makes and mounts
 	test "$(stat -f -c %T "$data/pool")" = btrfs &&
 	test "$(stat -c %s "$data/pool.img")" = 1073741824 &&
 	test "$(readlink "$data/dots")" = pool/dots &&
-	losetup -j "$data/pool.img" | grep -q "^/dev/loop"
+	losetup -j "$data/pool.img" | grep -q "^/dev/loop" &&
+	awk -v m="$data/pool" '\''$2 == m { print $4 }'\'' /proc/self/mounts >opts &&
+	grep -E "(^|,)nosuid(,|$)" opts && grep -E "(^|,)nodev(,|$)" opts &&
+	! grep "mounted without" "$data/dmd.log"
 '
 
 test_expect_success 'a commit is a read-only snapshot; the working copy a subvolume' '
