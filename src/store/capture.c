@@ -77,8 +77,8 @@ static int copy_data(int src, int dst, uint64_t size, int64_t deadline_ns, const
 		hole = lseek(src, data, SEEK_HOLE);
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
-		rc = copy_range(src, dst, (uint64_t)data, (uint64_t)(hole - data), deadline_ns, name,
-				err);
+		rc = copy_range(src, dst, (uint64_t)data, (uint64_t)(hole - data), deadline_ns,
+				name, err);
 		if (rc)
 			return rc;
 		pos = hole;
@@ -88,9 +88,8 @@ static int copy_data(int src, int dst, uint64_t size, int64_t deadline_ns, const
 	return 0;
 }
 
-int dm_capture_file(int src, uint64_t size, int dirfd, const char *copy_name,
-		    int64_t deadline_ns, struct dm_capture_result *res, const char *name,
-		    struct dm_err *err)
+int dm_capture_file(int src, uint64_t size, int dirfd, const char *copy_name, int64_t deadline_ns,
+		    struct dm_capture_result *res, const char *name, struct dm_err *err)
 {
 	int dst, rc = 0;
 

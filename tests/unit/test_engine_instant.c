@@ -44,8 +44,8 @@
 #define DOT       "3f2a9c1e-0d4b-4b7e-9a51-6c2f8e1d0a77"
 #define POOL_SIZE (1ull << 30)
 
-static char tmp_base[64];   /* mkdtemp under /tmp */
-static char pool_dir[128];  /* the btrfs pool's mount point, or "" */
+static char tmp_base[64];  /* mkdtemp under /tmp */
+static char pool_dir[128]; /* the btrfs pool's mount point, or "" */
 static char pool_error[DM_ERR_MSG_MAX];
 static int test_no;
 
@@ -72,7 +72,8 @@ static int setup_in(void **state, const char *base)
 		return -1;
 	dm_store_opts_default(&o);
 	o.sync = false;
-	if (dm_store_open(&f->s, sdir, &o, &err) || dm_engine_open(&f->e, "dir", f->root, f->s, &err))
+	if (dm_store_open(&f->s, sdir, &o, &err) ||
+	    dm_engine_open(&f->e, "dir", f->root, f->s, &err))
 		return -1;
 	if (dm_engine_create(f->e, DOT, "master", NULL, NULL, &err) ||
 	    dm_engine_path(f->e, DOT, "master", &b, &err))
@@ -231,10 +232,10 @@ static void writer_stop(struct writer *w)
 struct fake {
 	struct fixture *f;
 	int freezes, thaws;
-	int fail_with;          /* freeze fails with this code (0: succeeds) */
-	bool write_at_freeze;   /* "b" rewritten as the freeze begins */
-	bool write_at_thaw;     /* "a" rewritten and "late" made at the thaw */
-	struct writer *writer;  /* started at the freeze, stopped at the thaw */
+	int fail_with;         /* freeze fails with this code (0: succeeds) */
+	bool write_at_freeze;  /* "b" rewritten as the freeze begins */
+	bool write_at_thaw;    /* "a" rewritten and "late" made at the thaw */
+	struct writer *writer; /* started at the freeze, stopped at the thaw */
 };
 
 static int fake_freeze(void *ctx, struct dm_err *err)
@@ -281,7 +282,8 @@ static void test_quiet_commit_is_one_read(void **state)
 	dm_oid t;
 
 	put_file(f->wc, "a", 1000, 1);
-	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", NULL, &t, &cap, NULL, &err), 0);
+	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", NULL, &t, &cap, NULL, &err),
+			 0);
 	assert_int_equal(cap.kind, DM_CAPTURE_QUIET);
 	assert_int_equal(cap.reads, 1);
 	assert_int_equal(cap.changed, 0);
@@ -320,7 +322,8 @@ static void test_frozen_commit_is_the_frozen_instant(void **state)
 
 	put_file(f->wc, "a", 3 << 20, 10);
 	put_file(f->wc, "b", 5000, 21);
-	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", &fz, &t, &cap, NULL, &err), 0);
+	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", &fz, &t, &cap, NULL, &err),
+			 0);
 	assert_int_equal(k.freezes, 1);
 	assert_int_equal(k.thaws, 1);
 	assert_int_equal(cap.kind, DM_CAPTURE_FROZEN);
@@ -371,14 +374,14 @@ static void test_frozen_stores_what_a_read_stores(void **state)
 	assert_int_equal(mkdir(p, 0750), 0);
 	fill(f, 50);
 	assert_int_equal(
-	    dm_engine_commit_instant(f->e, DOT, "master", &fz, &frozen, &cap, NULL, &err), 0);
+		dm_engine_commit_instant(f->e, DOT, "master", &fz, &frozen, &cap, NULL, &err), 0);
 	assert_int_equal(cap.kind, DM_CAPTURE_FROZEN);
 	assert_true(cap.files_captured > 0);
 	/* without the stat cache, a plain read of the same files */
 	snprintf(p, sizeof(p), "%s/%s/master/statcache", f->root, DOT);
 	assert_int_equal(unlink(p), 0);
-	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", NULL, &read, &cap, NULL, &err),
-			 0);
+	assert_int_equal(
+		dm_engine_commit_instant(f->e, DOT, "master", NULL, &read, &cap, NULL, &err), 0);
 	assert_int_equal(cap.kind, DM_CAPTURE_QUIET);
 	assert_memory_equal(&frozen, &read, sizeof(frozen));
 }
@@ -394,7 +397,8 @@ static void test_writer_during_freeze_is_reported(void **state)
 	dm_oid t;
 
 	fill(f, 3000);
-	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", &fz, &t, &cap, NULL, &err), 0);
+	assert_int_equal(dm_engine_commit_instant(f->e, DOT, "master", &fz, &t, &cap, NULL, &err),
+			 0);
 	assert_false(w.running);
 	assert_int_equal(k.thaws, 1);
 	assert_int_equal(cap.kind, DM_CAPTURE_NOT_INSTANT);
@@ -492,19 +496,19 @@ static int group_teardown(void **state)
 
 #define BOTH(fn)                                                                                   \
 	cmocka_unit_test_setup_teardown(fn, setup_tmp, teardown),                                  \
-	    cmocka_unit_test_setup_teardown(fn, setup_pool, teardown)
+		cmocka_unit_test_setup_teardown(fn, setup_pool, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    BOTH(test_quiet_commit_is_one_read),
-	    BOTH(test_writer_not_frozen_is_reported),
-	    BOTH(test_frozen_commit_is_the_frozen_instant),
-	    BOTH(test_frozen_stores_what_a_read_stores),
-	    BOTH(test_writer_during_freeze_is_reported),
-	    BOTH(test_freeze_bound_fails_and_thaws),
-	    BOTH(test_failed_freeze_commits_nothing),
-	    BOTH(test_cancel_during_freeze_thaws),
+		BOTH(test_quiet_commit_is_one_read),
+		BOTH(test_writer_not_frozen_is_reported),
+		BOTH(test_frozen_commit_is_the_frozen_instant),
+		BOTH(test_frozen_stores_what_a_read_stores),
+		BOTH(test_writer_during_freeze_is_reported),
+		BOTH(test_freeze_bound_fails_and_thaws),
+		BOTH(test_failed_freeze_commits_nothing),
+		BOTH(test_cancel_during_freeze_thaws),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -43,7 +43,7 @@ struct commit_run {
 	struct dm_freeze *freeze;
 	int64_t frozen_ns;
 	int64_t t_pause, t_paused; /* monotonic: where a freeze's time goes */
-	int thaw_rc;             /* what ending the freeze said */
+	int thaw_rc;               /* what ending the freeze said */
 	struct dm_err thaw_err;
 	json_t *warnings;
 };
@@ -158,9 +158,9 @@ static int freeze(void *ctx, struct dm_err *err)
 	snprintf(key, sizeof(key), "%s-%s", c->in->dot_id, c->in->branch);
 	c->t_pause = dm_now_monotonic_ns();
 	for (int attempt = 1;; attempt++) {
-		rc = dm_freeze_begin(c->in->env.freezer, key,
-				     (const char(*)[65])c->in->containers, c->in->ncontainers,
-				     c->in->max_freeze_ms * 1000000, &c->freeze, err);
+		rc = dm_freeze_begin(c->in->env.freezer, key, (const char(*)[65])c->in->containers,
+				     c->in->ncontainers, c->in->max_freeze_ms * 1000000, &c->freeze,
+				     err);
 		/* the engine may fail to freeze a task caught in uninterruptible
 		 * I/O (runc: "unable to freeze"), and has thawed what it froze:
 		 * try again a few times; a conflict or a missing container is
@@ -197,8 +197,7 @@ static void thaw(void *ctx)
 
 /* ---- the record of how the commit was taken ---- */
 
-static json_t *capture_meta(struct commit_run *c, const struct dm_engine_capture *cap,
-			    bool frozen)
+static json_t *capture_meta(struct commit_run *c, const struct dm_engine_capture *cap, bool frozen)
 {
 	json_t *m = json_object();
 	char text[DM_META_VALUE_MAX + 1];
@@ -210,11 +209,12 @@ static json_t *capture_meta(struct commit_run *c, const struct dm_engine_capture
 		json_object_set_new(m, DM_META_FREEZE_MS, json_string(text));
 		for (size_t i = 0; i < c->in->ncontainers && names.len < 2000; i++)
 			dm_buf_addf(&names, "%s%s", i ? ", " : "", c->in->container_names[i]);
-		json_object_set_new(m, DM_META_FROZEN, json_stringn((const char *)names.data,
-								     names.len));
+		json_object_set_new(m, DM_META_FROZEN,
+				    json_stringn((const char *)names.data, names.len));
 	}
 	if (cap->kind == DM_CAPTURE_NOT_INSTANT) {
-		snprintf(text, sizeof(text), "%llu entries changed while it was read, the first: %s",
+		snprintf(text, sizeof(text),
+			 "%llu entries changed while it was read, the first: %s",
 			 (unsigned long long)cap->changed, cap->changed_path);
 		json_object_set_new(m, DM_META_CHANGED, json_string(text));
 	}
