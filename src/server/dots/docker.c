@@ -158,14 +158,12 @@ static int request(struct dm_docker *d, const char *method, const char *path, lo
 	return perform(d, &k, status, out, err);
 }
 
-bool dm_docker_id_ok(const char *id)
+bool dm_docker_name_chars_ok(const char *s, size_t len)
 {
-	size_t len = id ? strnlen(id, DM_DOCKER_ID_MAX + 1) : 0;
-
-	if (len == 0 || len > DM_DOCKER_ID_MAX)
+	if (len == 0)
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		char c = id[i];
+		char c = s[i];
 		bool alnum =
 			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 
@@ -173,6 +171,13 @@ bool dm_docker_id_ok(const char *id)
 			return false;
 	}
 	return true;
+}
+
+bool dm_docker_id_ok(const char *id)
+{
+	size_t len = id ? strnlen(id, DM_DOCKER_ID_MAX + 1) : 0;
+
+	return len <= DM_DOCKER_ID_MAX && dm_docker_name_chars_ok(id, len);
 }
 
 static int check_id(const char *id, struct dm_err *err)

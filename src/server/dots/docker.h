@@ -24,6 +24,11 @@ struct dm_container {
 	bool running;
 };
 
+/* Whether the len bytes at s are spelt as Docker spells a container's name
+ * or id: [A-Za-z0-9][A-Za-z0-9_.-]* (len 0: no). Lengths are the caller's
+ * rule. */
+bool dm_docker_name_chars_ok(const char *s, size_t len);
+
 /* socket_path: e.g. /var/run/docker.sock. Never connects here. */
 int dm_docker_new(struct dm_docker **out, const char *socket_path, struct dm_err *err);
 void dm_docker_free(struct dm_docker *d);

@@ -130,17 +130,7 @@ static bool container_ok(const char *id, size_t size)
 {
 	size_t len = strnlen(id, size);
 
-	if (len == 0 || len >= size || len > 64)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = id[i];
-		bool alnum =
-			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-
-		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
-			return false;
-	}
-	return true;
+	return len < size && len <= 64 && dm_docker_name_chars_ok(id, len);
 }
 
 int dm_freezer_open(struct dm_freezer **out, struct dm_docker *docker, const char *journal_dir,

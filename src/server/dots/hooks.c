@@ -45,17 +45,7 @@ extern char **environ;
 
 static bool container_name_ok(const char *s, size_t len)
 {
-	if (len < 2 || len > DM_HOOK_CONTAINER_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		bool alnum =
-			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-
-		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
-			return false;
-	}
-	return true;
+	return len >= 2 && len <= DM_HOOK_CONTAINER_MAX && dm_docker_name_chars_ok(s, len);
 }
 
 void dm_hook_release(struct dm_hook *h)
