@@ -160,7 +160,7 @@ static struct ent **find(const struct dm_statcache *c, const char *path, size_t 
 	return NULL;
 }
 
-static bool stat_equal(const struct dm_statcache_stat *a, const struct dm_statcache_stat *b)
+bool dm_statcache_stat_equal(const struct dm_statcache_stat *a, const struct dm_statcache_stat *b)
 {
 	return a->size == b->size && a->ino == b->ino && a->mtime_ns == b->mtime_ns &&
 	       a->ctime_ns == b->ctime_ns && a->mode == b->mode;
@@ -178,7 +178,7 @@ int dm_statcache_lookup(struct dm_statcache *c, const char *path, size_t len,
 {
 	struct ent **slot = find(c, path, len, path_hash(path, len));
 
-	if (!slot || !stat_equal(&(*slot)->st, st) || racy(*slot))
+	if (!slot || !dm_statcache_stat_equal(&(*slot)->st, st) || racy(*slot))
 		return 0;
 	(*slot)->mark = true;
 	*id = (*slot)->id;
@@ -190,7 +190,7 @@ int dm_statcache_peek(const struct dm_statcache *c, const char *path, size_t len
 {
 	struct ent **slot = find(c, path, len, path_hash(path, len));
 
-	if (!slot || !stat_equal(&(*slot)->st, st))
+	if (!slot || !dm_statcache_stat_equal(&(*slot)->st, st))
 		return 0;
 	*id = (*slot)->id;
 	return 1;

@@ -46,6 +46,8 @@ struct dm_statcache_stat {
 };
 
 void dm_statcache_stat_from(struct dm_statcache_stat *out, const struct stat *st);
+/* Whether a and b are the same stat: every field equal. */
+bool dm_statcache_stat_equal(const struct dm_statcache_stat *a, const struct dm_statcache_stat *b);
 
 /*
  * 1 and *id when path has an entry whose stat equals st and which is not

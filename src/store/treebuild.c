@@ -331,11 +331,13 @@ static int find_base(struct build *b, const char *rel, dm_oid *id)
 	return fd;
 }
 
-static bool same_stat(const struct stat *a, const struct stat *b)
+/* Whether st is still the stat ref was taken as. */
+static bool ref_equal(const struct dm_statcache_stat *ref, const struct stat *st)
 {
-	return a->st_ino == b->st_ino && a->st_size == b->st_size && a->st_mode == b->st_mode &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+	struct dm_statcache_stat now;
+
+	dm_statcache_stat_from(&now, st);
+	return dm_statcache_stat_equal(ref, &now);
 }
 
 /* Capture mode: the walk stops at the freeze's deadline, or when the
@@ -388,10 +390,10 @@ static int capture_job(struct build *b, struct job *j, struct dm_err *err)
 			     b->capture->deadline_ns, &res, j->rel, err);
 	if (!rc) {
 		j->seen_ns = now;
-		j->cacheable = fstat(fd, &after) == 0 && same_stat(&after, &j->st);
 		fill_meta(j->ent, &j->st);
 		dm_statcache_stat_from(&j->ent->ref, &j->st);
 		j->ent->ref_ns = now;
+		j->cacheable = fstat(fd, &after) == 0 && ref_equal(&j->ent->ref, &after);
 		b->stats->files_captured++;
 		b->stats->bytes_copied += res.bytes_copied;
 	} else {
@@ -594,15 +596,6 @@ static void note_changed(struct build *b, const char *name)
 			snprintf(st->changed_path, sizeof(st->changed_path), "%s",
 				 name ? name : b->path.len ? (const char *)b->path.data : ".");
 	}
-}
-
-static bool ref_equal(const struct dm_statcache_stat *ref, const struct stat *st)
-{
-	struct dm_statcache_stat now;
-
-	dm_statcache_stat_from(&now, st);
-	return ref->size == now.size && ref->ino == now.ino && ref->mode == now.mode &&
-	       ref->mtime_ns == now.mtime_ns && ref->ctime_ns == now.ctime_ns;
 }
 
 /* A stat that equals ref proves nothing: a write just after ref was taken
