@@ -15,8 +15,8 @@
 #   - at exit, containers are removed (while dmd still runs, so they unmount),
 #     then dmd and the service are stopped and $DM_RUN removed.
 #
-# Helpers: pm (podman), start_dmd / stop_dmd, wait_for DESC CMD... (polls up
-# to 20 s), started_at CONTAINER.
+# Helpers: pm (podman), start_dmd / stop_dmd, started_at CONTAINER (wait_for
+# is test-lib.sh's).
 
 setup_sh=$DM_SOURCE_DIR/../shared/containers/setup.sh
 
@@ -96,18 +96,6 @@ stop_dmd() {
 # Runs last-registered first: containers go while dmd can still unmount them.
 test_atexit "dmd stop --data-dir '$HOME/data'"
 test_atexit "pm rm -a -f -t 0"
-
-# wait_for DESC CMD...: polls CMD every 0.2 s for up to 20 s.
-wait_for() {
-	local desc=$1 i
-	shift
-	for i in $(seq 100); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	echo "timed out waiting for $desc" >&2
-	return 1
-}
 
 started_at() {
 	pm inspect -f '{{.State.StartedAt}}' "$1"

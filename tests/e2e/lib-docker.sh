@@ -26,7 +26,7 @@
 # script's label), dk_volume_made / dk_volume_rm (the volumes to remove at
 # exit), docker_cleanup_at_exit (containers and those volumes go at exit:
 # call it after registering the dmd's stop with test_atexit, since volumes
-# are removed through the plugin), wait_for DESC CMD... (polls up to 20 s).
+# are removed through the plugin); wait_for is test-lib.sh's.
 
 # docker_setup_failed MSG: skips the script, or fails it in CI.
 docker_setup_failed() {
@@ -115,15 +115,3 @@ docker_cleanup
 if ! dk_run --rm localhost/busybox true >docker-run.out 2>&1; then
 	docker_setup_failed "docker cannot run a container here: $(tail -n 1 docker-run.out)"
 fi
-
-# wait_for DESC CMD...: polls CMD every 0.2 s for up to 20 s.
-wait_for() {
-	local desc=$1
-	shift
-	for _ in $(seq 100); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	echo "timed out waiting for $desc" >&2
-	return 1
-}

@@ -231,6 +231,19 @@ test_wait_gone() {
 	return 1
 }
 
+# wait_for DESC CMD...: polls CMD every 0.2 s for up to 20 s; says what it
+# waited for when it gives up.
+wait_for() {
+	local desc=$1
+	shift
+	for _ in $(seq 100); do
+		"$@" && return 0
+		sleep 0.2
+	done
+	echo "timed out waiting for $desc" >&2
+	return 1
+}
+
 # test_kill_hard PIDFILE: SIGKILL of the process PIDFILE names, a crash, and
 # a wait (up to 30 s) until it is gone: its locks are free only then.
 test_kill_hard() {
