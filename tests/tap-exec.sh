@@ -8,6 +8,9 @@
 # hang fails instead of stalling the run. stdout goes to prove unchanged; each
 # `not ok` line and the `#` lines after it are also copied to stderr, prefixed
 # with the file name, so a failure's detail shows in prove's normal output.
+# The test gets no descriptor but 0, 1 and 2: prove waits for the end of
+# the test's output, which never comes while a daemon the test leaves
+# running (the shared dockerd) holds a copy of it.
 set -uo pipefail
 
 file=${1:?usage: tap-exec.sh FILE}
@@ -23,12 +26,12 @@ esac
 
 # fd 3 is the real stderr; the shell's own "Aborted" notice goes to /dev/null.
 {
-	timeout -k 10 "${DM_TEST_TIMEOUT:-600}" "${cmd[@]}" 2>&3 |
+	timeout -k 10 "${DM_TEST_TIMEOUT:-600}" "${cmd[@]}" 2>&3 3>&- |
 		perl -ne 'BEGIN { $| = 1; $f = shift @ARGV }
 			print;
 			if (/^(not ok|Bail out!)/) { $show = 1; print STDERR "[$f] $_"; next }
 			if ($show && /^#/) { print STDERR "[$f] $_"; next }
-			$show = 0;' "$file" 2>&3
+			$show = 0;' "$file" 2>&3 3>&-
 	rc=${PIPESTATUS[0]}
 } 3>&2 2>/dev/null
 if [ "$rc" -eq 124 ]; then

@@ -45,7 +45,21 @@ fi
 if [ ! -f "$docker_sh" ]; then
 	docker_setup_failed "no $docker_sh to set up the Docker Engine"
 fi
-if ! bash "$docker_sh" ${docker_sh_args[@]+"${docker_sh_args[@]}"} >docker-setup.out 2>&1; then
+# docker.sh may start the dockerd, which outlives this script and every
+# other: it must hold no descriptor of ours, or whoever reads our output
+# (prove, CI) waits for its end for ever. So it runs with 0, 1 and 2 only.
+docker_sh_run() {
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ] 2>/dev/null; then
+				eval "exec $fd>&-"
+			fi
+		done
+		exec bash "$docker_sh" "$@"
+	) </dev/null >docker-setup.out 2>&1
+}
+if ! docker_sh_run ${docker_sh_args[@]+"${docker_sh_args[@]}"}; then
 	docker_setup_failed "docker.sh ${docker_sh_args[*]-} failed: $(tail -n 1 docker-setup.out)"
 fi
 eval "$(grep '^export DOCKER_HOST=unix://' docker-setup.out | tail -n 1)"
