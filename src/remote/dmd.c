@@ -47,12 +47,13 @@ struct batch {
 
 struct dmd_conn {
 	struct dm_remote_conn iface; /* first: what remote.h sees */
-	char *where; /* HOST:PORT */
-	char *base;  /* http://HOST:PORT */
+	char *where;                 /* HOST:PORT */
+	char *base;                  /* http://HOST:PORT */
 	char *user;
 	char *key;
-	CURL *easy; /* for the one-at-a-time calls */
-	struct curl_slist *headers;
+	CURL *easy;                 /* for the one-at-a-time calls */
+	struct curl_slist *headers; /* every request's, with the session once there is one */
+	char *on_behalf;            /* the DM_ON_BEHALF_HEADER line, or NULL */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
 	uint64_t wire;
@@ -72,6 +73,23 @@ struct dmd_conn {
 
 static const struct dm_remote_ops dmd_ops;
 static void dmd_free(struct dm_remote_conn *conn);
+
+/* The headers of every request: with session (NULL: none yet) as the
+ * DM_WIRE_SESSION_HEADER. NULL when out of memory. */
+static struct curl_slist *request_headers(const struct dmd_conn *r, const char *session)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	char *line = session ? dm_asprintf("%s: %s", DM_WIRE_SESSION_HEADER, session) : NULL;
+
+	if (h)
+		h = curl_slist_append(h, "Content-Type: application/octet-stream");
+	if (h && r->on_behalf)
+		h = curl_slist_append(h, r->on_behalf);
+	if (h && session)
+		h = line ? curl_slist_append(h, line) : NULL;
+	free(line);
+	return h;
+}
 
 int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr *addr,
 		       struct dm_err *err)
@@ -94,16 +112,9 @@ int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr 
 	r->key = dm_xstrdup(addr->api_key ? addr->api_key : "");
 	r->easy = curl_easy_init();
 	r->multi = curl_multi_init();
-	r->headers = curl_slist_append(NULL, "Expect:");
-	if (r->headers)
-		r->headers =
-			curl_slist_append(r->headers, "Content-Type: application/octet-stream");
-	if (r->headers && addr->on_behalf) {
-		char *line = dm_asprintf("%s: %s", DM_ON_BEHALF_HEADER, addr->on_behalf);
-
-		r->headers = line ? curl_slist_append(r->headers, line) : NULL;
-		free(line);
-	}
+	if (addr->on_behalf)
+		r->on_behalf = dm_asprintf("%s: %s", DM_ON_BEHALF_HEADER, addr->on_behalf);
+	r->headers = request_headers(r, NULL);
 	dm_buf_init(&r->cur, 0);
 	for (int i = 0; i < DM_REMOTE_INFLIGHT; i++) {
 		r->slots[i].r = r;
@@ -113,7 +124,8 @@ int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr 
 		if (!r->slots[i].easy)
 			r->easy = NULL; /* reported below */
 	}
-	if (!r->where || !r->base || !r->easy || !r->multi || !r->headers) {
+	if (!r->where || !r->base || !r->easy || !r->multi || !r->headers ||
+	    (addr->on_behalf && !r->on_behalf)) {
 		dmd_free(&r->iface);
 		return dm_err_set(err, DM_ENOMEM, "cannot make a libcurl handle");
 	}
@@ -139,6 +151,7 @@ static void dmd_free(struct dm_remote_conn *conn)
 	curl_multi_cleanup(r->multi);
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
+	free(r->on_behalf);
 	dm_buf_release(&r->cur);
 	free(r->where);
 	free(r->base);
@@ -327,9 +340,8 @@ static size_t to_sink(char *data, size_t size, size_t nmemb, void *arg)
  * One request on r->easy: GET path when body is NULL, else POST body.
  * The answer goes to write(ctx); *status gets the HTTP status.
  */
-static int perform(struct dmd_conn *r, const char *path, const void *body, size_t len,
-		   int stall, curl_write_callback write, void *ctx, long *status,
-		   struct dm_err *err)
+static int perform(struct dmd_conn *r, const char *path, const void *body, size_t len, int stall,
+		   curl_write_callback write, void *ctx, long *status, struct dm_err *err)
 {
 	char errbuf[CURL_ERROR_SIZE];
 	char *url = dm_asprintf("%s%s", r->base, path);
@@ -364,8 +376,8 @@ static int perform(struct dmd_conn *r, const char *path, const void *body, size_
 }
 
 /* A request whose answer is JSON (bounded): *out a new reference. */
-static int json_call(struct dmd_conn *r, const char *path, const void *body, size_t len,
-		     int stall, const char *what, json_t **out, struct dm_err *err)
+static int json_call(struct dmd_conn *r, const char *path, const void *body, size_t len, int stall,
+		     const char *what, json_t **out, struct dm_err *err)
 {
 	struct sink s = {DM_BUF_INIT, false};
 	json_error_t jerr;
@@ -426,8 +438,7 @@ static int dmd_versions(struct dm_remote_conn *conn, struct dm_err *err)
 }
 
 /* "/objects/v1/NAME?KEY=escaped(value)" */
-static char *path_with(struct dmd_conn *r, const char *name, const char *key,
-		       const char *value)
+static char *path_with(struct dmd_conn *r, const char *name, const char *key, const char *value)
 {
 	char *esc = curl_easy_escape(r->easy, value, 0);
 	char *p = esc ? dm_asprintf("/objects/v1/%s?%s=%s", name, key, esc) : NULL;
@@ -436,8 +447,28 @@ static char *path_with(struct dmd_conn *r, const char *name, const char *key,
 	return p;
 }
 
+/* The session `refs` answered (if any) goes with every later request.
+ * No upload is in flight here: a transfer asks refs before it sends. */
+static void keep_session(struct dmd_conn *r)
+{
+	struct curl_header *h = NULL;
+	struct curl_slist *next;
+	const char *v;
+
+	if (curl_easy_header(r->easy, DM_WIRE_SESSION_HEADER, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return;
+	v = h->value;
+	if (!*v || strlen(v) > DM_WIRE_SESSION_MAX || strspn(v, "0123456789abcdef") != strlen(v))
+		return;
+	next = request_headers(r, v);
+	if (!next)
+		return;
+	curl_slist_free_all(r->headers);
+	r->headers = next;
+}
+
 static int dmd_refs(struct dm_remote_conn *conn, const char *dot, bool for_push, json_t **out,
-		   struct dm_err *err)
+		    struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
 	char *path = path_with(r, "refs", "dot", dot), *full = NULL;
@@ -450,11 +481,13 @@ static int dmd_refs(struct dm_remote_conn *conn, const char *dot, bool for_push,
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
 	rc = json_call(r, full, NULL, 0, true, "'refs'", out, err);
 	free(full);
+	if (!rc || rc == DM_ENOTFOUND)
+		keep_session(r);
 	return rc;
 }
 
 static int dmd_missing(struct dm_remote_conn *conn, const dm_oid *ids, size_t n, struct dm_buf *out,
-		      struct dm_err *err)
+		       struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
 	struct sink s = {DM_BUF_INIT, false};
@@ -533,7 +566,7 @@ static size_t on_get_data(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 static int dmd_get(struct dm_remote_conn *conn, const char *dot, const dm_oid *ids, size_t n,
-		  dm_wire_rec_fn fn, void *ctx, struct dm_err *err)
+		   dm_wire_rec_fn fn, void *ctx, struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
 	struct get_ctx g;
@@ -591,7 +624,7 @@ static int dmd_update(struct dm_remote_conn *conn, json_t *req, json_t **out, st
 /* ---- pipelined uploads ---- */
 
 static void dmd_put_begin(struct dm_remote_conn *conn, const char *dot_id,
-			 void (*on_ack)(void *ctx, uint64_t objects, uint64_t bytes), void *ctx)
+			  void (*on_ack)(void *ctx, uint64_t objects, uint64_t bytes), void *ctx)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
 
@@ -772,8 +805,8 @@ static int put_end(struct dmd_conn *r, int rc, struct dm_err *err)
 	return rc;
 }
 
-static int dmd_put_add(struct dm_remote_conn *conn, const struct dm_pack_rec *rec, const void *bytes,
-		      struct dm_err *err)
+static int dmd_put_add(struct dm_remote_conn *conn, const struct dm_pack_rec *rec,
+		       const void *bytes, struct dm_err *err)
 {
 	struct dmd_conn *r = (struct dmd_conn *)conn;
 	int rc = put_status(r, err);

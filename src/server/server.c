@@ -28,6 +28,7 @@
 #include "server/api/api.h"
 #include "server/api/http.h"
 #include "server/api/plugin.h"
+#include "server/api/sessions.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_member.h"
 #include "server/cluster/replicate.h"
@@ -265,6 +266,7 @@ static void set_envs(struct dm_server *srv)
 	a->store = srv->store;
 	a->registry = srv->registry;
 	a->transfers = srv->transfers;
+	a->sessions = srv->sessions;
 	a->cluster = c;
 	a->node_id = srv->node_id;
 	a->cluster_id = srv->cluster_id;
@@ -350,7 +352,9 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	rc = dm_sched_new(&srv->sched, &so, err);
 	if (rc)
 		goto done;
-	rc = open_docker(srv, opts->docker_socket, err);
+	rc = dm_sessions_open(&srv->sessions, srv->sched, err);
+	if (!rc)
+		rc = open_docker(srv, opts->docker_socket, err);
 	if (!rc)
 		rc = open_freezer(srv, err);
 	if (!rc && opts->plugin_socket && *opts->plugin_socket)
@@ -433,6 +437,7 @@ void dm_server_free(struct dm_server *srv)
 		srv->registry = NULL;
 	}
 	dm_sched_free(srv->sched);
+	dm_sessions_free(srv->sessions);
 	dm_freezer_free(srv->freezer);
 	dm_docker_free(srv->docker);
 	dm_engine_free(srv->engine);

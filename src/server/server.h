@@ -33,6 +33,7 @@ struct dm_kv;
 struct dm_plugin;
 struct dm_registry;
 struct dm_replicator;
+struct dm_sessions;
 struct dm_transfers;
 struct dm_sched;
 struct dm_store;
@@ -68,6 +69,7 @@ struct dm_server {
 	struct dm_sched *sched;           /* threaded */
 	struct dm_registry *registry;     /* the dots (registry.c) */
 	struct dm_transfers *transfers;   /* push, pull, clone we run (transfer.c) */
+	struct dm_sessions *sessions;     /* transfers others run here (api/sessions.c) */
 	struct dm_replicator *replicator; /* a cluster's copies kept in step, or NULL */
 	struct dm_docker *docker;         /* the container engine's API, or NULL */
 	struct dm_freezer *freezer;       /* freezes containers for commits (with docker) */

@@ -34,6 +34,12 @@ struct dm_err;
 #define DM_WIRE_ERROR_MAX  4096u
 #define DM_WIRE_MAX_IDS    65536u
 
+/* The transfer session (docs/internals/transfer.md, "Who may see an
+ * object"): `refs` answers it in this header, and every later request of
+ * the transfer sends it back. At most DM_WIRE_SESSION_MAX characters. */
+#define DM_WIRE_SESSION_HEADER "Dm-Transfer-Session"
+#define DM_WIRE_SESSION_MAX    64u
+
 /*
  * Called for each complete record. bytes (rec->stored_len of them) are
  * borrowed for the call only. An error record never reaches the callback.

@@ -4,7 +4,9 @@
  * exactly what the receiver lacks, bottom-up, so the receiver verifies at
  * every moment; an incremental push sends only new chunks; a pull fetches
  * what is missing; a transfer killed mid-way leaves a consistent store
- * and a re-run sends only the rest; a corrupt object is refused.
+ * and a re-run sends only the rest; a corrupt object is refused. And what
+ * a transfer session may see (sync/reach.h): exactly what its commits
+ * reach, plus what it was given, found no further than asked, bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include "store/object.h"
 #include "store/store.h"
 #include "store/tree.h"
+#include "sync/reach.h"
 #include "sync/receive.h"
 #include "sync/walk.h"
 #include "util/buf.h"
@@ -432,8 +435,7 @@ static void test_receiver_rules(void **state)
 	c1 = commit_src(fx, "c1", NULL);
 	/* a commit before its tree */
 	assert_int_equal(dm_store_get_stored(fx->a, &c1, &rec, &b, &err), 0);
-	assert_int_equal(dm_sync_accept(fx->b, &rec, b.data, DOT_ID, &stored, &err),
-			 DM_ECORRUPT);
+	assert_int_equal(dm_sync_accept(fx->b, &rec, b.data, DOT_ID, &stored, &err), DM_ECORRUPT);
 	assert_false(stored);
 	assert_non_null(strstr(err.msg, "names tree"));
 	assert_int_equal(dm_store_has(fx->b, &c1), 0);
@@ -482,6 +484,127 @@ static void test_receiver_rules(void **state)
 	dm_buf_release(&raw);
 }
 
+/* ---- what a session sees ---- */
+
+struct collect {
+	struct dm_store *s;
+	dm_oid ids[64];
+	size_t n;
+};
+
+static int collect_ref(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct collect *c = ctx;
+
+	if (c->n < 64)
+		c->ids[c->n++] = *ref->id;
+	return 0;
+}
+
+/* Every id reachable from commit (at most 64), depth first. */
+static void reachable(struct collect *c, const dm_oid *id, int kind)
+{
+	struct dm_buf raw = DM_BUF_INIT;
+	struct dm_err err;
+	size_t from = c->n, to;
+
+	if (kind == DM_OBJ_CHUNK)
+		return;
+	assert_int_equal(dm_store_get(c->s, id, &raw, NULL, &err), 0);
+	assert_int_equal(dm_object_refs(kind, raw.data, raw.len, collect_ref, c, &err), 0);
+	to = c->n;
+	dm_buf_release(&raw);
+	for (size_t i = from; i < to; i++) {
+		int k = 0;
+		uint64_t len;
+
+		assert_int_equal(dm_store_stat(c->s, &c->ids[i], &k, &len, &err), 0);
+		reachable(c, &c->ids[i], k);
+	}
+}
+
+static void test_reach_sees_what_its_commits_reach(void **state)
+{
+	struct fixture *fx = *state;
+	struct collect first = {.s = fx->a}, second = {.s = fx->a};
+	struct dm_err err;
+	struct dm_reach *r;
+	dm_oid c1, c2, made_up;
+
+	make_src(fx);
+	c1 = commit_src(fx, "c1", NULL);
+	reachable(&first, &c1, DM_OBJ_COMMIT);
+	assert_true(first.n > 8);
+	write_file(fx, "only-in-c2", 123456, 99);
+	c2 = commit_src(fx, "c2", "c1");
+	reachable(&second, &c2, DM_OBJ_COMMIT);
+
+	/* seeded with c1: everything under c1 is visible, c2 and what only c2
+	 * names is not, and an id the store never held is not */
+	r = dm_reach_new(fx->a, &c1, 1, 0);
+	assert_int_equal(dm_reach_allows(r, &c1, &err), 1);
+	for (size_t i = 0; i < first.n; i++)
+		assert_int_equal(dm_reach_allows(r, &first.ids[i], &err), 1);
+	assert_int_equal(dm_reach_allows(r, &c2, &err), 0);
+	assert_int_equal(dm_reach_allows(r, &second.ids[0], &err), 0); /* c2's root tree */
+	memset(&made_up, 0x5a, sizeof(made_up));
+	assert_int_equal(dm_reach_allows(r, &made_up, &err), 0);
+	/* given: visible from then on, and nothing it names becomes so */
+	assert_int_equal(dm_reach_give(r, &second.ids[0], &err), 0);
+	assert_int_equal(dm_reach_allows(r, &second.ids[0], &err), 1);
+	assert_int_equal(dm_reach_allows(r, &c2, &err), 0);
+	dm_reach_free(r);
+}
+
+static void test_reach_walks_only_as_far_as_asked(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_err err;
+	struct dm_reach *r;
+	dm_oid c1;
+
+	make_src(fx);
+	c1 = commit_src(fx, "c1", NULL);
+	r = dm_reach_new(fx->a, &c1, 1, 0);
+	assert_int_equal(dm_reach_count(r), 1);
+	assert_int_equal(dm_reach_allows(r, &c1, &err), 1);
+	assert_int_equal(dm_reach_count(r), 1); /* the seed needs no read */
+	{
+		struct collect top = {.s = fx->a};
+		struct dm_buf raw = DM_BUF_INIT;
+
+		assert_int_equal(dm_store_get(fx->a, &c1, &raw, NULL, &err), 0);
+		assert_int_equal(
+			dm_object_refs(DM_OBJ_COMMIT, raw.data, raw.len, collect_ref, &top, &err),
+			0);
+		dm_buf_release(&raw);
+		assert_int_equal(dm_reach_allows(r, &top.ids[0], &err), 1);
+		assert_int_equal(dm_reach_count(r), 2); /* one read: the commit */
+	}
+	dm_reach_free(r);
+}
+
+static void test_reach_is_bounded(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_err err;
+	struct dm_reach *r;
+	dm_oid c1, made_up;
+
+	make_src(fx);
+	c1 = commit_src(fx, "c1", NULL);
+	r = dm_reach_new(fx->a, &c1, 1, 4);
+	memset(&made_up, 0x5a, sizeof(made_up));
+	assert_int_equal(dm_reach_allows(r, &made_up, &err), DM_ETOOBIG);
+	assert_non_null(strstr(err.msg, "at most 4 objects"));
+	dm_reach_free(r);
+	r = dm_reach_new(fx->a, &c1, 1, 2);
+	assert_int_equal(dm_reach_give(r, &made_up, &err), 0);
+	memset(&made_up, 0x5b, sizeof(made_up));
+	assert_int_equal(dm_reach_give(r, &made_up, &err), DM_ETOOBIG);
+	dm_reach_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +617,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_killed_pull_resumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_tree_refused_by_pull, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receiver_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reach_sees_what_its_commits_reach, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reach_walks_only_as_far_as_asked, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reach_is_bounded, setup, teardown),
 	};
 
 	dm_log_setup(NULL, DM_LOG_WARN);

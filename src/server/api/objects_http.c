@@ -28,10 +28,14 @@
 #include <string.h>
 
 #include "server/api/api.h"
+#include "server/api/sessions.h"
 #include "server/cluster/forward.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "store/store.h"
+#include "store/object.h"
+#include "store/oidmap.h"
+#include "sync/reach.h"
 #include "sync/receive.h"
 #include "sync/wire.h"
 #include "util/buf.h"
@@ -43,6 +47,7 @@
 #define GET_BLOCK          (1u << 20) /* bytes of records read ahead per refill */
 #define CHAIN_MAX          (1u << 20) /* commits in one branch's history */
 #define UPDATE_DEADLINE_MS (3600 * 1000)
+#define SESSION_WAIT_MS    (60 * 1000) /* for a session another request holds */
 
 enum endpoint { EP_VERSIONS, EP_REFS, EP_MISSING, EP_GET, EP_PUT, EP_UPDATE };
 
@@ -66,15 +71,19 @@ struct dm_objects_req {
 	struct dm_caller caller;
 	enum endpoint ep;
 	size_t max_body;
-	uint64_t body_len;                  /* bytes of body seen */
-	struct dm_buf body;                 /* every endpoint but put */
-	char dot[DM_DOT_NAME_TEXT_MAX + 8]; /* ?dot= (refs, get) */
-	char dot_id[DM_DOT_ID_MAX + 1];     /* ?dot_id= (put); "" when absent */
-	char purpose[8];                    /* ?for= (refs): "push" or "" */
+	uint64_t body_len;                      /* bytes of body seen */
+	struct dm_buf body;                     /* every endpoint but put */
+	char dot[DM_DOT_NAME_TEXT_MAX + 8];     /* ?dot= (refs, get) */
+	char dot_id[DM_DOT_ID_MAX + 1];         /* ?dot_id= (put); "" when absent */
+	char purpose[8];                        /* ?for= (refs): "push" or "" */
+	char session[DM_SESSION_TOKEN_LEN + 1]; /* the DM_SESSION_HEADER; "" when absent */
 	/* put */
 	struct dm_wire_parser parser;
-	uint64_t stored, stored_bytes, records;
-	int rc; /* the first failure, or 0 */
+	uint64_t stored, stored_bytes, records, raw_bytes;
+	struct dm_oidmap put_ids;  /* sent in this put (callers who do not see all) */
+	struct dm_oidmap put_refs; /* named by what this put sent, to check */
+	struct dm_buf raw;         /* scratch: one decompressed record */
+	int rc;                    /* the first failure, or 0 */
 	struct dm_err err;
 };
 
@@ -85,8 +94,9 @@ bool dm_objects_path(const char *url)
 
 /* ---- answers ---- */
 
-static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const char *ctype,
-			     void *body, size_t len)
+/* The session token (when there is one) travels back in every answer. */
+static enum MHD_Result queue_token(struct MHD_Connection *c, unsigned status, const char *ctype,
+				   void *body, size_t len, const char *token)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -97,30 +107,82 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const ch
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (token && token[0])
+		MHD_add_response_header(resp, DM_SESSION_HEADER, token);
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
 
-static enum MHD_Result answer_err(struct MHD_Connection *c, const struct dm_err *err)
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const char *ctype,
+			     void *body, size_t len)
+{
+	return queue_token(c, status, ctype, body, len, NULL);
+}
+
+static enum MHD_Result answer_err_token(struct MHD_Connection *c, const struct dm_err *err,
+					const char *token)
 {
 	char *body = dm_rpc_error_body(-32000, err->code, err->msg);
 
 	if (!body)
 		return MHD_NO;
-	return queue(c, (unsigned)dm_err_http_status(err->code), "application/json", body,
-		     strlen(body));
+	return queue_token(c, (unsigned)dm_err_http_status(err->code), "application/json", body,
+			   strlen(body), token);
+}
+
+static enum MHD_Result answer_err(struct MHD_Connection *c, const struct dm_err *err)
+{
+	return answer_err_token(c, err, NULL);
 }
 
 /* Answers j (taken) as JSON with 200. */
-static enum MHD_Result answer_json(struct MHD_Connection *c, json_t *j)
+static enum MHD_Result answer_json_token(struct MHD_Connection *c, json_t *j, const char *token)
 {
 	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
 	if (!body)
 		return MHD_NO;
-	return queue(c, MHD_HTTP_OK, "application/json", body, strlen(body));
+	return queue_token(c, MHD_HTTP_OK, "application/json", body, strlen(body), token);
+}
+
+static enum MHD_Result answer_json(struct MHD_Connection *c, json_t *j)
+{
+	return answer_json_token(c, j, NULL);
+}
+
+/* ---- who sees which objects (sessions.h) ---- */
+
+/* Admins see the whole store, and so does another node of the cluster
+ * forwarding a caller's request (it checked the caller). Everyone else
+ * sees what their transfer session reaches. */
+static bool sees_all(const struct dm_objects_req *r)
+{
+	return r->caller.admin || r->caller.forwarded;
+}
+
+/* The caller's session, taken (NULL for those who see all). */
+static int take_session(struct dm_session **out, struct dm_objects_req *r, struct dm_err *err)
+{
+	*out = NULL;
+	if (sees_all(r))
+		return 0;
+	if (!r->session[0])
+		return dm_err_set(err, DM_EINVAL,
+				  "this request needs the %s header that 'refs' answered; the "
+				  "dm that sent it is too old for this server",
+				  DM_SESSION_HEADER);
+	return dm_sessions_take(r->env->sessions, r->session, r->caller.user, SESSION_WAIT_MS, out,
+				err);
+}
+
+static int not_here(struct dm_err *err, const dm_oid *id)
+{
+	char hex[DM_OID_HEXSZ + 1];
+
+	dm_oid_hex(hex, id);
+	return dm_err_set(err, DM_ENOTFOUND, "object %s is not on this server", hex);
 }
 
 /* ---- looking dots up ---- */
@@ -200,8 +262,45 @@ static int branch_refs(json_t **out, struct dm_store *store, const char *dot_id,
 	return 0;
 }
 
+/* A session for the caller over the commits of branches (NULL: none yet,
+ * a push that will create the dot): its token in token, or "" for those
+ * who see all. */
+static int open_session(char *token, struct dm_objects_req *r, json_t *branches, struct dm_err *err)
+{
+	size_t n = 0, cap = 0;
+	dm_oid *seeds = NULL;
+	const char *name;
+	json_t *b;
+	int rc;
+
+	token[0] = '\0';
+	if (sees_all(r))
+		return 0;
+	json_object_foreach(branches, name, b)
+	{
+		json_t *objects = json_object_get(b, "objects"), *o;
+		size_t i;
+
+		json_array_foreach(objects, i, o)
+		{
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				seeds = dm_xrealloc(seeds, cap * sizeof(*seeds));
+			}
+			if (!dm_oid_from_hex(&seeds[n], json_string_value(o),
+					     json_string_length(o)))
+				n++;
+		}
+	}
+	rc = dm_sessions_create(r->env->sessions, r->caller.user, r->dot,
+				dm_reach_new(r->env->store, seeds, n, 0), token, err);
+	free(seeds);
+	return rc;
+}
+
 static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *c)
 {
+	char token[DM_SESSION_TOKEN_LEN + 1] = "";
 	struct dm_dot_handle *h = NULL;
 	struct dm_dot_view *v = NULL;
 	json_t *branches = NULL;
@@ -210,21 +309,25 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 
 	dm_err_clear(&err);
 	rc = find_dot(&h, r, r->dot, &err);
-	if (rc == DM_ENOTFOUND && !strcmp(r->purpose, "push") && !r->caller.admin) {
+	if (rc == DM_ENOTFOUND && !strcmp(r->purpose, "push")) {
 		/* a push would create it: refuse now, before any data moves */
 		struct dm_dot_name name;
+		struct dm_err serr;
 
-		if (!dm_dot_name_parse(&name, r->dot, NULL) && strcmp(name.ns, r->caller.user))
+		if (!r->caller.admin && !dm_dot_name_parse(&name, r->dot, NULL) &&
+		    strcmp(name.ns, r->caller.user))
 			rc = dm_err_set(&err, DM_EPERM,
 					"permission denied: user '%s' cannot create dots in "
 					"namespace '%s'",
 					r->caller.user, name.ns);
+		else if (open_session(token, r, NULL, &serr))
+			err = serr;
 	}
 	if (!rc)
 		rc = dm_dot_wait_sealed(h, 3600 * 1000, &err);
 	if (rc) {
 		dm_dot_handle_unref(h);
-		return answer_err(c, &err);
+		return answer_err_token(c, &err, token);
 	}
 	v = dm_dot_handle_view(h);
 	branches = json_object();
@@ -235,6 +338,8 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 		if (!rc)
 			json_object_set_new(branches, v->branches[i].name, b);
 	}
+	if (!rc)
+		rc = open_session(token, r, branches, &err);
 	if (rc) {
 		json_decref(branches);
 		dm_dot_view_unref(v);
@@ -247,29 +352,45 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 
 		dm_dot_view_unref(v);
 		dm_dot_handle_unref(h);
-		return answer_json(c, j);
+		return answer_json_token(c, j, token);
 	}
 }
 
 /* ---- missing ---- */
 
+/* An object the caller sees is one the server holds and the caller's
+ * session reaches; any other is missing to them, whether the store holds
+ * it or not (the uploader sends it; the store keeps one copy). */
 static enum MHD_Result do_missing(struct dm_objects_req *r, struct MHD_Connection *c)
 {
 	struct dm_buf out = DM_BUF_INIT;
+	struct dm_session *sn = NULL;
 	struct dm_err err;
 	const dm_oid *ids;
 	size_t n = 0;
 	char *body;
+	int rc;
 
-	if (dm_wire_ids_check(r->body.len, &n, &err))
-		return answer_err(c, &err);
+	dm_err_clear(&err);
+	rc = dm_wire_ids_check(r->body.len, &n, &err);
+	if (!rc)
+		rc = take_session(&sn, r, &err);
 	ids = dm_wire_ids(r->body.data);
-	for (size_t i = 0; i < n; i++)
-		if (!dm_store_has(r->env->store, &ids[i]) && dm_wire_ids_add(&out, &ids[i], 1)) {
-			dm_buf_release(&out);
-			dm_err_set(&err, DM_ENOMEM, "out of memory");
-			return answer_err(c, &err);
-		}
+	for (size_t i = 0; i < n && !rc; i++) {
+		int seen = dm_store_has(r->env->store, &ids[i]);
+
+		if (seen && sn)
+			seen = dm_reach_allows(sn->reach, &ids[i], &err);
+		if (seen < 0)
+			rc = seen;
+		else if (!seen && dm_wire_ids_add(&out, &ids[i], 1))
+			rc = dm_err_set(&err, DM_ENOMEM, "out of memory");
+	}
+	dm_sessions_give(r->env->sessions, sn);
+	if (rc) {
+		dm_buf_release(&out);
+		return answer_err(c, &err);
+	}
 	n = out.len;
 	body = n ? dm_buf_detach(&out, NULL) : malloc(1);
 	return body ? queue(c, MHD_HTTP_OK, "application/octet-stream", body, n) : MHD_NO;
@@ -284,6 +405,7 @@ struct get_stream {
 	struct dm_buf pending; /* records read ahead */
 	size_t pos;            /* of pending, already sent */
 	bool ended;            /* an error record went into pending */
+	struct dm_err refused; /* ids[n] may not be read: set when code != 0 */
 };
 
 /* Reads the next records (about GET_BLOCK bytes) into pending. */
@@ -291,6 +413,10 @@ static void refill(struct get_stream *g)
 {
 	dm_buf_reset(&g->pending);
 	g->pos = 0;
+	if (g->next == g->n && g->refused.code && !g->ended) {
+		dm_wire_error_add(&g->pending, g->refused.code, g->refused.msg);
+		g->ended = true;
+	}
 	while (g->next < g->n && g->pending.len < GET_BLOCK && !g->ended) {
 		struct dm_pack_rec rec;
 		struct dm_err err;
@@ -311,10 +437,7 @@ static void refill(struct get_stream *g)
 		/* the id is not here (or unreadable): the stream ends saying so */
 		g->pending.len = at;
 		if (err.code == DM_ENOTFOUND) {
-			char hex[DM_OID_HEXSZ + 1];
-
-			dm_oid_hex(hex, &g->ids[g->next]);
-			dm_err_set(&err, DM_ENOTFOUND, "object %s is not on this server", hex);
+			not_here(&err, &g->ids[g->next]);
 		} else {
 			dm_error("objects: get: %s", err.msg);
 		}
@@ -329,7 +452,7 @@ static ssize_t get_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	size_t n;
 
 	if (g->pos >= g->pending.len) {
-		if (g->ended || g->next >= g->n)
+		if (g->ended || (g->next >= g->n && !g->refused.code))
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		refill(g);
 		if (!g->pending.len)
@@ -352,6 +475,36 @@ static void get_free(void *cls)
 	free(g);
 }
 
+/* How many of ids[0..n) the caller may read, in order: the first that it
+ * may not is refused as an object the server does not hold. */
+static int readable_prefix(size_t *out, struct dm_objects_req *r, const dm_oid *ids, size_t n,
+			   struct dm_err *refused, struct dm_err *err)
+{
+	struct dm_session *sn = NULL;
+	int rc = take_session(&sn, r, err);
+
+	*out = n;
+	if (rc || !sn)
+		return rc;
+	if (strcmp(sn->dot, r->dot))
+		rc = dm_err_set(err, DM_EINVAL,
+				"this transfer session reads '%s', not '%s'; ask 'refs' again",
+				sn->dot, r->dot);
+	for (size_t i = 0; i < n && !rc; i++) {
+		int ok = dm_reach_allows(sn->reach, &ids[i], err);
+
+		if (ok < 0) {
+			rc = ok;
+		} else if (!ok) {
+			not_here(refused, &ids[i]);
+			*out = i;
+			break;
+		}
+	}
+	dm_sessions_give(r->env->sessions, sn);
+	return rc;
+}
+
 static enum MHD_Result do_get(struct dm_objects_req *r, struct MHD_Connection *c)
 {
 	struct dm_dot_handle *h = NULL;
@@ -366,11 +519,15 @@ static enum MHD_Result do_get(struct dm_objects_req *r, struct MHD_Connection *c
 		return answer_err(c, &err);
 	dm_dot_handle_unref(h);
 	g = dm_xcalloc(1, sizeof(*g));
+	dm_err_clear(&g->refused);
+	if (readable_prefix(&g->n, r, dm_wire_ids(r->body.data), n, &g->refused, &err)) {
+		free(g);
+		return answer_err(c, &err);
+	}
 	g->store = r->env->store;
-	g->n = n;
-	g->ids = dm_xmalloc(n ? n * sizeof(dm_oid) : 1);
-	if (n)
-		memcpy(g->ids, r->body.data, n * sizeof(dm_oid));
+	g->ids = dm_xmalloc(g->n ? g->n * sizeof(dm_oid) : 1);
+	if (g->n)
+		memcpy(g->ids, r->body.data, g->n * sizeof(dm_oid));
 	dm_buf_init(&g->pending, 0);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256 * 1024, get_reader, g,
 						 get_free);
@@ -386,6 +543,31 @@ static enum MHD_Result do_get(struct dm_objects_req *r, struct MHD_Connection *c
 
 /* ---- put ---- */
 
+static int note_ref(void *ctx, const struct dm_obj_ref *ref)
+{
+	struct dm_objects_req *r = ctx;
+
+	dm_oidmap_put(&r->put_refs, ref->id, NULL);
+	return 0;
+}
+
+/* For a caller who does not see all: what the record is and names, for
+ * the check at the end of the put (check_put). */
+static int note_put(struct dm_objects_req *r, const struct dm_pack_rec *rec,
+		    const unsigned char *bytes, struct dm_err *err)
+{
+	const unsigned char *raw;
+	int rc = 0;
+
+	dm_oidmap_put(&r->put_ids, &rec->id, NULL);
+	if (rec->kind != DM_OBJ_CHUNK) {
+		rc = dm_sync_rec_raw(&raw, &r->raw, rec, bytes, err);
+		if (!rc)
+			rc = dm_object_refs(rec->kind, raw, rec->raw_len, note_ref, r, err);
+	}
+	return rc;
+}
+
 static int put_rec(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,
 		   struct dm_err *err)
 {
@@ -394,14 +576,52 @@ static int put_rec(void *ctx, const struct dm_pack_rec *rec, const unsigned char
 	int rc = dm_sync_accept(r->env->store, rec, bytes, r->dot_id[0] ? r->dot_id : NULL, &stored,
 				err);
 
+	if (!rc && !sees_all(r))
+		rc = note_put(r, rec, bytes, err);
 	if (rc)
 		return rc;
 	r->records++;
+	r->raw_bytes += rec->raw_len;
 	if (stored) {
 		r->stored++;
 		r->stored_bytes += rec->raw_len;
 	}
 	return 0;
+}
+
+/*
+ * What a put sent may name only objects the caller sees: sent by this
+ * transfer, or reachable from the dot it reads. Otherwise a caller could
+ * upload a tree naming another user's files and push a commit of it. The
+ * records are stored by now (each names only stored objects), but none
+ * of them becomes visible to the caller unless the check passes, so a
+ * refused one stays out of every session and every update.
+ */
+static int check_put(struct dm_objects_req *r, struct dm_err *err)
+{
+	struct dm_session *sn = NULL;
+	const dm_oid *id;
+	void *unused;
+	size_t it;
+	int rc = take_session(&sn, r, err);
+
+	if (rc || !sn)
+		return rc;
+	for (it = 0; !rc && dm_oidmap_next(&r->put_refs, &it, &id, &unused);) {
+		int ok;
+
+		if (dm_oidmap_get(&r->put_ids, id))
+			continue;
+		ok = dm_reach_allows(sn->reach, id, err);
+		if (ok < 0)
+			rc = ok;
+		else if (!ok)
+			rc = not_here(err, id);
+	}
+	for (it = 0; !rc && dm_oidmap_next(&r->put_ids, &it, &id, &unused);)
+		rc = dm_reach_give(sn->reach, id, err);
+	dm_sessions_give(r->env->sessions, sn);
+	return rc;
 }
 
 static void put_feed(struct dm_objects_req *r, const char *data, size_t len)
@@ -424,11 +644,19 @@ static enum MHD_Result do_put(struct dm_objects_req *r, struct MHD_Connection *c
 		r->rc = frc;
 		r->err = ferr;
 	}
+	if (!r->rc)
+		r->rc = check_put(r, &r->err);
 	if (r->rc) {
 		dm_info("objects: put by '%s' refused after %llu records: %s", r->caller.user,
 			(unsigned long long)r->records, r->err.msg);
 		return answer_err(c, &r->err);
 	}
+	/* Only those who see all learn what was new here: to anyone else, every
+	 * record counts as stored, so the answer says nothing of what the store
+	 * held before. */
+	if (!sees_all(r))
+		return answer_json(c, json_pack("{s:I, s:I}", "stored", (json_int_t)r->records,
+						"bytes", (json_int_t)r->raw_bytes));
 	return answer_json(c, json_pack("{s:I, s:I}", "stored", (json_int_t)r->stored, "bytes",
 					(json_int_t)r->stored_bytes));
 }
@@ -586,6 +814,26 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 	return dm_err_set(err, DM_ECONFLICT, "dot '%s' changed while it was being created", shown);
 }
 
+/* The commits an update names must be ones the caller sees (sent by this
+ * transfer, or already on the dot): a commit object of another dot is
+ * refused by the dot anyway, but a caller learns nothing of it here. */
+static int check_update(struct dm_objects_req *r, const struct update *u, struct dm_err *err)
+{
+	struct dm_session *sn = NULL;
+	int rc = take_session(&sn, r, err);
+
+	for (size_t i = 0; sn && i < u->n && !rc; i++) {
+		int ok = dm_reach_allows(sn->reach, &u->commits[i].oid, err);
+
+		if (ok < 0)
+			rc = ok;
+		else if (!ok)
+			rc = not_here(err, &u->commits[i].oid);
+	}
+	dm_sessions_give(r->env->sessions, sn);
+	return rc;
+}
+
 static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection *c)
 {
 	struct dm_dot_handle *h = NULL;
@@ -604,6 +852,8 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 		return answer_err(c, &err);
 	}
 	rc = parse_update(&u, doc, &err);
+	if (!rc)
+		rc = check_update(r, &u, &err);
 	if (!rc)
 		rc = update_target(&h, r, &u, &err);
 	if (!rc && r->env->kv_root[0]) {
@@ -688,6 +938,19 @@ int dm_objects_begin(struct dm_objects_req **out, const struct dm_api_env *env,
 	r->max_body = endpoints[i].max_body;
 	dm_buf_init(&r->body, r->ep == EP_PUT ? 0 : r->max_body);
 	dm_wire_parser_init(&r->parser);
+	dm_oidmap_init(&r->put_ids, 0);
+	dm_oidmap_init(&r->put_refs, 0);
+	dm_buf_init(&r->raw, 0);
+	{
+		const char *tok =
+			MHD_lookup_connection_value(c, MHD_HEADER_KIND, DM_SESSION_HEADER);
+
+		/* a token of the wrong length is kept as one that matches none */
+		snprintf(r->session, sizeof(r->session), "%s",
+			 !tok                                  ? ""
+			 : strlen(tok) == DM_SESSION_TOKEN_LEN ? tok
+							       : "-");
+	}
 	query_value(r->dot, sizeof(r->dot), c, "dot");
 	query_value(r->dot_id, sizeof(r->dot_id), c, "dot_id");
 	query_value(r->purpose, sizeof(r->purpose), c, "for");
@@ -742,5 +1005,9 @@ void dm_objects_free(struct dm_objects_req *r)
 		return;
 	dm_buf_release(&r->body);
 	dm_wire_parser_release(&r->parser);
+	dm_oidmap_release(&r->put_ids);
+	dm_oidmap_release(&r->put_refs);
+	dm_buf_release(&r->raw);
+	explicit_bzero(r->session, sizeof(r->session));
 	free(r);
 }
