@@ -179,6 +179,10 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	show_capture(raw, d, branch);
 	show_hook(raw, d, "pre-commit");
 	show_hook(raw, d, "post-commit");
+	/* data a non-admin pushed never makes a setuid or setgid file */
+	field(raw, "setuid", json_is_true(json_object_get(d, "strip_setid"))
+				     ? (raw ? "stripped" : "stripped (data pushed by a non-admin)")
+				     : "kept");
 
 	/* the PATH column only when the server tells the paths */
 	json_array_foreach(json_object_get(d, "branches"), i, b) {

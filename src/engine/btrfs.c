@@ -371,6 +371,7 @@ static int materialize_at(struct dm_engine *e, const char *dir, const char *cach
 	memset(&o, 0, sizeof(o));
 	o.cache = cache;
 	o.restore_owner = geteuid() == 0;
+	o.strip_setid = prog && prog->strip_setid;
 	rc = dm_tree_materialize(e->store, tree, dir, &o, &stats, err);
 	if (rc)
 		goto done;

@@ -116,6 +116,7 @@ static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const d
 	o.threads = 0;
 	o.cache = cache;
 	o.restore_owner = geteuid() == 0;
+	o.strip_setid = prog && prog->strip_setid;
 	rc = dm_tree_materialize(e->store, tree, dm_wc_str(&p->wc), &o, &stats, err);
 	if (rc)
 		goto done;

@@ -32,12 +32,17 @@
 struct dm_err;
 struct dm_engine;
 
+/* How one call runs: its progress, its cancel, and (for the calls that
+ * write a working copy: create, reset, receive) what it may write. */
 struct dm_engine_progress {
 	/* done/total in bytes (total 0 when unknown); may be NULL */
 	void (*report)(void *ctx, uint64_t done, uint64_t total);
 	/* true when the job should stop; may be NULL */
 	bool (*cancelled)(void *ctx);
 	void *ctx;
+	/* files get no setuid/setgid bits, whatever the tree says (a dot
+	 * holding data pushed by a non-admin) */
+	bool strip_setid;
 };
 
 enum dm_change_status { DM_CHANGE_ADDED = 1, DM_CHANGE_MODIFIED = 2, DM_CHANGE_DELETED = 3 };

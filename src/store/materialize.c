@@ -29,7 +29,9 @@
  *     inode shared with a file outside dir is never modified;
  *   - removal never crosses into another file system, and neither does the
  *     walk (a mount point inside dir is refused);
- *   - chmod comes after chown (which clears setuid and setgid bits).
+ *   - chmod comes after chown (which clears setuid and setgid bits);
+ *   - with opts->strip_setid, no regular file gets a setuid or setgid bit
+ *     (mode_of), whatever the tree says.
  *
  * The stat cache: an entry for a file written or checked here is recorded
  * with "seen" = the end of the materialise. Nothing else writes into the
@@ -102,6 +104,7 @@ struct mat {
 	struct dm_statcache *cache;
 	struct dm_materialize_stats *stats;
 	bool restore_owner;
+	bool strip_setid;
 	bool root_user;
 	int rootfd;
 	dev_t dev;
@@ -181,12 +184,22 @@ static bool owner_differs(const struct mat *m, const struct stat *st,
 	return m->restore_owner && (st->st_uid != e->uid || st->st_gid != e->gid);
 }
 
+/* The mode an entry gets: the tree's, but a regular file of a dot that
+ * strips them never gets setuid or setgid (a directory's setgid only
+ * decides the group of what is made in it, and is kept). */
+static uint32_t mode_of(const struct mat *m, const struct dm_tree_entry *e)
+{
+	if (m->strip_setid && e->type == DM_ENTRY_FILE)
+		return e->mode & ~(uint32_t)(S_ISUID | S_ISGID);
+	return e->mode;
+}
+
 /* Symlinks have no mode of their own on Linux: theirs is never compared. */
 static bool meta_differs(const struct mat *m, const struct stat *st,
 			 const struct dm_tree_entry *e)
 {
 	return owner_differs(m, st, e) ||
-	       (!S_ISLNK(st->st_mode) && (st->st_mode & 07777) != e->mode) ||
+	       (!S_ISLNK(st->st_mode) && (st->st_mode & 07777) != mode_of(m, e)) ||
 	       mtime_of(st) != e->mtime_ns;
 }
 
@@ -201,8 +214,8 @@ static int set_meta_fd(const struct mat *m, int fd, const struct stat *st,
 			return dm_err_errno(err, errno, "cannot change the owner of '%s'", rel);
 		chowned = true;
 	}
-	if (chowned || (st->st_mode & 07777) != e->mode) {
-		if (fchmod(fd, e->mode) < 0)
+	if (chowned || (st->st_mode & 07777) != mode_of(m, e)) {
+		if (fchmod(fd, mode_of(m, e)) < 0)
 			return dm_err_errno(err, errno, "cannot change the mode of '%s'", rel);
 	}
 	if (mtime_of(st) != e->mtime_ns) {
@@ -226,8 +239,8 @@ static int set_meta_at(const struct mat *m, int dfd, const char *name, const str
 			return dm_err_errno(err, errno, "cannot change the owner of '%s'", rel);
 		chowned = true;
 	}
-	if (!is_link && (chowned || (st->st_mode & 07777) != e->mode)) {
-		if (fchmodat(dfd, name, e->mode, AT_SYMLINK_NOFOLLOW) < 0)
+	if (!is_link && (chowned || (st->st_mode & 07777) != mode_of(m, e))) {
+		if (fchmodat(dfd, name, mode_of(m, e), AT_SYMLINK_NOFOLLOW) < 0)
 			return dm_err_errno(err, errno, "cannot change the mode of '%s'", rel);
 	}
 	if (mtime_of(st) != e->mtime_ns) {
@@ -873,6 +886,7 @@ int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,
 	m.stats = stats;
 	m.root_user = geteuid() == 0;
 	m.restore_owner = opts ? opts->restore_owner : m.root_user;
+	m.strip_setid = opts && opts->strip_setid;
 	m.rootfd = -1;
 	m.err = err;
 	atomic_init(&m.stop, false);

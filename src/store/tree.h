@@ -131,6 +131,7 @@ struct dm_materialize_opts {
 	struct dm_statcache *cache; /* may be NULL; trusted to say what dir holds,
 				     * then updated to the new state */
 	bool restore_owner;         /* chown entries (default: when root) */
+	bool strip_setid;           /* regular files never get setuid/setgid */
 };
 
 int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,

@@ -172,7 +172,7 @@ static int parse_tree_id(dm_oid *out, const char *hex, struct dm_err *err)
 
 static int cmd_checkout(struct tool *t, int argc, char **argv, struct dm_err *err)
 {
-	struct dm_materialize_opts opts = {t->threads, NULL, geteuid() == 0};
+	struct dm_materialize_opts opts = {.threads = t->threads, .restore_owner = geteuid() == 0};
 	struct dm_materialize_stats st;
 	char path[PATH_MAX];
 	int64_t t0 = dm_now_monotonic_ns();

@@ -715,7 +715,7 @@ static void test_progress_and_cancel(void **state)
 {
 	struct fixture *f = *state;
 	struct prog pr = {0, 0, 0, false};
-	struct dm_engine_progress p = {on_report, on_cancelled, &pr};
+	struct dm_engine_progress p = {.report = on_report, .cancelled = on_cancelled, .ctx = &pr};
 	struct dm_err err;
 	char wc[256];
 	dm_oid t1;

@@ -438,7 +438,7 @@ static void test_cancel_during_freeze_thaws(void **state)
 	struct fixture *f = *state;
 	struct fake k = {.f = f};
 	struct dm_engine_freezer fz = freezer_of(&k, 0);
-	struct dm_engine_progress p = {NULL, once_frozen, &k};
+	struct dm_engine_progress p = {.cancelled = once_frozen, .ctx = &k};
 	struct dm_engine_capture cap;
 	struct dm_err err;
 	dm_oid t;

@@ -160,7 +160,7 @@ static void build_ok(struct fixture *fx, const char *dir, struct dm_statcache *c
 static void materialize_ok(struct fixture *fx, const dm_oid *tree, const char *dir,
 			   struct dm_statcache *cache, struct dm_materialize_stats *st)
 {
-	struct dm_materialize_opts o = {0, cache, is_root()};
+	struct dm_materialize_opts o = {.cache = cache, .restore_owner = is_root()};
 	struct dm_err err = {0, ""};
 	int rc = dm_tree_materialize(fx->s, tree, dir, &o, st, &err);
 
@@ -169,6 +169,16 @@ static void materialize_ok(struct fixture *fx, const dm_oid *tree, const char *d
 }
 
 /* ---- comparing two directories ---- */
+
+static mode_t mode_at(const char *dir, const char *name)
+{
+	char p[512];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	assert_int_equal(lstat(p, &st), 0);
+	return st.st_mode & 07777;
+}
 
 static bool files_equal(const char *a, const char *b)
 {
@@ -727,6 +737,39 @@ static void test_materialize_cleans_up(void **state)
 	dm_buf_release(&after);
 }
 
+/* A dot that strips setuid/setgid: its files never get them, whatever the
+ * tree says, also when the file is kept; directories keep setgid. */
+static void test_strip_setid(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_materialize_opts o = {.restore_owner = is_root(), .strip_setid = true};
+	struct dm_err err = {0, ""};
+	char p[512];
+	dm_oid id;
+
+	write_file(fx->src, "su", 100, 1, 04755);
+	write_file(fx->src, "sg", 100, 2, 02711);
+	snprintf(p, sizeof(p), "%s/d", fx->src);
+	assert_int_equal(mkdir(p, 0755), 0);
+	assert_int_equal(chmod(p, 02775), 0);
+	assert_int_equal(chmod(fx->src, 0755), 0);
+	build_ok(fx, fx->src, NULL, 0, &id, NULL);
+
+	assert_int_equal(dm_tree_materialize(fx->s, &id, fx->dst, &o, NULL, &err), 0);
+	assert_int_equal(mode_at(fx->dst, "su"), 0755);
+	assert_int_equal(mode_at(fx->dst, "sg"), 0711);
+	assert_int_equal(mode_at(fx->dst, "d"), 02775);
+	/* kept files are fixed too: a copy that has the bits loses them */
+	snprintf(p, sizeof(p), "%s/su", fx->dst);
+	assert_int_equal(chmod(p, 04755), 0);
+	assert_int_equal(dm_tree_materialize(fx->s, &id, fx->dst, &o, NULL, &err), 0);
+	assert_int_equal(mode_at(fx->dst, "su"), 0755);
+	/* without the option the tree's modes are restored whole */
+	materialize_ok(fx, &id, fx->dst, NULL, NULL);
+	assert_int_equal(mode_at(fx->dst, "su"), 04755);
+	assert_int_equal(mode_at(fx->dst, "sg"), 02711);
+}
+
 static void test_identical_not_rewritten(void **state)
 {
 	struct fixture *fx = *state;
@@ -934,6 +977,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_special_files_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_materialize_cleans_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identical_not_rewritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_strip_setid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_cross_mount_follow, setup, teardown),
 	};

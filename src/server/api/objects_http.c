@@ -347,8 +347,8 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 		return answer_err(c, &err);
 	}
 	{
-		json_t *j = json_pack("{s:s, s:s, s:o}", "id", v->id, "current", v->current,
-				      "branches", branches);
+		json_t *j = json_pack("{s:s, s:s, s:o, s:b}", "id", v->id, "current", v->current,
+				      "branches", branches, "strip_setid", v->strip_setid);
 
 		dm_dot_view_unref(v);
 		dm_dot_handle_unref(h);
@@ -884,6 +884,7 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 		req->commits = u.commits;
 		u.commits = NULL;
 		req->stash = u.stash;
+		req->trusted = r->caller.admin;
 		rc = dm_dot_call(&result, h, req, UPDATE_DEADLINE_MS, &err);
 		dm_dot_handle_unref(h);
 	}

@@ -97,6 +97,7 @@ static int common_params(struct dm_transfer_spec *spec, const struct dm_rpc_ctx 
 	if (!rc)
 		rc = bool_param(&spec->stash, params, "stash", err);
 	spec->caller = ctx->caller->user;
+	spec->trusted = ctx->caller->admin;
 	return rc;
 }
 

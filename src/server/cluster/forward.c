@@ -160,6 +160,7 @@ int dm_forward_pull_begin(const struct dm_cluster_env *env, const char *host, in
 	spec.clone = branch == NULL;
 	spec.stash = true; /* a copy that moved on alone keeps its commits aside */
 	spec.caller = DM_CLUSTER_ADMIN_USER;
+	spec.trusted = true; /* the copy strips what its master strips (refs says) */
 	return dm_transfers_begin(env->transfers, &spec, xid_out, err);
 }
 

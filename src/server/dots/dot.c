@@ -228,6 +228,7 @@ struct dot {
 	size_t nsubdots;              /* the current branch's, as last measured */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
 	json_t *hooks; /* {"pre-commit": HOOK, "post-commit": HOOK} (hooks.h), checked */
+	bool strip_setid; /* set by a RECEIVE from a non-admin, never cleared */
 
 	struct dm_job *index_job; /* sealing pending[0], or NULL */
 	size_t npending;
@@ -293,6 +294,7 @@ static void publish(struct dot *d)
 	v->subdots = dm_xcalloc(d->nsubdots ? d->nsubdots : 1, sizeof(*v->subdots));
 	if (d->nsubdots)
 		memcpy(v->subdots, d->subdots, d->nsubdots * sizeof(*d->subdots));
+	v->strip_setid = d->strip_setid;
 	v->ncollaborators = d->ncollaborators;
 	v->collaborators =
 		dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1, sizeof(*v->collaborators));
@@ -351,6 +353,8 @@ static int persist_dot(struct dot *d, struct dm_err *err)
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", d->id, "namespace", d->name.ns,
 		      "name", d->name.name, "current", d->current, "state",
 		      dm_dot_state_name(d->state), "collaborators", collaborators);
+	if (d->strip_setid)
+		json_object_set_new(j, "strip_setid", json_true());
 	if (json_object_size(d->hooks))
 		json_object_set(j, "hooks", d->hooks);
 	/* in a cluster, a delete on another node must know containers use it */
@@ -522,6 +526,7 @@ static struct dm_dot_job_in *job_input(struct dot *d, int op, const struct dm_do
 	in->op = op;
 	in->run = op_of(op)->job;
 	in->env = d->env;
+	in->strip_setid = d->strip_setid;
 	memcpy(in->dot_id, d->id, sizeof(in->dot_id));
 	in->name = d->name;
 	if (b) {
@@ -1091,8 +1096,20 @@ static struct dm_dot_job_in *prepare_receive(struct dot *d, struct dm_msg *req,
 					     const struct dm_dot_req *r)
 {
 	struct branch *b = find_branch(d, r->branch);
-	struct dm_dot_job_in *in = job_input(d, DM_DOT_OP_RECEIVE, r, b);
+	struct dm_dot_job_in *in;
 
+	if (!r->trusted && !d->strip_setid) {
+		struct dm_err err;
+
+		/* before any of it reaches a working copy, and for good */
+		d->strip_setid = true;
+		if (persist_dot(d, &err)) {
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+			return NULL;
+		}
+		publish(d);
+	}
+	in = job_input(d, DM_DOT_OP_RECEIVE, r, b);
 	in->branch_exists = b != NULL;
 	stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
 	return in;
@@ -1890,6 +1907,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		rc = load_collaborators(d, collaborators, err);
 	if (!rc)
 		rc = load_hooks(d, json_object_get(record, "hooks"), err);
+	d->strip_setid = json_is_true(json_object_get(record, "strip_setid"));
 	if (!rc && pending)
 		rc = load_pending(d, pending, err);
 	if (!rc)

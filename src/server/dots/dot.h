@@ -108,6 +108,7 @@ struct dm_dot_view {
 	size_t nsubdots;                       /* the current branch's subdots, as last measured: */
 	char (*subdots)[DM_NAME_PART_MAX + 1]; /* its top-level directories, sorted */
 	char *hooks; /* JSON text {"pre-commit": HOOK, "post-commit": HOOK}, or NULL */
+	bool strip_setid; /* its working copies never get setuid/setgid bits */
 };
 
 void dm_dot_view_unref(struct dm_dot_view *v);
@@ -181,6 +182,11 @@ struct dm_dot_req {
 	size_t ncommits;
 	struct dm_dot_commit_ref *commits;
 	bool stash;
+	/* RECEIVE: the commits come from an admin (a push by one, or a pull an
+	 * admin asked for from a dot that keeps its bits), who may put setuid
+	 * and setgid files in a working copy. From anyone else, the dot strips
+	 * those bits from its working copies from then on, for good. */
+	bool trusted;
 	/* ADD_COLLABORATOR */
 	char *user;
 	/*

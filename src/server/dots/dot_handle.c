@@ -222,7 +222,7 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 	json_t *hooks = v->hooks ? json_loads(v->hooks, 0, NULL) : NULL;
 
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, s:o, "
-			 "s:I, s:o}",
+			 "s:I, s:o, s:b}",
 			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "state",
 			 dm_dot_state_name(v->state), "branch", v->current, "branches", branches,
 			 "size", (json_int_t)(cur ? cur->size : 0), "commits",
@@ -230,5 +230,5 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 			 (json_int_t)(cur ? cur->dirty : 0), "containers", containers, "server",
 			 server ? server : "", "busy", v->busy, "collaborators", collaborators,
 			 "subdots", subdots, "indexing", (json_int_t)v->indexing, "hooks",
-			 hooks ? hooks : json_object());
+			 hooks ? hooks : json_object(), "strip_setid", v->strip_setid);
 }

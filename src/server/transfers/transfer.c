@@ -208,7 +208,7 @@ struct job_arg {
 	int port;
 	struct dm_dot_name dot, remote_dot;
 	char *branch;
-	bool stash, clone;
+	bool stash, clone, trusted;
 	char caller[128];
 };
 
@@ -271,6 +271,7 @@ struct run {
 	char dot[DM_DOT_NAME_TEXT_MAX];           /* the local dot, as messages name it */
 	char rdot[DM_DOT_NAME_TEXT_MAX];          /* the remote dot, as messages name it */
 	char rdot_full[DM_DOT_NAME_TEXT_MAX + 2]; /* ns/name, for requests */
+	bool remote_strips;                       /* the remote dot strips setuid/setgid */
 	int state;
 	int64_t last_report;
 	struct result *res;
@@ -713,6 +714,7 @@ static int apply_plans(struct run *r, struct local_dot *l, const struct plan *pl
 		req->commits = dm_xcalloc(plans[i].n, sizeof(*req->commits));
 		memcpy(req->commits, plans[i].commits, plans[i].n * sizeof(*req->commits));
 		req->stash = r->a->stash;
+		req->trusted = r->a->trusted && !r->remote_strips;
 		rc = dm_dot_call(&answer, l->h, req, APPLY_DEADLINE_MS, err);
 		json_decref(answer);
 		if (rc)
@@ -736,6 +738,7 @@ static int do_pull(struct run *r, struct dm_err *err)
 		dm_err_prefix(err, "dm server at %s", r->where);
 	if (rc)
 		goto done;
+	r->remote_strips = json_is_true(json_object_get(refs, "strip_setid"));
 	rid = json_string_value(json_object_get(refs, "id"));
 	rbs = json_object_get(refs, "branches");
 	if (!rid || !dm_name_part_valid(rid, strlen(rid)) || strlen(rid) > DM_DOT_ID_MAX ||
@@ -1082,6 +1085,7 @@ int dm_transfers_begin(struct dm_transfers *t, const struct dm_transfer_spec *sp
 	a->branch = dup_or_null(spec->branch);
 	a->stash = spec->stash;
 	a->clone = spec->clone;
+	a->trusted = spec->trusted;
 	snprintf(a->caller, sizeof(a->caller), "%s", spec->caller ? spec->caller : "");
 	msg = dm_msg_new(XF_START, a, job_arg_free);
 	rc = dm_actor_call(&reply, t->actor, msg, DM_DOT_CALL_DEADLINE_MS, err);

@@ -50,6 +50,10 @@ struct dm_transfer_spec {
 	bool stash;                    /* keep the receiver's diverged commits on a branch */
 	bool clone;                    /* pull into a dot that must not exist yet */
 	const char *caller;            /* who asked (transfers are shown to them and admins) */
+	/* the caller is an admin: a pull keeps setuid/setgid bits in the
+	 * working copy, unless the remote dot strips them itself (dot.h,
+	 * RECEIVE's `trusted`) */
+	bool trusted;
 };
 
 /* Starts the transfers actor (env's registry and store must be open; env
