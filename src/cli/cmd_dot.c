@@ -183,6 +183,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	field(raw, "setuid", json_is_true(json_object_get(d, "strip_setid"))
 				     ? (raw ? "stripped" : "stripped (data pushed by a non-admin)")
 				     : "kept");
+	dm_cli_warnings(d); /* where the data lives, on stderr */
 
 	/* the PATH column only when the server tells the paths */
 	json_array_foreach(json_object_get(d, "branches"), i, b) {

@@ -71,18 +71,24 @@ static int open_docker(struct dm_server *srv, const char *path, struct dm_err *e
 /* Working copies hold files that anyone who may push to a dot chose: on a
  * file system mounted without nosuid and nodev, a setuid file or a device
  * node there would serve whoever runs it. Said once, at start. */
-static void warn_unless_nosuid(const char *path)
+/* Says once, in the log and in out (for dm dot show), when the working
+ * copies are on a file system without nosuid,nodev; out stays "" else. */
+static void warn_unless_nosuid(char *out, size_t size, const char *path)
 {
 	struct statvfs vfs;
 
+	out[0] = '\0';
 	if (statvfs(path, &vfs) < 0)
 		return;
-	if (!(vfs.f_flag & ST_NOSUID) || !(vfs.f_flag & ST_NODEV))
-		dm_warn("the working copies in '%s' are on a file system mounted without%s%s: "
-			"mount the data directory's file system nosuid,nodev (README, "
-			"\"Security\")",
-			path, vfs.f_flag & ST_NOSUID ? "" : " nosuid",
-			vfs.f_flag & ST_NODEV ? "" : " nodev");
+	if (!(vfs.f_flag & ST_NOSUID) || !(vfs.f_flag & ST_NODEV)) {
+		snprintf(out, size,
+			 "the working copies in '%s' are on a file system mounted without%s%s: "
+			 "mount the data directory's file system nosuid,nodev (README, "
+			 "\"Security\")",
+			 path, vfs.f_flag & ST_NOSUID ? "" : " nosuid",
+			 vfs.f_flag & ST_NODEV ? "" : " nodev");
+		dm_warn("%s", out);
+	}
 }
 
 /* The volume driver's name the container engine knows the plugin by: its
@@ -267,6 +273,7 @@ static void set_envs(struct dm_server *srv)
 	a->registry = srv->registry;
 	a->transfers = srv->transfers;
 	a->sessions = srv->sessions;
+	a->mount_warning = srv->mount_warning;
 	a->cluster = c;
 	a->node_id = srv->node_id;
 	a->cluster_id = srv->cluster_id;
@@ -345,7 +352,7 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		rc = dm_engine_open(&srv->engine, srv->engine_name, path, srv->store, err);
 	if (rc)
 		goto done;
-	warn_unless_nosuid(path);
+	warn_unless_nosuid(srv->mount_warning, sizeof(srv->mount_warning), path);
 	memset(&so, 0, sizeof(so));
 	so.threads = opts->actor_threads > 0 ? opts->actor_threads : 2;
 	so.job_threads = opts->job_threads > 0 ? opts->job_threads : cpus();

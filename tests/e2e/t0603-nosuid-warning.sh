@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-test_description='dmd says at start when the working copies are on a file system mounted without nosuid,nodev, and is quiet when they are on one mounted with them'
+test_description='dmd says at start, and dm dot show says, when the working copies are on a file system mounted without nosuid,nodev, and both are quiet when they are on one mounted with them'
 . "$(dirname "$0")/test-lib.sh"
 
 # Working copies hold files that anyone who may push chose: a setuid file or
@@ -22,6 +22,10 @@ test_expect_success 'on a file system without nosuid,nodev: a warning naming wha
 	else
 		dm cluster init --data-dir "$HOME/plain" --port "$(test_free_port)" --no-plugin >/dev/null &&
 		grep "warn the working copies in .*$HOME/plain/dots.* are on a file system mounted without.*: mount the data directory.s file system nosuid,nodev" "$HOME/plain/dmd.log" &&
+		dm init shop &&
+		dm dot show shop >show.out 2>show.err &&
+		grep "^dm: warning: the working copies in .* are on a file system mounted without" show.err &&
+		! grep "mounted without" show.out &&
 		dm cluster stop --data-dir "$HOME/plain" >/dev/null
 	fi
 '
@@ -30,9 +34,11 @@ test_expect_success 'on a file system mounted nosuid,nodev: no warning' '
 	mkdir safe &&
 	mount -t tmpfs -o nosuid,nodev,size=64m dmtest "$HOME/safe" &&
 	dm cluster init --data-dir "$HOME/safe/data" --port "$(test_free_port)" --no-plugin >/dev/null &&
-	dm init shop &&
+	dm init shop2 &&
 	grep "dmd .* serving" "$HOME/safe/data/dmd.log" &&
 	! grep "mounted without" "$HOME/safe/data/dmd.log" &&
+	dm dot show shop2 >show2.out 2>show2.err &&
+	! grep "mounted without" show2.err &&
 	dm cluster stop --data-dir "$HOME/safe/data" >/dev/null &&
 	umount "$HOME/safe"
 '

@@ -36,6 +36,7 @@ struct dm_api_env {
 	const char *etcd_endpoints; /* etcd's client URLs, or "" */
 	const char *admin_key;      /* how this node calls the others; "" on one node */
 	const char *address;        /* "127.0.0.1:32607": where clients reach us */
+	const char *mount_warning;  /* the working copies' file system lacks nosuid,nodev; or "" */
 };
 
 #endif

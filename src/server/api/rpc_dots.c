@@ -298,6 +298,9 @@ static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		add_head_captures(ctx, id, json_object_get(*result, "branches"));
 	if (id && dm_replicas_json(&replicas, ctx->env->cluster, id, err) == 0 && replicas)
 		json_object_set_new(*result, "nodes", replicas);
+	if (id && ctx->env->mount_warning && ctx->env->mount_warning[0])
+		json_object_set_new(*result, "warnings",
+				    json_pack("[s]", ctx->env->mount_warning));
 	return rc;
 }
 
