@@ -11,6 +11,10 @@ usage: objects-client.py URL USER KEYFILE COMMAND [ARGS...]
   put SESSION DOT_ID FILE...  sends each FILE as a record (chunk, or the
                               kind its 'dm' header names); prints the answer
   file-object CHUNK_ID LEN    writes to stdout a file object naming one chunk
+  commit-object DOT_ID COMMIT_ID PARENT TREE AUTHOR_HEX MESSAGE_HEX
+                              writes to stdout a commit object (PARENT "-":
+                              none; author and message given as hex bytes)
+  update SESSION JSON         sends an update; prints the answer
 SESSION "-" sends no session header. Exit status 0 unless the HTTP
 exchange itself failed; refusals are printed as "http STATUS BODY".
 """
@@ -58,6 +62,21 @@ def main():
     if cmd == "file-object":
         chunk, length = bytes.fromhex(args[0]), int(args[1])
         sys.stdout.buffer.write(b"dm\x02\x01" + uvarint(length) + uvarint(1) + uvarint(0) + uvarint(length) + chunk)
+        return 0
+    if cmd == "commit-object":
+        dot_id, commit_id, parent, tree, author, message = args
+        def field(b):
+            return uvarint(len(b)) + b
+        out = b"dm\x04\x01" + field(dot_id.encode()) + field(commit_id.encode())
+        out += uvarint(0) if parent == "-" else uvarint(1) + field(parent.encode())
+        out += bytes.fromhex(tree) + field(bytes.fromhex(author))
+        out += uvarint(1700000000000000000 << 1)  # svarint time_ns (positive: zigzag)
+        out += field(bytes.fromhex(message)) + uvarint(0)
+        sys.stdout.buffer.write(out)
+        return 0
+    if cmd == "update":
+        status, body, _ = call(url, user, key, "/objects/v1/update", args[1].encode(), args[0])
+        print(body.decode(errors="replace") if status == 200 else "http %d %s" % (status, body.decode(errors="replace")))
         return 0
     if cmd == "refs":
         status, body, session = call(url, user, key, "/objects/v1/refs?dot=" + args[0] + "&for=push")

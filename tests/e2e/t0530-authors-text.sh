@@ -84,4 +84,31 @@ test_expect_success 'dm log escapes metadata keys and values and the author too'
 	grep -F "note: a\\x1bb" out
 '
 
+test_expect_success 'a pushed commit whose text is not UTF-8 is kept: dots.log sends its bytes as \xNN, dm log shows them escaped' '
+	oc() { python3 "$TEST_DIRECTORY/objects-client.py" "$url" "$@"; } &&
+	dm log --json >before.json &&
+	python3 -c "import json
+c = json.load(open(\"before.json\"))[\"commits\"][0]
+print(c[\"id\"], c[\"tree\"])" >head &&
+	read -r parent tree <head &&
+	dm dot show shop --json | python3 -c "import json, sys; print(json.load(sys.stdin)[\"id\"])" >dotid &&
+	oc admin adminkey refs admin/shop >refs &&
+	session=$(sed -n "s/^session //p" refs) &&
+	oc admin adminkey commit-object "$(cat dotid)" bad-utf8 "$parent" "$tree" \
+		"6d616c6c6f7279ff" "6361666520ff6e6f7420757466380a" >commit.obj &&
+	python3 -c "import sys; d = open(sys.argv[1], \"rb\").read(); sys.exit(0 if b\"\\xff\" in d else 1)" commit.obj &&
+	oc admin adminkey put "$session" "$(cat dotid)" commit.obj >put.out &&
+	grep "\"stored\"" put.out &&
+	oid=$(sha256sum <commit.obj | cut -c1-64) &&
+	oc admin adminkey update "$session" "{\"dot\":\"admin/shop\",\"id\":\"$(cat dotid)\",\"branch\":\"master\",\"old_head\":\"$parent\",\"new_head\":\"bad-utf8\",\"commits\":[\"bad-utf8\"],\"objects\":[\"$oid\"]}" >update.out &&
+	! grep "^http" update.out &&
+	dm log --json >after.json &&
+	python3 -c "import json
+c = json.load(open(\"after.json\"))[\"commits\"][0]
+assert c[\"id\"] == \"bad-utf8\", c[\"id\"]
+assert c[\"message\"] == \"cafe \\\\xffnot utf8\\n\", repr(c[\"message\"])" &&
+	dm log >out &&
+	grep -F "    cafe \\xffnot utf8" out
+'
+
 test_done
