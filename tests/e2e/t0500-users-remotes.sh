@@ -202,7 +202,7 @@ test_expect_success 'dm dot add-collaborator lets another user use a dot' '
 	test_dm_status 10 dm --remote bob2 dot show admin/shop &&
 	dm dot add-collaborator shop bob &&
 	dm dot show shop >out &&
-	grep "^collaborators: *bob$" out &&
+	grep "^collaborators: *bob (write)$" out &&
 	dm --remote bob2 dot show admin/shop >out &&
 	grep "^dot: *shop$" out &&
 	test_dm_status 10 dm --remote bob2 dot add-collaborator admin/shop carol &&
