@@ -348,17 +348,42 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --local-name DOT  the name of the copy here (default: DOT)\n"
 	 "  --stash-on-divergence\n"
 	 "                    accepted for dotmesh's sake; a clone never diverges\n"},
-	{"user add", dm_cmd_user_add, "NAME", "add a user (admins only)",
+	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"
-	 "and use the dots of namespace NAME, and the dots it collaborates on.\n"},
-	{"user reset-key", dm_cmd_user_reset_key, "NAME",
-	 "give a user a new API key (admins only)",
-	 "Makes a new API key for user NAME and prints it on stdout, only this\n"
-	 "once; the old key stops working at once. When NAME is the user of the\n"
-	 "remote being talked to, the config file takes the new key.\n"},
+	 "and use the dots of namespace NAME, and the dots it collaborates on.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --expires DURATION\n"
+	 "                    the key stops working after DURATION (30d, 12h, 90m,\n"
+	 "                    45s), and so does each new key of the user, unless\n"
+	 "                    an admin says otherwise; 'never' (the default) for\n"
+	 "                    a key that never expires\n"},
+	{"user reset-key", dm_cmd_user_reset_key, "[NAME] [--expires DURATION]",
+	 "give yourself, or a user, a new API key",
+	 "Makes a new API key and prints it on stdout, only this once; the old key\n"
+	 "stops working at once. Without NAME it is your own key (any user may\n"
+	 "reset it); only admins name another user. When it is the key of the\n"
+	 "remote being talked to, the config file takes the new key.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --expires DURATION\n"
+	 "                    the new key stops working after DURATION (30d, 12h,\n"
+	 "                    90m, 45s) or 'never' (default: as long as the\n"
+	 "                    user's keys live). A user who is not an admin may\n"
+	 "                    not give their key a longer life than they have.\n"},
+	{"user rm", dm_cmd_user_rm, "[-f] NAME", "remove a user (admins only)",
+	 "Removes user NAME: its key stops working at once, and it leaves every\n"
+	 "dot it collaborates on. A user who owns dots is refused unless --force:\n"
+	 "then its dots are handed to you, the admin who removes it. They keep\n"
+	 "their names (NAME/DOT), and a new user called NAME later would not own\n"
+	 "them. An admin cannot remove themself.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -f, --force       hand the user's dots to you instead of refusing\n"},
 	{"user list", dm_cmd_user_list, "[-H] [--json]", "list the users (admins only)",
-	 "Lists the users of the server and whether each is an admin.\n"
+	 "Lists the users of the server, whether each is an admin, and when its\n"
+	 "API key expires ('never', or a time in UTC).\n"
 	 "\n"
 	 "Options:\n"
 	 "  -H                for scripts: no header, tab-separated\n"
