@@ -1,10 +1,13 @@
 /*
  * rpc_dots.c - the dots.* methods of the API (docs/api.md).
  *
- * Invariant: no handler here touches a dot's state. Reads come from the
+ * Invariants: no handler here touches a dot's state. Reads come from the
  * registry's snapshot and the dots' published views (and from immutable
  * commit objects in the store); every change is a request to the dot's
- * actor, answered within the method's deadline.
+ * actor, answered within the method's deadline. Every method that names
+ * a dot asks access.h whether the caller's role allows it (find_dot, with
+ * the role the method needs: docs/api.md's table of roles) before it
+ * reads or sends anything; creating a dot asks dm_dot_may_create.
  */
 #include "actor/actor.h"
 #include "server/api/api.h"
@@ -794,11 +797,14 @@ static int m_set_hook(const struct dm_rpc_ctx *ctx, json_t *params, json_t **res
 		      struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_SET_HOOK);
+	struct dm_dot_handle *d = NULL;
 	const char *which = NULL;
 	json_t *hook = json_object_get(params, "hook");
 	struct dm_hook h;
-	int rc = dm_rpc_param_str(&which, params, "name", true, err);
+	int rc = find_dot(&d, ctx, params, DM_ROLE_OWNER, "set the hooks of", err);
 
+	if (!rc)
+		rc = dm_rpc_param_str(&which, params, "name", true, err);
 	if (!rc && !json_is_null(hook) && hook) {
 		rc = dm_hook_from_json(&h, hook, err);
 		if (!rc) {
@@ -819,10 +825,13 @@ static int m_set_hook(const struct dm_rpc_ctx *ctx, json_t *params, json_t **res
 	}
 	if (rc) {
 		dm_dot_req_free(req);
+		dm_dot_handle_unref(d);
 		return rc;
 	}
 	req->hook_name = dm_xstrdup(which);
-	return call_dot(ctx, params, DM_ROLE_OWNER, "set the hooks of", req, result, err);
+	rc = dm_dot_call(result, d, req, dm_rpc_deadline_ms(), err);
+	dm_dot_handle_unref(d);
+	return rc;
 }
 
 const struct dm_rpc_method dm_rpc_dot_methods[] = {

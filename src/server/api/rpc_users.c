@@ -149,6 +149,8 @@ static int hand_over(const struct dm_rpc_ctx *ctx, const char *name, const char 
 		dm_dot_view_unref(v);
 		if (req)
 			rc = dm_dot_call(&res, snap->e[i].dot, req, dm_rpc_deadline_ms(), err);
+		if (rc == DM_ENOTFOUND) /* deleted meanwhile, or no longer a collaborator */
+			rc = 0;
 		json_decref(res);
 	}
 	dm_registry_snap_unref(snap);
