@@ -50,6 +50,8 @@ enum {
 	OPT_CONTAINER,
 	OPT_TIMEOUT,
 	OPT_REMOVE,
+	OPT_ROLE,
+	OPT_EXPIRES,
 };
 
 struct dm_cli {
@@ -95,9 +97,11 @@ int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_remove_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_set_hook(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_user_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_user_reset_key(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_user_rm(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_user_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_remote_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);

@@ -1,7 +1,8 @@
 /*
  * cmd_dot.c - the `dm dot` group: `dm dot show` describes one dot in detail,
  * `dm dot delete` deletes one, `dm dot set-upstream` records where it is
- * pushed to and pulled from, `dm dot add-collaborator` shares it.
+ * pushed to and pulled from, `dm dot add-collaborator` shares it (with a
+ * role, read or write) and `dm dot remove-collaborator` stops sharing it.
  *
  * Invariants: a delete runs only after a "y" typed on a terminal or with
  * --force; without a terminal and without --force it is refused, so a
@@ -138,6 +139,25 @@ static void show_hook(bool raw, json_t *d, const char *name)
 	field(raw, name, text);
 }
 
+/* "bob (write), carol (read)"; for -H "bob:write,carol:read". */
+static void join_collaborators(char *buf, size_t size, json_t *list, bool raw)
+{
+	size_t i, used = 0;
+	json_t *c;
+
+	buf[0] = '\0';
+	json_array_foreach(list, i, c)
+	{
+		int n = snprintf(buf + used, size - used, raw ? "%s%s:%s" : "%s%s (%s)",
+				 used ? (raw ? "," : ", ") : "", dm_out_str(c, "user"),
+				 dm_out_str(c, "role"));
+
+		if (n < 0 || (size_t)n >= size - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
 static void show(json_t *d, bool current, const char *upstream, bool raw)
 {
 	char name[2 * DM_NAME_PART_MAX + 2], buf[64], containers[1024] = "", collabs[1024];
@@ -173,7 +193,8 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	field(raw, "containers", *containers ? containers : raw ? "" : "none");
 	dm_out_join_names(subdots, sizeof(subdots), json_object_get(d, "subdots"));
 	field(raw, "subdots", *subdots ? subdots : raw ? "" : "none");
-	dm_out_join_names(collabs, sizeof(collabs), json_object_get(d, "collaborators"));
+	field(raw, "owner", dm_out_str(d, "owner"));
+	join_collaborators(collabs, sizeof(collabs), json_object_get(d, "collaborators"), raw);
 	field(raw, "collaborators", *collabs ? collabs : raw ? "" : "none");
 	field(raw, "upstream", *upstream ? upstream : raw ? "" : "none");
 	show_capture(raw, d, branch);
@@ -400,24 +421,61 @@ int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm
 	return rc;
 }
 
-int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+/* The [DOT] USER arguments of add-collaborator and remove-collaborator,
+ * after the options: the dot (default the current one) and the user. */
+static int dot_user_args(struct dm_cli *cli, int argc, char **argv, const char **dot,
+			 const char **user, struct dm_err *err)
 {
-	const char *given = NULL, *dot, *user;
-	json_t *res = NULL;
-	int nargs, rc;
+	int nargs = argc - optind, rc;
 
-	rc = dm_cli_args(cli, argc, argv, 1, 2, "a user name: [DOT] USER", err);
+	rc = dm_cli_nargs(cli, nargs, 1, 2, "a user name: [DOT] USER", err);
 	if (rc)
 		return rc;
-	nargs = argc - optind;
-	if (nargs == 2)
-		given = argv[optind];
-	user = argv[optind + nargs - 1];
-	if (!dm_name_part_valid(user, strlen(user)))
-		return dm_err_set(err, DM_EINVAL, "invalid user name '%s'", user);
-	rc = dm_cli_dot(cli, given, &dot, err);
+	*user = argv[optind + nargs - 1];
+	if (!dm_name_part_valid(*user, strlen(*user)))
+		return dm_err_set(err, DM_EINVAL, "invalid user name '%s'", *user);
+	return dm_cli_dot(cli, nargs == 2 ? argv[optind] : NULL, dot, err);
+}
+
+int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"role", required_argument, NULL, OPT_ROLE},
+		{NULL, 0, NULL, 0},
+	};
+	const char *dot, *user, *role = "write";
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0)
+		role = optarg;
+	if (c < 0)
+		return c;
+	if (strcmp(role, "read") && strcmp(role, "write"))
+		return dm_cli_usage_error(cli, err, "invalid role '%s': use read or write", role);
+	rc = dot_user_args(cli, argc, argv, &dot, &user, err);
 	if (!rc)
-		rc = dm_cli_call(cli, "dots.add_collaborator",
+		rc = dm_cli_call(
+			cli, "dots.add_collaborator",
+			json_pack("{s:s, s:s, s:s}", "dot", dot, "user", user, "role", role), &res,
+			err);
+	json_decref(res);
+	return rc;
+}
+
+int dm_cmd_dot_remove_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	const char *dot, *user;
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", NULL, err)) > 0)
+		;
+	if (c < 0)
+		return c;
+	rc = dot_user_args(cli, argc, argv, &dot, &user, err);
+	if (!rc)
+		rc = dm_cli_call(cli, "dots.remove_collaborator",
 				 json_pack("{s:s, s:s}", "dot", dot, "user", user), &res, err);
 	json_decref(res);
 	return rc;

@@ -202,17 +202,19 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  -H                for scripts: STATUS<tab>PATH (added, modified, deleted)\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
 	{"dot show", dm_cmd_dot_show, "[DOT] [-H] [--json]", "show a dot in detail",
-	 "Shows a dot (default: the current dot): its id, branches with their\n"
-	 "heads, size, commits, uncommitted bytes and containers; how the current\n"
-	 "branch's head was taken (captured: frozen, snapshot, quiet or\n"
-	 "not-instant) and the dot's hooks (dm dot set-hook).\n"
+	 "Shows a dot (default: the current dot): its id, owner, collaborators\n"
+	 "with their roles, branches with their heads, size, commits, uncommitted\n"
+	 "bytes and containers; how the current branch's head was taken\n"
+	 "(captured: frozen, snapshot, quiet or not-instant) and the dot's hooks\n"
+	 "(dm dot set-hook).\n"
 	 "\n"
 	 "Options:\n"
 	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
 	{"dot delete", dm_cmd_dot_delete, "[-f] DOT", "delete a dot and all its commits",
 	 "Deletes DOT, its branches, working copies and commits. On a terminal it\n"
-	 "asks first; elsewhere it needs --force.\n"
+	 "asks first; elsewhere it needs --force. Only the dot's owner and admins\n"
+	 "delete a dot.\n"
 	 "\n"
 	 "Options:\n"
 	 "  -f, --force       do not ask\n"},
@@ -234,11 +236,22 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "the branch goes on from NODE's copy, so commits the old master had not\n"
 	 "replicated yet are not on it (when the old master comes back, they are\n"
 	 "kept on a branch BRANCH-DIVERGED-<time> of its copy). Admin only.\n"},
-	{"dot add-collaborator", dm_cmd_dot_add_collaborator, "[DOT] USER",
-	 "let another user push to and pull from a dot",
-	 "Adds USER to the collaborators of DOT (default: the current dot): USER\n"
-	 "may then use the dot, push to it and pull from it, although it is in\n"
-	 "another namespace. Only the dot's owner and admins add collaborators.\n"},
+	{"dot add-collaborator", dm_cmd_dot_add_collaborator, "[DOT] USER [--role read|write]",
+	 "share a dot with another user",
+	 "Adds USER to the collaborators of DOT (default: the current dot), or\n"
+	 "changes the role USER has. With role read USER may show the dot, read\n"
+	 "its log and diffs, and pull and clone from it; with role write also\n"
+	 "commit, make branches, push to it and pull into it. Deleting, reset,\n"
+	 "checkout, hooks and collaborators stay with the dot's owner and admins,\n"
+	 "who alone add collaborators. USER must exist.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --role ROLE       read or write (default write)\n"},
+	{"dot remove-collaborator", dm_cmd_dot_remove_collaborator, "[DOT] USER",
+	 "stop sharing a dot with a user",
+	 "Removes USER from the collaborators of DOT (default: the current dot):\n"
+	 "USER may no longer use it. Only the dot's owner and admins remove\n"
+	 "collaborators.\n"},
 	{"dot set-hook", dm_cmd_dot_set_hook,
 	 "DOT pre-commit|post-commit [--container NAME] [--timeout DURATION] -- CMD [ARG]...",
 	 "run a command before or after each commit of a dot",
@@ -249,8 +262,9 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "goes to dmd's log. A pre-commit hook that fails or times out fails the\n"
 	 "commit, which then commits nothing; the post-commit hook always runs,\n"
 	 "and its failure is a warning. Each commit records the hooks that ran.\n"
-	 "Only the dot's owner and admins set hooks; a hook on the host (no\n"
-	 "--container) runs as dmd's user, so only an admin may set one.\n"
+	 "Only the dot's owner and admins set hooks (a collaborator may not, even\n"
+	 "with role write); a hook on the host (no --container) runs as dmd's\n"
+	 "user, so only an admin may set one.\n"
 	 "\n"
 	 "Options:\n"
 	 "  --container NAME  run CMD inside container NAME (as 'docker exec'),\n"
@@ -334,17 +348,42 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --local-name DOT  the name of the copy here (default: DOT)\n"
 	 "  --stash-on-divergence\n"
 	 "                    accepted for dotmesh's sake; a clone never diverges\n"},
-	{"user add", dm_cmd_user_add, "NAME", "add a user (admins only)",
+	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"
-	 "and use the dots of namespace NAME, and the dots it collaborates on.\n"},
-	{"user reset-key", dm_cmd_user_reset_key, "NAME",
-	 "give a user a new API key (admins only)",
-	 "Makes a new API key for user NAME and prints it on stdout, only this\n"
-	 "once; the old key stops working at once. When NAME is the user of the\n"
-	 "remote being talked to, the config file takes the new key.\n"},
+	 "and use the dots of namespace NAME, and the dots it collaborates on.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --expires DURATION\n"
+	 "                    the key stops working after DURATION (30d, 12h, 90m,\n"
+	 "                    45s), and so does each new key of the user, unless\n"
+	 "                    an admin says otherwise; 'never' (the default) for\n"
+	 "                    a key that never expires\n"},
+	{"user reset-key", dm_cmd_user_reset_key, "[NAME] [--expires DURATION]",
+	 "give yourself, or a user, a new API key",
+	 "Makes a new API key and prints it on stdout, only this once; the old key\n"
+	 "stops working at once. Without NAME it is your own key (any user may\n"
+	 "reset it); only admins name another user. When it is the key of the\n"
+	 "remote being talked to, the config file takes the new key.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --expires DURATION\n"
+	 "                    the new key stops working after DURATION (30d, 12h,\n"
+	 "                    90m, 45s) or 'never' (default: as long as the\n"
+	 "                    user's keys live). A user who is not an admin may\n"
+	 "                    not give their key a longer life than they have.\n"},
+	{"user rm", dm_cmd_user_rm, "[-f] NAME", "remove a user (admins only)",
+	 "Removes user NAME: its key stops working at once, and it leaves every\n"
+	 "dot it collaborates on. A user who owns dots is refused unless --force:\n"
+	 "then its dots are handed to you, the admin who removes it. They keep\n"
+	 "their names (NAME/DOT), and a new user called NAME later would not own\n"
+	 "them. An admin cannot remove themself.\n"
+	 "\n"
+	 "Options:\n"
+	 "  -f, --force       hand the user's dots to you instead of refusing\n"},
 	{"user list", dm_cmd_user_list, "[-H] [--json]", "list the users (admins only)",
-	 "Lists the users of the server and whether each is an admin.\n"
+	 "Lists the users of the server, whether each is an admin, and when its\n"
+	 "API key expires ('never', or a time in UTC).\n"
 	 "\n"
 	 "Options:\n"
 	 "  -H                for scripts: no header, tab-separated\n"

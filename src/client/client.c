@@ -245,6 +245,28 @@ static int reply_error(struct dm_client *c, const char *method, json_t *error,
 }
 
 /* Checks that body is our reply and takes its result or error. */
+/*
+ * A 401: the server refused the credentials. It says why only to a caller
+ * who gave the right key (an expired key); every other refusal is the same
+ * words, which say which remote's key to check.
+ */
+static int refused(struct dm_client *c, const struct dm_buf *body, struct dm_err *err)
+{
+	json_t *reply = json_loadb((const char *)body->data, body->len, 0, NULL);
+	const char *msg =
+		json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+	int rc;
+
+	if (msg && !strncmp(msg, "API key of user ", 16))
+		rc = dm_err_set(err, DM_EPERM, "remote '%s': %s", c->name, msg);
+	else
+		rc = dm_err_set(err, DM_EPERM,
+				"permission denied: invalid user name or API key for remote '%s'",
+				c->name);
+	json_decref(reply);
+	return rc;
+}
+
 static int parse_reply(struct dm_client *c, const char *method, int64_t id, long status,
 		       const struct dm_buf *body, json_t **result, struct dm_err *err)
 {
@@ -355,9 +377,7 @@ int dm_client_call(struct dm_client *c, const char *method, json_t *params, json
 	dm_debug("<- %s HTTP %ld in %lld ms: %s", c->where, status,
 		 (long long)((dm_now_monotonic_ns() - t0) / 1000000), (const char *)sink.buf.data);
 	if (status == 401) {
-		rc = dm_err_set(err, DM_EPERM,
-				"permission denied: invalid user name or API key for remote '%s'",
-				c->name);
+		rc = refused(c, &sink.buf, err);
 		goto done;
 	}
 	if (status == 413) {

@@ -459,7 +459,7 @@ static int init_kv(char *key_out, struct dm_kv *kv, struct dm_datadir_config *c,
 		if (rc)
 			return rc;
 		*made_cluster = true;
-		return dm_auth_user_create(kv, key_out, DM_CLUSTER_ADMIN_USER, true, err);
+		return dm_auth_user_create(kv, NULL, key_out, DM_CLUSTER_ADMIN_USER, true, 0, err);
 	}
 	rc = dm_cluster_id(kv, c->cluster_id, err);
 	if (rc == DM_ENOTFOUND)

@@ -46,10 +46,10 @@ test_expect_success 'dm user add prints the key alone on stdout, once, with a no
 
 test_expect_success 'dm user list shows the users and who is admin' '
 	dm user list >out &&
-	printf "USER   ADMIN\nadmin  yes\nbob    no\n" >expect &&
+	printf "USER   ADMIN  KEY EXPIRES\nadmin  yes    never\nbob    no     never\n" >expect &&
 	test_cmp expect out &&
 	dm user list -H >out &&
-	printf "admin\tyes\nbob\tno\n" >expect &&
+	printf "admin\tyes\tnever\nbob\tno\tnever\n" >expect &&
 	test_cmp expect out &&
 	dm user list --json >out &&
 	python3 -c "import json,sys; u=json.load(open(\"out\"))[\"users\"]; assert {\"name\":\"bob\",\"admin\":False} in u, u"
@@ -202,7 +202,7 @@ test_expect_success 'dm dot add-collaborator lets another user use a dot' '
 	test_dm_status 10 dm --remote bob2 dot show admin/shop &&
 	dm dot add-collaborator shop bob &&
 	dm dot show shop >out &&
-	grep "^collaborators: *bob$" out &&
+	grep "^collaborators: *bob (write)$" out &&
 	dm --remote bob2 dot show admin/shop >out &&
 	grep "^dot: *shop$" out &&
 	test_dm_status 10 dm --remote bob2 dot add-collaborator admin/shop carol &&

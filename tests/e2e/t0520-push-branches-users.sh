@@ -97,7 +97,7 @@ test_expect_success 'bob cannot push to alice/shop before he is a collaborator' 
 	dmA commit --dot shop -m pears >/dev/null &&
 	log_ids dmB log --dot alice/shop >before &&
 	test_status 10 dmA push bob shop --remote-name alice/shop &&
-	grep "permission denied" err &&
+	grep "^dm: user .bob. may not push to .alice/shop.: only its owner, an admin or a collaborator with role write may" err &&
 	log_ids dmB log --dot alice/shop >after && test_cmp before after
 '
 
@@ -111,12 +111,12 @@ test_expect_success 'a collaborator (bob, added to alice/shop) can push to it' '
 	diff -r shopA/ aliceB/
 '
 
-test_expect_success 'carol, not a collaborator, cannot: "permission denied", nothing changes' '
+test_expect_success 'carol, not a collaborator, cannot: the refusal says what she lacks, nothing changes' '
 	echo "plums" >>shopA/stock &&
 	dmA commit --dot shop -m plums >/dev/null &&
 	log_ids dmB log --dot alice/shop >before &&
 	test_status 10 dmA push carol shop --remote-name alice/shop &&
-	grep "permission denied" err &&
+	grep "^dm: user .carol. may not push to .alice/shop.: only its owner, an admin or a collaborator with role write may" err &&
 	log_ids dmB log --dot alice/shop >after && test_cmp before after &&
 	! grep plums aliceB/stock
 '
@@ -127,13 +127,13 @@ test_expect_success 'a push into another user'\''s namespace is refused, and mak
 	head -c 2000000 /dev/urandom >cdotA/data &&
 	dmA commit --dot cdot -m c >/dev/null &&
 	test_status 10 dmA push carol cdot --remote-name alice/cdot &&
-	grep "permission denied" err &&
+	grep "^dm: user .carol. may not create .alice/cdot.: only user .alice. or an admin may create dots in namespace .alice." err &&
 	last_transfer A >t.json && wire=$(transfer_field wire_bytes <t.json) &&
 	echo "wire bytes of the refused push: $wire" &&
 	test "${wire:-0}" -lt 100000 &&
 	test_status 3 dmB dot show alice/cdot &&
 	test_status 10 dmA push carol cdot &&
-	grep "permission denied" err &&
+	grep "^dm: user .carol. may not create .cdot.: only user .admin. or an admin" err &&
 	test_status 3 dmB dot show cdot &&
 	dmA push carol cdot --remote-name carol/cdot >/dev/null &&
 	test "$(dot_id dmB dot show carol/cdot)" = "$(dot_id dmA dot show cdot)"
@@ -141,11 +141,11 @@ test_expect_success 'a push into another user'\''s namespace is refused, and mak
 
 test_expect_success 'a pull or clone of a dot you cannot read is refused, and makes nothing' '
 	test_status 10 dmA clone carol alice/shop --local-name stolen &&
-	grep "permission denied" err &&
+	grep "^dm: user .carol. may not read .alice/shop.: only its owner, an admin or a collaborator with role read may" err &&
 	test_status 3 dmA dot show stolen &&
 	log_ids dmA log --dot shop >before &&
 	test_status 10 dmA pull carol shop --remote-name alice/shop &&
-	grep "permission denied" err &&
+	grep "^dm: user .carol. may not read .alice/shop." err &&
 	log_ids dmA log --dot shop >after && test_cmp before after
 '
 

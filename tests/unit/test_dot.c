@@ -34,6 +34,7 @@
 #include "actor/actor.h"
 #include "engine/engine.h"
 #include "kv/kv.h"
+#include "server/dots/access.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "store/object.h"
@@ -603,10 +604,101 @@ static void test_runtime_mounts(void **state)
 	test_node_close(&n);
 }
 
+/* Sends a collaborator or owner request to h; its status. */
+static int share(struct test_node *n, struct dm_dot_handle *h, int op, const char *user, int role)
+{
+	struct dm_dot_req *r = dm_dot_req_new(op);
+	struct dm_ticket *t = NULL;
+	struct dm_msg *reply = NULL;
+	int rc;
+
+	r->user = dm_xstrdup(user);
+	r->role = role;
+	dm_actor_send_request(&t, dm_dot_handle_actor(h), dm_msg_new(0, r, dm_dot_req_free));
+	rc = settle(n, t, &reply);
+	dm_msg_free(reply);
+	dm_ticket_free(t);
+	return rc;
+}
+
+/* The role of user (not an admin) in dot name of n's registry. */
+static int role_in(struct test_node *n, const char *name, const char *user)
+{
+	struct dm_registry_snap *snap = dm_registry_snapshot(n->reg);
+	struct dm_caller c = {.admin = false};
+	struct dm_dot_name dn;
+	struct dm_dot_view *v;
+	int role;
+
+	snprintf(c.user, sizeof(c.user), "%s", user);
+	assert_int_equal(dm_dot_name_parse(&dn, name, NULL), 0);
+	assert_non_null(dm_registry_find(snap, &dn));
+	v = dm_dot_handle_view(dm_registry_find(snap, &dn)->dot);
+	role = dm_dot_role_of(v, &c);
+	dm_dot_view_unref(v);
+	dm_registry_snap_unref(snap);
+	return role;
+}
+
+/* Collaborators keep their roles and a dot its owner across a restart; a
+ * record from before roles (a plain list of names) reads as role write. */
+static void test_roles_persist(void **state)
+{
+	struct test_node n;
+	struct dm_dot_handle *h;
+	struct dm_kv_kv rec;
+	struct dm_err err;
+	char key[256], id[DM_DOT_ID_MAX + 1];
+	json_t *doc;
+	char *text;
+
+	(void)state;
+	node_open(&n, 11);
+	h = create_dot(&n, "alice/shop");
+	snprintf(id, sizeof(id), "%s", dm_dot_handle_id(h));
+	assert_int_equal(share(&n, h, DM_DOT_OP_ADD_COLLABORATOR, "bob", DM_ROLE_READ), 0);
+	assert_int_equal(share(&n, h, DM_DOT_OP_ADD_COLLABORATOR, "carol", DM_ROLE_WRITE), 0);
+	assert_int_equal(share(&n, h, DM_DOT_OP_ADD_COLLABORATOR, "alice", DM_ROLE_READ),
+			 DM_EINVAL);
+	assert_int_equal(share(&n, h, DM_DOT_OP_REMOVE_COLLABORATOR, "carol", 0), 0);
+	assert_int_equal(share(&n, h, DM_DOT_OP_REMOVE_COLLABORATOR, "carol", 0), DM_ENOTFOUND);
+	assert_int_equal(role_in(&n, "alice/shop", "alice"), DM_ROLE_OWNER);
+	assert_int_equal(share(&n, h, DM_DOT_OP_SET_OWNER, "admin", 0), 0);
+	dm_dot_handle_unref(h);
+
+	dm_registry_free(n.reg);
+	test_node_open_registry(&n);
+	assert_int_equal(role_in(&n, "alice/shop", "alice"), DM_ROLE_NONE);
+	assert_int_equal(role_in(&n, "alice/shop", "admin"), DM_ROLE_OWNER);
+	assert_int_equal(role_in(&n, "alice/shop", "bob"), DM_ROLE_READ);
+	assert_int_equal(role_in(&n, "alice/shop", "carol"), DM_ROLE_NONE);
+
+	/* the record as dm wrote it before roles */
+	dm_registry_free(n.reg);
+	snprintf(key, sizeof(key), DM_KV_DOTS "%s", id);
+	dm_kv_kv_init(&rec);
+	assert_int_equal(dm_kv_get(n.kv, &rec, key, &err), 0);
+	doc = json_loads(rec.value, 0, NULL);
+	assert_non_null(doc);
+	dm_kv_kv_release(&rec);
+	json_object_del(doc, "owner");
+	json_object_set_new(doc, "collaborators", json_pack("[s]", "dave"));
+	text = json_dumps(doc, JSON_COMPACT);
+	assert_int_equal(dm_kv_put(n.kv, NULL, key, text, strlen(text), 0, &err), 0);
+	free(text);
+	json_decref(doc);
+	test_node_open_registry(&n);
+	assert_int_equal(role_in(&n, "alice/shop", "dave"), DM_ROLE_WRITE);
+	assert_int_equal(role_in(&n, "alice/shop", "alice"), DM_ROLE_OWNER);
+	assert_int_equal(role_in(&n, "alice/shop", "bob"), DM_ROLE_NONE);
+	test_node_close(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_restart_finds_dot),
+		cmocka_unit_test(test_roles_persist),
 		cmocka_unit_test(test_receive),
 		cmocka_unit_test(test_mounts),
 		cmocka_unit_test(test_runtime_mounts),

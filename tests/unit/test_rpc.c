@@ -434,10 +434,10 @@ static void test_verify_accepts_the_right_key_only(void **state)
 	struct dm_err err;
 
 	dm_err_clear(&err);
-	assert_int_equal(dm_auth_user_create(fx->kv, key, "admin", true, &err), 0);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, key, "admin", true, 0, &err), 0);
 	assert_int_equal(strlen(key), DM_API_KEY_LEN);
 	assert_int_equal(strspn(key, "0123456789abcdef"), DM_API_KEY_LEN);
-	assert_int_equal(dm_auth_user_create(fx->kv, other, "alice", false, &err), 0);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, other, "alice", false, 0, &err), 0);
 	assert_string_not_equal(key, other);
 
 	memset(&c, 0, sizeof(c));
@@ -467,7 +467,7 @@ static void test_unknown_user_is_refused_like_a_wrong_key(void **state)
 	struct dm_caller c;
 	struct dm_err wrong, unknown, bad;
 
-	assert_int_equal(dm_auth_user_create(fx->kv, key, "admin", true, &wrong), 0);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, key, "admin", true, 0, &wrong), 0);
 	key[0] = key[0] == 'a' ? 'b' : 'a';
 	assert_int_equal(dm_auth_verify(fx->kv, &c, "admin", key, &wrong), DM_EPERM);
 	key[0] = key[0] == 'a' ? 'b' : 'a';
@@ -489,7 +489,7 @@ static void test_kv_holds_the_hash_not_the_key(void **state)
 	json_t *doc;
 	dm_oid h;
 
-	assert_int_equal(dm_auth_user_create(fx->kv, key, "admin", true, &err), 0);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, key, "admin", true, 0, &err), 0);
 	dm_kv_kv_init(&rec);
 	assert_int_equal(dm_kv_get(fx->kv, &rec, DM_KV_USERS "admin", &err), 0);
 	assert_null(strstr(rec.value, key));
@@ -511,14 +511,15 @@ static void test_create_refuses_duplicates_and_bad_names(void **state)
 	struct dm_caller c;
 	struct dm_err err;
 
-	assert_int_equal(dm_auth_user_create(fx->kv, key, "admin", true, &err), 0);
-	assert_int_equal(dm_auth_user_create(fx->kv, key2, "admin", false, &err), DM_EEXISTS);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, key, "admin", true, 0, &err), 0);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, key2, "admin", false, 0, &err),
+			 DM_EEXISTS);
 	assert_string_equal(err.msg, "user 'admin' already exists");
 	/* the first key still works and the user is still an admin */
 	assert_int_equal(dm_auth_verify(fx->kv, &c, "admin", key, &err), 0);
 	assert_true(c.admin);
-	assert_int_equal(dm_auth_user_create(fx->kv, key2, "a/b", false, &err), DM_EINVAL);
-	assert_int_equal(dm_auth_user_create(fx->kv, key2, "", false, &err), DM_EINVAL);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, key2, "a/b", false, 0, &err), DM_EINVAL);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, key2, "", false, 0, &err), DM_EINVAL);
 }
 
 static void test_key_reset_replaces_the_key(void **state)
@@ -528,14 +529,61 @@ static void test_key_reset_replaces_the_key(void **state)
 	struct dm_caller c;
 	struct dm_err err;
 
-	assert_int_equal(dm_auth_user_create(fx->kv, old, "alice", false, &err), 0);
-	assert_int_equal(dm_auth_key_reset(fx->kv, fresh, "alice", &err), 0);
+	assert_int_equal(dm_auth_user_create(fx->kv, NULL, old, "alice", false, 0, &err), 0);
+	assert_int_equal(
+		dm_auth_key_reset(fx->kv, NULL, fresh, "alice", DM_AUTH_KEEP_LIFETIME, true, &err),
+		0);
 	assert_string_not_equal(old, fresh);
 	assert_int_equal(dm_auth_verify(fx->kv, &c, "alice", old, &err), DM_EPERM);
 	assert_int_equal(dm_auth_verify(fx->kv, &c, "alice", fresh, &err), 0);
 	assert_false(c.admin);
-	assert_int_equal(dm_auth_key_reset(fx->kv, fresh, "nobody", &err), DM_ENOTFOUND);
+	assert_int_equal(
+		dm_auth_key_reset(fx->kv, NULL, fresh, "nobody", DM_AUTH_KEEP_LIFETIME, true, &err),
+		DM_ENOTFOUND);
 	assert_string_equal(err.msg, "no such user 'nobody'");
+}
+
+/* A key past its expiry is refused, saying so only to whoever shows it;
+ * a user resetting its own key may not lengthen its life. */
+static void test_expired_key_is_refused_with_its_expiry(void **state)
+{
+	struct fx *fx = *state;
+	char key[DM_API_KEY_LEN + 1], other[DM_API_KEY_LEN + 1], hex[DM_OID_HEXSZ + 1], rec[256];
+	struct dm_auth_user u;
+	struct dm_caller c;
+	struct dm_err err, wrong;
+	dm_oid h;
+
+	assert_int_equal(dm_auth_user_create(fx->kv, &u, key, "bob", false, 3600, &err), 0);
+	assert_true(u.expires > 0 && u.lifetime == 3600);
+	assert_int_equal(dm_auth_verify(fx->kv, &c, "bob", key, &err), 0);
+	/* the same key, expired a second after the epoch */
+	dm_hash(&h, key, strlen(key));
+	dm_oid_hex(hex, &h);
+	snprintf(rec, sizeof(rec),
+		 "{\"name\":\"bob\",\"key_sha256\":\"%s\",\"expires\":1,\"lifetime\":60}", hex);
+	assert_int_equal(dm_kv_put(fx->kv, NULL, DM_KV_USERS "bob", rec, strlen(rec), 0, &err), 0);
+	assert_int_equal(dm_auth_verify(fx->kv, &c, "bob", key, &err), DM_EPERM);
+	assert_string_equal(err.msg, "API key of user 'bob' expired at 1970-01-01T00:00:01Z; ask "
+				     "an admin for a new one ('dm user reset-key bob')");
+	/* a wrong key learns nothing */
+	assert_int_equal(dm_id_api_key(other, &err), 0);
+	assert_int_equal(dm_auth_verify(fx->kv, &c, "bob", other, &wrong), DM_EPERM);
+	assert_string_equal(wrong.msg, DM_AUTH_DENIED_MSG);
+	/* bob may not lengthen it himself; keeping the lifetime works */
+	assert_int_equal(dm_auth_key_reset(fx->kv, &u, key, "bob", 0, false, &err), DM_EPERM);
+	assert_int_equal(dm_auth_key_reset(fx->kv, &u, key, "bob", 61, false, &err), DM_EPERM);
+	assert_int_equal(
+		dm_auth_key_reset(fx->kv, &u, key, "bob", DM_AUTH_KEEP_LIFETIME, false, &err), 0);
+	assert_int_equal(u.lifetime, 60);
+	assert_int_equal(dm_auth_verify(fx->kv, &c, "bob", key, &err), 0);
+	/* an admin may */
+	assert_int_equal(dm_auth_key_reset(fx->kv, &u, key, "bob", 0, true, &err), 0);
+	assert_int_equal(u.expires, 0);
+	assert_int_equal(dm_auth_user_remove(fx->kv, "bob", &err), 0);
+	assert_int_equal(dm_auth_verify(fx->kv, &c, "bob", key, &err), DM_EPERM);
+	assert_string_equal(err.msg, DM_AUTH_DENIED_MSG);
+	assert_int_equal(dm_auth_user_remove(fx->kv, "bob", &err), DM_ENOTFOUND);
 }
 
 static void test_malformed_record_is_refused(void **state)
@@ -591,6 +639,8 @@ int main(void)
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_key_reset_replaces_the_key, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expired_key_is_refused_with_its_expiry,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_record_is_refused, fx_setup,
 						fx_teardown),
 	};

@@ -5,8 +5,8 @@
  *
  * Invariants:
  *   - Nothing here runs before http.c authenticated the caller. refs and
- *     get need read access to the dot (an admin, its namespace's user or
- *     a collaborator), update write access (the same; creating a dot needs
+ *     get need role read in the dot, a push's refs and update role write
+ *     (access.h decides, for the dots.* methods too; creating a dot needs
  *     its namespace or an admin); missing and put any user, since objects
  *     are content-addressed and uploading one cannot change another.
  *   - Every body is bounded before it is buffered: a put's stream is
@@ -30,6 +30,7 @@
 #include "server/api/api.h"
 #include "server/api/sessions.h"
 #include "server/cluster/forward.h"
+#include "server/dots/access.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "store/store.h"
@@ -187,11 +188,11 @@ static int not_here(struct dm_err *err, const dm_oid *id)
 
 /* ---- looking dots up ---- */
 
-/* The dot named `text`, if the caller may read it: a new handle
- * reference. DM_EPERM for a dot the caller may not use, as the dots.*
- * methods answer. */
-static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const char *text,
-		    struct dm_err *err)
+/* The dot named `text`, if the caller may do `what` to it, which needs
+ * role need (access.h): a new handle reference. DM_EPERM naming what is
+ * missing, as the dots.* methods answer. */
+static int find_dot_for(struct dm_dot_handle **out, struct dm_objects_req *r, const char *text,
+			int need, const char *what, struct dm_err *err)
 {
 	struct dm_registry_snap *snap;
 	const struct dm_registry_entry *e;
@@ -204,13 +205,10 @@ static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const 
 	dm_dot_name_text(shown, &name);
 	snap = dm_registry_snapshot(r->env->registry);
 	e = dm_registry_find(snap, &name);
-	if (e && !r->caller.admin) {
+	if (e) {
 		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
 
-		if (!dm_dot_view_allows(v, r->caller.user))
-			rc = dm_err_set(err, DM_EPERM,
-					"permission denied: user '%s' cannot read dot '%s'",
-					r->caller.user, shown);
+		rc = dm_dot_may(v, &r->caller, need, what, err);
 		dm_dot_view_unref(v);
 	}
 	if (e && !rc) {
@@ -221,6 +219,13 @@ static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const 
 	if (!e)
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'", shown);
 	return rc;
+}
+
+/* The dot named `text`, if the caller may read it (find_dot_for). */
+static int find_dot(struct dm_dot_handle **out, struct dm_objects_req *r, const char *text,
+		    struct dm_err *err)
+{
+	return find_dot_for(out, r, text, DM_ROLE_READ, "read", err);
 }
 
 /* ---- versions, refs ---- */
@@ -308,18 +313,19 @@ static enum MHD_Result do_refs(struct dm_objects_req *r, struct MHD_Connection *
 	int rc;
 
 	dm_err_clear(&err);
-	rc = find_dot(&h, r, r->dot, &err);
+	/* a push's refs: refuse one that could not update, before data moves */
+	if (!strcmp(r->purpose, "push"))
+		rc = find_dot_for(&h, r, r->dot, DM_ROLE_WRITE, "push to", &err);
+	else
+		rc = find_dot(&h, r, r->dot, &err);
 	if (rc == DM_ENOTFOUND && !strcmp(r->purpose, "push")) {
-		/* a push would create it: refuse now, before any data moves */
+		/* a push would create it */
 		struct dm_dot_name name;
 		struct dm_err serr;
 
-		if (!r->caller.admin && !dm_dot_name_parse(&name, r->dot, NULL) &&
-		    strcmp(name.ns, r->caller.user))
-			rc = dm_err_set(&err, DM_EPERM,
-					"permission denied: user '%s' cannot create dots in "
-					"namespace '%s'",
-					r->caller.user, name.ns);
+		if (!dm_dot_name_parse(&name, r->dot, NULL) &&
+		    dm_dot_may_create(&name, &r->caller, &err))
+			rc = DM_EPERM;
 		else if (open_session(token, r, NULL, &serr))
 			err = serr;
 	}
@@ -744,7 +750,6 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 			 const struct update *u, struct dm_err *err)
 {
 	char shown[DM_DOT_NAME_TEXT_MAX];
-	bool may_create = r->caller.admin || !strcmp(u->name.ns, r->caller.user);
 
 	dm_dot_name_text(shown, &u->name);
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -755,21 +760,16 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 
 		if (e) {
 			struct dm_dot_view *v = dm_dot_handle_view(e->dot);
-			bool allowed = r->caller.admin || dm_dot_view_allows(v, r->caller.user);
 
+			rc = dm_dot_may(v, &r->caller, DM_ROLE_WRITE, "push to", err);
 			dm_dot_view_unref(v);
-			if (!allowed)
-				rc = dm_err_set(
-					err, DM_EPERM,
-					"permission denied: user '%s' cannot push to dot '%s'",
-					r->caller.user, shown);
-			else if (strcmp(e->id, u->id))
+			if (!rc && strcmp(e->id, u->id))
 				rc = dm_err_set(
 					err, DM_EEXISTS,
 					"remote dot '%s' is a different dot (id %s); push under "
 					"another name with --remote-name",
 					shown, e->id);
-			else {
+			else if (!rc) {
 				*out = e->dot;
 				dm_dot_handle_ref(e->dot);
 				rc = 0;
@@ -781,7 +781,7 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 		if (e) {
 			char other[DM_DOT_NAME_TEXT_MAX];
 			struct dm_dot_view *v = dm_dot_handle_view(e->dot);
-			bool visible = r->caller.admin || dm_dot_view_allows(v, r->caller.user);
+			bool visible = dm_dot_allows(v, &r->caller, DM_ROLE_READ);
 
 			dm_dot_view_unref(v);
 			dm_dot_name_text(other, &e->name);
@@ -797,10 +797,9 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 				other);
 		}
 		dm_registry_snap_unref(snap);
-		if (!may_create)
-			return dm_err_set(err, DM_EPERM,
-					  "permission denied: user '%s' cannot create dot '%s'",
-					  r->caller.user, shown);
+		rc = dm_dot_may_create(&u->name, &r->caller, err);
+		if (rc)
+			return rc;
 		rc = dm_registry_create(r->env->registry, &made, &u->name, u->id,
 					DM_RPC_DEADLINE_DEFAULT_MS, err);
 		json_decref(made);

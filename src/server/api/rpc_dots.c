@@ -1,17 +1,22 @@
 /*
  * rpc_dots.c - the dots.* methods of the API (docs/api.md).
  *
- * Invariant: no handler here touches a dot's state. Reads come from the
+ * Invariants: no handler here touches a dot's state. Reads come from the
  * registry's snapshot and the dots' published views (and from immutable
  * commit objects in the store); every change is a request to the dot's
- * actor, answered within the method's deadline.
+ * actor, answered within the method's deadline. Every method that names
+ * a dot asks access.h whether the caller's role allows it (find_dot, with
+ * the role the method needs: docs/api.md's table of roles) before it
+ * reads or sends anything; creating a dot asks dm_dot_may_create.
  */
 #include "actor/actor.h"
 #include "server/api/api.h"
+#include "server/api/auth.h"
 #include "server/api/rpc.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/forward.h"
 #include "server/cluster/replicas.h"
+#include "server/dots/access.h"
 #include "server/dots/dot.h"
 #include "server/dots/hooks.h"
 #include "server/dots/registry.h"
@@ -39,28 +44,13 @@ static int parse_dot_param(struct dm_dot_name *out, json_t *params, struct dm_er
 	return rc ? rc : dm_dot_name_parse(out, s, err);
 }
 
-static int refuse_namespace(const struct dm_rpc_ctx *ctx, const char *ns, struct dm_err *err)
-{
-	return dm_err_set(err, DM_EPERM, "permission denied: user '%s' cannot use namespace '%s'",
-			  ctx->caller->user, ns);
-}
-
-/* Parses params.dot for a dot the caller would own: its own namespace, or
- * any as an admin (creating, adding collaborators). */
-static int dot_name_param(struct dm_dot_name *out, const struct dm_rpc_ctx *ctx, json_t *params,
-			  struct dm_err *err)
-{
-	int rc = parse_dot_param(out, params, err);
-
-	if (!rc && !ctx->caller->admin && strcmp(out->ns, ctx->caller->user) != 0)
-		rc = refuse_namespace(ctx, out->ns, err);
-	return rc;
-}
-
-/* The dot named by params.dot, if the caller may use it (admin, owner or
- * collaborator): a new handle reference. */
+/*
+ * The dot named by params.dot, if the caller may do `what` to it, which
+ * needs role `need` (access.h; the table of methods and roles is in
+ * docs/api.md): a new handle reference. A refusal names what is missing.
+ */
 static int find_dot(struct dm_dot_handle **out, const struct dm_rpc_ctx *ctx, json_t *params,
-		    struct dm_err *err)
+		    int need, const char *what, struct dm_err *err)
 {
 	struct dm_registry_snap *snap;
 	const struct dm_registry_entry *e;
@@ -71,19 +61,15 @@ static int find_dot(struct dm_dot_handle **out, const struct dm_rpc_ctx *ctx, js
 		return rc;
 	snap = dm_registry_snapshot(ctx->env->registry);
 	e = dm_registry_find(snap, &name);
-	if (e && !ctx->caller->admin) {
-		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
-		bool allowed = dm_dot_view_allows(v, ctx->caller->user);
-
-		dm_dot_view_unref(v);
-		if (!allowed) {
-			dm_registry_snap_unref(snap);
-			return refuse_namespace(ctx, name.ns, err);
-		}
-	}
 	if (e) {
-		*out = e->dot;
-		dm_dot_handle_ref(e->dot);
+		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
+
+		rc = dm_dot_may(v, ctx->caller, need, what, err);
+		dm_dot_view_unref(v);
+		if (!rc) {
+			*out = e->dot;
+			dm_dot_handle_ref(e->dot);
+		}
 	}
 	dm_registry_snap_unref(snap);
 	if (!e) {
@@ -92,7 +78,7 @@ static int find_dot(struct dm_dot_handle **out, const struct dm_rpc_ctx *ctx, js
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
 				  dm_dot_name_text(shown, &name));
 	}
-	return 0;
+	return rc;
 }
 
 /* Fills req->branch from params.branch (optional), checking the name. */
@@ -124,12 +110,13 @@ static int ref_param(char **out, json_t *params, const char *key, bool required,
 	return rc;
 }
 
-/* Sends req to the dot named in params and returns its answer. */
-static int call_dot(const struct dm_rpc_ctx *ctx, json_t *params, struct dm_dot_req *req,
-		    json_t **result, struct dm_err *err)
+/* Sends req to the dot named in params, if the caller may (find_dot), and
+ * returns its answer. */
+static int call_dot(const struct dm_rpc_ctx *ctx, json_t *params, int need, const char *what,
+		    struct dm_dot_req *req, json_t **result, struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
-	int rc = find_dot(&h, ctx, params, err);
+	int rc = find_dot(&h, ctx, params, need, what, err);
 
 	if (rc) {
 		dm_dot_req_free(req);
@@ -144,14 +131,15 @@ static int call_dot(const struct dm_rpc_ctx *ctx, json_t *params, struct dm_dot_
  * Calls the dot unless another node of the cluster masters the branch the
  * request names (or this node's current one): then that node serves it.
  */
-static int call_master(const struct dm_rpc_ctx *ctx, const char *method, json_t *params,
-		       struct dm_dot_req *req, json_t **result, struct dm_err *err)
+static int call_master(const struct dm_rpc_ctx *ctx, const char *method, json_t *params, int need,
+		       const char *what, struct dm_dot_req *req, json_t **result,
+		       struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
 	struct dm_dot_view *v;
 	char branch[DM_NAME_PART_MAX + 1], shown[DM_DOT_NAME_TEXT_MAX];
 	bool forwarded = false;
-	int rc = find_dot(&h, ctx, params, err);
+	int rc = find_dot(&h, ctx, params, need, what, err);
 
 	if (rc) {
 		dm_dot_req_free(req);
@@ -175,23 +163,22 @@ static int m_create(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 		    struct dm_err *err)
 {
 	struct dm_dot_name name;
-	int rc = dot_name_param(&name, ctx, params, err);
+	int rc = parse_dot_param(&name, params, err);
 
+	if (!rc)
+		rc = dm_dot_may_create(&name, ctx->caller, err);
 	if (rc)
 		return rc;
 	return dm_registry_create(ctx->env->registry, result, &name, NULL, dm_rpc_deadline_ms(),
 				  err);
 }
 
+/* May the caller read the dot (see it in a listing)? */
 static bool visible(const struct dm_rpc_ctx *ctx, struct dm_dot_handle *h)
 {
-	struct dm_dot_view *v;
-	bool ok;
+	struct dm_dot_view *v = dm_dot_handle_view(h);
+	bool ok = dm_dot_allows(v, ctx->caller, DM_ROLE_READ);
 
-	if (ctx->caller->admin)
-		return true;
-	v = dm_dot_handle_view(h);
-	ok = dm_dot_view_allows(v, ctx->caller->user);
 	dm_dot_view_unref(v);
 	return ok;
 }
@@ -291,7 +278,8 @@ static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 {
 	json_t *replicas = NULL;
 	const char *id;
-	int rc = call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_REFRESH), result, err);
+	int rc = call_dot(ctx, params, DM_ROLE_READ, "read", dm_dot_req_new(DM_DOT_OP_REFRESH),
+			  result, err);
 
 	id = rc ? NULL : json_string_value(json_object_get(*result, "id"));
 	if (id)
@@ -344,8 +332,7 @@ static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const
 		name = v->name;
 		snprintf(found, sizeof(found), "%s", v->id);
 		nmounts = v->nmounts;
-		if (!ctx->caller->admin && !dm_dot_view_allows(v, ctx->caller->user))
-			rc = refuse_namespace(ctx, v->name.ns, err);
+		rc = dm_dot_may(v, ctx->caller, DM_ROLE_OWNER, "delete", err);
 		dm_dot_view_unref(v);
 	}
 	dm_registry_snap_unref(snap);
@@ -362,8 +349,13 @@ static int delete_in_cluster(const struct dm_rpc_ctx *ctx, json_t *params, const
 			       : rc    ? rc
 				       : dm_err_set(err, DM_ENOTFOUND, "no such dot id '%s'", id);
 		}
-		if (!ctx->caller->admin && strcmp(name.ns, ctx->caller->user) != 0)
-			return refuse_namespace(ctx, name.ns, err);
+		/* no copy here, so no record of it: its owner is its namespace's */
+		struct dm_dot_view nocopy = {.name = name};
+
+		snprintf(nocopy.owner, sizeof(nocopy.owner), "%s", name.ns);
+		rc = dm_dot_may(&nocopy, ctx->caller, DM_ROLE_OWNER, "delete", err);
+		if (rc)
+			return rc;
 		rc = dm_cluster_check_unused(kv, found, ctx->env->node_id, err);
 		if (rc)
 			return dm_err_prefix(err, "cannot delete dot '%s'",
@@ -408,16 +400,23 @@ static int m_delete(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 			*result = json_object();
 			return 0;
 		}
-		if (!visible(ctx, h)) {
+		{
+			struct dm_dot_view *v = dm_dot_handle_view(h);
+
+			rc = dm_dot_may(v, ctx->caller, DM_ROLE_OWNER, "delete", err);
+			dm_dot_view_unref(v);
+		}
+		if (rc) {
 			dm_dot_handle_unref(h);
-			return dm_err_set(err, DM_EPERM, "permission denied");
+			return rc;
 		}
 		rc = dm_dot_call(result, h, dm_dot_req_new(DM_DOT_OP_DELETE), dm_rpc_deadline_ms(),
 				 err);
 		dm_dot_handle_unref(h);
 		return rc;
 	}
-	return call_dot(ctx, params, dm_dot_req_new(DM_DOT_OP_DELETE), result, err);
+	return call_dot(ctx, params, DM_ROLE_OWNER, "delete", dm_dot_req_new(DM_DOT_OP_DELETE),
+			result, err);
 }
 
 static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
@@ -484,7 +483,8 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 			req->nmeta = ++i;
 		}
 	}
-	return call_master(ctx, "dots.commit", params, req, result, err);
+	return call_master(ctx, "dots.commit", params, DM_ROLE_WRITE, "commit to", req, result,
+			   err);
 fail:
 	dm_dot_req_free(req);
 	return rc;
@@ -587,7 +587,7 @@ static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, 
 	int rc = dm_rpc_param_str(&branch, params, "branch", false, err);
 
 	if (!rc)
-		rc = find_dot(&h, ctx, params, err);
+		rc = find_dot(&h, ctx, params, DM_ROLE_READ, "read", err);
 	if (!rc)
 		rc = dm_dot_wait_sealed(h, dm_rpc_deadline_ms(), err);
 	if (rc)
@@ -633,7 +633,7 @@ static int m_branches(const struct dm_rpc_ctx *ctx, json_t *params, json_t **res
 	struct dm_dot_handle *h = NULL;
 	struct dm_dot_view *v;
 	json_t *names;
-	int rc = find_dot(&h, ctx, params, err);
+	int rc = find_dot(&h, ctx, params, DM_ROLE_READ, "read", err);
 
 	if (rc)
 		return rc;
@@ -659,7 +659,7 @@ static int m_branch(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 		dm_dot_req_free(req);
 		return rc;
 	}
-	return call_dot(ctx, params, req, result, err);
+	return call_dot(ctx, params, DM_ROLE_WRITE, "make a branch of", req, result, err);
 }
 
 static int m_checkout(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
@@ -676,7 +676,7 @@ static int m_checkout(const struct dm_rpc_ctx *ctx, json_t *params, json_t **res
 		return rc;
 	}
 	req->create = json_is_true(create);
-	return call_dot(ctx, params, req, result, err);
+	return call_dot(ctx, params, DM_ROLE_OWNER, "check out a branch of", req, result, err);
 }
 
 static int m_reset(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
@@ -691,7 +691,7 @@ static int m_reset(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result
 		dm_dot_req_free(req);
 		return rc;
 	}
-	return call_master(ctx, "dots.reset", params, req, result, err);
+	return call_master(ctx, "dots.reset", params, DM_ROLE_OWNER, "reset", req, result, err);
 }
 
 static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
@@ -711,8 +711,9 @@ static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	}
 	/* a diff that reads the working copy is the master's */
 	if (!req->to)
-		return call_master(ctx, "dots.diff", params, req, result, err);
-	return call_dot(ctx, params, req, result, err);
+		return call_master(ctx, "dots.diff", params, DM_ROLE_READ, "read", req, result,
+				   err);
+	return call_dot(ctx, params, DM_ROLE_READ, "read", req, result, err);
 }
 
 static int m_path(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
@@ -724,46 +725,86 @@ static int m_path(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		dm_dot_req_free(req);
 		return rc;
 	}
-	return call_dot(ctx, params, req, result, err);
+	/* the working copy is where a user writes: dm mount links to it */
+	return call_dot(ctx, params, DM_ROLE_WRITE, "use the working copy of", req, result, err);
 }
 
-/* Only the dot's owner (its namespace's user) or an admin adds collaborators;
- * dot_name_param already refused everyone else. */
+/* params.user: a user that exists (a name granted before its user exists
+ * would give the dot to whoever is made with that name later). */
+static int user_param(const char **out, const struct dm_rpc_ctx *ctx, json_t *params,
+		      struct dm_err *err)
+{
+	struct dm_caller who;
+	int rc = dm_rpc_param_str(out, params, "user", true, err);
+
+	if (!rc && !dm_name_part_valid(*out, strlen(*out)))
+		rc = dm_err_set(err, DM_EINVAL, "invalid user name '%s'", *out);
+	if (!rc && dm_auth_lookup(ctx->env->kv, &who, *out, NULL))
+		rc = dm_err_set(err, DM_ENOTFOUND,
+				"no such user '%s'; an admin adds it with 'dm user add %s'", *out,
+				*out);
+	return rc;
+}
+
+/* Adds a collaborator, or changes its role: role "read" or "write"
+ * (default write). Only the dot's owner or an admin. */
 static int m_add_collaborator(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			      struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_ADD_COLLABORATOR);
-	struct dm_dot_name name;
-	const char *user = NULL;
-	int rc = dot_name_param(&name, ctx, params, err);
+	struct dm_dot_handle *h = NULL;
+	const char *user = NULL, *role = NULL;
+	int rc = find_dot(&h, ctx, params, DM_ROLE_OWNER, "manage the collaborators of", err);
 
+	req->role = DM_ROLE_WRITE;
 	if (!rc)
-		rc = dm_rpc_param_str(&user, params, "user", true, err);
-	if (!rc && !dm_name_part_valid(user, strlen(user)))
-		rc = dm_err_set(err, DM_EINVAL, "invalid user name '%s'", user);
+		rc = dm_rpc_param_str(&role, params, "role", false, err);
+	if (!rc && role)
+		rc = dm_dot_role_parse(&req->role, role, err);
+	if (!rc)
+		rc = user_param(&user, ctx, params, err);
+	if (rc) {
+		dm_dot_req_free(req);
+		dm_dot_handle_unref(h);
+		return rc;
+	}
+	req->user = dm_xstrdup(user);
+	rc = dm_dot_call(result, h, req, dm_rpc_deadline_ms(), err);
+	dm_dot_handle_unref(h);
+	return rc;
+}
+
+static int m_remove_collaborator(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+				 struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_REMOVE_COLLABORATOR);
+	const char *user = NULL;
+	int rc = dm_rpc_param_str(&user, params, "user", true, err);
+
 	if (rc) {
 		dm_dot_req_free(req);
 		return rc;
 	}
 	req->user = dm_xstrdup(user);
-	return call_dot(ctx, params, req, result, err);
+	return call_dot(ctx, params, DM_ROLE_OWNER, "manage the collaborators of", req, result,
+			err);
 }
 
 /*
  * A hook runs a command for each commit: only the dot's owner or an admin
- * sets one (dot_name_param refuses everyone else), and only an admin one
- * that runs on the host, as dmd's own user. "hook": the hook (hooks.h's
- * JSON) or null to remove it.
+ * sets one (find_dot refuses everyone else), and only an admin one that
+ * runs on the host, as dmd's own user. "hook": the hook (hooks.h's JSON)
+ * or null to remove it.
  */
 static int m_set_hook(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		      struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_SET_HOOK);
-	struct dm_dot_name name;
+	struct dm_dot_handle *d = NULL;
 	const char *which = NULL;
 	json_t *hook = json_object_get(params, "hook");
 	struct dm_hook h;
-	int rc = dot_name_param(&name, ctx, params, err);
+	int rc = find_dot(&d, ctx, params, DM_ROLE_OWNER, "set the hooks of", err);
 
 	if (!rc)
 		rc = dm_rpc_param_str(&which, params, "name", true, err);
@@ -787,10 +828,13 @@ static int m_set_hook(const struct dm_rpc_ctx *ctx, json_t *params, json_t **res
 	}
 	if (rc) {
 		dm_dot_req_free(req);
+		dm_dot_handle_unref(d);
 		return rc;
 	}
 	req->hook_name = dm_xstrdup(which);
-	return call_dot(ctx, params, req, result, err);
+	rc = dm_dot_call(result, d, req, dm_rpc_deadline_ms(), err);
+	dm_dot_handle_unref(d);
+	return rc;
 }
 
 const struct dm_rpc_method dm_rpc_dot_methods[] = {
@@ -807,6 +851,7 @@ const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.diff", m_diff, false, 0},
 	{"dots.path", m_path, false, 0},
 	{"dots.add_collaborator", m_add_collaborator, false, 0},
+	{"dots.remove_collaborator", m_remove_collaborator, false, 0},
 	{"dots.set_hook", m_set_hook, false, 0},
 	{NULL, NULL, false, 0},
 };

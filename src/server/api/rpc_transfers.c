@@ -17,6 +17,7 @@
 #include "remote/remote.h"
 #include "server/api/api.h"
 #include "server/api/rpc.h"
+#include "server/dots/access.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "server/transfers/transfer.h"
@@ -101,10 +102,12 @@ static int common_params(struct dm_transfer_spec *spec, const struct dm_rpc_ctx 
 	return rc;
 }
 
-/* The local dot, if it exists and the caller may use it: *found, and its
- * branch check. DM_EPERM for a dot the caller may not use. */
+/* The local dot, if it exists and the caller may do `what` to it (which
+ * needs role need, access.h): *found, and its branch check. DM_EPERM,
+ * naming what is missing, for a dot the caller may not. */
 static int check_local(const struct dm_rpc_ctx *ctx, const struct dm_dot_name *name,
-		       const char *branch, bool *found, struct dm_err *err)
+		       const char *branch, int need, const char *what, bool *found,
+		       struct dm_err *err)
 {
 	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
 	const struct dm_registry_entry *e = dm_registry_find(snap, name);
@@ -116,11 +119,8 @@ static int check_local(const struct dm_rpc_ctx *ctx, const struct dm_dot_name *n
 	if (e) {
 		struct dm_dot_view *v = dm_dot_handle_view(e->dot);
 
-		if (!ctx->caller->admin && !dm_dot_view_allows(v, ctx->caller->user))
-			rc = dm_err_set(err, DM_EPERM,
-					"permission denied: user '%s' cannot use dot '%s'",
-					ctx->caller->user, shown);
-		else if (branch && !dm_dot_view_branch(v, branch))
+		rc = dm_dot_may(v, ctx->caller, need, what, err);
+		if (!rc && branch && !dm_dot_view_branch(v, branch))
 			rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", shown,
 					branch);
 		dm_dot_view_unref(v);
@@ -174,7 +174,7 @@ static int m_push(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 		return rc;
 	if (!given)
 		spec.remote_dot = spec.dot;
-	rc = check_local(ctx, &spec.dot, spec.branch, &found, err);
+	rc = check_local(ctx, &spec.dot, spec.branch, DM_ROLE_READ, "push from", &found, err);
 	if (!rc && !found)
 		rc = dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'",
 				dm_dot_name_text(shown, &spec.dot));
@@ -202,18 +202,15 @@ static int m_pull(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	if (!given)
 		spec.dot = spec.remote_dot;
 	dm_dot_name_text(shown, &spec.dot);
-	rc = check_local(ctx, &spec.dot, NULL, &found, err);
+	rc = check_local(ctx, &spec.dot, NULL, DM_ROLE_WRITE, "pull into", &found, err);
 	if (rc)
 		return rc;
 	if (spec.clone && found)
 		return dm_err_set(err, DM_EEXISTS,
 				  "dot '%s' exists; clone into another name with --local-name",
 				  shown);
-	if (spec.clone && !ctx->caller->admin && strcmp(spec.dot.ns, ctx->caller->user))
-		return dm_err_set(
-			err, DM_EPERM,
-			"permission denied: user '%s' cannot create dots in namespace '%s'",
-			ctx->caller->user, spec.dot.ns);
+	if (spec.clone && (rc = dm_dot_may_create(&spec.dot, ctx->caller, err)))
+		return rc;
 	if (!spec.clone && !found)
 		return dm_err_set(err, DM_ENOTFOUND, "no such dot '%s'; use 'dm clone' to make it",
 				  shown);

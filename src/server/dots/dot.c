@@ -89,6 +89,7 @@
 #include "actor/actor.h"
 #include "engine/engine.h"
 #include "kv/kv.h"
+#include "server/dots/access.h"
 #include "server/dots/dot_internal.h"
 #include "server/dots/hooks.h"
 #include "server/dots/registry.h"
@@ -114,8 +115,8 @@ typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_re
 		       struct dm_dot_job_out *out);
 
 static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
-	prepare_receive, prepare_collaborator, prepare_mount, prepare_unmount, prepare_sealed,
-	prepare_set_hook, prepare_commit;
+	prepare_receive, prepare_collaborator, prepare_uncollaborator, prepare_set_owner,
+	prepare_mount, prepare_unmount, prepare_sealed, prepare_set_hook, prepare_commit;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
 	finish_refresh, finish_receive;
 
@@ -157,6 +158,8 @@ static const struct op {
 	[DM_DOT_OP_SEALED] = {SEALED, prepare_sealed, NULL, NULL},
 	[DM_DOT_OP_INDEX] = {0, NULL, dm_dot_job_index, NULL},
 	[DM_DOT_OP_SET_HOOK] = {0, prepare_set_hook, NULL, NULL},
+	[DM_DOT_OP_REMOVE_COLLABORATOR] = {0, prepare_uncollaborator, NULL, NULL},
+	[DM_DOT_OP_SET_OWNER] = {0, prepare_set_owner, NULL, NULL},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -217,8 +220,9 @@ struct dot {
 	char current[DM_NAME_PART_MAX + 1];
 	size_t nbranches;
 	struct branch *branches;
+	char owner[DM_NAME_PART_MAX + 1]; /* the namespace's user unless handed over */
 	size_t ncollaborators;
-	char (*collaborators)[DM_NAME_PART_MAX + 1];
+	struct dm_collaborator *collaborators;
 	size_t nmounts;
 	struct dm_mount_view *mounts; /* containers using the dot (not persisted) */
 	/* the container runtime's mounts, each owning the container records
@@ -295,6 +299,7 @@ static void publish(struct dot *d)
 	if (d->nsubdots)
 		memcpy(v->subdots, d->subdots, d->nsubdots * sizeof(*d->subdots));
 	v->strip_setid = d->strip_setid;
+	memcpy(v->owner, d->owner, sizeof(v->owner));
 	v->ncollaborators = d->ncollaborators;
 	v->collaborators =
 		dm_xcalloc(d->ncollaborators ? d->ncollaborators : 1, sizeof(*v->collaborators));
@@ -349,7 +354,10 @@ static int persist_dot(struct dot *d, struct dm_err *err)
 	int rc;
 
 	for (size_t i = 0; i < d->ncollaborators; i++)
-		json_array_append_new(collaborators, json_string(d->collaborators[i]));
+		json_array_append_new(collaborators,
+				      json_pack("{s:s, s:s}", "user", d->collaborators[i].user,
+						"role",
+						dm_dot_role_name(d->collaborators[i].role)));
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", d->id, "namespace", d->name.ns,
 		      "name", d->name.name, "current", d->current, "state",
 		      dm_dot_state_name(d->state), "collaborators", collaborators);
@@ -357,6 +365,8 @@ static int persist_dot(struct dot *d, struct dm_err *err)
 		json_object_set_new(j, "strip_setid", json_true());
 	if (json_object_size(d->hooks))
 		json_object_set(j, "hooks", d->hooks);
+	if (strcmp(d->owner, d->name.ns))
+		json_object_set_new(j, "owner", json_string(d->owner));
 	/* in a cluster, a delete on another node must know containers use it */
 	if (d->env.kv_root && d->nmounts)
 		json_object_set_new(j, "containers", json_integer((json_int_t)d->nmounts));
@@ -593,33 +603,129 @@ static struct branch *req_branch(struct dot *d, struct dm_msg *req, const struct
 	return b;
 }
 
-/* ADD_COLLABORATOR: at once. */
+/* Persists d after a change to its collaborators or owner and answers
+ * req; on a failure, d takes back `undo` (its collaborators as they were)
+ * and owner. Takes undo. */
+static void share_done(struct dot *d, struct dm_msg *req, struct dm_collaborator *undo,
+		       size_t nundo, const char *owner)
+{
+	struct dm_err err;
+
+	if (persist_dot(d, &err)) {
+		free(d->collaborators);
+		d->collaborators = undo;
+		d->ncollaborators = nundo;
+		snprintf(d->owner, sizeof(d->owner), "%s", owner);
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return;
+	}
+	free(undo);
+	publish(d);
+	reply_json(req, json_object());
+}
+
+/* A copy of d's collaborators, to undo a change with (share_done). */
+static struct dm_collaborator *collaborators_copy(const struct dot *d)
+{
+	struct dm_collaborator *c = dm_xcalloc(d->ncollaborators + 1, sizeof(*c));
+
+	if (d->ncollaborators)
+		memcpy(c, d->collaborators, d->ncollaborators * sizeof(*c));
+	return c;
+}
+
+static struct dm_collaborator *find_collaborator(struct dot *d, const char *user)
+{
+	for (size_t i = 0; i < d->ncollaborators; i++)
+		if (!strcmp(d->collaborators[i].user, user))
+			return &d->collaborators[i];
+	return NULL;
+}
+
+/* ADD_COLLABORATOR: at once; a collaborator already there gets the role.
+ * The RPC checked who may. */
 static struct dm_dot_job_in *prepare_collaborator(struct dot *d, struct dm_msg *req,
 						  const struct dm_dot_req *r)
 {
 	const char *user = r->user;
-	struct dm_err err;
+	struct dm_collaborator *undo, *c;
+	char owner[sizeof(d->owner)];
+	size_t n;
 
 	if (!user || !dm_name_part_valid(user, strlen(user))) {
 		dm_msg_reply_err(req, DM_EINVAL, "invalid user name '%s'", user ? user : "");
 		return NULL;
 	}
-	for (size_t i = 0; i < d->ncollaborators; i++) {
-		if (!strcmp(d->collaborators[i], user)) {
-			reply_json(req, json_object());
-			return NULL;
-		}
-	}
-	d->collaborators =
-		dm_xrealloc(d->collaborators, (d->ncollaborators + 1) * sizeof(*d->collaborators));
-	snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", user);
-	if (persist_dot(d, &err)) {
-		d->ncollaborators--;
-		dm_msg_reply_err(req, err.code, "%s", err.msg);
+	if (r->role != DM_ROLE_READ && r->role != DM_ROLE_WRITE) {
+		dm_msg_reply_err(req, DM_EINVAL, "a collaborator's role is read or write");
 		return NULL;
 	}
-	publish(d);
-	reply_json(req, json_object());
+	if (!strcmp(user, d->owner)) {
+		dm_msg_reply_err(req, DM_EINVAL,
+				 "user '%s' owns '%s': an owner is not a collaborator", user,
+				 d->shown);
+		return NULL;
+	}
+	memcpy(owner, d->owner, sizeof(owner));
+	n = d->ncollaborators;
+	undo = collaborators_copy(d);
+	c = find_collaborator(d, user);
+	if (!c) {
+		d->collaborators = dm_xrealloc(d->collaborators,
+					       (d->ncollaborators + 1) * sizeof(*d->collaborators));
+		c = &d->collaborators[d->ncollaborators++];
+		snprintf(c->user, sizeof(c->user), "%s", user);
+	}
+	c->role = r->role;
+	share_done(d, req, undo, n, owner);
+	return NULL;
+}
+
+/* REMOVE_COLLABORATOR: at once; DM_ENOTFOUND for a user that is not one. */
+static struct dm_dot_job_in *prepare_uncollaborator(struct dot *d, struct dm_msg *req,
+						    const struct dm_dot_req *r)
+{
+	struct dm_collaborator *c = r->user ? find_collaborator(d, r->user) : NULL;
+	struct dm_collaborator *undo;
+	char owner[sizeof(d->owner)];
+	size_t n = d->ncollaborators, at;
+
+	if (!c) {
+		dm_msg_reply_err(req, DM_ENOTFOUND, "user '%s' is not a collaborator of '%s'",
+				 r->user ? r->user : "", d->shown);
+		return NULL;
+	}
+	memcpy(owner, d->owner, sizeof(owner));
+	undo = collaborators_copy(d);
+	at = (size_t)(c - d->collaborators);
+	memmove(c, c + 1, (n - at - 1) * sizeof(*c));
+	d->ncollaborators--;
+	share_done(d, req, undo, n, owner);
+	return NULL;
+}
+
+/* SET_OWNER: at once. The new owner stops being a collaborator (an owner
+ * has every right already). */
+static struct dm_dot_job_in *prepare_set_owner(struct dot *d, struct dm_msg *req,
+					       const struct dm_dot_req *r)
+{
+	struct dm_collaborator *undo, *c;
+	char owner[sizeof(d->owner)];
+	size_t n = d->ncollaborators;
+
+	if (!r->user || !dm_name_part_valid(r->user, strlen(r->user))) {
+		dm_msg_reply_err(req, DM_EINVAL, "invalid user name '%s'", r->user ? r->user : "");
+		return NULL;
+	}
+	memcpy(owner, d->owner, sizeof(owner));
+	undo = collaborators_copy(d);
+	c = find_collaborator(d, r->user);
+	if (c) {
+		memmove(c, c + 1, (n - (size_t)(c - d->collaborators) - 1) * sizeof(*c));
+		d->ncollaborators--;
+	}
+	snprintf(d->owner, sizeof(d->owner), "%s", r->user);
+	share_done(d, req, undo, n, owner);
 	return NULL;
 }
 
@@ -1837,6 +1943,9 @@ static int load_pending(struct dot *d, json_t *all, struct dm_err *err)
 	return 0;
 }
 
+/* The persisted collaborators: [{"user":"bob","role":"read"},…]; a plain
+ * name (a record from before roles) is a collaborator with role write,
+ * which is what every collaborator could do then. */
 static int load_collaborators(struct dot *d, json_t *list, struct dm_err *err)
 {
 	size_t i;
@@ -1848,12 +1957,19 @@ static int load_collaborators(struct dot *d, json_t *list, struct dm_err *err)
 	d->collaborators = dm_xcalloc(json_array_size(list) + 1, sizeof(*d->collaborators));
 	json_array_foreach(list, i, v)
 	{
-		const char *u = json_string_value(v);
+		struct dm_collaborator *c = &d->collaborators[d->ncollaborators];
+		const char *u = json_is_string(v) ? json_string_value(v)
+						  : json_string_value(json_object_get(v, "user"));
+		int role = DM_ROLE_WRITE;
 
-		if (!u || !dm_name_part_valid(u, strlen(u)))
+		if (!u || !dm_name_part_valid(u, strlen(u)) ||
+		    (!json_is_string(v) &&
+		     dm_dot_role_parse(&role, json_string_value(json_object_get(v, "role")), NULL)))
 			return dm_err_set(err, DM_ECORRUPT,
 					  "dot %s: corrupt collaborator in the KV", d->id);
-		snprintf(d->collaborators[d->ncollaborators++], sizeof(*d->collaborators), "%s", u);
+		snprintf(c->user, sizeof(c->user), "%s", u);
+		c->role = role;
+		d->ncollaborators++;
 	}
 	return 0;
 }
@@ -1887,6 +2003,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		 json_t *record, json_t *pending, struct dm_err *err)
 {
 	json_t *collaborators = json_object_get(record, "collaborators");
+	const char *owner = json_string_value(json_object_get(record, "owner"));
 	struct dm_dot_handle *h = NULL;
 	struct dot *d = dm_xcalloc(1, sizeof(*d));
 	char actor_name[2 * DM_NAME_PART_MAX + 8];
@@ -1897,12 +2014,15 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->name = *name;
 	dm_dot_name_text(d->shown, name);
+	snprintf(d->owner, sizeof(d->owner), "%s", owner ? owner : name->ns);
 	d->state = state;
 	snprintf(d->current, sizeof(d->current), "%s", current ? current : "master");
 	if (branches)
 		rc = load_branches(d, branches, err);
 	else
 		rc = (add_branch(d, "master"), 0);
+	if (!rc && owner && !dm_name_part_valid(owner, strlen(owner)))
+		rc = dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt owner in the KV", id);
 	if (!rc && collaborators)
 		rc = load_collaborators(d, collaborators, err);
 	if (!rc)

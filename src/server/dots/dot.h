@@ -88,6 +88,13 @@ struct dm_runtime_mount {
 	char path[DM_MOUNT_PATH_MAX];   /* the path the Mount was answered */
 };
 
+/* A user the dot's owner shares it with, and how (access.h's roles:
+ * DM_ROLE_READ or DM_ROLE_WRITE). */
+struct dm_collaborator {
+	char user[DM_NAME_PART_MAX + 1];
+	int role;
+};
+
 /* An immutable snapshot of a dot, published after every message. */
 struct dm_dot_view {
 	int refs; /* atomic */
@@ -97,8 +104,11 @@ struct dm_dot_view {
 	char current[DM_NAME_PART_MAX + 1]; /* the current branch */
 	bool busy;                          /* a job is running */
 	size_t indexing;                    /* commits taken but not yet indexed */
+	/* who owns it: the user its namespace is named after, unless the dot
+	 * was handed to another (dm user rm --force) */
+	char owner[DM_NAME_PART_MAX + 1];
 	size_t ncollaborators;
-	char (*collaborators)[DM_NAME_PART_MAX + 1];
+	struct dm_collaborator *collaborators; /* in the order they were added */
 	size_t nmounts;
 	struct dm_mount_view *mounts; /* the containers using the dot */
 	size_t nruntime_mounts;
@@ -143,11 +153,13 @@ enum dm_dot_op {
 	DM_DOT_OP_DELETE,
 	DM_DOT_OP_RECEIVE, /* take commits that arrived from elsewhere (a transfer) */
 	DM_DOT_OP_ADD_COLLABORATOR,
-	DM_DOT_OP_MOUNT,   /* the runtime mounts the dot, or names a container: record it */
-	DM_DOT_OP_UNMOUNT, /* ...and lets go of it, or of one container's record */
-	DM_DOT_OP_SEALED,  /* answers once every commit is indexed (log, transfers wait) */
-	DM_DOT_OP_INDEX,   /* internal: index the oldest pending commit */
+	DM_DOT_OP_MOUNT,    /* the runtime mounts the dot, or names a container: record it */
+	DM_DOT_OP_UNMOUNT,  /* ...and lets go of it, or of one container's record */
+	DM_DOT_OP_SEALED,   /* answers once every commit is indexed (log, transfers wait) */
+	DM_DOT_OP_INDEX,    /* internal: index the oldest pending commit */
 	DM_DOT_OP_SET_HOOK, /* hook_name := hook (JSON text), or none when NULL */
+	DM_DOT_OP_REMOVE_COLLABORATOR,
+	DM_DOT_OP_SET_OWNER, /* user becomes the dot's owner (a user removed hands it over) */
 };
 
 /* One commit of a RECEIVE: its commit id and the id of its stored object. */
@@ -187,8 +199,10 @@ struct dm_dot_req {
 	 * and setgid files in a working copy. From anyone else, the dot strips
 	 * those bits from its working copies from then on, for good. */
 	bool trusted;
-	/* ADD_COLLABORATOR */
+	/* ADD_COLLABORATOR (added, or its role changed), REMOVE_COLLABORATOR,
+	 * SET_OWNER: the user; role: access.h's DM_ROLE_READ or DM_ROLE_WRITE */
 	char *user;
+	int role;
 	/*
 	 * MOUNT (branch: pinned, or NULL to follow the current one), either
 	 *  - a new mount of the runtime: volume_name set, mount->of its key,
@@ -251,9 +265,6 @@ int dm_dot_call(json_t **result, struct dm_dot_handle *h, struct dm_dot_req *req
 int dm_dot_chain(char ***out, size_t *n, struct dm_store *store, const char *dot_id,
 		 const char *head, size_t max, struct dm_err *err);
 void dm_dot_chain_free(char **ids, size_t n);
-
-/* May `user` (not an admin) use the dot: its own namespace, or a collaborator? */
-bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user);
 
 /*
  * Is subdot (one name) of the working copy at root a real directory? It is

@@ -8,6 +8,7 @@
  * actor, so a gone dot answers "no such dot" while anyone can send to it.
  */
 #include "server/dots/dot_internal.h"
+#include "server/dots/access.h"
 #include "actor/actor.h"
 #include "util/buf.h"
 
@@ -181,16 +182,6 @@ int dm_dot_wait_sealed(struct dm_dot_handle *h, int timeout_ms, struct dm_err *e
 	return rc;
 }
 
-bool dm_dot_view_allows(const struct dm_dot_view *v, const char *user)
-{
-	if (!strcmp(v->name.ns, user))
-		return true;
-	for (size_t i = 0; i < v->ncollaborators; i++)
-		if (!strcmp(v->collaborators[i], user))
-			return true;
-	return false;
-}
-
 json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 {
 	json_t *branches = json_array();
@@ -214,18 +205,21 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 				  "branch", v->mounts[i].branch, "subdot", v->mounts[i].subdot));
 
 	for (size_t i = 0; i < v->ncollaborators; i++)
-		json_array_append_new(collaborators, json_string(v->collaborators[i]));
+		json_array_append_new(collaborators,
+				      json_pack("{s:s, s:s}", "user", v->collaborators[i].user,
+						"role",
+						dm_dot_role_name(v->collaborators[i].role)));
 	json_t *subdots = json_array();
 
 	for (size_t i = 0; i < v->nsubdots; i++)
 		json_array_append_new(subdots, json_string(v->subdots[i]));
 	json_t *hooks = v->hooks ? json_loads(v->hooks, 0, NULL) : NULL;
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, s:o, "
-			 "s:I, s:o, s:b}",
-			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "state",
-			 dm_dot_state_name(v->state), "branch", v->current, "branches", branches,
-			 "size", (json_int_t)(cur ? cur->size : 0), "commits",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, "
+			 "s:o, s:I, s:o, s:b}",
+			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "owner",
+			 v->owner, "state", dm_dot_state_name(v->state), "branch", v->current,
+			 "branches", branches, "size", (json_int_t)(cur ? cur->size : 0), "commits",
 			 (json_int_t)(cur ? cur->commits : 0), "dirty",
 			 (json_int_t)(cur ? cur->dirty : 0), "containers", containers, "server",
 			 server ? server : "", "busy", v->busy, "collaborators", collaborators,
