@@ -6,11 +6,13 @@
  * has no coverage guidance; `make fuzz` runs the same targets under
  * libFuzzer for that.
  *
- *     fuzz_NAME [-t SECONDS] [-s SEED] PATH...
+ *     fuzz_NAME [-t SECONDS] [-s SEED] [-x] PATH...
  *
  * PATHs are seed files or directories of them. -t (default 5) is how long
  * the mutations run after the replay, -s seeds the random numbers (default:
- * from the clock; printed, so a run can be repeated).
+ * from the clock; printed, so a run can be repeated). -x dies on the first
+ * input as a target would, without running it: the smoke test's proof that
+ * a death fails the run and shows its input.
  *
  * Always true here: the target sees each input in a buffer of exactly its
  * size (so a sanitizer sees a read past its end); when the target dies
@@ -58,6 +60,7 @@ static volatile size_t cur_size;
 static volatile sig_atomic_t dumped;
 static volatile unsigned long runs;
 static char crash_path[256] = "crash-input";
+static int die_first;
 
 static uint64_t next_rand(void)
 {
@@ -220,6 +223,8 @@ static void run_one(const unsigned char *data, size_t size)
 		memcpy(copy, data, size);
 	cur_size = size;
 	cur_data = copy;
+	if (die_first)
+		abort();
 	LLVMFuzzerTestOneInput(copy, size);
 	cur_data = NULL;
 	runs++;
@@ -409,6 +414,8 @@ int main(int argc, char **argv)
 			seconds = strtod(argv[++i], NULL);
 		else if (!strcmp(argv[i], "-s") && i + 1 < argc)
 			seed = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "-x"))
+			die_first = 1;
 		else if (argv[i][0] == '-')
 			goto usage;
 		else
@@ -454,6 +461,6 @@ int main(int argc, char **argv)
 	free(buf);
 	return 0;
 usage:
-	fprintf(stderr, "usage: %s [-t SECONDS] [-s SEED] PATH...\n", name);
+	fprintf(stderr, "usage: %s [-t SECONDS] [-s SEED] [-x] PATH...\n", name);
 	return 2;
 }
