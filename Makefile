@@ -5,10 +5,12 @@
 #                     (dm cluster init the first time, dm cluster start after)
 #   make test         install missing Debian packages, build build/ and the
 #                     ASan+UBSan build-asan/ (both -Dwerror=true), run every test
+#                     (with the fuzz smoke: each fuzz target a few seconds, t0002)
 #   make asan         build build-asan/ and run the unit tests there only
 #   make unit | e2e   build build/ and run only those tests
 #   make install      meson install of build/ into $(PREFIX) (and $(DESTDIR))
 #   make fuzz         build the libFuzzer targets with clang, run each $(FUZZ_SECONDS) s
+#                     (docs/internals/fuzzing.md)
 #   make format       clang-format -i every .c/.h under src/ and tests/
 #   make check-format  fail when a file is not formatted
 #   make clean        remove the build directories and e2e trash

@@ -65,7 +65,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 cd "$root"
-if [ $want_unit$want_asan$want_e2e = 000 ] && [ ${#files[@]} -eq 0 ]; then
+named=${#files[@]}
+if [ $want_unit$want_asan$want_e2e = 000 ] && [ "$named" -eq 0 ]; then
 	want_unit=1 want_asan=1 want_e2e=1
 fi
 
@@ -129,6 +130,15 @@ case $build in
 /*) export DM_BUILD_DIR=$build ;;
 *) export DM_BUILD_DIR=$root/$build ;;
 esac
+# ...and the sanitizer build's, when this run uses it or names files (the
+# fuzz smoke, t0002, runs its targets from there): `make e2e` builds only
+# the normal build, whose targets it then uses.
+if { [ $want_asan = 1 ] || [ "$named" -gt 0 ]; } && [ -f "$asan_build/build.ninja" ]; then
+	case $asan_build in
+	/*) export DM_ASAN_BUILD_DIR=$asan_build ;;
+	*) export DM_ASAN_BUILD_DIR=$root/$asan_build ;;
+	esac
+fi
 
 state=$(mktemp "${TMPDIR:-/tmp}/dm-prove-state.XXXXXX")
 trap 'rm -f "$state"' EXIT

@@ -29,6 +29,7 @@
 
 #include "server/api/api.h"
 #include "server/api/sessions.h"
+#include "server/api/objects_update.h"
 #include "server/cluster/forward.h"
 #include "server/dots/access.h"
 #include "server/dots/dot.h"
@@ -669,85 +670,9 @@ static enum MHD_Result do_put(struct dm_objects_req *r, struct MHD_Connection *c
 
 /* ---- update ---- */
 
-struct update {
-	struct dm_dot_name name;
-	const char *id, *branch, *old_head, *new_head;
-	size_t n;
-	struct dm_dot_commit_ref *commits;
-	bool stash;
-};
-
-static int str_field(const char **out, json_t *doc, const char *key, size_t max, bool empty_ok,
-		     struct dm_err *err)
-{
-	json_t *v = json_object_get(doc, key);
-
-	if (!json_is_string(v) || json_string_length(v) > max ||
-	    strlen(json_string_value(v)) != json_string_length(v) ||
-	    (!empty_ok && !json_string_length(v)))
-		return dm_err_set(err, DM_EINVAL, "update: invalid or missing '%s'", key);
-	*out = json_string_value(v);
-	return 0;
-}
-
-/* Reads and checks the update's JSON (strings borrowed from doc). */
-static int parse_update(struct update *u, json_t *doc, struct dm_err *err)
-{
-	json_t *commits = json_object_get(doc, "commits");
-	json_t *objects = json_object_get(doc, "objects");
-	json_t *stash = json_object_get(doc, "stash");
-	const char *dot;
-	int rc;
-
-	memset(u, 0, sizeof(*u));
-	rc = str_field(&dot, doc, "dot", DM_DOT_NAME_TEXT_MAX, false, err);
-	if (!rc)
-		rc = dm_dot_name_parse(&u->name, dot, err);
-	if (!rc)
-		rc = str_field(&u->id, doc, "id", DM_DOT_ID_MAX, false, err);
-	if (!rc && !dm_name_part_valid(u->id, strlen(u->id)))
-		rc = dm_err_set(err, DM_EINVAL, "update: invalid dot id");
-	if (!rc)
-		rc = str_field(&u->branch, doc, "branch", DM_NAME_PART_MAX, false, err);
-	if (!rc)
-		rc = dm_branch_name_check(u->branch, err);
-	if (!rc)
-		rc = str_field(&u->old_head, doc, "old_head", DM_COMMIT_ID_LEN_MAX, true, err);
-	if (!rc)
-		rc = str_field(&u->new_head, doc, "new_head", DM_COMMIT_ID_LEN_MAX, false, err);
-	if (rc)
-		return rc;
-	if (stash && !json_is_boolean(stash))
-		return dm_err_set(err, DM_EINVAL, "update: 'stash' must be true or false");
-	u->stash = json_is_true(stash);
-	if (!json_is_array(commits) || !json_is_array(objects) || !json_array_size(commits) ||
-	    json_array_size(commits) != json_array_size(objects) ||
-	    json_array_size(commits) > CHAIN_MAX)
-		return dm_err_set(
-			err, DM_EINVAL,
-			"update: 'commits' and 'objects' must be two lists of one length");
-	u->n = json_array_size(commits);
-	u->commits = dm_xcalloc(u->n, sizeof(*u->commits));
-	for (size_t i = 0; i < u->n; i++) {
-		json_t *cid = json_array_get(commits, i), *oid = json_array_get(objects, i);
-
-		if (!json_is_string(cid) || !json_string_length(cid) ||
-		    json_string_length(cid) > DM_COMMIT_ID_LEN_MAX ||
-		    strlen(json_string_value(cid)) != json_string_length(cid) ||
-		    !json_is_string(oid) ||
-		    dm_oid_from_hex(&u->commits[i].oid, json_string_value(oid),
-				    json_string_length(oid)))
-			return dm_err_set(err, DM_EINVAL, "update: invalid commit %zu", i);
-		snprintf(u->commits[i].id, sizeof(u->commits[i].id), "%s", json_string_value(cid));
-	}
-	if (strcmp(u->commits[0].id, u->new_head))
-		return dm_err_set(err, DM_EINVAL, "update: 'new_head' is not the first commit");
-	return 0;
-}
-
 /* The dot an update goes to, created with the sender's id when missing. */
 static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
-			 const struct update *u, struct dm_err *err)
+			 const struct dm_objects_update *u, struct dm_err *err)
 {
 	char shown[DM_DOT_NAME_TEXT_MAX];
 
@@ -816,7 +741,8 @@ static int update_target(struct dm_dot_handle **out, struct dm_objects_req *r,
 /* The commits an update names must be ones the caller sees (sent by this
  * transfer, or already on the dot): a commit object of another dot is
  * refused by the dot anyway, but a caller learns nothing of it here. */
-static int check_update(struct dm_objects_req *r, const struct update *u, struct dm_err *err)
+static int check_update(struct dm_objects_req *r, const struct dm_objects_update *u,
+			struct dm_err *err)
 {
 	struct dm_session *sn = NULL;
 	int rc = take_session(&sn, r, err);
@@ -837,7 +763,7 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 {
 	struct dm_dot_handle *h = NULL;
 	struct dm_dot_req *req;
-	struct update u;
+	struct dm_objects_update u;
 	json_t *doc, *result = NULL;
 	json_error_t jerr;
 	struct dm_err err;
@@ -850,7 +776,7 @@ static enum MHD_Result do_update(struct dm_objects_req *r, struct MHD_Connection
 		dm_err_set(&err, DM_EINVAL, "update: cannot parse the request: %s", jerr.text);
 		return answer_err(c, &err);
 	}
-	rc = parse_update(&u, doc, &err);
+	rc = dm_objects_update_parse(&u, doc, &err);
 	if (!rc)
 		rc = check_update(r, &u, &err);
 	if (!rc)

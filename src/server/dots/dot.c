@@ -1998,6 +1998,19 @@ static int load_hooks(struct dot *d, json_t *hooks, struct dm_err *err)
 	return 0;
 }
 
+/* Frees a dot that never started (no actor, nothing published). */
+static void abandon(struct dot *d)
+{
+	free(d->branches);
+	free(d->collaborators);
+	json_decref(d->hooks);
+	for (size_t i = 0; i < d->npending; i++)
+		pending_release(&d->pending[i]);
+	free(d->pending);
+	dm_dot_slot_unref(d->slot);
+	free(d);
+}
+
 int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const char *id,
 		 const struct dm_dot_name *name, int state, const char *current, json_t *branches,
 		 json_t *record, json_t *pending, struct dm_err *err)
@@ -2040,11 +2053,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 		rc = dm_err_set(err, DM_ECORRUPT, "dot %s: current branch '%s' is missing", id,
 				d->current);
 	if (rc) {
-		free(d->branches);
-		free(d->collaborators);
-		json_decref(d->hooks);
-		dm_dot_slot_unref(d->slot);
-		free(d);
+		abandon(d);
 		return rc;
 	}
 	publish(d);
@@ -2056,11 +2065,7 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	snprintf(actor_name, sizeof(actor_name), "dot %s/%s", name->ns, name->name);
 	rc = dm_actor_new(&h->actor, env->sched, actor_name, handle, d, free_dot, err);
 	if (rc) {
-		free(d->branches);
-		free(d->collaborators);
-		json_decref(d->hooks);
-		dm_dot_slot_unref(d->slot);
-		free(d);
+		abandon(d);
 		dm_dot_slot_unref(h->slot);
 		free(h);
 		return rc;

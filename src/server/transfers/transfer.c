@@ -47,6 +47,7 @@
 
 #include "actor/actor.h"
 #include "remote/remote.h"
+#include "server/transfers/chain.h"
 #include "server/dots/registry.h"
 #include "store/store.h"
 #include "sync/walk.h"
@@ -56,7 +57,6 @@
 
 #include "util/banned.h"
 
-#define CHAIN_MAX         (1u << 20)
 #define APPLY_DEADLINE_MS (3600 * 1000)
 #define REPORT_EVERY_NS   (200 * 1000000LL)
 
@@ -345,91 +345,6 @@ static int rp_get(void *ctx, const dm_oid *ids, size_t n, dm_wire_rec_fn fn, voi
 
 /* ---- deciding what moves ---- */
 
-/* A first-parent chain, newest first, with a sorted index to find ids. */
-struct chain {
-	char **ids;
-	size_t n;
-	const char **sorted;
-};
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static void chain_index(struct chain *c)
-{
-	c->sorted = dm_xmalloc((c->n ? c->n : 1) * sizeof(*c->sorted));
-	for (size_t i = 0; i < c->n; i++)
-		c->sorted[i] = c->ids[i];
-	qsort(c->sorted, c->n, sizeof(*c->sorted), str_cmp);
-}
-
-static bool chain_has(const struct chain *c, const char *id)
-{
-	return c->n && bsearch(&id, c->sorted, c->n, sizeof(*c->sorted), str_cmp) != NULL;
-}
-
-static void chain_release(struct chain *c)
-{
-	dm_dot_chain_free(c->ids, c->n);
-	free(c->sorted);
-	memset(c, 0, sizeof(*c));
-}
-
-/* A chain from a JSON array of ids (checked). */
-static int chain_from_json(struct chain *out, json_t *list, const char *where, struct dm_err *err)
-{
-	size_t i;
-	json_t *v;
-
-	memset(out, 0, sizeof(*out));
-	if (!json_is_array(list) || json_array_size(list) > CHAIN_MAX)
-		return dm_err_set(err, DM_EPROTO, "dm server at %s sent a bad history", where);
-	out->ids = dm_xcalloc(json_array_size(list) + 1, sizeof(char *));
-	json_array_foreach(list, i, v)
-	{
-		if (!json_is_string(v) || !json_string_length(v) ||
-		    json_string_length(v) > DM_COMMIT_ID_LEN_MAX) {
-			chain_release(out);
-			return dm_err_set(err, DM_EPROTO, "dm server at %s sent a bad commit id",
-					  where);
-		}
-		out->ids[out->n++] = dm_xstrdup(json_string_value(v));
-	}
-	chain_index(out);
-	return 0;
-}
-
-enum verdict { UP_TO_DATE, FORWARD, RECEIVER_AHEAD, DIVERGED };
-
-/*
- * What the sender (chain s, newest first) has for a receiver at head rh
- * with chain rc: *take is how many of s's newest commits to send (for a
- * divergence: those after the newest common commit).
- */
-static enum verdict decide(const struct chain *s, const char *rh, const struct chain *rc,
-			   size_t *take)
-{
-	*take = 0;
-	if (!s->n || !strcmp(s->ids[0], rh))
-		return UP_TO_DATE;
-	if (!rh[0]) {
-		*take = s->n;
-		return FORWARD;
-	}
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->ids[i], rh)) {
-			*take = i;
-			return FORWARD;
-		}
-	if (chain_has(rc, s->ids[0]))
-		return RECEIVER_AHEAD;
-	while (*take < s->n && !chain_has(rc, s->ids[*take]))
-		(*take)++;
-	return DIVERGED;
-}
-
 /* ---- push ---- */
 
 struct local_dot {
@@ -481,13 +396,13 @@ static int do_push(struct run *r, struct dm_err *err)
 {
 	struct dm_store *store = r->a->env->store;
 	struct local_dot l;
-	struct chain mine = {0}, theirs = {0};
+	struct dm_chain mine = {0}, theirs = {0};
 	json_t *refs = NULL, *rb = NULL, *req = NULL, *answer = NULL;
 	json_t *commits = NULL, *objects = NULL;
 	dm_oid *oids = NULL;
 	const char *rhead = "";
 	const struct dm_branch_view *bv;
-	enum verdict v;
+	enum dm_chain_verdict v;
 	size_t take = 0;
 	int rc;
 
@@ -526,29 +441,30 @@ static int do_push(struct run *r, struct dm_err *err)
 		rb = json_object_get(json_object_get(refs, "branches"), l.branch);
 		if (rb) {
 			rhead = json_string_value(json_object_get(rb, "head"));
-			rc = chain_from_json(&theirs, json_object_get(rb, "chain"), r->where, err);
+			rc = dm_chain_from_json(&theirs, json_object_get(rb, "chain"), r->where,
+						err);
 			if (rc)
 				goto done;
 			if (!rhead)
 				rhead = "";
 		}
 	}
-	rc = dm_dot_chain(&mine.ids, &mine.n, store, l.id, l.head, CHAIN_MAX, err);
+	rc = dm_dot_chain(&mine.ids, &mine.n, store, l.id, l.head, DM_CHAIN_MAX, err);
 	if (rc)
 		goto done;
-	chain_index(&mine);
-	v = decide(&mine, rhead, &theirs, &take);
-	if (v == UP_TO_DATE) {
+	dm_chain_index(&mine);
+	v = dm_chain_decide(&mine, rhead, &theirs, &take);
+	if (v == DM_CHAIN_UP_TO_DATE) {
 		say(r->res, "everything up to date");
 		goto done;
 	}
-	if (v == RECEIVER_AHEAD) {
+	if (v == DM_CHAIN_RECEIVER_AHEAD) {
 		rc = dm_err_set(err, DM_ECONFLICT,
 				"'%s' on '%s' has commits you do not have; pull first", r->rdot,
 				r->where);
 		goto done;
 	}
-	if (v == DIVERGED && !r->a->stash) {
+	if (v == DM_CHAIN_DIVERGED && !r->a->stash) {
 		rc = dm_err_set(
 			err, DM_EDIVERGED,
 			"branch '%s' of '%s' has diverged from '%s' on '%s': both sides "
@@ -596,8 +512,8 @@ done:
 	json_decref(commits);
 	json_decref(objects);
 	free(oids);
-	chain_release(&mine);
-	chain_release(&theirs);
+	dm_chain_release(&mine);
+	dm_chain_release(&theirs);
 	local_dot_release(&l);
 	return rc;
 }
@@ -625,13 +541,13 @@ static int plan_branch(struct run *r, const struct local_dot *l, const char *b, 
 	const struct dm_branch_view *bv = l->view ? dm_dot_view_branch(l->view, b) : NULL;
 	const char *lhead = bv ? bv->head : "";
 	json_t *objects = json_object_get(rb, "objects");
-	struct chain theirs = {0}, mine = {0};
-	enum verdict v;
+	struct dm_chain theirs = {0}, mine = {0};
+	enum dm_chain_verdict v;
 	size_t take = 0;
 	int rc;
 
 	*moves = false;
-	rc = chain_from_json(&theirs, json_object_get(rb, "chain"), r->where, err);
+	rc = dm_chain_from_json(&theirs, json_object_get(rb, "chain"), r->where, err);
 	if (rc)
 		return rc;
 	if (!json_is_array(objects) || json_array_size(objects) != theirs.n) {
@@ -639,16 +555,16 @@ static int plan_branch(struct run *r, const struct local_dot *l, const char *b, 
 		goto done;
 	}
 	if (lhead[0]) {
-		rc = dm_dot_chain(&mine.ids, &mine.n, r->a->env->store, l->id, lhead, CHAIN_MAX,
+		rc = dm_dot_chain(&mine.ids, &mine.n, r->a->env->store, l->id, lhead, DM_CHAIN_MAX,
 				  err);
 		if (rc)
 			goto done;
 	}
-	chain_index(&mine);
-	v = decide(&theirs, lhead, &mine, &take);
-	if (v == UP_TO_DATE || v == RECEIVER_AHEAD)
+	dm_chain_index(&mine);
+	v = dm_chain_decide(&theirs, lhead, &mine, &take);
+	if (v == DM_CHAIN_UP_TO_DATE || v == DM_CHAIN_RECEIVER_AHEAD)
 		goto done;
-	if (v == DIVERGED && !r->a->stash) {
+	if (v == DM_CHAIN_DIVERGED && !r->a->stash) {
 		rc = dm_err_set(err, DM_EDIVERGED,
 				"branch '%s' of '%s' has diverged from '%s' on '%s': both sides "
 				"committed since they were the same; use --stash-on-divergence to "
@@ -677,8 +593,8 @@ static int plan_branch(struct run *r, const struct local_dot *l, const char *b, 
 	}
 	*moves = take > 0;
 done:
-	chain_release(&theirs);
-	chain_release(&mine);
+	dm_chain_release(&theirs);
+	dm_chain_release(&mine);
 	return rc;
 }
 
