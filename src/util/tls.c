@@ -1,0 +1,333 @@
+/*
+ * tls.c - certificates with OpenSSL (see tls.h).
+ *
+ * Invariants:
+ *   - Every OpenSSL object made here is freed here, on every path; what
+ *     leaves is PEM text in the caller's buffers.
+ *   - A key's PEM is written only into the caller's buffer (which the
+ *     caller stores with mode 0600); nothing here writes files.
+ *   - Certificates are X.509 v3 with random 128-bit serials; a CA has
+ *     basicConstraints CA:TRUE and keyCertSign, a server certificate
+ *     CA:FALSE, serverAuth and clientAuth (nodes call each other with it).
+ */
+#include "util/tls.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+
+#include "util/banned.h"
+
+#define DAY_S (24L * 3600)
+
+static int ssl_error(struct dm_err *err, const char *what)
+{
+	return dm_err_set(err, DM_EINTERNAL, "cannot %s (OpenSSL)", what);
+}
+
+static EVP_PKEY *new_key(void)
+{
+	return EVP_EC_gen("P-256");
+}
+
+/* PEM of a key or a certificate appended to out. */
+static int bio_to_buf(struct dm_buf *out, BIO *bio, struct dm_err *err)
+{
+	char *data = NULL;
+	long len = BIO_get_mem_data(bio, &data);
+
+	if (len <= 0 || dm_buf_add(out, data, (size_t)len))
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int cert_pem(struct dm_buf *out, X509 *x, struct dm_err *err)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	int rc;
+
+	if (!bio || !PEM_write_bio_X509(bio, x)) {
+		BIO_free(bio);
+		return ssl_error(err, "write a certificate");
+	}
+	rc = bio_to_buf(out, bio, err);
+	BIO_free(bio);
+	return rc;
+}
+
+static int key_pem(struct dm_buf *out, EVP_PKEY *k, struct dm_err *err)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	int rc;
+
+	if (!bio || !PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL)) {
+		BIO_free(bio);
+		return ssl_error(err, "write a key");
+	}
+	rc = bio_to_buf(out, bio, err);
+	BIO_free(bio);
+	return rc;
+}
+
+static X509 *read_cert(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+	BIO_free(bio);
+	return x;
+}
+
+static EVP_PKEY *read_key(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+
+	BIO_free(bio);
+	return k;
+}
+
+static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	int ok;
+
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!ext)
+		return 0;
+	ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* A certificate for key with subject CN=cn, valid for days from now, its
+ * issuer's name (NULL: itself) set; not yet signed. */
+static X509 *new_cert(EVP_PKEY *key, const char *cn, X509 *issuer, long days)
+{
+	X509 *x = X509_new();
+	unsigned char serial[16];
+	BIGNUM *bn = NULL;
+	X509_NAME *name;
+
+	if (!x || RAND_bytes(serial, sizeof(serial)) != 1)
+		goto fail;
+	serial[0] &= 0x7f; /* a positive serial */
+	bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	if (!bn || !X509_set_version(x, 2) || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)))
+		goto fail;
+	if (!X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), days * DAY_S) || !X509_set_pubkey(x, key))
+		goto fail;
+	name = X509_get_subject_name(x);
+	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"dm", -1,
+					-1, 0) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+					-1, 0))
+		goto fail;
+	if (!X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name))
+		goto fail;
+	BN_free(bn);
+	return x;
+fail:
+	BN_free(bn);
+	X509_free(x);
+	return NULL;
+}
+
+int dm_tls_make_ca(struct dm_buf *cert_out, struct dm_buf *key_out, const char *label,
+		   struct dm_err *err)
+{
+	EVP_PKEY *key = new_key();
+	char cn[128];
+	X509 *x = NULL;
+	int rc = 0;
+
+	snprintf(cn, sizeof(cn), "dm CA %.100s", label);
+	if (key)
+		x = new_cert(key, cn, NULL, 3650);
+	if (!x || !add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+	    !add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    !add_ext(x, x, NID_subject_key_identifier, "hash") ||
+	    !X509_sign(x, key, EVP_sha256()))
+		rc = ssl_error(err, "make a CA certificate");
+	if (!rc)
+		rc = cert_pem(cert_out, x, err);
+	if (!rc)
+		rc = key_pem(key_out, key, err);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+/* "IP:a.b.c.d" or "DNS:name" for one name; 0 when it is neither. */
+static int san_item(char *out, size_t size, const char *name)
+{
+	unsigned char addr[16];
+	size_t len = strlen(name);
+
+	if (!len || len > 253)
+		return 0;
+	if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+		snprintf(out, size, "IP:%s", name);
+		return 1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '.')
+			return 0;
+	snprintf(out, size, "DNS:%s", name);
+	return 1;
+}
+
+int dm_tls_make_server(struct dm_buf *cert_out, struct dm_buf *key_out, const char *ca_cert_pem,
+		       const char *ca_key_pem, const char *const *names, size_t n,
+		       struct dm_err *err)
+{
+	X509 *ca = read_cert(ca_cert_pem), *x = NULL;
+	EVP_PKEY *ca_key = read_key(ca_key_pem), *key = NULL;
+	struct dm_buf san = DM_BUF_INIT;
+	int rc = 0;
+
+	if (!ca || !ca_key)
+		rc = dm_err_set(err, DM_EINVAL, "the CA certificate or its key cannot be read");
+	if (!rc && (!n || n > DM_TLS_NAMES_MAX))
+		rc = dm_err_set(err, DM_EINVAL, "a server certificate needs 1 to %d names",
+				DM_TLS_NAMES_MAX);
+	for (size_t i = 0; i < n && !rc; i++) {
+		char item[300];
+
+		if (!san_item(item, sizeof(item), names[i]))
+			rc = dm_err_set(err, DM_EINVAL,
+					"'%.100s' is neither an IP address nor a host name",
+					names[i]);
+		else if ((i && dm_buf_add(&san, ",", 1)) || dm_buf_add(&san, item, strlen(item)))
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
+	if (!rc && dm_buf_add(&san, "", 1))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (!rc) {
+		key = new_key();
+		x = key ? new_cert(key, names[0], ca, 730) : NULL;
+		if (!x || !add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") ||
+		    !add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+		    !add_ext(x, ca, NID_ext_key_usage, "serverAuth,clientAuth") ||
+		    !add_ext(x, ca, NID_subject_alt_name, (const char *)san.data) ||
+		    !add_ext(x, ca, NID_authority_key_identifier, "keyid:always") ||
+		    !X509_sign(x, ca_key, EVP_sha256()))
+			rc = ssl_error(err, "make a server certificate");
+	}
+	if (!rc)
+		rc = cert_pem(cert_out, x, err);
+	if (!rc)
+		rc = cert_pem(cert_out, ca, err);
+	if (!rc)
+		rc = key_pem(key_out, key, err);
+	dm_buf_release(&san);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+static void hex_fingerprint(char *out, const unsigned char *md)
+{
+	memcpy(out, "SHA256:", 7);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+int dm_tls_fingerprint(char *out, const char *pem, struct dm_err *err)
+{
+	X509 *x = read_cert(pem);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (!x)
+		return dm_err_set(err, DM_EINVAL, "no certificate in the PEM text");
+	if (!X509_digest(x, EVP_sha256(), md, &len) || len != 32) {
+		X509_free(x);
+		return ssl_error(err, "hash a certificate");
+	}
+	X509_free(x);
+	hex_fingerprint(out, md);
+	return 0;
+}
+
+int dm_tls_chain_root(struct dm_buf *out, const char *pem, struct dm_err *err)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x, *last = NULL;
+	int rc;
+
+	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		X509_free(last);
+		last = x;
+	}
+	BIO_free(bio);
+	if (!last)
+		return dm_err_set(err, DM_EINVAL, "no certificate in the PEM text");
+	rc = cert_pem(out, last, err);
+	X509_free(last);
+	return rc;
+}
+
+int dm_tls_check_signed(const char *pem, const char *ca_pem, struct dm_err *err)
+{
+	X509 *x = read_cert(pem), *ca = read_cert(ca_pem);
+	EVP_PKEY *k = ca ? X509_get0_pubkey(ca) : NULL;
+	int rc = 0;
+
+	if (!x || !k)
+		rc = dm_err_set(err, DM_EINVAL, "no certificate in the PEM text");
+	else if (X509_verify(x, k) != 1)
+		rc = dm_err_set(err, DM_EPERM, "the certificate is not signed by this CA");
+	X509_free(x);
+	X509_free(ca);
+	return rc;
+}
+
+int dm_tls_fingerprint_parse(char *out, const char *text, struct dm_err *err)
+{
+	unsigned char md[32];
+	size_t n = 0;
+	const char *p = text;
+
+	if (!strncasecmp(p, "sha256:", 7))
+		p += 7;
+	for (; *p && n < 2 * sizeof(md); p++) {
+		int v;
+
+		if (*p == ':')
+			continue;
+		if (!isxdigit((unsigned char)*p))
+			break;
+		v = isdigit((unsigned char)*p) ? *p - '0' : (tolower((unsigned char)*p) - 'a' + 10);
+		if (n % 2 == 0)
+			md[n / 2] = (unsigned char)(v << 4);
+		else
+			md[n / 2] |= (unsigned char)v;
+		n++;
+	}
+	if (*p || n != 2 * sizeof(md))
+		return dm_err_set(err, DM_EINVAL,
+				  "'%.100s' is not a SHA-256 fingerprint (SHA256: and 64 hex "
+				  "digits)",
+				  text);
+	hex_fingerprint(out, md);
+	return 0;
+}
