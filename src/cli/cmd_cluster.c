@@ -24,6 +24,8 @@
 #include "cli/cli.h"
 #include "util/buf.h"
 #include "util/dmd_init.h"
+#include "util/fsutil.h"
+#include "util/tls.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/program.h"
@@ -169,6 +171,17 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 				return dm_cli_usage_error(cli, err, "unknown kv '%s': use lmdb or etcd",
 							  optarg);
 			out->init[c - DM_DMD_INIT_OPT_BASE] = optarg;
+		} else if (c == DM_DMD_INIT_OPT(TLS_CERT) || c == DM_DMD_INIT_OPT(TLS_KEY) ||
+			   c == DM_DMD_INIT_OPT(TLS_CA) || c == DM_DMD_INIT_OPT(INSECURE_HTTP)) {
+			const char *name = dm_dmd_init_name(c);
+
+			if (strcmp(cli->cmd->name, "cluster init") != 0)
+				return dm_cli_usage_error(cli, err,
+							  "unknown option '--%s' for 'dm %s'", name,
+							  cli->cmd->name);
+			if (optarg && !*optarg)
+				return dm_cli_usage_error(cli, err, "empty --%s", name);
+			out->init[c - DM_DMD_INIT_OPT_BASE] = optarg ? optarg : "";
 		} else if (c == OPT_PORT) {
 			if (!port_ok)
 				return dm_cli_usage_error(cli, err,
@@ -266,6 +279,27 @@ static int absolute(char *out, size_t size, const char *dir, struct dm_err *err)
 	while (len > 1 && out[len - 1] == '/')
 		out[--len] = '\0';
 	return 0;
+}
+
+/* DIR/ca.pem, the CA the local remote pins, NUL-terminated, into out, and
+ * its fingerprint into fp; 0 with out empty when the node serves plain
+ * HTTP (no such file). */
+static int local_ca(struct dm_buf *out, char *fp, const char *data_dir, struct dm_err *err)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	fp[0] = '\0';
+	if (snprintf(path, sizeof(path), "%s/ca.pem", data_dir) >= (int)sizeof(path))
+		return dm_err_set(err, DM_ETOOBIG, "path too long: '%s'", data_dir);
+	if (access(path, F_OK) < 0)
+		return 0;
+	rc = dm_read_file(out, path, DM_TLS_PEM_MAX, err);
+	if (!rc && dm_buf_add(out, "", 1))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (!rc)
+		rc = dm_tls_fingerprint(fp, (const char *)out->data, err);
+	return rc;
 }
 
 /* The data directory of start/stop: --data-dir, the remote's, the default. */
@@ -520,8 +554,8 @@ static int print_join_token(struct dm_cli *cli, struct dm_err *err)
 static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct dm_err *err)
 {
 	char data_dir[PATH_MAX], given[PATH_MAX], sock[PATH_MAX + 16], port_text[16];
-	char key[API_KEY_LEN + 1];
-	struct dm_buf out = DM_BUF_INIT;
+	char key[API_KEY_LEN + 1], fp[DM_TLS_FINGERPRINT_LEN + 1];
+	struct dm_buf out = DM_BUF_INIT, ca = DM_BUF_INIT;
 	struct cluster_args a = *pa;
 	struct dm_config *config;
 	struct dm_remote old, r;
@@ -544,15 +578,16 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		return rc;
 
 	{
-		const char *args[20] = {"init", "--data-dir", data_dir, "--port", port_text};
+		const char *args[32] = {"init", "--data-dir", data_dir, "--port", port_text};
 		size_t n = 5;
 
-		_Static_assert(5 + 2 * DM_DMD_INIT_N + 1 < 20, "room for dmd init's arguments");
+		_Static_assert(5 + 2 * DM_DMD_INIT_N + 2 < 32, "room for dmd init's arguments");
 
 		for (int i = 0; i < DM_DMD_INIT_N; i++) {
 			if (a.init[i]) {
 				args[n++] = dm_dmd_init_flag(i);
-				args[n++] = a.init[i];
+				if (dm_dmd_init_takes_value(i))
+					args[n++] = a.init[i];
 			}
 		}
 		if (a.token) {
@@ -576,6 +611,9 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	     strcmp(old.host, "127.0.0.1") != 0))
 		fprintf(stderr, "dm: note: replacing remote '%s' (was %s:%d, data dir %s)\n",
 			remote_name(cli), old.host, old.port, old.data_dir ? old.data_dir : "none");
+	rc = local_ca(&ca, fp, data_dir, err);
+	if (rc)
+		goto done;
 	memset(&r, 0, sizeof(r));
 	r.name = remote_name(cli);
 	r.user = "admin";
@@ -584,6 +622,7 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	r.api_key = key;
 	r.socket = sock;
 	r.data_dir = data_dir;
+	r.ca = ca.len ? (const char *)ca.data : NULL;
 	rc = dm_config_set_remote(config, &r, err);
 	if (!rc)
 		rc = dm_config_set_current_remote(config, r.name, err);
@@ -608,7 +647,15 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	printf("The API key of user 'admin' is in %s (remote '%s')\n"
 	       "and in %s/admin-api-key\n",
 	       dm_config_path(config), r.name, data_dir);
-	printf("dmd is running: 127.0.0.1:%d and %s\n", port, sock);
+	if (fp[0])
+		printf("dmd is running: https://127.0.0.1:%d and %s\n"
+		       "Its CA's fingerprint is %s\n"
+		       "(others add this server with: dm remote add NAME USER@HOST:%d "
+		       "--fingerprint %s)\n",
+		       port, sock, fp, port, fp);
+	else
+		printf("dmd is running: http://127.0.0.1:%d (plain HTTP, loopback only) and %s\n",
+		       port, sock);
 	if (a.init[DM_DMD_INIT_KV] && !strcmp(a.init[DM_DMD_INIT_KV], "etcd") && !a.token)
 		rc = print_join_token(cli, err);
 	else if (a.token)
@@ -618,6 +665,7 @@ done:
 	if (out.data)
 		memset(out.data, 0, out.len);
 	dm_buf_release(&out);
+	dm_buf_release(&ca);
 	return rc;
 }
 

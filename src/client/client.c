@@ -21,6 +21,7 @@
 #include "client/client.h"
 #include "util/buf.h"
 #include "util/curl.h"
+#include "util/tls.h"
 #include "util/err.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -36,6 +37,8 @@ struct dm_client {
 	char *user;
 	char *api_key;
 	char *on_behalf; /* the DM_ON_BEHALF_HEADER line, or NULL */
+	char *ca;        /* the pinned CA (PEM): https; NULL: http */
+	char ca_fp[DM_TLS_FINGERPRINT_LEN + 1]; /* its fingerprint, for messages */
 	bool local;    /* loopback or socket: hint at 'dm cluster start' */
 	long timeout;  /* 0: per method */
 	int64_t next_id;
@@ -104,10 +107,22 @@ int dm_client_new(struct dm_client **out, const struct dm_remote *remote, struct
 		c->url = dm_xstrdup("http://localhost/rpc");
 		c->local = true;
 	} else {
+		const char *scheme = remote->ca ? "https" : "http";
+
 		c->where = dm_asprintf(v6 ? "[%s]:%d" : "%s:%d", remote->host, remote->port);
-		c->url = dm_asprintf(v6 ? "http://[%s]:%d/rpc" : "http://%s:%d/rpc", remote->host,
-				     remote->port);
+		c->url = dm_asprintf(v6 ? "%s://[%s]:%d/rpc" : "%s://%s:%d/rpc", scheme,
+				     remote->host, remote->port);
 		c->local = host_is_loopback(remote->host);
+		if (remote->ca) {
+			c->ca = dm_xstrdup(remote->ca);
+			if (dm_tls_fingerprint(c->ca_fp, c->ca, err)) {
+				rc = dm_err_set(err, DM_EINVAL,
+						"remote '%s': its pinned CA is not a certificate; "
+						"add the remote again",
+						c->name);
+				goto done;
+			}
+		}
 	}
 	if (!c->where || !c->url) {
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
@@ -128,6 +143,7 @@ void dm_client_free(struct dm_client *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->curl);
+	free(c->ca);
 	free(c->name);
 	free(c->url);
 	free(c->where);
@@ -200,11 +216,27 @@ static int transport_error(struct dm_client *c, CURLcode cc, const char *errbuf,
 	case CURLE_SEND_ERROR:
 	case CURLE_PARTIAL_FILE:
 		return dm_err_set(err, DM_EUNAVAILABLE,
-				  "lost the connection to dm server at %s: %s", c->where, why);
+				  "lost the connection to dm server at %s: %s%s", c->where, why,
+				  c->ca ? "" : " (a server that speaks HTTPS? add the remote again)");
 	default:
+		if (c->ca && dm_curl_is_tls_failure(cc))
+			return dm_client_tls_refusal(err, c->where, c->name, c->ca_fp, errbuf);
 		return dm_err_set(err, DM_EIO, "cannot talk to dm server at %s: %s", c->where,
 				  *errbuf ? errbuf : curl_easy_strerror(cc));
 	}
+}
+
+int dm_client_tls_refusal(struct dm_err *err, const char *where, const char *remote,
+			  const char *fingerprint, const char *detail)
+{
+	return dm_err_set(err, DM_EPERM,
+			  "REFUSED: the certificate of dm server at %s does not chain to the CA "
+			  "pinned for remote '%s' (%s)%s%s. Either the server's CA changed since "
+			  "the remote was added, or this is not that server. If the server was "
+			  "set up again, check its CA's fingerprint (dm cluster init printed it) "
+			  "and add the remote again with --fingerprint; otherwise do not trust it",
+			  where, remote, fingerprint, detail && *detail ? ": " : "",
+			  detail ? detail : "");
 }
 
 /* JSON-RPC's own codes, when the reply names no dm code. */
@@ -351,6 +383,7 @@ int dm_client_call(struct dm_client *c, const char *method, json_t *params, json
 				       .agent = "dm/" DM_VERSION,
 				       .connect_timeout = DM_CLIENT_CONNECT_TIMEOUT,
 				       .errbuf = errbuf,
+				       .ca_pem = c->socket ? NULL : c->ca,
 			       });
 	if (c->socket)
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);

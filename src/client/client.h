@@ -37,12 +37,21 @@ struct dm_remote {
 	const char *socket;      /* "/data/dmd.sock", or NULL: TCP only */
 	const char *data_dir;    /* the server's data directory, when local; or NULL */
 	const char *current_dot; /* or NULL */
+	/* the CA the server's certificate must chain to (PEM), pinned when the
+	 * remote was added: the server is reached over https; NULL: plain
+	 * http (a --insecure-http server on loopback) */
+	const char *ca;
 	/* a node of a cluster calling another as the admin for one of its
 	 * callers: that user's name (header DM_ON_BEHALF_HEADER), or NULL */
 	const char *on_behalf;
 };
 
 #define DM_ON_BEHALF_HEADER "X-Dm-On-Behalf-Of"
+
+/* The loud refusal of a server whose certificate does not chain to the CA
+ * pinned for it (as ssh's "host key changed"): DM_EPERM. */
+int dm_client_tls_refusal(struct dm_err *err, const char *where, const char *remote,
+			  const char *fingerprint, const char *detail);
 
 struct dm_client;
 

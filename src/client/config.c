@@ -68,7 +68,7 @@ static int check_remote(const struct dm_config *c, const char *name, json_t *r,
 			struct dm_err *err)
 {
 	static const char *const required[] = {"user", "host", "api_key", NULL};
-	static const char *const optional[] = {"socket", "data_dir", "current_dot", NULL};
+	static const char *const optional[] = {"socket", "data_dir", "current_dot", "ca", NULL};
 	json_t *port;
 
 	if (!json_is_object(r))
@@ -313,6 +313,9 @@ int dm_config_remote(struct dm_remote *out, const struct dm_config *c, const cha
 	out->socket = json_string_value(json_object_get(r, "socket"));
 	out->data_dir = json_string_value(json_object_get(r, "data_dir"));
 	out->current_dot = json_string_value(json_object_get(r, "current_dot"));
+	out->ca = json_string_value(json_object_get(r, "ca"));
+	if (out->ca && !*out->ca)
+		out->ca = NULL;
 	if (out->current_dot && !*out->current_dot)
 		out->current_dot = NULL;
 	return 0;
@@ -344,7 +347,8 @@ int dm_config_set_remote(struct dm_config *c, const struct dm_remote *r, struct 
 	if (!o || set_str(o, "user", r->user) || set_str(o, "host", r->host) ||
 	    json_object_set_new(o, "port", json_integer(r->port)) ||
 	    set_str(o, "api_key", r->api_key) || set_str(o, "socket", r->socket) ||
-	    set_str(o, "data_dir", r->data_dir) || set_str(o, "current_dot", r->current_dot))
+	    set_str(o, "data_dir", r->data_dir) || set_str(o, "current_dot", r->current_dot) ||
+	    set_str(o, "ca", r->ca))
 		goto nomem;
 	if (json_object_set_new(remotes, r->name, o))
 		return dm_err_set(err, DM_ENOMEM, "out of memory");

@@ -7,6 +7,9 @@
  *                          "api_key": "…", "socket": "/data/dmd.sock",
  *                          "data_dir": "/data", "current_dot": "shop"}}}
  *
+ * A remote served over HTTPS also has "ca": the PEM of the CA its
+ * certificate must chain to, pinned when it was added.
+ *
  * Only user, host, port and api_key are required in a remote. Members this
  * version does not know are kept when the file is written back.
  *

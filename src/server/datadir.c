@@ -25,6 +25,7 @@
 #include "engine/pool.h"
 #include "kv/kv.h"
 #include "server/api/auth.h"
+#include "server/certs.h"
 #include "server/cluster/etcd_member.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -102,6 +103,15 @@ static int write_config(const char *dir, const struct dm_datadir_config *c, stru
 		json_object_set_new(doc, "etcd_endpoints", json_string(c->etcd_endpoints));
 	if (doc && c->advertise[0])
 		json_object_set_new(doc, "advertise", json_string(c->advertise));
+	if (doc) {
+		json_object_set_new(doc, "tls", json_string(c->tls));
+		if (c->tls_cert[0])
+			json_object_set_new(doc, "tls_cert", json_string(c->tls_cert));
+		if (c->tls_key[0])
+			json_object_set_new(doc, "tls_key", json_string(c->tls_key));
+		if (c->tls_ca[0])
+			json_object_set_new(doc, "tls_ca", json_string(c->tls_ca));
+	}
 	if (doc && c->etcd_client_port)
 		json_object_set_new(doc, "etcd_local",
 				    json_pack("{s:i, s:i}", "client_port", c->etcd_client_port,
@@ -173,6 +183,21 @@ static int read_cluster_config(struct dm_datadir_config *out, json_t *doc, const
 	    opt_string(out->advertise, sizeof(out->advertise), doc, "advertise"))
 		return dm_err_set(err, DM_ECORRUPT,
 				  "'%s' has an invalid kv, etcd_endpoints, cluster_id or advertise",
+				  path);
+	if (opt_string(out->tls, sizeof(out->tls), doc, "tls") ||
+	    opt_string(out->tls_cert, sizeof(out->tls_cert), doc, "tls_cert") ||
+	    opt_string(out->tls_key, sizeof(out->tls_key), doc, "tls_key") ||
+	    opt_string(out->tls_ca, sizeof(out->tls_ca), doc, "tls_ca"))
+		return dm_err_set(err, DM_ECORRUPT, "'%s' has an invalid tls, tls_cert, tls_key or tls_ca",
+				  path);
+	/* made before TLS: plain HTTP, as it was */
+	if (!out->tls[0])
+		snprintf(out->tls, sizeof(out->tls), "%s", DM_TLS_OFF);
+	if (strcmp(out->tls, DM_TLS_SELF) && strcmp(out->tls, DM_TLS_FILES) &&
+	    strcmp(out->tls, DM_TLS_OFF))
+		return dm_err_set(err, DM_ECORRUPT, "'%s' names an unknown tls '%s'", path, out->tls);
+	if (!strcmp(out->tls, DM_TLS_FILES) && (!out->tls_cert[0] || !out->tls_key[0]))
+		return dm_err_set(err, DM_ECORRUPT, "'%s' has tls files but no tls_cert or tls_key",
 				  path);
 	if (!out->kv[0])
 		snprintf(out->kv, sizeof(out->kv), "lmdb");
@@ -511,6 +536,8 @@ static int init_contents(char *key_out, const char *dir, struct dm_datadir_confi
 		rc = dm_write_file_atomic(path, line, strlen(line), 0400, err);
 	}
 	if (!rc)
+		rc = dm_certs_init(dir, c, c->advertise, err);
+	if (!rc)
 		rc = write_config(dir, c, err);
 	if (rc && made_cluster && !strcmp(c->kv, "etcd")) {
 		/* a shared KV outlives the directory: take back what we wrote */
@@ -531,8 +558,8 @@ static int check_cluster_opts(struct dm_datadir_config *c, const struct dm_datad
 	const char *endpoints = o->join ? o->join->endpoints : o->etcd_endpoints;
 
 	bool local = !strcmp(kv, "etcd") && (!endpoints || !*endpoints);
-	char url[64];
-	int rc;
+	char url[256];
+	int rc, port;
 
 	if (strcmp(kv, "lmdb") && strcmp(kv, "etcd"))
 		return dm_err_set(err, DM_EINVAL, "unknown kv '%s': use lmdb or etcd", kv);
@@ -553,16 +580,95 @@ static int check_cluster_opts(struct dm_datadir_config *c, const struct dm_datad
 		return dm_err_set(err, DM_EINVAL, "--etcd-endpoints is for --kv etcd");
 	if (endpoints && strlen(endpoints) >= sizeof(c->etcd_endpoints))
 		return dm_err_set(err, DM_ETOOBIG, "--etcd-endpoints is too long");
-	if (o->advertise && (strncmp(o->advertise, "http://", 7) != 0 || !o->advertise[7] ||
+	if (o->advertise && (dm_cluster_address_parse(url, sizeof(url), &port, o->advertise) ||
 			     strlen(o->advertise) >= sizeof(c->advertise)))
 		return dm_err_set(err, DM_EINVAL,
 				  "invalid --advertise '%s': give the URL other nodes reach this "
-				  "one at, such as http://10.0.0.5:32607",
+				  "one at, such as https://10.0.0.5:32607",
 				  o->advertise);
 	snprintf(c->kv, sizeof(c->kv), "%s", kv);
 	snprintf(c->etcd_endpoints, sizeof(c->etcd_endpoints), "%s", endpoints ? endpoints : "");
 	snprintf(c->advertise, sizeof(c->advertise), "%s", o->advertise ? o->advertise : "");
 	return 0;
+}
+
+/* The scheme of the address this node advertises is the one its TCP port
+ * speaks: https unless --insecure-http. */
+static void advertise_scheme(struct dm_datadir_config *c)
+{
+	bool tls = strcmp(c->tls, DM_TLS_OFF) != 0;
+	char rest[sizeof(c->advertise)];
+	const char *sep = strstr(c->advertise, "://");
+
+	if (!c->advertise[0] || !sep)
+		return;
+	snprintf(rest, sizeof(rest), "%s", sep + 3);
+	snprintf(c->advertise, sizeof(c->advertise), "%s://%.*s", tls ? "https" : "http",
+		 (int)(sizeof(c->advertise) - 9), rest);
+}
+
+/* An absolute path of a file the operator named, into out. */
+static int operator_file(char *out, size_t size, const char *path, const char *flag,
+			 struct dm_err *err)
+{
+	char cwd[PATH_MAX];
+
+	if (access(path, R_OK) < 0)
+		return dm_err_errno(err, errno, "%s '%s'", flag, path);
+	if (path[0] == '/') {
+		if (strlen(path) >= size)
+			return dm_err_set(err, DM_ETOOBIG, "%s: path too long", flag);
+		snprintf(out, size, "%s", path);
+		return 0;
+	}
+	if (!getcwd(cwd, sizeof(cwd)) || strlen(cwd) + 1 + strlen(path) >= size)
+		return dm_err_set(err, DM_ETOOBIG, "%s: path too long", flag);
+	memcpy(out, cwd, strlen(cwd));
+	out[strlen(cwd)] = '/';
+	memcpy(out + strlen(cwd) + 1, path, strlen(path) + 1);
+	return 0;
+}
+
+/* The TLS options of init into c: dm's own CA unless the operator gave
+ * files, or plain HTTP only for a node reached on loopback. */
+static int check_tls_opts(struct dm_datadir_config *c, const struct dm_datadir_init_opts *o,
+			  struct dm_err *err)
+{
+	int rc = 0;
+
+	if (o->insecure_http) {
+		char host[256];
+		int port;
+
+		if (o->tls_cert || o->tls_key || o->tls_ca)
+			return dm_err_set(err, DM_EINVAL,
+					  "--insecure-http takes no --tls-cert, --tls-key or --tls-ca");
+		if (o->advertise && (dm_cluster_address_parse(host, sizeof(host), &port,
+							      o->advertise) ||
+				     (strcmp(host, "127.0.0.1") && strcmp(host, "localhost") &&
+				      strcmp(host, "[::1]"))))
+			return dm_err_set(err, DM_EINVAL,
+					  "--insecure-http is only for a node reached on a loopback "
+					  "address, not '%s': clear text never reaches the network",
+					  o->advertise);
+		snprintf(c->tls, sizeof(c->tls), "%s", DM_TLS_OFF);
+		return 0;
+	}
+	if (!o->tls_cert != !o->tls_key)
+		return dm_err_set(err, DM_EINVAL, "--tls-cert and --tls-key go together");
+	if (o->tls_ca && !o->tls_cert)
+		return dm_err_set(err, DM_EINVAL, "--tls-ca goes with --tls-cert and --tls-key");
+	if (!o->tls_cert) {
+		snprintf(c->tls, sizeof(c->tls), "%s", DM_TLS_SELF);
+		return 0;
+	}
+	snprintf(c->tls, sizeof(c->tls), "%s", DM_TLS_FILES);
+	rc = operator_file(c->tls_cert, sizeof(c->tls_cert), o->tls_cert, "--tls-cert", err);
+	if (!rc)
+		rc = operator_file(c->tls_key, sizeof(c->tls_key), o->tls_key, "--tls-key", err);
+	if (!rc && o->tls_ca)
+		rc = operator_file(c->tls_ca, sizeof(c->tls_ca), o->tls_ca, "--tls-ca", err);
+	return rc;
 }
 
 int dm_datadir_init(char *key_out, const char *data_dir, int port, struct dm_err *err)
@@ -595,6 +701,10 @@ int dm_datadir_init_opts(char *key_out, const char *data_dir, const struct dm_da
 	rc = check_pool(&c, o, err);
 	if (!rc)
 		rc = check_cluster_opts(&c, o, err);
+	if (!rc)
+		rc = check_tls_opts(&c, o, err);
+	if (!rc)
+		advertise_scheme(&c);
 	if (rc)
 		return rc;
 	if (stat(data_dir, &st) == 0) {

@@ -11,6 +11,11 @@
  *     DIR/dmd.pid          pid of the running dmd, flock'ed while it runs
  *     DIR/dmd.sock         the API on a unix socket, mode 0600
  *     DIR/dmd.log          the daemon's log
+ *     DIR/ca.pem           the CA that signs this node's certificate (the
+ *                          cluster's; 0644), DIR/ca-key.pem its key (0600,
+ *                          on the node that made the cluster)
+ *     DIR/tls.pem          this node's certificate chain, DIR/tls-key.pem
+ *                          its key (0600): what the TCP port serves
  *     DIR/etcd/            a local etcd member's data (kv etcd without
  *                          endpoints; cluster/etcd_member.h), DIR/etcd.pid
  *                          its pid while it runs, DIR/etcd.log its output
@@ -44,6 +49,10 @@ struct dm_kv;
 #define DM_DATA_POOL       "pool"     /* a loop pool's mount point (btrfs) */
 #define DM_DATA_POOL_IMAGE "pool.img" /* a loop pool's file (btrfs) */
 #define DM_DATA_FREEZES    "freezes"  /* journals of containers frozen for a commit */
+#define DM_DATA_CA         "ca.pem"
+#define DM_DATA_CA_KEY     "ca-key.pem"
+#define DM_DATA_TLS_CERT   "tls.pem"
+#define DM_DATA_TLS_KEY    "tls-key.pem"
 
 /*
  * Modes of what init creates. The data directory and dots/ may be traversed
@@ -70,7 +79,16 @@ struct dm_datadir_config {
 	char advertise[DM_CLUSTER_ADDRESS_MAX]; /* where other nodes reach us, or "" */
 	/* a local etcd member's ports ("etcd_local"), or 0: etcd is elsewhere */
 	int etcd_client_port, etcd_peer_port;
+	/* "tls": how the TCP port speaks: DM_TLS_SELF (dm's own CA and
+	 * certificate in the data directory), DM_TLS_FILES (the operator's, at
+	 * tls_cert, tls_key and maybe tls_ca) or DM_TLS_OFF (--insecure-http) */
+	char tls[8];
+	char tls_cert[PATH_MAX], tls_key[PATH_MAX], tls_ca[PATH_MAX];
 };
+
+#define DM_TLS_SELF  "self"
+#define DM_TLS_FILES "files"
+#define DM_TLS_OFF   "off"
 
 /* "DIR/NAME" into out (size bytes); DM_ETOOBIG when it does not fit. */
 int dm_datadir_path(char *out, size_t size, const char *dir, const char *name, struct dm_err *err);
@@ -117,6 +135,12 @@ struct dm_datadir_init_opts {
 	 * dmd runs in DIR/etcd (cluster/etcd_member.h) */
 	const char *etcd_endpoints;
 	const char *advertise; /* the URL other nodes reach this one at, or NULL */
+	/* TLS on the TCP port: the operator's certificate chain and key files
+	 * (and the CA that signed them, for clients to pin), or NULL: a CA and
+	 * a certificate made now (certs.h); insecure_http: plain HTTP, only
+	 * when this node is reached on a loopback address */
+	const char *tls_cert, *tls_key, *tls_ca;
+	bool insecure_http;
 	/* joining a cluster: its token (kv etcd, endpoints and the admin key
 	 * come from it), or NULL to make a new cluster */
 	const struct dm_cluster_token *join;

@@ -43,6 +43,7 @@ static const char usage_text[] =
 	"            " DM_DMD_INIT_ENGINE_USAGE "\n"
 	"            [" DM_DMD_INIT_KV_USAGE " | --join]\n"
 	"            " DM_DMD_INIT_ADVERTISE_USAGE "\n"
+	"            " DM_DMD_INIT_TLS_USAGE "\n"
 	"        Make DIR a dm data directory with an admin user, and print the\n"
 	"        admin's API key (also in DIR/admin-api-key, mode 0400).\n"
 	"        Working copies are plain directories (--engine dir, the default)\n"
@@ -57,6 +58,13 @@ static const char usage_text[] =
 	"        in PATH) with its data in DIR/etcd, on 127.0.0.1 only and ports\n"
 	"        chosen now, from each start to its stop. --advertise is the URL\n"
 	"        other nodes reach this one at (default the API's).\n"
+	"        The TCP port speaks HTTPS: init makes a private CA (DIR/ca.pem,\n"
+	"        its key DIR/ca-key.pem) and a certificate for this node's names\n"
+	"        and addresses (DIR/tls.pem, DIR/tls-key.pem), and prints the\n"
+	"        CA's fingerprint; --tls-cert and --tls-key use your own (and\n"
+	"        --tls-ca the CA that signed them). --insecure-http serves plain\n"
+	"        HTTP instead, only on a loopback address. DIR/dmd.sock is\n"
+	"        always plain (its mode protects it).\n"
 	"  dmd start --data-dir DIR [--port N] [--foreground] [--log-level LEVEL]\n"
 	"            [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]\n"
 	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
@@ -91,6 +99,10 @@ struct args {
 	const char *advertise;     /* init: --advertise, or NULL */
 	bool join;                 /* init: --join (the token in $DM_JOIN_TOKEN) */
 	const char *pool_dir;      /* init: --pool-dir, or NULL */
+	const char *tls_cert;      /* init: --tls-cert, or NULL */
+	const char *tls_key;       /* init: --tls-key, or NULL */
+	const char *tls_ca;        /* init: --tls-ca, or NULL */
+	bool insecure_http;        /* init: --insecure-http */
 	uint64_t pool_size;        /* init: --pool-size, or 0 */
 };
 
@@ -244,6 +256,24 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 					return usage_error("%s", serr.msg);
 			}
 			break;
+		case DM_DMD_INIT_OPT(TLS_CERT):
+		case DM_DMD_INIT_OPT(TLS_KEY):
+		case DM_DMD_INIT_OPT(TLS_CA):
+		case DM_DMD_INIT_OPT(INSECURE_HTTP):
+			if (strcmp(cmd, "init") != 0)
+				return usage_error("--%s is for dmd init, not dmd %s",
+						   dm_dmd_init_name(c), cmd);
+			if (c == DM_DMD_INIT_OPT(INSECURE_HTTP))
+				a->insecure_http = true;
+			else if (!optarg[0])
+				return usage_error("empty --%s", dm_dmd_init_name(c));
+			else if (c == DM_DMD_INIT_OPT(TLS_CERT))
+				a->tls_cert = optarg;
+			else if (c == DM_DMD_INIT_OPT(TLS_KEY))
+				a->tls_key = optarg;
+			else
+				a->tls_ca = optarg;
+			break;
 		case DM_DMD_INIT_OPT(KV):
 		case DM_DMD_INIT_OPT(ETCD_ENDPOINTS):
 		case DM_DMD_INIT_OPT(ADVERTISE):
@@ -297,6 +327,10 @@ static int cmd_init(const struct args *a)
 	o.kv = a->kv;
 	o.etcd_endpoints = a->etcd_endpoints;
 	o.advertise = a->advertise;
+	o.tls_cert = a->tls_cert;
+	o.tls_key = a->tls_key;
+	o.tls_ca = a->tls_ca;
+	o.insecure_http = a->insecure_http;
 	if (a->join) {
 		const char *text = getenv("DM_JOIN_TOKEN");
 

@@ -29,6 +29,7 @@
 #include "server/api/http.h"
 #include "server/api/plugin.h"
 #include "server/api/sessions.h"
+#include "server/certs.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_member.h"
 #include "server/cluster/replicate.h"
@@ -331,10 +332,15 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 			goto done;
 	}
 	snprintf(srv->etcd_endpoints, sizeof(srv->etcd_endpoints), "%s", c.etcd_endpoints);
+	rc = dm_certs_load(&srv->certs, srv->data_dir, &c, err);
+	if (rc)
+		goto done;
+	srv->tls = strcmp(c.tls, DM_TLS_OFF) != 0;
 	if (c.advertise[0])
 		snprintf(srv->advertise, sizeof(srv->advertise), "%s", c.advertise);
 	else
-		snprintf(srv->advertise, sizeof(srv->advertise), "http://%s", srv->address);
+		snprintf(srv->advertise, sizeof(srv->advertise), "%s://%s",
+			 srv->tls ? "https" : "http", srv->address);
 	rc = dm_datadir_open_kv(&srv->kv, &srv->etcd_member, srv->data_dir, &c, err);
 	if (!rc)
 		rc = join_cluster(srv, &c, err);
@@ -378,6 +384,10 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (rc)
 		goto done;
 	ho.socket_path = sock;
+	if (srv->tls) {
+		ho.tls_cert_pem = (const char *)srv->certs.chain.data;
+		ho.tls_key_pem = (const char *)srv->certs.key.data;
+	}
 	rc = dm_http_bind(&srv->http, &srv->api_env, &ho, err);
 	if (rc)
 		goto done;
@@ -459,6 +469,7 @@ void dm_server_free(struct dm_server *srv)
 		free(srv->pool_mount);
 	}
 	explicit_bzero(srv->admin_key, sizeof(srv->admin_key));
+	dm_certs_release(&srv->certs);
 	free(srv->data_dir);
 	free(srv);
 }

@@ -19,6 +19,7 @@
 
 #include "server/api/api.h"
 #include "server/cluster/cluster.h"
+#include "server/certs.h"
 #include "server/datadir.h"
 #include "util/err.h"
 #include "util/id.h"
@@ -72,6 +73,8 @@ struct dm_server {
 	struct dm_transfers *transfers;   /* push, pull, clone we run (transfer.c) */
 	struct dm_sessions *sessions;     /* transfers others run here (api/sessions.c) */
 	char mount_warning[PATH_MAX + 256]; /* the working copies lack nosuid,nodev; or "" */
+	bool tls;                         /* the TCP port speaks HTTPS */
+	struct dm_certs certs;            /* what it serves, and the CA (certs.h) */
 	struct dm_replicator *replicator; /* a cluster's copies kept in step, or NULL */
 	struct dm_docker *docker;         /* the container engine's API, or NULL */
 	struct dm_freezer *freezer;       /* freezes containers for commits (with docker) */

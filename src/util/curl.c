@@ -10,6 +10,8 @@
 #include "util/curl.h"
 
 #include <pthread.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "util/err.h"
 
@@ -47,4 +49,20 @@ void dm_curl_setup(CURL *e, const struct dm_curl_request *r)
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	r->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	if (r->ca_pem) {
+		struct curl_blob ca = {(void *)(uintptr_t)r->ca_pem, strlen(r->ca_pem),
+				       CURL_BLOB_COPY};
+
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL); /* no system CAs: only ours */
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+		curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	}
+}
+
+int dm_curl_is_tls_failure(CURLcode cc)
+{
+	return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
+	       cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_ISSUER_ERROR;
 }

@@ -30,10 +30,20 @@ struct dm_curl_request {
 	const char *agent;    /* User-Agent */
 	long connect_timeout; /* seconds */
 	char *errbuf;         /* CURL_ERROR_SIZE bytes; emptied here */
+	/* https: the one CA the server's certificate must chain to (PEM
+	 * text), pinned; its host name or address is checked too. NULL for
+	 * plain http (a server on loopback with --insecure-http, or a unix
+	 * socket). */
+	const char *ca_pem;
 };
 
 /* Resets e (curl_easy_reset) and sets r's options on it, with no proxy
  * (whatever $http_proxy says), no signals and no redirects followed. */
 void dm_curl_setup(CURL *e, const struct dm_curl_request *r);
+
+/* Whether cc says the server's certificate did not verify against the
+ * pinned CA (or the TLS handshake failed): the caller's message then says
+ * so loudly, with the fingerprint it expected. */
+int dm_curl_is_tls_failure(CURLcode cc);
 
 #endif

@@ -10,9 +10,10 @@
  * stays free of server code. --join is dmd's alone (dm cluster join sets
  * it from its token) and is not in the table.
  *
- * Invariant: every option of the table takes a value (required_argument),
- * and its getopt_long value is DM_DMD_INIT_OPT(ID), from
- * DM_DMD_INIT_OPT_BASE up, which neither program uses for anything else.
+ * Invariant: an option of the table takes a value (required_argument) or
+ * is a flag (no_argument), as its row says, and its getopt_long value is
+ * DM_DMD_INIT_OPT(ID), from DM_DMD_INIT_OPT_BASE up, which neither program
+ * uses for anything else.
  */
 #ifndef DM_UTIL_DMD_INIT_H
 #define DM_UTIL_DMD_INIT_H
@@ -20,16 +21,21 @@
 #include <getopt.h>
 #include <stddef.h>
 
-/* X(ID, "name") for each option, in the order dm passes them to dmd. */
+/* X(ID, "name", has_arg) for each option, in the order dm passes them to
+ * dmd. */
 #define DM_DMD_INIT_OPTIONS(X)                                                                     \
-	X(ENGINE, "engine")                                                                        \
-	X(POOL_DIR, "pool-dir")                                                                    \
-	X(POOL_SIZE, "pool-size")                                                                  \
-	X(KV, "kv")                                                                                \
-	X(ETCD_ENDPOINTS, "etcd-endpoints")                                                        \
-	X(ADVERTISE, "advertise")
+	X(ENGINE, "engine", required_argument)                                                     \
+	X(POOL_DIR, "pool-dir", required_argument)                                                 \
+	X(POOL_SIZE, "pool-size", required_argument)                                               \
+	X(KV, "kv", required_argument)                                                             \
+	X(ETCD_ENDPOINTS, "etcd-endpoints", required_argument)                                     \
+	X(ADVERTISE, "advertise", required_argument)                                               \
+	X(TLS_CERT, "tls-cert", required_argument)                                                 \
+	X(TLS_KEY, "tls-key", required_argument)                                                   \
+	X(TLS_CA, "tls-ca", required_argument)                                                     \
+	X(INSECURE_HTTP, "insecure-http", no_argument)
 
-#define DM_DMD_INIT_ENUM_(id, name) DM_DMD_INIT_##id,
+#define DM_DMD_INIT_ENUM_(id, name, arg) DM_DMD_INIT_##id,
 /* Index of each option in the table; DM_DMD_INIT_N of them. */
 enum dm_dmd_init_opt { DM_DMD_INIT_OPTIONS(DM_DMD_INIT_ENUM_) DM_DMD_INIT_N };
 
@@ -37,7 +43,7 @@ enum dm_dmd_init_opt { DM_DMD_INIT_OPTIONS(DM_DMD_INIT_ENUM_) DM_DMD_INIT_N };
 /* getopt_long's value for option ID (e.g. DM_DMD_INIT_OPT(KV)). */
 #define DM_DMD_INIT_OPT(id) (DM_DMD_INIT_OPT_BASE + DM_DMD_INIT_##id)
 
-#define DM_DMD_INIT_GETOPT_(id, name) {name, required_argument, NULL, DM_DMD_INIT_OPT(id)},
+#define DM_DMD_INIT_GETOPT_(id, name, arg) {name, arg, NULL, DM_DMD_INIT_OPT(id)},
 /* The table's entries of a struct option array. */
 #define DM_DMD_INIT_GETOPT DM_DMD_INIT_OPTIONS(DM_DMD_INIT_GETOPT_)
 
@@ -47,12 +53,13 @@ enum dm_dmd_init_opt { DM_DMD_INIT_OPTIONS(DM_DMD_INIT_ENUM_) DM_DMD_INIT_N };
 	"[--engine dir | --engine btrfs (--pool-dir PATH | --pool-size SIZE)]"
 #define DM_DMD_INIT_KV_USAGE        "--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...]]"
 #define DM_DMD_INIT_ADVERTISE_USAGE "[--advertise URL]"
+#define DM_DMD_INIT_TLS_USAGE       "[--tls-cert FILE --tls-key FILE [--tls-ca FILE] | --insecure-http]"
 
 /* The option of getopt_long value c as "name" (without dashes), or NULL
  * when c is not one of the table's. */
 static inline const char *dm_dmd_init_name(int c)
 {
-#define DM_DMD_INIT_NAME_(id, name) name,
+#define DM_DMD_INIT_NAME_(id, name, arg) name,
 	static const char *const names[DM_DMD_INIT_N] = {DM_DMD_INIT_OPTIONS(DM_DMD_INIT_NAME_)};
 #undef DM_DMD_INIT_NAME_
 
@@ -64,11 +71,21 @@ static inline const char *dm_dmd_init_name(int c)
 /* Option i of the table (0 <= i < DM_DMD_INIT_N) as an argument: "--name". */
 static inline const char *dm_dmd_init_flag(int i)
 {
-#define DM_DMD_INIT_FLAG_(id, name) "--" name,
+#define DM_DMD_INIT_FLAG_(id, name, arg) "--" name,
 	static const char *const flags[DM_DMD_INIT_N] = {DM_DMD_INIT_OPTIONS(DM_DMD_INIT_FLAG_)};
 #undef DM_DMD_INIT_FLAG_
 
 	return i >= 0 && i < DM_DMD_INIT_N ? flags[i] : NULL;
+}
+
+/* Whether option i of the table takes a value (else it is a flag). */
+static inline int dm_dmd_init_takes_value(int i)
+{
+#define DM_DMD_INIT_ARG_(id, name, arg) arg == required_argument,
+	static const int takes[DM_DMD_INIT_N] = {DM_DMD_INIT_OPTIONS(DM_DMD_INIT_ARG_)};
+#undef DM_DMD_INIT_ARG_
+
+	return i >= 0 && i < DM_DMD_INIT_N && takes[i];
 }
 
 #endif

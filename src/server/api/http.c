@@ -60,6 +60,7 @@ struct listener {
 	int fd; /* ours while >= 0 */
 	struct MHD_Daemon *daemon;
 	char name[160]; /* "127.0.0.1:32607" or the socket path */
+	bool tls;       /* serves HTTPS with the server's certificate */
 };
 
 struct dm_http {
@@ -71,6 +72,7 @@ struct dm_http {
 	unsigned max_conns;
 	dm_http_handler_fn handler; /* NULL: the API; else every POST goes there */
 	void *handler_ctx;
+	char *tls_cert, *tls_key; /* PEM, or NULL: no TLS */
 	pthread_mutex_t mu;
 	pthread_cond_t cond; /* signalled when inflight drops to 0 */
 	int inflight;        /* under mu */
@@ -463,9 +465,19 @@ int dm_http_bind(struct dm_http **out, const struct dm_api_env *env,
 	}
 	for (size_t i = 0; i < 2; i++)
 		h->l[i].fd = -1;
+	if (opts->tls_cert_pem && opts->tls_key_pem) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			rc = dm_err_set(err, DM_EUNSUPPORTED,
+					"this libmicrohttpd cannot serve HTTPS (built without TLS)");
+			goto done;
+		}
+		h->tls_cert = dm_xstrdup(opts->tls_cert_pem);
+		h->tls_key = dm_xstrdup(opts->tls_key_pem);
+	}
 	if (opts->port) {
-		rc = listen_tcp(&h->l[h->n++], opts->host ? opts->host : DM_HTTP_HOST, opts->port,
+		rc = listen_tcp(&h->l[h->n], opts->host ? opts->host : DM_HTTP_HOST, opts->port,
 				err);
+		h->l[h->n++].tls = h->tls_cert != NULL;
 		if (rc)
 			goto done;
 	}
@@ -491,11 +503,22 @@ int dm_http_start(struct dm_http *h, struct dm_err *err)
 	for (size_t i = 0; i < h->n; i++) {
 		struct listener *l = &h->l[i];
 
-		l->daemon = MHD_start_daemon(
-			flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-			MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT,
-			h->timeout_s, MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
-			MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
+		if (l->tls)
+			l->daemon = MHD_start_daemon(
+				flags | MHD_USE_TLS, 0, NULL, NULL, handle, h,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+				l->fd, MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
+				MHD_OPTION_CONNECTION_LIMIT, h->max_conns, MHD_OPTION_NOTIFY_COMPLETED,
+				completed, h, MHD_OPTION_HTTPS_MEM_CERT, h->tls_cert,
+				MHD_OPTION_HTTPS_MEM_KEY, h->tls_key, MHD_OPTION_HTTPS_PRIORITIES,
+				"SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+				MHD_OPTION_END);
+		else
+			l->daemon = MHD_start_daemon(
+				flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+				NULL, MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT,
+				h->timeout_s, MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
 		if (!l->daemon)
 			return dm_err_set(err, DM_EIO, "cannot start the HTTP server on %s",
 					  l->name);
@@ -563,5 +586,10 @@ void dm_http_free(struct dm_http *h)
 			MHD_stop_daemon(h->l[i].daemon);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->mu);
+	if (h->tls_key) {
+		explicit_bzero(h->tls_key, strlen(h->tls_key));
+		free(h->tls_key);
+	}
+	free(h->tls_cert);
 	free(h);
 }

@@ -43,6 +43,9 @@ struct dm_http_opts {
 	unsigned max_conns;         /* per listener (0: 256) */
 	dm_http_handler_fn handler; /* NULL: dmd's API (/rpc, /healthz) */
 	void *handler_ctx;
+	/* TLS on the TCP listener: the certificate chain and key as PEM text
+	 * (copied); NULL: plain HTTP. The unix socket is always plain. */
+	const char *tls_cert_pem, *tls_key_pem;
 };
 
 /* Makes the listeners; DM_EBUSY "cannot listen on HOST:PORT: Address

@@ -421,9 +421,12 @@ int dm_cluster_address_parse(char *host, size_t size, int *port, const char *add
 	char *end;
 	long p;
 
-	if (!h || strncmp(h, "http://", 7) != 0)
+	if (h && !strncmp(h, "https://", 8))
+		h += 8;
+	else if (h && !strncmp(h, "http://", 7))
+		h += 7;
+	else
 		return -1;
-	h += 7;
 	colon = strrchr(h, ':');
 	if (!colon || colon == h || (size_t)(colon - h) >= size)
 		return -1;

@@ -115,8 +115,8 @@ int dm_cluster_check_unused(struct dm_kv *kv, const char *id, const char *self, 
 int dm_cluster_name_id(struct dm_kv *kv, char *out, size_t size, const char *ns, const char *name,
 		       struct dm_err *err);
 
-/* "http://HOST:PORT" (a node's address) into host (size bytes) and port;
- * -1 when it is not one. */
+/* "https://HOST:PORT" or "http://HOST:PORT" (a node's address) into host
+ * (size bytes) and port; -1 when it is not one. */
 int dm_cluster_address_parse(char *host, size_t size, int *port, const char *address);
 
 /* One node as the KV tells. */

@@ -1,0 +1,208 @@
+/*
+ * certs.c - a data directory's TLS files (see certs.h).
+ *
+ * Invariants:
+ *   - A key is written only with mode 0600, atomically; a certificate 0644.
+ *   - dm_certs_load hands out NUL-terminated PEM, each at most
+ *     DM_TLS_PEM_MAX bytes, or fails naming the file.
+ *   - Key material read into memory is wiped when released.
+ */
+#include "server/certs.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/cluster/cluster.h"
+#include "server/datadir.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/tls.h"
+
+#include "util/banned.h"
+
+static int write_pem(const char *dir, const char *name, const struct dm_buf *pem, mode_t mode,
+		     struct dm_err *err)
+{
+	char path[PATH_MAX];
+	int rc = dm_datadir_path(path, sizeof(path), dir, name, err);
+
+	return rc ? rc : dm_write_file_atomic(path, pem->data, pem->len, mode, err);
+}
+
+/* A PEM file, NUL-terminated, into out. */
+static int read_pem(struct dm_buf *out, const char *path, struct dm_err *err)
+{
+	int rc = dm_read_file(out, path, DM_TLS_PEM_MAX, err);
+
+	if (!rc && dm_buf_add(out, "", 1))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (!rc && !strstr((const char *)out->data, "-----BEGIN "))
+		rc = dm_err_set(err, DM_EINVAL, "'%s' holds no PEM text", path);
+	return rc;
+}
+
+static int read_in(struct dm_buf *out, const char *dir, const char *name, struct dm_err *err)
+{
+	char path[PATH_MAX];
+	int rc = dm_datadir_path(path, sizeof(path), dir, name, err);
+
+	return rc ? rc : read_pem(out, path, err);
+}
+
+/* The names a node's certificate is for. */
+static size_t node_names(char names[][256], size_t max, const char *advertise)
+{
+	size_t n = 0;
+	char host[256];
+	int port;
+
+	snprintf(names[n++], 256, "localhost");
+	snprintf(names[n++], 256, "127.0.0.1");
+	snprintf(names[n++], 256, "::1");
+	if (gethostname(host, sizeof(host)) == 0 && host[0] && strcmp(host, "localhost")) {
+		host[sizeof(host) - 1] = '\0';
+		snprintf(names[n++], 256, "%s", host);
+	}
+	if (advertise && advertise[0] && n < max &&
+	    !dm_cluster_address_parse(host, sizeof(host), &port, advertise)) {
+		/* "[::1]" is "::1" in a certificate */
+		size_t len = strlen(host);
+
+		if (host[0] == '[' && len > 2 && host[len - 1] == ']') {
+			memmove(host, host + 1, len - 2);
+			host[len - 2] = '\0';
+		}
+		bool seen = false;
+
+		for (size_t i = 0; i < n; i++)
+			seen = seen || !strcmp(names[i], host);
+		if (!seen)
+			snprintf(names[n++], 256, "%s", host);
+	}
+	return n;
+}
+
+static int init_self(const char *dir, const char *advertise, struct dm_err *err)
+{
+	struct dm_buf ca = DM_BUF_INIT, ca_key = DM_BUF_INIT, chain = DM_BUF_INIT,
+		      key = DM_BUF_INIT;
+	char names[8][256], host[256] = "";
+	const char *ptrs[8];
+	size_t n = node_names(names, 8, advertise);
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		ptrs[i] = names[i];
+	gethostname(host, sizeof(host) - 1);
+	rc = dm_tls_make_ca(&ca, &ca_key, host[0] ? host : "node", err);
+	if (!rc)
+		rc = write_pem(dir, DM_DATA_CA_KEY, &ca_key, 0600, err);
+	if (!rc)
+		rc = write_pem(dir, DM_DATA_CA, &ca, 0644, err);
+	if (!rc && (dm_buf_add(&ca, "", 1) || dm_buf_add(&ca_key, "", 1)))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (!rc)
+		rc = dm_tls_make_server(&chain, &key, (const char *)ca.data,
+					(const char *)ca_key.data, ptrs, n, err);
+	if (!rc)
+		rc = write_pem(dir, DM_DATA_TLS_KEY, &key, 0600, err);
+	if (!rc)
+		rc = write_pem(dir, DM_DATA_TLS_CERT, &chain, 0644, err);
+	if (ca_key.data)
+		explicit_bzero(ca_key.data, ca_key.alloc);
+	if (key.data)
+		explicit_bzero(key.data, key.alloc);
+	dm_buf_release(&ca);
+	dm_buf_release(&ca_key);
+	dm_buf_release(&chain);
+	dm_buf_release(&key);
+	return rc;
+}
+
+int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char *advertise,
+		  struct dm_err *err)
+{
+	struct dm_certs probe;
+	int rc;
+
+	struct dm_buf ca = DM_BUF_INIT;
+
+	if (!strcmp(c->tls, DM_TLS_SELF))
+		return init_self(dir, advertise, err);
+	if (strcmp(c->tls, DM_TLS_FILES))
+		return 0;
+	/* the operator's: they must be there and be PEM now; DIR/ca.pem is
+	 * what clients pin: --tls-ca, else the last certificate of the chain */
+	dm_buf_init(&probe.chain, 0);
+	rc = read_pem(&probe.chain, c->tls_cert, err);
+	if (!rc && c->tls_ca[0])
+		rc = read_pem(&ca, c->tls_ca, err);
+	else if (!rc)
+		rc = dm_tls_chain_root(&ca, (const char *)probe.chain.data, err);
+	if (!rc && ca.len && ((const char *)ca.data)[ca.len - 1] == '\0')
+		ca.len--;
+	if (!rc)
+		rc = write_pem(dir, DM_DATA_CA, &ca, 0644, err);
+	dm_buf_release(&probe.chain);
+	dm_buf_release(&ca);
+	if (!rc)
+		rc = dm_certs_load(&probe, dir, c, err);
+	if (!rc)
+		dm_certs_release(&probe);
+	if (rc)
+		dm_err_prefix(err, "TLS");
+	return rc;
+}
+
+int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,
+		  struct dm_err *err)
+{
+	int rc = 0;
+
+	dm_buf_init(&out->chain, 0);
+	dm_buf_init(&out->key, 0);
+	dm_buf_init(&out->ca, 0);
+	if (!strcmp(c->tls, DM_TLS_SELF)) {
+		rc = read_in(&out->chain, dir, DM_DATA_TLS_CERT, err);
+		if (!rc)
+			rc = read_in(&out->key, dir, DM_DATA_TLS_KEY, err);
+		if (!rc)
+			rc = read_in(&out->ca, dir, DM_DATA_CA, err);
+	} else if (!strcmp(c->tls, DM_TLS_FILES)) {
+		rc = read_pem(&out->chain, c->tls_cert, err);
+		if (!rc)
+			rc = read_pem(&out->key, c->tls_key, err);
+		if (!rc)
+			rc = read_in(&out->ca, dir, DM_DATA_CA, err);
+	}
+	if (!rc && out->chain.len && !strstr((const char *)out->key.data, "PRIVATE KEY"))
+		rc = dm_err_set(err, DM_EINVAL, "the TLS key holds no private key");
+	if (rc) {
+		dm_err_prefix(err, "TLS");
+		dm_certs_release(out);
+	}
+	return rc;
+}
+
+void dm_certs_release(struct dm_certs *c)
+{
+	if (c->key.data)
+		explicit_bzero(c->key.data, c->key.alloc);
+	dm_buf_release(&c->chain);
+	dm_buf_release(&c->key);
+	dm_buf_release(&c->ca);
+}
+
+void dm_certs_ca_fingerprint(char *out, const char *dir, const struct dm_datadir_config *c)
+{
+	struct dm_certs certs;
+	struct dm_err err;
+
+	out[0] = '\0';
+	if (dm_certs_load(&certs, dir, c, &err))
+		return;
+	if (certs.ca.len && dm_tls_fingerprint(out, (const char *)certs.ca.data, &err))
+		out[0] = '\0';
+	dm_certs_release(&certs);
+}

@@ -1,0 +1,44 @@
+/*
+ * certs.h - the TLS files of a data directory (datadir.h's layout): made
+ * by `dmd init`, read by `dmd start` (docs/internals/security.md).
+ *
+ * A node made with its own CA (DM_TLS_SELF) holds DIR/ca.pem and
+ * DIR/ca-key.pem, and DIR/tls.pem (its certificate, then the CA's) with
+ * DIR/tls-key.pem; the operator's files (DM_TLS_FILES) stay where they are
+ * and config.json names them. Keys are mode 0600.
+ */
+#ifndef DM_SERVER_CERTS_H
+#define DM_SERVER_CERTS_H
+
+#include <stdbool.h>
+
+#include "util/buf.h"
+
+struct dm_datadir_config;
+struct dm_err;
+
+/* What the TCP port serves: the certificate chain and key, and the CA that
+ * clients pin (DIR/ca.pem: dm's own, the operator's --tls-ca, or else the
+ * last certificate of the operator's chain). NUL-terminated PEM. */
+struct dm_certs {
+	struct dm_buf chain, key, ca;
+};
+
+/*
+ * At init: DM_TLS_SELF makes the CA and a certificate for the names this
+ * node is reached by (localhost, 127.0.0.1, ::1, the host name, and the
+ * host of advertise when given); DM_TLS_FILES checks that the files are
+ * readable PEM; DM_TLS_OFF makes nothing. Into dir, as c says.
+ */
+int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char *advertise,
+		  struct dm_err *err);
+
+/* At start: the files as c says (nothing for DM_TLS_OFF). */
+int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,
+		  struct dm_err *err);
+void dm_certs_release(struct dm_certs *c);
+
+/* DIR/ca.pem's fingerprint into out (DM_TLS_FINGERPRINT_LEN + 1), or "". */
+void dm_certs_ca_fingerprint(char *out, const char *dir, const struct dm_datadir_config *c);
+
+#endif
