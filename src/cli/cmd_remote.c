@@ -22,7 +22,10 @@
 
 #include "cli/cli.h"
 #include "client/client.h"
+#include "client/config.h"
+#include "client/probe.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 #include "util/names.h"
 
 #include "util/banned.h"
@@ -209,17 +212,127 @@ static int check_remote_name(const char *name, struct dm_err *err)
 	return 0;
 }
 
+static bool is_loopback(const char *host)
+{
+	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+/* Asks the terminal whether to trust a CA, as ssh does on first contact. */
+static int ask_trust(const char *where, const char *fp, struct dm_err *err)
+{
+	char line[16];
+
+	fprintf(stderr,
+		"The authenticity of dm server at %s cannot be established.\n"
+		"Its CA's fingerprint is %s.\n"
+		"Compare it with the one 'dm cluster init' printed on that server.\n"
+		"Trust this CA and add the remote (yes/no)? ",
+		where, fp);
+	fflush(stderr);
+	if (!fgets(line, sizeof(line), stdin) || strcmp(trim(line), "yes") != 0)
+		return dm_err_set(err, DM_ECANCELED, "not added: the server's CA was not trusted");
+	return 0;
+}
+
+/*
+ * What the new remote pins, into *ca_out (NULL: plain HTTP): the CA the
+ * server's chain ends with, when it is the one --ca-file gives, has the
+ * fingerprint --fingerprint gives, or the user says yes on a terminal.
+ * Plain HTTP only from a loopback address.
+ */
+static int trust_server(struct dm_client_probe *p, const char **ca_out, const struct address *a,
+			const char *where, const char *ca_file, const char *fingerprint,
+			struct dm_err *err)
+{
+	char want[DM_TLS_FINGERPRINT_LEN + 1];
+	int rc = dm_client_probe(p, a->host, a->port, err);
+
+	*ca_out = NULL;
+	if (rc)
+		return rc;
+	if (p->plain) {
+		if (!is_loopback(a->host))
+			return dm_err_set(err, DM_EPERM,
+					  "dm server at %s speaks plain HTTP; dm talks to servers "
+					  "on other hosts only over HTTPS",
+					  where);
+		if (ca_file || fingerprint)
+			return dm_err_set(err, DM_EPERM,
+					  "dm server at %s speaks plain HTTP, not HTTPS: there is no "
+					  "certificate to check",
+					  where);
+		fprintf(stderr, "dm: note: dm server at %s speaks plain HTTP (loopback only)\n",
+			where);
+		return 0;
+	}
+	if (ca_file) {
+		struct dm_buf f = DM_BUF_INIT;
+
+		rc = dm_read_file(&f, ca_file, DM_TLS_PEM_MAX, err);
+		if (!rc && dm_buf_add(&f, "", 1))
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+		if (!rc)
+			rc = dm_tls_fingerprint(want, (const char *)f.data, err);
+		dm_buf_release(&f);
+		if (rc) {
+			dm_err_prefix(err, "--ca-file '%s'", ca_file);
+			return rc;
+		}
+	} else if (fingerprint) {
+		rc = dm_tls_fingerprint_parse(want, fingerprint, err);
+		if (rc)
+			return rc;
+	} else if (isatty(STDIN_FILENO)) {
+		rc = ask_trust(where, p->fingerprint, err);
+		if (rc)
+			return rc;
+		snprintf(want, sizeof(want), "%s", p->fingerprint);
+	} else {
+		return dm_err_set(err, DM_EPERM,
+				  "cannot verify dm server at %s: its CA's fingerprint is %s. If "
+				  "that is the one 'dm cluster init' printed on that server, run "
+				  "again with --fingerprint %s (or --ca-file with its ca.pem)",
+				  where, p->fingerprint, p->fingerprint);
+	}
+	if (strcmp(want, p->fingerprint))
+		return dm_err_set(err, DM_EPERM,
+				  "REFUSED: dm server at %s presents a CA with fingerprint %s, not "
+				  "%s. This may not be the server you meant; nothing was saved",
+				  where, p->fingerprint, want);
+	*ca_out = (const char *)p->ca.data;
+	return 0;
+}
+
 int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
+	enum { OPT_CA_FILE = 1, OPT_FINGERPRINT };
+	static const struct option opts[] = {
+		{"ca-file", required_argument, NULL, OPT_CA_FILE},
+		{"fingerprint", required_argument, NULL, OPT_FINGERPRINT},
+		{NULL, 0, NULL, 0},
+	};
 	char key[API_KEY_MAX], where[sizeof(((struct address *)0)->host) + 96];
+	const char *ca_file = NULL, *fingerprint = NULL, *ca = NULL;
+	struct dm_client_probe probe;
 	struct dm_config *config;
 	struct dm_remote r, existing;
 	struct address a;
 	const char *name;
-	int rc;
+	int c, rc;
 
-	rc = dm_cli_args(cli, argc, argv, 2, 2, "a name and an address: NAME USER@HOST[:PORT]",
-			 err);
+	memset(&probe, 0, sizeof(probe));
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0) {
+		if (c == OPT_CA_FILE)
+			ca_file = optarg;
+		else
+			fingerprint = optarg;
+	}
+	if (c < 0)
+		return c;
+	if (ca_file && fingerprint)
+		return dm_cli_usage_error(cli, err, "give --ca-file or --fingerprint, not both");
+	rc = dm_cli_nargs(cli, argc - optind, 2, 2, "a name and an address: NAME USER@HOST[:PORT]",
+			  err);
 	if (rc)
 		return rc;
 	name = argv[optind];
@@ -236,7 +349,10 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 			"remote '%s' exists already; remove it first with 'dm remote rm %s'", name,
 			name);
 	format_address(where, sizeof(where), a.user, a.host, a.port);
-	rc = read_key(key, sizeof(key), name, where, err);
+	memset(key, 0, sizeof(key));
+	rc = trust_server(&probe, &ca, &a, where, ca_file, fingerprint, err);
+	if (!rc)
+		rc = read_key(key, sizeof(key), name, where, err);
 	if (rc)
 		goto done;
 	memset(&r, 0, sizeof(r));
@@ -245,6 +361,7 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 	r.host = a.host;
 	r.port = a.port;
 	r.api_key = key;
+	r.ca = ca;
 	rc = ping(&r, err);
 	if (!rc)
 		rc = dm_config_set_remote(config, &r, err);
@@ -253,9 +370,11 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 	if (!rc)
 		rc = dm_config_save(config, err);
 	if (!rc)
-		printf("Added remote '%s': %s\n", name, where);
+		printf("Added remote '%s': %s%s%s\n", name, where, ca ? ", CA " : "",
+		       ca ? probe.fingerprint : "");
 done:
 	memset(key, 0, sizeof(key));
+	dm_client_probe_release(&probe);
 	return rc;
 }
 

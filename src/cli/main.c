@@ -287,12 +287,19 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Options:\n"
 	 "  -v, --verbose     show each remote's USER@HOST:PORT too\n"
 	 "  -H                for scripts: CURRENT<tab>NAME<tab>USER@HOST:PORT\n"},
-	{"remote add", dm_cmd_remote_add, "NAME USER@HOST[:PORT]", "add a remote",
+	{"remote add", dm_cmd_remote_add,
+	 "NAME USER@HOST[:PORT] [--fingerprint SHA256:HEX | --ca-file FILE]", "add a remote",
 	 "Adds the dm server at HOST (port 32607 unless given; an IPv6 address\n"
 	 "goes in brackets: [::1]:32607) as remote NAME, used as USER. The API\n"
 	 "key is taken from $DM_API_KEY, or asked for on the terminal without\n"
 	 "echo. The server must answer with that user and key before the remote\n"
-	 "is saved. The first remote becomes the current one.\n"},
+	 "is saved. The first remote becomes the current one.\n"
+	 "The server speaks HTTPS with a certificate of its CA, which the remote\n"
+	 "pins: give the CA's fingerprint that 'dm cluster init' printed there\n"
+	 "(--fingerprint) or its ca.pem (--ca-file); on a terminal without\n"
+	 "either, dm shows the fingerprint and asks. A server whose certificate\n"
+	 "later does not chain to the pinned CA is refused. A server on this\n"
+	 "host may speak plain HTTP (dmd init --insecure-http).\n"},
 	{"remote rm", dm_cmd_remote_rm, "NAME", "remove a remote",
 	 "Removes remote NAME from the config file, with the upstreams of its\n"
 	 "dots and those that pointed to it. The current remote cannot be\n"
