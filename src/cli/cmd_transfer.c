@@ -400,7 +400,7 @@ static int resolve(struct dm_cli *cli, struct xfer_args *a, struct dm_err *err)
 	return 0;
 }
 
-/* {"host","port","user","api_key"} of the remote called name. */
+/* {"host","port","user","api_key","ca"} of the remote called name. */
 static int remote_param(struct dm_cli *cli, const char *name, json_t **out, struct dm_err *err)
 {
 	struct dm_config *config;
@@ -421,6 +421,9 @@ static int remote_param(struct dm_cli *cli, const char *name, json_t **out, stru
 			cli->remote.name, cli->cmd->name);
 	*out = json_pack("{s:s, s:i, s:s, s:s}", "host", r.host, "port", r.port, "user", r.user,
 			 "api_key", r.api_key);
+	/* the dmd that moves the data checks the remote as we would */
+	if (*out && r.ca)
+		json_object_set_new(*out, "ca", json_string(r.ca));
 	return *out ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 

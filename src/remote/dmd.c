@@ -27,6 +27,7 @@
 #include "util/curl.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/tls.h"
 
 #include "util/banned.h"
 
@@ -48,7 +49,9 @@ struct batch {
 struct dmd_conn {
 	struct dm_remote_conn iface; /* first: what remote.h sees */
 	char *where;                 /* HOST:PORT */
-	char *base;                  /* http://HOST:PORT */
+	char *base; /* https://HOST:PORT, or http:// without a CA */
+	char *ca;   /* the pinned CA (PEM), or NULL */
+	char ca_fp[DM_TLS_FINGERPRINT_LEN + 1];
 	char *user;
 	char *key;
 	CURL *easy;                 /* for the one-at-a-time calls */
@@ -107,7 +110,16 @@ int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr 
 	r->iface.ops = &dmd_ops;
 	v6 = strchr(addr->host, ':') != NULL;
 	r->where = dm_asprintf(v6 ? "[%s]:%d" : "%s:%d", addr->host, addr->port);
-	r->base = dm_asprintf("http://%s", r->where ? r->where : "");
+	r->base = dm_asprintf("%s://%s", addr->ca ? "https" : "http", r->where ? r->where : "");
+	if (addr->ca) {
+		r->ca = dm_xstrdup(addr->ca);
+		if (dm_tls_fingerprint(r->ca_fp, r->ca, err)) {
+			dmd_free(&r->iface);
+			return dm_err_set(err, DM_EINVAL,
+					  "the CA given for dm server '%s' is not a certificate",
+					  addr->host);
+		}
+	}
 	r->user = dm_xstrdup(addr->user ? addr->user : "");
 	r->key = dm_xstrdup(addr->api_key ? addr->api_key : "");
 	r->easy = curl_easy_init();
@@ -161,6 +173,7 @@ static void dmd_free(struct dm_remote_conn *conn)
 		free(r->key);
 	}
 	free(r->put_url);
+	free(r->ca);
 	free(r);
 }
 
@@ -211,6 +224,7 @@ static void setup(struct dmd_conn *r, CURL *e, const char *url, char *errbuf, in
 		.agent = "dmd/" DM_VERSION,
 		.connect_timeout = DM_REMOTE_CONNECT_TIMEOUT,
 		.errbuf = errbuf,
+		.ca_pem = r->ca,
 	};
 
 	dm_curl_setup(e, &req);
@@ -283,6 +297,8 @@ static int transport_error(struct dmd_conn *r, CURL *e, CURLcode cc, const char 
 		return dm_err_set(err, DM_EUNAVAILABLE,
 				  "lost the connection to dm server at %s: %s", r->where, why);
 	default:
+		if (r->ca && dm_curl_is_tls_failure(cc))
+			return dm_client_tls_refusal(err, r->where, r->where, r->ca_fp, errbuf);
 		return dm_err_set(err, DM_EIO, "cannot talk to dm server at %s: %s", r->where,
 				  *errbuf ? errbuf : curl_easy_strerror(cc));
 	}

@@ -47,6 +47,9 @@ struct dm_remote_addr {
 	/* a node of a cluster passing on a user's push: that user
 	 * (X-Dm-On-Behalf-Of; the remote checks it again), or NULL */
 	const char *on_behalf;
+	/* the CA the remote's certificate must chain to (PEM): https; NULL:
+	 * plain http (a --insecure-http server on loopback) */
+	const char *ca;
 };
 
 struct dm_remote_conn {

@@ -83,19 +83,28 @@ static size_t node_names(char names[][256], size_t max, const char *advertise)
 	return n;
 }
 
-static int init_self(const char *dir, const char *advertise, struct dm_err *err)
+/* Makes the CA (given_ca NULL) or keeps the given one, and a certificate
+ * for this node signed by it. */
+static int init_self(const char *dir, const char *advertise, const char *given_ca,
+		     const char *given_key, struct dm_err *err)
 {
 	struct dm_buf ca = DM_BUF_INIT, ca_key = DM_BUF_INIT, chain = DM_BUF_INIT,
 		      key = DM_BUF_INIT;
 	char names[8][256], host[256] = "";
 	const char *ptrs[8];
 	size_t n = node_names(names, 8, advertise);
-	int rc;
+	int rc = 0;
 
 	for (size_t i = 0; i < n; i++)
 		ptrs[i] = names[i];
 	gethostname(host, sizeof(host) - 1);
-	rc = dm_tls_make_ca(&ca, &ca_key, host[0] ? host : "node", err);
+	if (given_ca) {
+		if (dm_buf_add(&ca, given_ca, strlen(given_ca)) ||
+		    dm_buf_add(&ca_key, given_key, strlen(given_key)))
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	} else {
+		rc = dm_tls_make_ca(&ca, &ca_key, host[0] ? host : "node", err);
+	}
 	if (!rc)
 		rc = write_pem(dir, DM_DATA_CA_KEY, &ca_key, 0600, err);
 	if (!rc)
@@ -129,7 +138,7 @@ int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char
 	struct dm_buf ca = DM_BUF_INIT;
 
 	if (!strcmp(c->tls, DM_TLS_SELF))
-		return init_self(dir, advertise, err);
+		return init_self(dir, advertise, NULL, NULL, err);
 	if (strcmp(c->tls, DM_TLS_FILES))
 		return 0;
 	/* the operator's: they must be there and be PEM now; DIR/ca.pem is
@@ -155,20 +164,32 @@ int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char
 	return rc;
 }
 
+int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_pem,
+			 const char *ca_key_pem, struct dm_err *err)
+{
+	return init_self(dir, advertise, ca_pem, ca_key_pem, err);
+}
+
 int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,
 		  struct dm_err *err)
 {
+	char path[PATH_MAX];
 	int rc = 0;
 
 	dm_buf_init(&out->chain, 0);
 	dm_buf_init(&out->key, 0);
 	dm_buf_init(&out->ca, 0);
+	dm_buf_init(&out->ca_key, 0);
 	if (!strcmp(c->tls, DM_TLS_SELF)) {
 		rc = read_in(&out->chain, dir, DM_DATA_TLS_CERT, err);
 		if (!rc)
 			rc = read_in(&out->key, dir, DM_DATA_TLS_KEY, err);
 		if (!rc)
 			rc = read_in(&out->ca, dir, DM_DATA_CA, err);
+		if (!rc)
+			rc = dm_datadir_path(path, sizeof(path), dir, DM_DATA_CA_KEY, err);
+		if (!rc && access(path, F_OK) == 0)
+			rc = read_pem(&out->ca_key, path, err);
 	} else if (!strcmp(c->tls, DM_TLS_FILES)) {
 		rc = read_pem(&out->chain, c->tls_cert, err);
 		if (!rc)
@@ -189,6 +210,9 @@ void dm_certs_release(struct dm_certs *c)
 {
 	if (c->key.data)
 		explicit_bzero(c->key.data, c->key.alloc);
+	if (c->ca_key.data)
+		explicit_bzero(c->ca_key.data, c->ca_key.alloc);
+	dm_buf_release(&c->ca_key);
 	dm_buf_release(&c->chain);
 	dm_buf_release(&c->key);
 	dm_buf_release(&c->ca);

@@ -22,6 +22,7 @@ struct dm_err;
  * last certificate of the operator's chain). NUL-terminated PEM. */
 struct dm_certs {
 	struct dm_buf chain, key, ca;
+	struct dm_buf ca_key; /* DIR/ca-key.pem when this node holds it, or empty */
 };
 
 /*
@@ -32,6 +33,10 @@ struct dm_certs {
  */
 int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char *advertise,
 		  struct dm_err *err);
+/* The same for a node joining a cluster: its certificate is signed by the
+ * cluster's CA (ca_pem, ca_key_pem, from the join token), which it keeps. */
+int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_pem,
+			 const char *ca_key_pem, struct dm_err *err);
 
 /* At start: the files as c says (nothing for DM_TLS_OFF). */
 int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,

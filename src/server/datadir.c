@@ -535,7 +535,9 @@ static int init_contents(char *key_out, const char *dir, struct dm_datadir_confi
 		snprintf(line, sizeof(line), "%s\n", key_out);
 		rc = dm_write_file_atomic(path, line, strlen(line), 0400, err);
 	}
-	if (!rc)
+	if (!rc && join && join->ca[0])
+		rc = dm_certs_init_joined(dir, c->advertise, join->ca, join->ca_key, err);
+	else if (!rc)
 		rc = dm_certs_init(dir, c, c->advertise, err);
 	if (!rc)
 		rc = write_config(dir, c, err);
@@ -636,7 +638,15 @@ static int check_tls_opts(struct dm_datadir_config *c, const struct dm_datadir_i
 {
 	int rc = 0;
 
-	if (o->insecure_http) {
+	if (o->join && (o->tls_cert || o->tls_key || o->tls_ca || o->insecure_http))
+		return dm_err_set(err, DM_EINVAL,
+				  "a node joining a cluster speaks as the cluster does (its token "
+				  "says): no --tls-cert, --tls-key, --tls-ca or --insecure-http");
+	if (o->join && o->join->ca[0]) {
+		snprintf(c->tls, sizeof(c->tls), "%s", DM_TLS_SELF);
+		return 0;
+	}
+	if (o->insecure_http || o->join) {
 		char host[256];
 		int port;
 

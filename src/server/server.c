@@ -269,6 +269,7 @@ static void set_envs(struct dm_server *srv)
 	c->node_id = srv->node_id;
 	c->kv_root = srv->kv_root;
 	c->admin_key = srv->admin_key;
+	c->ca = srv->tls && srv->certs.ca.len ? (const char *)srv->certs.ca.data : NULL;
 	a->kv = srv->kv;
 	a->store = srv->store;
 	a->registry = srv->registry;
@@ -282,6 +283,8 @@ static void set_envs(struct dm_server *srv)
 	a->kv_name = srv->kv_name;
 	a->etcd_endpoints = srv->etcd_endpoints;
 	a->admin_key = srv->admin_key;
+	a->ca = c->ca;
+	a->ca_key = srv->tls && srv->certs.ca_key.len ? (const char *)srv->certs.ca_key.data : NULL;
 	a->address = srv->address;
 }
 

@@ -35,6 +35,8 @@ struct dm_api_env {
 	const char *kv_name;        /* "lmdb" or "etcd" */
 	const char *etcd_endpoints; /* etcd's client URLs, or "" */
 	const char *admin_key;      /* how this node calls the others; "" on one node */
+	const char *ca;             /* the cluster's CA (PEM), or NULL: plain HTTP */
+	const char *ca_key;         /* its key, on a node that holds it (join tokens), or NULL */
 	const char *address;        /* "127.0.0.1:32607": where clients reach us */
 	const char *mount_warning;  /* the working copies' file system lacks nosuid,nodev; or "" */
 };

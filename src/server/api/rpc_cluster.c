@@ -64,6 +64,18 @@ static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json
 	memcpy(t.api_key, env->admin_key, DM_API_KEY_LEN + 1);
 	snprintf(t.cluster_id, sizeof(t.cluster_id), "%s", env->cluster_id);
 	snprintf(t.endpoints, sizeof(t.endpoints), "%s", env->etcd_endpoints);
+	if (env->ca) {
+		/* the joining node signs its certificate with the cluster's CA */
+		if (!env->ca_key)
+			return dm_err_set(err, DM_EUNSUPPORTED,
+					  "this node does not hold the cluster CA's key (its TLS "
+					  "files are the operator's); join nodes with certificates of "
+					  "your own");
+		if (strlen(env->ca) >= sizeof(t.ca) || strlen(env->ca_key) >= sizeof(t.ca_key))
+			return dm_err_set(err, DM_ETOOBIG, "the cluster's CA is too big for a token");
+		snprintf(t.ca, sizeof(t.ca), "%s", env->ca);
+		snprintf(t.ca_key, sizeof(t.ca_key), "%s", env->ca_key);
+	}
 	rc = dm_cluster_token_encode(&token, &t, err);
 	explicit_bzero(&t, sizeof(t));
 	if (rc)

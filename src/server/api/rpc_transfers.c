@@ -23,9 +23,14 @@
 #include "server/transfers/transfer.h"
 #include "util/names.h"
 
+#include "util/tls.h"
+
 #include "util/banned.h"
 
-/* Reads params.remote: {"host","port","user","api_key"} (and "name"). */
+/* Reads params.remote: {"host","port","user","api_key"} (and "name", and
+ * "ca": the CA the remote's certificate must chain to, pinned by the
+ * client; without it the remote is spoken to in plain HTTP, which only a
+ * server on loopback serves). */
 static int remote_param(struct dm_transfer_spec *spec, json_t *params, struct dm_err *err)
 {
 	json_t *r = json_object_get(params, "remote"), *port;
@@ -42,8 +47,12 @@ static int remote_param(struct dm_transfer_spec *spec, json_t *params, struct dm
 		rc = dm_rpc_param_str(&spec->api_key, r, "api_key", true, err);
 	if (!rc)
 		rc = dm_rpc_param_str(&spec->remote_name, r, "name", false, err);
+	if (!rc)
+		rc = dm_rpc_param_str(&spec->ca, r, "ca", false, err);
 	if (rc)
 		return dm_err_prefix(err, "remote");
+	if (spec->ca && (strlen(spec->ca) > DM_TLS_PEM_MAX || !strstr(spec->ca, "-----BEGIN ")))
+		return dm_err_set(err, DM_EINVAL, "remote: 'ca' is not a PEM certificate");
 	port = json_object_get(r, "port");
 	if (!port)
 		spec->port = DM_DEFAULT_PORT;
@@ -133,7 +142,8 @@ static int check_local(const struct dm_rpc_ctx *ctx, const struct dm_dot_name *n
  * the protocol version, so that the call itself reports those. */
 static int check_remote(const struct dm_transfer_spec *spec, struct dm_err *err)
 {
-	struct dm_remote_addr addr = {spec->host, spec->port, spec->user, spec->api_key, NULL};
+	struct dm_remote_addr addr = {spec->host, spec->port, spec->user, spec->api_key, NULL,
+				      spec->ca};
 	struct dm_remote_conn *conn = NULL;
 	int rc = dm_remote_open(&conn, &addr, err);
 

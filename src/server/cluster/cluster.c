@@ -61,9 +61,15 @@ int dm_cluster_token_encode(char **out, const struct dm_cluster_token *t, struct
 {
 	json_t *doc = json_pack("{s:s, s:s, s:s}", "cluster", t->cluster_id, "etcd", t->endpoints,
 				"key", t->api_key);
-	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	char *text;
 	struct dm_buf b;
 	int rc;
+
+	if (doc && t->ca[0]) {
+		json_object_set_new(doc, "ca", json_string(t->ca));
+		json_object_set_new(doc, "ca_key", json_string(t->ca_key));
+	}
+	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 
 	json_decref(doc);
 	if (!text)
@@ -110,7 +116,13 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
 	rc = dm_base64_decode(&b, text + plen, strlen(text + plen), true, err);
 	if (!rc) {
 		doc = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
-		if (!json_is_object(doc) || json_object_size(doc) != 3 ||
+		bool tls = json_object_get(doc, "ca") != NULL;
+
+		if (!json_is_object(doc) || json_object_size(doc) != (tls ? 5u : 3u) ||
+		    (tls && (copy_field(out->ca, sizeof(out->ca), doc, "ca") ||
+			     copy_field(out->ca_key, sizeof(out->ca_key), doc, "ca_key") ||
+			     !strstr(out->ca, "-----BEGIN CERTIFICATE") ||
+			     !strstr(out->ca_key, "PRIVATE KEY"))) ||
 		    copy_field(out->cluster_id, sizeof(out->cluster_id), doc, "cluster") ||
 		    copy_field(out->endpoints, sizeof(out->endpoints), doc, "etcd") ||
 		    copy_field(out->api_key, sizeof(out->api_key), doc, "key") ||

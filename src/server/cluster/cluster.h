@@ -36,6 +36,10 @@ struct dm_cluster_env {
 	const char *node_id;
 	const char *kv_root;   /* "/dm/n/NODE/" on etcd; "" on one node (dots/dot.h) */
 	const char *admin_key; /* how this node calls the others; "" on one node */
+	/* the cluster's CA (PEM): every node's certificate chains to it, and
+	 * a node verifies every other it calls against it; NULL: the cluster
+	 * speaks plain HTTP (on loopback) */
+	const char *ca;
 };
 
 /* The cluster's admin user: how nodes call each other. */
@@ -55,7 +59,8 @@ struct dm_cluster_env {
 
 #define DM_CLUSTER_ENDPOINTS_MAX 1024
 #define DM_CLUSTER_ADDRESS_MAX   256
-#define DM_CLUSTER_TOKEN_MAX     4096
+#define DM_CLUSTER_TOKEN_MAX     8192
+#define DM_CLUSTER_TOKEN_PEM_MAX 2048
 #define DM_CLUSTER_TOKEN_PREFIX  "dmj1."
 
 /* What a join token carries. */
@@ -63,10 +68,14 @@ struct dm_cluster_token {
 	char cluster_id[DM_UUID_LEN + 1];
 	char endpoints[DM_CLUSTER_ENDPOINTS_MAX]; /* "http://h:p,http://h:p" */
 	char api_key[DM_API_KEY_LEN + 1];         /* the admin user's key */
+	/* a cluster that speaks HTTPS: its CA (PEM) and the CA's key, with
+	 * which the joining node signs its own certificate; "" otherwise */
+	char ca[DM_CLUSTER_TOKEN_PEM_MAX];
+	char ca_key[DM_CLUSTER_TOKEN_PEM_MAX];
 };
 
-/* token text: "dmj1." + base64url of {"cluster","etcd","key"}; *out is
- * malloc'ed. */
+/* token text: "dmj1." + base64url of {"cluster","etcd","key"} (and
+ * "ca", "ca_key" for a cluster on HTTPS); *out is malloc'ed. */
 int dm_cluster_token_encode(char **out, const struct dm_cluster_token *t, struct dm_err *err);
 /* Parses and checks a token (form, sizes, a UUID, a key's length);
  * DM_EINVAL says what is wrong with it. */

@@ -82,6 +82,7 @@ static int node_client(const struct dm_cluster_env *env, struct dm_client **out,
 	remote.port = *port;
 	remote.api_key = env->admin_key;
 	remote.on_behalf = user;
+	remote.ca = env->ca;
 	return dm_client_new(out, &remote, err);
 }
 
@@ -153,6 +154,7 @@ int dm_forward_pull_begin(const struct dm_cluster_env *env, const char *host, in
 	spec.port = port;
 	spec.user = DM_CLUSTER_ADMIN_USER;
 	spec.api_key = env->admin_key;
+	spec.ca = env->ca;
 	spec.remote_name = label;
 	spec.dot = *name;
 	spec.remote_dot = *name;
@@ -291,7 +293,7 @@ int dm_forward_update(const struct dm_cluster_env *env, const struct dm_caller *
 	if (rc)
 		return rc;
 	addr = (struct dm_remote_addr){host, port, DM_CLUSTER_ADMIN_USER, env->admin_key,
-				       caller->user};
+				       caller->user, env->ca};
 	memset(&walk, 0, sizeof(walk));
 	walk.store = env->store;
 	walk.dot_id = dot_id;

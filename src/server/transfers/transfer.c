@@ -204,7 +204,7 @@ struct job_arg {
 	const struct dm_transfers_env *env;
 	char id[DM_UUID_LEN + 1];
 	int direction;
-	char *host, *user, *key, *remote_name;
+	char *host, *user, *key, *remote_name, *ca;
 	int port;
 	struct dm_dot_name dot, remote_dot;
 	char *branch;
@@ -220,6 +220,7 @@ static void job_arg_free(void *p)
 		return;
 	free(a->host);
 	free(a->user);
+	free(a->ca);
 	if (a->key) {
 		explicit_bzero(a->key, strlen(a->key));
 		free(a->key);
@@ -771,7 +772,7 @@ done:
 static void run_transfer(struct dm_job *job)
 {
 	struct job_arg *a = dm_job_arg(job);
-	struct dm_remote_addr addr = {a->host, a->port, a->user, a->key, NULL};
+	struct dm_remote_addr addr = {a->host, a->port, a->user, a->key, NULL, a->ca};
 	struct result *res = dm_xcalloc(1, sizeof(*res));
 	struct run r;
 	struct dm_err err;
@@ -995,6 +996,7 @@ int dm_transfers_begin(struct dm_transfers *t, const struct dm_transfer_spec *sp
 	a->port = spec->port;
 	a->user = dm_xstrdup(spec->user);
 	a->key = dm_xstrdup(spec->api_key);
+	a->ca = spec->ca ? dm_xstrdup(spec->ca) : NULL;
 	a->remote_name = dup_or_null(spec->remote_name);
 	a->dot = spec->dot;
 	a->remote_dot = spec->remote_dot;

@@ -43,6 +43,7 @@ struct dm_transfer_spec {
 	int port;
 	const char *user;
 	const char *api_key;
+	const char *ca; /* the remote's pinned CA (PEM), or NULL: plain http */
 	const char *remote_name;       /* for messages: the client's name for the remote, or NULL */
 	struct dm_dot_name dot;        /* the local dot */
 	struct dm_dot_name remote_dot; /* the dot on the remote */
