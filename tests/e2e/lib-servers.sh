@@ -43,7 +43,7 @@ servers_init() {
 			[ "$n" = "$m" ] && continue
 			lc=$(printf '%s' "$m" | tr '[:upper:]' '[:lower:]')
 			DM_API_KEY=$(cat "$HOME/$m/admin-api-key") \
-				"dm$n" remote add "$lc" "admin@127.0.0.1:$(server_port "$m")" >/dev/null || return 1
+				"dm$n" remote add "$lc" "admin@127.0.0.1:$(server_port "$m")" --ca-file "$HOME/$m/ca.pem" >/dev/null || return 1
 		done
 	done
 }
@@ -76,10 +76,10 @@ dot_id() {
 # server_rpc NAME METHOD [PARAMS_JSON]: calls METHOD on server NAME as its
 # admin and prints the result as JSON; an error reply fails, printing it.
 server_rpc() {
-	curl -sS --max-time 30 -u "admin:$(cat "$HOME/$1/admin-api-key")" \
+	curl -sS --max-time 30 --cacert "$HOME/$1/ca.pem" -u "admin:$(cat "$HOME/$1/admin-api-key")" \
 		-H 'Content-Type: application/json' \
 		--data-binary "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\",\"params\":${3:-{\}}}" \
-		"http://127.0.0.1:$(server_port "$1")/rpc" |
+		"https://127.0.0.1:$(server_port "$1")/rpc" |
 		python3 -c 'import json, sys
 r = json.load(sys.stdin)
 if "error" in r:
@@ -103,5 +103,5 @@ transfer_field() {
 # user_remote CLIENT REMOTE USER SERVER KEYFILE: makes USER of SERVER (key
 # in KEYFILE) remote REMOTE of CLIENT's config.
 user_remote() {
-	DM_API_KEY=$(cat "$5") "dm$1" remote add "$2" "$3@127.0.0.1:$(server_port "$4")" >/dev/null
+	DM_API_KEY=$(cat "$5") "dm$1" remote add "$2" "$3@127.0.0.1:$(server_port "$4")" --ca-file "$HOME/$4/ca.pem" >/dev/null
 }

@@ -15,12 +15,15 @@ usage: objects-client.py URL USER KEYFILE COMMAND [ARGS...]
                               writes to stdout a commit object (PARENT "-":
                               none; author and message given as hex bytes)
   update SESSION JSON         sends an update; prints the answer
-SESSION "-" sends no session header. Exit status 0 unless the HTTP
+SESSION "-" sends no session header. $DM_CA_FILE is the CA an https URL's
+server must chain to (the server's ca.pem). Exit status 0 unless the HTTP
 exchange itself failed; refusals are printed as "http STATUS BODY".
 """
 import base64
 import hashlib
 import json
+import os
+import ssl
 import struct
 import sys
 import urllib.error
@@ -37,8 +40,9 @@ def call(url, user, key, path, body=None, session=None):
     req.add_header("Content-Type", "application/octet-stream")
     if session and session != "-":
         req.add_header(HEADER, session)
+    ctx = ssl.create_default_context(cafile=os.environ["DM_CA_FILE"]) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(req, timeout=60) as r:
+        with urllib.request.urlopen(req, timeout=60, context=ctx) as r:
             return r.status, r.read(), r.headers.get(HEADER)
     except urllib.error.HTTPError as e:
         return e.code, e.read(), e.headers.get(HEADER)

@@ -11,13 +11,23 @@ port2=$(test_free_port)
 test_atexit 'dmd stop --data-dir "$TRASH_DIRECTORY/data" --timeout 10;
 	dmd stop --data-dir "$TRASH_DIRECTORY/data2" --timeout 10'
 
+# The TCP ports speak HTTPS, each with the CA dmd init made in its data
+# directory: curl trusts that one and nothing else.
+curl() {
+	local ca=$TRASH_DIRECTORY/data/ca.pem a
+	for a in "$@"; do
+		case $a in *":$port2/"*) ca=$TRASH_DIRECTORY/data2/ca.pem ;; esac
+	done
+	command curl --cacert "$ca" "$@"
+}
+
 # rpc KEY WHERE METHOD: POST /rpc as admin; WHERE is a port or a socket path.
 rpc() {
 	case $2 in
 	/*) curl -s --unix-socket "$2" -u "admin:$1" \
 		-d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$3\"}" http://dmd/rpc ;;
 	*) curl -s -u "admin:$1" \
-		-d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$3\"}" "http://127.0.0.1:$2/rpc" ;;
+		-d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$3\"}" "https://127.0.0.1:$2/rpc" ;;
 	esac
 }
 
@@ -76,7 +86,7 @@ test_expect_success 'dmd start returns once dmd serves; /healthz answers without
 	grep "dmd is running on" out &&
 	test -f data/dmd.pid &&
 	kill -0 "$(cat data/dmd.pid)" &&
-	curl -sf "http://127.0.0.1:$port/healthz" >health &&
+	curl -sf "https://127.0.0.1:$port/healthz" >health &&
 	echo ok >expect &&
 	test_cmp expect health
 '
@@ -96,19 +106,19 @@ test_expect_success 'server.ping over the unix socket, which only the owner may 
 test_expect_success 'a wrong key, an unknown user and no key get 401 and permission_denied' '
 	curl -s -D headers -o body -w "%{http_code}\n" -u admin:0123 \
 		-d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.ping\"}" \
-		"http://127.0.0.1:$port/rpc" >code &&
+		"https://127.0.0.1:$port/rpc" >code &&
 	echo 401 >expect && test_cmp expect code &&
 	grep -i "^WWW-Authenticate: Basic realm=\"dm\"" headers &&
 	grep "\"code\":\"permission_denied\"" body &&
 	grep "invalid user name or API key" body &&
 	curl -s -o body2 -w "%{http_code}\n" -u "nobody:$(cat key.out)" \
 		-d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.ping\"}" \
-		"http://127.0.0.1:$port/rpc" >code &&
+		"https://127.0.0.1:$port/rpc" >code &&
 	test_cmp expect code &&
 	test_cmp body body2 &&
 	curl -s -o body3 -w "%{http_code}\n" \
 		-d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.version\"}" \
-		"http://127.0.0.1:$port/rpc" >code &&
+		"https://127.0.0.1:$port/rpc" >code &&
 	test_cmp expect code &&
 	test_cmp body body3
 '
@@ -120,7 +130,7 @@ test_expect_success 'a second dmd on the same data directory fails and names the
 	test_must_fail dmd start --data-dir data --foreground 2>err &&
 	grep "dmd is already running on $PWD/data (pid $pid)" err &&
 	test "$(cat data/dmd.pid)" = "$pid" &&
-	curl -sf "http://127.0.0.1:$port/healthz"
+	curl -sf "https://127.0.0.1:$port/healthz"
 '
 
 test_expect_success 'dmd start reports a port already in use, and leaves nothing running' '
@@ -152,9 +162,9 @@ test_expect_success 'dmd stop stops dmd and removes its pid file and socket' '
 	test_wait_gone "$pid" &&
 	test ! -e data2/dmd.pid &&
 	test ! -e data2/dmd.sock &&
-	test_must_fail curl -sf "http://127.0.0.1:$port2/healthz" &&
+	test_must_fail curl -sf "https://127.0.0.1:$port2/healthz" &&
 	grep "dmd stopped cleanly" data2/dmd.log &&
-	curl -sf "http://127.0.0.1:$port/healthz"
+	curl -sf "https://127.0.0.1:$port/healthz"
 '
 
 test_expect_success 'dmd stop when dmd is not running says so and succeeds' '
@@ -198,7 +208,7 @@ test_expect_success 'dmd start --foreground logs to stderr and stops on SIGINT' 
 	dmd stop --data-dir data &&
 	{ dmd start --data-dir data --foreground 2>fg.log & } &&
 	for _ in $(seq 100); do
-		curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+		curl -sf "https://127.0.0.1:$port/healthz" >/dev/null && break
 		sleep 0.1
 	done &&
 	pid=$(cat data/dmd.pid) &&

@@ -12,7 +12,10 @@ test_expect_success 'dm cluster init makes the data dir, saves the remote, start
 	test_cmp /dev/null err &&
 	grep "^Initialised the dm data directory $data$" out &&
 	grep "$DM_CONFIG" out &&
-	grep "^dmd is running: 127.0.0.1:$port and $data/dmd.sock$" out &&
+	grep "^dmd is running: https://127.0.0.1:$port and $data/dmd.sock$" out &&
+	fp=$(sed -n "s/^Its CA.s fingerprint is \(SHA256:[0-9a-f]\{64\}\)$/\1/p" out) &&
+	test -n "$fp" &&
+	grep -F -- "--fingerprint $fp" out &&
 	test -S "$data/dmd.sock" &&
 	test "$(stat -c %a "$DM_CONFIG")" = 600 &&
 	test "$(stat -c %a dmconf)" = 700 &&
@@ -26,6 +29,7 @@ test_expect_success 'dm cluster init makes the data dir, saves the remote, start
 	assert r["socket"] == sys.argv[3] + "/dmd.sock", r
 	assert r["data_dir"] == sys.argv[3], r
 	assert re.fullmatch("[0-9a-f]{64}", r["api_key"]), r
+assert r["ca"] == open(sys.argv[3] + "/ca.pem").read(), r
 	EOF
 '
 

@@ -62,8 +62,9 @@ test_expect_success 'a second user of the same name, or a bad name, is refused' 
 '
 
 test_expect_success 'dm remote add with a good key saves the remote after a ping' '
-	DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" >out &&
-	echo "Added remote '\''bob'\'': bob@127.0.0.1:$port" >expect &&
+	DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" >out &&
+	fp=SHA256:$(openssl x509 -in "$data/ca.pem" -outform DER | sha256sum | cut -c1-64) &&
+	echo "Added remote '\''bob'\'': bob@127.0.0.1:$port, CA $fp" >expect &&
 	test_cmp expect out &&
 	printf "bob\nlocal\n" >expect &&
 	config_remotes >actual && test_cmp expect actual &&
@@ -91,29 +92,29 @@ test_expect_success 'the users methods are for admins only: a user gets permissi
 
 test_expect_success 'a wrong key is refused at remote add, and nothing is saved' '
 	cp "$DM_CONFIG" before &&
-	test_dm_status 10 env DM_API_KEY=$(printf "%064d" 0) dm remote add bad "bob@127.0.0.1:$port" &&
+	test_dm_status 10 env DM_API_KEY=$(printf "%064d" 0) dm remote add bad "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	echo "dm: permission denied: invalid user name or API key for remote '\''bad'\''" >expect &&
 	test_cmp expect err &&
-	test_dm_status 10 env DM_API_KEY=$(cat key) dm remote add bad "nosuch@127.0.0.1:$port" &&
+	test_dm_status 10 env DM_API_KEY=$(cat key) dm remote add bad "nosuch@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	test_cmp before "$DM_CONFIG"
 '
 
 test_expect_success 'an unreachable remote is named, and nothing is saved' '
 	cp "$DM_CONFIG" before &&
-	test_dm_status 13 env DM_API_KEY=$(cat key) dm remote add dead "bob@127.0.0.1:$dead_port" &&
+	test_dm_status 13 env DM_API_KEY=$(cat key) dm remote add dead "bob@127.0.0.1:$dead_port" --ca-file "$data/ca.pem" &&
 	grep "^dm: cannot reach dm server at 127.0.0.1:$dead_port: " err &&
 	test_cmp before "$DM_CONFIG"
 '
 
 test_expect_success 'without a terminal and without DM_API_KEY, remote add says how to give the key' '
-	test_dm_status 2 dm remote add typed "bob@127.0.0.1:$port" &&
+	test_dm_status 2 dm remote add typed "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	echo "dm: no API key for remote '\''typed'\'': set DM_API_KEY, or run this on a terminal to type it" >expect &&
 	test_cmp expect err &&
-	test_dm_status 2 env DM_API_KEY=" " dm remote add typed "bob@127.0.0.1:$port" &&
+	test_dm_status 2 env DM_API_KEY=" " dm remote add typed "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	grep "empty API key" err
 '
 
-test_expect_success PYTHON 'on a terminal the key is asked for without echo' '
+test_expect_success PYTHON 'on a terminal the CA is shown and trusted on yes, then the key is asked for without echo' '
 	python3 - "$port" "$(cat key)" >out <<-\EOF &&
 	import os, pty, sys
 	port, key = sys.argv[1], sys.argv[2].encode()
@@ -129,6 +130,11 @@ test_expect_success PYTHON 'on a terminal the key is asked for without echo' '
 	        data = b""
 	    out += data
 	    return data
+	# first contact: the CA's fingerprint is shown and trusted on "yes"
+	while b"(yes/no)? " not in out:
+	    if not more():
+	        break
+	os.write(fd, b"yes\n")
 	while b"API key for bob@127.0.0.1:" not in out:
 	    if not more():
 	        break
@@ -139,6 +145,8 @@ test_expect_success PYTHON 'on a terminal the key is asked for without echo' '
 	sys.stdout.write(out.decode("utf-8", "replace"))
 	sys.exit(os.waitstatus_to_exitcode(status))
 	EOF
+	fp=SHA256:$(openssl x509 -in "$data/ca.pem" -outform DER | sha256sum | cut -c1-64) &&
+	grep "Its CA.s fingerprint is $fp" out &&
 	grep "API key for bob@127.0.0.1:$port: " out &&
 	grep "Added remote '\''typed'\''" out &&
 	! grep -f key out &&
@@ -146,7 +154,7 @@ test_expect_success PYTHON 'on a terminal the key is asked for without echo' '
 '
 
 test_expect_success 'an existing remote name, a bad name or a bad address is refused' '
-	test_dm_status 4 env DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" &&
+	test_dm_status 4 env DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	grep "remote '\''bob'\'' exists already" err &&
 	test_dm_status 2 env DM_API_KEY=k dm remote add "b/d" "bob@127.0.0.1" &&
 	test_dm_status 2 env DM_API_KEY=k dm remote add x "127.0.0.1:$port" &&
@@ -183,8 +191,8 @@ test_expect_success 'dm user reset-key: a new key, the old one stops working' '
 	grep -E "^[0-9a-f]{64}$" newkey && ! test_cmp key newkey &&
 	grep "the old one no longer works" note &&
 	test_dm_status 10 dm --remote bob list &&
-	test_dm_status 10 env DM_API_KEY=$(cat key) dm remote add bob2 "bob@127.0.0.1:$port" &&
-	DM_API_KEY=$(cat newkey) dm remote add bob2 "bob@127.0.0.1:$port" >/dev/null &&
+	test_dm_status 10 env DM_API_KEY=$(cat key) dm remote add bob2 "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
+	DM_API_KEY=$(cat newkey) dm remote add bob2 "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
 	dm --remote bob2 list >/dev/null
 '
 

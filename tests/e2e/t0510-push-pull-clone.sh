@@ -31,8 +31,8 @@ dot_id() {
 test_expect_success 'setup: dmds A and B, each knowing the other as a remote' '
 	dmA cluster init --data-dir A --port "$port_a" >/dev/null &&
 	dmB cluster init --data-dir B --port "$port_b" >/dev/null &&
-	DM_API_KEY=$(cat B/admin-api-key) dmA remote add b "admin@127.0.0.1:$port_b" >/dev/null &&
-	DM_API_KEY=$(cat A/admin-api-key) dmB remote add a "admin@127.0.0.1:$port_a" >/dev/null &&
+	DM_API_KEY=$(cat B/admin-api-key) dmA remote add b "admin@127.0.0.1:$port_b" --ca-file B/ca.pem >/dev/null &&
+	DM_API_KEY=$(cat A/admin-api-key) dmB remote add a "admin@127.0.0.1:$port_a" --ca-file A/ca.pem >/dev/null &&
 	dmA remote >out && grep "^\* local$" out
 '
 

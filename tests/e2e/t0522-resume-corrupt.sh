@@ -33,16 +33,17 @@ test_expect_success 'setup: dmds A, B and C; on A a dot of incompressible data' 
 test_expect_success PYTHON 'SIGKILL of the receiver two thirds into a push fails the push' '
 	{ { dmA push b big >out1 2>err1; echo $? >rc1; } & } &&
 	python3 - "$port_A" "$(cat A/admin-api-key)" B/dmd.pid 0.67 >killed <<-\EOF &&
-	import base64, json, os, sys, time, urllib.request
+	import base64, json, os, ssl, sys, time, urllib.request
 	port, key, pidfile, frac = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 	auth = base64.b64encode(("admin:" + key).encode()).decode()
 	def newest():
 	    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "transfers.list",
 	                       "params": {}}).encode()
-	    req = urllib.request.Request("http://127.0.0.1:%s/rpc" % port, body,
+	    req = urllib.request.Request("https://127.0.0.1:%s/rpc" % port, body,
 	                                 {"Authorization": "Basic " + auth,
 	                                  "Content-Type": "application/json"})
-	    t = json.load(urllib.request.urlopen(req, timeout=10))["result"]["transfers"]
+	    ctx = ssl.create_default_context(cafile="A/ca.pem")
+	    t = json.load(urllib.request.urlopen(req, timeout=10, context=ctx))["result"]["transfers"]
 	    return t[0] if t else None
 	deadline = time.time() + 300
 	while time.time() < deadline:
@@ -132,9 +133,9 @@ oid_file() {
 # objects_post ENDPOINT FILE OUT: POSTs FILE to B's /objects/v1/ENDPOINT as
 # B's admin; the body in OUT; prints the HTTP status.
 objects_post() {
-	curl -sS --max-time 30 -u "admin:$(cat B/admin-api-key)" -o "$3" -w '%{http_code}' \
+	curl -sS --max-time 30 --cacert B/ca.pem -u "admin:$(cat B/admin-api-key)" -o "$3" -w '%{http_code}' \
 		-H 'Content-Type: application/octet-stream' --data-binary "@$2" \
-		"http://127.0.0.1:$port_B/objects/v1/$1"
+		"https://127.0.0.1:$port_B/objects/v1/$1"
 }
 
 test_expect_success PYTHON 'a well-formed put is stored (the check the next tests rely on)' '

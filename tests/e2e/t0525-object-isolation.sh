@@ -16,7 +16,8 @@ test_description='objects are served only to those who may read them: get, missi
 unset DM_API_KEY
 
 oc() {
-	python3 "$TEST_DIRECTORY/objects-client.py" "http://127.0.0.1:$(server_port B)" "$@"
+	DM_CA_FILE=$HOME/B/ca.pem python3 "$TEST_DIRECTORY/objects-client.py" \
+		"https://127.0.0.1:$(server_port B)" "$@"
 }
 
 test_expect_success 'setup: alice and bob on B, each with a dot' '
@@ -124,8 +125,8 @@ test_expect_success 'bob: an update naming a commit of alice'\''s is refused as 
 	python3 -c "import json, sys; print(json.loads(open(\"refs.alice\").readline())[\"branches\"][\"master\"][\"objects\"][0])" >alice.oid &&
 	body=$(printf "{\"dot\":\"bob/mine\",\"id\":\"%s\",\"branch\":\"master\",\"old_head\":\"\",\"new_head\":\"%s\",\"commits\":[\"%s\"],\"objects\":[\"%s\"]}" \
 		"$(cat bob.dot)" "$(cat alice.commit)" "$(cat alice.commit)" "$(cat alice.oid)") &&
-	curl -sS -u "bob:$(cat bob.key)" -H "Dm-Transfer-Session: $(cat s2)" \
-		--data-binary "$body" "http://127.0.0.1:$(server_port B)/objects/v1/update" >update.out &&
+	curl -sS --cacert "$HOME/B/ca.pem" -u "bob:$(cat bob.key)" -H "Dm-Transfer-Session: $(cat s2)" \
+		--data-binary "$body" "https://127.0.0.1:$(server_port B)/objects/v1/update" >update.out &&
 	grep "object $(cat alice.oid) is not on this server" update.out
 '
 

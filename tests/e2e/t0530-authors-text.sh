@@ -7,7 +7,10 @@ if ! command -v curl >/dev/null 2>&1; then
 fi
 
 port=$(test_free_port)
-url=http://127.0.0.1:$port
+url=https://127.0.0.1:$port
+curl() {
+	command curl --cacert "$data/ca.pem" "$@"
+}
 data=$HOME/data
 export DM_CONFIG=$HOME/dmconf/config
 unset DM_API_KEY
@@ -33,7 +36,7 @@ test_expect_success 'setup: a dmd, its admin, a user bob with a dot of his own' 
 	python3 -c "import json, sys
 print(json.load(open(sys.argv[1]))[\"remotes\"][\"local\"][\"api_key\"])" "$DM_CONFIG" >adminkey &&
 	dm user add bob >bobkey 2>/dev/null &&
-	DM_API_KEY=$(cat bobkey) dm remote add bob "bob@127.0.0.1:$port" >/dev/null &&
+	DM_API_KEY=$(cat bobkey) dm remote add bob "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
 	dm --remote bob init bob/notes
 '
 
@@ -85,7 +88,7 @@ test_expect_success 'dm log escapes metadata keys and values and the author too'
 '
 
 test_expect_success 'a pushed commit whose text is not UTF-8 is kept: dots.log sends its bytes as \xNN, dm log shows them escaped' '
-	oc() { python3 "$TEST_DIRECTORY/objects-client.py" "$url" "$@"; } &&
+	oc() { DM_CA_FILE=$data/ca.pem python3 "$TEST_DIRECTORY/objects-client.py" "$url" "$@"; } &&
 	dm log --json >before.json &&
 	python3 -c "import json
 c = json.load(open(\"before.json\"))[\"commits\"][0]

@@ -31,9 +31,9 @@ print(c[0]["id"] if c else "")'
 # user_rpc USER METHOD PARAMS: a JSON-RPC call to B as USER; prints the
 # reply, error or not.
 user_rpc() {
-	curl -sS --max-time 30 -u "$1:$(cat "$1.key")" -H 'Content-Type: application/json' \
+	curl -sS --max-time 30 --cacert "$HOME/B/ca.pem" -u "$1:$(cat "$1.key")" -H 'Content-Type: application/json' \
 		--data-binary "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\",\"params\":$3}" \
-		"http://127.0.0.1:$(server_port B)/rpc"
+		"https://127.0.0.1:$(server_port B)/rpc"
 }
 
 # refused STATUS PATTERN CMD...: CMD fails with STATUS and one "dm: " line

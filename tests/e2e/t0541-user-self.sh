@@ -27,7 +27,7 @@ add_user() {
 	local name=$1
 	shift
 	dm user add "$name" "$@" >"$name.key" 2>"$name.note" &&
-		DM_API_KEY=$(cat "$name.key") dm remote add "$name" "$name@127.0.0.1:$port" >/dev/null
+		DM_API_KEY=$(cat "$name.key") dm remote add "$name" "$name@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null
 }
 
 # expires_of NAME: the user's "expires" as users.list says ("" for never).
@@ -38,9 +38,9 @@ print(next(u for u in json.load(sys.stdin)["users"] if u["name"] == sys.argv[1])
 
 # A raw call with a given user and key: prints the HTTP status, then the body.
 raw_ping() {
-	curl -sS -u "$1:$2" -w '\n%{http_code}\n' -H 'Content-Type: application/json' \
+	curl -sS --cacert "$data/ca.pem" -u "$1:$2" -w '\n%{http_code}\n' -H 'Content-Type: application/json' \
 		--data-binary '{"jsonrpc":"2.0","id":1,"method":"server.ping"}' \
-		"http://127.0.0.1:$port/rpc"
+		"https://127.0.0.1:$port/rpc"
 }
 
 test_expect_success 'setup: a dmd, users bob and alice' '
@@ -56,7 +56,7 @@ test_expect_success 'dm user reset-key without a name resets your own key; the c
 	grep "the config file has it already" note &&
 	test "$(config_key bob)" = "$(cat newkey)" && test "$old" != "$(cat newkey)" &&
 	dm --remote bob list >/dev/null &&
-	test_status 10 env DM_API_KEY="$old" dm remote add bobold "bob@127.0.0.1:$port" &&
+	test_status 10 env DM_API_KEY="$old" dm remote add bobold "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	grep "invalid user name or API key" err
 '
 
@@ -71,7 +71,7 @@ test_expect_success 'a user may not reset another user'\''s key; the refusal say
 test_expect_success 'an admin resets anyone'\''s key by name' '
 	dm user reset-key alice >alice.key 2>/dev/null &&
 	test_status 10 dm --remote alice list &&
-	DM_API_KEY=$(cat alice.key) dm remote add alice2 "alice@127.0.0.1:$port" >/dev/null &&
+	DM_API_KEY=$(cat alice.key) dm remote add alice2 "alice@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
 	dm --remote alice2 list >/dev/null
 '
 
@@ -100,7 +100,7 @@ test_expect_success 'an expired key tells nothing to whoever lacks it: a wrong k
 test_expect_success 'an admin gives carol a key that never expires' '
 	dm user reset-key carol --expires never >carol.key 2>/dev/null &&
 	test -z "$(expires_of carol)" &&
-	DM_API_KEY=$(cat carol.key) dm remote add carol2 "carol@127.0.0.1:$port" >/dev/null &&
+	DM_API_KEY=$(cat carol.key) dm remote add carol2 "carol@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
 	dm --remote carol2 list >/dev/null
 '
 
@@ -150,7 +150,7 @@ test_expect_success 'dm user rm of a collaborator: its key stops working and it 
 	test_status 10 dm --remote alice2 list &&
 	dm dot show notes >out && grep "^collaborators: *none$" out &&
 	dm user add alice >alice.key 2>/dev/null &&
-	DM_API_KEY=$(cat alice.key) dm remote add alice3 "alice@127.0.0.1:$port" >/dev/null &&
+	DM_API_KEY=$(cat alice.key) dm remote add alice3 "alice@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
 	test_status 10 dm --remote alice3 dot show admin/notes &&
 	grep "user .alice. may not read .notes.: only its owner, an admin or a collaborator" err
 '
@@ -174,7 +174,7 @@ test_expect_success 'the hand-over is kept: after a restart bob/shop is still th
 
 test_expect_success 'a new user named bob owns none of the old bob'\''s dots, yet may make new ones' '
 	dm user add bob >bob.key 2>/dev/null &&
-	DM_API_KEY=$(cat bob.key) dm remote add bob2 "bob@127.0.0.1:$port" >/dev/null &&
+	DM_API_KEY=$(cat bob.key) dm remote add bob2 "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
 	test_status 10 dm --remote bob2 dot show bob/shop &&
 	grep "user .bob. may not read .bob/shop." err &&
 	test_status 10 dm --remote bob2 dot delete -f bob/shop &&

@@ -55,7 +55,7 @@ test_expect_success 'setup: etcd, three nodes, a plain server to push to, three 
 	DM_CONFIG=$HOME/confS dm cluster init --no-plugin --data-dir "$HOME/S" --port $port_S >/dev/null &&
 	test_atexit "dmd stop --data-dir $HOME/S >/dev/null 2>&1" &&
 	for n in N1 N2 N3; do
-		DM_API_KEY=$(cat "$HOME/S/admin-api-key") "dm$n" remote add s "admin@127.0.0.1:$port_S" >/dev/null || return 1
+		DM_API_KEY=$(cat "$HOME/S/admin-api-key") "dm$n" remote add s "admin@127.0.0.1:$port_S" --ca-file "$HOME/S/ca.pem" >/dev/null || return 1
 	done &&
 	for d in "${dots[@]}"; do
 		dmN1 init $d || return 1

@@ -241,7 +241,7 @@ test_expect_success 'a hook on the host: only an admin sets it; it runs with the
 	test "$(cat "$HOME/host-hook")" = "admin/quiet master" &&
 	dm dot set-hook quiet pre-commit --remove &&
 	dm user add bob >key 2>/dev/null &&
-	DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" >/dev/null &&
+	DM_API_KEY=$(cat key) dm remote add bob "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
 	dm --remote bob init bob/bobs &&
 	test_must_fail dm --remote bob dot set-hook bob/bobs pre-commit -- true 2>err &&
 	grep "only an admin may set a hook that runs on the host" err
