@@ -446,7 +446,7 @@ if [ -n "$POOLDIR" ]; then
 else
 	start_dmd "$DCL" 1 --engine btrfs --pool-size "${POOL_MIB}M"
 fi
-DM_API_KEY=$(cat "$DDIR/admin-api-key") "$DM" remote add src "admin@127.0.0.1:$DIR_PORT" >>"$LOGS/clone.log" 2>&1 ||
+DM_API_KEY=$(cat "$DDIR/admin-api-key") "$DM" remote add src "admin@127.0.0.1:$DIR_PORT" --ca-file "$DDIR/ca.pem" >>"$LOGS/clone.log" 2>&1 ||
 	{ cat "$LOGS/clone.log" >&2; die "dm remote add (clone) failed"; }
 tm clone "$DM" clone src big
 CLONE_SECS=$T

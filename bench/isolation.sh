@@ -101,11 +101,11 @@ serve A "$PA"
 "$DM" remote rename local a >/dev/null 2>&1 || true
 serve B1 "$PB1"
 serve B2 "$PB2"
-DM_API_KEY=$(cat "$WORK/A/admin-api-key") "$DM" remote add a "admin@127.0.0.1:$PA" >/dev/null
-DM_API_KEY=$(cat "$WORK/B1/admin-api-key") "$DM" remote add b1 "admin@127.0.0.1:$PB1" >/dev/null
-DM_API_KEY=$(cat "$WORK/B2/admin-api-key") "$DM" remote add b2admin "admin@127.0.0.1:$PB2" >/dev/null
+DM_API_KEY=$(cat "$WORK/A/admin-api-key") "$DM" remote add a "admin@127.0.0.1:$PA" --ca-file "$WORK/A/ca.pem" >/dev/null
+DM_API_KEY=$(cat "$WORK/B1/admin-api-key") "$DM" remote add b1 "admin@127.0.0.1:$PB1" --ca-file "$WORK/B1/ca.pem" >/dev/null
+DM_API_KEY=$(cat "$WORK/B2/admin-api-key") "$DM" remote add b2admin "admin@127.0.0.1:$PB2" --ca-file "$WORK/B2/ca.pem" >/dev/null
 "$DM" --remote b2admin user add bench >"$WORK/bench.key" 2>/dev/null
-DM_API_KEY=$(cat "$WORK/bench.key") "$DM" remote add b2 "bench@127.0.0.1:$PB2" >/dev/null
+DM_API_KEY=$(cat "$WORK/bench.key") "$DM" remote add b2 "bench@127.0.0.1:$PB2" --ca-file "$WORK/B2/ca.pem" >/dev/null
 
 say "making $NFILES files of 4 KiB and one of $BIGMB MiB on A"
 dmA init data >/dev/null
@@ -158,7 +158,7 @@ clone_from() { # STEP REMOTE DOT
 	stop_dmd "$WORK/C"
 	"$DM" remote rm c >/dev/null 2>&1 || true
 	serve C "$PC"
-	DM_API_KEY=$(cat "$WORK/C/admin-api-key") "$DM" remote add c "admin@127.0.0.1:$PC" >/dev/null
+	DM_API_KEY=$(cat "$WORK/C/admin-api-key") "$DM" remote add c "admin@127.0.0.1:$PC" --ca-file "$WORK/C/ca.pem" >/dev/null
 	tm "$1" "$DM" --remote c clone "$2" "$3" --local-name copy
 }
 for i in $(seq 1 "$RUNS"); do

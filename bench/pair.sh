@@ -109,8 +109,8 @@ dmA cluster init --data-dir "$WORK/A" --port "$PORT" >/dev/null
 DIRS+=("$WORK/A")
 dmB cluster init --data-dir "$WORK/B" --port $((PORT + 1)) >/dev/null
 DIRS+=("$WORK/B")
-DM_API_KEY=$(cat "$WORK/B/admin-api-key") dmA remote add b "admin@127.0.0.1:$((PORT + 1))" >/dev/null
-DM_API_KEY=$(cat "$WORK/A/admin-api-key") dmB remote add a "admin@127.0.0.1:$PORT" >/dev/null
+DM_API_KEY=$(cat "$WORK/B/admin-api-key") dmA remote add b "admin@127.0.0.1:$((PORT + 1))" --ca-file "$WORK/B/ca.pem" >/dev/null
+DM_API_KEY=$(cat "$WORK/A/admin-api-key") dmB remote add a "admin@127.0.0.1:$PORT" --ca-file "$WORK/A/ca.pem" >/dev/null
 dmA init bench >/dev/null
 dmA mount bench "$WORK/wcA" >/dev/null
 python3 "$REPO/bench/store_data.py" mixed "$WORK/wcA/" --seed 1 --scale "$SCALE" >/dev/null

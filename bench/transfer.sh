@@ -176,13 +176,14 @@ wire() {
 	local dir port out
 	if [ "$1" = A ]; then dir=$DA port=$PORT_A; else dir=$DB port=$PORT_B; fi
 	out=$(python3 - "$port" "$dir/admin-api-key" "$dir/dmd.log" <<'EOF'
-import base64, datetime, json, sys, urllib.request
+import base64, datetime, json, os, ssl, sys, urllib.request
 port, keyfile, logfile = sys.argv[1], sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=os.path.join(os.path.dirname(keyfile), "ca.pem"))
 auth = base64.b64encode(("admin:" + open(keyfile).read().strip()).encode()).decode()
 body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "transfers.list", "params": {}}).encode()
-req = urllib.request.Request("http://127.0.0.1:%s/rpc" % port, body,
+req = urllib.request.Request("https://127.0.0.1:%s/rpc" % port, body,
                              {"Authorization": "Basic " + auth, "Content-Type": "application/json"})
-t = json.load(urllib.request.urlopen(req, timeout=30))["result"]["transfers"][0]
+t = json.load(urllib.request.urlopen(req, timeout=30, context=ctx))["result"]["transfers"][0]
 if t["state"] != "done":
     sys.exit("the newest transfer is %s: %s" % (t["state"], t.get("error")))
 # dmd's own time: from the transfer's id (a UUIDv7: its first 48 bits are
@@ -240,9 +241,9 @@ RUNNING+=("$DA")
 dmB cluster init --data-dir "$DB" --port "$PORT_B" >"$LOGS/init-B.log" 2>&1 ||
 	{ cat "$LOGS/init-B.log" >&2; die "dm cluster init of B failed"; }
 RUNNING+=("$DB")
-DM_API_KEY=$(cat "$DB/admin-api-key") dmA remote add b "admin@127.0.0.1:$PORT_B" >>"$LOGS/init-A.log" 2>&1 ||
+DM_API_KEY=$(cat "$DB/admin-api-key") dmA remote add b "admin@127.0.0.1:$PORT_B" --ca-file "$DB/ca.pem" >>"$LOGS/init-A.log" 2>&1 ||
 	die "dm remote add b (on A) failed"
-DM_API_KEY=$(cat "$DA/admin-api-key") dmB remote add a "admin@127.0.0.1:$PORT_A" >>"$LOGS/init-B.log" 2>&1 ||
+DM_API_KEY=$(cat "$DA/admin-api-key") dmB remote add a "admin@127.0.0.1:$PORT_A" --ca-file "$DA/ca.pem" >>"$LOGS/init-B.log" 2>&1 ||
 	die "dm remote add a (on B) failed"
 
 say "starting an rsync daemon (port $PORT_R)"
