@@ -130,7 +130,7 @@ test_expect_success PYTHON 'on a terminal the CA is shown and trusted on yes, th
 	        data = b""
 	    out += data
 	    return data
-	# first contact: the CA's fingerprint is shown and trusted on "yes"
+	# first contact: the fingerprint of the CA is shown, trusted on "yes"
 	while b"(yes/no)? " not in out:
 	    if not more():
 	        break
