@@ -13,7 +13,7 @@ test_expect_success 'a single node is a cluster of one on the embedded KV, and i
 	! grep "join" out &&
 	dm cluster status >out &&
 	grep "^Cluster [0-9a-f-]\{36\} (kv lmdb)" out &&
-	grep "^\* *[0-9a-f-]\{36\} *http://127.0.0.1:$port *up " out &&
+	grep "^\* *[0-9a-f-]\{36\} *https://127.0.0.1:$port *up " out &&
 	dm cluster status -H >raw &&
 	test $(wc -l <raw) = 1 &&
 	dm cluster status --json >json &&
@@ -56,7 +56,7 @@ test_expect_success 'kv options that do not fit are refused with the fix' '
 	test_must_fail dm cluster init --etcd-endpoints http://127.0.0.1:1 --data-dir "$TRASH_DIRECTORY/n3" --port $(test_free_port) 2>err &&
 	one_error "is for --kv etcd" &&
 	test_must_fail dm cluster init --advertise 10.0.0.1 --data-dir "$TRASH_DIRECTORY/n3" --port $(test_free_port) 2>err &&
-	one_error "invalid --advertise.*http://" &&
+	one_error "invalid --advertise.*https://" &&
 	test_must_fail dm cluster status --kv etcd 2>err &&
 	one_error "unknown option" &&
 	test_must_fail dm cluster join-token extra 2>err &&
