@@ -18,7 +18,7 @@
 
 #include "util/banned.h"
 
-#define LOC_LEN 28
+#define LOC_LEN  28
 #define MAP_SIZE (64ull << 30) /* address space only; the file grows as used */
 
 struct dm_index {
@@ -272,14 +272,17 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
  * of a whole database goes through here. */
 typedef int (*entry_fn)(const MDB_val *k, const MDB_val *v, void *ctx, struct dm_err *err);
 
-static int scan_db(struct dm_index *idx, MDB_dbi dbi, const char *what, entry_fn fn, void *ctx,
-		   struct dm_err *err)
+/* scan_db from the first key at or after start (NULL: from the first). */
+static int scan_db_from(struct dm_index *idx, MDB_dbi dbi, const MDB_val *start, const char *what,
+			entry_fn fn, void *ctx, struct dm_err *err)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	int rc, op = MDB_FIRST;
+	int rc, op = start ? MDB_SET_RANGE : MDB_FIRST;
 
+	if (start)
+		k = *start;
 	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
 	if (!rc)
 		rc = mdb_cursor_open(txn, dbi, &cur);
@@ -300,6 +303,12 @@ done:
 	if (txn)
 		mdb_txn_abort(txn);
 	return rc;
+}
+
+static int scan_db(struct dm_index *idx, MDB_dbi dbi, const char *what, entry_fn fn, void *ctx,
+		   struct dm_err *err)
+{
+	return scan_db_from(idx, dbi, NULL, what, fn, ctx, err);
 }
 
 /* list (count items of size bytes in *cap slots) with room for one more:
@@ -496,8 +505,8 @@ struct each_ctx {
 	void *ctx;
 };
 
-static int each_one(const dm_oid *id, const struct dm_loc *loc, const char *path,
-		    size_t path_len, void *p)
+static int each_one(const dm_oid *id, const struct dm_loc *loc, const char *path, size_t path_len,
+		    void *p)
 {
 	struct each_ctx *e = p;
 
@@ -509,6 +518,73 @@ int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struc
 	struct each_ctx e = {fn, ctx};
 
 	return scan_objects(idx, each_one, &e, err);
+}
+
+int dm_index_foreach_from(struct dm_index *idx, const dm_oid *start, dm_index_each_fn fn, void *ctx,
+			  struct dm_err *err)
+{
+	struct each_ctx e = {fn, ctx};
+	struct objects_ctx c = {each_one, &e};
+	MDB_val k;
+
+	if (start)
+		k = mval(start->b, DM_OID_RAWSZ);
+	return scan_db_from(idx, idx->objects, start ? &k : NULL, "cannot read", object_one, &c,
+			    err);
+}
+
+int dm_index_count(struct dm_index *idx, uint64_t *out, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+
+	if (!rc)
+		rc = mdb_stat(txn, idx->objects, &st);
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot count objects");
+	*out = st.ms_entries;
+	return 0;
+}
+
+int dm_index_delete_if(struct dm_index *idx, const struct dm_index_entry *e, size_t n,
+		       size_t *deleted, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	size_t done = 0;
+	int rc;
+
+	if (deleted)
+		*deleted = 0;
+	if (!n)
+		return 0;
+	rc = begin_write(idx, &txn, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = mval(e[i].id.b, DM_OID_RAWSZ), v;
+		struct dm_loc loc;
+		struct dm_err derr;
+
+		rc = mdb_get(txn, idx->objects, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return end_write(txn, rc, "cannot delete", err);
+		if (decode_loc(&loc, &v, &derr) || loc.where != e[i].loc.where ||
+		    loc.pack != e[i].loc.pack || loc.offset != e[i].loc.offset)
+			continue; /* moved meanwhile: not the entry the caller saw */
+		rc = mdb_del(txn, idx->objects, &k, NULL);
+		if (rc)
+			return end_write(txn, rc, "cannot delete", err);
+		done++;
+	}
+	rc = end_write(txn, 0, "cannot delete", err);
+	if (!rc && deleted)
+		*deleted = done;
+	return rc;
 }
 
 /* "dot\0commit" as an LMDB key; both parts are at most 128 bytes. */
@@ -625,8 +701,8 @@ static int find_one(MDB_cursor *cur, const char *id, size_t len, void *p)
 	return 0;
 }
 
-int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
-			 size_t max, char ***out, size_t *n, struct dm_err *err)
+int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix, size_t max,
+			 char ***out, size_t *n, struct dm_err *err)
 {
 	struct find_ctx f = {dm_xcalloc(max + 1, sizeof(char *)), 0, max};
 	MDB_txn *txn = NULL;
@@ -692,8 +768,8 @@ static int collect_under(const dm_oid *id, const struct dm_loc *loc, const char 
 	return 0;
 }
 
-int dm_index_external_under(struct dm_index *idx, const char *prefix,
-			    struct dm_index_entry **out, size_t *n, struct dm_err *err)
+int dm_index_external_under(struct dm_index *idx, const char *prefix, struct dm_index_entry **out,
+			    size_t *n, struct dm_err *err)
 {
 	struct under_ctx u = {prefix, strlen(prefix), NULL, 0, 0};
 	int rc = scan_objects(idx, collect_under, &u, err);
@@ -763,8 +839,8 @@ void dm_index_entries_free(struct dm_index_entry *e, size_t n)
 	free(e);
 }
 
-int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
-			     const char *prefix, struct dm_err *err)
+int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n, const char *prefix,
+			     struct dm_err *err)
 {
 	size_t plen = prefix ? strlen(prefix) : 0;
 	MDB_txn *txn = NULL;

@@ -54,6 +54,36 @@ struct staged_pack {
 	bool recorded; /* in the index's staging records */
 };
 
+/*
+ * What garbage collection must not free while it runs (guard.c, gc.md):
+ * phase OFF (no collection), TRACK (every id looked up or written is
+ * `fresh`: kept whatever the mark says) and SWEEP (the mark is final: an id
+ * neither marked nor fresh is condemned, and a lookup answers it absent, so
+ * that a writer stores it again instead of relying on it). Holds count the
+ * jobs that may rely on what they looked up before a collection began:
+ * those of the epoch before the current one must end before the mark.
+ * Pins are ids that a transfer session relies on across requests. All of
+ * it is guarded by mu; `phase` is also read without it (atomically) by
+ * lookups outside a collection.
+ */
+enum { DM_GC_OFF = 0, DM_GC_TRACK = 1, DM_GC_SWEEP = 2 };
+
+struct dm_bloom;
+
+struct gc_guard {
+	int phase;
+	bool running;                       /* one collection at a time */
+	pthread_t thread;                   /* the collector: its own reads are not tracked */
+	struct dm_oidmap fresh;             /* set */
+	const struct dm_oidmap *live_meta;  /* SWEEP: files, trees, commits marked (exact) */
+	const struct dm_bloom *live_chunks; /* SWEEP: chunks marked (may err towards live) */
+	uint64_t epoch;
+	uint64_t holds_cur, holds_old; /* holds taken in this epoch, in the one before */
+	pthread_cond_t holds_cv;       /* signalled when holds_old reaches 0 */
+	struct dm_oidmap pins;         /* id -> uint32_t count */
+	struct dm_oidmap leases;       /* id -> int64_t monotonic ns it lasts until */
+};
+
 struct dm_store {
 	char *dir;
 	struct dm_store_opts opts;
@@ -80,6 +110,11 @@ struct dm_store {
 	uint64_t unflushed;
 	int *read_fds; /* by pack number; -1 when not open */
 	size_t nread_fds;
+	struct gc_guard gc;
+	/* held by whatever moves or forgets index entries in bulk: the
+	 * collector's sweep and pack rewrites, dm_store_staging_end,
+	 * dm_store_external_release; never while waiting for holds */
+	pthread_mutex_t maint_mu;
 };
 
 /* ---- store.c ---- */
@@ -126,6 +161,18 @@ int dm_store_check_external(enum dm_obj_kind kind, const char *path, uint32_t le
  * to out. */
 int dm_store_read_external(const struct dm_store *s, const char *rec, const struct dm_loc *loc,
 			   struct dm_buf *out, struct dm_err *err);
+
+/* ---- guard.c ---- */
+
+void dm_store_guard_init(struct dm_store *s);
+void dm_store_guard_release(struct dm_store *s);
+/* Notes that id was written (put, or recorded as external); caller holds mu. */
+void dm_store_guard_wrote(struct dm_store *s, const dm_oid *id);
+/* Notes that id is being looked up; caller holds mu. */
+void dm_store_guard_looked(struct dm_store *s, const dm_oid *id);
+/* Whether the collector has condemned id found at loc (SWEEP only): a
+ * lookup must answer it absent. Caller holds mu. */
+bool dm_store_guard_condemned(struct dm_store *s, const dm_oid *id, const struct dm_loc *loc);
 
 /* ---- staging.c ---- */
 

@@ -275,6 +275,7 @@ int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_rwlock_init(&s->packs_rw, NULL);
 	dm_oidmap_init(&s->pending, sizeof(struct dm_loc));
+	dm_store_guard_init(s);
 	dm_buf_init(&s->ext_paths, 0);
 	if (opts)
 		s->opts = *opts;
@@ -372,6 +373,7 @@ int dm_store_lookup(struct dm_store *s, const dm_oid *id, struct dm_loc *out,
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
+	dm_store_guard_looked(s, id);
 	p = dm_oidmap_get(&s->pending, id);
 	if (p) {
 		*out = *p;
@@ -382,7 +384,17 @@ int dm_store_lookup(struct dm_store *s, const dm_oid *id, struct dm_loc *out,
 	pthread_mutex_unlock(&s->mu);
 	if (p)
 		return rc;
-	return dm_index_get(s->idx, id, out, path_out, err);
+	rc = dm_index_get(s->idx, id, out, path_out, err);
+	if (rc || __atomic_load_n(&s->gc.phase, __ATOMIC_ACQUIRE) != DM_GC_SWEEP)
+		return rc;
+	/* the collector condemned it: absent, so that whoever asks stores it again */
+	pthread_mutex_lock(&s->mu);
+	if (dm_store_guard_condemned(s, id, out))
+		rc = DM_ENOTFOUND;
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
+		rc = dm_err_set(err, rc, "object not found");
+	return rc;
 }
 
 int dm_store_has(struct dm_store *s, const dm_oid *id)
@@ -451,6 +463,7 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 	loc.pack = w->pack;
 	loc.offset = w->end;
 	dm_oidmap_put(&s->pending, &rec->id, &loc);
+	dm_store_guard_wrote(s, &rec->id);
 	w->end += need;
 	s->unflushed += need;
 	mark_dirty(s, w);
@@ -904,6 +917,7 @@ void dm_store_free(struct dm_store *s)
 	free(s->read_fds);
 	free(s->dirty);
 	dm_oidmap_release(&s->pending);
+	dm_store_guard_release(s);
 	dm_buf_release(&s->ext_paths);
 	dm_index_free(s->idx);
 	if (s->lock_fd >= 0)

@@ -94,8 +94,7 @@ int dm_store_put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind
 /* As dm_store_put_external when the caller has just read those bytes from
  * that file and hashed them into id itself (not read again). */
 int dm_store_put_external_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
-				 const char *path, uint64_t off, uint32_t len,
-				 struct dm_err *err);
+				 const char *path, uint64_t off, uint32_t len, struct dm_err *err);
 
 /*
  * Before the files under prefix (an absolute path ending in '/') go away:
@@ -108,10 +107,10 @@ int dm_store_put_external_hashed(struct dm_store *s, const dm_oid *id, enum dm_o
  * when nothing can be building on them.
  */
 struct dm_store_release_stats {
-	uint64_t copied;       /* objects copied into packs */
+	uint64_t copied; /* objects copied into packs */
 	uint64_t copied_bytes;
-	uint64_t forgotten;    /* external objects no commit needed */
-	uint64_t dependents;   /* objects forgotten because they named those */
+	uint64_t forgotten;  /* external objects no commit needed */
+	uint64_t dependents; /* objects forgotten because they named those */
 };
 int dm_store_external_release(struct dm_store *s, const char *prefix, const char *skip_dot,
 			      struct dm_store_release_stats *out, struct dm_err *err);
@@ -217,8 +216,8 @@ int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store
 int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *commit_id,
 			const dm_oid *oid, struct dm_err *err);
 /* DM_ENOTFOUND "no commit 'ID'". */
-int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id,
-			dm_oid *out, struct dm_err *err);
+int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id, dm_oid *out,
+			struct dm_err *err);
 /* Up to max commit ids of dot_id starting with prefix (sorted); *out is a
  * malloc'ed array of malloc'ed strings, *n its length. */
 int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,
@@ -231,6 +230,69 @@ typedef int (*dm_store_commit_fn)(const char *dot_id, const char *commit_id, con
 				  void *ctx);
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,
 			    struct dm_err *err);
+
+/*
+ * Holds and pins: what garbage collection must not free (guard.c, gc.c;
+ * docs/internals/gc.md).
+ *
+ * A job that puts objects, or relies on objects it looked up, until it
+ * records something that reaches them (a commit in the commit index) takes
+ * a hold for its whole run: dm_store_hold returns it, dm_store_unhold
+ * gives it back (from any thread). A collection marks only after every
+ * hold taken before it began was given back; what is looked up or written
+ * after it began is kept by the collection itself.
+ *
+ * A pin keeps an object and everything it reaches alive across requests
+ * (a transfer session's commits and what its caller sent): pins count, an
+ * id pinned twice needs two unpins.
+ *
+ * A lease is a pin that ends by itself after ms milliseconds (for a
+ * transfer whose end the server does not see: a caller without a session).
+ */
+uint64_t dm_store_hold(struct dm_store *s);
+void dm_store_unhold(struct dm_store *s, uint64_t hold);
+void dm_store_pin(struct dm_store *s, const dm_oid *id);
+void dm_store_unpin(struct dm_store *s, const dm_oid *id);
+void dm_store_lease(struct dm_store *s, const dm_oid *id, int64_t ms);
+
+/*
+ * Garbage collection (gc.c): frees every object that no indexed commit, no
+ * pin and no staging pack reaches, online (see above), then rewrites each
+ * pack whose live records fill less than live_min_pct percent of it and
+ * deletes it. With dry_run it changes nothing and reports what it would
+ * free. Memory: the files, trees and commits reached, exactly (about 50
+ * bytes each), a Bloom filter for the chunks (10 bits each, at most
+ * DM_GC_MARK_MAX_BYTES), and the ids touched while it runs. DM_EBUSY when
+ * a collection is running already, or when the jobs that were running when
+ * it began do not end within hold_wait_ms.
+ */
+#define DM_GC_MARK_MAX_BYTES (64u << 20)
+#define DM_GC_LIVE_MIN_PCT   80
+
+struct dm_store_gc_opts {
+	bool dry_run;
+	unsigned live_min_pct; /* 0: DM_GC_LIVE_MIN_PCT; 100 rewrites every pack with a dead record
+				*/
+	int hold_wait_ms;      /* <= 0: 10 minutes */
+};
+
+struct dm_store_gc_stats {
+	uint64_t objects;        /* in the index when the sweep began */
+	uint64_t marked;         /* files, trees and commits walked */
+	uint64_t freed;          /* objects forgotten (or that would be) */
+	uint64_t freed_bytes;    /* their stored bytes (records in packs) */
+	uint64_t external_freed; /* of which kept in an engine's files */
+	uint64_t kept_fresh;     /* unmarked but touched while the collection ran */
+	uint64_t packs;          /* packs rewritten or deleted */
+	uint64_t copied_bytes;   /* live records copied out of them */
+	uint64_t disk_freed;     /* bytes of pack files freed on disk, net of the copies */
+	uint64_t mark_bytes;     /* memory of the mark sets */
+	uint64_t ms;             /* how long it took */
+};
+
+void dm_store_gc_opts_default(struct dm_store_gc_opts *out);
+int dm_store_gc(struct dm_store *s, const struct dm_store_gc_opts *opts,
+		struct dm_store_gc_stats *out, struct dm_err *err);
 
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);
