@@ -692,13 +692,18 @@ void dm_dot_run_job(struct dm_job *job)
 	struct dm_dot_job_out *out = dm_xcalloc(1, sizeof(*out));
 	struct dm_engine_progress p = {NULL, job_cancelled, job, in->strip_setid};
 	struct dm_err err;
+	uint64_t hold;
 	int rc;
 
 	dm_err_clear(&err);
+	/* what the job looks up or writes is kept by garbage collection until
+	 * it ends (store.h, "Holds and pins") */
+	hold = dm_store_hold(in->env.store);
 	if (in->run)
 		rc = in->run(in, out, &p, &err);
 	else
 		rc = dm_err_set(&err, DM_EINTERNAL, "unknown dot operation %d", in->op);
+	dm_store_unhold(in->env.store, hold);
 	if (rc)
 		snprintf(out->errmsg, sizeof(out->errmsg), "%s", err.msg);
 	if (!rc && out->warnings && json_is_object(out->json))
