@@ -348,6 +348,18 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --local-name DOT  the name of the copy here (default: DOT)\n"
 	 "  --stash-on-divergence\n"
 	 "                    accepted for dotmesh's sake; a clone never diverges\n"},
+	{"gc", dm_cmd_gc, "[--dry-run] [--json]",
+	 "free the stored data that nothing reaches (admins only)",
+	 "Collects the garbage of the server's store: every object that no commit\n"
+	 "of any dot, no running transfer and no data being received reaches is\n"
+	 "forgotten, and each pack file whose live part is under 80% is rewritten\n"
+	 "and deleted (the others keep their dead records until then). It runs\n"
+	 "online: commits, pushes, pulls and clones go on meanwhile, and nothing\n"
+	 "they write or need is freed. Deleting a dot makes its data garbage.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --dry-run         only count what would be freed; change nothing\n"
+	 "  --json            the server's answer, as JSON\n"},
 	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"

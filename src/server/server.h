@@ -71,6 +71,7 @@ struct dm_server {
 	struct dm_registry *registry;     /* the dots (registry.c) */
 	struct dm_transfers *transfers;   /* push, pull, clone we run (transfer.c) */
 	struct dm_sessions *sessions;     /* transfers others run here (api/sessions.c) */
+	struct dm_space *space;           /* garbage collection (space/space.c) */
 	char mount_warning[PATH_MAX + 256]; /* the working copies lack nosuid,nodev; or "" */
 	struct dm_replicator *replicator; /* a cluster's copies kept in step, or NULL */
 	struct dm_docker *docker;         /* the container engine's API, or NULL */

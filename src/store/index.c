@@ -18,7 +18,7 @@
 
 #include "util/banned.h"
 
-#define LOC_LEN  28
+#define LOC_LEN 28
 #define MAP_SIZE (64ull << 30) /* address space only; the file grows as used */
 
 struct dm_index {
@@ -505,8 +505,8 @@ struct each_ctx {
 	void *ctx;
 };
 
-static int each_one(const dm_oid *id, const struct dm_loc *loc, const char *path, size_t path_len,
-		    void *p)
+static int each_one(const dm_oid *id, const struct dm_loc *loc, const char *path,
+		    size_t path_len, void *p)
 {
 	struct each_ctx *e = p;
 
@@ -701,8 +701,8 @@ static int find_one(MDB_cursor *cur, const char *id, size_t len, void *p)
 	return 0;
 }
 
-int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix, size_t max,
-			 char ***out, size_t *n, struct dm_err *err)
+int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
+			 size_t max, char ***out, size_t *n, struct dm_err *err)
 {
 	struct find_ctx f = {dm_xcalloc(max + 1, sizeof(char *)), 0, max};
 	MDB_txn *txn = NULL;
@@ -768,8 +768,8 @@ static int collect_under(const dm_oid *id, const struct dm_loc *loc, const char 
 	return 0;
 }
 
-int dm_index_external_under(struct dm_index *idx, const char *prefix, struct dm_index_entry **out,
-			    size_t *n, struct dm_err *err)
+int dm_index_external_under(struct dm_index *idx, const char *prefix,
+			    struct dm_index_entry **out, size_t *n, struct dm_err *err)
 {
 	struct under_ctx u = {prefix, strlen(prefix), NULL, 0, 0};
 	int rc = scan_objects(idx, collect_under, &u, err);
@@ -839,8 +839,8 @@ void dm_index_entries_free(struct dm_index_entry *e, size_t n)
 	free(e);
 }
 
-int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n, const char *prefix,
-			     struct dm_err *err)
+int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
+			     const char *prefix, struct dm_err *err)
 {
 	size_t plen = prefix ? strlen(prefix) : 0;
 	MDB_txn *txn = NULL;

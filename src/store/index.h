@@ -33,11 +33,11 @@ enum dm_loc_where { DM_LOC_PACK = 1, DM_LOC_EXTERNAL = 2 };
 struct dm_loc {
 	uint8_t kind;
 	uint8_t where;
-	uint8_t flags; /* pack record flags (DM_PACK_F_ZSTD) */
+	uint8_t flags;       /* pack record flags (DM_PACK_F_ZSTD) */
 	uint32_t raw_len;
 	uint32_t stored_len; /* pack: bytes after the record header */
 	uint32_t pack;
-	uint64_t offset; /* pack: record start; external: data start */
+	uint64_t offset;     /* pack: record start; external: data start */
 };
 
 struct dm_index_entry {
@@ -99,8 +99,8 @@ int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *co
 			dm_oid *out, struct dm_err *err);
 /* Commit ids of dot_id that start with prefix, up to max of them; *out is
  * a malloc'ed array of malloc'ed strings. */
-int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix, size_t max,
-			 char ***out, size_t *n, struct dm_err *err);
+int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
+			 size_t max, char ***out, size_t *n, struct dm_err *err);
 int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct dm_err *err);
 
 /* Calls fn for each entry in id order; a non-zero return stops the walk. */
@@ -121,13 +121,13 @@ int dm_index_delete_if(struct dm_index *idx, const struct dm_index_entry *e, siz
 
 /* The external entries whose recorded path starts with prefix: *out is a malloc'ed
  * array of *n entries whose paths are malloc'ed too (dm_index_entries_free). */
-int dm_index_external_under(struct dm_index *idx, const char *prefix, struct dm_index_entry **out,
-			    size_t *n, struct dm_err *err);
+int dm_index_external_under(struct dm_index *idx, const char *prefix,
+			    struct dm_index_entry **out, size_t *n, struct dm_err *err);
 void dm_index_entries_free(struct dm_index_entry *e, size_t n);
 /* Deletes the entries of ids, in one transaction; with prefix, only those
  * still external under prefix (others are left alone). */
-int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n, const char *prefix,
-			     struct dm_err *err);
+int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
+			     const char *prefix, struct dm_err *err);
 
 /* Calls fn for every (dot id, commit id, commit object) of the commit
  * index; a non-zero return stops the walk and is returned. */

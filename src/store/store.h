@@ -32,7 +32,8 @@
  * Where it is done: store.c (packs, index, put/get/flush, the commit
  * index), external.c (external objects and roots), staging.c (staging
  * packs), unstage.c (dm_store_tree_unstage), admit.c (admission), verify.c,
- * gc.c (reachability, for dm_store_external_release).
+ * gc.c (reachability, for dm_store_external_release and the collector),
+ * collect.c (garbage collection), guard.c (holds, pins, leases).
  */
 #ifndef DM_STORE_STORE_H
 #define DM_STORE_STORE_H
@@ -94,7 +95,8 @@ int dm_store_put_external(struct dm_store *s, const dm_oid *id, enum dm_obj_kind
 /* As dm_store_put_external when the caller has just read those bytes from
  * that file and hashed them into id itself (not read again). */
 int dm_store_put_external_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,
-				 const char *path, uint64_t off, uint32_t len, struct dm_err *err);
+				 const char *path, uint64_t off, uint32_t len,
+				 struct dm_err *err);
 
 /*
  * Before the files under prefix (an absolute path ending in '/') go away:
@@ -107,10 +109,10 @@ int dm_store_put_external_hashed(struct dm_store *s, const dm_oid *id, enum dm_o
  * when nothing can be building on them.
  */
 struct dm_store_release_stats {
-	uint64_t copied; /* objects copied into packs */
+	uint64_t copied;       /* objects copied into packs */
 	uint64_t copied_bytes;
-	uint64_t forgotten;  /* external objects no commit needed */
-	uint64_t dependents; /* objects forgotten because they named those */
+	uint64_t forgotten;    /* external objects no commit needed */
+	uint64_t dependents;   /* objects forgotten because they named those */
 };
 int dm_store_external_release(struct dm_store *s, const char *prefix, const char *skip_dot,
 			      struct dm_store_release_stats *out, struct dm_err *err);
@@ -216,8 +218,8 @@ int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store
 int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *commit_id,
 			const dm_oid *oid, struct dm_err *err);
 /* DM_ENOTFOUND "no commit 'ID'". */
-int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id, dm_oid *out,
-			struct dm_err *err);
+int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id,
+			dm_oid *out, struct dm_err *err);
 /* Up to max commit ids of dot_id starting with prefix (sorted); *out is a
  * malloc'ed array of malloc'ed strings, *n its length. */
 int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,

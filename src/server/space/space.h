@@ -1,0 +1,38 @@
+/*
+ * space.h - the node's disk space: garbage collection of its store, run as
+ * a job of one actor (docs/internals/gc.md). Later also what each dot
+ * costs and the node's summary.
+ *
+ * The actor runs at most one collection at a time; a request that comes
+ * while one runs is refused (`busy`). A collection never touches a dot's
+ * state: what it must keep it learns from the store (indexed commits,
+ * holds, pins; store.h).
+ */
+#ifndef DM_SERVER_SPACE_SPACE_H
+#define DM_SERVER_SPACE_SPACE_H
+
+#include <stdbool.h>
+
+#include "store/store.h"
+
+struct dm_err;
+struct dm_sched;
+struct dm_space;
+
+struct dm_space_env {
+	struct dm_store *store;
+	struct dm_sched *sched;
+};
+
+/* env is copied; its store and scheduler must outlive the actor (the
+ * scheduler stops it). */
+int dm_space_open(struct dm_space **out, const struct dm_space_env *env, struct dm_err *err);
+/* After the scheduler stopped; accepts NULL. */
+void dm_space_free(struct dm_space *sp);
+
+/* Runs one collection (dry_run: counts only) and waits up to timeout_ms for
+ * it; out receives its figures. DM_EBUSY when one is running. */
+int dm_space_gc(struct dm_space *sp, bool dry_run, int timeout_ms, struct dm_store_gc_stats *out,
+		struct dm_err *err);
+
+#endif

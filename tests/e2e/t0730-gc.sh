@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+test_description='dm gc: a deleted dot is freed, --dry-run predicts and changes nothing, commits and pushes racing collections lose nothing'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-servers.sh"
+
+# What this proves, against real dmds (t0700 runs it again on btrfs):
+#   - `dm gc` after `dm dot delete` shrinks the store by at least 90% of
+#     the deleted dot's unique bytes (dir engine; on btrfs the bytes were
+#     in the dot's snapshots, which the delete removed with the objects
+#     kept in them);
+#   - `dm gc --dry-run` predicts within 5% what `dm gc` then frees on disk,
+#     and leaves every file of the store as it was;
+#   - commits on A and a push from B into A, running while `dm gc` runs
+#     again and again, lose nothing: A's store verifies afterwards (dmd
+#     stopped) and every commit of every dot still checks out (a clone of
+#     each dot to C reads all of their objects);
+#   - only admins may collect.
+
+command -v dm-store-tool >/dev/null || test_skip_all "dm-store-tool is not built in $DM_BUILD_DIR"
+engine=${DM_TEST_ENGINE:-dir}
+# On btrfs the store keeps objects in the dots' snapshots, which are not
+# mounted while dmd is stopped: the store tool verifies on the dir engine
+# only (the clones to C read every object on both).
+[ "$engine" = dir ] && test_set_prereq DIR_ENGINE
+
+# gc_field JSON FIELD: one number of a `dm gc --json` answer.
+gc_field() {
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+# store_files: every file of A's store with its size, for comparing.
+store_files() {
+	(cd "$HOME/A/store" && find . -type f -printf '%p %s\n' | sort)
+}
+
+store_bytes() {
+	du -sb "$HOME/A/store" | cut -f1
+}
+
+test_expect_success 'setup: servers A, B and C; on A a dot to keep and a dot of 8 MiB to delete' '
+	servers_init A B C &&
+	dmA init keep && dmA mount keep keepA &&
+	head -c 1000000 /dev/urandom >keepA/one && dmA commit --dot keep -m one >/dev/null &&
+	dmA init big && dmA mount big bigA &&
+	head -c 8388608 /dev/urandom >bigA/blob && dmA commit --dot big -m first >/dev/null &&
+	head -c 100000 /dev/urandom >>bigA/blob && dmA commit --dot big -m second >/dev/null
+'
+
+test_expect_success 'dm gc --help says what it does' '
+	dm gc --help >out &&
+	grep -- "--dry-run" out && grep "online" out
+'
+
+test_expect_success 'nothing is garbage yet: dm gc --dry-run would free nothing' '
+	dmA gc --dry-run --json >dry.json &&
+	test "$(gc_field dry.json freed_objects)" = 0 &&
+	test "$(gc_field dry.json freed_disk_bytes)" = 0 &&
+	dmA gc --dry-run >out &&
+	grep "^would free 0 of [0-9]* objects" out
+'
+
+test_expect_success 'after dm dot delete, --dry-run predicts and changes nothing' '
+	dmA dot delete -f big &&
+	store_files >before &&
+	dmA gc --dry-run --json >dry.json &&
+	store_files >after &&
+	test_cmp before after &&
+	test "$(gc_field dry.json dry_run)" = True &&
+	if [ "$engine" = dir ]; then
+		test "$(gc_field dry.json freed_objects)" -gt 0
+	fi
+'
+
+test_expect_success 'dm gc frees the deleted dot: what --dry-run said, 90% of its bytes on the dir engine' '
+	size_before=$(store_bytes) &&
+	dmA gc --json >gc.json &&
+	size_after=$(store_bytes) &&
+	predicted=$(gc_field dry.json freed_disk_bytes) &&
+	freed=$(gc_field gc.json freed_disk_bytes) &&
+	test "$(gc_field gc.json freed_objects)" = "$(gc_field dry.json freed_objects)" &&
+	test $((freed * 100)) -ge $((predicted * 95)) &&
+	test $((freed * 100)) -le $((predicted * 105)) &&
+	if [ "$engine" = dir ]; then
+		test $((size_before - size_after)) -ge $((8488608 * 9 / 10))
+	fi &&
+	dmA gc --json >again.json &&
+	test "$(gc_field again.json freed_objects)" = 0 &&
+	grep "garbage collection: [0-9]* of [0-9]* objects freed" "$HOME/A/dmd.log"
+'
+
+test_expect_success 'the kept dot is whole: it clones to C and matches' '
+	dmC clone a keep >/dev/null 2>&1 &&
+	dmC mount keep keepC &&
+	diff -r keepA keepC
+'
+
+test_expect_success 'setup: a dot on B to push into A while A collects' '
+	dmB init pushed && dmB mount pushed pushedB &&
+	head -c 2000000 /dev/urandom >pushedB/base && dmB commit --dot pushed -m base >/dev/null
+'
+
+test_expect_success 'commits on A and pushes from B racing dm gc lose nothing' '
+	dmA init busy && dmA mount busy busyA &&
+	(
+		for i in 1 2 3 4 5 6 7 8; do
+			head -c 300000 /dev/urandom >"busyA/f$i" &&
+			cp keepA/one "busyA/copy$i" &&
+			dmA commit --dot busy -m "c$i" >/dev/null || exit 1
+		done
+	) >commits.out 2>&1 &
+	commits=$! &&
+	(
+		for i in 1 2 3 4; do
+			head -c 500000 /dev/urandom >"pushedB/p$i" &&
+			dmB commit --dot pushed -m "p$i" >/dev/null &&
+			dmB push a pushed >/dev/null 2>&1 || exit 1
+		done
+	) >pushes.out 2>&1 &
+	pushes=$! &&
+	n=0 &&
+	while kill -0 $commits 2>/dev/null || kill -0 $pushes 2>/dev/null; do
+		dmA gc --json >race.json 2>race.err ||
+			grep "running already" race.err || { cat race.err; exit 1; }
+		n=$((n + 1))
+	done &&
+	wait $commits && wait $pushes &&
+	echo "$n collections ran" &&
+	test $n -ge 2 &&
+	dmA gc >/dev/null
+'
+
+test_expect_success 'after the race: every commit is on A, and each dot clones whole to C' '
+	log_ids dmA log --dot busy >ids && test $(wc -l <ids) = 8 &&
+	log_ids dmA log --dot pushed >ids && test $(wc -l <ids) = 5 &&
+	log_ids dmB log --dot pushed >expect && test_cmp expect ids &&
+	dmC clone a busy >/dev/null 2>&1 && dmC mount busy busyC &&
+	diff -r busyA busyC &&
+	dmC clone a pushed >/dev/null 2>&1 && dmC mount pushed pushedC &&
+	diff -r pushedB pushedC
+'
+
+test_expect_success DIR_ENGINE 'after the race: every object of A verifies, dmd stopped' '
+	server_stop A &&
+	dm-store-tool --store "$HOME/A/store" verify >verify.out 2>&1 ||
+		{ cat verify.out; false; } &&
+	server_start A
+'
+
+test_expect_success 'a user who is not an admin may not collect' '
+	dmA user add alice >alice.key 2>/dev/null &&
+	user_remote A alice alice A alice.key &&
+	test_status 10 dmA gc --remote alice &&
+	grep "^dm: .*admin" err
+'
+
+test_done
