@@ -146,7 +146,7 @@ int dm_cli_view_options(struct dm_cli *cli, int argc, char **argv, int flags,
 /* The same for a listing that takes no arguments: -H and --json. */
 int dm_cli_listing_options(struct dm_cli *cli, int argc, char **argv, bool *as_json, bool *raw,
 			   struct dm_err *err);
-/* A duration: "500ms", "2s", "1.5s", "2m", or a number of seconds, into
+/* A duration: "500ms", "2s", "1.5s", "2m", "3h", "14d", or a number of seconds, into
  * milliseconds (at least 1); DM_EINVAL naming what (e.g. "--max-freeze"). */
 int dm_cli_duration_ms(const char *s, const char *what, int64_t *out, struct dm_err *err);
 /* Prints a call's "warnings" on stderr, one "dm: warning: ..." line each. */

@@ -1,11 +1,13 @@
 /*
- * cmd_space.c - the commands about the server's disk space: dm gc.
+ * cmd_space.c - the commands about the server's disk space: dm gc
+ * (--expire: how long what resets dropped stays).
  *
  * Invariants: they only call the server (space.* methods) and print its
  * answer; what is freed, and whether anything is, is the server's.
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "util/err.h"
@@ -16,31 +18,45 @@ int dm_cmd_gc(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	static const struct option opts[] = {
 		{"dry-run", no_argument, NULL, 'n'},
+		{"expire", required_argument, NULL, 'e'},
 		{"json", no_argument, NULL, 'j'},
 		{NULL, 0, NULL, 0},
 	};
 	bool dry = false, as_json = false;
 	char freed[32], disk[32], copied[32];
-	json_t *res = NULL;
-	int c, rc;
+	json_t *res = NULL, *params;
+	int64_t expire_ms = -1;
+	int c, rc = 0;
 
 	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0) {
 		if (c == 'n')
 			dry = true;
 		else if (c == 'j')
 			as_json = true;
+		else if (c == 'e' && !strcmp(optarg, "now"))
+			expire_ms = 0;
+		else if (c == 'e')
+			rc = dm_cli_duration_ms(optarg, "--expire", &expire_ms, err);
+		if (rc)
+			return rc;
 	}
 	if (c < 0)
 		return c;
 	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
-	if (!rc)
-		rc = dm_cli_call_view(cli, as_json, "space.gc", json_pack("{s:b}", "dry_run", dry),
-				      &res, err);
+	if (rc)
+		return rc;
+	params = json_pack("{s:b}", "dry_run", dry);
+	if (params && expire_ms >= 0)
+		json_object_set_new(params, "expire_ms", json_integer(expire_ms));
+	rc = dm_cli_call_view(cli, as_json, "space.gc", params, &res, err);
 	if (rc || !res)
 		return rc;
 	dm_out_size(freed, sizeof(freed), dm_out_u64(res, "freed_object_bytes"));
 	dm_out_size(disk, sizeof(disk), dm_out_u64(res, "freed_disk_bytes"));
 	dm_out_size(copied, sizeof(copied), dm_out_u64(res, "copied_bytes"));
+	if (dm_out_u64(res, "forgotten_commits"))
+		printf("forgot %llu commits that no branch reaches\n",
+		       (unsigned long long)dm_out_u64(res, "forgotten_commits"));
 	printf("%s %llu of %llu objects (%s), rewrote %llu packs (%s copied): %s of disk "
 	       "%s\n",
 	       dry ? "would free" : "freed", (unsigned long long)dm_out_u64(res, "freed_objects"),

@@ -688,7 +688,7 @@ static int commit_walk(struct dm_index *idx, MDB_txn *txn, const char *dot_id, c
 
 struct find_ctx {
 	char **ids;
-	size_t n, max;
+	size_t n, max, cap;
 };
 
 static int find_one(MDB_cursor *cur, const char *id, size_t len, void *p)
@@ -697,14 +697,20 @@ static int find_one(MDB_cursor *cur, const char *id, size_t len, void *p)
 
 	if (f->n == f->max)
 		return 1; /* stop: enough */
+	if (f->n + 1 >= f->cap) {
+		f->cap *= 2;
+		f->ids = dm_xrealloc(f->ids, f->cap * sizeof(char *));
+	}
 	f->ids[f->n++] = dm_xstrndup(id, len);
+	f->ids[f->n] = NULL;
 	return 0;
 }
 
 int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
 			 size_t max, char ***out, size_t *n, struct dm_err *err)
 {
-	struct find_ctx f = {dm_xcalloc(max + 1, sizeof(char *)), 0, max};
+	/* grown as found: max may be SIZE_MAX (all of them) */
+	struct find_ctx f = {dm_xcalloc(16, sizeof(char *)), 0, max, 16};
 	MDB_txn *txn = NULL;
 	int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
 
@@ -744,6 +750,35 @@ int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct 
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
+}
+
+int dm_index_commit_forget(struct dm_index *idx, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (!n)
+		return 0;
+	rc = begin_write(idx, &txn, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		char key[260];
+		size_t klen;
+		MDB_val k;
+
+		rc = commit_key(key, sizeof(key), &klen, dot_id, commits[i], err);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		k = mval(key, klen);
+		rc = mdb_del(txn, idx->commits, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return end_write(txn, rc, "cannot forget commits", err);
+	}
+	return end_write(txn, 0, "cannot forget commits", err);
 }
 
 struct under_ctx {

@@ -102,6 +102,9 @@ int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *co
 int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
 			 size_t max, char ***out, size_t *n, struct dm_err *err);
 int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct dm_err *err);
+/* Forgets commits[0..n) of dot_id (absent ones are fine), in one transaction. */
+int dm_index_commit_forget(struct dm_index *idx, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err);
 
 /* Calls fn for each entry in id order; a non-zero return stops the walk. */
 typedef int (*dm_index_each_fn)(const dm_oid *id, const struct dm_loc *loc, void *ctx);

@@ -1014,6 +1014,12 @@ int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm
 	return dm_index_commit_delete_dot(s->idx, dot_id, err);
 }
 
+int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err)
+{
+	return dm_index_commit_forget(s->idx, dot_id, commits, n, err);
+}
+
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,
 			    struct dm_err *err)
 {

@@ -226,6 +226,10 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 			 char ***out, size_t *n, struct dm_err *err);
 /* Forgets every commit of dot_id (its objects stay until collected). */
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err);
+/* Forgets commits[0..n) of dot_id (absent ones are fine; their objects stay
+ * until collected), in one transaction. */
+int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err);
 /* Calls fn for every indexed commit of every dot; a non-zero return stops
  * the walk and is returned. fn must not write to the commit index. */
 typedef int (*dm_store_commit_fn)(const char *dot_id, const char *commit_id, const dm_oid *oid,
