@@ -50,6 +50,11 @@ static bool by_collector(const struct dm_store *s)
 	return s->gc.running && pthread_equal(pthread_self(), s->gc.thread);
 }
 
+bool dm_store_guard_is_collector(const struct dm_store *s)
+{
+	return by_collector(s);
+}
+
 void dm_store_guard_wrote(struct dm_store *s, const dm_oid *id)
 {
 	if (s->gc.phase != DM_GC_OFF && !by_collector(s))

@@ -37,6 +37,8 @@
 
 struct dm_err;
 
+#define DM_STORE_FAILED_MAX 512
+
 /* A pack open for appending: 0 / -1 when none. */
 struct writer {
 	uint32_t pack;
@@ -111,6 +113,12 @@ struct dm_store {
 	int *read_fds; /* by pack number; -1 when not open */
 	size_t nread_fds;
 	struct gc_guard gc;
+	/* full disks and failed syncs (store.c; under mu) */
+	char failed[DM_STORE_FAILED_MAX]; /* why writes stopped; "" while they may go on */
+	uint64_t space_checked;           /* bytes appended since free space was looked up */
+	uint64_t space_free;              /* free bytes then, minus what was appended since */
+	uint64_t space_reserve;           /* the reserve, in bytes */
+	bool space_known;
 	/* held by whatever moves or forgets index entries in bulk: the
 	 * collector's sweep and pack rewrites, dm_store_staging_end,
 	 * dm_store_external_release; never while waiting for holds */
@@ -166,6 +174,8 @@ int dm_store_read_external(const struct dm_store *s, const char *rec, const stru
 
 void dm_store_guard_init(struct dm_store *s);
 void dm_store_guard_release(struct dm_store *s);
+/* Whether the calling thread is a running collection's; caller holds mu. */
+bool dm_store_guard_is_collector(const struct dm_store *s);
 /* Notes that id was written (put, or recorded as external); caller holds mu. */
 void dm_store_guard_wrote(struct dm_store *s, const dm_oid *id);
 /* Notes that id is being looked up; caller holds mu. */

@@ -18,6 +18,9 @@
  *     pack gone (a staging pack dropped meanwhile) looks the object up
  *     again: it moved.
  *   - One process at a time: DIR/lock is held with flock while open.
+ *   - A write never leaves less free space than the reserve (except the
+ *     collector's), and after a failed sync no write or flush succeeds
+ *     (`failed` says why) until the store is opened again.
  */
 #include "store/store.h"
 #include "store/index.h"
@@ -38,6 +41,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -45,6 +49,9 @@
 #include "util/banned.h"
 
 #define AUTO_FLUSH_BYTES (256ull << 20)
+#define SPACE_CHECK_BYTES (8ull << 20)
+#define RESERVE_MIN       (16ull << 20)
+#define RESERVE_MAX       (1ull << 30)
 #define MAX_PACKS        (1u << 24)
 
 /* zstd contexts, one pair per thread, freed when the thread exits. */
@@ -107,6 +114,7 @@ static ZSTD_DCtx *thread_dctx(void)
 
 void dm_store_opts_default(struct dm_store_opts *out)
 {
+	memset(out, 0, sizeof(*out));
 	dm_chunker_params_default(&out->chunk);
 	out->pack_size = 64ull << 20;
 	out->zstd_level = 3;
@@ -419,6 +427,47 @@ int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t 
 	return 0;
 }
 
+static double mib(uint64_t b)
+{
+	return (double)b / (1024.0 * 1024.0);
+}
+
+/* Refuses a write of need bytes that would leave less free space than the
+ * reserve (store.h, "Full disks"); the collector may use the reserve.
+ * Caller holds mu. */
+static int check_space(struct dm_store *s, uint64_t need, struct dm_err *err)
+{
+	struct statvfs st;
+
+	if (s->opts.reserve < 0)
+		return 0;
+	if (!s->space_known || s->space_checked >= SPACE_CHECK_BYTES) {
+		uint64_t size;
+
+		if (statvfs(s->dir, &st) < 0)
+			return 0; /* unknown: the write itself will tell */
+		size = (uint64_t)st.f_blocks * st.f_frsize;
+		s->space_free = (uint64_t)st.f_bavail * st.f_frsize;
+		s->space_reserve = (uint64_t)s->opts.reserve;
+		if (!s->opts.reserve) {
+			s->space_reserve = size / 50;
+			if (s->space_reserve < RESERVE_MIN)
+				s->space_reserve = RESERVE_MIN;
+			if (s->space_reserve > RESERVE_MAX)
+				s->space_reserve = RESERVE_MAX;
+		}
+		s->space_known = true;
+		s->space_checked = 0;
+	}
+	if (dm_store_guard_is_collector(s) || s->space_free >= s->space_reserve + need)
+		return 0;
+	return dm_err_set(err, DM_ENOSPC,
+			  "no space: the file system of store '%s' has %.1f MiB free, and dmd "
+			  "keeps %.1f MiB of it in reserve so that deletes and dm gc can run; "
+			  "free some (dm dot delete, dm gc)",
+			  s->dir, mib(s->space_free), mib(s->space_reserve));
+}
+
 /* Appends one record through w, a staging writer of dot stage_dot when
  * that is not NULL; caller holds mu. */
 static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
@@ -431,6 +480,11 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 	ssize_t n;
 	int rc;
 
+	if (s->failed[0])
+		return dm_err_set(err, DM_EIO, "%s", s->failed);
+	rc = check_space(s, need, err);
+	if (rc)
+		return rc;
 	if (w->fd < 0 || (w->end > DM_PACK_HDR_LEN && w->end + need > s->opts.pack_size)) {
 		rc = start_pack(s, w, err);
 		if (rc)
@@ -452,6 +506,12 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 		    dm_pwrite_all(w->fd, bytes, rec->stored_len, (off_t)(w->end + sizeof(hdr))) < 0)
 			n = -1;
 	}
+	if (n < 0 && (errno == ENOSPC || errno == EDQUOT))
+		return dm_err_errno(err, errno,
+				    "no space: cannot write %llu bytes to pack %u of store '%s' "
+				    "(its file system has %.1f MiB free)",
+				    (unsigned long long)need, w->pack, s->dir,
+				    mib(s->space_free));
 	if (n < 0)
 		return dm_err_errno(err, errno, "cannot write to pack %u of store '%s'", w->pack,
 				    s->dir);
@@ -466,6 +526,8 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 	dm_store_guard_wrote(s, &rec->id);
 	w->end += need;
 	s->unflushed += need;
+	s->space_checked += need;
+	s->space_free = s->space_free > need ? s->space_free - need : 0;
 	mark_dirty(s, w);
 	return 0;
 }
@@ -821,6 +883,25 @@ static int writer_fd(const struct dm_store *s, uint32_t pack)
 	return -1;
 }
 
+static int sync_pack(struct dm_store *s, int fd)
+{
+	return s->opts.sync_fn ? s->opts.sync_fn(fd) : fdatasync(fd);
+}
+
+/* After a failed sync: the data may be lost with no way to tell, so the
+ * store takes no more writes until it is opened again (store.h, "Full
+ * disks"). what names what failed; caller holds mu. */
+static int stop_writes(struct dm_store *s, int errnum, const char *what, struct dm_err *err)
+{
+	snprintf(s->failed, sizeof(s->failed),
+		 "store '%s' accepts no more writes: %s failed (%s), so what was written "
+		 "since the last sync may be lost; restart dmd, which goes back to what was "
+		 "durable",
+		 s->dir, what, strerror(errnum));
+	dm_error("%s", s->failed);
+	return dm_err_set(err, DM_EIO, "%s", s->failed);
+}
+
 int dm_store_flush(struct dm_store *s, struct dm_err *err)
 {
 	struct dm_index_entry *entries = NULL;
@@ -831,37 +912,45 @@ int dm_store_flush(struct dm_store *s, struct dm_err *err)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
+	if (s->failed[0]) {
+		rc = dm_err_set(err, DM_EIO, "%s", s->failed);
+		goto done;
+	}
 	if (!s->ndirty && !s->pending.count)
 		goto done;
 	for (size_t i = 0; i < s->ndirty && s->opts.sync; i++) {
 		char path[PATH_MAX];
-		int fd = writer_fd(s, s->dirty[i].pack);
+		int fd = writer_fd(s, s->dirty[i].pack), own = -1;
 
-		if (fd >= 0) {
-			if (fdatasync(fd) < 0) {
-				rc = dm_err_errno(err, errno, "cannot sync pack %u",
-						  s->dirty[i].pack);
+		if (fd < 0) {
+			dm_store_pack_path(path, sizeof(path), s, s->dirty[i].pack);
+			fd = own = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				rc = dm_err_errno(err, errno, "cannot sync '%s'", path);
 				goto done;
 			}
-			continue;
 		}
-		dm_store_pack_path(path, sizeof(path), s, s->dirty[i].pack);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fdatasync(fd) < 0) {
-			rc = dm_err_errno(err, errno, "cannot sync '%s'", path);
-			if (fd >= 0)
-				close(fd);
+		if (sync_pack(s, fd) < 0) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "syncing pack %u", s->dirty[i].pack);
+			rc = stop_writes(s, errno, what, err);
+			if (own >= 0)
+				close(own);
 			goto done;
 		}
-		close(fd);
+		if (own >= 0)
+			close(own);
 	}
 	if (s->opts.sync) {
 		char path[PATH_MAX];
 
 		snprintf(path, sizeof(path), "%s/packs", s->dir);
 		rc = dm_fsync_dir(path, err);
-		if (rc)
+		if (rc) {
+			stop_writes(s, EIO, "syncing the directory 'packs'", NULL);
 			goto done;
+		}
 	}
 	entries = dm_xmalloc((s->pending.count + 1) * sizeof(*entries));
 	while (dm_oidmap_next(&s->pending, &it, &id, &val)) {

@@ -56,6 +56,12 @@ struct dm_store_opts {
 	uint64_t pack_size;             /* start a new pack past this size */
 	int zstd_level;                 /* 1..19 */
 	bool sync;                      /* fsync at flush (default true; off only for tests) */
+	/* free space writes must leave on the store's file system (see "Full
+	 * disks" below): 0 for 2% of the file system, between 16 MiB and 1 GiB;
+	 * < 0 for none */
+	int64_t reserve;
+	/* how packs are synced: NULL for fdatasync(2) (tests inject failures) */
+	int (*sync_fn)(int fd);
 };
 
 void dm_store_opts_default(struct dm_store_opts *out);
@@ -299,6 +305,21 @@ struct dm_store_gc_stats {
 void dm_store_gc_opts_default(struct dm_store_gc_opts *out);
 int dm_store_gc(struct dm_store *s, const struct dm_store_gc_opts *opts,
 		struct dm_store_gc_stats *out, struct dm_err *err);
+
+/*
+ * Full disks. A write that would leave the store's file system with less
+ * free space than the reserve is refused with DM_ENOSPC ("no space", naming
+ * the file system, what is free and the reserve), as is one the file system
+ * itself refuses; nothing of it is indexed, so the store stays as it was.
+ * The collector's own writes may use the reserve, so that dm gc (and
+ * deletes, which write nothing to packs) can always run. Free space is
+ * looked up at most every 8 MiB written.
+ *
+ * A failed sync is never retried as if the data were safe (the kernel may
+ * have dropped the dirty pages): the store then refuses every write and
+ * flush (DM_EIO, saying why) until it is opened again, which cuts every
+ * pack back to what the index recorded.
+ */
 
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);
