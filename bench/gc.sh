@@ -19,8 +19,8 @@ blocks, 6% of the dot), each state also backed up by restic, and 5 more
 dots (each also a restic snapshot tagged junk) that are then deleted. Then,
 in one run:
   collect     dm dot delete of the 5 dots + dm gc, against restic forget
-              --tag junk + restic prune --max-unused 0: time, bytes freed,
-              peak memory
+              of the 5 junk snapshots + restic prune --max-unused 0: time,
+              bytes freed, peak memory
   commit      a dm commit of 1% of the dot, alone and while dm gc runs
               again and again (median of --runs each)
   push        a dm push of that commit to a second dmd, the same way
@@ -162,7 +162,11 @@ MARK=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["mark_by
 OBJECTS=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["objects"])' "$LOGS/dm-gc.out")
 
 say "collect: restic"
-tm restic-forget restic forget --tag junk
+JUNK_IDS=$(restic snapshots --tag junk --json | python3 -c 'import json, sys
+print(" ".join(s["id"] for s in json.load(sys.stdin)))')
+[ -n "$JUNK_IDS" ] || die "restic has no snapshots tagged junk"
+# shellcheck disable=SC2086 # one word per snapshot id
+tm restic-forget restic forget $JUNK_IDS
 tm restic-prune /usr/bin/time -v restic prune --max-unused 0
 T_RESTIC=$T
 RESTIC_PEAK=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$LOGS/restic-prune.err")
@@ -212,7 +216,7 @@ row "--dry-run's prediction of dm gc's freed bytes" "$(fmb "$PREDICTED") predict
 row "peak memory" "$(fmib "$DM_PEAK") (dmd's VmHWM during dm gc; mark sets $(fmb "$MARK") for $OBJECTS objects)" "$(fmib "$RESTIC_PEAK") (restic prune's max RSS)" "target < 100 MiB"
 row "dm commit of 1% of the dot: alone / during collections" "$(fsec "$C_ALONE") / $(fsec "$C_DURING")" "–" "$(fx "$(calc "$C_DURING / $C_ALONE")") (target ≤ 2×)"
 row "dm push of that commit: alone / during collections" "$(fsec "$P_ALONE") / $(fsec "$P_DURING")" "–" "$(fx "$(calc "$P_DURING / $P_ALONE")")"
-note "History: a dot of 16 files, $DOT_MIB MiB, $COMMITS commits (each rewrites $CHANGE_BLOCKS random 1 MiB blocks of random files, from /dev/urandom: incompressible), each state also a restic snapshot; 5 more dots of $JUNK_MIB MiB each, also restic snapshots tagged junk. Collecting: \`dm dot delete\` of the 5 dots then \`dm gc\`, against \`restic forget --tag junk\` then \`restic prune\` (restic $(restic version | awk '{ print $2 }'), with --max-unused 0 so that it frees all it can, as dm gc does)."
+note "History: a dot of 16 files, $DOT_MIB MiB, $COMMITS commits (each rewrites $CHANGE_BLOCKS random 1 MiB blocks of random files, from /dev/urandom: incompressible), each state also a restic snapshot; 5 more dots of $JUNK_MIB MiB each, also restic snapshots tagged junk. Collecting: \`dm dot delete\` of the 5 dots then \`dm gc\`, against \`restic forget\` of the 5 junk snapshots then \`restic prune\` (restic $(restic version | awk '{ print $2 }'), with --max-unused 0 so that it frees all it can, as dm gc does)."
 note "dm gc rewrites each pack whose live records fill less than 80% of it (the others keep their dead records); restic prune --max-unused 0 repacks every pack with an unused blob. restic's repository is larger than dm's store for the same history: its chunks average 1 MiB (dm's 64 KiB), so a rewritten 1 MiB block costs it more new data."
 note "Commit and push runs: $RUNS each, medians (commits alone: $C_ALONE_RUNS; during: $C_DURING_RUNS; pushes alone: $P_ALONE_RUNS; during: $P_DURING_RUNS). During: \`dm gc\` runs again and again in a loop from 0.2 s before the commit until after the push ($GCS collections logged in the whole run)."
 note "dm's peak memory is the whole dmd's (the HTTP server, the dots' actors and the collection), reset (\`/proc/PID/clear_refs\`) just before the dry run and the collection."
