@@ -379,6 +379,16 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    forget what resets dropped more than DURATION ago\n"
 	 "                    (30s, 2h, 14d...), or all of it with 'now'\n"
 	 "  --json            the server's answer, as JSON\n"},
+	{"df", dm_cmd_df, "[--json]", "show the server's disk space (admins only)",
+	 "Summarises the server's disk space: the store (every dot's history, and\n"
+	 "data received but not yet settled), the working copies (as each dot\n"
+	 "last measured them), what garbage collection could free (as the last\n"
+	 "'dm gc' or 'dm gc --dry-run' found: dead records left in packs still\n"
+	 "mostly live, and what a dry run would free), and the file system's free\n"
+	 "space with the reserve dmd keeps so that deletes and 'dm gc' always run.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --json            the server's answer, as JSON\n"},
 	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"

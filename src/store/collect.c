@@ -415,8 +415,14 @@ static int rewrite(struct run *r, unsigned pct, struct dm_err *err)
 		skip = dm_store_find_staged(s, p) || p >= r->npacks ||
 		       (!r->dry && s->cur.fd >= 0 && s->cur.pack == p);
 		pthread_mutex_unlock(&s->mu);
-		if (skip || lens[i].len <= DM_PACK_HDR_LEN || live * 100 >= lens[i].len * pct)
+		if (skip || lens[i].len <= DM_PACK_HDR_LEN)
 			continue;
+		if (live * 100 >= lens[i].len * pct) {
+			r->st->dead_kept += lens[i].len > live + DM_PACK_HDR_LEN
+						    ? lens[i].len - live - DM_PACK_HDR_LEN
+						    : 0;
+			continue;
+		}
 		r->st->packs++;
 		if (r->dry) {
 			r->st->copied_bytes += live;

@@ -883,6 +883,37 @@ static int writer_fd(const struct dm_store *s, uint32_t pack)
 	return -1;
 }
 
+int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err *err)
+{
+	struct dm_pack_len *lens = NULL;
+	struct statvfs st;
+	size_t n = 0;
+	int rc = dm_index_pack_lengths(s->idx, &lens, &n, err);
+
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		out->packs++;
+		out->pack_bytes += lens[i].len;
+		if (dm_store_find_staged(s, lens[i].pack)) {
+			out->staged_packs++;
+			out->staged_bytes += lens[i].len;
+		}
+	}
+	if (statvfs(s->dir, &st) == 0) {
+		out->fs_size = (uint64_t)st.f_blocks * st.f_frsize;
+		out->fs_free = (uint64_t)st.f_bavail * st.f_frsize;
+		s->space_known = false; /* the next write looks again */
+		check_space(s, 0, NULL);
+	}
+	out->reserve = s->opts.reserve < 0 ? 0 : s->space_reserve;
+	pthread_mutex_unlock(&s->mu);
+	free(lens);
+	return 0;
+}
+
 static int sync_pack(struct dm_store *s, int fd)
 {
 	return s->opts.sync_fn ? s->opts.sync_fn(fd) : fdatasync(fd);

@@ -300,6 +300,7 @@ struct dm_store_gc_stats {
 	uint64_t disk_freed;     /* bytes of pack files freed on disk, net of the copies */
 	uint64_t mark_bytes;     /* memory of the mark sets */
 	uint64_t ms;             /* how long it took */
+	uint64_t dead_kept;      /* dead bytes left in packs still live enough to keep */
 };
 
 void dm_store_gc_opts_default(struct dm_store_gc_opts *out);
@@ -320,6 +321,16 @@ int dm_store_gc(struct dm_store *s, const struct dm_store_gc_opts *opts,
  * flush (DM_EIO, saying why) until it is opened again, which cuts every
  * pack back to what the index recorded.
  */
+
+/* The space the store takes and has, cheaply (its packs' recorded lengths
+ * and one statvfs, not a walk of the index). */
+struct dm_store_space {
+	uint64_t packs, pack_bytes;
+	uint64_t staged_packs, staged_bytes; /* received, not yet settled */
+	uint64_t fs_size, fs_free;           /* its file system's size and free space */
+	uint64_t reserve;                    /* what writes must leave free */
+};
+int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err *err);
 
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);

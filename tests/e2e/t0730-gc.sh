@@ -16,6 +16,8 @@ test_description='dm gc: a deleted dot is freed, --dry-run predicts and changes 
 #     each dot to C reads all of their objects);
 #   - dmd killed (SIGKILL) at several points of a collection leaves a
 #     store that verifies, and every dot still clones whole;
+#   - dm df says what the store's packs take, and what the last
+#     collection found reclaimable;
 #   - only admins may collect.
 
 command -v dm-store-tool >/dev/null || test_skip_all "dm-store-tool is not built in $DM_BUILD_DIR"
@@ -88,6 +90,24 @@ test_expect_success 'dm gc frees the deleted dot: what --dry-run said, 90% of it
 	dmA gc --json >again.json &&
 	test "$(gc_field again.json freed_objects)" = 0 &&
 	grep "garbage collection: [0-9]* of [0-9]* objects freed" "$HOME/A/dmd.log"
+'
+
+test_expect_success 'dm df summarises the space: the store is its packs, reclaimable as the last run found' '
+	dmA df >out &&
+	grep "^store: .* in [0-9]* packs" out &&
+	grep "^working copies: .* (1 dot, as last measured)$" out &&
+	grep "^reclaimable: .*(by the last dm gc, " out &&
+	grep "^file system: .* free of .*in reserve" out &&
+	dmA df --json >df.json &&
+	packs=$(find "$HOME/A/store/packs" -type f -printf "%s\n" | awk "{ s += \$1 } END { print s }") &&
+	python3 - "$packs" <<-\EOF &&
+	import json, sys
+	d = json.load(open("df.json"))
+	assert d["store"]["bytes"] == int(sys.argv[1]), (d, sys.argv[1])
+	assert d["filesystem"]["free"] > 0 and d["filesystem"]["reserve"] >= 16 << 20, d
+	EOF
+	dmA gc --dry-run >/dev/null &&
+	dmA df >out && grep "^reclaimable: .*(by the last dm gc --dry-run, " out
 '
 
 test_expect_success 'the kept dot is whole: it clones to C and matches' '

@@ -1,6 +1,6 @@
 /*
  * rpc_space.c - the space.* methods of the API (docs/api.md): garbage
- * collection of this node's store.
+ * collection of this node's store, and a summary of its space.
  *
  * Invariants: every method is for admins (the store is every user's);
  * the collection runs in the space actor's job (space/space.c), never on
@@ -90,7 +90,57 @@ static int space_gc(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
+/* The working copies' size: every branch's, as its dot last measured it. */
+static uint64_t working_copies(const struct dm_rpc_ctx *ctx, size_t *ndots)
+{
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
+	uint64_t total = 0;
+
+	*ndots = snap->n;
+	for (size_t i = 0; i < snap->n; i++) {
+		struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+
+		for (size_t j = 0; j < v->nbranches; j++)
+			total += v->branches[j].size;
+		dm_dot_view_unref(v);
+	}
+	dm_registry_snap_unref(snap);
+	return total;
+}
+
+static int space_df(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		    struct dm_err *err)
+{
+	struct dm_store_space sp;
+	struct dm_space_last last;
+	size_t ndots = 0;
+	uint64_t wc;
+	json_t *reclaim = json_null();
+	int rc = dm_store_space(ctx->env->store, &sp, err);
+
+	if (!rc)
+		rc = dm_space_last(ctx->env->space, &last, err);
+	if (rc)
+		return rc;
+	wc = working_copies(ctx, &ndots);
+	/* what the last collection or dry run left, or would have freed */
+	if (last.when_ns)
+		reclaim = json_pack(
+			"{s:I, s:b, s:I}", "bytes",
+			(json_int_t)(last.st.dead_kept + (last.dry_run ? last.st.disk_freed : 0)),
+			"dry_run", last.dry_run, "time_ns", (json_int_t)last.when_ns);
+	*result = json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:o, s:{s:I, s:I, s:I}}",
+			    "store", "bytes", (json_int_t)sp.pack_bytes, "packs",
+			    (json_int_t)sp.packs, "received_bytes", (json_int_t)sp.staged_bytes,
+			    "received_packs", (json_int_t)sp.staged_packs, "working_copies",
+			    "bytes", (json_int_t)wc, "dots", (json_int_t)ndots, "reclaimable",
+			    reclaim, "filesystem", "size", (json_int_t)sp.fs_size, "free",
+			    (json_int_t)sp.fs_free, "reserve", (json_int_t)sp.reserve);
+	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
+}
+
 const struct dm_rpc_method dm_rpc_space_methods[] = {
 	{"space.gc", space_gc, true, GC_DEADLINE_MS},
+	{"space.df", space_df, true, 0},
 	{NULL, NULL, false, 0},
 };

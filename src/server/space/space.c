@@ -3,11 +3,12 @@
  * (space.h).
  *
  * States: IDLE --GC--> COLLECTING --job done--> IDLE. A GC request in
- * COLLECTING is answered `busy` at once. The request that started the job
+ * COLLECTING is answered `busy` at once; LAST (what the last collection
+ * found) is answered at once in both. The request that started the job
  * is kept and answered with the job's figures when its DONE message
  * arrives; a stopped scheduler answers it `canceled`.
  *
- * Invariant: `running` and `waiting` are touched by the handler only.
+ * Invariant: `running`, `waiting` and `last` are touched by the handler only.
  */
 #include "server/space/space.h"
 
@@ -17,11 +18,12 @@
 
 #include "actor/actor.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #include "util/banned.h"
 
-enum { SP_GC = 1 };
+enum { SP_GC = 1, SP_LAST = 2 };
 
 struct gc_args {
 	struct dm_store *store;
@@ -37,6 +39,8 @@ struct state {
 	struct dm_space_env env;
 	struct dm_job *running;
 	struct dm_msg *waiting; /* the request the running job answers */
+	bool running_dry;
+	struct dm_space_last last;
 };
 
 struct dm_space {
@@ -96,7 +100,17 @@ static int on_gc(struct state *st, struct dm_actor *self, struct dm_msg *msg)
 		return 0;
 	}
 	st->waiting = msg;
+	st->running_dry = a->dry_run;
 	return DM_ACTOR_KEEP;
+}
+
+static int on_last(struct state *st, struct dm_msg *msg)
+{
+	struct dm_space_last *copy = dm_xcalloc(1, sizeof(*copy));
+
+	*copy = st->last;
+	dm_msg_reply(msg, 0, copy, free);
+	return 0;
 }
 
 static void on_done(struct state *st, struct dm_msg *msg)
@@ -112,6 +126,9 @@ static void on_done(struct state *st, struct dm_msg *msg)
 		dm_msg_reply_err(req, msg->status, "%s",
 				 res && res->msg[0] ? res->msg : dm_err_name(msg->status));
 	else {
+		st->last.when_ns = dm_now_realtime_ns();
+		st->last.dry_run = st->running_dry;
+		st->last.st = res->st;
 		msg->payload = NULL;
 		dm_msg_reply(req, 0, res, free);
 	}
@@ -125,6 +142,8 @@ static int handle(struct dm_actor *self, struct dm_msg *msg)
 	switch (msg->type) {
 	case SP_GC:
 		return on_gc(st, self, msg);
+	case SP_LAST:
+		return on_last(st, msg);
 	case DM_MSG_JOB_DONE:
 		on_done(st, msg);
 		return 0;
@@ -179,6 +198,17 @@ int dm_space_gc(struct dm_space *sp, bool dry_run, int timeout_ms, struct dm_sto
 	rc = dm_actor_call(&reply, sp->actor, dm_msg_new(SP_GC, a, free), timeout_ms, err);
 	if (!rc && reply && reply->payload)
 		*out = ((struct gc_result *)reply->payload)->st;
+	dm_msg_free(reply);
+	return rc;
+}
+
+int dm_space_last(struct dm_space *sp, struct dm_space_last *out, struct dm_err *err)
+{
+	struct dm_msg *reply = NULL;
+	int rc = dm_actor_call(&reply, sp->actor, dm_msg_new(SP_LAST, NULL, NULL), 10 * 1000, err);
+
+	if (!rc && reply && reply->payload)
+		*out = *(struct dm_space_last *)reply->payload;
 	dm_msg_free(reply);
 	return rc;
 }

@@ -35,4 +35,13 @@ void dm_space_free(struct dm_space *sp);
 int dm_space_gc(struct dm_space *sp, bool dry_run, int timeout_ms, struct dm_store_gc_stats *out,
 		struct dm_err *err);
 
+/* What the last collection (or dry run) found, answered at once even while
+ * one runs: *when_ns 0 when none ran since dmd started. */
+struct dm_space_last {
+	int64_t when_ns; /* when it ended, ns since the epoch */
+	bool dry_run;
+	struct dm_store_gc_stats st;
+};
+int dm_space_last(struct dm_space *sp, struct dm_space_last *out, struct dm_err *err);
+
 #endif
