@@ -111,6 +111,15 @@ int dm_cmd_df(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	dm_out_size(c, sizeof(c), dm_out_u64(fs, "reserve"));
 	printf("file system:    %s free of %s; %s of it kept in reserve for deletes and dm gc\n", a,
 	       b, c);
+	st = json_object_get(res, "auto_gc");
+	if (dm_out_u64(st, "threshold")) {
+		dm_out_size(a, sizeof(a), dm_out_u64(st, "garbage"));
+		dm_out_size(b, sizeof(b), dm_out_u64(st, "threshold"));
+		printf("automatic gc:   once deletes make %s of garbage (%s so far; %llu runs)\n",
+		       b, a, (unsigned long long)dm_out_u64(st, "runs"));
+	} else {
+		printf("automatic gc:   off\n");
+	}
 	json_decref(res);
 	return 0;
 }

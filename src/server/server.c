@@ -241,6 +241,8 @@ static int start_dots(struct dm_server *srv, struct dm_err *err)
 	env.volume_driver = srv->volume_driver[0] ? srv->volume_driver : NULL;
 	env.kv_root = srv->kv_root[0] ? srv->kv_root : NULL;
 	env.node_id = srv->node_id;
+	env.garbage = dm_space_note_garbage;
+	env.garbage_ctx = srv->space;
 	return dm_registry_open(&srv->registry, &env, err);
 }
 
@@ -364,8 +366,12 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		goto done;
 	rc = dm_sessions_open(&srv->sessions, srv->sched, err);
 	if (!rc) {
-		struct dm_space_env se = {srv->store, srv->sched};
+		struct dm_space_env se = {srv->store, srv->sched, DM_SPACE_AUTO_BYTES_DEFAULT};
 
+		if (opts->gc_auto_bytes == UINT64_MAX)
+			se.auto_bytes = 0;
+		else if (opts->gc_auto_bytes)
+			se.auto_bytes = opts->gc_auto_bytes;
 		rc = dm_space_open(&srv->space, &se, err);
 	}
 	if (!rc)

@@ -48,6 +48,9 @@ struct dm_server_opts {
 	const char *plugin_socket; /* the Docker volume plugin's socket; NULL: no plugin */
 	bool plugin_optional;      /* a plugin socket that cannot be served only warns */
 	const char *docker_socket; /* the Docker Engine API; NULL, or absent at start: none */
+	/* automatic garbage collection after this many bytes of deletes: 0 for
+	 * the default (DM_SPACE_AUTO_BYTES_DEFAULT), UINT64_MAX for never */
+	uint64_t gc_auto_bytes;
 };
 
 struct dm_server {

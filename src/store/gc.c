@@ -14,6 +14,9 @@
  * object (verify stays clean). Trees are decided depth first with a memo
  * (unknown, kept, gone), files and commits by one look at what they name.
  *
+ * dm_store_dot_bytes walks one dot's commits the same way, to say about
+ * how much deleting it frees.
+ *
  * Invariants: the commit list is copied out of the index before any object
  * is read (no read transaction stays open during the walk); recursion is
  * bounded by DM_TREE_MAX_DEPTH; an object that is missing or of the wrong
@@ -23,6 +26,7 @@
  * directions.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -361,5 +365,48 @@ int dm_store_add_dependents(struct dm_store *s, const struct dm_oidmap *reached,
 	free(d.commits);
 	dm_oidmap_release(&d.trees);
 	dm_buf_release(&d.w.obj);
+	return rc;
+}
+
+/* ---- what a dot's history holds ---- */
+
+static void note_chunk(void *ctx, const dm_oid *id)
+{
+	dm_oidmap_put(ctx, id, NULL);
+}
+
+int dm_store_dot_bytes(struct dm_store *s, const char *dot_id, uint64_t *out, struct dm_err *err)
+{
+	struct dm_oidmap seen, chunks;
+	char **ids = NULL;
+	dm_oid *roots = NULL;
+	size_t n = 0, nroots = 0, it = 0;
+	const dm_oid *id;
+	void *val;
+	int rc = dm_store_commit_find(s, dot_id, "", SIZE_MAX, &ids, &n, err);
+
+	*out = 0;
+	if (rc)
+		return rc;
+	roots = dm_xmalloc((n + 1) * sizeof(*roots));
+	for (size_t i = 0; i < n; i++)
+		if (!dm_store_commit_get(s, dot_id, ids[i], &roots[nroots], NULL))
+			nroots++;
+	dm_oidmap_init(&seen, 0);
+	dm_oidmap_init(&chunks, 0);
+	rc = dm_store_mark_live(s, false, roots, nroots, &seen, note_chunk, &chunks, err);
+	while (!rc && dm_oidmap_next(&chunks, &it, &id, &val)) {
+		uint64_t len = 0;
+		int kind;
+
+		if (!dm_store_stat(s, id, &kind, &len, NULL))
+			*out += len;
+	}
+	dm_oidmap_release(&seen);
+	dm_oidmap_release(&chunks);
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(roots);
 	return rc;
 }

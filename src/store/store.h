@@ -232,6 +232,10 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 			 char ***out, size_t *n, struct dm_err *err);
 /* Forgets every commit of dot_id (its objects stay until collected). */
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err);
+/* The raw bytes of the distinct chunks that the indexed commits of dot_id
+ * reach: about what deleting the dot frees, at most (chunks other dots
+ * share are counted too). Walks the dot's history once. */
+int dm_store_dot_bytes(struct dm_store *s, const char *dot_id, uint64_t *out, struct dm_err *err);
 /* Forgets commits[0..n) of dot_id (absent ones are fine; their objects stay
  * until collected), in one transaction. */
 int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *const *commits,

@@ -129,13 +129,16 @@ static int space_df(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 			"{s:I, s:b, s:I}", "bytes",
 			(json_int_t)(last.st.dead_kept + (last.dry_run ? last.st.disk_freed : 0)),
 			"dry_run", last.dry_run, "time_ns", (json_int_t)last.when_ns);
-	*result = json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:o, s:{s:I, s:I, s:I}}",
+	*result = json_pack("{s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:o, s:{s:I, s:I, s:I}, "
+			    "s:{s:I, s:I, s:I}}",
 			    "store", "bytes", (json_int_t)sp.pack_bytes, "packs",
 			    (json_int_t)sp.packs, "received_bytes", (json_int_t)sp.staged_bytes,
 			    "received_packs", (json_int_t)sp.staged_packs, "working_copies",
 			    "bytes", (json_int_t)wc, "dots", (json_int_t)ndots, "reclaimable",
 			    reclaim, "filesystem", "size", (json_int_t)sp.fs_size, "free",
-			    (json_int_t)sp.fs_free, "reserve", (json_int_t)sp.reserve);
+			    (json_int_t)sp.fs_free, "reserve", (json_int_t)sp.reserve, "auto_gc",
+			    "threshold", (json_int_t)last.auto_bytes, "garbage",
+			    (json_int_t)last.garbage, "runs", (json_int_t)last.automatic);
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 

@@ -1432,7 +1432,7 @@ static void cancelled_done(struct dot *d, struct dm_msg *req)
 		start_delete_job(d);
 }
 
-static void deleted(struct dot *d, int status, const char *errmsg)
+static void deleted(struct dot *d, int status, const char *errmsg, uint64_t garbage)
 {
 	if (status) {
 		/* The data could not all be removed: stay DELETING; a later delete
@@ -1456,6 +1456,8 @@ static void deleted(struct dot *d, int status, const char *errmsg)
 	d->ndeleters = 0;
 	dm_registry_dot_gone(d->env.registry, d->id);
 	dm_info("dot %s (%s/%s) deleted", d->id, d->name.ns, d->name.name);
+	if (d->env.garbage && garbage)
+		d->env.garbage(d->env.garbage_ctx, garbage);
 }
 
 static void created(struct dot *d, struct dm_msg *req)
@@ -1784,7 +1786,7 @@ static void on_job_done(struct dot *d, struct dm_msg *msg)
 		return;
 	case DM_DOT_DELETING:
 		if (in->op == DM_DOT_OP_DELETE) {
-			deleted(d, msg->status, detail);
+			deleted(d, msg->status, detail, out ? out->size : 0);
 			return;
 		}
 		cancelled_done(d, req);

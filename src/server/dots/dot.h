@@ -48,6 +48,10 @@ struct dm_dot_env {
 	 * DM_KV_ROOT (one node), "/dm/n/NODE/" in a cluster on etcd */
 	const char *kv_root;
 	const char *node_id; /* this node, or NULL (tests) */
+	/* told, when a dot is deleted, about how many bytes of stored data
+	 * that may have made garbage (space/space.h); NULL: nobody */
+	void (*garbage)(void *ctx, uint64_t bytes);
+	void *garbage_ctx;
 };
 
 enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };

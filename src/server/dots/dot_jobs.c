@@ -606,8 +606,13 @@ int dm_dot_job_delete(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 {
 	char key[256];
 	struct dm_kv_kv kv;
-	int rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
+	struct dm_err eerr;
+	int rc;
 
+	/* about what the delete makes garbage, for automatic collection */
+	if (in->env.garbage && dm_store_dot_bytes(in->env.store, in->dot_id, &out->size, &eerr))
+		dm_warn("dot %s: cannot estimate its stored bytes: %s", in->dot_id, eerr.msg);
+	rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
 	if (!rc)
 		rc = dm_store_commit_delete_dot(in->env.store, in->dot_id, err);
 	if (!rc) {

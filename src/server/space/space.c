@@ -2,9 +2,11 @@
  * space.c - the space actor: one garbage collection at a time, as a job
  * (space.h).
  *
- * States: IDLE --GC--> COLLECTING --job done--> IDLE. A GC request in
- * COLLECTING is answered `busy` at once; LAST (what the last collection
- * found) is answered at once in both. The request that started the job
+ * States: IDLE --GC--> COLLECTING --job done--> IDLE, and IDLE --GARBAGE
+ * past the threshold--> COLLECTING (automatic: no request waits). A GC
+ * request in COLLECTING is answered `busy` at once; LAST (what the last
+ * collection found) is answered at once in both; GARBAGE only counts in
+ * COLLECTING. The request that started the job
  * is kept and answered with the job's figures when its DONE message
  * arrives; a stopped scheduler answers it `canceled`.
  *
@@ -23,7 +25,7 @@
 
 #include "util/banned.h"
 
-enum { SP_GC = 1, SP_LAST = 2 };
+enum { SP_GC = 1, SP_LAST = 2, SP_GARBAGE = 3 };
 
 struct gc_args {
 	struct dm_store *store;
@@ -82,26 +84,63 @@ static void run_gc(struct dm_job *job)
 	dm_job_set_result(job, rc, res, free);
 }
 
+/* Starts the job of a collection (a, taken); msg, the request it answers,
+ * may be NULL (an automatic one). */
+static int start_gc(struct state *st, struct dm_actor *self, struct gc_args *a, struct dm_msg *msg,
+		    struct dm_err *err)
+{
+	bool dry = a->dry_run;
+	int rc = dm_job_start(&st->running, self, run_gc, a, free, err);
+
+	if (rc) {
+		st->running = NULL;
+		return rc;
+	}
+	st->waiting = msg;
+	st->running_dry = dry;
+	if (!dry)
+		st->last.garbage = 0; /* what is garbage now, this one frees */
+	return 0;
+}
+
 static int on_gc(struct state *st, struct dm_actor *self, struct dm_msg *msg)
 {
 	struct gc_args *a = msg->payload;
 	struct dm_err err;
-	int rc;
 
 	if (st->running) {
 		dm_msg_reply_err(msg, DM_EBUSY, "a garbage collection is running already");
 		return 0;
 	}
 	msg->payload = NULL; /* the job owns it now */
-	rc = dm_job_start(&st->running, self, run_gc, a, free, &err);
-	if (rc) {
-		st->running = NULL;
-		dm_msg_reply_err(msg, rc, "%s", err.msg);
+	if (start_gc(st, self, a, msg, &err)) {
+		dm_msg_reply_err(msg, DM_EINTERNAL, "%s", err.msg);
 		return 0;
 	}
-	st->waiting = msg;
-	st->running_dry = a->dry_run;
 	return DM_ACTOR_KEEP;
+}
+
+/* GARBAGE: counts it; past the threshold, and with none running, starts
+ * an automatic collection (one running now frees it anyway, or the next
+ * delete starts one). */
+static int on_garbage(struct state *st, struct dm_actor *self, struct dm_msg *msg)
+{
+	struct gc_args *a;
+	struct dm_err err;
+
+	st->last.garbage += *(uint64_t *)msg->payload;
+	if (!st->env.auto_bytes || st->last.garbage < st->env.auto_bytes || st->running)
+		return 0;
+	a = dm_xcalloc(1, sizeof(*a));
+	a->store = st->env.store;
+	dm_info("automatic garbage collection: deletes made about %llu bytes of garbage since "
+		"the last one (threshold %llu)",
+		(unsigned long long)st->last.garbage, (unsigned long long)st->env.auto_bytes);
+	if (start_gc(st, self, a, NULL, &err))
+		dm_warn("automatic garbage collection: %s", err.msg);
+	else
+		st->last.automatic++;
+	return 0;
 }
 
 static int on_last(struct state *st, struct dm_msg *msg)
@@ -120,15 +159,17 @@ static void on_done(struct state *st, struct dm_msg *msg)
 
 	st->running = NULL;
 	st->waiting = NULL;
+	if (!msg->status && res) {
+		st->last.when_ns = dm_now_realtime_ns();
+		st->last.dry_run = st->running_dry;
+		st->last.st = res->st;
+	}
 	if (!req)
 		return;
 	if (msg->status)
 		dm_msg_reply_err(req, msg->status, "%s",
 				 res && res->msg[0] ? res->msg : dm_err_name(msg->status));
 	else {
-		st->last.when_ns = dm_now_realtime_ns();
-		st->last.dry_run = st->running_dry;
-		st->last.st = res->st;
 		msg->payload = NULL;
 		dm_msg_reply(req, 0, res, free);
 	}
@@ -144,6 +185,8 @@ static int handle(struct dm_actor *self, struct dm_msg *msg)
 		return on_gc(st, self, msg);
 	case SP_LAST:
 		return on_last(st, msg);
+	case SP_GARBAGE:
+		return on_garbage(st, self, msg);
 	case DM_MSG_JOB_DONE:
 		on_done(st, msg);
 		return 0;
@@ -167,6 +210,7 @@ int dm_space_open(struct dm_space **out, const struct dm_space_env *env, struct 
 	int rc;
 
 	st->env = *env;
+	st->last.auto_bytes = env->auto_bytes;
 	sp->store = env->store;
 	rc = dm_actor_new(&sp->actor, env->sched, "space", handle, st, state_free, err);
 	if (rc) {
@@ -211,4 +255,13 @@ int dm_space_last(struct dm_space *sp, struct dm_space_last *out, struct dm_err 
 		*out = *(struct dm_space_last *)reply->payload;
 	dm_msg_free(reply);
 	return rc;
+}
+
+void dm_space_note_garbage(void *ctx, uint64_t bytes)
+{
+	struct dm_space *sp = ctx;
+	uint64_t *b = dm_xmalloc(sizeof(*b));
+
+	*b = bytes;
+	dm_actor_post(sp->actor, dm_msg_new(SP_GARBAGE, b, free));
 }

@@ -4,9 +4,9 @@
  * costs and the node's summary.
  *
  * The actor runs at most one collection at a time; a request that comes
- * while one runs is refused (`busy`). A collection never touches a dot's
- * state: what it must keep it learns from the store (indexed commits,
- * holds, pins; store.h).
+ * while one runs is refused (`busy`). It also starts one by itself when
+ * deleted dots have made about auto_bytes of garbage since the last. A collection never touches a
+ * dot's state: what it must keep it learns from the store (indexed commits, holds, pins; store.h).
  */
 #ifndef DM_SERVER_SPACE_SPACE_H
 #define DM_SERVER_SPACE_SPACE_H
@@ -22,7 +22,12 @@ struct dm_space;
 struct dm_space_env {
 	struct dm_store *store;
 	struct dm_sched *sched;
+	/* a collection starts by itself once deletes have made about this many
+	 * bytes of garbage since the last one (0: never) */
+	uint64_t auto_bytes;
 };
+
+#define DM_SPACE_AUTO_BYTES_DEFAULT (1ull << 30)
 
 /* env is copied; its store and scheduler must outlive the actor (the
  * scheduler stops it). */
@@ -35,12 +40,20 @@ void dm_space_free(struct dm_space *sp);
 int dm_space_gc(struct dm_space *sp, bool dry_run, int timeout_ms, struct dm_store_gc_stats *out,
 		struct dm_err *err);
 
+/* About bytes of stored data became garbage (a dot was deleted): counted
+ * towards the automatic collection. Does not wait. Fits
+ * dm_dot_env.garbage (ctx: the struct dm_space). */
+void dm_space_note_garbage(void *sp, uint64_t bytes);
+
 /* What the last collection (or dry run) found, answered at once even while
  * one runs: *when_ns 0 when none ran since dmd started. */
 struct dm_space_last {
 	int64_t when_ns; /* when it ended, ns since the epoch */
 	bool dry_run;
 	struct dm_store_gc_stats st;
+	uint64_t garbage;    /* estimated since the last collection */
+	uint64_t auto_bytes; /* the automatic collection's threshold (0: off) */
+	uint64_t automatic;  /* collections started by the threshold since dmd started */
 };
 int dm_space_last(struct dm_space *sp, struct dm_space_last *out, struct dm_err *err);
 
