@@ -10,8 +10,9 @@ test_description='dm gc: a deleted dot is freed, --dry-run predicts and changes 
 #     kept in them);
 #   - `dm gc --dry-run` predicts within 5% what `dm gc` then frees on disk,
 #     and leaves every file of the store as it was;
-#   - commits on A and a push from B into A, running while `dm gc` runs
-#     again and again, lose nothing: A's store verifies afterwards (dmd
+#   - commits on A and pushes from B into A (by an admin, whose objects
+#     are leased, and by a user, whose transfer session pins them), running
+#     while `dm gc` runs again and again, lose nothing: A's store verifies afterwards (dmd
 #     stopped) and every commit of every dot still checks out (a clone of
 #     each dot to C reads all of their objects);
 #   - dmd killed (SIGKILL) at several points of a collection leaves a
@@ -149,6 +150,28 @@ test_expect_success 'commits on A and pushes from B racing dm gc lose nothing' '
 	echo "$n collections ran" &&
 	test $n -ge 2 &&
 	dmA gc >/dev/null
+'
+
+test_expect_success 'a user'\''s push (a transfer session, whose objects are pinned) racing dm gc loses nothing' '
+	dmA user add carol >carol.key 2>/dev/null &&
+	user_remote B carol carol A carol.key &&
+	dmB init upload && dmB mount upload uploadB &&
+	(
+		for i in 1 2 3 4; do
+			head -c 700000 /dev/urandom >"uploadB/u$i" &&
+			cp keepA/one "uploadB/same$i" &&
+			dmB commit --dot upload -m "u$i" >/dev/null &&
+			dmB push carol upload --remote-name carol/upload >/dev/null 2>&1 || exit 1
+		done
+	) >upload.out 2>&1 &
+	uploads=$! &&
+	while kill -0 $uploads 2>/dev/null; do
+		dmA gc >/dev/null 2>race.err || grep "running already" race.err || { cat race.err; exit 1; }
+	done &&
+	wait $uploads &&
+	log_ids dmA log --dot carol/upload >ids && test $(wc -l <ids) = 4 &&
+	dmC clone a carol/upload >/dev/null 2>&1 && dmC mount carol/upload uploadC &&
+	diff -r uploadB uploadC
 '
 
 test_expect_success 'after the race: every commit is on A, and each dot clones whole to C' '
