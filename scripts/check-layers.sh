@@ -29,10 +29,11 @@ declare -A allowed=(
 	[client]="util"
 	[remote]="util store sync client"
 	[server/dots]="util store sync kv actor engine"
+	[server/space]="util store sync kv actor engine"
 	[server/transfers]="util store sync remote client kv actor engine server/dots"
 	[server/cluster]="util store sync remote client kv actor engine server/dots server/transfers"
-	[server/api]="util store sync remote client kv actor engine server/dots server/transfers server/cluster"
-	[server]="util store sync remote client kv actor engine server/dots server/transfers server/cluster server/api"
+	[server/api]="util store sync remote client kv actor engine server/dots server/transfers server/cluster server/space"
+	[server]="util store sync remote client kv actor engine server/dots server/transfers server/cluster server/api server/space"
 	[cli]="util client"
 )
 

@@ -110,6 +110,8 @@ int dm_cmd_remote_switch(struct dm_cli *cli, int argc, char **argv, struct dm_er
 int dm_cmd_push(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_pull(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_clone(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_gc(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_df(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 
 /*
  * getopt_long over the running command's options plus the common ones
@@ -145,7 +147,7 @@ int dm_cli_view_options(struct dm_cli *cli, int argc, char **argv, int flags,
 /* The same for a listing that takes no arguments: -H and --json. */
 int dm_cli_listing_options(struct dm_cli *cli, int argc, char **argv, bool *as_json, bool *raw,
 			   struct dm_err *err);
-/* A duration: "500ms", "2s", "1.5s", "2m", or a number of seconds, into
+/* A duration: "500ms", "2s", "1.5s", "2m", "3h", "14d", or a number of seconds, into
  * milliseconds (at least 1); DM_EINVAL naming what (e.g. "--max-freeze"). */
 int dm_cli_duration_ms(const char *s, const char *what, int64_t *out, struct dm_err *err);
 /* Prints a call's "warnings" on stderr, one "dm: warning: ..." line each. */

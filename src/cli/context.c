@@ -52,6 +52,10 @@ int dm_cli_duration_ms(const char *s, const char *what, int64_t *out, struct dm_
 		v *= 1000;
 	else if (!strcmp(end, "m"))
 		v *= 60000;
+	else if (!strcmp(end, "h"))
+		v *= 3600000;
+	else if (!strcmp(end, "d"))
+		v *= 86400000;
 	else
 		goto bad;
 	if (v < 1 || v > 1e12)

@@ -34,8 +34,9 @@
 
 const struct dm_cli_cmd dm_cli_commands[] = {
 	{"cluster init", dm_cmd_cluster_init,
-	 "[--data-dir DIR] [--port N] " DM_DMD_INIT_ENGINE_USAGE " [" DM_DMD_INIT_KV_USAGE "] "
-	 DM_DMD_INIT_ADVERTISE_USAGE " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
+	 "[--data-dir DIR] [--port N] " DM_DMD_INIT_ENGINE_USAGE " [" DM_DMD_INIT_KV_USAGE
+	 "] " DM_DMD_INIT_ADVERTISE_USAGE
+	 " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "create a data directory, an admin API key, and start dmd",
 	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
 	 "makes the admin user and a fresh API key), saves the remote 'local' with\n"
@@ -172,12 +173,21 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    freeze, nothing changed), or not one instant (what\n"
 	 "                    changed while it was read); and the hooks that ran\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
-	{"branch", dm_cmd_branch, "[-H] [--json] [--dot DOT]", "list the branches",
+	{"branch", dm_cmd_branch, "[-H] [--json] [--dot DOT] | -d|-D BRANCH [--dot DOT]",
+	 "list the branches, or delete one",
 	 "Lists the branches of the current dot; the current one is marked '*'.\n"
+	 "\n"
+	 "With -d, deletes BRANCH: its working copy goes, and so does the branch,\n"
+	 "but only when another branch has all of its commits. With -D, also when\n"
+	 "its commits are on no other branch: they are forgotten at the next\n"
+	 "'dm gc', which frees their data. Neither deletes the current branch (check\n"
+	 "out another first) nor one that a container uses.\n"
 	 "\n"
 	 "Options:\n"
 	 "  -H                for scripts: no padding, tab-separated\n"
-	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
+	 "  --json            the server's answer, as JSON\n"
+	 "  -d BRANCH         delete BRANCH, whose commits another branch has\n"
+	 "  -D BRANCH         delete BRANCH and the commits only it has\n" DOT_OPTION},
 	{"checkout", dm_cmd_checkout, "[-b] BRANCH [--dot DOT]", "switch to another branch",
 	 "Makes BRANCH the dot's current branch.\n"
 	 "\n"
@@ -192,8 +202,7 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  --hard            required: the working copy is always reset too\n" DOT_OPTION},
-	{"diff", dm_cmd_diff, "[-H] [--json] [REF [REF]] [--dot DOT]",
-	 "show which paths changed",
+	{"diff", dm_cmd_diff, "[-H] [--json] [REF [REF]] [--dot DOT]", "show which paths changed",
 	 "Without REF: what changed in the working copy since the branch's head.\n"
 	 "With one REF: the working copy against that commit. With two: the\n"
 	 "changes from the first commit to the second.\n"
@@ -343,7 +352,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --stash-on-divergence\n"
 	 "                    when both sides have new commits, keep ours on a\n"
 	 "                    branch BRANCH-DIVERGED-<time> instead of failing\n"},
-	{"clone", dm_cmd_clone, "REMOTE [NS/]DOT [BRANCH] [--local-name DOT] [--stash-on-divergence]",
+	{"clone", dm_cmd_clone,
+	 "REMOTE [NS/]DOT [BRANCH] [--local-name DOT] [--stash-on-divergence]",
 	 "copy a dot from another remote",
 	 "Asks the current remote's dmd to copy DOT (every branch, or only\n"
 	 "BRANCH) from REMOTE into a new dot with the same id, and shows the\n"
@@ -355,6 +365,37 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --local-name DOT  the name of the copy here (default: DOT)\n"
 	 "  --stash-on-divergence\n"
 	 "                    accepted for dotmesh's sake; a clone never diverges\n"},
+	{"gc", dm_cmd_gc, "[--dry-run] [--expire now|DURATION] [--json]",
+	 "free the stored data that nothing reaches (admins only)",
+	 "Collects the garbage of the server's store: every object that no commit\n"
+	 "of any dot, no running transfer and no data being received reaches is\n"
+	 "forgotten, and each pack file whose live part is under 80% is rewritten\n"
+	 "and deleted (the others keep their dead records until then). It runs\n"
+	 "online: commits, pushes, pulls and clones go on meanwhile, and nothing\n"
+	 "they write or need is freed. Deleting a dot makes its data garbage.\n"
+	 "\n"
+	 "First, each dot forgets the commits that no branch reaches any more:\n"
+	 "those of a branch deleted with 'branch -D', and those that 'dm reset\n"
+	 "--hard' left behind more than 14 days ago (until then they stay\n"
+	 "reachable by id, as git's reflog keeps them).\n"
+	 "\n"
+	 "Options:\n"
+	 "  --dry-run         only count what is garbage now; change nothing (the\n"
+	 "                    commits a collection would forget first are not counted)\n"
+	 "  --expire now|DURATION\n"
+	 "                    forget what resets dropped more than DURATION ago\n"
+	 "                    (30s, 2h, 14d...), or all of it with 'now'\n"
+	 "  --json            the server's answer, as JSON\n"},
+	{"df", dm_cmd_df, "[--json]", "show the server's disk space (admins only)",
+	 "Summarises the server's disk space: the store (every dot's history, and\n"
+	 "data received but not yet settled), the working copies (as each dot\n"
+	 "last measured them), what garbage collection could free (as the last\n"
+	 "'dm gc' or 'dm gc --dry-run' found: dead records left in packs still\n"
+	 "mostly live, and what a dry run would free), and the file system's free\n"
+	 "space with the reserve dmd keeps so that deletes and 'dm gc' always run.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --json            the server's answer, as JSON\n"},
 	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"

@@ -77,6 +77,9 @@ static const char usage_text[] =
 	"        resets and checkouts through the Docker Engine API at\n"
 	"        --docker-socket (default " DEFAULT_DOCKER_SOCKET "; 'none': not\n"
 	"        used; a socket that is not there at start is not used either).\n"
+	"        Deleting dots starts a garbage collection by itself once they\n"
+	"        made about $DM_GC_AUTO of garbage since the last one (a size:\n"
+	"        500M, 1G (the default); 'off': never).\n"
 	"  dmd stop  --data-dir DIR [--timeout SECONDS]\n"
 	"        Stop the server of DIR (SIGTERM) and wait for it (default 30 s),\n"
 	"        and a local etcd that a dmd which died left running.\n"
@@ -373,6 +376,24 @@ static void plugin_opts(struct dm_server_opts *so, const struct args *a)
 		so->docker_socket = NULL;
 }
 
+/* The automatic collection's threshold from $DM_GC_AUTO: a size (1G,
+ * 500M), or "off"; unset: the default. */
+static int gc_auto_opt(uint64_t *out, struct dm_err *err)
+{
+	const char *env = getenv("DM_GC_AUTO");
+
+	*out = 0;
+	if (!env || !*env)
+		return 0;
+	if (!strcmp(env, "off") || !strcmp(env, "0")) {
+		*out = UINT64_MAX;
+		return 0;
+	}
+	if (dm_pool_parse_size(out, env, err))
+		return dm_err_prefix(err, "DM_GC_AUTO");
+	return 0;
+}
+
 /*
  * The daemon (or the foreground server) from the pid file on: everything
  * that fails goes to d (the starting process) as well as to the log.
@@ -402,6 +423,8 @@ static int serve(const struct args *a, const char *data_dir, struct dm_daemon *d
 	so.data_dir = data_dir;
 	so.port = a->port;
 	plugin_opts(&so, a);
+	if (gc_auto_opt(&so.gc_auto_bytes, &err))
+		goto failed;
 	if (dm_server_open(&srv, &so, &err)) {
 		dm_error("cannot start: %s", err.msg);
 		goto failed;

@@ -6,9 +6,10 @@
  * of a cluster see it down at once), then releases in the reverse order of
  * opening: HTTP and the Docker volume plugin (no new request reaches the
  * registry), the replicator and transfers, registry (stops the dots, their
- * actors and jobs), scheduler, Docker API client, engine, store, KV, and
- * last the local etcd member when the data directory has one (it was
- * started first, before the KV was opened).
+ * actors and jobs), scheduler (it waits for a running garbage
+ * collection), Docker API client, engine, store, KV, and last the local
+ * etcd member when the data directory has one (it was started first,
+ * before the KV was opened).
  */
 #include "server/server.h"
 
@@ -36,6 +37,7 @@
 #include "server/dots/docker.h"
 #include "server/dots/freezer.h"
 #include "server/dots/registry.h"
+#include "server/space/space.h"
 #include "server/transfers/transfer.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -240,6 +242,8 @@ static int start_dots(struct dm_server *srv, struct dm_err *err)
 	env.volume_driver = srv->volume_driver[0] ? srv->volume_driver : NULL;
 	env.kv_root = srv->kv_root[0] ? srv->kv_root : NULL;
 	env.node_id = srv->node_id;
+	env.garbage = dm_space_note_garbage;
+	env.garbage_ctx = srv->space;
 	return dm_registry_open(&srv->registry, &env, err);
 }
 
@@ -275,6 +279,7 @@ static void set_envs(struct dm_server *srv)
 	a->registry = srv->registry;
 	a->transfers = srv->transfers;
 	a->sessions = srv->sessions;
+	a->space = srv->space;
 	a->mount_warning = srv->mount_warning;
 	a->cluster = c;
 	a->node_id = srv->node_id;
@@ -369,6 +374,15 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (rc)
 		goto done;
 	rc = dm_sessions_open(&srv->sessions, srv->sched, err);
+	if (!rc) {
+		struct dm_space_env se = {srv->store, srv->sched, DM_SPACE_AUTO_BYTES_DEFAULT};
+
+		if (opts->gc_auto_bytes == UINT64_MAX)
+			se.auto_bytes = 0;
+		else if (opts->gc_auto_bytes)
+			se.auto_bytes = opts->gc_auto_bytes;
+		rc = dm_space_open(&srv->space, &se, err);
+	}
 	if (!rc)
 		rc = open_docker(srv, opts->docker_socket, err);
 	if (!rc)
@@ -457,6 +471,7 @@ void dm_server_free(struct dm_server *srv)
 		srv->registry = NULL;
 	}
 	dm_sched_free(srv->sched);
+	dm_space_free(srv->space);
 	dm_sessions_free(srv->sessions);
 	dm_freezer_free(srv->freezer);
 	dm_docker_free(srv->docker);

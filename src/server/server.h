@@ -49,6 +49,9 @@ struct dm_server_opts {
 	const char *plugin_socket; /* the Docker volume plugin's socket; NULL: no plugin */
 	bool plugin_optional;      /* a plugin socket that cannot be served only warns */
 	const char *docker_socket; /* the Docker Engine API; NULL, or absent at start: none */
+	/* automatic garbage collection after this many bytes of deletes: 0 for
+	 * the default (DM_SPACE_AUTO_BYTES_DEFAULT), UINT64_MAX for never */
+	uint64_t gc_auto_bytes;
 };
 
 struct dm_server {
@@ -72,6 +75,7 @@ struct dm_server {
 	struct dm_registry *registry;     /* the dots (registry.c) */
 	struct dm_transfers *transfers;   /* push, pull, clone we run (transfer.c) */
 	struct dm_sessions *sessions;     /* transfers others run here (api/sessions.c) */
+	struct dm_space *space;           /* garbage collection (space/space.c) */
 	char mount_warning[PATH_MAX + 256]; /* the working copies lack nosuid,nodev; or "" */
 	bool tls;                         /* the TCP port speaks HTTPS */
 	struct dm_certs certs;            /* what it serves, and the CA (certs.h) */

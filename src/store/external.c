@@ -99,6 +99,7 @@ int dm_store_pend_external(struct dm_store *s, const dm_oid *id, struct dm_loc *
 	}
 	loc->pack = (uint32_t)s->ext_last;
 	dm_oidmap_put(&s->pending, id, loc);
+	dm_store_guard_wrote(s, id);
 	s->unflushed += 64; /* what the entry costs the index, roughly */
 	return 0;
 }
@@ -192,8 +193,8 @@ done:
 	return rc;
 }
 
-int dm_store_external_release(struct dm_store *s, const char *prefix, const char *skip_dot,
-			      struct dm_store_release_stats *out, struct dm_err *err)
+static int external_release_locked(struct dm_store *s, const char *prefix, const char *skip_dot,
+				   struct dm_store_release_stats *out, struct dm_err *err)
 {
 	struct dm_index_entry *list = NULL;
 	struct dm_store_release_stats local;
@@ -323,5 +324,17 @@ int dm_store_set_external_root(struct dm_store *s, const char *root, struct dm_e
 				s->dir, (unsigned long long)moved, s->ext_root);
 	}
 	dm_buf_release(&prefix);
+	return rc;
+}
+
+/* Holds maint_mu: a collection moves and forgets index entries too. */
+int dm_store_external_release(struct dm_store *s, const char *prefix, const char *skip_dot,
+			      struct dm_store_release_stats *out, struct dm_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->maint_mu);
+	rc = external_release_locked(s, prefix, skip_dot, out, err);
+	pthread_mutex_unlock(&s->maint_mu);
 	return rc;
 }

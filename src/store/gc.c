@@ -14,6 +14,9 @@
  * object (verify stays clean). Trees are decided depth first with a memo
  * (unknown, kept, gone), files and commits by one look at what they name.
  *
+ * dm_store_dot_bytes walks one dot's commits the same way, to say about
+ * how much deleting it frees.
+ *
  * Invariants: the commit list is copied out of the index before any object
  * is read (no read transaction stays open during the walk); recursion is
  * bounded by DM_TREE_MAX_DEPTH; an object that is missing or of the wrong
@@ -23,6 +26,7 @@
  * directions.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +45,9 @@ struct walk {
 	struct dm_oidmap *want;
 	struct dm_oidmap *seen; /* commits, trees and files walked */
 	struct dm_buf obj;
+	/* when set, chunks go here instead of want */
+	void (*chunk)(void *ctx, const dm_oid *id);
+	void *chunk_ctx;
 };
 
 struct roots {
@@ -66,7 +73,7 @@ static int collect(const char *dot_id, const char *commit_id, const dm_oid *oid,
 
 static void mark(struct walk *w, const dm_oid *id)
 {
-	unsigned char *v = dm_oidmap_get(w->want, id);
+	unsigned char *v = w->want ? dm_oidmap_get(w->want, id) : NULL;
 
 	if (v)
 		*v = 1;
@@ -109,7 +116,10 @@ static int reach_ref(void *ctx, const struct dm_obj_ref *ref)
 	struct visit *v = ctx;
 
 	if (ref->kind == DM_OBJ_CHUNK) {
-		mark(v->w, ref->id);
+		if (v->w->chunk)
+			v->w->chunk(v->w->chunk_ctx, ref->id);
+		else
+			mark(v->w, ref->id);
 		return 0;
 	}
 	return walk_obj(v->w, ref->id, ref->kind, v->depth + 1, v->err);
@@ -161,6 +171,43 @@ int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_
 	}
 	free(r.ids);
 	dm_oidmap_release(&local);
+	dm_buf_release(&w.obj);
+	return rc;
+}
+
+int dm_store_mark_live(struct dm_store *s, bool commits, const dm_oid *roots, size_t nroots,
+		       struct dm_oidmap *seen, void (*chunk)(void *ctx, const dm_oid *id),
+		       void *ctx, struct dm_err *err)
+{
+	struct roots r = {NULL, NULL, 0, 0};
+	struct walk w;
+	int rc = 0;
+
+	memset(&w, 0, sizeof(w));
+	w.s = s;
+	w.seen = seen;
+	w.chunk = chunk;
+	w.chunk_ctx = ctx;
+	dm_buf_init(&w.obj, DM_OBJ_MAX_SIZE);
+	if (commits)
+		rc = dm_store_commit_foreach(s, collect, &r, err);
+	for (size_t i = 0; !rc && i < r.n; i++) {
+		if (dm_oidmap_get(seen, &r.ids[i]))
+			continue;
+		rc = walk_obj(&w, &r.ids[i], DM_OBJ_COMMIT, -1, err);
+	}
+	for (size_t i = 0; !rc && i < nroots; i++) {
+		int kind = 0;
+		uint64_t len;
+
+		if (dm_store_stat(s, &roots[i], &kind, &len, NULL))
+			continue; /* not stored (any more): nothing to keep */
+		if (kind == DM_OBJ_CHUNK)
+			chunk(ctx, &roots[i]);
+		else
+			rc = walk_obj(&w, &roots[i], kind, kind == DM_OBJ_TREE ? 0 : -1, err);
+	}
+	free(r.ids);
 	dm_buf_release(&w.obj);
 	return rc;
 }
@@ -318,5 +365,48 @@ int dm_store_add_dependents(struct dm_store *s, const struct dm_oidmap *reached,
 	free(d.commits);
 	dm_oidmap_release(&d.trees);
 	dm_buf_release(&d.w.obj);
+	return rc;
+}
+
+/* ---- what a dot's history holds ---- */
+
+static void note_chunk(void *ctx, const dm_oid *id)
+{
+	dm_oidmap_put(ctx, id, NULL);
+}
+
+int dm_store_dot_bytes(struct dm_store *s, const char *dot_id, uint64_t *out, struct dm_err *err)
+{
+	struct dm_oidmap seen, chunks;
+	char **ids = NULL;
+	dm_oid *roots = NULL;
+	size_t n = 0, nroots = 0, it = 0;
+	const dm_oid *id;
+	void *val;
+	int rc = dm_store_commit_find(s, dot_id, "", SIZE_MAX, &ids, &n, err);
+
+	*out = 0;
+	if (rc)
+		return rc;
+	roots = dm_xmalloc((n + 1) * sizeof(*roots));
+	for (size_t i = 0; i < n; i++)
+		if (!dm_store_commit_get(s, dot_id, ids[i], &roots[nroots], NULL))
+			nroots++;
+	dm_oidmap_init(&seen, 0);
+	dm_oidmap_init(&chunks, 0);
+	rc = dm_store_mark_live(s, false, roots, nroots, &seen, note_chunk, &chunks, err);
+	while (!rc && dm_oidmap_next(&chunks, &it, &id, &val)) {
+		uint64_t len = 0;
+		int kind;
+
+		if (!dm_store_stat(s, id, &kind, &len, NULL))
+			*out += len;
+	}
+	dm_oidmap_release(&seen);
+	dm_oidmap_release(&chunks);
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(roots);
 	return rc;
 }

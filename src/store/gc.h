@@ -6,6 +6,9 @@
 #ifndef DM_STORE_GC_H
 #define DM_STORE_GC_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "store/oidmap.h"
 #include "store/store.h"
 
@@ -20,6 +23,16 @@ struct dm_err;
  */
 int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_oidmap *want,
 			    struct dm_oidmap *reached, struct dm_err *err);
+
+/*
+ * The collector's mark: walks every commit in the commit index (when
+ * commits) and every id in roots (of any kind; one that is not stored is
+ * skipped), adding every commit, tree and file walked to seen (which also
+ * says what not to walk again) and calling chunk for every chunk met.
+ */
+int dm_store_mark_live(struct dm_store *s, bool commits, const dm_oid *roots, size_t nroots,
+		       struct dm_oidmap *seen, void (*chunk)(void *ctx, const dm_oid *id),
+		       void *ctx, struct dm_err *err);
 
 /*
  * Adds to gone (a set of ids about to be forgotten) every file, tree and

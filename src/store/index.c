@@ -272,14 +272,17 @@ int dm_index_commit(struct dm_index *idx, const struct dm_index_entry *entries, 
  * of a whole database goes through here. */
 typedef int (*entry_fn)(const MDB_val *k, const MDB_val *v, void *ctx, struct dm_err *err);
 
-static int scan_db(struct dm_index *idx, MDB_dbi dbi, const char *what, entry_fn fn, void *ctx,
-		   struct dm_err *err)
+/* scan_db from the first key at or after start (NULL: from the first). */
+static int scan_db_from(struct dm_index *idx, MDB_dbi dbi, const MDB_val *start, const char *what,
+			entry_fn fn, void *ctx, struct dm_err *err)
 {
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	int rc, op = MDB_FIRST;
+	int rc, op = start ? MDB_SET_RANGE : MDB_FIRST;
 
+	if (start)
+		k = *start;
 	rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
 	if (!rc)
 		rc = mdb_cursor_open(txn, dbi, &cur);
@@ -300,6 +303,12 @@ done:
 	if (txn)
 		mdb_txn_abort(txn);
 	return rc;
+}
+
+static int scan_db(struct dm_index *idx, MDB_dbi dbi, const char *what, entry_fn fn, void *ctx,
+		   struct dm_err *err)
+{
+	return scan_db_from(idx, dbi, NULL, what, fn, ctx, err);
 }
 
 /* list (count items of size bytes in *cap slots) with room for one more:
@@ -511,6 +520,73 @@ int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struc
 	return scan_objects(idx, each_one, &e, err);
 }
 
+int dm_index_foreach_from(struct dm_index *idx, const dm_oid *start, dm_index_each_fn fn, void *ctx,
+			  struct dm_err *err)
+{
+	struct each_ctx e = {fn, ctx};
+	struct objects_ctx c = {each_one, &e};
+	MDB_val k;
+
+	if (start)
+		k = mval(start->b, DM_OID_RAWSZ);
+	return scan_db_from(idx, idx->objects, start ? &k : NULL, "cannot read", object_one, &c,
+			    err);
+}
+
+int dm_index_count(struct dm_index *idx, uint64_t *out, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+
+	if (!rc)
+		rc = mdb_stat(txn, idx->objects, &st);
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc)
+		return lmdb_err(err, rc, "cannot count objects");
+	*out = st.ms_entries;
+	return 0;
+}
+
+int dm_index_delete_if(struct dm_index *idx, const struct dm_index_entry *e, size_t n,
+		       size_t *deleted, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	size_t done = 0;
+	int rc;
+
+	if (deleted)
+		*deleted = 0;
+	if (!n)
+		return 0;
+	rc = begin_write(idx, &txn, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = mval(e[i].id.b, DM_OID_RAWSZ), v;
+		struct dm_loc loc;
+		struct dm_err derr;
+
+		rc = mdb_get(txn, idx->objects, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return end_write(txn, rc, "cannot delete", err);
+		if (decode_loc(&loc, &v, &derr) || loc.where != e[i].loc.where ||
+		    loc.pack != e[i].loc.pack || loc.offset != e[i].loc.offset)
+			continue; /* moved meanwhile: not the entry the caller saw */
+		rc = mdb_del(txn, idx->objects, &k, NULL);
+		if (rc)
+			return end_write(txn, rc, "cannot delete", err);
+		done++;
+	}
+	rc = end_write(txn, 0, "cannot delete", err);
+	if (!rc && deleted)
+		*deleted = done;
+	return rc;
+}
+
 /* "dot\0commit" as an LMDB key; both parts are at most 128 bytes. */
 static int commit_key(char *out, size_t size, size_t *len, const char *dot_id,
 		      const char *commit_id, struct dm_err *err)
@@ -612,7 +688,7 @@ static int commit_walk(struct dm_index *idx, MDB_txn *txn, const char *dot_id, c
 
 struct find_ctx {
 	char **ids;
-	size_t n, max;
+	size_t n, max, cap;
 };
 
 static int find_one(MDB_cursor *cur, const char *id, size_t len, void *p)
@@ -621,14 +697,20 @@ static int find_one(MDB_cursor *cur, const char *id, size_t len, void *p)
 
 	if (f->n == f->max)
 		return 1; /* stop: enough */
+	if (f->n + 1 >= f->cap) {
+		f->cap *= 2;
+		f->ids = dm_xrealloc(f->ids, f->cap * sizeof(char *));
+	}
 	f->ids[f->n++] = dm_xstrndup(id, len);
+	f->ids[f->n] = NULL;
 	return 0;
 }
 
 int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
 			 size_t max, char ***out, size_t *n, struct dm_err *err)
 {
-	struct find_ctx f = {dm_xcalloc(max + 1, sizeof(char *)), 0, max};
+	/* grown as found: max may be SIZE_MAX (all of them) */
+	struct find_ctx f = {dm_xcalloc(16, sizeof(char *)), 0, max, 16};
 	MDB_txn *txn = NULL;
 	int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
 
@@ -668,6 +750,35 @@ int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct 
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? lmdb_err(err, rc, "cannot commit") : 0;
+}
+
+int dm_index_commit_forget(struct dm_index *idx, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (!n)
+		return 0;
+	rc = begin_write(idx, &txn, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		char key[260];
+		size_t klen;
+		MDB_val k;
+
+		rc = commit_key(key, sizeof(key), &klen, dot_id, commits[i], err);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		k = mval(key, klen);
+		rc = mdb_del(txn, idx->commits, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return end_write(txn, rc, "cannot forget commits", err);
+	}
+	return end_write(txn, 0, "cannot forget commits", err);
 }
 
 struct under_ctx {

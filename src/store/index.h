@@ -102,10 +102,25 @@ int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *co
 int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
 			 size_t max, char ***out, size_t *n, struct dm_err *err);
 int dm_index_commit_delete_dot(struct dm_index *idx, const char *dot_id, struct dm_err *err);
+/* Forgets commits[0..n) of dot_id (absent ones are fine), in one transaction. */
+int dm_index_commit_forget(struct dm_index *idx, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err);
 
 /* Calls fn for each entry in id order; a non-zero return stops the walk. */
 typedef int (*dm_index_each_fn)(const dm_oid *id, const struct dm_loc *loc, void *ctx);
 int dm_index_foreach(struct dm_index *idx, dm_index_each_fn fn, void *ctx, struct dm_err *err);
+/* As dm_index_foreach, from the first id at or after start (NULL: the
+ * first), so that a long walk can be done in pieces without holding one
+ * read transaction open. */
+int dm_index_foreach_from(struct dm_index *idx, const dm_oid *start, dm_index_each_fn fn, void *ctx,
+			  struct dm_err *err);
+/* How many objects the index holds. */
+int dm_index_count(struct dm_index *idx, uint64_t *out, struct dm_err *err);
+/* Deletes each entry e[i].id whose location is still e[i].loc (same where,
+ * pack and offset; an entry that moved meanwhile is left alone), in one
+ * transaction; *deleted (may be NULL) gets how many. */
+int dm_index_delete_if(struct dm_index *idx, const struct dm_index_entry *e, size_t n,
+		       size_t *deleted, struct dm_err *err);
 
 /* The external entries whose recorded path starts with prefix: *out is a malloc'ed
  * array of *n entries whose paths are malloc'ed too (dm_index_entries_free). */

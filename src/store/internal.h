@@ -37,6 +37,8 @@
 
 struct dm_err;
 
+#define DM_STORE_FAILED_MAX 512
+
 /* A pack open for appending: 0 / -1 when none. */
 struct writer {
 	uint32_t pack;
@@ -52,6 +54,36 @@ struct stage {
 struct staged_pack {
 	struct dm_index_staged rec;
 	bool recorded; /* in the index's staging records */
+};
+
+/*
+ * What garbage collection must not free while it runs (guard.c, gc.md):
+ * phase OFF (no collection), TRACK (every id looked up or written is
+ * `fresh`: kept whatever the mark says) and SWEEP (the mark is final: an id
+ * neither marked nor fresh is condemned, and a lookup answers it absent, so
+ * that a writer stores it again instead of relying on it). Holds count the
+ * jobs that may rely on what they looked up before a collection began:
+ * those of the epoch before the current one must end before the mark.
+ * Pins are ids that a transfer session relies on across requests. All of
+ * it is guarded by mu; `phase` is also read without it (atomically) by
+ * lookups outside a collection.
+ */
+enum { DM_GC_OFF = 0, DM_GC_TRACK = 1, DM_GC_SWEEP = 2 };
+
+struct dm_bloom;
+
+struct gc_guard {
+	int phase;
+	bool running;                       /* one collection at a time */
+	pthread_t thread;                   /* the collector: its own reads are not tracked */
+	struct dm_oidmap fresh;             /* set */
+	const struct dm_oidmap *live_meta;  /* SWEEP: files, trees, commits marked (exact) */
+	const struct dm_bloom *live_chunks; /* SWEEP: chunks marked (may err towards live) */
+	uint64_t epoch;
+	uint64_t holds_cur, holds_old; /* holds taken in this epoch, in the one before */
+	pthread_cond_t holds_cv;       /* signalled when holds_old reaches 0 */
+	struct dm_oidmap pins;         /* id -> uint32_t count */
+	struct dm_oidmap leases;       /* id -> int64_t monotonic ns it lasts until */
 };
 
 struct dm_store {
@@ -80,6 +112,17 @@ struct dm_store {
 	uint64_t unflushed;
 	int *read_fds; /* by pack number; -1 when not open */
 	size_t nread_fds;
+	struct gc_guard gc;
+	/* full disks and failed syncs (store.c; under mu) */
+	char failed[DM_STORE_FAILED_MAX]; /* why writes stopped; "" while they may go on */
+	uint64_t space_checked;           /* bytes appended since free space was looked up */
+	uint64_t space_free;              /* free bytes then, minus what was appended since */
+	uint64_t space_reserve;           /* the reserve, in bytes */
+	bool space_known;
+	/* held by whatever moves or forgets index entries in bulk: the
+	 * collector's sweep and pack rewrites, dm_store_staging_end,
+	 * dm_store_external_release; never while waiting for holds */
+	pthread_mutex_t maint_mu;
 };
 
 /* ---- store.c ---- */
@@ -126,6 +169,20 @@ int dm_store_check_external(enum dm_obj_kind kind, const char *path, uint32_t le
  * to out. */
 int dm_store_read_external(const struct dm_store *s, const char *rec, const struct dm_loc *loc,
 			   struct dm_buf *out, struct dm_err *err);
+
+/* ---- guard.c ---- */
+
+void dm_store_guard_init(struct dm_store *s);
+void dm_store_guard_release(struct dm_store *s);
+/* Whether the calling thread is a running collection's; caller holds mu. */
+bool dm_store_guard_is_collector(const struct dm_store *s);
+/* Notes that id was written (put, or recorded as external); caller holds mu. */
+void dm_store_guard_wrote(struct dm_store *s, const dm_oid *id);
+/* Notes that id is being looked up; caller holds mu. */
+void dm_store_guard_looked(struct dm_store *s, const dm_oid *id);
+/* Whether the collector has condemned id found at loc (SWEEP only): a
+ * lookup must answer it absent. Caller holds mu. */
+bool dm_store_guard_condemned(struct dm_store *s, const dm_oid *id, const struct dm_loc *loc);
 
 /* ---- staging.c ---- */
 

@@ -198,8 +198,8 @@ static int evacuate(struct dm_store *s, uint32_t pack, uint64_t len,
 	return rc;
 }
 
-int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store_staging_stats *out,
-			 struct dm_err *err)
+static int staging_end_locked(struct dm_store *s, const char *dot_id,
+			      struct dm_store_staging_stats *out, struct dm_err *err)
 {
 	struct dm_store_staging_stats local;
 	struct dm_pack_len *lens = NULL;
@@ -273,5 +273,17 @@ int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store
 done:
 	free(packs);
 	free(lens);
+	return rc;
+}
+
+/* Holds maint_mu: a collection moves and forgets index entries too. */
+int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store_staging_stats *out,
+			 struct dm_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->maint_mu);
+	rc = staging_end_locked(s, dot_id, out, err);
+	pthread_mutex_unlock(&s->maint_mu);
 	return rc;
 }

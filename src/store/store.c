@@ -18,6 +18,9 @@
  *     pack gone (a staging pack dropped meanwhile) looks the object up
  *     again: it moved.
  *   - One process at a time: DIR/lock is held with flock while open.
+ *   - A write never leaves less free space than the reserve (except the
+ *     collector's), and after a failed sync no write or flush succeeds
+ *     (`failed` says why) until the store is opened again.
  */
 #include "store/store.h"
 #include "store/index.h"
@@ -38,6 +41,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -45,6 +49,9 @@
 #include "util/banned.h"
 
 #define AUTO_FLUSH_BYTES (256ull << 20)
+#define SPACE_CHECK_BYTES (8ull << 20)
+#define RESERVE_MIN       (16ull << 20)
+#define RESERVE_MAX       (1ull << 30)
 #define MAX_PACKS        (1u << 24)
 
 /* zstd contexts, one pair per thread, freed when the thread exits. */
@@ -107,6 +114,7 @@ static ZSTD_DCtx *thread_dctx(void)
 
 void dm_store_opts_default(struct dm_store_opts *out)
 {
+	memset(out, 0, sizeof(*out));
 	dm_chunker_params_default(&out->chunk);
 	out->pack_size = 64ull << 20;
 	out->zstd_level = 3;
@@ -275,6 +283,7 @@ int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_rwlock_init(&s->packs_rw, NULL);
 	dm_oidmap_init(&s->pending, sizeof(struct dm_loc));
+	dm_store_guard_init(s);
 	dm_buf_init(&s->ext_paths, 0);
 	if (opts)
 		s->opts = *opts;
@@ -372,6 +381,7 @@ int dm_store_lookup(struct dm_store *s, const dm_oid *id, struct dm_loc *out,
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
+	dm_store_guard_looked(s, id);
 	p = dm_oidmap_get(&s->pending, id);
 	if (p) {
 		*out = *p;
@@ -382,7 +392,17 @@ int dm_store_lookup(struct dm_store *s, const dm_oid *id, struct dm_loc *out,
 	pthread_mutex_unlock(&s->mu);
 	if (p)
 		return rc;
-	return dm_index_get(s->idx, id, out, path_out, err);
+	rc = dm_index_get(s->idx, id, out, path_out, err);
+	if (rc || __atomic_load_n(&s->gc.phase, __ATOMIC_ACQUIRE) != DM_GC_SWEEP)
+		return rc;
+	/* the collector condemned it: absent, so that whoever asks stores it again */
+	pthread_mutex_lock(&s->mu);
+	if (dm_store_guard_condemned(s, id, out))
+		rc = DM_ENOTFOUND;
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
+		rc = dm_err_set(err, rc, "object not found");
+	return rc;
 }
 
 int dm_store_has(struct dm_store *s, const dm_oid *id)
@@ -407,6 +427,47 @@ int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t 
 	return 0;
 }
 
+static double mib(uint64_t b)
+{
+	return (double)b / (1024.0 * 1024.0);
+}
+
+/* Refuses a write of need bytes that would leave less free space than the
+ * reserve (store.h, "Full disks"); the collector may use the reserve.
+ * Caller holds mu. */
+static int check_space(struct dm_store *s, uint64_t need, struct dm_err *err)
+{
+	struct statvfs st;
+
+	if (s->opts.reserve < 0)
+		return 0;
+	if (!s->space_known || s->space_checked >= SPACE_CHECK_BYTES) {
+		uint64_t size;
+
+		if (statvfs(s->dir, &st) < 0)
+			return 0; /* unknown: the write itself will tell */
+		size = (uint64_t)st.f_blocks * st.f_frsize;
+		s->space_free = (uint64_t)st.f_bavail * st.f_frsize;
+		s->space_reserve = (uint64_t)s->opts.reserve;
+		if (!s->opts.reserve) {
+			s->space_reserve = size / 50;
+			if (s->space_reserve < RESERVE_MIN)
+				s->space_reserve = RESERVE_MIN;
+			if (s->space_reserve > RESERVE_MAX)
+				s->space_reserve = RESERVE_MAX;
+		}
+		s->space_known = true;
+		s->space_checked = 0;
+	}
+	if (dm_store_guard_is_collector(s) || s->space_free >= s->space_reserve + need)
+		return 0;
+	return dm_err_set(err, DM_ENOSPC,
+			  "no space: the file system of store '%s' has %.1f MiB free, and dmd "
+			  "keeps %.1f MiB of it in reserve so that deletes and dm gc can run; "
+			  "free some (dm dot delete, dm gc)",
+			  s->dir, mib(s->space_free), mib(s->space_reserve));
+}
+
 /* Appends one record through w, a staging writer of dot stage_dot when
  * that is not NULL; caller holds mu. */
 static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
@@ -419,6 +480,11 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 	ssize_t n;
 	int rc;
 
+	if (s->failed[0])
+		return dm_err_set(err, DM_EIO, "%s", s->failed);
+	rc = check_space(s, need, err);
+	if (rc)
+		return rc;
 	if (w->fd < 0 || (w->end > DM_PACK_HDR_LEN && w->end + need > s->opts.pack_size)) {
 		rc = start_pack(s, w, err);
 		if (rc)
@@ -440,6 +506,12 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 		    dm_pwrite_all(w->fd, bytes, rec->stored_len, (off_t)(w->end + sizeof(hdr))) < 0)
 			n = -1;
 	}
+	if (n < 0 && (errno == ENOSPC || errno == EDQUOT))
+		return dm_err_errno(err, errno,
+				    "no space: cannot write %llu bytes to pack %u of store '%s' "
+				    "(its file system has %.1f MiB free)",
+				    (unsigned long long)need, w->pack, s->dir,
+				    mib(s->space_free));
 	if (n < 0)
 		return dm_err_errno(err, errno, "cannot write to pack %u of store '%s'", w->pack,
 				    s->dir);
@@ -451,8 +523,11 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 	loc.pack = w->pack;
 	loc.offset = w->end;
 	dm_oidmap_put(&s->pending, &rec->id, &loc);
+	dm_store_guard_wrote(s, &rec->id);
 	w->end += need;
 	s->unflushed += need;
+	s->space_checked += need;
+	s->space_free = s->space_free > need ? s->space_free - need : 0;
 	mark_dirty(s, w);
 	return 0;
 }
@@ -808,6 +883,56 @@ static int writer_fd(const struct dm_store *s, uint32_t pack)
 	return -1;
 }
 
+int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err *err)
+{
+	struct dm_pack_len *lens = NULL;
+	struct statvfs st;
+	size_t n = 0;
+	int rc = dm_index_pack_lengths(s->idx, &lens, &n, err);
+
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < n; i++) {
+		out->packs++;
+		out->pack_bytes += lens[i].len;
+		if (dm_store_find_staged(s, lens[i].pack)) {
+			out->staged_packs++;
+			out->staged_bytes += lens[i].len;
+		}
+	}
+	if (statvfs(s->dir, &st) == 0) {
+		out->fs_size = (uint64_t)st.f_blocks * st.f_frsize;
+		out->fs_free = (uint64_t)st.f_bavail * st.f_frsize;
+		s->space_known = false; /* the next write looks again */
+		check_space(s, 0, NULL);
+	}
+	out->reserve = s->opts.reserve < 0 ? 0 : s->space_reserve;
+	pthread_mutex_unlock(&s->mu);
+	free(lens);
+	return 0;
+}
+
+static int sync_pack(struct dm_store *s, int fd)
+{
+	return s->opts.sync_fn ? s->opts.sync_fn(fd) : fdatasync(fd);
+}
+
+/* After a failed sync: the data may be lost with no way to tell, so the
+ * store takes no more writes until it is opened again (store.h, "Full
+ * disks"). what names what failed; caller holds mu. */
+static int stop_writes(struct dm_store *s, int errnum, const char *what, struct dm_err *err)
+{
+	snprintf(s->failed, sizeof(s->failed),
+		 "store '%s' accepts no more writes: %s failed (%s), so what was written "
+		 "since the last sync may be lost; restart dmd, which goes back to what was "
+		 "durable",
+		 s->dir, what, strerror(errnum));
+	dm_error("%s", s->failed);
+	return dm_err_set(err, DM_EIO, "%s", s->failed);
+}
+
 int dm_store_flush(struct dm_store *s, struct dm_err *err)
 {
 	struct dm_index_entry *entries = NULL;
@@ -818,37 +943,45 @@ int dm_store_flush(struct dm_store *s, struct dm_err *err)
 	int rc = 0;
 
 	pthread_mutex_lock(&s->mu);
+	if (s->failed[0]) {
+		rc = dm_err_set(err, DM_EIO, "%s", s->failed);
+		goto done;
+	}
 	if (!s->ndirty && !s->pending.count)
 		goto done;
 	for (size_t i = 0; i < s->ndirty && s->opts.sync; i++) {
 		char path[PATH_MAX];
-		int fd = writer_fd(s, s->dirty[i].pack);
+		int fd = writer_fd(s, s->dirty[i].pack), own = -1;
 
-		if (fd >= 0) {
-			if (fdatasync(fd) < 0) {
-				rc = dm_err_errno(err, errno, "cannot sync pack %u",
-						  s->dirty[i].pack);
+		if (fd < 0) {
+			dm_store_pack_path(path, sizeof(path), s, s->dirty[i].pack);
+			fd = own = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				rc = dm_err_errno(err, errno, "cannot sync '%s'", path);
 				goto done;
 			}
-			continue;
 		}
-		dm_store_pack_path(path, sizeof(path), s, s->dirty[i].pack);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fdatasync(fd) < 0) {
-			rc = dm_err_errno(err, errno, "cannot sync '%s'", path);
-			if (fd >= 0)
-				close(fd);
+		if (sync_pack(s, fd) < 0) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "syncing pack %u", s->dirty[i].pack);
+			rc = stop_writes(s, errno, what, err);
+			if (own >= 0)
+				close(own);
 			goto done;
 		}
-		close(fd);
+		if (own >= 0)
+			close(own);
 	}
 	if (s->opts.sync) {
 		char path[PATH_MAX];
 
 		snprintf(path, sizeof(path), "%s/packs", s->dir);
 		rc = dm_fsync_dir(path, err);
-		if (rc)
+		if (rc) {
+			stop_writes(s, EIO, "syncing the directory 'packs'", NULL);
 			goto done;
+		}
 	}
 	entries = dm_xmalloc((s->pending.count + 1) * sizeof(*entries));
 	while (dm_oidmap_next(&s->pending, &it, &id, &val)) {
@@ -904,6 +1037,7 @@ void dm_store_free(struct dm_store *s)
 	free(s->read_fds);
 	free(s->dirty);
 	dm_oidmap_release(&s->pending);
+	dm_store_guard_release(s);
 	dm_buf_release(&s->ext_paths);
 	dm_index_free(s->idx);
 	if (s->lock_fd >= 0)
@@ -998,6 +1132,12 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err)
 {
 	return dm_index_commit_delete_dot(s->idx, dot_id, err);
+}
+
+int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err)
+{
+	return dm_index_commit_forget(s->idx, dot_id, commits, n, err);
 }
 
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,

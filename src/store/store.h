@@ -32,7 +32,8 @@
  * Where it is done: store.c (packs, index, put/get/flush, the commit
  * index), external.c (external objects and roots), staging.c (staging
  * packs), unstage.c (dm_store_tree_unstage), admit.c (admission), verify.c,
- * gc.c (reachability, for dm_store_external_release).
+ * gc.c (reachability, for dm_store_external_release and the collector),
+ * collect.c (garbage collection), guard.c (holds, pins, leases).
  */
 #ifndef DM_STORE_STORE_H
 #define DM_STORE_STORE_H
@@ -55,6 +56,12 @@ struct dm_store_opts {
 	uint64_t pack_size;             /* start a new pack past this size */
 	int zstd_level;                 /* 1..19 */
 	bool sync;                      /* fsync at flush (default true; off only for tests) */
+	/* free space writes must leave on the store's file system (see "Full
+	 * disks" below): 0 for 2% of the file system, between 16 MiB and 1 GiB;
+	 * < 0 for none */
+	int64_t reserve;
+	/* how packs are synced: NULL for fdatasync(2) (tests inject failures) */
+	int (*sync_fn)(int fd);
 };
 
 void dm_store_opts_default(struct dm_store_opts *out);
@@ -225,12 +232,109 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 			 char ***out, size_t *n, struct dm_err *err);
 /* Forgets every commit of dot_id (its objects stay until collected). */
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err);
+/* The raw bytes of the distinct chunks that the indexed commits of dot_id
+ * reach: about what deleting the dot frees, at most (chunks other dots
+ * share are counted too). Walks the dot's history once. */
+int dm_store_dot_bytes(struct dm_store *s, const char *dot_id, uint64_t *out, struct dm_err *err);
+/* Forgets commits[0..n) of dot_id (absent ones are fine; their objects stay
+ * until collected), in one transaction. */
+int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *const *commits,
+			   size_t n, struct dm_err *err);
 /* Calls fn for every indexed commit of every dot; a non-zero return stops
  * the walk and is returned. fn must not write to the commit index. */
 typedef int (*dm_store_commit_fn)(const char *dot_id, const char *commit_id, const dm_oid *oid,
 				  void *ctx);
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,
 			    struct dm_err *err);
+
+/*
+ * Holds and pins: what garbage collection must not free (guard.c, gc.c;
+ * docs/internals/gc.md).
+ *
+ * A job that puts objects, or relies on objects it looked up, until it
+ * records something that reaches them (a commit in the commit index) takes
+ * a hold for its whole run: dm_store_hold returns it, dm_store_unhold
+ * gives it back (from any thread). A collection marks only after every
+ * hold taken before it began was given back; what is looked up or written
+ * after it began is kept by the collection itself.
+ *
+ * A pin keeps an object and everything it reaches alive across requests
+ * (a transfer session's commits and what its caller sent): pins count, an
+ * id pinned twice needs two unpins.
+ *
+ * A lease is a pin that ends by itself after ms milliseconds (for a
+ * transfer whose end the server does not see: a caller without a session).
+ */
+uint64_t dm_store_hold(struct dm_store *s);
+void dm_store_unhold(struct dm_store *s, uint64_t hold);
+void dm_store_pin(struct dm_store *s, const dm_oid *id);
+void dm_store_unpin(struct dm_store *s, const dm_oid *id);
+void dm_store_lease(struct dm_store *s, const dm_oid *id, int64_t ms);
+
+/*
+ * Garbage collection (gc.c): frees every object that no indexed commit, no
+ * pin and no staging pack reaches, online (see above), then rewrites each
+ * pack whose live records fill less than live_min_pct percent of it and
+ * deletes it. With dry_run it changes nothing and reports what it would
+ * free. Memory: the files, trees and commits reached, exactly (about 50
+ * bytes each), a Bloom filter for the chunks (10 bits each, at most
+ * DM_GC_MARK_MAX_BYTES), and the ids touched while it runs. DM_EBUSY when
+ * a collection is running already, or when the jobs that were running when
+ * it began do not end within hold_wait_ms.
+ */
+#define DM_GC_MARK_MAX_BYTES (64u << 20)
+#define DM_GC_LIVE_MIN_PCT   80
+
+struct dm_store_gc_opts {
+	bool dry_run;
+	unsigned live_min_pct; /* 0: DM_GC_LIVE_MIN_PCT; 100 rewrites every pack with a dead record
+				*/
+	int hold_wait_ms;      /* <= 0: 10 minutes */
+};
+
+struct dm_store_gc_stats {
+	uint64_t objects;        /* in the index when the sweep began */
+	uint64_t marked;         /* files, trees and commits walked */
+	uint64_t freed;          /* objects forgotten (or that would be) */
+	uint64_t freed_bytes;    /* their stored bytes (records in packs) */
+	uint64_t external_freed; /* of which kept in an engine's files */
+	uint64_t kept_fresh;     /* unmarked but touched while the collection ran */
+	uint64_t packs;          /* packs rewritten or deleted */
+	uint64_t copied_bytes;   /* live records copied out of them */
+	uint64_t disk_freed;     /* bytes of pack files freed on disk, net of the copies */
+	uint64_t mark_bytes;     /* memory of the mark sets */
+	uint64_t ms;             /* how long it took */
+	uint64_t dead_kept;      /* dead bytes left in packs still live enough to keep */
+};
+
+void dm_store_gc_opts_default(struct dm_store_gc_opts *out);
+int dm_store_gc(struct dm_store *s, const struct dm_store_gc_opts *opts,
+		struct dm_store_gc_stats *out, struct dm_err *err);
+
+/*
+ * Full disks. A write that would leave the store's file system with less
+ * free space than the reserve is refused with DM_ENOSPC ("no space", naming
+ * the file system, what is free and the reserve), as is one the file system
+ * itself refuses; nothing of it is indexed, so the store stays as it was.
+ * The collector's own writes may use the reserve, so that dm gc (and
+ * deletes, which write nothing to packs) can always run. Free space is
+ * looked up at most every 8 MiB written.
+ *
+ * A failed sync is never retried as if the data were safe (the kernel may
+ * have dropped the dirty pages): the store then refuses every write and
+ * flush (DM_EIO, saying why) until it is opened again, which cuts every
+ * pack back to what the index recorded.
+ */
+
+/* The space the store takes and has, cheaply (its packs' recorded lengths
+ * and one statvfs, not a walk of the index). */
+struct dm_store_space {
+	uint64_t packs, pack_bytes;
+	uint64_t staged_packs, staged_bytes; /* received, not yet settled */
+	uint64_t fs_size, fs_free;           /* its file system's size and free space */
+	uint64_t reserve;                    /* what writes must leave free */
+};
+int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err *err);
 
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);

@@ -10,6 +10,9 @@
  *   - `given` holds what the caller sent; the walk never reads from it, so
  *     an object given and also reachable is still walked through.
  *   - found + given hold at most max ids.
+ *   - The seeds and every given id are pinned in the store (store.h) from
+ *     when they join until the set is freed: garbage collection keeps
+ *     what a running transfer relies on.
  */
 #include "sync/reach.h"
 
@@ -33,6 +36,8 @@ struct dm_reach {
 	struct dm_store *store;
 	size_t max;
 	struct dm_oidmap found, given;
+	dm_oid *seeds; /* the commits it started from: pinned, with given */
+	size_t nseeds;
 	struct pending *queue;
 	size_t head, tail, cap; /* queue[head..tail) waits to be read */
 	struct dm_buf scratch;
@@ -71,14 +76,26 @@ struct dm_reach *dm_reach_new(struct dm_store *store, const dm_oid *commits, siz
 			continue;
 		dm_oidmap_put(&r->found, &commits[i], NULL);
 		enqueue(r, &commits[i], DM_OBJ_COMMIT);
+		r->seeds = dm_xrealloc(r->seeds, (r->nseeds + 1) * sizeof(*r->seeds));
+		r->seeds[r->nseeds++] = commits[i];
+		dm_store_pin(store, &commits[i]);
 	}
 	return r;
 }
 
 void dm_reach_free(struct dm_reach *r)
 {
+	const dm_oid *id;
+	void *val;
+	size_t it = 0;
+
 	if (!r)
 		return;
+	for (size_t i = 0; i < r->nseeds; i++)
+		dm_store_unpin(r->store, &r->seeds[i]);
+	while (dm_oidmap_next(&r->given, &it, &id, &val))
+		dm_store_unpin(r->store, id);
+	free(r->seeds);
 	dm_oidmap_release(&r->found);
 	dm_oidmap_release(&r->given);
 	dm_buf_release(&r->scratch);
@@ -161,5 +178,6 @@ int dm_reach_give(struct dm_reach *r, const dm_oid *id, struct dm_err *err)
 				  "a transfer may send at most %zu objects; this one sends more",
 				  r->max);
 	dm_oidmap_put(&r->given, id, NULL);
+	dm_store_pin(r->store, id);
 	return 0;
 }

@@ -9,7 +9,9 @@
  * (docs/internals/transfer.md, "Who may see an object"). The set is found
  * lazily: a breadth-first walk from the commits, through dm_object_refs,
  * goes only as far as the questions asked need, and never reads an object
- * twice. Not thread-safe: one owner at a time (the sessions table hands a
+ * twice. The seeds and what the caller sent are pinned in the store
+ * (dm_store_pin) while the set lives, so garbage collection keeps them.
+ * Not thread-safe: one owner at a time (the sessions table hands a
  * session to one request at a time).
  */
 #ifndef DM_SYNC_REACH_H

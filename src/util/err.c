@@ -89,6 +89,9 @@ static int code_of_errno(int errnum)
 		return DM_EINVAL;
 	case EOPNOTSUPP:
 		return DM_EUNSUPPORTED;
+	case ENOSPC:
+	case EDQUOT:
+		return DM_ENOSPC;
 	default:
 		return DM_EIO;
 	}

@@ -33,7 +33,8 @@
 	X(DM_ECANCELED,   -16, "canceled",             409, 17)        \
 	X(DM_EPROTO,      -17, "protocol_error",       502, 18)        \
 	X(DM_EINTERNAL,   -18, "internal",             500, 19)        \
-	X(DM_ECOMPACTED,  -19, "compacted",            410, 20)
+	X(DM_ECOMPACTED,  -19, "compacted",            410, 20)        \
+	X(DM_ENOSPC,      -20, "no_space",             507, 21)
 
 enum dm_err_code {
 	DM_OK = 0,

@@ -74,6 +74,11 @@ test_expect_success 'push, pull and clone between btrfs servers (t0510)' '
 	run_scenario t0510-push-pull-clone.sh t0510.tap
 '
 
+test_expect_success 'garbage collection on btrfs servers (t0730)' '
+	run_scenario t0730-gc.sh t0730.tap &&
+	run_scenario t0731-gc-history.sh t0731.tap
+'
+
 test_expect_success 'the same from a btrfs server to a dir server and back (t0510 twice)' '
 	DM_TEST_DIR_ENGINE_FOR=B run_scenario t0510-push-pull-clone.sh t0510-b-dir.tap &&
 	DM_TEST_DIR_ENGINE_FOR=A run_scenario t0510-push-pull-clone.sh t0510-a-dir.tap

@@ -124,7 +124,7 @@ static struct dm_dot_req *random_req(int *is_delete)
 {
 	static const char *branches[] = {"b1", "b2", "master"};
 	static const char *refs[] = {"HEAD", "HEAD^", "HEAD~2", "zzzz"};
-	int kind = (int)(rnd() % 8);
+	int kind = (int)(rnd() % 10);
 	struct dm_dot_req *r;
 
 	*is_delete = 0;
@@ -153,6 +153,16 @@ static struct dm_dot_req *random_req(int *is_delete)
 		return r;
 	case 6:
 		return dm_dot_req_new(DM_DOT_OP_REFRESH);
+	case 7:
+		/* forgets every commit no branch reaches, whatever resets dropped */
+		r = dm_dot_req_new(DM_DOT_OP_EXPIRE);
+		r->expire_before_ns = INT64_MAX;
+		return r;
+	case 8:
+		r = dm_dot_req_new(DM_DOT_OP_DELETE_BRANCH);
+		r->branch = dm_xstrdup(branches[rnd() % 3]);
+		r->force = rnd() % 2;
+		return r;
 	default:
 		*is_delete = 1;
 		return dm_dot_req_new(DM_DOT_OP_DELETE);
@@ -195,6 +205,29 @@ static void check_deleted(struct test_node *n, const char *id, uint64_t seed)
 			 (unsigned long long)seed, nids);
 }
 
+/* Every commit on head's first-parent line is indexed and stored (an
+ * EXPIRE forgot none that a branch reaches). */
+static void check_history(struct test_node *n, const char *dot, const char *head, uint64_t seed)
+{
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
+
+	snprintf(id, sizeof(id), "%s", head);
+	while (id[0]) {
+		struct dm_buf b = DM_BUF_INIT;
+		struct dm_commit c;
+		dm_oid oid;
+
+		if (dm_store_commit_get(n->store, dot, id, &oid, NULL) ||
+		    dm_store_get(n->store, &oid, &b, NULL, NULL) ||
+		    dm_commit_decode(&c, b.data, b.len, NULL))
+			fail_msg("seed %llu: commit %s of a branch is not in the store",
+				 (unsigned long long)seed, id);
+		snprintf(id, sizeof(id), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+		dm_buf_release(&b);
+	}
+}
+
 static void check_consistent(struct test_node *n, struct dm_dot_handle *h, uint64_t seed)
 {
 	struct dm_dot_view *v = dm_dot_handle_view(h);
@@ -221,6 +254,7 @@ static void check_consistent(struct test_node *n, struct dm_dot_handle *h, uint6
 		    dm_store_commit_get(n->store, v->id, v->branches[i].head, &oid, NULL))
 			fail_msg("seed %llu: head %s not in the store", (unsigned long long)seed,
 				 v->branches[i].head);
+		check_history(n, v->id, v->branches[i].head, seed);
 	}
 	dm_dot_view_unref(v);
 }

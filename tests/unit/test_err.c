@@ -148,7 +148,7 @@ static void errno_maps_and_appends_strerror(void **state)
 	} map[] = {
 		{ENOENT, DM_ENOTFOUND}, {EEXIST, DM_EEXISTS}, {ENOMEM, DM_ENOMEM},
 		{EACCES, DM_EPERM},     {EPERM, DM_EPERM},    {EINVAL, DM_EINVAL},
-		{EIO, DM_EIO},          {ENOSPC, DM_EIO},
+		{EIO, DM_EIO},          {EDQUOT, DM_ENOSPC},  {ENOSPC, DM_ENOSPC},
 	};
 	struct dm_err err;
 	char want[DM_ERR_MSG_MAX];

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -814,6 +815,109 @@ static void test_stored_zstd_bomb_refused(void **state)
 	free(zeros);
 }
 
+/* ---- full disks and failed syncs ---- */
+
+static int sync_fails; /* the injected sync fails while set */
+
+static int flaky_sync(int fd)
+{
+	if (sync_fails) {
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+static struct dm_store *open_with(const char *dir, int64_t reserve, int (*sync_fn)(int))
+{
+	struct dm_store_opts o;
+	struct dm_store *s = NULL;
+	struct dm_err err;
+
+	dm_store_opts_default(&o);
+	o.reserve = reserve;
+	o.sync_fn = sync_fn;
+	if (dm_store_open(&s, dir, &o, &err))
+		fail_msg("open: %s", err.msg);
+	return s;
+}
+
+static void test_failed_sync_stops_writes(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_verify_report rep;
+	struct dm_err err;
+	dm_oid a, b;
+
+	fx->s = open_with(fx->dir, 0, flaky_sync);
+	a = put_random(fx->s, 1, 5000);
+	assert_int_equal(dm_store_flush(fx->s, &err), 0);
+	b = put_random(fx->s, 2, 5000);
+	sync_fails = 1;
+	assert_int_equal(dm_store_flush(fx->s, &err), DM_EIO);
+	assert_non_null(strstr(err.msg, "accepts no more writes: syncing pack 1 failed"));
+	/* the sync works again, but the store does not pretend it did before */
+	sync_fails = 0;
+	assert_int_equal(dm_store_flush(fx->s, &err), DM_EIO);
+	assert_non_null(strstr(err.msg, "restart dmd"));
+	{
+		unsigned char buf[100];
+
+		fill(buf, sizeof(buf), 3);
+		assert_int_equal(dm_store_put(fx->s, NULL, DM_OBJ_CHUNK, buf, sizeof(buf), &err),
+				 DM_EIO);
+	}
+	/* reads go on */
+	expect_random(fx->s, &a, 1, 5000);
+	/* opened again: back to what was durable, and writes work */
+	dm_store_free(fx->s);
+	fx->s = open_with(fx->dir, 0, flaky_sync);
+	expect_random(fx->s, &a, 1, 5000);
+	assert_false(dm_store_has(fx->s, &b));
+	b = put_random(fx->s, 2, 5000);
+	assert_int_equal(dm_store_flush(fx->s, &err), 0);
+	expect_random(fx->s, &b, 2, 5000);
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), 0);
+}
+
+static void test_reserve_refuses_writes(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_verify_report rep;
+	struct dm_store_gc_stats st;
+	unsigned char buf[5000];
+	struct dm_err err;
+	dm_oid a, id;
+
+	fx->s = open_with(fx->dir, -1, NULL);
+	a = put_random(fx->s, 1, 5000);
+	(void)put_random(fx->s, 2, 5000); /* garbage: no commit names it */
+	assert_int_equal(dm_store_flush(fx->s, &err), 0);
+	dm_store_free(fx->s);
+	/* a reserve larger than any disk: every new write is refused */
+	fx->s = open_with(fx->dir, INT64_MAX / 4, NULL);
+	fill(buf, sizeof(buf), 9);
+	assert_int_equal(dm_store_put(fx->s, &id, DM_OBJ_CHUNK, buf, sizeof(buf), &err), DM_ENOSPC);
+	assert_non_null(strstr(err.msg, "no space: the file system of store"));
+	assert_non_null(strstr(err.msg, "in reserve"));
+	assert_false(dm_store_has(fx->s, &id));
+	/* an object already stored needs no space */
+	fill(buf, sizeof(buf), 1);
+	assert_int_equal(dm_store_put(fx->s, &id, DM_OBJ_CHUNK, buf, sizeof(buf), &err), 0);
+	/* the collector may use the reserve: it rewrites the half-dead pack */
+	dm_store_pin(fx->s, &a);
+	assert_int_equal(dm_store_gc(fx->s, NULL, &st, &err), 0);
+	assert_int_equal(st.freed, 1);
+	assert_int_equal(st.packs, 1);
+	expect_random(fx->s, &a, 1, 5000);
+	assert_int_equal(dm_store_verify(fx->s, &rep, &err), 0);
+	dm_store_free(fx->s);
+	fx->s = open_with(fx->dir, -1, NULL);
+	fill(buf, sizeof(buf), 9);
+	assert_int_equal(dm_store_put(fx->s, &id, DM_OBJ_CHUNK, buf, sizeof(buf), &err), 0);
+	expect_random(fx->s, &a, 1, 5000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -843,6 +947,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stored_lying_lengths_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stored_zstd_bomb_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_sync_stops_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_refuses_writes, setup, teardown),
 	};
 
 	srand((unsigned)time(NULL));

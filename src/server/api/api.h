@@ -18,6 +18,7 @@ struct dm_cluster_env;
 struct dm_kv;
 struct dm_registry;
 struct dm_sessions;
+struct dm_space;
 struct dm_store;
 struct dm_transfers;
 
@@ -27,6 +28,7 @@ struct dm_api_env {
 	struct dm_registry *registry;   /* the dots */
 	struct dm_transfers *transfers; /* push, pull, clone this node runs */
 	struct dm_sessions *sessions;   /* what other dmds' transfers may see (sessions.h) */
+	struct dm_space *space;         /* garbage collection of the store (space/space.h) */
 	/* the cluster's parts (forwarding to a branch's master, replicas) */
 	const struct dm_cluster_env *cluster;
 	const char *node_id;

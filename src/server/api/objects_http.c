@@ -82,7 +82,9 @@ struct dm_objects_req {
 	/* put */
 	struct dm_wire_parser parser;
 	uint64_t stored, stored_bytes, records, raw_bytes;
-	struct dm_oidmap put_ids;  /* sent in this put (callers who do not see all) */
+	struct dm_oidmap put_ids; /* sent in this put */
+	uint64_t hold;            /* on the store, from the first record of a put (store.h) */
+	bool held;
 	struct dm_oidmap put_refs; /* named by what this put sent, to check */
 	struct dm_buf raw;         /* scratch: one decompressed record */
 	int rc;                    /* the first failure, or 0 */
@@ -388,6 +390,9 @@ static enum MHD_Result do_missing(struct dm_objects_req *r, struct MHD_Connectio
 
 		if (seen && sn)
 			seen = dm_reach_allows(sn->reach, &ids[i], &err);
+		else if (seen)
+			/* no session to pin it: the upload that counts on it has an hour */
+			dm_store_lease(r->env->store, &ids[i], DM_SESSION_IDLE_MS);
 		if (seen < 0)
 			rc = seen;
 		else if (!seen && dm_wire_ids_add(&out, &ids[i], 1))
@@ -580,11 +585,19 @@ static int put_rec(void *ctx, const struct dm_pack_rec *rec, const unsigned char
 {
 	struct dm_objects_req *r = ctx;
 	bool stored = false;
-	int rc = dm_sync_accept(r->env->store, rec, bytes, r->dot_id[0] ? r->dot_id : NULL, &stored,
-				err);
+	int rc;
 
+	if (!r->held) {
+		/* what this put stores is kept until check_put pins or leases it */
+		r->hold = dm_store_hold(r->env->store);
+		r->held = true;
+	}
+	rc = dm_sync_accept(r->env->store, rec, bytes, r->dot_id[0] ? r->dot_id : NULL, &stored,
+			    err);
 	if (!rc && !sees_all(r))
 		rc = note_put(r, rec, bytes, err);
+	else if (!rc)
+		dm_oidmap_put(&r->put_ids, &rec->id, NULL);
 	if (rc)
 		return rc;
 	r->records++;
@@ -612,6 +625,12 @@ static int check_put(struct dm_objects_req *r, struct dm_err *err)
 	size_t it;
 	int rc = take_session(&sn, r, err);
 
+	if (!rc && !sn) {
+		/* one who sees all has no session: what it sent is leased for as
+		 * long as a session would keep it */
+		for (it = 0; dm_oidmap_next(&r->put_ids, &it, &id, &unused);)
+			dm_store_lease(r->env->store, id, DM_SESSION_IDLE_MS);
+	}
 	if (rc || !sn)
 		return rc;
 	for (it = 0; !rc && dm_oidmap_next(&r->put_refs, &it, &id, &unused);) {
@@ -932,6 +951,8 @@ void dm_objects_free(struct dm_objects_req *r)
 	dm_buf_release(&r->body);
 	dm_wire_parser_release(&r->parser);
 	dm_oidmap_release(&r->put_ids);
+	if (r->held)
+		dm_store_unhold(r->env->store, r->hold);
 	dm_oidmap_release(&r->put_refs);
 	dm_buf_release(&r->raw);
 	explicit_bzero(r->session, sizeof(r->session));

@@ -242,8 +242,13 @@ char *dm_rpc_dispatch(const struct dm_api_env *env, const struct dm_caller *call
 		      const char *body, size_t len, int *http_status_out)
 {
 	static const struct dm_rpc_method *const tables[] = {
-		dm_rpc_server_methods,   dm_rpc_dot_methods,     dm_rpc_user_methods,
-		dm_rpc_transfer_methods, dm_rpc_cluster_methods, NULL,
+		dm_rpc_server_methods,
+		dm_rpc_dot_methods,
+		dm_rpc_user_methods,
+		dm_rpc_transfer_methods,
+		dm_rpc_cluster_methods,
+		dm_rpc_space_methods,
+		NULL,
 	};
 
 	return dm_rpc_dispatch_in(tables, env, caller, body, len, http_status_out);

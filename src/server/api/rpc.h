@@ -42,6 +42,7 @@ extern const struct dm_rpc_method dm_rpc_dot_methods[];
 extern const struct dm_rpc_method dm_rpc_user_methods[];
 extern const struct dm_rpc_method dm_rpc_transfer_methods[];
 extern const struct dm_rpc_method dm_rpc_cluster_methods[];
+extern const struct dm_rpc_method dm_rpc_space_methods[];
 
 /*
  * Handles one request body (the bytes of a JSON-RPC request) for caller and

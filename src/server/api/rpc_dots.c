@@ -694,6 +694,23 @@ static int m_reset(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result
 	return call_master(ctx, "dots.reset", params, DM_ROLE_OWNER, "reset", req, result, err);
 }
 
+static int m_delete_branch(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+			   struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_DELETE_BRANCH);
+	json_t *force = json_object_get(params, "force");
+	int rc = branch_param(req, params, "branch", true, err);
+
+	if (!rc && force && !json_is_boolean(force))
+		rc = dm_err_set(err, DM_EINVAL, "parameter 'force' must be true or false");
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	req->force = json_is_true(force);
+	return call_dot(ctx, params, DM_ROLE_OWNER, "delete a branch of", req, result, err);
+}
+
 static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_DIFF);
@@ -848,6 +865,7 @@ const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.branch", m_branch, false, LONG_DEADLINE_MS},
 	{"dots.checkout", m_checkout, false, LONG_DEADLINE_MS},
 	{"dots.reset", m_reset, false, LONG_DEADLINE_MS},
+	{"dots.delete_branch", m_delete_branch, false, LONG_DEADLINE_MS},
 	{"dots.diff", m_diff, false, 0},
 	{"dots.path", m_path, false, 0},
 	{"dots.add_collaborator", m_add_collaborator, false, 0},

@@ -94,6 +94,7 @@
 #include "server/dots/hooks.h"
 #include "server/dots/registry.h"
 #include "util/buf.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #include "util/banned.h"
@@ -116,9 +117,10 @@ typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_re
 
 static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
 	prepare_receive, prepare_collaborator, prepare_uncollaborator, prepare_set_owner,
-	prepare_mount, prepare_unmount, prepare_sealed, prepare_set_hook, prepare_commit;
+	prepare_mount, prepare_unmount, prepare_sealed, prepare_set_hook, prepare_commit,
+	prepare_expire, prepare_delete_branch;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
-	finish_refresh, finish_receive;
+	finish_refresh, finish_receive, finish_expire, finish_delete_branch;
 
 enum {
 	SEALED = 1 << 0,    /* reads history: waits while a commit is pending */
@@ -160,6 +162,10 @@ static const struct op {
 	[DM_DOT_OP_SET_HOOK] = {0, prepare_set_hook, NULL, NULL},
 	[DM_DOT_OP_REMOVE_COLLABORATOR] = {0, prepare_uncollaborator, NULL, NULL},
 	[DM_DOT_OP_SET_OWNER] = {0, prepare_set_owner, NULL, NULL},
+	/* walks history: waits until every commit is sealed */
+	[DM_DOT_OP_EXPIRE] = {SEALED, prepare_expire, dm_dot_job_expire, finish_expire},
+	[DM_DOT_OP_DELETE_BRANCH] = {SEALED, prepare_delete_branch, dm_dot_job_delete_branch,
+				     finish_delete_branch},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -185,6 +191,13 @@ struct branch {
 	uint64_t commits;
 	uint64_t dirty, size;
 	uint64_t resets; /* resets --hard of the branch so far (its copies follow them) */
+	/* heads that resets left behind, oldest first: their history is kept
+	 * until EXPIRE is told a time after theirs (git's reflog) */
+	size_t ndropped;
+	struct dropped {
+		char head[DM_COMMIT_ID_LEN_MAX + 1];
+		int64_t time_ns;
+	} dropped[DM_DOT_DROPPED_MAX];
 };
 
 /* A commit whose snapshot is taken and whose tree is not yet indexed. */
@@ -403,11 +416,28 @@ static int claim_master(struct dot *d, const struct branch *b, struct dm_err *er
 	return rc == DM_ECONFLICT ? 0 : rc;
 }
 
+/* A branch's KV record: {"head","commits","resets","dropped"?}. */
+static json_t *branch_json(const struct branch *b)
+{
+	json_t *j = json_pack("{s:s, s:I, s:I}", "head", b->head, "commits", (json_int_t)b->commits,
+			      "resets", (json_int_t)b->resets);
+
+	if (j && b->ndropped) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < b->ndropped; i++)
+			json_array_append_new(a, json_pack("{s:s, s:I}", "head", b->dropped[i].head,
+							   "time_ns",
+							   (json_int_t)b->dropped[i].time_ns));
+		json_object_set_new(j, "dropped", a);
+	}
+	return j;
+}
+
 static int persist_branch(struct dot *d, const struct branch *b, struct dm_err *err)
 {
 	char key[256];
-	json_t *j = json_pack("{s:s, s:I, s:I}", "head", b->head, "commits", (json_int_t)b->commits,
-			      "resets", (json_int_t)b->resets);
+	json_t *j = branch_json(b);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	int rc;
 
@@ -432,8 +462,7 @@ static int persist_pending(struct dot *d, const struct branch *b, const struct p
 
 	for (size_t i = 0; i < pc->nmeta; i++)
 		json_object_set_new(meta, pc->keys[i], json_string(pc->values[i]));
-	bj = json_pack("{s:s, s:I, s:I}", "head", b->head, "commits", (json_int_t)b->commits,
-		       "resets", (json_int_t)b->resets);
+	bj = branch_json(b);
 	pj = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "branch", b->name, "parent", pc->parent,
 		       "time_ns", (json_int_t)pc->time_ns, "message", pc->message, "author",
 		       pc->author, "metadata", meta);
@@ -1099,6 +1128,88 @@ static struct dm_dot_job_in *prepare_reset(struct dot *d, struct dm_msg *req,
 	return in;
 }
 
+/* Remembers that a reset of b left head behind (dropping the oldest such
+ * head when DM_DOT_DROPPED_MAX are kept already). */
+static void keep_dropped(struct branch *b, const char *head)
+{
+	if (b->ndropped == DM_DOT_DROPPED_MAX) {
+		memmove(b->dropped, b->dropped + 1, (b->ndropped - 1) * sizeof(b->dropped[0]));
+		b->ndropped--;
+	}
+	snprintf(b->dropped[b->ndropped].head, sizeof(b->dropped[0].head), "%s", head);
+	b->dropped[b->ndropped++].time_ns = dm_now_realtime_ns();
+}
+
+/* Adds commit id to in's roots. */
+static void add_root(struct dm_dot_job_in *in, const char *id)
+{
+	in->roots = dm_xrealloc(in->roots, (in->nroots + 1) * sizeof(*in->roots));
+	snprintf(in->roots[in->nroots++], sizeof(*in->roots), "%s", id);
+}
+
+/* EXPIRE: history stays as far as every branch's head and every head a
+ * reset dropped at or after expire_before_ns reach. */
+static struct dm_dot_job_in *prepare_expire(struct dot *d, struct dm_msg *req,
+					    const struct dm_dot_req *r)
+{
+	struct dm_dot_job_in *in = job_input(d, DM_DOT_OP_EXPIRE, r, NULL);
+
+	(void)req;
+	for (size_t i = 0; i < d->nbranches; i++) {
+		const struct branch *b = &d->branches[i];
+
+		if (b->head[0])
+			add_root(in, b->head);
+		for (size_t j = 0; j < b->ndropped; j++)
+			if (b->dropped[j].time_ns >= r->expire_before_ns)
+				add_root(in, b->dropped[j].head);
+	}
+	return in;
+}
+
+/* DELETE_BRANCH: never the current branch, nor one that containers use or
+ * that another node masters; the job checks that another branch has its
+ * commits unless forced. */
+static struct dm_dot_job_in *prepare_delete_branch(struct dot *d, struct dm_msg *req,
+						   const struct dm_dot_req *r)
+{
+	struct branch *b = r->branch ? find_branch(d, r->branch) : NULL;
+	struct dm_dot_job_in *in;
+
+	if (!b) {
+		dm_msg_reply_err(req, DM_ENOTFOUND, "no branch '%s'", r->branch ? r->branch : "");
+		return NULL;
+	}
+	if (!strcmp(b->name, d->current)) {
+		dm_msg_reply_err(req, DM_ECONFLICT,
+				 "cannot delete branch '%s': it is the current branch (check "
+				 "out another first)",
+				 b->name);
+		return NULL;
+	}
+	for (size_t i = 0; i < d->nmounts; i++) {
+		if (!strcmp(d->mounts[i].branch, b->name)) {
+			dm_msg_reply_err(req, DM_EBUSY,
+					 "cannot delete branch '%s': container '%s' uses it",
+					 b->name,
+					 d->mounts[i].container[0] ? d->mounts[i].container
+								   : d->mounts[i].volume);
+			return NULL;
+		}
+	}
+	if (d->env.kv_root) {
+		dm_msg_reply_err(req, DM_EUNSUPPORTED,
+				 "deleting a branch of a dot in a cluster is not supported yet");
+		return NULL;
+	}
+	in = job_input(d, DM_DOT_OP_DELETE_BRANCH, r, b);
+	in->force = r->force;
+	for (size_t i = 0; i < d->nbranches; i++)
+		if (&d->branches[i] != b && d->branches[i].head[0])
+			add_root(in, d->branches[i].head);
+	return in;
+}
+
 /* BRANCH: a new branch, from ref `from` of the current one. */
 static struct dm_dot_job_in *prepare_branch(struct dot *d, struct dm_msg *req,
 					    const struct dm_dot_req *r)
@@ -1321,7 +1432,7 @@ static void cancelled_done(struct dot *d, struct dm_msg *req)
 		start_delete_job(d);
 }
 
-static void deleted(struct dot *d, int status, const char *errmsg)
+static void deleted(struct dot *d, int status, const char *errmsg, uint64_t garbage)
 {
 	if (status) {
 		/* The data could not all be removed: stay DELETING; a later delete
@@ -1345,6 +1456,8 @@ static void deleted(struct dot *d, int status, const char *errmsg)
 	d->ndeleters = 0;
 	dm_registry_dot_gone(d->env.registry, d->id);
 	dm_info("dot %s (%s/%s) deleted", d->id, d->name.ns, d->name.name);
+	if (d->env.garbage && garbage)
+		d->env.garbage(d->env.garbage_ctx, garbage);
 }
 
 static void created(struct dot *d, struct dm_msg *req)
@@ -1506,7 +1619,55 @@ static void finish_reset(struct dot *d, struct dm_msg *req, const struct dm_dot_
 
 	if (b) {
 		b->resets = r->resets ? r->resets : b->resets + 1;
+		if (b->head[0] && strcmp(b->head, out->head))
+			keep_dropped(b, b->head);
 		rc = land_branch(d, b, out, &err);
+	}
+	answer_job(d, req, rc, &err, out);
+}
+
+/* EXPIRE: the heads dropped before the time asked no longer keep history. */
+static void finish_expire(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+			  struct dm_dot_job_out *out)
+{
+	struct dm_err err;
+	int rc = 0;
+
+	for (size_t i = 0; i < d->nbranches && !rc; i++) {
+		struct branch *b = &d->branches[i];
+		size_t keep = 0;
+
+		for (size_t j = 0; j < b->ndropped; j++)
+			if (b->dropped[j].time_ns >= r->expire_before_ns)
+				b->dropped[keep++] = b->dropped[j];
+		if (keep == b->ndropped)
+			continue;
+		b->ndropped = keep;
+		rc = persist_branch(d, b, &err);
+	}
+	answer_job(d, req, rc, &err, out);
+}
+
+/* DELETE_BRANCH: the branch and its record go. */
+static void finish_delete_branch(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+				 struct dm_dot_job_out *out)
+{
+	struct branch *b = find_branch(d, r->branch);
+	struct dm_err err;
+	char key[256];
+	int rc = 0;
+
+	if (b) {
+		dm_dot_kv_key(key, sizeof(key), &d->env, "dots/%s/branches/%s", d->id, b->name);
+		rc = dm_kv_delete(d->env.kv, NULL, key, &err);
+		if (rc == DM_ENOTFOUND)
+			rc = 0;
+		if (!rc) {
+			size_t i = (size_t)(b - d->branches);
+
+			memmove(b, b + 1, (d->nbranches - i - 1) * sizeof(*b));
+			d->nbranches--;
+		}
 	}
 	answer_job(d, req, rc, &err, out);
 }
@@ -1625,7 +1786,7 @@ static void on_job_done(struct dot *d, struct dm_msg *msg)
 		return;
 	case DM_DOT_DELETING:
 		if (in->op == DM_DOT_OP_DELETE) {
-			deleted(d, msg->status, detail);
+			deleted(d, msg->status, detail, out ? out->size : 0);
 			return;
 		}
 		cancelled_done(d, req);
@@ -1826,6 +1987,26 @@ static void free_dot(void *p)
 }
 
 /* Loads the persisted branches: {"master":{"head":"…","commits":3},…}. */
+/* The heads a branch's resets left behind, as persisted (a malformed
+ * entry is skipped: it only kept history longer). */
+static void load_dropped(struct branch *b, json_t *a)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(a, i, e)
+	{
+		const char *head = json_string_value(json_object_get(e, "head"));
+		json_t *t = json_object_get(e, "time_ns");
+
+		if (b->ndropped == DM_DOT_DROPPED_MAX || !head || !head[0] ||
+		    strlen(head) > DM_COMMIT_ID_LEN_MAX || !json_is_integer(t))
+			continue;
+		snprintf(b->dropped[b->ndropped].head, sizeof(b->dropped[0].head), "%s", head);
+		b->dropped[b->ndropped++].time_ns = json_integer_value(t);
+	}
+}
+
 static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
 {
 	const char *name;
@@ -1844,6 +2025,7 @@ static int load_branches(struct dot *d, json_t *branches, struct dm_err *err)
 		snprintf(b->head, sizeof(b->head), "%s", head);
 		b->commits = (uint64_t)json_integer_value(json_object_get(v, "commits"));
 		b->resets = (uint64_t)json_integer_value(json_object_get(v, "resets"));
+		load_dropped(b, json_object_get(v, "dropped"));
 		if (head[0]) {
 			struct dm_commit c;
 			int rc = dm_dot_load_commit(&c, d->env.store, d->id, head, err);

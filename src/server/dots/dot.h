@@ -48,6 +48,10 @@ struct dm_dot_env {
 	 * DM_KV_ROOT (one node), "/dm/n/NODE/" in a cluster on etcd */
 	const char *kv_root;
 	const char *node_id; /* this node, or NULL (tests) */
+	/* told, when a dot is deleted, about how many bytes of stored data
+	 * that may have made garbage (space/space.h); NULL: nobody */
+	void (*garbage)(void *ctx, uint64_t bytes);
+	void *garbage_ctx;
 };
 
 enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };
@@ -160,7 +164,15 @@ enum dm_dot_op {
 	DM_DOT_OP_SET_HOOK, /* hook_name := hook (JSON text), or none when NULL */
 	DM_DOT_OP_REMOVE_COLLABORATOR,
 	DM_DOT_OP_SET_OWNER, /* user becomes the dot's owner (a user removed hands it over) */
+	/* forget the commits no branch reaches and no reset kept after expire_before_ns */
+	DM_DOT_OP_EXPIRE,
+	DM_DOT_OP_DELETE_BRANCH, /* `branch` goes; with force also when no other has its commits */
 };
+
+/* How long `dm reset --hard` keeps the commits it drops (git's reflog),
+ * and how many dropped heads a branch remembers (the oldest goes first). */
+#define DM_DOT_RESET_KEEP_MS_DEFAULT (14LL * 24 * 3600 * 1000)
+#define DM_DOT_DROPPED_MAX           32
 
 /* One commit of a RECEIVE: its commit id and the id of its stored object. */
 struct dm_dot_commit_ref {
@@ -224,6 +236,11 @@ struct dm_dot_req {
 	 * (hooks.h) or NULL to remove it */
 	char *hook_name;
 	char *hook;
+	/* EXPIRE: heads dropped by resets before this time (ns since the epoch)
+	 * keep nothing any more */
+	int64_t expire_before_ns;
+	/* DELETE_BRANCH: also when no other branch has its commits */
+	bool force;
 };
 
 /* The hooks a dot may have (hooks.h runs one). */

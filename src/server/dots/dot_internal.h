@@ -59,6 +59,8 @@ dm_dot_job_fn dm_dot_job_diff;     /* DIFF: in->from..in->to */
 dm_dot_job_fn dm_dot_job_refresh;  /* REFRESH: dirty, size, subdots */
 dm_dot_job_fn dm_dot_job_receive;  /* RECEIVE: take in->received */
 dm_dot_job_fn dm_dot_job_delete;   /* DELETE: the dot's data and records */
+dm_dot_job_fn dm_dot_job_expire;   /* EXPIRE: forget commits in->roots do not reach */
+dm_dot_job_fn dm_dot_job_delete_branch; /* DELETE_BRANCH: its working copy (merged, or force) */
 
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {
@@ -99,6 +101,11 @@ struct dm_dot_job_in {
 	bool switch_only; /* CHECKOUT of an existing branch: only switch */
 	/* INDEX: seal commit `head` (parent old_head) taken at time_ns */
 	int64_t time_ns;
+	/* EXPIRE: the commits whose history stays; DELETE_BRANCH: the heads of
+	 * the other branches */
+	size_t nroots;
+	char (*roots)[DM_COMMIT_ID_LEN_MAX + 1];
+	bool force; /* DELETE_BRANCH */
 };
 
 struct dm_dot_job_out {

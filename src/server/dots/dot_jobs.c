@@ -15,14 +15,17 @@
 #include "util/log.h"
 #include "engine/engine.h"
 #include "kv/kv.h"
+#include "store/oidmap.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
+#include "util/hash.h"
 #include "util/id.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,7 @@ void dm_dot_job_in_free(void *p)
 	free(in->containers);
 	free(in->container_names);
 	free(in->hooks);
+	free(in->roots);
 	free(in);
 }
 
@@ -602,8 +606,13 @@ int dm_dot_job_delete(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 {
 	char key[256];
 	struct dm_kv_kv kv;
-	int rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
+	struct dm_err eerr;
+	int rc;
 
+	/* about what the delete makes garbage, for automatic collection */
+	if (in->env.garbage && dm_store_dot_bytes(in->env.store, in->dot_id, &out->size, &eerr))
+		dm_warn("dot %s: cannot estimate its stored bytes: %s", in->dot_id, eerr.msg);
+	rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
 	if (!rc)
 		rc = dm_store_commit_delete_dot(in->env.store, in->dot_id, err);
 	if (!rc) {
@@ -631,6 +640,152 @@ int dm_dot_job_delete(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 			rc = 0;
 	}
 	dm_kv_kv_release(&kv);
+	return rc;
+}
+
+/* ---- history: what the branches reach ---- */
+
+/* A set of commit ids: each is kept as the hash of its text. */
+static void id_key(dm_oid *out, const char *id)
+{
+	dm_hash(out, id, strlen(id));
+}
+
+/*
+ * Adds to reached every commit of the dot that roots[0..n) reach through
+ * their parents (all of them, not only the first); a root or parent that
+ * is not indexed (never sealed, or forgotten) reaches nothing. stop (may
+ * be NULL): the walk ends as soon as it reaches that commit, *found = true.
+ */
+static int walk_history(const struct dm_dot_job_in *in, char (*roots)[DM_COMMIT_ID_LEN_MAX + 1],
+			size_t n, struct dm_oidmap *reached, const char *stop, bool *found,
+			struct dm_err *err)
+{
+	char **stack = NULL;
+	size_t depth = 0, cap = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (depth == cap) {
+			cap = cap ? 2 * cap : 64;
+			stack = dm_xrealloc(stack, cap * sizeof(*stack));
+		}
+		stack[depth++] = dm_xstrdup(roots[i]);
+	}
+	while (depth && !rc) {
+		char *id = stack[--depth];
+		struct dm_commit c;
+		dm_oid key;
+
+		id_key(&key, id);
+		if (!id[0] || dm_oidmap_get(reached, &key)) {
+			free(id);
+			continue;
+		}
+		dm_oidmap_put(reached, &key, NULL);
+		if (stop && !strcmp(id, stop)) {
+			*found = true;
+			free(id);
+			break;
+		}
+		rc = load_commit(&c, in, id, err);
+		free(id);
+		if (rc == DM_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			break;
+		for (size_t i = 0; i < c.nparents; i++) {
+			if (depth == cap) {
+				cap = cap ? 2 * cap : 64;
+				stack = dm_xrealloc(stack, cap * sizeof(*stack));
+			}
+			stack[depth++] = dm_xstrdup(c.parents[i]);
+		}
+		dm_commit_release(&c);
+	}
+	while (depth)
+		free(stack[--depth]);
+	free(stack);
+	return rc;
+}
+
+/* Keeps the snapshots of the commits in reached (ctx). */
+static bool keep_reached(const char *commit_id, void *ctx)
+{
+	dm_oid key;
+
+	id_key(&key, commit_id);
+	return dm_oidmap_get(ctx, &key) != NULL;
+}
+
+/* Forgets every indexed commit of the dot that in->roots do not reach
+ * (their snapshots too, on an engine that keeps them); garbage collection
+ * then frees their data. */
+int dm_dot_job_expire(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		      struct dm_engine_progress *p, struct dm_err *err)
+{
+	struct dm_oidmap reached;
+	char **ids = NULL;
+	const char **gone = NULL;
+	size_t n = 0, ngone = 0;
+	int rc;
+
+	(void)p;
+	dm_oidmap_init(&reached, 0);
+	rc = walk_history(in, in->roots, in->nroots, &reached, NULL, NULL, err);
+	if (!rc)
+		rc = dm_store_commit_find(in->env.store, in->dot_id, "", SIZE_MAX, &ids, &n, err);
+	if (!rc) {
+		gone = dm_xcalloc(n + 1, sizeof(*gone));
+		for (size_t i = 0; i < n; i++)
+			if (!keep_reached(ids[i], &reached))
+				gone[ngone++] = ids[i];
+		rc = dm_store_commit_forget(in->env.store, in->dot_id, gone, ngone, err);
+	}
+	if (!rc && ngone)
+		rc = dm_engine_sweep_snapshots(in->env.engine, in->dot_id, keep_reached, &reached,
+					       err);
+	if (!rc) {
+		out->json = json_pack("{s:I}", "forgotten", (json_int_t)ngone);
+		if (ngone)
+			dm_info("dot %s: forgot %zu commits no branch reaches any more", in->dot_id,
+				ngone);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(gone);
+	dm_oidmap_release(&reached);
+	return rc;
+}
+
+/* Deletes branch in->branch's working copy; without force, only when one of
+ * the other branches (in->roots) reaches its head. */
+int dm_dot_job_delete_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			     struct dm_engine_progress *p, struct dm_err *err)
+{
+	int rc = 0;
+
+	(void)p;
+	if (!in->force && in->head[0]) {
+		struct dm_oidmap reached;
+		bool found = false;
+
+		dm_oidmap_init(&reached, 0);
+		rc = walk_history(in, in->roots, in->nroots, &reached, in->head, &found, err);
+		dm_oidmap_release(&reached);
+		if (!rc && !found)
+			rc = dm_err_set(err, DM_ECONFLICT,
+					"branch '%s' has commits that no other branch has; 'dm "
+					"branch -D %s' deletes it with them",
+					in->branch, in->branch);
+	}
+	if (!rc)
+		rc = dm_engine_delete_branch(in->env.engine, in->dot_id, in->branch, err);
+	if (!rc)
+		out->json = json_pack("{s:s}", "deleted", in->branch);
 	return rc;
 }
 
@@ -692,13 +847,18 @@ void dm_dot_run_job(struct dm_job *job)
 	struct dm_dot_job_out *out = dm_xcalloc(1, sizeof(*out));
 	struct dm_engine_progress p = {NULL, job_cancelled, job, in->strip_setid};
 	struct dm_err err;
+	uint64_t hold;
 	int rc;
 
 	dm_err_clear(&err);
+	/* what the job looks up or writes is kept by garbage collection until
+	 * it ends (store.h, "Holds and pins") */
+	hold = dm_store_hold(in->env.store);
 	if (in->run)
 		rc = in->run(in, out, &p, &err);
 	else
 		rc = dm_err_set(&err, DM_EINTERNAL, "unknown dot operation %d", in->op);
+	dm_store_unhold(in->env.store, hold);
 	if (rc)
 		snprintf(out->errmsg, sizeof(out->errmsg), "%s", err.msg);
 	if (!rc && out->warnings && json_is_object(out->json))

@@ -800,8 +800,16 @@ static void run_transfer(struct dm_job *job)
 		report(&r, XS_NEGOTIATING, true, a->branch ? one_branch(a->branch) : NULL);
 		rc = dm_remote_hello(r.conn, &err);
 	}
-	if (!rc)
-		rc = a->direction == DM_TRANSFER_PUSH ? do_push(&r, &err) : do_pull(&r, &err);
+	if (!rc && a->direction == DM_TRANSFER_PUSH) {
+		rc = do_push(&r, &err);
+	} else if (!rc) {
+		/* what a pull fetches is kept by garbage collection until the
+		 * dot has indexed it (store.h, "Holds and pins") */
+		uint64_t hold = dm_store_hold(a->env->store);
+
+		rc = do_pull(&r, &err);
+		dm_store_unhold(a->env->store, hold);
+	}
 	if (!rc && dm_job_cancelled(job))
 		rc = dm_err_set(&err, DM_ECANCELED, "transfer canceled");
 	res->wire = r.conn ? dm_remote_wire_bytes(r.conn) : 0;

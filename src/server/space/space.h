@@ -1,0 +1,60 @@
+/*
+ * space.h - the node's disk space: garbage collection of its store, run as
+ * a job of one actor (docs/internals/gc.md). Later also what each dot
+ * costs and the node's summary.
+ *
+ * The actor runs at most one collection at a time; a request that comes
+ * while one runs is refused (`busy`). It also starts one by itself when
+ * deleted dots have made about auto_bytes of garbage since the last. A collection never touches a
+ * dot's state: what it must keep it learns from the store (indexed commits, holds, pins; store.h).
+ */
+#ifndef DM_SERVER_SPACE_SPACE_H
+#define DM_SERVER_SPACE_SPACE_H
+
+#include <stdbool.h>
+
+#include "store/store.h"
+
+struct dm_err;
+struct dm_sched;
+struct dm_space;
+
+struct dm_space_env {
+	struct dm_store *store;
+	struct dm_sched *sched;
+	/* a collection starts by itself once deletes have made about this many
+	 * bytes of garbage since the last one (0: never) */
+	uint64_t auto_bytes;
+};
+
+#define DM_SPACE_AUTO_BYTES_DEFAULT (1ull << 30)
+
+/* env is copied; its store and scheduler must outlive the actor (the
+ * scheduler stops it). */
+int dm_space_open(struct dm_space **out, const struct dm_space_env *env, struct dm_err *err);
+/* After the scheduler stopped; accepts NULL. */
+void dm_space_free(struct dm_space *sp);
+
+/* Runs one collection (dry_run: counts only) and waits up to timeout_ms for
+ * it; out receives its figures. DM_EBUSY when one is running. */
+int dm_space_gc(struct dm_space *sp, bool dry_run, int timeout_ms, struct dm_store_gc_stats *out,
+		struct dm_err *err);
+
+/* About bytes of stored data became garbage (a dot was deleted): counted
+ * towards the automatic collection. Does not wait. Fits
+ * dm_dot_env.garbage (ctx: the struct dm_space). */
+void dm_space_note_garbage(void *sp, uint64_t bytes);
+
+/* What the last collection (or dry run) found, answered at once even while
+ * one runs: *when_ns 0 when none ran since dmd started. */
+struct dm_space_last {
+	int64_t when_ns; /* when it ended, ns since the epoch */
+	bool dry_run;
+	struct dm_store_gc_stats st;
+	uint64_t garbage;    /* estimated since the last collection */
+	uint64_t auto_bytes; /* the automatic collection's threshold (0: off) */
+	uint64_t automatic;  /* collections started by the threshold since dmd started */
+};
+int dm_space_last(struct dm_space *sp, struct dm_space_last *out, struct dm_err *err);
+
+#endif

@@ -1,0 +1,473 @@
+/*
+ * test_gc.c - garbage collection of the store (dm_store_gc, collect.c and
+ * guard.c): what no commit, pin or lease reaches is freed and its packs
+ * are rewritten; a dry run predicts what the real run then frees and
+ * changes nothing; packs still mostly live are left alone; pins and
+ * leases keep what they name; a collection waits for the jobs that hold
+ * the store and keeps what they made; commits racing collections lose
+ * nothing (seeded rounds; DM_TEST_ROUNDS changes how many). Every test
+ * ends with a store that verifies.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/object.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/fsutil.h"
+#include "util/hash.h"
+
+#include "util/banned.h"
+
+#define CHUNK (32 * 1024)
+
+struct fixture {
+	char dir[64];
+	struct dm_store *s;
+};
+
+static void open_store(struct fixture *f, uint64_t pack_size)
+{
+	struct dm_store_opts o;
+	struct dm_err err;
+
+	dm_store_opts_default(&o);
+	o.sync = false;
+	if (pack_size)
+		o.pack_size = pack_size;
+	if (dm_store_open(&f->s, f->dir, &o, &err))
+		fail_msg("%s", err.msg);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/dm-test-gc-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	open_store(f, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_err err;
+
+	dm_store_free(f->s);
+	dm_remove_tree(f->dir, &err);
+	free(f);
+	return 0;
+}
+
+/* Fills b with CHUNK incompressible bytes from seed. */
+static void noise(unsigned char *b, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < CHUNK; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (unsigned char)x;
+	}
+}
+
+/* Stores chunk number seed; returns its id. */
+static dm_oid put_chunk(struct dm_store *s, uint64_t seed)
+{
+	unsigned char *b = malloc(CHUNK);
+	struct dm_err err;
+	dm_oid id;
+
+	noise(b, seed);
+	if (dm_store_put(s, &id, DM_OBJ_CHUNK, b, CHUNK, &err))
+		fail_msg("put chunk: %s", err.msg);
+	free(b);
+	return id;
+}
+
+/* A commit of dot whose one file holds chunks first..first+n-1; fills
+ * chunks (may be NULL) with their ids. */
+static void make_commit(struct dm_store *s, const char *dot, const char *cid, uint64_t first,
+			size_t n, dm_oid *chunks)
+{
+	struct dm_extent *ext = calloc(n, sizeof(*ext));
+	struct dm_file file = {(uint64_t)n * CHUNK, n, ext};
+	struct dm_tree_entry te;
+	struct dm_tree t = {1, &te};
+	struct dm_commit c;
+	struct dm_buf enc = DM_BUF_INIT;
+	struct dm_err err;
+	char empty[] = "";
+	dm_oid fid, tid, oid;
+
+	for (size_t i = 0; i < n; i++) {
+		ext[i].offset = (uint64_t)i * CHUNK;
+		ext[i].len = CHUNK;
+		ext[i].id = put_chunk(s, first + i);
+		if (chunks)
+			chunks[i] = ext[i].id;
+	}
+	if (dm_file_encode(&enc, &file, &err) ||
+	    dm_store_put(s, &fid, DM_OBJ_FILE, enc.data, enc.len, &err))
+		fail_msg("file: %s", err.msg);
+	memset(&te, 0, sizeof(te));
+	te.name = (char *)(uintptr_t) "data";
+	te.type = DM_ENTRY_FILE;
+	te.mode = 0644;
+	te.size = file.size;
+	te.id = fid;
+	dm_buf_reset(&enc);
+	if (dm_tree_encode(&enc, &t, &err) ||
+	    dm_store_put(s, &tid, DM_OBJ_TREE, enc.data, enc.len, &err))
+		fail_msg("tree: %s", err.msg);
+	memset(&c, 0, sizeof(c));
+	c.dot_id = (char *)(uintptr_t)dot;
+	c.commit_id = (char *)(uintptr_t)cid;
+	c.tree = tid;
+	c.author = empty;
+	c.message = empty;
+	dm_buf_reset(&enc);
+	if (dm_commit_encode(&enc, &c, &err) ||
+	    dm_store_put(s, &oid, DM_OBJ_COMMIT, enc.data, enc.len, &err) ||
+	    dm_store_commit_put(s, dot, cid, &oid, &err))
+		fail_msg("commit: %s", err.msg);
+	dm_buf_release(&enc);
+	free(ext);
+}
+
+static struct dm_store_stats stats(struct dm_store *s)
+{
+	struct dm_store_stats st;
+	struct dm_err err;
+
+	assert_int_equal(dm_store_stats(s, &st, &err), 0);
+	return st;
+}
+
+static int commit_there(const char *dot, const char *cid, const dm_oid *oid, void *ctx)
+{
+	struct dm_store *s = ctx;
+
+	if (!dm_store_has(s, oid))
+		fail_msg("commit %s of %s is indexed but its object is gone", cid, dot);
+	return 0;
+}
+
+/* Every object names only objects present, and every indexed commit's
+ * object is present. */
+static void verify_ok(struct dm_store *s)
+{
+	struct dm_verify_report rep;
+	struct dm_err err;
+
+	if (dm_store_verify(s, &rep, &err))
+		fail_msg("verify: %s", err.msg);
+	assert_int_equal(dm_store_commit_foreach(s, commit_there, s, &err), 0);
+}
+
+static struct dm_store_gc_stats gc(struct dm_store *s, bool dry)
+{
+	struct dm_store_gc_opts o;
+	struct dm_store_gc_stats st;
+	struct dm_err err;
+
+	dm_store_gc_opts_default(&o);
+	o.dry_run = dry;
+	if (dm_store_gc(s, &o, &st, &err))
+		fail_msg("gc: %s", err.msg);
+	return st;
+}
+
+/* ---- tests ---- */
+
+static void test_gc_frees_deleted_dot(void **state)
+{
+	struct fixture *f = *state;
+	dm_oid a[64], b[8];
+	struct dm_store_stats before, after_dry, after;
+	struct dm_store_gc_stats dry, real;
+	struct dm_err err;
+
+	make_commit(f->s, "dot-b", "c1", 100000, 8, b);
+	make_commit(f->s, "dot-a", "c1", 0, 32, a);
+	make_commit(f->s, "dot-a", "c2", 16, 32, a + 32); /* shares 16 chunks with c1 */
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+
+	/* nothing is garbage yet: nothing to free */
+	real = gc(f->s, false);
+	assert_int_equal(real.freed, 0);
+
+	assert_int_equal(dm_store_commit_delete_dot(f->s, "dot-a", &err), 0);
+	before = stats(f->s);
+	dry = gc(f->s, true);
+	after_dry = stats(f->s);
+	/* a dry run changes nothing */
+	assert_int_equal(after_dry.pack_bytes, before.pack_bytes);
+	assert_int_equal(after_dry.objects[DM_OBJ_CHUNK], before.objects[DM_OBJ_CHUNK]);
+	for (int i = 0; i < 48; i++)
+		assert_true(dm_store_has(f->s, &a[i]));
+	/* 48 distinct chunks, 2 files, 2 trees, 2 commits */
+	assert_int_equal(dry.freed, 54);
+	assert_true(dry.disk_freed > 48ull * CHUNK);
+
+	real = gc(f->s, false);
+	after = stats(f->s);
+	assert_int_equal(real.freed, dry.freed);
+	assert_int_equal(real.freed_bytes, dry.freed_bytes);
+	/* the dry run predicted what was freed on disk within 5% */
+	assert_true(real.disk_freed * 100 >= dry.disk_freed * 95);
+	assert_true(real.disk_freed * 100 <= dry.disk_freed * 105);
+	assert_true(before.pack_bytes - after.pack_bytes >= real.disk_freed * 95 / 100);
+	/* at least 90% of the deleted dot's unique bytes left the disk */
+	assert_true(before.pack_bytes - after.pack_bytes >= 48ull * CHUNK * 9 / 10);
+	for (int i = 0; i < 48; i++)
+		assert_false(dm_store_has(f->s, &a[i]));
+	for (int i = 0; i < 8; i++)
+		assert_true(dm_store_has(f->s, &b[i]));
+	verify_ok(f->s);
+
+	/* the rewrite is durable: a reopened store has the same */
+	dm_store_free(f->s);
+	open_store(f, 0);
+	for (int i = 0; i < 8; i++)
+		assert_true(dm_store_has(f->s, &b[i]));
+	assert_false(dm_store_has(f->s, &a[0]));
+	verify_ok(f->s);
+}
+
+static void test_gc_leaves_mostly_live_packs(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_store_stats before, after;
+	struct dm_store_gc_stats st;
+	struct dm_err err;
+	dm_oid dead[2];
+
+	/* one pack: 40 live chunks, 2 dead: 95% live, over the 80% threshold */
+	make_commit(f->s, "live", "c1", 0, 40, NULL);
+	dead[0] = put_chunk(f->s, 5000);
+	dead[1] = put_chunk(f->s, 5001);
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	before = stats(f->s);
+	st = gc(f->s, false);
+	after = stats(f->s);
+	assert_int_equal(st.freed, 2);
+	assert_int_equal(st.packs, 0);
+	assert_int_equal(st.disk_freed, 0);
+	/* the dead records stay on disk until the pack is rewritten */
+	assert_int_equal(after.pack_bytes, before.pack_bytes);
+	assert_false(dm_store_has(f->s, &dead[0]));
+	assert_false(dm_store_has(f->s, &dead[1]));
+	verify_ok(f->s);
+}
+
+static void test_gc_keeps_pins_and_leases(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_store_gc_stats st;
+	dm_oid chunks[4], lone;
+
+	/* a dot's commit that is not indexed: pinned by its commit object */
+	make_commit(f->s, "d", "c1", 0, 4, chunks);
+	{
+		struct dm_err err;
+		dm_oid oid;
+
+		assert_int_equal(dm_store_commit_get(f->s, "d", "c1", &oid, &err), 0);
+		assert_int_equal(dm_store_commit_delete_dot(f->s, "d", &err), 0);
+		dm_store_pin(f->s, &oid);
+		dm_store_pin(f->s, &oid);
+		lone = put_chunk(f->s, 900);
+		dm_store_lease(f->s, &lone, 60 * 1000);
+		st = gc(f->s, false);
+		assert_int_equal(st.freed, 0);
+		for (int i = 0; i < 4; i++)
+			assert_true(dm_store_has(f->s, &chunks[i]));
+		assert_true(dm_store_has(f->s, &lone));
+		/* pins count: one unpin is not enough */
+		dm_store_unpin(f->s, &oid);
+		st = gc(f->s, false);
+		assert_int_equal(st.freed, 0);
+		dm_store_unpin(f->s, &oid);
+		st = gc(f->s, false);
+		assert_int_equal(st.freed, 7); /* 4 chunks, a file, a tree, the commit */
+		assert_false(dm_store_has(f->s, &chunks[0]));
+		assert_true(dm_store_has(f->s, &lone));
+		/* a lease that ended keeps nothing */
+		dm_store_lease(f->s, &lone, -1);
+	}
+	verify_ok(f->s);
+}
+
+struct waiter {
+	struct dm_store *s;
+	struct dm_store_gc_stats st;
+	int rc;
+	volatile int done;
+};
+
+static void *run_gc(void *p)
+{
+	struct waiter *w = p;
+	struct dm_store_gc_opts o;
+	struct dm_err err;
+
+	dm_store_gc_opts_default(&o);
+	w->rc = dm_store_gc(w->s, &o, &w->st, &err);
+	w->done = 1;
+	return NULL;
+}
+
+static void test_gc_waits_for_holds(void **state)
+{
+	struct fixture *f = *state;
+	struct waiter w = {f->s, {0}, 0, 0};
+	struct dm_store_gc_opts o;
+	struct dm_err err;
+	pthread_t th;
+	uint64_t hold;
+	dm_oid chunk;
+
+	/* garbage: a chunk nothing names */
+	chunk = put_chunk(f->s, 77);
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	/* a job begins and finds the chunk stored (it will not write it) */
+	hold = dm_store_hold(f->s);
+	assert_true(dm_store_has(f->s, &chunk));
+	pthread_create(&th, NULL, run_gc, &w);
+	usleep(200 * 1000);
+	assert_false(w.done); /* the collection waits for the job */
+	/* a second collection meanwhile is refused */
+	dm_store_gc_opts_default(&o);
+	assert_int_equal(dm_store_gc(f->s, &o, NULL, &err), DM_EBUSY);
+	/* the job commits a file of that chunk, and ends */
+	make_commit(f->s, "d", "c1", 77, 1, NULL);
+	dm_store_unhold(f->s, hold);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(w.st.freed, 0);
+	assert_true(dm_store_has(f->s, &chunk));
+	verify_ok(f->s);
+}
+
+static void test_gc_keeps_what_is_touched_meanwhile(void **state)
+{
+	struct fixture *f = *state;
+	struct waiter w = {f->s, {0}, 0, 0};
+	struct dm_err err;
+	pthread_t th;
+	uint64_t hold;
+	dm_oid old, fresh;
+
+	old = put_chunk(f->s, 1);
+	(void)put_chunk(f->s, 2); /* garbage nothing touches */
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	hold = dm_store_hold(f->s);
+	pthread_create(&th, NULL, run_gc, &w);
+	usleep(100 * 1000);
+	/* the collection has begun (it waits for the hold): a lookup of an old
+	 * unreached chunk and the write of a new one are both kept, though no
+	 * commit names them yet */
+	assert_true(dm_store_has(f->s, &old));
+	fresh = put_chunk(f->s, 3);
+	dm_store_unhold(f->s, hold);
+	pthread_join(th, NULL);
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(w.st.freed, 1);
+	assert_true(dm_store_has(f->s, &old));
+	assert_true(dm_store_has(f->s, &fresh));
+	/* the next collection frees them: nothing reached them meanwhile */
+	assert_int_equal(gc(f->s, false).freed, 2);
+	verify_ok(f->s);
+}
+
+struct writer {
+	struct dm_store *s;
+	int n;
+	uint64_t seed;
+	volatile int *stop;
+};
+
+/* Commits that reuse garbage chunks (of a deleted dot) and new ones,
+ * each in a hold as a dot's job does, until told to stop. */
+static void *write_commits(void *p)
+{
+	struct writer *w = p;
+	char cid[32], nid[32];
+
+	while (!*w->stop && w->n < 400) {
+		uint64_t hold = dm_store_hold(w->s);
+		uint64_t first = (w->seed + (uint64_t)w->n * 7) % 64;
+
+		snprintf(cid, sizeof(cid), "c%d", w->n);
+		snprintf(nid, sizeof(nid), "n%d", w->n);
+		/* chunks first..first+3 of the dead dot, then two new ones */
+		make_commit(w->s, "live", cid, first, 4, NULL);
+		make_commit(w->s, "live", nid, 10000 + (uint64_t)w->n * 2, 2, NULL);
+		dm_store_unhold(w->s, hold);
+		w->n++;
+	}
+	return NULL;
+}
+
+static void test_gc_races_commits(void **state)
+{
+	struct fixture *f = *state;
+	const char *env = getenv("DM_TEST_ROUNDS");
+	int rounds = env ? (int)strtol(env, NULL, 10) : 20;
+
+	for (int round = 0; round < rounds; round++) {
+		volatile int stop = 0;
+		struct writer w = {f->s, 0, (uint64_t)round * 13, &stop};
+		struct dm_err err;
+		pthread_t th;
+
+		/* garbage that the writer will build on */
+		make_commit(f->s, "dead", "c1", 0, 64, NULL);
+		assert_int_equal(dm_store_commit_delete_dot(f->s, "dead", &err), 0);
+		pthread_create(&th, NULL, write_commits, &w);
+		for (int i = 0; i < 6; i++) {
+			gc(f->s, false);
+			usleep(2000);
+		}
+		stop = 1;
+		pthread_join(th, NULL);
+		/* every commit the writer indexed has all it names */
+		if (dm_store_verify(f->s, &(struct dm_verify_report){0}, &err))
+			fail_msg("round %d (%d commits): %s", round, w.n, err.msg);
+		assert_int_equal(dm_store_commit_foreach(f->s, commit_there, f->s, &err), 0);
+		assert_int_equal(dm_store_commit_delete_dot(f->s, "live", &err), 0);
+		gc(f->s, false);
+	}
+	verify_ok(f->s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_gc_frees_deleted_dot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_leaves_mostly_live_packs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_keeps_pins_and_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_waits_for_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_keeps_what_is_touched_meanwhile, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_gc_races_commits, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
