@@ -118,7 +118,7 @@ pick_port $((PORT_A + 1))
 PORT_B=$PORT
 DM_CONFIG=$WORK/conf/configB start_dmd "$B" 0
 PID_B=$PID
-DM_API_KEY=$(cat "$B/admin-api-key") "$DM" remote add b "admin@127.0.0.1:$PORT_B" >/dev/null
+DM_API_KEY=$(cat "$B/admin-api-key") "$DM" remote add b "admin@127.0.0.1:$PORT_B" --ca-file "$B/ca.pem" >/dev/null
 restic init >"$LOGS/restic-init.log" 2>&1
 
 say "history: a dot of $DOT_MIB MiB, $COMMITS commits of $CHANGE_BLOCKS MiB changes, 5 dots of $JUNK_MIB MiB"
