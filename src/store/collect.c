@@ -311,40 +311,6 @@ static int sweep(struct run *r, struct dm_err *err)
 	}
 }
 
-/* Copies every live record of pack (committed length len) into the
- * current pack, as stored; *copied gets their bytes. */
-static int evacuate(struct dm_store *s, uint32_t pack, uint64_t len, uint64_t *copied,
-		    struct dm_err *err)
-{
-	struct dm_buf bytes = DM_BUF_INIT;
-	uint64_t off = DM_PACK_HDR_LEN;
-	int fd = -1, rc;
-	char path[PATH_MAX];
-
-	dm_store_pack_path(path, sizeof(path), s, pack);
-	rc = dm_pack_open(&fd, path, O_RDONLY, err);
-	while (!rc && off < len) {
-		struct dm_pack_rec rec;
-		struct dm_loc loc;
-
-		rc = dm_pack_read(fd, off, &rec, &bytes, err);
-		if (rc)
-			break;
-		if (dm_store_lookup(s, &rec.id, &loc, NULL, NULL) == 0 &&
-		    loc.where == DM_LOC_PACK && loc.pack == pack && loc.offset == off) {
-			rc = dm_store_append_record(s, &rec, bytes.data, NULL, err);
-			*copied += DM_PACK_REC_LEN + (uint64_t)rec.stored_len;
-		}
-		off += DM_PACK_REC_LEN + (uint64_t)rec.stored_len;
-	}
-	if (fd >= 0)
-		close(fd);
-	dm_buf_release(&bytes);
-	if (rc)
-		dm_err_prefix(err, "cannot rewrite pack %u", pack);
-	return rc;
-}
-
 /* Forgets pack (nothing points into it any more) and deletes its file;
  * *size gets its size on disk. */
 static int delete_pack(struct dm_store *s, uint32_t pack, uint64_t *size, struct dm_err *err)
@@ -408,6 +374,7 @@ static int rewrite(struct run *r, unsigned pct, struct dm_err *err)
 	for (size_t i = 0; !rc && i < nlens; i++) {
 		uint32_t p = lens[i].pack;
 		uint64_t live = p < r->npacks ? r->live[p] : lens[i].len, copied = 0, size;
+		struct dm_evacuated ev;
 		bool skip;
 
 		pthread_mutex_lock(&s->mu);
@@ -430,7 +397,10 @@ static int rewrite(struct run *r, unsigned pct, struct dm_err *err)
 			continue;
 		}
 		/* the index is the truth: whatever it places in p moves */
-		rc = evacuate(s, p, lens[i].len, &copied, err);
+		rc = dm_store_evacuate_pack(s, p, lens[i].len, &ev, err);
+		if (rc)
+			dm_err_prefix(err, "cannot rewrite pack %u", p);
+		copied = ev.stored_bytes;
 		if (!rc && copied)
 			rc = dm_store_flush(s, err);
 		if (!rc)

@@ -141,6 +141,18 @@ int dm_store_lookup(struct dm_store *s, const dm_oid *id, struct dm_loc *out,
  * flushes when enough has been written since the last flush. */
 int dm_store_append_record(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
 			   const char *stage_dot, struct dm_err *err);
+/* What dm_store_evacuate_pack copied. */
+struct dm_evacuated {
+	uint64_t records;
+	uint64_t raw_bytes;    /* the objects' raw lengths */
+	uint64_t stored_bytes; /* their records as stored, headers included */
+};
+/* Copies every record of pack (committed length len) that the index still
+ * places there, at that offset, to the end of the current pack, as stored;
+ * out (zeroed first) counts them. The caller flushes, and says which pack
+ * failed. */
+int dm_store_evacuate_pack(struct dm_store *s, uint32_t pack, uint64_t len,
+			   struct dm_evacuated *out, struct dm_err *err);
 /* Compresses (when that pays) and appends object id to the current pack;
  * its pending location then wins over any it had. */
 int dm_store_write_record(struct dm_store *s, const dm_oid *id, enum dm_obj_kind kind,

@@ -163,41 +163,6 @@ int dm_store_unstage(struct dm_store *s, const char *dot_id, const dm_oid *id, c
 	return rc;
 }
 
-/* Moves every object that still lies in staging pack `pack` (committed
- * length len) into an ordinary pack, as stored. */
-static int evacuate(struct dm_store *s, uint32_t pack, uint64_t len,
-		    struct dm_store_staging_stats *st, struct dm_err *err)
-{
-	struct dm_buf bytes = DM_BUF_INIT;
-	uint64_t off = DM_PACK_HDR_LEN;
-	int fd = -1, rc;
-	char path[PATH_MAX];
-
-	dm_store_pack_path(path, sizeof(path), s, pack);
-	rc = dm_pack_open(&fd, path, O_RDONLY, err);
-	while (!rc && off < len) {
-		struct dm_pack_rec rec;
-		struct dm_loc loc;
-
-		rc = dm_pack_read(fd, off, &rec, &bytes, err);
-		if (rc)
-			break;
-		if (dm_store_lookup(s, &rec.id, &loc, NULL, NULL) == 0 &&
-		    loc.where == DM_LOC_PACK && loc.pack == pack && loc.offset == off) {
-			rc = dm_store_append_record(s, &rec, bytes.data, NULL, err);
-			st->copied++;
-			st->copied_bytes += rec.raw_len;
-		}
-		off += DM_PACK_REC_LEN + (uint64_t)rec.stored_len;
-	}
-	if (fd >= 0)
-		close(fd);
-	dm_buf_release(&bytes);
-	if (rc)
-		dm_err_prefix(err, "cannot empty staging pack %u", pack);
-	return rc;
-}
-
 static int staging_end_locked(struct dm_store *s, const char *dot_id,
 			      struct dm_store_staging_stats *out, struct dm_err *err)
 {
@@ -232,9 +197,16 @@ static int staging_end_locked(struct dm_store *s, const char *dot_id,
 		rc = dm_index_pack_lengths(s->idx, &lens, &nlens, err);
 	for (size_t i = 0; !rc && i < n; i++) {
 		const struct dm_pack_len *l = dm_store_find_len(lens, nlens, packs[i]);
+		struct dm_evacuated ev;
 
-		if (l)
-			rc = evacuate(s, packs[i], l->len, out, err);
+		if (!l)
+			continue;
+		/* every object that still lies in the staging pack moves */
+		rc = dm_store_evacuate_pack(s, packs[i], l->len, &ev, err);
+		if (rc)
+			dm_err_prefix(err, "cannot empty staging pack %u", packs[i]);
+		out->copied += ev.records;
+		out->copied_bytes += ev.raw_bytes;
 	}
 	if (!rc)
 		rc = dm_store_flush(s, err);

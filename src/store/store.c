@@ -532,6 +532,39 @@ static int append(struct dm_store *s, struct writer *w, const char *stage_dot,
 	return 0;
 }
 
+int dm_store_evacuate_pack(struct dm_store *s, uint32_t pack, uint64_t len,
+			   struct dm_evacuated *out, struct dm_err *err)
+{
+	struct dm_buf bytes = DM_BUF_INIT;
+	uint64_t off = DM_PACK_HDR_LEN;
+	int fd = -1, rc;
+	char path[PATH_MAX];
+
+	memset(out, 0, sizeof(*out));
+	dm_store_pack_path(path, sizeof(path), s, pack);
+	rc = dm_pack_open(&fd, path, O_RDONLY, err);
+	while (!rc && off < len) {
+		struct dm_pack_rec rec;
+		struct dm_loc loc;
+
+		rc = dm_pack_read(fd, off, &rec, &bytes, err);
+		if (rc)
+			break;
+		if (dm_store_lookup(s, &rec.id, &loc, NULL, NULL) == 0 &&
+		    loc.where == DM_LOC_PACK && loc.pack == pack && loc.offset == off) {
+			rc = dm_store_append_record(s, &rec, bytes.data, NULL, err);
+			out->records++;
+			out->raw_bytes += rec.raw_len;
+			out->stored_bytes += DM_PACK_REC_LEN + (uint64_t)rec.stored_len;
+		}
+		off += DM_PACK_REC_LEN + (uint64_t)rec.stored_len;
+	}
+	if (fd >= 0)
+		close(fd);
+	dm_buf_release(&bytes);
+	return rc;
+}
+
 int dm_store_append_record(struct dm_store *s, const struct dm_pack_rec *rec, const void *bytes,
 			   const char *stage_dot, struct dm_err *err)
 {
