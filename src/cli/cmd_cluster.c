@@ -34,12 +34,12 @@
 
 #define DMD_OUTPUT_MAX (64u << 10)
 #define API_KEY_LEN    64
-#define JOIN_TOKEN_MAX 4096 /* as dmd takes it */
+#define JOIN_TOKEN_MAX 8192 /* as dmd takes it (DM_CLUSTER_TOKEN_MAX) */
 
 /* dmd start's options that init and start pass through (beyond cli.h's). */
 enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET };
 /* dmd init's options (util/dmd_init.h) are passed through too: cluster init
- * takes them all, cluster join only --advertise. */
+ * takes them all, cluster join only --advertise and the --etcd-* ones. */
 
 static const struct option cluster_opts[] = {
 	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
@@ -47,13 +47,12 @@ static const struct option cluster_opts[] = {
 	{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
 	{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 	{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
-	DM_DMD_INIT_GETOPT
-	{NULL, 0, NULL, 0},
+	DM_DMD_INIT_GETOPT{NULL, 0, NULL, 0},
 };
 
 struct cluster_args {
-	const char *data_dir; /* NULL: the default */
-	int port;             /* 0: not given */
+	const char *data_dir;         /* NULL: the default */
+	int port;                     /* 0: not given */
 	char plugin_socket[PATH_MAX]; /* "" when not given; absolute, or "none" */
 	char docker_socket[PATH_MAX];
 	bool no_plugin;
@@ -61,14 +60,14 @@ struct cluster_args {
 	 * but --pool-dir: pool_dir, made absolute */
 	const char *init[DM_DMD_INIT_N];
 	char pool_dir[PATH_MAX];
-	const char *token;          /* join: its argument */
+	const char *token; /* join: its argument */
 };
 
 static int absolute(char *out, size_t size, const char *dir, struct dm_err *err);
 
 /* --plugin-socket and --docker-socket: a path (made absolute) or "none". */
-static int socket_arg(struct dm_cli *cli, char *out, size_t size, const char *opt,
-		      const char *v, struct dm_err *err)
+static int socket_arg(struct dm_cli *cli, char *out, size_t size, const char *opt, const char *v,
+		      struct dm_err *err)
 {
 	if (!*v)
 		return dm_cli_usage_error(cli, err, "empty --%s", opt);
@@ -106,10 +105,11 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 			if (!*optarg)
 				return dm_cli_usage_error(cli, err, "empty --data-dir");
 			out->data_dir = optarg;
-		} else if ((c == OPT_PLUGIN_SOCKET || c == OPT_NO_PLUGIN || c == OPT_DOCKER_SOCKET) &&
+		} else if ((c == OPT_PLUGIN_SOCKET || c == OPT_NO_PLUGIN ||
+			    c == OPT_DOCKER_SOCKET) &&
 			   !port_ok) {
 			return dm_cli_usage_error(cli, err, "unknown option '--%s' for 'dm %s'",
-						  c == OPT_NO_PLUGIN	     ? "no-plugin"
+						  c == OPT_NO_PLUGIN       ? "no-plugin"
 						  : c == OPT_PLUGIN_SOCKET ? "plugin-socket"
 									   : "docker-socket",
 						  cli->cmd->name);
@@ -140,12 +140,12 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 				return dm_cli_usage_error(cli, err, "empty --%s", name);
 			if (c == DM_DMD_INIT_OPT(ENGINE) && strcmp(optarg, "dir") &&
 			    strcmp(optarg, "btrfs"))
-				return dm_cli_usage_error(cli, err,
-							  "unknown engine '%s': use dir or btrfs",
-							  optarg);
+				return dm_cli_usage_error(
+					cli, err, "unknown engine '%s': use dir or btrfs", optarg);
 			if (c == DM_DMD_INIT_OPT(POOL_SIZE) && !size_ok(optarg))
 				return dm_cli_usage_error(
-					cli, err, "invalid --pool-size '%s': use a number with K, M, G or T",
+					cli, err,
+					"invalid --pool-size '%s': use a number with K, M, G or T",
 					optarg);
 			if (c == DM_DMD_INIT_OPT(POOL_DIR)) {
 				rc = absolute(out->pool_dir, sizeof(out->pool_dir), optarg, err);
@@ -168,8 +168,21 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 				return dm_cli_usage_error(cli, err, "empty --%s", name);
 			if (c == DM_DMD_INIT_OPT(KV) && strcmp(optarg, "lmdb") &&
 			    strcmp(optarg, "etcd"))
-				return dm_cli_usage_error(cli, err, "unknown kv '%s': use lmdb or etcd",
-							  optarg);
+				return dm_cli_usage_error(
+					cli, err, "unknown kv '%s': use lmdb or etcd", optarg);
+			out->init[c - DM_DMD_INIT_OPT_BASE] = optarg;
+		} else if (c == DM_DMD_INIT_OPT(ETCD_CA) || c == DM_DMD_INIT_OPT(ETCD_CERT) ||
+			   c == DM_DMD_INIT_OPT(ETCD_KEY) || c == DM_DMD_INIT_OPT(ETCD_USER) ||
+			   c == DM_DMD_INIT_OPT(ETCD_PASSWORD_FILE)) {
+			const char *name = dm_dmd_init_name(c);
+
+			if (strcmp(cli->cmd->name, "cluster init") != 0 &&
+			    strcmp(cli->cmd->name, "cluster join") != 0)
+				return dm_cli_usage_error(cli, err,
+							  "unknown option '--%s' for 'dm %s'", name,
+							  cli->cmd->name);
+			if (!*optarg)
+				return dm_cli_usage_error(cli, err, "empty --%s", name);
 			out->init[c - DM_DMD_INIT_OPT_BASE] = optarg;
 		} else if (c == DM_DMD_INIT_OPT(TLS_CERT) || c == DM_DMD_INIT_OPT(TLS_KEY) ||
 			   c == DM_DMD_INIT_OPT(TLS_CA) || c == DM_DMD_INIT_OPT(INSECURE_HTTP)) {
@@ -190,9 +203,8 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 			errno = 0;
 			v = strtol(optarg, &end, 10);
 			if (errno || end == optarg || *end || v < 1 || v > 65535)
-				return dm_cli_usage_error(cli, err,
-							  "invalid port '%s': use 1 to 65535",
-							  optarg);
+				return dm_cli_usage_error(
+					cli, err, "invalid port '%s': use 1 to 65535", optarg);
 			out->port = (int)v;
 		}
 	}
@@ -316,8 +328,7 @@ static int data_dir_of(struct dm_cli *cli, const struct cluster_args *a, char *o
 	rc = dm_cli_config(cli, &config, err);
 	if (rc)
 		return rc;
-	if (!dm_config_remote(&r, config, remote_name(cli), &ignored) && r.data_dir &&
-	    *r.data_dir)
+	if (!dm_config_remote(&r, config, remote_name(cli), &ignored) && r.data_dir && *r.data_dir)
 		return absolute(out, size, r.data_dir, err);
 	return default_data_dir(out, size, err);
 }
@@ -334,8 +345,8 @@ static int find_dmd(char *out, size_t size, struct dm_err *err)
 
 	if (env && *env) {
 		if (!dm_program_executable(env))
-			return dm_err_set(err, DM_ENOTFOUND, "DM_DMD is '%s', which is not a program",
-					  env);
+			return dm_err_set(err, DM_ENOTFOUND,
+					  "DM_DMD is '%s', which is not a program", env);
 		snprintf(out, size, "%s", env);
 		return 0;
 	}
@@ -578,10 +589,10 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		return rc;
 
 	{
-		const char *args[32] = {"init", "--data-dir", data_dir, "--port", port_text};
+		const char *args[48] = {"init", "--data-dir", data_dir, "--port", port_text};
 		size_t n = 5;
 
-		_Static_assert(5 + 2 * DM_DMD_INIT_N + 2 < 32, "room for dmd init's arguments");
+		_Static_assert(5 + 2 * DM_DMD_INIT_N + 2 < 48, "room for dmd init's arguments");
 
 		for (int i = 0; i < DM_DMD_INIT_N; i++) {
 			if (a.init[i]) {

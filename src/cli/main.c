@@ -20,22 +20,22 @@
 
 #include "util/banned.h"
 
-#define COMMON_OPTIONS                                                                      \
-	"Common options:\n"                                                                 \
-	"  --remote NAME     talk to remote NAME instead of the current one\n"               \
-	"  -v, --verbose     show the requests and answers on stderr\n"                       \
+#define COMMON_OPTIONS                                                                             \
+	"Common options:\n"                                                                        \
+	"  --remote NAME     talk to remote NAME instead of the current one\n"                     \
+	"  -v, --verbose     show the requests and answers on stderr\n"                            \
 	"  -h, --help        show this help\n"
 
 #define DOT_OPTION "  --dot DOT         act on DOT instead of the current dot\n"
 
-#define CURRENT_DOT                                                                         \
-	"The current dot is the one chosen with 'dm switch', or the only dot on the\n"      \
+#define CURRENT_DOT                                                                                \
+	"The current dot is the one chosen with 'dm switch', or the only dot on the\n"             \
 	"server when there is exactly one.\n"
 
 const struct dm_cli_cmd dm_cli_commands[] = {
 	{"cluster init", dm_cmd_cluster_init,
 	 "[--data-dir DIR] [--port N] " DM_DMD_INIT_ENGINE_USAGE " [" DM_DMD_INIT_KV_USAGE
-	 "] " DM_DMD_INIT_ADVERTISE_USAGE
+	 "] " DM_DMD_INIT_ADVERTISE_USAGE " " DM_DMD_INIT_TLS_USAGE
 	 " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "create a data directory, an admin API key, and start dmd",
 	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
@@ -65,10 +65,23 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    DIR/etcd on 127.0.0.1 (the etcd program in PATH,\n"
 	 "                    Debian's etcd-server), started and stopped with\n"
 	 "                    dmd: nodes on this machine can join it, nodes on\n"
-	 "                    others need real endpoints\n"
+	 "                    others need real endpoints. It speaks TLS with a CA\n"
+	 "                    of its own and has authentication on, its root\n"
+	 "                    password in DIR/etcd-password (mode 0600)\n"
+	 "  --etcd-ca FILE    the CA that signed the certificates of https://\n"
+	 "                    endpoints (default: the system's CAs)\n"
+	 "  --etcd-cert FILE --etcd-key FILE  a client certificate, for an etcd\n"
+	 "                    that asks for one (--client-cert-auth)\n"
+	 "  --etcd-user NAME  etcd's user, when its authentication is on; the\n"
+	 "                    password from --etcd-password-file FILE or\n"
+	 "                    $DM_ETCD_PASSWORD, never the command line\n"
 	 "  --advertise URL   where other nodes reach this one (default\n"
-	 "                    http://127.0.0.1:PORT; another address makes dmd\n"
+	 "                    https://127.0.0.1:PORT; another address makes dmd\n"
 	 "                    listen on every interface)\n"
+	 "  --tls-cert FILE --tls-key FILE  serve HTTPS with your certificate\n"
+	 "                    (and --tls-ca FILE, the CA that signed it) instead\n"
+	 "                    of a private CA made now\n"
+	 "  --insecure-http   plain HTTP, only on a loopback address\n"
 	 "  --plugin-socket PATH  the Docker volume plugin's socket (default\n"
 	 "                    /run/docker/plugins/dm.sock)\n"
 	 "  --no-plugin       serve no Docker volume plugin\n"
@@ -77,16 +90,18 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    (default /var/run/docker.sock)\n"
 	 "  --remote NAME     the name of the remote to save (default local)\n"},
 	{"cluster join", dm_cmd_cluster_join,
-	 "TOKEN|- [--data-dir DIR] [--port N] [--engine ...] [--advertise URL] "
-	 "[--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
+	 "TOKEN|- [--data-dir DIR] [--port N] [--engine ...] [--advertise "
+	 "URL] " DM_DMD_INIT_ETCD_USAGE
+	 " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "add this machine to a cluster on etcd, and start dmd",
 	 "Makes a new node of the cluster TOKEN names: 'dm cluster join-token' on\n"
 	 "any node prints it (it holds etcd's endpoints and the admin API key).\n"
 	 "Like 'dm cluster init', it initialises the data directory, saves the\n"
 	 "remote 'local' with the admin key, starts dmd and checks it answers.\n"
 	 "The options are those of 'dm cluster init' but --kv and --etcd-endpoints,\n"
-	 "which come from the token. TOKEN '-' reads it from standard input, so\n"
-	 "that it shows in no command line or shell history.\n"},
+	 "which come from the token, as do etcd's CA, user and password (the\n"
+	 "--etcd-* options, when given, win). TOKEN '-' reads it from standard\n"
+	 "input, so that it shows in no command line or shell history.\n"},
 	{"cluster join-token", dm_cmd_cluster_join_token, "",
 	 "print the token that adds a node to this cluster",
 	 "Prints 'dm cluster join TOKEN' for this cluster (admin only; a cluster\n"
@@ -488,7 +503,8 @@ static void print_group_usage(FILE *f, const char *group)
 
 	if (own)
 		fprintf(f, "usage: dm %s %s\n       dm %s SUBCOMMAND [ARGS]\n\n%c%s.\n", group,
-			own->args, group, toupper((unsigned char)own->summary[0]), own->summary + 1);
+			own->args, group, toupper((unsigned char)own->summary[0]),
+			own->summary + 1);
 	else
 		fprintf(f, "usage: dm %s SUBCOMMAND [ARGS]\n", group);
 	fprintf(f, "\nSubcommands:\n");
@@ -500,9 +516,8 @@ static void print_group_usage(FILE *f, const char *group)
 
 static void print_help(FILE *f, const struct dm_cli_cmd *c)
 {
-	fprintf(f, "usage: dm %s%s%s\n\n%c%s.\n\n%s\n" COMMON_OPTIONS, c->name,
-		*c->args ? " " : "", c->args, toupper((unsigned char)c->summary[0]), c->summary + 1,
-		c->help);
+	fprintf(f, "usage: dm %s%s%s\n\n%c%s.\n\n%s\n" COMMON_OPTIONS, c->name, *c->args ? " " : "",
+		c->args, toupper((unsigned char)c->summary[0]), c->summary + 1, c->help);
 }
 
 /* `dm help [WORD [SUB]]` */

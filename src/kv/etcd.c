@@ -16,6 +16,7 @@
  *  - A range larger than one answer may hold is read in pages at the
  *    revision of the first page, so it is one consistent snapshot.
  */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,12 +98,12 @@ static int req_fail(struct req *r, struct dm_err *err)
 {
 	dm_buf_release(&r->b);
 	return dm_err_set(err, r->rc == DM_ETOOBIG ? DM_ETOOBIG : DM_ENOMEM,
-	                  "out of memory for a request to etcd");
+			  "out of memory for a request to etcd");
 }
 
 /* POSTs r's body to path; the answer lands in out. */
 static int send_req(struct etcd_kv *k, struct dm_buf *out, const char *path, struct req *r,
-                    enum dm_etcd_retry retry, struct dm_err *err)
+		    enum dm_etcd_retry retry, struct dm_err *err)
 {
 	int rc;
 
@@ -116,7 +117,7 @@ static int send_req(struct etcd_kv *k, struct dm_buf *out, const char *path, str
 /* POSTs {"<field>":"<value>"} to path: the whole body of a compaction and
  * of each lease call. */
 static int send_num(struct etcd_kv *k, struct dm_buf *out, const char *path, const char *field,
-                    int64_t value, enum dm_etcd_retry retry, struct dm_err *err)
+		    int64_t value, enum dm_etcd_retry retry, struct dm_err *err)
 {
 	struct req r;
 
@@ -154,7 +155,7 @@ static int etcd_revision(struct dm_kv *kv, int64_t *out, struct dm_err *err)
 }
 
 static int etcd_get(struct dm_kv *kv, struct dm_kv_kv *out, const char *key, size_t key_len,
-                    struct dm_err *err)
+		    struct dm_err *err)
 {
 	struct etcd_kv *k = (struct etcd_kv *)kv;
 	struct dm_buf ans = DM_BUF_INIT;
@@ -177,7 +178,7 @@ static int etcd_get(struct dm_kv *kv, struct dm_kv_kv *out, const char *key, siz
 	}
 	if (l.len != 1 || l.items[0].key_len != key_len || memcmp(l.items[0].key, key, key_len)) {
 		rc = dm_err_set(err, DM_EPROTO, "etcd answered another key for '%.*s'",
-		                KEY_QUOTE_MAX, key);
+				KEY_QUOTE_MAX, key);
 		goto done;
 	}
 	dm_kv_kv_release(out);
@@ -193,9 +194,8 @@ done:
 /* Reads one page of a range into page: up to n keys from `from` (which
  * need not be under the prefix: it is where the last page ended), at
  * etcd revision rev (0: the latest). */
-static int range_page(struct etcd_kv *k, struct dm_kv_kvs *page, const char *from,
-                      size_t from_len, const char *end, size_t end_len, size_t n, int64_t rev,
-                      struct dm_err *err)
+static int range_page(struct etcd_kv *k, struct dm_kv_kvs *page, const char *from, size_t from_len,
+		      const char *end, size_t end_len, size_t n, int64_t rev, struct dm_err *err)
 {
 	struct dm_buf ans = DM_BUF_INIT;
 	int64_t count;
@@ -220,18 +220,18 @@ static int range_page(struct etcd_kv *k, struct dm_kv_kvs *page, const char *fro
 /* Moves page's items to the end of out, checking that they are under
  * the prefix and after what out has. */
 static int take_page(struct dm_kv_kvs *out, struct dm_kv_kvs *page, const char *prefix,
-                     size_t prefix_len, struct dm_err *err)
+		     size_t prefix_len, struct dm_err *err)
 {
 	for (size_t i = 0; i < page->len; i++) {
 		struct dm_kv_kv *it = &page->items[i], *dst;
 
 		if (!dm_kv_has_prefix(it->key, it->key_len, prefix, prefix_len) ||
-		    (out->len && dm_kv_key_cmp(out->items[out->len - 1].key,
-		                               out->items[out->len - 1].key_len, it->key,
-		                               it->key_len) >= 0))
+		    (out->len &&
+		     dm_kv_key_cmp(out->items[out->len - 1].key, out->items[out->len - 1].key_len,
+				   it->key, it->key_len) >= 0))
 			return dm_err_set(err, DM_EPROTO,
-			                  "etcd answered key '%.*s' outside of the range asked for",
-			                  KEY_QUOTE_MAX, it->key);
+					  "etcd answered key '%.*s' outside of the range asked for",
+					  KEY_QUOTE_MAX, it->key);
 		dst = dm_kv_kvs_push(out, "", 0, NULL, 0, err);
 		if (!dst)
 			return DM_ENOMEM;
@@ -244,7 +244,7 @@ static int take_page(struct dm_kv_kvs *out, struct dm_kv_kvs *page, const char *
 }
 
 static int range_once(struct etcd_kv *k, struct dm_kv_kvs *out, const char *prefix,
-                      size_t prefix_len, size_t limit, struct dm_err *err)
+		      size_t prefix_len, size_t limit, struct dm_err *err)
 {
 	char end[DM_KV_KEY_MAX + 1], from[DM_KV_KEY_MAX + 1];
 	size_t end_len = dm_kv_prefix_end(end, prefix, prefix_len), from_len, page_n = RANGE_PAGE;
@@ -304,7 +304,7 @@ static int range_once(struct etcd_kv *k, struct dm_kv_kvs *out, const char *pref
 }
 
 static int etcd_range(struct dm_kv *kv, struct dm_kv_kvs *out, const char *prefix,
-                      size_t prefix_len, size_t limit, struct dm_err *err)
+		      size_t prefix_len, size_t limit, struct dm_err *err)
 {
 	struct etcd_kv *k = (struct etcd_kv *)kv;
 	int rc;
@@ -350,12 +350,13 @@ static void req_op(struct req *r, const struct dm_kv_op *op)
 /* The conflict of a failed transaction, worded as the embedded backend
  * words it: the first compare that did not hold. */
 static int txn_conflict(const struct dm_etcd_txn *t, const struct dm_kv_cmp *cmps, size_t ncmps,
-                        struct dm_err *err)
+			struct dm_err *err)
 {
 	if (t->nranges != ncmps)
-		return dm_err_set(err, DM_EPROTO, "etcd answered a failed transaction with %zu "
-		                                  "reads for %zu compares",
-		                  t->nranges, ncmps);
+		return dm_err_set(err, DM_EPROTO,
+				  "etcd answered a failed transaction with %zu "
+				  "reads for %zu compares",
+				  t->nranges, ncmps);
 	for (size_t i = 0; i < ncmps; i++) {
 		int64_t mod = t->range_mod[i] ? DM_OF_ETCD_REV(t->range_mod[i]) : 0;
 		const char *key = cmps[i].key;
@@ -364,21 +365,21 @@ static int txn_conflict(const struct dm_etcd_txn *t, const struct dm_kv_cmp *cmp
 			continue;
 		if (cmps[i].mod_revision == 0)
 			return dm_err_set(err, DM_ECONFLICT,
-			                  "key '%.*s' already exists (mod_revision %lld)",
-			                  KEY_QUOTE_MAX, key, (long long)mod);
+					  "key '%.*s' already exists (mod_revision %lld)",
+					  KEY_QUOTE_MAX, key, (long long)mod);
 		if (mod == 0)
 			return dm_err_set(err, DM_ECONFLICT,
-			                  "key '%.*s' does not exist (expected mod_revision %lld)",
-			                  KEY_QUOTE_MAX, key, (long long)cmps[i].mod_revision);
+					  "key '%.*s' does not exist (expected mod_revision %lld)",
+					  KEY_QUOTE_MAX, key, (long long)cmps[i].mod_revision);
 		return dm_err_set(err, DM_ECONFLICT, "key '%.*s' has mod_revision %lld, not %lld",
-		                  KEY_QUOTE_MAX, key, (long long)mod,
-		                  (long long)cmps[i].mod_revision);
+				  KEY_QUOTE_MAX, key, (long long)mod,
+				  (long long)cmps[i].mod_revision);
 	}
 	return dm_err_set(err, DM_ECONFLICT, "a compare of the transaction did not hold");
 }
 
 static int etcd_txn(struct dm_kv *kv, struct dm_kv_txn_result *out, const struct dm_kv_cmp *cmps,
-                    size_t ncmps, const struct dm_kv_op *ops, size_t nops, struct dm_err *err)
+		    size_t ncmps, const struct dm_kv_op *ops, size_t nops, struct dm_err *err)
 {
 	struct etcd_kv *k = (struct etcd_kv *)kv;
 	struct dm_buf ans = DM_BUF_INIT;
@@ -394,7 +395,7 @@ static int etcd_txn(struct dm_kv *kv, struct dm_kv_txn_result *out, const struct
 		req_add(&r, "%s{", i ? "," : "");
 		req_key(&r, cmps[i].key, strlen(cmps[i].key), false);
 		req_add(&r, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%lld\"}",
-		        (long long)(mod ? ETCD_OF_DM_REV(mod) : 0));
+			(long long)(mod ? ETCD_OF_DM_REV(mod) : 0));
 	}
 	req_add(&r, "],\"success\":[");
 	for (size_t i = 0; i < nops; i++) {
@@ -411,15 +412,16 @@ static int etcd_txn(struct dm_kv *kv, struct dm_kv_txn_result *out, const struct
 	req_add(&r, "]}");
 	rc = send_req(k, &ans, "/v3/kv/txn", &r, DM_ETCD_ONCE, err);
 	if (rc == DM_ETOOBIG)
-		dm_err_prefix(err, "transaction of %zu ops is too large for etcd (its "
-		                   "--max-request-bytes)",
-		              nops);
+		dm_err_prefix(err,
+			      "transaction of %zu ops is too large for etcd (its "
+			      "--max-request-bytes)",
+			      nops);
 	if (rc == DM_ENOTFOUND) {
 		/* etcd's only not-found for a txn: a put's lease */
 		for (size_t i = 0; i < nops; i++) {
 			if (ops[i].type == DM_KV_OP_PUT && ops[i].lease) {
 				rc = dm_err_set(err, DM_ENOTFOUND, "lease %lld not found",
-				                (long long)ops[i].lease);
+						(long long)ops[i].lease);
 				break;
 			}
 		}
@@ -434,7 +436,7 @@ static int etcd_txn(struct dm_kv *kv, struct dm_kv_txn_result *out, const struct
 	}
 	if (t.nresponses != nops) {
 		rc = dm_err_set(err, DM_EPROTO, "etcd answered %zu results for %zu operations",
-		                t.nresponses, nops);
+				t.nresponses, nops);
 		goto done;
 	}
 	out->revision = DM_OF_ETCD_REV(t.revision);
@@ -453,14 +455,14 @@ static int etcd_compact(struct dm_kv *kv, int64_t rev, struct dm_err *err)
 	if (rev == 0)
 		return 0; /* nothing is before revision 0 */
 	rc = send_num(k, &ans, "/v3/kv/compaction", "revision", ETCD_OF_DM_REV(rev),
-	              DM_ETCD_IDEMPOTENT, err);
+		      DM_ETCD_IDEMPOTENT, err);
 	dm_buf_release(&ans);
 	if (rc == DM_KV_ECOMPACTED)
 		return 0; /* already forgotten */
 	if (rc == DM_EINVAL)
 		return dm_err_set(err, DM_EINVAL,
-		                  "cannot compact to revision %lld, past the current revision",
-		                  (long long)rev);
+				  "cannot compact to revision %lld, past the current revision",
+				  (long long)rev);
 	return rc;
 }
 
@@ -492,8 +494,8 @@ static int etcd_lease_keepalive(struct dm_kv *kv, int64_t *out, int64_t id, stru
 	if (rc == 1) {
 		bool transient, not_applied;
 
-		rc = dm_err_set(err, dm_etcd_error_code(&e, &transient, &not_applied),
-		                "etcd: %s", e.message);
+		rc = dm_err_set(err, dm_etcd_error_code(&e, &transient, &not_applied), "etcd: %s",
+				e.message);
 	}
 	if (rc == 0 && *out == 0)
 		rc = DM_ENOTFOUND;
@@ -519,10 +521,53 @@ static int etcd_lease_revoke(struct dm_kv *kv, int64_t id, struct dm_err *err)
 	return rc;
 }
 
+/* ---- authentication ---- */
+
+/* One auth call whose answer is a bare header; body from json_pack. */
+static int auth_call(struct etcd_kv *k, const char *path, json_t *body, struct dm_err *err)
+{
+	struct dm_buf ans = DM_BUF_INIT;
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	int64_t rev;
+	int rc;
+
+	json_decref(body);
+	if (!text)
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	rc = dm_etcd_call(&k->conn, &ans, path, text, strlen(text), DM_ETCD_ONCE, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	if (!rc)
+		rc = dm_etcd_parse_header(&rev, (const char *)ans.data, ans.len, err);
+	dm_buf_release(&ans);
+	return rc;
+}
+
+int dm_kv_etcd_enable_auth(struct dm_kv *kv, const char *user, const char *password,
+			   struct dm_err *err)
+{
+	struct etcd_kv *k = (struct etcd_kv *)kv;
+	int rc;
+
+	if (strcmp(dm_kv_backend(kv), "etcd") != 0)
+		return dm_err_set(err, DM_EUNSUPPORTED, "only etcd has users of its own");
+	rc = auth_call(k, "/v3/auth/user/add",
+		       json_pack("{s:s, s:s}", "name", user, "password", password), err);
+	if (!rc)
+		rc = auth_call(k, "/v3/auth/user/grant",
+			       json_pack("{s:s, s:s}", "user", user, "role", "root"), err);
+	if (!rc)
+		rc = auth_call(k, "/v3/auth/enable", json_object(), err);
+	if (rc)
+		dm_err_prefix(err, "cannot turn etcd's authentication on");
+	return rc;
+}
+
 /* ---- open and close ---- */
 
 void dm_kv_etcd_opts_default(struct dm_kv_etcd_opts *out)
 {
+	memset(out, 0, sizeof(*out));
 	out->request_timeout_ms = 5000;
 	out->connect_timeout_ms = 2000;
 }
@@ -539,7 +584,7 @@ static void etcd_free(struct dm_kv *kv)
 }
 
 int dm_kv_open_etcd(struct dm_kv **out, const char *endpoints, const struct dm_kv_etcd_opts *opts,
-                    struct dm_err *err)
+		    struct dm_err *err)
 {
 	struct dm_kv_etcd_opts o;
 	struct etcd_kv *k;
@@ -556,10 +601,11 @@ int dm_kv_open_etcd(struct dm_kv **out, const char *endpoints, const struct dm_k
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return dm_err_set(err, DM_ENOMEM, "out of memory for a kv store");
-	if ((rc = dm_etcd_conn_init(&k->conn, endpoints, o.request_timeout_ms,
-	                            o.connect_timeout_ms, err)) < 0)
+	if ((rc = dm_etcd_conn_init(&k->conn, endpoints, &o, err)) < 0)
 		goto done;
 	k->conn_ok = true;
+	if ((rc = dm_etcd_reauth(&k->conn, 0, err)) < 0)
+		goto done;
 	if ((rc = dm_kv_base_init(&k->base, &etcd_ops, err)) < 0)
 		goto done;
 	k->base_ok = true;
@@ -575,18 +621,18 @@ done:
 }
 
 static const struct dm_kv_ops etcd_ops = {
-    .name = "etcd",
-    .free = etcd_free,
-    .revision = etcd_revision,
-    .get = etcd_get,
-    .range = etcd_range,
-    .txn = etcd_txn,
-    .compact = etcd_compact,
-    .lease_grant = etcd_lease_grant,
-    .lease_keepalive = etcd_lease_keepalive,
-    .lease_revoke = etcd_lease_revoke,
-    .watch_start = dm_etcd_watch_start,
-    .watch_run = dm_etcd_watch_run,
-    .watch_wake = dm_etcd_watch_wake,
-    .watch_release = dm_etcd_watch_release,
+	.name = "etcd",
+	.free = etcd_free,
+	.revision = etcd_revision,
+	.get = etcd_get,
+	.range = etcd_range,
+	.txn = etcd_txn,
+	.compact = etcd_compact,
+	.lease_grant = etcd_lease_grant,
+	.lease_keepalive = etcd_lease_keepalive,
+	.lease_revoke = etcd_lease_revoke,
+	.watch_start = dm_etcd_watch_start,
+	.watch_run = dm_etcd_watch_run,
+	.watch_wake = dm_etcd_watch_wake,
+	.watch_release = dm_etcd_watch_release,
 };

@@ -25,16 +25,18 @@
 #include "util/buf.h"
 #include "util/err.h"
 
-#define DM_OF_ETCD_REV(r) ((r) - 1)
+#define DM_OF_ETCD_REV(r) ((r)-1)
 /* Saturates: a revision that large never exists. */
 #define ETCD_OF_DM_REV(r) ((r) < INT64_MAX ? (r) + 1 : INT64_MAX)
 
 /* At most this many endpoints, each at most this long. */
 #define DM_ETCD_ENDPOINTS_MAX 16
 #define DM_ETCD_URL_MAX       256
+/* etcd's tokens (simple or JWT) are shorter than this. */
+#define DM_ETCD_TOKEN_MAX 2048
 
 struct dm_etcd_conn {
-	char *urls[DM_ETCD_ENDPOINTS_MAX]; /* "http://host:port", no trailing slash */
+	char *urls[DM_ETCD_ENDPOINTS_MAX]; /* "http[s]://host:port", no trailing slash */
 	size_t n;
 	char *list; /* the endpoints as given, for messages */
 	int64_t request_ms;
@@ -44,11 +46,20 @@ struct dm_etcd_conn {
 	CURL *pool[8]; /* idle handles, each keeping its connection */
 	size_t npool;
 	bool mu_ok;
+	/* TLS: files, or NULL */
+	char *ca_file, *cert_file, *key_file;
+	/* authentication: user NULL when etcd's is off */
+	char *user, *password;
+	pthread_mutex_t auth_mu; /* guards token and token_gen */
+	bool auth_mu_ok;
+	char token[DM_ETCD_TOKEN_MAX]; /* "" until the first Authenticate */
+	uint64_t token_gen;            /* how many tokens were taken */
 };
 
-/* Parses endpoints and sets up the pool (no request yet). */
-int dm_etcd_conn_init(struct dm_etcd_conn *c, const char *endpoints, int64_t request_ms,
-                      int64_t connect_ms, struct dm_err *err);
+/* Parses endpoints and sets up the pool (no request yet); takes copies
+ * of opts' files and credentials. */
+int dm_etcd_conn_init(struct dm_etcd_conn *c, const char *endpoints,
+		      const struct dm_kv_etcd_opts *opts, struct dm_err *err);
 void dm_etcd_conn_release(struct dm_etcd_conn *c);
 
 /* Whether a request may be sent again after an answer that got lost:
@@ -69,7 +80,7 @@ enum dm_etcd_retry {
  * message names the endpoints), DM_ETIMEOUT, DM_EPROTO.
  */
 int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, const char *body,
-                 size_t body_len, enum dm_etcd_retry retry, struct dm_err *err);
+		 size_t body_len, enum dm_etcd_retry retry, struct dm_err *err);
 
 /* ---- pieces for a watch's own transfers ---- */
 
@@ -95,23 +106,33 @@ struct dm_etcd_verdict {
 	enum dm_etcd_outcome outcome;
 	bool transient;   /* another member, or a moment later, may do */
 	bool not_applied; /* etcd certainly did not apply the request */
+	bool stale_token; /* etcd refused the token (or its absence): a new one may do */
 };
 
 /*
- * Sets h (reset here) up to POST body to endpoint ep + path; *headers
- * (freed by the caller after the transfer) and body must live until the
- * transfer ends. timeout_ms 0: no total timeout (a stream). The caller
- * sets the write callback.
+ * Sets h (reset here) up to POST body to endpoint ep + path, with the TLS
+ * files and the current token (its generation in *token_gen, for
+ * dm_etcd_reauth; NULL when not wanted); *headers (freed by the caller
+ * after the transfer) and body must live until the transfer ends.
+ * timeout_ms 0: no total timeout (a stream). The caller sets the write
+ * callback.
  */
-int dm_etcd_easy_setup(const struct dm_etcd_conn *c, CURL *h, size_t ep, const char *path,
-                       const char *body, size_t body_len, int64_t timeout_ms,
-                       struct curl_slist **headers, struct dm_err *err);
+int dm_etcd_easy_setup(struct dm_etcd_conn *c, CURL *h, size_t ep, const char *path,
+		       const char *body, size_t body_len, int64_t timeout_ms, uint64_t *token_gen,
+		       struct curl_slist **headers, struct dm_err *err);
+
+/*
+ * Takes a new token from etcd's Authenticate, unless another thread took
+ * one since generation seen (then that one is used). 0 with no user.
+ * DM_EPERM when etcd refuses the user or password.
+ */
+int dm_etcd_reauth(struct dm_etcd_conn *c, uint64_t seen, struct dm_err *err);
 
 /* Judges a finished transfer of h to endpoint ep: cc is curl's result,
  * sink what came. Sets err unless the outcome is DM_ETCD_OK. */
 struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size_t ep,
-                                     const char *path, CURLcode cc,
-                                     const struct dm_etcd_sink *sink, struct dm_err *err);
+				     const char *path, CURLcode cc, const struct dm_etcd_sink *sink,
+				     struct dm_err *err);
 
 /* The endpoint after ep, made current unless another thread moved it. */
 size_t dm_etcd_conn_next(struct dm_etcd_conn *c, size_t ep);

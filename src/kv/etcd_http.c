@@ -18,6 +18,7 @@
  *    follow redirects.
  */
 #include <curl/curl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,12 +57,12 @@ static void sleep_ms(int64_t ms)
 
 /* ---- endpoints ---- */
 
-/* One endpoint of the list: "http://host[:port][/]", host without
+/* One endpoint of the list: "http[s]://host[:port][/]", host without
  * spaces, paths, queries or credentials. */
 static int add_endpoint(struct dm_etcd_conn *c, const char *s, size_t n, struct dm_err *err)
 {
-	static const char scheme[] = "http://";
-	size_t host = sizeof(scheme) - 1;
+	static const char *const schemes[] = {"http://", "https://"};
+	size_t host = 0;
 
 	while (n > 0 && (*s == ' ' || *s == '\t')) {
 		s++;
@@ -69,11 +70,16 @@ static int add_endpoint(struct dm_etcd_conn *c, const char *s, size_t n, struct 
 	}
 	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 		n--;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && !host; i++)
+		if (n > strlen(schemes[i]) && strncmp(s, schemes[i], strlen(schemes[i])) == 0)
+			host = strlen(schemes[i]);
 	if (n > host && s[n - 1] == '/')
 		n--;
-	if (n <= host || strncmp(s, scheme, host) != 0)
-		return dm_err_set(err, DM_EINVAL,
-		                  "etcd endpoint '%.*s' is not an http://host:port URL", (int)n, s);
+	if (!host || n <= host)
+		return dm_err_set(
+			err, DM_EINVAL,
+			"etcd endpoint '%.*s' is not an https://host:port (or http://) URL", (int)n,
+			s);
 	if (n >= DM_ETCD_URL_MAX)
 		return dm_err_set(err, DM_EINVAL, "etcd endpoint '%.*s...' is too long", 64, s);
 	for (size_t i = host; i < n; i++) {
@@ -81,12 +87,13 @@ static int add_endpoint(struct dm_etcd_conn *c, const char *s, size_t n, struct 
 
 		if (ch <= ' ' || ch >= 0x7f || strchr("/?#@\\\"'", ch))
 			return dm_err_set(err, DM_EINVAL,
-			                  "etcd endpoint '%.*s' is not an http://host:port URL",
-			                  (int)n, s);
+					  "etcd endpoint '%.*s' is not an https://host:port (or "
+					  "http://) URL",
+					  (int)n, s);
 	}
 	if (c->n == DM_ETCD_ENDPOINTS_MAX)
 		return dm_err_set(err, DM_EINVAL, "more than %d etcd endpoints",
-		                  DM_ETCD_ENDPOINTS_MAX);
+				  DM_ETCD_ENDPOINTS_MAX);
 	c->urls[c->n] = malloc(n + 1);
 	if (!c->urls[c->n])
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
@@ -96,9 +103,17 @@ static int add_endpoint(struct dm_etcd_conn *c, const char *s, size_t n, struct 
 	return 0;
 }
 
-int dm_etcd_conn_init(struct dm_etcd_conn *c, const char *endpoints, int64_t request_ms,
-                      int64_t connect_ms, struct dm_err *err)
+/* *out = a copy of s (NULL stays NULL); false when out of memory. */
+static bool copy_opt(char **out, const char *s)
 {
+	*out = s ? strdup(s) : NULL;
+	return !s || *out;
+}
+
+int dm_etcd_conn_init(struct dm_etcd_conn *c, const char *endpoints,
+		      const struct dm_kv_etcd_opts *o, struct dm_err *err)
+{
+	int64_t request_ms = o->request_timeout_ms, connect_ms = o->connect_timeout_ms;
 	const char *p;
 	int rc;
 
@@ -108,8 +123,20 @@ int dm_etcd_conn_init(struct dm_etcd_conn *c, const char *endpoints, int64_t req
 		return dm_err_set(err, DM_EINVAL, "no etcd endpoints given");
 	if (request_ms < 1 || connect_ms < 1)
 		return dm_err_set(err, DM_EINVAL, "etcd timeouts must be positive");
+	if (!o->user != !o->password)
+		return dm_err_set(err, DM_EINVAL, "an etcd user needs a password, and only a user");
+	if (!o->cert_file != !o->key_file)
+		return dm_err_set(err, DM_EINVAL,
+				  "an etcd client certificate needs its key, and a key its "
+				  "certificate");
 	c->request_ms = request_ms;
 	c->connect_ms = connect_ms < request_ms ? connect_ms : request_ms;
+	if (!copy_opt(&c->ca_file, o->ca_file) || !copy_opt(&c->cert_file, o->cert_file) ||
+	    !copy_opt(&c->key_file, o->key_file) || !copy_opt(&c->user, o->user) ||
+	    !copy_opt(&c->password, o->password)) {
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+		goto fail;
+	}
 	if ((rc = dm_curl_global_init(err)) < 0)
 		return rc;
 	for (p = endpoints;;) {
@@ -132,6 +159,11 @@ int dm_etcd_conn_init(struct dm_etcd_conn *c, const char *endpoints, int64_t req
 		goto fail;
 	}
 	c->mu_ok = true;
+	if ((rc = pthread_mutex_init(&c->auth_mu, NULL)) != 0) {
+		rc = dm_err_errno(err, rc, "cannot create a mutex");
+		goto fail;
+	}
+	c->auth_mu_ok = true;
 	return 0;
 fail:
 	dm_etcd_conn_release(c);
@@ -145,8 +177,19 @@ void dm_etcd_conn_release(struct dm_etcd_conn *c)
 	for (size_t i = 0; i < c->n; i++)
 		free(c->urls[i]);
 	free(c->list);
+	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
+	free(c->user);
+	if (c->password) {
+		explicit_bzero(c->password, strlen(c->password));
+		free(c->password);
+	}
 	if (c->mu_ok)
 		pthread_mutex_destroy(&c->pool_mu);
+	if (c->auth_mu_ok)
+		pthread_mutex_destroy(&c->auth_mu);
+	explicit_bzero(c->token, sizeof(c->token));
 	memset(c, 0, sizeof(*c));
 }
 
@@ -200,17 +243,40 @@ size_t dm_etcd_sink_write(char *data, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-int dm_etcd_easy_setup(const struct dm_etcd_conn *c, CURL *h, size_t ep, const char *path,
-                       const char *body, size_t body_len, int64_t timeout_ms,
-                       struct curl_slist **headers, struct dm_err *err)
+/* Appends "Authorization: TOKEN" (the current token) to *l, its generation
+ * in *gen; nothing while there is none. False when out of memory. */
+static bool add_token(struct dm_etcd_conn *c, struct curl_slist **l, uint64_t *gen)
+{
+	char line[DM_ETCD_TOKEN_MAX + 32];
+	struct curl_slist *t = *l;
+
+	pthread_mutex_lock(&c->auth_mu);
+	*gen = c->token_gen;
+	if (c->token[0])
+		snprintf(line, sizeof(line), "Authorization: %s", c->token);
+	else
+		line[0] = '\0';
+	pthread_mutex_unlock(&c->auth_mu);
+	if (line[0])
+		t = curl_slist_append(*l, line);
+	explicit_bzero(line, sizeof(line));
+	if (!t)
+		return false;
+	*l = t;
+	return true;
+}
+
+int dm_etcd_easy_setup(struct dm_etcd_conn *c, CURL *h, size_t ep, const char *path,
+		       const char *body, size_t body_len, int64_t timeout_ms, uint64_t *token_gen,
+		       struct curl_slist **headers, struct dm_err *err)
 {
 	static const char *const lines[] = {
-	    "Content-Type: application/json",
-	    "Accept: application/json",
-	    "Expect:",
-	    /* a member cut off from the leader ends streams instead of
-	     * keeping them silently (etcd's "hasleader" metadata) */
-	    "Grpc-Metadata-hasleader: true",
+		"Content-Type: application/json",
+		"Accept: application/json",
+		"Expect:",
+		/* a member cut off from the leader ends streams instead of
+		 * keeping them silently (etcd's "hasleader" metadata) */
+		"Grpc-Metadata-hasleader: true",
 	};
 	char url[DM_ETCD_URL_MAX + 64];
 	int64_t connect_ms = c->connect_ms;
@@ -226,6 +292,10 @@ int dm_etcd_easy_setup(const struct dm_etcd_conn *c, CURL *h, size_t ep, const c
 			return dm_err_set(err, DM_ENOMEM, "out of memory");
 		}
 		l = t;
+	}
+	if (token_gen && !add_token(c, &l, token_gen)) {
+		curl_slist_free_all(l);
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
 	}
 	if (timeout_ms > 0 && connect_ms > timeout_ms)
 		connect_ms = timeout_ms;
@@ -243,6 +313,16 @@ int dm_etcd_easy_setup(const struct dm_etcd_conn *c, CURL *h, size_t ep, const c
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "dm/" DM_VERSION);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	/* an https:// member proves who it is; http:// ones never see a file */
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	if (c->cert_file) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+	}
 	*headers = l;
 	return 0;
 }
@@ -257,10 +337,10 @@ static const char *why(CURL *h, CURLcode cc)
 }
 
 struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size_t ep,
-                                     const char *path, CURLcode cc,
-                                     const struct dm_etcd_sink *sink, struct dm_err *err)
+				     const char *path, CURLcode cc, const struct dm_etcd_sink *sink,
+				     struct dm_err *err)
 {
-	struct dm_etcd_verdict v = {DM_ETCD_OK, false, false};
+	struct dm_etcd_verdict v = {DM_ETCD_OK, false, false, false};
 	const char *url = c->urls[ep];
 	long status = 0, sent = 0;
 
@@ -276,22 +356,23 @@ struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size
 		if (dm_etcd_parse_error(&e, (const char *)sink->buf.data, sink->buf.len, &perr) ==
 		    0) {
 			code = dm_etcd_error_code(&e, &v.transient, &v.not_applied);
+			v.stale_token = dm_etcd_token_refused(&e);
 			dm_err_set(err, code, "etcd at %s: %s", url,
-			           e.message[0] ? e.message : "error without a text");
+				   e.message[0] ? e.message : "error without a text");
 			return v;
 		}
 		/* something that is not etcd's gateway: maybe another member is */
 		v.transient = v.not_applied = true;
 		dm_err_set(err, DM_EPROTO,
-		           "%s answered HTTP %ld to %s, not as etcd 3.4 or later does; check the "
-		           "etcd endpoints",
-		           url, status, path);
+			   "%s answered HTTP %ld to %s, not as etcd 3.4 or later does; check the "
+			   "etcd endpoints",
+			   url, status, path);
 		return v;
 	}
 	if (sink && sink->too_big) {
 		v.outcome = DM_ETCD_ANSWERED;
 		dm_err_set(err, DM_ETOOBIG, "etcd at %s answered %s with more than %zu bytes", url,
-		           path, DM_ETCD_MSG_MAX);
+			   path, DM_ETCD_MSG_MAX);
 		return v;
 	}
 	/* whether any of the request went out (a reused connection has no
@@ -299,6 +380,19 @@ struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size
 	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
 	v.transient = true;
 	switch (cc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+		/* nothing went to a member that did not prove itself */
+		v.outcome = DM_ETCD_NOT_SENT;
+		v.transient = false;
+		v.not_applied = true;
+		dm_err_set(err, DM_EPERM,
+			   "the TLS handshake with etcd at %s failed: %s; check --etcd-ca (the CA "
+			   "that signed etcd's certificate) and --etcd-cert/--etcd-key",
+			   url, curl_easy_strerror(cc));
+		return v;
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
 		v.outcome = DM_ETCD_NOT_SENT;
@@ -310,25 +404,26 @@ struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size
 			v.outcome = DM_ETCD_NOT_SENT;
 			v.not_applied = true;
 			dm_err_set(err, DM_EUNAVAILABLE,
-			           "cannot reach etcd at %s: connection timed out", url);
+				   "cannot reach etcd at %s: connection timed out", url);
 			return v;
 		}
 		v.outcome = DM_ETCD_LOST;
 		dm_err_set(err, DM_ETIMEOUT, "timed out: no answer from etcd at %s to %s", url,
-		           path);
+			   path);
 		return v;
 	default:
 		v.outcome = DM_ETCD_LOST;
 		dm_err_set(err, DM_EUNAVAILABLE, "lost the connection to etcd at %s: %s", url,
-		           why(h, cc));
+			   why(h, cc));
 		return v;
 	}
 }
 
 /* ---- a call, with failover ---- */
 
-int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, const char *body,
-                 size_t body_len, enum dm_etcd_retry retry, struct dm_err *err)
+/* dm_etcd_call's body; with_token false for Authenticate itself. */
+static int call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, const char *body,
+		size_t body_len, enum dm_etcd_retry retry, bool with_token, struct dm_err *err)
 {
 	int64_t deadline = now_ms() + c->request_ms;
 	size_t start = atomic_load(&c->current) % c->n, ep = start, unreached = 0;
@@ -336,6 +431,7 @@ int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, c
 	struct dm_etcd_verdict v;
 	struct dm_err e;
 	CURL *h = pool_get(c);
+	bool reauthed = false;
 	int rc = 0;
 
 	if (!h)
@@ -345,21 +441,22 @@ int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, c
 	for (;;) {
 		struct curl_slist *headers = NULL;
 		int64_t left = deadline - now_ms(), timeout = left;
+		uint64_t gen = 0;
 		CURLcode cc;
 
 		if (left <= 0) {
 			/* e holds the last member's failure */
 			rc = dm_err_set(err, e.code ? e.code : DM_ETIMEOUT,
-			                "no answer from etcd within %lld ms: %s",
-			                (long long)c->request_ms, e.msg);
+					"no answer from etcd within %lld ms: %s",
+					(long long)c->request_ms, e.msg);
 			break;
 		}
 		if (retry == DM_ETCD_IDEMPOTENT && c->n > 1 && left > 2 * SHARE_MIN_MS)
 			timeout = left / 2 > SHARE_MIN_MS ? left / 2 : SHARE_MIN_MS;
 		dm_buf_reset(&sink.buf);
 		sink.too_big = false;
-		if ((rc = dm_etcd_easy_setup(c, h, ep, path, body, body_len, timeout, &headers,
-		                             err)) < 0)
+		if ((rc = dm_etcd_easy_setup(c, h, ep, path, body, body_len, timeout,
+					     with_token ? &gen : NULL, &headers, err)) < 0)
 			break;
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, dm_etcd_sink_write);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
@@ -375,13 +472,21 @@ int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, c
 			rc = 0;
 			break;
 		}
+		/* a token that expired (or a member restarted): once more with a
+		 * new one; the refusal applied nothing */
+		if (v.stale_token && with_token && c->user && !reauthed) {
+			reauthed = true;
+			if ((rc = dm_etcd_reauth(c, gen, err)) < 0)
+				break;
+			continue;
+		}
 		if (v.outcome != DM_ETCD_ANSWERED)
 			dm_etcd_conn_next(c, ep);
 		if (!v.transient || (!v.not_applied && retry != DM_ETCD_IDEMPOTENT)) {
 			rc = dm_err_set(err, e.code, "%s%s", e.msg,
-			                v.outcome == DM_ETCD_LOST
-			                    ? "; the change may or may not have been applied"
-			                    : "");
+					v.outcome == DM_ETCD_LOST
+						? "; the change may or may not have been applied"
+						: "");
 			break;
 		}
 		/* nobody there, twice round: a refusal can also be a leftover of
@@ -390,12 +495,13 @@ int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, c
 		if (unreached == 2 * c->n) {
 			if (c->n == 1)
 				rc = dm_err_set(err, e.code, "%s; check that etcd is running there",
-				                e.msg);
+						e.msg);
 			else
-				rc = dm_err_set(err, e.code,
-				                "cannot reach any etcd endpoint of '%s' (check that "
-				                "etcd is running there); the last one: %s",
-				                c->list, e.msg);
+				rc = dm_err_set(
+					err, e.code,
+					"cannot reach any etcd endpoint of '%s' (check that "
+					"etcd is running there); the last one: %s",
+					c->list, e.msg);
 			break;
 		}
 		ep = (ep + 1) % c->n;
@@ -405,4 +511,52 @@ int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, c
 	dm_buf_release(&sink.buf);
 	pool_put(c, h);
 	return rc;
+}
+
+int dm_etcd_call(struct dm_etcd_conn *c, struct dm_buf *out, const char *path, const char *body,
+		 size_t body_len, enum dm_etcd_retry retry, struct dm_err *err)
+{
+	return call(c, out, path, body, body_len, retry, true, err);
+}
+
+/* ---- authentication ---- */
+
+int dm_etcd_reauth(struct dm_etcd_conn *c, uint64_t seen, struct dm_err *err)
+{
+	char token[DM_ETCD_TOKEN_MAX];
+	struct dm_buf answer = DM_BUF_INIT;
+	json_t *req;
+	char *body;
+	int rc;
+
+	if (!c->user)
+		return 0;
+	pthread_mutex_lock(&c->auth_mu);
+	rc = c->token_gen != seen;
+	pthread_mutex_unlock(&c->auth_mu);
+	if (rc)
+		return 0; /* another thread took a new one meanwhile */
+	req = json_pack("{s:s, s:s}", "name", c->user, "password", c->password);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!body)
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	rc = call(c, &answer, "/v3/auth/authenticate", body, strlen(body), DM_ETCD_IDEMPOTENT,
+		  false, err);
+	explicit_bzero(body, strlen(body));
+	free(body);
+	if (!rc)
+		rc = dm_etcd_parse_token(token, sizeof(token), (const char *)answer.data,
+					 answer.len, err);
+	dm_buf_release(&answer);
+	if (rc) {
+		dm_err_prefix(err, "cannot log in to etcd as '%s'", c->user);
+		return rc;
+	}
+	pthread_mutex_lock(&c->auth_mu);
+	memcpy(c->token, token, sizeof(c->token));
+	c->token_gen++;
+	pthread_mutex_unlock(&c->auth_mu);
+	explicit_bzero(token, sizeof(token));
+	return 0;
 }

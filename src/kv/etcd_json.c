@@ -27,7 +27,7 @@
 /* ---- base64 ---- */
 
 int dm_etcd_b64_decode(char **out, size_t *out_len, const char *s, size_t len, size_t max,
-                       struct dm_err *err)
+		       struct dm_err *err)
 {
 	struct dm_buf b;
 	struct dm_err e;
@@ -36,9 +36,10 @@ int dm_etcd_b64_decode(char **out, size_t *out_len, const char *s, size_t len, s
 	*out = NULL;
 	*out_len = 0;
 	if (len / 4 > max / 3 + 1)
-		return dm_err_set(err, DM_EPROTO, "etcd answered %zu base64 characters where %zu "
-		                                  "bytes at most fit",
-		                  len, max);
+		return dm_err_set(err, DM_EPROTO,
+				  "etcd answered %zu base64 characters where %zu "
+				  "bytes at most fit",
+				  len, max);
 	dm_buf_init(&b, max);
 	if ((rc = dm_base64_decode(&b, s, len, false, &e)) < 0) {
 		dm_buf_release(&b);
@@ -61,7 +62,7 @@ static int load(json_t **out, const char *body, size_t len, struct dm_err *err)
 	*out = NULL;
 	if (len > DM_ETCD_MSG_MAX)
 		return dm_err_set(err, DM_ETOOBIG, "etcd answered %zu bytes, over the limit of %zu",
-		                  len, DM_ETCD_MSG_MAX);
+				  len, DM_ETCD_MSG_MAX);
 	*out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	if (!*out)
 		return dm_err_set(err, DM_EPROTO, "etcd answered malformed JSON: %s", je.text);
@@ -101,7 +102,7 @@ static bool parse_i64(const char *s, size_t n, int64_t *out)
 
 /* An int64 field (absent: 0), at least min. */
 static int get_i64(const json_t *obj, const char *name, int64_t min, int64_t *out,
-                   struct dm_err *err)
+		   struct dm_err *err)
 {
 	const json_t *v = json_object_get(obj, name);
 
@@ -143,7 +144,7 @@ static int get_bool(const json_t *obj, const char *name, bool *out, struct dm_er
 
 /* A member that, when present, has type t; *out NULL when absent. */
 static int get_typed(const json_t *obj, const char *name, json_type t, json_t **out,
-                     struct dm_err *err)
+		     struct dm_err *err)
 {
 	json_t *v = json_object_get(obj, name);
 
@@ -157,8 +158,7 @@ static int get_typed(const json_t *obj, const char *name, json_type t, json_t **
 }
 
 /* A text field, copied and cut to size; "" when absent. */
-static int get_text(const json_t *obj, const char *name, char *out, size_t size,
-                    struct dm_err *err)
+static int get_text(const json_t *obj, const char *name, char *out, size_t size, struct dm_err *err)
 {
 	const json_t *v = json_object_get(obj, name);
 	size_t n;
@@ -193,7 +193,7 @@ static int get_header(const json_t *obj, int64_t *revision, struct dm_err *err)
 
 /* A base64 field into a new buffer of at most max bytes. */
 static int get_bytes(const json_t *obj, const char *name, bool required, size_t max, char **out,
-                     size_t *out_len, struct dm_err *err)
+		     size_t *out_len, struct dm_err *err)
 {
 	const json_t *v = json_object_get(obj, name);
 
@@ -208,7 +208,7 @@ static int get_bytes(const json_t *obj, const char *name, bool required, size_t 
 	if (!json_is_string(v))
 		return bad_field(err, name);
 	return dm_etcd_b64_decode(out, out_len, json_string_value(v), json_string_length(v), max,
-	                          err);
+				  err);
 }
 
 /* An mvccpb.KeyValue; a delete event's has its key and mod_revision only. */
@@ -226,7 +226,7 @@ static int decode_kv(const json_t *o, struct dm_kv_kv *out, struct dm_err *err)
 		goto fail;
 	}
 	if ((rc = get_bytes(o, "value", false, DM_KV_VALUE_MAX, &out->value, &out->value_len,
-	                    err)) < 0 ||
+			    err)) < 0 ||
 	    (rc = get_i64(o, "create_revision", 0, &out->create_revision, err)) < 0 ||
 	    (rc = get_i64(o, "mod_revision", 1, &out->mod_revision, err)) < 0 ||
 	    (rc = get_i64(o, "version", 0, &out->version, err)) < 0 ||
@@ -244,8 +244,7 @@ fail:
 
 /* ---- answers ---- */
 
-int dm_etcd_parse_error(struct dm_etcd_error *out, const char *body, size_t len,
-                        struct dm_err *err)
+int dm_etcd_parse_error(struct dm_etcd_error *out, const char *body, size_t len, struct dm_err *err)
 {
 	json_t *root = NULL, *inner;
 	int rc;
@@ -281,23 +280,25 @@ static const struct {
 	bool transient;
 	bool not_applied;
 } known_errors[] = {
-    {"required revision has been compacted", DM_ECOMPACTED, false, true},
-    {"required revision is a future revision", DM_EINVAL, false, true},
-    {"requested lease not found", DM_ENOTFOUND, false, true},
-    {"request is too large", DM_ETOOBIG, false, true},
-    {"too many operations in txn request", DM_ETOOBIG, false, true},
-    {"duplicate key given in txn request", DM_EINVAL, false, true},
-    {"database space exceeded", DM_ETOOBIG, false, true},
-    {"permission denied", DM_EPERM, false, true},
-    {"user name is empty", DM_EPERM, false, true},
-    {"invalid auth token", DM_EPERM, false, true},
-    {"no leader", DM_EUNAVAILABLE, true, true},
-    {"raft proposal dropped", DM_EUNAVAILABLE, true, true},
-    {"not capable", DM_EUNAVAILABLE, true, true},
-    {"too many requests", DM_EBUSY, true, true},
-    {"request timed out", DM_ETIMEOUT, true, false},
-    {"leader changed", DM_EUNAVAILABLE, true, false},
-    {"server stopped", DM_EUNAVAILABLE, true, false},
+	{"required revision has been compacted", DM_ECOMPACTED, false, true},
+	{"required revision is a future revision", DM_EINVAL, false, true},
+	{"requested lease not found", DM_ENOTFOUND, false, true},
+	{"request is too large", DM_ETOOBIG, false, true},
+	{"too many operations in txn request", DM_ETOOBIG, false, true},
+	{"duplicate key given in txn request", DM_EINVAL, false, true},
+	{"database space exceeded", DM_ETOOBIG, false, true},
+	{"permission denied", DM_EPERM, false, true},
+	{"user name is empty", DM_EPERM, false, true},
+	{"invalid auth token", DM_EPERM, false, true},
+	{"authentication failed", DM_EPERM, false, true},
+	{"authentication is not enabled", DM_EPERM, false, true},
+	{"no leader", DM_EUNAVAILABLE, true, true},
+	{"raft proposal dropped", DM_EUNAVAILABLE, true, true},
+	{"not capable", DM_EUNAVAILABLE, true, true},
+	{"too many requests", DM_EBUSY, true, true},
+	{"request timed out", DM_ETIMEOUT, true, false},
+	{"leader changed", DM_EUNAVAILABLE, true, false},
+	{"server stopped", DM_EUNAVAILABLE, true, false},
 };
 
 /* The rest by gRPC code (google.golang.org/grpc/codes). */
@@ -307,16 +308,16 @@ static const struct {
 	bool transient;
 	bool not_applied;
 } grpc_errors[] = {
-    {3, DM_EINVAL, false, true},        /* InvalidArgument */
-    {4, DM_ETIMEOUT, true, false},      /* DeadlineExceeded */
-    {5, DM_ENOTFOUND, false, true},     /* NotFound */
-    {7, DM_EPERM, false, true},         /* PermissionDenied */
-    {8, DM_ETOOBIG, false, true},       /* ResourceExhausted */
-    {9, DM_ECONFLICT, false, true},     /* FailedPrecondition */
-    {11, DM_EINVAL, false, true},       /* OutOfRange */
-    {12, DM_EUNSUPPORTED, false, true}, /* Unimplemented */
-    {14, DM_EUNAVAILABLE, true, false}, /* Unavailable */
-    {16, DM_EPERM, false, true},        /* Unauthenticated */
+	{3, DM_EINVAL, false, true},        /* InvalidArgument */
+	{4, DM_ETIMEOUT, true, false},      /* DeadlineExceeded */
+	{5, DM_ENOTFOUND, false, true},     /* NotFound */
+	{7, DM_EPERM, false, true},         /* PermissionDenied */
+	{8, DM_ETOOBIG, false, true},       /* ResourceExhausted */
+	{9, DM_ECONFLICT, false, true},     /* FailedPrecondition */
+	{11, DM_EINVAL, false, true},       /* OutOfRange */
+	{12, DM_EUNSUPPORTED, false, true}, /* Unimplemented */
+	{14, DM_EUNAVAILABLE, true, false}, /* Unavailable */
+	{16, DM_EPERM, false, true},        /* Unauthenticated */
 };
 
 int dm_etcd_error_code(const struct dm_etcd_error *e, bool *transient, bool *not_applied)
@@ -338,6 +339,40 @@ int dm_etcd_error_code(const struct dm_etcd_error *e, bool *transient, bool *not
 	*transient = false;
 	*not_applied = false;
 	return DM_EIO;
+}
+
+bool dm_etcd_token_refused_text(const char *text)
+{
+	return strstr(text, "invalid auth token") || strstr(text, "user name is empty");
+}
+
+bool dm_etcd_token_refused(const struct dm_etcd_error *e)
+{
+	return dm_etcd_token_refused_text(e->message);
+}
+
+int dm_etcd_parse_token(char *out, size_t size, const char *body, size_t len, struct dm_err *err)
+{
+	json_t *root = NULL;
+	const char *t;
+	size_t n;
+	int rc;
+
+	out[0] = '\0';
+	if ((rc = load(&root, body, len, err)) < 0)
+		return rc;
+	t = json_string_value(json_object_get(root, "token"));
+	n = t ? strlen(t) : 0;
+	rc = n > 0 && n < size ? 0 : DM_EPROTO;
+	for (size_t i = 0; !rc && i < n; i++)
+		if ((unsigned char)t[i] <= ' ' || (unsigned char)t[i] >= 0x7f)
+			rc = DM_EPROTO;
+	if (rc)
+		dm_err_set(err, DM_EPROTO, "etcd answered Authenticate without a usable token");
+	else
+		memcpy(out, t, n + 1);
+	json_decref(root);
+	return rc;
 }
 
 int dm_etcd_parse_header(int64_t *revision, const char *body, size_t len, struct dm_err *err)
@@ -375,7 +410,8 @@ static int decode_kvs(struct dm_kv_kvs *out, const json_t *arr, struct dm_err *e
 
 			if (dm_kv_key_cmp(last->key, last->key_len, kv.key, kv.key_len) >= 0) {
 				dm_kv_kv_release(&kv);
-				return dm_err_set(err, DM_EPROTO, "etcd answered keys out of order");
+				return dm_err_set(err, DM_EPROTO,
+						  "etcd answered keys out of order");
 			}
 		}
 		item = dm_kv_kvs_push(out, "", 0, NULL, 0, err);
@@ -390,7 +426,7 @@ static int decode_kvs(struct dm_kv_kvs *out, const json_t *arr, struct dm_err *e
 }
 
 int dm_etcd_parse_range(struct dm_kv_kvs *out, int64_t *count, const char *body, size_t len,
-                        struct dm_err *err)
+			struct dm_err *err)
 {
 	json_t *root = NULL, *kvs;
 	int rc;
@@ -496,7 +532,7 @@ done:
 }
 
 int dm_etcd_parse_lease_grant(int64_t *id, int64_t *ttl, const char *body, size_t len,
-                              struct dm_err *err)
+			      struct dm_err *err)
 {
 	char text[DM_ETCD_TEXT_MAX];
 	json_t *root = NULL;
@@ -513,7 +549,8 @@ int dm_etcd_parse_lease_grant(int64_t *id, int64_t *ttl, const char *body, size_
 		rc = dm_err_set(err, DM_EIO, "etcd granted no lease: %s", text);
 		goto done;
 	}
-	if ((rc = get_i64(root, "ID", 1, id, err)) < 0 || (rc = get_i64(root, "TTL", 1, ttl, err)) < 0)
+	if ((rc = get_i64(root, "ID", 1, id, err)) < 0 ||
+	    (rc = get_i64(root, "TTL", 1, ttl, err)) < 0)
 		goto done;
 done:
 	json_decref(root);
@@ -523,7 +560,7 @@ done:
 }
 
 int dm_etcd_parse_keepalive(int64_t *ttl, struct dm_etcd_error *e, const char *body, size_t len,
-                            struct dm_err *err)
+			    struct dm_err *err)
 {
 	json_t *root = NULL, *res;
 	int64_t rev, id;
@@ -606,7 +643,7 @@ static int decode_result(struct dm_etcd_wmsg *out, const json_t *res, struct dm_
 	    (rc = get_bool(res, "fragment", &out->fragment, err)) < 0 ||
 	    (rc = get_i64(res, "compact_revision", 0, &out->compact_revision, err)) < 0 ||
 	    (rc = get_text(res, "cancel_reason", out->cancel_reason, sizeof(out->cancel_reason),
-	                   err)) < 0 ||
+			   err)) < 0 ||
 	    (rc = get_typed(res, "events", JSON_ARRAY, &evs, err)) < 0)
 		return rc;
 	if (!evs || json_array_size(evs) == 0)
@@ -614,20 +651,20 @@ static int decode_result(struct dm_etcd_wmsg *out, const json_t *res, struct dm_
 	out->events = calloc(json_array_size(evs), sizeof(*out->events));
 	if (!out->events)
 		return dm_err_set(err, DM_ENOMEM, "out of memory for %zu watch events",
-		                  json_array_size(evs));
+				  json_array_size(evs));
 	json_array_foreach(evs, i, v)
 	{
 		if ((rc = decode_event(&out->events[i], v, err)) < 0)
 			return rc;
 		out->nevents++;
 		if (i > 0 && out->events[i].kv.mod_revision < out->events[i - 1].kv.mod_revision)
-			return dm_err_set(err, DM_EPROTO, "etcd answered watch events out of order");
+			return dm_err_set(err, DM_EPROTO,
+					  "etcd answered watch events out of order");
 	}
 	return 0;
 }
 
-int dm_etcd_parse_watch(struct dm_etcd_wmsg *out, const char *line, size_t len,
-                        struct dm_err *err)
+int dm_etcd_parse_watch(struct dm_etcd_wmsg *out, const char *line, size_t len, struct dm_err *err)
 {
 	json_t *root = NULL, *res;
 	int rc;

@@ -32,7 +32,7 @@
 /* Decodes base64 (util/base64.h) from etcd into a new buffer (followed
  * by a NUL) of at most max bytes; DM_EPROTO when it is not. */
 int dm_etcd_b64_decode(char **out, size_t *out_len, const char *s, size_t len, size_t max,
-                       struct dm_err *err);
+		       struct dm_err *err);
 
 /* An error etcd answered: the gateway's {"error","message","code"}, or a
  * stream's {"error":{"grpc_code","message",...}}. */
@@ -42,7 +42,7 @@ struct dm_etcd_error {
 };
 
 int dm_etcd_parse_error(struct dm_etcd_error *out, const char *body, size_t len,
-                        struct dm_err *err);
+			struct dm_err *err);
 
 /*
  * What an etcd error means for dm: the DM_E* code; whether asking again
@@ -53,13 +53,22 @@ int dm_etcd_parse_error(struct dm_etcd_error *out, const char *body, size_t len,
  */
 int dm_etcd_error_code(const struct dm_etcd_error *e, bool *transient, bool *not_applied);
 
+/* Whether e (or a watch's cancel reason, as text) says the request's
+ * token is missing or no longer valid, so that a new one may do. */
+bool dm_etcd_token_refused(const struct dm_etcd_error *e);
+bool dm_etcd_token_refused_text(const char *text);
+
+/* Authenticate's answer: its token, 1 to size - 1 printable characters
+ * without spaces (it goes into a header line). */
+int dm_etcd_parse_token(char *out, size_t size, const char *body, size_t len, struct dm_err *err);
+
 /* Any answer's header.revision. */
 int dm_etcd_parse_header(int64_t *revision, const char *body, size_t len, struct dm_err *err);
 
 /* A range answer: out (initialised here) gets kvs, more and
  * header.revision; items are sorted and unique. count: the "count" field. */
 int dm_etcd_parse_range(struct dm_kv_kvs *out, int64_t *count, const char *body, size_t len,
-                        struct dm_err *err);
+			struct dm_err *err);
 
 /* A txn answer. Range answers (the failure branch of a compare) give the
  * mod_revision of the one key each read, 0 when it was absent. */
@@ -76,13 +85,13 @@ int dm_etcd_parse_txn(struct dm_etcd_txn *out, const char *body, size_t len, str
 
 /* /v3/lease/grant: id > 0 and the TTL etcd granted (it may raise it). */
 int dm_etcd_parse_lease_grant(int64_t *id, int64_t *ttl, const char *body, size_t len,
-                              struct dm_err *err);
+			      struct dm_err *err);
 
 /* /v3/lease/keepalive, a one-message stream: {"result":{...,"TTL"}} gives
  * the TTL (0 when etcd omits it: the lease is gone); {"error":{...}}
  * fills e and returns 1. */
 int dm_etcd_parse_keepalive(int64_t *ttl, struct dm_etcd_error *e, const char *body, size_t len,
-                            struct dm_err *err);
+			    struct dm_err *err);
 
 /* One line of a /v3/watch stream. */
 enum dm_etcd_wmsg_kind {
@@ -110,8 +119,7 @@ struct dm_etcd_wmsg {
 
 /* Decodes one line (without its newline) into out (initialised here;
  * release it). */
-int dm_etcd_parse_watch(struct dm_etcd_wmsg *out, const char *line, size_t len,
-                        struct dm_err *err);
+int dm_etcd_parse_watch(struct dm_etcd_wmsg *out, const char *line, size_t len, struct dm_err *err);
 void dm_etcd_wmsg_release(struct dm_etcd_wmsg *m);
 
 #endif

@@ -62,17 +62,19 @@ struct ewatch {
 	uint64_t skip; /* events of part the current stream still repeats */
 
 	/* the transfer under way */
-	bool stream;         /* the stream, else the history check */
-	bool status_known;   /* the stream's HTTP status was looked at */
-	bool status_ok;      /* and it is 200: lines follow */
-	bool created;        /* etcd confirmed the stream */
-	struct dm_buf line;  /* the line being read */
+	bool stream;              /* the stream, else the history check */
+	bool status_known;        /* the stream's HTTP status was looked at */
+	bool status_ok;           /* and it is 200: lines follow */
+	bool created;             /* etcd confirmed the stream */
+	struct dm_buf line;       /* the line being read */
 	struct dm_etcd_sink sink; /* any other answer */
-	bool stopped;        /* a callback said stop, or the watch failed */
-	bool failed;         /* deliver fail_err as FAILED */
+	bool stopped;             /* a callback said stop, or the watch failed */
+	bool failed;              /* deliver fail_err as FAILED */
 	struct dm_err fail_err;
-	bool broken;         /* etcd ended the stream with an error line */
+	bool broken; /* etcd ended the stream with an error line */
 	struct dm_err broken_err;
+	bool stale_token;   /* etcd refused the token: log in again, then reopen */
+	uint64_t token_gen; /* the generation of the token the transfer carries */
 };
 
 static int64_t now_ms(void)
@@ -83,8 +85,8 @@ static int64_t now_ms(void)
 static int compacted(struct dm_err *err, int64_t done)
 {
 	return dm_err_set(err, DM_KV_ECOMPACTED,
-	                  "revision %lld compacted: etcd no longer keeps the history after it",
-	                  (long long)DM_OF_ETCD_REV(done));
+			  "revision %lld compacted: etcd no longer keeps the history after it",
+			  (long long)DM_OF_ETCD_REV(done));
 }
 
 /* The body of a range at etcd revision rev: it fails when rev is
@@ -95,9 +97,9 @@ static int history_body(struct dm_buf *b, const struct dm_kv_watch *w, int64_t r
 
 	if ((rc = dm_buf_adds(b, "{\"key\":\"")) < 0 ||
 	    (rc = dm_base64_encode(b, w->prefix_len ? w->prefix : "",
-	                             w->prefix_len ? w->prefix_len : 1, false)) < 0 ||
+				   w->prefix_len ? w->prefix_len : 1, false)) < 0 ||
 	    (rc = dm_buf_addf(b, "\",\"revision\":\"%lld\",\"count_only\":true}", (long long)rev)) <
-	        0)
+		    0)
 		return rc;
 	return 0;
 }
@@ -122,11 +124,11 @@ static int stream_body(struct dm_buf *b, const struct dm_kv_watch *w, int64_t st
 
 	if ((rc = dm_buf_adds(b, "{\"create_request\":{\"key\":\"")) < 0 ||
 	    (rc = dm_base64_encode(b, w->prefix_len ? w->prefix : "",
-	                             w->prefix_len ? w->prefix_len : 1, false)) < 0 ||
+				   w->prefix_len ? w->prefix_len : 1, false)) < 0 ||
 	    (rc = dm_buf_adds(b, "\",\"range_end\":\"")) < 0 ||
 	    (rc = dm_base64_encode(b, end, end_len, false)) < 0 ||
 	    (rc = dm_buf_addf(b, "\",\"start_revision\":\"%lld\",\"fragment\":true}}",
-	                      (long long)start)) < 0)
+			      (long long)start)) < 0)
 		return rc;
 	return 0;
 }
@@ -141,13 +143,13 @@ int dm_etcd_watch_start(struct dm_kv *kv, struct dm_kv_watch *w, struct dm_err *
 
 	if (w->from > INT64_MAX / 2)
 		return dm_err_set(err, DM_EINVAL, "cannot watch from revision %lld",
-		                  (long long)w->from);
+				  (long long)w->from);
 	if ((rc = history_body(&body, w, rev)) < 0) {
 		dm_buf_release(&body);
 		return dm_err_set(err, DM_ENOMEM, "out of memory for a watch");
 	}
 	rc = dm_etcd_call(&k->conn, &ans, "/v3/kv/range", (const char *)body.data, body.len,
-	                  DM_ETCD_IDEMPOTENT, err);
+			  DM_ETCD_IDEMPOTENT, err);
 	dm_buf_release(&body);
 	dm_buf_release(&ans);
 	if ((rc = history_verdict(rc, rev, err)) < 0)
@@ -200,7 +202,7 @@ static bool on_event(struct dm_kv_watch *w, struct ewatch *ew, const struct dm_e
 		struct dm_err e2;
 
 		dm_err_set(&e2, DM_EPROTO, "etcd's watch went back from revision %lld to %lld",
-		           (long long)ew->part, (long long)r);
+			   (long long)ew->part, (long long)r);
 		fail_with(ew, &e2);
 		return false;
 	}
@@ -220,7 +222,7 @@ static bool on_event(struct dm_kv_watch *w, struct ewatch *ew, const struct dm_e
 		struct dm_err e2;
 
 		dm_err_set(&e2, DM_EPROTO, "etcd's watch of '%.*s' sent key '%.*s'", KEY_QUOTE_MAX,
-		           w->prefix, KEY_QUOTE_MAX, ev.key);
+			   w->prefix, KEY_QUOTE_MAX, ev.key);
 		fail_with(ew, &e2);
 		return false;
 	}
@@ -250,8 +252,9 @@ static bool on_line(struct dm_kv_watch *w, struct ewatch *ew, const char *line, 
 		int code = dm_etcd_error_code(&m.error, &transient, &not_applied);
 
 		dm_err_set(&e, code, "etcd at %s ended the watch of '%.*s': %s",
-		           ew->k->conn.urls[ew->ep], KEY_QUOTE_MAX, w->prefix, m.error.message);
-		if (transient) {
+			   ew->k->conn.urls[ew->ep], KEY_QUOTE_MAX, w->prefix, m.error.message);
+		ew->stale_token = dm_etcd_token_refused(&m.error);
+		if (transient || ew->stale_token) {
 			ew->broken = true;
 			ew->broken_err = e;
 		} else {
@@ -260,15 +263,20 @@ static bool on_line(struct dm_kv_watch *w, struct ewatch *ew, const char *line, 
 		go_on = false;
 	} else if (m.compact_revision > 0) {
 		dm_err_set(&e, DM_KV_ECOMPACTED,
-		           "revision %lld compacted: history starts after revision %lld",
-		           (long long)DM_OF_ETCD_REV(ew->done),
-		           (long long)DM_OF_ETCD_REV(m.compact_revision));
+			   "revision %lld compacted: history starts after revision %lld",
+			   (long long)DM_OF_ETCD_REV(ew->done),
+			   (long long)DM_OF_ETCD_REV(m.compact_revision));
 		fail_with(ew, &e);
 		go_on = false;
 	} else if (m.canceled) {
 		dm_err_set(&e, DM_EIO, "etcd canceled the watch of '%.*s': %s", KEY_QUOTE_MAX,
-		           w->prefix, m.cancel_reason[0] ? m.cancel_reason : "no reason given");
-		fail_with(ew, &e);
+			   w->prefix, m.cancel_reason[0] ? m.cancel_reason : "no reason given");
+		if (dm_etcd_token_refused_text(m.cancel_reason)) {
+			ew->stale_token = ew->broken = true;
+			ew->broken_err = e;
+		} else {
+			fail_with(ew, &e);
+		}
 		go_on = false;
 	} else {
 		if (m.created)
@@ -304,8 +312,8 @@ static size_t on_stream_data(char *data, size_t size, size_t n, void *arg)
 			struct dm_err e;
 
 			dm_err_set(&e, DM_ETOOBIG,
-			           "etcd sent a watch message of more than %zu bytes",
-			           DM_ETCD_MSG_MAX);
+				   "etcd sent a watch message of more than %zu bytes",
+				   DM_ETCD_MSG_MAX);
 			fail_with(ew, &e);
 			return 0;
 		}
@@ -372,8 +380,8 @@ typedef int (*body_fn)(struct dm_buf *b, const struct dm_kv_watch *w, int64_t re
  * not be made. Both the history check and the stream go through here.
  */
 static int post(struct dm_kv_watch *w, struct ewatch *ew, const char *path, body_fn make,
-                int64_t rev, int64_t timeout_ms, curl_write_callback on_data, void *data,
-                CURLcode *cc, struct dm_err *err)
+		int64_t rev, int64_t timeout_ms, curl_write_callback on_data, void *data,
+		CURLcode *cc, struct dm_err *err)
 {
 	struct dm_buf body = DM_BUF_INIT;
 	struct curl_slist *headers = NULL;
@@ -383,7 +391,7 @@ static int post(struct dm_kv_watch *w, struct ewatch *ew, const char *path, body
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory for a watch");
 	else
 		rc = dm_etcd_easy_setup(&ew->k->conn, ew->h, ew->ep, path, (const char *)body.data,
-		                        body.len, timeout_ms, &headers, err);
+					body.len, timeout_ms, &ew->token_gen, &headers, err);
 	if (rc == 0) {
 		dm_buf_reset(&ew->sink.buf);
 		ew->sink.too_big = false;
@@ -396,6 +404,16 @@ static int post(struct dm_kv_watch *w, struct ewatch *ew, const char *path, body
 	return rc;
 }
 
+/* After etcd refused the token: a new one, and an error that reopens. */
+static int relogin(struct ewatch *ew, struct dm_err *err)
+{
+	int rc = dm_etcd_reauth(&ew->k->conn, ew->token_gen, err);
+
+	ew->stale_token = false;
+	return rc ? rc
+		  : dm_err_set(err, DM_EUNAVAILABLE, "etcd refused the token; logged in again");
+}
+
 /* On a new stream: the history after done still kept? 0 yes,
  * DM_KV_ECOMPACTED no, another code when etcd could not say. */
 static int check_history(struct dm_kv_watch *w, struct ewatch *ew, struct dm_err *err)
@@ -406,11 +424,13 @@ static int check_history(struct dm_kv_watch *w, struct ewatch *ew, struct dm_err
 
 	ew->stream = false;
 	if ((rc = post(w, ew, "/v3/kv/range", history_body, ew->done, ew->k->conn.request_ms,
-	               dm_etcd_sink_write, &ew->sink, &cc, err)) < 0)
+		       dm_etcd_sink_write, &ew->sink, &cc, err)) < 0)
 		return rc;
 	if (cc == CURLE_ABORTED_BY_CALLBACK && dm_kv_watch_stopping(w))
 		return DM_ECANCELED;
 	v = dm_etcd_judge(&ew->k->conn, ew->h, ew->ep, "/v3/kv/range", cc, &ew->sink, err);
+	if (v.stale_token)
+		return relogin(ew, err);
 	rc = v.outcome == DM_ETCD_OK ? 0 : err->code;
 	return history_verdict(rc, ew->done, err);
 }
@@ -430,18 +450,22 @@ static int run_stream(struct dm_kv_watch *w, struct ewatch *ew, struct dm_err *e
 	ew->created = ew->broken = false;
 	dm_buf_reset(&ew->line);
 	if ((rc = post(w, ew, "/v3/watch", stream_body, ew->done + 1, 0, on_stream_data, w, &cc,
-	               err)) < 0)
+		       err)) < 0)
 		return rc;
 	if (ew->stopped || dm_kv_watch_stopping(w))
 		return 0;
+	if (ew->stale_token)
+		return relogin(ew, err);
 	if (ew->broken) {
 		*err = ew->broken_err;
 		return err->code;
 	}
 	v = dm_etcd_judge(&ew->k->conn, ew->h, ew->ep, "/v3/watch", cc, &ew->sink, err);
+	if (v.stale_token)
+		return relogin(ew, err);
 	if (v.outcome == DM_ETCD_OK)
 		return dm_err_set(err, DM_EUNAVAILABLE, "etcd at %s ended the watch stream",
-		                  ew->k->conn.urls[ew->ep]);
+				  ew->k->conn.urls[ew->ep]);
 	if (v.outcome == DM_ETCD_ANSWERED && !v.transient) {
 		fail_with(ew, err);
 		return 0;
@@ -496,13 +520,13 @@ void dm_etcd_watch_run(struct dm_kv_watch *w)
 		/* reopen on the next member, at once after a stream that
 		 * worked, then more and more slowly */
 		backoff = ew->created ? 0
-		          : backoff   ? (backoff * 2 < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS)
-		                      : BACKOFF_FIRST_MS;
+			  : backoff ? (backoff * 2 < BACKOFF_MAX_MS ? backoff * 2 : BACKOFF_MAX_MS)
+				    : BACKOFF_FIRST_MS;
 		ew->created = false;
 		dm_info("etcd watch of '%.*s': %s; resuming from revision %lld (%llu of its "
-		        "events delivered already)",
-		        KEY_QUOTE_MAX, w->prefix, e.msg, (long long)DM_OF_ETCD_REV(ew->done + 1),
-		        (unsigned long long)(ew->part == ew->done + 1 ? ew->part_n : 0));
+			"events delivered already)",
+			KEY_QUOTE_MAX, w->prefix, e.msg, (long long)DM_OF_ETCD_REV(ew->done + 1),
+			(unsigned long long)(ew->part == ew->done + 1 ? ew->part_n : 0));
 		ew->ep = dm_etcd_conn_next(&ew->k->conn, ew->ep);
 		reopen = true;
 		pause_ms(w, ew, backoff);

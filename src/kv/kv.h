@@ -109,12 +109,21 @@ void dm_kv_lmdb_opts_default(struct dm_kv_lmdb_opts *out);
  */
 int dm_kv_open_lmdb(struct dm_kv **out, const char *dir, struct dm_err *err);
 int dm_kv_open_lmdb_opts(struct dm_kv **out, const char *dir, const struct dm_kv_lmdb_opts *opts,
-                         struct dm_err *err);
+			 struct dm_err *err);
 
 /* Options of the etcd backend. */
 struct dm_kv_etcd_opts {
 	int64_t request_timeout_ms; /* one call, failovers included (5000) */
 	int64_t connect_timeout_ms; /* one connection to one member (2000) */
+	/* https:// endpoints: the CA that signed the members' certificates
+	 * (NULL: the system's), and a client certificate and its key for a
+	 * cluster that asks for one (NULL: none); files, PEM */
+	const char *ca_file;
+	const char *cert_file;
+	const char *key_file;
+	/* etcd's authentication: a user and its password (NULL: none) */
+	const char *user;
+	const char *password;
 };
 
 void dm_kv_etcd_opts_default(struct dm_kv_etcd_opts *out);
@@ -122,7 +131,9 @@ void dm_kv_etcd_opts_default(struct dm_kv_etcd_opts *out);
 /*
  * Opens the store kept in an etcd (3.4 or later) cluster, through its v3
  * JSON gateway. endpoints: the members' client URLs, comma-separated
- * ("http://10.0.0.1:2379,http://10.0.0.2:2379"). Fails, naming them, when
+ * ("https://10.0.0.1:2379,https://10.0.0.2:2379"; http:// for a cluster
+ * without TLS). An https:// member must show a certificate the CA
+ * (opts->ca_file) signed for its address. Fails, naming them, when
  * none answers (DM_EUNAVAILABLE, DM_ETIMEOUT). opts may be NULL.
  *
  * Every call has the request deadline: a member that cannot be reached
@@ -132,9 +143,20 @@ void dm_kv_etcd_opts_default(struct dm_kv_etcd_opts *out);
  * every event exactly once across reconnects. Limits beyond kv.h's: a
  * transaction must fit etcd's --max-request-bytes (1.5 MiB by default:
  * DM_ETOOBIG), and etcd may raise a short lease TTL to its minimum.
+ *
+ * With a user, every request carries a token from etcd's Authenticate,
+ * taken at open and again whenever etcd says it is no longer valid (a
+ * request refused for that is sent once more, with the new token); a wrong
+ * user or password fails the open with DM_EPERM.
  */
 int dm_kv_open_etcd(struct dm_kv **out, const char *endpoints, const struct dm_kv_etcd_opts *opts,
-                    struct dm_err *err);
+		    struct dm_err *err);
+
+/* etcd only: makes user (password) with etcd's root role and turns etcd's
+ * authentication on; every later request needs a user. DM_EUNSUPPORTED on
+ * another backend. */
+int dm_kv_etcd_enable_auth(struct dm_kv *kv, const char *user, const char *password,
+			   struct dm_err *err);
 
 /* Closes the store; accepts NULL. Watches still running are canceled and
  * freed (their handles become invalid). Not from a watch callback. */
@@ -156,7 +178,7 @@ int dm_kv_get(struct dm_kv *kv, struct dm_kv_kv *out, const char *key, struct dm
  * whether others were left out.
  */
 int dm_kv_range(struct dm_kv *kv, struct dm_kv_kvs *out, const char *prefix, size_t limit,
-                struct dm_err *err);
+		struct dm_err *err);
 
 /*
  * Writes key = value (value_len bytes). lease is 0 or a granted lease the
@@ -165,7 +187,7 @@ int dm_kv_range(struct dm_kv *kv, struct dm_kv_kvs *out, const char *prefix, siz
  * receives the new revision, which is also the key's mod_revision.
  */
 int dm_kv_put(struct dm_kv *kv, int64_t *out, const char *key, const void *value, size_t value_len,
-              int64_t lease, struct dm_err *err);
+	      int64_t lease, struct dm_err *err);
 
 /*
  * Compare-and-swap: as dm_kv_put, if key's mod_revision is still expected;
@@ -173,7 +195,7 @@ int dm_kv_put(struct dm_kv *kv, int64_t *out, const char *key, const void *value
  * DM_ECONFLICT and nothing changes.
  */
 int dm_kv_cas(struct dm_kv *kv, int64_t *out, const char *key, int64_t expected, const void *value,
-              size_t value_len, int64_t lease, struct dm_err *err);
+	      size_t value_len, int64_t lease, struct dm_err *err);
 
 /* Deletes key; DM_ENOTFOUND when absent. out: the new revision. */
 int dm_kv_delete(struct dm_kv *kv, int64_t *out, const char *key, struct dm_err *err);
@@ -181,7 +203,7 @@ int dm_kv_delete(struct dm_kv *kv, int64_t *out, const char *key, struct dm_err 
 /* Deletes every key under prefix in one revision. Deleting nothing is not
  * an error: out is then the current revision. deleted may be NULL. */
 int dm_kv_delete_prefix(struct dm_kv *kv, int64_t *out, const char *prefix, size_t *deleted,
-                        struct dm_err *err);
+			struct dm_err *err);
 
 /*
  * A transaction: if every compare holds, all ops are applied at one new
@@ -213,7 +235,7 @@ struct dm_kv_op {
 };
 
 int dm_kv_txn(struct dm_kv *kv, int64_t *out, const struct dm_kv_cmp *cmps, size_t ncmps,
-              const struct dm_kv_op *ops, size_t nops, struct dm_err *err);
+	      const struct dm_kv_op *ops, size_t nops, struct dm_err *err);
 
 /*
  * Forgets history up to and including revision rev: watches from a
@@ -263,7 +285,7 @@ typedef void (*dm_kv_watch_fn)(const struct dm_kv_event *ev, void *ctx);
  * FAILED event) to free it.
  */
 int dm_kv_watch(struct dm_kv *kv, struct dm_kv_watch **out, const char *prefix,
-                int64_t from_revision, dm_kv_watch_fn fn, void *ctx, struct dm_err *err);
+		int64_t from_revision, dm_kv_watch_fn fn, void *ctx, struct dm_err *err);
 
 /* Stops and frees a watch; accepts NULL. Called from another thread, fn is
  * not running when it returns and is never called again; called from fn,

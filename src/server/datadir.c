@@ -114,8 +114,13 @@ static int write_config(const char *dir, const struct dm_datadir_config *c, stru
 	}
 	if (doc && c->etcd_client_port)
 		json_object_set_new(doc, "etcd_local",
-				    json_pack("{s:i, s:i}", "client_port", c->etcd_client_port,
-					      "peer_port", c->etcd_peer_port));
+				    json_pack("{s:i, s:i, s:b}", "client_port", c->etcd_client_port,
+					      "peer_port", c->etcd_peer_port, "tls",
+					      c->etcd_local_tls));
+	if (doc && (c->etcd_access.ca || c->etcd_access.cert || c->etcd_access.user[0]))
+		json_object_set_new(doc, "etcd_client",
+				    json_pack("{s:b, s:b, s:s}", "ca", c->etcd_access.ca, "cert",
+					      c->etcd_access.cert, "user", c->etcd_access.user));
 	text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
 	if (!text) {
 		rc = dm_err_set(err, DM_ENOMEM, "cannot encode '%s'", path);
@@ -164,6 +169,33 @@ static int port_member(int *out, json_t *obj, const char *name)
 	return 0;
 }
 
+/* An optional boolean member of obj into out; -1 when present and not one. */
+static int opt_bool(bool *out, json_t *obj, const char *name)
+{
+	json_t *v = json_object_get(obj, name);
+
+	if (v && !json_is_boolean(v))
+		return -1;
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* "etcd_client": how etcd is reached (absent: plainly, with no user). */
+static int read_etcd_client(struct dm_etcd_access_config *out, json_t *doc, const char *path,
+			    struct dm_err *err)
+{
+	json_t *client = json_object_get(doc, "etcd_client");
+
+	if (client && (!json_is_object(client) || opt_bool(&out->ca, client, "ca") ||
+		       opt_bool(&out->cert, client, "cert") ||
+		       opt_string(out->user, sizeof(out->user), client, "user")))
+		return dm_err_set(err, DM_ECORRUPT,
+				  "'%s' has an invalid etcd_client: it holds booleans ca and cert "
+				  "and a user name",
+				  path);
+	return 0;
+}
+
 /* The KV and cluster part of the config: absent in data directories made
  * before clusters, which are single nodes on the embedded KV. */
 static int read_cluster_config(struct dm_datadir_config *out, json_t *doc, const char *path,
@@ -172,10 +204,17 @@ static int read_cluster_config(struct dm_datadir_config *out, json_t *doc, const
 	json_t *local = json_object_get(doc, "etcd_local");
 
 	if (local && (port_member(&out->etcd_client_port, local, "client_port") ||
-		      port_member(&out->etcd_peer_port, local, "peer_port")))
+		      port_member(&out->etcd_peer_port, local, "peer_port") ||
+		      opt_bool(&out->etcd_local_tls, local, "tls")))
 		return dm_err_set(err, DM_ECORRUPT,
 				  "'%s' has an invalid etcd_local: it needs a client_port and a "
 				  "peer_port",
+				  path);
+	if (read_etcd_client(&out->etcd_access, doc, path, err))
+		return err->code;
+	if (out->etcd_local_tls && (!out->etcd_access.ca || !out->etcd_access.user[0]))
+		return dm_err_set(err, DM_ECORRUPT,
+				  "'%s' has a local etcd with TLS but no etcd_client CA and user",
 				  path);
 	if (opt_string(out->kv, sizeof(out->kv), doc, "kv") ||
 	    opt_string(out->etcd_endpoints, sizeof(out->etcd_endpoints), doc, "etcd_endpoints") ||
@@ -188,14 +227,15 @@ static int read_cluster_config(struct dm_datadir_config *out, json_t *doc, const
 	    opt_string(out->tls_cert, sizeof(out->tls_cert), doc, "tls_cert") ||
 	    opt_string(out->tls_key, sizeof(out->tls_key), doc, "tls_key") ||
 	    opt_string(out->tls_ca, sizeof(out->tls_ca), doc, "tls_ca"))
-		return dm_err_set(err, DM_ECORRUPT, "'%s' has an invalid tls, tls_cert, tls_key or tls_ca",
-				  path);
+		return dm_err_set(err, DM_ECORRUPT,
+				  "'%s' has an invalid tls, tls_cert, tls_key or tls_ca", path);
 	/* made before TLS: plain HTTP, as it was */
 	if (!out->tls[0])
 		snprintf(out->tls, sizeof(out->tls), "%s", DM_TLS_OFF);
 	if (strcmp(out->tls, DM_TLS_SELF) && strcmp(out->tls, DM_TLS_FILES) &&
 	    strcmp(out->tls, DM_TLS_OFF))
-		return dm_err_set(err, DM_ECORRUPT, "'%s' names an unknown tls '%s'", path, out->tls);
+		return dm_err_set(err, DM_ECORRUPT, "'%s' names an unknown tls '%s'", path,
+				  out->tls);
 	if (!strcmp(out->tls, DM_TLS_FILES) && (!out->tls_cert[0] || !out->tls_key[0]))
 		return dm_err_set(err, DM_ECORRUPT, "'%s' has tls files but no tls_cert or tls_key",
 				  path);
@@ -309,10 +349,15 @@ int dm_datadir_port(int *out, const char *data_dir, struct dm_err *err)
  * was c's loop pool or the dots directory in c's pool_dir. */
 static void undo_init(const char *dir, bool created, const struct dm_datadir_config *c)
 {
-	static const char *const made[] = {DM_DATA_CONFIG,     DM_DATA_ADMIN_KEY, DM_DATA_KV,
-					   DM_DATA_STORE,      DM_DATA_DOTS,      DM_DATA_POOL,
-					   DM_DATA_POOL_IMAGE, DM_DATA_ETCD,      DM_DATA_ETCD_PID,
-					   DM_DATA_ETCD_LOG};
+	static const char *const made[] = {
+		DM_DATA_CONFIG,        DM_DATA_ADMIN_KEY,   DM_DATA_KV,
+		DM_DATA_STORE,         DM_DATA_DOTS,        DM_DATA_POOL,
+		DM_DATA_POOL_IMAGE,    DM_DATA_ETCD,        DM_DATA_ETCD_PID,
+		DM_DATA_ETCD_LOG,      DM_DATA_CA,          DM_DATA_CA_KEY,
+		DM_DATA_TLS_CERT,      DM_DATA_TLS_KEY,     DM_DATA_ETCD_CA,
+		DM_DATA_ETCD_CA_KEY,   DM_DATA_ETCD_CERT,   DM_DATA_ETCD_KEY,
+		DM_DATA_ETCD_PASSWORD, DM_DATA_ETCD_SERVER, DM_DATA_ETCD_SERVER_KEY,
+	};
 	char path[PATH_MAX];
 	struct dm_err err;
 
@@ -447,20 +492,26 @@ static int check_pool(struct dm_datadir_config *c, const struct dm_datadir_init_
 /* Opens the KV c names: the embedded one in DIR/kv, or etcd, whose local
  * member (when c has one) is started first, into *member: the caller stops
  * it after it freed the KV, whether this failed or not. */
-int dm_datadir_open_kv(struct dm_kv **out, struct dm_etcd_member **member, const char *dir,
+int dm_datadir_open_kv(struct dm_kv **out, struct dm_etcd_member **member,
+		       struct dm_etcd_access *access, const char *dir,
 		       const struct dm_datadir_config *c, struct dm_err *err)
 {
+	struct dm_kv_etcd_opts o;
 	char path[PATH_MAX];
 	int rc;
 
+	memset(access, 0, sizeof(*access));
 	if (!strcmp(c->kv, "etcd")) {
-		if (c->etcd_client_port) {
+		rc = dm_etcd_access_load(access, dir, &c->etcd_access, err);
+		if (!rc && c->etcd_client_port)
 			rc = dm_etcd_member_start(member, dir, c->etcd_client_port,
-						  c->etcd_peer_port, err);
-			if (rc)
-				return rc;
-		}
-		rc = dm_kv_open_etcd(out, c->etcd_endpoints, NULL, err);
+						  c->etcd_peer_port,
+						  c->etcd_local_tls ? access : NULL, err);
+		if (rc)
+			return rc;
+		dm_kv_etcd_opts_default(&o);
+		dm_etcd_access_kv_opts(&o, access);
+		rc = dm_kv_open_etcd(out, c->etcd_endpoints, &o, err);
 		return rc ? dm_err_prefix(err, "cannot reach etcd") : 0;
 	}
 	rc = dm_datadir_path(path, sizeof(path), dir, DM_DATA_KV, err);
@@ -507,16 +558,41 @@ static int init_kv(char *key_out, struct dm_kv *kv, struct dm_datadir_config *c,
 	return rc;
 }
 
+/* How this node reaches etcd: a local member's own CA and root password,
+ * or what the operator gave, or what the join token carries. */
+static int init_etcd_access(const char *dir, struct dm_datadir_config *c,
+			    const struct dm_etcd_access_opts *o,
+			    const struct dm_cluster_token *join, struct dm_err *err)
+{
+	struct dm_etcd_access_token t = {NULL, NULL, NULL};
+
+	if (strcmp(c->kv, "etcd"))
+		return 0;
+	if (c->etcd_client_port) {
+		c->etcd_local_tls = true;
+		return dm_etcd_access_init_local(dir, &c->etcd_access, err);
+	}
+	if (join) {
+		t.ca_pem = join->etcd_ca;
+		t.user = join->etcd_user;
+		t.password = join->etcd_password;
+	}
+	return dm_etcd_access_init(dir, &c->etcd_access, o, join ? &t : NULL, err);
+}
+
 static int init_contents(char *key_out, const char *dir, struct dm_datadir_config *c,
+			 const struct dm_etcd_access_opts *etcd,
 			 const struct dm_cluster_token *join, struct dm_err *err)
 {
 	char path[PATH_MAX], line[DM_API_KEY_LEN + 2];
 	struct dm_kv *kv = NULL;
 	struct dm_etcd_member *member = NULL;
+	struct dm_etcd_access access;
 	struct dm_store *store = NULL;
 	bool made_cluster = false;
 	int rc;
 
+	memset(&access, 0, sizeof(access));
 	rc = dm_datadir_path(path, sizeof(path), dir, DM_DATA_STORE, err);
 	if (!rc)
 		rc = dm_mkdir_p(path, DM_DATADIR_PRIVATE_MODE, err);
@@ -526,7 +602,9 @@ static int init_contents(char *key_out, const char *dir, struct dm_datadir_confi
 	if (!rc)
 		rc = init_dots(dir, c, err);
 	if (!rc)
-		rc = dm_datadir_open_kv(&kv, &member, dir, c, err);
+		rc = init_etcd_access(dir, c, etcd, join, err);
+	if (!rc)
+		rc = dm_datadir_open_kv(&kv, &member, &access, dir, c, err);
 	if (!rc)
 		rc = init_kv(key_out, kv, c, join, &made_cluster, err);
 	if (!rc)
@@ -549,6 +627,7 @@ static int init_contents(char *key_out, const char *dir, struct dm_datadir_confi
 	dm_kv_free(kv);
 	/* a local member runs only while dmd does: dmd start starts it again */
 	dm_etcd_member_stop(member);
+	dm_etcd_access_release(&access);
 	return rc;
 }
 
@@ -575,11 +654,17 @@ static int check_cluster_opts(struct dm_datadir_config *c, const struct dm_datad
 						       err);
 		if (rc)
 			return rc;
-		dm_etcd_member_url(url, sizeof(url), c->etcd_client_port);
+		dm_etcd_member_url(url, sizeof(url), c->etcd_client_port, true);
 		endpoints = url;
 	}
 	if (strcmp(kv, "etcd") && endpoints && *endpoints)
 		return dm_err_set(err, DM_EINVAL, "--etcd-endpoints is for --kv etcd");
+	if ((local || strcmp(kv, "etcd")) &&
+	    (o->etcd.ca_file || o->etcd.cert_file || o->etcd.key_file || o->etcd.user ||
+	     o->etcd.password_file))
+		return dm_err_set(err, DM_EINVAL,
+				  "--etcd-ca, --etcd-cert, --etcd-key and --etcd-user are for an "
+				  "etcd given by --etcd-endpoints (a local etcd makes its own)");
 	if (endpoints && strlen(endpoints) >= sizeof(c->etcd_endpoints))
 		return dm_err_set(err, DM_ETOOBIG, "--etcd-endpoints is too long");
 	if (o->advertise && (dm_cluster_address_parse(url, sizeof(url), &port, o->advertise) ||
@@ -651,16 +736,18 @@ static int check_tls_opts(struct dm_datadir_config *c, const struct dm_datadir_i
 		int port;
 
 		if (o->tls_cert || o->tls_key || o->tls_ca)
-			return dm_err_set(err, DM_EINVAL,
-					  "--insecure-http takes no --tls-cert, --tls-key or --tls-ca");
-		if (o->advertise && (dm_cluster_address_parse(host, sizeof(host), &port,
-							      o->advertise) ||
-				     (strcmp(host, "127.0.0.1") && strcmp(host, "localhost") &&
-				      strcmp(host, "[::1]"))))
-			return dm_err_set(err, DM_EINVAL,
-					  "--insecure-http is only for a node reached on a loopback "
-					  "address, not '%s': clear text never reaches the network",
-					  o->advertise);
+			return dm_err_set(
+				err, DM_EINVAL,
+				"--insecure-http takes no --tls-cert, --tls-key or --tls-ca");
+		if (o->advertise &&
+		    (dm_cluster_address_parse(host, sizeof(host), &port, o->advertise) ||
+		     (strcmp(host, "127.0.0.1") && strcmp(host, "localhost") &&
+		      strcmp(host, "[::1]"))))
+			return dm_err_set(
+				err, DM_EINVAL,
+				"--insecure-http is only for a node reached on a loopback "
+				"address, not '%s': clear text never reaches the network",
+				o->advertise);
 		snprintf(c->tls, sizeof(c->tls), "%s", DM_TLS_OFF);
 		return 0;
 	}
@@ -743,7 +830,7 @@ int dm_datadir_init_opts(char *key_out, const char *data_dir, const struct dm_da
 	}
 	rc = dm_id_uuid4(c.node_id, err);
 	if (!rc)
-		rc = init_contents(key_out, data_dir, &c, o->join, err);
+		rc = init_contents(key_out, data_dir, &c, &o->etcd, o->join, err);
 	if (rc) {
 		undo_init(data_dir, created, &c);
 		memset(key_out, 0, DM_API_KEY_LEN + 1);

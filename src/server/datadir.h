@@ -28,10 +28,12 @@
 #define DM_SERVER_DATADIR_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "server/cluster/cluster.h"
+#include "server/cluster/etcd_access.h"
 #include "util/err.h"
 #include "util/id.h"
 
@@ -77,8 +79,14 @@ struct dm_datadir_config {
 	char etcd_endpoints[DM_CLUSTER_ENDPOINTS_MAX]; /* etcd: "http://h:p,..." */
 	char cluster_id[DM_UUID_LEN + 1];
 	char advertise[DM_CLUSTER_ADDRESS_MAX]; /* where other nodes reach us, or "" */
-	/* a local etcd member's ports ("etcd_local"), or 0: etcd is elsewhere */
+	/* a local etcd member's ports ("etcd_local"), or 0: etcd is elsewhere;
+	 * etcd_local_tls: it speaks TLS with authentication on (every member
+	 * made since; older ones stay plain HTTP on loopback) */
 	int etcd_client_port, etcd_peer_port;
+	bool etcd_local_tls;
+	/* how etcd is reached: its CA, a client certificate, a user
+	 * ("etcd_client"; the files in DIR: cluster/etcd_access.h) */
+	struct dm_etcd_access_config etcd_access;
 	/* "tls": how the TCP port speaks: DM_TLS_SELF (dm's own CA and
 	 * certificate in the data directory), DM_TLS_FILES (the operator's, at
 	 * tls_cert, tls_key and maybe tls_ca) or DM_TLS_OFF (--insecure-http) */
@@ -101,10 +109,13 @@ int dm_datadir_read_config(struct dm_datadir_config *out, const char *dir, struc
 int dm_datadir_dots_path(char *out, size_t size, const char *dir, const struct dm_datadir_config *c,
 			 struct dm_err *err);
 
-/* Opens the KV c names: the embedded one in DIR/kv, or etcd, whose local
- * member (when c has one) is started first, into *member: the caller stops
- * it after it freed the KV, whether this failed or not. */
-int dm_datadir_open_kv(struct dm_kv **out, struct dm_etcd_member **member, const char *dir,
+/* Opens the KV c names: the embedded one in DIR/kv, or etcd, reached with
+ * the files and credentials DIR keeps for it (loaded into *access, which
+ * the caller releases, whether this failed or not), whose local member
+ * (when c has one) is started first, into *member: the caller stops it
+ * after it freed the KV, whether this failed or not. */
+int dm_datadir_open_kv(struct dm_kv **out, struct dm_etcd_member **member,
+		       struct dm_etcd_access *access, const char *dir,
 		       const struct dm_datadir_config *c, struct dm_err *err);
 
 /*
@@ -141,6 +152,9 @@ struct dm_datadir_init_opts {
 	 * when this node is reached on a loopback address */
 	const char *tls_cert, *tls_key, *tls_ca;
 	bool insecure_http;
+	/* kv etcd with endpoints: how to reach them (TLS files, a user and its
+	 * password's file); none of it for a local member, which makes its own */
+	struct dm_etcd_access_opts etcd;
 	/* joining a cluster: its token (kv etcd, endpoints and the admin key
 	 * come from it), or NULL to make a new cluster */
 	const struct dm_cluster_token *join;

@@ -32,8 +32,8 @@
 
 #include "util/banned.h"
 
-#define START_TIMEOUT_MS (120 * 1000)
-#define STOP_TIMEOUT_S 30
+#define START_TIMEOUT_MS      (120 * 1000)
+#define STOP_TIMEOUT_S        30
 #define DEFAULT_DOCKER_SOCKET "/var/run/docker.sock"
 
 static const char usage_text[] =
@@ -56,8 +56,18 @@ static const char usage_text[] =
 	"        join with --join and the token of $DM_JOIN_TOKEN. Without\n"
 	"        --etcd-endpoints, dmd runs a local etcd itself (the etcd program\n"
 	"        in PATH) with its data in DIR/etcd, on 127.0.0.1 only and ports\n"
-	"        chosen now, from each start to its stop. --advertise is the URL\n"
-	"        other nodes reach this one at (default the API's).\n"
+	"        chosen now, from each start to its stop, speaking TLS with a CA\n"
+	"        of its own (DIR/etcd-ca.pem) and with authentication on: its\n"
+	"        root password, made now, is in DIR/etcd-password (mode 0600).\n"
+	"        An etcd of your own is reached by https:// endpoints whose\n"
+	"        certificates --etcd-ca signed (default: the system's CAs), with\n"
+	"        --etcd-cert and --etcd-key when it asks for a client certificate\n"
+	"        and --etcd-user when its authentication is on; the password is\n"
+	"        read from --etcd-password-file or $DM_ETCD_PASSWORD, never from\n"
+	"        the command line. Init copies them into DIR; a join token\n"
+	"        carries the CA, user and password to the nodes that join.\n"
+	"        --advertise is the URL other nodes reach this one at (default\n"
+	"        the API's).\n"
 	"        The TCP port speaks HTTPS: init makes a private CA (DIR/ca.pem,\n"
 	"        its key DIR/ca-key.pem) and a certificate for this node's names\n"
 	"        and addresses (DIR/tls.pem, DIR/tls-key.pem), and prints the\n"
@@ -95,19 +105,34 @@ struct args {
 	enum dm_log_level level;
 	const char *plugin_socket; /* --plugin-socket, or NULL */
 	bool no_plugin;
-	const char *docker_socket; /* --docker-socket, or NULL */
-	const char *engine;        /* init: --engine, or NULL */
-	const char *kv;            /* init: --kv, or NULL */
-	const char *etcd_endpoints; /* init: --etcd-endpoints, or NULL */
-	const char *advertise;     /* init: --advertise, or NULL */
-	bool join;                 /* init: --join (the token in $DM_JOIN_TOKEN) */
-	const char *pool_dir;      /* init: --pool-dir, or NULL */
-	const char *tls_cert;      /* init: --tls-cert, or NULL */
-	const char *tls_key;       /* init: --tls-key, or NULL */
-	const char *tls_ca;        /* init: --tls-ca, or NULL */
-	bool insecure_http;        /* init: --insecure-http */
-	uint64_t pool_size;        /* init: --pool-size, or 0 */
+	const char *docker_socket;       /* --docker-socket, or NULL */
+	const char *engine;              /* init: --engine, or NULL */
+	const char *kv;                  /* init: --kv, or NULL */
+	const char *etcd_endpoints;      /* init: --etcd-endpoints, or NULL */
+	struct dm_etcd_access_opts etcd; /* init: --etcd-ca, --etcd-cert, ... */
+	const char *advertise;           /* init: --advertise, or NULL */
+	bool join;                       /* init: --join (the token in $DM_JOIN_TOKEN) */
+	const char *pool_dir;            /* init: --pool-dir, or NULL */
+	const char *tls_cert;            /* init: --tls-cert, or NULL */
+	const char *tls_key;             /* init: --tls-key, or NULL */
+	const char *tls_ca;              /* init: --tls-ca, or NULL */
+	bool insecure_http;              /* init: --insecure-http */
+	uint64_t pool_size;              /* init: --pool-size, or 0 */
 };
+
+/* Where the value of etcd option c (a DM_DMD_INIT_OPT(ETCD_*)) goes. */
+static const char **etcd_opt(struct dm_etcd_access_opts *o, int c)
+{
+	if (c == DM_DMD_INIT_OPT(ETCD_CA))
+		return &o->ca_file;
+	if (c == DM_DMD_INIT_OPT(ETCD_CERT))
+		return &o->cert_file;
+	if (c == DM_DMD_INIT_OPT(ETCD_KEY))
+		return &o->key_file;
+	if (c == DM_DMD_INIT_OPT(ETCD_USER))
+		return &o->user;
+	return &o->password_file;
+}
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -178,8 +203,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
 		{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 		{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
-		DM_DMD_INIT_GETOPT
-		{"join", no_argument, NULL, OPT_JOIN},
+		DM_DMD_INIT_GETOPT{"join", no_argument, NULL, OPT_JOIN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -204,7 +228,8 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 			break;
 		case OPT_FOREGROUND:
 			if (!is_start)
-				return usage_error("--foreground is for dmd start, not dmd %s", cmd);
+				return usage_error("--foreground is for dmd start, not dmd %s",
+						   cmd);
 			a->foreground = true;
 			break;
 		case OPT_TIMEOUT:
@@ -277,6 +302,18 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 			else
 				a->tls_ca = optarg;
 			break;
+		case DM_DMD_INIT_OPT(ETCD_CA):
+		case DM_DMD_INIT_OPT(ETCD_CERT):
+		case DM_DMD_INIT_OPT(ETCD_KEY):
+		case DM_DMD_INIT_OPT(ETCD_USER):
+		case DM_DMD_INIT_OPT(ETCD_PASSWORD_FILE):
+			if (strcmp(cmd, "init") != 0)
+				return usage_error("--%s is for dmd init, not dmd %s",
+						   dm_dmd_init_name(c), cmd);
+			if (!optarg[0])
+				return usage_error("empty --%s", dm_dmd_init_name(c));
+			*etcd_opt(&a->etcd, c) = optarg;
+			break;
 		case DM_DMD_INIT_OPT(KV):
 		case DM_DMD_INIT_OPT(ETCD_ENDPOINTS):
 		case DM_DMD_INIT_OPT(ADVERTISE):
@@ -329,6 +366,7 @@ static int cmd_init(const struct args *a)
 	o.pool_size = a->pool_size;
 	o.kv = a->kv;
 	o.etcd_endpoints = a->etcd_endpoints;
+	o.etcd = a->etcd;
 	o.advertise = a->advertise;
 	o.tls_cert = a->tls_cert;
 	o.tls_key = a->tls_key;
@@ -473,8 +511,7 @@ static int cmd_start(const struct args *a)
 		return fail(&err);
 	if (d)
 		return serve(a, data_dir, d);
-	printf("dmd is running on %s (pid %ld, %s:%d)\n", data_dir, (long)pid, DM_HTTP_HOST,
-	       port);
+	printf("dmd is running on %s (pid %ld, %s:%d)\n", data_dir, (long)pid, DM_HTTP_HOST, port);
 	return 0;
 }
 

@@ -287,6 +287,7 @@ static void set_envs(struct dm_server *srv)
 	a->kv_root = srv->kv_root;
 	a->kv_name = srv->kv_name;
 	a->etcd_endpoints = srv->etcd_endpoints;
+	a->etcd_access = &srv->etcd_access;
 	a->admin_key = srv->admin_key;
 	a->ca = c->ca;
 	a->ca_key = srv->tls && srv->certs.ca_key.len ? (const char *)srv->certs.ca_key.data : NULL;
@@ -349,7 +350,8 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	else
 		snprintf(srv->advertise, sizeof(srv->advertise), "%s://%s",
 			 srv->tls ? "https" : "http", srv->address);
-	rc = dm_datadir_open_kv(&srv->kv, &srv->etcd_member, srv->data_dir, &c, err);
+	rc = dm_datadir_open_kv(&srv->kv, &srv->etcd_member, &srv->etcd_access, srv->data_dir, &c,
+				err);
 	if (!rc)
 		rc = join_cluster(srv, &c, err);
 	if (!rc)
@@ -388,7 +390,8 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (!rc)
 		rc = open_freezer(srv, err);
 	if (!rc && opts->plugin_socket && *opts->plugin_socket)
-		volume_driver_of(srv->volume_driver, sizeof(srv->volume_driver), opts->plugin_socket);
+		volume_driver_of(srv->volume_driver, sizeof(srv->volume_driver),
+				 opts->plugin_socket);
 	if (rc)
 		goto done;
 
@@ -479,6 +482,7 @@ void dm_server_free(struct dm_server *srv)
 	dm_store_free(srv->store);
 	dm_kv_free(srv->kv);
 	dm_etcd_member_stop(srv->etcd_member);
+	dm_etcd_access_release(&srv->etcd_access);
 	if (srv->pool_mount) {
 		struct dm_err err;
 

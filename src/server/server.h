@@ -71,22 +71,23 @@ struct dm_server {
 	struct dm_kv *kv;
 	struct dm_store *store;
 	struct dm_engine *engine;
-	struct dm_sched *sched;           /* threaded */
-	struct dm_registry *registry;     /* the dots (registry.c) */
-	struct dm_transfers *transfers;   /* push, pull, clone we run (transfer.c) */
-	struct dm_sessions *sessions;     /* transfers others run here (api/sessions.c) */
-	struct dm_space *space;           /* garbage collection (space/space.c) */
+	struct dm_sched *sched;             /* threaded */
+	struct dm_registry *registry;       /* the dots (registry.c) */
+	struct dm_transfers *transfers;     /* push, pull, clone we run (transfer.c) */
+	struct dm_sessions *sessions;       /* transfers others run here (api/sessions.c) */
+	struct dm_space *space;             /* garbage collection (space/space.c) */
 	char mount_warning[PATH_MAX + 256]; /* the working copies lack nosuid,nodev; or "" */
-	bool tls;                         /* the TCP port speaks HTTPS */
-	struct dm_certs certs;            /* what it serves, and the CA (certs.h) */
-	struct dm_replicator *replicator; /* a cluster's copies kept in step, or NULL */
-	struct dm_docker *docker;         /* the container engine's API, or NULL */
-	struct dm_freezer *freezer;       /* freezes containers for commits (with docker) */
-	char volume_driver[256];          /* the plugin's name, "" without one */
+	bool tls;                           /* the TCP port speaks HTTPS */
+	struct dm_certs certs;              /* what it serves, and the CA (certs.h) */
+	struct dm_replicator *replicator;   /* a cluster's copies kept in step, or NULL */
+	struct dm_docker *docker;           /* the container engine's API, or NULL */
+	struct dm_freezer *freezer;         /* freezes containers for commits (with docker) */
+	char volume_driver[256];            /* the plugin's name, "" without one */
 	struct dm_http *http;
 	struct dm_plugin *plugin;           /* the Docker volume plugin, or NULL */
 	char *pool_mount;                   /* the loop pool we mounted, or NULL */
 	struct dm_etcd_member *etcd_member; /* the local etcd we run, or NULL */
+	struct dm_etcd_access etcd_access;  /* how we reach etcd (join tokens carry it) */
 	/* what each subsystem may touch (set once everything is open) */
 	struct dm_cluster_env cluster_env;
 	struct dm_api_env api_env;

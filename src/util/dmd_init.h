@@ -29,6 +29,11 @@
 	X(POOL_SIZE, "pool-size", required_argument)                                               \
 	X(KV, "kv", required_argument)                                                             \
 	X(ETCD_ENDPOINTS, "etcd-endpoints", required_argument)                                     \
+	X(ETCD_CA, "etcd-ca", required_argument)                                                   \
+	X(ETCD_CERT, "etcd-cert", required_argument)                                               \
+	X(ETCD_KEY, "etcd-key", required_argument)                                                 \
+	X(ETCD_USER, "etcd-user", required_argument)                                               \
+	X(ETCD_PASSWORD_FILE, "etcd-password-file", required_argument)                             \
 	X(ADVERTISE, "advertise", required_argument)                                               \
 	X(TLS_CERT, "tls-cert", required_argument)                                                 \
 	X(TLS_KEY, "tls-key", required_argument)                                                   \
@@ -51,7 +56,13 @@ enum dm_dmd_init_opt { DM_DMD_INIT_OPTIONS(DM_DMD_INIT_ENUM_) DM_DMD_INIT_N };
  * "ENGINE [KV | ...] ADVERTISE", each program adding what is its own. */
 #define DM_DMD_INIT_ENGINE_USAGE                                                                   \
 	"[--engine dir | --engine btrfs (--pool-dir PATH | --pool-size SIZE)]"
-#define DM_DMD_INIT_KV_USAGE        "--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...]]"
+#define DM_DMD_INIT_KV_USAGE                                                                       \
+	"--kv lmdb | --kv etcd [--etcd-endpoints URL[,URL...] [--etcd-ca FILE] [--etcd-cert FILE " \
+	"--etcd-key FILE] [--etcd-user NAME [--etcd-password-file FILE]]]"
+/* The etcd options a joining node may give (an etcd of its own reach). */
+#define DM_DMD_INIT_ETCD_USAGE                                                                     \
+	"[--etcd-ca FILE] [--etcd-cert FILE --etcd-key FILE] [--etcd-user NAME "                   \
+	"[--etcd-password-file FILE]]"
 #define DM_DMD_INIT_ADVERTISE_USAGE "[--advertise URL]"
 #define DM_DMD_INIT_TLS_USAGE       "[--tls-cert FILE --tls-key FILE [--tls-ca FILE] | --insecure-http]"
 

@@ -59,7 +59,9 @@ test_expect_success 'init with --kv etcd and no endpoints runs a local etcd that
 	assert c["kv"] == "etcd", c
 	assert 0 < local["client_port"] < 65536 and 0 < local["peer_port"] < 65536, c
 	assert local["client_port"] != local["peer_port"], c
-	assert c["etcd_endpoints"] == "http://127.0.0.1:%d" % local["client_port"], c
+	assert c["etcd_endpoints"] == "https://127.0.0.1:%d" % local["client_port"], c
+	assert local["tls"] is True, c
+	assert c["etcd_client"] == {"ca": True, "cert": False, "user": "root"}, c
 	EOF
 	test -d N1/etcd &&
 	test $(etcd_of N1 | wc -l) = 1 &&
@@ -69,14 +71,46 @@ test_expect_success 'init with --kv etcd and no endpoints runs a local etcd that
 	import base64, json, sys
 	t = sys.argv[1] + "=" * (-len(sys.argv[1]) % 4)
 	etcd = json.loads(base64.urlsafe_b64decode(t))["etcd"]
-	assert etcd == "http://127.0.0.1:" + sys.argv[2], etcd
+	assert etcd == "https://127.0.0.1:" + sys.argv[2], etcd
 	EOF
-	grep "\"etcd_endpoints\": \"http://127.0.0.1:$(client_port N1)\"" N2/config.json &&
+	grep "\"etcd_endpoints\": \"https://127.0.0.1:$(client_port N1)\"" N2/config.json &&
 	! grep etcd_local N2/config.json &&
 	test ! -e N2/etcd &&
 	no_etcd_of N2 &&
 	dmN2 cluster status -H >st &&
 	test $(grep -c "	up	" st) = 2
+'
+
+# an etcd request to node $1's local member over scheme $2 with curl's
+# further arguments; its answer in etcd.out
+etcd_ask() {
+	local n=$1 scheme=$2
+	shift 2
+	curl -s --max-time 5 -X POST -d "{\"key\":\"L2Rt\",\"range_end\":\"L2Ru\"}" "$@" \
+		"$scheme://127.0.0.1:$(client_port $n)/v3/kv/range" >etcd.out
+}
+
+test_expect_success 'the local etcd speaks TLS only, and lets in only who holds its root password' '
+	test "$(stat -c %a N1/etcd-password)" = 600 &&
+	test "$(stat -c %a N1/etcd-ca-key.pem)" = 600 &&
+	test "$(stat -c %a N1/etcd-server-key.pem)" = 600 &&
+	pw=$(cat N1/etcd-password) && test ${#pw} -ge 32 &&
+	! etcd_ask N1 http &&
+	! etcd_ask N1 https &&
+	etcd_ask N1 https --cacert N1/etcd-ca.pem &&
+	grep "user name is empty" etcd.out &&
+	token=$(curl -s --max-time 5 --cacert N1/etcd-ca.pem -X POST \
+		-d "{\"name\":\"root\",\"password\":\"$pw\"}" \
+		"https://127.0.0.1:$(client_port N1)/v3/auth/authenticate" |
+		python3 -c "import json, sys; print(json.load(sys.stdin)[\"token\"])") &&
+	etcd_ask N1 https --cacert N1/etcd-ca.pem -H "Authorization: $token" &&
+	grep "\"kvs\"" etcd.out &&
+	# the node that joined has the CA and password from the token, 0600
+	cmp N1/etcd-ca.pem N2/etcd-ca.pem &&
+	cmp N1/etcd-password N2/etcd-password &&
+	test "$(stat -c %a N2/etcd-password)" = 600 &&
+	# the password is on no command line
+	! grep -a -- "$pw" /proc/[0-9]*/cmdline 2>/dev/null
 '
 
 test_expect_success 'a commit on node 1 is in dm log on node 2' '

@@ -75,6 +75,7 @@ static void token_round_trip(void **state)
 	assert_string_equal(back.cluster_id, t.cluster_id);
 	assert_string_equal(back.endpoints, t.endpoints);
 	assert_string_equal(back.api_key, t.api_key);
+	assert_string_equal(back.etcd_user, "");
 	free(text);
 }
 
@@ -86,6 +87,44 @@ static char *token_of(const char *json)
 	dm_buf_adds(&b, DM_CLUSTER_TOKEN_PREFIX);
 	dm_base64_encode(&b, json, strlen(json), true);
 	return dm_buf_detach(&b, NULL);
+}
+
+/* etcd's CA, user and password go with the token, and only in pairs. */
+static void token_carries_etcd_access(void **state)
+{
+	struct dm_cluster_token t, back;
+	struct dm_err err;
+	char *text;
+
+	sample_token(&t);
+	snprintf(t.etcd_ca, sizeof(t.etcd_ca),
+		 "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+	snprintf(t.etcd_user, sizeof(t.etcd_user), "root");
+	snprintf(t.etcd_password, sizeof(t.etcd_password), "s3cret pass");
+	assert_int_equal(dm_cluster_token_encode(&text, &t, &err), 0);
+	assert_int_equal(dm_cluster_token_decode(&back, text, &err), 0);
+	assert_string_equal(back.etcd_ca, t.etcd_ca);
+	assert_string_equal(back.etcd_user, "root");
+	assert_string_equal(back.etcd_password, "s3cret pass");
+	free(text);
+	/* a user without its password is a damaged token */
+	t.etcd_password[0] = '\0';
+	assert_int_equal(dm_cluster_token_encode(&text, &t, &err), 0);
+	assert_int_equal(dm_cluster_token_decode(&back, text, &err), 0);
+	assert_string_equal(back.etcd_user, ""); /* encode writes both or none */
+	free(text);
+	text = token_of(
+		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":"
+		"\"https://x:1\",\"key\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+		"kkkkkkkkkkkkkkk\",\"etcd_user\":\"root\"}");
+	assert_int_equal(dm_cluster_token_decode(&back, text, &err), DM_EINVAL);
+	free(text);
+	text = token_of(
+		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":"
+		"\"https://x:1\",\"key\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+		"kkkkkkkkkkkkkkk\",\"etcd_ca\":\"not a certificate\"}");
+	assert_int_equal(dm_cluster_token_decode(&back, text, &err), DM_EINVAL);
+	free(text);
 }
 
 static void damaged_tokens(void **state)
@@ -186,9 +225,9 @@ static void nodes_up_and_down(void **state)
 					  "\"9.9.9\",\"engine\":\"btrfs\","
 					  "\"joined\":\"2001-01-01T00:00:00Z\"}";
 
-		assert_int_equal(dm_kv_put(f->kv, NULL, DM_KV_NODES
-					   "22222222-2222-4222-8222-222222222222",
-					   old, strlen(old), 0, &err),
+		assert_int_equal(dm_kv_put(f->kv, NULL,
+					   DM_KV_NODES "22222222-2222-4222-8222-222222222222", old,
+					   strlen(old), 0, &err),
 				 0);
 	}
 	assert_int_equal(dm_cluster_start(&cb, f->kv, &b, &err), 0);
@@ -226,9 +265,9 @@ static void lease_lost_and_regained(void **state)
 
 	assert_int_equal(dm_cluster_start(&c, f->kv, &a, &err), 0);
 	dm_kv_kv_init(&alive);
-	assert_int_equal(dm_kv_get(f->kv, &alive, DM_KV_ALIVE "33333333-3333-4333-8333-333333333333",
-				   &err),
-			 0);
+	assert_int_equal(
+		dm_kv_get(f->kv, &alive, DM_KV_ALIVE "33333333-3333-4333-8333-333333333333", &err),
+		0);
 	assert_int_equal(dm_kv_lease_revoke(f->kv, alive.lease, &err), 0);
 	dm_kv_kv_release(&alive);
 	assert_int_equal(dm_cluster_node(f->kv, &one, a.node_id, &err), 0);
@@ -248,6 +287,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(token_round_trip),
 		cmocka_unit_test(damaged_tokens),
+		cmocka_unit_test(token_carries_etcd_access),
 		cmocka_unit_test_setup_teardown(one_cluster_per_kv, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(nodes_up_and_down, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(lease_lost_and_regained, fx_setup, fx_teardown),

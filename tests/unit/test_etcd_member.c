@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "kv/kv.h"
+#include "server/cluster/etcd_access.h"
 #include "server/cluster/etcd_member.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -94,7 +95,7 @@ static bool answers(int client)
 	struct dm_kv *kv = NULL;
 	char url[64];
 
-	dm_etcd_member_url(url, sizeof(url), client);
+	dm_etcd_member_url(url, sizeof(url), client, false);
 	if (dm_kv_open_etcd(&kv, url, &o, NULL))
 		return false;
 	dm_kv_free(kv);
@@ -124,7 +125,7 @@ static pid_t leave_member(char *dir, const char *name, int *client, int *peer)
 	if (child == 0) {
 		struct dm_etcd_member *m = NULL;
 
-		_exit(dm_etcd_member_start(&m, dir, *client, *peer, NULL) == 0 ? 0 : 1);
+		_exit(dm_etcd_member_start(&m, dir, *client, *peer, NULL, NULL) == 0 ? 0 : 1);
 	}
 	assert_int_equal(waitpid(child, &status, 0), child);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -166,7 +167,7 @@ static void test_start_answers_stop_ends(void **state)
 	(void)state;
 	make_data_dir(dir, "one");
 	assert_int_equal(dm_etcd_member_pick_ports(&client, &peer, &err), 0);
-	assert_int_equal(dm_etcd_member_start(&m, dir, client, peer, &err), 0);
+	assert_int_equal(dm_etcd_member_start(&m, dir, client, peer, NULL, &err), 0);
 	assert_non_null(m);
 	pid = pid_in(dir);
 	assert_true(pid > 0 && runs(pid));
@@ -191,7 +192,7 @@ static void test_leftover_is_replaced_at_start(void **state)
 	(void)state;
 	old = leave_member(dir, "replaced", &client, &peer);
 	assert_true(answers(client));
-	assert_int_equal(dm_etcd_member_start(&m, dir, client, peer, &err), 0);
+	assert_int_equal(dm_etcd_member_start(&m, dir, client, peer, NULL, &err), 0);
 	new = pid_in(dir);
 	assert_true(new > 0 && new != old);
 	assert_true(ends(old));
@@ -264,12 +265,67 @@ static void test_port_taken(void **state)
 	a.sin_port = htons((uint16_t)client);
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(listen(fd, 1), 0);
-	assert_int_equal(dm_etcd_member_start(&m, dir, client, peer, &err), DM_EUNAVAILABLE);
+	assert_int_equal(dm_etcd_member_start(&m, dir, client, peer, NULL, &err), DM_EUNAVAILABLE);
 	assert_null(m);
 	assert_non_null(strstr(err.msg, "exited with status"));
 	assert_non_null(strstr(err.msg, "address already in use"));
 	assert_int_equal(pid_in(dir), 0);
 	close(fd);
+}
+
+/* Opens the member on client over url's scheme with opts: its code. */
+static int open_with(int client, bool tls, const struct dm_kv_etcd_opts *opts)
+{
+	struct dm_kv *kv = NULL;
+	char url[64];
+	int rc;
+
+	dm_etcd_member_url(url, sizeof(url), client, tls);
+	rc = dm_kv_open_etcd(&kv, url, opts, NULL);
+	dm_kv_free(kv);
+	return rc;
+}
+
+/* A member made with TLS and a user: https only, with its CA; nobody in
+ * without the user's password; the same once it starts again (its
+ * authentication was turned on at the first start and stays on). */
+static void test_tls_and_auth(void **state)
+{
+	struct dm_kv_etcd_opts o = {.request_timeout_ms = 2000, .connect_timeout_ms = 500};
+	struct dm_etcd_access_config c;
+	struct dm_etcd_access a;
+	struct dm_etcd_member *m = NULL;
+	char dir[PATH_MAX];
+	struct dm_err err;
+	int client, peer;
+
+	(void)state;
+	make_data_dir(dir, "tls");
+	assert_int_equal(dm_etcd_access_init_local(dir, &c, &err), 0);
+	assert_true(c.ca);
+	assert_string_equal(c.user, DM_ETCD_LOCAL_USER);
+	assert_int_equal(dm_etcd_access_load(&a, dir, &c, &err), 0);
+	assert_true(strlen(a.password) >= 32);
+	assert_int_equal(dm_etcd_member_pick_ports(&client, &peer, &err), 0);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(dm_etcd_member_start(&m, dir, client, peer, &a, &err), 0);
+		/* no plain HTTP, no server it cannot check, no way in without the user */
+		assert_int_not_equal(open_with(client, false, &o), 0);
+		assert_int_not_equal(open_with(client, true, &o), 0);
+		o.ca_file = a.ca;
+		assert_int_equal(open_with(client, true, &o), DM_EPERM);
+		o.user = a.user;
+		o.password = "not-the-password";
+		assert_int_equal(open_with(client, true, &o), DM_EPERM);
+		dm_etcd_access_kv_opts(&o, &a);
+		assert_int_equal(open_with(client, true, &o), 0);
+		memset(&o, 0, sizeof(o));
+		o.request_timeout_ms = 2000;
+		o.connect_timeout_ms = 500;
+		dm_etcd_member_stop(m);
+		m = NULL;
+	}
+	dm_etcd_access_release(&a);
 }
 
 int main(void)
@@ -281,6 +337,7 @@ int main(void)
 		cmocka_unit_test(test_leftover_is_stopped),
 		cmocka_unit_test(test_pid_file_of_another_program),
 		cmocka_unit_test(test_port_taken),
+		cmocka_unit_test(test_tls_and_auth),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -179,7 +179,7 @@ static void member_spawn(struct fx *f, int i)
 /* Whether member i answers a linearizable read (so it has a leader). */
 static bool member_ready(struct fx *f, int i)
 {
-	struct dm_kv_etcd_opts o = {500, 200};
+	struct dm_kv_etcd_opts o = {.request_timeout_ms = 500, .connect_timeout_ms = 200};
 	char url[64];
 	struct dm_kv *kv = NULL;
 	struct dm_err err;
@@ -207,7 +207,7 @@ static bool member_wait(struct fx *f, int i)
 		sleep_ms(20);
 	}
 	fail_msg("etcd member %s did not become ready; see %s/%s.log", f->c.m[i].name, f->dir,
-	         f->c.m[i].name);
+		 f->c.m[i].name);
 	return false;
 }
 
@@ -227,7 +227,7 @@ static void member_restart(struct fx *f, int i)
 	member_spawn(f, i);
 	if (!member_wait(f, i))
 		fail_msg("etcd member %s did not start again; see %s/%s.log", f->c.m[i].name,
-		         f->dir, f->c.m[i].name);
+			 f->dir, f->c.m[i].name);
 }
 
 static void cluster_stop(struct fx *f)
@@ -263,8 +263,8 @@ static void cluster_start(struct fx *f, int n, const char *const *extra)
 			m->client_port = free_port();
 			m->peer_port = free_port();
 			len += (size_t)snprintf(initial + len, sizeof(initial) - len,
-			                        "%s%s=http://127.0.0.1:%d", i ? "," : "", m->name,
-			                        m->peer_port);
+						"%s%s=http://127.0.0.1:%d", i ? "," : "", m->name,
+						m->peer_port);
 		}
 		for (int i = 0; i < n; i++) {
 			struct member *m = &f->c.m[i];
@@ -275,12 +275,13 @@ static void cluster_start(struct fx *f, int n, const char *const *extra)
 			a[k++] = xprintf("etcd");
 			a[k++] = xprintf("--name=%s", m->name);
 			a[k++] = xprintf("--data-dir=%s/%s", f->dir, m->name);
-			a[k++] = xprintf("--listen-client-urls=http://127.0.0.1:%d", m->client_port);
+			a[k++] =
+				xprintf("--listen-client-urls=http://127.0.0.1:%d", m->client_port);
 			a[k++] = xprintf("--advertise-client-urls=http://127.0.0.1:%d",
-			                 m->client_port);
+					 m->client_port);
 			a[k++] = xprintf("--listen-peer-urls=http://127.0.0.1:%d", m->peer_port);
 			a[k++] = xprintf("--initial-advertise-peer-urls=http://127.0.0.1:%d",
-			                 m->peer_port);
+					 m->peer_port);
 			a[k++] = xprintf("--initial-cluster=%s", initial);
 			a[k++] = xprintf("--initial-cluster-token=dm-test-%d", (int)getpid());
 			a[k++] = xprintf("--heartbeat-interval=%d", n == 1 ? 10 : 50);
@@ -300,9 +301,9 @@ static void cluster_start(struct fx *f, int n, const char *const *extra)
 			len = 0;
 			for (int i = 0; i < n; i++)
 				len += (size_t)snprintf(f->c.endpoints + len,
-				                        sizeof(f->c.endpoints) - len,
-				                        "%shttp://127.0.0.1:%d", i ? "," : "",
-				                        f->c.m[i].client_port);
+							sizeof(f->c.endpoints) - len,
+							"%shttp://127.0.0.1:%d", i ? "," : "",
+							f->c.m[i].client_port);
 			f->etcd_endpoints = f->c.endpoints;
 			return;
 		}
@@ -396,7 +397,7 @@ static void fx_proxy(struct fx *f)
 {
 	f->proxy = proxy_start(f->c.m[0].client_port);
 	snprintf(f->proxy_endpoint, sizeof(f->proxy_endpoint), "http://127.0.0.1:%d",
-	         proxy_port(f->proxy));
+		 proxy_port(f->proxy));
 	f->etcd_endpoints = f->proxy_endpoint;
 }
 
@@ -639,7 +640,8 @@ static bool dechunk_feed(struct dechunk *d, const char *b, size_t n, size_t *at)
 
 		switch (d->state) {
 		case 0:
-			d->hdr_match = ch == "\r\n\r\n"[d->hdr_match] ? d->hdr_match + 1 : ch == '\r';
+			d->hdr_match =
+				ch == "\r\n\r\n"[d->hdr_match] ? d->hdr_match + 1 : ch == '\r';
 			if (d->hdr_match == 4)
 				d->state = 1;
 			break;
@@ -908,7 +910,7 @@ static bool member_is_leader(struct fx *f, int i)
 	assert_non_null(mem);
 	assert_non_null(h);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v3/maintenance/status",
-	         f->c.m[i].client_port);
+		 f->c.m[i].client_port);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{}");
@@ -987,7 +989,7 @@ static void test_put_get_delete_revisions_step_by_one(void **state)
 }
 
 static void have_keys(struct dm_kv *kv, const char *prefix, size_t limit, bool more,
-                      const char *const *keys, size_t n)
+		      const char *const *keys, size_t n)
 {
 	struct dm_kv_kvs l;
 	struct dm_err err;
@@ -1112,9 +1114,9 @@ static void test_cas_succeeds_only_on_the_expected_revision(void **state)
 static void test_txn_is_all_or_nothing(void **state)
 {
 	struct dm_kv_op ops[3] = {
-	    {DM_KV_OP_PUT, "x", "2", 1, 0},
-	    {DM_KV_OP_DELETE, "y", NULL, 0, 0},
-	    {DM_KV_OP_PUT, "z", "3", 1, 0},
+		{DM_KV_OP_PUT, "x", "2", 1, 0},
+		{DM_KV_OP_DELETE, "y", NULL, 0, 0},
+		{DM_KV_OP_PUT, "z", "3", 1, 0},
 	};
 	struct dm_kv_op many[DM_KV_TXN_MAX_OPS + 1];
 	struct dm_kv_cmp cmps[3];
@@ -1154,7 +1156,7 @@ static void test_txn_is_all_or_nothing(void **state)
 	for (size_t i = 0; i < DM_KV_TXN_MAX_OPS + 1; i++)
 		many[i] = (struct dm_kv_op){DM_KV_OP_DELETE, "x", NULL, 0, 0};
 	assert_int_equal(dm_kv_txn(f->kv, &rev, NULL, 0, many, DM_KV_TXN_MAX_OPS + 1, &err),
-	                 DM_ETOOBIG);
+			 DM_ETOOBIG);
 	assert_int_equal(revision(f->kv), before + 1);
 
 	/* a txn that changes nothing keeps the revision */
@@ -1183,8 +1185,8 @@ static void test_txn_is_all_or_nothing(void **state)
 static void test_watch_from_zero_replays_history_in_order(void **state)
 {
 	struct dm_kv_op two[2] = {
-	    {DM_KV_OP_PUT, "w/c", "3", 1, 0},
-	    {DM_KV_OP_PUT, "w/d", "4", 1, 0},
+		{DM_KV_OP_PUT, "w/c", "3", 1, 0},
+		{DM_KV_OP_PUT, "w/d", "4", 1, 0},
 	};
 	struct dm_kv_watch *w0 = NULL, *w3 = NULL;
 	struct coll c0, c3;
@@ -1447,7 +1449,7 @@ static void test_watch_cancel_stops_delivery(void **state)
 	coll_init(&self);
 	self.cancel_self = true;
 	assert_int_equal(dm_kv_watch(f->kv, &self.w, "c/", revision(f->kv), coll_fn, &self, &err),
-	                 0);
+			 0);
 	put(f->kv, "c/3", "3", 0);
 	assert_int_equal(coll_wait(&self, 1, 5000), 1);
 	put(f->kv, "c/4", "4", 0);
@@ -1636,7 +1638,7 @@ static void test_oversized_keys_and_values_are_rejected(void **state)
 	assert_int_equal(dm_kv_put(f->kv, &rev, key, "v", 1, 0, &err), DM_ETOOBIG);
 	assert_int_equal(dm_kv_get(f->kv, &item, key, &err), DM_ETOOBIG);
 	assert_int_equal(dm_kv_put(f->kv, &rev, "k", value, DM_KV_VALUE_MAX + 1, 0, &err),
-	                 DM_ETOOBIG);
+			 DM_ETOOBIG);
 	assert_non_null(strstr(err.msg, "'k'"));
 	assert_int_equal(dm_kv_put(f->kv, &rev, "", "v", 1, 0, &err), DM_EINVAL);
 	assert_int_equal(dm_kv_put(f->kv, &rev, NULL, "v", 1, 0, &err), DM_EINVAL);
@@ -1875,8 +1877,8 @@ static void test_etcd_watch_cut_mid_revision_resumes_without_loss_or_repeats(voi
 	fx_close(f);
 }
 
-static void test_etcd_compaction_while_a_stream_is_down_fails_then_range_and_watch_recover(
-    void **state)
+static void
+test_etcd_compaction_while_a_stream_is_down_fails_then_range_and_watch_recover(void **state)
 {
 	struct dm_kv_watch *w = NULL, *w2 = NULL;
 	struct dm_kv_kvs l;
@@ -1955,10 +1957,11 @@ static void test_etcd_cluster_keeps_answering_with_a_member_killed(void **state)
 		if (i != leader)
 			order[n++] = i;
 	order[n++] = leader;
-	snprintf(endpoints, sizeof(endpoints), "http://127.0.0.1:%d,http://127.0.0.1:%d,"
-	                                       "http://127.0.0.1:%d",
-	         f->c.m[order[0]].client_port, f->c.m[order[2]].client_port,
-	         f->c.m[order[1]].client_port);
+	snprintf(endpoints, sizeof(endpoints),
+		 "http://127.0.0.1:%d,http://127.0.0.1:%d,"
+		 "http://127.0.0.1:%d",
+		 f->c.m[order[0]].client_port, f->c.m[order[2]].client_port,
+		 f->c.m[order[1]].client_port);
 	f->etcd_endpoints = endpoints;
 	fx_open(f, NULL);
 	rev0 = revision(f->kv);
@@ -2000,8 +2003,13 @@ static void test_etcd_cluster_keeps_answering_with_a_member_killed(void **state)
 static void test_etcd_rejects_bad_endpoints_and_big_txns_and_pages_big_ranges(void **state)
 {
 	static const char *const bad[] = {
-	    "", "127.0.0.1:2379", "https://127.0.0.1:2379", "http://", "http://a b:1",
-	    "http://127.0.0.1:2379/v3", "http://127.0.0.1:1,ftp://x",
+		"",
+		"127.0.0.1:2379",
+		"https://",
+		"http://",
+		"http://a b:1",
+		"http://127.0.0.1:2379/v3",
+		"http://127.0.0.1:1,ftp://x",
 	};
 	struct dm_kv *kv = NULL;
 	struct dm_kv_op ops[3];
@@ -2058,40 +2066,46 @@ static void test_etcd_rejects_bad_endpoints_and_big_txns_and_pages_big_ranges(vo
 	fx_close(f);
 }
 
-#define BOTH(t)                                                                                \
-	{#t " on lmdb", t, fx_setup_lmdb, fx_teardown, NULL},                                  \
-	{                                                                                      \
-		#t " on etcd", t, fx_setup_etcd, fx_teardown, NULL                             \
+#define BOTH(t)                                                                                    \
+	{#t " on lmdb", t, fx_setup_lmdb, fx_teardown, NULL},                                      \
+	{                                                                                          \
+#t " on etcd", t, fx_setup_etcd, fx_teardown, NULL                                 \
 	}
-#define LMDB(t) {#t, t, fx_setup_lmdb, fx_teardown, NULL}
-#define ETCD(t) {#t, t, fx_setup_etcd, fx_teardown, NULL}
+#define LMDB(t)                                                                                    \
+	{                                                                                          \
+#t, t, fx_setup_lmdb, fx_teardown, NULL                                            \
+	}
+#define ETCD(t)                                                                                    \
+	{                                                                                          \
+#t, t, fx_setup_etcd, fx_teardown, NULL                                            \
+	}
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    BOTH(test_put_get_delete_revisions_step_by_one),
-	    BOTH(test_range_is_sorted_and_bounded_to_the_prefix),
-	    BOTH(test_cas_succeeds_only_on_the_expected_revision),
-	    BOTH(test_txn_is_all_or_nothing),
-	    BOTH(test_watch_from_zero_replays_history_in_order),
-	    BOTH(test_watch_sees_live_puts_from_4_threads_once_in_order),
-	    BOTH(test_watch_from_a_compacted_revision_fails),
-	    BOTH(test_watch_cancel_stops_delivery),
-	    BOTH(test_lease_expiry_deletes_keys_and_watch_sees_it),
-	    BOTH(test_lease_keepalive_extends_and_revoke_deletes),
-	    BOTH(test_oversized_keys_and_values_are_rejected),
-	    LMDB(test_long_keys_sort_and_range_like_short_ones),
-	    LMDB(test_lmdb_log_trims_itself_and_a_lagging_watch_fails),
-	    LMDB(test_reopen_keeps_data_revision_history_and_leases),
-	    LMDB(test_map_grows_past_its_initial_size),
-	    LMDB(test_prefix_end_matches_etcd),
-	    ETCD(test_etcd_down_or_silent_fails_within_the_deadline_and_watches_resume),
-	    ETCD(test_etcd_watch_cut_mid_revision_resumes_without_loss_or_repeats),
-	    ETCD(test_etcd_compaction_while_a_stream_is_down_fails_then_range_and_watch_recover),
-	    {"test_etcd_cluster_keeps_answering_with_a_member_killed",
-	     test_etcd_cluster_keeps_answering_with_a_member_killed, fx_setup_etcd_none, fx_teardown,
-	     NULL},
-	    ETCD(test_etcd_rejects_bad_endpoints_and_big_txns_and_pages_big_ranges),
+		BOTH(test_put_get_delete_revisions_step_by_one),
+		BOTH(test_range_is_sorted_and_bounded_to_the_prefix),
+		BOTH(test_cas_succeeds_only_on_the_expected_revision),
+		BOTH(test_txn_is_all_or_nothing),
+		BOTH(test_watch_from_zero_replays_history_in_order),
+		BOTH(test_watch_sees_live_puts_from_4_threads_once_in_order),
+		BOTH(test_watch_from_a_compacted_revision_fails),
+		BOTH(test_watch_cancel_stops_delivery),
+		BOTH(test_lease_expiry_deletes_keys_and_watch_sees_it),
+		BOTH(test_lease_keepalive_extends_and_revoke_deletes),
+		BOTH(test_oversized_keys_and_values_are_rejected),
+		LMDB(test_long_keys_sort_and_range_like_short_ones),
+		LMDB(test_lmdb_log_trims_itself_and_a_lagging_watch_fails),
+		LMDB(test_reopen_keeps_data_revision_history_and_leases),
+		LMDB(test_map_grows_past_its_initial_size),
+		LMDB(test_prefix_end_matches_etcd),
+		ETCD(test_etcd_down_or_silent_fails_within_the_deadline_and_watches_resume),
+		ETCD(test_etcd_watch_cut_mid_revision_resumes_without_loss_or_repeats),
+		ETCD(test_etcd_compaction_while_a_stream_is_down_fails_then_range_and_watch_recover),
+		{"test_etcd_cluster_keeps_answering_with_a_member_killed",
+		 test_etcd_cluster_keeps_answering_with_a_member_killed, fx_setup_etcd_none,
+		 fx_teardown, NULL},
+		ETCD(test_etcd_rejects_bad_endpoints_and_big_txns_and_pages_big_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

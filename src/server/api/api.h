@@ -15,6 +15,7 @@
 #define DM_SERVER_API_API_H
 
 struct dm_cluster_env;
+struct dm_etcd_access;
 struct dm_kv;
 struct dm_registry;
 struct dm_sessions;
@@ -36,11 +37,14 @@ struct dm_api_env {
 	const char *kv_root;        /* "/dm/n/NODE/" on etcd; "" on one node */
 	const char *kv_name;        /* "lmdb" or "etcd" */
 	const char *etcd_endpoints; /* etcd's client URLs, or "" */
-	const char *admin_key;      /* how this node calls the others; "" on one node */
-	const char *ca;             /* the cluster's CA (PEM), or NULL: plain HTTP */
-	const char *ca_key;         /* its key, on a node that holds it (join tokens), or NULL */
-	const char *address;        /* "127.0.0.1:32607": where clients reach us */
-	const char *mount_warning;  /* the working copies' file system lacks nosuid,nodev; or "" */
+	/* how this node reaches etcd (its CA, user, password): join tokens
+	 * carry it to the nodes that join */
+	const struct dm_etcd_access *etcd_access;
+	const char *admin_key;     /* how this node calls the others; "" on one node */
+	const char *ca;            /* the cluster's CA (PEM), or NULL: plain HTTP */
+	const char *ca_key;        /* its key, on a node that holds it (join tokens), or NULL */
+	const char *address;       /* "127.0.0.1:32607": where clients reach us */
+	const char *mount_warning; /* the working copies' file system lacks nosuid,nodev; or "" */
 };
 
 #endif

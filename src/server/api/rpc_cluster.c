@@ -13,6 +13,7 @@
 #include "server/api/api.h"
 #include "server/api/rpc.h"
 #include "server/cluster/cluster.h"
+#include "server/cluster/etcd_access.h"
 #include "server/cluster/forward.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
@@ -47,6 +48,22 @@ static int cluster_status(const struct dm_rpc_ctx *ctx, json_t *params, json_t *
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
+/* What a joining node needs to reach etcd as this one does: its CA, user
+ * and password (a client certificate stays each node's own). */
+static int etcd_part(struct dm_cluster_token *t, const struct dm_etcd_access *a, struct dm_err *err)
+{
+	const char *ca = a && a->ca_pem.len ? (const char *)a->ca_pem.data : "";
+
+	if (strlen(ca) >= sizeof(t->etcd_ca))
+		return dm_err_set(err, DM_ETOOBIG, "etcd's CA is too big for a token");
+	snprintf(t->etcd_ca, sizeof(t->etcd_ca), "%s", ca);
+	if (a && a->user[0]) {
+		snprintf(t->etcd_user, sizeof(t->etcd_user), "%s", a->user);
+		snprintf(t->etcd_password, sizeof(t->etcd_password), "%s", a->password);
+	}
+	return 0;
+}
+
 static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			      struct dm_err *err)
 {
@@ -67,16 +84,20 @@ static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json
 	if (env->ca) {
 		/* the joining node signs its certificate with the cluster's CA */
 		if (!env->ca_key)
-			return dm_err_set(err, DM_EUNSUPPORTED,
-					  "this node does not hold the cluster CA's key (its TLS "
-					  "files are the operator's); join nodes with certificates of "
-					  "your own");
+			return dm_err_set(
+				err, DM_EUNSUPPORTED,
+				"this node does not hold the cluster CA's key (its TLS "
+				"files are the operator's); join nodes with certificates of "
+				"your own");
 		if (strlen(env->ca) >= sizeof(t.ca) || strlen(env->ca_key) >= sizeof(t.ca_key))
-			return dm_err_set(err, DM_ETOOBIG, "the cluster's CA is too big for a token");
+			return dm_err_set(err, DM_ETOOBIG,
+					  "the cluster's CA is too big for a token");
 		snprintf(t.ca, sizeof(t.ca), "%s", env->ca);
 		snprintf(t.ca_key, sizeof(t.ca_key), "%s", env->ca_key);
 	}
-	rc = dm_cluster_token_encode(&token, &t, err);
+	rc = etcd_part(&t, env->etcd_access, err);
+	if (!rc)
+		rc = dm_cluster_token_encode(&token, &t, err);
 	explicit_bzero(&t, sizeof(t));
 	if (rc)
 		return rc;

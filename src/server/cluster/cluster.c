@@ -69,6 +69,12 @@ int dm_cluster_token_encode(char **out, const struct dm_cluster_token *t, struct
 		json_object_set_new(doc, "ca", json_string(t->ca));
 		json_object_set_new(doc, "ca_key", json_string(t->ca_key));
 	}
+	if (doc && t->etcd_ca[0])
+		json_object_set_new(doc, "etcd_ca", json_string(t->etcd_ca));
+	if (doc && t->etcd_user[0] && t->etcd_password[0]) {
+		json_object_set_new(doc, "etcd_user", json_string(t->etcd_user));
+		json_object_set_new(doc, "etcd_password", json_string(t->etcd_password));
+	}
 	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 
 	json_decref(doc);
@@ -97,6 +103,46 @@ static int copy_field(char *out, size_t size, json_t *doc, const char *name)
 	return 0;
 }
 
+/* An optional string member of doc into out, counted in *n when there;
+ * -1 when there and not a string that fits. */
+static int optional_field(char *out, size_t size, json_t *doc, const char *name, size_t *n)
+{
+	if (!json_object_get(doc, name))
+		return 0;
+	(*n)++;
+	return copy_field(out, size, doc, name);
+}
+
+/* A decoded token's members into out; -1 when one is missing, extra,
+ * malformed or alone without its pair. */
+static int decode_fields(struct dm_cluster_token *out, json_t *doc)
+{
+	size_t n = 3;
+
+	if (!json_is_object(doc) ||
+	    copy_field(out->cluster_id, sizeof(out->cluster_id), doc, "cluster") ||
+	    copy_field(out->endpoints, sizeof(out->endpoints), doc, "etcd") ||
+	    copy_field(out->api_key, sizeof(out->api_key), doc, "key") ||
+	    strlen(out->cluster_id) != DM_UUID_LEN || strlen(out->api_key) != DM_API_KEY_LEN)
+		return -1;
+	if (optional_field(out->ca, sizeof(out->ca), doc, "ca", &n) ||
+	    optional_field(out->ca_key, sizeof(out->ca_key), doc, "ca_key", &n) ||
+	    optional_field(out->etcd_ca, sizeof(out->etcd_ca), doc, "etcd_ca", &n) ||
+	    optional_field(out->etcd_user, sizeof(out->etcd_user), doc, "etcd_user", &n) ||
+	    optional_field(out->etcd_password, sizeof(out->etcd_password), doc, "etcd_password",
+			   &n))
+		return -1;
+	if (json_object_size(doc) != n || !out->ca[0] != !out->ca_key[0] ||
+	    !out->etcd_user[0] != !out->etcd_password[0])
+		return -1;
+	if (out->ca[0] &&
+	    (!strstr(out->ca, "-----BEGIN CERTIFICATE") || !strstr(out->ca_key, "PRIVATE KEY")))
+		return -1;
+	if (out->etcd_ca[0] && !strstr(out->etcd_ca, "-----BEGIN CERTIFICATE"))
+		return -1;
+	return 0;
+}
+
 int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, struct dm_err *err)
 {
 	const size_t plen = strlen(DM_CLUSTER_TOKEN_PREFIX);
@@ -116,20 +162,10 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
 	rc = dm_base64_decode(&b, text + plen, strlen(text + plen), true, err);
 	if (!rc) {
 		doc = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
-		bool tls = json_object_get(doc, "ca") != NULL;
-
-		if (!json_is_object(doc) || json_object_size(doc) != (tls ? 5u : 3u) ||
-		    (tls && (copy_field(out->ca, sizeof(out->ca), doc, "ca") ||
-			     copy_field(out->ca_key, sizeof(out->ca_key), doc, "ca_key") ||
-			     !strstr(out->ca, "-----BEGIN CERTIFICATE") ||
-			     !strstr(out->ca_key, "PRIVATE KEY"))) ||
-		    copy_field(out->cluster_id, sizeof(out->cluster_id), doc, "cluster") ||
-		    copy_field(out->endpoints, sizeof(out->endpoints), doc, "etcd") ||
-		    copy_field(out->api_key, sizeof(out->api_key), doc, "key") ||
-		    strlen(out->cluster_id) != DM_UUID_LEN ||
-		    strlen(out->api_key) != DM_API_KEY_LEN)
-			rc = DM_EINVAL;
+		rc = decode_fields(out, doc) ? DM_EINVAL : 0;
 	}
+	if (b.data)
+		explicit_bzero(b.data, b.alloc);
 	json_decref(doc);
 	dm_buf_release(&b);
 	if (rc) {

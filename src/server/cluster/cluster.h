@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "server/cluster/etcd_access.h"
 #include "util/err.h"
 #include "util/id.h"
 
@@ -72,10 +73,18 @@ struct dm_cluster_token {
 	 * which the joining node signs its own certificate; "" otherwise */
 	char ca[DM_CLUSTER_TOKEN_PEM_MAX];
 	char ca_key[DM_CLUSTER_TOKEN_PEM_MAX];
+	/* how the cluster's nodes reach etcd: the CA of its certificates and
+	 * its user and password; "" each when unused (client certificates are
+	 * each node's own, never in a token) */
+	char etcd_ca[DM_CLUSTER_TOKEN_PEM_MAX];
+	char etcd_user[DM_ETCD_USER_MAX + 1];
+	char etcd_password[DM_ETCD_PASSWORD_MAX + 1];
 };
 
 /* token text: "dmj1." + base64url of {"cluster","etcd","key"} (and
- * "ca", "ca_key" for a cluster on HTTPS); *out is malloc'ed. */
+ * "ca", "ca_key" for a cluster on HTTPS, "etcd_ca" for an etcd on TLS,
+ * "etcd_user", "etcd_password" for one with authentication); *out is
+ * malloc'ed. */
 int dm_cluster_token_encode(char **out, const struct dm_cluster_token *t, struct dm_err *err);
 /* Parses and checks a token (form, sizes, a UUID, a key's length);
  * DM_EINVAL says what is wrong with it. */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "kv/kv.h"
+#include "server/cluster/etcd_access.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/id.h"
@@ -90,9 +91,9 @@ int dm_etcd_member_check(struct dm_err *err)
 			  "etcd-server, or give the endpoints of an etcd with --etcd-endpoints");
 }
 
-void dm_etcd_member_url(char *out, size_t size, int client_port)
+void dm_etcd_member_url(char *out, size_t size, int client_port, bool tls)
 {
-	snprintf(out, size, "http://127.0.0.1:%d", client_port);
+	snprintf(out, size, "%s://127.0.0.1:%d", tls ? "https" : "http", client_port);
 }
 
 /* ---- ports ---- */
@@ -350,14 +351,35 @@ static void log_tail(struct dm_buf *out, const char *log_path, off_t from)
 
 /* ---- running it ---- */
 
-/* Runs etcd for n on these ports, its output appended to the log; *pid_out
- * the child, *log_from the log's size before it. */
+/* The flags that give the member its certificate and peers' CA, in dir. */
+struct tls_flags {
+	char cert[PATH_MAX + 64], key[PATH_MAX + 64], peer_cert[PATH_MAX + 64],
+		peer_key[PATH_MAX + 64], peer_ca[PATH_MAX + 64];
+};
+
+static void tls_flags_of(struct tls_flags *f, const char *dir)
+{
+	snprintf(f->cert, sizeof(f->cert), "--cert-file=%s/%s", dir, DM_DATA_ETCD_SERVER);
+	snprintf(f->key, sizeof(f->key), "--key-file=%s/%s", dir, DM_DATA_ETCD_SERVER_KEY);
+	snprintf(f->peer_cert, sizeof(f->peer_cert), "--peer-cert-file=%s/%s", dir,
+		 DM_DATA_ETCD_SERVER);
+	snprintf(f->peer_key, sizeof(f->peer_key), "--peer-key-file=%s/%s", dir,
+		 DM_DATA_ETCD_SERVER_KEY);
+	snprintf(f->peer_ca, sizeof(f->peer_ca), "--peer-trusted-ca-file=%s/%s", dir,
+		 DM_DATA_ETCD_CA);
+}
+
+/* Runs etcd for n on these ports (TLS with the certificate in n's
+ * directory, or plain HTTP), its output appended to the log; *pid_out the
+ * child, *log_from the log's size before it. */
 static int spawn(pid_t *pid_out, off_t *log_from, const struct names *n, int client, int peer,
-		 struct dm_err *err)
+		 bool tls, struct dm_err *err)
 {
 	char etcd[PATH_MAX], lc[64], ac[64], lp[64], ap[64], initial[96];
+	const char *scheme = tls ? "https" : "http";
 	static const char exec_failed[] = "dmd: cannot execute etcd\n";
-	const char *argv[16];
+	struct tls_flags tf;
+	const char *argv[24];
 	size_t argc = 0;
 	int log_fd = -1, null_fd = -1, rc = 0;
 	sigset_t none;
@@ -365,12 +387,13 @@ static int spawn(pid_t *pid_out, off_t *log_from, const struct names *n, int cli
 
 	if (dm_program_find(etcd, sizeof(etcd), DM_ETCD_PROGRAM, NULL))
 		return dm_etcd_member_check(err);
-	snprintf(lc, sizeof(lc), "--listen-client-urls=http://127.0.0.1:%d", client);
-	snprintf(ac, sizeof(ac), "--advertise-client-urls=http://127.0.0.1:%d", client);
-	snprintf(lp, sizeof(lp), "--listen-peer-urls=http://127.0.0.1:%d", peer);
-	snprintf(ap, sizeof(ap), "--initial-advertise-peer-urls=http://127.0.0.1:%d", peer);
-	snprintf(initial, sizeof(initial), "--initial-cluster=" MEMBER_NAME "=http://127.0.0.1:%d",
-		 peer);
+	snprintf(lc, sizeof(lc), "--listen-client-urls=%s://127.0.0.1:%d", scheme, client);
+	snprintf(ac, sizeof(ac), "--advertise-client-urls=%s://127.0.0.1:%d", scheme, client);
+	snprintf(lp, sizeof(lp), "--listen-peer-urls=%s://127.0.0.1:%d", scheme, peer);
+	snprintf(ap, sizeof(ap), "--initial-advertise-peer-urls=%s://127.0.0.1:%d", scheme, peer);
+	snprintf(initial, sizeof(initial), "--initial-cluster=" MEMBER_NAME "=%s://127.0.0.1:%d",
+		 scheme, peer);
+	tls_flags_of(&tf, n->dir);
 	argv[argc++] = etcd;
 	argv[argc++] = "--name=" MEMBER_NAME;
 	argv[argc++] = n->data_flag;
@@ -384,6 +407,14 @@ static int spawn(pid_t *pid_out, off_t *log_from, const struct names *n, int cli
 	argv[argc++] = "--auto-compaction-retention=1";
 	argv[argc++] = "--logger=zap";
 	argv[argc++] = "--log-outputs=stderr";
+	if (tls) {
+		argv[argc++] = tf.cert;
+		argv[argc++] = tf.key;
+		argv[argc++] = tf.peer_cert;
+		argv[argc++] = tf.peer_key;
+		argv[argc++] = tf.peer_ca;
+		argv[argc++] = "--peer-client-cert-auth";
+	}
 	argv[argc] = NULL;
 
 	log_fd = open(n->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -423,19 +454,45 @@ done:
 	return rc;
 }
 
+/*
+ * Whether the member at url answers: 0 yes. With access, it answers the
+ * user; a member that answers without one (its first start) has its
+ * authentication turned on here first.
+ */
+static int probe(const char *url, const struct dm_etcd_access *access, struct dm_err *err)
+{
+	struct dm_kv_etcd_opts o = {.request_timeout_ms = 1000, .connect_timeout_ms = 500};
+	struct dm_kv *kv = NULL;
+	int rc;
+
+	if (access)
+		o.ca_file = access->ca;
+	rc = dm_kv_open_etcd(&kv, url, &o, err);
+	if (!rc && access)
+		rc = dm_kv_etcd_enable_auth(kv, access->user, access->password, err);
+	dm_kv_free(kv);
+	if (rc == DM_EPERM && access) {
+		/* authentication is on: the user must get in */
+		dm_etcd_access_kv_opts(&o, access);
+		rc = dm_kv_open_etcd(&kv, url, &o, err);
+		dm_kv_free(kv);
+	}
+	return rc;
+}
+
 /* Waits until the member on client answers; on failure err says why, with
  * the end of its log. */
 static int wait_ready(struct dm_etcd_member *m, const struct names *n, int client, off_t log_from,
-		      struct dm_err *err)
+		      const struct dm_etcd_access *access, struct dm_err *err)
 {
 	int64_t deadline = dm_now_monotonic_ns() + (int64_t)START_TIMEOUT_MS * 1000000;
-	struct dm_kv_etcd_opts o = {.request_timeout_ms = 1000, .connect_timeout_ms = 500};
 	struct dm_buf tail = DM_BUF_INIT;
-	char url[64], why[96];
-	struct dm_kv *kv = NULL;
+	char url[64], why[DM_ERR_MSG_MAX + 160];
+	struct dm_err last;
 	int status = 0, rc;
 
-	dm_etcd_member_url(url, sizeof(url), client);
+	dm_etcd_member_url(url, sizeof(url), client, access != NULL);
+	dm_err_clear(&last);
 	for (;;) {
 		if (gone(m->pid, true, n, &status)) {
 			m->pid = 0;
@@ -448,13 +505,11 @@ static int wait_ready(struct dm_etcd_member *m, const struct names *n, int clien
 					 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 			break;
 		}
-		if (dm_kv_open_etcd(&kv, url, &o, NULL) == 0) {
-			dm_kv_free(kv);
+		if (probe(url, access, &last) == 0)
 			return 0;
-		}
 		if (dm_now_monotonic_ns() >= deadline) {
-			snprintf(why, sizeof(why), "did not answer on %s within %d s", url,
-				 START_TIMEOUT_MS / 1000);
+			snprintf(why, sizeof(why), "did not answer on %s within %d s (%s)", url,
+				 START_TIMEOUT_MS / 1000, last.msg[0] ? last.msg : "no answer");
 			break;
 		}
 		usleep(PROBE_EVERY_MS * 1000);
@@ -467,11 +522,11 @@ static int wait_ready(struct dm_etcd_member *m, const struct names *n, int clien
 }
 
 int dm_etcd_member_start(struct dm_etcd_member **out, const char *data_dir, int client_port,
-			 int peer_port, struct dm_err *err)
+			 int peer_port, const struct dm_etcd_access *access, struct dm_err *err)
 {
 	struct dm_etcd_member *m = NULL;
 	struct names n;
-	char dir[PATH_MAX + 8], line[32];
+	char dir[PATH_MAX + 8], line[32], url[64];
 	off_t log_from = 0;
 	pid_t old;
 	int rc;
@@ -480,6 +535,9 @@ int dm_etcd_member_start(struct dm_etcd_member **out, const char *data_dir, int 
 	rc = names_of(&n, data_dir, err);
 	if (rc)
 		return rc;
+	if (access && (!access->ca[0] || !access->user[0]))
+		return dm_err_set(err, DM_EINVAL,
+				  "the local etcd's CA or user is missing from '%s'", n.dir);
 	old = running_member(&n);
 	if (old) {
 		dm_info("stopping the etcd (pid %ld) a dmd left running; starting it again",
@@ -492,16 +550,17 @@ int dm_etcd_member_start(struct dm_etcd_member **out, const char *data_dir, int 
 		return rc;
 	m = dm_xcalloc(1, sizeof(*m));
 	snprintf(m->pid_path, sizeof(m->pid_path), "%s", n.pid_path);
-	rc = spawn(&m->pid, &log_from, &n, client_port, peer_port, err);
+	rc = spawn(&m->pid, &log_from, &n, client_port, peer_port, access != NULL, err);
 	if (rc)
 		goto done;
 	snprintf(line, sizeof(line), "%ld\n", (long)m->pid);
 	rc = dm_write_file_atomic(n.pid_path, line, strlen(line), 0644, err);
 	if (!rc)
-		rc = wait_ready(m, &n, client_port, log_from, err);
+		rc = wait_ready(m, &n, client_port, log_from, access, err);
+	dm_etcd_member_url(url, sizeof(url), client_port, access != NULL);
 	if (!rc)
-		dm_info("local etcd (pid %ld) answers on http://127.0.0.1:%d", (long)m->pid,
-			client_port);
+		dm_info("local etcd (pid %ld) answers on %s%s", (long)m->pid, url,
+			access ? ", with TLS and authentication" : "");
 done:
 	if (rc)
 		dm_etcd_member_stop(m);
