@@ -35,6 +35,7 @@
 #define DMD_OUTPUT_MAX (64u << 10)
 #define API_KEY_LEN    64
 #define JOIN_TOKEN_MAX 8192 /* as dmd takes it (DM_CLUSTER_TOKEN_MAX) */
+#define DMD_ARGS_MAX   48   /* arguments dm gives dmd, at most */
 
 /* dmd start's options that init and start pass through (beyond cli.h's). */
 enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET };
@@ -436,7 +437,7 @@ static int run_dmd(struct dm_cli *cli, const char *const *args, struct dm_buf *s
 		   struct dm_err *err)
 {
 	char dmd[PATH_MAX], line[DM_ERR_MSG_MAX];
-	const char *argv[16];
+	const char *argv[DMD_ARGS_MAX + 2];
 	struct dm_buf errtext = DM_BUF_INIT;
 	FILE *out = NULL, *errf = NULL;
 	size_t argc = 0;
@@ -449,8 +450,12 @@ static int run_dmd(struct dm_cli *cli, const char *const *args, struct dm_buf *s
 	if (rc)
 		return rc;
 	argv[argc++] = dmd;
-	for (size_t i = 0; args[i] && argc + 1 < sizeof(argv) / sizeof(argv[0]); i++)
+	for (size_t i = 0; args[i]; i++) {
+		if (i == DMD_ARGS_MAX)
+			return dm_err_set(err, DM_EINTERNAL, "more than %d arguments for dmd",
+					  DMD_ARGS_MAX);
 		argv[argc++] = args[i];
+	}
 	argv[argc] = NULL;
 	if (cli->verbose) {
 		fprintf(stderr, "dm: running");
@@ -589,10 +594,12 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		return rc;
 
 	{
-		const char *args[48] = {"init", "--data-dir", data_dir, "--port", port_text};
+		const char *args[DMD_ARGS_MAX + 1] = {"init", "--data-dir", data_dir, "--port",
+						      port_text};
 		size_t n = 5;
 
-		_Static_assert(5 + 2 * DM_DMD_INIT_N + 2 < 48, "room for dmd init's arguments");
+		_Static_assert(5 + 2 * DM_DMD_INIT_N + 2 <= DMD_ARGS_MAX,
+			       "room for dmd init's arguments");
 
 		for (int i = 0; i < DM_DMD_INIT_N; i++) {
 			if (a.init[i]) {

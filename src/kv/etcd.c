@@ -35,6 +35,8 @@
 #define KEY_QUOTE_MAX 200
 /* Keys asked for per page of a range; fewer when an answer is too big. */
 #define RANGE_PAGE 256
+/* The key whose range gives the store's revision. */
+#define REVISION_KEY "/dm/"
 /* Times a paged range starts over when its snapshot is compacted away. */
 #define RANGE_RESTARTS 3
 
@@ -143,9 +145,11 @@ static int etcd_revision(struct dm_kv *kv, int64_t *out, struct dm_err *err)
 	struct req r;
 	int rc;
 
+	/* any key gives the revision: one in dm's prefix, which a user whose
+	 * role covers /dm/ only may read */
 	req_init(&r);
 	req_add(&r, "{");
-	req_bytes(&r, "key", "", 1);
+	req_bytes(&r, "key", REVISION_KEY, strlen(REVISION_KEY));
 	req_add(&r, ",\"count_only\":true}");
 	if ((rc = send_req(k, &ans, "/v3/kv/range", &r, DM_ETCD_IDEMPOTENT, err)) == 0 &&
 	    (rc = dm_etcd_parse_header(&rev, (const char *)ans.data, ans.len, err)) == 0)

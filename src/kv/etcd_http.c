@@ -361,6 +361,19 @@ struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size
 				   e.message[0] ? e.message : "error without a text");
 			return v;
 		}
+		/* etcd's gateway cannot pass a certificate's CommonName on as a
+		 * user, so it refuses certificates that have one */
+		if (sink->buf.len && memmem(sink->buf.data, sink->buf.len, "CommonName of client",
+					    strlen("CommonName of client"))) {
+			v.not_applied = true;
+			dm_err_set(
+				err, DM_EPERM,
+				"etcd at %s refuses a client certificate with a CommonName through "
+				"its JSON gateway, which dm uses: give --etcd-cert a certificate "
+				"without a CN (the user comes from --etcd-user)",
+				url);
+			return v;
+		}
 		/* something that is not etcd's gateway: maybe another member is */
 		v.transient = v.not_applied = true;
 		dm_err_set(err, DM_EPROTO,

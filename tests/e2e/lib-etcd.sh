@@ -22,6 +22,14 @@
 # a new leader is elected within a second of a member's death;
 # $ETCD_EXTRA_FLAGS adds flags to every member.
 #
+# With ETCD_TLS=1 set before etcd_cluster_start, the members speak TLS on
+# client and peer URLs (https://) and ask clients for a certificate: a CA,
+# the members' certificate and a client certificate are made under
+# DIR/tls with openssl (ca.pem, server.pem, client.pem and their -key.pem;
+# the client's has no CommonName, which etcd's JSON gateway refuses),
+# and $ETCD_CLIENT_TLS holds curl's flags for them (etcdctl's are
+# $ETCD_CTL_TLS).
+#
 # Helpers: etcd_member_endpoint I (its client URL), etcd_member_pid I,
 # etcd_member_kill I (SIGKILL, and waits for it), etcd_member_restart I
 # (the same command on the same data; waits until it answers),
@@ -31,10 +39,38 @@
 etcd_n=0
 etcd_dir=
 
+etcd_scheme=http
+ETCD_CLIENT_TLS=
+ETCD_CTL_TLS=
+
 # etcd_member_ready I: member I answers a linearizable read.
 etcd_member_ready() {
-	curl -sf --max-time 1 -X POST -d '{"key":"AA==","count_only":true}' \
+	# shellcheck disable=SC2086 # a list of flags
+	curl -sf --max-time 1 $ETCD_CLIENT_TLS -X POST -d '{"key":"AA==","count_only":true}' \
 		"$(etcd_member_endpoint "$1")/v3/kv/range" >/dev/null 2>&1
+}
+
+# etcd_tls_make DIR: a CA, a certificate for 127.0.0.1 that members serve
+# and peers present, and a client certificate, under DIR.
+etcd_tls_make() {
+	local d=$1
+
+	mkdir -p "$d" &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=etcd test CA" -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null &&
+	printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+		"extendedKeyUsage=serverAuth,clientAuth" >"$d/server.ext" &&
+	printf '%s\n' "extendedKeyUsage=clientAuth" >"$d/client.ext" &&
+	# a client certificate without a CommonName: etcd's JSON gateway
+	# refuses one that has a CN (it cannot pass it on as a user)
+	for who in server client; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-subj "$([ $who = server ] && echo "/CN=etcd test server" || echo "/O=etcd test client")" \
+			-keyout "$d/$who-key.pem" -out "$d/$who.csr" 2>/dev/null &&
+		openssl x509 -req -in "$d/$who.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" \
+			-CAcreateserial -days 2 -extfile "$d/$who.ext" -out "$d/$who.pem" \
+			2>/dev/null || return 1
+	done
 }
 
 # etcd_member_spawn I: starts member I in the background.
@@ -80,25 +116,41 @@ etcd_cluster_start() {
 	etcd_dir=$(cd "$dir" && pwd)
 	etcd_n=$n
 	test_atexit etcd_cluster_stop
+	if [ "${ETCD_TLS-}" = 1 ]; then
+		etcd_tls_make "$etcd_dir/tls" || return 1
+		etcd_scheme=https
+		ETCD_CLIENT_TLS="--cacert $etcd_dir/tls/ca.pem --cert $etcd_dir/tls/client.pem --key $etcd_dir/tls/client-key.pem"
+		ETCD_CTL_TLS="--cacert=$etcd_dir/tls/ca.pem --cert=$etcd_dir/tls/client.pem --key=$etcd_dir/tls/client-key.pem"
+	fi
 	for ((i = 0; i < n; i++)); do
 		client=$(test_free_port) && peer=$(test_free_port) || return 1
 		eval "etcd_client_port_$i=$client etcd_peer_port_$i=$peer etcd_pid_$i="
-		initial="$initial${initial:+,}m$i=http://127.0.0.1:$peer"
-		endpoints="$endpoints${endpoints:+,}http://127.0.0.1:$client"
+		initial="$initial${initial:+,}m$i=$etcd_scheme://127.0.0.1:$peer"
+		endpoints="$endpoints${endpoints:+,}$etcd_scheme://127.0.0.1:$client"
 	done
 	for ((i = 0; i < n; i++)); do
 		eval "client=\$etcd_client_port_$i peer=\$etcd_peer_port_$i"
 		eval "etcd_flags_$i=(
 			--name=m$i --data-dir='$etcd_dir/m$i'
-			--listen-client-urls=http://127.0.0.1:$client
-			--advertise-client-urls=http://127.0.0.1:$client
-			--listen-peer-urls=http://127.0.0.1:$peer
-			--initial-advertise-peer-urls=http://127.0.0.1:$peer
+			--listen-client-urls=$etcd_scheme://127.0.0.1:$client
+			--advertise-client-urls=$etcd_scheme://127.0.0.1:$client
+			--listen-peer-urls=$etcd_scheme://127.0.0.1:$peer
+			--initial-advertise-peer-urls=$etcd_scheme://127.0.0.1:$peer
 			--initial-cluster='$initial'
 			--initial-cluster-token=dm-e2e-$$
 			--heartbeat-interval=50 --election-timeout=500
 			--logger=zap --log-outputs=stderr --log-level=warn
 		)"
+		if [ "$etcd_scheme" = https ]; then
+			eval "etcd_flags_$i+=(
+				--cert-file='$etcd_dir/tls/server.pem'
+				--key-file='$etcd_dir/tls/server-key.pem'
+				--trusted-ca-file='$etcd_dir/tls/ca.pem' --client-cert-auth
+				--peer-cert-file='$etcd_dir/tls/server.pem'
+				--peer-key-file='$etcd_dir/tls/server-key.pem'
+				--peer-trusted-ca-file='$etcd_dir/tls/ca.pem' --peer-client-cert-auth
+			)"
+		fi
 		etcd_member_spawn "$i"
 	done
 	for ((i = 0; i < n; i++)); do
@@ -109,7 +161,7 @@ etcd_cluster_start() {
 }
 
 etcd_member_endpoint() {
-	eval "echo \"http://127.0.0.1:\$etcd_client_port_$1\""
+	eval "echo \"$etcd_scheme://127.0.0.1:\$etcd_client_port_$1\""
 }
 
 etcd_member_pid() {
