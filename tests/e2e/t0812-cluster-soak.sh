@@ -133,8 +133,14 @@ for c in json.load(sys.stdin)["commits"]:
 
 test_expect_success 'every node ends with the same history of every dot' '
 	wait_until 60 all_agree || {
+		echo "seed $seed"
 		for d in "${dots[@]}"; do
 			for n in N1 N2 N3; do echo "$n $d: $(heads_of $n $d | tr "\n" " ")"; done
+		done
+		etcdctl --endpoints "$ETCD_ENDPOINTS" get --prefix /dm/masters/
+		for n in N1 N2 N3; do
+			echo "$n ($(cat "$HOME/id.$n")):"
+			grep -E " (warn|error) " "$HOME/$n/dmd.log" | tail -n 15
 		done
 		false
 	}
