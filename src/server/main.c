@@ -79,8 +79,13 @@ static const char usage_text[] =
 	"            [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]\n"
 	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
 	"        init, else 32607) and on DIR/dmd.sock. It runs in the background,\n"
-	"        logging to DIR/dmd.log; this returns once it serves. With\n"
-	"        --foreground it stays attached and logs to stderr.\n"
+	"        logging to DIR/dmd.log (moved to dmd.log.1 at $DM_LOG_MAX bytes,\n"
+	"        default 10M; dmd.log.1 to .4 are kept); this returns once it\n"
+	"        serves. With --foreground it stays attached and logs to stderr.\n"
+	"        A client gets 64 connections from one address, 1024 in all; a\n"
+	"        request's headers must be in within 10 s of its connection (or\n"
+	"        60 s of the last answer on a kept-alive one), its body within\n"
+	"        600 s of its headers, or the connection is closed.\n"
 	"        The Docker volume plugin 'dm' listens on --plugin-socket (default\n"
 	"        $DM_PLUGIN_SOCKET, else " DM_PLUGIN_DEFAULT_SOCKET "; 'none' or\n"
 	"        --no-plugin: no plugin). Containers are stopped and started around\n"
@@ -133,6 +138,10 @@ static const char **etcd_opt(struct dm_etcd_access_opts *o, int c)
 		return &o->user;
 	return &o->password_file;
 }
+
+/* dmd.log's rotation: its size, and how many rotated files are kept. */
+#define DM_LOG_MAX_DEFAULT (10u * 1024 * 1024)
+#define DM_LOG_KEEP        4
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -432,6 +441,21 @@ static int gc_auto_opt(uint64_t *out, struct dm_err *err)
 	return 0;
 }
 
+/* dmd.log is rotated at $DM_LOG_MAX bytes (default 10M), with
+ * DM_LOG_KEEP old files beside it. */
+static int log_rotation(const char *path, struct dm_err *err)
+{
+	const char *env = getenv("DM_LOG_MAX");
+	uint64_t max = DM_LOG_MAX_DEFAULT;
+
+	if (env && *env && dm_pool_parse_size(&max, env, err))
+		return dm_err_prefix(err, "DM_LOG_MAX");
+	if (max > INT64_MAX)
+		max = INT64_MAX;
+	dm_log_rotate_at(path, (long long)max, DM_LOG_KEEP);
+	return 0;
+}
+
 /*
  * The daemon (or the foreground server) from the pid file on: everything
  * that fails goes to d (the starting process) as well as to the log.
@@ -454,7 +478,7 @@ static int serve(const struct args *a, const char *data_dir, struct dm_daemon *d
 		goto failed;
 	if (d) {
 		snprintf(log_path, sizeof(log_path), "%s/%s", data_dir, DM_DATA_LOG);
-		if (dm_daemon_redirect(log_path, &err))
+		if (dm_daemon_redirect(log_path, &err) || log_rotation(log_path, &err))
 			goto failed;
 	}
 	memset(&so, 0, sizeof(so));

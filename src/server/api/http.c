@@ -9,8 +9,10 @@
  * A request handler blocks until the dot answers, which may take up to its
  * method's deadline (an hour for dots.commit), so a fixed pool would let a
  * few slow commits starve every other request, /healthz included; a thread
- * per connection (bounded by max_conns per listener) cannot. The threads
- * are idle in poll(2) between requests.
+ * per connection (bounded by max_conns per listener, and per_ip from one
+ * address on the TCP port) cannot. The threads are idle in poll(2) between
+ * requests. A connection that sends its request too slowly, or not at all,
+ * is cut by the guard (http_guard.h), whose deadlines count whatever comes.
  *
  * Invariants:
  *  - No byte of a request body is buffered before its caller is
@@ -47,6 +49,7 @@
 #include "client/client.h"
 #include "server/api/api.h"
 #include "server/api/auth.h"
+#include "server/api/http_guard.h"
 #include "server/api/objects_http.h"
 #include "server/api/rpc.h"
 #include "util/buf.h"
@@ -60,6 +63,7 @@ struct listener {
 	int fd; /* ours while >= 0 */
 	struct MHD_Daemon *daemon;
 	char name[160]; /* "127.0.0.1:32607" or the socket path */
+	bool tcp;       /* the TCP port (else the unix socket) */
 	bool tls;       /* serves HTTPS with the server's certificate */
 };
 
@@ -69,8 +73,9 @@ struct dm_http {
 	size_t n;
 	char *socket_path; /* the socket file we made; NULL once removed */
 	unsigned timeout_s;
-	unsigned max_conns;
-	dm_http_handler_fn handler; /* NULL: the API; else every POST goes there */
+	unsigned max_conns, per_ip;
+	struct dm_http_guard *guard; /* deadlines on every listener's connections */
+	dm_http_handler_fn handler;  /* NULL: the API; else every POST goes there */
 	void *handler_ctx;
 	char *tls_cert, *tls_key; /* PEM, or NULL: no TLS */
 	pthread_mutex_t mu;
@@ -312,6 +317,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct dm_http *h = cls;
 	struct request *r = *con_cls;
 
+	dm_http_guard_request(c, r == NULL, *upload_data_size == 0);
 	if (r && r->obj)
 		return dm_objects_handle(r->obj, c, upload_data, upload_data_size);
 	if (r) {
@@ -354,6 +360,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct dm_http *h = cls;
 	struct request *r = *con_cls;
 
+	dm_http_guard_request_done(c);
 	if (!r)
 		return;
 	*con_cls = NULL;
@@ -451,7 +458,8 @@ int dm_http_bind(struct dm_http **out, const struct dm_api_env *env,
 	h = dm_xcalloc(1, sizeof(*h));
 	h->env = env;
 	h->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
-	h->max_conns = opts->max_conns ? opts->max_conns : 256;
+	h->max_conns = opts->max_conns ? opts->max_conns : 1024;
+	h->per_ip = opts->per_ip ? opts->per_ip : 64;
 	h->handler = opts->handler;
 	h->handler_ctx = opts->handler_ctx;
 	pthread_mutex_init(&h->mu, NULL);
@@ -465,10 +473,18 @@ int dm_http_bind(struct dm_http **out, const struct dm_api_env *env,
 	}
 	for (size_t i = 0; i < 2; i++)
 		h->l[i].fd = -1;
+	{
+		struct dm_http_guard_opts go = {opts->header_s, opts->body_s, h->timeout_s};
+
+		rc = dm_http_guard_new(&h->guard, &go, err);
+		if (rc)
+			goto done;
+	}
 	if (opts->tls_cert_pem && opts->tls_key_pem) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			rc = dm_err_set(err, DM_EUNSUPPORTED,
-					"this libmicrohttpd cannot serve HTTPS (built without TLS)");
+			rc = dm_err_set(
+				err, DM_EUNSUPPORTED,
+				"this libmicrohttpd cannot serve HTTPS (built without TLS)");
 			goto done;
 		}
 		h->tls_cert = dm_xstrdup(opts->tls_cert_pem);
@@ -477,6 +493,7 @@ int dm_http_bind(struct dm_http **out, const struct dm_api_env *env,
 	if (opts->port) {
 		rc = listen_tcp(&h->l[h->n], opts->host ? opts->host : DM_HTTP_HOST, opts->port,
 				err);
+		h->l[h->n].tcp = true;
 		h->l[h->n++].tls = h->tls_cert != NULL;
 		if (rc)
 			goto done;
@@ -503,22 +520,24 @@ int dm_http_start(struct dm_http *h, struct dm_err *err)
 	for (size_t i = 0; i < h->n; i++) {
 		struct listener *l = &h->l[i];
 
-		if (l->tls)
-			l->daemon = MHD_start_daemon(
-				flags | MHD_USE_TLS, 0, NULL, NULL, handle, h,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-				l->fd, MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
-				MHD_OPTION_CONNECTION_LIMIT, h->max_conns, MHD_OPTION_NOTIFY_COMPLETED,
-				completed, h, MHD_OPTION_HTTPS_MEM_CERT, h->tls_cert,
-				MHD_OPTION_HTTPS_MEM_KEY, h->tls_key, MHD_OPTION_HTTPS_PRIORITIES,
-				"SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-				MHD_OPTION_END);
-		else
-			l->daemon = MHD_start_daemon(
-				flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-				NULL, MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT,
-				h->timeout_s, MHD_OPTION_CONNECTION_LIMIT, h->max_conns,
-				MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
+		/* the TCP port's options: one address's share; its TLS */
+		struct MHD_OptionItem tcp[] = {
+			{MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)h->per_ip, NULL},
+			{l->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
+			{MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
+			{MHD_OPTION_HTTPS_PRIORITIES, 0,
+			 (void *)(uintptr_t) "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-"
+					     "TLS1.2"},
+			{MHD_OPTION_END, 0, NULL},
+		};
+
+		l->daemon = MHD_start_daemon(
+			flags | (l->tls ? MHD_USE_TLS : 0), 0, NULL, NULL, handle, h,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, l->fd,
+			MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+			h->max_conns, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+			MHD_OPTION_NOTIFY_CONNECTION, dm_http_guard_notify, h->guard,
+			l->tcp ? MHD_OPTION_ARRAY : MHD_OPTION_END, tcp, MHD_OPTION_END);
 		if (!l->daemon)
 			return dm_err_set(err, DM_EIO, "cannot start the HTTP server on %s",
 					  l->name);
@@ -584,6 +603,7 @@ void dm_http_free(struct dm_http *h)
 	for (size_t i = 0; i < h->n; i++)
 		if (h->l[i].daemon)
 			MHD_stop_daemon(h->l[i].daemon);
+	dm_http_guard_free(h->guard);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->mu);
 	if (h->tls_key) {

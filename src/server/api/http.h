@@ -40,7 +40,10 @@ struct dm_http_opts {
 	int port;                   /* TCP port; 0: no TCP listener */
 	const char *socket_path;    /* NULL: no unix socket */
 	unsigned timeout_s;         /* idle connection timeout (0: 60) */
-	unsigned max_conns;         /* per listener (0: 256) */
+	unsigned max_conns;         /* per listener (0: 1024) */
+	unsigned per_ip;            /* connections from one address to the TCP port (0: 64) */
+	unsigned header_s;          /* a request's headers within this (0: 10; http_guard.h) */
+	unsigned body_s;            /* its body within this of its headers (0: 600) */
 	dm_http_handler_fn handler; /* NULL: dmd's API (/rpc, /healthz) */
 	void *handler_ctx;
 	/* TLS on the TCP listener: the certificate chain and key as PEM text
