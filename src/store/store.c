@@ -270,6 +270,11 @@ done:
 	return rc;
 }
 
+const char *dm_store_dir(const struct dm_store *s)
+{
+	return s->dir;
+}
+
 int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_opts *opts,
 		  struct dm_err *err)
 {

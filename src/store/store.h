@@ -69,6 +69,9 @@ void dm_store_opts_default(struct dm_store_opts *out);
 /* Opens the store in dir, creating it when missing. opts may be NULL. */
 int dm_store_open(struct dm_store **out, const char *dir, const struct dm_store_opts *opts,
 		  struct dm_err *err);
+/* The directory the store was opened on (for files that belong beside it,
+ * such as a transfer's temporary ones). */
+const char *dm_store_dir(const struct dm_store *s);
 /* Flushes and closes; accepts NULL. Errors of the final flush are logged. */
 void dm_store_free(struct dm_store *s);
 /* The chunking parameters this store was created with. */

@@ -8,8 +8,9 @@
  *     files, sync, trees one height at a time (a tree's height is one more
  *     than its tallest subtree the peer lacks), sync after each, commits.
  *   - Pull: a fetched record is checked against its id before anything in
- *     it is believed; commits, trees and files are held in memory and
- *     stored (through dm_sync_accept) only once everything below them
+ *     it is believed; commits, trees and files are held (in memory up to
+ *     hold_max bytes, the rest in an unnamed file beside the store:
+ *     spill.h) and stored (through dm_sync_accept) only once everything below them
  *     is stored: chunks first, then files, then trees in postorder, then
  *     commits. The local store is flushed after every batch of chunks and
  *     at the end.
@@ -29,6 +30,7 @@
 #include "store/oidmap.h"
 #include "store/store.h"
 #include "sync/receive.h"
+#include "sync/spill.h"
 #include "util/err.h"
 
 #include "util/banned.h"
@@ -57,10 +59,11 @@ static void oids_release(struct oids *o)
 	memset(o, 0, sizeof(*o));
 }
 
-/* An object held in memory: its record and where its stored bytes are. */
+/* An object held until it can be stored: its record and where its stored
+ * bytes are (in memory or spilled, spill.h). */
 struct held {
 	struct dm_pack_rec rec;
-	size_t off; /* in the walk's blob */
+	uint64_t off; /* in the walk's blob */
 };
 
 struct helds {
@@ -461,8 +464,9 @@ struct pull {
 	int want;              /* the kind being fetched */
 	struct dm_oidmap seen; /* ids queued or known present */
 	struct dm_oidmap chunk_len;
-	struct dm_buf blob; /* stored bytes of held records */
-	struct dm_buf raw;  /* scratch: one decompressed record */
+	struct dm_spill blob; /* stored bytes of held records (spilled past a budget) */
+	struct dm_buf back;   /* scratch: one held record read back from the file */
+	struct dm_buf raw;    /* scratch: one decompressed record */
 	struct helds commits, files;
 	struct dag trees;
 	struct oids next; /* trees to fetch next */
@@ -498,10 +502,11 @@ static int open_record(struct pull *p, const struct dm_pack_rec *rec, const unsi
 static int hold(struct pull *p, struct helds *list, struct node *nd, const struct dm_pack_rec *rec,
 		const unsigned char *bytes, struct dm_err *err)
 {
-	size_t off = p->blob.len;
+	uint64_t off;
+	int rc = dm_spill_add(&p->blob, bytes, rec->stored_len, &off, err);
 
-	if (dm_buf_add(&p->blob, bytes, rec->stored_len))
-		return dm_err_set(err, DM_ENOMEM, "out of memory holding fetched objects");
+	if (rc)
+		return rc;
 	if (list)
 		helds_add(list, rec, off);
 	if (nd) {
@@ -629,9 +634,11 @@ static int fetch(struct pull *p, const dm_oid *ids, size_t n, int kind, dm_wire_
 /* Stores a held record (everything below it is stored by now). */
 static int store_held(struct pull *p, const struct held *h, struct dm_err *err)
 {
-	int rc = dm_sync_accept(p->w->store, &h->rec, p->blob.data + h->off, p->w->dot_id, NULL,
-				    err);
+	const unsigned char *bytes;
+	int rc = dm_spill_get(&p->blob, h->off, h->rec.stored_len, &p->back, &bytes, err);
 
+	if (!rc)
+		rc = dm_sync_accept(p->w->store, &h->rec, bytes, p->w->dot_id, NULL, err);
 	if (rc)
 		return rc;
 	p->w->counts.objects_done++;
@@ -658,7 +665,9 @@ int dm_sync_pull(struct dm_sync_walk *w, const dm_oid *commits, size_t n,
 	p.w = w;
 	dm_oidmap_init(&p.seen, 0);
 	dm_oidmap_init(&p.chunk_len, sizeof(uint32_t));
-	dm_buf_init(&p.blob, 0);
+	dm_spill_init(&p.blob, w->hold_max ? w->hold_max : DM_SYNC_HOLD_MAX,
+		      dm_store_dir(w->store));
+	dm_buf_init(&p.back, 0);
 	dm_buf_init(&p.raw, 0);
 	dag_init(&p.trees);
 	memset(&w->counts, 0, sizeof(w->counts));
@@ -731,7 +740,8 @@ done:
 	dag_release(&p.trees);
 	dm_oidmap_release(&p.seen);
 	dm_oidmap_release(&p.chunk_len);
-	dm_buf_release(&p.blob);
+	dm_spill_release(&p.blob);
+	dm_buf_release(&p.back);
 	dm_buf_release(&p.raw);
 	return rc;
 }

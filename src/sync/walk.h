@@ -68,8 +68,14 @@ struct dm_sync_walk {
 	/* polled between requests and records; may be NULL */
 	bool (*cancelled)(void *ctx);
 	void *ctx;
+	/* pull: bytes of fetched objects held in memory until they can be
+	 * stored (the rest wait in a temporary file beside the store);
+	 * 0: DM_SYNC_HOLD_MAX */
+	size_t hold_max;
 	struct dm_sync_counts counts; /* kept by the walk */
 };
+
+#define DM_SYNC_HOLD_MAX (64u << 20)
 
 /* Makes the peer hold every object reachable from commits[0..n) (commit
  * object ids, all in the local store). Done counts grow as the peer

@@ -27,6 +27,7 @@
 #include "store/tree.h"
 #include "sync/reach.h"
 #include "sync/receive.h"
+#include "sync/spill.h"
 #include "sync/walk.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -339,6 +340,54 @@ static void test_pull_fetches_what_is_missing(void **state)
 	assert_int_equal(na, nc);
 }
 
+/* A pull whose held objects pass its budget keeps them in a file: the
+ * same store results, with at most the budget in memory. */
+static void test_pull_spills_past_its_budget(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_sync_walk w;
+	struct local_peer lp;
+	struct dm_err err;
+	uint64_t na = 0, nc = 0;
+	dm_oid c1;
+
+	make_src(fx);
+	c1 = commit_src(fx, "c1", NULL);
+	walk_init(&w, &lp, fx->c, fx->a);
+	w.hold_max = 64; /* smaller than one tree: everything goes to the file */
+	if (dm_sync_pull(&w, &c1, 1, &err))
+		fail_msg("pull: %s", err.msg);
+	expect_verifies(fx->a, &na);
+	expect_verifies(fx->c, &nc);
+	assert_int_equal(na, nc);
+}
+
+static void test_spill_keeps_its_budget(void **state)
+{
+	struct fixture *fx = *state;
+	unsigned char in[3000], back_ok = 1;
+	struct dm_buf scratch = DM_BUF_INIT;
+	const unsigned char *out;
+	struct dm_spill sp;
+	struct dm_err err;
+	uint64_t offs[40];
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 7);
+	dm_spill_init(&sp, 10000, fx->dir);
+	for (size_t i = 0; i < 40; i++) {
+		assert_int_equal(dm_spill_add(&sp, in + i, 2000, &offs[i], &err), 0);
+		assert_true(dm_spill_in_memory(&sp) <= 10000);
+	}
+	for (size_t i = 0; i < 40; i++) {
+		assert_int_equal(dm_spill_get(&sp, offs[i], 2000, &scratch, &out, &err), 0);
+		back_ok &= memcmp(out, in + i, 2000) == 0;
+	}
+	assert_true(back_ok);
+	dm_spill_release(&sp);
+	dm_buf_release(&scratch);
+}
+
 static void test_killed_push_resumes(void **state)
 {
 	struct fixture *fx = *state;
@@ -612,6 +661,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_incremental_push_sends_only_new_chunks, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_pull_spills_past_its_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spill_keeps_its_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pull_fetches_what_is_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_push_resumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_pull_resumes, setup, teardown),
