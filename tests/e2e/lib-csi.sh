@@ -42,3 +42,8 @@ csi_py() {
 csi_suite() {
 	csi_py "$CSI_DIR/conformance.py" "$CSI_SOCK" "$HOME/work" "$@"
 }
+
+# csictl COMMAND [ARGS]: one CSI call (tests/e2e/csi/csictl.py).
+csictl() {
+	csi_py "$CSI_DIR/csictl.py" "$CSI_SOCK" "$HOME/work" "$@"
+}

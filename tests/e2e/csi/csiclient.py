@@ -21,6 +21,11 @@ PROTO_DIR = os.path.join(SOURCE, "src", "server", "api", "csi")
 def stubs(out_dir):
     """Generates csi_pb2 and csi_pb2_grpc into out_dir; returns (pb, grpc module)."""
     os.makedirs(out_dir, exist_ok=True)
+    proto = os.path.join(PROTO_DIR, "csi.proto")
+    made = os.path.join(out_dir, "csi_pb2_grpc.py")
+    if os.path.exists(made) and os.path.getmtime(made) >= os.path.getmtime(proto):
+        sys.path.insert(0, out_dir)
+        return importlib.import_module("csi_pb2"), importlib.import_module("csi_pb2_grpc")
     wkt = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     rc = protoc.main([
         "grpc_tools.protoc",

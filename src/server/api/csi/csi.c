@@ -687,6 +687,7 @@ static int make_volume(struct dm_csi *c, json_t *rec, const struct origin *o, co
 			char vid[DM_DOT_ID_MAX + 80];
 
 			json_object_set_new(rec, "dot_id", json_string(id));
+			json_object_set_new(rec, "made_dot", json_true());
 			snprintf(vid, sizeof(vid), "%s:%s", id, "master");
 			json_object_set_new(rec, "id", json_string(vid));
 		}
@@ -870,7 +871,8 @@ static bool published(struct dm_csi *c, const char *volume_id, char *where, size
 /*
  * What of dot dot_id may go now: a branch no live volume and no snapshot
  * needs (its record goes with it), and the dot itself once nothing of it
- * is left.
+ * is left, if CSI made it (a record says made_dot: a dot of the
+ * StorageClass's fromDot only lends its history, and stays).
  */
 static void tidy(struct dm_csi *c, const char *dot_id)
 {
@@ -878,7 +880,7 @@ static void tidy(struct dm_csi *c, const char *dot_id)
 	struct dm_err err;
 	json_t *vols = NULL, *snaps = NULL, *rec, *res = NULL;
 	const char *k;
-	bool live = false, any_snap = false;
+	bool live = false, any_snap = false, ours = false;
 	struct dm_dot_handle *h;
 
 	if (rec_all(c, &vols, VOL_PREFIX, &err) || rec_all(c, &snaps, SNAP_PREFIX, &err)) {
@@ -889,6 +891,8 @@ static void tidy(struct dm_csi *c, const char *dot_id)
 	{
 		if (!strcmp(str(rec, "dot_id"), dot_id) && strcmp(str(rec, "state"), "deleted"))
 			live = true;
+		if (!strcmp(str(rec, "dot_id"), dot_id) && json_is_true(json_object_get(rec, "made_dot")))
+			ours = true;
 	}
 	json_object_foreach(snaps, k, rec)
 	{
@@ -903,7 +907,7 @@ static void tidy(struct dm_csi *c, const char *dot_id)
 		dm_dot_view_unref(v);
 		dm_dot_handle_unref(h);
 	}
-	if (!live && !any_snap) {
+	if (!live && !any_snap && ours) {
 		if (h && rpc(c, "dots.delete", json_pack("{s:s}", "id", dot_id), &res, &err)) {
 			dm_warn("csi: cannot delete dot %s: %s", dot_id, err.msg);
 			goto done;
