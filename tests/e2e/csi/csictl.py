@@ -16,6 +16,7 @@ on stdout; a failed call prints "CODE: message" on stderr and exits 1.
   stats VOLUME_ID PATH            bytes used, then total
   volumes | snapshots             one id per line (every page)
   info                            the node id
+  name                            the driver's name (GetPluginInfo)
   time N create|snapshot ...      runs the call N times (names get -I), and
                                   prints each call's milliseconds
 """
@@ -97,6 +98,8 @@ def run(c, cmd, args):
                 return "\n".join(ids) if ids else None
     if cmd == "info":
         return c.node.NodeGetInfo(pb.NodeGetInfoRequest()).node_id
+    if cmd == "name":
+        return c.identity.GetPluginInfo(pb.GetPluginInfoRequest()).name
     if cmd == "time":
         n, what, rest = int(args[0]), args[1], args[2:]
         lines = []
