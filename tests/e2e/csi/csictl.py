@@ -17,6 +17,8 @@ on stdout; a failed call prints "CODE: message" on stderr and exits 1.
   volumes | snapshots             one id per line (every page)
   info                            the node id
   name                            the driver's name (GetPluginInfo)
+  topology                        NodeGetInfo's topology, KEY=VALUE lines
+  plugin-caps                     GetPluginCapabilities' services
   time N create|snapshot ...      runs the call N times (names get -I), and
                                   prints each call's milliseconds
 """
@@ -98,6 +100,14 @@ def run(c, cmd, args):
                 return "\n".join(ids) if ids else None
     if cmd == "info":
         return c.node.NodeGetInfo(pb.NodeGetInfoRequest()).node_id
+    if cmd == "topology":
+        r = c.node.NodeGetInfo(pb.NodeGetInfoRequest())
+        segs = r.accessible_topology.segments
+        return "\n".join("%s=%s" % (k, segs[k]) for k in sorted(segs)) or None
+    if cmd == "plugin-caps":
+        r = c.identity.GetPluginCapabilities(pb.GetPluginCapabilitiesRequest())
+        T = pb.PluginCapability.Service.Type
+        return "\n".join(T.Name(x.service.type) for x in r.capabilities if x.HasField("service"))
     if cmd == "name":
         return c.identity.GetPluginInfo(pb.GetPluginInfoRequest()).name
     if cmd == "time":

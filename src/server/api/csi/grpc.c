@@ -783,15 +783,16 @@ static int bind_socket(int *out, const char *path, struct dm_err *err)
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = dm_err_errno(err, errno, "cannot bind the CSI socket '%s'", path);
+		rc = dm_err_errno(err, errno, "cannot bind the CSI socket '%s'", sa.sun_path);
 		close(fd);
 		return rc;
 	}
-	if (chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
-		rc = dm_err_errno(err, errno, "cannot listen on the CSI socket '%s'", path);
+	if (chmod(sa.sun_path, 0600) < 0 || listen(fd, 64) < 0) {
+		int e = errno;
+
 		close(fd);
-		unlink(path);
-		return rc;
+		unlink(sa.sun_path);
+		return dm_err_errno(err, e, "cannot listen on the CSI socket '%s'", sa.sun_path);
 	}
 	*out = fd;
 	return 0;
