@@ -62,22 +62,22 @@
  * point at constant strings without copying them. */
 #pragma GCC diagnostic ignored "-Wcast-qual"
 
-#define NAME_MAX_LEN  128 /* the spec's limit on a string field */
-#define KEY_HEX       32
-#define CALL_MS       30000
-#define LONG_CALL_MS  (3600 * 1000)
-#define VOL_PREFIX    DM_KV_CSI "volumes/"
-#define SNAP_PREFIX   DM_KV_CSI "snapshots/"
-#define PUB_PREFIX    DM_KV_CSI "published/"
-#define MOUNT_PREFIX  "csi:"
+#define NAME_MAX_LEN 128 /* the spec's limit on a string field */
+#define KEY_HEX      32
+#define CALL_MS      30000
+#define LONG_CALL_MS (3600 * 1000)
+#define VOL_PREFIX   DM_KV_CSI "volumes/"
+#define SNAP_PREFIX  DM_KV_CSI "snapshots/"
+#define PUB_PREFIX   DM_KV_CSI "published/"
+#define MOUNT_PREFIX "csi:"
 
 struct dm_csi {
 	const struct dm_api_env *env;
 	char *dots_dir;
 	struct dm_grpc_server *grpc;
 	pthread_mutex_t mu;
-	bool ready;    /* under mu */
-	char **busy;   /* under mu: keys of operations running */
+	bool ready;  /* under mu */
+	char **busy; /* under mu: keys of operations running */
 	size_t nbusy;
 };
 
@@ -87,8 +87,7 @@ struct res {
 	char msg[DM_ERR_MSG_MAX];
 };
 
-__attribute__((format(printf, 3, 4))) static int fail(struct res *r, int code, const char *fmt,
-						      ...)
+__attribute__((format(printf, 3, 4))) static int fail(struct res *r, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -332,8 +331,8 @@ static int rec_all(struct dm_csi *c, json_t **out, const char *prefix, struct dm
 
 /* The record under prefix whose field is value: a new reference with its
  * key into key_out, or NULL. */
-static json_t *rec_find(struct dm_csi *c, const char *prefix, const char *field,
-			const char *value, char key_out[KEY_HEX + 1], struct dm_err *err, int *rc)
+static json_t *rec_find(struct dm_csi *c, const char *prefix, const char *field, const char *value,
+			char key_out[KEY_HEX + 1], struct dm_err *err, int *rc)
 {
 	json_t *all = NULL, *rec, *found = NULL;
 	const char *k;
@@ -607,7 +606,8 @@ static int origin_of(struct dm_csi *c, struct origin *o, const Csi__V1__CreateVo
 		return 0;
 	}
 	if (src && src->type_case == CSI__V1__VOLUME_CONTENT_SOURCE__TYPE_VOLUME) {
-		const char *id = src->volume && src->volume->volume_id ? src->volume->volume_id : "";
+		const char *id =
+			src->volume && src->volume->volume_id ? src->volume->volume_id : "";
 
 		if (!id[0])
 			return fail(r, DM_GRPC_INVALID_ARGUMENT, "the source volume has no id");
@@ -641,7 +641,9 @@ static int origin_of(struct dm_csi *c, struct origin *o, const Csi__V1__CreateVo
 
 			snprintf(o->dot_id, sizeof(o->dot_id), "%s", v->id);
 			snprintf(o->commit, sizeof(o->commit), "%s",
-				 from_commit[0] ? from_commit : b ? b->head : "");
+				 from_commit[0] ? from_commit
+				 : b            ? b->head
+						: "");
 			dm_dot_view_unref(v);
 		}
 		dm_registry_snap_unref(snap);
@@ -716,7 +718,8 @@ static int make_volume(struct dm_csi *c, json_t *rec, const struct origin *o, co
 		res = NULL;
 	}
 	if (!commit[0])
-		return fail(r, DM_GRPC_FAILED_PRECONDITION, "the source has no commit to start from");
+		return fail(r, DM_GRPC_FAILED_PRECONDITION,
+			    "the source has no commit to start from");
 	rc = rpc(c, "dots.branch",
 		 json_pack("{s:s, s:s, s:s}", "dot", shown, "branch", str(rec, "branch"), "from",
 			   commit),
@@ -861,7 +864,8 @@ static bool published(struct dm_csi *c, const char *volume_id, char *where, size
 	{
 		if (!found && !strcmp(str(rec, "volume"), volume_id)) {
 			found = true;
-			snprintf(where, size, "%s on node %s", str(rec, "target"), str(rec, "node"));
+			snprintf(where, size, "%s on node %s", str(rec, "target"),
+				 str(rec, "node"));
 		}
 	}
 	json_decref(all);
@@ -891,7 +895,8 @@ static void tidy(struct dm_csi *c, const char *dot_id)
 	{
 		if (!strcmp(str(rec, "dot_id"), dot_id) && strcmp(str(rec, "state"), "deleted"))
 			live = true;
-		if (!strcmp(str(rec, "dot_id"), dot_id) && json_is_true(json_object_get(rec, "made_dot")))
+		if (!strcmp(str(rec, "dot_id"), dot_id) &&
+		    json_is_true(json_object_get(rec, "made_dot")))
 			ours = true;
 	}
 	json_object_foreach(snaps, k, rec)
@@ -916,8 +921,7 @@ static void tidy(struct dm_csi *c, const char *dot_id)
 		res = NULL;
 		json_object_foreach(vols, k, rec)
 		{
-			if (!strcmp(str(rec, "dot_id"), dot_id) &&
-			    rec_del(c, VOL_PREFIX, k, &err))
+			if (!strcmp(str(rec, "dot_id"), dot_id) && rec_del(c, VOL_PREFIX, k, &err))
 				dm_warn("csi: %s", err.msg);
 		}
 		if (h)
@@ -1076,7 +1080,8 @@ static int page_start(json_t *keys, const char *token)
 
 static int cmp_str(const void *a, const void *b)
 {
-	return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+	return strcmp(json_string_value(*(json_t *const *)a),
+		      json_string_value(*(json_t *const *)b));
 }
 
 /* obj's keys as a sorted array of strings. */
@@ -1222,9 +1227,8 @@ static void snap_msg_fill(struct dm_csi *c, struct snap_msg *m, json_t *rec)
 	m->t.nanos = (int32_t)(ns % 1000000000);
 	m->s.creation_time = &m->t;
 	/* indexed: its commit object is in the store (btrfs indexes after) */
-	m->s.ready_to_use =
-		dm_store_commit_get(c->env->store, str(rec, "dot_id"), str(rec, "commit"), &oid,
-				    &err) == 0;
+	m->s.ready_to_use = dm_store_commit_get(c->env->store, str(rec, "dot_id"),
+						str(rec, "commit"), &oid, &err) == 0;
 }
 
 static int m_create_snapshot(struct dm_csi *c, const void *rq, struct dm_buf *out, struct res *r)
@@ -1276,8 +1280,7 @@ static int m_create_snapshot(struct dm_csi *c, const void *rq, struct dm_buf *ou
 	}
 	have_vbusy = true;
 	if (!dot_shown(c, str(vol, "dot_id"), shown)) {
-		fail(r, DM_GRPC_NOT_FOUND, "the dot of volume '%s' is gone",
-		     req->source_volume_id);
+		fail(r, DM_GRPC_NOT_FOUND, "the dot of volume '%s' is gone", req->source_volume_id);
 		goto done;
 	}
 	/* through the API: in a cluster, the branch's master commits */
@@ -1457,7 +1460,8 @@ static int m_node_info(struct dm_csi *c, const void *rq, struct dm_buf *out, str
 {
 	Csi__V1__NodeGetInfoResponse resp = CSI__V1__NODE_GET_INFO_RESPONSE__INIT;
 	Csi__V1__Topology topo = CSI__V1__TOPOLOGY__INIT;
-	Csi__V1__Topology__SegmentsEntry seg = CSI__V1__TOPOLOGY__SEGMENTS_ENTRY__INIT, *segp = &seg;
+	Csi__V1__Topology__SegmentsEntry seg = CSI__V1__TOPOLOGY__SEGMENTS_ENTRY__INIT,
+					 *segp = &seg;
 
 	(void)rq;
 	(void)r;
@@ -1516,15 +1520,13 @@ static int dot_record(struct dm_csi *c, const char *dot_id, const char *mount_ke
 	return rc;
 }
 
-static void mount_view_of(struct dm_mount_view *m, const char *key, json_t *vol,
-			  const char *target)
+static void mount_view_of(struct dm_mount_view *m, const char *key, json_t *vol, const char *target)
 {
 	memset(m, 0, sizeof(*m));
 	snprintf(m->of, sizeof(m->of), "%s", key);
 	snprintf(m->mount_id, sizeof(m->mount_id), "%s", key);
 	snprintf(m->container, sizeof(m->container), "csi %s", target);
-	snprintf(m->volume, sizeof(m->volume), "%.120s@%.64s", str(vol, "dot"),
-		 str(vol, "branch"));
+	snprintf(m->volume, sizeof(m->volume), "%.120s@%.64s", str(vol, "dot"), str(vol, "branch"));
 	snprintf(m->branch, sizeof(m->branch), "%s", str(vol, "branch"));
 	snprintf(m->subdot, sizeof(m->subdot), "%s", DM_SUBDOT_ROOT);
 }
@@ -1575,8 +1577,8 @@ static int m_node_publish(struct dm_csi *c, const void *rq, struct dm_buf *out, 
 	if (pub) {
 		if (strcmp(str(pub, "volume"), req->volume_id) ||
 		    json_is_true(json_object_get(pub, "readonly")) != (req->readonly != 0))
-			fail(r, DM_GRPC_ALREADY_EXISTS,
-			     "'%s' is published already, %s", req->target_path,
+			fail(r, DM_GRPC_ALREADY_EXISTS, "'%s' is published already, %s",
+			     req->target_path,
 			     strcmp(str(pub, "volume"), req->volume_id) ? "with another volume"
 									: "with another read-only");
 		else
@@ -1620,8 +1622,7 @@ static int m_node_publish(struct dm_csi *c, const void *rq, struct dm_buf *out, 
 	}
 	if (mount(path, req->target_path, NULL, MS_BIND, NULL) < 0) {
 		fail(r, errno == EPERM ? DM_GRPC_PERMISSION_DENIED : DM_GRPC_INTERNAL,
-		     "cannot bind-mount '%s' at '%s': %s", path, req->target_path,
-		     strerror(errno));
+		     "cannot bind-mount '%s' at '%s': %s", path, req->target_path, strerror(errno));
 		goto done;
 	}
 	if (req->readonly &&
@@ -1631,10 +1632,10 @@ static int m_node_publish(struct dm_csi *c, const void *rq, struct dm_buf *out, 
 		umount2(req->target_path, MNT_DETACH);
 		goto done;
 	}
-	pub = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "volume", req->volume_id,
-			"target", req->target_path, "node",
-			c->env->node_id ? c->env->node_id : "", "dot_id", str(vol, "dot_id"),
-			"branch", str(vol, "branch"), "readonly", req->readonly != 0, "mount", mkey);
+	pub = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "volume", req->volume_id, "target",
+			req->target_path, "node", c->env->node_id ? c->env->node_id : "", "dot_id",
+			str(vol, "dot_id"), "branch", str(vol, "branch"), "readonly",
+			req->readonly != 0, "mount", mkey);
 	if (rec_put(c, PUB_PREFIX, pkey, pub, &err)) {
 		umount2(req->target_path, MNT_DETACH);
 		fail_err(r, &err);
@@ -1872,7 +1873,8 @@ static void restore_published(struct dm_csi *c)
 	json_t *all = NULL, *p, *vol;
 	const char *k;
 
-	snprintf(prefix, sizeof(prefix), PUB_PREFIX "%s/", c->env->node_id ? c->env->node_id : "node");
+	snprintf(prefix, sizeof(prefix), PUB_PREFIX "%s/",
+		 c->env->node_id ? c->env->node_id : "node");
 	if (rec_all(c, &all, prefix, &err))
 		return;
 	json_object_foreach(all, k, p)

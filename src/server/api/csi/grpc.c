@@ -43,11 +43,11 @@
  * only reads (and copies): the headers point at constant strings. */
 #pragma GCC diagnostic ignored "-Wcast-qual"
 
-#define PATH_MAX_LEN   256 /* a :path longer than this is no method of ours */
-#define CONNS_MAX      64
-#define FRAME_PREFIX   5
-#define READ_BUF       16384
-#define MAX_STREAMS    100
+#define PATH_MAX_LEN 256 /* a :path longer than this is no method of ours */
+#define CONNS_MAX    64
+#define FRAME_PREFIX 5
+#define READ_BUF     16384
+#define MAX_STREAMS  100
 
 /* ---- pure parts: codes, framing, encoding ---- */
 
@@ -324,8 +324,8 @@ static ssize_t read_answer(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t
 
 /* Submits the answer of stream id (data: taken). A stream already closed
  * (the client gave up) gets nothing. */
-static void submit_answer(struct conn *c, int32_t id, int code, const char *message,
-			  uint8_t *data, size_t len)
+static void submit_answer(struct conn *c, int32_t id, int code, const char *message, uint8_t *data,
+			  size_t len)
 {
 	struct stream *st = nghttp2_session_get_stream_user_data(c->h2, id);
 	char status[16];
@@ -445,8 +445,7 @@ static void dispatch(struct conn *c, int32_t id, struct stream *st)
 
 /* ---- nghttp2's callbacks (the connection's thread) ---- */
 
-static ssize_t on_send(nghttp2_session *h2, const uint8_t *data, size_t len, int flags,
-		       void *user)
+static ssize_t on_send(nghttp2_session *h2, const uint8_t *data, size_t len, int flags, void *user)
 {
 	struct conn *c = user;
 	ssize_t n;
@@ -769,11 +768,13 @@ static int bind_socket(int *out, const char *path, struct dm_err *err)
 	}
 	if (socket_served(path))
 		return dm_err_set(err, DM_EBUSY,
-				  "CSI socket '%s' is served by another process (another dmd?)", path);
+				  "CSI socket '%s' is served by another process (another dmd?)",
+				  path);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return dm_err_set(err, DM_EEXISTS,
-					  "'%s' exists and is not a socket: not the CSI socket", path);
+					  "'%s' exists and is not a socket: not the CSI socket",
+					  path);
 		unlink(path);
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
