@@ -162,7 +162,7 @@ section=$WORK/section.md
 	echo "\`bench/csi.sh --scale $SCALE --runs $RUNS --many $MANY\` on $(date -u +%Y-%m-%d), $(nproc) cores."
 	echo "Milliseconds, p50 / p95, measured by the gRPC client (call to answer)."
 	echo "CreateSnapshot after writing 1 MiB more each time; CreateVolume from a"
-	echo "snapshot that is ready (indexed). Raw times: \`$LOG\`."
+	echo "snapshot that is ready (indexed). Raw times: \`${LOG#"$REPO"/}\`."
 	echo
 	echo "| engine | volume | CreateSnapshot | CreateVolume from snapshot | $MANY volumes from one snapshot (each; total s) |"
 	echo "| --- | --- | --- | --- | --- |"
