@@ -28,6 +28,11 @@ packages=(
 	libbtrfsutil-dev btrfs-progs
 	# the etcd kv backend's tests (unit test_kv, e2e t0800): etcd and etcdctl
 	etcd-server etcd-client
+	# the CSI driver (docs/internals/csi.md): HTTP/2, protobuf-c and protoc-c;
+	# its conformance suite's gRPC client (e2e t1000)
+	libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-grpc-tools
+	# the deployment files' check (e2e t1003) reads YAML
+	python3-yaml
 	# later (docker-API tests):
 	# podman
 )

@@ -38,7 +38,7 @@
 #define DMD_ARGS_MAX   48   /* arguments dm gives dmd, at most */
 
 /* dmd start's options that init and start pass through (beyond cli.h's). */
-enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET };
+enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET, OPT_CSI_SOCKET };
 /* dmd init's options (util/dmd_init.h) are passed through too: cluster init
  * takes them all, cluster join only --advertise and the --etcd-* ones. */
 
@@ -48,6 +48,7 @@ static const struct option cluster_opts[] = {
 	{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
 	{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 	{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
+	{"csi-socket", required_argument, NULL, OPT_CSI_SOCKET},
 	DM_DMD_INIT_GETOPT{NULL, 0, NULL, 0},
 };
 
@@ -56,6 +57,7 @@ struct cluster_args {
 	int port;                     /* 0: not given */
 	char plugin_socket[PATH_MAX]; /* "" when not given; absolute, or "none" */
 	char docker_socket[PATH_MAX];
+	char csi_socket[PATH_MAX]; /* --csi-socket: "" when not given */
 	bool no_plugin;
 	/* dmd init's options as given (dmd checks them), NULL when not given,
 	 * but --pool-dir: pool_dir, made absolute */
@@ -123,6 +125,16 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 		} else if (c == OPT_DOCKER_SOCKET) {
 			int rc = socket_arg(cli, out->docker_socket, sizeof(out->docker_socket),
 					    "docker-socket", optarg, err);
+
+			if (rc)
+				return rc;
+		} else if (c == OPT_CSI_SOCKET) {
+			int rc = port_ok ? socket_arg(cli, out->csi_socket, sizeof(out->csi_socket),
+						      "csi-socket", optarg, err)
+					 : dm_cli_usage_error(cli, err,
+							      "unknown option '--csi-socket' for "
+							      "'dm %s'",
+							      cli->cmd->name);
 
 			if (rc)
 				return rc;
@@ -224,7 +236,7 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 	return dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 }
 
-/* `dmd start --data-dir DIR` with the options given: args gets at most 11
+/* `dmd start --data-dir DIR` with the options given: args gets at most 13
  * entries and a NULL. */
 static void start_args(const char **args, const struct cluster_args *a, const char *data_dir,
 		       const char *port_text)
@@ -247,6 +259,10 @@ static void start_args(const char **args, const struct cluster_args *a, const ch
 	if (a->docker_socket[0]) {
 		args[n++] = "--docker-socket";
 		args[n++] = a->docker_socket;
+	}
+	if (a->csi_socket[0]) {
+		args[n++] = "--csi-socket";
+		args[n++] = a->csi_socket;
 	}
 	args[n] = NULL;
 }
@@ -652,7 +668,7 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	cli->remote_opt = r.name;
 
 	{
-		const char *args[12];
+		const char *args[14];
 
 		start_args(args, &a, data_dir, NULL);
 		rc = run_dmd(cli, args, &out, err);
@@ -756,7 +772,7 @@ int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_er
 		return rc;
 	snprintf(port_text, sizeof(port_text), "%d", a.port);
 	{
-		const char *args[12];
+		const char *args[14];
 
 		start_args(args, &a, data_dir, a.port ? port_text : NULL);
 		rc = run_dmd(cli, args, &out, err);

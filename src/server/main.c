@@ -77,6 +77,7 @@ static const char usage_text[] =
 	"        always plain (its mode protects it).\n"
 	"  dmd start --data-dir DIR [--port N] [--foreground] [--log-level LEVEL]\n"
 	"            [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]\n"
+	"            [--csi-socket PATH]\n"
 	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
 	"        init, else 32607) and on DIR/dmd.sock. It runs in the background,\n"
 	"        logging to DIR/dmd.log (moved to dmd.log.1 at $DM_LOG_MAX bytes,\n"
@@ -92,6 +93,8 @@ static const char usage_text[] =
 	"        resets and checkouts through the Docker Engine API at\n"
 	"        --docker-socket (default " DEFAULT_DOCKER_SOCKET "; 'none': not\n"
 	"        used; a socket that is not there at start is not used either).\n"
+	"        --csi-socket serves the Kubernetes CSI driver 'dm.csi.dotmesh.io' there\n"
+	"        (off without it).\n"
 	"        Deleting dots starts a garbage collection by itself once they\n"
 	"        made about $DM_GC_AUTO of garbage since the last one (a size:\n"
 	"        500M, 1G (the default); 'off': never).\n"
@@ -111,6 +114,7 @@ struct args {
 	const char *plugin_socket; /* --plugin-socket, or NULL */
 	bool no_plugin;
 	const char *docker_socket;       /* --docker-socket, or NULL */
+	const char *csi_socket;          /* --csi-socket, or NULL */
 	const char *engine;              /* init: --engine, or NULL */
 	const char *kv;                  /* init: --kv, or NULL */
 	const char *etcd_endpoints;      /* init: --etcd-endpoints, or NULL */
@@ -201,6 +205,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		OPT_NO_PLUGIN,
 		OPT_DOCKER_SOCKET,
 		OPT_JOIN,
+		OPT_CSI_SOCKET,
 		/* and init's DM_DMD_INIT_OPT(...), from util/dmd_init.h */
 	};
 	static const struct option opts[] = {
@@ -212,6 +217,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		{"plugin-socket", required_argument, NULL, OPT_PLUGIN_SOCKET},
 		{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 		{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
+		{"csi-socket", required_argument, NULL, OPT_CSI_SOCKET},
 		DM_DMD_INIT_GETOPT{"join", no_argument, NULL, OPT_JOIN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -270,6 +276,15 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 				a->plugin_socket = optarg;
 			else
 				a->docker_socket = optarg;
+			break;
+		case OPT_CSI_SOCKET:
+			if (!is_start)
+				return usage_error("--csi-socket is for dmd start, not dmd %s", cmd);
+			if (optarg[0] != '/' && strcmp(optarg, "none"))
+				return usage_error("--csi-socket needs an absolute path or 'none', not "
+						   "'%s'",
+						   optarg);
+			a->csi_socket = strcmp(optarg, "none") ? optarg : NULL;
 			break;
 		case DM_DMD_INIT_OPT(ENGINE):
 		case DM_DMD_INIT_OPT(POOL_DIR):
@@ -485,6 +500,7 @@ static int serve(const struct args *a, const char *data_dir, struct dm_daemon *d
 	so.data_dir = data_dir;
 	so.port = a->port;
 	plugin_opts(&so, a);
+	so.csi_socket = a->csi_socket;
 	if (gc_auto_opt(&so.gc_auto_bytes, &err))
 		goto failed;
 	if (dm_server_open(&srv, &so, &err)) {

@@ -27,6 +27,7 @@
 #include "engine/pool.h"
 #include "kv/kv.h"
 #include "server/api/api.h"
+#include "server/api/csi/csi.h"
 #include "server/api/http.h"
 #include "server/api/plugin.h"
 #include "server/api/sessions.h"
@@ -152,6 +153,16 @@ static int start_plugin(struct dm_server *srv, const struct dm_server_opts *opts
 		return 0;
 	}
 	return dm_err_prefix(err, "cannot start the docker volume plugin");
+}
+
+/* The CSI driver, when asked for (--csi-socket); Probe says ready once
+ * dm_server_open is done. dots_dir: where the working copies are. */
+static int start_csi(struct dm_server *srv, const struct dm_server_opts *opts,
+		     const char *dots_dir, struct dm_err *err)
+{
+	if (!opts->csi_socket || !*opts->csi_socket)
+		return 0;
+	return dm_csi_start(&srv->csi, &srv->api_env, opts->csi_socket, dots_dir, err);
 }
 
 /* Mounts c's loop pool (unless it is mounted already); unmounted again by
@@ -426,11 +437,14 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 			goto done;
 	}
 	rc = start_plugin(srv, opts, err);
+	if (!rc)
+		rc = start_csi(srv, opts, path, err);
 	if (rc)
 		goto done;
 	rc = dm_http_start(srv->http, err);
 	if (rc)
 		goto done;
+	dm_csi_set_ready(srv->csi, true);
 	dm_info("dmd %s serving '%s' on %s and %s (node %s, engine %s)", DM_VERSION, srv->data_dir,
 		srv->address, sock, srv->node_id, srv->engine_name);
 done:
@@ -449,6 +463,7 @@ void dm_server_free(struct dm_server *srv)
 	dm_cluster_free(srv->cluster);
 	srv->cluster = NULL;
 	dm_plugin_quiesce(srv->plugin);
+	dm_csi_quiesce(srv->csi);
 	if (srv->http) {
 		dm_http_quiesce(srv->http);
 		if (dm_http_wait_idle(srv->http, srv->shutdown_grace_ms) == DM_ETIMEOUT) {
@@ -463,6 +478,8 @@ void dm_server_free(struct dm_server *srv)
 	}
 	dm_plugin_free(srv->plugin, srv->shutdown_grace_ms);
 	srv->plugin = NULL;
+	dm_csi_free(srv->csi, srv->shutdown_grace_ms);
+	srv->csi = NULL;
 	/* the replicator waits for transfers: it stops first */
 	dm_replicator_free(srv->replicator);
 	srv->replicator = NULL;

@@ -33,6 +33,7 @@ struct dm_etcd_member;
 struct dm_http;
 struct dm_kv;
 struct dm_plugin;
+struct dm_csi;
 struct dm_registry;
 struct dm_replicator;
 struct dm_sessions;
@@ -49,6 +50,7 @@ struct dm_server_opts {
 	const char *plugin_socket; /* the Docker volume plugin's socket; NULL: no plugin */
 	bool plugin_optional;      /* a plugin socket that cannot be served only warns */
 	const char *docker_socket; /* the Docker Engine API; NULL, or absent at start: none */
+	const char *csi_socket;    /* the CSI driver's socket (api/csi/csi.h); NULL: none */
 	/* automatic garbage collection after this many bytes of deletes: 0 for
 	 * the default (DM_SPACE_AUTO_BYTES_DEFAULT), UINT64_MAX for never */
 	uint64_t gc_auto_bytes;
@@ -85,6 +87,7 @@ struct dm_server {
 	char volume_driver[256];            /* the plugin's name, "" without one */
 	struct dm_http *http;
 	struct dm_plugin *plugin;           /* the Docker volume plugin, or NULL */
+	struct dm_csi *csi;                 /* the CSI driver, or NULL */
 	char *pool_mount;                   /* the loop pool we mounted, or NULL */
 	struct dm_etcd_member *etcd_member; /* the local etcd we run, or NULL */
 	struct dm_etcd_access etcd_access;  /* how we reach etcd (join tokens carry it) */
