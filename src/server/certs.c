@@ -170,6 +170,32 @@ int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_
 	return init_self(dir, advertise, ca_pem, ca_key_pem, err);
 }
 
+int dm_certs_renew(const char *dir, const struct dm_datadir_config *c, const char *advertise,
+		   struct dm_err *err)
+{
+	struct dm_certs now;
+	int rc;
+
+	if (strcmp(c->tls, DM_TLS_SELF))
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "this node serves %s: renew its certificate where it comes from",
+				  strcmp(c->tls, DM_TLS_FILES) ? "plain HTTP"
+							       : "the operator's TLS files");
+	rc = dm_certs_load(&now, dir, c, err);
+	if (rc)
+		return rc;
+	if (!now.ca_key.len)
+		rc = dm_err_set(err, DM_EUNSUPPORTED,
+				"'%s' holds no %s: renew the certificate on a node that holds the "
+				"CA's key, or with the CA's owner",
+				dir, DM_DATA_CA_KEY);
+	else
+		rc = init_self(dir, advertise, (const char *)now.ca.data,
+			       (const char *)now.ca_key.data, err);
+	dm_certs_release(&now);
+	return rc;
+}
+
 int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,
 		  struct dm_err *err)
 {

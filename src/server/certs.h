@@ -38,6 +38,14 @@ int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char
 int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_pem,
 			 const char *ca_key_pem, struct dm_err *err);
 
+/* A new certificate for this node, for the same names (and advertise's
+ * host), signed by the CA it holds (DIR/ca.pem, DIR/ca-key.pem): what
+ * `dmd renew-cert` does while dmd is stopped. Clients pin the CA, not the
+ * certificate, so they go on trusting the node. DM_EUNSUPPORTED for a node
+ * without the CA's key (the operator's files, or plain HTTP). */
+int dm_certs_renew(const char *dir, const struct dm_datadir_config *c, const char *advertise,
+		   struct dm_err *err);
+
 /* At start: the files as c says (nothing for DM_TLS_OFF). */
 int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,
 		  struct dm_err *err);

@@ -23,12 +23,14 @@
 #include "server/api/plugin.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_member.h"
+#include "server/certs.h"
 #include "server/daemon.h"
 #include "server/datadir.h"
 #include "server/server.h"
 #include "util/dmd_init.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/tls.h"
 
 #include "util/banned.h"
 
@@ -98,6 +100,11 @@ static const char usage_text[] =
 	"        Deleting dots starts a garbage collection by itself once they\n"
 	"        made about $DM_GC_AUTO of garbage since the last one (a size:\n"
 	"        500M, 1G (the default); 'off': never).\n"
+	"  dmd renew-cert --data-dir DIR\n"
+	"        With dmd stopped: a new certificate for this node (valid two\n"
+	"        years, the same names) signed by its CA (DIR/ca.pem and\n"
+	"        DIR/ca-key.pem). Clients pin the CA, not the certificate: they\n"
+	"        go on trusting the node.\n"
 	"  dmd stop  --data-dir DIR [--timeout SECONDS]\n"
 	"        Stop the server of DIR (SIGTERM) and wait for it (default 30 s),\n"
 	"        and a local etcd that a dmd which died left running.\n"
@@ -192,7 +199,8 @@ static bool parse_level(enum dm_log_level *out, const char *s)
 	return false;
 }
 
-/* Parses the options of cmd ("init", "start" or "stop"); 0 or an exit status. */
+/* Parses the options of cmd ("init", "start", "stop" or "renew-cert"); 0 or an
+ * exit status. */
 static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 {
 	enum {
@@ -223,6 +231,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	bool is_start = strcmp(cmd, "start") == 0, is_stop = strcmp(cmd, "stop") == 0;
+	bool is_renew = strcmp(cmd, "renew-cert") == 0;
 	int c;
 
 	memset(a, 0, sizeof(*a));
@@ -236,7 +245,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 			a->data_dir = optarg;
 			break;
 		case OPT_PORT:
-			if (is_stop)
+			if (is_stop || is_renew)
 				return usage_error("dmd %s takes no --port", cmd);
 			if (!parse_int(&a->port, optarg, 1, 65535))
 				return usage_error("invalid port '%s'", optarg);
@@ -279,11 +288,13 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 			break;
 		case OPT_CSI_SOCKET:
 			if (!is_start)
-				return usage_error("--csi-socket is for dmd start, not dmd %s", cmd);
+				return usage_error("--csi-socket is for dmd start, not dmd %s",
+						   cmd);
 			if (optarg[0] != '/' && strcmp(optarg, "none"))
-				return usage_error("--csi-socket needs an absolute path or 'none', not "
-						   "'%s'",
-						   optarg);
+				return usage_error(
+					"--csi-socket needs an absolute path or 'none', not "
+					"'%s'",
+					optarg);
 			a->csi_socket = strcmp(optarg, "none") ? optarg : NULL;
 			break;
 		case DM_DMD_INIT_OPT(ENGINE):
@@ -555,6 +566,32 @@ static int cmd_start(const struct args *a)
 	return 0;
 }
 
+/* dmd renew-cert: a new certificate from the node's CA, dmd stopped. */
+static int cmd_renew_cert(const struct args *a)
+{
+	struct dm_datadir_config c;
+	struct dm_pidfile *pid = NULL;
+	char fp[DM_TLS_FINGERPRINT_LEN + 1];
+	struct dm_err err;
+	int rc;
+
+	dm_log_setup(stderr, DM_LOG_WARN);
+	dm_err_clear(&err);
+	if (dm_datadir_check(a->data_dir, &err) || dm_datadir_read_config(&c, a->data_dir, &err))
+		return fail(&err);
+	/* the pid file's lock: no dmd serves the old certificate meanwhile */
+	if (dm_pidfile_lock(&pid, a->data_dir, &err))
+		return fail(&err);
+	rc = dm_certs_renew(a->data_dir, &c, c.advertise, &err);
+	dm_pidfile_release(pid);
+	if (rc)
+		return fail(&err);
+	dm_certs_ca_fingerprint(fp, a->data_dir, &c);
+	printf("renewed the certificate of %s, signed by the same CA (%s): start dmd again\n",
+	       a->data_dir, fp);
+	return 0;
+}
+
 static int cmd_stop(const struct args *a)
 {
 	char data_dir[PATH_MAX];
@@ -603,7 +640,8 @@ int main(int argc, char **argv)
 		printf("dmd %s\n", DM_VERSION);
 		return 0;
 	}
-	if (strcmp(cmd, "init") && strcmp(cmd, "start") && strcmp(cmd, "stop"))
+	if (strcmp(cmd, "init") && strcmp(cmd, "start") && strcmp(cmd, "stop") &&
+	    strcmp(cmd, "renew-cert"))
 		return usage_error("unknown command '%s'", cmd);
 	rc = parse_args(&a, cmd, argc - 1, argv + 1);
 	if (rc)
@@ -615,5 +653,7 @@ int main(int argc, char **argv)
 		return cmd_init(&a);
 	if (!strcmp(cmd, "start"))
 		return cmd_start(&a);
+	if (!strcmp(cmd, "renew-cert"))
+		return cmd_renew_cert(&a);
 	return cmd_stop(&a);
 }

@@ -77,6 +77,26 @@ test_expect_success 'push, pull and clone between the servers go over HTTPS with
 	dmB pull a copy >/dev/null && test_cmp d/menu c/menu
 '
 
+test_expect_success 'dmd renew-cert: a new certificate from the same CA, refused while dmd runs; clients and transfers go on' '
+	test_status 16 dmd renew-cert --data-dir "$HOME/B" &&
+	grep "running" err &&
+	old=$(openssl x509 -in "$HOME/B/tls.pem" -noout -serial) &&
+	server_stop B &&
+	dmd renew-cert --data-dir "$HOME/B" >out &&
+	grep "signed by the same CA ($(fp_of "$HOME/B/ca.pem"))" out &&
+	new=$(openssl x509 -in "$HOME/B/tls.pem" -noout -serial) &&
+	test "$old" != "$new" &&
+	test "$(stat -c %a "$HOME/B/tls-key.pem")" = 600 &&
+	openssl verify -CAfile "$HOME/B/ca.pem" "$HOME/B/tls.pem" &&
+	server_start B &&
+	echo "$new" | sed "s/serial=//" >want &&
+	openssl s_client -connect "127.0.0.1:$(server_port B)" -CAfile "$HOME/B/ca.pem" </dev/null 2>/dev/null |
+		openssl x509 -noout -serial | sed "s/serial=//" >got &&
+	test_cmp want got &&
+	dmA --remote bobfp list &&
+	dmA push b shop
+'
+
 test_expect_success 'a server whose CA changed is refused loudly, and a transfer to it too' '
 	server_stop B &&
 	mv "$HOME/B" "$HOME/B.old" &&
