@@ -4,9 +4,11 @@ test_description='CSI in a three-node cluster: topology by node, a volume publis
 . "$TEST_DIRECTORY/lib-etcd.sh"
 . "$TEST_DIRECTORY/lib-cluster.sh"
 
-test_have_root || test_skip_all 'publishing a CSI volume bind-mounts it: needs root'
-/usr/bin/python3 -c 'import grpc, grpc_tools.protoc' 2>/dev/null ||
-	test_skip_all "no python3-grpcio and python3-grpc-tools (scripts/deps.sh installs them)"
+# what this needs is there, or the test fails saying what is missing
+test_expect_success 'needs: root (publishing bind-mounts), python3-grpcio and python3-grpc-tools' '
+	test_have_root &&
+	/usr/bin/python3 -c "import grpc, grpc_tools.protoc"
+'
 
 for n in N1 N2 N3; do
 	eval "node_opts_$n=\"--no-plugin --csi-socket $HOME/csi-$n.sock\""

@@ -4,7 +4,9 @@ test_description='deploy/kubernetes: valid YAML; the driver name dmd answers is 
 . "$TEST_DIRECTORY/lib-csi.sh"
 
 deploy=$DM_SOURCE_DIR/deploy/kubernetes
-csi_py -c 'import yaml' 2>/dev/null || test_skip_all 'no python3-yaml (scripts/deps.sh installs it)'
+test_expect_success 'needs: python3-yaml (scripts/deps.sh installs it)' '
+	csi_py -c "import yaml"
+'
 
 test_expect_success 'setup: dmd with the CSI socket; the name it answers' '
 	csi_start >out &&
