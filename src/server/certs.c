@@ -118,14 +118,10 @@ static int init_self(const char *dir, const char *advertise, const char *given_c
 		rc = write_pem(dir, DM_DATA_TLS_KEY, &key, 0600, err);
 	if (!rc)
 		rc = write_pem(dir, DM_DATA_TLS_CERT, &chain, 0644, err);
-	if (ca_key.data)
-		explicit_bzero(ca_key.data, ca_key.alloc);
-	if (key.data)
-		explicit_bzero(key.data, key.alloc);
 	dm_buf_release(&ca);
-	dm_buf_release(&ca_key);
+	dm_buf_release_secret(&ca_key);
 	dm_buf_release(&chain);
-	dm_buf_release(&key);
+	dm_buf_release_secret(&key);
 	return rc;
 }
 
@@ -234,13 +230,9 @@ int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir
 
 void dm_certs_release(struct dm_certs *c)
 {
-	if (c->key.data)
-		explicit_bzero(c->key.data, c->key.alloc);
-	if (c->ca_key.data)
-		explicit_bzero(c->ca_key.data, c->ca_key.alloc);
-	dm_buf_release(&c->ca_key);
+	dm_buf_release_secret(&c->ca_key);
 	dm_buf_release(&c->chain);
-	dm_buf_release(&c->key);
+	dm_buf_release_secret(&c->key);
 	dm_buf_release(&c->ca);
 }
 

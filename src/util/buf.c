@@ -29,6 +29,13 @@ void dm_buf_release(struct dm_buf *b)
 	b->alloc = 0;
 }
 
+void dm_buf_release_secret(struct dm_buf *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->alloc);
+	dm_buf_release(b);
+}
+
 void dm_buf_reset(struct dm_buf *b)
 {
 	b->len = 0;

@@ -23,12 +23,18 @@ struct dm_buf {
 	size_t max;
 };
 
-#define DM_BUF_INIT {NULL, 0, 0, 0}
+#define DM_BUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0, 0                                                                      \
+	}
 
 /* Fills b as empty with the given maximum length (0: unbounded). */
 void dm_buf_init(struct dm_buf *b, size_t max);
 /* Frees b's memory and leaves it empty (keeps max). */
 void dm_buf_release(struct dm_buf *b);
+/* The same for a buffer that held a secret (a key, a password): its
+ * memory is wiped first. */
+void dm_buf_release_secret(struct dm_buf *b);
 /* Sets len to 0, keeping the memory. */
 void dm_buf_reset(struct dm_buf *b);
 /* Ensures room for extra more bytes. DM_ETOOBIG past max, DM_ENOMEM. */
@@ -37,7 +43,8 @@ int dm_buf_add(struct dm_buf *b, const void *data, size_t len);
 int dm_buf_addc(struct dm_buf *b, unsigned char c);
 int dm_buf_adds(struct dm_buf *b, const char *s);
 int dm_buf_addf(struct dm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int dm_buf_vaddf(struct dm_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+int dm_buf_vaddf(struct dm_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* Appends s as valid UTF-8: its well-formed sequences as they are, every
  * other byte as the four characters \xNN (lowercase hex). For text from
  * outside that must become a JSON string; s itself is never refused. */

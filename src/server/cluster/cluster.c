@@ -86,7 +86,7 @@ int dm_cluster_token_encode(char **out, const struct dm_cluster_token *t, struct
 		rc = dm_base64_encode(&b, text, strlen(text), true);
 	free(text);
 	if (rc) {
-		dm_buf_release(&b);
+		dm_buf_release_secret(&b);
 		return dm_err_set(err, DM_ETOOBIG, "the join token would be too long");
 	}
 	*out = dm_buf_detach(&b, NULL);
@@ -164,10 +164,8 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
 		doc = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
 		rc = decode_fields(out, doc) ? DM_EINVAL : 0;
 	}
-	if (b.data)
-		explicit_bzero(b.data, b.alloc);
 	json_decref(doc);
-	dm_buf_release(&b);
+	dm_buf_release_secret(&b);
 	if (rc) {
 		memset(out, 0, sizeof(*out));
 		return dm_err_set(err, DM_EINVAL,

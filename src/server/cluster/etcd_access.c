@@ -63,9 +63,7 @@ static int copy_pem(const char *dir, const char *name, const char *src, mode_t m
 
 	if (!rc)
 		rc = write_in(dir, name, b.data, b.len - 1, mode, err);
-	if (b.data)
-		explicit_bzero(b.data, b.alloc);
-	dm_buf_release(&b);
+	dm_buf_release_secret(&b);
 	return rc;
 }
 
@@ -129,9 +127,7 @@ static int read_password(char *out, const char *file, struct dm_err *err)
 	else
 		rc = take_password(out, b.data ? (const char *)b.data : "", b.len,
 				   "--etcd-password-file", err);
-	if (b.data)
-		explicit_bzero(b.data, b.alloc);
-	dm_buf_release(&b);
+	dm_buf_release_secret(&b);
 	return rc;
 }
 
@@ -223,14 +219,10 @@ int dm_etcd_access_init_local(const char *dir, struct dm_etcd_access_config *c, 
 	}
 	explicit_bzero(raw, sizeof(raw));
 	explicit_bzero(password, sizeof(password));
-	if (ca_key.data)
-		explicit_bzero(ca_key.data, ca_key.alloc);
-	if (key.data)
-		explicit_bzero(key.data, key.alloc);
 	dm_buf_release(&ca);
-	dm_buf_release(&ca_key);
+	dm_buf_release_secret(&ca_key);
 	dm_buf_release(&chain);
-	dm_buf_release(&key);
+	dm_buf_release_secret(&key);
 	return rc;
 }
 
@@ -262,9 +254,7 @@ int dm_etcd_access_load(struct dm_etcd_access *out, const char *dir,
 			rc = take_password(out->password, b.data ? (const char *)b.data : "", b.len,
 					   path, err);
 	}
-	if (b.data)
-		explicit_bzero(b.data, b.alloc);
-	dm_buf_release(&b);
+	dm_buf_release_secret(&b);
 	if (rc)
 		dm_etcd_access_release(out);
 	return rc;
