@@ -227,6 +227,34 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  -f, --force       do not ask\n"},
+	{"dot prune", dm_cmd_dot_prune,
+	 "[DOT] --keep-last N [--keep-within DURATION] [--keep-hourly|daily|weekly|monthly|yearly N]"
+	 " [--dry-run] [--json]",
+	 "forget old commits of a dot, keeping their records",
+	 "Applies restic's 'forget --keep-*' rules to each branch of DOT (default:\n"
+	 "the current dot), newest commit first along the branch's first-parent\n"
+	 "history: a commit that some rule keeps, on some branch, stays; every\n"
+	 "other one is pruned. A pruned commit keeps its record in 'dm log' (id,\n"
+	 "author, date, message; marked pruned), but its data is no longer kept:\n"
+	 "the next 'dm gc' frees what only it held, and 'dm reset', 'dm branch',\n"
+	 "'dm diff' and 'dm push' refuse it. A branch's head always stays. On\n"
+	 "btrfs a pruned commit's snapshot is deleted at once. Commits that only\n"
+	 "a 'dm reset --hard' keeps are left to its retention ('dm gc --expire').\n"
+	 "Only the dot's owner and admins prune; not yet in a cluster.\n"
+	 "\n"
+	 "Options (a count N of -1 means no limit):\n"
+	 "  --keep-last N     keep the N newest commits\n"
+	 "  --keep-hourly N   for the last N hours that have commits, keep the\n"
+	 "                    newest commit of each (the server's local time)\n"
+	 "  --keep-daily N    the same per day\n"
+	 "  --keep-weekly N   the same per ISO week\n"
+	 "  --keep-monthly N  the same per month\n"
+	 "  --keep-yearly N   the same per year\n"
+	 "  --keep-within DURATION\n"
+	 "                    keep every commit less than DURATION (2h, 14d...)\n"
+	 "                    older than the branch's newest\n"
+	 "  --dry-run         only show what would be kept and pruned\n"
+	 "  --json            the server's answer, as JSON\n"},
 	{"dot set-upstream", dm_cmd_dot_set_upstream, "[--unset] [DOT] [REMOTE [NS/]DOT]",
 	 "set where a dot is pushed to and pulled from",
 	 "Records that DOT (default: the current dot) is [NS/]DOT on remote\n"

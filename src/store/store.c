@@ -1153,7 +1153,25 @@ int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *comm
 int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id, dm_oid *out,
 			struct dm_err *err)
 {
-	return dm_index_commit_get(s->idx, dot_id, commit_id, out, err);
+	return dm_index_commit_get(s->idx, dot_id, commit_id, out, NULL, err);
+}
+
+_Static_assert(DM_COMMIT_PRUNED == DM_INDEX_COMMIT_PRUNED &&
+		       DM_COMMIT_DAMAGED == DM_INDEX_COMMIT_DAMAGED,
+	       "store.h's commit flags are the index's");
+
+int dm_store_commit_info(struct dm_store *s, const char *dot_id, const char *commit_id,
+			 dm_oid *out, unsigned *flags, struct dm_err *err)
+{
+	dm_oid oid;
+
+	return dm_index_commit_get(s->idx, dot_id, commit_id, out ? out : &oid, flags, err);
+}
+
+int dm_store_commit_mark(struct dm_store *s, const char *dot_id, const char *const *commits,
+			 size_t n, unsigned flags, size_t *changed, struct dm_err *err)
+{
+	return dm_index_commit_set_flags(s->idx, dot_id, commits, n, flags, changed, err);
 }
 
 int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,

@@ -223,9 +223,26 @@ int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store
  */
 int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *commit_id,
 			const dm_oid *oid, struct dm_err *err);
-/* DM_ENOTFOUND "no commit 'ID'". */
+/* DM_ENOTFOUND "no commit 'ID'". A pruned commit is found too. */
 int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id,
 			dm_oid *out, struct dm_err *err);
+/*
+ * Flags of an indexed commit. A PRUNED commit (dm dot prune) keeps its
+ * entry and its commit object (its record: id, parents, author, time,
+ * message), but nothing keeps its tree any more: garbage collection frees
+ * what only it reached, and the commit cannot be read out (reset, branch,
+ * diff, push). A DAMAGED one (dm fsck --repair) names data that is gone.
+ */
+#define DM_COMMIT_PRUNED  1u
+#define DM_COMMIT_DAMAGED 2u
+/* As dm_store_commit_get, with the entry's flags (out, flags may be NULL). */
+int dm_store_commit_info(struct dm_store *s, const char *dot_id, const char *commit_id,
+			 dm_oid *out, unsigned *flags, struct dm_err *err);
+/* Adds flags to commits[0..n) of dot_id (absent ones are skipped; flags are
+ * never taken away), in one transaction; *changed (may be NULL) gets how
+ * many changed. */
+int dm_store_commit_mark(struct dm_store *s, const char *dot_id, const char *const *commits,
+			 size_t n, unsigned flags, size_t *changed, struct dm_err *err);
 /* Up to max commit ids of dot_id starting with prefix (sorted); *out is a
  * malloc'ed array of malloc'ed strings, *n its length. */
 int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,
@@ -243,7 +260,7 @@ int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *c
 /* Calls fn for every indexed commit of every dot; a non-zero return stops
  * the walk and is returned. fn must not write to the commit index. */
 typedef int (*dm_store_commit_fn)(const char *dot_id, const char *commit_id, const dm_oid *oid,
-				  void *ctx);
+				  unsigned flags, void *ctx);
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,
 			    struct dm_err *err);
 

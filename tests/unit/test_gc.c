@@ -5,8 +5,9 @@
  * changes nothing; packs still mostly live are left alone; pins and
  * leases keep what they name; a collection waits for the jobs that hold
  * the store and keeps what they made; commits racing collections lose
- * nothing (seeded rounds; DM_TEST_ROUNDS changes how many). Every test
- * ends with a store that verifies.
+ * nothing (seeded rounds; DM_TEST_ROUNDS changes how many); a pruned
+ * commit keeps only its record. Every test ends with a store that
+ * verifies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -159,7 +160,8 @@ static struct dm_store_stats stats(struct dm_store *s)
 	return st;
 }
 
-static int commit_there(const char *dot, const char *cid, const dm_oid *oid, void *ctx)
+static int commit_there(const char *dot, const char *cid, const dm_oid *oid, unsigned flags,
+			void *ctx)
 {
 	struct dm_store *s = ctx;
 
@@ -247,6 +249,55 @@ static void test_gc_frees_deleted_dot(void **state)
 	for (int i = 0; i < 8; i++)
 		assert_true(dm_store_has(f->s, &b[i]));
 	assert_false(dm_store_has(f->s, &a[0]));
+	verify_ok(f->s);
+}
+
+/* A pruned commit keeps its record (its commit object, its index entry
+ * with the flag) while what only its tree reached is freed, also when it is
+ * pinned or looked up; the store still verifies. */
+static void test_gc_frees_pruned_commit(void **state)
+{
+	struct fixture *f = *state;
+	const char *victims[] = {"c1"};
+	dm_oid c1[8], c2[8], oid;
+	struct dm_store_gc_stats st;
+	unsigned flags = 0;
+	size_t changed = 0;
+	struct dm_err err;
+
+	make_commit(f->s, "d", "c1", 0, 8, c1);
+	make_commit(f->s, "d", "c2", 4, 8, c2); /* shares chunks 4..7 with c1 */
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	assert_int_equal(dm_store_commit_mark(f->s, "d", victims, 1, DM_COMMIT_PRUNED, &changed,
+					      &err),
+			 0);
+	assert_int_equal(changed, 1);
+	/* marking again changes nothing; flags are never taken away */
+	assert_int_equal(dm_store_commit_mark(f->s, "d", victims, 1, DM_COMMIT_PRUNED, &changed,
+					      &err),
+			 0);
+	assert_int_equal(changed, 0);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c1", &oid, &flags, &err), 0);
+	assert_int_equal(flags, DM_COMMIT_PRUNED);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c2", NULL, &flags, &err), 0);
+	assert_int_equal(flags, 0);
+	dm_store_pin(f->s, &oid); /* a pin of a pruned commit keeps only the commit */
+	st = gc(f->s, false);
+	dm_store_unpin(f->s, &oid);
+	assert_int_equal(st.freed, 6); /* 4 chunks, c1's file and tree */
+	assert_true(dm_store_has(f->s, &oid));
+	for (int i = 0; i < 4; i++)
+		assert_false(dm_store_has(f->s, &c1[i]));
+	for (int i = 0; i < 8; i++)
+		assert_true(dm_store_has(f->s, &c2[i]));
+	verify_ok(f->s);
+	/* the flag is durable */
+	dm_store_free(f->s);
+	open_store(f, 0);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c1", NULL, &flags, &err), 0);
+	assert_int_equal(flags, DM_COMMIT_PRUNED);
+	st = gc(f->s, false);
+	assert_int_equal(st.freed, 0);
 	verify_ok(f->s);
 }
 
@@ -461,6 +512,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_gc_frees_deleted_dot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_frees_pruned_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_leaves_mostly_live_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_keeps_pins_and_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_waits_for_holds, setup, teardown),

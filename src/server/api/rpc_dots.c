@@ -606,15 +606,24 @@ static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, 
 		struct dm_commit c;
 		dm_oid oid;
 
+		unsigned flags = 0;
+		json_t *cj;
+
 		dm_buf_reset(&buf);
-		rc = dm_store_commit_get(store, v->id, cur, &oid, err);
+		rc = dm_store_commit_info(store, v->id, cur, &oid, &flags, err);
 		if (!rc)
 			rc = dm_store_get(store, &oid, &buf, NULL, err);
 		if (!rc)
 			rc = dm_commit_decode(&c, buf.data, buf.len, err);
 		if (rc)
 			goto done;
-		json_array_append_new(commits, commit_json(&c));
+		cj = commit_json(&c);
+		/* its record stays, its data is gone (dm dot prune, dm fsck) */
+		if (flags & DM_COMMIT_PRUNED)
+			json_object_set_new(cj, "pruned", json_true());
+		if (flags & DM_COMMIT_DAMAGED)
+			json_object_set_new(cj, "damaged", json_true());
+		json_array_append_new(commits, cj);
 		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
 		dm_commit_release(&c);
 	}
@@ -709,6 +718,48 @@ static int m_delete_branch(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 	}
 	req->force = json_is_true(force);
 	return call_dot(ctx, params, DM_ROLE_OWNER, "delete a branch of", req, result, err);
+}
+
+/*
+ * dots.prune: restic's forget rules per branch (retention.h): "keep_last",
+ * "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
+ * "keep_yearly" (a count, -1 for no limit), "keep_within_ms", "dry_run".
+ * The dot's owner or an admin, as for reset.
+ */
+static int m_prune(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		   struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_PRUNE);
+	json_t *dry = json_object_get(params, "dry_run");
+	json_t *within = json_object_get(params, "keep_within_ms");
+	int rc = 0;
+
+	for (int r = 0; r < DM_KEEP_NRULES && !rc; r++) {
+		char key[32];
+		json_t *v;
+
+		snprintf(key, sizeof(key), "keep_%s", dm_keep_rule_name(r));
+		v = json_object_get(params, key);
+		if (!v)
+			continue;
+		if (!json_is_integer(v) || json_integer_value(v) < -1)
+			rc = dm_err_set(err, DM_EINVAL,
+					"parameter '%s' must be a count (-1: no limit)", key);
+		else
+			req->keep.n[r] = json_integer_value(v);
+	}
+	if (!rc && within && (!json_is_integer(within) || json_integer_value(within) < 0))
+		rc = dm_err_set(err, DM_EINVAL, "parameter 'keep_within_ms' must be 0 or more");
+	if (!rc && within)
+		req->keep.within_ms = json_integer_value(within);
+	if (!rc && dry && !json_is_boolean(dry))
+		rc = dm_err_set(err, DM_EINVAL, "parameter 'dry_run' must be true or false");
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	req->dry_run = json_is_true(dry);
+	return call_dot(ctx, params, DM_ROLE_OWNER, "prune", req, result, err);
 }
 
 static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
@@ -866,6 +917,7 @@ const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.checkout", m_checkout, false, LONG_DEADLINE_MS},
 	{"dots.reset", m_reset, false, LONG_DEADLINE_MS},
 	{"dots.delete_branch", m_delete_branch, false, LONG_DEADLINE_MS},
+	{"dots.prune", m_prune, false, LONG_DEADLINE_MS},
 	{"dots.diff", m_diff, false, 0},
 	{"dots.path", m_path, false, 0},
 	{"dots.add_collaborator", m_add_collaborator, false, 0},

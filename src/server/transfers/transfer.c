@@ -479,10 +479,20 @@ static int do_push(struct run *r, struct dm_err *err)
 	objects = json_array();
 	for (size_t i = 0; i < take; i++) {
 		char hex[DM_OID_HEXSZ + 1];
+		unsigned flags = 0;
 
-		rc = dm_store_commit_get(store, l.id, mine.ids[i], &oids[i], err);
+		rc = dm_store_commit_info(store, l.id, mine.ids[i], &oids[i], &flags, err);
 		if (rc)
 			goto done;
+		if (flags & (DM_COMMIT_PRUNED | DM_COMMIT_DAMAGED)) {
+			rc = dm_err_set(err, DM_ENOTFOUND,
+					"commit %s of '%s' was %s here, so its data cannot be sent: "
+					"'%s' on '%s' lacks it",
+					mine.ids[i], r->dot,
+					(flags & DM_COMMIT_PRUNED) ? "pruned" : "found damaged",
+					r->rdot, r->where);
+			goto done;
+		}
 		dm_oid_hex(hex, &oids[i]);
 		json_array_append_new(commits, json_string(mine.ids[i]));
 		json_array_append_new(objects, json_string(hex));
@@ -572,6 +582,22 @@ static int plan_branch(struct run *r, const struct local_dot *l, const char *b, 
 				"keep your commits on a branch of their own",
 				b, r->dot, r->rdot, r->where);
 		goto done;
+	}
+	/* commits the remote pruned have no data there to send */
+	for (size_t i = 0; i < take; i++) {
+		json_t *p;
+		size_t k;
+
+		json_array_foreach(json_object_get(rb, "pruned"), k, p)
+		{
+			if (!json_is_string(p) || strcmp(json_string_value(p), theirs.ids[i]))
+				continue;
+			rc = dm_err_set(err, DM_ENOTFOUND,
+					"commit %s of '%s' was pruned on '%s': its data is gone "
+					"there, so it cannot be pulled",
+					theirs.ids[i], r->rdot, r->where);
+			goto done;
+		}
 	}
 	memset(out, 0, sizeof(*out));
 	snprintf(out->branch, sizeof(out->branch), "%s", b);
