@@ -142,6 +142,36 @@ static void show_hook(bool raw, json_t *d, const char *name)
 	field(raw, name, text);
 }
 
+/* What the dot costs (ZFS's referenced, used, written), as the server last
+ * counted it; "computing" before it ever did. */
+static void show_space(bool raw, json_t *sp)
+{
+	static const char *const keys[] = {"referenced", "unique", "written"};
+	static const char *const notes[] = {"", " (what deleting it frees)",
+					    " (since the previous commit)"};
+
+	if (!sp)
+		return;
+	for (int i = 0; i < 3; i++) {
+		char buf[96], size[32];
+		json_t *v = json_object_get(sp, keys[i]);
+
+		if (!json_is_integer(v)) {
+			field(raw, keys[i], raw ? "" : "computing");
+			continue;
+		}
+		if (raw) {
+			snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(sp, keys[i]));
+		} else {
+			dm_out_size(size, sizeof(size), dm_out_u64(sp, keys[i]));
+			snprintf(buf, sizeof(buf), "%s%s%s", size, notes[i],
+				 json_is_true(json_object_get(sp, "stale")) ? " (being recounted)"
+									   : "");
+		}
+		field(raw, keys[i], buf);
+	}
+}
+
 /* "bob (write), carol (read)"; for -H "bob:write,carol:read". */
 static void join_collaborators(char *buf, size_t size, json_t *list, bool raw)
 {
@@ -169,7 +199,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	struct dm_table t;
 	json_t *b;
 	size_t i;
-	bool paths = false;
+	bool paths = false, spaced;
 
 	dm_cli_dot_display(name, sizeof(name), dm_out_str(d, "namespace"), dm_out_str(d, "name"));
 	dm_out_join_names(containers, sizeof(containers), json_object_get(d, "containers"));
@@ -184,6 +214,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "commits"));
 	field(raw, "commits", buf);
 	size_field(raw, "dirty", dm_out_u64(d, "dirty"));
+	show_space(raw, json_object_get(d, "space"));
 	/* two-step commits (btrfs): how many are still being indexed */
 	if (raw)
 		snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "indexing"));
@@ -214,14 +245,22 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 		if (*dm_out_str(b, "path"))
 			paths = true;
 	}
-	dm_table_init(&t, raw ? 7 : paths ? 6 : 5);
+	/* the space columns only when the server counts them */
+	spaced = json_object_get(d, "space") != NULL;
+	dm_table_init(&t, raw ? (spaced ? 10 : 7) : (spaced ? 8 : 5) + (paths ? 1 : 0));
 	if (!raw) {
 		putchar('\n');
-		dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "PATH");
+		if (spaced)
+			dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "REFERENCED",
+				     "UNIQUE", "WRITTEN", "PATH");
+		else
+			dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "PATH");
 	}
 	json_array_foreach(json_object_get(d, "branches"), i, b) {
 		char bname[DM_NAME_PART_MAX + 3], commits[32], size[32], dirty[32];
+		char ref[32] = "-", uniq[32] = "-", wr[32] = "-";
 		const char *head = dm_out_str(b, "head");
+		json_t *sp = json_object_get(b, "space");
 		bool cur = !strcmp(dm_out_str(b, "name"), branch);
 
 		snprintf(bname, sizeof(bname), "%s %s", cur ? "*" : " ", dm_out_str(b, "name"));
@@ -229,13 +268,33 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 		if (raw) {
 			snprintf(size, sizeof(size), "%" PRIu64, dm_out_u64(b, "size"));
 			snprintf(dirty, sizeof(dirty), "%" PRIu64, dm_out_u64(b, "dirty"));
-			dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits, size,
-				     dirty);
+			if (sp) {
+				snprintf(ref, sizeof(ref), "%" PRIu64, dm_out_u64(sp, "referenced"));
+				snprintf(uniq, sizeof(uniq), "%" PRIu64, dm_out_u64(sp, "unique"));
+				snprintf(wr, sizeof(wr), "%" PRIu64, dm_out_u64(sp, "written"));
+			} else {
+				ref[0] = uniq[0] = wr[0] = '\0';
+			}
+			if (spaced)
+				dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits,
+					     size, dirty, ref, uniq, wr);
+			else
+				dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits,
+					     size, dirty);
 		} else {
 			dm_out_size(size, sizeof(size), dm_out_u64(b, "size"));
 			dm_out_size(dirty, sizeof(dirty), dm_out_u64(b, "dirty"));
-			dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
-				     dm_out_str(b, "path"));
+			if (sp) {
+				dm_out_size(ref, sizeof(ref), dm_out_u64(sp, "referenced"));
+				dm_out_size(uniq, sizeof(uniq), dm_out_u64(sp, "unique"));
+				dm_out_size(wr, sizeof(wr), dm_out_u64(sp, "written"));
+			}
+			if (spaced)
+				dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
+					     ref, uniq, wr, dm_out_str(b, "path"));
+			else
+				dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
+					     dm_out_str(b, "path"));
 		}
 	}
 	dm_table_print(&t, stdout, raw);

@@ -217,6 +217,13 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "(captured: frozen, snapshot, quiet or not-instant) and the dot's hooks\n"
 	 "(dm dot set-hook).\n"
 	 "\n"
+	 "And what it costs in the server's store, for the dot and for each\n"
+	 "branch: referenced (what its commits reach), unique (what only it\n"
+	 "holds: what deleting it, or 'dm branch -D', and the next 'dm gc' free)\n"
+	 "and written (what its head added since the previous commit). The\n"
+	 "server counts them after a change, in the background; until it has,\n"
+	 "they are shown as being recounted.\n"
+	 "\n"
 	 "Options:\n"
 	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},

@@ -1147,7 +1147,15 @@ int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *comm
 {
 	int rc = dm_store_flush(s, err);
 
-	return rc ? rc : dm_index_commit_put(s->idx, dot_id, commit_id, oid, err);
+	if (!rc)
+		rc = dm_index_commit_put(s->idx, dot_id, commit_id, oid, err);
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
+}
+
+uint64_t dm_store_commit_generation(struct dm_store *s)
+{
+	return __atomic_load_n(&s->commit_gen, __ATOMIC_ACQUIRE);
 }
 
 int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id, dm_oid *out,
@@ -1171,7 +1179,10 @@ int dm_store_commit_info(struct dm_store *s, const char *dot_id, const char *com
 int dm_store_commit_mark(struct dm_store *s, const char *dot_id, const char *const *commits,
 			 size_t n, unsigned flags, size_t *changed, struct dm_err *err)
 {
-	return dm_index_commit_set_flags(s->idx, dot_id, commits, n, flags, changed, err);
+	int rc = dm_index_commit_set_flags(s->idx, dot_id, commits, n, flags, changed, err);
+
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,
@@ -1182,13 +1193,19 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err)
 {
-	return dm_index_commit_delete_dot(s->idx, dot_id, err);
+	int rc = dm_index_commit_delete_dot(s->idx, dot_id, err);
+
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *const *commits,
 			   size_t n, struct dm_err *err)
 {
-	return dm_index_commit_forget(s->idx, dot_id, commits, n, err);
+	int rc = dm_index_commit_forget(s->idx, dot_id, commits, n, err);
+
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,

@@ -353,6 +353,59 @@ struct dm_store_space {
 };
 int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err *err);
 
+/*
+ * What dots cost (account.c): for each of dots[0..ndots) and each of its
+ * branches, ZFS's figures over the store's commit index:
+ *   referenced  bytes of the objects its commits reach (a branch: the
+ *               commits its history holds, from its head through every
+ *               parent; the dot: all its indexed commits);
+ *   unique      of those, the bytes no other dot reaches (for a branch:
+ *               no other branch of the dot either, nor a commit that only
+ *               a reset keeps): what deleting it (dm dot delete, dm branch
+ *               -D) and the next dm gc free;
+ *   written     bytes a branch's head reaches that its nearest unpruned
+ *               first-parent ancestor does not (the dot: its current
+ *               branch's).
+ * Bytes are as stored: a pack record's size, header included, or an
+ * external object's length. A pruned commit counts only its record. The
+ * walk reads every object some commit reaches, once or a few times, and
+ * does not make them fresh for a running collection; cache (may be NULL;
+ * a map of 8-byte values the caller keeps between calls) remembers each
+ * head's written bytes. Branches past DM_ACCT_BRANCHES_MAX - 1 of a dot
+ * are not known (their figures count towards the dot's only).
+ * DM_ECANCELED when cancelled(ctx) says so.
+ */
+#define DM_ACCT_BRANCHES_MAX 64
+
+struct dm_oidmap;
+
+struct dm_acct_dot {
+	const char *id;
+	const char *current;       /* its current branch (for its written bytes) */
+	size_t nbranches;
+	const char *const *names;  /* each branch's name */
+	const char *const *heads;  /* each branch's head ("" none) */
+};
+
+struct dm_acct_figures {
+	bool known;
+	uint64_t referenced, unique, written;
+};
+
+struct dm_acct_result {
+	struct dm_acct_figures dot;
+	struct dm_acct_figures *branches; /* the caller's, one per branch of the dot */
+};
+
+int dm_store_account(struct dm_store *s, const struct dm_acct_dot *dots, size_t ndots,
+		     struct dm_acct_result *out, struct dm_oidmap *cache,
+		     bool (*cancelled)(void *ctx), void *ctx, struct dm_err *err);
+
+/* How many times the commit index changed since the store was opened (a
+ * commit indexed, forgotten or marked): what dm_store_account's figures
+ * depend on, with the branches' heads. */
+uint64_t dm_store_commit_generation(struct dm_store *s);
+
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);
 

@@ -301,6 +301,65 @@ static void test_gc_frees_pruned_commit(void **state)
 	verify_ok(f->s);
 }
 
+/* dm_store_account for one dot of one branch; fills *dot and *branch. */
+static void account1(struct dm_store *s, const char *dot, const char *head,
+		     struct dm_acct_figures *fig_dot, struct dm_acct_figures *fig_branch)
+{
+	const char *names[] = {"master"}, *heads[] = {head};
+	struct dm_acct_dot in[2] = {{dot, "master", 1, names, heads},
+				    {"other", "master", 1, names, heads}};
+	struct dm_acct_figures br[2][1];
+	struct dm_acct_result out[2] = {{{0}, br[0]}, {{0}, br[1]}};
+	struct dm_err err;
+
+	/* "other" has no commits of its own: its head is not indexed there */
+	if (dm_store_account(s, in, 2, out, NULL, NULL, NULL, &err))
+		fail_msg("account: %s", err.msg);
+	*fig_dot = out[0].dot;
+	*fig_branch = br[0][0];
+}
+
+/* What a dot and a branch "only hold" is what deleting them and a
+ * collection then free, to the byte; referenced and written add up. */
+static void test_account_matches_gc(void **state)
+{
+	struct fixture *f = *state;
+	const char *c2[] = {"c2"};
+	struct dm_acct_figures dot, br;
+	struct dm_store_gc_stats st;
+	struct dm_err err;
+
+	make_commit(f->s, "a", "c1", 0, 8, NULL);
+	make_commit(f->s, "a", "c2", 4, 8, NULL);  /* 4..11: 4..7 shared with c1 */
+	make_commit(f->s, "b", "c1", 8, 4, NULL);  /* 8..11: shared with a's c2 */
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	account1(f->s, "a", "c2", &dot, &br);
+	assert_true(dot.known && br.known);
+	/* the dot: 12 chunks, 2 files, 2 trees, 2 commits; unique: 8 chunks */
+	assert_true(dot.referenced > 12ull * CHUNK && dot.referenced < 13ull * CHUNK);
+	assert_true(dot.unique > 8ull * CHUNK && dot.unique < 9ull * CHUNK);
+	/* master (head c2; c1 is no parent of it, a reset keeps it): 8 chunks,
+	 * none its own (4..7 are c1's too, 8..11 b's): its file, tree, commit */
+	assert_true(br.referenced > 8ull * CHUNK && br.referenced < 9ull * CHUNK);
+	assert_true(br.unique > 0 && br.unique < CHUNK);
+	/* written: no parent, so all of its tree */
+	assert_true(br.written > 8ull * CHUNK && br.written < br.referenced);
+	assert_int_equal(dot.written, br.written);
+
+	/* forgetting the branch's commits frees exactly its unique bytes */
+	assert_int_equal(dm_store_commit_forget(f->s, "a", c2, 1, &err), 0);
+	st = gc(f->s, false);
+	assert_int_equal(st.freed_bytes, br.unique);
+	/* and deleting the dot frees exactly its unique bytes */
+	account1(f->s, "a", "", &dot, &br);
+	assert_true(dot.unique > 8ull * CHUNK && dot.unique < 9ull * CHUNK); /* c1: 0..7 */
+	assert_int_equal(br.referenced, 0);
+	assert_int_equal(dm_store_commit_delete_dot(f->s, "a", &err), 0);
+	st = gc(f->s, false);
+	assert_int_equal(st.freed_bytes, dot.unique);
+	verify_ok(f->s);
+}
+
 static void test_gc_leaves_mostly_live_packs(void **state)
 {
 	struct fixture *f = *state;
@@ -513,6 +572,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_gc_frees_deleted_dot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_frees_pruned_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_account_matches_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_leaves_mostly_live_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_keeps_pins_and_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_waits_for_holds, setup, teardown),
