@@ -119,6 +119,7 @@ int dm_cmd_remote_switch(struct dm_cli *cli, int argc, char **argv, struct dm_er
 int dm_cmd_push(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_pull(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_clone(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_fsck(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_gc(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_df(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 

@@ -431,6 +431,24 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  --json            the server's answer, as JSON\n"},
+	{"fsck", dm_cmd_fsck, "[--repair] [--json]",
+	 "check the server's store and dots (admins only)",
+	 "Checks the server's store: every object's bytes hash to its id and lie\n"
+	 "inside its pack, every object a file, tree or commit names is there,\n"
+	 "the pack files match the index, every commit's record is there and\n"
+	 "(unless pruned) all its data; and each dot's branches: their heads are\n"
+	 "in the store and their working copies exist. It says how far it got\n"
+	 "every 2 s on stderr, and exits 5 when it found problems.\n"
+	 "\n"
+	 "With --repair it also does what is safe: drops the index entries whose\n"
+	 "bytes are gone or wrong, stores again any object a commit needs whose\n"
+	 "record is still in a pack file, and marks the commits still missing\n"
+	 "data as damaged (dm log shows them so; reset refuses them). Nothing\n"
+	 "else changes. A garbage collection and dm fsck never run at once.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --repair          repair what is safe to repair\n"
+	 "  --json            the server's report, as JSON\n"},
 	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"

@@ -406,6 +406,50 @@ int dm_store_account(struct dm_store *s, const struct dm_acct_dot *dots, size_t 
  * depend on, with the branches' heads. */
 uint64_t dm_store_commit_generation(struct dm_store *s);
 
+/*
+ * dm fsck (fsck.c): checks every object (its bytes hash to its id, it lies
+ * inside its pack, it decodes as its kind, what it names is indexed), the
+ * pack files against the index, and every indexed commit (its object, and
+ * unless pruned, everything its tree reaches). With repair it does only
+ * what is safe: drops the entries whose bytes are gone or wrong (and the
+ * packs whose files are gone), stores again every object a commit needs
+ * whose record is still in a pack file, and marks the commits still
+ * missing data DM_COMMIT_DAMAGED. p (may be NULL) is updated as it goes
+ * (atomically: another thread may read it). The store must not be collected
+ * meanwhile.
+ */
+enum { DM_FSCK_OBJECTS = 1, DM_FSCK_PACKS, DM_FSCK_HISTORY, DM_FSCK_REPAIR };
+
+struct dm_fsck_progress {
+	int phase;
+	uint64_t done, total;
+};
+
+#define DM_FSCK_MSGS    16
+#define DM_FSCK_MSG_LEN 256
+
+struct dm_store_fsck_report {
+	uint64_t objects, bytes;       /* checked */
+	uint64_t bad;                  /* entries whose bytes are gone or wrong */
+	uint64_t missing_refs;         /* references to objects not indexed */
+	uint64_t dangling;             /* objects naming missing ones, no commit reaches them */
+	uint64_t packs, pack_problems; /* packs the index knows; missing or short ones */
+	uint64_t packs_missing, short_packs;
+	uint64_t unknown_packs;        /* pack files it does not know (the next open removes them) */
+	uint64_t commits;
+	uint64_t lost_commits;         /* indexed, but no commit object to show */
+	uint64_t damaged;              /* commits missing data (marked or not) */
+	uint64_t unmarked;             /* of which not marked DM_COMMIT_DAMAGED yet */
+	uint64_t dropped, restored, marked; /* what a repair did */
+	uint64_t problems;             /* what is still wrong: 0 is clean */
+	size_t nmsgs;
+	char msgs[DM_FSCK_MSGS][DM_FSCK_MSG_LEN]; /* the first problems found */
+};
+
+int dm_store_fsck(struct dm_store *s, bool repair, struct dm_fsck_progress *p,
+		  bool (*cancelled)(void *ctx), void *ctx, struct dm_store_fsck_report *out,
+		  struct dm_err *err);
+
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);
 

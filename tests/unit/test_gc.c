@@ -16,12 +16,15 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "store/index.h"
+#include "store/internal.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -360,6 +363,88 @@ static void test_account_matches_gc(void **state)
 	verify_ok(f->s);
 }
 
+static struct dm_store_fsck_report fsck(struct dm_store *s, bool repair)
+{
+	struct dm_store_fsck_report rep;
+	struct dm_fsck_progress p = {0, 0, 0};
+	struct dm_err err;
+
+	if (dm_store_fsck(s, repair, &p, NULL, NULL, &rep, &err))
+		fail_msg("fsck: %s", err.msg);
+	return rep;
+}
+
+/* dm fsck: a clean store is clean; an index entry lost while its record
+ * is still in a pack is restored by --repair; a chunk whose bytes are
+ * wrong is dropped and the commits that need it are marked damaged, after
+ * which fsck is clean again. */
+static void test_fsck_repairs(void **state)
+{
+	struct fixture *f = *state;
+	dm_oid c1[4], c2[4];
+	struct dm_store_fsck_report rep;
+	struct dm_index_entry e;
+	struct dm_buf b = DM_BUF_INIT;
+	unsigned flags = 0;
+	struct dm_err err;
+	char path[4096];
+	int fd;
+
+	make_commit(f->s, "d", "c1", 0, 4, c1);
+	make_commit(f->s, "d", "c2", 100, 4, c2);
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.commits, 2);
+	assert_int_equal(rep.objects, 14);
+
+	/* the index loses c1's first chunk; its record is still in the pack */
+	e.id = c1[0];
+	e.path = NULL;
+	assert_int_equal(dm_index_get(f->s->idx, &c1[0], &e.loc, NULL, &err), 0);
+	assert_int_equal(dm_index_delete_if(f->s->idx, &e, 1, NULL, &err), 0);
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.damaged, 1);
+	assert_int_equal(rep.unmarked, 1);
+	assert_int_equal(rep.problems, 1);
+	rep = fsck(f->s, true);
+	assert_int_equal(rep.restored, 1);
+	assert_int_equal(rep.damaged, 0);
+	assert_int_equal(rep.problems, 0);
+	assert_true(dm_store_has(f->s, &c1[0]));
+	verify_ok(f->s);
+
+	/* c2's first chunk gets wrong bytes in its pack */
+	assert_int_equal(dm_index_get(f->s->idx, &c2[0], &e.loc, NULL, &err), 0);
+	assert_int_equal(e.loc.where, DM_LOC_PACK);
+	dm_store_pack_path(path, sizeof(path), f->s, e.loc.pack);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "XXXX", 4, (off_t)(e.loc.offset + DM_PACK_REC_LEN + 100)), 4);
+	close(fd);
+	assert_int_not_equal(dm_store_get(f->s, &c2[0], &b, NULL, &err), 0);
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.bad, 1);
+	assert_int_equal(rep.damaged, 1);
+	assert_int_equal(rep.problems, 2);
+	assert_true(rep.nmsgs >= 1);
+	rep = fsck(f->s, true);
+	assert_int_equal(rep.dropped, 1);
+	assert_int_equal(rep.restored, 0); /* the only copy is the bad one */
+	assert_int_equal(rep.marked, 1);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c2", NULL, &flags, &err), 0);
+	assert_int_equal(flags, DM_COMMIT_DAMAGED);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c1", NULL, &flags, &err), 0);
+	assert_int_equal(flags, 0);
+	/* clean now: the damage is known */
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.damaged, 1);
+	assert_int_equal(rep.unmarked, 0);
+	dm_buf_release(&b);
+}
+
 static void test_gc_leaves_mostly_live_packs(void **state)
 {
 	struct fixture *f = *state;
@@ -506,7 +591,7 @@ static void test_gc_keeps_what_is_touched_meanwhile(void **state)
 	verify_ok(f->s);
 }
 
-struct writer {
+struct racer {
 	struct dm_store *s;
 	int n;
 	uint64_t seed;
@@ -517,7 +602,7 @@ struct writer {
  * each in a hold as a dot's job does, until told to stop. */
 static void *write_commits(void *p)
 {
-	struct writer *w = p;
+	struct racer *w = p;
 	char cid[32], nid[32];
 
 	while (!*w->stop && w->n < 400) {
@@ -543,7 +628,7 @@ static void test_gc_races_commits(void **state)
 
 	for (int round = 0; round < rounds; round++) {
 		volatile int stop = 0;
-		struct writer w = {f->s, 0, (uint64_t)round * 13, &stop};
+		struct racer w = {f->s, 0, (uint64_t)round * 13, &stop};
 		struct dm_err err;
 		pthread_t th;
 
@@ -573,6 +658,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_frees_deleted_dot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_frees_pruned_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_account_matches_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsck_repairs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_leaves_mostly_live_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_keeps_pins_and_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_waits_for_holds, setup, teardown),

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,7 @@
 
 #include "util/banned.h"
 
-enum { SP_GC = 1, SP_LAST = 2, SP_GARBAGE = 3, SP_ACCT = 4 };
+enum { SP_GC = 1, SP_LAST = 2, SP_GARBAGE = 3, SP_ACCT = 4, SP_FSCK = 5, SP_FSCK_POLL = 6 };
 
 struct gc_args {
 	struct dm_store *store;
@@ -63,11 +64,17 @@ struct state {
 	dm_oid acct_key, acct_next;
 	int64_t acct_as_of, acct_ended, acct_took;
 	struct dm_oidmap acct_cache; /* a head's written bytes (account.c) */
+	/* dm fsck: the running job (of run fsck_run), the last report */
+	struct dm_job *fsck_job;
+	uint64_t fsck_run;
+	json_t *fsck_report; /* of run fsck_run, once it ended */
+	struct dm_fsck_progress *progress; /* the space's: the job writes it */
 };
 
 struct dm_space {
 	struct dm_actor *actor;
 	struct dm_store *store; /* constant after open */
+	struct dm_fsck_progress progress; /* the running fsck's (atomic fields) */
 };
 
 static void run_gc(struct dm_job *job)
@@ -132,6 +139,10 @@ static int on_gc(struct state *st, struct dm_actor *self, struct dm_msg *msg)
 		dm_msg_reply_err(msg, DM_EBUSY, "a garbage collection is running already");
 		return 0;
 	}
+	if (st->fsck_job) {
+		dm_msg_reply_err(msg, DM_EBUSY, "dm fsck is running; collect when it is done");
+		return 0;
+	}
 	msg->payload = NULL; /* the job owns it now */
 	if (start_gc(st, self, a, msg, &err)) {
 		dm_msg_reply_err(msg, DM_EINTERNAL, "%s", err.msg);
@@ -149,7 +160,8 @@ static int on_garbage(struct state *st, struct dm_actor *self, struct dm_msg *ms
 	struct dm_err err;
 
 	st->last.garbage += *(uint64_t *)msg->payload;
-	if (!st->env.auto_bytes || st->last.garbage < st->env.auto_bytes || st->running)
+	if (!st->env.auto_bytes || st->last.garbage < st->env.auto_bytes || st->running ||
+	    st->fsck_job)
 		return 0;
 	a = dm_xcalloc(1, sizeof(*a));
 	a->store = st->env.store;
@@ -391,11 +403,250 @@ int dm_space_account(struct dm_space *sp, struct dm_space_acct_in *in, const cha
 	return rc;
 }
 
+/* ---- dm fsck ---- */
+
+struct fsck_job {
+	struct dm_store *store;
+	bool repair;
+	json_t *dots;
+	struct dm_fsck_progress *progress;
+	json_t *report;
+};
+
+static void fsck_job_free(void *p)
+{
+	struct fsck_job *f = p;
+
+	json_decref(f->dots);
+	json_decref(f->report);
+	free(f);
+}
+
+static bool fsck_cancelled(void *job)
+{
+	return dm_job_cancelled(job) != 0;
+}
+
+/* The dots' side: heads in the store, working copies there. */
+static void check_dots(json_t *dots, struct dm_store *store, json_t *report, json_t *msgs)
+{
+	uint64_t ndots = 0, nbranches = 0, heads = 0, wcs = 0;
+	json_t *d, *b;
+	size_t i, j;
+
+	json_array_foreach(dots, i, d)
+	{
+		const char *id = json_string_value(json_object_get(d, "id"));
+		const char *name = json_string_value(json_object_get(d, "name"));
+
+		ndots++;
+		json_array_foreach(json_object_get(d, "branches"), j, b)
+		{
+			const char *bn = json_string_value(json_object_get(b, "name"));
+			const char *head = json_string_value(json_object_get(b, "head"));
+			const char *path = json_string_value(json_object_get(b, "path"));
+			struct stat st;
+			char msg[DM_FSCK_MSG_LEN];
+
+			nbranches++;
+			if (head && head[0] && !json_is_true(json_object_get(b, "pending")) &&
+			    dm_store_commit_info(store, id, head, NULL, NULL, NULL)) {
+				heads++;
+				snprintf(msg, sizeof(msg),
+					 "branch '%s' of dot '%s': its head %s is not in the store", bn,
+					 name, head);
+				dm_warn("fsck: %s", msg);
+				if (json_array_size(msgs) < DM_FSCK_MSGS)
+					json_array_append_new(msgs, json_string(msg));
+			}
+			if (path && (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))) {
+				wcs++;
+				snprintf(msg, sizeof(msg),
+					 "branch '%s' of dot '%s': its working copy '%s' is missing", bn,
+					 name, path);
+				dm_warn("fsck: %s", msg);
+				if (json_array_size(msgs) < DM_FSCK_MSGS)
+					json_array_append_new(msgs, json_string(msg));
+			}
+		}
+	}
+	json_object_set_new(report, "dots", json_integer((json_int_t)ndots));
+	json_object_set_new(report, "branches", json_integer((json_int_t)nbranches));
+	json_object_set_new(report, "heads_missing", json_integer((json_int_t)heads));
+	json_object_set_new(report, "working_copies_missing", json_integer((json_int_t)wcs));
+	json_object_set_new(report, "problems",
+			    json_integer(json_integer_value(json_object_get(report, "problems")) +
+					 (json_int_t)(heads + wcs)));
+}
+
+static void run_fsck(struct dm_job *job)
+{
+	struct fsck_job *f = dm_job_arg(job);
+	struct dm_store_fsck_report *r = dm_xcalloc(1, sizeof(*r));
+	struct dm_err err;
+	json_t *msgs;
+	int64_t t0 = dm_now_monotonic_ns();
+	int rc;
+
+	dm_info("fsck%s of the store begins", f->repair ? " --repair" : "");
+	rc = dm_store_fsck(f->store, f->repair, f->progress, fsck_cancelled, job, r, &err);
+	if (rc) {
+		f->report = json_pack("{s:s}", "error", err.msg);
+		dm_warn("fsck failed: %s", err.msg);
+		free(r);
+		dm_job_set_result(job, rc, NULL, NULL);
+		return;
+	}
+	msgs = json_array();
+	for (size_t i = 0; i < r->nmsgs; i++)
+		json_array_append_new(msgs, json_string(r->msgs[i]));
+	f->report = json_pack(
+		"{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+		"s:I, s:I}",
+		"repair", f->repair, "objects", (json_int_t)r->objects, "bytes",
+		(json_int_t)r->bytes, "bad_objects", (json_int_t)r->bad, "missing_refs",
+		(json_int_t)r->missing_refs, "dangling", (json_int_t)r->dangling, "packs",
+		(json_int_t)r->packs, "pack_problems", (json_int_t)r->pack_problems, "unknown_packs",
+		(json_int_t)r->unknown_packs, "commits", (json_int_t)r->commits, "lost_commits",
+		(json_int_t)r->lost_commits, "damaged_commits", (json_int_t)r->damaged,
+		"unmarked_damaged", (json_int_t)r->unmarked, "dropped", (json_int_t)r->dropped,
+		"restored", (json_int_t)r->restored, "marked", (json_int_t)r->marked, "problems",
+		(json_int_t)r->problems, "ms",
+		(json_int_t)((dm_now_monotonic_ns() - t0) / 1000000));
+	check_dots(f->dots, f->store, f->report, msgs);
+	json_object_set_new(f->report, "messages", msgs);
+	dm_info("fsck: %llu objects, %llu commits checked; %lld problems",
+		(unsigned long long)r->objects, (unsigned long long)r->commits,
+		(long long)json_integer_value(json_object_get(f->report, "problems")));
+	free(r);
+	dm_job_set_result(job, 0, NULL, NULL);
+}
+
+struct fsck_req {
+	bool repair;
+	json_t *dots;
+	uint64_t run;
+};
+
+static void fsck_req_free(void *p)
+{
+	struct fsck_req *r = p;
+
+	json_decref(r->dots);
+	free(r);
+}
+
+static int on_fsck(struct state *st, struct dm_actor *self, struct dm_msg *msg)
+{
+	struct fsck_req *r = msg->payload;
+	struct fsck_job *f;
+	struct dm_err err;
+	uint64_t *run;
+
+	if (st->running) {
+		dm_msg_reply_err(msg, DM_EBUSY,
+				 "a garbage collection is running; run dm fsck when it is done");
+		return 0;
+	}
+	if (!st->fsck_job) {
+		f = dm_xcalloc(1, sizeof(*f));
+		f->store = st->env.store;
+		f->repair = r->repair;
+		f->dots = r->dots;
+		r->dots = NULL;
+		f->progress = st->progress;
+		memset(st->progress, 0, sizeof(*st->progress));
+		if (dm_job_start(&st->fsck_job, self, run_fsck, f, fsck_job_free, &err)) {
+			st->fsck_job = NULL;
+			dm_msg_reply_err(msg, DM_EINTERNAL, "%s", err.msg);
+			return 0;
+		}
+		st->fsck_run++;
+		json_decref(st->fsck_report);
+		st->fsck_report = NULL;
+	}
+	run = dm_xmalloc(sizeof(*run));
+	*run = st->fsck_run;
+	dm_msg_reply(msg, 0, run, free);
+	return 0;
+}
+
+static int on_fsck_poll(struct state *st, struct dm_msg *msg)
+{
+	struct fsck_req *r = msg->payload;
+
+	if (!r->run || r->run != st->fsck_run) {
+		dm_msg_reply_err(msg, DM_ENOTFOUND, "no dm fsck run %llu (the last is %llu)",
+				 (unsigned long long)r->run, (unsigned long long)st->fsck_run);
+		return 0;
+	}
+	if (st->fsck_job) {
+		dm_msg_reply(msg, 0, NULL, NULL);
+		return 0;
+	}
+	dm_msg_reply(msg, 0, json_deep_copy(st->fsck_report), (void (*)(void *))json_decref);
+	return 0;
+}
+
+static void on_fsck_done(struct state *st, struct dm_msg *msg)
+{
+	struct fsck_job *f = dm_job_arg(msg->job);
+
+	st->fsck_job = NULL;
+	st->fsck_report = f->report ? f->report : json_pack("{s:s}", "error", "dm fsck failed");
+	f->report = NULL;
+	/* a repair may have changed what the dots' figures rest on */
+	memset(&st->acct_key, 0, sizeof(st->acct_key));
+}
+
+int dm_space_fsck_start(struct dm_space *sp, bool repair, json_t *dots, uint64_t *run,
+			struct dm_err *err)
+{
+	struct fsck_req *r = dm_xcalloc(1, sizeof(*r));
+	struct dm_msg *reply = NULL;
+	int rc;
+
+	r->repair = repair;
+	r->dots = dots;
+	rc = dm_actor_call(&reply, sp->actor, dm_msg_new(SP_FSCK, r, fsck_req_free), 10 * 1000,
+			   err);
+	if (!rc && reply && reply->payload)
+		*run = *(uint64_t *)reply->payload;
+	dm_msg_free(reply);
+	return rc;
+}
+
+int dm_space_fsck_poll(struct dm_space *sp, uint64_t run, json_t **report,
+		       struct dm_fsck_progress *progress, struct dm_err *err)
+{
+	struct fsck_req *r = dm_xcalloc(1, sizeof(*r));
+	struct dm_msg *reply = NULL;
+	int rc;
+
+	r->run = run;
+	*report = NULL;
+	rc = dm_actor_call(&reply, sp->actor, dm_msg_new(SP_FSCK_POLL, r, fsck_req_free),
+			   10 * 1000, err);
+	if (!rc && reply && reply->payload) {
+		*report = reply->payload;
+		reply->payload = NULL;
+	}
+	dm_msg_free(reply);
+	progress->phase = __atomic_load_n(&sp->progress.phase, __ATOMIC_RELAXED);
+	progress->done = __atomic_load_n(&sp->progress.done, __ATOMIC_RELAXED);
+	progress->total = __atomic_load_n(&sp->progress.total, __ATOMIC_RELAXED);
+	return rc;
+}
+
 static int handle(struct dm_actor *self, struct dm_msg *msg)
 {
 	struct state *st = dm_actor_user(self);
 
 	switch (msg->type) {
+	case SP_FSCK:
+		return on_fsck(st, self, msg);
+	case SP_FSCK_POLL:
+		return on_fsck_poll(st, msg);
 	case SP_ACCT:
 		return on_acct(st, self, msg);
 	case SP_GC:
@@ -407,6 +658,8 @@ static int handle(struct dm_actor *self, struct dm_msg *msg)
 	case DM_MSG_JOB_DONE:
 		if (msg->job == st->acct_job)
 			on_acct_done(st, msg);
+		else if (msg->job == st->fsck_job)
+			on_fsck_done(st, msg);
 		else
 			on_done(st, msg);
 		return 0;
@@ -421,6 +674,7 @@ static void state_free(void *p)
 
 	dm_msg_free(st->waiting); /* answered `canceled` */
 	json_decref(st->acct);
+	json_decref(st->fsck_report);
 	dm_oidmap_release(&st->acct_cache);
 	free(st);
 }
@@ -432,6 +686,7 @@ int dm_space_open(struct dm_space **out, const struct dm_space_env *env, struct 
 	int rc;
 
 	st->env = *env;
+	st->progress = &sp->progress;
 	st->last.auto_bytes = env->auto_bytes;
 	dm_oidmap_init(&st->acct_cache, sizeof(uint64_t));
 	sp->store = env->store;

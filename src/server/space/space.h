@@ -81,4 +81,19 @@ void dm_space_acct_in_free(struct dm_space_acct_in *in);
 int dm_space_account(struct dm_space *sp, struct dm_space_acct_in *in, const char *dot_id,
 		     json_t **out, bool *fresh, int64_t *as_of_ns, struct dm_err *err);
 
+/*
+ * dm fsck, as a job of the actor: never while a collection runs (each
+ * refuses the other, `busy`). dots: [{"id","name","branches":[{"name",
+ * "head","pending","path"}]}] (taken): each branch's head must be in the
+ * store unless pending, and its working copy (path) must be there. A run
+ * already going is joined (*run gets its number).
+ */
+int dm_space_fsck_start(struct dm_space *sp, bool repair, json_t *dots, uint64_t *run,
+			struct dm_err *err);
+/* Where run `run` is: *report (a new reference) once it ended (NULL while
+ * it runs, with *progress). DM_ENOTFOUND for a run that is not the
+ * current or last one. */
+int dm_space_fsck_poll(struct dm_space *sp, uint64_t run, json_t **report,
+		       struct dm_fsck_progress *progress, struct dm_err *err);
+
 #endif
