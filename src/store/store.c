@@ -438,9 +438,11 @@ static double mib(uint64_t b)
 static int check_space(struct dm_store *s, uint64_t need, struct dm_err *err)
 {
 	struct statvfs st;
+	bool fresh = false;
 
 	if (s->opts.reserve < 0)
 		return 0;
+again:
 	if (!s->space_known || s->space_checked >= SPACE_CHECK_BYTES) {
 		uint64_t size;
 
@@ -458,9 +460,15 @@ static int check_space(struct dm_store *s, uint64_t need, struct dm_err *err)
 		}
 		s->space_known = true;
 		s->space_checked = 0;
+		fresh = true;
 	}
 	if (dm_store_guard_is_collector(s) || s->space_free >= s->space_reserve + need)
 		return 0;
+	/* what was counted down since the last look may be stale (space freed
+	 * meanwhile): look again before refusing, and after every refusal */
+	s->space_known = false;
+	if (!fresh)
+		goto again;
 	return dm_err_set(err, DM_ENOSPC,
 			  "no space: the file system of store '%s' has %.1f MiB free, and dmd "
 			  "keeps %.1f MiB of it in reserve so that deletes and dm gc can run; "
@@ -938,6 +946,7 @@ int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err
 	if (statvfs(s->dir, &st) == 0) {
 		out->fs_size = (uint64_t)st.f_blocks * st.f_frsize;
 		out->fs_free = (uint64_t)st.f_bavail * st.f_frsize;
+		out->fs_id = (uint64_t)st.f_fsid;
 		s->space_known = false; /* the next write looks again */
 		check_space(s, 0, NULL);
 	}

@@ -349,6 +349,7 @@ struct dm_store_space {
 	uint64_t packs, pack_bytes;
 	uint64_t staged_packs, staged_bytes; /* received, not yet settled */
 	uint64_t fs_size, fs_free;           /* its file system's size and free space */
+	uint64_t fs_id;                      /* statvfs's f_fsid: which file system */
 	uint64_t reserve;                    /* what writes must leave free */
 };
 int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err *err);

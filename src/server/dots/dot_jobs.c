@@ -356,6 +356,32 @@ static void start_containers(struct dm_dot_job_in *in, struct dm_dot_job_out *ou
 	}
 }
 
+/*
+ * A checkout that ran out of space half way (the engine's check before it
+ * found room, the file system then did not: other writers) is undone as
+ * far as it can be: the working copy goes back to the branch's head, whose
+ * files the failed one replaced, so that what fills it now mostly frees.
+ * A checkout refused before anything changed ("nothing was changed") is
+ * left alone: the working copy may hold uncommitted work.
+ */
+static void put_back(const struct dm_dot_job_in *in, struct dm_engine_progress *p,
+		     struct dm_err *err)
+{
+	struct dm_err berr;
+	size_t len;
+
+	if (err->code != DM_ENOSPC || strstr(err->msg, "nothing was changed") || !in->has_tree)
+		return;
+	len = strlen(err->msg);
+	if (dm_engine_reset(in->env.engine, in->dot_id, in->branch, &in->tree, p, &berr))
+		snprintf(err->msg + len, sizeof(err->msg) - len,
+			 "; the working copy could not be put back to the branch's head: %s",
+			 berr.msg);
+	else
+		snprintf(err->msg + len, sizeof(err->msg) - len,
+			 "; the working copy was put back to the branch's head");
+}
+
 int dm_dot_job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		     struct dm_engine_progress *p, struct dm_err *err)
 {
@@ -366,6 +392,8 @@ int dm_dot_job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	if (rc)
 		return rc;
 	rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &out->tree, p, err);
+	if (rc)
+		put_back(in, p, err);
 	start_containers(in, out);
 	if (!rc)
 		out->json = json_pack("{s:s}", "id", out->head);
@@ -580,6 +608,8 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	rc = dm_engine_receive(in->env.engine, in->dot_id, in->branch, in->branch_exists,
 			       in->nreceived > 1 ? in->received[1].id : ancestor,
 			       in->received[0].id, &tree, p, err);
+	if (rc && in->branch_exists)
+		put_back(in, p, err);
 	if (rc)
 		return rc;
 	snprintf(out->head, sizeof(out->head), "%s", in->received[0].id);
