@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/oidmap.h"
 #include "sync/wire.h"
 #include "util/buf.h"
 #include "util/hash.h"
@@ -68,6 +69,9 @@ struct dm_sync_walk {
 	/* polled between requests and records; may be NULL */
 	bool (*cancelled)(void *ctx);
 	void *ctx;
+	/* commit object ids that move as records only, without what their
+	 * trees reach (pruned commits: their data is gone); may be NULL */
+	const struct dm_oidmap *records_only;
 	struct dm_sync_counts counts; /* kept by the walk */
 };
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-test_description='dm dot prune: restic'"'"'s --keep-* rules per branch, pruned commits keep their record in dm log, dm gc frees their data, reset, diff and push to a pruned commit are refused'
+test_description='dm dot prune: restic'"'"'s --keep-* rules per branch, pruned commits keep their record in dm log, dm gc frees their data, reset and diff to a pruned commit are refused, push and clone carry pruned commits as records only'
 . "$(dirname "$0")/test-lib.sh"
 
 # What this proves, against a real dmd: `dm dot prune --keep-last N`
 # keeps, on every branch, the N newest commits of its first-parent history
 # (a commit another branch keeps stays); --dry-run changes nothing; a
 # pruned commit stays in `dm log`, marked, with its author, date and
-# message; `dm reset --hard` and `dm diff` to it, and a push
-# that would send it are refused with a message that says it was pruned;
+# message; `dm reset --hard` and `dm diff` to it are refused with a
+# message that says it was pruned; a push and a clone send pruned commits
+# as records only, pruned on the other side too, the kept ones whole;
 # `dm gc` then frees the data only pruned commits held (the store shrinks by
 # at least 90% of it on the dir engine) while every kept commit checks out
 # whole; the store verifies after a restart. On btrfs the snapshots of
@@ -15,9 +16,10 @@ test_description='dm dot prune: restic'"'"'s --keep-* rules per branch, pruned c
 
 port=$(test_free_port)
 port2=$(test_free_port)
+port3=$(test_free_port)
 data=$HOME/data
 export DM_CONFIG=$HOME/dmconf/config
-test_atexit "dmd stop --data-dir '$data' >/dev/null 2>&1; dmd stop --data-dir '$HOME/data2' >/dev/null 2>&1"
+test_atexit "dmd stop --data-dir '$data' >/dev/null 2>&1; dmd stop --data-dir '$HOME/data2' >/dev/null 2>&1; dmd stop --data-dir '$HOME/data3' >/dev/null 2>&1"
 engine=${DM_TEST_ENGINE:-dir}
 
 store_bytes() {
@@ -145,14 +147,40 @@ assert r[\"dry_run\"] is True and r[\"pruned_before\"] == 3, r
 "
 '
 
-test_expect_success 'a push that would send a pruned commit is refused, saying so' '
+test_expect_success 'a push sends pruned commits as records only: pruned there too, kept ones whole' '
 	DM_CONFIG=$HOME/conf2 dm cluster init --data-dir "$HOME/data2" --port "$port2" \
 		>init2.out 2>&1 &&
 	DM_API_KEY=$(cat "$HOME/data2/admin-api-key") \
 		dm remote add two "admin@127.0.0.1:$port2" --ca-file "$HOME/data2/ca.pem" >/dev/null &&
-	test_must_fail dm push two p master 2>err &&
-	cat err &&
-	grep "^dm: .*was pruned here, so its data cannot be sent" err
+	dm push two p master >out 2>&1 && cat out &&
+	DM_CONFIG=$HOME/conf2 dm log --dot p >log2.txt &&
+	test "$(grep -c "^commit " log2.txt)" = 6 &&
+	grep "^commit $(cat c4.id) (pruned)$" log2.txt &&
+	grep "^commit $(cat c1.id) (pruned)$" log2.txt &&
+	grep "^commit $(cat c3.id)$" log2.txt &&
+	DM_CONFIG=$HOME/conf2 dm mount p wc2 &&
+	cmp wc2/data saved.6 &&
+	test_status 3 env DM_CONFIG=$HOME/conf2 dm reset --dot p --hard "$(cat c4.id)" &&
+	grep "was pruned" err &&
+	DM_CONFIG=$HOME/conf2 dm reset --dot p --hard "$(cat c3.id)" >/dev/null &&
+	cmp wc2/data saved.3 &&
+	DM_CONFIG=$HOME/conf2 dm reset --dot p --hard "$(cat c6.id)" >/dev/null &&
+	DM_CONFIG=$HOME/conf2 dm fsck >out && grep "^no problems found$" out
+'
+
+test_expect_success 'a clone of a dot with pruned commits takes them as records only' '
+	DM_CONFIG=$HOME/conf3 dm cluster init --data-dir "$HOME/data3" --port "$port3" \
+		>init3.out 2>&1 &&
+	DM_API_KEY=$(cat "$data/admin-api-key") DM_CONFIG=$HOME/conf3 \
+		dm remote add one "admin@127.0.0.1:$port" --ca-file "$data/ca.pem" >/dev/null &&
+	DM_CONFIG=$HOME/conf3 dm clone one p >out 2>&1 && cat out &&
+	DM_CONFIG=$HOME/conf3 dm log --dot p >log3.txt &&
+	grep "^commit $(cat c2.id) (pruned)$" log3.txt &&
+	grep "^commit $(cat c5.id)$" log3.txt &&
+	DM_CONFIG=$HOME/conf3 dm mount p wc3 && cmp wc3/data saved.6 &&
+	DM_CONFIG=$HOME/conf3 dm reset --dot p --hard "$(cat c5.id)" >/dev/null &&
+	cmp wc3/data saved.5 &&
+	DM_CONFIG=$HOME/conf3 dm fsck >out && grep "^no problems found$" out
 '
 
 test_expect_success 'after a restart the store verifies and pruned commits stay pruned' '

@@ -548,7 +548,9 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 				  in->branch, in->head[0] ? in->head : "no commit");
 	if (!in->nreceived)
 		return dm_err_set(err, DM_EINVAL, "nothing to receive");
-	/* the commits form one first-parent line, newest first */
+	/* the commits form one first-parent line, newest first; one that
+	 * came without its tree (pruned where it comes from) is a record only,
+	 * but never the head */
 	for (size_t i = 0; i < in->nreceived; i++) {
 		struct dm_commit c;
 		const char *parent;
@@ -559,6 +561,13 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		parent = c.nparents ? c.parents[0] : "";
 		if (i == 0)
 			tree = c.tree;
+		if (i == 0 && !dm_store_has(in->env.store, &c.tree)) {
+			dm_commit_release(&c);
+			return dm_err_set(err, DM_ECORRUPT,
+					  "the data of commit '%s', the head received, did not "
+					  "arrive",
+					  in->received[i].id);
+		}
 		if (i + 1 < in->nreceived && strcmp(parent, in->received[i + 1].id)) {
 			dm_commit_release(&c);
 			return dm_err_set(err, DM_EINVAL,
@@ -599,8 +608,22 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		out->stash_commits = in->commits;
 	}
 	for (size_t i = in->nreceived; i-- > 0;) {
+		struct dm_commit c;
+		bool record_only = false;
+
+		if (i > 0 && !load_received(&c, in, &in->received[i], NULL)) {
+			record_only = !dm_store_has(in->env.store, &c.tree);
+			dm_commit_release(&c);
+		}
 		rc = dm_store_commit_put(in->env.store, in->dot_id, in->received[i].id,
 					 &in->received[i].oid, err);
+		/* it came without its data (pruned where it comes from): so here */
+		if (!rc && record_only) {
+			const char *one[1] = {in->received[i].id};
+
+			rc = dm_store_commit_mark(in->env.store, in->dot_id, one, 1,
+						  DM_COMMIT_PRUNED, NULL, err);
+		}
 		if (rc)
 			return rc;
 	}
