@@ -9,7 +9,7 @@ test_description='a deleted dot'"'"'s tombstone stays while any node (one that i
 # delete, still holds its copy, the tombstone stays (passes of the other
 # nodes' replicators go by); once node 3 is back and has deleted its copy,
 # a replicator removes the tombstone. The nodes run with
-# DM_TOMBSTONE_GRACE=0 (no minute of grace after the delete).
+# DM_TOMBSTONE_GRACE=0 (no hour of grace after the delete).
 
 export DM_TOMBSTONE_GRACE=0
 

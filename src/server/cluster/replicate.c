@@ -365,11 +365,11 @@ static void follow_branch(struct dm_replicator *r, json_t *st, const char *id, c
  * A tombstone is removed once no node has a copy of its dot any more (no
  * node's records of one, a node that is down included, and none in this
  * node's registry, where a copy being deleted still is) and
- * $DM_TOMBSTONE_GRACE seconds (default 60) after the delete, so that a
+ * $DM_TOMBSTONE_GRACE seconds (default an hour) after the delete, so that a
  * delete retried by id meanwhile still succeeds. Every node may remove it;
  * removing it twice is harmless.
  */
-#define TOMBSTONE_GRACE_S_DEFAULT 60
+#define TOMBSTONE_GRACE_S_DEFAULT 3600
 
 static int64_t tombstone_grace_s(void)
 {
