@@ -231,7 +231,8 @@ int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *comm
  * entry and its commit object (its record: id, parents, author, time,
  * message), but nothing keeps its tree any more: garbage collection frees
  * what only it reached, and the commit cannot be read out (reset, branch,
- * diff, push). A DAMAGED one (dm fsck --repair) names data that is gone.
+ * diff); transfers carry its record only. A DAMAGED one (dm fsck --repair)
+ * names data that is gone.
  */
 #define DM_COMMIT_PRUNED  1u
 #define DM_COMMIT_DAMAGED 2u
