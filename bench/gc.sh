@@ -18,14 +18,13 @@ files that changes between 50 commits (each commit rewrites random 1 MiB
 blocks, 6% of the dot), each state also backed up by restic, and 5 more
 dots (each also a restic snapshot tagged junk) that are then deleted. Then,
 in one run:
-  collect     dm dot delete of the 5 dots + dm gc, against restic forget
-              of the 5 junk snapshots + restic prune --max-unused 0: time,
+  collect     dm dot delete of the 5 dots, dm dot prune --keep-last 5 and
+              dm gc, against restic forget of the 5 junk snapshots and
+              restic forget --keep-last 5 --prune --max-unused 0: time,
               bytes freed, peak memory
   commit      a dm commit of 1% of the dot, alone and while dm gc runs
               again and again (median of --runs each)
   push        a dm push of that commit to a second dmd, the same way
-dm dot prune --keep-last is not implemented yet: the comparison frees the
-deleted dots' data in both tools, not old commits of the kept dot.
 
 options:
   --work DIR      work directory (default bench/work/gc; gitignored)
@@ -146,13 +145,21 @@ DM_STORE0=$(du -sb "$A/store" | cut -f1)
 RESTIC0=$(du -sb "$REPOS" | cut -f1)
 say "dm's store: $(fmb "$DM_STORE0"), restic's repository: $(fmb "$RESTIC0")"
 
+# the whole dot to B before the prune (a pruned commit's data cannot be
+# sent to a remote that lacks it): not measured
+tm push-first "$DM" push b data
+
 say "collect: dm"
 for j in 1 2 3 4 5; do "$DM" dot delete -f "junk$j" >/dev/null; done
 sync
 peak_reset "$PID_A"
+tm dm-prune "$DM" dot prune data --keep-last 5 --json
+T_PRUNE=$T
+PRUNED=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pruned"])' "$LOGS/dm-prune.out")
 tm dm-gc-dry "$DM" gc --dry-run --json
 tm dm-gc "$DM" gc --json
-T_DM=$T
+T_GC=$T
+T_DM=$(calc "$T_PRUNE + $T_GC")
 DM_PEAK=$(proc_kib "$PID_A" VmHWM)
 sync
 DM_STORE1=$(du -sb "$A/store" | cut -f1)
@@ -167,13 +174,13 @@ print(" ".join(s["id"] for s in json.load(sys.stdin)))')
 [ -n "$JUNK_IDS" ] || die "restic has no snapshots tagged junk"
 # shellcheck disable=SC2086 # one word per snapshot id
 tm restic-forget restic forget $JUNK_IDS
-tm restic-prune /usr/bin/time -v restic prune --max-unused 0
-T_RESTIC=$T
+T_FORGET=$T
+tm restic-prune /usr/bin/time -v restic forget --keep-last 5 --prune --max-unused 0
+T_RESTIC=$(calc "$T_FORGET + $T")
 RESTIC_PEAK=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$LOGS/restic-prune.err")
 RESTIC1=$(du -sb "$REPOS" | cut -f1)
 
 say "commits and pushes, without and with collections running"
-tm push-first "$DM" push b data # the whole dot: not measured
 gc_loop() {
 	while [ ! -e "$WORK/stop" ]; do "$DM" gc >/dev/null 2>&1 || true; done
 }
@@ -210,13 +217,13 @@ stop_dmd "$A"
 	die "dm's store does not verify after the runs (see $LOGS/verify.log)"
 
 machine_line
-row "collect the 5 deleted dots: time" "$(fsec "$T_DM")" "$(fsec "$T_RESTIC") (prune; forget $(fsec "$(step_time restic-forget)"))" "$(fx "$(calc "$T_RESTIC / $T_DM")") faster (target ≥ 2×)"
+row "collect the 5 deleted dots and all but the last 5 commits: time" "$(fsec "$T_DM") (prune $(fsec "$T_PRUNE"), gc $(fsec "$T_GC"))" "$(fsec "$T_RESTIC") (forget of the junk $(fsec "$T_FORGET"), forget --keep-last 5 --prune $(fsec "$(step_time restic-prune)"))" "$(fx "$(calc "$T_RESTIC / $T_DM")") faster (target ≥ 2×)"
 row "bytes freed on disk" "$(fmb $((DM_STORE0 - DM_STORE1))) (store $(fmb "$DM_STORE0") → $(fmb "$DM_STORE1"))" "$(fmb $((RESTIC0 - RESTIC1))) (repository $(fmb "$RESTIC0") → $(fmb "$RESTIC1"))" "–"
 row "--dry-run's prediction of dm gc's freed bytes" "$(fmb "$PREDICTED") predicted, $(fmb "$FREED") freed" "–" "$(awk -v p="$PREDICTED" -v f="$FREED" 'BEGIN { if (f == 0) print "–"; else printf "%.1f%% off", (p - f) * 100 / f }')"
 row "peak memory" "$(fmib "$DM_PEAK") (dmd's VmHWM during dm gc; mark sets $(fmb "$MARK") for $OBJECTS objects)" "$(fmib "$RESTIC_PEAK") (restic prune's max RSS)" "target < 100 MiB"
 row "dm commit of 1% of the dot: alone / during collections" "$(fsec "$C_ALONE") / $(fsec "$C_DURING")" "–" "$(fx "$(calc "$C_DURING / $C_ALONE")") (target ≤ 2×)"
 row "dm push of that commit: alone / during collections" "$(fsec "$P_ALONE") / $(fsec "$P_DURING")" "–" "$(fx "$(calc "$P_DURING / $P_ALONE")")"
-note "History: a dot of 16 files, $DOT_MIB MiB, $COMMITS commits (each rewrites $CHANGE_BLOCKS random 1 MiB blocks of random files, from /dev/urandom: incompressible), each state also a restic snapshot; 5 more dots of $JUNK_MIB MiB each, also restic snapshots tagged junk. Collecting: \`dm dot delete\` of the 5 dots then \`dm gc\`, against \`restic forget\` of the 5 junk snapshots then \`restic prune\` (restic $(restic version | awk '{ print $2 }'), with --max-unused 0 so that it frees all it can, as dm gc does)."
+note "History: a dot of 16 files, $DOT_MIB MiB, $COMMITS commits (each rewrites $CHANGE_BLOCKS random 1 MiB blocks of random files, from /dev/urandom: incompressible), each state also a restic snapshot; 5 more dots of $JUNK_MIB MiB each, also restic snapshots tagged junk. Collecting: \`dm dot delete\` of the 5 dots, \`dm dot prune data --keep-last 5\` ($PRUNED commits pruned, their records kept) then \`dm gc\`, against \`restic forget\` of the 5 junk snapshots then \`restic forget --keep-last 5 --prune\` (restic $(restic version | awk '{ print $2 }'), with --max-unused 0 so that it frees all it can, as dm gc does)."
 note "dm gc rewrites each pack whose live records fill less than 80% of it (the others keep their dead records); restic prune --max-unused 0 repacks every pack with an unused blob. restic's repository is larger than dm's store for the same history: its chunks average 1 MiB (dm's 64 KiB), so a rewritten 1 MiB block costs it more new data."
 note "Commit and push runs: $RUNS each, medians (commits alone: $C_ALONE_RUNS; during: $C_DURING_RUNS; pushes alone: $P_ALONE_RUNS; during: $P_DURING_RUNS). During: \`dm gc\` runs again and again in a loop from 0.2 s before the commit until after the push ($GCS collections logged in the whole run)."
 note "dm's peak memory is the whole dmd's (the HTTP server, the dots' actors and the collection), reset (\`/proc/PID/clear_refs\`) just before the dry run and the collection."

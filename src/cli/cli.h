@@ -52,6 +52,14 @@ enum {
 	OPT_REMOVE,
 	OPT_ROLE,
 	OPT_EXPIRES,
+	OPT_KEEP_LAST,
+	OPT_KEEP_HOURLY,
+	OPT_KEEP_DAILY,
+	OPT_KEEP_WEEKLY,
+	OPT_KEEP_MONTHLY,
+	OPT_KEEP_YEARLY,
+	OPT_KEEP_WITHIN,
+	OPT_DRY_RUN,
 };
 
 struct dm_cli {
@@ -94,6 +102,7 @@ int dm_cmd_branch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 int dm_cmd_checkout(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_prune(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
@@ -110,6 +119,7 @@ int dm_cmd_remote_switch(struct dm_cli *cli, int argc, char **argv, struct dm_er
 int dm_cmd_push(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_pull(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_clone(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_fsck(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_gc(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_df(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 

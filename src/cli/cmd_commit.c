@@ -154,6 +154,11 @@ static void print_commit(json_t *commit, bool verbose)
 	dm_out_time(date, sizeof(date), commit);
 	printf("commit ");
 	dm_out_clean(stdout, dm_out_str(commit, "id"));
+	/* its record stays; its data is gone */
+	if (json_is_true(json_object_get(commit, "pruned")))
+		printf(" (pruned)");
+	if (json_is_true(json_object_get(commit, "damaged")))
+		printf(" (damaged: its data is missing)");
 	printf("\nauthor: ");
 	dm_out_clean(stdout, dm_out_str(commit, "author"));
 	putchar('\n');

@@ -10,8 +10,11 @@
  * config file, per remote and dot), recorded only for a dot that exists
  * and a remote that is configured.
  */
+#include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -139,6 +142,36 @@ static void show_hook(bool raw, json_t *d, const char *name)
 	field(raw, name, text);
 }
 
+/* What the dot costs (ZFS's referenced, used, written), as the server last
+ * counted it; "computing" before it ever did. */
+static void show_space(bool raw, json_t *sp)
+{
+	static const char *const keys[] = {"referenced", "unique", "written"};
+	static const char *const notes[] = {"", " (what deleting it frees)",
+					    " (since the previous commit)"};
+
+	if (!sp)
+		return;
+	for (int i = 0; i < 3; i++) {
+		char buf[96], size[32];
+		json_t *v = json_object_get(sp, keys[i]);
+
+		if (!json_is_integer(v)) {
+			field(raw, keys[i], raw ? "" : "computing");
+			continue;
+		}
+		if (raw) {
+			snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(sp, keys[i]));
+		} else {
+			dm_out_size(size, sizeof(size), dm_out_u64(sp, keys[i]));
+			snprintf(buf, sizeof(buf), "%s%s%s", size, notes[i],
+				 json_is_true(json_object_get(sp, "stale")) ? " (being recounted)"
+									   : "");
+		}
+		field(raw, keys[i], buf);
+	}
+}
+
 /* "bob (write), carol (read)"; for -H "bob:write,carol:read". */
 static void join_collaborators(char *buf, size_t size, json_t *list, bool raw)
 {
@@ -166,7 +199,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	struct dm_table t;
 	json_t *b;
 	size_t i;
-	bool paths = false;
+	bool paths = false, spaced;
 
 	dm_cli_dot_display(name, sizeof(name), dm_out_str(d, "namespace"), dm_out_str(d, "name"));
 	dm_out_join_names(containers, sizeof(containers), json_object_get(d, "containers"));
@@ -181,6 +214,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "commits"));
 	field(raw, "commits", buf);
 	size_field(raw, "dirty", dm_out_u64(d, "dirty"));
+	show_space(raw, json_object_get(d, "space"));
 	/* two-step commits (btrfs): how many are still being indexed */
 	if (raw)
 		snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "indexing"));
@@ -211,14 +245,22 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 		if (*dm_out_str(b, "path"))
 			paths = true;
 	}
-	dm_table_init(&t, raw ? 7 : paths ? 6 : 5);
+	/* the space columns only when the server counts them */
+	spaced = json_object_get(d, "space") != NULL;
+	dm_table_init(&t, raw ? (spaced ? 10 : 7) : (spaced ? 8 : 5) + (paths ? 1 : 0));
 	if (!raw) {
 		putchar('\n');
-		dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "PATH");
+		if (spaced)
+			dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "REFERENCED",
+				     "UNIQUE", "WRITTEN", "PATH");
+		else
+			dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "PATH");
 	}
 	json_array_foreach(json_object_get(d, "branches"), i, b) {
 		char bname[DM_NAME_PART_MAX + 3], commits[32], size[32], dirty[32];
+		char ref[32] = "-", uniq[32] = "-", wr[32] = "-";
 		const char *head = dm_out_str(b, "head");
+		json_t *sp = json_object_get(b, "space");
 		bool cur = !strcmp(dm_out_str(b, "name"), branch);
 
 		snprintf(bname, sizeof(bname), "%s %s", cur ? "*" : " ", dm_out_str(b, "name"));
@@ -226,13 +268,33 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 		if (raw) {
 			snprintf(size, sizeof(size), "%" PRIu64, dm_out_u64(b, "size"));
 			snprintf(dirty, sizeof(dirty), "%" PRIu64, dm_out_u64(b, "dirty"));
-			dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits, size,
-				     dirty);
+			if (sp) {
+				snprintf(ref, sizeof(ref), "%" PRIu64, dm_out_u64(sp, "referenced"));
+				snprintf(uniq, sizeof(uniq), "%" PRIu64, dm_out_u64(sp, "unique"));
+				snprintf(wr, sizeof(wr), "%" PRIu64, dm_out_u64(sp, "written"));
+			} else {
+				ref[0] = uniq[0] = wr[0] = '\0';
+			}
+			if (spaced)
+				dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits,
+					     size, dirty, ref, uniq, wr);
+			else
+				dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits,
+					     size, dirty);
 		} else {
 			dm_out_size(size, sizeof(size), dm_out_u64(b, "size"));
 			dm_out_size(dirty, sizeof(dirty), dm_out_u64(b, "dirty"));
-			dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
-				     dm_out_str(b, "path"));
+			if (sp) {
+				dm_out_size(ref, sizeof(ref), dm_out_u64(sp, "referenced"));
+				dm_out_size(uniq, sizeof(uniq), dm_out_u64(sp, "unique"));
+				dm_out_size(wr, sizeof(wr), dm_out_u64(sp, "written"));
+			}
+			if (spaced)
+				dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
+					     ref, uniq, wr, dm_out_str(b, "path"));
+			else
+				dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
+					     dm_out_str(b, "path"));
 		}
 	}
 	dm_table_print(&t, stdout, raw);
@@ -359,6 +421,116 @@ int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 		cli->have_remote = false;
 	}
 	return rc;
+}
+
+/* One line of dm dot prune's report: "keep   ID  DATE  (reasons)  MESSAGE". */
+static void prune_line(const char *what, json_t *c)
+{
+	char date[64];
+
+	dm_out_time(date, sizeof(date), c);
+	printf("  %-6s ", what);
+	dm_out_clean(stdout, dm_out_str(c, "id"));
+	printf("  %s  ", date);
+	if (*dm_out_str(c, "reasons"))
+		printf("(%s)  ", dm_out_str(c, "reasons"));
+	dm_out_clean(stdout, dm_out_str(c, "message"));
+	putchar('\n');
+}
+
+/*
+ * dm dot prune [DOT] --keep-last N ... [--dry-run] [--json]: restic's
+ * forget rules for each branch; the server decides and marks, this prints
+ * what it kept and pruned.
+ */
+int dm_cmd_dot_prune(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"keep-last", required_argument, NULL, OPT_KEEP_LAST},
+		{"keep-hourly", required_argument, NULL, OPT_KEEP_HOURLY},
+		{"keep-daily", required_argument, NULL, OPT_KEEP_DAILY},
+		{"keep-weekly", required_argument, NULL, OPT_KEEP_WEEKLY},
+		{"keep-monthly", required_argument, NULL, OPT_KEEP_MONTHLY},
+		{"keep-yearly", required_argument, NULL, OPT_KEEP_YEARLY},
+		{"keep-within", required_argument, NULL, OPT_KEEP_WITHIN},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"json", no_argument, NULL, OPT_JSON},
+		{NULL, 0, NULL, 0},
+	};
+	static const char *const keys[] = {"keep_last",    "keep_hourly",  "keep_daily",
+					   "keep_weekly",  "keep_monthly", "keep_yearly"};
+	json_t *params = json_object(), *res = NULL, *b, *c;
+	bool dry = false, as_json = false, any = false;
+	const char *dot;
+	size_t i, j;
+	int ch, rc = 0;
+
+	while ((ch = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0 && !rc) {
+		if (ch >= OPT_KEEP_LAST && ch <= OPT_KEEP_YEARLY) {
+			char *end = NULL;
+			long long n;
+
+			errno = 0;
+			n = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < -1 || n == 0)
+				rc = dm_cli_usage_error(cli, err,
+							"invalid --%s '%s': give a count of 1 or "
+							"more (-1: no limit)",
+							opts[ch - OPT_KEEP_LAST].name, optarg);
+			else
+				json_object_set_new(params, keys[ch - OPT_KEEP_LAST],
+						    json_integer(n));
+			any = true;
+		} else if (ch == OPT_KEEP_WITHIN) {
+			int64_t ms = 0;
+
+			rc = dm_cli_duration_ms(optarg, "--keep-within", &ms, err);
+			if (!rc)
+				json_object_set_new(params, "keep_within_ms",
+						    json_integer((json_int_t)ms));
+			any = true;
+		} else if (ch == OPT_DRY_RUN) {
+			dry = true;
+		} else if (ch == OPT_JSON) {
+			as_json = true;
+		}
+	}
+	if (!rc && ch < 0)
+		rc = ch;
+	if (!rc)
+		rc = dm_cli_nargs(cli, argc - optind, 0, 1, "", err);
+	if (!rc && !any)
+		rc = dm_cli_usage_error(cli, err,
+					"say what to keep: --keep-last N, --keep-daily N, "
+					"--keep-within DURATION...");
+	if (!rc)
+		rc = dm_cli_dot(cli, argc - optind == 1 ? argv[optind] : NULL, &dot, err);
+	if (rc) {
+		json_decref(params);
+		return rc;
+	}
+	json_object_set_new(params, "dot", json_string(dot));
+	json_object_set_new(params, "dry_run", json_boolean(dry));
+	rc = dm_cli_call_view(cli, as_json, "dots.prune", params, &res, err);
+	if (rc || !res)
+		return rc;
+	json_array_foreach(json_object_get(res, "branches"), i, b) {
+		printf("branch ");
+		dm_out_clean(stdout, dm_out_str(b, "name"));
+		printf(": %zu kept, %zu %s\n", json_array_size(json_object_get(b, "keep")),
+		       json_array_size(json_object_get(b, "prune")), dry ? "to prune" : "pruned");
+		json_array_foreach(json_object_get(b, "keep"), j, c)
+			prune_line("keep", c);
+		json_array_foreach(json_object_get(b, "prune"), j, c)
+			prune_line("prune", c);
+	}
+	if (dry)
+		printf("would prune %" PRIu64 " commits\n", dm_out_u64(res, "pruned"));
+	else
+		printf("pruned %" PRIu64 " commits; the next 'dm gc' frees their data\n",
+		       dm_out_u64(res, "pruned"));
+	json_decref(res);
+	return 0;
 }
 
 int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)

@@ -1,11 +1,12 @@
 /*
  * cmd_space.c - the commands about the server's disk space: dm gc
- * (--expire: how long what resets dropped stays) and dm df.
+ * (--expire: how long what resets dropped stays), dm df, and dm fsck.
  *
  * Invariants: they only call the server (space.* methods) and print its
  * answer; what is freed, and whether anything is, is the server's.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -66,6 +67,100 @@ int dm_cmd_gc(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	       dry ? "would be freed" : "freed");
 	json_decref(res);
 	return 0;
+}
+
+/*
+ * dm fsck [--repair] [--json]: starts the check on the server and asks
+ * about it every 2 s, saying on stderr how far it got, until it ends; then
+ * prints the report. Exit status 0 when clean, corrupt's (5) otherwise.
+ */
+int dm_cmd_fsck(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"repair", no_argument, NULL, 'r'},
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
+	};
+	bool repair = false, as_json = false;
+	json_t *res = NULL, *rep, *m;
+	char bytes[32];
+	uint64_t problems;
+	json_int_t run = 0;
+	size_t i;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0) {
+		if (c == 'r')
+			repair = true;
+		else if (c == 'j')
+			as_json = true;
+	}
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	while (!rc) {
+		json_t *params = run ? json_pack("{s:I}", "run", run)
+				     : json_pack("{s:b}", "repair", repair);
+
+		json_decref(res);
+		res = NULL;
+		rc = dm_cli_call(cli, "space.fsck", params, &res, err);
+		if (rc)
+			break;
+		run = json_integer_value(json_object_get(res, "run"));
+		if (json_is_true(json_object_get(res, "done")))
+			break;
+		rep = json_object_get(res, "progress");
+		fprintf(stderr, "fsck: %s: %" PRIu64 " of %" PRIu64 "\n", dm_out_str(rep, "phase"),
+			dm_out_u64(rep, "done"), dm_out_u64(rep, "total"));
+	}
+	if (rc) {
+		json_decref(res);
+		return rc;
+	}
+	rep = json_object_get(res, "report");
+	if (*dm_out_str(rep, "error")) {
+		rc = dm_err_set(err, DM_EIO, "dm fsck failed: %s", dm_out_str(rep, "error"));
+		json_decref(res);
+		return rc;
+	}
+	problems = dm_out_u64(rep, "problems");
+	if (as_json) {
+		rc = dm_out_json(rep, err);
+	} else {
+		dm_out_size(bytes, sizeof(bytes), dm_out_u64(rep, "bytes"));
+		printf("checked %" PRIu64 " objects (%s) in %" PRIu64 " packs, %" PRIu64
+		       " commits, %" PRIu64 " branches of %" PRIu64 " dots\n",
+		       dm_out_u64(rep, "objects"), bytes, dm_out_u64(rep, "packs"),
+		       dm_out_u64(rep, "commits"), dm_out_u64(rep, "branches"),
+		       dm_out_u64(rep, "dots"));
+		json_array_foreach(json_object_get(rep, "messages"), i, m) {
+			fputs("  ", stdout);
+			dm_out_clean(stdout, json_string_value(m) ? json_string_value(m) : "");
+			putchar('\n');
+		}
+		if (repair)
+			printf("repaired: dropped %" PRIu64 " index entries whose bytes were gone, "
+			       "restored %" PRIu64 " objects from the packs, marked %" PRIu64
+			       " commits damaged\n",
+			       dm_out_u64(rep, "dropped"), dm_out_u64(rep, "restored"),
+			       dm_out_u64(rep, "marked"));
+		if (dm_out_u64(rep, "damaged_commits"))
+			printf("%" PRIu64 " commits are damaged (dm log marks them)\n",
+			       dm_out_u64(rep, "damaged_commits"));
+		if (dm_out_u64(rep, "dangling"))
+			printf("%" PRIu64 " objects that no commit reaches name missing ones "
+			       "(the next dm gc frees them)\n",
+			       dm_out_u64(rep, "dangling"));
+		if (!problems)
+			printf("no problems found\n");
+	}
+	json_decref(res);
+	if (!rc && problems)
+		rc = dm_err_set(err, DM_ECORRUPT, "%" PRIu64 " problems found%s", problems,
+				repair ? " that dm fsck cannot repair"
+				       : "; 'dm fsck --repair' repairs what is safe to");
+	return rc;
 }
 
 int dm_cmd_df(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)

@@ -237,6 +237,13 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "(captured: frozen, snapshot, quiet or not-instant) and the dot's hooks\n"
 	 "(dm dot set-hook).\n"
 	 "\n"
+	 "And what it costs in the server's store, for the dot and for each\n"
+	 "branch: referenced (what its commits reach), unique (what only it\n"
+	 "holds: what deleting it, or 'dm branch -D', and the next 'dm gc' free)\n"
+	 "and written (what its head added since the previous commit). The\n"
+	 "server counts them after a change, in the background; until it has,\n"
+	 "they are shown as being recounted.\n"
+	 "\n"
 	 "Options:\n"
 	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
@@ -247,6 +254,34 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  -f, --force       do not ask\n"},
+	{"dot prune", dm_cmd_dot_prune,
+	 "[DOT] --keep-last N [--keep-within DURATION] [--keep-hourly|daily|weekly|monthly|yearly N]"
+	 " [--dry-run] [--json]",
+	 "forget old commits of a dot, keeping their records",
+	 "Applies restic's 'forget --keep-*' rules to each branch of DOT (default:\n"
+	 "the current dot), newest commit first along the branch's first-parent\n"
+	 "history: a commit that some rule keeps, on some branch, stays; every\n"
+	 "other one is pruned. A pruned commit keeps its record in 'dm log' (id,\n"
+	 "author, date, message; marked pruned), but its data is no longer kept:\n"
+	 "the next 'dm gc' frees what only it held, and 'dm reset', 'dm branch',\n"
+	 "'dm diff' and 'dm push' refuse it. A branch's head always stays. On\n"
+	 "btrfs a pruned commit's snapshot is deleted at once. Commits that only\n"
+	 "a 'dm reset --hard' keeps are left to its retention ('dm gc --expire').\n"
+	 "Only the dot's owner and admins prune; not yet in a cluster.\n"
+	 "\n"
+	 "Options (a count N of -1 means no limit):\n"
+	 "  --keep-last N     keep the N newest commits\n"
+	 "  --keep-hourly N   for the last N hours that have commits, keep the\n"
+	 "                    newest commit of each (the server's local time)\n"
+	 "  --keep-daily N    the same per day\n"
+	 "  --keep-weekly N   the same per ISO week\n"
+	 "  --keep-monthly N  the same per month\n"
+	 "  --keep-yearly N   the same per year\n"
+	 "  --keep-within DURATION\n"
+	 "                    keep every commit less than DURATION (2h, 14d...)\n"
+	 "                    older than the branch's newest\n"
+	 "  --dry-run         only show what would be kept and pruned\n"
+	 "  --json            the server's answer, as JSON\n"},
 	{"dot set-upstream", dm_cmd_dot_set_upstream, "[--unset] [DOT] [REMOTE [NS/]DOT]",
 	 "set where a dot is pushed to and pulled from",
 	 "Records that DOT (default: the current dot) is [NS/]DOT on remote\n"
@@ -416,6 +451,24 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  --json            the server's answer, as JSON\n"},
+	{"fsck", dm_cmd_fsck, "[--repair] [--json]",
+	 "check the server's store and dots (admins only)",
+	 "Checks the server's store: every object's bytes hash to its id and lie\n"
+	 "inside its pack, every object a file, tree or commit names is there,\n"
+	 "the pack files match the index, every commit's record is there and\n"
+	 "(unless pruned) all its data; and each dot's branches: their heads are\n"
+	 "in the store and their working copies exist. It says how far it got\n"
+	 "every 2 s on stderr, and exits 5 when it found problems.\n"
+	 "\n"
+	 "With --repair it also does what is safe: drops the index entries whose\n"
+	 "bytes are gone or wrong, stores again any object a commit needs whose\n"
+	 "record is still in a pack file, and marks the commits still missing\n"
+	 "data as damaged (dm log shows them so; reset refuses them). Nothing\n"
+	 "else changes. A garbage collection and dm fsck never run at once.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --repair          repair what is safe to repair\n"
+	 "  --json            the server's report, as JSON\n"},
 	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"

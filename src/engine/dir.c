@@ -40,7 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -96,6 +98,54 @@ static int dir_open(struct dm_engine **out, const char *root, struct dm_store *s
 
 /* ---- create, commit, reset ---- */
 
+/* "12.3 MiB" */
+static void mib(char *out, size_t size, uint64_t n)
+{
+	snprintf(out, size, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+}
+
+/*
+ * Before anything in the working copy changes: refused with DM_ENOSPC,
+ * naming the file system and what is needed, when what the checkout may
+ * write (dm_tree_materialize_need: every file the cache does not vouch
+ * for) does not fit in the free space, less the store's reserve when the
+ * store is on the same file system, and a margin of 1 MiB. So a reset, a
+ * receive or a new branch that cannot fit leaves the working copy as it
+ * was instead of half written.
+ */
+static int preflight(struct dm_engine *e, const struct dm_wc_paths *p, const dm_oid *tree,
+                     const struct dm_statcache *cache, struct dm_err *err)
+{
+	struct dm_store_space sp;
+	struct statvfs vfs;
+	uint64_t need = 0, avail, reserve = 0;
+	char a[32], b[32], c[32];
+	const char *where = dm_wc_str(&p->wc);
+	int rc;
+
+	if (statvfs(where, &vfs) < 0) {
+		where = dm_wc_str(&p->dir);
+		if (statvfs(where, &vfs) < 0)
+			return 0; /* nothing to say: the checkout finds out */
+	}
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (!dm_store_space(e->store, &sp, NULL) && sp.fs_id == (uint64_t)vfs.f_fsid)
+		reserve = sp.reserve;
+	rc = dm_tree_materialize_need(e->store, tree, dm_wc_str(&p->wc), cache, &need, err);
+	if (rc)
+		return rc;
+	if (need + reserve + (1u << 20) <= avail)
+		return 0;
+	mib(a, sizeof(a), need);
+	mib(b, sizeof(b), avail);
+	mib(c, sizeof(c), reserve);
+	return dm_err_set(err, DM_ENOSPC,
+	                  "no space: the working copy needs up to %s more on the file system of "
+	                  "'%s', which has %s free%s%s%s; nothing was changed",
+	                  a, where, b, reserve ? " (" : "", reserve ? c : "",
+	                  reserve ? " of it kept in reserve for dm gc)" : "");
+}
+
 /* Materialises tree onto the working copy with its stat cache, then saves
  * the cache. fresh: the wc was just made empty, any old cache is stale. */
 static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const dm_oid *tree,
@@ -117,7 +167,9 @@ static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const d
 	o.cache = cache;
 	o.restore_owner = geteuid() == 0;
 	o.strip_setid = prog && prog->strip_setid;
-	rc = dm_tree_materialize(e->store, tree, dm_wc_str(&p->wc), &o, &stats, err);
+	rc = preflight(e, p, tree, cache, err);
+	if (!rc)
+		rc = dm_tree_materialize(e->store, tree, dm_wc_str(&p->wc), &o, &stats, err);
 	if (rc)
 		goto done;
 	if (dm_statcache_save(cache, dm_wc_str(&p->cache), &serr))

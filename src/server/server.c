@@ -215,6 +215,33 @@ static int read_admin_key(char *out, const char *data_dir, struct dm_err *err)
  * data directory was made for (a data directory made before clusters had
  * ids gets one now), then the node's record and liveness lease.
  */
+/*
+ * For tests of a failed sync (t0737): with $DM_TEST_FAIL_SYNC naming a
+ * file, every sync of a pack fails with EIO while that file exists, as a
+ * disk that lost the data would. Never set outside tests.
+ */
+static char fail_sync_path[512];
+
+static int fail_sync(int fd)
+{
+	if (fail_sync_path[0] && access(fail_sync_path, F_OK) == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+static void fail_sync_setup(struct dm_store_opts *o)
+{
+	const char *path = getenv("DM_TEST_FAIL_SYNC");
+
+	if (!path || !path[0])
+		return;
+	snprintf(fail_sync_path, sizeof(fail_sync_path), "%s", path);
+	o->sync_fn = fail_sync;
+	dm_warn("DM_TEST_FAIL_SYNC is set: syncs fail while '%s' exists", fail_sync_path);
+}
+
 static int join_cluster(struct dm_server *srv, struct dm_datadir_config *c, struct dm_err *err)
 {
 	struct dm_cluster_self self;
@@ -367,8 +394,13 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		rc = join_cluster(srv, &c, err);
 	if (!rc)
 		rc = dm_datadir_path(path, sizeof(path), srv->data_dir, DM_DATA_STORE, err);
-	if (!rc)
-		rc = dm_store_open(&srv->store, path, NULL, err);
+	if (!rc) {
+		struct dm_store_opts sopts;
+
+		dm_store_opts_default(&sopts);
+		fail_sync_setup(&sopts);
+		rc = dm_store_open(&srv->store, path, &sopts, err);
+	}
 	if (!rc)
 		rc = mount_pool(srv, &c, err);
 	if (!rc)

@@ -7,6 +7,11 @@
  * it decodes as its kind, and every object it names (dm_object_each_ref)
  * is already stored with the kind, and a chunk the length, it is named
  * with; a commit only when it belongs to the dot being received into.
+ * One exception: a commit whose tree is not stored is admitted as a record
+ * only (a commit pruned where it comes from: its data is gone there); the
+ * dot that receives it indexes it pruned (dm_dot_job_receive), so nothing
+ * reads its tree, and the collector does not open it. A tree that is
+ * stored as another kind is still refused.
  * Checking references reads only the index (dm_store_stat), never object
  * contents; nothing here writes.
  */
@@ -46,7 +51,7 @@ static int check_ref(void *ctx, const struct dm_obj_ref *ref)
 	int got = 0;
 
 	if (dm_store_stat(a->s, ref->id, &got, &got_len, NULL))
-		return lacks(a, ref, "is not stored here");
+		return a->kind == DM_OBJ_COMMIT ? 0 : lacks(a, ref, "is not stored here");
 	if (got != ref->kind)
 		return lacks(a, ref, "is of another kind");
 	if (ref->len && got_len != ref->len)

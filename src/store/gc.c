@@ -53,10 +53,12 @@ struct walk {
 struct roots {
 	const char *skip;
 	dm_oid *ids;
+	bool *pruned; /* the commit keeps its record only: its tree is not walked */
 	size_t n, alloc;
 };
 
-static int collect(const char *dot_id, const char *commit_id, const dm_oid *oid, void *ctx)
+static int collect(const char *dot_id, const char *commit_id, const dm_oid *oid, unsigned flags,
+		   void *ctx)
 {
 	struct roots *r = ctx;
 
@@ -66,7 +68,9 @@ static int collect(const char *dot_id, const char *commit_id, const dm_oid *oid,
 	if (r->n == r->alloc) {
 		r->alloc = r->alloc ? r->alloc * 2 : 64;
 		r->ids = dm_xrealloc(r->ids, r->alloc * sizeof(*r->ids));
+		r->pruned = dm_xrealloc(r->pruned, r->alloc * sizeof(*r->pruned));
 	}
+	r->pruned[r->n] = (flags & DM_COMMIT_PRUNED) != 0;
 	r->ids[r->n++] = *oid;
 	return 0;
 }
@@ -147,7 +151,7 @@ static int walk_obj(struct walk *w, const dm_oid *id, int kind, int depth, struc
 int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_oidmap *want,
 			    struct dm_oidmap *reached, struct dm_err *err)
 {
-	struct roots r = {skip_dot, NULL, 0, 0};
+	struct roots r = {skip_dot, NULL, NULL, 0, 0};
 	struct dm_oidmap local;
 	struct walk w;
 	int rc;
@@ -164,12 +168,15 @@ int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_
 
 		mark(&w, &r.ids[i]);
 		dm_oidmap_put(w.seen, &r.ids[i], NULL);
+		if (r.pruned[i])
+			continue; /* its record stays, its tree goes */
 		rc = load(&w, &r.ids[i], DM_OBJ_COMMIT, err);
 		if (rc <= 0)
 			continue;
 		rc = dm_object_refs(DM_OBJ_COMMIT, w.obj.data, w.obj.len, reach_ref, &v, err);
 	}
 	free(r.ids);
+	free(r.pruned);
 	dm_oidmap_release(&local);
 	dm_buf_release(&w.obj);
 	return rc;
@@ -179,7 +186,7 @@ int dm_store_mark_live(struct dm_store *s, bool commits, const dm_oid *roots, si
 		       struct dm_oidmap *seen, void (*chunk)(void *ctx, const dm_oid *id),
 		       void *ctx, struct dm_err *err)
 {
-	struct roots r = {NULL, NULL, 0, 0};
+	struct roots r = {NULL, NULL, NULL, 0, 0};
 	struct walk w;
 	int rc = 0;
 
@@ -191,6 +198,11 @@ int dm_store_mark_live(struct dm_store *s, bool commits, const dm_oid *roots, si
 	dm_buf_init(&w.obj, DM_OBJ_MAX_SIZE);
 	if (commits)
 		rc = dm_store_commit_foreach(s, collect, &r, err);
+	/* pruned commits first: in seen, a later walk (a pin, a fresh id) does
+	 * not open them either */
+	for (size_t i = 0; !rc && i < r.n; i++)
+		if (r.pruned[i])
+			dm_oidmap_put(seen, &r.ids[i], NULL);
 	for (size_t i = 0; !rc && i < r.n; i++) {
 		if (dm_oidmap_get(seen, &r.ids[i]))
 			continue;
@@ -208,6 +220,7 @@ int dm_store_mark_live(struct dm_store *s, bool commits, const dm_oid *roots, si
 			rc = walk_obj(&w, &roots[i], kind, kind == DM_OBJ_TREE ? 0 : -1, err);
 	}
 	free(r.ids);
+	free(r.pruned);
 	dm_buf_release(&w.obj);
 	return rc;
 }
@@ -389,9 +402,13 @@ int dm_store_dot_bytes(struct dm_store *s, const char *dot_id, uint64_t *out, st
 	if (rc)
 		return rc;
 	roots = dm_xmalloc((n + 1) * sizeof(*roots));
-	for (size_t i = 0; i < n; i++)
-		if (!dm_store_commit_get(s, dot_id, ids[i], &roots[nroots], NULL))
+	for (size_t i = 0; i < n; i++) {
+		unsigned flags = 0;
+
+		if (!dm_store_commit_info(s, dot_id, ids[i], &roots[nroots], &flags, NULL) &&
+		    !(flags & DM_COMMIT_PRUNED))
 			nroots++;
+	}
 	dm_oidmap_init(&seen, 0);
 	dm_oidmap_init(&chunks, 0);
 	rc = dm_store_mark_live(s, false, roots, nroots, &seen, note_chunk, &chunks, err);

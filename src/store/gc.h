@@ -20,6 +20,7 @@ struct dm_err;
  * through its tree, subtrees, files and chunks. reached (a set, may be
  * NULL) receives every commit, tree and file object walked. Each tree and
  * file is read once; a missing one is skipped (logged), it reaches nothing.
+ * A pruned commit (DM_COMMIT_PRUNED) reaches only itself.
  */
 int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_oidmap *want,
 			    struct dm_oidmap *reached, struct dm_err *err);
@@ -29,6 +30,8 @@ int dm_store_mark_reachable(struct dm_store *s, const char *skip_dot, struct dm_
  * commits) and every id in roots (of any kind; one that is not stored is
  * skipped), adding every commit, tree and file walked to seen (which also
  * says what not to walk again) and calling chunk for every chunk met.
+ * A pruned commit goes into seen unopened: what only its tree reaches is
+ * garbage, also when a root (a pin, an id looked up meanwhile) names it.
  */
 int dm_store_mark_live(struct dm_store *s, bool commits, const dm_oid *roots, size_t nroots,
 		       struct dm_oidmap *seen, void (*chunk)(void *ctx, const dm_oid *id),

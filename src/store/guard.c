@@ -61,9 +61,16 @@ void dm_store_guard_wrote(struct dm_store *s, const dm_oid *id)
 		dm_oidmap_put(&s->gc.fresh, id, NULL);
 }
 
+static __thread bool quiet;
+
+void dm_store_quiet_reads(bool on)
+{
+	quiet = on;
+}
+
 void dm_store_guard_looked(struct dm_store *s, const dm_oid *id)
 {
-	if (s->gc.phase == DM_GC_TRACK && !by_collector(s))
+	if (s->gc.phase == DM_GC_TRACK && !quiet && !by_collector(s))
 		dm_oidmap_put(&s->gc.fresh, id, NULL);
 }
 

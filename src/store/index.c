@@ -602,6 +602,20 @@ static int commit_key(char *out, size_t size, size_t *len, const char *dot_id,
 	return 0;
 }
 
+/* A commit entry's value: the commit object's id, then (when any is set)
+ * one byte of DM_INDEX_COMMIT_* flags. */
+static int decode_commit(const MDB_val *v, dm_oid *oid, unsigned *flags, struct dm_err *err)
+{
+	if (v->mv_size != DM_OID_RAWSZ && v->mv_size != DM_OID_RAWSZ + 1)
+		return dm_err_set(err, DM_ECORRUPT, "store index: corrupt commit entry");
+	if (oid)
+		memcpy(oid->b, v->mv_data, DM_OID_RAWSZ);
+	if (flags)
+		*flags = v->mv_size > DM_OID_RAWSZ ? ((const unsigned char *)v->mv_data)[DM_OID_RAWSZ]
+						   : 0;
+	return 0;
+}
+
 int dm_index_commit_put(struct dm_index *idx, const char *dot_id, const char *commit_id,
 			const dm_oid *oid, struct dm_err *err)
 {
@@ -625,7 +639,7 @@ int dm_index_commit_put(struct dm_index *idx, const char *dot_id, const char *co
 }
 
 int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *commit_id,
-			dm_oid *out, struct dm_err *err)
+			dm_oid *out, unsigned *flags, struct dm_err *err)
 {
 	char key[260];
 	size_t klen;
@@ -644,11 +658,64 @@ int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *co
 		rc = dm_err_set(err, DM_ENOTFOUND, "no commit '%s'", commit_id);
 	else if (rc)
 		rc = lmdb_err(err, rc, "cannot read");
-	else if (v.mv_size != DM_OID_RAWSZ)
-		rc = dm_err_set(err, DM_ECORRUPT, "store index: corrupt commit entry");
 	else
-		memcpy(out->b, v.mv_data, DM_OID_RAWSZ);
+		rc = decode_commit(&v, out, flags, err);
 	mdb_txn_abort(txn);
+	return rc;
+}
+
+int dm_index_commit_set_flags(struct dm_index *idx, const char *dot_id,
+			      const char *const *commits, size_t n, unsigned flags,
+			      size_t *changed, struct dm_err *err)
+{
+	MDB_txn *txn = NULL;
+	size_t done = 0;
+	int rc;
+
+	if (changed)
+		*changed = 0;
+	if (!n)
+		return 0;
+	rc = begin_write(idx, &txn, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char val[DM_OID_RAWSZ + 1];
+		char key[260];
+		size_t klen;
+		unsigned old = 0;
+		MDB_val k, v;
+		dm_oid oid;
+
+		rc = commit_key(key, sizeof(key), &klen, dot_id, commits[i], err);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		k = mval(key, klen);
+		rc = mdb_get(txn, idx->commits, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return end_write(txn, rc, "cannot mark commits", err);
+		rc = decode_commit(&v, &oid, &old, err);
+		if (rc) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		if ((old | flags) == old)
+			continue;
+		memcpy(val, oid.b, DM_OID_RAWSZ);
+		val[DM_OID_RAWSZ] = (unsigned char)(old | flags);
+		v = mval(val, sizeof(val));
+		rc = mdb_put(txn, idx->commits, &k, &v, 0);
+		if (rc)
+			return end_write(txn, rc, "cannot mark commits", err);
+		done++;
+	}
+	rc = end_write(txn, 0, "cannot mark commits", err);
+	if (!rc && changed)
+		*changed = done;
 	return rc;
 }
 
@@ -918,10 +985,11 @@ static int commit_one(const MDB_val *k, const MDB_val *v, void *p, struct dm_err
 	char dot[260], commit[260];
 	const char *key = k->mv_data;
 	const char *nul = memchr(key, '\0', k->mv_size);
+	unsigned flags = 0;
 	size_t a, b;
 	dm_oid oid;
 
-	if (!nul || v->mv_size != DM_OID_RAWSZ || k->mv_size > 257)
+	if (!nul || k->mv_size > 257 || decode_commit(v, &oid, &flags, err))
 		return dm_err_set(err, DM_ECORRUPT, "store index: corrupt commit entry");
 	a = (size_t)(nul - key);
 	b = k->mv_size - a - 1;
@@ -929,8 +997,7 @@ static int commit_one(const MDB_val *k, const MDB_val *v, void *p, struct dm_err
 	dot[a] = '\0';
 	memcpy(commit, nul + 1, b);
 	commit[b] = '\0';
-	memcpy(oid.b, v->mv_data, DM_OID_RAWSZ);
-	return c->fn(dot, commit, &oid, c->ctx);
+	return c->fn(dot, commit, &oid, flags, c->ctx);
 }
 
 int dm_index_commit_foreach(struct dm_index *idx, dm_index_commit_fn fn, void *ctx,

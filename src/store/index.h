@@ -5,7 +5,8 @@
  *     objects  id[32] -> location (struct dm_loc, encoded)
  *     packs    pack number (u32, big-endian) -> committed length (u64 LE)
  *     meta     name -> value ("chunker": min, avg, max as u32 LE)
- *     commits  dot id NUL commit id -> commit object id[32]
+ *     commits  dot id NUL commit id -> commit object id[32], then one byte
+ *              of DM_INDEX_COMMIT_* flags when any is set
  *     staged   pack number (u32, big-endian) -> dot id: a staging pack, which
  *              holds only chunks received for that dot (store.h)
  *
@@ -92,11 +93,22 @@ int dm_index_meta_get(struct dm_index *idx, const char *name, struct dm_buf *out
 int dm_index_meta_put(struct dm_index *idx, const char *name, const void *data, size_t len,
 		      struct dm_err *err);
 
-/* The commit index: (dot id, commit id) -> commit object. */
+/* The commit index: (dot id, commit id) -> commit object, and flags:
+ * DM_INDEX_COMMIT_PRUNED (dm dot prune: the commit's record stays, its
+ * tree is no longer kept) and DM_INDEX_COMMIT_DAMAGED (dm fsck --repair
+ * found its data missing). Same values as store.h's DM_COMMIT_*. */
+#define DM_INDEX_COMMIT_PRUNED  1u
+#define DM_INDEX_COMMIT_DAMAGED 2u
 int dm_index_commit_put(struct dm_index *idx, const char *dot_id, const char *commit_id,
 			const dm_oid *oid, struct dm_err *err);
+/* flags (may be NULL) gets the entry's DM_INDEX_COMMIT_* flags. */
 int dm_index_commit_get(struct dm_index *idx, const char *dot_id, const char *commit_id,
-			dm_oid *out, struct dm_err *err);
+			dm_oid *out, unsigned *flags, struct dm_err *err);
+/* Sets flags on commits[0..n) of dot_id (absent ones are skipped), in one
+ * transaction; *changed (may be NULL) gets how many had to change. */
+int dm_index_commit_set_flags(struct dm_index *idx, const char *dot_id,
+			      const char *const *commits, size_t n, unsigned flags,
+			      size_t *changed, struct dm_err *err);
 /* Commit ids of dot_id that start with prefix, up to max of them; *out is
  * a malloc'ed array of malloc'ed strings. */
 int dm_index_commit_find(struct dm_index *idx, const char *dot_id, const char *prefix,
@@ -135,7 +147,7 @@ int dm_index_delete_external(struct dm_index *idx, const dm_oid *ids, size_t n,
 /* Calls fn for every (dot id, commit id, commit object) of the commit
  * index; a non-zero return stops the walk and is returned. */
 typedef int (*dm_index_commit_fn)(const char *dot_id, const char *commit_id, const dm_oid *oid,
-				  void *ctx);
+				  unsigned flags, void *ctx);
 int dm_index_commit_foreach(struct dm_index *idx, dm_index_commit_fn fn, void *ctx,
 			    struct dm_err *err);
 

@@ -113,6 +113,7 @@ struct dm_store {
 	int *read_fds; /* by pack number; -1 when not open */
 	size_t nread_fds;
 	struct gc_guard gc;
+	uint64_t commit_gen; /* changes of the commit index (atomic) */
 	/* full disks and failed syncs (store.c; under mu) */
 	char failed[DM_STORE_FAILED_MAX]; /* why writes stopped; "" while they may go on */
 	uint64_t space_checked;           /* bytes appended since free space was looked up */
@@ -192,6 +193,9 @@ bool dm_store_guard_is_collector(const struct dm_store *s);
 void dm_store_guard_wrote(struct dm_store *s, const dm_oid *id);
 /* Notes that id is being looked up; caller holds mu. */
 void dm_store_guard_looked(struct dm_store *s, const dm_oid *id);
+/* Lookups of the calling thread do not make ids fresh while on: for a
+ * reader that never builds on what it reads (dm_store_account). */
+void dm_store_quiet_reads(bool on);
 /* Whether the collector has condemned id found at loc (SWEEP only): a
  * lookup must answer it absent. Caller holds mu. */
 bool dm_store_guard_condemned(struct dm_store *s, const dm_oid *id, const struct dm_loc *loc);

@@ -865,6 +865,100 @@ static int update_cache(struct mat *m, struct dm_err *err)
 	return 0;
 }
 
+/* ---- what it would write ---- */
+
+#define BLOCK 4096
+
+static uint64_t blocks(uint64_t n)
+{
+	return (n + BLOCK - 1) / BLOCK * BLOCK;
+}
+
+/* The bytes making the directory dfd (-1: none yet) at path rel equal to
+ * tree id would write, at most. */
+static int need_at(struct dm_store *s, const struct dm_statcache *cache, int dfd, dev_t dev,
+		   struct dm_buf *rel, const dm_oid *id, int depth, uint64_t *need,
+		   struct dm_err *err)
+{
+	struct dm_buf obj = DM_BUF_INIT;
+	struct dm_tree t = {0, NULL};
+	int kind = 0, rc;
+
+	if (depth > DM_TREE_MAX_DEPTH)
+		return dm_err_set(err, DM_EUNSUPPORTED, "directories nest more than %d deep",
+				  DM_TREE_MAX_DEPTH);
+	rc = dm_store_get(s, id, &obj, &kind, err);
+	if (!rc && kind != DM_OBJ_TREE)
+		rc = dm_err_set(err, DM_ECORRUPT, "a tree of the commit is not a tree");
+	if (!rc)
+		rc = dm_tree_decode(&t, obj.data, obj.len, err);
+	dm_buf_release(&obj);
+	for (size_t i = 0; !rc && i < t.n; i++) {
+		const struct dm_tree_entry *e = &t.e[i];
+		size_t old = rel->len;
+		struct stat st;
+		bool exists;
+
+		if (dm_tree_name_check(e->name, strlen(e->name), NULL))
+			continue; /* materialize refuses it */
+		exists = dfd >= 0 && fstatat(dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		if (rel->len)
+			dm_buf_addc(rel, '/');
+		dm_buf_adds(rel, e->name);
+		if (e->type == DM_ENTRY_FILE) {
+			struct dm_statcache_stat cs;
+			dm_oid cached;
+
+			if (exists && S_ISREG(st.st_mode) && cache) {
+				dm_statcache_stat_from(&cs, &st);
+				if (dm_statcache_peek(cache, (const char *)rel->data, rel->len, &cs,
+						      &cached) &&
+				    !dm_oid_cmp(&cached, &e->id))
+					goto next; /* kept */
+			}
+			*need += blocks(e->size);
+		} else if (e->type == DM_ENTRY_DIR) {
+			int sub = -1;
+
+			if (exists && S_ISDIR(st.st_mode) && st.st_dev == dev)
+				sub = openat(dfd, e->name,
+					     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0)
+				*need += BLOCK;
+			rc = need_at(s, cache, sub, dev, rel, &e->id, depth + 1, need, err);
+			if (sub >= 0)
+				close(sub);
+		} else if (!exists || !S_ISLNK(st.st_mode)) {
+			*need += BLOCK;
+		}
+next:
+		rel->len = old;
+		if (rel->data)
+			rel->data[old] = '\0';
+	}
+	dm_tree_release(&t);
+	return rc;
+}
+
+int dm_tree_materialize_need(struct dm_store *s, const dm_oid *tree, const char *dir,
+			     const struct dm_statcache *cache, uint64_t *need, struct dm_err *err)
+{
+	struct dm_buf rel = DM_BUF_INIT;
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	*need = 0;
+	if (fd >= 0 && fstat(fd, &st) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	rc = need_at(s, cache, fd, fd >= 0 ? st.st_dev : 0, &rel, tree, 0, need, err);
+	if (fd >= 0)
+		close(fd);
+	dm_buf_release(&rel);
+	return rc;
+}
+
 int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,
 			const struct dm_materialize_opts *opts,
 			struct dm_materialize_stats *stats, struct dm_err *err)

@@ -443,9 +443,11 @@ static double mib(uint64_t b)
 static int check_space(struct dm_store *s, uint64_t need, struct dm_err *err)
 {
 	struct statvfs st;
+	bool fresh = false;
 
 	if (s->opts.reserve < 0)
 		return 0;
+again:
 	if (!s->space_known || s->space_checked >= SPACE_CHECK_BYTES) {
 		uint64_t size;
 
@@ -463,9 +465,15 @@ static int check_space(struct dm_store *s, uint64_t need, struct dm_err *err)
 		}
 		s->space_known = true;
 		s->space_checked = 0;
+		fresh = true;
 	}
 	if (dm_store_guard_is_collector(s) || s->space_free >= s->space_reserve + need)
 		return 0;
+	/* what was counted down since the last look may be stale (space freed
+	 * meanwhile): look again before refusing, and after every refusal */
+	s->space_known = false;
+	if (!fresh)
+		goto again;
 	return dm_err_set(err, DM_ENOSPC,
 			  "no space: the file system of store '%s' has %.1f MiB free, and dmd "
 			  "keeps %.1f MiB of it in reserve so that deletes and dm gc can run; "
@@ -943,6 +951,7 @@ int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err
 	if (statvfs(s->dir, &st) == 0) {
 		out->fs_size = (uint64_t)st.f_blocks * st.f_frsize;
 		out->fs_free = (uint64_t)st.f_bavail * st.f_frsize;
+		out->fs_id = (uint64_t)st.f_fsid;
 		s->space_known = false; /* the next write looks again */
 		check_space(s, 0, NULL);
 	}
@@ -1152,13 +1161,42 @@ int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *comm
 {
 	int rc = dm_store_flush(s, err);
 
-	return rc ? rc : dm_index_commit_put(s->idx, dot_id, commit_id, oid, err);
+	if (!rc)
+		rc = dm_index_commit_put(s->idx, dot_id, commit_id, oid, err);
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
+}
+
+uint64_t dm_store_commit_generation(struct dm_store *s)
+{
+	return __atomic_load_n(&s->commit_gen, __ATOMIC_ACQUIRE);
 }
 
 int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id, dm_oid *out,
 			struct dm_err *err)
 {
-	return dm_index_commit_get(s->idx, dot_id, commit_id, out, err);
+	return dm_index_commit_get(s->idx, dot_id, commit_id, out, NULL, err);
+}
+
+_Static_assert(DM_COMMIT_PRUNED == DM_INDEX_COMMIT_PRUNED &&
+		       DM_COMMIT_DAMAGED == DM_INDEX_COMMIT_DAMAGED,
+	       "store.h's commit flags are the index's");
+
+int dm_store_commit_info(struct dm_store *s, const char *dot_id, const char *commit_id,
+			 dm_oid *out, unsigned *flags, struct dm_err *err)
+{
+	dm_oid oid;
+
+	return dm_index_commit_get(s->idx, dot_id, commit_id, out ? out : &oid, flags, err);
+}
+
+int dm_store_commit_mark(struct dm_store *s, const char *dot_id, const char *const *commits,
+			 size_t n, unsigned flags, size_t *changed, struct dm_err *err)
+{
+	int rc = dm_index_commit_set_flags(s->idx, dot_id, commits, n, flags, changed, err);
+
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,
@@ -1169,13 +1207,19 @@ int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *pre
 
 int dm_store_commit_delete_dot(struct dm_store *s, const char *dot_id, struct dm_err *err)
 {
-	return dm_index_commit_delete_dot(s->idx, dot_id, err);
+	int rc = dm_index_commit_delete_dot(s->idx, dot_id, err);
+
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *const *commits,
 			   size_t n, struct dm_err *err)
 {
-	return dm_index_commit_forget(s->idx, dot_id, commits, n, err);
+	int rc = dm_index_commit_forget(s->idx, dot_id, commits, n, err);
+
+	__atomic_add_fetch(&s->commit_gen, 1, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,

@@ -226,9 +226,27 @@ int dm_store_staging_end(struct dm_store *s, const char *dot_id, struct dm_store
  */
 int dm_store_commit_put(struct dm_store *s, const char *dot_id, const char *commit_id,
 			const dm_oid *oid, struct dm_err *err);
-/* DM_ENOTFOUND "no commit 'ID'". */
+/* DM_ENOTFOUND "no commit 'ID'". A pruned commit is found too. */
 int dm_store_commit_get(struct dm_store *s, const char *dot_id, const char *commit_id,
 			dm_oid *out, struct dm_err *err);
+/*
+ * Flags of an indexed commit. A PRUNED commit (dm dot prune) keeps its
+ * entry and its commit object (its record: id, parents, author, time,
+ * message), but nothing keeps its tree any more: garbage collection frees
+ * what only it reached, and the commit cannot be read out (reset, branch,
+ * diff); transfers carry its record only. A DAMAGED one (dm fsck --repair)
+ * names data that is gone.
+ */
+#define DM_COMMIT_PRUNED  1u
+#define DM_COMMIT_DAMAGED 2u
+/* As dm_store_commit_get, with the entry's flags (out, flags may be NULL). */
+int dm_store_commit_info(struct dm_store *s, const char *dot_id, const char *commit_id,
+			 dm_oid *out, unsigned *flags, struct dm_err *err);
+/* Adds flags to commits[0..n) of dot_id (absent ones are skipped; flags are
+ * never taken away), in one transaction; *changed (may be NULL) gets how
+ * many changed. */
+int dm_store_commit_mark(struct dm_store *s, const char *dot_id, const char *const *commits,
+			 size_t n, unsigned flags, size_t *changed, struct dm_err *err);
 /* Up to max commit ids of dot_id starting with prefix (sorted); *out is a
  * malloc'ed array of malloc'ed strings, *n its length. */
 int dm_store_commit_find(struct dm_store *s, const char *dot_id, const char *prefix, size_t max,
@@ -246,7 +264,7 @@ int dm_store_commit_forget(struct dm_store *s, const char *dot_id, const char *c
 /* Calls fn for every indexed commit of every dot; a non-zero return stops
  * the walk and is returned. fn must not write to the commit index. */
 typedef int (*dm_store_commit_fn)(const char *dot_id, const char *commit_id, const dm_oid *oid,
-				  void *ctx);
+				  unsigned flags, void *ctx);
 int dm_store_commit_foreach(struct dm_store *s, dm_store_commit_fn fn, void *ctx,
 			    struct dm_err *err);
 
@@ -335,9 +353,107 @@ struct dm_store_space {
 	uint64_t packs, pack_bytes;
 	uint64_t staged_packs, staged_bytes; /* received, not yet settled */
 	uint64_t fs_size, fs_free;           /* its file system's size and free space */
+	uint64_t fs_id;                      /* statvfs's f_fsid: which file system */
 	uint64_t reserve;                    /* what writes must leave free */
 };
 int dm_store_space(struct dm_store *s, struct dm_store_space *out, struct dm_err *err);
+
+/*
+ * What dots cost (account.c): for each of dots[0..ndots) and each of its
+ * branches, ZFS's figures over the store's commit index:
+ *   referenced  bytes of the objects its commits reach (a branch: the
+ *               commits its history holds, from its head through every
+ *               parent; the dot: all its indexed commits);
+ *   unique      of those, the bytes no other dot reaches (for a branch:
+ *               no other branch of the dot either, nor a commit that only
+ *               a reset keeps): what deleting it (dm dot delete, dm branch
+ *               -D) and the next dm gc free;
+ *   written     bytes a branch's head reaches that its nearest unpruned
+ *               first-parent ancestor does not (the dot: its current
+ *               branch's).
+ * Bytes are as stored: a pack record's size, header included, or an
+ * external object's length. A pruned commit counts only its record. The
+ * walk reads every object some commit reaches, once or a few times, and
+ * does not make them fresh for a running collection; cache (may be NULL;
+ * a map of 8-byte values the caller keeps between calls) remembers each
+ * head's written bytes. Branches past DM_ACCT_BRANCHES_MAX - 1 of a dot
+ * are not known (their figures count towards the dot's only).
+ * DM_ECANCELED when cancelled(ctx) says so.
+ */
+#define DM_ACCT_BRANCHES_MAX 64
+
+struct dm_oidmap;
+
+struct dm_acct_dot {
+	const char *id;
+	const char *current;       /* its current branch (for its written bytes) */
+	size_t nbranches;
+	const char *const *names;  /* each branch's name */
+	const char *const *heads;  /* each branch's head ("" none) */
+};
+
+struct dm_acct_figures {
+	bool known;
+	uint64_t referenced, unique, written;
+};
+
+struct dm_acct_result {
+	struct dm_acct_figures dot;
+	struct dm_acct_figures *branches; /* the caller's, one per branch of the dot */
+};
+
+int dm_store_account(struct dm_store *s, const struct dm_acct_dot *dots, size_t ndots,
+		     struct dm_acct_result *out, struct dm_oidmap *cache,
+		     bool (*cancelled)(void *ctx), void *ctx, struct dm_err *err);
+
+/* How many times the commit index changed since the store was opened (a
+ * commit indexed, forgotten or marked): what dm_store_account's figures
+ * depend on, with the branches' heads. */
+uint64_t dm_store_commit_generation(struct dm_store *s);
+
+/*
+ * dm fsck (fsck.c): checks every object (its bytes hash to its id, it lies
+ * inside its pack, it decodes as its kind, what it names is indexed), the
+ * pack files against the index, and every indexed commit (its object, and
+ * unless pruned, everything its tree reaches). With repair it does only
+ * what is safe: drops the entries whose bytes are gone or wrong (and the
+ * packs whose files are gone), stores again every object a commit needs
+ * whose record is still in a pack file, and marks the commits still
+ * missing data DM_COMMIT_DAMAGED. p (may be NULL) is updated as it goes
+ * (atomically: another thread may read it). The store must not be collected
+ * meanwhile.
+ */
+enum { DM_FSCK_OBJECTS = 1, DM_FSCK_PACKS, DM_FSCK_HISTORY, DM_FSCK_REPAIR };
+
+struct dm_fsck_progress {
+	int phase;
+	uint64_t done, total;
+};
+
+#define DM_FSCK_MSGS    16
+#define DM_FSCK_MSG_LEN 256
+
+struct dm_store_fsck_report {
+	uint64_t objects, bytes;       /* checked */
+	uint64_t bad;                  /* entries whose bytes are gone or wrong */
+	uint64_t missing_refs;         /* references to objects not indexed */
+	uint64_t dangling;             /* objects naming missing ones, no commit reaches them */
+	uint64_t packs, pack_problems; /* packs the index knows; missing or short ones */
+	uint64_t packs_missing, short_packs;
+	uint64_t unknown_packs;        /* pack files it does not know (the next open removes them) */
+	uint64_t commits;
+	uint64_t lost_commits;         /* indexed, but no commit object to show */
+	uint64_t damaged;              /* commits missing data (marked or not) */
+	uint64_t unmarked;             /* of which not marked DM_COMMIT_DAMAGED yet */
+	uint64_t dropped, restored, marked; /* what a repair did */
+	uint64_t problems;             /* what is still wrong: 0 is clean */
+	size_t nmsgs;
+	char msgs[DM_FSCK_MSGS][DM_FSCK_MSG_LEN]; /* the first problems found */
+};
+
+int dm_store_fsck(struct dm_store *s, bool repair, struct dm_fsck_progress *p,
+		  bool (*cancelled)(void *ctx), void *ctx, struct dm_store_fsck_report *out,
+		  struct dm_err *err);
 
 /* Makes every put so far durable. */
 int dm_store_flush(struct dm_store *s, struct dm_err *err);

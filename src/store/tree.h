@@ -138,4 +138,15 @@ int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,
 			const struct dm_materialize_opts *opts,
 			struct dm_materialize_stats *stats, struct dm_err *err);
 
+/*
+ * At most how many bytes dm_tree_materialize of tree onto dir would write:
+ * every file that cache (may be NULL) does not vouch holds the tree's
+ * content already, in whole blocks, plus a block per directory and
+ * symlink to make. What it frees (files replaced or removed) is not
+ * subtracted: an upper bound of what it needs free as it goes. Writes
+ * nothing; dir may not exist.
+ */
+int dm_tree_materialize_need(struct dm_store *s, const dm_oid *tree, const char *dir,
+			     const struct dm_statcache *cache, uint64_t *need, struct dm_err *err);
+
 #endif

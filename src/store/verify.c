@@ -10,6 +10,7 @@
  * report shows the damage.
  */
 #include "store/object.h"
+#include "store/oidmap.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -24,6 +25,7 @@ struct verify_ctx {
 	struct dm_err *err;   /* first problem */
 	struct dm_buf buf;
 	int hard;             /* an error that stops the walk (I/O, memory) */
+	struct dm_oidmap pruned; /* commit objects whose trees nothing keeps */
 };
 
 static void problem(struct verify_ctx *v, const struct dm_err *e)
@@ -113,19 +115,37 @@ static int verify_one(const dm_oid *id, int kind, uint64_t raw_len, void *ctx)
 		problem(v, &e);
 		return 0;
 	}
-	check_refs(v, id, kind);
+	/* a pruned commit keeps its record; its tree may be gone */
+	if (kind != DM_OBJ_COMMIT || !dm_oidmap_get(&v->pruned, id))
+		check_refs(v, id, kind);
+	return 0;
+}
+
+static int note_pruned(const char *dot_id, const char *commit_id, const dm_oid *oid,
+		       unsigned flags, void *ctx)
+{
+	struct verify_ctx *v = ctx;
+
+	(void)dot_id;
+	(void)commit_id;
+	if (flags & DM_COMMIT_PRUNED)
+		dm_oidmap_put(&v->pruned, oid, NULL);
 	return 0;
 }
 
 int dm_store_verify(struct dm_store *s, struct dm_verify_report *out, struct dm_err *err)
 {
-	struct verify_ctx v = {s, out, err, DM_BUF_INIT, 0};
+	struct verify_ctx v = {s, out, err, DM_BUF_INIT, 0, {0}};
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	dm_err_clear(err);
-	rc = dm_store_foreach(s, verify_one, &v, err);
+	dm_oidmap_init(&v.pruned, 0);
+	rc = dm_store_commit_foreach(s, note_pruned, &v, err);
+	if (!rc)
+		rc = dm_store_foreach(s, verify_one, &v, err);
 	dm_buf_release(&v.buf);
+	dm_oidmap_release(&v.pruned);
 	if (rc)
 		return rc;
 	if (out->bad)

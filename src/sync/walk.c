@@ -367,8 +367,11 @@ int dm_sync_push(struct dm_sync_walk *w, const dm_oid *commits, size_t n,
 	rc = ask_missing(w, &ask, &lack_commits, err);
 	q.trees = &level;
 	for (size_t i = 0; i < lack_commits.n && !rc; i++) {
+		bool record_only = w->records_only &&
+				   dm_oidmap_get(w->records_only, &lack_commits.v[i]);
+
 		rc = load_local(w, &lack_commits.v[i], DM_OBJ_COMMIT, &buf, err);
-		if (!rc)
+		if (!rc && !record_only) /* a pruned commit: its record only */
 			rc = dm_object_refs(DM_OBJ_COMMIT, buf.data, buf.len, queue_ref, &q, err);
 		if (rc)
 			break;
@@ -559,8 +562,14 @@ static int got_commit(void *ctx, const struct dm_pack_rec *rec, const unsigned c
 		      struct dm_err *err)
 {
 	struct pull *p = ctx;
+	const unsigned char *raw;
+	int rc;
 
-	return got_held(p, DM_OBJ_COMMIT, &p->commits, rec, bytes, err);
+	if (!p->w->records_only || !dm_oidmap_get(p->w->records_only, &rec->id))
+		return got_held(p, DM_OBJ_COMMIT, &p->commits, rec, bytes, err);
+	/* a commit pruned there: its record only, nothing below it */
+	rc = open_record(p, rec, bytes, &raw, err);
+	return rc ? rc : hold(p, &p->commits, NULL, rec, bytes, err);
 }
 
 static int got_tree(void *ctx, const struct dm_pack_rec *rec, const unsigned char *bytes,

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/oidmap.h"
 #include "sync/wire.h"
 #include "util/buf.h"
 #include "util/hash.h"
@@ -72,6 +73,9 @@ struct dm_sync_walk {
 	 * stored (the rest wait in a temporary file beside the store);
 	 * 0: DM_SYNC_HOLD_MAX */
 	size_t hold_max;
+	/* commit object ids that move as records only, without what their
+	 * trees reach (pruned commits: their data is gone); may be NULL */
+	const struct dm_oidmap *records_only;
 	struct dm_sync_counts counts; /* kept by the walk */
 };
 

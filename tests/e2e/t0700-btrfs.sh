@@ -76,7 +76,8 @@ test_expect_success 'push, pull and clone between btrfs servers (t0510)' '
 
 test_expect_success 'garbage collection on btrfs servers (t0730)' '
 	run_scenario t0730-gc.sh t0730.tap &&
-	run_scenario t0731-gc-history.sh t0731.tap
+	run_scenario t0731-gc-history.sh t0731.tap &&
+	run_scenario t0734-prune.sh t0734.tap
 '
 
 test_expect_success 'the same from a btrfs server to a dir server and back (t0510 twice)' '

@@ -1,7 +1,8 @@
 /*
  * dm-store-tool.c - drives the object store from the shell, for tests and
  * benchmarks (like git's t/helper): commit a directory, check a tree out,
- * list a tree, verify and count the store.
+ * list a tree, verify and count the store, list the index, and make it
+ * forget an object (reaching into the store's internals, as a test may).
  *
  *     dm-store-tool --store DIR [--external-root DIR] [--threads N] [--quiet]
  *                   [--no-sync] CMD ARGS
@@ -23,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/index.h"
+#include "store/internal.h"
 #include "store/store.h"
 #include "store/tree.h"
 #include "util/buf.h"
@@ -52,6 +55,8 @@ static const char usage_text[] =
 	"                     type mode uid:gid size mtime_ns path [-> target]\n"
 	"  verify             rehash every object and check every reference\n"
 	"  stats              object counts and sizes\n"
+	"  list               every indexed object: KIND ID RAW_LEN PACK OFFSET\n"
+	"  forget ID          make the index forget object ID (a test of dm fsck)\n"
 	"\n"
 	"options:\n"
 	"  --store DIR        the store directory (created when missing)\n"
@@ -322,6 +327,49 @@ static int cmd_stats(struct tool *t, int argc, char **argv, struct dm_err *err)
 	return 0;
 }
 
+/* Every indexed object: KIND HEX RAW_LEN PACK OFFSET (pack 0 offset 0 for
+ * one kept in an engine's file), in id order. */
+static int list_one(const dm_oid *id, const struct dm_loc *loc, void *ctx)
+{
+	char hex[DM_OID_HEXSZ + 1];
+
+	(void)ctx;
+	dm_oid_hex(hex, id);
+	printf("%s %s %" PRIu32 " %" PRIu32 " %" PRIu64 "\n", dm_obj_kind_name(loc->kind), hex,
+	       loc->raw_len, loc->where == DM_LOC_PACK ? loc->pack : 0,
+	       loc->where == DM_LOC_PACK ? loc->offset : 0);
+	return 0;
+}
+
+static int cmd_list(struct tool *t, int argc, char **argv, struct dm_err *err)
+{
+	int rc;
+
+	if (argc != 0)
+		return dm_err_set(err, DM_EINVAL, "list takes no arguments");
+	rc = dm_store_flush(t->s, err);
+	return rc ? rc : dm_index_foreach(t->s->idx, list_one, NULL, err);
+}
+
+/* Makes the index forget object HEX (its bytes stay where they are): what
+ * a lost index entry looks like, for dm fsck's tests. */
+static int cmd_forget(struct tool *t, int argc, char **argv, struct dm_err *err)
+{
+	struct dm_index_entry e;
+	size_t n = 0;
+	int rc;
+
+	if (argc != 1 || dm_oid_from_hex(&e.id, argv[0], strlen(argv[0])))
+		return dm_err_set(err, DM_EINVAL, "forget takes one object id");
+	e.path = NULL;
+	rc = dm_index_get(t->s->idx, &e.id, &e.loc, NULL, err);
+	if (!rc)
+		rc = dm_index_delete_if(t->s->idx, &e, 1, &n, err);
+	if (!rc && n != 1)
+		rc = dm_err_set(err, DM_ENOTFOUND, "no object %s", argv[0]);
+	return rc;
+}
+
 struct command {
 	const char *name;
 	int (*fn)(struct tool *t, int argc, char **argv, struct dm_err *err);
@@ -333,6 +381,8 @@ static const struct command commands[] = {
 	{"ls", cmd_ls},
 	{"verify", cmd_verify},
 	{"stats", cmd_stats},
+	{"list", cmd_list},
+	{"forget", cmd_forget},
 };
 
 static int parse_int(const char *s, int *out)

@@ -4,7 +4,8 @@
  * Each round uses a fresh node (real KV, store and dir engine in a temp
  * dir) and the deterministic scheduler with the round's seed. It creates
  * one dot, then fires a random batch of commit, branch, checkout, reset,
- * diff, refresh (what `list` sends) and delete requests, interleaved with
+ * diff, refresh (what `list` sends), expire, delete-branch, prune and
+ * delete requests, interleaved with
  * a random number of scheduler steps between them, and runs until idle.
  *
  * Invariants checked every round:
@@ -13,7 +14,8 @@
  *   - once deleted, nothing of the dot remains (no working copy, no KV
  *     record, no commit index entry): no operation acted on the deleted dot;
  *   - a dot that was not deleted is consistent: its branch heads in the KV
- *     are its view's heads, and each head's commit is in the store;
+ *     are its view's heads, each head's commit is in the store and never
+ *     pruned, and so is every commit record of its history;
  *   - nothing leaks (the test runs under ASan in CI).
  * A failing round prints its seed, which replays it exactly.
  */
@@ -124,7 +126,7 @@ static struct dm_dot_req *random_req(int *is_delete)
 {
 	static const char *branches[] = {"b1", "b2", "master"};
 	static const char *refs[] = {"HEAD", "HEAD^", "HEAD~2", "zzzz"};
-	int kind = (int)(rnd() % 10);
+	int kind = (int)(rnd() % 11);
 	struct dm_dot_req *r;
 
 	*is_delete = 0;
@@ -162,6 +164,12 @@ static struct dm_dot_req *random_req(int *is_delete)
 		r = dm_dot_req_new(DM_DOT_OP_DELETE_BRANCH);
 		r->branch = dm_xstrdup(branches[rnd() % 3]);
 		r->force = rnd() % 2;
+		return r;
+	case 9:
+		/* keeps each branch's last one or two commits: the rest pruned */
+		r = dm_dot_req_new(DM_DOT_OP_PRUNE);
+		r->keep.n[DM_KEEP_LAST] = 1 + (int64_t)(rnd() % 2);
+		r->dry_run = rnd() % 4 == 0;
 		return r;
 	default:
 		*is_delete = 1;
@@ -254,6 +262,15 @@ static void check_consistent(struct test_node *n, struct dm_dot_handle *h, uint6
 		    dm_store_commit_get(n->store, v->id, v->branches[i].head, &oid, NULL))
 			fail_msg("seed %llu: head %s not in the store", (unsigned long long)seed,
 				 v->branches[i].head);
+		if (v->branches[i].head[0]) {
+			unsigned flags = 0;
+
+			dm_store_commit_info(n->store, v->id, v->branches[i].head, NULL, &flags,
+					     NULL);
+			if (flags & DM_COMMIT_PRUNED)
+				fail_msg("seed %llu: head %s was pruned", (unsigned long long)seed,
+					 v->branches[i].head);
+		}
 		check_history(n, v->id, v->branches[i].head, seed);
 	}
 	dm_dot_view_unref(v);

@@ -5,8 +5,9 @@
  * changes nothing; packs still mostly live are left alone; pins and
  * leases keep what they name; a collection waits for the jobs that hold
  * the store and keeps what they made; commits racing collections lose
- * nothing (seeded rounds; DM_TEST_ROUNDS changes how many). Every test
- * ends with a store that verifies.
+ * nothing (seeded rounds; DM_TEST_ROUNDS changes how many); a pruned
+ * commit keeps only its record. Every test ends with a store that
+ * verifies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,12 +16,15 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "store/index.h"
+#include "store/internal.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -159,7 +163,8 @@ static struct dm_store_stats stats(struct dm_store *s)
 	return st;
 }
 
-static int commit_there(const char *dot, const char *cid, const dm_oid *oid, void *ctx)
+static int commit_there(const char *dot, const char *cid, const dm_oid *oid, unsigned flags,
+			void *ctx)
 {
 	struct dm_store *s = ctx;
 
@@ -248,6 +253,196 @@ static void test_gc_frees_deleted_dot(void **state)
 		assert_true(dm_store_has(f->s, &b[i]));
 	assert_false(dm_store_has(f->s, &a[0]));
 	verify_ok(f->s);
+}
+
+/* A pruned commit keeps its record (its commit object, its index entry
+ * with the flag) while what only its tree reached is freed, also when it is
+ * pinned or looked up; the store still verifies. */
+static void test_gc_frees_pruned_commit(void **state)
+{
+	struct fixture *f = *state;
+	const char *victims[] = {"c1"};
+	dm_oid c1[8], c2[8], oid;
+	struct dm_store_gc_stats st;
+	unsigned flags = 0;
+	size_t changed = 0;
+	struct dm_err err;
+
+	make_commit(f->s, "d", "c1", 0, 8, c1);
+	make_commit(f->s, "d", "c2", 4, 8, c2); /* shares chunks 4..7 with c1 */
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	assert_int_equal(dm_store_commit_mark(f->s, "d", victims, 1, DM_COMMIT_PRUNED, &changed,
+					      &err),
+			 0);
+	assert_int_equal(changed, 1);
+	/* marking again changes nothing; flags are never taken away */
+	assert_int_equal(dm_store_commit_mark(f->s, "d", victims, 1, DM_COMMIT_PRUNED, &changed,
+					      &err),
+			 0);
+	assert_int_equal(changed, 0);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c1", &oid, &flags, &err), 0);
+	assert_int_equal(flags, DM_COMMIT_PRUNED);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c2", NULL, &flags, &err), 0);
+	assert_int_equal(flags, 0);
+	dm_store_pin(f->s, &oid); /* a pin of a pruned commit keeps only the commit */
+	st = gc(f->s, false);
+	dm_store_unpin(f->s, &oid);
+	assert_int_equal(st.freed, 6); /* 4 chunks, c1's file and tree */
+	assert_true(dm_store_has(f->s, &oid));
+	for (int i = 0; i < 4; i++)
+		assert_false(dm_store_has(f->s, &c1[i]));
+	for (int i = 0; i < 8; i++)
+		assert_true(dm_store_has(f->s, &c2[i]));
+	verify_ok(f->s);
+	/* the flag is durable */
+	dm_store_free(f->s);
+	open_store(f, 0);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c1", NULL, &flags, &err), 0);
+	assert_int_equal(flags, DM_COMMIT_PRUNED);
+	st = gc(f->s, false);
+	assert_int_equal(st.freed, 0);
+	verify_ok(f->s);
+}
+
+/* dm_store_account for one dot of one branch; fills *dot and *branch. */
+static void account1(struct dm_store *s, const char *dot, const char *head,
+		     struct dm_acct_figures *fig_dot, struct dm_acct_figures *fig_branch)
+{
+	const char *names[] = {"master"}, *heads[] = {head};
+	struct dm_acct_dot in[2] = {{dot, "master", 1, names, heads},
+				    {"other", "master", 1, names, heads}};
+	struct dm_acct_figures br[2][1];
+	struct dm_acct_result out[2] = {{{0}, br[0]}, {{0}, br[1]}};
+	struct dm_err err;
+
+	/* "other" has no commits of its own: its head is not indexed there */
+	if (dm_store_account(s, in, 2, out, NULL, NULL, NULL, &err))
+		fail_msg("account: %s", err.msg);
+	*fig_dot = out[0].dot;
+	*fig_branch = br[0][0];
+}
+
+/* What a dot and a branch "only hold" is what deleting them and a
+ * collection then free, to the byte; referenced and written add up. */
+static void test_account_matches_gc(void **state)
+{
+	struct fixture *f = *state;
+	const char *c2[] = {"c2"};
+	struct dm_acct_figures dot, br;
+	struct dm_store_gc_stats st;
+	struct dm_err err;
+
+	make_commit(f->s, "a", "c1", 0, 8, NULL);
+	make_commit(f->s, "a", "c2", 4, 8, NULL);  /* 4..11: 4..7 shared with c1 */
+	make_commit(f->s, "b", "c1", 8, 4, NULL);  /* 8..11: shared with a's c2 */
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	account1(f->s, "a", "c2", &dot, &br);
+	assert_true(dot.known && br.known);
+	/* the dot: 12 chunks, 2 files, 2 trees, 2 commits; unique: 8 chunks */
+	assert_true(dot.referenced > 12ull * CHUNK && dot.referenced < 13ull * CHUNK);
+	assert_true(dot.unique > 8ull * CHUNK && dot.unique < 9ull * CHUNK);
+	/* master (head c2; c1 is no parent of it, a reset keeps it): 8 chunks,
+	 * none its own (4..7 are c1's too, 8..11 b's): its file, tree, commit */
+	assert_true(br.referenced > 8ull * CHUNK && br.referenced < 9ull * CHUNK);
+	assert_true(br.unique > 0 && br.unique < CHUNK);
+	/* written: no parent, so all of its tree */
+	assert_true(br.written > 8ull * CHUNK && br.written < br.referenced);
+	assert_int_equal(dot.written, br.written);
+
+	/* forgetting the branch's commits frees exactly its unique bytes */
+	assert_int_equal(dm_store_commit_forget(f->s, "a", c2, 1, &err), 0);
+	st = gc(f->s, false);
+	assert_int_equal(st.freed_bytes, br.unique);
+	/* and deleting the dot frees exactly its unique bytes */
+	account1(f->s, "a", "", &dot, &br);
+	assert_true(dot.unique > 8ull * CHUNK && dot.unique < 9ull * CHUNK); /* c1: 0..7 */
+	assert_int_equal(br.referenced, 0);
+	assert_int_equal(dm_store_commit_delete_dot(f->s, "a", &err), 0);
+	st = gc(f->s, false);
+	assert_int_equal(st.freed_bytes, dot.unique);
+	verify_ok(f->s);
+}
+
+static struct dm_store_fsck_report fsck(struct dm_store *s, bool repair)
+{
+	struct dm_store_fsck_report rep;
+	struct dm_fsck_progress p = {0, 0, 0};
+	struct dm_err err;
+
+	if (dm_store_fsck(s, repair, &p, NULL, NULL, &rep, &err))
+		fail_msg("fsck: %s", err.msg);
+	return rep;
+}
+
+/* dm fsck: a clean store is clean; an index entry lost while its record
+ * is still in a pack is restored by --repair; a chunk whose bytes are
+ * wrong is dropped and the commits that need it are marked damaged, after
+ * which fsck is clean again. */
+static void test_fsck_repairs(void **state)
+{
+	struct fixture *f = *state;
+	dm_oid c1[4], c2[4];
+	struct dm_store_fsck_report rep;
+	struct dm_index_entry e;
+	struct dm_buf b = DM_BUF_INIT;
+	unsigned flags = 0;
+	struct dm_err err;
+	char path[4096];
+	int fd;
+
+	make_commit(f->s, "d", "c1", 0, 4, c1);
+	make_commit(f->s, "d", "c2", 100, 4, c2);
+	assert_int_equal(dm_store_flush(f->s, &err), 0);
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.commits, 2);
+	assert_int_equal(rep.objects, 14);
+
+	/* the index loses c1's first chunk; its record is still in the pack */
+	e.id = c1[0];
+	e.path = NULL;
+	assert_int_equal(dm_index_get(f->s->idx, &c1[0], &e.loc, NULL, &err), 0);
+	assert_int_equal(dm_index_delete_if(f->s->idx, &e, 1, NULL, &err), 0);
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.damaged, 1);
+	assert_int_equal(rep.unmarked, 1);
+	assert_int_equal(rep.problems, 1);
+	rep = fsck(f->s, true);
+	assert_int_equal(rep.restored, 1);
+	assert_int_equal(rep.damaged, 0);
+	assert_int_equal(rep.problems, 0);
+	assert_true(dm_store_has(f->s, &c1[0]));
+	verify_ok(f->s);
+
+	/* c2's first chunk gets wrong bytes in its pack */
+	assert_int_equal(dm_index_get(f->s->idx, &c2[0], &e.loc, NULL, &err), 0);
+	assert_int_equal(e.loc.where, DM_LOC_PACK);
+	dm_store_pack_path(path, sizeof(path), f->s, e.loc.pack);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "XXXX", 4, (off_t)(e.loc.offset + DM_PACK_REC_LEN + 100)), 4);
+	close(fd);
+	assert_int_not_equal(dm_store_get(f->s, &c2[0], &b, NULL, &err), 0);
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.bad, 1);
+	assert_int_equal(rep.damaged, 1);
+	assert_int_equal(rep.problems, 2);
+	assert_true(rep.nmsgs >= 1);
+	rep = fsck(f->s, true);
+	assert_int_equal(rep.dropped, 1);
+	assert_int_equal(rep.restored, 0); /* the only copy is the bad one */
+	assert_int_equal(rep.marked, 1);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c2", NULL, &flags, &err), 0);
+	assert_int_equal(flags, DM_COMMIT_DAMAGED);
+	assert_int_equal(dm_store_commit_info(f->s, "d", "c1", NULL, &flags, &err), 0);
+	assert_int_equal(flags, 0);
+	/* clean now: the damage is known */
+	rep = fsck(f->s, false);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.damaged, 1);
+	assert_int_equal(rep.unmarked, 0);
+	dm_buf_release(&b);
 }
 
 static void test_gc_leaves_mostly_live_packs(void **state)
@@ -396,7 +591,7 @@ static void test_gc_keeps_what_is_touched_meanwhile(void **state)
 	verify_ok(f->s);
 }
 
-struct writer {
+struct racer {
 	struct dm_store *s;
 	int n;
 	uint64_t seed;
@@ -407,7 +602,7 @@ struct writer {
  * each in a hold as a dot's job does, until told to stop. */
 static void *write_commits(void *p)
 {
-	struct writer *w = p;
+	struct racer *w = p;
 	char cid[32], nid[32];
 
 	while (!*w->stop && w->n < 400) {
@@ -433,7 +628,7 @@ static void test_gc_races_commits(void **state)
 
 	for (int round = 0; round < rounds; round++) {
 		volatile int stop = 0;
-		struct writer w = {f->s, 0, (uint64_t)round * 13, &stop};
+		struct racer w = {f->s, 0, (uint64_t)round * 13, &stop};
 		struct dm_err err;
 		pthread_t th;
 
@@ -461,6 +656,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_gc_frees_deleted_dot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_frees_pruned_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_account_matches_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsck_repairs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_leaves_mostly_live_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_keeps_pins_and_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_waits_for_holds, setup, teardown),

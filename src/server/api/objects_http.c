@@ -244,18 +244,25 @@ static int branch_refs(json_t **out, struct dm_store *store, const char *dot_id,
 {
 	char **ids = NULL;
 	size_t n = 0;
-	json_t *chain = json_array(), *objects = json_array();
+	json_t *chain = json_array(), *objects = json_array(), *pruned = NULL;
 	int rc = 0;
 
 	if (head[0])
 		rc = dm_dot_chain(&ids, &n, store, dot_id, head, CHAIN_MAX, err);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char hex[DM_OID_HEXSZ + 1];
+		unsigned flags = 0;
 		dm_oid oid;
 
-		rc = dm_store_commit_get(store, dot_id, ids[i], &oid, err);
+		rc = dm_store_commit_info(store, dot_id, ids[i], &oid, &flags, err);
 		if (rc)
 			break;
+		/* their data is gone here: a puller that lacks them cannot have them */
+		if (flags & (DM_COMMIT_PRUNED | DM_COMMIT_DAMAGED)) {
+			if (!pruned)
+				pruned = json_array();
+			json_array_append_new(pruned, json_string(ids[i]));
+		}
 		dm_oid_hex(hex, &oid);
 		json_array_append_new(chain, json_string(ids[i]));
 		json_array_append_new(objects, json_string(hex));
@@ -264,9 +271,12 @@ static int branch_refs(json_t **out, struct dm_store *store, const char *dot_id,
 	if (rc) {
 		json_decref(chain);
 		json_decref(objects);
+		json_decref(pruned);
 		return rc;
 	}
 	*out = json_pack("{s:s, s:o, s:o}", "head", head, "chain", chain, "objects", objects);
+	if (pruned)
+		json_object_set_new(*out, "pruned", pruned);
 	return 0;
 }
 

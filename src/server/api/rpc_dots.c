@@ -20,6 +20,7 @@
 #include "server/dots/dot.h"
 #include "server/dots/hooks.h"
 #include "server/dots/registry.h"
+#include "server/space/space.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/banned.h"
 
@@ -274,6 +276,92 @@ static void add_head_captures(const struct dm_rpc_ctx *ctx, const char *dot_id, 
 	dm_buf_release(&buf);
 }
 
+/*
+ * The accounting's input: every dot of the node with its current branch
+ * and its branches' heads, and its digest (with the commit index's
+ * generation): figures computed for the same digest are current.
+ */
+static void acct_input(const struct dm_rpc_ctx *ctx, struct dm_space_acct_in *in)
+{
+	struct dm_store *store = dm_registry_env(ctx->env->registry)->store;
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
+	struct dm_buf digest = DM_BUF_INIT;
+	uint64_t gen = dm_store_commit_generation(store);
+
+	memset(in, 0, sizeof(*in));
+	dm_buf_add(&digest, &gen, sizeof(gen));
+	in->dots = dm_xcalloc(snap->n + 1, sizeof(*in->dots));
+	for (size_t i = 0; i < snap->n; i++) {
+		struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+		struct dm_acct_dot *d = &in->dots[in->ndots++];
+		const char **names = dm_xcalloc(v->nbranches + 1, sizeof(*names));
+		const char **heads = dm_xcalloc(v->nbranches + 1, sizeof(*heads));
+
+		d->id = dm_xstrdup(v->id);
+		d->current = dm_xstrdup(v->current);
+		d->nbranches = v->nbranches;
+		dm_buf_addf(&digest, "%s%c%s%c", v->id, 0, v->current, 0);
+		for (size_t b = 0; b < v->nbranches; b++) {
+			names[b] = dm_xstrdup(v->branches[b].name);
+			heads[b] = dm_xstrdup(v->branches[b].head);
+			dm_buf_addf(&digest, "%s%c%s%c", names[b], 0, heads[b], 0);
+		}
+		d->names = names;
+		d->heads = heads;
+		dm_dot_view_unref(v);
+	}
+	dm_hash(&in->key, digest.data, digest.len);
+	dm_buf_release(&digest);
+	dm_registry_snap_unref(snap);
+}
+
+/*
+ * What the dot costs (its "space", and each branch's): the space actor's
+ * cached figures, waiting up to ACCT_WAIT_MS for an accounting that this
+ * or an earlier change started, then the last figures, marked stale.
+ */
+#define ACCT_WAIT_MS 3000
+static void add_space(const struct dm_rpc_ctx *ctx, const char *dot_id, json_t *result)
+{
+	json_t *fig = NULL, *b, *bfig;
+	bool fresh = false;
+	int64_t as_of = 0;
+	size_t i;
+
+	if (!ctx->env->space)
+		return;
+	for (int waited = 0;; waited += 50) {
+		struct dm_space_acct_in in;
+		struct dm_err err;
+
+		json_decref(fig);
+		fig = NULL;
+		acct_input(ctx, &in);
+		if (dm_space_account(ctx->env->space, &in, dot_id, &fig, &fresh, &as_of, &err)) {
+			dm_space_acct_in_free(&in);
+			return;
+		}
+		if (fresh || waited >= ACCT_WAIT_MS)
+			break;
+		usleep(50 * 1000);
+	}
+	if (!fig) {
+		json_object_set_new(result, "space", json_pack("{s:b}", "stale", true));
+		return;
+	}
+	json_array_foreach(json_object_get(result, "branches"), i, b)
+	{
+		bfig = json_object_get(json_object_get(fig, "branches"),
+				       json_string_value(json_object_get(b, "name")));
+		if (bfig)
+			json_object_set(b, "space", bfig);
+	}
+	json_object_del(fig, "branches");
+	json_object_set_new(fig, "stale", json_boolean(!fresh));
+	json_object_set_new(fig, "as_of_ns", json_integer((json_int_t)as_of));
+	json_object_set_new(result, "space", fig);
+}
+
 static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	json_t *replicas = NULL;
@@ -284,6 +372,8 @@ static int m_show(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 	id = rc ? NULL : json_string_value(json_object_get(*result, "id"));
 	if (id)
 		add_head_captures(ctx, id, json_object_get(*result, "branches"));
+	if (id)
+		add_space(ctx, id, *result);
 	if (id && dm_replicas_json(&replicas, ctx->env->cluster, id, err) == 0 && replicas)
 		json_object_set_new(*result, "nodes", replicas);
 	if (id && ctx->env->mount_warning && ctx->env->mount_warning[0])
@@ -606,15 +696,24 @@ static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, 
 		struct dm_commit c;
 		dm_oid oid;
 
+		unsigned flags = 0;
+		json_t *cj;
+
 		dm_buf_reset(&buf);
-		rc = dm_store_commit_get(store, v->id, cur, &oid, err);
+		rc = dm_store_commit_info(store, v->id, cur, &oid, &flags, err);
 		if (!rc)
 			rc = dm_store_get(store, &oid, &buf, NULL, err);
 		if (!rc)
 			rc = dm_commit_decode(&c, buf.data, buf.len, err);
 		if (rc)
 			goto done;
-		json_array_append_new(commits, commit_json(&c));
+		cj = commit_json(&c);
+		/* its record stays, its data is gone (dm dot prune, dm fsck) */
+		if (flags & DM_COMMIT_PRUNED)
+			json_object_set_new(cj, "pruned", json_true());
+		if (flags & DM_COMMIT_DAMAGED)
+			json_object_set_new(cj, "damaged", json_true());
+		json_array_append_new(commits, cj);
 		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
 		dm_commit_release(&c);
 	}
@@ -709,6 +808,48 @@ static int m_delete_branch(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 	}
 	req->force = json_is_true(force);
 	return call_dot(ctx, params, DM_ROLE_OWNER, "delete a branch of", req, result, err);
+}
+
+/*
+ * dots.prune: restic's forget rules per branch (retention.h): "keep_last",
+ * "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
+ * "keep_yearly" (a count, -1 for no limit), "keep_within_ms", "dry_run".
+ * The dot's owner or an admin, as for reset.
+ */
+static int m_prune(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		   struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_PRUNE);
+	json_t *dry = json_object_get(params, "dry_run");
+	json_t *within = json_object_get(params, "keep_within_ms");
+	int rc = 0;
+
+	for (int r = 0; r < DM_KEEP_NRULES && !rc; r++) {
+		char key[32];
+		json_t *v;
+
+		snprintf(key, sizeof(key), "keep_%s", dm_keep_rule_name(r));
+		v = json_object_get(params, key);
+		if (!v)
+			continue;
+		if (!json_is_integer(v) || json_integer_value(v) < -1)
+			rc = dm_err_set(err, DM_EINVAL,
+					"parameter '%s' must be a count (-1: no limit)", key);
+		else
+			req->keep.n[r] = json_integer_value(v);
+	}
+	if (!rc && within && (!json_is_integer(within) || json_integer_value(within) < 0))
+		rc = dm_err_set(err, DM_EINVAL, "parameter 'keep_within_ms' must be 0 or more");
+	if (!rc && within)
+		req->keep.within_ms = json_integer_value(within);
+	if (!rc && dry && !json_is_boolean(dry))
+		rc = dm_err_set(err, DM_EINVAL, "parameter 'dry_run' must be true or false");
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	req->dry_run = json_is_true(dry);
+	return call_dot(ctx, params, DM_ROLE_OWNER, "prune", req, result, err);
 }
 
 static int m_diff(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
@@ -866,6 +1007,7 @@ const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.checkout", m_checkout, false, LONG_DEADLINE_MS},
 	{"dots.reset", m_reset, false, LONG_DEADLINE_MS},
 	{"dots.delete_branch", m_delete_branch, false, LONG_DEADLINE_MS},
+	{"dots.prune", m_prune, false, LONG_DEADLINE_MS},
 	{"dots.diff", m_diff, false, 0},
 	{"dots.path", m_path, false, 0},
 	{"dots.add_collaborator", m_add_collaborator, false, 0},

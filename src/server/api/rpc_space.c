@@ -15,8 +15,13 @@
 #include "server/api/rpc.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
+#include "engine/engine.h"
 #include "server/space/space.h"
+#include "util/buf.h"
 #include "util/fsutil.h"
+#include "util/names.h"
+
+#include <unistd.h>
 
 #include "util/banned.h"
 
@@ -142,8 +147,99 @@ static int space_df(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
+/* What dm fsck checks of the dots: each branch's head (and whether a
+ * commit of the dot is still being indexed) and its working copy's path. */
+static json_t *fsck_dots(const struct dm_rpc_ctx *ctx)
+{
+	struct dm_registry_snap *snap = dm_registry_snapshot(ctx->env->registry);
+	struct dm_engine *engine = dm_registry_env(ctx->env->registry)->engine;
+	json_t *dots = json_array();
+
+	for (size_t i = 0; i < snap->n; i++) {
+		struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+		char shown[DM_DOT_NAME_TEXT_MAX];
+		json_t *branches = json_array();
+
+		for (size_t b = 0; b < v->nbranches; b++) {
+			struct dm_buf path = DM_BUF_INIT;
+			json_t *bj = json_pack("{s:s, s:s, s:b}", "name", v->branches[b].name,
+					       "head", v->branches[b].head, "pending",
+					       v->indexing > 0);
+
+			if (!dm_engine_path(engine, v->id, v->branches[b].name, &path, NULL))
+				json_object_set_new(bj, "path",
+						    json_string((const char *)path.data));
+			dm_buf_release(&path);
+			json_array_append_new(branches, bj);
+		}
+		json_array_append_new(dots, json_pack("{s:s, s:s, s:o}", "id", v->id, "name",
+						      dm_dot_name_text(shown, &v->name),
+						      "branches", branches));
+		dm_dot_view_unref(v);
+	}
+	dm_registry_snap_unref(snap);
+	return dots;
+}
+
+static const char *const fsck_phases[] = {"starting", "objects", "packs", "history", "repair"};
+
+/*
+ * space.fsck: {"repair"?} starts a check (or joins the one running);
+ * {"run": N} asks about run N. Either waits up to wait_ms (default 2 s,
+ * at most 20 s) for it to end: {"run","done":true,"report":{...}}, or
+ * {"run","done":false,"progress":{"phase","done","total"}}.
+ */
+static int space_fsck(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+		      struct dm_err *err)
+{
+	json_t *repair = json_object_get(params, "repair");
+	json_t *jrun = json_object_get(params, "run");
+	json_t *jwait = json_object_get(params, "wait_ms");
+	int64_t wait_ms = 2000;
+	uint64_t run = 0;
+	int rc = 0;
+
+	if (repair && !json_is_boolean(repair))
+		return dm_err_set(err, DM_EINVAL, "'repair' must be true or false");
+	if (jrun && (!json_is_integer(jrun) || json_integer_value(jrun) <= 0))
+		return dm_err_set(err, DM_EINVAL, "'run' must be a run number");
+	if (jwait && (!json_is_integer(jwait) || json_integer_value(jwait) < 0))
+		return dm_err_set(err, DM_EINVAL, "'wait_ms' must be 0 or more");
+	if (jwait)
+		wait_ms = json_integer_value(jwait) > 20000 ? 20000 : json_integer_value(jwait);
+	if (jrun)
+		run = (uint64_t)json_integer_value(jrun);
+	else
+		rc = dm_space_fsck_start(ctx->env->space, json_is_true(repair), fsck_dots(ctx),
+					 &run, err);
+	for (int64_t waited = 0; !rc; waited += 100) {
+		struct dm_fsck_progress p;
+		json_t *report = NULL;
+
+		rc = dm_space_fsck_poll(ctx->env->space, run, &report, &p, err);
+		if (rc)
+			break;
+		if (report) {
+			*result = json_pack("{s:I, s:b, s:o}", "run", (json_int_t)run, "done", true,
+					    "report", report);
+			break;
+		}
+		if (waited >= wait_ms) {
+			*result = json_pack(
+				"{s:I, s:b, s:{s:s, s:I, s:I}}", "run", (json_int_t)run, "done",
+				false, "progress", "phase",
+				fsck_phases[p.phase >= 0 && p.phase <= DM_FSCK_REPAIR ? p.phase : 0],
+				"done", (json_int_t)p.done, "total", (json_int_t)p.total);
+			break;
+		}
+		usleep(100 * 1000);
+	}
+	return rc;
+}
+
 const struct dm_rpc_method dm_rpc_space_methods[] = {
 	{"space.gc", space_gc, true, GC_DEADLINE_MS},
 	{"space.df", space_df, true, 0},
+	{"space.fsck", space_fsck, true, 60 * 1000},
 	{NULL, NULL, false, 0},
 };

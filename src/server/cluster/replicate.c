@@ -102,9 +102,13 @@ static int read_state(json_t *st, struct dm_kv *kv, struct dm_err *err)
 	json_object_set_new(st, "nodes", json_object());
 	dm_kv_kvs_init(&l);
 	rc = dm_kv_range(kv, &l, DM_KV_DELETED, 0, err);
-	for (size_t i = 0; !rc && i < l.len; i++)
+	for (size_t i = 0; !rc && i < l.len; i++) {
+		/* the tombstone's record: {"namespace","name","deleted"} */
+		json_t *v = json_loadb(l.items[i].value, l.items[i].value_len, 0, NULL);
+
 		json_object_set_new(json_object_get(st, "deleted"),
-				    l.items[i].key + strlen(DM_KV_DELETED), json_true());
+				    l.items[i].key + strlen(DM_KV_DELETED), v ? v : json_object());
+	}
 	dm_kv_kvs_release(&l);
 	if (!rc)
 		rc = dm_kv_range(kv, &l, DM_KV_MASTERS, 0, err);
@@ -357,6 +361,65 @@ static void follow_branch(struct dm_replicator *r, json_t *st, const char *id, c
 	dm_dot_handle_unref(h);
 }
 
+/*
+ * A tombstone is removed once no node has a copy of its dot any more (no
+ * node's records of one, a node that is down included, and none in this
+ * node's registry, where a copy being deleted still is) and
+ * $DM_TOMBSTONE_GRACE seconds (default an hour) after the delete, so that a
+ * delete retried by id meanwhile still succeeds. Every node may remove it;
+ * removing it twice is harmless.
+ */
+#define TOMBSTONE_GRACE_S_DEFAULT 3600
+
+static int64_t tombstone_grace_s(void)
+{
+	const char *env = getenv("DM_TOMBSTONE_GRACE");
+	char *end = NULL;
+	long long v;
+
+	if (!env || !env[0])
+		return TOMBSTONE_GRACE_S_DEFAULT;
+	v = strtoll(env, &end, 10);
+	return end && !*end && v >= 0 ? v : TOMBSTONE_GRACE_S_DEFAULT;
+}
+
+static void drop_tombstones(struct dm_replicator *r, json_t *st)
+{
+	json_t *copies = json_object_get(st, "copies"), *rec, *mine;
+	const char *id, *node;
+	int64_t grace = tombstone_grace_s();
+	time_t now = time(NULL);
+
+	json_object_foreach(json_object_get(st, "deleted"), id, rec)
+	{
+		const char *when = json_string_value(json_object_get(rec, "deleted"));
+		struct dm_dot_handle *h;
+		struct tm tm;
+		char key[256];
+		bool held = false;
+		struct dm_err err;
+
+		memset(&tm, 0, sizeof(tm));
+		if (!when || !strptime(when, "%Y-%m-%dT%H:%M:%SZ", &tm) ||
+		    now - timegm(&tm) < grace)
+			continue;
+		json_object_foreach(copies, node, mine)
+			held = held || json_object_get(mine, id) != NULL;
+		h = local_copy(r, id);
+		held = held || h != NULL;
+		dm_dot_handle_unref(h);
+		if (held)
+			continue;
+		snprintf(key, sizeof(key), DM_KV_DELETED "%s", id);
+		if (dm_kv_delete(r->env->kv, NULL, key, &err) && err.code != DM_ENOTFOUND)
+			dm_warn("replicate: cannot remove the tombstone of dot %s: %s", id, err.msg);
+		else
+			dm_info("replicate: every node dropped its copy of deleted dot %s: its "
+				"tombstone is removed",
+				id);
+	}
+}
+
 static void reconcile(struct dm_replicator *r)
 {
 	const char *id, *branch;
@@ -378,6 +441,7 @@ static void reconcile(struct dm_replicator *r)
 			delete_copy(r, h, id);
 		dm_dot_handle_unref(h);
 	}
+	drop_tombstones(r, st);
 	json_object_foreach(masters, id, m)
 	{
 		if (json_object_get(deleted, id))

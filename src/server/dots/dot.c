@@ -118,7 +118,7 @@ typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_re
 static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
 	prepare_receive, prepare_collaborator, prepare_uncollaborator, prepare_set_owner,
 	prepare_mount, prepare_unmount, prepare_sealed, prepare_set_hook, prepare_commit,
-	prepare_expire, prepare_delete_branch;
+	prepare_expire, prepare_delete_branch, prepare_prune;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
 	finish_refresh, finish_receive, finish_expire, finish_delete_branch;
 
@@ -166,6 +166,8 @@ static const struct op {
 	[DM_DOT_OP_EXPIRE] = {SEALED, prepare_expire, dm_dot_job_expire, finish_expire},
 	[DM_DOT_OP_DELETE_BRANCH] = {SEALED, prepare_delete_branch, dm_dot_job_delete_branch,
 				     finish_delete_branch},
+	/* walks history: waits until every commit is sealed */
+	[DM_DOT_OP_PRUNE] = {SEALED, prepare_prune, dm_dot_job_prune, finish_answer},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -1210,6 +1212,38 @@ static struct dm_dot_job_in *prepare_delete_branch(struct dot *d, struct dm_msg 
 	return in;
 }
 
+/* PRUNE: each branch's first-parent history, from its head; refused in a
+ * cluster (the other nodes' copies would still hold what is pruned here). */
+static struct dm_dot_job_in *prepare_prune(struct dot *d, struct dm_msg *req,
+					   const struct dm_dot_req *r)
+{
+	struct dm_dot_job_in *in;
+
+	if (!dm_retention_any(&r->keep)) {
+		dm_msg_reply_err(req, DM_EINVAL,
+				 "no --keep-* rule: say what to keep (--keep-last 5, "
+				 "--keep-daily 7...)");
+		return NULL;
+	}
+	if (d->env.kv_root) {
+		dm_msg_reply_err(req, DM_EUNSUPPORTED,
+				 "pruning a dot in a cluster is not supported yet");
+		return NULL;
+	}
+	in = job_input(d, DM_DOT_OP_PRUNE, r, NULL);
+	in->keep = r->keep;
+	in->dry_run = r->dry_run;
+	in->root_names = dm_xcalloc(d->nbranches + 1, sizeof(*in->root_names));
+	for (size_t i = 0; i < d->nbranches; i++) {
+		if (!d->branches[i].head[0])
+			continue;
+		snprintf(in->root_names[in->nroots], sizeof(*in->root_names), "%s",
+			 d->branches[i].name);
+		add_root(in, d->branches[i].head);
+	}
+	return in;
+}
+
 /* BRANCH: a new branch, from ref `from` of the current one. */
 static struct dm_dot_job_in *prepare_branch(struct dot *d, struct dm_msg *req,
 					    const struct dm_dot_req *r)
@@ -2064,16 +2098,18 @@ static int check_heads(struct dot *d, struct dm_err *err)
 	return 0;
 }
 
-/* Snapshots to keep after a restart: those of sealed or pending commits. */
+/* Snapshots to keep after a restart: those of sealed or pending commits
+ * (not of pruned ones: a crash after the prune, before their drop). */
 static bool keep_snapshot(const char *commit_id, void *ctx)
 {
 	struct dot *d = ctx;
-	dm_oid oid;
+	unsigned flags = 0;
 
 	for (size_t i = 0; i < d->npending; i++)
 		if (!strcmp(d->pending[i].id, commit_id))
 			return true;
-	return dm_store_commit_get(d->env.store, d->id, commit_id, &oid, NULL) == 0;
+	return dm_store_commit_info(d->env.store, d->id, commit_id, NULL, &flags, NULL) == 0 &&
+	       !(flags & DM_COMMIT_PRUNED);
 }
 
 static int pending_cmp(const void *a, const void *b)

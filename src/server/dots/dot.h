@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "server/dots/retention.h"
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/names.h"
@@ -167,6 +168,8 @@ enum dm_dot_op {
 	/* forget the commits no branch reaches and no reset kept after expire_before_ns */
 	DM_DOT_OP_EXPIRE,
 	DM_DOT_OP_DELETE_BRANCH, /* `branch` goes; with force also when no other has its commits */
+	/* mark the commits `keep` does not keep pruned, on every branch */
+	DM_DOT_OP_PRUNE,
 };
 
 /* How long `dm reset --hard` keeps the commits it drops (git's reflog),
@@ -241,6 +244,9 @@ struct dm_dot_req {
 	int64_t expire_before_ns;
 	/* DELETE_BRANCH: also when no other branch has its commits */
 	bool force;
+	/* PRUNE: what each branch keeps (retention.h); dry_run: only say */
+	struct dm_retention keep;
+	bool dry_run;
 };
 
 /* The hooks a dot may have (hooks.h runs one). */

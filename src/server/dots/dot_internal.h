@@ -61,6 +61,7 @@ dm_dot_job_fn dm_dot_job_receive;  /* RECEIVE: take in->received */
 dm_dot_job_fn dm_dot_job_delete;   /* DELETE: the dot's data and records */
 dm_dot_job_fn dm_dot_job_expire;   /* EXPIRE: forget commits in->roots do not reach */
 dm_dot_job_fn dm_dot_job_delete_branch; /* DELETE_BRANCH: its working copy (merged, or force) */
+dm_dot_job_fn dm_dot_job_prune;         /* PRUNE: mark what in->keep does not keep pruned */
 
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {
@@ -106,6 +107,10 @@ struct dm_dot_job_in {
 	size_t nroots;
 	char (*roots)[DM_COMMIT_ID_LEN_MAX + 1];
 	bool force; /* DELETE_BRANCH */
+	/* PRUNE: roots are the branches' heads, root_names their names */
+	char (*root_names)[DM_NAME_PART_MAX + 1];
+	struct dm_retention keep;
+	bool dry_run;
 };
 
 struct dm_dot_job_out {

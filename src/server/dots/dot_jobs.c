@@ -58,6 +58,7 @@ void dm_dot_job_in_free(void *p)
 	free(in->container_names);
 	free(in->hooks);
 	free(in->roots);
+	free(in->root_names);
 	free(in);
 }
 
@@ -122,9 +123,30 @@ static int count_commits(uint64_t *out, const struct dm_dot_job_in *in, const ch
 	return 0;
 }
 
+/* A commit whose data is gone cannot be read out: DM_ENOTFOUND saying
+ * why (its record stays in dm log). */
+static int refuse_pruned(const struct dm_dot_job_in *in, const char *id, struct dm_err *err)
+{
+	unsigned flags = 0;
+	int rc = dm_store_commit_info(in->env.store, in->dot_id, id, NULL, &flags, err);
+
+	if (rc)
+		return rc;
+	if (flags & DM_COMMIT_PRUNED)
+		return dm_err_set(err, DM_ENOTFOUND,
+				  "commit %s was pruned (dm dot prune): its record stays in dm "
+				  "log, its data is gone",
+				  id);
+	if (flags & DM_COMMIT_DAMAGED)
+		return dm_err_set(err, DM_ENOTFOUND,
+				  "commit %s is damaged: dm fsck found its data missing", id);
+	return 0;
+}
+
 /*
  * Resolves ref (HEAD, HEAD^, HEAD~N, an id or a unique prefix) against the
- * job's head into a commit id and its tree.
+ * job's head into a commit id and its tree; a pruned or damaged commit is
+ * refused.
  */
 static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out, dm_oid *tree_out,
 		   struct dm_err *err)
@@ -176,7 +198,9 @@ static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out
 		if (n > 1)
 			return dm_err_set(err, DM_EINVAL, "commit prefix '%s' is ambiguous", r.id);
 	}
-	rc = load_commit(&c, in, cur, err);
+	rc = refuse_pruned(in, cur, err);
+	if (!rc)
+		rc = load_commit(&c, in, cur, err);
 	if (rc)
 		return rc;
 	*tree_out = c.tree;
@@ -332,6 +356,32 @@ static void start_containers(struct dm_dot_job_in *in, struct dm_dot_job_out *ou
 	}
 }
 
+/*
+ * A checkout that ran out of space half way (the engine's check before it
+ * found room, the file system then did not: other writers) is undone as
+ * far as it can be: the working copy goes back to the branch's head, whose
+ * files the failed one replaced, so that what fills it now mostly frees.
+ * A checkout refused before anything changed ("nothing was changed") is
+ * left alone: the working copy may hold uncommitted work.
+ */
+static void put_back(const struct dm_dot_job_in *in, struct dm_engine_progress *p,
+		     struct dm_err *err)
+{
+	struct dm_err berr;
+	size_t len;
+
+	if (err->code != DM_ENOSPC || strstr(err->msg, "nothing was changed") || !in->has_tree)
+		return;
+	len = strlen(err->msg);
+	if (dm_engine_reset(in->env.engine, in->dot_id, in->branch, &in->tree, p, &berr))
+		snprintf(err->msg + len, sizeof(err->msg) - len,
+			 "; the working copy could not be put back to the branch's head: %s",
+			 berr.msg);
+	else
+		snprintf(err->msg + len, sizeof(err->msg) - len,
+			 "; the working copy was put back to the branch's head");
+}
+
 int dm_dot_job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		     struct dm_engine_progress *p, struct dm_err *err)
 {
@@ -342,6 +392,8 @@ int dm_dot_job_reset(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	if (rc)
 		return rc;
 	rc = dm_engine_reset(in->env.engine, in->dot_id, in->branch, &out->tree, p, err);
+	if (rc)
+		put_back(in, p, err);
 	start_containers(in, out);
 	if (!rc)
 		out->json = json_pack("{s:s}", "id", out->head);
@@ -496,7 +548,9 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 				  in->branch, in->head[0] ? in->head : "no commit");
 	if (!in->nreceived)
 		return dm_err_set(err, DM_EINVAL, "nothing to receive");
-	/* the commits form one first-parent line, newest first */
+	/* the commits form one first-parent line, newest first; one that
+	 * came without its tree (pruned where it comes from) is a record only,
+	 * but never the head */
 	for (size_t i = 0; i < in->nreceived; i++) {
 		struct dm_commit c;
 		const char *parent;
@@ -507,6 +561,13 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		parent = c.nparents ? c.parents[0] : "";
 		if (i == 0)
 			tree = c.tree;
+		if (i == 0 && !dm_store_has(in->env.store, &c.tree)) {
+			dm_commit_release(&c);
+			return dm_err_set(err, DM_ECORRUPT,
+					  "the data of commit '%s', the head received, did not "
+					  "arrive",
+					  in->received[i].id);
+		}
 		if (i + 1 < in->nreceived && strcmp(parent, in->received[i + 1].id)) {
 			dm_commit_release(&c);
 			return dm_err_set(err, DM_EINVAL,
@@ -547,8 +608,22 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		out->stash_commits = in->commits;
 	}
 	for (size_t i = in->nreceived; i-- > 0;) {
+		struct dm_commit c;
+		bool record_only = false;
+
+		if (i > 0 && !load_received(&c, in, &in->received[i], NULL)) {
+			record_only = !dm_store_has(in->env.store, &c.tree);
+			dm_commit_release(&c);
+		}
 		rc = dm_store_commit_put(in->env.store, in->dot_id, in->received[i].id,
 					 &in->received[i].oid, err);
+		/* it came without its data (pruned where it comes from): so here */
+		if (!rc && record_only) {
+			const char *one[1] = {in->received[i].id};
+
+			rc = dm_store_commit_mark(in->env.store, in->dot_id, one, 1,
+						  DM_COMMIT_PRUNED, NULL, err);
+		}
 		if (rc)
 			return rc;
 	}
@@ -556,6 +631,8 @@ int dm_dot_job_receive(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	rc = dm_engine_receive(in->env.engine, in->dot_id, in->branch, in->branch_exists,
 			       in->nreceived > 1 ? in->received[1].id : ancestor,
 			       in->received[0].id, &tree, p, err);
+	if (rc && in->branch_exists)
+		put_back(in, p, err);
 	if (rc)
 		return rc;
 	snprintf(out->head, sizeof(out->head), "%s", in->received[0].id);
@@ -786,6 +863,210 @@ int dm_dot_job_delete_branch(struct dm_dot_job_in *in, struct dm_dot_job_out *ou
 		rc = dm_engine_delete_branch(in->env.engine, in->dot_id, in->branch, err);
 	if (!rc)
 		out->json = json_pack("{s:s}", "deleted", in->branch);
+	return rc;
+}
+
+/* ---- prune: restic's forget rules per branch ---- */
+
+/* A message as JSON text even when it is not UTF-8 (escaped as \xNN). */
+static json_t *text_json(const char *s)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	json_t *j = json_string(s);
+
+	if (!j && !dm_buf_add_utf8(&b, s))
+		j = json_string((const char *)b.data);
+	dm_buf_release(&b);
+	return j ? j : json_string("");
+}
+
+/* One commit of a branch's first-parent history. */
+struct line_commit {
+	char *id;
+	char *message;
+	int64_t time_ns;
+	bool pruned; /* already */
+	unsigned reasons;
+};
+
+static void line_free(struct line_commit *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(l[i].id);
+		free(l[i].message);
+	}
+	free(l);
+}
+
+/* The first-parent history of head, newest first, with each commit's time,
+ * message and whether it is pruned already. */
+static int read_line(const struct dm_dot_job_in *in, const char *head, struct line_commit **out,
+		     size_t *n, struct dm_err *err)
+{
+	char cur[DM_COMMIT_ID_LEN_MAX + 1];
+	struct line_commit *l = NULL;
+	size_t count = 0, cap = 0;
+	int rc = 0;
+
+	snprintf(cur, sizeof(cur), "%s", head);
+	while (cur[0]) {
+		struct dm_commit c;
+		unsigned flags = 0;
+
+		rc = dm_store_commit_info(in->env.store, in->dot_id, cur, NULL, &flags, err);
+		if (!rc)
+			rc = load_commit(&c, in, cur, err);
+		if (rc)
+			break;
+		if (count == cap) {
+			cap = cap ? 2 * cap : 64;
+			l = dm_xrealloc(l, cap * sizeof(*l));
+		}
+		l[count].id = dm_xstrdup(cur);
+		l[count].message = dm_xstrdup(c.message);
+		l[count].time_ns = c.time_ns;
+		l[count].pruned = (flags & DM_COMMIT_PRUNED) != 0;
+		l[count].reasons = 0;
+		count++;
+		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+	}
+	if (rc) {
+		line_free(l, count);
+		return rc;
+	}
+	*out = l;
+	*n = count;
+	return 0;
+}
+
+/* Applies in->keep to the commits of l not pruned yet (the head always
+ * stays: a branch keeps its working copy's commit). */
+static void apply_keep(const struct dm_dot_job_in *in, struct line_commit *l, size_t n)
+{
+	int64_t *times = dm_xcalloc(n + 1, sizeof(*times));
+	unsigned *reasons = dm_xcalloc(n + 1, sizeof(*reasons));
+	size_t *at = dm_xcalloc(n + 1, sizeof(*at)), m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].pruned)
+			continue;
+		times[m] = l[i].time_ns;
+		at[m++] = i;
+	}
+	dm_retention_apply(&in->keep, times, m, reasons);
+	for (size_t j = 0; j < m; j++)
+		l[at[j]].reasons = reasons[j];
+	if (n && !l[0].reasons)
+		l[0].reasons = 1u << DM_KEEP_NRULES << 1; /* the head */
+	free(times);
+	free(reasons);
+	free(at);
+}
+
+/*
+ * PRUNE: each branch's first-parent history, newest first, goes through
+ * in->keep; a commit that no branch keeps (the heads always stay) is
+ * marked pruned in the commit index: its record stays, garbage collection
+ * frees what only its tree reached. On an engine with snapshots its
+ * snapshot goes now. Commits only a reset keeps (not on a branch) are left
+ * to the reset's retention. The answer lists, per branch, what is kept
+ * (and why) and what is pruned.
+ */
+int dm_dot_job_prune(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		     struct dm_engine_progress *p, struct dm_err *err)
+{
+	struct line_commit **lines = dm_xcalloc(in->nroots + 1, sizeof(*lines));
+	size_t *nlines = dm_xcalloc(in->nroots + 1, sizeof(*nlines));
+	struct dm_oidmap kept, gone;
+	const char **victims = NULL;
+	size_t nvictims = 0, already = 0, changed = 0;
+	json_t *branches = json_array();
+	int rc = 0;
+
+	(void)p;
+	dm_oidmap_init(&kept, 0);
+	dm_oidmap_init(&gone, 0);
+	for (size_t b = 0; b < in->nroots && !rc; b++) {
+		rc = read_line(in, in->roots[b], &lines[b], &nlines[b], err);
+		if (rc)
+			break;
+		apply_keep(in, lines[b], nlines[b]);
+		for (size_t i = 0; i < nlines[b]; i++) {
+			dm_oid key;
+
+			id_key(&key, lines[b][i].id);
+			if (lines[b][i].reasons)
+				dm_oidmap_put(&kept, &key, NULL);
+		}
+	}
+	/* pruned: on some branch's history, not pruned yet, kept by none */
+	for (size_t b = 0; b < in->nroots && !rc; b++) {
+		json_t *keep = json_array(), *prune = json_array();
+
+		for (size_t i = 0; i < nlines[b]; i++) {
+			struct line_commit *c = &lines[b][i];
+			dm_oid key;
+
+			id_key(&key, c->id);
+			if (c->pruned) {
+				if (!dm_oidmap_get(&gone, &key)) {
+					dm_oidmap_put(&gone, &key, NULL);
+					already++;
+				}
+				continue;
+			}
+			if (c->reasons) {
+				char why[96];
+
+				if (c->reasons >> (DM_KEEP_NRULES + 1))
+					snprintf(why, sizeof(why), "head");
+				else
+					dm_retention_reasons_text(why, sizeof(why), c->reasons);
+				json_array_append_new(keep,
+						      json_pack("{s:s, s:I, s:o, s:s}", "id", c->id,
+								"time_ns", (json_int_t)c->time_ns,
+								"message", text_json(c->message),
+								"reasons", why));
+				continue;
+			}
+			if (dm_oidmap_get(&kept, &key))
+				continue; /* another branch keeps it */
+			json_array_append_new(prune, json_pack("{s:s, s:I, s:o}", "id", c->id,
+							       "time_ns", (json_int_t)c->time_ns,
+							       "message", text_json(c->message)));
+			if (dm_oidmap_get(&gone, &key))
+				continue;
+			dm_oidmap_put(&gone, &key, NULL);
+			victims = dm_xrealloc(victims, (nvictims + 1) * sizeof(*victims));
+			victims[nvictims++] = c->id;
+		}
+		json_array_append_new(branches, json_pack("{s:s, s:o, s:o}", "name",
+							  in->root_names[b], "keep", keep,
+							  "prune", prune));
+	}
+	if (!rc && !in->dry_run && nvictims) {
+		rc = dm_store_commit_mark(in->env.store, in->dot_id, victims, nvictims,
+					  DM_COMMIT_PRUNED, &changed, err);
+		/* their snapshots go with them: what they held is released
+		 * (copied into packs when a kept commit still needs it) */
+		for (size_t i = 0; !rc && i < nvictims; i++)
+			rc = dm_engine_drop_snapshot(in->env.engine, in->dot_id, victims[i], err);
+		if (!rc)
+			dm_info("dot %s: pruned %zu commits", in->dot_id, nvictims);
+	}
+	if (!rc)
+		out->json = json_pack("{s:b, s:I, s:I, s:O}", "dry_run", in->dry_run, "pruned",
+				      (json_int_t)nvictims, "pruned_before", (json_int_t)already,
+				      "branches", branches);
+	json_decref(branches);
+	free(victims);
+	for (size_t b = 0; b < in->nroots; b++)
+		line_free(lines[b], nlines[b]);
+	free(lines);
+	free(nlines);
+	dm_oidmap_release(&kept);
+	dm_oidmap_release(&gone);
 	return rc;
 }
 

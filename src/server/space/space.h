@@ -11,6 +11,7 @@
 #ifndef DM_SERVER_SPACE_SPACE_H
 #define DM_SERVER_SPACE_SPACE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #include "store/store.h"
@@ -56,5 +57,43 @@ struct dm_space_last {
 	uint64_t automatic;  /* collections started by the threshold since dmd started */
 };
 int dm_space_last(struct dm_space *sp, struct dm_space_last *out, struct dm_err *err);
+
+/*
+ * What the dots cost (dm_store_account), cached: the figures of the last
+ * accounting, computed in a job of the actor, are answered at once; they
+ * are current while the commit index, every dot's branches and heads (the
+ * input, which the caller takes from the registry; key is its digest) and
+ * the store's collections are unchanged. When they are not current, an
+ * accounting of the given input starts (unless one runs), and the caller
+ * gets the last figures, marked stale, or none. So a dm dot show never
+ * walks the store itself, and no walk starts while nothing changed.
+ */
+struct dm_space_acct_in {
+	size_t ndots;
+	struct dm_acct_dot *dots; /* every string owned (dm_space_acct_in_free) */
+	dm_oid key;
+};
+void dm_space_acct_in_free(struct dm_space_acct_in *in);
+/* *out: the dot's figures ({"referenced","unique","written","branches":
+ * {NAME:{...}}}, a new reference) or NULL when none were computed for it;
+ * *fresh: whether they are those of the input given; *as_of_ns: when they
+ * were computed. Takes in. */
+int dm_space_account(struct dm_space *sp, struct dm_space_acct_in *in, const char *dot_id,
+		     json_t **out, bool *fresh, int64_t *as_of_ns, struct dm_err *err);
+
+/*
+ * dm fsck, as a job of the actor: never while a collection runs (each
+ * refuses the other, `busy`). dots: [{"id","name","branches":[{"name",
+ * "head","pending","path"}]}] (taken): each branch's head must be in the
+ * store unless pending, and its working copy (path) must be there. A run
+ * already going is joined (*run gets its number).
+ */
+int dm_space_fsck_start(struct dm_space *sp, bool repair, json_t *dots, uint64_t *run,
+			struct dm_err *err);
+/* Where run `run` is: *report (a new reference) once it ended (NULL while
+ * it runs, with *progress). DM_ENOTFOUND for a run that is not the
+ * current or last one. */
+int dm_space_fsck_poll(struct dm_space *sp, uint64_t run, json_t **report,
+		       struct dm_fsck_progress *progress, struct dm_err *err);
 
 #endif

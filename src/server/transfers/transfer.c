@@ -273,6 +273,7 @@ struct run {
 	char rdot[DM_DOT_NAME_TEXT_MAX];          /* the remote dot, as messages name it */
 	char rdot_full[DM_DOT_NAME_TEXT_MAX + 2]; /* ns/name, for requests */
 	bool remote_strips;                       /* the remote dot strips setuid/setgid */
+	struct dm_oidmap records_only; /* commits that move without their data (pruned) */
 	int state;
 	int64_t last_report;
 	struct result *res;
@@ -479,10 +480,22 @@ static int do_push(struct run *r, struct dm_err *err)
 	objects = json_array();
 	for (size_t i = 0; i < take; i++) {
 		char hex[DM_OID_HEXSZ + 1];
+		unsigned flags = 0;
 
-		rc = dm_store_commit_get(store, l.id, mine.ids[i], &oids[i], err);
+		rc = dm_store_commit_info(store, l.id, mine.ids[i], &oids[i], &flags, err);
 		if (rc)
 			goto done;
+		/* its data is gone here: its record goes alone, and is
+		 * pruned there too (the head is never pruned) */
+		if (i > 0 && (flags & (DM_COMMIT_PRUNED | DM_COMMIT_DAMAGED)))
+			dm_oidmap_put(&r->records_only, &oids[i], NULL);
+		if (i == 0 && (flags & (DM_COMMIT_PRUNED | DM_COMMIT_DAMAGED))) {
+			rc = dm_err_set(err, DM_ENOTFOUND,
+					"commit %s, the head of '%s', is damaged here: its data "
+					"cannot be sent",
+					mine.ids[i], r->dot);
+			goto done;
+		}
 		dm_oid_hex(hex, &oids[i]);
 		json_array_append_new(commits, json_string(mine.ids[i]));
 		json_array_append_new(objects, json_string(hex));
@@ -573,13 +586,33 @@ static int plan_branch(struct run *r, const struct local_dot *l, const char *b, 
 				b, r->dot, r->rdot, r->where);
 		goto done;
 	}
+	/* commits the remote pruned come as records only, and are pruned
+	 * here too; not the head, which the working copy needs */
+	for (size_t i = 0; i < take; i++) {
+		json_t *p;
+		size_t k;
+
+		json_array_foreach(json_object_get(rb, "pruned"), k, p)
+		{
+			if (!json_is_string(p) || strcmp(json_string_value(p), theirs.ids[i]))
+				continue;
+			if (i == 0) {
+				rc = dm_err_set(err, DM_ENOTFOUND,
+						"commit %s, the head of '%s' on '%s', has no data "
+						"there: it cannot be pulled",
+						theirs.ids[i], r->rdot, r->where);
+				goto done;
+			}
+		}
+	}
 	memset(out, 0, sizeof(*out));
 	snprintf(out->branch, sizeof(out->branch), "%s", b);
 	snprintf(out->old_head, sizeof(out->old_head), "%s", lhead);
 	out->n = take;
 	out->commits = dm_xcalloc(take ? take : 1, sizeof(*out->commits));
 	for (size_t i = 0; i < take; i++) {
-		json_t *o = json_array_get(objects, i);
+		json_t *o = json_array_get(objects, i), *p;
+		size_t k;
 
 		snprintf(out->commits[i].id, sizeof(out->commits[i].id), "%s", theirs.ids[i]);
 		if (!json_is_string(o) ||
@@ -591,6 +624,9 @@ static int plan_branch(struct run *r, const struct local_dot *l, const char *b, 
 					r->where);
 			goto done;
 		}
+		json_array_foreach(json_object_get(rb, "pruned"), k, p)
+			if (json_is_string(p) && !strcmp(json_string_value(p), theirs.ids[i]))
+				dm_oidmap_put(&r->records_only, &out->commits[i].oid, NULL);
 	}
 	*moves = take > 0;
 done:
@@ -792,6 +828,8 @@ static void run_transfer(struct dm_job *job)
 	r.walk.progress = on_walk_progress;
 	r.walk.cancelled = run_cancelled;
 	r.walk.ctx = &r;
+	dm_oidmap_init(&r.records_only, 0);
+	r.walk.records_only = &r.records_only;
 	rc = dm_remote_open(&r.conn, &addr, &err);
 	if (!rc) {
 		snprintf(r.where, sizeof(r.where), "%s",
@@ -822,6 +860,7 @@ static void run_transfer(struct dm_job *job)
 	}
 	report(&r, r.state < 0 ? XS_NEGOTIATING : r.state, true, NULL);
 	dm_remote_free(r.conn);
+	dm_oidmap_release(&r.records_only);
 	dm_job_set_result(job, rc, res, free);
 }
 
