@@ -167,6 +167,10 @@ enum dm_dot_op {
 	/* forget the commits no branch reaches and no reset kept after expire_before_ns */
 	DM_DOT_OP_EXPIRE,
 	DM_DOT_OP_DELETE_BRANCH, /* `branch` goes; with force also when no other has its commits */
+	/* `branch`'s working copy may hold at most `limit` bytes (0: no
+	 * limit): answers {"enforced": true} where the engine enforces it
+	 * (btrfs), {"enforced": false} where it cannot (dir) */
+	DM_DOT_OP_LIMIT,
 };
 
 /* How long `dm reset --hard` keeps the commits it drops (git's reflog),
@@ -241,6 +245,8 @@ struct dm_dot_req {
 	int64_t expire_before_ns;
 	/* DELETE_BRANCH: also when no other branch has its commits */
 	bool force;
+	/* LIMIT: bytes, 0 for none */
+	uint64_t limit;
 };
 
 /* The hooks a dot may have (hooks.h runs one). */

@@ -61,6 +61,7 @@ dm_dot_job_fn dm_dot_job_receive;  /* RECEIVE: take in->received */
 dm_dot_job_fn dm_dot_job_delete;   /* DELETE: the dot's data and records */
 dm_dot_job_fn dm_dot_job_expire;   /* EXPIRE: forget commits in->roots do not reach */
 dm_dot_job_fn dm_dot_job_delete_branch; /* DELETE_BRANCH: its working copy (merged, or force) */
+dm_dot_job_fn dm_dot_job_limit;    /* LIMIT: the working copy's size limit := in->limit */
 
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {
@@ -105,7 +106,8 @@ struct dm_dot_job_in {
 	 * the other branches */
 	size_t nroots;
 	char (*roots)[DM_COMMIT_ID_LEN_MAX + 1];
-	bool force; /* DELETE_BRANCH */
+	bool force;     /* DELETE_BRANCH */
+	uint64_t limit; /* LIMIT */
 };
 
 struct dm_dot_job_out {
