@@ -115,7 +115,8 @@ run_engine() {
 		--csi-socket "$SOCK" "${init[@]}" >"$WORK/init-$engine.out"
 	for size in "$SMALL" "$BIG"; do
 		echo "== $engine, $size MiB" >&2
-		vol=$(csictl create "vol-$size" --size $((size * 1048576)))
+		# twice the data: on btrfs the capacity is a quota (metadata counts too)
+		vol=$(csictl create "vol-$size" --size $((size * 2 * 1048576)))
 		t=$WORK/pods/vol-$size
 		csictl publish "$vol" "$t"
 		for ((i = 0; i * 64 < size; i++)); do
