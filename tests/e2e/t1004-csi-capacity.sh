@@ -84,8 +84,8 @@ test_expect_success 'a volume from a snapshot has its own capacity, and what it 
 '
 
 # A reset makes a new subvolume the working copy; the limit goes with it.
-# The dot is reached through dm mount here, not a new publish (which sets
-# the limit again), so this is the engine keeping it.
+# The dot is reached through dm mount here, not through a new publish
+# (which would set the limit again).
 test_expect_success 'the limit outlives a reset of the branch to a commit' '
 	csictl unpublish "$(cat vol)" "$HOME/pods/q" &&
 	export DM_CONFIG=$HOME/bconf &&
@@ -97,6 +97,14 @@ test_expect_success 'the limit outlives a reset of the branch to a commit' '
 	write wc/under 16 &&
 	test_must_fail write wc/past 100 &&
 	grep "Disk quota exceeded" dd.err
+'
+
+# btrfs starts a snapshot with its source's limit; a branch is not a
+# volume of that capacity, and the engine lifts it.
+test_expect_success 'a branch made from the volume with dm checkout -b has no limit' '
+	dm checkout --dot quota -b unlimited >/dev/null &&
+	write wc/big 100 &&
+	test "$(stat -c %s wc/big)" = $((100 * MiB))
 '
 
 test_done
