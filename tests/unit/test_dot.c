@@ -583,10 +583,10 @@ static struct dm_dot_req *limit_req(const char *branch, uint64_t bytes)
  * dot does not have is not found. */
 static void test_limit_not_enforced(void **state)
 {
+	char detail[256];
+	json_t *res = NULL;
 	struct test_node n;
 	struct dm_dot_handle *h;
-	json_t *res = NULL;
-	char detail[256];
 
 	(void)state;
 	node_open(&n, 6);
