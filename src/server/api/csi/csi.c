@@ -19,6 +19,9 @@
  *    of it is left (tidy): a snapshot keeps its commit reachable by
  *    keeping the branch it was taken on, even once that volume is deleted
  *    (its record then says "deleted" until the branch can go).
+ *  - A volume's capacity is its branch's size limit wherever the engine
+ *    enforces one (btrfs), set when the volume is made and again before
+ *    each publish (limit_volume); elsewhere it is only recorded.
  */
 #include "server/api/csi/csi.h"
 
