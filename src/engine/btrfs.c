@@ -11,6 +11,8 @@
  *     ROOT/<dot>/<branch>/statcache          stat cache of a wc that was written
  *                                            file by file (materialised), until
  *                                            its next snapshot
+ *     ROOT/<dot>/<branch>/limit              the size limit of wc, when it has one
+ *                                            (a qgroup limit: engine/qgroup.h)
  *     ROOT/<dot>/.snapshots/<name>           read-only snapshot (name: commit id)
  *     ROOT/<dot>/.snapshots/<name>.statcache its stat cache, once indexed
  *     ROOT/<dot>/.snapshots/<name>.basecache the cache its index starts from
@@ -53,6 +55,11 @@
  * (external files are recorded relative to it, so the data directory can
  * move) and turns staging on.
  *
+ * A branch with a size limit (`limit`) has it on every subvolume that
+ * becomes its wc, and a branch without one has none: create, reset and
+ * receive apply the record to a wc made from a snapshot (whose qgroup
+ * starts with the snapshot's limit) before it is the working copy.
+ *
  * Dirty bytes are what changed since the snapshot wc was last equal to
  * (its base), from extent maps (snapdirty.c); a wc without a base (written
  * file by file) is compared with its head through its stat cache.
@@ -84,6 +91,7 @@
 
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "engine/qgroup.h"
 #include "store/statcache.h"
 #include "store/store.h"
 #include "store/tree.h"
@@ -436,7 +444,9 @@ static int bt_create(struct dm_engine *e, const char *dot, const char *branch, c
 		if (rc)
 			goto done;
 		made = true;
-		rc = set_link(dm_wc_str(&p.base), snap, err);
+		rc = dm_qgroup_reapply(dm_wc_str(&p.dir), dm_wc_str(&p.wc), err);
+		if (!rc)
+			rc = set_link(dm_wc_str(&p.base), snap, err);
 		goto done;
 	}
 	rc = subvol_create(dm_wc_str(&p.wc), err);
@@ -648,11 +658,17 @@ done:
 
 /* ---- reset ---- */
 
-/* Makes wc.new the working copy: exchanged with wc, the old one deleted. */
+/* Makes wc.new the working copy, with the branch's size limit: exchanged
+ * with wc, the old one deleted. */
 static int swap_in(const struct dm_wc_paths *p, struct dm_err *err)
 {
 	struct dm_err derr;
 
+	if (dm_qgroup_reapply(dm_wc_str(&p->dir), dm_wc_str(&p->wcnew), err)) {
+		if (subvol_delete(dm_wc_str(&p->wcnew), &derr))
+			dm_warn("%s", derr.msg);
+		return dm_err_prefix(err, "cannot keep the size limit of '%s'", dm_wc_str(&p->wc));
+	}
 	if (renameat2(AT_FDCWD, dm_wc_str(&p->wcnew), AT_FDCWD, dm_wc_str(&p->wc),
 		      RENAME_EXCHANGE) < 0) {
 		int e = errno;
@@ -803,6 +819,8 @@ static int receive_into_snapshot(struct dm_engine *e, const struct dm_wc_paths *
 	/* wc.new becomes wc; the snapshot is what it was last equal to */
 	if (exists_) {
 		rc = swap_in(p, err);
+	} else if ((rc = dm_qgroup_reapply(dm_wc_str(&p->dir), dm_wc_str(&p->wcnew), err))) {
+		dm_err_prefix(err, "cannot set the size limit of '%s'", dm_wc_str(&p->wcnew));
 	} else if (rename(dm_wc_str(&p->wcnew), dm_wc_str(&p->wc)) < 0) {
 		rc = dm_err_errno(err, errno, "cannot move a new working copy to '%s'",
 				  dm_wc_str(&p->wc));
@@ -880,6 +898,26 @@ static int bt_receive(struct dm_engine *e, const char *dot, const char *branch, 
 			 dot, (unsigned long long)st.packs, (unsigned long long)st.freed_bytes,
 			 (unsigned long long)st.copied, (unsigned long long)st.copied_bytes);
 done:
+	dm_wc_paths_release(&p);
+	return rc;
+}
+
+/* ---- size limit ---- */
+
+static int bt_limit(struct dm_engine *e, const char *dot, const char *branch, uint64_t bytes,
+		    struct dm_err *err)
+{
+	struct dm_wc_paths p;
+	int rc;
+
+	rc = dm_wc_paths_init(&p, e->base.root, dot, branch, err);
+	if (!rc)
+		rc = dm_wc_need(&p, dot, branch, err);
+	if (!rc)
+		rc = dm_qgroup_set(dm_wc_str(&p.dir), dm_wc_str(&p.wc), bytes, err);
+	if (rc)
+		dm_err_prefix(err, "cannot limit branch '%s' of dot '%s' to %llu bytes", branch,
+			      dot, (unsigned long long)bytes);
 	dm_wc_paths_release(&p);
 	return rc;
 }
@@ -1159,4 +1197,5 @@ const struct dm_engine_ops dm_engine_btrfs = {
 	.index = bt_index,
 	.drop_snapshot = bt_drop_snapshot,
 	.receive = bt_receive,
+	.limit = bt_limit,
 };

@@ -145,6 +145,22 @@ int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *bran
 	return dm_wc_set_current(base_of(e)->root, dot, branch, err);
 }
 
+bool dm_engine_can_limit(const struct dm_engine *e)
+{
+	return ops_of(e)->limit != NULL;
+}
+
+int dm_engine_limit(struct dm_engine *e, const char *dot, const char *branch, uint64_t bytes,
+		    struct dm_err *err)
+{
+	if (!ops_of(e)->limit)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "the %s engine cannot limit the size of a working copy (the "
+				  "btrfs engine can)",
+				  ops_of(e)->name);
+	return ops_of(e)->limit(e, dot, branch, bytes, err);
+}
+
 /* ---- diffs ---- */
 
 void dm_diff_release(struct dm_diff *d)

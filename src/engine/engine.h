@@ -140,6 +140,9 @@ struct dm_engine_ops {
 	int (*receive)(struct dm_engine *e, const char *dot, const char *branch, bool exists,
 		       const char *from, const char *commit_id, const dm_oid *tree,
 		       const struct dm_engine_progress *p, struct dm_err *err);
+	/* NULL: the engine cannot limit a working copy's size */
+	int (*limit)(struct dm_engine *e, const char *dot, const char *branch, uint64_t bytes,
+		     struct dm_err *err);
 };
 
 extern const struct dm_engine_ops dm_engine_dir;
@@ -242,6 +245,18 @@ int dm_engine_sweep_snapshots(struct dm_engine *e, const char *dot,
 int dm_engine_receive(struct dm_engine *e, const char *dot, const char *branch, bool exists,
 		      const char *from, const char *commit_id, const dm_oid *tree,
 		      const struct dm_engine_progress *p, struct dm_err *err);
+
+/*
+ * Limits the working copy of (dot, branch) to bytes (0: no limit), so that
+ * writing past it fails with EDQUOT, for as long as the branch lives (a
+ * reset or a receive keeps it). btrfs: a qgroup limit on the referenced
+ * bytes of its subvolume, quotas turned on for the pool the first time
+ * (engine/qgroup.h). DM_EUNSUPPORTED from an engine that cannot
+ * (dm_engine_can_limit false: dir) or a kernel without quotas.
+ */
+bool dm_engine_can_limit(const struct dm_engine *e);
+int dm_engine_limit(struct dm_engine *e, const char *dot, const char *branch, uint64_t bytes,
+		    struct dm_err *err);
 
 /* Makes the dot's stable path lead to branch's working copy, atomically. */
 int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,

@@ -128,7 +128,7 @@ test_expect_success 'btrfs: CreateVolume from a snapshot of a 1 GiB volume does 
 	test_atexit "dmd stop --data-dir '"'"'$HOME/bdata'"'"' >/dev/null 2>&1" &&
 	DM_CONFIG=$HOME/bconf dm cluster init --data-dir "$HOME/bdata" --port "$(test_free_port)" \
 		--engine btrfs --pool-size 3G --csi-socket "$CSI_SOCK" >out &&
-	vol=$(csictl create big --size 1073741824) &&
+	vol=$(csictl create big --size 2147483648) &&
 	csictl publish "$vol" "$HOME/pods/big" &&
 	head -c 1073741824 /dev/urandom >pods/big/blob &&
 	csictl unpublish "$vol" "$HOME/pods/big" &&

@@ -587,6 +587,36 @@ static void test_mounts(void **state)
 	test_node_close(&n);
 }
 
+static struct dm_dot_req *limit_req(const char *branch, uint64_t bytes)
+{
+	struct dm_dot_req *r = dm_dot_req_new(DM_DOT_OP_LIMIT);
+
+	r->branch = dm_xstrdup(branch);
+	r->limit = bytes;
+	return r;
+}
+
+/* LIMIT on the dir engine: answered at once, not enforced; a branch the
+ * dot does not have is not found. */
+static void test_limit_not_enforced(void **state)
+{
+	char detail[256];
+	json_t *res = NULL;
+	struct test_node n;
+	struct dm_dot_handle *h;
+
+	(void)state;
+	node_open(&n, 6);
+	h = create_dot(&n, "sized");
+	assert_int_equal(send_op(&n, h, limit_req("master", 1u << 20), &res, NULL), 0);
+	assert_true(json_is_false(json_object_get(res, "enforced")));
+	json_decref(res);
+	assert_int_equal(send_op(&n, h, limit_req("nope", 1u << 20), NULL, detail), DM_ENOTFOUND);
+	assert_non_null(strstr(detail, "no branch 'nope'"));
+	dm_dot_handle_unref(h);
+	test_node_close(&n);
+}
+
 /* A container record of a runtime mount, for the mount `of`. */
 static struct dm_dot_req *container_req(int op, const char *id, const char *of)
 {
@@ -752,6 +782,7 @@ int main(void)
 		cmocka_unit_test(test_roles_persist),
 		cmocka_unit_test(test_receive),
 		cmocka_unit_test(test_mounts),
+		cmocka_unit_test(test_limit_not_enforced),
 		cmocka_unit_test(test_runtime_mounts),
 		cmocka_unit_test(test_seeded_interleavings),
 	};

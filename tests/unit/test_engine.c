@@ -1,6 +1,7 @@
 /*
  * test_engine.c - the dir engine through the dm_engine_* dispatch: working
- * copies created, committed, reset, compared (dirty, diff) and deleted.
+ * copies created, committed, reset, compared (dirty, diff) and deleted;
+ * no size limits.
  *
  * Every test has its own mkdtemp directory under /tmp holding a store and
  * the engine root, removed at the end. Tests that need stat cache hits age
@@ -241,6 +242,18 @@ static void test_open_by_name(void **state)
 	assert_string_equal(dm_change_status_name(DM_CHANGE_ADDED), "added");
 	assert_string_equal(dm_change_status_name(DM_CHANGE_MODIFIED), "modified");
 	assert_string_equal(dm_change_status_name(DM_CHANGE_DELETED), "deleted");
+}
+
+/* The dir engine cannot limit a working copy's size, and says which can. */
+static void test_limit_unsupported(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_err err;
+
+	assert_false(dm_engine_can_limit(f->e));
+	assert_int_equal(dm_engine_create(f->e, DOT, "master", NULL, NULL, &err), 0);
+	assert_int_equal(dm_engine_limit(f->e, DOT, "master", 1u << 20, &err), DM_EUNSUPPORTED);
+	assert_non_null(strstr(err.msg, "the btrfs engine can"));
 }
 
 static void test_empty_create_and_commit(void **state)
@@ -741,6 +754,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_by_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_limit_unsupported, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_create_and_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dirty_and_diff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_unchanged_hashes_nothing, setup, teardown),

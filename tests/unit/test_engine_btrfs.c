@@ -5,8 +5,9 @@
  * dirty and diff see changes since the last snapshot (dirty from the
  * extents that changed), received commits land in a snapshot the store
  * points into (data on disk once, a changed file sharing its old blocks),
- * deletes remove subvolumes and leave no object pointing into them; and
- * the pool helpers.
+ * deletes remove subvolumes and leave no object pointing into them, a
+ * size limit refuses writes past it (EDQUOT) through a reset; and the pool
+ * helpers.
  *
  * The group setup makes one pool (a sparse file under a mkdtemp directory,
  * formatted and loop-mounted by dm_pool_create); every test has its own
@@ -980,6 +981,85 @@ static void test_bad_names_refused(void **state)
 	assert_int_equal(dm_engine_snapshot(f->e, DOT, "master", "c1", &err), DM_EEXISTS);
 }
 
+/* Writes len bytes (as put_file) and fsyncs them: 0, or the errno of the
+ * first write or fsync that failed. */
+static int try_write(const char *dir, const char *rel, size_t len)
+{
+	enum { CHUNK = 1 << 20 };
+	unsigned char *buf = malloc(CHUNK);
+	char p[512];
+	int fd, e = 0;
+
+	join(p, sizeof(p), dir, rel);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	for (size_t off = 0; !e && off < len; off += CHUNK) {
+		size_t n = len - off < CHUNK ? len - off : CHUNK;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = byte_at(off + i, 7);
+		if (dm_write_all(fd, buf, n) < 0)
+			e = errno;
+	}
+	if (!e && fsync(fd) < 0)
+		e = errno;
+	close(fd);
+	free(buf);
+	return e;
+}
+
+/* dir/rel, in a static buffer (one at a time). */
+static const char *wc_file(const char *dir, const char *rel)
+{
+	static char p[512];
+
+	join(p, sizeof(p), dir, rel);
+	return p;
+}
+
+/* A size limit: writing past it fails with EDQUOT, under it works; it
+ * stays through a reset to a snapshot taken before it was set (a new
+ * subvolume), a branch made from a snapshot of the limited one does not
+ * get it (btrfs would copy it from the snapshot's qgroup), and 0 lifts it.
+ * Quotas stay on in the pool afterwards: this test runs last. */
+static void test_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_err err;
+	char wc[256], wc2[256];
+	dm_oid t1, t2;
+
+	assert_true(dm_engine_can_limit(f->e));
+	create(f, DOT, "master", NULL);
+	wc_path(f, DOT, "master", wc, sizeof(wc));
+	put_file(wc, "base", 1u << 20, 1);
+	snapshot(f, DOT, "master", "c1");
+	index_snap(f, DOT, "c1", NULL, &t1);
+	assert_int_equal(dm_engine_limit(f->e, DOT, "nobranch", 8u << 20, &err), DM_ENOTFOUND);
+	assert_int_equal(dm_engine_limit(f->e, DOT, "master", 8u << 20, &err), 0);
+	assert_int_equal(try_write(wc, "past", 16u << 20), EDQUOT);
+	assert_int_equal(unlink(wc_file(wc, "past")), 0);
+	sync();
+	assert_int_equal(try_write(wc, "under", 2u << 20), 0);
+	snapshot(f, DOT, "master", "c2");
+	index_snap(f, DOT, "c2", "c1", &t2);
+
+	/* a reset swaps in a writable snapshot of c1, from before the limit */
+	assert_int_equal(dm_engine_reset(f->e, DOT, "master", &t1, NULL, &err), 0);
+	assert_false(exists(wc, "under"));
+	assert_int_equal(try_write(wc, "past", 16u << 20), EDQUOT);
+	assert_int_equal(unlink(wc_file(wc, "past")), 0);
+
+	/* a branch from c2, taken under the limit, has none of its own */
+	create(f, DOT, "other", &t2);
+	wc_path(f, DOT, "other", wc2, sizeof(wc2));
+	assert_true(exists(wc2, "under"));
+	assert_int_equal(try_write(wc2, "big", 16u << 20), 0);
+
+	assert_int_equal(dm_engine_limit(f->e, DOT, "master", 0, &err), 0);
+	assert_int_equal(try_write(wc, "past", 16u << 20), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -999,6 +1079,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_one_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
+		/* last: it turns quotas on in the pool */
+		cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
 	};
 	struct dm_err err;
 

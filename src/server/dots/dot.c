@@ -118,7 +118,7 @@ typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_re
 static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
 	prepare_receive, prepare_collaborator, prepare_uncollaborator, prepare_set_owner,
 	prepare_mount, prepare_unmount, prepare_sealed, prepare_set_hook, prepare_commit,
-	prepare_expire, prepare_delete_branch, prepare_prune;
+	prepare_expire, prepare_delete_branch, prepare_prune, prepare_limit;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
 	finish_refresh, finish_receive, finish_expire, finish_delete_branch;
 
@@ -168,6 +168,7 @@ static const struct op {
 				     finish_delete_branch},
 	/* walks history: waits until every commit is sealed */
 	[DM_DOT_OP_PRUNE] = {SEALED, prepare_prune, dm_dot_job_prune, finish_answer},
+	[DM_DOT_OP_LIMIT] = {0, prepare_limit, dm_dot_job_limit, finish_answer},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -601,6 +602,7 @@ static struct dm_dot_job_in *job_input(struct dot *d, int op, const struct dm_do
 		memcpy(in->received, r->commits, r->ncommits * sizeof(*r->commits));
 	}
 	in->stash = r->stash;
+	in->limit = r->limit;
 	return in;
 }
 
@@ -1091,7 +1093,7 @@ static void maybe_start_index(struct dot *d);
 
 /* ---- serving an operation: its prepare step ---- */
 
-/* COMMIT, DIFF, REFRESH: a job on the branch the request names, or on the
+/* COMMIT, DIFF, REFRESH, LIMIT: a job on the branch the request names, or on the
  * current one. */
 static struct dm_dot_job_in *prepare_on_branch(struct dot *d, struct dm_msg *req,
 					       const struct dm_dot_req *r)
@@ -1364,6 +1366,19 @@ static struct dm_dot_job_in *prepare_receive(struct dot *d, struct dm_msg *req,
 	in->branch_exists = b != NULL;
 	stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
 	return in;
+}
+
+/* LIMIT: a job on the branch where the engine can limit it; answered at
+ * once where it cannot (the size is then only what the caller records). */
+static struct dm_dot_job_in *prepare_limit(struct dot *d, struct dm_msg *req,
+					   const struct dm_dot_req *r)
+{
+	if (!dm_engine_can_limit(d->env.engine)) {
+		if (req_branch(d, req, r))
+			reply_json(req, json_pack("{s:b}", "enforced", 0));
+		return NULL;
+	}
+	return prepare_on_branch(d, req, r);
 }
 
 /* SEALED: reached only once nothing is pending (its flag). */

@@ -170,6 +170,10 @@ enum dm_dot_op {
 	DM_DOT_OP_DELETE_BRANCH, /* `branch` goes; with force also when no other has its commits */
 	/* mark the commits `keep` does not keep pruned, on every branch */
 	DM_DOT_OP_PRUNE,
+	/* `branch`'s working copy may hold at most `limit` bytes (0: no
+	 * limit): answers {"enforced": true} where the engine enforces it
+	 * (btrfs), {"enforced": false} where it cannot (dir) */
+	DM_DOT_OP_LIMIT,
 };
 
 /* How long `dm reset --hard` keeps the commits it drops (git's reflog),
@@ -247,6 +251,8 @@ struct dm_dot_req {
 	/* PRUNE: what each branch keeps (retention.h); dry_run: only say */
 	struct dm_retention keep;
 	bool dry_run;
+	/* LIMIT: bytes, 0 for none */
+	uint64_t limit;
 };
 
 /* The hooks a dot may have (hooks.h runs one). */

@@ -62,6 +62,7 @@ dm_dot_job_fn dm_dot_job_delete;   /* DELETE: the dot's data and records */
 dm_dot_job_fn dm_dot_job_expire;   /* EXPIRE: forget commits in->roots do not reach */
 dm_dot_job_fn dm_dot_job_delete_branch; /* DELETE_BRANCH: its working copy (merged, or force) */
 dm_dot_job_fn dm_dot_job_prune;         /* PRUNE: mark what in->keep does not keep pruned */
+dm_dot_job_fn dm_dot_job_limit;    /* LIMIT: the working copy's size limit := in->limit */
 
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {
@@ -111,6 +112,7 @@ struct dm_dot_job_in {
 	char (*root_names)[DM_NAME_PART_MAX + 1];
 	struct dm_retention keep;
 	bool dry_run;
+	uint64_t limit; /* LIMIT */
 };
 
 struct dm_dot_job_out {

@@ -1070,6 +1070,17 @@ int dm_dot_job_prune(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	return rc;
 }
 
+int dm_dot_job_limit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+		     struct dm_engine_progress *p, struct dm_err *err)
+{
+	int rc = dm_engine_limit(in->env.engine, in->dot_id, in->branch, in->limit, err);
+
+	(void)p;
+	if (!rc)
+		out->json = json_pack("{s:b}", "enforced", 1);
+	return rc;
+}
+
 static int subdot_cmp(const void *a, const void *b)
 {
 	return strcmp(a, b);

@@ -19,6 +19,9 @@
  *    of it is left (tidy): a snapshot keeps its commit reachable by
  *    keeping the branch it was taken on, even once that volume is deleted
  *    (its record then says "deleted" until the branch can go).
+ *  - A volume's capacity is its branch's size limit wherever the engine
+ *    enforces one (btrfs), set when the volume is made and again before
+ *    each publish (limit_volume); elsewhere it is only recorded.
  */
 #include "server/api/csi/csi.h"
 
@@ -730,6 +733,8 @@ static int make_volume(struct dm_csi *c, json_t *rec, const struct origin *o, co
 	return rc ? fail_err(r, &err) : 0;
 }
 
+static int limit_volume(struct dm_csi *c, json_t *rec, struct dm_err *err);
+
 static int m_create_volume(struct dm_csi *c, const void *rq, struct dm_buf *out, struct res *r)
 {
 	const Csi__V1__CreateVolumeRequest *req = rq;
@@ -832,6 +837,10 @@ static int m_create_volume(struct dm_csi *c, const void *rq, struct dm_buf *out,
 	if (!strcmp(str(rec, "state"), "creating")) {
 		if (make_volume(c, rec, &o, req->name, r))
 			goto done;
+		if (limit_volume(c, rec, &err)) {
+			fail_err(r, &err);
+			goto done;
+		}
 		json_object_set_new(rec, "state", json_string("ready"));
 		if (rec_put(c, VOL_PREFIX, key, rec, &err)) {
 			fail_err(r, &err);
@@ -1520,6 +1529,40 @@ static int dot_record(struct dm_csi *c, const char *dot_id, const char *mount_ke
 	return rc;
 }
 
+/*
+ * Gives the volume of rec its capacity as a size limit of its branch's
+ * working copy on this node, where the engine enforces one (btrfs: a
+ * qgroup limit; the first one turns quotas on, which may take a rescan);
+ * elsewhere the capacity stays what the record says. Idempotent: made at
+ * CreateVolume and again at each NodePublishVolume, so a copy of the
+ * branch that moved here, or was made before limits were, has it too.
+ */
+static int limit_volume(struct dm_csi *c, json_t *rec, struct dm_err *err)
+{
+	int64_t cap = (int64_t)json_integer_value(json_object_get(rec, "capacity"));
+	struct dm_dot_handle *h;
+	struct dm_dot_req *req;
+	json_t *res = NULL;
+	int rc;
+
+	if (cap <= 0)
+		return 0;
+	h = dot_by_id(c, str(rec, "dot_id"));
+	if (!h)
+		return dm_err_set(err, DM_ENOTFOUND, "the volume's dot is gone");
+	req = dm_dot_req_new(DM_DOT_OP_LIMIT);
+	req->branch = dm_xstrdup(str(rec, "branch"));
+	req->limit = (uint64_t)cap;
+	rc = dm_dot_call(&res, h, req, LONG_CALL_MS, err);
+	json_decref(res);
+	dm_dot_handle_unref(h);
+	if (rc == DM_EUNSUPPORTED) {
+		dm_warn("csi: volume %s: %s", str(rec, "id"), err->msg);
+		rc = 0;
+	}
+	return rc;
+}
+
 static void mount_view_of(struct dm_mount_view *m, const char *key, json_t *vol, const char *target)
 {
 	memset(m, 0, sizeof(*m));
@@ -1608,6 +1651,10 @@ static int m_node_publish(struct dm_csi *c, const void *rq, struct dm_buf *out, 
 			fail_err(r, &err);
 			goto done;
 		}
+	}
+	if (limit_volume(c, vol, &err)) {
+		fail_err(r, &err);
+		goto done;
 	}
 	mount_view_of(&mv, mkey, vol, req->target_path);
 	if (dot_record(c, str(vol, "dot_id"), mkey, &mv, req->volume_id, &path, &err)) {
