@@ -57,6 +57,7 @@ enum {
 struct dm_cli {
 	const struct dm_cli_cmd *cmd; /* the command being run */
 	const char *remote_opt;       /* --remote NAME, or NULL: the current remote */
+	const char *config_opt;       /* -c/--config FILE, or NULL: dm_config_default_path */
 	int verbose;
 
 	struct dm_config *config;     /* loaded on first use */
@@ -112,6 +113,7 @@ int dm_cmd_pull(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_clone(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_gc(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_df(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_debug(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 
 /*
  * getopt_long over the running command's options plus the common ones
@@ -177,6 +179,9 @@ int dm_cli_call_view(struct dm_cli *cli, bool as_json, const char *method, json_
  * the name. *out points into cli->dot.
  */
 int dm_cli_dot(struct dm_cli *cli, const char *given, const char **out, struct dm_err *err);
+/* Makes dot (checked by the caller) the current dot of the remote talked
+ * to, and saves the config. */
+int dm_cli_set_current_dot(struct dm_cli *cli, const char *dot, struct dm_err *err);
 /* "shop" for admin/shop, "ns/shop" otherwise, into cli-independent buf. */
 void dm_cli_dot_display(char *buf, size_t size, const char *ns, const char *name);
 /* true when a and b name the same dot (either may omit "admin/"). */

@@ -24,7 +24,9 @@
 	"Common options:\n"                                                                 \
 	"  --remote NAME     talk to remote NAME instead of the current one\n"               \
 	"  -v, --verbose     show the requests and answers on stderr\n"                       \
-	"  -h, --help        show this help\n"
+	"  -h, --help        show this help\n"                                                \
+	"  -c, --config FILE the config file instead of ~/.dm/config or $DM_CONFIG\n"        \
+	"                    (before the command: dm -c FILE COMMAND ...)\n"
 
 #define DOT_OPTION "  --dot DOT         act on DOT instead of the current dot\n"
 
@@ -127,16 +129,21 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	{"version", dm_cmd_version, "", "show the versions of dm and of the server",
 	 "Shows the client's version and the server's. When the server cannot be\n"
 	 "reached, shows the client's and fails.\n"},
-	{"init", dm_cmd_init, "DOT", "create a dot",
-	 "Creates an empty dot named [NAMESPACE/]NAME, with its branch master.\n"
+	{"init", dm_cmd_init, "DOT", "create a dot and make it the current dot",
+	 "Creates an empty dot named [NAMESPACE/]NAME, with its branch master, and\n"
+	 "makes it the current dot (as 'dm switch' would), as dotmesh did.\n"
 	 "Names are 1 to 64 letters, digits, '-' or '_'.\n"},
-	{"list", dm_cmd_list, "[-H] [--json]", "list the dots",
+	{"list", dm_cmd_list, "[-H] [--json]", "list the dots (also: dm ls)",
 	 "Lists the dots on the server: their current branch, server, containers,\n"
 	 "size, number of commits and uncommitted bytes. The current dot is marked\n"
 	 "with '*'.\n"
 	 "\n"
 	 "Options:\n"
-	 "  -H                for scripts: no header, tab-separated, sizes in bytes\n"
+	 "  -H                for scripts: no header, tab-separated, sizes in bytes;\n"
+	 "                    dotmesh's columns in its order (DOT BRANCH SERVER\n"
+	 "                    CONTAINERS SIZE COMMITS DIRTY: 'cut -f 1' is the\n"
+	 "                    name, 'cut -f 7' the dirty bytes), then '*' for the\n"
+	 "                    current dot or nothing\n"
 	 "  --json            the server's answer, as JSON\n"},
 	{"switch", dm_cmd_switch, "DOT", "make DOT the current dot",
 	 "Makes DOT (which must exist) the current dot of the remote; the commands\n"
@@ -159,7 +166,10 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    the commit message (required)\n"
 	 "  -d, --metadata KEY=VALUE\n"
 	 "                    a metadata entry; keys start with a lowercase\n"
-	 "                    letter (dm.* keys are dm's own); may be repeated\n"
+	 "                    letter (dm.* keys are dm's own); may be repeated.\n"
+	 "                    '#commit-id=ID' (dotmesh's) gives the commit the id\n"
+	 "                    ID instead of a new one: 4 to 128 letters, digits,\n"
+	 "                    '-' or '_', not used by another commit of the dot\n"
 	 "  --max-freeze DURATION\n"
 	 "                    the longest the containers may stay frozen (default\n"
 	 "                    5s; e.g. 500ms, 2s): a commit that would take longer\n"
@@ -218,7 +228,12 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "(dm dot set-hook).\n"
 	 "\n"
 	 "Options:\n"
-	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes\n"
+	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes;\n"
+	 "                    dotmesh's lines first (namespace, name,\n"
+	 "                    masterBranchId, selected, commitCount, size, dirty,\n"
+	 "                    currentBranch, 'branch ID NAME', 'container BRANCH\n"
+	 "                    NAME', 'latency NODE master|replica up|down',\n"
+	 "                    'defaultUpstreamDot REMOTE NS/DOT'), then dm's\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
 	{"dot delete", dm_cmd_dot_delete, "[-f] DOT", "delete a dot and all its commits",
 	 "Deletes DOT, its branches, working copies and commits. On a terminal it\n"
@@ -230,7 +245,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	{"dot set-upstream", dm_cmd_dot_set_upstream, "[--unset] [DOT] [REMOTE [NS/]DOT]",
 	 "set where a dot is pushed to and pulled from",
 	 "Records that DOT (default: the current dot) is [NS/]DOT on remote\n"
-	 "REMOTE: 'dm push' and 'dm pull' without a remote then go there, and\n"
+	 "REMOTE (NS defaults to the user REMOTE is used as, as in dotmesh):\n"
+	 "'dm push' and 'dm pull' without a remote then go there, and\n"
 	 "with REMOTE but without --remote-name they use that name. Kept in the\n"
 	 "config file, for the current remote's DOT; 'dm clone' sets it too.\n"
 	 "'dm dot show' shows it.\n"
@@ -300,9 +316,11 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "NAME USER@HOST[:PORT] [--fingerprint SHA256:HEX | --ca-file FILE]", "add a remote",
 	 "Adds the dm server at HOST (port 32607 unless given; an IPv6 address\n"
 	 "goes in brackets: [::1]:32607) as remote NAME, used as USER. The API\n"
-	 "key is taken from $DM_API_KEY, or asked for on the terminal without\n"
-	 "echo. The server must answer with that user and key before the remote\n"
-	 "is saved. The first remote becomes the current one.\n"
+	 "key is taken from $DM_API_KEY, else from standard input when it is not\n"
+	 "a terminal (its first line: 'echo KEY | dm remote add ...'), else asked\n"
+	 "for on the terminal without echo. The server must answer with that\n"
+	 "user and key before the remote is saved. The first remote becomes the\n"
+	 "current one.\n"
 	 "The server speaks HTTPS with a certificate of its CA, which the remote\n"
 	 "pins: give the CA's fingerprint that 'dm cluster init' printed there\n"
 	 "(--fingerprint) or its ca.pem (--ca-file); on a terminal without\n"
@@ -325,14 +343,20 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "ends. Only objects REMOTE lacks travel; a broken push resumes when run\n"
 	 "again. Without REMOTE, the dot's upstream ('dm dot set-upstream') is\n"
 	 "used. Nothing to send is not an error: 'everything up to date'.\n"
+	 "A dot without an upstream gets this one.\n"
 	 "\n"
 	 "REMOTE must have no commits on the branch that the dot lacks, and no\n"
 	 "uncommitted changes on it.\n"
 	 "\n"
+	 "A name on REMOTE without NS is in the namespace of the user REMOTE is\n"
+	 "used as (dotmesh's default): 'dm push hub' of dot shop, as alice, goes\n"
+	 "to alice/shop.\n"
+	 "\n"
 	 "Options:\n"
 	 "  --remote-name [NS/]DOT\n"
 	 "                    the dot's name on REMOTE (default: its upstream's\n"
-	 "                    name there, else the same name)\n"
+	 "                    name there, else the same name in the user's\n"
+	 "                    namespace)\n"
 	 "  --stash-on-divergence\n"
 	 "                    when both sides have new commits, keep REMOTE's on\n"
 	 "                    a branch BRANCH-DIVERGED-<time> there instead of\n"
@@ -343,12 +367,15 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Asks the current remote's dmd to fetch BRANCH (default: every branch)\n"
 	 "of DOT (default: the current dot) from REMOTE, and shows the progress\n"
 	 "until it ends. The branch's working copy then holds the new head.\n"
-	 "Without REMOTE, the dot's upstream ('dm dot set-upstream') is used.\n"
+	 "Without REMOTE, the dot's upstream ('dm dot set-upstream') is used; a\n"
+	 "dot without an upstream gets this one. A name on REMOTE without NS is\n"
+	 "in the namespace of the user REMOTE is used as.\n"
 	 "\n"
 	 "Options:\n"
 	 "  --remote-name [NS/]DOT\n"
 	 "                    the dot's name on REMOTE (default: its upstream's\n"
-	 "                    name there, else the same name)\n"
+	 "                    name there, else the same name in the user's\n"
+	 "                    namespace)\n"
 	 "  --stash-on-divergence\n"
 	 "                    when both sides have new commits, keep ours on a\n"
 	 "                    branch BRANCH-DIVERGED-<time> instead of failing\n"},
@@ -359,7 +386,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "BRANCH) from REMOTE into a new dot with the same id, and shows the\n"
 	 "progress until it ends. The new dot's upstream is REMOTE's DOT, so\n"
 	 "'dm pull' without arguments fetches from there later. A dot of that\n"
-	 "name must not exist here yet.\n"
+	 "name must not exist here yet. DOT without NS is in the namespace of\n"
+	 "the user REMOTE is used as; the copy keeps the name DOT as given.\n"
 	 "\n"
 	 "Options:\n"
 	 "  --local-name DOT  the name of the copy here (default: DOT)\n"
@@ -396,6 +424,15 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  --json            the server's answer, as JSON\n"},
+	{"debug", dm_cmd_debug, "METHOD [PARAMS] [--parse-json]", "make one raw API call",
+	 "Calls METHOD of the server's JSON-RPC API (docs/api.md: dm's methods,\n"
+	 "such as dots.list, and dotmesh's, such as DotmeshRPC.List) and prints\n"
+	 "its result as one line of JSON, as dotmesh's 'dm debug' did. PARAMS is\n"
+	 "sent as it is when it is JSON ('{\"dot\":\"shop\"}'), else as a JSON\n"
+	 "string (an id, for the dotmesh methods that take one).\n"
+	 "\n"
+	 "Options:\n"
+	 "  --parse-json      PARAMS must be JSON: fail when it is not\n"},
 	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"
@@ -451,9 +488,22 @@ static bool is_group(const char *word)
 	return false;
 }
 
+/* Other names of commands, dotmesh's: the word a user types, and the
+ * command's name in the table. */
+static const struct {
+	const char *alias, *name;
+} aliases[] = {
+	{"ls", "list"},
+	{NULL, NULL},
+};
+
 static const struct dm_cli_cmd *find_cmd(const char *word, const char *sub)
 {
 	char name[64];
+
+	for (size_t i = 0; !sub && aliases[i].alias; i++)
+		if (!strcmp(word, aliases[i].alias))
+			word = aliases[i].name;
 
 	if (sub)
 		snprintf(name, sizeof(name), "%s %s", word, sub);
@@ -467,7 +517,7 @@ static const struct dm_cli_cmd *find_cmd(const char *word, const char *sub)
 
 static void print_usage(FILE *f)
 {
-	fprintf(f, "usage: dm [--remote NAME] [-v] COMMAND [ARGS]\n"
+	fprintf(f, "usage: dm [-c FILE] [--remote NAME] [-v] COMMAND [ARGS]\n"
 		   "\n"
 		   "dm versions the directories that databases and other programs write\n"
 		   "into: commit them, branch them, roll them back.\n"
@@ -478,7 +528,7 @@ static void print_usage(FILE *f)
 	fprintf(f, "  %-21s %s\n", "help [COMMAND]", "show this help, or a command's");
 	fprintf(f, "\n"
 		   "Run 'dm help COMMAND' or 'dm COMMAND --help' for a command's options.\n"
-		   "The config file is ~/.dm/config, or $DM_CONFIG.\n");
+		   "The config file is ~/.dm/config, or $DM_CONFIG, or -c FILE.\n");
 }
 
 static void print_group_usage(FILE *f, const char *group)
@@ -565,6 +615,13 @@ static int global_options(struct dm_cli *cli, int argc, char **argv, struct dm_e
 			cli->remote_opt = argv[++i];
 		} else if (!strncmp(a, "--remote=", 9)) {
 			cli->remote_opt = a + 9;
+		} else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+			if (i + 1 >= argc || !argv[i + 1][0])
+				return dm_err_set(err, DM_EINVAL,
+						  "option '%s' needs a file; see 'dm help'", a);
+			cli->config_opt = argv[++i];
+		} else if (!strncmp(a, "--config=", 9) && a[9]) {
+			cli->config_opt = a + 9;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			return i; /* `dm --help` is `dm help` */
 		} else if (!strcmp(a, "--version")) {

@@ -425,7 +425,7 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_COMMIT);
 	json_t *meta = json_object_get(params, "metadata");
 	json_t *max_freeze = json_object_get(params, "max_freeze_ms");
-	const char *message = NULL, *author = NULL, *key;
+	const char *message = NULL, *author = NULL, *id = NULL, *key;
 	json_t *value;
 	int rc = branch_param(req, params, "branch", false, err);
 
@@ -435,6 +435,10 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 		rc = dm_err_set(err, DM_EINVAL, "a commit needs a message");
 	if (!rc)
 		rc = dm_rpc_param_str(&author, params, "author", false, err);
+	if (!rc)
+		rc = dm_rpc_param_str(&id, params, "id", false, err);
+	if (!rc && id && !(rc = dm_commit_id_check(id, err)))
+		req->commit_id = dm_xstrdup(id);
 	/* the author is who called; a forwarded call is the original caller's */
 	if (!rc && author && strcmp(author, ctx->caller->user) != 0 && !ctx->caller->admin)
 		rc = dm_err_set(err, DM_EPERM,

@@ -1114,6 +1114,19 @@ static struct dm_dot_job_in *prepare_commit(struct dot *d, struct dm_msg *req,
 		in->hooks = json_dumps(d->hooks, JSON_COMPACT);
 	in->max_freeze_ms = r->max_freeze_ms ? r->max_freeze_ms : DM_DOT_MAX_FREEZE_MS_DEFAULT;
 	in->is_current = !strcmp(in->branch, d->current);
+	if (r->commit_id) {
+		/* the job checks the store; a pending commit is only here */
+		for (size_t i = 0; i < d->npending; i++) {
+			if (!strcmp(d->pending[i].id, r->commit_id)) {
+				dm_msg_reply_err(req, DM_EEXISTS,
+						 "dot '%s' has a commit '%s' already", d->shown,
+						 r->commit_id);
+				dm_dot_job_in_free(in);
+				return NULL;
+			}
+		}
+		snprintf(in->commit_id, sizeof(in->commit_id), "%s", r->commit_id);
+	}
 	return in;
 }
 

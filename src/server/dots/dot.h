@@ -241,6 +241,9 @@ struct dm_dot_req {
 	int64_t expire_before_ns;
 	/* DELETE_BRANCH: also when no other branch has its commits */
 	bool force;
+	/* COMMIT: the id the caller chose (dotmesh's #commit-id, checked with
+	 * dm_commit_id_check), or NULL for a new one */
+	char *commit_id;
 };
 
 /* The hooks a dot may have (hooks.h runs one). */

@@ -11,6 +11,7 @@
 #include "server/dots/access.h"
 #include "actor/actor.h"
 #include "util/buf.h"
+#include "util/id.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,7 @@ void dm_dot_req_free(void *p)
 	free(r->volume_name);
 	free(r->hook_name);
 	free(r->hook);
+	free(r->commit_id);
 	free(r);
 }
 
@@ -189,11 +191,14 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 
 	for (size_t i = 0; i < v->nbranches; i++) {
 		const struct dm_branch_view *b = &v->branches[i];
+		char bid[DM_UUID_LEN + 1];
 
-		json_array_append_new(
-			branches, json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", b->name, "head",
-					    b->head, "commits", (json_int_t)b->commits, "dirty",
-					    (json_int_t)b->dirty, "size", (json_int_t)b->size));
+		dm_id_branch(bid, v->id, b->name); /* dotmesh's id of the branch */
+		json_array_append_new(branches,
+				      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", b->name,
+						"id", bid, "head", b->head, "commits",
+						(json_int_t)b->commits, "dirty",
+						(json_int_t)b->dirty, "size", (json_int_t)b->size));
 	}
 	json_t *collaborators = json_array(), *containers = json_array();
 

@@ -106,6 +106,8 @@ struct dm_dot_job_in {
 	size_t nroots;
 	char (*roots)[DM_COMMIT_ID_LEN_MAX + 1];
 	bool force; /* DELETE_BRANCH */
+	/* COMMIT: the id chosen by the caller, "" for a new one */
+	char commit_id[DM_COMMIT_ID_LEN_MAX + 1];
 };
 
 struct dm_dot_job_out {

@@ -132,6 +132,7 @@ static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out
 	struct dm_ref r;
 	char cur[DM_COMMIT_ID_LEN_MAX + 1];
 	struct dm_commit c;
+	dm_oid exact;
 	int rc = dm_ref_parse(&r, ref, err);
 
 	if (rc)
@@ -154,6 +155,10 @@ static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out
 			snprintf(cur, sizeof(cur), "%s", c.parents[0]);
 			dm_commit_release(&c);
 		}
+	} else if (!dm_store_commit_get(in->env.store, in->dot_id, r.id, &exact, NULL)) {
+		/* a whole id, even one that is the prefix of another (ids a user
+		 * chose with #commit-id may be) */
+		snprintf(cur, sizeof(cur), "%s", r.id);
 	} else {
 		char **ids = NULL;
 		size_t n = 0;
