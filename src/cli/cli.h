@@ -52,6 +52,8 @@ enum {
 	OPT_REMOVE,
 	OPT_ROLE,
 	OPT_EXPIRES,
+	OPT_NAMESPACE,
+	OPT_READ_ONLY,
 };
 
 struct dm_cli {
@@ -95,6 +97,8 @@ int dm_cmd_branch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 int dm_cmd_checkout(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_fork(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_unmount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);

@@ -1,6 +1,7 @@
 /*
  * cmd_dot.c - the `dm dot` group: `dm dot show` describes one dot in detail,
- * `dm dot delete` deletes one, `dm dot set-upstream` records where it is
+ * `dm dot delete` deletes one, `dm dot fork` copies one into another name
+ * (dotmesh's Fork), `dm dot set-upstream` records where it is
  * pushed to and pulled from, `dm dot add-collaborator` shares it (with a
  * role, read or write) and `dm dot remove-collaborator` stops sharing it.
  *
@@ -140,6 +141,18 @@ static void show_hook(bool raw, json_t *d, const char *name)
 	field(raw, name, text);
 }
 
+/* KEY<tab>A<tab>B<tab>C of -H. */
+static void raw_line_of(const char *key, const char *a, const char *b, const char *c)
+{
+	printf("%s\t", key);
+	dm_out_clean(stdout, a);
+	putchar('\t');
+	dm_out_clean(stdout, b);
+	putchar('\t');
+	dm_out_clean(stdout, c);
+	putchar('\n');
+}
+
 /* Where a fork came from (`dm dot fork`): "forked from: alice/shop at
  * COMMIT"; -H: forkOf<tab>NS/NAME<tab>DOT_ID<tab>COMMIT. Nothing for a dot
  * that is not a fork. */
@@ -151,18 +164,35 @@ static void show_fork(json_t *d, bool raw)
 	if (!json_is_object(f))
 		return;
 	if (raw) {
-		printf("forkOf\t");
-		dm_out_clean(stdout, dm_out_str(f, "dot"));
-		putchar('\t');
-		dm_out_clean(stdout, dm_out_str(f, "id"));
-		putchar('\t');
-		dm_out_clean(stdout, dm_out_str(f, "commit"));
-		putchar('\n');
+		raw_line_of("forkOf", dm_out_str(f, "dot"), dm_out_str(f, "id"),
+			    dm_out_str(f, "commit"));
 		return;
 	}
 	snprintf(text, sizeof(text), "%s at %s", dm_out_str(f, "dot"),
 		 *dm_out_str(f, "commit") ? dm_out_str(f, "commit") : "its start");
 	field(false, "forked from", text);
+}
+
+/* The read-only copies of commits (dm mount --read-only, volumes
+ * DOT@COMMIT): "read-only: COMMIT for HOLDER"; -H:
+ * readOnly<tab>COMMIT<tab>HOLDER<tab>PATH. */
+static void show_read_only(json_t *d, bool raw)
+{
+	json_t *h;
+	size_t i;
+	char text[2048];
+
+	json_array_foreach(json_object_get(d, "read_only"), i, h)
+	{
+		if (raw) {
+			raw_line_of("readOnly", dm_out_str(h, "commit"), dm_out_str(h, "holder"),
+				    dm_out_str(h, "path"));
+			continue;
+		}
+		snprintf(text, sizeof(text), "%s for %s", dm_out_str(h, "commit"),
+			 dm_out_str(h, "holder"));
+		field(false, "read-only", text);
+	}
 }
 
 /* "bob (write), carol (read)"; for -H "bob:write,carol:read". */
@@ -295,6 +325,7 @@ static void show_raw(json_t *d, bool current, const char *up_remote, const char 
 		raw_line("upstream", 1, "");
 	}
 	show_fork(d, true);
+	show_read_only(d, true);
 	show_capture(true, d, branch);
 	show_hook(true, d, "pre-commit");
 	show_hook(true, d, "post-commit");
@@ -353,6 +384,7 @@ static void show(json_t *d, bool current, const char *upstream)
 	field(raw, "collaborators", *collabs ? collabs : "none");
 	field(raw, "upstream", *upstream ? upstream : "none");
 	show_fork(d, false);
+	show_read_only(d, false);
 	show_capture(raw, d, branch);
 	show_hook(raw, d, "pre-commit");
 	show_hook(raw, d, "post-commit");
@@ -717,4 +749,55 @@ int dm_cmd_dot_set_hook(struct dm_cli *cli, int argc, char **argv, struct dm_err
 			 &res, err);
 	json_decref(res);
 	return rc;
+}
+
+/* dm dot fork DOT NEWNAME [--namespace NS]: NEWNAME without NS (and
+ * without --namespace) is in the namespace of the user the remote is used
+ * as, as dotmesh's forks went into their maker's namespace. */
+int dm_cmd_dot_fork(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"namespace", required_argument, NULL, OPT_NAMESPACE},
+		{NULL, 0, NULL, 0},
+	};
+	char fork[DM_DOT_NAME_TEXT_MAX], shown[DM_DOT_NAME_TEXT_MAX];
+	const char *ns = NULL, *origin, *newname;
+	struct dm_dot_name n;
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0)
+		ns = optarg;
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 2, 2, "a dot and a new name: DOT NEWNAME", err);
+	if (rc)
+		return rc;
+	origin = argv[optind];
+	newname = argv[optind + 1];
+	rc = dm_dot_name_parse(&n, origin, err);
+	if (!rc)
+		rc = dm_dot_name_parse(&n, newname, err);
+	if (!rc && ns && strchr(newname, '/'))
+		rc = dm_cli_usage_error(cli, err, "give the namespace once: '%s' or --namespace",
+					newname);
+	if (!rc && ns && !dm_name_part_valid(ns, strlen(ns)))
+		rc = dm_err_set(err, DM_EINVAL, "invalid namespace '%s'", ns);
+	if (!rc)
+		rc = dm_cli_remote(cli, err);
+	if (rc)
+		return rc;
+	if (strchr(newname, '/'))
+		snprintf(fork, sizeof(fork), "%s", newname);
+	else
+		snprintf(fork, sizeof(fork), "%s/%s", ns ? ns : cli->remote.user, newname);
+	rc = dm_cli_call(cli, "dots.fork", json_pack("{s:s, s:s}", "dot", origin, "fork", fork),
+			 &res, err);
+	if (rc)
+		return rc;
+	dm_cli_dot_display(shown, sizeof(shown), dm_out_str(res, "namespace"),
+			   dm_out_str(res, "name"));
+	printf("Forked '%s' into '%s' (id %s)\n", origin, shown, dm_out_str(res, "id"));
+	json_decref(res);
+	return 0;
 }

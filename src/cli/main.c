@@ -242,6 +242,18 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "\n"
 	 "Options:\n"
 	 "  -f, --force       do not ask\n"},
+	{"dot fork", dm_cmd_dot_fork, "DOT NEWNAME [--namespace NS]",
+	 "copy a dot into a new one that shares its history",
+	 "Makes NEWNAME ([NS/]NAME) a fork of DOT, as dotmesh's Fork did: a new dot\n"
+	 "with an id of its own whose branches start where DOT's are. Their history\n"
+	 "is DOT's, shared in the server's store (only each commit's small record\n"
+	 "is written again); the working copies are made from the heads, as a\n"
+	 "clone's are. The fork records its origin ('dm dot show': forked from).\n"
+	 "Without NS, NEWNAME is in the namespace of the user the remote is used\n"
+	 "as. Needs role read in DOT, and the right to create dots in NS.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --namespace NS    the fork's namespace (instead of NS/ in NEWNAME)\n"},
 	{"dot set-upstream", dm_cmd_dot_set_upstream, "[--unset] [DOT] [REMOTE [NS/]DOT]",
 	 "set where a dot is pushed to and pulled from",
 	 "Records that DOT (default: the current dot) is [NS/]DOT on remote\n"
@@ -297,14 +309,25 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --timeout DURATION\n"
 	 "                    stop it after this long (default 60s; at most 1h)\n"
 	 "  --remove          remove the hook\n"},
-	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH",
-	 "make PATH a symlink to a branch's working copy",
+	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH | DOT[@COMMIT] PATH --read-only",
+	 "make PATH a symlink to a branch's working copy, or to a past commit",
 	 "Asks the server where the working copy of DOT's BRANCH (default: its\n"
 	 "current branch) is and makes PATH a symbolic link to it. PATH must not\n"
 	 "exist, or be a link that dm mount made earlier (it is replaced).\n"
 	 "\n"
+	 "With --read-only, PATH leads to a read-only copy of COMMIT instead\n"
+	 "(dotmesh's MountCommit): a commit id, a unique prefix of one, or HEAD,\n"
+	 "HEAD^, HEAD~N of the current branch (default HEAD). The server makes the\n"
+	 "copy once and keeps it while a link leads to it ('dm unmount PATH', or\n"
+	 "removing the link, lets it go; the copy goes at the server's next look).\n"
+	 "\n"
 	 "Options:\n"
-	 "  --create          create DOT first when it does not exist\n"},
+	 "  --create          create DOT first when it does not exist\n"
+	 "  --read-only       a read-only copy of a commit, not a working copy\n"},
+	{"unmount", dm_cmd_unmount, "PATH", "remove a link that dm mount made",
+	 "Removes PATH, a symbolic link that 'dm mount' made. When it led to a\n"
+	 "read-only copy of a commit that nothing else uses, the server removes\n"
+	 "the copy.\n"},
 	{"remote", dm_cmd_remote_list, "[-v] [-H]", "list the remotes",
 	 "Lists the remotes of the config file; the current one (where commands\n"
 	 "go unless told --remote) is marked '*'.\n"

@@ -845,6 +845,65 @@ static int run_force_master(const struct dm_rpc_ctx *ctx, json_t *in, json_t **o
 	return rc;
 }
 
+/* Fork: a fork of the dot whose master's id is MasterBranchID, as
+ * ForkNamespace/ForkName; the fork's id */
+static int run_fork(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, struct dm_err *err)
+{
+	char dot[DM_DOT_NAME_TEXT_MAX], fork[DM_DOT_NAME_TEXT_MAX];
+	const char *id, *branch;
+	json_t *d = NULL, *params, *res = NULL;
+	int rc = str(&id, in, "MasterBranchID", err);
+
+	if (!rc)
+		rc = dot_of(fork, in, "ForkNamespace", "ForkName", err);
+	if (!rc)
+		rc = find_id(ctx, id, &d, &branch, err);
+	if (!rc && strcmp(branch, "master"))
+		rc = dm_err_set(err, DM_EINVAL, "'%s' is branch '%s': a fork is of a dot, named "
+						 "by its master branch's id", id, branch);
+	if (!rc) {
+		snprintf(dot, sizeof(dot), "%s/%s", s_of(d, "namespace"), s_of(d, "name"));
+		params = json_pack("{s:s, s:s}", "dot", dot, "fork", fork);
+		rc = dm_rpc_call(ctx, "dots.fork", params, &res, err);
+		json_decref(params);
+	}
+	if (!rc)
+		*out = json_string(s_of(res, "id"));
+	json_decref(res);
+	json_decref(d);
+	return rc;
+}
+
+/* MountCommit: a read-only copy of CommitId of the dot (or branch) whose id
+ * is FilesystemId, held as "dotmesh:COMMIT" (until dots.unmount_commit
+ * with that holder: dotmesh never let go of them either); its path */
+static int run_mount_commit(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out,
+			    struct dm_err *err)
+{
+	char dot[DM_DOT_NAME_TEXT_MAX], holder[DM_COMMIT_ID_LEN_MAX + 16];
+	const char *id, *commit, *branch;
+	json_t *d = NULL, *params, *res = NULL;
+	int rc = str(&id, in, "FilesystemId", err);
+
+	if (!rc)
+		rc = str(&commit, in, "CommitId", err);
+	if (!rc)
+		rc = find_id(ctx, id, &d, &branch, err);
+	if (!rc) {
+		snprintf(dot, sizeof(dot), "%s/%s", s_of(d, "namespace"), s_of(d, "name"));
+		snprintf(holder, sizeof(holder), "dotmesh:%.128s", commit);
+		params = json_pack("{s:s, s:s, s:s}", "dot", dot, "commit", commit, "holder",
+				   holder);
+		rc = dm_rpc_call(ctx, "dots.mount_commit", params, &res, err);
+		json_decref(params);
+	}
+	if (!rc)
+		*out = json_string(s_of(res, "path"));
+	json_decref(res);
+	json_decref(d);
+	return rc;
+}
+
 /* CheckNameIsValid: "" for a valid name and branch, else why not */
 static int run_check_name(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out,
 			  struct dm_err *err)
@@ -923,6 +982,8 @@ static const struct alias aliases[] = {
 	MADE_OF("AddCollaborator", run_add_collaborator),
 	MADE_OF("RemoveCollaborator", run_remove_collaborator),
 	MADE_OF("ForceBranchMasterById", run_force_master),
+	MADE_OF("Fork", run_fork),
+	MADE_OF("MountCommit", run_mount_commit),
 	ALIAS("DeducePathToTopLevelFilesystem", "dots.show", p_volume_deduce, r_deduce),
 	MADE_OF("CheckNameIsValid", run_check_name),
 };

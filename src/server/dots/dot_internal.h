@@ -61,6 +61,10 @@ dm_dot_job_fn dm_dot_job_receive;  /* RECEIVE: take in->received */
 dm_dot_job_fn dm_dot_job_delete;   /* DELETE: the dot's data and records */
 dm_dot_job_fn dm_dot_job_expire;   /* EXPIRE: forget commits in->roots do not reach */
 dm_dot_job_fn dm_dot_job_delete_branch; /* DELETE_BRANCH: its working copy (merged, or force) */
+/* MOUNT_COMMIT: a read-only copy of in->from; the copies of other commits
+ * than it and in->roots go */
+dm_dot_job_fn dm_dot_job_mount_commit;
+dm_dot_job_fn dm_dot_job_sweep_copies; /* UNMOUNT_COMMIT: copies of commits not in in->roots go */
 
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {

@@ -617,7 +617,10 @@ int dm_dot_job_delete(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	/* about what the delete makes garbage, for automatic collection */
 	if (in->env.garbage && dm_store_dot_bytes(in->env.store, in->dot_id, &out->size, &eerr))
 		dm_warn("dot %s: cannot estimate its stored bytes: %s", in->dot_id, eerr.msg);
-	rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
+	/* read-only copies of commits first: they may be mounts */
+	rc = dm_engine_commit_copy_sweep(in->env.engine, in->dot_id, NULL, 0, err);
+	if (!rc)
+		rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
 	if (!rc)
 		rc = dm_store_commit_delete_dot(in->env.store, in->dot_id, err);
 	if (!rc) {
@@ -869,4 +872,36 @@ void dm_dot_run_job(struct dm_job *job)
 	if (!rc && out->warnings && json_is_object(out->json))
 		json_object_set(out->json, "warnings", out->warnings);
 	dm_job_set_result(job, rc, out, dm_dot_job_out_free);
+}
+
+int dm_dot_job_mount_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			    struct dm_engine_progress *p, struct dm_err *err)
+{
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
+	struct dm_buf path = DM_BUF_INIT;
+	dm_oid tree;
+	int rc = resolve(in, in->from, id, &tree, err);
+
+	if (!rc)
+		rc = dm_engine_commit_copy(in->env.engine, in->env.store, in->dot_id, id, &tree, p,
+					   &path, err);
+	if (!rc) {
+		in->roots = dm_xrealloc(in->roots, (in->nroots + 1) * sizeof(*in->roots));
+		snprintf(in->roots[in->nroots++], sizeof(*in->roots), "%s", id);
+		rc = dm_engine_commit_copy_sweep(in->env.engine, in->dot_id,
+						 (const char(*)[129])in->roots, in->nroots, err);
+	}
+	if (!rc)
+		out->json = json_pack("{s:s, s:s}", "path", (const char *)path.data, "commit", id);
+	dm_buf_release(&path);
+	return rc;
+}
+
+int dm_dot_job_sweep_copies(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			    struct dm_engine_progress *p, struct dm_err *err)
+{
+	(void)p;
+	out->json = json_object();
+	return dm_engine_commit_copy_sweep(in->env.engine, in->dot_id,
+					   (const char(*)[129])in->roots, in->nroots, err);
 }
