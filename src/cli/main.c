@@ -103,6 +103,35 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Options:\n"
 	 "  -H                for scripts: no header, tab-separated\n"
 	 "  --json            the server's answer, as JSON\n"},
+	{"cluster backup", dm_cmd_cluster_backup, "FILE",
+	 "save the cluster's state (users, dots, branches) to FILE (admins only)",
+	 "Writes the state of the current remote's cluster to FILE (mode 0600; '-'\n"
+	 "for standard output), as one moment of it: its users (with their API\n"
+	 "keys' hashes: keep FILE as secret as the data directory), its dots'\n"
+	 "names, records (owners, collaborators, hooks, forks) and branches, who\n"
+	 "masters each branch, and the Docker plugin's volume aliases. Not the\n"
+	 "data: that is in each node's store (back the data directory up, or push\n"
+	 "the dots elsewhere). The format is the same on the embedded KV and on\n"
+	 "etcd, so a backup of one restores into the other. dotmesh's\n"
+	 "'dm cluster backup-etcd'.\n"},
+	{"cluster restore", dm_cmd_cluster_restore, "FILE [--data-dir DIR]",
+	 "write a backup's cluster state into a stopped node",
+	 "Writes the cluster state in FILE ('dm cluster backup'; '-' for standard\n"
+	 "input) into the KV of the node whose data directory is DIR (default as\n"
+	 "for 'dm cluster start'). Its dmd must be stopped ('dm cluster stop'; on\n"
+	 "etcd, every node's), and the cluster must have no dots yet: a new one\n"
+	 "('dm cluster init'), or one whose KV lost its state (etcd's data wiped).\n"
+	 "Users the cluster has already (its admin) are kept as they are; the\n"
+	 "others get their keys back. A dot is restored when this node's store\n"
+	 "has the commits its branches point at (the same data directory, or\n"
+	 "one that received them); the others are listed as left out. The\n"
+	 "restored dots are this node's: on etcd it masters their branches, and\n"
+	 "other nodes copy them when they start. Start the node afterwards.\n"
+	 "dotmesh's 'dm cluster restore-etcd'.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --data-dir DIR    the node's data directory\n"
+	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
 	{"cluster start", dm_cmd_cluster_start,
 	 "[--data-dir DIR] [--port N] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]",
 	 "start dmd on an initialised data directory",

@@ -85,6 +85,8 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
  * (id_out, DM_UUID_LEN + 1). DM_EEXISTS when the KV holds a cluster
  * already (its id in the message). */
 int dm_cluster_create(struct dm_kv *kv, char *id_out, struct dm_err *err);
+/* The same with the id given (a restore into a KV that lost its record). */
+int dm_cluster_create_as(struct dm_kv *kv, const char *id, struct dm_err *err);
 /* Reads the id of kv's cluster into id_out; DM_ENOTFOUND when none. */
 int dm_cluster_id(struct dm_kv *kv, char *id_out, struct dm_err *err);
 
