@@ -22,8 +22,6 @@
 #include <time.h>
 
 #include "kv/kv.h"
-#include "server/api/auth.h"
-#include "server/api/plugin.h"
 #include "server/cluster/cluster.h"
 #include "server/dots/dot.h"
 #include "store/store.h"

@@ -46,6 +46,11 @@ struct dm_cluster_env {
 #define DM_CLUSTER_ADMIN_USER "admin"
 
 #define DM_KV_CLUSTER "/dm/cluster"
+/* users and their key hashes (api/auth.h), and the Docker plugin's volume
+ * aliases (api/plugin.h): here, with the cluster's other shared keys, so
+ * that a backup (backup.c) knows them too */
+#define DM_KV_USERS   "/dm/users/"
+#define DM_KV_VOLUMES "/dm/volumes/"
 #define DM_KV_NODES   "/dm/nodes/"
 #define DM_KV_ALIVE   "/dm/alive/"
 /* Each node's own dots and names: DM_KV_NODE_ROOT NODE/dots/..., .../names/... */
