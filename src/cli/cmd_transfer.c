@@ -11,7 +11,10 @@
  * redrawn in place on a terminal (at most one line, cleared before any
  * other output) and as plain lines at most every 2 s or at a change of
  * phase otherwise; the final message goes to stdout; a failed transfer is
- * one error with the code of its error object.
+ * one error with the code of its error object. A name on the other remote
+ * without a namespace is in the namespace of the user that remote is used
+ * as (dotmesh's), and a dot that a push or pull succeeded for gets that
+ * remote and name as its upstream when it had none (a clone always).
  */
 #include <inttypes.h>
 #include <jansson.h>
