@@ -202,9 +202,8 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 		return dm_cli_usage_error(cli, err,
 					  "--no-plugin and --plugin-socket contradict each other");
 	if (!strcmp(cli->cmd->name, "cluster join") || !strcmp(cli->cmd->name, "cluster restore")) {
-		int rc = dm_cli_nargs(cli, argc - optind, 1, 1,
-				      strcmp(cli->cmd->name, "cluster join") ? "a file: FILE" : "TOKEN",
-				      err);
+		bool join = !strcmp(cli->cmd->name, "cluster join");
+		int rc = dm_cli_nargs(cli, argc - optind, 1, 1, join ? "TOKEN" : "a file: FILE", err);
 
 		if (!rc)
 			out->token = argv[optind];

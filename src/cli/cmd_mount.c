@@ -161,7 +161,8 @@ int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	rc = dm_dot_name_parse(&name, dot, err);
 	if (!rc && at) {
 		branch = at + 1;
-		rc = read_only ? dm_ref_parse(&ref, branch, err) : dm_branch_name_check(branch, err);
+		rc = read_only ? dm_ref_parse(&ref, branch, err)
+			       : dm_branch_name_check(branch, err);
 	}
 	if (rc)
 		return rc;
@@ -191,8 +192,8 @@ int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 			return rc;
 	}
 	if (read_only) {
-		params = json_pack("{s:s, s:s, s:s}", "dot", dot, "commit", branch ? branch : "HEAD",
-				   "holder", holder);
+		params = json_pack("{s:s, s:s, s:s}", "dot", dot, "commit",
+				   branch ? branch : "HEAD", "holder", holder);
 		rc = dm_cli_call(cli, "dots.mount_commit", params, &res, err);
 	} else {
 		params = json_pack("{s:s}", "dot", dot);
@@ -207,7 +208,8 @@ int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	else
 		rc = make_link(cli, dm_out_str(res, "path"), path, err);
 	if (read_only && !rc)
-		printf("%s is commit %s of '%s', read-only\n", path, dm_out_str(res, "commit"), dot);
+		printf("%s is commit %s of '%s', read-only\n", path, dm_out_str(res, "commit"),
+		       dot);
 	json_decref(res);
 	/* the copy this path held before, if any, or the one just made when
 	 * the link could not be made, is let go of */

@@ -115,7 +115,8 @@ static int remove_copy(const char *path, struct dm_err *err)
 
 int dm_engine_commit_copy(struct dm_engine *e, struct dm_store *store, const char *dot,
 			  const char *commit_id, const dm_oid *tree,
-			  const struct dm_engine_progress *p, struct dm_buf *out, struct dm_err *err)
+			  const struct dm_engine_progress *p, struct dm_buf *out,
+			  struct dm_err *err)
 {
 	struct dm_buf dir = DM_BUF_INIT, fresh = DM_BUF_INIT;
 	struct dm_materialize_opts o;
@@ -159,9 +160,8 @@ int dm_engine_commit_copy(struct dm_engine *e, struct dm_store *store, const cha
 			dm_warn("cannot clean up after it: %s", cerr.msg);
 		goto done;
 	}
-	dm_info("dot %s: read-only copy of commit %s made (%llu files, %llu bytes)", dot,
-		commit_id, (unsigned long long)stats.files_written,
-		(unsigned long long)stats.bytes_written);
+	dm_info("dot %s: read-only copy of commit %s made (%llu files, %llu bytes)", dot, commit_id,
+		(unsigned long long)stats.files_written, (unsigned long long)stats.bytes_written);
 done:
 	dm_buf_release(&dir);
 	dm_buf_release(&fresh);

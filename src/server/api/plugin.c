@@ -386,8 +386,9 @@ static int volume_dot(struct dm_plugin *p, struct dm_dot_handle **out, const cha
 				runtime_name, shown);
 	else if (v->branch[0] && !dm_dot_view_branch(view, v->branch) &&
 		 !is_commit(p, h, v->branch))
-		rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s', nor a commit of that id",
-				shown, v->branch);
+		rc = dm_err_set(err, DM_ENOTFOUND,
+				"dot '%s' has no branch '%s', nor a commit of that id", shown,
+				v->branch);
 	if (commit)
 		*commit = !rc && v->branch[0] && !dm_dot_view_branch(view, v->branch);
 	dm_dot_view_unref(view);

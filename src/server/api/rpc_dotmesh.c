@@ -34,8 +34,7 @@
 struct alias;
 
 /* dotmesh's params (unwrapped) into dm's, a new reference */
-typedef int params_fn(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out,
-		      struct dm_err *err);
+typedef int params_fn(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, struct dm_err *err);
 /* dm's result into dotmesh's, a new reference; in is dotmesh's params */
 typedef int result_fn(const struct dm_rpc_ctx *ctx, json_t *in, json_t *res, json_t **out,
 		      struct dm_err *err);
@@ -313,8 +312,7 @@ static int p_switch(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, stru
 }
 
 /* GetTransfer's bare transfer id -> {id} */
-static int p_transfer_id(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out,
-			 struct dm_err *err)
+static int p_transfer_id(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, struct dm_err *err)
 {
 	const char *id;
 	int rc = bare_id(&id, in, "TransferRequestId", err);
@@ -410,8 +408,8 @@ static int r_lookup(const struct dm_rpc_ctx *ctx, json_t *in, json_t *res, json_
 		return rc;
 	b = branch_entry(res, branch);
 	if (!b)
-		return dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", s_of(res, "name"),
-				  branch);
+		return dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'",
+				  s_of(res, "name"), branch);
 	*out = json_string(s_of(b, "id"));
 	return 0;
 }
@@ -437,8 +435,8 @@ static int r_commits(const struct dm_rpc_ctx *ctx, json_t *in, json_t *res, json
 		json_object_set_new(meta, "message", json_string(s_of(c, "message")));
 		json_object_set_new(meta, "author", json_string(s_of(c, "author")));
 		json_object_set_new(meta, "timestamp", json_string(ts));
-		json_array_append_new(*out, json_pack("{s:s, s:o}", "Id", s_of(c, "id"), "Metadata",
-						      meta));
+		json_array_append_new(
+			*out, json_pack("{s:s, s:o}", "Id", s_of(c, "id"), "Metadata", meta));
 	}
 	return 0;
 }
@@ -633,7 +631,8 @@ static int run_branch(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, st
 		rc = dm_rpc_call(ctx, "dots.show", json_pack("{s:s}", "dot", dot), &res, err);
 		b = rc ? NULL : branch_entry(res, source);
 		if (!rc && !b)
-			rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", dot, source);
+			rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", dot,
+					source);
 		if (!rc && !*s_of(b, "head"))
 			rc = dm_err_set(err, DM_ENOTFOUND, "branch '%s' of '%s' has no commits yet",
 					source, dot);
@@ -702,8 +701,7 @@ static int run_procure(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, s
 }
 
 /* Transfer: a push or a pull run by this server, to or from Peer */
-static int run_transfer(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out,
-			struct dm_err *err)
+static int run_transfer(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, struct dm_err *err)
 {
 	char local[DM_DOT_NAME_TEXT_MAX], far[DM_DOT_NAME_TEXT_MAX];
 	const char *peer, *user, *key, *direction, *lbranch, *rbranch, *target, *ca;
@@ -763,7 +761,8 @@ static int run_transfer(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out,
 		}
 	}
 	if (!rc)
-		rc = dm_rpc_call(ctx, push ? "transfers.push" : "transfers.pull", params, &res, err);
+		rc = dm_rpc_call(ctx, push ? "transfers.push" : "transfers.pull", params, &res,
+				 err);
 	json_decref(params);
 	if (!rc)
 		*out = json_string(s_of(res, "id"));
@@ -772,8 +771,8 @@ static int run_transfer(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out,
 }
 
 /* AddCollaborator, RemoveCollaborator: by the dot's (master's) id */
-static int collaborator(const struct dm_rpc_ctx *ctx, json_t *in, const char *method,
-			json_t **out, struct dm_err *err)
+static int collaborator(const struct dm_rpc_ctx *ctx, json_t *in, const char *method, json_t **out,
+			struct dm_err *err)
 {
 	const char *id, *user, *branch;
 	char dot[DM_DOT_NAME_TEXT_MAX];
@@ -785,8 +784,10 @@ static int collaborator(const struct dm_rpc_ctx *ctx, json_t *in, const char *me
 	if (!rc)
 		rc = find_id(ctx, id, &d, &branch, err);
 	if (!rc && strcmp(branch, "master"))
-		rc = dm_err_set(err, DM_EINVAL, "'%s' is branch '%s': name the dot by its master "
-						 "branch's id", id, branch);
+		rc = dm_err_set(err, DM_EINVAL,
+				"'%s' is branch '%s': name the dot by its master "
+				"branch's id",
+				id, branch);
 	if (rc) {
 		json_decref(d);
 		return rc;
@@ -859,8 +860,10 @@ static int run_fork(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, stru
 	if (!rc)
 		rc = find_id(ctx, id, &d, &branch, err);
 	if (!rc && strcmp(branch, "master"))
-		rc = dm_err_set(err, DM_EINVAL, "'%s' is branch '%s': a fork is of a dot, named "
-						 "by its master branch's id", id, branch);
+		rc = dm_err_set(err, DM_EINVAL,
+				"'%s' is branch '%s': a fork is of a dot, named "
+				"by its master branch's id",
+				id, branch);
 	if (!rc) {
 		snprintf(dot, sizeof(dot), "%s/%s", s_of(d, "namespace"), s_of(d, "name"));
 		params = json_pack("{s:s, s:s}", "dot", dot, "fork", fork);
@@ -951,9 +954,14 @@ static int alias_call(const struct dm_rpc_ctx *ctx, json_t *params, json_t **res
 	return rc;
 }
 
-#define ALIAS(name, dm, params, result)                                                     \
-	{{"DotmeshRPC." name, alias_call, false, 0}, dm, params, result, NULL}
-#define MADE_OF(name, run) {{"DotmeshRPC." name, alias_call, false, 0}, NULL, NULL, NULL, run}
+#define ALIAS(name, dm, params, result)                                                            \
+	{                                                                                          \
+		{"DotmeshRPC." name, alias_call, false, 0}, dm, params, result, NULL               \
+	}
+#define MADE_OF(name, run)                                                                         \
+	{                                                                                          \
+		{"DotmeshRPC." name, alias_call, false, 0}, NULL, NULL, NULL, run                  \
+	}
 
 /* dotmesh's method, the dm method it is (or what it is made of), and how
  * params and results are translated; docs/api.md has the same table. Each

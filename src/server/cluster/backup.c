@@ -116,7 +116,8 @@ static json_t *pick_dots(json_t *nodes, json_t *masters)
 		json_object_foreach(copies, id, c)
 		{
 			char key[DM_DOT_ID_MAX + 8];
-			json_t *m = json_object_get(masters, id), *best = c, *rec, *branches, *b, *d;
+			json_t *m = json_object_get(masters, id), *best = c, *rec, *branches, *b,
+			       *d;
 			const char *master = json_string_value(json_object_get(m, "master")), *bn;
 			const char *state;
 
@@ -134,18 +135,21 @@ static json_t *pick_dots(json_t *nodes, json_t *masters)
 			{
 				const char *bm = json_string_value(json_object_get(m, bn));
 				json_t *own = bm ? json_object_get(
-							   json_object_get(json_object_get(nodes, bm), id),
+							   json_object_get(
+								   json_object_get(nodes, bm), id),
 							   "branches")
 						 : NULL;
 
 				json_object_set(branches, bn,
-						json_object_get(own, bn) ? json_object_get(own, bn) : b);
+						json_object_get(own, bn) ? json_object_get(own, bn)
+									 : b);
 			}
 			snprintf(key, sizeof(key), "%s", id);
 			d = json_pack("{s:s, s:O, s:O, s:o, s:O, s:O}", "id", key, "namespace",
 				      json_object_get(rec, "namespace"), "name",
 				      json_object_get(rec, "name"), "record", clean_record(rec),
-				      "branches", branches, "pending", json_object_get(best, "pending"));
+				      "branches", branches, "pending",
+				      json_object_get(best, "pending"));
 			json_decref(branches);
 			if (d && m)
 				json_object_set(d, "masters", m);
@@ -180,12 +184,14 @@ int dm_cluster_backup(json_t **out, struct dm_kv *kv, const char *kv_name, const
 			continue;
 		}
 		if (prefixed(k->key, DM_KV_USERS, &rest)) {
-			json_array_append_new(users, json_pack("{s:s, s:o}", "name", rest, "record", v));
+			json_array_append_new(users,
+					      json_pack("{s:s, s:o}", "name", rest, "record", v));
 		} else if (prefixed(k->key, DM_KV_VOLUMES, &rest)) {
 			json_array_append_new(volumes,
 					      json_pack("{s:s, s:o}", "name", rest, "record", v));
 		} else if (prefixed(k->key, DM_KV_DELETED, &rest)) {
-			json_array_append_new(deleted, json_pack("{s:s, s:o}", "id", rest, "record", v));
+			json_array_append_new(deleted,
+					      json_pack("{s:s, s:o}", "id", rest, "record", v));
 		} else if (prefixed(k->key, DM_KV_MASTERS, &rest) && strchr(rest, '/') &&
 			   json_is_string(v)) {
 			char id[DM_DOT_ID_MAX + 1];
@@ -220,7 +226,8 @@ int dm_cluster_backup(json_t **out, struct dm_kv *kv, const char *kv_name, const
 		} else if (prefixed(k->key, DM_KV_DOTS, &rest)) {
 			add_copy(copies_of(nodes, ""), rest, v); /* one node: its root is /dm/ */
 		} else {
-			json_decref(v); /* names (made again from the records), nodes, the cluster */
+			json_decref(
+				v); /* names (made again from the records), nodes, the cluster */
 		}
 	}
 	if (!rc) {
@@ -296,7 +303,8 @@ static const char *missing_head(struct dm_restore *r, json_t *d, char *buf, size
 		    !dm_store_commit_get(r->store, id, head, &oid, NULL))
 			continue;
 		snprintf(buf, size,
-			 "the head of its branch '%s' (%s) is not in this node's store: push the dot "
+			 "the head of its branch '%s' (%s) is not in this node's store: push the "
+			 "dot "
 			 "here from a server that has it",
 			 bn, head);
 		return buf;
@@ -341,8 +349,8 @@ static void name_at(char *out, size_t size, struct dm_kv *kv, const char *root,
 static int merge_dot(struct dm_restore *r, json_t *d, json_t *have, const char *root,
 		     struct dm_err *err)
 {
-	static const char *const kept[] = {"owner", "collaborators", "hooks", "fork_of",
-					   "strip_setid", NULL};
+	static const char *const kept[] = {"owner",   "collaborators", "hooks",
+					   "fork_of", "strip_setid",   NULL};
 	json_t *rec = json_object_get(d, "record");
 	char key[512];
 	int rc;
@@ -375,8 +383,9 @@ static int restore_dot(struct dm_restore *r, json_t *d, const char *root, bool e
 	if (!id || !ns || !name || !json_is_object(rec) || strlen(id) > DM_DOT_ID_MAX ||
 	    snprintf(full, sizeof(full), "%s/%s", ns, name) >= (int)sizeof(full) ||
 	    dm_dot_name_parse(&dn, full, NULL)) {
-		json_array_append_new(r->skipped, json_pack("{s:s, s:s}", "dot", id ? id : "?", "why",
-							    "its entry in the backup is malformed"));
+		json_array_append_new(r->skipped,
+				      json_pack("{s:s, s:s}", "dot", id ? id : "?", "why",
+						"its entry in the backup is malformed"));
 		return 0;
 	}
 	{
@@ -398,7 +407,8 @@ static int restore_dot(struct dm_restore *r, json_t *d, const char *root, bool e
 	}
 	reason = missing_head(r, d, why, sizeof(why));
 	if (reason) {
-		json_array_append_new(r->skipped, json_pack("{s:s, s:s}", "dot", full, "why", reason));
+		json_array_append_new(r->skipped,
+				      json_pack("{s:s, s:s}", "dot", full, "why", reason));
 		return 0;
 	}
 	clean = clean_record(rec);

@@ -38,8 +38,8 @@ struct dm_store;
  * moment of it. In a cluster on etcd, where each node keeps its own copy
  * of each dot, a branch's record is its master's copy's.
  */
-int dm_cluster_backup(json_t **out, struct dm_kv *kv, const char *kv_name,
-		      const char *cluster_id, struct dm_err *err);
+int dm_cluster_backup(json_t **out, struct dm_kv *kv, const char *kv_name, const char *cluster_id,
+		      struct dm_err *err);
 
 /* What a restore is told, and what it did. */
 struct dm_restore {
