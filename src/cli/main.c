@@ -104,7 +104,7 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  -H                for scripts: no header, tab-separated\n"
 	 "  --json            the server's answer, as JSON\n"},
 	{"cluster backup", dm_cmd_cluster_backup, "FILE",
-	 "save the cluster's state (users, dots, branches) to FILE (admins only)",
+	 "save the cluster's state to FILE (admins only)",
 	 "Writes the state of the current remote's cluster to FILE (mode 0600; '-'\n"
 	 "for standard output), as one moment of it: its users (with their API\n"
 	 "keys' hashes: keep FILE as secret as the data directory), its dots'\n"
@@ -339,7 +339,7 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    stop it after this long (default 60s; at most 1h)\n"
 	 "  --remove          remove the hook\n"},
 	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH | DOT[@COMMIT] PATH --read-only",
-	 "make PATH a symlink to a branch's working copy, or to a past commit",
+	 "make PATH a symlink to a working copy, or to a past commit",
 	 "Asks the server where the working copy of DOT's BRANCH (default: its\n"
 	 "current branch) is and makes PATH a symbolic link to it. PATH must not\n"
 	 "exist, or be a link that dm mount made earlier (it is replaced).\n"
