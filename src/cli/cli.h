@@ -60,11 +60,14 @@ enum {
 	OPT_KEEP_YEARLY,
 	OPT_KEEP_WITHIN,
 	OPT_DRY_RUN,
+	OPT_NAMESPACE,
+	OPT_READ_ONLY,
 };
 
 struct dm_cli {
 	const struct dm_cli_cmd *cmd; /* the command being run */
 	const char *remote_opt;       /* --remote NAME, or NULL: the current remote */
+	const char *config_opt;       /* -c/--config FILE, or NULL: dm_config_default_path */
 	int verbose;
 
 	struct dm_config *config;     /* loaded on first use */
@@ -89,6 +92,8 @@ int dm_cmd_cluster_stop(struct dm_cli *cli, int argc, char **argv, struct dm_err
 int dm_cmd_cluster_join(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_backup(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_restore(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_set_master(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_version(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
@@ -103,6 +108,8 @@ int dm_cmd_checkout(struct dm_cli *cli, int argc, char **argv, struct dm_err *er
 int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_delete(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_prune(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_dot_fork(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_unmount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_mount(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_dot_add_collaborator(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
@@ -122,6 +129,7 @@ int dm_cmd_clone(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_fsck(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_gc(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_df(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_debug(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 
 /*
  * getopt_long over the running command's options plus the common ones
@@ -187,6 +195,9 @@ int dm_cli_call_view(struct dm_cli *cli, bool as_json, const char *method, json_
  * the name. *out points into cli->dot.
  */
 int dm_cli_dot(struct dm_cli *cli, const char *given, const char **out, struct dm_err *err);
+/* Makes dot (checked by the caller) the current dot of the remote talked
+ * to, and saves the config. */
+int dm_cli_set_current_dot(struct dm_cli *cli, const char *dot, struct dm_err *err);
 /* "shop" for admin/shop, "ns/shop" otherwise, into cli-independent buf. */
 void dm_cli_dot_display(char *buf, size_t size, const char *ns, const char *name);
 /* true when a and b name the same dot (either may omit "admin/"). */

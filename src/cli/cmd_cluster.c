@@ -63,7 +63,7 @@ struct cluster_args {
 	 * but --pool-dir: pool_dir, made absolute */
 	const char *init[DM_DMD_INIT_N];
 	char pool_dir[PATH_MAX];
-	const char *token; /* join: its argument */
+	const char *token;          /* join: its argument (restore: the file) */
 };
 
 static int absolute(char *out, size_t size, const char *dir, struct dm_err *err);
@@ -226,8 +226,9 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 	if (out->no_plugin && out->plugin_socket[0])
 		return dm_cli_usage_error(cli, err,
 					  "--no-plugin and --plugin-socket contradict each other");
-	if (!strcmp(cli->cmd->name, "cluster join")) {
-		int rc = dm_cli_nargs(cli, argc - optind, 1, 1, "TOKEN", err);
+	if (!strcmp(cli->cmd->name, "cluster join") || !strcmp(cli->cmd->name, "cluster restore")) {
+		bool join = !strcmp(cli->cmd->name, "cluster join");
+		int rc = dm_cli_nargs(cli, argc - optind, 1, 1, join ? "TOKEN" : "a file: FILE", err);
 
 		if (!rc)
 			out->token = argv[optind];
@@ -828,4 +829,99 @@ int dm_cmd_cluster_stop(struct dm_cli *cli, int argc, char **argv, struct dm_err
 		return rc;
 	printf("dmd stopped (data directory %s)\n", data_dir);
 	return 0;
+}
+
+/* dm cluster backup FILE: the cluster's state (cluster.backup) into FILE,
+ * made atomically with mode 0600 (it holds the users' key hashes), or on
+ * standard output for "-". */
+int dm_cmd_cluster_backup(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	const char *file;
+	json_t *res = NULL;
+	char *text = NULL;
+	int rc = dm_cli_args(cli, argc, argv, 1, 1, "a file: dm cluster backup FILE", err);
+
+	if (rc)
+		return rc;
+	file = argv[optind];
+	rc = dm_cli_call(cli, "cluster.backup", json_object(), &res, err);
+	if (rc)
+		return rc;
+	text = json_dumps(res, JSON_INDENT(1) | JSON_SORT_KEYS);
+	if (!text) {
+		rc = dm_err_set(err, DM_ENOMEM, "cannot encode the backup");
+	} else if (!strcmp(file, "-")) {
+		if (fputs(text, stdout) < 0 || putchar('\n') < 0)
+			rc = dm_err_errno(err, errno, "cannot write the backup");
+	} else {
+		rc = dm_write_file_atomic(file, text, strlen(text), 0600, err);
+		if (!rc)
+			fprintf(stderr,
+				"Backed up cluster %s (%s, revision %lld): %zu users, %zu dots, to "
+				"%s\n",
+				dm_out_str(json_object_get(res, "from"), "cluster"),
+				dm_out_str(json_object_get(res, "from"), "kv"),
+				(long long)dm_out_u64(json_object_get(res, "from"), "revision"),
+				json_array_size(json_object_get(res, "users")),
+				json_array_size(json_object_get(res, "dots")), file);
+	}
+	free(text);
+	json_decref(res);
+	return rc;
+}
+
+/* dm cluster restore FILE [--data-dir DIR]: `dmd restore` on the data
+ * directory (as cluster start finds it), whose dmd is stopped; "-" reads
+ * the backup from standard input (through a private temporary file). */
+int dm_cmd_cluster_restore(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	char data_dir[PATH_MAX], tmp[] = "/tmp/dm-restore.XXXXXX";
+	struct dm_buf out = DM_BUF_INIT, in = DM_BUF_INIT;
+	struct cluster_args a;
+	const char *file;
+	bool made_tmp = false;
+	int rc, fd;
+
+	rc = parse_args(cli, argc, argv, false, &a, err);
+	if (!rc)
+		rc = data_dir_of(cli, &a, data_dir, sizeof(data_dir), err);
+	if (rc)
+		return rc;
+	file = a.token;
+	if (!strcmp(file, "-")) {
+		char chunk[65536];
+		size_t n;
+
+		while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+			if (dm_buf_add(&in, chunk, n))
+				return dm_err_set(err, DM_ENOMEM, "out of memory");
+		fd = mkstemp(tmp);
+		if (fd < 0 || dm_write_all(fd, in.data, in.len) < 0) {
+			rc = dm_err_errno(err, errno, "cannot keep the backup in '%s'", tmp);
+			if (fd >= 0)
+				close(fd);
+			unlink(tmp);
+			dm_buf_release(&in);
+			return rc;
+		}
+		close(fd);
+		made_tmp = true;
+		file = tmp;
+	}
+	{
+		const char *args[] = {"restore", "--data-dir", data_dir, "--from", file, NULL};
+
+		rc = run_dmd(cli, args, &out, err);
+	}
+	if (made_tmp)
+		unlink(tmp);
+	if (!rc) {
+		if (out.len)
+			fwrite(out.data, 1, out.len, stdout);
+		printf("Start it with 'dm cluster start'%s%s\n", a.data_dir ? " --data-dir " : "",
+		       a.data_dir ? data_dir : "");
+	}
+	dm_buf_release(&out);
+	dm_buf_release(&in);
+	return rc;
 }

@@ -19,14 +19,23 @@
 
 #include "util/banned.h"
 
-/* Adds one -d KEY=VALUE to meta. */
-static int add_metadata(json_t *meta, const char *arg, struct dm_err *err)
+/* Adds one -d KEY=VALUE to meta; "#commit-id=ID" (dotmesh's) is the
+ * commit's id instead, into *id. */
+static int add_metadata(json_t *meta, const char **id, const char *arg, struct dm_err *err)
 {
 	const char *eq = strchr(arg, '=');
 	char key[256];
 
 	if (!eq)
 		return dm_err_set(err, DM_EINVAL, "invalid metadata '%s': use key=value", arg);
+	if ((size_t)(eq - arg) == strlen(DM_COMMIT_ID_META) &&
+	    !strncmp(arg, DM_COMMIT_ID_META, (size_t)(eq - arg))) {
+		if (*id)
+			return dm_err_set(err, DM_EINVAL, "metadata key '%s' given twice",
+					  DM_COMMIT_ID_META);
+		*id = eq + 1;
+		return dm_commit_id_check(*id, err);
+	}
 	if ((size_t)(eq - arg) >= sizeof(key))
 		return dm_err_set(err, DM_EINVAL, "invalid metadata key '%.*s...': too long", 32,
 				  arg);
@@ -61,7 +70,7 @@ int dm_cmd_commit(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		{"max-freeze", required_argument, NULL, OPT_MAX_FREEZE},
 		{NULL, 0, NULL, 0},
 	};
-	const char *msg = NULL, *dot_opt = NULL, *dot;
+	const char *msg = NULL, *dot_opt = NULL, *dot, *id = NULL;
 	json_t *meta = json_object(), *params, *res = NULL;
 	int64_t max_freeze = 0;
 	int c, rc = 0;
@@ -70,7 +79,7 @@ int dm_cmd_commit(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		if (c == 'm')
 			msg = optarg;
 		else if (c == 'd' && !rc)
-			rc = add_metadata(meta, optarg, err);
+			rc = add_metadata(meta, &id, optarg, err);
 		else if (c == OPT_DOT)
 			dot_opt = optarg;
 		else if (c == OPT_MAX_FREEZE && !rc)
@@ -101,6 +110,8 @@ int dm_cmd_commit(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	}
 	if (max_freeze)
 		json_object_set_new(params, "max_freeze_ms", json_integer((json_int_t)max_freeze));
+	if (id)
+		json_object_set_new(params, "id", json_string(id));
 	rc = dm_cli_call(cli, "dots.commit", params, &res, err);
 	if (rc)
 		goto done;

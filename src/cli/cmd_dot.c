@@ -1,6 +1,7 @@
 /*
  * cmd_dot.c - the `dm dot` group: `dm dot show` describes one dot in detail,
- * `dm dot delete` deletes one, `dm dot set-upstream` records where it is
+ * `dm dot delete` deletes one, `dm dot fork` copies one into another name
+ * (dotmesh's Fork), `dm dot set-upstream` records where it is
  * pushed to and pulled from, `dm dot add-collaborator` shares it (with a
  * role, read or write) and `dm dot remove-collaborator` stops sharing it.
  *
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -172,6 +174,60 @@ static void show_space(bool raw, json_t *sp)
 	}
 }
 
+/* KEY<tab>A<tab>B<tab>C of -H. */
+static void raw_line_of(const char *key, const char *a, const char *b, const char *c)
+{
+	printf("%s\t", key);
+	dm_out_clean(stdout, a);
+	putchar('\t');
+	dm_out_clean(stdout, b);
+	putchar('\t');
+	dm_out_clean(stdout, c);
+	putchar('\n');
+}
+
+/* Where a fork came from (`dm dot fork`): "forked from: alice/shop at
+ * COMMIT"; -H: forkOf<tab>NS/NAME<tab>DOT_ID<tab>COMMIT. Nothing for a dot
+ * that is not a fork. */
+static void show_fork(json_t *d, bool raw)
+{
+	json_t *f = json_object_get(d, "fork_of");
+	char text[512];
+
+	if (!json_is_object(f))
+		return;
+	if (raw) {
+		raw_line_of("forkOf", dm_out_str(f, "dot"), dm_out_str(f, "id"),
+			    dm_out_str(f, "commit"));
+		return;
+	}
+	snprintf(text, sizeof(text), "%s at %s", dm_out_str(f, "dot"),
+		 *dm_out_str(f, "commit") ? dm_out_str(f, "commit") : "its start");
+	field(false, "forked from", text);
+}
+
+/* The read-only copies of commits (dm mount --read-only, volumes
+ * DOT@COMMIT): "read-only: COMMIT for HOLDER"; -H:
+ * readOnly<tab>COMMIT<tab>HOLDER<tab>PATH. */
+static void show_read_only(json_t *d, bool raw)
+{
+	json_t *h;
+	size_t i;
+	char text[2048];
+
+	json_array_foreach(json_object_get(d, "read_only"), i, h)
+	{
+		if (raw) {
+			raw_line_of("readOnly", dm_out_str(h, "commit"), dm_out_str(h, "holder"),
+				    dm_out_str(h, "path"));
+			continue;
+		}
+		snprintf(text, sizeof(text), "%s for %s", dm_out_str(h, "commit"),
+			 dm_out_str(h, "holder"));
+		field(false, "read-only", text);
+	}
+}
+
 /* "bob (write), carol (read)"; for -H "bob:write,carol:read". */
 static void join_collaborators(char *buf, size_t size, json_t *list, bool raw)
 {
@@ -191,7 +247,139 @@ static void join_collaborators(char *buf, size_t size, json_t *list, bool raw)
 	}
 }
 
-static void show(json_t *d, bool current, const char *upstream, bool raw)
+/* dotmesh's "latency" lines of branch b in a cluster: one per node,
+ * LATENCY<tab>NODE<tab>master|replica<tab>up|down (dotmesh then listed the
+ * commits the node lacked; dm knows how many, shown in the "node" lines). */
+static void raw_latency(json_t *nodes, const char *branch)
+{
+	json_t *n, *b;
+	size_t i, j;
+
+	json_array_foreach(nodes, i, n) {
+		json_array_foreach(json_object_get(n, "branches"), j, b) {
+			if (strcmp(dm_out_str(b, "name"), branch))
+				continue;
+			printf("latency\t");
+			dm_out_clean(stdout, dm_out_str(n, "node"));
+			printf("\t%s\t%s\n",
+			       !strcmp(dm_out_str(b, "state"), "master") ? "master" : "replica",
+			       json_is_true(json_object_get(n, "alive")) ? "up" : "down");
+		}
+	}
+}
+
+/* One KEY<tab>VALUE...<tab>VALUE line of -H. */
+static void raw_line(const char *key, int n, ...)
+{
+	va_list ap;
+
+	fputs(key, stdout);
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		putchar('\t');
+		dm_out_clean(stdout, va_arg(ap, const char *));
+	}
+	va_end(ap);
+	putchar('\n');
+}
+
+/*
+ * `dm dot show -H`: dotmesh's lines first, in its order and with its keys
+ * (namespace, name, masterBranchId, selected, commitCount, size, dirty,
+ * currentBranch, then per branch "branch ID NAME", the current branch's
+ * "container BRANCH NAME" and in a cluster "latency ...", then
+ * "defaultUpstreamDot REMOTE NS/DOT"), so that its users' greps and cuts
+ * find what they did; then dm's own, whose keys are not dotmesh's.
+ */
+static void show_raw(json_t *d, bool current, const char *up_remote, const char *up_dot)
+{
+	const char *branch = dm_out_str(d, "branch"), *master_id = dm_out_str(d, "id");
+	json_t *b, *c, *nodes = json_object_get(d, "nodes");
+	char buf[64], collabs[1024], containers[1024], subdots[1024], name[DM_DOT_NAME_TEXT_MAX];
+	size_t i, j;
+
+	raw_line("namespace", 1, dm_out_str(d, "namespace"));
+	raw_line("name", 1, dm_out_str(d, "name"));
+	json_array_foreach(json_object_get(d, "branches"), i, b) {
+		if (!strcmp(dm_out_str(b, "name"), "master") && *dm_out_str(b, "id"))
+			master_id = dm_out_str(b, "id");
+	}
+	raw_line("masterBranchId", 1, master_id);
+	if (current)
+		raw_line("selected", 0);
+	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "commits"));
+	raw_line("commitCount", 1, buf);
+	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "size"));
+	raw_line("size", 1, buf);
+	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "dirty"));
+	raw_line("dirty", 1, buf);
+	raw_line("currentBranch", 1, branch);
+	json_array_foreach(json_object_get(d, "branches"), i, b) {
+		const char *bname = dm_out_str(b, "name");
+
+		raw_line("branch", 2, dm_out_str(b, "id"), bname);
+		if (!strcmp(bname, branch)) {
+			json_array_foreach(json_object_get(d, "containers"), j, c) {
+				/* a container of a pinned branch is that branch's */
+				if (!*dm_out_str(c, "branch") ||
+				    !strcmp(dm_out_str(c, "branch"), bname))
+					raw_line("container", 2, bname, dm_out_str(c, "name"));
+			}
+		}
+		raw_latency(nodes, bname);
+	}
+	if (up_remote)
+		raw_line("defaultUpstreamDot", 2, up_remote, up_dot);
+
+	/* dm's own */
+	dm_cli_dot_display(name, sizeof(name), dm_out_str(d, "namespace"), dm_out_str(d, "name"));
+	raw_line("dot", 1, name);
+	raw_line("id", 1, dm_out_str(d, "id"));
+	raw_line("state", 1, dm_out_str(d, "state"));
+	raw_line("current", 1, current ? "yes" : "no");
+	raw_line("server", 1, dm_out_str(d, "server"));
+	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "commits"));
+	raw_line("commits", 1, buf);
+	snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "indexing"));
+	raw_line("indexing", 1, buf);
+	show_space(true, json_object_get(d, "space"));
+	dm_out_join_names(containers, sizeof(containers), json_object_get(d, "containers"));
+	raw_line("containers", 1, containers);
+	dm_out_join_names(subdots, sizeof(subdots), json_object_get(d, "subdots"));
+	raw_line("subdots", 1, subdots);
+	raw_line("owner", 1, dm_out_str(d, "owner"));
+	join_collaborators(collabs, sizeof(collabs), json_object_get(d, "collaborators"), true);
+	raw_line("collaborators", 1, collabs);
+	if (up_remote) {
+		char text[DM_NAME_PART_MAX + DM_DOT_NAME_TEXT_MAX + 2];
+
+		snprintf(text, sizeof(text), "%s %s", up_remote, up_dot);
+		raw_line("upstream", 1, text);
+	} else {
+		raw_line("upstream", 1, "");
+	}
+	show_fork(d, true);
+	show_read_only(d, true);
+	show_capture(true, d, branch);
+	show_hook(true, d, "pre-commit");
+	show_hook(true, d, "post-commit");
+	raw_line("setuid", 1,
+		 json_is_true(json_object_get(d, "strip_setid")) ? "stripped" : "kept");
+	dm_cli_warnings(d);
+	/* HEAD BRANCH COMMIT COMMITS SIZE DIRTY, for each branch */
+	json_array_foreach(json_object_get(d, "branches"), i, b) {
+		char commits[32], size[32], dirty[32];
+
+		snprintf(commits, sizeof(commits), "%" PRIu64, dm_out_u64(b, "commits"));
+		snprintf(size, sizeof(size), "%" PRIu64, dm_out_u64(b, "size"));
+		snprintf(dirty, sizeof(dirty), "%" PRIu64, dm_out_u64(b, "dirty"));
+		raw_line("head", 5, dm_out_str(b, "name"), dm_out_str(b, "head"), commits, size,
+			 dirty);
+	}
+	show_nodes(nodes, true);
+}
+
+static void show(json_t *d, bool current, const char *upstream)
 {
 	char name[2 * DM_NAME_PART_MAX + 2], buf[64], containers[1024] = "", collabs[1024];
 	char subdots[1024];
@@ -200,6 +388,7 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	json_t *b;
 	size_t i;
 	bool paths = false, spaced;
+	const bool raw = false;
 
 	dm_cli_dot_display(name, sizeof(name), dm_out_str(d, "namespace"), dm_out_str(d, "name"));
 	dm_out_join_names(containers, sizeof(containers), json_object_get(d, "containers"));
@@ -216,27 +405,27 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	size_field(raw, "dirty", dm_out_u64(d, "dirty"));
 	show_space(raw, json_object_get(d, "space"));
 	/* two-step commits (btrfs): how many are still being indexed */
-	if (raw)
-		snprintf(buf, sizeof(buf), "%" PRIu64, dm_out_u64(d, "indexing"));
-	else if (dm_out_u64(d, "indexing"))
+	if (dm_out_u64(d, "indexing"))
 		snprintf(buf, sizeof(buf), "pending for %" PRIu64 " commit%s",
 			 dm_out_u64(d, "indexing"), dm_out_u64(d, "indexing") == 1 ? "" : "s");
 	else
 		snprintf(buf, sizeof(buf), "done");
 	field(raw, "indexing", buf);
-	field(raw, "containers", *containers ? containers : raw ? "" : "none");
+	field(raw, "containers", *containers ? containers : "none");
 	dm_out_join_names(subdots, sizeof(subdots), json_object_get(d, "subdots"));
-	field(raw, "subdots", *subdots ? subdots : raw ? "" : "none");
+	field(raw, "subdots", *subdots ? subdots : "none");
 	field(raw, "owner", dm_out_str(d, "owner"));
 	join_collaborators(collabs, sizeof(collabs), json_object_get(d, "collaborators"), raw);
-	field(raw, "collaborators", *collabs ? collabs : raw ? "" : "none");
-	field(raw, "upstream", *upstream ? upstream : raw ? "" : "none");
+	field(raw, "collaborators", *collabs ? collabs : "none");
+	field(raw, "upstream", *upstream ? upstream : "none");
+	show_fork(d, false);
+	show_read_only(d, false);
 	show_capture(raw, d, branch);
 	show_hook(raw, d, "pre-commit");
 	show_hook(raw, d, "post-commit");
 	/* data a non-admin pushed never makes a setuid or setgid file */
 	field(raw, "setuid", json_is_true(json_object_get(d, "strip_setid"))
-				     ? (raw ? "stripped" : "stripped (data pushed by a non-admin)")
+				     ? "stripped (data pushed by a non-admin)"
 				     : "kept");
 	dm_cli_warnings(d); /* where the data lives, on stderr */
 
@@ -247,15 +436,13 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 	}
 	/* the space columns only when the server counts them */
 	spaced = json_object_get(d, "space") != NULL;
-	dm_table_init(&t, raw ? (spaced ? 10 : 7) : (spaced ? 8 : 5) + (paths ? 1 : 0));
-	if (!raw) {
-		putchar('\n');
-		if (spaced)
-			dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "REFERENCED",
-				     "UNIQUE", "WRITTEN", "PATH");
-		else
-			dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "PATH");
-	}
+	dm_table_init(&t, (spaced ? 8 : 5) + (paths ? 1 : 0));
+	putchar('\n');
+	if (spaced)
+		dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "REFERENCED", "UNIQUE",
+			     "WRITTEN", "PATH");
+	else
+		dm_table_row(&t, "  BRANCH", "HEAD", "COMMITS", "SIZE", "DIRTY", "PATH");
 	json_array_foreach(json_object_get(d, "branches"), i, b) {
 		char bname[DM_NAME_PART_MAX + 3], commits[32], size[32], dirty[32];
 		char ref[32] = "-", uniq[32] = "-", wr[32] = "-";
@@ -265,65 +452,50 @@ static void show(json_t *d, bool current, const char *upstream, bool raw)
 
 		snprintf(bname, sizeof(bname), "%s %s", cur ? "*" : " ", dm_out_str(b, "name"));
 		snprintf(commits, sizeof(commits), "%" PRIu64, dm_out_u64(b, "commits"));
-		if (raw) {
-			snprintf(size, sizeof(size), "%" PRIu64, dm_out_u64(b, "size"));
-			snprintf(dirty, sizeof(dirty), "%" PRIu64, dm_out_u64(b, "dirty"));
-			if (sp) {
-				snprintf(ref, sizeof(ref), "%" PRIu64, dm_out_u64(sp, "referenced"));
-				snprintf(uniq, sizeof(uniq), "%" PRIu64, dm_out_u64(sp, "unique"));
-				snprintf(wr, sizeof(wr), "%" PRIu64, dm_out_u64(sp, "written"));
-			} else {
-				ref[0] = uniq[0] = wr[0] = '\0';
-			}
-			if (spaced)
-				dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits,
-					     size, dirty, ref, uniq, wr);
-			else
-				dm_table_row(&t, "branch", cur ? "*" : "", bname + 2, head, commits,
-					     size, dirty);
-		} else {
-			dm_out_size(size, sizeof(size), dm_out_u64(b, "size"));
-			dm_out_size(dirty, sizeof(dirty), dm_out_u64(b, "dirty"));
-			if (sp) {
-				dm_out_size(ref, sizeof(ref), dm_out_u64(sp, "referenced"));
-				dm_out_size(uniq, sizeof(uniq), dm_out_u64(sp, "unique"));
-				dm_out_size(wr, sizeof(wr), dm_out_u64(sp, "written"));
-			}
-			if (spaced)
-				dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
-					     ref, uniq, wr, dm_out_str(b, "path"));
-			else
-				dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
-					     dm_out_str(b, "path"));
+		dm_out_size(size, sizeof(size), dm_out_u64(b, "size"));
+		dm_out_size(dirty, sizeof(dirty), dm_out_u64(b, "dirty"));
+		if (sp) {
+			dm_out_size(ref, sizeof(ref), dm_out_u64(sp, "referenced"));
+			dm_out_size(uniq, sizeof(uniq), dm_out_u64(sp, "unique"));
+			dm_out_size(wr, sizeof(wr), dm_out_u64(sp, "written"));
 		}
+		if (spaced)
+			dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty, ref, uniq, wr,
+				     dm_out_str(b, "path"));
+		else
+			dm_table_row(&t, bname, *head ? head : "-", commits, size, dirty,
+				     dm_out_str(b, "path"));
 	}
-	dm_table_print(&t, stdout, raw);
+	dm_table_print(&t, stdout, false);
 	dm_table_release(&t);
-	show_nodes(json_object_get(d, "nodes"), raw);
+	show_nodes(json_object_get(d, "nodes"), false);
 }
 
-/* "REMOTE ns/dot" of dot's upstream on the current remote, or "". */
-static void upstream_text(struct dm_cli *cli, const char *dot, char *buf, size_t size)
+/* Dot's upstream on the current remote: its remote and its full "ns/dot"
+ * (false when it has none). */
+static bool upstream_of(struct dm_cli *cli, const char *dot, char *remote, size_t rsize,
+			char *up_dot, size_t dsize)
 {
-	char shown[DM_DOT_NAME_TEXT_MAX];
 	struct dm_config *config;
 	struct dm_upstream up;
 	struct dm_dot_name n;
 
-	buf[0] = '\0';
 	if (dm_cli_config(cli, &config, NULL) || dm_cli_remote(cli, NULL) ||
 	    dm_config_upstream(&up, config, cli->remote.name, dot, NULL) ||
 	    dm_dot_name_parse(&n, up.dot, NULL))
-		return;
-	snprintf(buf, size, "%s %s", up.remote, dm_dot_name_text(shown, &n));
+		return false;
+	snprintf(remote, rsize, "%s", up.remote);
+	snprintf(up_dot, dsize, "%s/%s", n.ns, n.name);
+	return true;
 }
 
 int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	const char *given, *dot;
 	char upstream[DM_NAME_PART_MAX + DM_DOT_NAME_TEXT_MAX + 2];
+	char up_remote[DM_NAME_PART_MAX + 1], up_dot[DM_DOT_NAME_TEXT_MAX];
 	struct dm_cli_view v;
-	bool as_json, raw, current;
+	bool as_json, raw, current, have_up;
 	json_t *res = NULL;
 	int rc;
 
@@ -350,8 +522,19 @@ int dm_cmd_dot_show(struct dm_cli *cli, int argc, char **argv, struct dm_err *er
 		return rc;
 	current = !given || (cli->have_remote && cli->remote.current_dot &&
 			     dm_cli_same_dot(cli->remote.current_dot, dot));
-	upstream_text(cli, dot, upstream, sizeof(upstream));
-	show(res, current, upstream, raw);
+	have_up = upstream_of(cli, dot, up_remote, sizeof(up_remote), up_dot, sizeof(up_dot));
+	if (raw) {
+		show_raw(res, current, have_up ? up_remote : NULL, up_dot);
+	} else {
+		struct dm_dot_name n;
+		char shown[DM_DOT_NAME_TEXT_MAX];
+
+		upstream[0] = '\0';
+		if (have_up && !dm_dot_name_parse(&n, up_dot, NULL))
+			snprintf(upstream, sizeof(upstream), "%s %s", up_remote,
+				 dm_dot_name_text(shown, &n));
+		show(res, current, upstream);
+	}
 	json_decref(res);
 	return 0;
 }
@@ -543,6 +726,7 @@ int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm
 	struct dm_remote r;
 	struct dm_dot_name n;
 	const char *given = NULL, *dot, *remote = NULL, *up_dot = NULL;
+	char full[DM_DOT_NAME_TEXT_MAX];
 	bool unset = false;
 	json_t *res = NULL;
 	int c, nargs, rc;
@@ -582,6 +766,11 @@ int dm_cmd_dot_set_upstream(struct dm_cli *cli, int argc, char **argv, struct dm
 		return dm_err_set(err, DM_EINVAL,
 				  "the upstream of a dot of remote '%s' must be on another remote",
 				  remote);
+	/* a name without namespace is in the remote user's (as in dotmesh) */
+	if (up_dot && !strchr(up_dot, '/')) {
+		snprintf(full, sizeof(full), "%s/%s", r.user, up_dot);
+		up_dot = full;
+	}
 	/* only a dot that exists gets an upstream */
 	rc = dm_cli_call(cli, "dots.show", json_pack("{s:s}", "dot", dot), &res, err);
 	json_decref(res);
@@ -722,4 +911,55 @@ int dm_cmd_dot_set_hook(struct dm_cli *cli, int argc, char **argv, struct dm_err
 			 &res, err);
 	json_decref(res);
 	return rc;
+}
+
+/* dm dot fork DOT NEWNAME [--namespace NS]: NEWNAME without NS (and
+ * without --namespace) is in the namespace of the user the remote is used
+ * as, as dotmesh's forks went into their maker's namespace. */
+int dm_cmd_dot_fork(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	static const struct option opts[] = {
+		{"namespace", required_argument, NULL, OPT_NAMESPACE},
+		{NULL, 0, NULL, 0},
+	};
+	char fork[DM_DOT_NAME_TEXT_MAX], shown[DM_DOT_NAME_TEXT_MAX];
+	const char *ns = NULL, *origin, *newname;
+	struct dm_dot_name n;
+	json_t *res = NULL;
+	int c, rc;
+
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0)
+		ns = optarg;
+	if (c < 0)
+		return c;
+	rc = dm_cli_nargs(cli, argc - optind, 2, 2, "a dot and a new name: DOT NEWNAME", err);
+	if (rc)
+		return rc;
+	origin = argv[optind];
+	newname = argv[optind + 1];
+	rc = dm_dot_name_parse(&n, origin, err);
+	if (!rc)
+		rc = dm_dot_name_parse(&n, newname, err);
+	if (!rc && ns && strchr(newname, '/'))
+		rc = dm_cli_usage_error(cli, err, "give the namespace once: '%s' or --namespace",
+					newname);
+	if (!rc && ns && !dm_name_part_valid(ns, strlen(ns)))
+		rc = dm_err_set(err, DM_EINVAL, "invalid namespace '%s'", ns);
+	if (!rc)
+		rc = dm_cli_remote(cli, err);
+	if (rc)
+		return rc;
+	if (strchr(newname, '/'))
+		snprintf(fork, sizeof(fork), "%s", newname);
+	else
+		snprintf(fork, sizeof(fork), "%s/%s", ns ? ns : cli->remote.user, newname);
+	rc = dm_cli_call(cli, "dots.fork", json_pack("{s:s, s:s}", "dot", origin, "fork", fork),
+			 &res, err);
+	if (rc)
+		return rc;
+	dm_cli_dot_display(shown, sizeof(shown), dm_out_str(res, "namespace"),
+			   dm_out_str(res, "name"));
+	printf("Forked '%s' into '%s' (id %s)\n", origin, shown, dm_out_str(res, "id"));
+	json_decref(res);
+	return 0;
 }

@@ -1,9 +1,13 @@
 /*
- * cmd_dots.c - the commands about the set of dots: `dm init`, `dm list`,
- * `dm switch`.
+ * cmd_dots.c - the commands about the set of dots: `dm init`, `dm list`
+ * (also `dm ls`), `dm switch`.
  *
- * Invariant: a dot name is checked here before any request, and `dm switch`
- * stores a current dot only after the server showed that it exists.
+ * Invariants: a dot name is checked here before any request; `dm switch`
+ * stores a current dot only after the server showed that it exists, and
+ * `dm init` only after the server made it (dotmesh's init made the new dot
+ * current too). `dm list -H` prints dotmesh's seven columns first, in its
+ * order (NAME BRANCH SERVER CONTAINERS SIZE COMMITS DIRTY), so that its
+ * users' `cut -f 1` and `cut -f 7` go on working; dm's own columns follow.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -29,6 +33,8 @@ int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		rc = dm_cli_call(cli, "dots.create", json_pack("{s:s}", "dot", argv[optind]), &res,
 				 err);
 	json_decref(res);
+	if (!rc)
+		rc = dm_cli_set_current_dot(cli, argv[optind], err);
 	return rc;
 }
 
@@ -62,6 +68,7 @@ int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		return rc;
 	dots = json_object_get(res, "dots");
 	marked = marked_dot(cli, dots, only, sizeof(only));
+	/* -H: dotmesh's seven columns, then whether it is the current dot */
 	dm_table_init(&t, raw ? 8 : 7);
 	if (!raw)
 		dm_table_row(&t, "  DOT", "BRANCH", "SERVER", "CONTAINERS", "SIZE", "COMMITS",
@@ -79,12 +86,10 @@ int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 		dm_out_join_names(containers, sizeof(containers), json_object_get(d, "containers"));
 		snprintf(commits, sizeof(commits), "%" PRIu64, dm_out_u64(d, "commits"));
 		if (raw) {
-			char rsize[32], rdirty[32];
-
-			snprintf(rsize, sizeof(rsize), "%" PRIu64, dm_out_u64(d, "size"));
-			snprintf(rdirty, sizeof(rdirty), "%" PRIu64, dm_out_u64(d, "dirty"));
-			dm_table_row(&t, current ? "*" : "", name + 2, dm_out_str(d, "branch"),
-				     dm_out_str(d, "server"), containers, rsize, commits, rdirty);
+			snprintf(size, sizeof(size), "%" PRIu64, dm_out_u64(d, "size"));
+			snprintf(dirty, sizeof(dirty), "%" PRIu64, dm_out_u64(d, "dirty"));
+			dm_table_row(&t, name + 2, dm_out_str(d, "branch"), dm_out_str(d, "server"),
+				     containers, size, commits, dirty, current ? "*" : "");
 		} else {
 			dm_out_size(size, sizeof(size), dm_out_u64(d, "size"));
 			dm_out_size(dirty, sizeof(dirty), dm_out_u64(d, "dirty"));
@@ -101,7 +106,6 @@ int dm_cmd_list(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 int dm_cmd_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	struct dm_dot_name name;
-	struct dm_config *config;
 	json_t *res = NULL;
 	int rc;
 
@@ -113,11 +117,6 @@ int dm_cmd_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 				 err);
 	json_decref(res);
 	if (!rc)
-		rc = dm_cli_config(cli, &config, err);
-	if (!rc)
-		rc = dm_config_set_current_dot(config, cli->remote.name, argv[optind], err);
-	if (!rc)
-		rc = dm_config_save(config, err);
-	cli->have_remote = false; /* its strings may have moved */
+		rc = dm_cli_set_current_dot(cli, argv[optind], err);
 	return rc;
 }

@@ -6,8 +6,10 @@
  *
  * Invariants: a remote is saved only after its server answered server.ping
  * with the given user and key, so a remote in the config worked at least
- * once; the API key is read from $DM_API_KEY or typed on a terminal with
- * echo off (never from an argument, which other users could see in ps);
+ * once; the API key is read from $DM_API_KEY, from a standard input that
+ * is not a terminal (its first line: `echo KEY | dm remote add`, as in
+ * dotmesh), or typed on a terminal with echo off (never from an argument,
+ * which other users could see in ps);
  * the current remote cannot be removed, so the config never names a
  * current remote that does not exist.
  */
@@ -155,7 +157,24 @@ static int prompt_key(char *buf, size_t size, const char *what, struct dm_err *e
 	return 0;
 }
 
-/* The API key for a new remote into buf: $DM_API_KEY, else typed. */
+/* The first line of a standard input that is not a terminal: a piped
+ * key (`echo KEY | dm remote add ...`, as dotmesh's users do). */
+static int piped_key(char *buf, size_t size, const char *name, struct dm_err *err)
+{
+	if (!fgets(buf, (int)size, stdin))
+		buf[0] = '\0';
+	else if (!strchr(buf, '\n') && strlen(buf) + 1 == size)
+		return dm_err_set(err, DM_EINVAL, "the API key is too long");
+	if (!*trim(buf))
+		return dm_err_set(err, DM_EINVAL,
+				  "no API key for remote '%s': pipe it on standard input, set "
+				  "DM_API_KEY, or run this on a terminal to type it",
+				  name);
+	return 0;
+}
+
+/* The API key for a new remote into buf: $DM_API_KEY, else the first line
+ * of standard input when it is not a terminal, else typed. */
 static int read_key(char *buf, size_t size, const char *name, const char *what, struct dm_err *err)
 {
 	const char *env = getenv("DM_API_KEY");
@@ -167,10 +186,9 @@ static int read_key(char *buf, size_t size, const char *name, const char *what, 
 			return dm_err_set(err, DM_EINVAL, "$DM_API_KEY is too long");
 		snprintf(buf, size, "%s", env);
 	} else if (!isatty(STDIN_FILENO)) {
-		return dm_err_set(err, DM_EINVAL,
-				  "no API key for remote '%s': set DM_API_KEY, or run this on a "
-				  "terminal to type it",
-				  name);
+		rc = piped_key(buf, size, name, err);
+		if (rc)
+			return rc;
 	} else {
 		rc = prompt_key(buf, size, what, err);
 		if (rc)

@@ -11,7 +11,10 @@
  * redrawn in place on a terminal (at most one line, cleared before any
  * other output) and as plain lines at most every 2 s or at a change of
  * phase otherwise; the final message goes to stdout; a failed transfer is
- * one error with the code of its error object.
+ * one error with the code of its error object. A name on the other remote
+ * without a namespace is in the namespace of the user that remote is used
+ * as (dotmesh's), and a dot that a push or pull succeeded for gets that
+ * remote and name as its upstream when it had none (a clone always).
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -349,6 +352,27 @@ static int parse(struct dm_cli *cli, int argc, char **argv, struct xfer_args *a,
 }
 
 /*
+ * a->remote_dot := NAME in the namespace of the user that remote a->remote
+ * is used as: dotmesh's default for a name on a remote that does not say
+ * its namespace (a push of `shop` as alice goes to alice/shop).
+ */
+static int in_user_namespace(struct dm_cli *cli, struct xfer_args *a, const char *name,
+			     struct dm_err *err)
+{
+	struct dm_config *config;
+	struct dm_remote r;
+	int rc = dm_cli_config(cli, &config, err);
+
+	if (!rc)
+		rc = dm_config_remote(&r, config, a->remote, err);
+	if (rc)
+		return rc;
+	snprintf(a->remote_dot_buf, sizeof(a->remote_dot_buf), "%s/%s", r.user, name);
+	a->remote_dot = a->remote_dot_buf;
+	return 0;
+}
+
+/*
  * Fills what parse left open: the local dot (default: the current one),
  * and for push and pull the other remote and the dot's name there, from
  * the dot's upstream when the command does not name them.
@@ -373,6 +397,15 @@ static int resolve(struct dm_cli *cli, struct xfer_args *a, struct dm_err *err)
 		snprintf(a->dot_buf, sizeof(a->dot_buf), "%s", dot);
 		a->dot = a->dot_buf;
 	}
+	/* a name there without a namespace is in the remote user's */
+	if (a->remote && a->remote_dot && !strchr(a->remote_dot, '/')) {
+		char name[DM_NAME_PART_MAX + 1];
+
+		snprintf(name, sizeof(name), "%s", a->remote_dot);
+		rc = in_user_namespace(cli, a, name, err);
+		if (rc)
+			return rc;
+	}
 	if (a->dir == CLONE)
 		return 0;
 	have_up = dm_config_upstream(&up, config, cli->remote.name, a->dot, err) == 0;
@@ -385,17 +418,19 @@ static int resolve(struct dm_cli *cli, struct xfer_args *a, struct dm_err *err)
 				cli->cmd->name, a->dot);
 		a->remote = up.remote;
 	}
-	if (!a->remote_dot) {
-		if (have_up && !strcmp(up.remote, a->remote)) {
-			struct dm_dot_name n;
+	if (!a->remote_dot && have_up && !strcmp(up.remote, a->remote)) {
+		struct dm_dot_name n;
 
-			if (dm_dot_name_parse(&n, up.dot, err))
-				return dm_err_prefix(err, "upstream of '%s'", a->dot);
-			dm_dot_name_text(a->remote_dot_buf, &n);
-			a->remote_dot = a->remote_dot_buf;
-		} else {
-			a->remote_dot = a->dot;
-		}
+		if (dm_dot_name_parse(&n, up.dot, err))
+			return dm_err_prefix(err, "upstream of '%s'", a->dot);
+		dm_dot_name_text(a->remote_dot_buf, &n);
+		a->remote_dot = a->remote_dot_buf;
+	} else if (!a->remote_dot) {
+		struct dm_dot_name n;
+
+		/* the same name, in the remote user's namespace */
+		dm_dot_name_parse(&n, a->dot, NULL);
+		return in_user_namespace(cli, a, n.name, err);
 	}
 	return 0;
 }
@@ -486,6 +521,8 @@ static int check_free(struct dm_cli *cli, const struct xfer_args *a, struct dm_e
 
 static int run(struct dm_cli *cli, int argc, char **argv, enum direction dir, struct dm_err *err)
 {
+	static const char *const done_word[] = {[PUSH] = "pushed", [PULL] = "pulled",
+						[CLONE] = "cloned"};
 	struct xfer_args a;
 	struct dm_config *config;
 	char id[128];
@@ -502,10 +539,17 @@ static int run(struct dm_cli *cli, int argc, char **argv, enum direction dir, st
 		rc = start(cli, &a, id, sizeof(id), err);
 	if (!rc)
 		rc = follow(cli, id, err);
-	if (rc || dir != CLONE)
+	if (rc)
 		return rc;
-	/* a clone remembers where it came from */
+	/* a clone remembers where it came from; a push or pull where it went,
+	 * when the dot had no upstream yet (dotmesh's default remote dot) */
 	rc = dm_cli_config(cli, &config, err);
+	if (!rc && dir != CLONE) {
+		struct dm_upstream up;
+
+		if (!dm_config_upstream(&up, config, cli->remote.name, a.dot, NULL))
+			return 0;
+	}
 	if (!rc)
 		rc = dm_config_set_upstream(config, cli->remote.name, a.dot, a.remote, a.remote_dot,
 					    err);
@@ -513,7 +557,8 @@ static int run(struct dm_cli *cli, int argc, char **argv, enum direction dir, st
 		rc = dm_config_save(config, err);
 	cli->have_remote = false; /* its strings may have moved */
 	if (rc)
-		dm_err_prefix(err, "cloned, but cannot record the upstream of '%s'", a.dot);
+		dm_err_prefix(err, "%s, but cannot record the upstream of '%s'", done_word[dir],
+			      a.dot);
 	return rc;
 }
 

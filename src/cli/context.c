@@ -232,7 +232,14 @@ int dm_cli_config(struct dm_cli *cli, struct dm_config **out, struct dm_err *err
 	int rc;
 
 	if (!cli->config) {
-		rc = dm_config_default_path(path, sizeof(path), err);
+		if (cli->config_opt) {
+			if (strlen(cli->config_opt) >= sizeof(path))
+				return dm_err_set(err, DM_EINVAL, "config file name too long");
+			snprintf(path, sizeof(path), "%s", cli->config_opt);
+			rc = 0;
+		} else {
+			rc = dm_config_default_path(path, sizeof(path), err);
+		}
 		if (!rc)
 			rc = dm_config_load(&cli->config, path, err);
 		if (rc)
@@ -288,6 +295,21 @@ int dm_cli_call_view(struct dm_cli *cli, bool as_json, const char *method, json_
 	rc = dm_out_json(*result, err);
 	json_decref(*result);
 	*result = NULL;
+	return rc;
+}
+
+int dm_cli_set_current_dot(struct dm_cli *cli, const char *dot, struct dm_err *err)
+{
+	struct dm_config *config;
+	int rc = dm_cli_remote(cli, err);
+
+	if (!rc)
+		rc = dm_cli_config(cli, &config, err);
+	if (!rc)
+		rc = dm_config_set_current_dot(config, cli->remote.name, dot, err);
+	if (!rc)
+		rc = dm_config_save(config, err);
+	cli->have_remote = false; /* its strings may have moved */
 	return rc;
 }
 

@@ -20,11 +20,13 @@
 
 #include "util/banned.h"
 
-#define COMMON_OPTIONS                                                                             \
-	"Common options:\n"                                                                        \
-	"  --remote NAME     talk to remote NAME instead of the current one\n"                     \
-	"  -v, --verbose     show the requests and answers on stderr\n"                            \
-	"  -h, --help        show this help\n"
+#define COMMON_OPTIONS                                                                      \
+	"Common options:\n"                                                                 \
+	"  --remote NAME     talk to remote NAME instead of the current one\n"               \
+	"  -v, --verbose     show the requests and answers on stderr\n"                       \
+	"  -h, --help        show this help\n"                                                \
+	"  -c, --config FILE the config file instead of ~/.dm/config or $DM_CONFIG\n"        \
+	"                    (before the command: dm -c FILE COMMAND ...)\n"
 
 #define DOT_OPTION "  --dot DOT         act on DOT instead of the current dot\n"
 
@@ -118,6 +120,35 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Options:\n"
 	 "  -H                for scripts: no header, tab-separated\n"
 	 "  --json            the server's answer, as JSON\n"},
+	{"cluster backup", dm_cmd_cluster_backup, "FILE",
+	 "save the cluster's state to FILE (admins only)",
+	 "Writes the state of the current remote's cluster to FILE (mode 0600; '-'\n"
+	 "for standard output), as one moment of it: its users (with their API\n"
+	 "keys' hashes: keep FILE as secret as the data directory), its dots'\n"
+	 "names, records (owners, collaborators, hooks, forks) and branches, who\n"
+	 "masters each branch, and the Docker plugin's volume aliases. Not the\n"
+	 "data: that is in each node's store (back the data directory up, or push\n"
+	 "the dots elsewhere). The format is the same on the embedded KV and on\n"
+	 "etcd, so a backup of one restores into the other. dotmesh's\n"
+	 "'dm cluster backup-etcd'.\n"},
+	{"cluster restore", dm_cmd_cluster_restore, "FILE [--data-dir DIR]",
+	 "write a backup's cluster state into a stopped node",
+	 "Writes the cluster state in FILE ('dm cluster backup'; '-' for standard\n"
+	 "input) into the KV of the node whose data directory is DIR (default as\n"
+	 "for 'dm cluster start'). Its dmd must be stopped ('dm cluster stop'; on\n"
+	 "etcd, every node's), and the cluster must have no dots yet: a new one\n"
+	 "('dm cluster init'), or one whose KV lost its state (etcd's data wiped).\n"
+	 "Users the cluster has already (its admin) are kept as they are; the\n"
+	 "others get their keys back. A dot is restored when this node's store\n"
+	 "has the commits its branches point at (the same data directory, or\n"
+	 "one that received them); the others are listed as left out. The\n"
+	 "restored dots are this node's: on etcd it masters their branches, and\n"
+	 "other nodes copy them when they start. Start the node afterwards.\n"
+	 "dotmesh's 'dm cluster restore-etcd'.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --data-dir DIR    the node's data directory\n"
+	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
 	{"cluster start", dm_cmd_cluster_start,
 	 "[--data-dir DIR] [--port N] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]"
 	 " [--csi-socket PATH]",
@@ -147,16 +178,21 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	{"version", dm_cmd_version, "", "show the versions of dm and of the server",
 	 "Shows the client's version and the server's. When the server cannot be\n"
 	 "reached, shows the client's and fails.\n"},
-	{"init", dm_cmd_init, "DOT", "create a dot",
-	 "Creates an empty dot named [NAMESPACE/]NAME, with its branch master.\n"
+	{"init", dm_cmd_init, "DOT", "create a dot and make it the current dot",
+	 "Creates an empty dot named [NAMESPACE/]NAME, with its branch master, and\n"
+	 "makes it the current dot (as 'dm switch' would), as dotmesh did.\n"
 	 "Names are 1 to 64 letters, digits, '-' or '_'.\n"},
-	{"list", dm_cmd_list, "[-H] [--json]", "list the dots",
+	{"list", dm_cmd_list, "[-H] [--json]", "list the dots (also: dm ls)",
 	 "Lists the dots on the server: their current branch, server, containers,\n"
 	 "size, number of commits and uncommitted bytes. The current dot is marked\n"
 	 "with '*'.\n"
 	 "\n"
 	 "Options:\n"
-	 "  -H                for scripts: no header, tab-separated, sizes in bytes\n"
+	 "  -H                for scripts: no header, tab-separated, sizes in bytes;\n"
+	 "                    dotmesh's columns in its order (DOT BRANCH SERVER\n"
+	 "                    CONTAINERS SIZE COMMITS DIRTY: 'cut -f 1' is the\n"
+	 "                    name, 'cut -f 7' the dirty bytes), then '*' for the\n"
+	 "                    current dot or nothing\n"
 	 "  --json            the server's answer, as JSON\n"},
 	{"switch", dm_cmd_switch, "DOT", "make DOT the current dot",
 	 "Makes DOT (which must exist) the current dot of the remote; the commands\n"
@@ -179,7 +215,10 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    the commit message (required)\n"
 	 "  -d, --metadata KEY=VALUE\n"
 	 "                    a metadata entry; keys start with a lowercase\n"
-	 "                    letter (dm.* keys are dm's own); may be repeated\n"
+	 "                    letter (dm.* keys are dm's own); may be repeated.\n"
+	 "                    '#commit-id=ID' (dotmesh's) gives the commit the id\n"
+	 "                    ID instead of a new one: 4 to 128 letters, digits,\n"
+	 "                    '-' or '_', not used by another commit of the dot\n"
 	 "  --max-freeze DURATION\n"
 	 "                    the longest the containers may stay frozen (default\n"
 	 "                    5s; e.g. 500ms, 2s): a commit that would take longer\n"
@@ -245,7 +284,12 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "they are shown as being recounted.\n"
 	 "\n"
 	 "Options:\n"
-	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes\n"
+	 "  -H                for scripts: KEY<tab>VALUE lines, sizes in bytes;\n"
+	 "                    dotmesh's lines first (namespace, name,\n"
+	 "                    masterBranchId, selected, commitCount, size, dirty,\n"
+	 "                    currentBranch, 'branch ID NAME', 'container BRANCH\n"
+	 "                    NAME', 'latency NODE master|replica up|down',\n"
+	 "                    'defaultUpstreamDot REMOTE NS/DOT'), then dm's\n"
 	 "  --json            the server's answer, as JSON\n" DOT_OPTION},
 	{"dot delete", dm_cmd_dot_delete, "[-f] DOT", "delete a dot and all its commits",
 	 "Deletes DOT, its branches, working copies and commits. On a terminal it\n"
@@ -282,10 +326,23 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    older than the branch's newest\n"
 	 "  --dry-run         only show what would be kept and pruned\n"
 	 "  --json            the server's answer, as JSON\n"},
+	{"dot fork", dm_cmd_dot_fork, "DOT NEWNAME [--namespace NS]",
+	 "copy a dot into a new one that shares its history",
+	 "Makes NEWNAME ([NS/]NAME) a fork of DOT, as dotmesh's Fork did: a new dot\n"
+	 "with an id of its own whose branches start where DOT's are. Their history\n"
+	 "is DOT's, shared in the server's store (only each commit's small record\n"
+	 "is written again); the working copies are made from the heads, as a\n"
+	 "clone's are. The fork records its origin ('dm dot show': forked from).\n"
+	 "Without NS, NEWNAME is in the namespace of the user the remote is used\n"
+	 "as. Needs role read in DOT, and the right to create dots in NS.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --namespace NS    the fork's namespace (instead of NS/ in NEWNAME)\n"},
 	{"dot set-upstream", dm_cmd_dot_set_upstream, "[--unset] [DOT] [REMOTE [NS/]DOT]",
 	 "set where a dot is pushed to and pulled from",
 	 "Records that DOT (default: the current dot) is [NS/]DOT on remote\n"
-	 "REMOTE: 'dm push' and 'dm pull' without a remote then go there, and\n"
+	 "REMOTE (NS defaults to the user REMOTE is used as, as in dotmesh):\n"
+	 "'dm push' and 'dm pull' without a remote then go there, and\n"
 	 "with REMOTE but without --remote-name they use that name. Kept in the\n"
 	 "config file, for the current remote's DOT; 'dm clone' sets it too.\n"
 	 "'dm dot show' shows it.\n"
@@ -336,14 +393,25 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --timeout DURATION\n"
 	 "                    stop it after this long (default 60s; at most 1h)\n"
 	 "  --remove          remove the hook\n"},
-	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH",
-	 "make PATH a symlink to a branch's working copy",
+	{"mount", dm_cmd_mount, "[--create] DOT[@BRANCH] PATH | DOT[@COMMIT] PATH --read-only",
+	 "make PATH a symlink to a working copy, or to a past commit",
 	 "Asks the server where the working copy of DOT's BRANCH (default: its\n"
 	 "current branch) is and makes PATH a symbolic link to it. PATH must not\n"
 	 "exist, or be a link that dm mount made earlier (it is replaced).\n"
 	 "\n"
+	 "With --read-only, PATH leads to a read-only copy of COMMIT instead\n"
+	 "(dotmesh's MountCommit): a commit id, a unique prefix of one, or HEAD,\n"
+	 "HEAD^, HEAD~N of the current branch (default HEAD). The server makes the\n"
+	 "copy once and keeps it while a link leads to it ('dm unmount PATH', or\n"
+	 "removing the link, lets it go; the copy goes at the server's next look).\n"
+	 "\n"
 	 "Options:\n"
-	 "  --create          create DOT first when it does not exist\n"},
+	 "  --create          create DOT first when it does not exist\n"
+	 "  --read-only       a read-only copy of a commit, not a working copy\n"},
+	{"unmount", dm_cmd_unmount, "PATH", "remove a link that dm mount made",
+	 "Removes PATH, a symbolic link that 'dm mount' made. When it led to a\n"
+	 "read-only copy of a commit that nothing else uses, the server removes\n"
+	 "the copy.\n"},
 	{"remote", dm_cmd_remote_list, "[-v] [-H]", "list the remotes",
 	 "Lists the remotes of the config file; the current one (where commands\n"
 	 "go unless told --remote) is marked '*'.\n"
@@ -355,9 +423,11 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "NAME USER@HOST[:PORT] [--fingerprint SHA256:HEX | --ca-file FILE]", "add a remote",
 	 "Adds the dm server at HOST (port 32607 unless given; an IPv6 address\n"
 	 "goes in brackets: [::1]:32607) as remote NAME, used as USER. The API\n"
-	 "key is taken from $DM_API_KEY, or asked for on the terminal without\n"
-	 "echo. The server must answer with that user and key before the remote\n"
-	 "is saved. The first remote becomes the current one.\n"
+	 "key is taken from $DM_API_KEY, else from standard input when it is not\n"
+	 "a terminal (its first line: 'echo KEY | dm remote add ...'), else asked\n"
+	 "for on the terminal without echo. The server must answer with that\n"
+	 "user and key before the remote is saved. The first remote becomes the\n"
+	 "current one.\n"
 	 "The server speaks HTTPS with a certificate of its CA, which the remote\n"
 	 "pins: give the CA's fingerprint that 'dm cluster init' printed there\n"
 	 "(--fingerprint) or its ca.pem (--ca-file); on a terminal without\n"
@@ -380,14 +450,20 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "ends. Only objects REMOTE lacks travel; a broken push resumes when run\n"
 	 "again. Without REMOTE, the dot's upstream ('dm dot set-upstream') is\n"
 	 "used. Nothing to send is not an error: 'everything up to date'.\n"
+	 "A dot without an upstream gets this one.\n"
 	 "\n"
 	 "REMOTE must have no commits on the branch that the dot lacks, and no\n"
 	 "uncommitted changes on it.\n"
 	 "\n"
+	 "A name on REMOTE without NS is in the namespace of the user REMOTE is\n"
+	 "used as (dotmesh's default): 'dm push hub' of dot shop, as alice, goes\n"
+	 "to alice/shop.\n"
+	 "\n"
 	 "Options:\n"
 	 "  --remote-name [NS/]DOT\n"
 	 "                    the dot's name on REMOTE (default: its upstream's\n"
-	 "                    name there, else the same name)\n"
+	 "                    name there, else the same name in the user's\n"
+	 "                    namespace)\n"
 	 "  --stash-on-divergence\n"
 	 "                    when both sides have new commits, keep REMOTE's on\n"
 	 "                    a branch BRANCH-DIVERGED-<time> there instead of\n"
@@ -398,12 +474,15 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Asks the current remote's dmd to fetch BRANCH (default: every branch)\n"
 	 "of DOT (default: the current dot) from REMOTE, and shows the progress\n"
 	 "until it ends. The branch's working copy then holds the new head.\n"
-	 "Without REMOTE, the dot's upstream ('dm dot set-upstream') is used.\n"
+	 "Without REMOTE, the dot's upstream ('dm dot set-upstream') is used; a\n"
+	 "dot without an upstream gets this one. A name on REMOTE without NS is\n"
+	 "in the namespace of the user REMOTE is used as.\n"
 	 "\n"
 	 "Options:\n"
 	 "  --remote-name [NS/]DOT\n"
 	 "                    the dot's name on REMOTE (default: its upstream's\n"
-	 "                    name there, else the same name)\n"
+	 "                    name there, else the same name in the user's\n"
+	 "                    namespace)\n"
 	 "  --stash-on-divergence\n"
 	 "                    when both sides have new commits, keep ours on a\n"
 	 "                    branch BRANCH-DIVERGED-<time> instead of failing\n"},
@@ -414,7 +493,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "BRANCH) from REMOTE into a new dot with the same id, and shows the\n"
 	 "progress until it ends. The new dot's upstream is REMOTE's DOT, so\n"
 	 "'dm pull' without arguments fetches from there later. A dot of that\n"
-	 "name must not exist here yet.\n"
+	 "name must not exist here yet. DOT without NS is in the namespace of\n"
+	 "the user REMOTE is used as; the copy keeps the name DOT as given.\n"
 	 "\n"
 	 "Options:\n"
 	 "  --local-name DOT  the name of the copy here (default: DOT)\n"
@@ -469,6 +549,15 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Options:\n"
 	 "  --repair          repair what is safe to repair\n"
 	 "  --json            the server's report, as JSON\n"},
+	{"debug", dm_cmd_debug, "METHOD [PARAMS] [--parse-json]", "make one raw API call",
+	 "Calls METHOD of the server's JSON-RPC API (docs/api.md: dm's methods,\n"
+	 "such as dots.list, and dotmesh's, such as DotmeshRPC.List) and prints\n"
+	 "its result as one line of JSON, as dotmesh's 'dm debug' did. PARAMS is\n"
+	 "sent as it is when it is JSON ('{\"dot\":\"shop\"}'), else as a JSON\n"
+	 "string (an id, for the dotmesh methods that take one).\n"
+	 "\n"
+	 "Options:\n"
+	 "  --parse-json      PARAMS must be JSON: fail when it is not\n"},
 	{"user add", dm_cmd_user_add, "NAME [--expires DURATION]", "add a user (admins only)",
 	 "Creates user NAME on the server and prints its API key on stdout, only\n"
 	 "this once: the server keeps only a hash of it. The user may then create\n"
@@ -524,9 +613,22 @@ static bool is_group(const char *word)
 	return false;
 }
 
+/* Other names of commands, dotmesh's: the word a user types, and the
+ * command's name in the table. */
+static const struct {
+	const char *alias, *name;
+} aliases[] = {
+	{"ls", "list"},
+	{NULL, NULL},
+};
+
 static const struct dm_cli_cmd *find_cmd(const char *word, const char *sub)
 {
 	char name[64];
+
+	for (size_t i = 0; !sub && aliases[i].alias; i++)
+		if (!strcmp(word, aliases[i].alias))
+			word = aliases[i].name;
 
 	if (sub)
 		snprintf(name, sizeof(name), "%s %s", word, sub);
@@ -540,7 +642,7 @@ static const struct dm_cli_cmd *find_cmd(const char *word, const char *sub)
 
 static void print_usage(FILE *f)
 {
-	fprintf(f, "usage: dm [--remote NAME] [-v] COMMAND [ARGS]\n"
+	fprintf(f, "usage: dm [-c FILE] [--remote NAME] [-v] COMMAND [ARGS]\n"
 		   "\n"
 		   "dm versions the directories that databases and other programs write\n"
 		   "into: commit them, branch them, roll them back.\n"
@@ -551,7 +653,7 @@ static void print_usage(FILE *f)
 	fprintf(f, "  %-21s %s\n", "help [COMMAND]", "show this help, or a command's");
 	fprintf(f, "\n"
 		   "Run 'dm help COMMAND' or 'dm COMMAND --help' for a command's options.\n"
-		   "The config file is ~/.dm/config, or $DM_CONFIG.\n");
+		   "The config file is ~/.dm/config, or $DM_CONFIG, or -c FILE.\n");
 }
 
 static void print_group_usage(FILE *f, const char *group)
@@ -638,6 +740,13 @@ static int global_options(struct dm_cli *cli, int argc, char **argv, struct dm_e
 			cli->remote_opt = argv[++i];
 		} else if (!strncmp(a, "--remote=", 9)) {
 			cli->remote_opt = a + 9;
+		} else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+			if (i + 1 >= argc || !argv[i + 1][0])
+				return dm_err_set(err, DM_EINVAL,
+						  "option '%s' needs a file; see 'dm help'", a);
+			cli->config_opt = argv[++i];
+		} else if (!strncmp(a, "--config=", 9) && a[9]) {
+			cli->config_opt = a + 9;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			return i; /* `dm --help` is `dm help` */
 		} else if (!strcmp(a, "--version")) {

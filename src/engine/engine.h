@@ -258,6 +258,22 @@ bool dm_engine_can_limit(const struct dm_engine *e);
 int dm_engine_limit(struct dm_engine *e, const char *dot, const char *branch, uint64_t bytes,
 		    struct dm_err *err);
 
+/*
+ * A read-only copy of commit commit_id of dot, whose tree is tree (in
+ * store), for `dm mount DOT@COMMIT --read-only` and the volume DOT@COMMIT;
+ * its path into out. The first call materialises it (commitcopy.c: whole
+ * or absent, then read-only: a read-only bind mount of itself when dmd
+ * runs as root, else without write permissions); later calls answer the
+ * same path at once. p->strip_setid is honoured.
+ */
+int dm_engine_commit_copy(struct dm_engine *e, struct dm_store *store, const char *dot,
+			  const char *commit_id, const dm_oid *tree,
+			  const struct dm_engine_progress *p, struct dm_buf *out, struct dm_err *err);
+/* Removes every copy of dot but those of the nkeep commits in keep (none
+ * kept: the copies' directory too). */
+int dm_engine_commit_copy_sweep(struct dm_engine *e, const char *dot, const char (*keep)[129],
+				size_t nkeep, struct dm_err *err);
+
 /* Makes the dot's stable path lead to branch's working copy, atomically. */
 int dm_engine_set_current(struct dm_engine *e, const char *dot, const char *branch,
 			  struct dm_err *err);

@@ -26,7 +26,9 @@
 #include "kv/kv.h"
 #include "server/api/auth.h"
 #include "server/certs.h"
+#include "server/cluster/backup.h"
 #include "server/cluster/etcd_member.h"
+#include "server/daemon.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
@@ -851,4 +853,70 @@ int dm_datadir_release_pool(const char *data_dir, struct dm_err *err)
 		return rc;
 	rc = dm_datadir_path(mnt, sizeof(mnt), data_dir, DM_DATA_POOL, err);
 	return rc ? rc : dm_pool_unmount(mnt, err);
+}
+
+int dm_datadir_restore(const char *data_dir, const char *file, FILE *report, struct dm_err *err)
+{
+	struct dm_datadir_config c;
+	struct dm_pidfile *pid = NULL;
+	struct dm_etcd_member *member = NULL;
+	struct dm_etcd_access access;
+	struct dm_kv *kv = NULL;
+	struct dm_store *store = NULL;
+	struct dm_buf text = DM_BUF_INIT;
+	struct dm_restore r;
+	json_error_t jerr;
+	json_t *backup = NULL, *e;
+	char path[PATH_MAX];
+	size_t i;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	memset(&access, 0, sizeof(access));
+	rc = dm_read_file(&text, file, DM_BACKUP_MAX, err);
+	if (!rc) {
+		backup = json_loadb((const char *)text.data, text.len, 0, &jerr);
+		if (!backup)
+			rc = dm_err_set(err, DM_EINVAL, "'%s' is not a backup: %s (line %d)", file,
+					jerr.text, jerr.line);
+	}
+	if (!rc)
+		rc = dm_datadir_check(data_dir, err);
+	if (!rc)
+		rc = dm_datadir_read_config(&c, data_dir, err);
+	if (!rc)
+		rc = dm_pidfile_lock(&pid, data_dir, err); /* no dmd on it meanwhile */
+	if (!rc)
+		rc = dm_datadir_open_kv(&kv, &member, &access, data_dir, &c, err);
+	if (!rc)
+		rc = dm_datadir_path(path, sizeof(path), data_dir, DM_DATA_STORE, err);
+	if (!rc)
+		rc = dm_store_open(&store, path, NULL, err);
+	if (!rc) {
+		r.kv = kv;
+		r.store = store;
+		r.kv_name = c.kv;
+		r.cluster_id = c.cluster_id;
+		r.node_id = c.node_id;
+		rc = dm_cluster_restore(&r, backup, err);
+	}
+	if (!rc) {
+		fprintf(report,
+			"Restored %zu users (%zu there already, kept), %zu dots, the records of "
+			"%zu dots here already, %zu volume aliases\n",
+			r.users, r.users_kept, r.dots, r.merged, r.volumes);
+		json_array_foreach(r.skipped, i, e)
+			fprintf(report, "Left out dot '%s': %s\n",
+				json_string_value(json_object_get(e, "dot")),
+				json_string_value(json_object_get(e, "why")));
+	}
+	json_decref(r.skipped);
+	dm_store_free(store);
+	dm_kv_free(kv);
+	dm_etcd_member_stop(member);
+	dm_etcd_access_release(&access);
+	dm_pidfile_release(pid);
+	json_decref(backup);
+	dm_buf_release(&text);
+	return rc;
 }

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_access.h"
@@ -172,5 +173,14 @@ int dm_datadir_check(const char *data_dir, struct dm_err *err);
 
 /* Reads the port of an initialised data directory's config. */
 int dm_datadir_port(int *out, const char *data_dir, struct dm_err *err);
+
+/*
+ * `dmd restore`: writes the cluster state of the backup in file (`dm
+ * cluster backup`; cluster/backup.h) into the KV of data_dir, whose dmd
+ * must not run (its pid file is locked meanwhile), with its store to check
+ * that the dots' heads are there. What it did goes to report, in lines.
+ */
+#define DM_BACKUP_MAX (256u << 20)
+int dm_datadir_restore(const char *data_dir, const char *file, FILE *report, struct dm_err *err);
 
 #endif

@@ -108,6 +108,11 @@ static const char usage_text[] =
 	"  dmd stop  --data-dir DIR [--timeout SECONDS]\n"
 	"        Stop the server of DIR (SIGTERM) and wait for it (default 30 s),\n"
 	"        and a local etcd that a dmd which died left running.\n"
+	"  dmd restore --data-dir DIR --from FILE\n"
+	"        Write the cluster state of FILE ('dm cluster backup') into the KV\n"
+	"        of DIR, whose dmd (every node's, on etcd) must be stopped and\n"
+	"        which must hold no dots yet; dots whose commits this node's\n"
+	"        store lacks are left out, and said.\n"
 	"  dmd --version | --help\n"
 	"\n"
 	"LEVEL is debug, info (the default), warn or error.\n";
@@ -134,6 +139,7 @@ struct args {
 	const char *tls_ca;              /* init: --tls-ca, or NULL */
 	bool insecure_http;              /* init: --insecure-http */
 	uint64_t pool_size;              /* init: --pool-size, or 0 */
+	const char *from;                /* restore: --from FILE */
 };
 
 /* Where the value of etcd option c (a DM_DMD_INIT_OPT(ETCD_*)) goes. */
@@ -199,8 +205,8 @@ static bool parse_level(enum dm_log_level *out, const char *s)
 	return false;
 }
 
-/* Parses the options of cmd ("init", "start", "stop" or "renew-cert"); 0 or an
- * exit status. */
+/* Parses the options of cmd ("init", "start", "stop", "renew-cert" or
+ * "restore"); 0 or an exit status. */
 static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 {
 	enum {
@@ -214,6 +220,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		OPT_DOCKER_SOCKET,
 		OPT_JOIN,
 		OPT_CSI_SOCKET,
+		OPT_FROM,
 		/* and init's DM_DMD_INIT_OPT(...), from util/dmd_init.h */
 	};
 	static const struct option opts[] = {
@@ -226,6 +233,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 		{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
 		{"csi-socket", required_argument, NULL, OPT_CSI_SOCKET},
+		{"from", required_argument, NULL, OPT_FROM},
 		DM_DMD_INIT_GETOPT{"join", no_argument, NULL, OPT_JOIN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -243,6 +251,11 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		switch (c) {
 		case OPT_DATA_DIR:
 			a->data_dir = optarg;
+			break;
+		case OPT_FROM:
+			if (strcmp(cmd, "restore"))
+				return usage_error("--from is for dmd restore, not dmd %s", cmd);
+			a->from = optarg;
 			break;
 		case OPT_PORT:
 			if (is_stop || is_renew)
@@ -379,6 +392,8 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!a->data_dir || !a->data_dir[0])
 		return usage_error("dmd %s needs --data-dir DIR", cmd);
+	if (!strcmp(cmd, "restore") && (!a->from || !a->from[0]))
+		return usage_error("%s", "dmd restore needs --from FILE");
 	if (a->no_plugin && a->plugin_socket)
 		return usage_error("%s", "--no-plugin and --plugin-socket contradict each other");
 	return 0;
@@ -623,6 +638,17 @@ static int cmd_stop(const struct args *a)
 	return 0;
 }
 
+static int cmd_restore(const struct args *a)
+{
+	struct dm_err err;
+
+	dm_log_setup(stderr, DM_LOG_WARN);
+	dm_err_clear(&err);
+	if (dm_datadir_restore(a->data_dir, a->from, stdout, &err))
+		return fail(&err);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -641,7 +667,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "init") && strcmp(cmd, "start") && strcmp(cmd, "stop") &&
-	    strcmp(cmd, "renew-cert"))
+	    strcmp(cmd, "renew-cert") && strcmp(cmd, "restore"))
 		return usage_error("unknown command '%s'", cmd);
 	rc = parse_args(&a, cmd, argc - 1, argv + 1);
 	if (rc)
@@ -655,5 +681,7 @@ int main(int argc, char **argv)
 		return cmd_start(&a);
 	if (!strcmp(cmd, "renew-cert"))
 		return cmd_renew_cert(&a);
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(&a);
 	return cmd_stop(&a);
 }

@@ -1,14 +1,17 @@
 /*
  * id.c - UUIDs and API keys from getrandom(2).
  *
- * Invariant: every id is produced from fresh kernel randomness; nothing is
- * derived from a seeded generator, so ids never repeat across processes.
+ * Invariant: every random id is produced from fresh kernel randomness;
+ * nothing is derived from a seeded generator, so ids never repeat across
+ * processes. The one derived id (a branch's) is a hash, never random.
  */
 #include "util/id.h"
 #include "util/err.h"
+#include "util/hash.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include "util/banned.h"
@@ -81,4 +84,24 @@ int dm_id_api_key(char *out, struct dm_err *err)
 	}
 	out[DM_API_KEY_LEN] = '\0';
 	return 0;
+}
+
+void dm_id_branch(char *out, const char *dot_id, const char *branch)
+{
+	/* "dm branch id" NUL dot_id NUL branch: the NULs keep the parts apart */
+	char in[16 + 2 * 256];
+	int n;
+	dm_oid oid;
+	unsigned char b[16];
+
+	if (!strcmp(branch, "master")) {
+		snprintf(out, DM_UUID_LEN + 1, "%s", dot_id);
+		return;
+	}
+	n = snprintf(in, sizeof(in), "dm branch id%c%.255s%c%.255s", 0, dot_id, 0, branch);
+	dm_hash(&oid, in, n > 0 && (size_t)n < sizeof(in) ? (size_t)n : sizeof(in) - 1);
+	memcpy(b, oid.b, sizeof(b));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x80);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	format_uuid(out, b);
 }

@@ -104,6 +104,21 @@ bad:
 			  s);
 }
 
+int dm_commit_id_check(const char *id, struct dm_err *err)
+{
+	size_t len = strlen(id);
+	bool ok = len >= 4 && len <= 128 && strncmp(id, "HEAD", 4) != 0;
+
+	for (const char *p = id; ok && *p; p++)
+		ok = name_char(*p);
+	if (!ok)
+		return dm_err_set(err, DM_EINVAL,
+				  "invalid commit id '%s': use 4 to 128 letters, digits, '-' or "
+				  "'_', not starting with HEAD",
+				  id);
+	return 0;
+}
+
 int dm_meta_key_not_reserved(const char *key, struct dm_err *err)
 {
 	if (!strncmp(key, DM_META_RESERVED_PREFIX, strlen(DM_META_RESERVED_PREFIX)))

@@ -68,4 +68,15 @@ int dm_ref_parse(struct dm_ref *out, const char *s, struct dm_err *err);
 /* DM_EINVAL when key is one of dm's own (DM_META_RESERVED_PREFIX). */
 int dm_meta_key_not_reserved(const char *key, struct dm_err *err);
 
+/*
+ * dotmesh's way to choose a commit's id: the metadata entry
+ * "#commit-id=ID" of `dm commit -d` (and of DotmeshRPC.Commit), which is
+ * not metadata but the id (dots.commit's `id`).
+ */
+#define DM_COMMIT_ID_META "#commit-id"
+/* A commit id a user chooses: 4 to 128 letters, digits, '-' or '_', not
+ * starting with "HEAD" (so that every ref can name it); DM_EINVAL saying
+ * so otherwise. */
+int dm_commit_id_check(const char *id, struct dm_err *err);
+
 #endif

@@ -106,7 +106,7 @@ test_expect_success 'missing and extra arguments fail with status 2' '
 	expect_error 2 "'\''dm switch'\'' needs a dot name: dm switch DOT; see '\''dm switch --help'\''" \
 		dm switch &&
 	expect_error 2 "too many arguments for '\''dm list'\''; see '\''dm list --help'\''" dm list x &&
-	expect_error 2 "'\''dm mount'\'' needs a dot and a path: dm mount DOT[@BRANCH] PATH; see '\''dm mount --help'\''" \
+	expect_error 2 "'\''dm mount'\'' needs a dot and a path: dm mount DOT[@BRANCH] PATH, or DOT[@COMMIT] PATH --read-only; see '\''dm mount --help'\''" \
 		dm mount shop &&
 	expect_error 2 "too many arguments for '\''dm diff'\''; see '\''dm diff --help'\''" dm diff a1b2 c3d4 e5f6
 '

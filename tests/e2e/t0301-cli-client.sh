@@ -200,10 +200,13 @@ test_expect_success 'dm list: columns, human sizes, the current dot marked' '
 	test_cmp expect actual
 '
 
-test_expect_success 'dm list -H: tab-separated, raw bytes, no header' '
+test_expect_success 'dm list -H: dotmesh'\''s columns, tab-separated, raw bytes, no header, then the current mark' '
 	dm list -H >actual &&
-	printf "\tdb\tmaster\t127.0.0.1:32607\t\t0\t0\t0\n*\tshop\ttest\t127.0.0.1:32607\t\t1258291\t3\t4096\n\tteam/x\tmaster\t127.0.0.1:32607\t\t5\t1\t0\n" >expect &&
-	test_cmp expect actual
+	printf "db\tmaster\t127.0.0.1:32607\t\t0\t0\t0\t\nshop\ttest\t127.0.0.1:32607\t\t1258291\t3\t4096\t*\nteam/x\tmaster\t127.0.0.1:32607\t\t5\t1\t0\t\n" >expect &&
+	test_cmp expect actual &&
+	test "$(cut -f 1 actual | tr "\n" " ")" = "db shop team/x " &&
+	test "$(cut -f 7 actual | tr "\n" " ")" = "0 4096 0 " &&
+	dm ls -H >ls.out && test_cmp actual ls.out
 '
 
 test_expect_success 'dm list --json prints the server answer' '
@@ -334,7 +337,10 @@ test_expect_success 'dm dot show describes the dot and its branches' '
 	dm dot show -H other >actual &&
 	grep "^size	1258291$" actual &&
 	grep "^current	no$" actual &&
-	grep "^branch	\*	test	" actual
+	! grep "^selected$" actual &&
+	grep "^currentBranch	test$" actual &&
+	grep "^branch	[0-9a-f-]*	test$" actual &&
+	grep "^head	test		0	0	0$" actual
 '
 
 test_expect_success 'dm dot delete -f deletes and forgets the current dot' '

@@ -73,8 +73,8 @@ test_expect_success 'dm diff shows the new file; dm list counts dirty bytes' '
 	echo "Added:    a.txt" >expect &&
 	test_cmp expect out &&
 	dm list -H >out &&
-	grep "^\*	shop	master	" out &&
-	test "$(cut -f8 out)" = 6
+	grep "^shop	master	.*	\*$" out &&
+	test "$(cut -f7 out)" = 6
 '
 
 test_expect_success 'dm commit prints the id; dm log shows it with metadata' '
@@ -158,9 +158,20 @@ test_expect_success 'dm dot show describes the dot' '
 	grep "\"name\": \"shop\"" out
 '
 
-test_expect_success 'with several dots and none chosen, commit says "no current dot"' '
+test_expect_success 'dm init makes the new dot the current one (as dotmesh did)' '
 	dm init db &&
+	grep "\"current_dot\": \"db\"" "$DM_CONFIG" &&
 	dm init ns2/other &&
+	grep "\"current_dot\": \"ns2/other\"" "$DM_CONFIG" &&
+	dm list >out &&
+	grep "^\* ns2/other " out
+'
+
+test_expect_success 'with several dots and none chosen, commit says "no current dot"' '
+	python3 -c "import json, sys
+c = json.load(open(sys.argv[1]))
+del c[\"remotes\"][\"local\"][\"current_dot\"]
+json.dump(c, open(sys.argv[1], \"w\"))" "$DM_CONFIG" &&
 	dm list >out &&
 	grep "^  ns2/other " out &&
 	test_must_fail grep "^\*" out &&

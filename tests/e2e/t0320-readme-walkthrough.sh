@@ -29,6 +29,9 @@ test_expect_success 'and does what its comments say' '
 	grep "ticket: 42" out &&
 	grep "^\* experiment" out &&
 	test "$(cat shop/stock.txt)" = "apples: 3" &&
+	grep "^./then is commit .* of .shop., read-only$" out && ! test -e then &&
+	grep "^Forked .shop. into .shop-test." out &&
+	test "$(dm log --dot shop-test --json | python3 -c "import json, sys; print(len(json.load(sys.stdin)[\"commits\"]))")" = 1 &&
 	dm log --dot shop >log && grep -c "^commit " log >n && echo 1 >expect && test_cmp expect n
 '
 

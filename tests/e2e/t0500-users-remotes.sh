@@ -106,12 +106,24 @@ test_expect_success 'an unreachable remote is named, and nothing is saved' '
 	test_cmp before "$DM_CONFIG"
 '
 
-test_expect_success 'without a terminal and without DM_API_KEY, remote add says how to give the key' '
+test_expect_success 'without a terminal, a key on stdin or DM_API_KEY, remote add says how to give the key' '
 	test_dm_status 2 dm remote add typed "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
-	echo "dm: no API key for remote '\''typed'\'': set DM_API_KEY, or run this on a terminal to type it" >expect &&
+	echo "dm: no API key for remote '\''typed'\'': pipe it on standard input, set DM_API_KEY, or run this on a terminal to type it" >expect &&
+	test_cmp expect err &&
+	echo "   " | test_dm_status 2 dm remote add typed "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	test_cmp expect err &&
 	test_dm_status 2 env DM_API_KEY=" " dm remote add typed "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
 	grep "empty API key" err
+'
+
+test_expect_success 'a key piped on standard input (dotmesh'\''s way) adds the remote; a wrong one is refused' '
+	cp "$DM_CONFIG" before &&
+	printf "%064d\n" 0 | test_dm_status 10 dm remote add piped "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" &&
+	test_cmp before "$DM_CONFIG" &&
+	cat key | dm remote add piped "bob@127.0.0.1:$port" --ca-file "$data/ca.pem" >out &&
+	grep "^Added remote '\''piped'\'': bob@127.0.0.1:$port" out &&
+	dm --remote piped version >/dev/null &&
+	dm remote rm piped
 '
 
 test_expect_success PYTHON 'on a terminal the CA is shown and trusted on yes, then the key is asked for without echo' '

@@ -121,7 +121,7 @@ test_expect_success 'carol, not a collaborator, cannot: the refusal says what sh
 	! grep plums aliceB/stock
 '
 
-test_expect_success 'a push into another user'\''s namespace is refused, and makes no dot' '
+test_expect_success 'a push into another user'\''s namespace is refused, and makes no dot; without a name there it goes to the user'\''s own (dotmesh'\''s default)' '
 	dmA init cdot &&
 	dmA mount cdot cdotA && echo c >cdotA/c &&
 	head -c 2000000 /dev/urandom >cdotA/data &&
@@ -132,10 +132,11 @@ test_expect_success 'a push into another user'\''s namespace is refused, and mak
 	echo "wire bytes of the refused push: $wire" &&
 	test "${wire:-0}" -lt 100000 &&
 	test_status 3 dmB dot show alice/cdot &&
-	test_status 10 dmA push carol cdot &&
+	test_status 10 dmA push carol cdot --remote-name admin/cdot &&
 	grep "^dm: user .carol. may not create .cdot.: only user .admin. or an admin" err &&
 	test_status 3 dmB dot show cdot &&
-	dmA push carol cdot --remote-name carol/cdot >/dev/null &&
+	dmA push carol cdot >out &&
+	grep "to .carol/cdot. on" out &&
 	test "$(dot_id dmB dot show carol/cdot)" = "$(dot_id dmA dot show cdot)"
 '
 

@@ -130,7 +130,7 @@ test_expect_success 'checkout is the owner'\''s: bob may not, alice may' '
 		as bob checkout b-bob --dot alice/shop &&
 	refused 10 "user .carol. may not check out a branch of .alice/shop.: $OWNER_ONLY" \
 		as carol checkout b-bob --dot alice/shop &&
-	dmB dot show -H alice/shop >out && grep "^branch	master$" out &&
+	dmB dot show -H alice/shop >out && grep "^currentBranch	master$" out &&
 	as alice checkout b-bob --dot alice/shop &&
 	as alice checkout master --dot alice/shop
 '

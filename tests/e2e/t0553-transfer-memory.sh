@@ -37,7 +37,7 @@ test_expect_success 'eight pushes at once into B: B stays under 128 MiB resident
 	done &&
 	wait &&
 	for i in 1 2 3 4 5 6 7 8; do
-		dmB list -H | cut -f2 | grep -x d$i >/dev/null || { cat push$i.out; return 1; }
+		dmB list -H | cut -f1 | grep -x d$i >/dev/null || { cat push$i.out; return 1; }
 	done &&
 	peak=$(peak_mib B) &&
 	echo "B peak resident: $peak MiB" &&

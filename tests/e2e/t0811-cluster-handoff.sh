@@ -63,10 +63,10 @@ test_expect_success 'a delete asked of node 1 is refused while a container on no
 	wait_until 20 sh -c "DM_CONFIG=$HOME/confN2 dm list | grep -q holder" &&
 	test_must_fail dmN1 dot delete -f shop 2>err &&
 	one_error "cannot delete dot .shop.: the dot is in use by 1 container on node $(node_id N2); stop it first" &&
-	dmN3 list -H | cut -f2 | grep -x shop >/dev/null &&
+	dmN3 list -H | cut -f1 | grep -x shop >/dev/null &&
 	pm rm -f -t 0 holder &&
 	wait_until 20 dmN1 dot delete -f shop &&
-	wait_until 30 sh -c "! DM_CONFIG=$HOME/confN2 dm list -H | cut -f2 | grep -x shop >/dev/null"
+	wait_until 30 sh -c "! DM_CONFIG=$HOME/confN2 dm list -H | cut -f1 | grep -x shop >/dev/null"
 '
 
 test_done

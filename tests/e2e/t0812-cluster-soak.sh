@@ -191,7 +191,7 @@ test_expect_success 'no dot is half-deleted: every id gone from etcd is gone fro
 test_expect_success 'the names map to live dots on every node' '
 	for d in "${dots[@]}"; do
 		for n in N1 N2 N3; do
-			DM_CONFIG=$HOME/conf$n dm list -H | cut -f2 | grep -x "$d" >/dev/null || return 1
+			DM_CONFIG=$HOME/conf$n dm list -H | cut -f1 | grep -x "$d" >/dev/null || return 1
 		done
 	done
 '

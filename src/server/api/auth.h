@@ -19,13 +19,14 @@
 #include <stddef.h>
 
 #include "server/api/rpc.h"
+#include "server/cluster/cluster.h"
 #include "util/err.h"
 #include "util/id.h"
 #include "util/names.h"
 
 struct dm_kv;
 
-#define DM_KV_USERS "/dm/users/"
+/* DM_KV_USERS: server/cluster/cluster.h, with the cluster's other keys */
 #define DM_AUTH_DENIED_MSG "invalid user name or API key"
 
 /* The longest lifetime a key may be given (10 years), in seconds. */

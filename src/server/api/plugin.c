@@ -21,6 +21,14 @@
  *  - Every protocol call gets one answer within p->call_ms plus a little:
  *    200 with a JSON object, or an error status with {"Err": message}.
  *
+ * A volume DOT@X where X is not a branch of DOT but one of its commits (a
+ * whole id) is that commit, read-only (dotmesh's MountCommit): its Mount
+ * asks the dot for a read-only copy of the commit held by "plugin:KEY"
+ * (made on the first Mount, which may take longer than call_ms: it waits
+ * up to COPY_MS), answers the copy's path, and its Unmount lets go of it.
+ * Its containers' records name the commit as their branch, which no
+ * reset or checkout of a branch touches.
+ *
  * A mount (one Mount call) is recorded at the dot under KEY = "ID@HASH":
  * ID is the runtime's mount ID (at most 64 characters of it), HASH a hash
  * of the volume name and the whole ID. Until its container is known the
@@ -49,12 +57,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actor/actor.h"
 #include "kv/kv.h"
 #include "server/api/http.h"
 #include "server/cluster/forward.h"
 #include "server/dots/docker.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
+#include "store/store.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/hash.h"
@@ -71,6 +81,7 @@
 #define RETRY_MS         500 /* ...and its next ones, while nothing is found */
 #define FAST_TRIES       10  /* retries at RETRY_MS before slowing to sweep_ms */
 #define NEVER            INT64_MAX
+#define COPY_MS          (600 * 1000) /* making a read-only copy of a commit */
 
 enum mode { MODE_UNKNOWN, MODE_DIRECT, MODE_LIST };
 
@@ -279,9 +290,10 @@ static int resolve_name(struct dm_plugin *p, struct dm_volname *out, const char 
 
 /* Records m at the dot: a new runtime mount named volume_name, or (NULL)
  * a container of the runtime mount m->of; *path (may be NULL) gets the
- * path it answers. */
+ * path it answers: fixed (a commit's read-only copy), or the working
+ * copy's (fixed NULL). */
 static int dot_mount(struct dm_plugin *p, struct dm_dot_handle *h, const struct dm_mount_view *m,
-		     const char *volume_name, char **path, struct dm_err *err)
+		     const char *volume_name, const char *fixed, char **path, struct dm_err *err)
 {
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_MOUNT);
 	json_t *res = NULL;
@@ -291,7 +303,8 @@ static int dot_mount(struct dm_plugin *p, struct dm_dot_handle *h, const struct 
 	req->mount = dm_xmalloc(sizeof(*req->mount));
 	*req->mount = *m;
 	req->volume_name = volume_name ? dm_xstrdup(volume_name) : NULL;
-	req->branch = m->branch[0] ? dm_xstrdup(m->branch) : NULL;
+	req->branch = m->branch[0] && !fixed ? dm_xstrdup(m->branch) : NULL;
+	req->mount_path = fixed ? dm_xstrdup(fixed) : NULL;
 	rc = dm_dot_call(&res, h, req, p->call_ms, err);
 	if (rc)
 		return rc;
@@ -321,13 +334,23 @@ static int dot_unmount(struct dm_plugin *p, struct dm_dot_handle *h, const char 
 	return rc;
 }
 
+/* Whether id is a commit of the dot h (a whole id, in its store). */
+static bool is_commit(struct dm_plugin *p, struct dm_dot_handle *h, const char *id)
+{
+	dm_oid oid;
+
+	return dm_store_commit_get(dm_registry_env(p->registry)->store, dm_dot_handle_id(h), id,
+				   &oid, NULL) == 0;
+}
+
 /*
  * The dot a volume names, made when missing (when create): a new handle
- * reference. A pinned branch must exist; a dot that does not exist yet
- * has only master.
+ * reference. A pinned branch must exist, or be a commit of the dot (then
+ * *commit, when not NULL, is true: the volume is that commit, read-only);
+ * a dot that does not exist yet has only master.
  */
 static int volume_dot(struct dm_plugin *p, struct dm_dot_handle **out, const char *runtime_name,
-		      const struct dm_volname *v, bool create, struct dm_err *err)
+		      const struct dm_volname *v, bool create, bool *commit, struct dm_err *err)
 {
 	char shown[DM_DOT_NAME_TEXT_MAX];
 	struct dm_dot_handle *h = find_dot(p, &v->dot, NULL);
@@ -361,8 +384,13 @@ static int volume_dot(struct dm_plugin *p, struct dm_dot_handle **out, const cha
 	if (view->state != DM_DOT_READY && view->state != DM_DOT_CREATING)
 		rc = dm_err_set(err, DM_ENOTFOUND, "no such volume '%s': dot '%s' is being deleted",
 				runtime_name, shown);
-	else if (v->branch[0] && !dm_dot_view_branch(view, v->branch))
-		rc = dm_err_set(err, DM_ENOTFOUND, "dot '%s' has no branch '%s'", shown, v->branch);
+	else if (v->branch[0] && !dm_dot_view_branch(view, v->branch) &&
+		 !is_commit(p, h, v->branch))
+		rc = dm_err_set(err, DM_ENOTFOUND,
+				"dot '%s' has no branch '%s', nor a commit of that id", shown,
+				v->branch);
+	if (commit)
+		*commit = !rc && v->branch[0] && !dm_dot_view_branch(view, v->branch);
 	dm_dot_view_unref(view);
 	if (rc) {
 		dm_dot_handle_unref(h);
@@ -459,7 +487,7 @@ static bool record_containers(struct dm_plugin *p, struct dm_dot_handle *h,
 				 l->m.base.of, SHORT_ID, l->cs[i].id);
 		snprintf(mv.container_id, sizeof(mv.container_id), "%s", l->cs[i].id);
 		snprintf(mv.container, sizeof(mv.container), "%s", l->cs[i].name);
-		rc = dot_mount(p, h, &mv, NULL, NULL, &err);
+		rc = dot_mount(p, h, &mv, NULL, NULL, NULL, &err);
 		if (rc == DM_ENOTFOUND)
 			return true;
 		if (rc) {
@@ -642,7 +670,7 @@ static int ep_create(struct dm_plugin *p, json_t *req, json_t **res, struct dm_e
 				"[a-zA-Z0-9][a-zA-Z0-9_.-]*",
 				name);
 	if (!rc)
-		rc = volume_dot(p, &h, name, &vn, true, err);
+		rc = volume_dot(p, &h, name, &vn, true, NULL, err);
 	dm_dot_handle_unref(h);
 	if (rc)
 		return rc;
@@ -710,7 +738,7 @@ static int ep_get(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err 
 	if (!rc)
 		rc = resolve_name(p, &vn, name, err);
 	if (!rc)
-		rc = volume_dot(p, &h, name, &vn, false, err);
+		rc = volume_dot(p, &h, name, &vn, false, NULL, err);
 	if (rc)
 		return rc;
 	view = dm_dot_handle_view(h);
@@ -817,6 +845,79 @@ static int take_branch(struct dm_plugin *p, struct dm_dot_handle *h, const struc
 	return rc ? dm_err_prefix(err, "cannot mount '%s' here", shown) : 0;
 }
 
+/* "plugin:" KEY: a runtime mount's hold on a read-only copy (dot.h). */
+static void copy_holder(char *out, size_t size, const char *key)
+{
+	snprintf(out, size, "plugin:%s", key);
+}
+
+/* A runtime mount's hold on a commit's read-only copy goes (none: fine).
+ * Not waited for: a removal of the copy may take a while. */
+static void release_copy(struct dm_plugin *p, struct dm_dot_handle *h, const char *key)
+{
+	struct dm_dot_view *v = dm_dot_handle_view(h);
+	struct dm_ticket *t = NULL;
+	struct dm_dot_req *req;
+	char holder[DM_COMMIT_ID_LEN_MAX + 16];
+	bool held = false;
+
+	copy_holder(holder, sizeof(holder), key);
+	for (size_t i = 0; i < v->nholds; i++)
+		held = held || !strcmp(v->holds[i].holder, holder);
+	dm_dot_view_unref(v);
+	if (!held)
+		return;
+	req = dm_dot_req_new(DM_DOT_OP_UNMOUNT_COMMIT);
+	req->holder = dm_xstrdup(holder);
+	/* a request (the dot serves requests only), whose answer nobody waits for */
+	dm_actor_send_request(&t, dm_dot_handle_actor(h), dm_msg_new(0, req, dm_dot_req_free));
+	dm_ticket_free(t);
+}
+
+/* The path a mount of commit volume vn answers: its read-only copy (made
+ * when missing, held by the runtime mount key) and the subdot in it, which
+ * must be there (a copy is never written to). malloc'ed into *out. */
+static int commit_copy(struct dm_plugin *p, struct dm_dot_handle *h, const struct dm_volname *vn,
+		       const char *key, char **out, struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_MOUNT_COMMIT);
+	char holder[DM_COMMIT_ID_LEN_MAX + 16], shown[DM_DOT_NAME_TEXT_MAX];
+	struct dm_buf path = DM_BUF_INIT;
+	const char *copy;
+	json_t *res = NULL;
+	int rc;
+
+	copy_holder(holder, sizeof(holder), key);
+	req->from = dm_xstrdup(vn->branch);
+	req->holder = dm_xstrdup(holder);
+	rc = dm_dot_call(&res, h, req, COPY_MS, err);
+	if (rc)
+		return rc;
+	copy = json_string_value(json_object_get(res, "path"));
+	dm_dot_name_text(shown, &vn->dot);
+	if (!copy)
+		rc = dm_err_set(err, DM_EINTERNAL, "the dot answered a copy without a path");
+	else if (dm_buf_addf(&path, "%s", copy))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (!rc && strcmp(vn->subdot, DM_SUBDOT_ROOT)) {
+		rc = dm_dot_subdot_check(copy, vn->subdot, shown, false, err);
+		if (rc == DM_ENOTFOUND)
+			dm_err_set(err, rc, "commit '%s' of dot '%s' has no subdot '%s' (mount "
+					    "%s@%s.__root__ for all of it)",
+				   vn->branch, shown, vn->subdot, shown, vn->branch);
+		if (!rc && dm_buf_addf(&path, "/%s", vn->subdot))
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
+	json_decref(res);
+	if (rc) {
+		dm_buf_release(&path);
+		return rc;
+	}
+	*out = dm_xstrdup((const char *)path.data);
+	dm_buf_release(&path);
+	return 0;
+}
+
 static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_err *err)
 {
 	struct dm_dot_handle *h = NULL;
@@ -824,7 +925,8 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 	struct pending *m;
 	struct dm_volname vn;
 	const char *name, *id;
-	char *path = NULL;
+	char *path = NULL, *copy = NULL;
+	bool commit = false;
 	int rc = req_str(&name, req, "Name", RUNTIME_NAME_MAX, err);
 
 	if (!rc)
@@ -832,8 +934,8 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 	if (!rc)
 		rc = resolve_name(p, &vn, name, err);
 	if (!rc)
-		rc = volume_dot(p, &h, name, &vn, true, err);
-	if (!rc && p->cluster_node)
+		rc = volume_dot(p, &h, name, &vn, true, &commit, err);
+	if (!rc && p->cluster_node && !commit)
 		rc = take_branch(p, h, &vn, err);
 	if (rc) {
 		dm_dot_handle_unref(h);
@@ -848,7 +950,12 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 	dm_volname_text(mv.volume, sizeof(mv.volume), &vn);
 	snprintf(mv.branch, sizeof(mv.branch), "%s", vn.branch);
 	snprintf(mv.subdot, sizeof(mv.subdot), "%s", vn.subdot);
-	rc = dot_mount(p, h, &mv, name, &path, err);
+	if (commit)
+		rc = commit_copy(p, h, &vn, mv.of, &copy, err);
+	if (!rc)
+		rc = dot_mount(p, h, &mv, name, copy, &path, err);
+	if (rc && commit) /* no Unmount follows a failed Mount */
+		release_copy(p, h, mv.of);
 	if (!rc && p->docker) {
 		pthread_mutex_lock(&p->mu);
 		if (!find_pending(p, mv.of)) {
@@ -867,6 +974,7 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 		pthread_mutex_unlock(&p->mu);
 	}
 	dm_dot_handle_unref(h);
+	free(copy);
 	if (rc) {
 		free(path);
 		return rc;
@@ -898,6 +1006,7 @@ static int ep_unmount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_
 
 		if (dot_unmount(p, h, key, NULL, &e))
 			dm_warn("plugin: unmount of volume '%s': %s", name, e.msg);
+		release_copy(p, h, key);
 		dm_info("plugin: unmounted volume '%s' (mount %.12s)", name, id);
 		dm_dot_handle_unref(h);
 	}

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "server/cluster/cluster.h"
 #include "util/err.h"
 
 struct dm_docker;
@@ -34,7 +35,7 @@ struct dm_cluster_env;
 #define DM_PLUGIN_CONTENT_TYPE   "application/vnd.docker.plugins.v1.2+json"
 /* Runtimes give a plugin a few seconds (podman: 5 s); we answer sooner. */
 #define DM_PLUGIN_CALL_MS 3000
-#define DM_KV_VOLUMES     "/dm/volumes/"
+/* DM_KV_VOLUMES (aliases): server/cluster/cluster.h */
 
 struct dm_plugin_opts {
 	struct dm_registry *registry; /* the dots; borrowed */

@@ -7,7 +7,8 @@
  * without an id, which JSON-RPC would leave unanswered; see docs/api.md);
  * every error object carries data.code, a JSON name from util/err.h's
  * table; a handler runs only for a well-formed request whose caller may
- * call it, with params an object (an empty one when absent).
+ * call it, with params an object (an empty one when absent or null), or
+ * any JSON value for dotmesh's methods (which take what Go's codec took).
  */
 #include "server/api/rpc.h"
 
@@ -115,10 +116,11 @@ static bool valid_id(const json_t *id)
  * Checks the request and finds its method. Returns 0, or a JSON-RPC code
  * with *code_out (a DM_E* code) and err's message describing the problem.
  */
-static int check_request(json_t *req, const struct dm_rpc_method *const *tables,
+static int check_request(json_t *req, const struct dm_rpc_method *const *tables, bool aliases,
 			 const struct dm_caller *caller, const struct dm_rpc_method **method_out,
 			 int *code_out, struct dm_err *err)
 {
+	const struct dm_rpc_method *any_params = NULL;
 	json_t *version = json_object_get(req, "jsonrpc");
 	json_t *method = json_object_get(req, "method");
 	json_t *params = json_object_get(req, "params");
@@ -139,13 +141,15 @@ static int check_request(json_t *req, const struct dm_rpc_method *const *tables,
 		dm_err_set(err, DM_EPROTO, "request member \"method\" must be a string");
 		return RPC_INVALID_REQUEST;
 	}
-	if (params && !json_is_object(params)) {
+	name = json_string_value(method);
+	m = find_method(tables, name);
+	if (!m && aliases)
+		m = any_params = dm_rpc_dotmesh_find(name);
+	if (params && !json_is_object(params) && !any_params) {
 		*code_out = DM_EINVAL;
 		dm_err_set(err, DM_EINVAL, "params must be an object");
 		return RPC_INVALID_PARAMS;
 	}
-	name = json_string_value(method);
-	m = find_method(tables, name);
 	if (!m) {
 		*code_out = DM_EUNSUPPORTED;
 		dm_err_set(err, DM_EUNSUPPORTED, "no such method '%.100s'", name);
@@ -164,14 +168,14 @@ static int check_request(json_t *req, const struct dm_rpc_method *const *tables,
 static json_t *call_method(const struct dm_rpc_method *m, const struct dm_api_env *env,
 			   const struct dm_caller *caller, json_t *params, bool *failed)
 {
-	struct dm_rpc_ctx ctx = {.env = env, .caller = caller};
+	struct dm_rpc_ctx ctx = {.env = env, .caller = caller, .method = m};
 	struct dm_err err;
 	json_t *result = NULL, *own_params = NULL;
 	int64_t start = dm_now_monotonic_ns();
 	int rc;
 
 	dm_err_clear(&err);
-	if (!params)
+	if (!params || json_is_null(params))
 		params = own_params = json_object();
 	current_deadline_ms = m->deadline_ms > 0 ? m->deadline_ms : DM_RPC_DEADLINE_DEFAULT_MS;
 	rc = params ? m->handler(&ctx, params, &result, &err)
@@ -195,9 +199,9 @@ static json_t *call_method(const struct dm_rpc_method *m, const struct dm_api_en
 	return error_object(RPC_DM_ERROR, rc, err.msg);
 }
 
-char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct dm_api_env *env,
-			 const struct dm_caller *caller, const char *body, size_t len,
-			 int *http_status_out)
+static char *dispatch(const struct dm_rpc_method *const *tables, bool aliases,
+		      const struct dm_api_env *env, const struct dm_caller *caller,
+		      const char *body, size_t len, int *http_status_out)
 {
 	const struct dm_rpc_method *m = NULL;
 	json_error_t jerr;
@@ -225,7 +229,7 @@ char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct
 	id = json_object_get(req, "id");
 	if (id && !valid_id(id))
 		id = NULL;
-	jcode = check_request(req, tables, caller, &m, &code, &err);
+	jcode = check_request(req, tables, aliases, caller, &m, &code, &err);
 	if (jcode) {
 		dm_debug("rpc refused for '%s': %s", caller->user, err.msg);
 		out = error_object(jcode, code, err.msg);
@@ -238,20 +242,57 @@ char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct
 	return text;
 }
 
+char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct dm_api_env *env,
+			 const struct dm_caller *caller, const char *body, size_t len,
+			 int *http_status_out)
+{
+	return dispatch(tables, false, env, caller, body, len, http_status_out);
+}
+
+/* dm's own methods; dotmesh's (made of them) after them */
+static const struct dm_rpc_method *const own_tables[] = {
+	dm_rpc_server_methods,
+	dm_rpc_dot_methods,
+	dm_rpc_user_methods,
+	dm_rpc_transfer_methods,
+	dm_rpc_cluster_methods,
+	dm_rpc_space_methods,
+	NULL,
+};
+
 char *dm_rpc_dispatch(const struct dm_api_env *env, const struct dm_caller *caller,
 		      const char *body, size_t len, int *http_status_out)
 {
-	static const struct dm_rpc_method *const tables[] = {
-		dm_rpc_server_methods,
-		dm_rpc_dot_methods,
-		dm_rpc_user_methods,
-		dm_rpc_transfer_methods,
-		dm_rpc_cluster_methods,
-		dm_rpc_space_methods,
-		NULL,
-	};
+	return dispatch(own_tables, true, env, caller, body, len, http_status_out);
+}
 
-	return dm_rpc_dispatch_in(tables, env, caller, body, len, http_status_out);
+int dm_rpc_call(const struct dm_rpc_ctx *ctx, const char *name, json_t *params, json_t **result,
+		struct dm_err *err)
+{
+	const struct dm_rpc_method *m = find_method(own_tables, name);
+	struct dm_rpc_ctx sub = *ctx;
+	json_t *own_params = NULL;
+	int saved = current_deadline_ms, rc;
+
+	*result = NULL;
+	if (!m)
+		return dm_err_set(err, DM_EINTERNAL, "no method '%s'", name);
+	if (m->admin_only && !ctx->caller->admin)
+		return dm_err_set(err, DM_EPERM, "method '%s' needs an admin user", m->name);
+	if (!params)
+		params = own_params = json_object();
+	sub.method = m;
+	current_deadline_ms = m->deadline_ms > 0 ? m->deadline_ms : DM_RPC_DEADLINE_DEFAULT_MS;
+	rc = m->handler(&sub, params, result, err);
+	current_deadline_ms = saved;
+	json_decref(own_params);
+	if (rc) {
+		json_decref(*result);
+		*result = NULL;
+	} else if (!*result) {
+		rc = dm_err_set(err, DM_EINTERNAL, "method '%s' returned no result", name);
+	}
+	return rc;
 }
 
 int dm_rpc_param_str(const char **out, json_t *params, const char *name, bool required,

@@ -21,9 +21,12 @@
 
 struct dm_api_env;
 
+struct dm_rpc_method;
+
 struct dm_rpc_ctx {
 	const struct dm_api_env *env;
 	const struct dm_caller *caller;
+	const struct dm_rpc_method *method; /* the method being handled */
 };
 
 typedef int (*dm_rpc_handler)(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
@@ -43,6 +46,13 @@ extern const struct dm_rpc_method dm_rpc_user_methods[];
 extern const struct dm_rpc_method dm_rpc_transfer_methods[];
 extern const struct dm_rpc_method dm_rpc_cluster_methods[];
 extern const struct dm_rpc_method dm_rpc_space_methods[];
+/*
+ * dotmesh's method `name` ("DotmeshRPC.List"), mapped onto dm's
+ * (rpc_dotmesh.c), or NULL. Its params may be any JSON value, not only an
+ * object: dotmesh's methods take what Go's JSON-RPC codec took (a bare id,
+ * an array of one object). Borrowed, static.
+ */
+const struct dm_rpc_method *dm_rpc_dotmesh_find(const char *name);
 
 /*
  * Handles one request body (the bytes of a JSON-RPC request) for caller and
@@ -56,7 +66,7 @@ char *dm_rpc_dispatch(const struct dm_api_env *env, const struct dm_caller *call
 /*
  * As dm_rpc_dispatch, looking methods up in tables (a NULL-terminated list
  * of NULL-name-terminated tables, searched in order) instead of the
- * server's own. For tests.
+ * server's own, without dotmesh's. For tests.
  */
 char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct dm_api_env *env,
 			 const struct dm_caller *caller, const char *body, size_t len,
@@ -68,6 +78,15 @@ char *dm_rpc_dispatch_in(const struct dm_rpc_method *const *tables, const struct
  * errors. malloc'ed; NULL only when out of memory.
  */
 char *dm_rpc_error_body(int jsonrpc_code, int code, const char *message);
+
+/*
+ * Calls dm's own method `name` (not an alias) for the caller of ctx, as if
+ * it had been asked for: its admin check, its handler, its deadline.
+ * params is borrowed (NULL: an empty object). For handlers that are made
+ * of other methods (rpc_dotmesh.c).
+ */
+int dm_rpc_call(const struct dm_rpc_ctx *ctx, const char *name, json_t *params, json_t **result,
+		struct dm_err *err);
 
 /* The default deadline of a method, in ms. */
 #define DM_RPC_DEADLINE_DEFAULT_MS DM_DOT_CALL_DEADLINE_MS

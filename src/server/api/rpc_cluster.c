@@ -12,6 +12,7 @@
 #include "kv/kv.h"
 #include "server/api/api.h"
 #include "server/api/rpc.h"
+#include "server/cluster/backup.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_access.h"
 #include "server/cluster/forward.h"
@@ -357,10 +358,20 @@ static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
+/* cluster.backup: the cluster's state as one document (cluster/backup.h) */
+static int cluster_backup(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+			  struct dm_err *err)
+{
+	(void)params;
+	return dm_cluster_backup(result, ctx->env->kv, ctx->env->kv_name, ctx->env->cluster_id,
+				 err);
+}
+
 const struct dm_rpc_method dm_rpc_cluster_methods[] = {
 	{"cluster.status", cluster_status, false, 0},
 	{"cluster.join_token", cluster_join_token, true, 0},
 	{"cluster.set_master", cluster_set_master, true, 0},
 	{"cluster.handoff", cluster_handoff, true, 3600 * 1000},
+	{"cluster.backup", cluster_backup, true, 0},
 	{NULL, NULL, false, 0},
 };

@@ -18,6 +18,7 @@
 #include "server/cluster/replicas.h"
 #include "server/dots/access.h"
 #include "server/dots/dot.h"
+#include "server/dots/fork.h"
 #include "server/dots/hooks.h"
 #include "server/dots/registry.h"
 #include "server/space/space.h"
@@ -515,7 +516,7 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_COMMIT);
 	json_t *meta = json_object_get(params, "metadata");
 	json_t *max_freeze = json_object_get(params, "max_freeze_ms");
-	const char *message = NULL, *author = NULL, *key;
+	const char *message = NULL, *author = NULL, *id = NULL, *key;
 	json_t *value;
 	int rc = branch_param(req, params, "branch", false, err);
 
@@ -525,6 +526,10 @@ static int m_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **resul
 		rc = dm_err_set(err, DM_EINVAL, "a commit needs a message");
 	if (!rc)
 		rc = dm_rpc_param_str(&author, params, "author", false, err);
+	if (!rc)
+		rc = dm_rpc_param_str(&id, params, "id", false, err);
+	if (!rc && id && !(rc = dm_commit_id_check(id, err)))
+		req->commit_id = dm_xstrdup(id);
 	/* the author is who called; a forwarded call is the original caller's */
 	if (!rc && author && strcmp(author, ctx->caller->user) != 0 && !ctx->caller->admin)
 		rc = dm_err_set(err, DM_EPERM,
@@ -995,6 +1000,101 @@ static int m_set_hook(const struct dm_rpc_ctx *ctx, json_t *params, json_t **res
 	return rc;
 }
 
+/* dots.fork: a new dot `fork` made from `dot` (read), in a namespace the
+ * caller may create dots in. */
+static int m_fork(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
+{
+	struct dm_dot_handle *h = NULL;
+	struct dm_dot_name name;
+	const char *fork;
+	int rc = dm_rpc_param_str(&fork, params, "fork", true, err);
+
+	if (!rc)
+		rc = dm_dot_name_parse(&name, fork, err);
+	if (!rc)
+		rc = dm_dot_may_create(&name, ctx->caller, err);
+	if (!rc)
+		rc = find_dot(&h, ctx, params, DM_ROLE_READ, "fork", err);
+	if (rc)
+		return rc;
+	rc = dm_dot_fork(result, ctx->env->registry, h, &name, dm_rpc_deadline_ms(), err);
+	dm_dot_handle_unref(h);
+	return rc;
+}
+
+/* A holder of a read-only copy, as the caller gives it (dot.h). */
+static int holder_param(char **out, json_t *params, struct dm_err *err)
+{
+	const char *h;
+	int rc = dm_rpc_param_str(&h, params, "holder", true, err);
+
+	if (rc)
+		return rc;
+	if (!*h || strlen(h) >= DM_HOLDER_MAX)
+		return dm_err_set(err, DM_EINVAL, "parameter 'holder' must be 1 to %d bytes",
+				  DM_HOLDER_MAX - 1);
+	*out = dm_xstrdup(h);
+	return 0;
+}
+
+/* dots.mount_commit: a read-only copy of a commit (dotmesh's MountCommit) */
+static int m_mount_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+			  struct dm_err *err)
+{
+	struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_MOUNT_COMMIT);
+	int rc = ref_param(&req->from, params, "commit", true, err);
+
+	if (!rc)
+		rc = holder_param(&req->holder, params, err);
+	if (rc) {
+		dm_dot_req_free(req);
+		return rc;
+	}
+	return call_dot(ctx, params, DM_ROLE_READ, "read", req, result, err);
+}
+
+/* dots.unmount_commit: holder lets go of its copy, of dot or (no dot) of
+ * every dot the caller may read that it holds one of */
+static int m_unmount_commit(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+			    struct dm_err *err)
+{
+	struct dm_registry_snap *snap;
+	char *holder = NULL;
+	int rc = holder_param(&holder, params, err), released = 0;
+
+	if (rc)
+		return rc;
+	if (json_object_get(params, "dot")) {
+		struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_UNMOUNT_COMMIT);
+
+		req->holder = holder;
+		return call_dot(ctx, params, DM_ROLE_READ, "read", req, result, err);
+	}
+	snap = dm_registry_snapshot(ctx->env->registry);
+	for (size_t i = 0; i < snap->n && !rc; i++) {
+		struct dm_dot_view *v = dm_dot_handle_view(snap->e[i].dot);
+		bool holds = false;
+
+		for (size_t k = 0; k < v->nholds; k++)
+			holds = holds || !strcmp(v->holds[k].holder, holder);
+		if (holds && dm_dot_allows(v, ctx->caller, DM_ROLE_READ)) {
+			struct dm_dot_req *req = dm_dot_req_new(DM_DOT_OP_UNMOUNT_COMMIT);
+			json_t *res = NULL;
+
+			req->holder = dm_xstrdup(holder);
+			rc = dm_dot_call(&res, snap->e[i].dot, req, dm_rpc_deadline_ms(), err);
+			json_decref(res);
+			released++;
+		}
+		dm_dot_view_unref(v);
+	}
+	dm_registry_snap_unref(snap);
+	free(holder);
+	if (!rc)
+		*result = json_pack("{s:i}", "released", released);
+	return rc;
+}
+
 const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.create", m_create, false, 0},
 	{"dots.list", m_list, false, 0},
@@ -1013,5 +1113,8 @@ const struct dm_rpc_method dm_rpc_dot_methods[] = {
 	{"dots.add_collaborator", m_add_collaborator, false, 0},
 	{"dots.remove_collaborator", m_remove_collaborator, false, 0},
 	{"dots.set_hook", m_set_hook, false, 0},
+	{"dots.fork", m_fork, false, LONG_DEADLINE_MS},
+	{"dots.mount_commit", m_mount_commit, false, LONG_DEADLINE_MS},
+	{"dots.unmount_commit", m_unmount_commit, false, LONG_DEADLINE_MS},
 	{NULL, NULL, false, 0},
 };

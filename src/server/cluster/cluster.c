@@ -200,15 +200,20 @@ int dm_cluster_id(struct dm_kv *kv, char *id_out, struct dm_err *err)
 
 int dm_cluster_create(struct dm_kv *kv, char *id_out, struct dm_err *err)
 {
+	int rc = dm_id_uuid4(id_out, err);
+
+	return rc ? rc : dm_cluster_create_as(kv, id_out, err);
+}
+
+int dm_cluster_create_as(struct dm_kv *kv, const char *id, struct dm_err *err)
+{
 	char created[32], other[DM_UUID_LEN + 1];
 	json_t *doc;
 	char *text;
-	int rc = dm_id_uuid4(id_out, err);
+	int rc;
 
-	if (rc)
-		return rc;
 	now_text(created, sizeof(created));
-	doc = json_pack("{s:s, s:s, s:i}", "id", id_out, "created", created, "format",
+	doc = json_pack("{s:s, s:s, s:i}", "id", id, "created", created, "format",
 			CLUSTER_FORMAT);
 	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);

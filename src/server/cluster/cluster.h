@@ -47,6 +47,11 @@ struct dm_cluster_env {
 #define DM_CLUSTER_ADMIN_USER "admin"
 
 #define DM_KV_CLUSTER "/dm/cluster"
+/* users and their key hashes (api/auth.h), and the Docker plugin's volume
+ * aliases (api/plugin.h): here, with the cluster's other shared keys, so
+ * that a backup (backup.c) knows them too */
+#define DM_KV_USERS   "/dm/users/"
+#define DM_KV_VOLUMES "/dm/volumes/"
 #define DM_KV_NODES   "/dm/nodes/"
 #define DM_KV_ALIVE   "/dm/alive/"
 /* Each node's own dots and names: DM_KV_NODE_ROOT NODE/dots/..., .../names/... */
@@ -94,6 +99,8 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
  * (id_out, DM_UUID_LEN + 1). DM_EEXISTS when the KV holds a cluster
  * already (its id in the message). */
 int dm_cluster_create(struct dm_kv *kv, char *id_out, struct dm_err *err);
+/* The same with the id given (a restore into a KV that lost its record). */
+int dm_cluster_create_as(struct dm_kv *kv, const char *id, struct dm_err *err);
 /* Reads the id of kv's cluster into id_out; DM_ENOTFOUND when none. */
 int dm_cluster_id(struct dm_kv *kv, char *id_out, struct dm_err *err);
 

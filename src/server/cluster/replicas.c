@@ -69,13 +69,14 @@ int dm_replicas_json(json_t **out, const struct dm_cluster_env *env, const char 
 	char prefix[256];
 	struct dm_cluster_node *nodes = NULL;
 	struct dm_kv_kvs masters;
-	json_t *list, *heads = json_object();
+	json_t *list, *heads;
 	size_t n = 0;
 	int rc;
 
 	*out = NULL;
 	if (!env->kv_root[0])
 		return 0;
+	heads = json_object(); /* not before: one node has no replicas (it leaked) */
 	snprintf(prefix, sizeof(prefix), DM_KV_MASTERS "%s/", dot_id);
 	dm_kv_kvs_init(&masters);
 	rc = dm_kv_range(env->kv, &masters, prefix, 0, err);

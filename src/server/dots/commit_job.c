@@ -35,7 +35,7 @@
 /* One commit under way: what the callbacks and the hooks share. */
 struct commit_run {
 	struct dm_dot_job_in *in;
-	char id[DM_UUID_LEN + 1];
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
 	struct dm_hook pre, post;
 	bool has_pre, has_post;
 	bool post_ran;
@@ -91,7 +91,7 @@ static bool uses_branch(const struct dm_dot_job_in *in, const char *container)
 static int run_hook(struct commit_run *c, const char *which, const struct dm_hook *h,
 		    struct dm_err *err)
 {
-	char what[200], e_dot[160], e_branch[96], e_hook[48], e_commit[64];
+	char what[200], e_dot[160], e_branch[96], e_hook[48], e_commit[160];
 	char *env[] = {e_dot, e_branch, e_hook, e_commit, NULL};
 	int64_t t0 = dm_now_monotonic_ns();
 	int rc;
@@ -297,6 +297,30 @@ static int take(struct commit_run *c, dm_oid *tree, struct dm_engine_capture *ca
 	return rc;
 }
 
+/* The id the caller chose (dotmesh's #commit-id), if it is free; c->id
+ * stays "" when none was chosen. */
+static int chosen_id(struct commit_run *c, struct dm_err *err)
+{
+	struct dm_err lookup;
+	char shown[DM_DOT_NAME_TEXT_MAX];
+	dm_oid oid;
+	int rc;
+
+	if (!c->in->commit_id[0])
+		return 0;
+	rc = dm_commit_id_check(c->in->commit_id, err);
+	if (rc)
+		return rc;
+	rc = dm_store_commit_get(c->in->env.store, c->in->dot_id, c->in->commit_id, &oid, &lookup);
+	if (rc == 0)
+		return dm_err_set(err, DM_EEXISTS, "dot '%s' has a commit '%s' already",
+				  dm_dot_name_text(shown, &c->in->name), c->in->commit_id);
+	if (rc != DM_ENOTFOUND)
+		return dm_err_set(err, rc, "%s", lookup.msg);
+	snprintf(c->id, sizeof(c->id), "%s", c->in->commit_id);
+	return 0;
+}
+
 int dm_dot_job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		      struct dm_engine_progress *p, struct dm_err *err)
 {
@@ -313,7 +337,9 @@ int dm_dot_job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	c.in = in;
 	if (!dm_engine_can_snapshot(in->env.engine) || in->hooks)
 		engine_containers(in); /* to freeze, and where hooks may run */
-	rc = dm_id_uuid7(c.id, now / 1000000, err);
+	rc = chosen_id(&c, err);
+	if (!rc && !c.id[0])
+		rc = dm_id_uuid7(c.id, now / 1000000, err);
 	if (!rc)
 		rc = load_hooks(&c, err);
 	if (rc)

@@ -118,9 +118,10 @@ typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_re
 static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
 	prepare_receive, prepare_collaborator, prepare_uncollaborator, prepare_set_owner,
 	prepare_mount, prepare_unmount, prepare_sealed, prepare_set_hook, prepare_commit,
-	prepare_expire, prepare_delete_branch, prepare_prune, prepare_limit;
+	prepare_expire, prepare_delete_branch, prepare_prune, prepare_limit, prepare_set_origin,
+	prepare_mount_commit, prepare_unmount_commit;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
-	finish_refresh, finish_receive, finish_expire, finish_delete_branch;
+	finish_refresh, finish_receive, finish_expire, finish_delete_branch, finish_mount_commit;
 
 enum {
 	SEALED = 1 << 0,    /* reads history: waits while a commit is pending */
@@ -169,6 +170,12 @@ static const struct op {
 	/* walks history: waits until every commit is sealed */
 	[DM_DOT_OP_PRUNE] = {SEALED, prepare_prune, dm_dot_job_prune, finish_answer},
 	[DM_DOT_OP_LIMIT] = {0, prepare_limit, dm_dot_job_limit, finish_answer},
+	[DM_DOT_OP_SET_ORIGIN] = {0, prepare_set_origin, NULL, NULL},
+	/* a copy of a commit: its history must be sealed */
+	[DM_DOT_OP_MOUNT_COMMIT] = {SEALED, prepare_mount_commit, dm_dot_job_mount_commit,
+				    finish_mount_commit},
+	[DM_DOT_OP_UNMOUNT_COMMIT] = {0, prepare_unmount_commit, dm_dot_job_sweep_copies,
+				      finish_answer},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -249,6 +256,9 @@ struct dot {
 	char (*subdots)[DM_NAME_PART_MAX + 1];
 	json_t *hooks; /* {"pre-commit": HOOK, "post-commit": HOOK} (hooks.h), checked */
 	bool strip_setid; /* set by a RECEIVE from a non-admin, never cleared */
+	struct dm_fork_origin fork_of; /* where a fork came from (.id "" otherwise) */
+	size_t nholds;
+	struct dm_commit_hold *holds; /* read-only copies of commits and their holders */
 
 	struct dm_job *index_job; /* sealing pending[0], or NULL */
 	size_t npending;
@@ -315,6 +325,11 @@ static void publish(struct dot *d)
 	if (d->nsubdots)
 		memcpy(v->subdots, d->subdots, d->nsubdots * sizeof(*d->subdots));
 	v->strip_setid = d->strip_setid;
+	v->fork_of = d->fork_of;
+	v->nholds = d->nholds;
+	v->holds = dm_xcalloc(d->nholds ? d->nholds : 1, sizeof(*v->holds));
+	if (d->nholds)
+		memcpy(v->holds, d->holds, d->nholds * sizeof(*d->holds));
 	memcpy(v->owner, d->owner, sizeof(v->owner));
 	v->ncollaborators = d->ncollaborators;
 	v->collaborators =
@@ -379,6 +394,20 @@ static int persist_dot(struct dot *d, struct dm_err *err)
 		      dm_dot_state_name(d->state), "collaborators", collaborators);
 	if (d->strip_setid)
 		json_object_set_new(j, "strip_setid", json_true());
+	if (d->fork_of.id[0])
+		json_object_set_new(j, "fork_of",
+				    json_pack("{s:s, s:s, s:s}", "id", d->fork_of.id, "dot",
+					      d->fork_of.dot, "commit", d->fork_of.commit));
+	if (d->nholds) {
+		json_t *holds = json_array();
+
+		for (size_t i = 0; i < d->nholds; i++)
+			json_array_append_new(holds, json_pack("{s:s, s:s, s:s}", "commit",
+							       d->holds[i].commit, "holder",
+							       d->holds[i].holder, "path",
+							       d->holds[i].path));
+		json_object_set_new(j, "commit_mounts", holds);
+	}
 	if (json_object_size(d->hooks))
 		json_object_set(j, "hooks", d->hooks);
 	if (strcmp(d->owner, d->name.ns))
@@ -993,7 +1022,14 @@ static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
 		}
 		put_container(d, m);
 	} else if (!rm) {
-		if (mount_path(d, m, &path, &err)) {
+		if (r->mount_path && (strlen(r->mount_path) >= sizeof(rm->path) ||
+				      dm_buf_addf(&path, "%s", r->mount_path))) {
+			dm_msg_reply_err(req, DM_ETOOBIG, "the path of dot '%s' is too long to mount",
+					 d->shown);
+			dm_buf_release(&path);
+			return NULL;
+		}
+		if (!r->mount_path && mount_path(d, m, &path, &err)) {
 			dm_msg_reply_err(req, err.code, "%s", err.msg);
 			dm_buf_release(&path);
 			return NULL;
@@ -1118,6 +1154,19 @@ static struct dm_dot_job_in *prepare_commit(struct dot *d, struct dm_msg *req,
 		in->hooks = json_dumps(d->hooks, JSON_COMPACT);
 	in->max_freeze_ms = r->max_freeze_ms ? r->max_freeze_ms : DM_DOT_MAX_FREEZE_MS_DEFAULT;
 	in->is_current = !strcmp(in->branch, d->current);
+	if (r->commit_id) {
+		/* the job checks the store; a pending commit is only here */
+		for (size_t i = 0; i < d->npending; i++) {
+			if (!strcmp(d->pending[i].id, r->commit_id)) {
+				dm_msg_reply_err(req, DM_EEXISTS,
+						 "dot '%s' has a commit '%s' already", d->shown,
+						 r->commit_id);
+				dm_dot_job_in_free(in);
+				return NULL;
+			}
+		}
+		snprintf(in->commit_id, sizeof(in->commit_id), "%s", r->commit_id);
+	}
 	return in;
 }
 
@@ -1697,6 +1746,154 @@ static void finish_expire(struct dot *d, struct dm_msg *req, const struct dm_dot
 	answer_job(d, req, rc, &err, out);
 }
 
+/* SET_ORIGIN: at once; a fork records where it came from (once). */
+static struct dm_dot_job_in *prepare_set_origin(struct dot *d, struct dm_msg *req,
+						const struct dm_dot_req *r)
+{
+	struct dm_fork_origin old = d->fork_of;
+	struct dm_err err;
+
+	if (!r->origin || !r->origin->id[0]) {
+		dm_msg_reply_err(req, DM_EINVAL, "no origin to record");
+		return NULL;
+	}
+	d->fork_of = *r->origin;
+	if (persist_dot(d, &err)) {
+		d->fork_of = old;
+		dm_msg_reply_err(req, err.code, "%s", err.msg);
+		return NULL;
+	}
+	publish(d);
+	reply_json(req, json_object());
+	return NULL;
+}
+
+/* Whether hold h is a symlink (dm mount's) that no longer leads to its
+ * copy: removed, or made to lead elsewhere. */
+static bool hold_gone(const struct dm_commit_hold *h)
+{
+	char target[DM_MOUNT_PATH_MAX];
+	ssize_t n;
+
+	if (strncmp(h->holder, "link:", 5))
+		return false;
+	n = readlink(h->holder + 5, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT || errno == EINVAL || errno == ENOTDIR;
+	target[n] = '\0';
+	return strcmp(target, h->path) != 0;
+}
+
+/* Drops the holds whose link went, and those of holder (NULL: none)
+ * unless it is a link that still leads to its copy (dm mount replaced it
+ * by one to this very copy); returns whether any went. */
+static bool drop_holds(struct dot *d, const char *holder)
+{
+	size_t keep = 0;
+
+	for (size_t i = 0; i < d->nholds; i++) {
+		const struct dm_commit_hold *h = &d->holds[i];
+		bool mine = holder && !strcmp(h->holder, holder) && strncmp(holder, "link:", 5);
+
+		if (!mine && !hold_gone(h))
+			d->holds[keep++] = *h;
+	}
+	if (keep == d->nholds)
+		return false;
+	d->nholds = keep;
+	return true;
+}
+
+/* The commits still held, as the job's roots: the copies to keep. */
+static void held_roots(struct dot *d, struct dm_dot_job_in *in)
+{
+	for (size_t i = 0; i < d->nholds; i++)
+		add_root(in, d->holds[i].commit);
+}
+
+static bool holder_valid(const char *h)
+{
+	size_t len = h ? strlen(h) : 0;
+
+	if (!len || len >= DM_HOLDER_MAX)
+		return false;
+	for (const char *p = h; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* MOUNT_COMMIT: a job makes the copy (and removes the copies nobody holds
+ * any more); the hold is recorded when it is done. */
+static struct dm_dot_job_in *prepare_mount_commit(struct dot *d, struct dm_msg *req,
+						  const struct dm_dot_req *r)
+{
+	struct dm_dot_job_in *in;
+	struct dm_err err;
+
+	if (!holder_valid(r->holder) || !r->from) {
+		dm_msg_reply_err(req, DM_EINVAL, "a commit mount needs a commit and a holder");
+		return NULL;
+	}
+	if (drop_holds(d, NULL) && persist_dot(d, &err))
+		dm_warn("dot %s: %s", d->id, err.msg);
+	in = job_input(d, DM_DOT_OP_MOUNT_COMMIT, r, find_branch(d, d->current));
+	for (size_t i = 0; i < d->nholds; i++)
+		if (strcmp(d->holds[i].holder, r->holder))
+			add_root(in, d->holds[i].commit);
+	return in;
+}
+
+/* MOUNT_COMMIT done: holder holds the copy (instead of what it held). */
+static void finish_mount_commit(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
+				struct dm_dot_job_out *out)
+{
+	const char *commit = json_string_value(json_object_get(out->json, "commit"));
+	const char *path = json_string_value(json_object_get(out->json, "path"));
+	struct dm_commit_hold *h = NULL;
+	struct dm_err err;
+	int rc = 0;
+
+	if (!commit || !path || strlen(path) >= sizeof(h->path)) {
+		answer_job(d, req, dm_err_set(&err, DM_EINTERNAL, "the copy has no path"), &err,
+			   out);
+		return;
+	}
+	for (size_t i = 0; i < d->nholds && !h; i++)
+		if (!strcmp(d->holds[i].holder, r->holder))
+			h = &d->holds[i];
+	if (!h) {
+		d->holds = dm_xrealloc(d->holds, (d->nholds + 1) * sizeof(*d->holds));
+		h = &d->holds[d->nholds++];
+		memset(h, 0, sizeof(*h));
+		snprintf(h->holder, sizeof(h->holder), "%s", r->holder);
+	}
+	snprintf(h->commit, sizeof(h->commit), "%s", commit);
+	snprintf(h->path, sizeof(h->path), "%s", path);
+	rc = persist_dot(d, &err);
+	answer_job(d, req, rc, &err, out);
+}
+
+/* UNMOUNT_COMMIT: the holds go at once; a job removes the copies no one
+ * holds any more. */
+static struct dm_dot_job_in *prepare_unmount_commit(struct dot *d, struct dm_msg *req,
+						    const struct dm_dot_req *r)
+{
+	struct dm_dot_job_in *in;
+	struct dm_err err;
+
+	if (drop_holds(d, r->holder)) {
+		if (persist_dot(d, &err)) {
+			dm_msg_reply_err(req, err.code, "%s", err.msg);
+			return NULL;
+		}
+		publish(d);
+	}
+	in = job_input(d, DM_DOT_OP_UNMOUNT_COMMIT, r, NULL);
+	held_roots(d, in);
+	return in;
+}
+
 /* DELETE_BRANCH: the branch and its record go. */
 static void finish_delete_branch(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
 				 struct dm_dot_job_out *out)
@@ -2026,6 +2223,7 @@ static void free_dot(void *p)
 	free(d->mounts);
 	free(d->runtime_mounts);
 	free(d->subdots);
+	free(d->holds);
 	json_decref(d->hooks);
 	for (size_t i = 0; i < d->npending; i++)
 		pending_release(&d->pending[i]);
@@ -2231,11 +2429,55 @@ static int load_hooks(struct dot *d, json_t *hooks, struct dm_err *err)
 	return 0;
 }
 
+/* A fork's origin and the holds on read-only copies, from the record. */
+static int load_fork_and_holds(struct dot *d, json_t *record, struct dm_err *err)
+{
+	json_t *f = json_object_get(record, "fork_of"), *holds = json_object_get(record,
+										   "commit_mounts");
+	json_t *h;
+	size_t i;
+
+	if (f) {
+		const char *id = json_string_value(json_object_get(f, "id"));
+		const char *dot = json_string_value(json_object_get(f, "dot"));
+		const char *commit = json_string_value(json_object_get(f, "commit"));
+
+		if (!id || !dot || !commit || strlen(id) > DM_DOT_ID_MAX ||
+		    strlen(dot) >= sizeof(d->fork_of.dot) || strlen(commit) > DM_COMMIT_ID_LEN_MAX)
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt fork origin in the KV",
+					  d->id);
+		snprintf(d->fork_of.id, sizeof(d->fork_of.id), "%s", id);
+		snprintf(d->fork_of.dot, sizeof(d->fork_of.dot), "%s", dot);
+		snprintf(d->fork_of.commit, sizeof(d->fork_of.commit), "%s", commit);
+	}
+	if (holds && !json_is_array(holds))
+		return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt commit mounts in the KV", d->id);
+	d->holds = dm_xcalloc(json_array_size(holds) + 1, sizeof(*d->holds));
+	json_array_foreach(holds, i, h)
+	{
+		struct dm_commit_hold *c = &d->holds[d->nholds];
+		const char *commit = json_string_value(json_object_get(h, "commit"));
+		const char *holder = json_string_value(json_object_get(h, "holder"));
+		const char *path = json_string_value(json_object_get(h, "path"));
+
+		if (!commit || !holder || !path || strlen(commit) >= sizeof(c->commit) ||
+		    strlen(holder) >= sizeof(c->holder) || strlen(path) >= sizeof(c->path))
+			return dm_err_set(err, DM_ECORRUPT, "dot %s: corrupt commit mount in the KV",
+					  d->id);
+		snprintf(c->commit, sizeof(c->commit), "%s", commit);
+		snprintf(c->holder, sizeof(c->holder), "%s", holder);
+		snprintf(c->path, sizeof(c->path), "%s", path);
+		d->nholds++;
+	}
+	return 0;
+}
+
 /* Frees a dot that never started (no actor, nothing published). */
 static void abandon(struct dot *d)
 {
 	free(d->branches);
 	free(d->collaborators);
+	free(d->holds);
 	json_decref(d->hooks);
 	for (size_t i = 0; i < d->npending; i++)
 		pending_release(&d->pending[i]);
@@ -2274,6 +2516,8 @@ int dm_dot_start(struct dm_dot_handle **out, const struct dm_dot_env *env, const
 	if (!rc)
 		rc = load_hooks(d, json_object_get(record, "hooks"), err);
 	d->strip_setid = json_is_true(json_object_get(record, "strip_setid"));
+	if (!rc)
+		rc = load_fork_and_holds(d, record, err);
 	if (!rc && pending)
 		rc = load_pending(d, pending, err);
 	if (!rc)

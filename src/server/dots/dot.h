@@ -93,6 +93,26 @@ struct dm_runtime_mount {
 	char path[DM_MOUNT_PATH_MAX];   /* the path the Mount was answered */
 };
 
+/* Where a fork (dm dot fork) came from: the dot it was made from, as it was
+ * named then, and the head of that dot's master the fork started at. */
+struct dm_fork_origin {
+	char id[DM_DOT_ID_MAX + 1]; /* "" for a dot that is not a fork */
+	char dot[DM_DOT_NAME_TEXT_MAX];
+	char commit[DM_COMMIT_ID_LEN_MAX + 1]; /* "" for an origin without commits */
+};
+
+/* Who holds a read-only copy of a commit (engine.h's dm_engine_commit_copy:
+ * `dm mount DOT@COMMIT --read-only`, the volume DOT@COMMIT); a copy no one
+ * holds is removed. */
+#define DM_HOLDER_MAX 1100
+struct dm_commit_hold {
+	char commit[DM_COMMIT_ID_LEN_MAX + 1];
+	/* "link:PATH": the symlink dm mount made (held while it leads to the
+	 * copy); "plugin:KEY": a runtime's mount, until its Unmount */
+	char holder[DM_HOLDER_MAX];
+	char path[DM_MOUNT_PATH_MAX]; /* the copy */
+};
+
 /* A user the dot's owner shares it with, and how (access.h's roles:
  * DM_ROLE_READ or DM_ROLE_WRITE). */
 struct dm_collaborator {
@@ -124,6 +144,9 @@ struct dm_dot_view {
 	char (*subdots)[DM_NAME_PART_MAX + 1]; /* its top-level directories, sorted */
 	char *hooks; /* JSON text {"pre-commit": HOOK, "post-commit": HOOK}, or NULL */
 	bool strip_setid; /* its working copies never get setuid/setgid bits */
+	struct dm_fork_origin fork_of; /* .id "" unless it is a fork */
+	size_t nholds;
+	struct dm_commit_hold *holds; /* read-only copies of commits, and who holds them */
 };
 
 void dm_dot_view_unref(struct dm_dot_view *v);
@@ -174,6 +197,13 @@ enum dm_dot_op {
 	 * limit): answers {"enforced": true} where the engine enforces it
 	 * (btrfs), {"enforced": false} where it cannot (dir) */
 	DM_DOT_OP_LIMIT,
+	DM_DOT_OP_SET_ORIGIN,    /* a new fork records where it came from (origin) */
+	/* a read-only copy of commit `from` (a ref), held by `holder`; answers
+	 * {"path","commit"} */
+	DM_DOT_OP_MOUNT_COMMIT,
+	/* `holder` lets go of its copy (and holds whose link went are
+	 * dropped); copies no one holds are removed */
+	DM_DOT_OP_UNMOUNT_COMMIT,
 };
 
 /* How long `dm reset --hard` keeps the commits it drops (git's reflog),
@@ -253,6 +283,16 @@ struct dm_dot_req {
 	bool dry_run;
 	/* LIMIT: bytes, 0 for none */
 	uint64_t limit;
+	/* COMMIT: the id the caller chose (dotmesh's #commit-id, checked with
+	 * dm_commit_id_check), or NULL for a new one */
+	char *commit_id;
+	/* SET_ORIGIN */
+	struct dm_fork_origin *origin;
+	/* MOUNT_COMMIT, UNMOUNT_COMMIT (struct dm_commit_hold's) */
+	char *holder;
+	/* MOUNT: a new runtime mount answers this path (a commit's read-only
+	 * copy) instead of the working copy's */
+	char *mount_path;
 };
 
 /* The hooks a dot may have (hooks.h runs one). */

@@ -11,6 +11,7 @@
 #include "server/dots/access.h"
 #include "actor/actor.h"
 #include "util/buf.h"
+#include "util/id.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ void dm_dot_view_unref(struct dm_dot_view *v)
 	free(v->runtime_mounts);
 	free(v->subdots);
 	free(v->hooks);
+	free(v->holds);
 	free(v);
 }
 
@@ -164,6 +166,10 @@ void dm_dot_req_free(void *p)
 	free(r->volume_name);
 	free(r->hook_name);
 	free(r->hook);
+	free(r->commit_id);
+	free(r->origin);
+	free(r->holder);
+	free(r->mount_path);
 	free(r);
 }
 
@@ -189,11 +195,14 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 
 	for (size_t i = 0; i < v->nbranches; i++) {
 		const struct dm_branch_view *b = &v->branches[i];
+		char bid[DM_UUID_LEN + 1];
 
-		json_array_append_new(
-			branches, json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", b->name, "head",
-					    b->head, "commits", (json_int_t)b->commits, "dirty",
-					    (json_int_t)b->dirty, "size", (json_int_t)b->size));
+		dm_id_branch(bid, v->id, b->name); /* dotmesh's id of the branch */
+		json_array_append_new(branches,
+				      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", b->name,
+						"id", bid, "head", b->head, "commits",
+						(json_int_t)b->commits, "dirty",
+						(json_int_t)b->dirty, "size", (json_int_t)b->size));
 	}
 	json_t *collaborators = json_array(), *containers = json_array();
 
@@ -214,8 +223,14 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 	for (size_t i = 0; i < v->nsubdots; i++)
 		json_array_append_new(subdots, json_string(v->subdots[i]));
 	json_t *hooks = v->hooks ? json_loads(v->hooks, 0, NULL) : NULL;
+	json_t *read_only = json_array();
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, "
+	for (size_t i = 0; i < v->nholds; i++)
+		json_array_append_new(read_only,
+				      json_pack("{s:s, s:s, s:s}", "commit", v->holds[i].commit,
+						"holder", v->holds[i].holder, "path",
+						v->holds[i].path));
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:s, s:b, s:o, "
 			 "s:o, s:I, s:o, s:b}",
 			 "id", v->id, "namespace", v->name.ns, "name", v->name.name, "owner",
 			 v->owner, "state", dm_dot_state_name(v->state), "branch", v->current,
@@ -225,4 +240,11 @@ json_t *dm_dot_view_json(const struct dm_dot_view *v, const char *server)
 			 server ? server : "", "busy", v->busy, "collaborators", collaborators,
 			 "subdots", subdots, "indexing", (json_int_t)v->indexing, "hooks",
 			 hooks ? hooks : json_object(), "strip_setid", v->strip_setid);
+
+	json_object_set_new(j, "read_only", read_only);
+	if (v->fork_of.id[0])
+		json_object_set_new(j, "fork_of",
+				    json_pack("{s:s, s:s, s:s}", "id", v->fork_of.id, "dot",
+					      v->fork_of.dot, "commit", v->fork_of.commit));
+	return j;
 }

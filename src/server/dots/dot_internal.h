@@ -63,6 +63,10 @@ dm_dot_job_fn dm_dot_job_expire;   /* EXPIRE: forget commits in->roots do not re
 dm_dot_job_fn dm_dot_job_delete_branch; /* DELETE_BRANCH: its working copy (merged, or force) */
 dm_dot_job_fn dm_dot_job_prune;         /* PRUNE: mark what in->keep does not keep pruned */
 dm_dot_job_fn dm_dot_job_limit;    /* LIMIT: the working copy's size limit := in->limit */
+/* MOUNT_COMMIT: a read-only copy of in->from; the copies of other commits
+ * than it and in->roots go */
+dm_dot_job_fn dm_dot_job_mount_commit;
+dm_dot_job_fn dm_dot_job_sweep_copies; /* UNMOUNT_COMMIT: copies of commits not in in->roots go */
 
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {
@@ -113,6 +117,8 @@ struct dm_dot_job_in {
 	struct dm_retention keep;
 	bool dry_run;
 	uint64_t limit; /* LIMIT */
+	/* COMMIT: the id chosen by the caller, "" for a new one */
+	char commit_id[DM_COMMIT_ID_LEN_MAX + 1];
 };
 
 struct dm_dot_job_out {

@@ -154,6 +154,7 @@ static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out
 	struct dm_ref r;
 	char cur[DM_COMMIT_ID_LEN_MAX + 1];
 	struct dm_commit c;
+	dm_oid exact;
 	int rc = dm_ref_parse(&r, ref, err);
 
 	if (rc)
@@ -176,6 +177,10 @@ static int resolve(const struct dm_dot_job_in *in, const char *ref, char *id_out
 			snprintf(cur, sizeof(cur), "%s", c.parents[0]);
 			dm_commit_release(&c);
 		}
+	} else if (!dm_store_commit_get(in->env.store, in->dot_id, r.id, &exact, NULL)) {
+		/* a whole id, even one that is the prefix of another (ids a user
+		 * chose with #commit-id may be) */
+		snprintf(cur, sizeof(cur), "%s", r.id);
 	} else {
 		char **ids = NULL;
 		size_t n = 0;
@@ -689,7 +694,10 @@ int dm_dot_job_delete(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	/* about what the delete makes garbage, for automatic collection */
 	if (in->env.garbage && dm_store_dot_bytes(in->env.store, in->dot_id, &out->size, &eerr))
 		dm_warn("dot %s: cannot estimate its stored bytes: %s", in->dot_id, eerr.msg);
-	rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
+	/* read-only copies of commits first: they may be mounts */
+	rc = dm_engine_commit_copy_sweep(in->env.engine, in->dot_id, NULL, 0, err);
+	if (!rc)
+		rc = dm_engine_delete_dot(in->env.engine, in->dot_id, err);
 	if (!rc)
 		rc = dm_store_commit_delete_dot(in->env.store, in->dot_id, err);
 	if (!rc) {
@@ -1156,4 +1164,36 @@ void dm_dot_run_job(struct dm_job *job)
 	if (!rc && out->warnings && json_is_object(out->json))
 		json_object_set(out->json, "warnings", out->warnings);
 	dm_job_set_result(job, rc, out, dm_dot_job_out_free);
+}
+
+int dm_dot_job_mount_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			    struct dm_engine_progress *p, struct dm_err *err)
+{
+	char id[DM_COMMIT_ID_LEN_MAX + 1];
+	struct dm_buf path = DM_BUF_INIT;
+	dm_oid tree;
+	int rc = resolve(in, in->from, id, &tree, err);
+
+	if (!rc)
+		rc = dm_engine_commit_copy(in->env.engine, in->env.store, in->dot_id, id, &tree, p,
+					   &path, err);
+	if (!rc) {
+		in->roots = dm_xrealloc(in->roots, (in->nroots + 1) * sizeof(*in->roots));
+		snprintf(in->roots[in->nroots++], sizeof(*in->roots), "%s", id);
+		rc = dm_engine_commit_copy_sweep(in->env.engine, in->dot_id,
+						 (const char(*)[129])in->roots, in->nroots, err);
+	}
+	if (!rc)
+		out->json = json_pack("{s:s, s:s}", "path", (const char *)path.data, "commit", id);
+	dm_buf_release(&path);
+	return rc;
+}
+
+int dm_dot_job_sweep_copies(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
+			    struct dm_engine_progress *p, struct dm_err *err)
+{
+	(void)p;
+	out->json = json_object();
+	return dm_engine_commit_copy_sweep(in->env.engine, in->dot_id,
+					   (const char(*)[129])in->roots, in->nroots, err);
 }
