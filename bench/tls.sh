@@ -184,9 +184,11 @@ for i in $(seq 1 "$RUNS"); do
 done
 for i in $(seq 1 "$RUNS"); do
 	say "push 1% ($i/$RUNS)"
+	# each commit right after its change, the same way on both (a file
+	# written within 2 s before a commit is one the commit cannot trust)
 	mutate "$WORK/wcS" "$((SEED * 100 + i))"
-	mutate "$WORK/wcP" "$((SEED * 100 + i))"
 	tm "commit-S-$i" "$DM" --remote s commit --dot data -m more
+	mutate "$WORK/wcP" "$((SEED * 100 + i))"
 	tm "commit-P-$i" "$DM" --remote p commit --dot data -m more
 	tm "push-$i-https" "$DM" --remote s push c data
 	tm "push-$i-http" "$DM" --remote p push q data
