@@ -456,10 +456,23 @@ static int dir_dirty(struct dm_engine *e, const char *dot, const char *branch, c
 {
 	struct dm_wc_paths p;
 	struct dm_statcache *cache = NULL;
+	size_t settled = 0;
 	int rc = open_for_compare(e, &p, &cache, dot, branch, err);
 
 	if (!rc)
-		rc = dm_wc_dirty(e->store, dm_wc_str(&p.wc), cache, head, dirty_out, size_out, err);
+		rc = dm_wc_dirty_settle(e->store, dm_wc_str(&p.wc), cache, head, dirty_out, size_out,
+		                        &settled, err);
+	/* files the last commit could not trust (written just before it) and
+	 * that this measure read: the next measure trusts them */
+	if (!rc && settled) {
+		struct dm_err serr = {0, ""};
+
+		if (dm_statcache_save(cache, dm_wc_str(&p.cache), &serr))
+			dm_warn("cannot save the stat cache of '%s': %s", dm_wc_str(&p.wc), serr.msg);
+		else
+			dm_debug("dirty of '%s': %zu files settled in the stat cache (read, unchanged)",
+			         dm_wc_str(&p.wc), settled);
+	}
 	dm_statcache_free(cache);
 	dm_wc_paths_release(&p);
 	return rc;

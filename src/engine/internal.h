@@ -103,6 +103,12 @@ int dm_wc_open_subdir(int dfd, const char *name, dev_t dev, const char *rel, str
  */
 int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *head,
 		uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err);
+/* As dm_wc_dirty, and puts into cache (not NULL) the files it hashed and
+ * found as head has them, once past the racy window (wc.c); *settled: how
+ * many (the caller saves the cache when any). */
+int dm_wc_dirty_settle(struct dm_store *s, const char *wc, struct dm_statcache *cache,
+		       const dm_oid *head, uint64_t *dirty_out, uint64_t *size_out, size_t *settled,
+		       struct dm_err *err);
 int dm_wc_diff(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *from,
 	       const dm_oid *to, struct dm_diff *out, struct dm_err *err);
 

@@ -5,11 +5,15 @@
  * directory, and comparing a tree with another tree or with a working-copy
  * directory (dirty bytes, diff).
  *
- * Comparing writes nothing anywhere: a stat cache, when given, is only
- * consulted; a file the cache cannot vouch for is compared with the
- * tree's file object by hashing its extents in memory (dm_filedata_check),
- * and a file whose size, type, mode or owner differs is known changed
- * without reading it.
+ * Comparing writes nothing anywhere but, for dm_wc_dirty_settle, into the
+ * stat cache it is given: otherwise a stat cache is only consulted; a file
+ * the cache cannot vouch for is compared with the tree's file object by
+ * hashing its extents in memory (dm_filedata_check), and a file whose
+ * size, type, mode or owner differs is known changed without reading it.
+ * A file hashed and found as the tree has it, whose timestamps are past
+ * the racy window, is what settling puts into the cache (the entry a
+ * commit could not trust, written within DM_STATCACHE_RACY_NS before it),
+ * so that the next measure does not hash it again.
  *
  * What counts as a change (dirty, diff): content, type (file, symlink,
  * directory), permission bits and symlink target; owner and group too when
@@ -312,6 +316,8 @@ struct cmp {
 	struct dm_buf path; /* relative path of the current entry */
 	bool owners;        /* compare the wc's owners with the tree's */
 	bool list;          /* collect changes */
+	bool settle;        /* put files found unchanged into the cache */
+	size_t settled;     /* how many were put */
 	dev_t dev;          /* the wc's file system */
 	struct dm_change *changes;
 	size_t n, alloc;
@@ -558,6 +564,7 @@ static int same_content(struct cmp *c, int dfd, const struct dm_wc_entry *w,
 	struct dm_statcache_stat cs;
 	struct dm_file f = {0, 0, NULL};
 	dm_oid cached;
+	int64_t seen;
 	int fd = -1, rc;
 
 	*same = false;
@@ -572,6 +579,8 @@ static int same_content(struct cmp *c, int dfd, const struct dm_wc_entry *w,
 		dm_err_prefix(err, "cannot read the content of '%s'", relname(c));
 		goto done;
 	}
+	/* before the content is read, after w's stat was taken (statcache.h) */
+	seen = dm_now_realtime_ns();
 	fd = openat(dfd, w->name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ELOOP) /* replaced since the listing */
@@ -580,6 +589,11 @@ static int same_content(struct cmp *c, int dfd, const struct dm_wc_entry *w,
 		goto done;
 	}
 	rc = dm_filedata_check(&c->fctx, fd, &f, same, relname(c), err);
+	if (!rc && *same && c->settle && c->cache && cs.mtime_ns < seen - DM_STATCACHE_RACY_NS &&
+	    cs.ctime_ns < seen - DM_STATCACHE_RACY_NS &&
+	    dm_statcache_put(c->cache, (const char *)c->path.data, c->path.len, &cs, &a->id, seen,
+			     NULL) == 0)
+		c->settled++;
 done:
 	if (fd >= 0)
 		close(fd);
@@ -720,13 +734,15 @@ done:
 	return rc;
 }
 
-int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *head,
-		uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
+static int wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache,
+		    const dm_oid *head, uint64_t *dirty_out, uint64_t *size_out, size_t *settled,
+		    struct dm_err *err)
 {
 	struct cmp c;
 	int rc;
 
 	cmp_init(&c, s, cache, false);
+	c.settle = settled != NULL;
 	rc = cmp_with_wc(&c, wc, head, err);
 	if (!rc) {
 		if (dirty_out)
@@ -734,8 +750,23 @@ int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache, 
 		if (size_out)
 			*size_out = c.total;
 	}
+	if (settled)
+		*settled = c.settled;
 	cmp_release(&c);
 	return rc;
+}
+
+int dm_wc_dirty(struct dm_store *s, const char *wc, struct dm_statcache *cache, const dm_oid *head,
+		uint64_t *dirty_out, uint64_t *size_out, struct dm_err *err)
+{
+	return wc_dirty(s, wc, cache, head, dirty_out, size_out, NULL, err);
+}
+
+int dm_wc_dirty_settle(struct dm_store *s, const char *wc, struct dm_statcache *cache,
+		       const dm_oid *head, uint64_t *dirty_out, uint64_t *size_out, size_t *settled,
+		       struct dm_err *err)
+{
+	return wc_dirty(s, wc, cache, head, dirty_out, size_out, settled, err);
 }
 
 static int change_cmp(const void *a, const void *b)

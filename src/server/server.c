@@ -37,6 +37,7 @@
 #include "server/cluster/replicate.h"
 #include "server/dots/docker.h"
 #include "server/dots/freezer.h"
+#include "server/dots/wcwatch.h"
 #include "server/dots/registry.h"
 #include "server/space/space.h"
 #include "server/transfers/transfer.h"
@@ -282,6 +283,14 @@ static int start_dots(struct dm_server *srv, struct dm_err *err)
 	env.node_id = srv->node_id;
 	env.garbage = dm_space_note_garbage;
 	env.garbage_ctx = srv->space;
+	{
+		struct dm_err werr;
+
+		if (dm_wcwatch_new(&srv->wcwatch, &werr))
+			dm_warn("%s: dm list measures dirty bytes at most every %d ms instead",
+				werr.msg, DM_DOT_UNWATCHED_MS);
+	}
+	env.wcwatch = srv->wcwatch;
 	return dm_registry_open(&srv->registry, &env, err);
 }
 
@@ -523,6 +532,7 @@ void dm_server_free(struct dm_server *srv)
 		srv->registry = NULL;
 	}
 	dm_sched_free(srv->sched);
+	dm_wcwatch_unref(srv->wcwatch);
 	dm_space_free(srv->space);
 	dm_sessions_free(srv->sessions);
 	dm_freezer_free(srv->freezer);

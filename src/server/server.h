@@ -75,6 +75,7 @@ struct dm_server {
 	struct dm_engine *engine;
 	struct dm_sched *sched;             /* threaded */
 	struct dm_registry *registry;       /* the dots (registry.c) */
+	struct dm_wcwatch *wcwatch;         /* working copies' change signal, or NULL */
 	struct dm_transfers *transfers;     /* push, pull, clone we run (transfer.c) */
 	struct dm_sessions *sessions;       /* transfers others run here (api/sessions.c) */
 	struct dm_space *space;             /* garbage collection (space/space.c) */

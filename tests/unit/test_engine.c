@@ -206,14 +206,14 @@ static void expect_diff(const struct dm_diff *d, const char *const *want, size_t
 
 	for (size_t i = 0; same && i < n; i++) {
 		snprintf(line, sizeof(line), "%s %s", dm_change_status_name(d->changes[i].status),
-		         d->changes[i].path);
+			 d->changes[i].path);
 		same = !strcmp(line, want[i]);
 	}
 	if (same)
 		return;
 	for (size_t i = 0; i < d->n; i++)
 		print_message("  got: %s %s\n", dm_change_status_name(d->changes[i].status),
-		              d->changes[i].path);
+			      d->changes[i].path);
 	fail_msg("the diff differs from the %zu changes expected", n);
 }
 
@@ -358,9 +358,9 @@ static void test_dirty_and_diff(void **state)
 	assert_int_equal(dm_engine_diff(f->e, DOT, "master", &t1, NULL, &d, &err), 0);
 	{
 		const char *const want[] = {
-		    "deleted a.txt",     "modified link",      "added newdir/x",
-		    "added newdir/y/z",  "modified sub/b.txt", "modified sub/deep/c.txt",
-		    "added sub/new.txt",
+			"deleted a.txt",     "modified link",      "added newdir/x",
+			"added newdir/y/z",  "modified sub/b.txt", "modified sub/deep/c.txt",
+			"added sub/new.txt",
 		};
 
 		expect_diff(&d, want, sizeof(want) / sizeof(want[0]));
@@ -386,8 +386,8 @@ static void test_dirty_and_diff(void **state)
 	assert_int_equal(dm_engine_diff(f->e, NULL, NULL, NULL, &t1, &d, &err), 0);
 	{
 		const char *const want[] = {
-		    "added a.txt",     "added keep.txt",       "added link",
-		    "added sub/b.txt", "added sub/deep/c.txt",
+			"added a.txt",     "added keep.txt",       "added link",
+			"added sub/b.txt", "added sub/deep/c.txt",
 		};
 
 		expect_diff(&d, want, sizeof(want) / sizeof(want[0]));
@@ -404,9 +404,9 @@ static void test_dirty_and_diff(void **state)
 	assert_int_equal(dm_engine_diff(f->e, DOT, "master", &t1, NULL, &d, &err), 0);
 	{
 		const char *const want[] = {
-		    "deleted a.txt", "deleted keep.txt",  "added keep.txt/inner",
-		    "modified link", "added newdir/x",    "added newdir/y/z",
-		    "added sub",     "deleted sub/b.txt", "deleted sub/deep/c.txt",
+			"deleted a.txt", "deleted keep.txt",  "added keep.txt/inner",
+			"modified link", "added newdir/x",    "added newdir/y/z",
+			"added sub",     "deleted sub/b.txt", "deleted sub/deep/c.txt",
 		};
 
 		expect_diff(&d, want, sizeof(want) / sizeof(want[0]));
@@ -476,6 +476,65 @@ static void test_commit_unchanged_hashes_nothing(void **state)
 	fclose(log);
 	/* the clean state agrees: dirty is 0 without reading anything */
 	assert_int_equal(dirty(f, &t3, NULL), 0);
+}
+
+/* The files "settled" in the log lines written since *pos (then moved
+ * past them). */
+static long settled_since(FILE *log, long *pos)
+{
+	char line[2048];
+	long n = 0;
+
+	fflush(log);
+	fseek(log, *pos, SEEK_SET);
+	while (fgets(line, sizeof(line), log)) {
+		const char *p = strstr(line, "dirty of '");
+		unsigned long long k;
+
+		if (p && (p = strstr(p, "': ")) && sscanf(p, "': %llu files settled", &k) == 1)
+			n += (long)k;
+	}
+	*pos = ftell(log);
+	return n;
+}
+
+/* Files written just before a commit cannot be trusted by their stat
+ * (the racy window): the first dirty measure past the window reads them
+ * and settles them in the stat cache, so that later measures do not read
+ * them again, and a change after that is still found. */
+static void test_dirty_settles_racy_files(void **state)
+{
+	struct fixture *f = *state;
+	struct dm_err err;
+	FILE *log = tmpfile();
+	long pos = 0;
+	char wc[256];
+	dm_oid t1;
+
+	assert_non_null(log);
+	assert_int_equal(dm_engine_create(f->e, DOT, "master", NULL, NULL, &err), 0);
+	wc_path(f, "master", wc, sizeof(wc));
+	make_base(wc);
+	dm_log_setup(log, DM_LOG_DEBUG);
+	commit(f, "master", &t1); /* right after the writes: every file racy */
+	/* within the window: read, found the same, but not settled */
+	assert_int_equal(dirty(f, &t1, NULL), 0);
+	assert_int_equal(settled_since(log, &pos), 0);
+	age();
+	assert_int_equal(dirty(f, &t1, NULL), 0);
+	assert_int_equal(settled_since(log, &pos), 4);
+	assert_int_equal(dirty(f, &t1, NULL), 0);
+	assert_int_equal(settled_since(log, &pos), 0);
+	/* a settled file changed in place, same size: still found */
+	put_file(wc, "sub/b.txt", 200, 22);
+	assert_int_equal(dirty(f, &t1, NULL), 200);
+	assert_int_equal(settled_since(log, &pos), 0);
+	/* and changed back: the same content again, racy, not settled */
+	put_file(wc, "sub/b.txt", 200, 2);
+	assert_int_equal(dirty(f, &t1, NULL), 0);
+	assert_int_equal(settled_since(log, &pos), 0);
+	dm_log_setup(NULL, DM_LOG_INFO);
+	fclose(log);
 }
 
 static void test_reset(void **state)
@@ -549,7 +608,7 @@ static void test_branch_from_tree(void **state)
 	assert_true(holds(wc2, "sub/deep/c.txt", 300, 3));
 	assert_true(holds(wc2, "keep.txt", 400, 4));
 	assert_int_equal(dm_engine_dirty(f->e, DOT, "feature", &t1, &(uint64_t){0}, &total, &err),
-	                 0);
+			 0);
 	assert_int_equal(total, 1000);
 	assert_int_equal(dm_engine_commit(f->e, DOT, "feature", &t2, NULL, &err), 0);
 	assert_memory_equal(&t1, &t2, sizeof(t1));
@@ -563,7 +622,7 @@ static void test_branch_from_tree(void **state)
 
 		memset(&bogus, 0xab, sizeof(bogus));
 		assert_int_equal(dm_engine_create(f->e, DOT, "broken", &bogus, NULL, &err),
-		                 DM_ENOTFOUND);
+				 DM_ENOTFOUND);
 		snprintf(p, sizeof(p), "%s/" DOT "/broken", f->root);
 		assert_int_equal(access(p, F_OK), -1);
 		assert_int_equal(dm_engine_create(f->e, DOT, "broken", NULL, NULL, &err), 0);
@@ -599,8 +658,8 @@ static void test_delete(void **state)
 	snprintf(p, sizeof(p), "%s/other/master/wc", f->root);
 	assert_true(holds(p, "keep.txt", 400, 4));
 	assert_int_equal(
-	    dm_engine_dirty(f->e, DOT, "master", NULL, &(uint64_t){0}, &(uint64_t){0}, &err),
-	    DM_ENOTFOUND);
+		dm_engine_dirty(f->e, DOT, "master", NULL, &(uint64_t){0}, &(uint64_t){0}, &err),
+		DM_ENOTFOUND);
 }
 
 static void test_bad_names_refused(void **state)
@@ -625,7 +684,7 @@ static void test_bad_names_refused(void **state)
 		assert_int_equal(dm_engine_reset(f->e, n, "master", NULL, NULL, &err), DM_EINVAL);
 		assert_int_equal(dm_engine_dirty(f->e, DOT, n, NULL, &u, &u, &err), DM_EINVAL);
 		assert_int_equal(dm_engine_diff(f->e, n, "master", NULL, NULL, &d, &err),
-		                 DM_EINVAL);
+				 DM_EINVAL);
 		assert_int_equal(dm_engine_delete_branch(f->e, DOT, n, &err), DM_EINVAL);
 		assert_int_equal(dm_engine_delete_dot(f->e, n, &err), DM_EINVAL);
 		assert_int_equal(dm_engine_path(f->e, n, "master", &b, &err), DM_EINVAL);
@@ -758,6 +817,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_empty_create_and_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dirty_and_diff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_unchanged_hashes_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dirty_settles_racy_files, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_branch_from_tree, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),

@@ -5,8 +5,9 @@
  * slow work, run on the worker pool; dot_handle.c the handles, published
  * views and requests through which everyone else reaches it; registry.c
  * the one map from dot id to dot; docker.c the container engine's API that
- * jobs stop and start containers with. dot_internal.h is what the dot's
- * three files share.
+ * jobs stop and start containers with; wcwatch.c the signal that a working
+ * copy changed, so that dirty bytes are measured only then. dot_internal.h
+ * is what the dot's three files share.
  *
  * Invariants:
  *   - struct dot is touched only by its actor's handler (one thread at a
@@ -93,6 +94,7 @@
 #include "server/dots/dot_internal.h"
 #include "server/dots/hooks.h"
 #include "server/dots/registry.h"
+#include "server/dots/wcwatch.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -115,11 +117,11 @@ typedef struct dm_dot_job_in *prepare_fn(struct dot *d, struct dm_msg *req,
 typedef void finish_fn(struct dot *d, struct dm_msg *req, const struct dm_dot_req *r,
 		       struct dm_dot_job_out *out);
 
-static prepare_fn prepare_on_branch, prepare_reset, prepare_branch, prepare_checkout, prepare_path,
-	prepare_receive, prepare_collaborator, prepare_uncollaborator, prepare_set_owner,
-	prepare_mount, prepare_unmount, prepare_sealed, prepare_set_hook, prepare_commit,
-	prepare_expire, prepare_delete_branch, prepare_prune, prepare_limit, prepare_set_origin,
-	prepare_mount_commit, prepare_unmount_commit;
+static prepare_fn prepare_on_branch, prepare_refresh, prepare_reset, prepare_branch,
+	prepare_checkout, prepare_path, prepare_receive, prepare_collaborator,
+	prepare_uncollaborator, prepare_set_owner, prepare_mount, prepare_unmount, prepare_sealed,
+	prepare_set_hook, prepare_commit, prepare_expire, prepare_delete_branch, prepare_prune,
+	prepare_limit, prepare_set_origin, prepare_mount_commit, prepare_unmount_commit;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
 	finish_refresh, finish_receive, finish_expire, finish_delete_branch, finish_mount_commit;
 
@@ -150,7 +152,7 @@ static const struct op {
 	[DM_DOT_OP_CHECKOUT] = {SEALED, prepare_checkout, dm_dot_job_checkout, finish_checkout},
 	[DM_DOT_OP_RESET] = {SEALED, prepare_reset, dm_dot_job_reset, finish_reset},
 	[DM_DOT_OP_DIFF] = {SEALED, prepare_on_branch, dm_dot_job_diff, finish_answer},
-	[DM_DOT_OP_REFRESH] = {LAST_VIEW, prepare_on_branch, dm_dot_job_refresh, finish_refresh},
+	[DM_DOT_OP_REFRESH] = {LAST_VIEW, prepare_refresh, dm_dot_job_refresh, finish_refresh},
 	[DM_DOT_OP_PATH] = {0, prepare_path, NULL, NULL},
 	[DM_DOT_OP_DELETE] = {0, NULL, dm_dot_job_delete, NULL},
 	[DM_DOT_OP_RECEIVE] = {SEALED, prepare_receive, dm_dot_job_receive, finish_receive},
@@ -200,6 +202,15 @@ struct branch {
 	dm_oid tree; /* the head's tree */
 	uint64_t commits;
 	uint64_t dirty, size;
+	/* what dirty and size stand for (see measure_fresh): measured against
+	 * measured_head (with or without its tree), begun at measured_ns
+	 * (monotonic), with the watch's token then (0: none) */
+	bool measured;
+	char measured_head[DM_COMMIT_ID_LEN_MAX + 1];
+	bool measured_has_tree;
+	int64_t measured_ns;
+	uint64_t token;
+	struct dm_wcwatch_entry *watch; /* its working copy's change signal, or NULL */
 	uint64_t resets; /* resets --hard of the branch so far (its copies follow them) */
 	/* heads that resets left behind, oldest first: their history is kept
 	 * until EXPIRE is told a time after theirs (git's reflog) */
@@ -252,9 +263,10 @@ struct dot {
 	 * whose `of` is its key (not persisted: the runtime mounts again) */
 	size_t nruntime_mounts;
 	struct dm_runtime_mount *runtime_mounts;
-	size_t nsubdots;              /* the current branch's, as last measured */
+	size_t nsubdots; /* the current branch's, as last measured */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
-	json_t *hooks; /* {"pre-commit": HOOK, "post-commit": HOOK} (hooks.h), checked */
+	char subdots_of[DM_NAME_PART_MAX + 1]; /* the branch they were measured on */
+	json_t *hooks;    /* {"pre-commit": HOOK, "post-commit": HOOK} (hooks.h), checked */
 	bool strip_setid; /* set by a RECEIVE from a non-admin, never cleared */
 	struct dm_fork_origin fork_of; /* where a fork came from (.id "" otherwise) */
 	size_t nholds;
@@ -286,6 +298,13 @@ static int branch_cmp(const void *a, const void *b)
 	return strcmp(((const struct branch *)a)->name, ((const struct branch *)b)->name);
 }
 
+static void free_branches(struct dot *d)
+{
+	for (size_t i = 0; i < d->nbranches; i++)
+		dm_wcwatch_entry_unref(d->branches[i].watch);
+	free(d->branches);
+}
+
 static struct branch *add_branch(struct dot *d, const char *name)
 {
 	struct branch *b;
@@ -315,8 +334,8 @@ static void publish(struct dot *d)
 	if (d->nmounts)
 		memcpy(v->mounts, d->mounts, d->nmounts * sizeof(*d->mounts));
 	v->nruntime_mounts = d->nruntime_mounts;
-	v->runtime_mounts = dm_xcalloc(d->nruntime_mounts ? d->nruntime_mounts : 1,
-				       sizeof(*v->runtime_mounts));
+	v->runtime_mounts =
+		dm_xcalloc(d->nruntime_mounts ? d->nruntime_mounts : 1, sizeof(*v->runtime_mounts));
 	if (d->nruntime_mounts)
 		memcpy(v->runtime_mounts, d->runtime_mounts,
 		       d->nruntime_mounts * sizeof(*d->runtime_mounts));
@@ -803,8 +822,9 @@ static struct dm_dot_job_in *prepare_set_hook(struct dot *d, struct dm_msg *req,
 	if (!r->hook_name || (strcmp(r->hook_name, DM_HOOK_PRE_COMMIT) &&
 			      strcmp(r->hook_name, DM_HOOK_POST_COMMIT))) {
 		json_decref(hooks);
-		dm_msg_reply_err(req, DM_EINVAL, "no hook '%s': use " DM_HOOK_PRE_COMMIT
-				 " or " DM_HOOK_POST_COMMIT, r->hook_name ? r->hook_name : "");
+		dm_msg_reply_err(req, DM_EINVAL,
+				 "no hook '%s': use " DM_HOOK_PRE_COMMIT " or " DM_HOOK_POST_COMMIT,
+				 r->hook_name ? r->hook_name : "");
 		return NULL;
 	}
 	if (r->hook) {
@@ -1016,8 +1036,8 @@ static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
 	if (!r->volume_name) {
 		/* a container of a runtime mount */
 		if (!rm) {
-			dm_msg_reply_err(req, DM_ENOTFOUND, "dot '%s' has no mount '%s' (unmounted)",
-					 d->shown, m->of);
+			dm_msg_reply_err(req, DM_ENOTFOUND,
+					 "dot '%s' has no mount '%s' (unmounted)", d->shown, m->of);
 			return NULL;
 		}
 		put_container(d, m);
@@ -1034,8 +1054,8 @@ static struct dm_dot_job_in *prepare_mount(struct dot *d, struct dm_msg *req,
 			dm_buf_release(&path);
 			return NULL;
 		}
-		d->runtime_mounts = dm_xrealloc(d->runtime_mounts, (d->nruntime_mounts + 1) *
-									   sizeof(*d->runtime_mounts));
+		d->runtime_mounts = dm_xrealloc(
+			d->runtime_mounts, (d->nruntime_mounts + 1) * sizeof(*d->runtime_mounts));
 		rm = &d->runtime_mounts[d->nruntime_mounts++];
 		memset(rm, 0, sizeof(*rm));
 		snprintf(rm->key, sizeof(rm->key), "%s", m->of);
@@ -1129,14 +1149,63 @@ static void maybe_start_index(struct dot *d);
 
 /* ---- serving an operation: its prepare step ---- */
 
-/* COMMIT, DIFF, REFRESH, LIMIT: a job on the branch the request names, or on the
- * current one. */
+/* COMMIT, DIFF, LIMIT (and REFRESH when it measures): a job on the branch
+ * the request names, or on the current one. */
 static struct dm_dot_job_in *prepare_on_branch(struct dot *d, struct dm_msg *req,
 					       const struct dm_dot_req *r)
 {
 	struct branch *b = req_branch(d, req, r);
 
 	return b ? job_input(d, r->op, r, b) : NULL;
+}
+
+/*
+ * Whether b's dirty and size (and, for the current branch, the subdots)
+ * still hold, so that a REFRESH answers them without measuring: measured
+ * against b's head as it is, less than DM_DOT_MEASURE_MAX_AGE_MS ago
+ * (inotify misses writes through a shared mmap), and nothing changed in
+ * the working copy since (its watch), or, with no watch, less than
+ * DM_DOT_UNWATCHED_MS ago.
+ */
+static bool measure_fresh(const struct dot *d, const struct branch *b)
+{
+	int64_t age_ms;
+
+	if (!b->measured || strcmp(b->measured_head, b->head) ||
+	    b->measured_has_tree != b->has_tree)
+		return false;
+	if (!strcmp(b->name, d->current) && strcmp(d->subdots_of, b->name))
+		return false;
+	age_ms = (dm_now_monotonic_ns() - b->measured_ns) / 1000000;
+	if (age_ms >= DM_DOT_MEASURE_MAX_AGE_MS)
+		return false;
+	if (!b->token)
+		return age_ms < DM_DOT_UNWATCHED_MS;
+	return dm_wcwatch_unchanged(b->watch, b->token);
+}
+
+/* REFRESH: the last measures when they still hold (measure_fresh), else a
+ * job that measures, watching the working copy from then on. */
+static struct dm_dot_job_in *prepare_refresh(struct dot *d, struct dm_msg *req,
+					     const struct dm_dot_req *r)
+{
+	struct branch *b = req_branch(d, req, r);
+	struct dm_dot_job_in *in;
+
+	if (!b)
+		return NULL;
+	if (measure_fresh(d, b)) {
+		answer_view(d, req);
+		return NULL;
+	}
+	if (!b->watch && d->env.wcwatch)
+		b->watch = dm_wcwatch_entry_new(d->env.wcwatch);
+	in = job_input(d, r->op, r, b);
+	if (b->watch) {
+		dm_wcwatch_entry_ref(b->watch);
+		in->watch = b->watch;
+	}
+	return in;
 }
 
 /* COMMIT: the same, with the containers that use the branch (frozen for
@@ -1639,6 +1708,7 @@ static void take_pending(struct dot *d, struct dm_msg *req, const struct dm_dot_
 	b->has_tree = false;
 	b->commits = out->commits;
 	b->dirty = 0;
+	b->measured = false;
 	if (persist_pending(d, b, &pc, &err)) {
 		*b = before;
 		pending_release(&pc);
@@ -1664,6 +1734,7 @@ static int land_branch(struct dot *d, struct branch *b, const struct dm_dot_job_
 	b->tree = out->tree;
 	b->commits = out->commits;
 	b->dirty = out->dirty;
+	b->measured = false;
 	if (out->sized)
 		b->size = out->size;
 	return persist_branch(d, b, err);
@@ -1911,6 +1982,7 @@ static void finish_delete_branch(struct dot *d, struct dm_msg *req, const struct
 		if (!rc) {
 			size_t i = (size_t)(b - d->branches);
 
+			dm_wcwatch_entry_unref(b->watch);
 			memmove(b, b + 1, (d->nbranches - i - 1) * sizeof(*b));
 			d->nbranches--;
 		}
@@ -1983,6 +2055,11 @@ static void finish_refresh(struct dot *d, struct dm_msg *req, const struct dm_do
 	if (b) {
 		b->dirty = out->dirty;
 		b->size = out->size;
+		b->measured = true;
+		memcpy(b->measured_head, out->head, sizeof(b->measured_head));
+		b->measured_has_tree = out->has_tree;
+		b->measured_ns = out->measured_ns;
+		b->token = out->token;
 	}
 	if (b && !strcmp(b->name, d->current)) {
 		free(d->subdots);
@@ -1990,6 +2067,7 @@ static void finish_refresh(struct dot *d, struct dm_msg *req, const struct dm_do
 		d->nsubdots = out->nsubdots;
 		out->subdots = NULL;
 		out->nsubdots = 0;
+		memcpy(d->subdots_of, b->name, sizeof(d->subdots_of));
 	}
 	publish(d);
 	answer_view(d, req);
@@ -2218,7 +2296,7 @@ static void free_dot(void *p)
 		dm_msg_free(d->deleters[i]);
 	free(d->queue);
 	free(d->deleters);
-	free(d->branches);
+	free_branches(d);
 	free(d->collaborators);
 	free(d->mounts);
 	free(d->runtime_mounts);
@@ -2475,7 +2553,7 @@ static int load_fork_and_holds(struct dot *d, json_t *record, struct dm_err *err
 /* Frees a dot that never started (no actor, nothing published). */
 static void abandon(struct dot *d)
 {
-	free(d->branches);
+	free_branches(d);
 	free(d->collaborators);
 	free(d->holds);
 	json_decref(d->hooks);

@@ -26,6 +26,7 @@ struct dm_engine;
 struct dm_kv;
 struct dm_sched;
 struct dm_store;
+struct dm_wcwatch;
 
 #define DM_DOT_ID_MAX        36
 #define DM_COMMIT_ID_LEN_MAX 128
@@ -40,9 +41,9 @@ struct dm_dot_env {
 	struct dm_store *store;
 	struct dm_engine *engine;
 	struct dm_sched *sched;
-	const char *server;        /* "127.0.0.1:32607", shown in listings */
-	struct dm_actor *registry; /* told when a dot is gone */
-	struct dm_docker *docker;  /* the container engine's API, or NULL */
+	const char *server;         /* "127.0.0.1:32607", shown in listings */
+	struct dm_actor *registry;  /* told when a dot is gone */
+	struct dm_docker *docker;   /* the container engine's API, or NULL */
 	struct dm_freezer *freezer; /* pauses containers for a commit (with docker) */
 	const char *volume_driver;  /* the plugin's name ("dm"), or NULL without one */
 	/* where this node keeps its dots and names in the KV: NULL for
@@ -53,6 +54,10 @@ struct dm_dot_env {
 	 * that may have made garbage (space/space.h); NULL: nobody */
 	void (*garbage)(void *ctx, uint64_t bytes);
 	void *garbage_ctx;
+	/* tells when a working copy changed (wcwatch.h), so that a dot
+	 * measures its dirty bytes only then; NULL: measured when older than
+	 * DM_DOT_UNWATCHED_MS */
+	struct dm_wcwatch *wcwatch;
 };
 
 enum dm_dot_state { DM_DOT_CREATING, DM_DOT_READY, DM_DOT_DELETING, DM_DOT_GONE };
@@ -89,8 +94,8 @@ struct dm_mount_view {
  */
 struct dm_runtime_mount {
 	char key[DM_COMMIT_ID_LEN_MAX + 1];
-	char name[256];                 /* the volume as the runtime names it */
-	char path[DM_MOUNT_PATH_MAX];   /* the path the Mount was answered */
+	char name[256];               /* the volume as the runtime names it */
+	char path[DM_MOUNT_PATH_MAX]; /* the path the Mount was answered */
 };
 
 /* Where a fork (dm dot fork) came from: the dot it was made from, as it was
@@ -142,7 +147,7 @@ struct dm_dot_view {
 	struct dm_branch_view *branches;       /* sorted by name */
 	size_t nsubdots;                       /* the current branch's subdots, as last measured: */
 	char (*subdots)[DM_NAME_PART_MAX + 1]; /* its top-level directories, sorted */
-	char *hooks; /* JSON text {"pre-commit": HOOK, "post-commit": HOOK}, or NULL */
+	char *hooks;      /* JSON text {"pre-commit": HOOK, "post-commit": HOOK}, or NULL */
 	bool strip_setid; /* its working copies never get setuid/setgid bits */
 	struct dm_fork_origin fork_of; /* .id "" unless it is a fork */
 	size_t nholds;
@@ -302,7 +307,15 @@ struct dm_dot_req {
 /* How long a commit may freeze the containers that use its branch unless
  * it says (dm commit --max-freeze), and the longest it may say. */
 #define DM_DOT_MAX_FREEZE_MS_DEFAULT 5000
-#define DM_DOT_MAX_FREEZE_MS_MAX (600 * 1000)
+#define DM_DOT_MAX_FREEZE_MS_MAX     (600 * 1000)
+
+/* A REFRESH measures a branch's dirty bytes again when its working copy
+ * changed since the last measure (wcwatch.h), or when that measure is this
+ * old (writes inotify does not see: a shared mmap, another machine); a
+ * copy that is not watched (inotify's limit reached) is measured when its
+ * figure is DM_DOT_UNWATCHED_MS old. */
+#define DM_DOT_MEASURE_MAX_AGE_MS 10000
+#define DM_DOT_UNWATCHED_MS       1000
 
 struct dm_dot_req *dm_dot_req_new(int op);
 void dm_dot_req_free(void *req);

@@ -16,6 +16,7 @@ struct dm_engine_progress;
 struct dm_job;
 struct dm_dot_job_in;
 struct dm_dot_job_out;
+struct dm_wcwatch_entry;
 
 /* Where a dot publishes its views: shared by the dot and its handle, so
  * that neither keeps the other alive. mu guards only the pointer swap. */
@@ -49,17 +50,17 @@ struct dm_dot_view *dm_dot_slot_peek(struct dm_dot_slot *s);
 typedef int dm_dot_job_fn(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 			  struct dm_engine_progress *p, struct dm_err *err);
 
-dm_dot_job_fn dm_dot_job_create;   /* CREATE: the master working copy */
-dm_dot_job_fn dm_dot_job_commit;   /* COMMIT: seal, or snapshot (out->pending) */
-dm_dot_job_fn dm_dot_job_index;    /* INDEX: seal pending commit in->head */
-dm_dot_job_fn dm_dot_job_reset;    /* RESET: branch and working copy := in->from */
-dm_dot_job_fn dm_dot_job_branch;   /* BRANCH: new_branch from in->from */
-dm_dot_job_fn dm_dot_job_checkout; /* CHECKOUT: switch_only, or -b (as BRANCH) */
-dm_dot_job_fn dm_dot_job_diff;     /* DIFF: in->from..in->to */
-dm_dot_job_fn dm_dot_job_refresh;  /* REFRESH: dirty, size, subdots */
-dm_dot_job_fn dm_dot_job_receive;  /* RECEIVE: take in->received */
-dm_dot_job_fn dm_dot_job_delete;   /* DELETE: the dot's data and records */
-dm_dot_job_fn dm_dot_job_expire;   /* EXPIRE: forget commits in->roots do not reach */
+dm_dot_job_fn dm_dot_job_create;        /* CREATE: the master working copy */
+dm_dot_job_fn dm_dot_job_commit;        /* COMMIT: seal, or snapshot (out->pending) */
+dm_dot_job_fn dm_dot_job_index;         /* INDEX: seal pending commit in->head */
+dm_dot_job_fn dm_dot_job_reset;         /* RESET: branch and working copy := in->from */
+dm_dot_job_fn dm_dot_job_branch;        /* BRANCH: new_branch from in->from */
+dm_dot_job_fn dm_dot_job_checkout;      /* CHECKOUT: switch_only, or -b (as BRANCH) */
+dm_dot_job_fn dm_dot_job_diff;          /* DIFF: in->from..in->to */
+dm_dot_job_fn dm_dot_job_refresh;       /* REFRESH: dirty, size, subdots */
+dm_dot_job_fn dm_dot_job_receive;       /* RECEIVE: take in->received */
+dm_dot_job_fn dm_dot_job_delete;        /* DELETE: the dot's data and records */
+dm_dot_job_fn dm_dot_job_expire;        /* EXPIRE: forget commits in->roots do not reach */
 dm_dot_job_fn dm_dot_job_delete_branch; /* DELETE_BRANCH: its working copy (merged, or force) */
 dm_dot_job_fn dm_dot_job_prune;         /* PRUNE: mark what in->keep does not keep pruned */
 dm_dot_job_fn dm_dot_job_limit;    /* LIMIT: the working copy's size limit := in->limit */
@@ -91,7 +92,7 @@ struct dm_dot_job_in {
 	size_t nreceived;
 	struct dm_dot_commit_ref *received;
 	bool stash;
-	bool strip_setid; /* the working copy gets no setuid/setgid bits */
+	bool strip_setid;                      /* the working copy gets no setuid/setgid bits */
 	char stash_name[DM_NAME_PART_MAX + 1]; /* chosen by the actor */
 	/* RESET, CHECKOUT: containers to stop before and start after; COMMIT:
 	 * to freeze (their names beside) */
@@ -119,6 +120,9 @@ struct dm_dot_job_in {
 	uint64_t limit; /* LIMIT */
 	/* COMMIT: the id chosen by the caller, "" for a new one */
 	char commit_id[DM_COMMIT_ID_LEN_MAX + 1];
+	/* REFRESH: the change signal of the branch's working copy (a
+	 * reference), or NULL */
+	struct dm_wcwatch_entry *watch;
 };
 
 struct dm_dot_job_out {
@@ -141,6 +145,11 @@ struct dm_dot_job_out {
 	uint64_t stash_commits;
 	size_t nsubdots; /* REFRESH: the branch's top-level directories, sorted */
 	char (*subdots)[DM_NAME_PART_MAX + 1];
+	/* REFRESH: what the measure stands for: the head it was against (in
+	 * head, has_tree), when it began (monotonic) and the watch's token
+	 * then (0: none; wcwatch.h) */
+	int64_t measured_ns;
+	uint64_t token;
 	json_t *json;     /* result for the requester, when the op has one */
 	json_t *warnings; /* what went wrong after the change was made, or NULL */
 	char errmsg[DM_ERR_MSG_MAX];

@@ -12,6 +12,7 @@
 #include "server/dots/dot_internal.h"
 #include "actor/actor.h"
 #include "server/dots/docker.h"
+#include "server/dots/wcwatch.h"
 #include "util/log.h"
 #include "engine/engine.h"
 #include "kv/kv.h"
@@ -59,6 +60,7 @@ void dm_dot_job_in_free(void *p)
 	free(in->hooks);
 	free(in->roots);
 	free(in->root_names);
+	dm_wcwatch_entry_unref(in->watch);
 	free(in);
 }
 
@@ -1129,15 +1131,45 @@ done:
 	return rc;
 }
 
+/* REFRESH: the watch of the branch's working copy is made complete (its
+ * token taken) before the copy is read, so that every change the measure
+ * may miss bumps the watch past the token (wcwatch.h). */
+static void begin_watch(struct dm_dot_job_in *in, struct dm_dot_job_out *out)
+{
+	struct dm_buf path = DM_BUF_INIT;
+	struct dm_err err;
+
+	if (!in->watch)
+		return;
+	dm_err_clear(&err);
+	if (dm_engine_path(in->env.engine, in->dot_id, in->branch, &path, &err) ||
+	    dm_wcwatch_begin(in->watch, (const char *)path.data, &out->token, &err))
+		dm_debug("dot %s branch '%s': its working copy is not watched for changes "
+			 "(dirty bytes are measured when older than %d ms): %s",
+			 in->dot_id, in->branch, DM_DOT_UNWATCHED_MS, err.msg);
+	dm_buf_release(&path);
+}
+
 int dm_dot_job_refresh(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 		       struct dm_engine_progress *p, struct dm_err *err)
 {
-	int rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
-				 in->has_tree ? &in->tree : NULL, &out->dirty, &out->size, err);
+	int rc;
 
+	out->measured_ns = dm_now_monotonic_ns();
+	begin_watch(in, out);
+	memcpy(out->head, in->head, sizeof(out->head));
+	out->has_tree = in->has_tree;
+	rc = dm_engine_dirty(in->env.engine, in->dot_id, in->branch,
+			     in->has_tree ? &in->tree : NULL, &out->dirty, &out->size, err);
 	out->sized = true;
 	if (!rc)
 		rc = measure_subdots(in, out, err);
+	if (!rc)
+		dm_debug("measured dot %s branch '%s': %llu dirty bytes of %llu in %lld ms (%s)",
+			 in->dot_id, in->branch, (unsigned long long)out->dirty,
+			 (unsigned long long)out->size,
+			 (long long)((dm_now_monotonic_ns() - out->measured_ns) / 1000000),
+			 out->token ? "watched" : "not watched");
 	return rc;
 }
 
