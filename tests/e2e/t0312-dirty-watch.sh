@@ -8,8 +8,8 @@ export DM_CONFIG="$TRASH_DIRECTORY/config"
 
 test_atexit 'dm cluster stop --data-dir "$data" >/dev/null 2>&1'
 
-# DIRTY of the only dot, in bytes, as dm list -H prints it
-dirty() { dm list -H | cut -f8; }
+# DIRTY of the only dot, in bytes, as dm list -H prints it (column 7, as dotmesh)
+dirty() { dm list -H | cut -f7; }
 # how many times dmd measured a working copy (its debug log)
 measures() { grep -c " debug measured dot " "$data/dmd.log" || true; }
 
