@@ -298,14 +298,7 @@ static void delete_copy(struct dm_replicator *r, struct dm_dot_handle *h, const 
 /* The handle of this node's copy of id (a new reference), or NULL. */
 static struct dm_dot_handle *local_copy(struct dm_replicator *r, const char *id)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(r->env->registry);
-	const struct dm_registry_entry *e = dm_registry_find_id(snap, id);
-	struct dm_dot_handle *h = e ? e->dot : NULL;
-
-	if (h)
-		dm_dot_handle_ref(h);
-	dm_registry_snap_unref(snap);
-	return h;
+	return dm_registry_handle_of(r->env->registry, id);
 }
 
 /* Branch `branch` of node's copy of dot id, as st holds it: {"head","resets"}. */
@@ -404,7 +397,9 @@ static void drop_tombstones(struct dm_replicator *r, json_t *st)
 		    now - timegm(&tm) < grace)
 			continue;
 		json_object_foreach(copies, node, mine)
+		{
 			held = held || json_object_get(mine, id) != NULL;
+		}
 		h = local_copy(r, id);
 		held = held || h != NULL;
 		dm_dot_handle_unref(h);
@@ -412,7 +407,8 @@ static void drop_tombstones(struct dm_replicator *r, json_t *st)
 			continue;
 		snprintf(key, sizeof(key), DM_KV_DELETED "%s", id);
 		if (dm_kv_delete(r->env->kv, NULL, key, &err) && err.code != DM_ENOTFOUND)
-			dm_warn("replicate: cannot remove the tombstone of dot %s: %s", id, err.msg);
+			dm_warn("replicate: cannot remove the tombstone of dot %s: %s", id,
+				err.msg);
 		else
 			dm_info("replicate: every node dropped its copy of deleted dot %s: its "
 				"tombstone is removed",

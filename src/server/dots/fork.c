@@ -115,14 +115,7 @@ static int fork_branch(struct dm_dot_handle *fork, struct dm_store *s, const cha
 /* The fork's handle, once the registry has it. */
 static struct dm_dot_handle *find_new(struct dm_registry *r, const char *id)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(r);
-	const struct dm_registry_entry *e = dm_registry_find_id(snap, id);
-	struct dm_dot_handle *h = e ? e->dot : NULL;
-
-	if (h)
-		dm_dot_handle_ref(h);
-	dm_registry_snap_unref(snap);
-	return h;
+	return dm_registry_handle_of(r, id);
 }
 
 int dm_dot_fork(json_t **result, struct dm_registry *r, struct dm_dot_handle *origin,

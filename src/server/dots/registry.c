@@ -117,6 +117,18 @@ const struct dm_registry_entry *dm_registry_find_id(const struct dm_registry_sna
 	return NULL;
 }
 
+struct dm_dot_handle *dm_registry_handle_of(struct dm_registry *r, const char *id)
+{
+	struct dm_registry_snap *snap = dm_registry_snapshot(r);
+	const struct dm_registry_entry *e = dm_registry_find_id(snap, id);
+	struct dm_dot_handle *h = e ? e->dot : NULL;
+
+	if (h)
+		dm_dot_handle_ref(h);
+	dm_registry_snap_unref(snap);
+	return h;
+}
+
 bool dm_registry_was_deleted(const struct dm_registry_snap *s, const char *id)
 {
 	for (size_t i = 0; i < s->ngone; i++)
@@ -187,9 +199,10 @@ static int reserve_cluster_name(struct dm_registry *r, const struct dm_dot_name 
 	if (!rc && (kv.value_len != strlen(id) || memcmp(kv.value, id, kv.value_len)))
 		rc = dm_err_set(err, DM_EEXISTS, "dot '%s' exists", dm_dot_name_text(shown, name));
 	dm_kv_kv_release(&kv);
-	return rc == DM_ENOTFOUND ? dm_err_set(err, DM_EBUSY, "dot '%s' is being deleted; try again",
-					       dm_dot_name_text(shown, name))
-				  : rc;
+	return rc == DM_ENOTFOUND
+		       ? dm_err_set(err, DM_EBUSY, "dot '%s' is being deleted; try again",
+				    dm_dot_name_text(shown, name))
+		       : rc;
 }
 
 /* Gives back the cluster's name a failed create reserved (reserve_cluster_name
@@ -227,7 +240,8 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 
 	dm_dot_name_text(shown, name);
 	for (size_t i = 0; i < r->n; i++) {
-		if (strcmp(r->dots[i].name.ns, name->ns) || strcmp(r->dots[i].name.name, name->name))
+		if (strcmp(r->dots[i].name.ns, name->ns) ||
+		    strcmp(r->dots[i].name.name, name->name))
 			continue;
 		struct dm_dot_view *v = dm_dot_handle_view(r->dots[i].dot);
 		bool deleting = v->state == DM_DOT_DELETING;
@@ -235,8 +249,7 @@ static int on_create(struct dm_registry *r, struct dm_msg *msg)
 		dm_dot_view_unref(v);
 		if (deleting)
 			dm_msg_reply_err(msg, DM_EBUSY,
-					 "dot '%s' is being deleted; try again in a moment",
-					 shown);
+					 "dot '%s' is being deleted; try again in a moment", shown);
 		else
 			dm_msg_reply_err(msg, DM_EEXISTS, "dot '%s' exists", shown);
 		return 0;
@@ -380,7 +393,8 @@ static int read_dots(json_t *out, const struct dm_dot_env *env, struct dm_err *e
 		const char *rest = all.items[i].key + plen, *slash = strchr(rest, '/');
 		char id[DM_DOT_ID_MAX + 1];
 		size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-		json_t *value = json_loadb(all.items[i].value, all.items[i].value_len, 0, NULL), *dot;
+		json_t *value = json_loadb(all.items[i].value, all.items[i].value_len, 0, NULL),
+		       *dot;
 
 		if (!value || idlen == 0 || idlen > DM_DOT_ID_MAX) {
 			json_decref(value);
@@ -440,10 +454,8 @@ static int load_dots(struct dm_registry *r, struct dm_err *err)
 		}
 		/* a dot left half-made by a crash is cleaned up like a deleted one */
 		st = !strcmp(state, "ready") ? DM_DOT_READY : DM_DOT_DELETING;
-		rc = dm_dot_start(&h, &r->env, id, &dn, st, current,
-				  json_object_get(v, "branches"),
-				  rec, json_object_get(v, "pending"),
-				  err);
+		rc = dm_dot_start(&h, &r->env, id, &dn, st, current, json_object_get(v, "branches"),
+				  rec, json_object_get(v, "pending"), err);
 		if (rc)
 			break;
 		add_dot(r, h, id, &dn);

@@ -55,6 +55,9 @@ const struct dm_registry_entry *dm_registry_find(const struct dm_registry_snap *
 const struct dm_registry_entry *dm_registry_find_id(const struct dm_registry_snap *s,
 						    const char *id);
 bool dm_registry_was_deleted(const struct dm_registry_snap *s, const char *id);
+/* The handle of dot id as the latest snapshot has it (a new reference), or
+ * NULL when this node has no such dot. */
+struct dm_dot_handle *dm_registry_handle_of(struct dm_registry *r, const char *id);
 
 /* Sends the request that creates dot `name`; the ticket's reply carries the
  * dot's JSON (for callers that cannot block: deterministic tests). */

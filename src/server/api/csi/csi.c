@@ -226,14 +226,7 @@ static int rpc(struct dm_csi *c, const char *method, json_t *params, json_t **re
 /* The dot with id: a new handle reference, or NULL. */
 static struct dm_dot_handle *dot_by_id(struct dm_csi *c, const char *id)
 {
-	struct dm_registry_snap *snap = dm_registry_snapshot(c->env->registry);
-	const struct dm_registry_entry *e = dm_registry_find_id(snap, id);
-	struct dm_dot_handle *h = e ? e->dot : NULL;
-
-	if (h)
-		dm_dot_handle_ref(h);
-	dm_registry_snap_unref(snap);
-	return h;
+	return dm_registry_handle_of(c->env->registry, id);
 }
 
 /* "ns/name" of dot id into out; false when this node has no such dot. */
