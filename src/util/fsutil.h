@@ -9,6 +9,7 @@
 #define DM_UTIL_FSUTIL_H
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,5 +53,9 @@ int64_t dm_now_realtime_ns(void);
 /* Closes every descriptor from `from` up: in a fork child before exec, so
  * that a program dmd runs inherits nothing of dmd's. */
 void dm_close_from(int from);
+
+/* Whether a process accepts connections on the unix socket at path (a
+ * socket file there that nobody serves is stale). */
+bool dm_unix_socket_served(const char *path);
 
 #endif

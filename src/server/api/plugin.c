@@ -108,8 +108,8 @@ struct dm_plugin {
 	int call_ms, sweep_ms;
 	struct dm_http *http;
 	pthread_mutex_t mu;
-	pthread_cond_t cond;    /* CLOCK_MONOTONIC: a mount is due, or stopping */
-	bool stopping;          /* under mu */
+	pthread_cond_t cond;      /* CLOCK_MONOTONIC: a mount is due, or stopping */
+	bool stopping;            /* under mu */
 	struct pending **pending; /* under mu */
 	size_t npending;
 	uint64_t next_gen;
@@ -430,8 +430,8 @@ static void lookup_run(struct dm_plugin *p, struct lookup *l)
 		free(l->cs);
 		l->cs = NULL;
 		if (l->rc != DM_ENOTFOUND) {
-			dm_debug("plugin: cannot ask the Docker API about '%s': %s", l->m.runtime_id,
-				 err.msg);
+			dm_debug("plugin: cannot ask the Docker API about '%s': %s",
+				 l->m.runtime_id, err.msg);
 			return;
 		}
 		l->m.mode = MODE_LIST; /* not a container: podman's pseudo ID */
@@ -528,8 +528,8 @@ static void lookup_apply(struct dm_plugin *p, struct lookup *l)
 			if (strcmp(r->of, l->m.base.of) || has_container(l, r->container_id))
 				continue;
 			if (dot_unmount(p, h, r->mount_id, l->m.base.of, &err))
-				dm_warn("plugin: cannot drop a record of volume '%s': %s", l->m.name,
-					err.msg);
+				dm_warn("plugin: cannot drop a record of volume '%s': %s",
+					l->m.name, err.msg);
 		}
 		dm_dot_view_unref(v);
 		dm_dot_handle_unref(h);
@@ -902,8 +902,9 @@ static int commit_copy(struct dm_plugin *p, struct dm_dot_handle *h, const struc
 	if (!rc && strcmp(vn->subdot, DM_SUBDOT_ROOT)) {
 		rc = dm_dot_subdot_check(copy, vn->subdot, shown, false, err);
 		if (rc == DM_ENOTFOUND)
-			dm_err_set(err, rc, "commit '%s' of dot '%s' has no subdot '%s' (mount "
-					    "%s@%s.__root__ for all of it)",
+			dm_err_set(err, rc,
+				   "commit '%s' of dot '%s' has no subdot '%s' (mount "
+				   "%s@%s.__root__ for all of it)",
 				   vn->branch, shown, vn->subdot, shown, vn->branch);
 		if (!rc && dm_buf_addf(&path, "/%s", vn->subdot))
 			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
@@ -967,7 +968,8 @@ static int ep_mount(struct dm_plugin *p, json_t *req, json_t **res, struct dm_er
 			m->gen = ++p->next_gen;
 			m->mode = MODE_UNKNOWN;
 			m->due_ns = ms_from_now(FIRST_LOOK_MS);
-			p->pending = dm_xrealloc(p->pending, (p->npending + 1) * sizeof(*p->pending));
+			p->pending =
+				dm_xrealloc(p->pending, (p->npending + 1) * sizeof(*p->pending));
 			p->pending[p->npending++] = m;
 			pthread_cond_broadcast(&p->cond);
 		}
@@ -1105,27 +1107,6 @@ int dm_plugin_new(struct dm_plugin **out, const struct dm_plugin_opts *opts, str
 	return 0;
 }
 
-/* true when a process accepts connections on the socket at path. */
-static bool socket_served(const char *path)
-{
-	struct sockaddr_un sa;
-	struct stat st;
-	bool served;
-	int fd;
-
-	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof(sa.sun_path))
-		return false;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	served = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return served;
-}
-
 static char *serve_http(void *ctx, const char *url, const char *body, size_t len, unsigned *status,
 			const char **content_type)
 {
@@ -1151,7 +1132,7 @@ int dm_plugin_listen(struct dm_plugin *p, const struct dm_api_env *env, const ch
 		if (rc)
 			return dm_err_prefix(err, "cannot make the plugin socket's directory");
 	}
-	if (socket_served(socket_path))
+	if (dm_unix_socket_served(socket_path))
 		return dm_err_set(err, DM_EBUSY,
 				  "plugin socket '%s' is served by another process (another dmd?)",
 				  socket_path);

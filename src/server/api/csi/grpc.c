@@ -727,27 +727,6 @@ static void *accept_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-/* true when a process accepts connections on the socket at path. */
-static bool socket_served(const char *path)
-{
-	struct sockaddr_un sa;
-	struct stat st;
-	bool served;
-	int fd;
-
-	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) || strlen(path) >= sizeof(sa.sun_path))
-		return false;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	served = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return served;
-}
-
 static int bind_socket(int *out, const char *path, struct dm_err *err)
 {
 	struct sockaddr_un sa;
@@ -766,7 +745,7 @@ static int bind_socket(int *out, const char *path, struct dm_err *err)
 		if (rc)
 			return dm_err_prefix(err, "cannot make the CSI socket's directory");
 	}
-	if (socket_served(path))
+	if (dm_unix_socket_served(path))
 		return dm_err_set(err, DM_EBUSY,
 				  "CSI socket '%s' is served by another process (another dmd?)",
 				  path);
