@@ -412,6 +412,27 @@ int dm_store_has(struct dm_store *s, const dm_oid *id)
 	return dm_store_lookup(s, id, &loc, NULL, NULL) == 0;
 }
 
+int dm_store_has_whole(struct dm_store *s, const dm_oid *id)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_commit c;
+	struct dm_loc loc;
+	int kind = 0, whole;
+
+	if (dm_store_lookup(s, id, &loc, NULL, NULL))
+		return 0;
+	if (loc.kind != DM_OBJ_COMMIT)
+		return 1;
+	whole = dm_store_get(s, id, &b, &kind, NULL) == 0 &&
+		dm_commit_decode(&c, b.data, b.len, NULL) == 0;
+	if (whole) {
+		whole = dm_store_has(s, &c.tree);
+		dm_commit_release(&c);
+	}
+	dm_buf_release(&b);
+	return whole;
+}
+
 int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t *len_out,
 		  struct dm_err *err)
 {
