@@ -227,6 +227,7 @@ note "History: a dot of 16 files, $DOT_MIB MiB, $COMMITS commits (each rewrites 
 note "dm gc rewrites each pack whose live records fill less than 80% of it (the others keep their dead records); restic prune --max-unused 0 repacks every pack with an unused blob. restic's repository is larger than dm's store for the same history: its chunks average 1 MiB (dm's 64 KiB), so a rewritten 1 MiB block costs it more new data."
 note "Commit and push runs: $RUNS each, medians (commits alone: $C_ALONE_RUNS; during: $C_DURING_RUNS; pushes alone: $P_ALONE_RUNS; during: $P_DURING_RUNS). During: \`dm gc\` runs again and again in a loop from 0.2 s before the commit until after the push ($GCS collections logged in the whole run)."
 note "dm's peak memory is the whole dmd's (the HTTP server, the dots' actors and the collection), reset (\`/proc/PID/clear_refs\`) just before the dry run and the collection."
+note "What the collection itself holds grows with the objects: its mark sets (docs/internals/gc.md, \"Memory\") took $(fmb "$MARK") for $OBJECTS objects here, so about $(fmb $((MARK * 10))) for 10× the objects (a Bloom filter of 10 bits per object, capped at 64 MiB, and 64 bytes per file, tree and commit reached); the rest of dmd's peak does not grow with the store."
 note "After the runs dmd was stopped and \`dm-store-tool verify\` checked every object of dm's store."
 if [ "$SCALE" != 1 ]; then
 	note "This is a **reduced** run (--scale $SCALE; the full one: a 2 GiB dot and a store of about 9 GiB): read it as indicative only."

@@ -346,10 +346,43 @@ static int recount_one(const dm_oid *id, const struct dm_loc *loc, void *ctx)
 	return 0;
 }
 
+/* The packs a rewrite emptied and not yet deleted: deleted only after the
+ * flush that made their live records durable elsewhere. */
+struct emptied {
+	uint32_t *packs;
+	uint64_t *copied;
+	size_t n;
+	uint64_t bytes; /* copied since the last flush */
+};
+
+/* Flushes what was copied, then deletes the packs it came from. */
+static int delete_emptied(struct run *r, struct emptied *e, struct dm_err *err)
+{
+	int rc = e->n ? dm_store_flush(r->s, err) : 0;
+
+	for (size_t i = 0; !rc && i < e->n; i++) {
+		uint64_t size;
+
+		rc = delete_pack(r->s, e->packs[i], &size, err);
+		if (!rc) {
+			r->st->copied_bytes += e->copied[i];
+			r->st->disk_freed += size > e->copied[i] ? size - e->copied[i] : 0;
+		}
+	}
+	e->n = 0;
+	e->bytes = 0;
+	return rc;
+}
+
+/* Packs rewritten between two flushes, at most: one sync for many packs,
+ * and never more than this many bytes copied but not yet durable. */
+#define REWRITE_FLUSH_BYTES (256ull << 20)
+
 static int rewrite(struct run *r, unsigned pct, struct dm_err *err)
 {
 	struct dm_store *s = r->s;
 	struct dm_pack_len *lens = NULL;
+	struct emptied em = {NULL, NULL, 0, 0};
 	size_t nlens = 0;
 	int rc = 0;
 
@@ -371,9 +404,11 @@ static int rewrite(struct run *r, unsigned pct, struct dm_err *err)
 	}
 	if (!rc)
 		rc = dm_index_pack_lengths(s->idx, &lens, &nlens, err);
+	em.packs = dm_xcalloc(nlens + 1, sizeof(*em.packs));
+	em.copied = dm_xcalloc(nlens + 1, sizeof(*em.copied));
 	for (size_t i = 0; !rc && i < nlens; i++) {
 		uint32_t p = lens[i].pack;
-		uint64_t live = p < r->npacks ? r->live[p] : lens[i].len, copied = 0, size;
+		uint64_t live = p < r->npacks ? r->live[p] : lens[i].len;
 		struct dm_evacuated ev;
 		bool skip;
 
@@ -398,18 +433,20 @@ static int rewrite(struct run *r, unsigned pct, struct dm_err *err)
 		}
 		/* the index is the truth: whatever it places in p moves */
 		rc = dm_store_evacuate_pack(s, p, lens[i].len, &ev, err);
-		if (rc)
+		if (rc) {
 			dm_err_prefix(err, "cannot rewrite pack %u", p);
-		copied = ev.stored_bytes;
-		if (!rc && copied)
-			rc = dm_store_flush(s, err);
-		if (!rc)
-			rc = delete_pack(s, p, &size, err);
-		if (!rc) {
-			r->st->copied_bytes += copied;
-			r->st->disk_freed += size > copied ? size - copied : 0;
+			break;
 		}
+		em.packs[em.n] = p;
+		em.copied[em.n++] = ev.stored_bytes;
+		em.bytes += ev.stored_bytes;
+		if (em.bytes >= REWRITE_FLUSH_BYTES)
+			rc = delete_emptied(r, &em, err);
 	}
+	if (!rc)
+		rc = delete_emptied(r, &em, err);
+	free(em.packs);
+	free(em.copied);
 	free(lens);
 	return rc;
 }

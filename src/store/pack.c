@@ -121,17 +121,22 @@ int dm_pack_rec_decode(struct dm_pack_rec *out, const unsigned char hdr[DM_PACK_
 	return 0;
 }
 
-int dm_pack_read(int fd, uint64_t off, struct dm_pack_rec *rec, struct dm_buf *stored,
-		 struct dm_err *err)
+int dm_pack_read_header(int fd, uint64_t off, struct dm_pack_rec *rec, struct dm_err *err)
 {
 	unsigned char hdr[DM_PACK_REC_LEN];
-	int rc;
 
 	if (dm_pread_all(fd, hdr, sizeof(hdr), (off_t)off) < 0)
 		return dm_err_set(err, DM_ECORRUPT, "cannot read pack record at %llu: %s",
 				  (unsigned long long)off,
 				  errno == EIO ? "pack is truncated" : strerror(errno));
-	rc = dm_pack_rec_decode(rec, hdr, err);
+	return dm_pack_rec_decode(rec, hdr, err);
+}
+
+int dm_pack_read(int fd, uint64_t off, struct dm_pack_rec *rec, struct dm_buf *stored,
+		 struct dm_err *err)
+{
+	int rc = dm_pack_read_header(fd, off, rec, err);
+
 	if (rc)
 		return rc;
 	dm_buf_reset(stored);

@@ -47,6 +47,8 @@ void dm_pack_rec_encode(unsigned char out[DM_PACK_REC_LEN], const struct dm_pack
 int dm_pack_rec_decode(struct dm_pack_rec *out, const unsigned char hdr[DM_PACK_REC_LEN],
 		       struct dm_err *err);
 
+/* Reads only the header of the record at off of pack fd into rec. */
+int dm_pack_read_header(int fd, uint64_t off, struct dm_pack_rec *rec, struct dm_err *err);
 /* Reads the record at off of pack fd: its header into rec and its stored
  * bytes into stored (replacing its contents). */
 int dm_pack_read(int fd, uint64_t off, struct dm_pack_rec *rec, struct dm_buf *stored,

@@ -417,6 +417,27 @@ int dm_store_has(struct dm_store *s, const dm_oid *id)
 	return dm_store_lookup(s, id, &loc, NULL, NULL) == 0;
 }
 
+int dm_store_has_whole(struct dm_store *s, const dm_oid *id)
+{
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_commit c;
+	struct dm_loc loc;
+	int kind = 0, whole;
+
+	if (dm_store_lookup(s, id, &loc, NULL, NULL))
+		return 0;
+	if (loc.kind != DM_OBJ_COMMIT)
+		return 1;
+	whole = dm_store_get(s, id, &b, &kind, NULL) == 0 &&
+		dm_commit_decode(&c, b.data, b.len, NULL) == 0;
+	if (whole) {
+		whole = dm_store_has(s, &c.tree);
+		dm_commit_release(&c);
+	}
+	dm_buf_release(&b);
+	return whole;
+}
+
 int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t *len_out,
 		  struct dm_err *err)
 {
@@ -556,16 +577,21 @@ int dm_store_evacuate_pack(struct dm_store *s, uint32_t pack, uint64_t len,
 	memset(out, 0, sizeof(*out));
 	dm_store_pack_path(path, sizeof(path), s, pack);
 	rc = dm_pack_open(&fd, path, O_RDONLY, err);
+	/* a sparse pack is mostly dead records: only their headers are read */
+	if (!rc)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
 	while (!rc && off < len) {
 		struct dm_pack_rec rec;
 		struct dm_loc loc;
 
-		rc = dm_pack_read(fd, off, &rec, &bytes, err);
+		rc = dm_pack_read_header(fd, off, &rec, err);
 		if (rc)
 			break;
 		if (dm_store_lookup(s, &rec.id, &loc, NULL, NULL) == 0 &&
 		    loc.where == DM_LOC_PACK && loc.pack == pack && loc.offset == off) {
-			rc = dm_store_append_record(s, &rec, bytes.data, NULL, err);
+			rc = dm_pack_read(fd, off, &rec, &bytes, err);
+			if (!rc)
+				rc = dm_store_append_record(s, &rec, bytes.data, NULL, err);
 			out->records++;
 			out->raw_bytes += rec.raw_len;
 			out->stored_bytes += DM_PACK_REC_LEN + (uint64_t)rec.stored_len;

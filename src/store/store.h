@@ -128,6 +128,10 @@ int dm_store_external_release(struct dm_store *s, const char *prefix, const char
 
 /* 1 when present, 0 when not. */
 int dm_store_has(struct dm_store *s, const dm_oid *id);
+/* As dm_store_has, but a commit whose tree is not stored (a record only:
+ * one that came pruned, admit.c) counts as absent: what a transfer asks,
+ * so that a sender that has the commit's data sends it. */
+int dm_store_has_whole(struct dm_store *s, const dm_oid *id);
 /* Kind and size of a stored object without reading it; DM_ENOTFOUND. */
 int dm_store_stat(struct dm_store *s, const dm_oid *id, int *kind_out, uint64_t *len_out,
 		  struct dm_err *err);

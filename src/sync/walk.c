@@ -519,13 +519,17 @@ static int hold(struct pull *p, struct helds *list, struct node *nd, const struc
 	return 0;
 }
 
-/* Queues id for fetching unless it is local or queued already. */
-static bool want(struct pull *p, const dm_oid *id)
+/* Whether commit id is to be fetched: not queued already, and not here;
+ * one held here as a record only is fetched again (its data is wanted),
+ * unless it comes as a record only too. */
+static bool want_commit(struct pull *p, const dm_oid *id)
 {
+	bool record = p->w->records_only && dm_oidmap_get(p->w->records_only, id);
+
 	if (dm_oidmap_get(&p->seen, id))
 		return false;
 	dm_oidmap_put(&p->seen, id, NULL);
-	return !dm_store_has(p->w->store, id);
+	return record ? !dm_store_has(p->w->store, id) : !dm_store_has_whole(p->w->store, id);
 }
 
 /* What a fetched object names goes to the next fetches; nd: the tree's. */
@@ -685,7 +689,7 @@ int dm_sync_pull(struct dm_sync_walk *w, const dm_oid *commits, size_t n,
 
 	/* top-down: commits, trees level by level, files */
 	for (size_t i = 0; i < n; i++)
-		if (want(&p, &commits[i]))
+		if (want_commit(&p, &commits[i]))
 			oids_add(&ask, &commits[i]);
 	rc = fetch(&p, ask.v, ask.n, DM_OBJ_COMMIT, got_commit, err);
 	while (!rc && p.next.n) {

@@ -396,7 +396,8 @@ static enum MHD_Result do_missing(struct dm_objects_req *r, struct MHD_Connectio
 		rc = take_session(&sn, r, &err);
 	ids = dm_wire_ids(r->body.data);
 	for (size_t i = 0; i < n && !rc; i++) {
-		int seen = dm_store_has(r->env->store, &ids[i]);
+		/* a commit held as a record only is missing: its data is wanted */
+		int seen = dm_store_has_whole(r->env->store, &ids[i]);
 
 		if (seen && sn)
 			seen = dm_reach_allows(sn->reach, &ids[i], &err);
