@@ -200,6 +200,11 @@ int dm_job_cancelled(struct dm_job *job);
 /* For the job: posts DM_MSG_JOB_PROGRESS with payload (taken) to the owner.
  * In deterministic mode this is where the scheduler may switch away. */
 void dm_job_progress(struct dm_job *job, void *payload, void (*free_payload)(void *));
+/* For the job: lets others run where it may wait for them. In
+ * deterministic mode it gives the turn back and returns 1 once the
+ * scheduler gives it again; in threaded mode it returns 0 at once (the
+ * caller then sleeps on whatever it waits for, as usual). */
+int dm_job_yield(struct dm_job *job);
 /* For the job: the status and payload (taken) of its DONE message. Without
  * it the status is 0, or DM_ECANCELED if the job was cancelled. */
 void dm_job_set_result(struct dm_job *job, int status, void *payload,

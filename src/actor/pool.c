@@ -146,6 +146,14 @@ void dm_job_progress(struct dm_job *job, void *payload, void (*free_payload)(voi
 		yield_turn(job->sched, job, 0);
 }
 
+int dm_job_yield(struct dm_job *job)
+{
+	if (!job->sched->det)
+		return 0;
+	yield_turn(job->sched, job, 0);
+	return 1;
+}
+
 static void *det_job_main(void *arg)
 {
 	struct dm_job *job = arg;

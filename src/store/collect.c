@@ -71,11 +71,25 @@ struct run {
 	size_t nbatch;
 	dm_oid last;
 	bool resume;
+	const struct dm_store_gc_opts *o;
+	uint64_t marks; /* chunks marked, to let others run every YIELD_EVERY */
 };
+
+#define YIELD_EVERY 16
+
+/* Lets others run, if the caller said how (dm_store_gc_opts.yield). */
+static int yield(const struct dm_store_gc_opts *o)
+{
+	return o->yield ? o->yield(o->yield_ctx) : 0;
+}
 
 static void mark_chunk(void *ctx, const dm_oid *id)
 {
-	dm_bloom_add(ctx, id);
+	struct run *r = ctx;
+
+	dm_bloom_add(&r->chunks, id);
+	if (++r->marks % YIELD_EVERY == 0)
+		(void)yield(r->o);
 }
 
 static bool marked(const struct run *r, const dm_oid *id, int kind)
@@ -118,9 +132,12 @@ static void end(struct dm_store *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Waits until every hold of an earlier epoch is given back. */
-static int wait_holds(struct dm_store *s, int wait_ms, struct dm_err *err)
+/* Waits until every hold of an earlier epoch is given back: sleeping on
+ * them, or letting others run while a yield says they do. */
+static int wait_holds(struct dm_store *s, const struct dm_store_gc_opts *o, struct dm_err *err)
 {
+	int wait_ms = o->hold_wait_ms;
+	int64_t t0 = dm_now_monotonic_ns();
 	struct timespec until;
 	int rc = 0;
 
@@ -132,8 +149,17 @@ static int wait_holds(struct dm_store *s, int wait_ms, struct dm_err *err)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (s->gc.holds_old && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&s->gc.holds_cv, &s->mu, &until);
+	while (s->gc.holds_old && rc != ETIMEDOUT) {
+		int ran;
+
+		pthread_mutex_unlock(&s->mu);
+		ran = yield(o);
+		pthread_mutex_lock(&s->mu);
+		if (!ran)
+			rc = pthread_cond_timedwait(&s->gc.holds_cv, &s->mu, &until);
+		else if (dm_now_monotonic_ns() - t0 >= (int64_t)wait_ms * 1000000)
+			rc = ETIMEDOUT;
+	}
 	rc = s->gc.holds_old ? dm_err_set(err, DM_EBUSY,
 					  "%llu jobs that were running when garbage "
 					  "collection began did not end within %d s",
@@ -193,6 +219,7 @@ static int close_fresh(struct run *r, struct dm_err *err)
 		size_t n = 0, it = 0;
 		int rc;
 
+		(void)yield(r->o);
 		pthread_mutex_lock(&s->mu);
 		while (dm_oidmap_next(&s->gc.fresh, &it, &id, &val)) {
 			if (dm_oidmap_get(&r->handled, id))
@@ -213,7 +240,7 @@ static int close_fresh(struct run *r, struct dm_err *err)
 		pthread_mutex_unlock(&s->mu);
 		for (size_t i = 0; i < n; i++)
 			dm_oidmap_put(&r->handled, &ids[i], NULL);
-		rc = dm_store_mark_live(s, false, ids, n, &r->seen, mark_chunk, &r->chunks, err);
+		rc = dm_store_mark_live(s, false, ids, n, &r->seen, mark_chunk, r, err);
 		free(ids);
 		if (rc)
 			return rc;
@@ -479,12 +506,13 @@ int dm_store_gc(struct dm_store *s, const struct dm_store_gc_opts *opts,
 	r.s = s;
 	r.dry = o.dry_run;
 	r.st = out;
+	r.o = &o;
 	dm_oidmap_init(&r.seen, 0);
 	dm_oidmap_init(&r.handled, 0);
 	rc = begin(s, err);
 	if (rc)
 		goto free;
-	rc = wait_holds(s, o.hold_wait_ms, err);
+	rc = wait_holds(s, &o, err);
 	if (!rc)
 		rc = dm_store_flush(s, err);
 	if (!rc)
@@ -494,7 +522,7 @@ int dm_store_gc(struct dm_store *s, const struct dm_store_gc_opts *opts,
 	dm_random_bytes(&seed, sizeof(seed), NULL);
 	dm_bloom_init(&r.chunks, count, DM_GC_MARK_MAX_BYTES, seed);
 	copy_pins(s, &pins, &npins);
-	rc = dm_store_mark_live(s, true, pins, npins, &r.seen, mark_chunk, &r.chunks, err);
+	rc = dm_store_mark_live(s, true, pins, npins, &r.seen, mark_chunk, &r, err);
 	if (!rc)
 		rc = close_fresh(&r, err);
 	if (rc)

@@ -315,6 +315,13 @@ struct dm_store_gc_opts {
 	unsigned live_min_pct; /* 0: DM_GC_LIVE_MIN_PCT; 100 rewrites every pack with a dead record
 				*/
 	int hold_wait_ms;      /* <= 0: 10 minutes */
+	/* When set, called where the collection may let others run: while it
+	 * waits for older holds, and during the mark (never while it holds a
+	 * lock of the store). It returns 1 when others ran (a deterministic
+	 * scheduler's job, dm_job_yield), and then the wait for holds polls
+	 * instead of sleeping; 0 when they run anyway (threads). */
+	int (*yield)(void *ctx);
+	void *yield_ctx;
 };
 
 struct dm_store_gc_stats {

@@ -6,7 +6,9 @@
  * one dot, then fires a random batch of commit, branch, checkout, reset,
  * diff, refresh (what `list` sends), expire, delete-branch, prune and
  * delete requests, interleaved with
- * a random number of scheduler steps between them, and runs until idle.
+ * a random number of scheduler steps between them and with garbage
+ * collections (the space actor's job, which lets the others run while it
+ * waits for their holds and while it marks), and runs until idle.
  *
  * Invariants checked every round:
  *   - every request is answered exactly once, with a real answer (never
@@ -16,6 +18,9 @@
  *   - a dot that was not deleted is consistent: its branch heads in the KV
  *     are its view's heads, each head's commit is in the store and never
  *     pruned, and so is every commit record of its history;
+ *   - a collection never freed what a commit, branch or reset of the dot
+ *     wrote or needed meanwhile: the store verifies (every indexed commit
+ *     has all it names);
  *   - nothing leaks (the test runs under ASan in CI).
  * A failing round prints its seed, which replays it exactly.
  */
@@ -39,6 +44,7 @@
 #include "server/dots/access.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
+#include "server/space/space.h"
 #include "store/object.h"
 #include "store/store.h"
 #include "util/fsutil.h"
@@ -276,16 +282,38 @@ static void check_consistent(struct test_node *n, struct dm_dot_handle *h, uint6
 	dm_dot_view_unref(v);
 }
 
+/* Every collection asked for was answered: done, or refused because one
+ * was running. */
+static void check_collections(struct dm_ticket **t, int n, uint64_t seed)
+{
+	for (int i = 0; i < n; i++) {
+		struct dm_msg *reply = NULL;
+		struct dm_err err;
+		int rc = dm_ticket_wait(&reply, t[i], 0, &err);
+
+		if (rc && rc != DM_EBUSY)
+			fail_msg("seed %llu: collection %d answered %s: %s",
+				 (unsigned long long)seed, i, dm_err_name(rc), err.msg);
+		dm_msg_free(reply);
+		dm_ticket_free(t[i]);
+	}
+}
+
 static void one_round(uint64_t seed)
 {
 	struct test_node n;
 	struct dm_dot_handle *h;
-	struct dm_ticket *tickets[MAX_REQS];
+	struct dm_ticket *tickets[MAX_REQS], *gcs[MAX_REQS];
+	struct dm_space *space = NULL;
+	struct dm_verify_report report = {0};
+	struct dm_err err;
 	char id[DM_DOT_ID_MAX + 1];
-	int nreq, deletes = 0;
+	int nreq, ngc = 0, deletes = 0;
 
 	rng_state = seed;
 	node_open(&n, seed);
+	assert_int_equal(dm_space_open(&space, &(struct dm_space_env){n.store, n.sched, 0}, &err),
+			 0);
 	h = create_dot(&n, "shop");
 	snprintf(id, sizeof(id), "%s", dm_dot_handle_id(h));
 	write_file(&n, id, "master", "a.txt", "first");
@@ -298,15 +326,20 @@ static void one_round(uint64_t seed)
 		deletes += is_delete;
 		dm_actor_send_request(&tickets[i], dm_dot_handle_actor(h), dm_msg_new(0, r,
 										      dm_dot_req_free));
+		if (rnd() % 3 == 0)
+			assert_int_equal(dm_space_gc_send(space, false, &gcs[ngc++]), 0);
 		for (unsigned s = 0; s < steps; s++)
 			dm_sched_step(n.sched);
 		if (rnd() % 3 == 0)
 			write_file(&n, id, "master", "b.txt", i % 2 ? "x" : "yy");
 	}
 	assert_int_equal(dm_sched_run_until_idle(n.sched, -1), 0);
+	check_collections(gcs, ngc, seed);
+	if (dm_store_verify(n.store, &report, &err))
+		fail_msg("seed %llu: after %d collections: %s", (unsigned long long)seed, ngc,
+			 err.msg);
 	for (int i = 0; i < nreq; i++) {
 		struct dm_msg *reply = NULL;
-		struct dm_err err;
 		int rc = dm_ticket_wait(&reply, tickets[i], 0, &err);
 
 		if (rc == DM_ETIMEOUT)
@@ -335,6 +368,7 @@ static void one_round(uint64_t seed)
 	}
 	dm_dot_handle_unref(h);
 	test_node_close(&n);
+	dm_space_free(space);
 }
 
 static void test_seeded_interleavings(void **state)

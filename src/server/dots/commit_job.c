@@ -363,6 +363,10 @@ int dm_dot_job_commit(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	} else {
 		rc = take(&c, &tree, &cap, &frozen, p, err);
 		run_post(&c);
+		/* the tree is stored and nothing is committed yet: the last
+		 * point where a cancel loses no commit */
+		if (!rc && p->cancelled && p->cancelled(p->ctx))
+			rc = dm_err_set(err, DM_ECANCELED, "commit canceled; nothing was committed");
 		meta = rc ? NULL : capture_meta(&c, &cap, frozen);
 		if (!rc)
 			rc = dm_dot_seal_commit(in, c.id, in->head, &tree, now, meta, err);

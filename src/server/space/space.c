@@ -77,6 +77,11 @@ struct dm_space {
 	struct dm_fsck_progress progress; /* the running fsck's (atomic fields) */
 };
 
+static int job_yield(void *job)
+{
+	return dm_job_yield(job);
+}
+
 static void run_gc(struct dm_job *job)
 {
 	struct gc_args *a = dm_job_arg(job);
@@ -92,6 +97,8 @@ static void run_gc(struct dm_job *job)
 	dm_err_clear(&err);
 	dm_store_gc_opts_default(&o);
 	o.dry_run = a->dry_run;
+	o.yield = job_yield;
+	o.yield_ctx = job;
 	rc = dm_store_gc(a->store, &o, &res->st, &err);
 	if (rc)
 		snprintf(res->msg, sizeof(res->msg), "%s", err.msg);
@@ -708,16 +715,28 @@ void dm_space_free(struct dm_space *sp)
 	free(sp);
 }
 
-int dm_space_gc(struct dm_space *sp, bool dry_run, int timeout_ms, struct dm_store_gc_stats *out,
-		struct dm_err *err)
+/* The request for one collection. */
+static struct dm_msg *gc_request(struct dm_space *sp, bool dry_run)
 {
 	struct gc_args *a = dm_xcalloc(1, sizeof(*a));
-	struct dm_msg *reply = NULL;
-	int rc;
 
 	a->store = sp->store;
 	a->dry_run = dry_run;
-	rc = dm_actor_call(&reply, sp->actor, dm_msg_new(SP_GC, a, free), timeout_ms, err);
+	return dm_msg_new(SP_GC, a, free);
+}
+
+int dm_space_gc_send(struct dm_space *sp, bool dry_run, struct dm_ticket **t)
+{
+	return dm_actor_send_request(t, sp->actor, gc_request(sp, dry_run));
+}
+
+int dm_space_gc(struct dm_space *sp, bool dry_run, int timeout_ms, struct dm_store_gc_stats *out,
+		struct dm_err *err)
+{
+	struct dm_msg *reply = NULL;
+	int rc;
+
+	rc = dm_actor_call(&reply, sp->actor, gc_request(sp, dry_run), timeout_ms, err);
 	if (!rc && reply && reply->payload)
 		*out = ((struct gc_result *)reply->payload)->st;
 	dm_msg_free(reply);

@@ -19,6 +19,7 @@
 struct dm_err;
 struct dm_sched;
 struct dm_space;
+struct dm_ticket;
 
 struct dm_space_env {
 	struct dm_store *store;
@@ -35,6 +36,11 @@ struct dm_space_env {
 int dm_space_open(struct dm_space **out, const struct dm_space_env *env, struct dm_err *err);
 /* After the scheduler stopped; accepts NULL. */
 void dm_space_free(struct dm_space *sp);
+
+/* Asks for one collection without waiting: *t is answered as
+ * dm_space_gc says (for a caller that steps a deterministic scheduler);
+ * the result is dm_actor_send_request's. */
+int dm_space_gc_send(struct dm_space *sp, bool dry_run, struct dm_ticket **t);
 
 /* Runs one collection (dry_run: counts only) and waits up to timeout_ms for
  * it; out receives its figures. DM_EBUSY when one is running. */
