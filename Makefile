@@ -8,7 +8,9 @@
 #                     (with the fuzz smoke: each fuzz target a few seconds, t0002)
 #   make asan         build build-asan/ and run the unit tests there only
 #   make unit | e2e   build build/ and run only those tests
-#   make install      meson install of build/ into $(PREFIX) (and $(DESTDIR))
+#   make install      meson install of build/ into $(PREFIX) (and $(DESTDIR)): dm, dmd,
+#                     dm(1), dmd(8), the bash completion and dm.service (docs/install.md)
+#   make deb          the Debian package dm_VERSION_ARCH.deb, built in build-deb/ (prefix /usr)
 #   make fuzz         build the libFuzzer targets with clang, run each $(FUZZ_SECONDS) s
 #                     (docs/internals/fuzzing.md)
 #   make format       clang-format -i every .c/.h under src/ and tests/
@@ -34,7 +36,7 @@ RUN_TESTS  = tests/run.sh --build $(BUILD) --asan-build $(ASAN_BUILD)
 ASAN_OPTS  = -Db_sanitize=address,undefined -Db_lundef=false
 FORMAT_SRC = $(shell find src tests -name '*.[ch]' -not -path '*/trash-*' 2>/dev/null)
 
-.PHONY: all build asan-build start test asan unit e2e deps install clean format check-format fuzz
+.PHONY: all build asan-build start test asan unit e2e deps install deb clean format check-format fuzz
 
 all: build
 
@@ -72,6 +74,9 @@ e2e: build
 install: build
 	$(MESON) install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir "$(DESTDIR)")
 
+deb: deps
+	@scripts/make-deb.sh .
+
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (scripts/deps.sh)"; exit 1; }
 	@CC=clang $(SETUP) $(FUZZ_BUILD) -Dfuzz=true -Dtests=disabled -Db_sanitize=address,undefined \
@@ -96,4 +101,4 @@ check-format:
 	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) tests/e2e/trash-*
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-deb tests/e2e/trash-*

@@ -34,6 +34,25 @@ struct dm_cli_cmd {
 /* The command table (main.c), NULL-name terminated. */
 extern const struct dm_cli_cmd dm_cli_commands[];
 
+/* What dm is, in the words of `dm help` and dm(1). */
+#define DM_CLI_ABOUT                                                                               \
+	"dm versions the directories that databases and other programs write\n"                    \
+	"into: commit them, branch them, roll them back.\n"
+
+/* The options every command takes, as `dm COMMAND --help` and dm(1) list them. */
+#define DM_CLI_COMMON_OPTIONS                                                                      \
+	"Common options:\n"                                                                         \
+	"  --remote NAME     talk to remote NAME instead of the current one\n"                      \
+	"  -v, --verbose     show the requests and answers on stderr\n"                             \
+	"  -h, --help        show this help\n"                                                      \
+	"  -c, --config FILE the config file instead of ~/.dm/config or $DM_CONFIG\n"               \
+	"                    (before the command: dm -c FILE COMMAND ...)\n"
+
+/* `dm help --man`: dm(1) in roff; `dm help --bash-completion`: a bash
+ * completion of dm (docgen.c). Both from the command table. */
+void dm_cli_write_man(FILE *f);
+void dm_cli_write_completion(FILE *f);
+
 /* Long-only options have values above any char. */
 enum {
 	OPT_REMOTE = 1000,

@@ -207,8 +207,10 @@ static int read_key(char *buf, size_t size, const char *name, const char *what, 
 	return 0;
 }
 
-/* Checks that r answers server.ping with its credentials. */
-static int ping(const struct dm_remote *r, struct dm_err *err)
+/* Checks that r answers server.ping with its credentials; data_dir
+ * (size bytes, may be NULL) receives the server's data directory, which
+ * dm mount's links lead into, or "". */
+static int ping(const struct dm_remote *r, char *data_dir, size_t size, struct dm_err *err)
 {
 	struct dm_client *client = NULL;
 	json_t *res = NULL;
@@ -216,6 +218,16 @@ static int ping(const struct dm_remote *r, struct dm_err *err)
 
 	if (!rc)
 		rc = dm_client_call(client, "server.ping", NULL, &res, err);
+	if (!rc && data_dir) {
+		json_decref(res);
+		res = NULL;
+		data_dir[0] = '\0';
+		if (!dm_client_call(client, "server.version", NULL, &res, err) &&
+		    json_is_string(json_object_get(res, "data_dir")) &&
+		    json_string_value(json_object_get(res, "data_dir"))[0] == '/')
+			snprintf(data_dir, size, "%s",
+				 json_string_value(json_object_get(res, "data_dir")));
+	}
 	json_decref(res);
 	dm_client_free(client);
 	return rc;
@@ -330,6 +342,7 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 		{NULL, 0, NULL, 0},
 	};
 	char key[API_KEY_MAX], where[sizeof(((struct address *)0)->host) + 96];
+	char data_dir[PATH_MAX];
 	const char *ca_file = NULL, *fingerprint = NULL, *ca = NULL;
 	struct dm_client_probe probe;
 	struct dm_config *config;
@@ -380,7 +393,10 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 	r.port = a.port;
 	r.api_key = key;
 	r.ca = ca;
-	rc = ping(&r, err);
+	/* a server on this host: where its working copies are, for dm mount */
+	rc = ping(&r, is_loopback(a.host) ? data_dir : NULL, sizeof(data_dir), err);
+	if (!rc && data_dir[0])
+		r.data_dir = data_dir;
 	if (!rc)
 		rc = dm_config_set_remote(config, &r, err);
 	if (!rc && !dm_config_current_remote(config))

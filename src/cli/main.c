@@ -20,14 +20,6 @@
 
 #include "util/banned.h"
 
-#define COMMON_OPTIONS                                                                      \
-	"Common options:\n"                                                                 \
-	"  --remote NAME     talk to remote NAME instead of the current one\n"               \
-	"  -v, --verbose     show the requests and answers on stderr\n"                       \
-	"  -h, --help        show this help\n"                                                \
-	"  -c, --config FILE the config file instead of ~/.dm/config or $DM_CONFIG\n"        \
-	"                    (before the command: dm -c FILE COMMAND ...)\n"
-
 #define DOT_OPTION "  --dot DOT         act on DOT instead of the current dot\n"
 
 #define CURRENT_DOT                                                                                \
@@ -643,10 +635,7 @@ static const struct dm_cli_cmd *find_cmd(const char *word, const char *sub)
 static void print_usage(FILE *f)
 {
 	fprintf(f, "usage: dm [-c FILE] [--remote NAME] [-v] COMMAND [ARGS]\n"
-		   "\n"
-		   "dm versions the directories that databases and other programs write\n"
-		   "into: commit them, branch them, roll them back.\n"
-		   "\n"
+		   "\n" DM_CLI_ABOUT "\n"
 		   "Commands:\n");
 	for (const struct dm_cli_cmd *c = dm_cli_commands; c->name; c++)
 		fprintf(f, "  %-21s %s\n", c->name, c->summary);
@@ -676,7 +665,7 @@ static void print_group_usage(FILE *f, const char *group)
 
 static void print_help(FILE *f, const struct dm_cli_cmd *c)
 {
-	fprintf(f, "usage: dm %s%s%s\n\n%c%s.\n\n%s\n" COMMON_OPTIONS, c->name, *c->args ? " " : "",
+	fprintf(f, "usage: dm %s%s%s\n\n%c%s.\n\n%s\n" DM_CLI_COMMON_OPTIONS, c->name, *c->args ? " " : "",
 		c->args, toupper((unsigned char)c->summary[0]), c->summary + 1, c->help);
 }
 
@@ -687,6 +676,15 @@ static int help(int argc, char **argv, struct dm_err *err)
 
 	if (argc < 2) {
 		print_usage(stdout);
+		return 0;
+	}
+	/* for the build: the manual page and the completion, from this table */
+	if (!strcmp(argv[1], "--man")) {
+		dm_cli_write_man(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--bash-completion")) {
+		dm_cli_write_completion(stdout);
 		return 0;
 	}
 	if (is_group(argv[1]) && argc < 3) {

@@ -30,6 +30,7 @@
 #include "util/dmd_init.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/manpage.h"
 #include "util/tls.h"
 
 #include "util/banned.h"
@@ -649,6 +650,30 @@ static int cmd_restore(const struct args *a)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* `dmd --man`, for the build: dmd(8) from the usage text above. */
+static void write_man(FILE *f)
+{
+	dm_man_begin(f, "dmd", "8", "the dm server: dots, their history and transfers");
+	dm_man_section(f, "SYNOPSIS");
+	dm_man_verbatim(f, usage_text);
+	dm_man_section(f, "DESCRIPTION");
+	dm_man_paragraph(f, "dmd keeps dots (versioned directories), their commits and "
+			    "branches, serves dm's API on a TCP port (HTTPS by default) and on "
+			    "a unix socket in the data directory, the Docker volume plugin and, "
+			    "when asked, the Kubernetes CSI driver. 'dm cluster init' and "
+			    "'dm cluster start' run it; the dm.service unit runs "
+			    "'dmd start --foreground' under systemd.");
+	dm_man_section(f, "FILES");
+	dm_man_verbatim(f, "DIR/config.json     the node's settings\n"
+			   "DIR/admin-api-key   the admin's API key (mode 0400)\n"
+			   "DIR/ca.pem          the CA that clients pin; its key DIR/ca-key.pem (0600)\n"
+			   "DIR/tls.pem         this node's certificate; its key DIR/tls-key.pem (0600)\n"
+			   "DIR/dmd.sock        the API on a unix socket (plain; its mode protects it)\n"
+			   "DIR/dmd.log         the log, rotated to dmd.log.1 ... dmd.log.4");
+	dm_man_section(f, "SEE ALSO");
+	dm_man_paragraph(f, "dm(1)");
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -660,6 +685,10 @@ int main(int argc, char **argv)
 	cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--man")) {
+		write_man(stdout);
 		return 0;
 	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {

@@ -328,6 +328,7 @@ static void set_envs(struct dm_server *srv)
 	a->sessions = srv->sessions;
 	a->space = srv->space;
 	a->mount_warning = srv->mount_warning;
+	a->data_dir = srv->data_dir;
 	a->cluster = c;
 	a->node_id = srv->node_id;
 	a->cluster_id = srv->cluster_id;

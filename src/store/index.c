@@ -593,6 +593,7 @@ static int commit_key(char *out, size_t size, size_t *len, const char *dot_id,
 {
 	size_t a = strlen(dot_id), b = strlen(commit_id);
 
+	*len = 0;
 	if (a == 0 || a > 128 || b > 128 || a + b + 1 > size)
 		return dm_err_set(err, DM_EINVAL, "bad dot or commit id");
 	memcpy(out, dot_id, a);

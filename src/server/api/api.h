@@ -45,6 +45,7 @@ struct dm_api_env {
 	const char *ca_key;        /* its key, on a node that holds it (join tokens), or NULL */
 	const char *address;       /* "127.0.0.1:32607": where clients reach us */
 	const char *mount_warning; /* the working copies' file system lacks nosuid,nodev; or "" */
+	const char *data_dir;      /* absolute; where dm mount's links lead (server.version) */
 };
 
 #endif

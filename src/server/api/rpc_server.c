@@ -4,6 +4,7 @@
  */
 #include <jansson.h>
 
+#include "server/api/api.h"
 #include "server/api/rpc.h"
 
 #include "util/banned.h"
@@ -11,7 +12,10 @@
 static int server_version(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			  struct dm_err *err)
 {
-	*result = json_pack("{s:s, s:i}", "version", DM_VERSION, "api", 1);
+	/* data_dir: a client on this host learns where the links that dm
+	 * mount makes lead (the paths dots.path answers are inside it) */
+	*result = json_pack("{s:s, s:i, s:s}", "version", DM_VERSION, "api", 1, "data_dir",
+			    ctx->env->data_dir ? ctx->env->data_dir : "");
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
