@@ -605,6 +605,7 @@ struct proxy {
 	pthread_t accept_thread;
 	atomic_bool quit;
 	pthread_mutex_t mu;
+	pthread_mutex_t fwd_mu; /* held across a look at freeze and the forward it allows */
 	pthread_t threads[PROXY_CONNS];
 	int nthreads;
 	/* under mu */
@@ -746,10 +747,6 @@ static void *pconn_main(void *arg)
 		fds[1] = (struct pollfd){s, frozen ? 0 : POLLIN, 0};
 		if (poll(fds, 2, 50) < 0 && errno != EINTR)
 			break;
-		/* frozen since the poll began: etcd's new bytes stay with it */
-		pthread_mutex_lock(&p->mu);
-		frozen = (watch || p->freeze_all) && p->freeze;
-		pthread_mutex_unlock(&p->mu);
 		if (fds[0].revents) {
 			n = read(c, buf, 65536);
 			if (n <= 0)
@@ -762,15 +759,20 @@ static void *pconn_main(void *arg)
 			if (!write_all(s, buf, (size_t)n))
 				break;
 		}
+		/* forwards etcd's bytes under fwd_mu, frozen looked at again
+		 * there: once proxy_freeze returns, nothing more goes through */
+		pthread_mutex_lock(&p->fwd_mu);
+		pthread_mutex_lock(&p->mu);
+		frozen = (watch || p->freeze_all) && p->freeze;
+		pthread_mutex_unlock(&p->mu);
 		if (!frozen && fds[1].revents) {
 			size_t fwd, at = 0;
-			bool armed = false, found = false;
+			bool armed = false, found = false, ok;
 
 			n = read(s, buf, 65536);
-			if (n <= 0)
-				break;
-			fwd = (size_t)n;
-			if (watch_first) {
+			ok = n > 0;
+			fwd = ok ? (size_t)n : 0;
+			if (ok && watch_first) {
 				pthread_mutex_lock(&p->mu);
 				armed = p->cut_at_fragment;
 				pthread_mutex_unlock(&p->mu);
@@ -778,7 +780,9 @@ static void *pconn_main(void *arg)
 				if (found && armed)
 					fwd = at;
 			}
-			if (!write_all(c, buf, fwd))
+			ok = ok && write_all(c, buf, fwd);
+			pthread_mutex_unlock(&p->fwd_mu);
+			if (!ok)
 				break;
 			if (found && armed) {
 				pthread_mutex_lock(&p->mu);
@@ -787,6 +791,8 @@ static void *pconn_main(void *arg)
 				pthread_mutex_unlock(&p->mu);
 				break;
 			}
+		} else {
+			pthread_mutex_unlock(&p->fwd_mu);
 		}
 	}
 done:
@@ -838,6 +844,7 @@ static struct proxy *proxy_start(int target_port)
 	p->target_port = target_port;
 	atomic_init(&p->quit, false);
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->fwd_mu, NULL);
 	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(p->lfd >= 0);
 	memset(&a, 0, sizeof(a));
@@ -864,6 +871,7 @@ static void proxy_stop(struct proxy *p)
 		pthread_join(p->threads[i], NULL);
 	close(p->lfd);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->fwd_mu);
 	free(p);
 }
 
@@ -876,18 +884,22 @@ static void proxy_cut_at_fragment(struct proxy *p)
 
 static void proxy_freeze(struct proxy *p, bool on)
 {
+	pthread_mutex_lock(&p->fwd_mu);
 	pthread_mutex_lock(&p->mu);
 	p->freeze = on;
 	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->fwd_mu);
 }
 
 /* Holds back what etcd sends on every connection, not only watches. */
 static void proxy_freeze_all(struct proxy *p, bool on)
 {
+	pthread_mutex_lock(&p->fwd_mu);
 	pthread_mutex_lock(&p->mu);
 	p->freeze = on;
 	p->freeze_all = on;
 	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->fwd_mu);
 }
 
 /* Cuts every watch stream open now. */
