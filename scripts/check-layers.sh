@@ -21,6 +21,7 @@ cd "$root"
 # layer: the layers it may include (its own is always allowed)
 declare -A allowed=(
 	[util]=""
+	[s3]="util"
 	[store]="util"
 	[sync]="util store"
 	[kv]="util"
@@ -34,7 +35,7 @@ declare -A allowed=(
 	[server/cluster]="util store sync remote client kv actor engine server/dots server/transfers"
 	[server/api]="util store sync remote client kv actor engine server/dots server/transfers server/cluster server/space"
 	[server]="util store sync remote client kv actor engine server/dots server/transfers server/cluster server/api server/space"
-	[cli]="util client"
+	[cli]="util client s3"
 )
 
 # The layer of a path relative to src/ ("server/api/http.c" -> server/api).
