@@ -335,8 +335,8 @@ int dm_config_set_current_remote(struct dm_config *c, const char *name, struct d
 	if (kinds[kind_row(r)].kind != DM_REMOTE_DMD)
 		return dm_err_set(err, DM_EINVAL,
 				  "remote '%s' is an S3 endpoint: only a dm server can be the "
-				  "current remote (S3 remotes are used by name: dm clone %s BUCKET)",
-				  name, name);
+				  "current remote",
+				  name);
 	if (json_object_set_new(c->root, "current_remote", json_string(name)))
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
 	return 0;

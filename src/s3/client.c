@@ -279,6 +279,9 @@ static int answer_error(const struct dm_s3 *s, const struct request *q, const ch
 		dm_s3_parse_error(&e, (const char *)q->answer.data, q->answer.len, &ignored);
 	if (!e.code[0])
 		snprintf(e.code, sizeof(e.code), "HTTP %ld", q->status);
+	e.message[strcspn(e.message, "\r\n")] = '\0';
+	for (size_t n = strlen(e.message); n && e.message[n - 1] == '.';)
+		e.message[--n] = '\0';
 	if (q->status == 403 || q->status == 401)
 		return dm_err_set(err, DM_EPERM,
 				  "S3 endpoint '%s' refused %s: %s%s%s; check the key id and "
@@ -392,7 +395,7 @@ int dm_s3_check(struct dm_s3 *s, struct dm_err *err)
 	request_init(&q, "GET");
 	dm_buf_adds(&q.url, s->endpoint);
 	dm_buf_addc(&q.url, '/');
-	rc = perform(s, &q, "the key (listing buckets)", err);
+	rc = perform(s, &q, "listing buckets", err);
 	request_release(&q);
 	return rc;
 }

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+test_description='dm s3 remote add: an S3 endpoint is saved as a remote only after it accepted a request signed with the key id and secret (from the argument, $DM_S3_SECRET or standard input); dm remote -v lists it, dm remote switch refuses it, dm remote rm removes it'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-s3.sh"
+
+export DM_CONFIG=$HOME/dmconf/config
+unset DM_S3_SECRET DM_S3_REGION
+
+# The names of the config's remotes, one a line ("" when there is no file).
+config_remotes() {
+	test -f "$DM_CONFIG" || return 0
+	python3 -c 'import json, sys
+print("\n".join(sorted(json.load(open(sys.argv[1])).get("remotes", {}))))' "$DM_CONFIG"
+}
+
+test_expect_success 'setup: moto_server checking signatures, with a key of its own' '
+	s3_server_start &&
+	s3c mb first-bucket
+'
+
+test_expect_success 'a wrong secret is refused by the endpoint and nothing is saved' '
+	test_status 10 dm s3 remote add bad "$s3_key_id:wrong-secret@$s3_endpoint" 2>err &&
+	grep "nothing was saved" err &&
+	grep SignatureDoesNotMatch err &&
+	grep "check the key id and secret" err &&
+	test -z "$(config_remotes)"
+'
+
+test_expect_success 'a key id the endpoint does not know is refused too' '
+	DM_S3_SECRET=$s3_secret test_status 10 dm s3 remote add bad "AKIANOSUCHKEY00000@$s3_endpoint" 2>err &&
+	grep InvalidAccessKeyId err &&
+	test -z "$(config_remotes)"
+'
+
+test_expect_success 'an endpoint that does not answer is refused, saying so' '
+	dead=$(test_free_port) &&
+	test_status 13 dm s3 remote add bad "$s3_key_id:$s3_secret@http://127.0.0.1:$dead" 2>err &&
+	grep "cannot reach S3 endpoint" err &&
+	test -z "$(config_remotes)"
+'
+
+test_expect_success 'the secret from $DM_S3_SECRET, checked, then saved with mode 0600' '
+	DM_S3_SECRET=$s3_secret dm s3 remote add backup "$s3_key_id@$s3_endpoint" >out &&
+	grep "Added S3 remote .backup." out &&
+	test "$(config_remotes)" = backup &&
+	test "$(stat -c %a "$DM_CONFIG")" = 600 &&
+	python3 -c "import json, sys
+r = json.load(open(sys.argv[1]))[\"remotes\"][\"backup\"]
+assert r == {\"kind\": \"s3\", \"key_id\": sys.argv[2], \"secret\": sys.argv[3],
+             \"endpoint\": sys.argv[4]}, r" "$DM_CONFIG" "$s3_key_id" "$s3_secret" "$s3_endpoint"
+'
+
+test_expect_success 'the secret in the argument (dotmesh form) and on standard input' '
+	dm s3 remote add arg "$s3_key_id:$s3_secret@$s3_endpoint" >/dev/null &&
+	echo "$s3_secret" | dm s3 remote add piped "$s3_key_id@$s3_endpoint" >/dev/null &&
+	echo wrong | test_status 10 dm s3 remote add piped2 "$s3_key_id@$s3_endpoint" 2>err &&
+	grep SignatureDoesNotMatch err &&
+	printf "arg\nbackup\npiped\n" >expect &&
+	config_remotes >actual &&
+	test_cmp expect actual
+'
+
+test_expect_success 'a name in use, a bad name and a bad address are refused' '
+	DM_S3_SECRET=$s3_secret test_status 4 dm s3 remote add backup "$s3_key_id@$s3_endpoint" 2>err &&
+	grep "exists already" err &&
+	test_status 2 dm s3 remote add "bad name" "$s3_key_id:x@$s3_endpoint" 2>err &&
+	test_status 2 dm s3 remote add x ":secret@$s3_endpoint" 2>err &&
+	grep "KEY_ID\[:SECRET\]\[@ENDPOINT\]" err &&
+	test_status 2 dm s3 remote add x "$s3_key_id:s@ftp://host" 2>err &&
+	grep "http:// or https://" err
+'
+
+test_expect_success 'dm remote -v lists S3 remotes as s3 KEY_ID@ENDPOINT' '
+	dm remote -v >out &&
+	grep "^  backup  *s3 $s3_key_id@$s3_endpoint\$" out &&
+	dm remote >out &&
+	grep "^  arg\$" out
+'
+
+test_expect_success 'dm remote switch to an S3 remote is refused; dm remote rm removes one' '
+	test_status 2 dm remote switch backup 2>err &&
+	grep "is an S3 endpoint" err &&
+	dm remote rm arg &&
+	printf "backup\npiped\n" >expect &&
+	config_remotes >actual &&
+	test_cmp expect actual
+'
+
+test_expect_success 'dm help s3 remote add describes the command' '
+	dm help s3 remote add >out &&
+	grep "DM_S3_SECRET" out &&
+	dm s3 --help >out &&
+	grep "remote add" out
+'
+
+test_done
