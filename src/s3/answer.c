@@ -195,40 +195,41 @@ int dm_s3_parse_error(struct dm_s3_error *out, const char *data, size_t len,
 	return dm_xml_walk(data, len, &h, &st, err);
 }
 
-/* InitiateMultipartUpload */
+/* One member of the root: UploadId, ETag */
 
-struct upload_state {
+struct member_state {
+	const char *root, *member;
 	char *out;
 	size_t size;
 	struct dm_err *err;
 };
 
-static int upload_open(void *ctx, int depth, const char *name)
+static int member_open(void *ctx, int depth, const char *name)
 {
-	struct upload_state *st = ctx;
+	struct member_state *st = ctx;
 
-	return root_is(depth, name, "InitiateMultipartUploadResult", st->err);
+	return st->root ? root_is(depth, name, st->root, st->err) : 0;
 }
 
-static int upload_leaf(void *ctx, int depth, const char *name, const char *text, size_t len)
+static int member_leaf(void *ctx, int depth, const char *name, const char *text, size_t len)
 {
-	struct upload_state *st = ctx;
+	struct member_state *st = ctx;
 
-	if (depth != 2 || strcmp(name, "UploadId"))
+	if (depth != 2 || strcmp(name, st->member))
 		return 0;
-	return copy_text(st->out, st->size, "UploadId", text, len, st->err);
+	return copy_text(st->out, st->size, st->member, text, len, st->err);
 }
 
-int dm_s3_parse_upload_id(char *out, size_t size, const char *data, size_t len,
-			  struct dm_err *err)
+int dm_s3_parse_member(char *out, size_t size, const char *root, const char *member,
+		       const char *data, size_t len, struct dm_err *err)
 {
-	static const struct dm_xml_handler h = {upload_open, upload_leaf, NULL};
-	struct upload_state st = {out, size, err};
+	static const struct dm_xml_handler h = {member_open, member_leaf, NULL};
+	struct member_state st = {root, member, out, size, err};
 	int rc;
 
 	out[0] = '\0';
 	rc = dm_xml_walk(data, len, &h, &st, err);
 	if (!rc && !out[0])
-		rc = dm_err_set(err, DM_EPROTO, "S3 answer gives no UploadId");
+		rc = dm_err_set(err, DM_EPROTO, "S3 answer gives no %s", member);
 	return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * answer.h - what an S3 server's XML answers say, read with xml.h into
- * plain structs: a page of ListObjectsV2, an error, the id of a new
- * multipart upload.
+ * plain structs: a page of ListObjectsV2, an error, one member of an
+ * answer (a new multipart upload's id, a finished one's ETag).
  *
  * Pure parsing (no I/O), so that tests/fuzz/fuzz_s3xml.c links it alone.
  * Every string is bounded (a key by DM_S3_MAX_KEY, as S3's own limit) and a
@@ -51,8 +51,11 @@ struct dm_s3_error {
 int dm_s3_parse_error(struct dm_s3_error *out, const char *data, size_t len,
 		      struct dm_err *err);
 
-/* InitiateMultipartUploadResult's UploadId, into out[size]. */
-int dm_s3_parse_upload_id(char *out, size_t size, const char *data, size_t len,
-			  struct dm_err *err);
+/* The text of member, a child of the root element root (NULL: whatever
+ * the root is called), into out[size]: InitiateMultipartUploadResult's
+ * UploadId, the ETag of a completed multipart upload (whose root servers
+ * name differently). Missing or empty is DM_EPROTO. */
+int dm_s3_parse_member(char *out, size_t size, const char *root, const char *member,
+		       const char *data, size_t len, struct dm_err *err);
 
 #endif

@@ -298,10 +298,11 @@ static int answer_error(const struct dm_s3 *s, const struct request *q, const ch
 /* The header x-amz-content-sha256, which S3 wants in every request signed
  * with SigV4 and which libcurl signs as given: the SHA-256 of a body held
  * in memory (none: of ""), or UNSIGNED-PAYLOAD for one streamed from a
- * file, which libcurl cannot hash before sending it. A new list, which the
- * caller frees. */
+ * file, which libcurl cannot hash before sending it; and a body's
+ * Content-Type. A new list, which the caller frees. */
 static struct curl_slist *payload_header(const struct request *q)
 {
+	struct curl_slist *h = NULL;
 	char line[96];
 
 	if (q->fd >= 0) {
@@ -313,8 +314,11 @@ static struct curl_slist *payload_header(const struct request *q)
 		dm_hash(&id, q->body ? q->body : "", q->body ? q->body_len : 0);
 		dm_oid_hex(hex, &id);
 		snprintf(line, sizeof(line), "x-amz-content-sha256: %s", hex);
+		/* not libcurl's form type, which a server may read as a form */
+		if (q->body)
+			h = curl_slist_append(h, "Content-Type: application/xml");
 	}
-	return curl_slist_append(NULL, line);
+	return curl_slist_append(h, line);
 }
 
 /* Runs q against s; what names the request in messages ("listing bucket
@@ -467,6 +471,18 @@ static int put_range(struct dm_s3 *s, struct request *q, const char *bucket, con
 	return rc;
 }
 
+/* s without the quotes S3 puts around an ETag, in place. */
+static char *unquoted(char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		s[n - 1] = '\0';
+		return s + 1;
+	}
+	return s;
+}
+
 static void abort_upload(struct dm_s3 *s, const char *bucket, const char *key,
 			 const char *upload_query)
 {
@@ -481,15 +497,15 @@ static int put_multipart(struct dm_s3 *s, const char *bucket, const char *key, i
 			 uint64_t size, char *etag_out, const char *what, struct dm_err *err)
 {
 	struct dm_buf done = DM_BUF_INIT, upload = DM_BUF_INIT;
-	char id[DM_S3_MAX_TOKEN + 1];
+	char id[DM_S3_MAX_TOKEN + 1], etag[DM_S3_MAX_ETAG + 1];
 	struct request q;
 	int rc;
 	uint32_t part = 0;
 
 	rc = simple(s, "POST", bucket, key, "uploads=", &q, what, err);
 	if (!rc)
-		rc = dm_s3_parse_upload_id(id, sizeof(id), (const char *)q.answer.data,
-					   q.answer.len, err);
+		rc = dm_s3_parse_member(id, sizeof(id), "InitiateMultipartUploadResult", "UploadId",
+					(const char *)q.answer.data, q.answer.len, err);
 	request_release(&q);
 	if (rc)
 		return rc;
@@ -521,11 +537,15 @@ static int put_multipart(struct dm_s3 *s, const char *bucket, const char *key, i
 	q.body_len = done.len;
 	rc = perform(s, &q, what, err);
 	/* a 200 whose body is an <Error> is a failure too (S3 does that) */
-	if (!rc && q.answer.len && strstr((const char *)q.answer.data, "<Error>"))
-		rc = answer_error(s, &(struct request){.answer = q.answer, .status = 500}, what,
-				  err);
+	if (!rc && q.answer.len && strstr((const char *)q.answer.data, "<Error>")) {
+		q.status = 500;
+		rc = answer_error(s, &q, what, err);
+	}
+	if (!rc)
+		rc = dm_s3_parse_member(etag, sizeof(etag), NULL, "ETag",
+					(const char *)q.answer.data, q.answer.len, err);
 	if (!rc && etag_out)
-		snprintf(etag_out, DM_S3_MAX_ETAG + 1, "%s", q.etag);
+		snprintf(etag_out, DM_S3_MAX_ETAG + 1, "%s", unquoted(etag));
 	request_release(&q);
 done:
 	if (rc) {

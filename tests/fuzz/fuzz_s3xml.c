@@ -100,7 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dm_s3_list_release(&l);
 	}
 	check_refusal(dm_s3_parse_error(&e, s, size, &err), &err);
-	rc = dm_s3_parse_upload_id(id, sizeof(id), s, size, &err);
+	rc = dm_s3_parse_member(id, sizeof(id), "InitiateMultipartUploadResult", "UploadId", s,
+				size, &err);
 	check_refusal(rc, &err);
 	if (!rc && (!id[0] || strlen(id) >= sizeof(id)))
 		abort();

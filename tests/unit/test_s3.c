@@ -191,10 +191,20 @@ static void test_error_and_upload(void **state)
 	assert_string_equal(e.message, "no");
 	doc = "<InitiateMultipartUploadResult><UploadId>u-1</UploadId>"
 	      "</InitiateMultipartUploadResult>";
-	assert_int_equal(dm_s3_parse_upload_id(id, sizeof(id), doc, strlen(doc), &err), 0);
+	assert_int_equal(dm_s3_parse_member(id, sizeof(id), "InitiateMultipartUploadResult",
+					    "UploadId", doc, strlen(doc), &err),
+			 0);
 	assert_string_equal(id, "u-1");
 	doc = "<InitiateMultipartUploadResult/>";
-	assert_int_equal(dm_s3_parse_upload_id(id, sizeof(id), doc, strlen(doc), &err), DM_EPROTO);
+	assert_int_equal(dm_s3_parse_member(id, sizeof(id), "InitiateMultipartUploadResult",
+					    "UploadId", doc, strlen(doc), &err),
+			 DM_EPROTO);
+	assert_int_equal(dm_s3_parse_member(id, sizeof(id), "CompleteMultipartUploadResult",
+					    "UploadId", doc, strlen(doc), &err),
+			 DM_EPROTO);
+	doc = "<CompleteMultipartUploadResponse><ETag>\"e-2\"</ETag></CompleteMultipartUploadResponse>";
+	assert_int_equal(dm_s3_parse_member(id, sizeof(id), NULL, "ETag", doc, strlen(doc), &err), 0);
+	assert_string_equal(id, "\"e-2\"");
 }
 
 static void test_path(void **state)
