@@ -8,7 +8,7 @@
 # its own layer or from one its layer is allowed to see below; the table
 # below is the whole rule, and layout.md draws it. An include that runs the
 # wrong way (the store reaching into the server, the dots into the API, the
-# CLI into anything but the client and util) is printed as
+# CLI into anything but the client, s3 and util) is printed as
 #     FILE:LINE: layer 'FROM' may not include 'HEADER' (layer 'TO')
 # and the script exits 1. Only the process files may know the whole server:
 # `struct dm_server` anywhere else is refused the same way (a subsystem

@@ -4,10 +4,7 @@ test_description='the S3 client against a real S3 server that checks signatures:
 . "$TEST_DIRECTORY/lib-s3.sh"
 
 # s3_tool (tests/unit/s3_tool.c) drives the client: see its usage.
-case $DM_BUILD_DIR in
-/*) s3_tool=$DM_BUILD_DIR/tests/unit/s3_tool ;;
-*) s3_tool=$DM_SOURCE_DIR/$DM_BUILD_DIR/tests/unit/s3_tool ;;
-esac
+s3_tool=$DM_BUILD_DIR/tests/unit/s3_tool
 s3t() {
 	"$s3_tool" "$s3_endpoint" "$@"
 }

@@ -23,6 +23,8 @@
 #include "s3/client.h"
 #include "util/err.h"
 
+#include "util/banned.h"
+
 static int list_all(struct dm_s3 *s3, const char *bucket, const char *prefix, struct dm_err *err)
 {
 	char token[DM_S3_MAX_TOKEN + 1] = "";

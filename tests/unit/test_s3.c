@@ -27,6 +27,8 @@
 #include "util/buf.h"
 #include "util/err.h"
 
+#include "util/banned.h"
+
 #ifndef DM_TEST_SRCDIR
 #define DM_TEST_SRCDIR "tests/unit"
 #endif
