@@ -364,8 +364,8 @@ int dm_config_remote(struct dm_remote *out, const struct dm_config *c, const cha
 				  name, c->path);
 	if (kinds[kind_row(r)].kind != DM_REMOTE_DMD)
 		return dm_err_set(err, DM_EUNSUPPORTED,
-				  "remote '%s' is an S3 endpoint, not a dm server: it cannot be "
-				  "the current remote nor serve dots",
+				  "remote '%s' is an S3 endpoint, not a dm server (dm clone, pull "
+				  "and push with S3 endpoints are not there yet)",
 				  name);
 	out->name = json_object_iter_key(json_object_iter_at(remotes, name)); /* lives as r */
 	out->user = json_string_value(json_object_get(r, "user"));

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-test_description='dm s3 remote add: an S3 endpoint is saved as a remote only after it accepted a request signed with the key id and secret (from the argument, $DM_S3_SECRET or standard input); dm remote -v lists it, dm remote switch refuses it, dm remote rm removes it'
+test_description='dm s3 remote add: an S3 endpoint is saved as a remote only after it accepted a request signed with the key id and secret (from the argument, $DM_S3_SECRET or standard input); dm remote -v lists it, dm remote switch refuses it, dm remote rm removes it; clone, pull and push with it are refused'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-s3.sh"
 
@@ -84,6 +84,18 @@ test_expect_success 'dm remote switch to an S3 remote is refused; dm remote rm r
 	printf "backup\npiped\n" >expect &&
 	config_remotes >actual &&
 	test_cmp expect actual
+'
+
+test_expect_success 'clone, pull and push with an S3 remote are refused, saying why' '
+	python3 -c "import json, sys
+c = json.load(open(sys.argv[1]))
+c[\"remotes\"][\"local\"] = {\"user\": \"admin\", \"host\": \"127.0.0.1\", \"port\": 1, \"api_key\": \"k\"}
+c[\"current_remote\"] = \"local\"
+json.dump(c, open(sys.argv[1], \"w\"))" "$DM_CONFIG" &&
+	for cmd in "clone backup bucket" "pull backup shop" "push backup shop"; do
+		test_status 9 dm $cmd 2>err &&
+		grep "is an S3 endpoint, not a dm server" err || return 1
+	done
 '
 
 test_expect_success 'dm help s3 remote add describes the command' '
