@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-test_description='dm s3 remote add: an S3 endpoint is saved as a remote only after it accepted a request signed with the key id and secret (from the argument, $DM_S3_SECRET or standard input); dm remote -v lists it, dm remote switch refuses it, dm remote rm removes it; clone, pull and push with it are refused'
+test_description='dm s3 remote add: an S3 endpoint is saved as a remote only after it accepted a request signed with the key id and secret (from the argument, $DM_S3_SECRET, standard input or a terminal without echo); dm remote -v lists it, dm remote switch refuses it, dm remote rm removes it; clone, pull and push with it are refused'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-s3.sh"
 
@@ -11,6 +11,35 @@ config_remotes() {
 	test -f "$DM_CONFIG" || return 0
 	python3 -c 'import json, sys
 print("\n".join(sorted(json.load(open(sys.argv[1])).get("remotes", {}))))' "$DM_CONFIG"
+}
+
+# on_tty SECRET CMD...: runs CMD on a new terminal, types SECRET at its
+# prompt, and prints everything the terminal showed (so a secret that was
+# echoed would be in it).
+on_tty() {
+	python3 - "$@" <<-\EOF
+	import os, pty, sys, time
+	secret, argv = sys.argv[1], sys.argv[2:]
+	pid, fd = pty.fork()
+	if pid == 0:
+	    os.execvp(argv[0], argv)
+	seen, typed = b"", False
+	deadline = time.time() + 30
+	while time.time() < deadline:
+	    try:
+	        data = os.read(fd, 4096)
+	    except OSError:
+	        break
+	    if not data:
+	        break
+	    seen += data
+	    if not typed and b"S3 secret for" in seen:
+	        os.write(fd, secret.encode() + b"\n")
+	        typed = True
+	_, status = os.waitpid(pid, 0)
+	sys.stdout.write(seen.decode(errors="replace"))
+	sys.exit(os.waitstatus_to_exitcode(status))
+	EOF
 }
 
 test_expect_success 'setup: moto_server checking signatures, with a key of its own' '
@@ -58,6 +87,14 @@ test_expect_success 'the secret in the argument (dotmesh form) and on standard i
 	printf "arg\nbackup\npiped\n" >expect &&
 	config_remotes >actual &&
 	test_cmp expect actual
+'
+
+test_expect_success 'on a terminal the secret is asked for and not echoed' '
+	on_tty "$s3_secret" dm s3 remote add typed "$s3_key_id@$s3_endpoint" >screen &&
+	grep "S3 secret for $s3_endpoint:" screen &&
+	grep "Added S3 remote .typed." screen &&
+	! grep -F "$s3_secret" screen &&
+	dm remote rm typed
 '
 
 test_expect_success 'a name in use, a bad name and a bad address are refused' '
