@@ -24,8 +24,9 @@
 #define S3_SECRET_MAX       256
 #define S3_ENDPOINT_MAX     512
 
-/* KEY_ID[:SECRET][@ENDPOINT] split and checked; an endpoint without a
- * scheme is https. */
+/* KEY_ID[:SECRET][@ENDPOINT] split and checked: the key id ends at the
+ * first ':', the endpoint starts after the last '@' (a secret may hold
+ * either, an endpoint neither); an endpoint without a scheme is https. */
 struct s3_spec {
 	char key_id[S3_KEY_ID_MAX + 1];
 	char secret[S3_SECRET_MAX + 1]; /* "" when not given */
@@ -40,7 +41,7 @@ static int bad_spec(const char *why, struct dm_err *err)
 
 static int parse_spec(struct s3_spec *out, const char *spec, struct dm_err *err)
 {
-	const char *at = strchr(spec, '@'), *colon;
+	const char *at = strrchr(spec, '@'), *colon;
 	size_t cred_len = at ? (size_t)(at - spec) : strlen(spec), id_len;
 
 	memset(out, 0, sizeof(*out));

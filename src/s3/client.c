@@ -144,6 +144,7 @@ struct request {
 	struct dm_buf answer;
 	bool io_failed;
 	int io_errno;
+	bool too_big; /* the answer passed DM_S3_MAX_ANSWER */
 	char etag[DM_S3_MAX_ETAG + 1];
 	long status;
 };
@@ -201,8 +202,12 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ctx)
 	struct request *q = ctx;
 	size_t n = size * nmemb, done = 0;
 
-	if (q->fd_out < 0 || q->status / 100 != 2)
-		return dm_buf_add(&q->answer, ptr, n) ? 0 : n;
+	if (q->fd_out < 0 || q->status / 100 != 2) {
+		if (!dm_buf_add(&q->answer, ptr, n))
+			return n;
+		q->too_big = true;
+		return 0;
+	}
 	while (done < n) {
 		ssize_t w = write(q->fd_out, ptr + done, n - done);
 
@@ -371,7 +376,7 @@ static int perform(struct dm_s3 *s, struct request *q, const char *what, struct 
 		return dm_err_errno(err, q->io_errno, "%s: local file", what);
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return dm_err_set(err, DM_ECANCELED, "%s: canceled", what);
-	if (cc == CURLE_WRITE_ERROR && q->answer.max && q->answer.len >= q->answer.max / 2)
+	if (q->too_big)
 		return dm_err_set(err, DM_ETOOBIG, "%s: S3 endpoint '%s' answered more than %u bytes",
 				  what, s->endpoint, DM_S3_MAX_ANSWER);
 	if (cc != CURLE_OK)
@@ -424,10 +429,11 @@ int dm_s3_list(struct dm_s3 *s, const char *bucket, const char *prefix, const ch
 		add_encoded(&query, prefix, false);
 	}
 	rc = simple(s, "GET", bucket, NULL, (const char *)query.data, &q, what, err);
-	if (!rc)
+	if (!rc) {
 		rc = dm_s3_parse_list(out, (const char *)q.answer.data, q.answer.len, err);
-	if (rc == DM_EPROTO)
-		dm_err_prefix(err, "%s at '%s'", what, s->endpoint);
+		if (rc)
+			dm_err_prefix(err, "%s at '%s'", what, s->endpoint);
+	}
 	request_release(&q);
 	dm_buf_release(&query);
 	free(what);
