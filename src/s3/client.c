@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "s3/xml.h"
 #include "util/buf.h"
 #include "util/curl.h"
 #include "util/err.h"
@@ -499,6 +500,19 @@ static void abort_upload(struct dm_s3 *s, const char *bucket, const char *key,
 	request_release(&q);
 }
 
+/* <Part><PartNumber>N</PartNumber><ETag>"etag"</ETag></Part> */
+static void add_part(struct dm_buf *out, uint32_t part, const char *etag)
+{
+	char n[16], quoted[DM_S3_MAX_ETAG + 3];
+
+	snprintf(n, sizeof(n), "%" PRIu32, part);
+	snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
+	dm_xml_open(out, "Part");
+	dm_xml_leaf(out, "PartNumber", n);
+	dm_xml_leaf(out, "ETag", quoted);
+	dm_xml_close(out, "Part");
+}
+
 static int put_multipart(struct dm_s3 *s, const char *bucket, const char *key, int fd,
 			 uint64_t size, char *etag_out, const char *what, struct dm_err *err)
 {
@@ -515,7 +529,7 @@ static int put_multipart(struct dm_s3 *s, const char *bucket, const char *key, i
 	request_release(&q);
 	if (rc)
 		return rc;
-	dm_buf_adds(&done, "<CompleteMultipartUpload>");
+	dm_xml_open(&done, "CompleteMultipartUpload");
 	for (uint64_t off = 0; off < size; off += DM_S3_PART_SIZE) {
 		uint64_t n = size - off < DM_S3_PART_SIZE ? size - off : DM_S3_PART_SIZE;
 
@@ -525,15 +539,12 @@ static int put_multipart(struct dm_s3 *s, const char *bucket, const char *key, i
 		add_encoded(&upload, id, false);
 		rc = put_range(s, &q, bucket, key, (const char *)upload.data, fd, off, n, what, err);
 		if (!rc)
-			dm_buf_addf(&done,
-				    "<Part><PartNumber>%" PRIu32 "</PartNumber><ETag>\"%s\"</ETag>"
-				    "</Part>",
-				    part, q.etag);
+			add_part(&done, part, q.etag);
 		request_release(&q);
 		if (rc)
 			goto done;
 	}
-	dm_buf_adds(&done, "</CompleteMultipartUpload>");
+	dm_xml_close(&done, "CompleteMultipartUpload");
 	dm_buf_reset(&upload);
 	dm_buf_adds(&upload, "uploadId=");
 	add_encoded(&upload, id, false);

@@ -1,7 +1,8 @@
 /*
  * xml.c - the bounded XML reader of xml.h: one pass over the bytes, a stack
  * of open element names, the text of the innermost element gathered until
- * it closes or opens a child.
+ * it closes or opens a child; and its writer, whose text is always
+ * escaped, so what it writes the reader reads back as written.
  *
  * Invariants: the reader never reads past data[len); the stack never holds
  * more than DM_XML_MAX_DEPTH names of at most DM_XML_MAX_NAME bytes and the
@@ -390,4 +391,30 @@ int dm_xml_add_escaped(struct dm_buf *out, const char *s)
 			return rc;
 	}
 	return 0;
+}
+
+int dm_xml_declaration(struct dm_buf *out)
+{
+	return dm_buf_adds(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+}
+
+int dm_xml_open(struct dm_buf *out, const char *name)
+{
+	return dm_buf_addf(out, "<%s>", name);
+}
+
+int dm_xml_close(struct dm_buf *out, const char *name)
+{
+	return dm_buf_addf(out, "</%s>", name);
+}
+
+int dm_xml_leaf(struct dm_buf *out, const char *name, const char *text)
+{
+	int rc = dm_xml_open(out, name);
+
+	if (!rc)
+		rc = dm_xml_add_escaped(out, text);
+	if (!rc)
+		rc = dm_xml_close(out, name);
+	return rc;
 }

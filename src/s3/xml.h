@@ -2,7 +2,8 @@
  * xml.h - a small reader of the XML that S3 servers answer with
  * (ListObjectsV2, errors, multipart uploads; and what a client would send
  * an S3 endpoint), as a walk of events: an element opens, an element with
- * text only (a leaf) gives its text, an element closes.
+ * text only (a leaf) gives its text, an element closes; and a writer of
+ * the same shapes (elements and escaped text).
  *
  * It is not a general XML parser. It reads one document of elements,
  * attributes (skipped), character data with the five named entities and
@@ -46,8 +47,19 @@ struct dm_xml_handler {
 int dm_xml_walk(const char *data, size_t len, const struct dm_xml_handler *h, void *ctx,
 		struct dm_err *err);
 
-/* Appends s to out escaped as XML character data (&, <, >, ", ');
- * DM_ETOOBIG past out's maximum. */
+/*
+ * Writing: each call appends to out and returns 0, or DM_ETOOBIG past
+ * out's maximum. Element names are the caller's constants, written as
+ * given; text is escaped (&, <, >, ", ').
+ */
 int dm_xml_add_escaped(struct dm_buf *out, const char *s);
+/* <?xml version="1.0" encoding="UTF-8"?> and a newline */
+int dm_xml_declaration(struct dm_buf *out);
+/* <name> */
+int dm_xml_open(struct dm_buf *out, const char *name);
+/* </name> */
+int dm_xml_close(struct dm_buf *out, const char *name);
+/* <name>text</name> */
+int dm_xml_leaf(struct dm_buf *out, const char *name, const char *text);
 
 #endif

@@ -132,14 +132,28 @@ static void test_xml_refusals(void **state)
 	dm_buf_release(&big);
 }
 
-static void test_xml_escape(void **state)
+static void test_xml_write(void **state)
 {
-	struct dm_buf b = DM_BUF_INIT;
+	struct dm_buf b = DM_BUF_INIT, small;
+	struct events e;
+	struct dm_err err;
 
 	(void)state;
 	assert_int_equal(dm_xml_add_escaped(&b, "a<b>&\"c'"), 0);
 	assert_string_equal((const char *)b.data, "a&lt;b&gt;&amp;&quot;c&apos;");
+	dm_buf_reset(&b);
+	/* what the writer writes, the reader reads back as written */
+	assert_int_equal(dm_xml_declaration(&b), 0);
+	assert_int_equal(dm_xml_open(&b, "R"), 0);
+	assert_int_equal(dm_xml_leaf(&b, "K", "x <&> \"y\" 'z'"), 0);
+	assert_int_equal(dm_xml_leaf(&b, "E", ""), 0);
+	assert_int_equal(dm_xml_close(&b, "R"), 0);
+	assert_int_equal(walk(&e, (const char *)b.data, &err), 0);
+	assert_string_equal(e.log, "<1R<2K=2K[13:x <&> \"y\" 'z']>2K<2E=2E[0:]>2E>1R");
 	dm_buf_release(&b);
+	dm_buf_init(&small, 8);
+	assert_int_equal(dm_xml_leaf(&small, "Key", "0123456789"), DM_ETOOBIG);
+	dm_buf_release(&small);
 }
 
 /* Answers */
@@ -417,7 +431,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xml_events),
 		cmocka_unit_test(test_xml_refusals),
-		cmocka_unit_test(test_xml_escape),
+		cmocka_unit_test(test_xml_write),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_error_and_upload),
 		cmocka_unit_test(test_path),
