@@ -8,7 +8,7 @@
 # its own layer or from one its layer is allowed to see below; the table
 # below is the whole rule, and layout.md draws it. An include that runs the
 # wrong way (the store reaching into the server, the dots into the API, the
-# CLI into anything but the client and util) is printed as
+# CLI into anything but the client, s3 and util) is printed as
 #     FILE:LINE: layer 'FROM' may not include 'HEADER' (layer 'TO')
 # and the script exits 1. Only the process files may know the whole server:
 # `struct dm_server` anywhere else is refused the same way (a subsystem
@@ -21,6 +21,7 @@ cd "$root"
 # layer: the layers it may include (its own is always allowed)
 declare -A allowed=(
 	[util]=""
+	[s3]="util"
 	[store]="util"
 	[sync]="util store"
 	[kv]="util"
@@ -34,7 +35,7 @@ declare -A allowed=(
 	[server/cluster]="util store sync remote client kv actor engine server/dots server/transfers"
 	[server/api]="util store sync remote client kv actor engine server/dots server/transfers server/cluster server/space"
 	[server]="util store sync remote client kv actor engine server/dots server/transfers server/cluster server/api server/space"
-	[cli]="util client"
+	[cli]="util client s3"
 )
 
 # The layer of a path relative to src/ ("server/api/http.c" -> server/api).

@@ -33,6 +33,9 @@ packages=(
 	libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-grpc-tools
 	# the deployment files' check (e2e t1003) reads YAML
 	python3-yaml
+	# (not here: the S3 scenarios, e2e t112x, run moto_server with boto3, which
+	# come with the machine image's Python; Debian 12 has no moto and PyPI is
+	# not reachable. tests/e2e/lib-s3.sh fails, never skips, without them.)
 	# later (docker-API tests):
 	# podman
 )

@@ -142,6 +142,18 @@ int dm_cmd_remote_list(struct dm_cli *cli, int argc, char **argv, struct dm_err 
 int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_remote_rm(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_remote_switch(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_s3_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+
+/* A remote's name checked (1 to 64 of [A-Za-z0-9_-]). */
+int dm_cli_check_remote_name(const char *name, struct dm_err *err);
+/*
+ * A secret for remote name into buf[size]: $env_name, else the first line
+ * of a standard input that is not a terminal, else typed on the terminal
+ * with echo off after the prompt "NOUN for WHAT: " (never an argument,
+ * which other users could see in ps). Trimmed; printable ASCII only.
+ */
+int dm_cli_read_secret(char *buf, size_t size, const char *env_name, const char *noun,
+		       const char *name, const char *what, struct dm_err *err);
 int dm_cmd_push(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_pull(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_clone(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);

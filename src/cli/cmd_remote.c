@@ -2,7 +2,8 @@
  * cmd_remote.c - the `dm remote` group: list the remotes of the config file
  * (`dm remote [-v]`), add one (`dm remote add NAME USER@HOST[:PORT]`),
  * remove one (`dm remote rm NAME`) and choose the current one
- * (`dm remote switch NAME`).
+ * (`dm remote switch NAME`). S3 endpoints added by `dm s3 remote add`
+ * (cmd_s3.c) are listed and removed here too, and never become current.
  *
  * Invariants: a remote is saved only after its server answered server.ping
  * with the given user and key, so a remote in the config worked at least
@@ -130,7 +131,8 @@ static char *trim(char *s)
 }
 
 /* Reads a line from the terminal on stdin with echo off. */
-static int prompt_key(char *buf, size_t size, const char *what, struct dm_err *err)
+static int prompt_key(char *buf, size_t size, const char *noun, const char *what,
+		      struct dm_err *err)
 {
 	struct termios old, quiet;
 	bool restored = false;
@@ -144,65 +146,64 @@ static int prompt_key(char *buf, size_t size, const char *what, struct dm_err *e
 	/* echo off before the prompt: whatever is typed after it stays hidden */
 	if (tcsetattr(STDIN_FILENO, TCSANOW, &quiet))
 		return dm_err_errno(err, errno, "cannot turn the terminal's echo off");
-	fprintf(stderr, "API key for %s: ", what);
+	fprintf(stderr, "%s for %s: ", noun, what);
 	fflush(stderr);
 	line = fgets(buf, (int)size, stdin);
 	restored = tcsetattr(STDIN_FILENO, TCSANOW, &old) == 0;
 	if (!restored)
 		fprintf(stderr, "dm: warning: cannot turn the terminal's echo back on\n");
 	if (!line)
-		return dm_err_set(err, DM_ECANCELED, "no API key typed");
+		return dm_err_set(err, DM_ECANCELED, "no %s typed", noun);
 	if (!strchr(buf, '\n') && strlen(buf) + 1 == size)
-		return dm_err_set(err, DM_EINVAL, "the API key is too long");
+		return dm_err_set(err, DM_EINVAL, "the %s is too long", noun);
 	return 0;
 }
 
 /* The first line of a standard input that is not a terminal: a piped
  * key (`echo KEY | dm remote add ...`, as dotmesh's users do). */
-static int piped_key(char *buf, size_t size, const char *name, struct dm_err *err)
+static int piped_key(char *buf, size_t size, const char *env, const char *noun,
+		     const char *name, struct dm_err *err)
 {
 	if (!fgets(buf, (int)size, stdin))
 		buf[0] = '\0';
 	else if (!strchr(buf, '\n') && strlen(buf) + 1 == size)
-		return dm_err_set(err, DM_EINVAL, "the API key is too long");
+		return dm_err_set(err, DM_EINVAL, "the %s is too long", noun);
 	if (!*trim(buf))
 		return dm_err_set(err, DM_EINVAL,
-				  "no API key for remote '%s': pipe it on standard input, set "
-				  "DM_API_KEY, or run this on a terminal to type it",
-				  name);
+				  "no %s for remote '%s': pipe it on standard input, set "
+				  "%s, or run this on a terminal to type it",
+				  noun, name, env);
 	return 0;
 }
 
-/* The API key for a new remote into buf: $DM_API_KEY, else the first line
- * of standard input when it is not a terminal, else typed. */
-static int read_key(char *buf, size_t size, const char *name, const char *what, struct dm_err *err)
+int dm_cli_read_secret(char *buf, size_t size, const char *env_name, const char *noun,
+		       const char *name, const char *what, struct dm_err *err)
 {
-	const char *env = getenv("DM_API_KEY");
+	const char *env = getenv(env_name);
 	char *key;
 	int rc;
 
 	if (env && *env) {
 		if (strlen(env) >= size)
-			return dm_err_set(err, DM_EINVAL, "$DM_API_KEY is too long");
+			return dm_err_set(err, DM_EINVAL, "$%s is too long", env_name);
 		snprintf(buf, size, "%s", env);
 	} else if (!isatty(STDIN_FILENO)) {
-		rc = piped_key(buf, size, name, err);
+		rc = piped_key(buf, size, env_name, noun, name, err);
 		if (rc)
 			return rc;
 	} else {
-		rc = prompt_key(buf, size, what, err);
+		rc = prompt_key(buf, size, noun, what, err);
 		if (rc)
 			return rc;
 	}
 	key = trim(buf);
 	if (!*key)
-		return dm_err_set(err, DM_EINVAL, "empty API key for remote '%s'", name);
+		return dm_err_set(err, DM_EINVAL, "empty %s for remote '%s'", noun, name);
 	for (const char *p = key; *p; p++)
 		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
 			return dm_err_set(err, DM_EINVAL,
-					  "the API key for remote '%s' has a character an API key "
-					  "cannot have",
-					  name);
+					  "the %s for remote '%s' has a character it cannot have",
+					  noun, name);
 	memmove(buf, key, strlen(key) + 1);
 	return 0;
 }
@@ -233,7 +234,7 @@ static int ping(const struct dm_remote *r, char *data_dir, size_t size, struct d
 	return rc;
 }
 
-static int check_remote_name(const char *name, struct dm_err *err)
+int dm_cli_check_remote_name(const char *name, struct dm_err *err)
 {
 	if (!dm_name_part_valid(name, strlen(name)))
 		return dm_err_set(
@@ -346,7 +347,7 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 	const char *ca_file = NULL, *fingerprint = NULL, *ca = NULL;
 	struct dm_client_probe probe;
 	struct dm_config *config;
-	struct dm_remote r, existing;
+	struct dm_remote r;
 	struct address a;
 	const char *name;
 	int c, rc;
@@ -367,14 +368,14 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 	if (rc)
 		return rc;
 	name = argv[optind];
-	rc = check_remote_name(name, err);
+	rc = dm_cli_check_remote_name(name, err);
 	if (!rc)
 		rc = parse_address(&a, argv[optind + 1], err);
 	if (!rc)
 		rc = dm_cli_config(cli, &config, err);
 	if (rc)
 		return rc;
-	if (!dm_config_remote(&existing, config, name, NULL))
+	if (dm_config_remote_kind(config, name) != DM_REMOTE_NONE)
 		return dm_err_set(
 			err, DM_EEXISTS,
 			"remote '%s' exists already; remove it first with 'dm remote rm %s'", name,
@@ -383,7 +384,8 @@ int dm_cmd_remote_add(struct dm_cli *cli, int argc, char **argv, struct dm_err *
 	memset(key, 0, sizeof(key));
 	rc = trust_server(&probe, &ca, &a, where, ca_file, fingerprint, err);
 	if (!rc)
-		rc = read_key(key, sizeof(key), name, where, err);
+		rc = dm_cli_read_secret(key, sizeof(key), "DM_API_KEY", "API key", name, where,
+					err);
 	if (rc)
 		goto done;
 	memset(&r, 0, sizeof(r));
@@ -444,11 +446,15 @@ int dm_cmd_remote_list(struct dm_cli *cli, int argc, char **argv, struct dm_err 
 	for (size_t i = 0; i < n; i++) {
 		char mark[DM_NAME_PART_MAX + 8], where[512];
 		bool cur = current && !strcmp(current, names[i]);
+		struct dm_s3_remote s3;
 		struct dm_remote r;
 
-		if (dm_config_remote(&r, config, names[i], NULL))
+		if (!dm_config_s3_remote(&s3, config, names[i], NULL))
+			snprintf(where, sizeof(where), "s3 %.64s@%.400s", s3.key_id, s3.endpoint);
+		else if (!dm_config_remote(&r, config, names[i], NULL))
+			format_address(where, sizeof(where), r.user, r.host, r.port);
+		else
 			continue;
-		format_address(where, sizeof(where), r.user, r.host, r.port);
 		snprintf(mark, sizeof(mark), "%s %s", cur ? "*" : " ", names[i]);
 		if (raw)
 			dm_table_row(&t, cur ? "*" : "", names[i], where);
@@ -465,18 +471,17 @@ int dm_cmd_remote_list(struct dm_cli *cli, int argc, char **argv, struct dm_err 
 static int existing_name(struct dm_cli *cli, int argc, char **argv, struct dm_config **config,
 			 const char **out, struct dm_err *err)
 {
-	struct dm_remote r;
 	int rc;
 
 	rc = dm_cli_args(cli, argc, argv, 1, 1, "a remote name", err);
 	if (!rc)
-		rc = check_remote_name(argv[optind], err);
+		rc = dm_cli_check_remote_name(argv[optind], err);
 	if (!rc)
 		rc = dm_cli_config(cli, config, err);
 	if (rc)
 		return rc;
 	*out = argv[optind];
-	if (dm_config_remote(&r, *config, *out, NULL))
+	if (dm_config_remote_kind(*config, *out) == DM_REMOTE_NONE)
 		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s'; see 'dm remote'", *out);
 	return 0;
 }

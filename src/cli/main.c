@@ -409,7 +409,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "go unless told --remote) is marked '*'.\n"
 	 "\n"
 	 "Options:\n"
-	 "  -v, --verbose     show each remote's USER@HOST:PORT too\n"
+	 "  -v, --verbose     show each remote's USER@HOST:PORT too (an S3\n"
+	 "                    remote's: s3 KEY_ID@ENDPOINT)\n"
 	 "  -H                for scripts: CURRENT<tab>NAME<tab>USER@HOST:PORT\n"},
 	{"remote add", dm_cmd_remote_add,
 	 "NAME USER@HOST[:PORT] [--fingerprint SHA256:HEX | --ca-file FILE]", "add a remote",
@@ -432,7 +433,18 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "removed: switch to another first.\n"},
 	{"remote switch", dm_cmd_remote_switch, "NAME", "make NAME the current remote",
 	 "Makes NAME the current remote: the server that commands talk to, and\n"
-	 "the one that runs 'dm push', 'dm pull' and 'dm clone'.\n"},
+	 "the one that runs 'dm push', 'dm pull' and 'dm clone'. An S3 remote\n"
+	 "cannot be the current remote.\n"},
+	{"s3 remote add", dm_cmd_s3_remote_add, "NAME KEY_ID[:SECRET][@ENDPOINT]",
+	 "add an S3 endpoint as a remote",
+	 "Adds the S3 endpoint ENDPOINT (default https://s3.amazonaws.com; a\n"
+	 "bare HOST[:PORT] is https) as remote NAME, used with the access key\n"
+	 "KEY_ID. The secret is SECRET when given, else $DM_S3_SECRET, else the\n"
+	 "first line of standard input when it is not a terminal, else asked for\n"
+	 "on the terminal without echo. The endpoint must accept a request signed\n"
+	 "with them (AWS Signature Version 4; the region is $DM_S3_REGION, default\n"
+	 "us-east-1) before the remote is saved. 'dm remote -v' lists it and\n"
+	 "'dm remote rm' removes it; it never becomes the current remote.\n"},
 	{"push", dm_cmd_push,
 	 "[REMOTE [DOT [BRANCH]]] [--remote-name [NS/]DOT] [--stash-on-divergence]",
 	 "send a dot's new commits to another remote",
@@ -595,7 +607,7 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 
 /* Command groups: a word whose commands are "WORD SUB". A group may have a
  * command of its own ("remote"), run when no subcommand follows. */
-static const char *const groups[] = {"cluster", "dot", "remote", "user", NULL};
+static const char *const groups[] = {"cluster", "dot", "remote", "s3", "user", NULL};
 
 static bool is_group(const char *word)
 {
@@ -630,6 +642,22 @@ static const struct dm_cli_cmd *find_cmd(const char *word, const char *sub)
 		if (!strcmp(c->name, name))
 			return c;
 	return NULL;
+}
+
+/* The command of group word whose name is "WORD SUB" or "WORD SUB SUB2"
+ * (`dm s3 remote add`), from argv[0..argc) = SUB [SUB2 ...]; *used the
+ * words it took (1 or 2). */
+static const struct dm_cli_cmd *find_sub_cmd(const char *word, int argc, char **argv, int *used)
+{
+	const struct dm_cli_cmd *c = find_cmd(word, argv[0]);
+	char two[64];
+
+	*used = 1;
+	if (c || argc < 2)
+		return c;
+	snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
+	*used = 2;
+	return find_cmd(word, two);
 }
 
 static void print_usage(FILE *f)
@@ -691,7 +719,13 @@ static int help(int argc, char **argv, struct dm_err *err)
 		print_group_usage(stdout, argv[1]);
 		return 0;
 	}
-	c = find_cmd(argv[1], is_group(argv[1]) ? argv[2] : NULL);
+	if (is_group(argv[1])) {
+		int used;
+
+		c = find_sub_cmd(argv[1], argc - 2, argv + 2, &used);
+	} else {
+		c = find_cmd(argv[1], NULL);
+	}
 	if (!c)
 		return dm_err_set(err, DM_EINVAL, "no such command '%s%s%s'; see 'dm help'",
 				  argv[1], is_group(argv[1]) ? " " : "",
@@ -791,13 +825,15 @@ static int run(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 			print_group_usage(stdout, argv[first]);
 			return 0;
 		}
-		c = find_cmd(argv[first], argv[first + 1]);
+		int used;
+
+		c = find_sub_cmd(argv[first], argc - first - 1, argv + first + 1, &used);
 		if (!c)
 			return dm_err_set(err, DM_EINVAL,
 					  "unknown command 'dm %s %s'; see 'dm %s --help'",
 					  argv[first], argv[first + 1], argv[first]);
-		sub_argc = argc - first - 1;
-		sub_argv = argv + first + 1;
+		sub_argc = argc - first - used;
+		sub_argv = argv + first + used;
 	} else {
 		c = find_cmd(argv[first], NULL);
 		if (!c)

@@ -64,15 +64,10 @@ static bool opt_string(json_t *obj, const char *key)
 	return !v || json_is_string(v) || json_is_null(v);
 }
 
-static int check_remote(const struct dm_config *c, const char *name, json_t *r,
-			struct dm_err *err)
+static int check_strings(const struct dm_config *c, const char *name, json_t *r,
+			 const char *const *required, const char *const *optional,
+			 struct dm_err *err)
 {
-	static const char *const required[] = {"user", "host", "api_key", NULL};
-	static const char *const optional[] = {"socket", "data_dir", "current_dot", "ca", NULL};
-	json_t *port;
-
-	if (!json_is_object(r))
-		return corrupt(c, err, "not an object", name);
 	for (size_t i = 0; required[i]; i++)
 		if (!json_is_string(json_object_get(r, required[i]))) {
 			char what[64];
@@ -87,11 +82,66 @@ static int check_remote(const struct dm_config *c, const char *name, json_t *r,
 			snprintf(what, sizeof(what), "'%s' must be a string", optional[i]);
 			return corrupt(c, err, what, name);
 		}
+	return 0;
+}
+
+static int check_dmd(const struct dm_config *c, const char *name, json_t *r, struct dm_err *err)
+{
+	static const char *const required[] = {"user", "host", "api_key", NULL};
+	static const char *const optional[] = {"socket", "data_dir", "current_dot", "ca", NULL};
+	json_t *port;
+	int rc = check_strings(c, name, r, required, optional, err);
+
+	if (rc)
+		return rc;
 	port = json_object_get(r, "port");
 	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
 	    json_integer_value(port) > 65535)
 		return corrupt(c, err, "'port' must be a number from 1 to 65535", name);
 	return 0;
+}
+
+static int check_s3(const struct dm_config *c, const char *name, json_t *r, struct dm_err *err)
+{
+	static const char *const required[] = {"key_id", "secret", "endpoint", NULL};
+	static const char *const optional[] = {"region", NULL};
+
+	return check_strings(c, name, r, required, optional, err);
+}
+
+/* The kinds of remote, by their "kind" member (none: "dmd"). */
+static const struct {
+	const char *name;
+	enum dm_remote_kind kind;
+	int (*check)(const struct dm_config *c, const char *name, json_t *r, struct dm_err *err);
+} kinds[] = {
+	{"dmd", DM_REMOTE_DMD, check_dmd},
+	{"s3", DM_REMOTE_S3, check_s3},
+};
+
+/* The row of r's kind in kinds[], or -1 when it names none. */
+static int kind_row(json_t *r)
+{
+	json_t *k = json_object_get(r, "kind");
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (k ? json_is_string(k) && !strcmp(json_string_value(k), kinds[i].name)
+		      : kinds[i].kind == DM_REMOTE_DMD)
+			return (int)i;
+	return -1;
+}
+
+static int check_remote(const struct dm_config *c, const char *name, json_t *r,
+			struct dm_err *err)
+{
+	int row;
+
+	if (!json_is_object(r))
+		return corrupt(c, err, "not an object", name);
+	row = kind_row(r);
+	if (row < 0)
+		return corrupt(c, err, "'kind' must be \"dmd\" or \"s3\"", name);
+	return kinds[row].check(c, name, r, err);
 }
 
 /* "upstreams": {REMOTE: {DOT: {"remote": S, "dot": S}}} */
@@ -278,8 +328,15 @@ static json_t *remote_obj(const struct dm_config *c, const char *name)
 
 int dm_config_set_current_remote(struct dm_config *c, const char *name, struct dm_err *err)
 {
-	if (!remote_obj(c, name))
+	json_t *r = remote_obj(c, name);
+
+	if (!r)
 		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s'", name);
+	if (kinds[kind_row(r)].kind != DM_REMOTE_DMD)
+		return dm_err_set(err, DM_EINVAL,
+				  "remote '%s' is an S3 endpoint: only a dm server can be the "
+				  "current remote",
+				  name);
 	if (json_object_set_new(c->root, "current_remote", json_string(name)))
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
 	return 0;
@@ -305,6 +362,11 @@ int dm_config_remote(struct dm_remote *out, const struct dm_config *c, const cha
 	if (!r)
 		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s' in config file '%s'",
 				  name, c->path);
+	if (kinds[kind_row(r)].kind != DM_REMOTE_DMD)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "remote '%s' is an S3 endpoint, not a dm server (dm clone, pull "
+				  "and push with S3 endpoints are not there yet)",
+				  name);
 	out->name = json_object_iter_key(json_object_iter_at(remotes, name)); /* lives as r */
 	out->user = json_string_value(json_object_get(r, "user"));
 	out->host = json_string_value(json_object_get(r, "host"));
@@ -370,6 +432,56 @@ int dm_config_set_current_dot(struct dm_config *c, const char *name, const char 
 		return 0;
 	}
 	if (json_object_set_new(r, "current_dot", json_string(dot)))
+		return dm_err_set(err, DM_ENOMEM, "out of memory");
+	return 0;
+}
+
+enum dm_remote_kind dm_config_remote_kind(const struct dm_config *c, const char *name)
+{
+	json_t *r = remote_obj(c, name);
+
+	return r ? kinds[kind_row(r)].kind : DM_REMOTE_NONE;
+}
+
+int dm_config_s3_remote(struct dm_s3_remote *out, const struct dm_config *c, const char *name,
+			struct dm_err *err)
+{
+	json_t *r = remote_obj(c, name);
+
+	memset(out, 0, sizeof(*out));
+	if (!r)
+		return dm_err_set(err, DM_ENOTFOUND, "no remote named '%s' in config file '%s'",
+				  name, c->path);
+	if (kinds[kind_row(r)].kind != DM_REMOTE_S3)
+		return dm_err_set(err, DM_EINVAL,
+				  "remote '%s' is a dm server, not an S3 endpoint (see 'dm remote -v')",
+				  name);
+	out->name = json_object_iter_key(json_object_iter_at(json_object_get(c->root, "remotes"),
+							     name));
+	out->key_id = json_string_value(json_object_get(r, "key_id"));
+	out->secret = json_string_value(json_object_get(r, "secret"));
+	out->endpoint = json_string_value(json_object_get(r, "endpoint"));
+	out->region = json_string_value(json_object_get(r, "region"));
+	return 0;
+}
+
+int dm_config_set_s3_remote(struct dm_config *c, const struct dm_s3_remote *r,
+			    struct dm_err *err)
+{
+	json_t *remotes = json_object_get(c->root, "remotes");
+	json_t *o;
+
+	if (!r->name || !*r->name || !r->key_id || !r->secret || !r->endpoint)
+		return dm_err_set(err, DM_EINVAL, "incomplete S3 remote '%s'",
+				  r->name ? r->name : "");
+	if (!remotes) {
+		remotes = json_object();
+		if (!remotes || json_object_set_new(c->root, "remotes", remotes))
+			return dm_err_set(err, DM_ENOMEM, "out of memory");
+	}
+	o = json_pack("{s:s, s:s, s:s, s:s}", "kind", "s3", "key_id", r->key_id, "secret",
+		      r->secret, "endpoint", r->endpoint);
+	if (!o || set_str(o, "region", r->region) || json_object_set_new(remotes, r->name, o))
 		return dm_err_set(err, DM_ENOMEM, "out of memory");
 	return 0;
 }

@@ -10,7 +10,14 @@
  * A remote served over HTTPS also has "ca": the PEM of the CA its
  * certificate must chain to, pinned when it was added.
  *
- * Only user, host, port and api_key are required in a remote. Members this
+ * Only user, host, port and api_key are required in a remote of dm servers.
+ * A remote of another kind says so in "kind" (none means "dmd"); an S3
+ * endpoint (`dm s3 remote add`) is
+ *
+ *   "backup": {"kind": "s3", "key_id": "AKIA…", "secret": "…",
+ *              "endpoint": "https://s3.amazonaws.com", "region": "us-east-1"}
+ *
+ * and is never the current remote (dm_config_remote refuses it). Members this
  * version does not know are kept when the file is written back.
  *
  * Upstreams (`dm dot set-upstream`, `dm clone`) say where a dot of one
@@ -58,7 +65,8 @@ int dm_config_save(struct dm_config *c, struct dm_err *err);
 
 /* The current remote's name, or NULL when none is set. */
 const char *dm_config_current_remote(const struct dm_config *c);
-/* Sets the current remote (which must exist: DM_ENOTFOUND). */
+/* Sets the current remote (which must exist: DM_ENOTFOUND, and be a dm
+ * server: DM_EINVAL for an S3 endpoint). */
 int dm_config_set_current_remote(struct dm_config *c, const char *name, struct dm_err *err);
 
 /*
@@ -69,6 +77,34 @@ int dm_config_set_current_remote(struct dm_config *c, const char *name, struct d
  */
 int dm_config_remote(struct dm_remote *out, const struct dm_config *c, const char *name,
 		     struct dm_err *err);
+/* (An S3 remote there is DM_EUNSUPPORTED: "remote 'X' is an S3 endpoint".) */
+
+/* The kinds of remote a config holds. */
+enum dm_remote_kind {
+	DM_REMOTE_NONE, /* no remote of that name */
+	DM_REMOTE_DMD,
+	DM_REMOTE_S3,
+};
+
+/* The kind of remote name. */
+enum dm_remote_kind dm_config_remote_kind(const struct dm_config *c, const char *name);
+
+/* An S3 endpoint as a remote; strings borrowed as dm_config_remote's. */
+struct dm_s3_remote {
+	const char *name;
+	const char *key_id;
+	const char *secret;
+	const char *endpoint; /* "https://HOST[:PORT]" */
+	const char *region;   /* or NULL */
+};
+
+/* Fills out with S3 remote name: DM_ENOTFOUND when there is none, DM_EINVAL
+ * when name is a dm server. */
+int dm_config_s3_remote(struct dm_s3_remote *out, const struct dm_config *c, const char *name,
+			struct dm_err *err);
+/* Adds or replaces S3 remote r->name. */
+int dm_config_set_s3_remote(struct dm_config *c, const struct dm_s3_remote *r,
+			    struct dm_err *err);
 
 /* Adds or replaces the remote r->name with exactly r's fields (members
  * this version does not know are dropped on replace). */

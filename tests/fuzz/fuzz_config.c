@@ -4,7 +4,8 @@
  * and which a user may edit by hand. The input is the file.
  *
  * Whatever dm_config_load accepts must hold its promises: every remote it
- * lists can be looked up with its required fields set and a port in range,
+ * lists can be looked up with its required fields set and a port in range
+ * (an S3 endpoint's with its own, never as a dm server nor as current),
  * so can the current remote when it exists, upstreams can be asked for,
  * a remote written back with dm_config_set_remote reads the same, the
  * config dm saves loads again, and a remote can be removed with its
@@ -13,6 +14,7 @@
  * (or /tmp), removed at exit.
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +101,41 @@ static void rewrite(struct dm_config *c, const struct dm_remote *r)
 		free(s[i]);
 }
 
+/* An S3 remote reads with its members, is refused as a dm server and as
+ * the current remote, and (write_back) writes back the same, which
+ * changes c. */
+static void check_s3_remote(struct dm_config *c, const char *name, bool write_back)
+{
+	struct dm_s3_remote s3, back;
+	char *key, *secret, *endpoint, *region;
+	struct dm_remote r;
+	struct dm_err err;
+
+	if (dm_config_s3_remote(&s3, c, name, &err) || !s3.key_id || !s3.secret ||
+	    !s3.endpoint || strcmp(s3.name, name))
+		abort();
+	if (dm_config_remote(&r, c, name, &err) != DM_EUNSUPPORTED ||
+	    dm_config_set_current_remote(c, name, &err) != DM_EINVAL)
+		abort();
+	if (!write_back)
+		return;
+	/* copies: the strings read live only until the config changes */
+	key = dm_xstrdup(s3.key_id);
+	secret = dm_xstrdup(s3.secret);
+	endpoint = dm_xstrdup(s3.endpoint);
+	region = s3.region ? dm_xstrdup(s3.region) : NULL;
+	s3 = (struct dm_s3_remote){name, key, secret, endpoint, region};
+	if (dm_config_set_s3_remote(c, &s3, &err) || dm_config_s3_remote(&back, c, name, &err) ||
+	    strcmp(back.key_id, key) || strcmp(back.secret, secret) ||
+	    strcmp(back.endpoint, endpoint) ||
+	    (region ? !back.region || strcmp(back.region, region) : back.region != NULL))
+		abort();
+	free(key);
+	free(secret);
+	free(endpoint);
+	free(region);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dm_config *c = NULL, *again = NULL;
@@ -131,7 +168,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct dm_remote r;
 		struct dm_upstream up;
 
-		if (dm_config_remote(&r, c, names[i], &err))
+		if (dm_config_remote_kind(c, names[i]) == DM_REMOTE_S3) {
+			check_s3_remote(c, names[i], false);
+			continue;
+		}
+		if (dm_config_remote_kind(c, names[i]) != DM_REMOTE_DMD ||
+		    dm_config_remote(&r, c, names[i], &err))
 			abort();
 		check_remote(&r);
 		if (r.current_dot)
@@ -142,10 +184,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < n; i++) {
 		struct dm_remote r;
 
+		if (dm_config_remote_kind(c, names[i]) == DM_REMOTE_S3) {
+			check_s3_remote(c, names[i], true);
+			break; /* names may not live past a change */
+		}
 		if (dm_config_remote(&r, c, names[i], &err))
 			abort();
 		rewrite(c, &r);
-		break; /* names may not live past a change */
+		break;
 	}
 	free(names);
 	/* what dm writes, it reads; then every remote goes, upstreams too */
