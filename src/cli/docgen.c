@@ -138,8 +138,8 @@ static void print_words(FILE *f, char (*list)[WORD_MAX], size_t n)
 
 void dm_cli_write_completion(FILE *f)
 {
-	char words[128][WORD_MAX], subs[64][WORD_MAX], opts[96][WORD_MAX];
-	size_t nwords = next_words("", words, 128);
+	char words[128][WORD_MAX], subs[64][WORD_MAX], opts[96][WORD_MAX], groups[64][WORD_MAX];
+	size_t nwords = next_words("", words, 128), ngroups = 0;
 
 	fputs("# bash completion of dm, written by 'dm help --bash-completion' from dm's\n"
 	      "# command table: commands, subcommands and each command's options.\n"
@@ -150,11 +150,22 @@ void dm_cli_write_completion(FILE *f)
 	fputs("\t\"\") echo help ", f);
 	print_words(f, words, nwords);
 	fputs(" ;;\n", f);
-	for (size_t i = 0; i < nwords; i++) {
-		size_t nsubs = next_words(words[i], subs, 64);
+	/* every group, at any depth ("cluster", "s3", "s3 remote"): what
+	 * may follow it */
+	for (const struct dm_cli_cmd *c = dm_cli_commands; c->name; c++) {
+		for (const char *sp = strchr(c->name, ' '); sp; sp = strchr(sp + 1, ' ')) {
+			size_t len = (size_t)(sp - c->name), nsubs;
+			char prefix[WORD_MAX];
 
-		if (nsubs) {
-			fprintf(f, "\t\"%s\") echo ", words[i]);
+			if (len >= WORD_MAX)
+				break;
+			memcpy(prefix, c->name, len);
+			prefix[len] = '\0';
+			if (listed(groups, ngroups, prefix))
+				continue;
+			add_word(groups, &ngroups, 64, prefix, len);
+			nsubs = next_words(prefix, subs, 64);
+			fprintf(f, "\t\"%s\") echo ", prefix);
 			print_words(f, subs, nsubs);
 			fputs(" ;;\n", f);
 		}
