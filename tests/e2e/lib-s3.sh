@@ -38,3 +38,31 @@ status_is() {
 		return 1
 	}
 }
+
+# evil_tar OUT KIND: a tar with one entry that must be refused: KIND
+# "dotdot" (../escaped.txt), "absolute" (/tmp/...), "symlink" (a link to
+# /etc) or "device" (a character device).
+evil_tar() {
+	python3 - "$1" "$2" <<-\PY
+	import io, sys, tarfile
+	out, kind = sys.argv[1], sys.argv[2]
+	with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+	    ok = tarfile.TarInfo("fine.txt")
+	    ok.size = 3
+	    t.addfile(ok, io.BytesIO(b"ok\n"))
+	    if kind == "dotdot":
+	        i = tarfile.TarInfo("sub/../../escaped.txt")
+	    elif kind == "absolute":
+	        i = tarfile.TarInfo("/escaped-absolute.txt")
+	    elif kind == "symlink":
+	        i = tarfile.TarInfo("link")
+	        i.type = tarfile.SYMTYPE
+	        i.linkname = "/etc"
+	    else:
+	        i = tarfile.TarInfo("dev")
+	        i.type = tarfile.CHRTYPE
+	    data = b"bad\n" if i.type == tarfile.REGTYPE else b""
+	    i.size = len(data)
+	    t.addfile(i, io.BytesIO(data))
+	PY
+}

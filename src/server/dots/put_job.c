@@ -12,7 +12,9 @@
  *     parent's fd. Keys were checked by dm_s3_key_check before they got
  *     here, and so is every entry of a tar before it is extracted.
  *   - A file replaces its key atomically: it is copied (reflinked where it
- *     can be) beside it under a temporary name, then renamed over it.
+ *     can be) beside it under a temporary name, then renamed over it; a
+ *     tar is extracted beside its key, and takes its name only once all
+ *     of it is there. A failed change leaves the key as it was.
  *   - A tar is read as plain tar only (no decompression), so what it
  *     extracts is bounded by the upload's size; only its files and
  *     directories are extracted, with their permission bits and never
@@ -211,28 +213,20 @@ static int tar_entry(struct archive *a, struct archive_entry *e, int top, struct
 	return rc;
 }
 
-/* key under root becomes the directory that the tar open on src holds
- * (what key was goes first, as dotmesh did). */
-static int extract_tar(int root, const char *key, int src, struct dm_err *err)
+/* The tar open on src, into the new directory tmp of the directory open
+ * on dfd. */
+static int extract_into(int dfd, const char *tmp, const char *key, int src, struct dm_err *err)
 {
-	char dir[DM_S3_KEY_MAX + 1];
-	const char *name = split(dir, key);
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
-	int dfd = -1, top = -1, rc = 0, r;
+	int top = -1, rc = 0, r;
 
 	if (!a)
 		return dm_err_set(err, DM_ENOMEM, "out of memory for a tar reader");
 	archive_read_support_format_tar(a);
-	dfd = open_dir(root, dir, true, key, err);
-	if (dfd < 0) {
-		rc = err->code;
-		goto done;
-	}
-	rc = dm_remove_tree_at(dfd, name, err);
-	if (!rc && mkdirat(dfd, name, 0755) < 0)
-		rc = dm_err_errno(err, errno, "cannot make directory '%s'", key);
-	if (!rc && (top = open_dir(dfd, name, false, key, err)) < 0)
+	if (mkdirat(dfd, tmp, 0755) < 0)
+		rc = dm_err_errno(err, errno, "cannot make a directory for key '%s'", key);
+	if (!rc && (top = open_dir(dfd, tmp, false, key, err)) < 0)
 		rc = err->code;
 	if (!rc && archive_read_open_fd(a, src, TAR_BLOCK) != ARCHIVE_OK)
 		rc = dm_err_set(err, DM_EINVAL, "the upload of '%s' is not a tar: %s", key,
@@ -244,12 +238,36 @@ static int extract_tar(int root, const char *key, int src, struct dm_err *err)
 		else
 			rc = tar_entry(a, e, top, err);
 	}
-done:
 	if (top >= 0)
 		close(top);
-	if (dfd >= 0)
-		close(dfd);
 	archive_read_free(a);
+	return rc;
+}
+
+/* key under root becomes the directory that the tar open on src holds,
+ * whole or not at all: it is extracted beside the key, then what the key
+ * was goes (as dotmesh did) and the new directory takes its name. */
+static int extract_tar(int root, const char *key, int src, struct dm_err *err)
+{
+	char dir[DM_S3_KEY_MAX + 1], tmp[64];
+	const char *name = split(dir, key);
+	struct dm_err ignored;
+	int dfd = open_dir(root, dir, true, key, err);
+	int rc;
+
+	if (dfd < 0)
+		return err->code;
+	snprintf(tmp, sizeof(tmp), ".dm-s3-%d.tmp.d", (int)getpid());
+	rc = dm_remove_tree_at(dfd, tmp, err); /* what a crash left */
+	if (!rc)
+		rc = extract_into(dfd, tmp, key, src, err);
+	if (!rc)
+		rc = dm_remove_tree_at(dfd, name, err);
+	if (!rc && renameat(dfd, tmp, dfd, name) < 0)
+		rc = dm_err_errno(err, errno, "cannot write key '%s'", key);
+	if (rc)
+		dm_remove_tree_at(dfd, tmp, &ignored);
+	close(dfd);
 	return rc;
 }
 
