@@ -22,7 +22,9 @@ int dm_s3_key_check(char *out, const char *key, struct dm_err *err)
 				  key);
 	if (key[len - 1] == '/')
 		len--; /* "dir/": the directory */
-	while (i < len) {
+	if (len == 0)
+		return dm_err_set(err, DM_EINVAL, "the path names no key");
+	for (;;) {
 		const char *name = key + i, *slash = memchr(name, '/', len - i);
 		size_t n = slash ? (size_t)(slash - name) : len - i;
 
@@ -33,10 +35,10 @@ int dm_s3_key_check(char *out, const char *key, struct dm_err *err)
 					  key);
 		if (dm_tree_name_check(name, n, err))
 			return dm_err_prefix(err, "invalid key");
+		if (!slash)
+			break;
 		i += n + 1;
 	}
-	if (len == 0)
-		return dm_err_set(err, DM_EINVAL, "the path names no key");
 	memcpy(out, key, len);
 	out[len] = '\0';
 	return 0;
