@@ -1,36 +1,47 @@
 # shellcheck shell=bash
 # lib-s3.sh - dotmesh's S3 paths with curl, for the t110x scripts. Source
-# it after lib-servers.sh, once servers_init has started server A.
+# it after lib-servers.sh (or lib-cluster.sh), once server A (or the node
+# named by $s3_on) runs.
 #
-#	s3 USER METHOD PATH [CURL_ARGS...]: a request to server A's
-#	https://127.0.0.1:PORT/s3/PATH as USER (the admin's key, or the one
+#	s3 USER METHOD PATH [CURL_ARGS...]: a request to the server's
+#	https://127.0.0.1:PORT/s3/PATH as USER (its admin's key, or the one
 #	in USER.key); prints the body and writes the HTTP status into
 #	./status and the answer's headers into ./headers.
+#	s3_head USER PATH: the same for a HEAD request.
 #	snapshot_header: the Snapshot header of the last answer.
+#	status_is CODE: the last request answered CODE.
+
+# the server the requests go to: its data directory is $HOME/$s3_on, its
+# port $port_<s3_on>
+s3_on=${s3_on:-A}
+
+s3_key() {
+	if [ "$1" = admin ]; then cat "$HOME/$s3_on/admin-api-key"; else cat "$1.key"; fi
+}
+
+s3_url() {
+	echo "https://127.0.0.1:$(eval "echo \$port_$s3_on")/s3/$1"
+}
 
 s3() {
-	local user=$1 method=$2 path=$3 key
+	local user=$1 method=$2 path=$3
 	shift 3
-	if [ "$user" = admin ]; then key=$(cat "$HOME/A/admin-api-key"); else key=$(cat "$user.key"); fi
-	curl -sS --max-time 120 --cacert "$HOME/A/ca.pem" -u "$user:$key" -X "$method" \
-		-D headers -o body -w '%{http_code}' "$@" \
-		"https://127.0.0.1:$(server_port A)/s3/$path" >status || return 1
+	curl -sS --max-time 120 --cacert "$HOME/$s3_on/ca.pem" -u "$user:$(s3_key "$user")" \
+		-X "$method" -D headers -o body -w '%{http_code}' "$@" "$(s3_url "$path")" \
+		>status || return 1
 	cat body
 }
 
-# A HEAD request (curl -I; -X HEAD would wait for a body).
+# curl -I: -X HEAD would wait for a body
 s3_head() {
-	local user=$1 path=$2 key
-	if [ "$user" = admin ]; then key=$(cat "$HOME/A/admin-api-key"); else key=$(cat "$user.key"); fi
-	curl -sS --max-time 60 --cacert "$HOME/A/ca.pem" -u "$user:$key" -I \
-		-o headers -w '%{http_code}' "https://127.0.0.1:$(server_port A)/s3/$path" >status
+	curl -sS --max-time 60 --cacert "$HOME/$s3_on/ca.pem" -u "$1:$(s3_key "$1")" -I \
+		-o headers -w '%{http_code}' "$(s3_url "$2")" >status
 }
 
 snapshot_header() {
 	tr -d '\r' <headers | sed -n 's/^[Ss]napshot: //p'
 }
 
-# status_is CODE: the last request answered CODE.
 status_is() {
 	test "$(cat status)" = "$1" || {
 		echo "status $(cat status), wanted $1; body:" >&2

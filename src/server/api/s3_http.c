@@ -234,10 +234,68 @@ static struct dm_dot_req *put_request(const struct dm_s3_req *r)
 	return q;
 }
 
+/* r's path for the master: /s3/NS:DOT@BRANCH/KEY, percent-encoded. */
+static void master_path(struct dm_buf *out, const struct dm_s3_req *r, const char *branch)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	dm_buf_addf(out, "%s%s:%s@%s/", DM_S3_PREFIX, r->path.dot.ns, r->path.dot.name, branch);
+	for (const unsigned char *p = (const unsigned char *)r->path.key; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~/", *p))
+			dm_buf_addc(out, *p);
+		else
+			dm_buf_addf(out, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	}
+}
+
+/* In a cluster, the node that masters the branch serves a change: r goes
+ * there as it came, and its answer back. *answered says whether r was
+ * answered here (forwarded, or refused); when not, this node serves it. */
+static enum MHD_Result forward_write(struct dm_s3_req *r, struct MHD_Connection *c,
+				     bool *answered)
+{
+	const char *branch = r->path.branch[0] ? r->path.branch : "master";
+	struct dm_forward_reply reply;
+	struct dm_buf path = DM_BUF_INIT;
+	struct MHD_Response *resp;
+	char *body;
+	size_t len;
+	bool forwarded = false;
+	int rc;
+
+	master_path(&path, r, branch);
+	rc = dm_forward_http(r->env->cluster, &r->caller, dm_dot_handle_id(r->dot), r->shown,
+			     branch, r->method, (const char *)path.data,
+			     r->extract ? EXTRACT_HEADER ": true" : NULL, r->fd, r->len,
+			     SNAPSHOT_HEADER, PUT_DEADLINE_MS, &reply, &forwarded, &r->err);
+	dm_buf_release(&path);
+	*answered = forwarded || rc;
+	if (!forwarded || rc) {
+		dm_buf_release(&reply.body);
+		return rc ? answer_err(c, &r->err) : MHD_YES;
+	}
+	dm_info("%s of '%s' in dot '%s' by '%s' forwarded to the master of branch '%s'",
+		r->method, r->path.key, r->shown, r->caller.user, branch);
+	body = dm_buf_detach(&reply.body, &len);
+	resp = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	if (reply.header[0])
+		MHD_add_response_header(resp, SNAPSHOT_HEADER, reply.header);
+	if (reply.ctype[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply.ctype);
+	return answer(c, resp, (unsigned)reply.status);
+}
+
 static enum MHD_Result serve_write(struct dm_s3_req *r, struct MHD_Connection *c)
 {
 	struct MHD_Response *resp;
 	json_t *result = NULL;
+	bool answered = false;
+	enum MHD_Result ret;
 	const char *id;
 	int rc;
 
@@ -248,6 +306,9 @@ static enum MHD_Result serve_write(struct dm_s3_req *r, struct MHD_Connection *c
 	if (r->fd >= 0 && fsync(r->fd) < 0)
 		return answer_err(c, (dm_err_errno(&r->err, errno, "cannot keep the body of a PUT"),
 				      &r->err));
+	ret = forward_write(r, c, &answered);
+	if (answered)
+		return ret;
 	rc = dm_dot_call(&result, r->dot, put_request(r), PUT_DEADLINE_MS, &r->err);
 	id = json_string_value(json_object_get(result, "id"));
 	if (!rc && !id)
