@@ -58,7 +58,8 @@ static int copy_through(int src, int dst, uint64_t off, uint64_t len, int64_t de
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (past(deadline_ns))
-			rc = dm_err_set(err, DM_ETIMEOUT, "copying '%s' ran past its deadline", name);
+			rc = dm_err_set(err, DM_ETIMEOUT, "copying '%s' ran past its deadline",
+					name);
 		else if (n < 0)
 			rc = dm_err_errno(err, errno, "cannot read '%s'", name);
 		else if (n == 0) /* the file shrank: the caller's stat check sees it */

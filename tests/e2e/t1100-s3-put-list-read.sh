@@ -111,6 +111,15 @@ test_expect_success 'PUT to NS:DOT@BRANCH changes that branch only' '
 	s3 admin GET "admin:shop/snapshot/latest/b.txt" && status_is 404
 '
 
+test_expect_success 'keys with XML'\''s special characters list as well-formed XML' '
+	s3 admin PUT "admin:shop/a%26b%3Cc%3E%22.txt" -T b.txt && status_is 200 &&
+	s3 admin GET admin:shop >odd.xml && status_is 200 &&
+	python3 -c "import xml.etree.ElementTree as ET
+keys = [c.find(\"Key\").text for c in ET.parse(\"odd.xml\").getroot().findall(\"Contents\")]
+assert \"a&b<c>\\\".txt\" in keys, keys" &&
+	s3 admin GET "admin:shop/snapshot/latest/a%26b%3Cc%3E%22.txt" >got && test_cmp b.txt got
+'
+
 test_expect_success 'a dot that does not exist, and one with no commit, are refused' '
 	s3 admin PUT admin:nosuch/f -T b.txt && status_is 404 &&
 	grep "no such dot" body &&

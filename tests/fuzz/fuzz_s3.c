@@ -73,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!dm_name_part_valid(path.dot.ns, strlen(path.dot.ns)) ||
 		    !dm_name_part_valid(path.dot.name, strlen(path.dot.name)))
 			abort();
-		if (path.branch[0] && (reading || !dm_name_part_valid(path.branch, strlen(path.branch))))
+		if (path.branch[0] &&
+		    (reading || !dm_name_part_valid(path.branch, strlen(path.branch))))
 			abort();
 		if ((path.kind == DM_S3_WRITE) == reading)
 			abort();

@@ -77,8 +77,8 @@ static void test_refusals(void **state)
 static void test_keys(void **state)
 {
 	char out[DM_S3_KEY_MAX + 1], big[DM_S3_KEY_MAX + 2];
-	static const char *const bad[] = {"", "/", "/etc/passwd", "..", "../x", "a/../b",
-					  "a/./b", ".", "a//b", "a/b//", "a/..", "./a"};
+	static const char *const bad[] = {"",      "/", "/etc/passwd", "..",    "../x", "a/../b",
+					  "a/./b", ".", "a//b",        "a/b//", "a/..", "./a"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

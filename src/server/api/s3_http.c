@@ -63,8 +63,7 @@ struct dm_s3_req {
 
 /* ---- answers ---- */
 
-static enum MHD_Result answer(struct MHD_Connection *c, struct MHD_Response *resp,
-			      unsigned status)
+static enum MHD_Result answer(struct MHD_Connection *c, struct MHD_Response *resp, unsigned status)
 {
 	enum MHD_Result ret;
 
@@ -139,7 +138,8 @@ static bool declared_too_big(struct MHD_Connection *c)
 
 static int too_big(struct dm_err *err)
 {
-	return dm_err_set(err, DM_ETOOBIG, "the body is larger than %llu bytes, the most a PUT takes",
+	return dm_err_set(err, DM_ETOOBIG,
+			  "the body is larger than %llu bytes, the most a PUT takes",
 			  (unsigned long long)DM_S3_PUT_MAX);
 }
 
@@ -168,7 +168,8 @@ int dm_s3_begin(struct dm_s3_req **out, const struct dm_api_env *env,
 			snprintf(r->upload, sizeof(r->upload), "%s/put-XXXXXX", env->uploads);
 			r->fd = mkostemp(r->upload, O_CLOEXEC);
 			if (r->fd < 0) {
-				rc = dm_err_errno(err, errno, "cannot keep the body of a PUT in '%s'",
+				rc = dm_err_errno(err, errno,
+						  "cannot keep the body of a PUT in '%s'",
 						  env->uploads);
 				r->upload[0] = '\0';
 			}
@@ -217,7 +218,8 @@ static struct dm_dot_req *put_request(const struct dm_s3_req *r)
 	q->meta_keys = dm_xcalloc(4, sizeof(char *));
 	q->meta_values = dm_xcalloc(4, sizeof(char *));
 	if (put) {
-		snprintf(text, sizeof(text), "Uploaded %s (%" PRIu64 " bytes)", r->path.key, r->len);
+		snprintf(text, sizeof(text), "Uploaded %s (%" PRIu64 " bytes)", r->path.key,
+			 r->len);
 		q->message = dm_xstrdup(text);
 		add_meta(q, "type", "upload");
 		add_meta(q, "upload.type", "S3");
@@ -241,8 +243,8 @@ static void master_path(struct dm_buf *out, const struct dm_s3_req *r, const cha
 
 	dm_buf_addf(out, "%s%s:%s@%s/", DM_S3_PREFIX, r->path.dot.ns, r->path.dot.name, branch);
 	for (const unsigned char *p = (const unsigned char *)r->path.key; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    strchr("-._~/", *p))
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
 			dm_buf_addc(out, *p);
 		else
 			dm_buf_addf(out, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
@@ -252,8 +254,7 @@ static void master_path(struct dm_buf *out, const struct dm_s3_req *r, const cha
 /* In a cluster, the node that masters the branch serves a change: r goes
  * there as it came, and its answer back. *answered says whether r was
  * answered here (forwarded, or refused); when not, this node serves it. */
-static enum MHD_Result forward_write(struct dm_s3_req *r, struct MHD_Connection *c,
-				     bool *answered)
+static enum MHD_Result forward_write(struct dm_s3_req *r, struct MHD_Connection *c, bool *answered)
 {
 	const char *branch = r->path.branch[0] ? r->path.branch : "master";
 	struct dm_forward_reply reply;
@@ -275,8 +276,8 @@ static enum MHD_Result forward_write(struct dm_s3_req *r, struct MHD_Connection 
 		dm_buf_release(&reply.body);
 		return rc ? answer_err(c, &r->err) : MHD_YES;
 	}
-	dm_info("%s of '%s' in dot '%s' by '%s' forwarded to the master of branch '%s'",
-		r->method, r->path.key, r->shown, r->caller.user, branch);
+	dm_info("%s of '%s' in dot '%s' by '%s' forwarded to the master of branch '%s'", r->method,
+		r->path.key, r->shown, r->caller.user, branch);
 	body = dm_buf_detach(&reply.body, &len);
 	resp = body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
 	if (!resp) {
@@ -400,7 +401,8 @@ static enum MHD_Result serve_list(struct dm_s3_req *r, struct MHD_Connection *c)
 	o.recursive = !flag_arg(c, "NonRecursive");
 	o.directories = flag_arg(c, "IncludeDirectories");
 	o.json = format && !strcmp(format, "json");
-	if (commit_tree(r, &tree, &r->err) || dm_s3_list(&body, r->env->store, &tree, &o, &r->err)) {
+	if (commit_tree(r, &tree, &r->err) ||
+	    dm_s3_list(&body, r->env->store, &tree, &o, &r->err)) {
 		dm_buf_release(&body);
 		return answer_err(c, &r->err);
 	}
@@ -479,7 +481,8 @@ enum MHD_Result dm_s3_handle(struct dm_s3_req *r, struct MHD_Connection *c, cons
 			return MHD_YES;
 		}
 		if (dm_write_all(r->fd, upload, n) < 0)
-			r->rc = dm_err_errno(&r->err, errno, "cannot keep the body of a PUT in '%s'",
+			r->rc = dm_err_errno(&r->err, errno,
+					     "cannot keep the body of a PUT in '%s'",
 					     r->env->uploads);
 		r->len += n;
 		return MHD_YES;

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 #include "util/banned.h"
 
 #define SNAPSHOT "snapshot"
@@ -39,8 +38,7 @@ static int parse_bucket(struct dm_s3_path *out, const char *s, size_t n, struct 
 				  "'%.*s' is not NAMESPACE:DOT (dotmesh's form, as in admin:shop)",
 				  (int)(n > 200 ? 200 : n), s);
 	at = memchr(colon, '@', n - (size_t)(colon - s));
-	if (!part(ns, sizeof(ns), s, (size_t)(colon - s)) ||
-	    !dm_name_part_valid(ns, strlen(ns)))
+	if (!part(ns, sizeof(ns), s, (size_t)(colon - s)) || !dm_name_part_valid(ns, strlen(ns)))
 		return dm_err_set(err, DM_EINVAL, "invalid namespace '%.*s'",
 				  (int)((colon - s) > 200 ? 200 : colon - s), s);
 	{
@@ -121,9 +119,10 @@ int dm_s3_path_parse(struct dm_s3_path *out, const char *method, const char *url
 		return dm_s3_key_check(out->key, slash + 1, err);
 	}
 	if (out->branch[0])
-		return dm_err_set(err, DM_ENOTFOUND,
-				  "reads name no branch: /s3/NAMESPACE:DOT/snapshot/COMMIT/KEY reads "
-				  "a commit of any branch");
+		return dm_err_set(
+			err, DM_ENOTFOUND,
+			"reads name no branch: /s3/NAMESPACE:DOT/snapshot/COMMIT/KEY reads "
+			"a commit of any branch");
 	if (!slash || !slash[1]) {
 		if (strcmp(method, "GET"))
 			return dm_err_set(err, DM_ENOTFOUND, "a dot is listed with GET");

@@ -32,9 +32,9 @@ enum dm_s3_kind {
 struct dm_s3_path {
 	int kind;
 	struct dm_dot_name dot;
-	char branch[DM_NAME_PART_MAX + 1];       /* "" when the path names none */
-	char commit[DM_COMMIT_ID_LEN_MAX + 1];   /* a commit id or "latest"; "" for the head */
-	char key[DM_S3_KEY_MAX + 1];             /* normalised: no trailing '/'; "" for LIST */
+	char branch[DM_NAME_PART_MAX + 1];     /* "" when the path names none */
+	char commit[DM_COMMIT_ID_LEN_MAX + 1]; /* a commit id or "latest"; "" for the head */
+	char key[DM_S3_KEY_MAX + 1];           /* normalised: no trailing '/'; "" for LIST */
 };
 
 /* True for the paths this view serves (any under DM_S3_PREFIX). */

@@ -88,8 +88,8 @@ static int load_file(struct dm_file *out, struct dm_store *s, const dm_oid *id, 
 	return rc;
 }
 
-int dm_s3_commit_tree(dm_oid *out, struct dm_store *store, const char *dot_id,
-		      const char *shown, const char *commit, struct dm_err *err)
+int dm_s3_commit_tree(dm_oid *out, struct dm_store *store, const char *dot_id, const char *shown,
+		      const char *commit, struct dm_err *err)
 {
 	struct dm_buf b = DM_BUF_INIT;
 	struct dm_commit c;
@@ -199,22 +199,26 @@ static void time_text(char out[48], int64_t ns)
 	}
 }
 
+/* How XML text spells the characters it cannot hold as they are. */
+static const char *xml_escape(unsigned char c)
+{
+	static const char *const esc[128] = {
+		['<'] = "&lt;", ['>'] = "&gt;", ['&'] = "&amp;", ['"'] = "&#34;", ['\''] = "&#39;",
+	};
+
+	if (c < 0x20 && c != '\t' && c != '\n')
+		return "\xef\xbf\xbd"; /* not allowed in XML 1.0: U+FFFD */
+	return c < 128 ? esc[c] : NULL;
+}
+
 static int add_xml_text(struct dm_buf *b, const char *s)
 {
 	int rc = 0;
 
 	for (; *s && !rc; s++) {
-		switch (*s) {
-		case '<': rc = dm_buf_adds(b, "&lt;"); break;
-		case '>': rc = dm_buf_adds(b, "&gt;"); break;
-		case '&': rc = dm_buf_adds(b, "&amp;"); break;
-		case '"': rc = dm_buf_adds(b, "&#34;"); break;
-		case '\'': rc = dm_buf_adds(b, "&#39;"); break;
-		default:
-			rc = (unsigned char)*s < 0x20 && *s != '\t' && *s != '\n'
-				     ? dm_buf_adds(b, "\xef\xbf\xbd")
-				     : dm_buf_addc(b, (unsigned char)*s);
-		}
+		const char *e = xml_escape((unsigned char)*s);
+
+		rc = e ? dm_buf_adds(b, e) : dm_buf_addc(b, (unsigned char)*s);
 	}
 	return rc;
 }
@@ -291,7 +295,8 @@ static int list_xml(struct dm_buf *b, const struct lister *l)
 			: dm_buf_addf(b,
 				      "</Key><LastModified>%s</LastModified><Size>%" PRId64
 				      "</Size><Directory>%s</Directory></Contents>",
-				      when, (int64_t)json_integer_value(json_object_get(it, "size")),
+				      when,
+				      (int64_t)json_integer_value(json_object_get(it, "size")),
 				      json_is_true(json_object_get(it, "dir")) ? "true" : "false");
 	}
 	rc = rc ? rc
@@ -337,7 +342,8 @@ int dm_s3_list(struct dm_buf *body, struct dm_store *store, const dm_oid *tree,
 	int rc = lookup(&at, store, tree, o->prefix, err);
 
 	if (!rc && at.type != DM_ENTRY_DIR)
-		rc = dm_err_set(err, DM_EINVAL, "prefix '%s' is a file, not a directory", o->prefix);
+		rc = dm_err_set(err, DM_EINVAL, "prefix '%s' is a file, not a directory",
+				o->prefix);
 	if (!rc)
 		rc = list_dir(&l, &at.id, o->prefix, 0, err);
 	if (!rc && (o->json ? list_json(body, &l) : list_xml(body, &l)))
@@ -368,7 +374,8 @@ static int piece(struct dm_s3_read *r, const unsigned char **p, size_t *n, struc
 			dm_buf_reset(&r->chunk);
 			rc = dm_store_get(r->store, &e->id, &r->chunk, NULL, err);
 			if (!rc && r->chunk.len != e->len)
-				rc = dm_err_set(err, DM_ECORRUPT, "a chunk is not the length its file says");
+				rc = dm_err_set(err, DM_ECORRUPT,
+						"a chunk is not the length its file says");
 			if (rc)
 				return rc;
 			r->chunk_ext = r->ext;

@@ -30,21 +30,21 @@ struct dm_s3_read;
 
 /* What a listing asks (dotmesh's query parameters). */
 struct dm_s3_list_opts {
-	const char *bucket;     /* "NS-DOT", as dotmesh named it */
-	const char *prefix;     /* a directory key to list under, or "" */
-	uint64_t max_keys;      /* 1..DM_S3_LIST_MAX */
-	uint64_t page;          /* pages of max_keys skipped */
-	bool recursive;         /* into subdirectories (not NonRecursive) */
-	bool directories;       /* IncludeDirectories */
-	bool json;              /* Format=json; XML otherwise */
+	const char *bucket; /* "NS-DOT", as dotmesh named it */
+	const char *prefix; /* a directory key to list under, or "" */
+	uint64_t max_keys;  /* 1..DM_S3_LIST_MAX */
+	uint64_t page;      /* pages of max_keys skipped */
+	bool recursive;     /* into subdirectories (not NonRecursive) */
+	bool directories;   /* IncludeDirectories */
+	bool json;          /* Format=json; XML otherwise */
 };
 
 /*
  * The tree of commit `commit` of dot dot_id (sealed) into out; DM_ENOTFOUND
  * "dot 'SHOWN' has no commit 'ID'" (shown names it) when it has none.
  */
-int dm_s3_commit_tree(dm_oid *out, struct dm_store *store, const char *dot_id,
-		      const char *shown, const char *commit, struct dm_err *err);
+int dm_s3_commit_tree(dm_oid *out, struct dm_store *store, const char *dot_id, const char *shown,
+		      const char *commit, struct dm_err *err);
 
 /*
  * Lists the __default__ subdot of tree as dotmesh did, into body (XML

@@ -268,12 +268,14 @@ int dm_forward_http(const struct dm_cluster_env *env, const struct dm_caller *ca
 	}
 	cc = curl_easy_perform(e);
 	if (cc == CURLE_OPERATION_TIMEDOUT)
-		rc = dm_err_set(err, DM_ETIMEOUT, "node %s, master of branch '%s' of dot '%s', did "
-				"not answer within %d s", master, branch, shown, deadline_ms / 1000);
+		rc = dm_err_set(err, DM_ETIMEOUT,
+				"node %s, master of branch '%s' of dot '%s', did not answer within "
+				"%d s",
+				master, branch, shown, deadline_ms / 1000);
 	else if (cc != CURLE_OK)
 		rc = dm_err_set(err, DM_EUNAVAILABLE,
-				"cannot reach node %s, master of branch '%s' of dot '%s': %s", master,
-				branch, shown, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+				"cannot reach node %s, master of branch '%s' of dot '%s': %s",
+				master, branch, shown, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	else
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
 done:

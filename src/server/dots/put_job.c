@@ -59,7 +59,8 @@ static int open_dir(int dirfd, const char *rel, bool make, const char *key, stru
 		memcpy(name, p, n);
 		name[n] = '\0';
 		if (make && mkdirat(cur, name, 0755) < 0 && errno != EEXIST) {
-			dm_err_errno(err, errno, "cannot make directory '%s' for key '%s'", name, key);
+			dm_err_errno(err, errno, "cannot make directory '%s' for key '%s'", name,
+				     key);
 			close(cur);
 			return -1;
 		}
@@ -322,8 +323,8 @@ int dm_dot_job_put_file(struct dm_dot_job_in *in, struct dm_dot_job_out *out,
 	if (!rc && (wc = open((const char *)path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		rc = dm_err_errno(err, errno, "cannot open the working copy of dot '%s'", shown);
 	if (!rc && (root = dm_open_beneath(wc, DEFAULT_SUBDOT, O_RDONLY | O_DIRECTORY)) < 0)
-		rc = dm_err_errno(err, errno, "cannot open subdot '%s' of dot '%s'",
-				  DEFAULT_SUBDOT, shown);
+		rc = dm_err_errno(err, errno, "cannot open subdot '%s' of dot '%s'", DEFAULT_SUBDOT,
+				  shown);
 	if (!rc)
 		rc = change(in, root, err);
 	if (!rc)

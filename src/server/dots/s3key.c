@@ -18,8 +18,8 @@ int dm_s3_key_check(char *out, const char *key, struct dm_err *err)
 	if (len > DM_S3_KEY_MAX)
 		return dm_err_set(err, DM_EINVAL, "key is longer than %d bytes", DM_S3_KEY_MAX);
 	if (key[0] == '/')
-		return dm_err_set(err, DM_EINVAL, "key '%s' is absolute: keys are relative to the dot",
-				  key);
+		return dm_err_set(err, DM_EINVAL,
+				  "key '%s' is absolute: keys are relative to the dot", key);
 	if (key[len - 1] == '/')
 		len--; /* "dir/": the directory */
 	if (len == 0)
