@@ -52,7 +52,8 @@ status_is() {
 
 # evil_tar OUT KIND: a tar with one entry that must be refused: KIND
 # "dotdot" (../escaped.txt), "absolute" (/tmp/...), "symlink" (a link to
-# /etc) or "device" (a character device).
+# /etc), "hardlink" (a hard link to /etc/passwd) or "device" (a character
+# device).
 evil_tar() {
 	python3 - "$1" "$2" <<-\PY
 	import io, sys, tarfile
@@ -69,6 +70,10 @@ evil_tar() {
 	        i = tarfile.TarInfo("link")
 	        i.type = tarfile.SYMTYPE
 	        i.linkname = "/etc"
+	    elif kind == "hardlink":
+	        i = tarfile.TarInfo("hard")
+	        i.type = tarfile.LNKTYPE
+	        i.linkname = "/etc/passwd"
 	    else:
 	        i = tarfile.TarInfo("dev")
 	        i.type = tarfile.CHRTYPE

@@ -7,7 +7,7 @@ test_description='dotmesh'\''s S3 paths: a PUT with Extract: true unpacks a tar 
 # What this proves: dotmesh's TestUploadTarAndExtract: the tar's files
 # land under the key, with their modes, replacing what the key was; a
 # GET of that directory at the commit gives a tar whose files are the
-# same bytes; an entry named ../x or /x, a symbolic link or a device is
+# same bytes; an entry named ../x or /x, a symbolic or hard link or a device is
 # refused (400), nothing is committed and nothing is written outside the
 # dot.
 
@@ -49,7 +49,7 @@ test_expect_success 'GET of a directory at a commit answers a tar of it' '
 	tar -tf sub.tar >names && grep "^sub/deeper/blob$" names
 '
 
-for kind in dotdot absolute symlink device; do
+for kind in dotdot absolute symlink hardlink device; do
 	test_expect_success "a tar with a $kind entry is refused whole" '
 		evil_tar evil.tar '$kind' &&
 		log_ids dmA log --dot shop >ids1 &&

@@ -181,10 +181,10 @@ static int tar_entry(struct archive *a, struct archive_entry *e, int top, struct
 		close(dfd);
 		return 0;
 	}
-	if (type != AE_IFREG)
+	if (type != AE_IFREG || archive_entry_hardlink(e))
 		return dm_err_set(err, DM_EINVAL,
-				  "tar entry '%s' is not a file or a directory: only those are "
-				  "extracted",
+				  "tar entry '%s' is not a file or a directory (a link, a device): "
+				  "only those are extracted",
 				  key);
 	name = split(dir, key);
 	dfd = open_dir(top, dir, true, key, err);
