@@ -8,7 +8,8 @@ test_description='dotmesh'\''s S3 paths: DELETE removes a file or a whole direct
 # DeleteDirectory scenarios: after a DELETE the key is gone at the new
 # commit (Snapshot header) and still there at the one before; "dir/"
 # removes the directory with what it holds; a DELETE of a missing key is
-# 404 and makes no commit.
+# 404 and makes no commit. And PUTs that arrive together are served one
+# job at a time by the dot: each is a commit of its own.
 
 unset DM_API_KEY
 
@@ -48,6 +49,25 @@ test_expect_success 'DELETE of a key that is not there is 404 and commits nothin
 	grep "no key" body &&
 	s3 admin DELETE admin:shop/nodir/x.txt && status_is 404 &&
 	log_ids dmA log --dot shop >ids2 && test_cmp ids1 ids2
+'
+
+# put_in_dir N: PUT of key par/N with its own status and headers files
+put_in_dir() {
+	mkdir -p "p$1" && (cd "p$1" && echo "$1" >f &&
+		s3 admin PUT "admin:shop/par/$1.txt" -T f >/dev/null && status_is 200)
+}
+
+test_expect_success 'PUTs at once are each their own commit, and all land' '
+	log_ids dmA log --dot shop >ids1 &&
+	for i in 1 2 3 4; do put_in_dir $i & done; wait &&
+	for i in 1 2 3 4; do (cd "p$i" && status_is 200) || return 1; done &&
+	for i in 1 2 3 4; do (cd "p$i" && snapshot_header) || return 1; done | sort -u >snaps &&
+	test "$(wc -l <snaps)" = 4 &&
+	log_ids dmA log --dot shop >ids2 && test "$(($(wc -l <ids2) - $(wc -l <ids1)))" = 4 &&
+	for i in 1 2 3 4; do
+		s3 admin GET "admin:shop/snapshot/latest/par/$i.txt" >got && echo $i >want &&
+		test_cmp want got || return 1
+	done
 '
 
 test_done
