@@ -9,13 +9,17 @@
  * may ask for, valid dot and branch names, and a key that is 1 to
  * DM_S3_KEY_MAX bytes of names none of which is empty, "." or "..", that
  * does not start or end with '/', and that the key rule accepts again
- * unchanged; a refusal always has a message.
+ * unchanged; a refusal always has a message. An accepted Authorization
+ * header has a key id, an 8-digit date, a 64-hex-digit signature and a
+ * signed-headers list that is sorted; a canonical request is bounded.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/api/s3_path.h"
+#include "server/api/sigv4.h"
 #include "server/dots/s3key.h"
 #include "util/err.h"
 #include "util/names.h"
@@ -45,6 +49,31 @@ static void check_key(const char *key)
 	}
 	if (dm_s3_key_check(again, key, &err) || strcmp(again, key))
 		abort();
+}
+
+/* The same bytes as SigV4's Authorization header, and as the path and
+ * query of a request whose host is signed. */
+static void fuzz_sigv4(const char *s)
+{
+	struct dm_sigv4_header h[] = {{"Host", "h"}, {"x-amz-content-sha256", "UNSIGNED-PAYLOAD"}};
+	struct dm_sigv4_request r = {"GET", s, s, h, 2};
+	struct dm_sigv4_auth a;
+	struct dm_buf out;
+	struct dm_err err;
+
+	if (!dm_sigv4_parse_auth(&a, s, &err)) {
+		if (!a.key_id[0] || strlen(a.date) != 8 || strlen(a.signature) != 64 ||
+		    !a.signed_headers[0])
+			abort();
+	} else if (!err.msg[0]) {
+		abort();
+	}
+	memset(&a, 0, sizeof(a));
+	snprintf(a.signed_headers, sizeof(a.signed_headers), "host");
+	dm_buf_init(&out, 0);
+	if (dm_sigv4_canonical(&out, &r, &a, &err) == 0 && out.len > DM_SIGV4_REQUEST_MAX)
+		abort();
+	dm_buf_release(&out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -89,6 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (!rc)
 		check_key(key);
+	fuzz_sigv4(s);
 	free(s);
 	return 0;
 }
