@@ -19,8 +19,8 @@
  *    authenticated, and never more than DM_HTTP_BODY_MAX bytes. A listener
  *    with a handler (the Docker plugin's) has no authentication: its
  *    socket is only for root (mode 0600).
- *  - /objects requests (objects_http.c) are authenticated here like /rpc,
- *    and their bodies bounded there, per endpoint.
+ *  - /objects requests (objects_http.c) and /s3/ requests (s3_http.c)
+ *    are authenticated here like /rpc, and their bodies bounded there.
  *  - Every /rpc request that was accepted (authenticated and given a
  *    request struct) counts in h->inflight from its first callback until
  *    MHD reports it completed; dm_http_wait_idle waits for that count.
