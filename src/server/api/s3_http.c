@@ -9,9 +9,11 @@
  *     who may not read the dot is answered exactly as for a dot that does
  *     not exist; PUT and DELETE need role write (access.h), reads role
  *     read.
- *   - A PUT's body goes to an unnamed-by-anyone-else file under
- *     DIR/uploads as it arrives, counted against DM_S3_PUT_MAX; it is
- *     removed when the request ends, whatever happened.
+ *   - A PUT's body goes to a file of its own (mkostemp) under DIR/uploads
+ *     as it arrives, counted against DM_S3_PUT_MAX; the file is removed
+ *     when the request ends, whatever happened.
+ *   - In a cluster, a change for a branch another node masters is sent
+ *     there with its body (dm_forward_http) and never served here.
  *   - A dot's state is never touched here: views are read, and a change
  *     is a request to the dot's actor.
  */
