@@ -31,6 +31,9 @@ packages=(
 	# the CSI driver (docs/internals/csi.md): HTTP/2, protobuf-c and protoc-c;
 	# its conformance suite's gRPC client (e2e t1000)
 	libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-grpc-tools
+	# dotmesh's S3 paths: a PUT with 'Extract: true' unpacks a tar, a GET of a
+	# directory answers one
+	libarchive-dev
 	# the deployment files' check (e2e t1003) reads YAML
 	python3-yaml
 	# (not here: the S3 scenarios, e2e t112x, run moto_server with boto3, which

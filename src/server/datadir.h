@@ -16,6 +16,9 @@
  *                          on the node that made the cluster)
  *     DIR/tls.pem          this node's certificate chain, DIR/tls-key.pem
  *                          its key (0600): what the TCP port serves
+ *     DIR/uploads/         bodies of dotmesh's S3 PUTs while they arrive,
+ *                          before their dot's job places them (0700; emptied
+ *                          when dmd starts)
  *     DIR/etcd/            a local etcd member's data (kv etcd without
  *                          endpoints; cluster/etcd_member.h), DIR/etcd.pid
  *                          its pid while it runs, DIR/etcd.log its output
@@ -52,6 +55,7 @@ struct dm_kv;
 #define DM_DATA_POOL       "pool"     /* a loop pool's mount point (btrfs) */
 #define DM_DATA_POOL_IMAGE "pool.img" /* a loop pool's file (btrfs) */
 #define DM_DATA_FREEZES    "freezes"  /* journals of containers frozen for a commit */
+#define DM_DATA_UPLOADS    "uploads"  /* S3 PUT bodies on their way in (api/s3_http.c) */
 #define DM_DATA_CA         "ca.pem"
 #define DM_DATA_CA_KEY     "ca-key.pem"
 #define DM_DATA_TLS_CERT   "tls.pem"

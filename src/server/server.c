@@ -128,6 +128,19 @@ static int open_freezer(struct dm_server *srv, struct dm_err *err)
 	return rc;
 }
 
+/* DIR/uploads, empty: what a PUT left when dmd stopped is not wanted. */
+static int open_uploads(struct dm_server *srv, struct dm_err *err)
+{
+	int rc = dm_datadir_path(srv->uploads, sizeof(srv->uploads), srv->data_dir,
+				 DM_DATA_UPLOADS, err);
+
+	if (!rc)
+		rc = dm_remove_tree(srv->uploads, err);
+	if (!rc && mkdir(srv->uploads, DM_DATADIR_PRIVATE_MODE) < 0)
+		rc = dm_err_errno(err, errno, "cannot make '%s'", srv->uploads);
+	return rc;
+}
+
 /* The Docker volume plugin, once the registry runs. */
 static int start_plugin(struct dm_server *srv, const struct dm_server_opts *opts,
 			struct dm_err *err)
@@ -340,6 +353,7 @@ static void set_envs(struct dm_server *srv)
 	a->ca = c->ca;
 	a->ca_key = srv->tls && srv->certs.ca_key.len ? (const char *)srv->certs.ca_key.data : NULL;
 	a->address = srv->address;
+	a->uploads = srv->uploads;
 }
 
 static const char *listen_host(const char *advertise)
@@ -442,6 +456,8 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		rc = open_docker(srv, opts->docker_socket, err);
 	if (!rc)
 		rc = open_freezer(srv, err);
+	if (!rc)
+		rc = open_uploads(srv, err);
 	if (!rc && opts->plugin_socket && *opts->plugin_socket)
 		volume_driver_of(srv->volume_driver, sizeof(srv->volume_driver),
 				 opts->plugin_socket);

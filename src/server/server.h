@@ -80,6 +80,7 @@ struct dm_server {
 	struct dm_sessions *sessions;       /* transfers others run here (api/sessions.c) */
 	struct dm_space *space;             /* garbage collection (space/space.c) */
 	char mount_warning[PATH_MAX + 256]; /* the working copies lack nosuid,nodev; or "" */
+	char uploads[PATH_MAX];             /* DIR/uploads (S3 PUT bodies) */
 	bool tls;                           /* the TCP port speaks HTTPS */
 	struct dm_certs certs;              /* what it serves, and the CA (certs.h) */
 	struct dm_replicator *replicator;   /* a cluster's copies kept in step, or NULL */

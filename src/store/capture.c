@@ -6,7 +6,10 @@
  * A reflink (FICLONE) when the file system has them (XFS, btrfs): the copy
  * shares the blocks and costs metadata only, whatever the size. Otherwise
  * an in-kernel copy (copy_file_range) of each data region (SEEK_DATA /
- * SEEK_HOLE), so holes stay holes and the copy is made exactly as big.
+ * SEEK_HOLE), so holes stay holes and the copy is made exactly as big;
+ * between two file systems that the kernel cannot copy across (EXDEV:
+ * an upload into a btrfs working copy), the same regions are read and
+ * written through a buffer of COPY_BUF bytes.
  *
  * Invariants: the copy is a new file (O_EXCL, mode 0600) in the capture
  * directory, never a name that existed; the source is read through the fd
@@ -18,6 +21,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,10 +34,43 @@
 
 /* Bytes copied between two looks at the deadline. */
 #define COPY_STEP (16u << 20)
+/* The buffer of a copy the kernel cannot make. */
+#define COPY_BUF (1u << 20)
 
 static int past(int64_t deadline_ns)
 {
 	return deadline_ns && dm_now_monotonic_ns() > deadline_ns;
+}
+
+/* copy_range through a buffer, for files the kernel cannot copy between. */
+static int copy_through(int src, int dst, uint64_t off, uint64_t len, int64_t deadline_ns,
+			const char *name, struct dm_err *err)
+{
+	char *buf = malloc(COPY_BUF);
+	int rc = 0;
+
+	if (!buf)
+		return dm_err_set(err, DM_ENOMEM, "out of memory to copy '%s'", name);
+	while (len > 0 && !rc) {
+		size_t step = len < COPY_BUF ? (size_t)len : COPY_BUF;
+		ssize_t n = pread(src, buf, step, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (past(deadline_ns))
+			rc = dm_err_set(err, DM_ETIMEOUT, "copying '%s' ran past its deadline",
+					name);
+		else if (n < 0)
+			rc = dm_err_errno(err, errno, "cannot read '%s'", name);
+		else if (n == 0) /* the file shrank: the caller's stat check sees it */
+			break;
+		else if (dm_pwrite_all(dst, buf, (size_t)n, (off_t)off) < 0)
+			rc = dm_err_errno(err, errno, "cannot copy '%s'", name);
+		off += n > 0 ? (uint64_t)n : 0;
+		len -= n > 0 ? (uint64_t)n : 0;
+	}
+	free(buf);
+	return rc;
 }
 
 /* Copies [off, off + len) of src into dst at the same offset. */
@@ -51,6 +88,8 @@ static int copy_range(int src, int dst, uint64_t off, uint64_t len, int64_t dead
 		n = copy_file_range(src, &in, dst, &out, step, 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
+		if (n < 0 && errno == EXDEV)
+			return copy_through(src, dst, off, len, deadline_ns, name, err);
 		if (n < 0)
 			return dm_err_errno(err, errno, "cannot copy '%s'", name);
 		if (n == 0) /* the file shrank: the caller's stat check sees it */

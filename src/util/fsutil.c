@@ -277,6 +277,15 @@ int dm_remove_tree(const char *path, struct dm_err *err)
 	return remove_at(AT_FDCWD, path, st.st_dev, err);
 }
 
+int dm_remove_tree_at(int parent, const char *name, struct dm_err *err)
+{
+	struct stat st;
+
+	if (fstat(parent, &st) < 0)
+		return dm_err_errno(err, errno, "cannot stat the directory of '%s'", name);
+	return remove_at(parent, name, st.st_dev, err);
+}
+
 int64_t dm_now_monotonic_ns(void)
 {
 	struct timespec ts;

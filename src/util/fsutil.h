@@ -41,6 +41,9 @@ int dm_mkdir_p(const char *path, mode_t mode, struct dm_err *err);
 int dm_fsync_dir(const char *path, struct dm_err *err);
 /* rm -rf that never follows symlinks and stays on path's file system. */
 int dm_remove_tree(const char *path, struct dm_err *err);
+/* The same for the entry name of the directory open on parent (a file is
+ * unlinked; a missing one is fine), staying on parent's file system. */
+int dm_remove_tree_at(int parent, const char *name, struct dm_err *err);
 /* A directory stream of the directory open on fd, which stays the
  * caller's: the stream reads a duplicate of it, which closedir closes.
  * NULL with errno when it cannot be made. */

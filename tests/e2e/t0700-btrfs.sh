@@ -80,6 +80,10 @@ test_expect_success 'garbage collection on btrfs servers (t0730)' '
 	run_scenario t0734-prune.sh t0734.tap
 '
 
+test_expect_success "dotmesh's S3 PUT and DELETE on a btrfs pool, uploads from another file system (t1101)" '
+	run_scenario t1101-s3-delete.sh t1101.tap
+'
+
 test_expect_success 'the same from a btrfs server to a dir server and back (t0510 twice)' '
 	DM_TEST_DIR_ENGINE_FOR=B run_scenario t0510-push-pull-clone.sh t0510-b-dir.tap &&
 	DM_TEST_DIR_ENGINE_FOR=A run_scenario t0510-push-pull-clone.sh t0510-a-dir.tap

@@ -4,8 +4,8 @@
  * HTTP server (http.c), JSON-RPC dispatch (rpc.c) and its resources
  * (rpc_*.c, one per method group), authentication (auth.c), the /objects
  * endpoints other dmds transfer through (objects_http.c) and the Docker
- * volume plugin (plugin.c) and the CSI driver (csi/); later also the S3
- * view, the web page and the metrics.
+ * volume plugin (plugin.c), the CSI driver (csi/) and dotmesh's S3 paths
+ * (s3_*.c); later also the web page and the metrics.
  *
  * The process (server.c) fills one env before anything is served; it is
  * constant after, so handlers on any thread read it without locking. A
@@ -46,6 +46,7 @@ struct dm_api_env {
 	const char *address;       /* "127.0.0.1:32607": where clients reach us */
 	const char *mount_warning; /* the working copies' file system lacks nosuid,nodev; or "" */
 	const char *data_dir;      /* absolute; where dm mount's links lead (server.version) */
+	const char *uploads;       /* where S3 PUT bodies wait for their job (DIR/uploads) */
 };
 
 #endif

@@ -19,8 +19,8 @@
  *    authenticated, and never more than DM_HTTP_BODY_MAX bytes. A listener
  *    with a handler (the Docker plugin's) has no authentication: its
  *    socket is only for root (mode 0600).
- *  - /objects requests (objects_http.c) are authenticated here like /rpc,
- *    and their bodies bounded there, per endpoint.
+ *  - /objects requests (objects_http.c) and /s3/ requests (s3_http.c)
+ *    are authenticated here like /rpc, and their bodies bounded there.
  *  - Every /rpc request that was accepted (authenticated and given a
  *    request struct) counts in h->inflight from its first callback until
  *    MHD reports it completed; dm_http_wait_idle waits for that count.
@@ -52,6 +52,8 @@
 #include "server/api/http_guard.h"
 #include "server/api/objects_http.h"
 #include "server/api/rpc.h"
+#include "server/api/s3_http.h"
+#include "server/api/s3_path.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -91,6 +93,7 @@ struct request {
 	struct dm_buf body;
 	bool too_big;
 	struct dm_objects_req *obj; /* an /objects request: objects_http.c has it */
+	struct dm_s3_req *s3;       /* an /s3/ request: s3_http.c has it */
 };
 
 /* ---- responses ---- */
@@ -248,15 +251,18 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 	return MHD_YES;
 }
 
-/* The first callback of an /objects request: authenticated as /rpc is,
- * then objects_http.c takes it (and bounds its body). */
-static enum MHD_Result objects_begin(struct dm_http *h, struct MHD_Connection *c, const char *url,
-				     const char *method, void **con_cls)
+/* The first callback of an /objects or /s3/ request: authenticated as
+ * /rpc is, then objects_http.c or s3_http.c takes it (and bounds its
+ * body). */
+static enum MHD_Result module_begin(struct dm_http *h, struct MHD_Connection *c, const char *url,
+				    const char *method, void **con_cls)
 {
 	struct dm_objects_req *obj = NULL;
+	struct dm_s3_req *s3 = NULL;
 	struct dm_caller caller;
 	struct request *r;
 	struct dm_err err;
+	int rc;
 
 	dm_err_clear(&err);
 	if (is_quiesced(h)) {
@@ -265,16 +271,25 @@ static enum MHD_Result objects_begin(struct dm_http *h, struct MHD_Connection *c
 	}
 	if (authenticate(h, c, &caller, &err))
 		return respond_error(c, &err, false);
-	if (dm_objects_begin(&obj, h->env, &caller, c, url, method, &err))
+	if (dm_s3_path_is(url))
+		rc = dm_s3_begin(&s3, h->env, &caller, c, url, method, &err);
+	else
+		rc = dm_objects_begin(&obj, h->env, &caller, c, url, method, &err);
+	if (rc && !dm_s3_path_is(url))
 		return respond_error(c, &err, true);
+	if (rc) /* a refusal, not a failed authentication: no challenge */
+		return respond(c, (unsigned)dm_err_http_status(err.code), "application/json",
+			       dm_rpc_error_body(-32000, err.code, err.msg), false, true);
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		dm_objects_free(obj);
+		dm_s3_free(s3);
 		return MHD_NO;
 	}
 	r->h = h;
 	r->caller = caller;
 	r->obj = obj;
+	r->s3 = s3;
 	pthread_mutex_lock(&h->mu);
 	h->inflight++;
 	pthread_mutex_unlock(&h->mu);
@@ -320,6 +335,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	dm_http_guard_request(c, r == NULL, *upload_data_size == 0);
 	if (r && r->obj)
 		return dm_objects_handle(r->obj, c, upload_data, upload_data_size);
+	if (r && r->s3)
+		return dm_s3_handle(r->s3, c, upload_data, upload_data_size);
 	if (r) {
 		if (*upload_data_size) {
 			if (!r->too_big && dm_buf_add(&r->body, upload_data, *upload_data_size)) {
@@ -349,8 +366,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					    "POST");
 		return rpc_begin(h, c, con_cls);
 	}
-	if (dm_objects_path(url))
-		return objects_begin(h, c, url, method, con_cls);
+	if (dm_objects_path(url) || dm_s3_path_is(url))
+		return module_begin(h, c, url, method, con_cls);
 	return respond_text(c, MHD_HTTP_NOT_FOUND, "not found\n", NULL);
 }
 
@@ -366,6 +383,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 	dm_buf_release(&r->body);
 	dm_objects_free(r->obj);
+	dm_s3_free(r->s3);
 	free(r);
 	pthread_mutex_lock(&h->mu);
 	if (--h->inflight == 0)

@@ -9,9 +9,12 @@
  */
 #include "server/cluster/forward.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client/client.h"
 #include "kv/kv.h"
@@ -21,6 +24,7 @@
 #include "server/dots/registry.h"
 #include "server/transfers/transfer.h"
 #include "sync/walk.h"
+#include "util/curl.h"
 #include "util/log.h"
 
 #include "util/banned.h"
@@ -53,15 +57,12 @@ int dm_forward_master(const struct dm_cluster_env *env, char *master_out, const 
 	return rc;
 }
 
-/* A client for node id's API as the admin (on behalf of user, or NULL);
+/* Where node id (the master of branch of dot shown) serves its API;
  * DM_EUNAVAILABLE naming what to do when the node is down. */
-static int node_client(const struct dm_cluster_env *env, struct dm_client **out, char *host,
-		       size_t size, int *port, const char *id, const char *user, const char *branch,
-		       const char *shown, struct dm_err *err)
+static int node_address(const struct dm_cluster_env *env, char *host, size_t size, int *port,
+			const char *id, const char *branch, const char *shown, struct dm_err *err)
 {
 	struct dm_cluster_node node;
-	struct dm_remote remote;
-	char label[32];
 	int rc = dm_cluster_node(env->kv, &node, id, err);
 
 	if (!rc && !node.alive)
@@ -72,6 +73,19 @@ static int node_client(const struct dm_cluster_env *env, struct dm_client **out,
 	if (!rc && dm_cluster_address_parse(host, size, port, node.address))
 		rc = dm_err_set(err, DM_ECORRUPT, "node %s has no valid address ('%s')", id,
 				node.address);
+	return rc;
+}
+
+/* A client for node id's API as the admin (on behalf of user, or NULL);
+ * DM_EUNAVAILABLE naming what to do when the node is down. */
+static int node_client(const struct dm_cluster_env *env, struct dm_client **out, char *host,
+		       size_t size, int *port, const char *id, const char *user, const char *branch,
+		       const char *shown, struct dm_err *err)
+{
+	struct dm_remote remote;
+	char label[32];
+	int rc = node_address(env, host, size, port, id, branch, shown, err);
+
 	if (rc)
 		return rc;
 	snprintf(label, sizeof(label), "node %.8s", id);
@@ -137,6 +151,138 @@ int dm_forward_to_master(const struct dm_cluster_env *env, const struct dm_calle
 	if (rc == DM_EUNAVAILABLE)
 		dm_err_prefix(err, "branch '%s' of dot '%s' is mastered by node %s", branch, shown,
 			      master);
+	return rc;
+}
+
+/* ---- a forwarded HTTP request ---- */
+
+struct http_call {
+	int fd;
+	const char *want;
+	struct dm_forward_reply *out;
+};
+
+static size_t http_read(char *buf, size_t size, size_t n, void *ctx)
+{
+	const struct http_call *h = ctx;
+	ssize_t got = read(h->fd, buf, size * n);
+
+	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
+}
+
+static size_t http_write(char *buf, size_t size, size_t n, void *ctx)
+{
+	struct http_call *h = ctx;
+	size_t len = size * n, room = DM_FORWARD_REPLY_MAX - h->out->body.len;
+
+	dm_buf_add(&h->out->body, buf, len < room ? len : room); /* the rest is dropped */
+	return len;
+}
+
+/* Copies the value of header `name` of line (len bytes) into out. */
+static void header_value(char *out, size_t size, const char *name, const char *line, size_t len)
+{
+	size_t n = strlen(name);
+
+	if (len <= n || strncasecmp(line, name, n) || line[n] != ':')
+		return;
+	line += n + 1;
+	len -= n + 1;
+	while (len && (*line == ' ' || *line == '\t')) {
+		line++;
+		len--;
+	}
+	while (len && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' '))
+		len--;
+	snprintf(out, size, "%.*s", (int)len, line);
+}
+
+static size_t http_header(char *buf, size_t size, size_t n, void *ctx)
+{
+	struct http_call *h = ctx;
+
+	if (h->want)
+		header_value(h->out->header, sizeof(h->out->header), h->want, buf, size * n);
+	header_value(h->out->ctype, sizeof(h->out->ctype), "Content-Type", buf, size * n);
+	return size * n;
+}
+
+int dm_forward_http(const struct dm_cluster_env *env, const struct dm_caller *caller,
+		    const char *dot_id, const char *shown, const char *branch, const char *method,
+		    const char *path, const char *header, int body_fd, uint64_t body_len,
+		    const char *want, int deadline_ms, struct dm_forward_reply *out,
+		    bool *forwarded, struct dm_err *err)
+{
+	char master[DM_UUID_LEN + 1], host[256], behalf[300], errbuf[CURL_ERROR_SIZE];
+	struct http_call h = {body_fd, want, out};
+	struct curl_slist *headers = NULL;
+	struct dm_buf url = DM_BUF_INIT;
+	CURL *e = NULL;
+	CURLcode cc;
+	int port, rc;
+
+	memset(out, 0, sizeof(*out));
+	dm_buf_init(&out->body, DM_FORWARD_REPLY_MAX);
+	rc = other_master(master, env, caller, dot_id, shown, branch, "try", forwarded, err);
+	if (rc || !*forwarded)
+		return rc;
+	rc = node_address(env, host, sizeof(host), &port, master, branch, shown, err);
+	if (!rc)
+		rc = dm_curl_global_init(err);
+	if (!rc && dm_buf_addf(&url, "%s://%s:%d%s", env->ca ? "https" : "http", host, port, path))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory for a URL");
+	if (!rc && !(e = curl_easy_init()))
+		rc = dm_err_set(err, DM_ENOMEM, "cannot make an HTTP request to node %s", master);
+	if (rc)
+		goto done;
+	snprintf(behalf, sizeof(behalf), "%s: %s", DM_ON_BEHALF_HEADER, caller->user);
+	headers = curl_slist_append(headers, behalf);
+	headers = curl_slist_append(headers, "Expect:");
+	if (header)
+		headers = curl_slist_append(headers, header);
+	dm_curl_setup(e, &(const struct dm_curl_request){
+				 .url = (const char *)url.data,
+				 .user = DM_CLUSTER_ADMIN_USER,
+				 .password = env->admin_key,
+				 .headers = headers,
+				 .agent = "dmd/" DM_VERSION,
+				 .connect_timeout = DM_CLIENT_CONNECT_TIMEOUT,
+				 .errbuf = errbuf,
+				 .ca_pem = env->ca,
+			 });
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)deadline_ms);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &h);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &h);
+	if (body_fd >= 0) {
+		if (lseek(body_fd, 0, SEEK_SET) < 0) {
+			rc = dm_err_errno(err, errno, "cannot read the body to forward");
+			goto done;
+		}
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, http_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, &h);
+		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
+	}
+	cc = curl_easy_perform(e);
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		rc = dm_err_set(err, DM_ETIMEOUT,
+				"node %s, master of branch '%s' of dot '%s', did not answer within "
+				"%d s",
+				master, branch, shown, deadline_ms / 1000);
+	else if (cc != CURLE_OK)
+		rc = dm_err_set(err, DM_EUNAVAILABLE,
+				"cannot reach node %s, master of branch '%s' of dot '%s': %s",
+				master, branch, shown, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+	else
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+done:
+	curl_slist_free_all(headers);
+	if (e)
+		curl_easy_cleanup(e);
+	dm_buf_release(&url);
 	return rc;
 }
 

@@ -14,8 +14,10 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "server/dots/caller.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/hash.h"
 #include "util/names.h"
@@ -41,6 +43,31 @@ int dm_forward_to_master(const struct dm_cluster_env *env, const struct dm_calle
 			 int deadline_ms, const char *method, json_t *params, const char *dot_id,
 			 const char *shown, const char *branch, json_t **result, bool *forwarded,
 			 struct dm_err *err);
+
+/* What the master answered a forwarded HTTP request (dm_forward_http). */
+#define DM_FORWARD_REPLY_MAX (64u * 1024)
+struct dm_forward_reply {
+	long status;
+	char header[256];   /* the value of the header asked for, or "" */
+	char ctype[128];    /* its Content-Type, or "" */
+	struct dm_buf body; /* at most DM_FORWARD_REPLY_MAX bytes (dm_buf_release it) */
+};
+
+/*
+ * An HTTP request for (dot_id, branch) that another node masters (dotmesh's
+ * S3 PUT and DELETE): sent there as it came, as the admin on behalf of
+ * caller: method to path (percent-encoded, from the root), with header
+ * (one "Name: value", or NULL) and, when body_fd >= 0, the body_len bytes
+ * of the file open on body_fd (read from its start). Sets *forwarded and
+ * fills out (initialised here) with the master's status, its header
+ * `want` and its body, within deadline_ms. Otherwise returns 0 with
+ * *forwarded false: serve it here.
+ */
+int dm_forward_http(const struct dm_cluster_env *env, const struct dm_caller *caller,
+		    const char *dot_id, const char *shown, const char *branch, const char *method,
+		    const char *path, const char *header, int body_fd, uint64_t body_len,
+		    const char *want, int deadline_ms, struct dm_forward_reply *out,
+		    bool *forwarded, struct dm_err *err);
 
 /*
  * Handoff: makes this node the master of (dot_id, branch), for a container

@@ -121,7 +121,8 @@ static prepare_fn prepare_on_branch, prepare_refresh, prepare_reset, prepare_bra
 	prepare_checkout, prepare_path, prepare_receive, prepare_collaborator,
 	prepare_uncollaborator, prepare_set_owner, prepare_mount, prepare_unmount, prepare_sealed,
 	prepare_set_hook, prepare_commit, prepare_expire, prepare_delete_branch, prepare_prune,
-	prepare_limit, prepare_set_origin, prepare_mount_commit, prepare_unmount_commit;
+	prepare_limit, prepare_set_origin, prepare_mount_commit, prepare_unmount_commit,
+	prepare_put_file;
 static finish_fn finish_commit, finish_reset, finish_branch, finish_checkout, finish_answer,
 	finish_refresh, finish_receive, finish_expire, finish_delete_branch, finish_mount_commit;
 
@@ -178,6 +179,8 @@ static const struct op {
 				    finish_mount_commit},
 	[DM_DOT_OP_UNMOUNT_COMMIT] = {0, prepare_unmount_commit, dm_dot_job_sweep_copies,
 				      finish_answer},
+	/* dotmesh's S3 PUT and DELETE: the change and its commit, one job */
+	[DM_DOT_OP_PUT_FILE] = {0, prepare_put_file, dm_dot_job_put_file, finish_commit},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -1236,6 +1239,25 @@ static struct dm_dot_job_in *prepare_commit(struct dot *d, struct dm_msg *req,
 		}
 		snprintf(in->commit_id, sizeof(in->commit_id), "%s", r->commit_id);
 	}
+	return in;
+}
+
+/* PUT_FILE: a commit (as prepare_commit) that first changes one key. */
+static struct dm_dot_job_in *prepare_put_file(struct dot *d, struct dm_msg *req,
+					      const struct dm_dot_req *r)
+{
+	struct dm_dot_job_in *in;
+
+	if (!r->key || !r->message) {
+		dm_msg_reply_err(req, DM_EINVAL, "a put names a key and a message");
+		return NULL;
+	}
+	in = prepare_commit(d, req, r);
+	if (!in)
+		return NULL;
+	in->key = dm_xstrdup(r->key);
+	in->src = dup_or_null(r->src);
+	in->extract = r->extract;
 	return in;
 }
 

@@ -209,6 +209,13 @@ enum dm_dot_op {
 	/* `holder` lets go of its copy (and holds whose link went are
 	 * dropped); copies no one holds are removed */
 	DM_DOT_OP_UNMOUNT_COMMIT,
+	/* dotmesh's S3 PUT and DELETE (put_job.c): in `branch`'s __default__
+	 * subdot, `key` becomes the file `src` (or, with extract, the
+	 * directory the tar `src` holds), or goes when src is NULL; then the
+	 * branch is committed with message, author and metadata, in one job.
+	 * Answers the commit's {"id"}; DM_ENOTFOUND for a key to remove that
+	 * is not there (nothing is committed then). */
+	DM_DOT_OP_PUT_FILE,
 };
 
 /* How long `dm reset --hard` keeps the commits it drops (git's reflog),
@@ -298,6 +305,12 @@ struct dm_dot_req {
 	/* MOUNT: a new runtime mount answers this path (a commit's read-only
 	 * copy) instead of the working copy's */
 	char *mount_path;
+	/* PUT_FILE: the key (s3_path.h's rule), the file to place there (its
+	 * path, read by the job; NULL: remove the key), whether it is a tar
+	 * to extract */
+	char *key;
+	char *src;
+	bool extract;
 };
 
 /* The hooks a dot may have (hooks.h runs one). */

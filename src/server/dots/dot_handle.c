@@ -170,6 +170,8 @@ void dm_dot_req_free(void *p)
 	free(r->origin);
 	free(r->holder);
 	free(r->mount_path);
+	free(r->key);
+	free(r->src);
 	free(r);
 }
 

@@ -68,6 +68,7 @@ dm_dot_job_fn dm_dot_job_limit;    /* LIMIT: the working copy's size limit := in
  * than it and in->roots go */
 dm_dot_job_fn dm_dot_job_mount_commit;
 dm_dot_job_fn dm_dot_job_sweep_copies; /* UNMOUNT_COMMIT: copies of commits not in in->roots go */
+dm_dot_job_fn dm_dot_job_put_file;     /* PUT_FILE: in->key := in->src (or gone), then COMMIT */
 
 /* A job's input: copies of all it reads, so the dot may change meanwhile. */
 struct dm_dot_job_in {
@@ -123,6 +124,9 @@ struct dm_dot_job_in {
 	/* REFRESH: the change signal of the branch's working copy (a
 	 * reference), or NULL */
 	struct dm_wcwatch_entry *watch;
+	/* PUT_FILE: the request's key, src and extract */
+	char *key, *src;
+	bool extract;
 };
 
 struct dm_dot_job_out {

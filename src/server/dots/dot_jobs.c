@@ -60,6 +60,8 @@ void dm_dot_job_in_free(void *p)
 	free(in->hooks);
 	free(in->roots);
 	free(in->root_names);
+	free(in->key);
+	free(in->src);
 	dm_wcwatch_entry_unref(in->watch);
 	free(in);
 }
