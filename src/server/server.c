@@ -328,6 +328,7 @@ static void set_envs(struct dm_server *srv)
 	a->sessions = srv->sessions;
 	a->space = srv->space;
 	a->mount_warning = srv->mount_warning;
+	a->metrics_public = srv->metrics_public;
 	a->cluster = c;
 	a->node_id = srv->node_id;
 	a->cluster_id = srv->cluster_id;
@@ -379,6 +380,7 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	srv->port = opts->port ? opts->port : c.port;
 	snprintf(srv->address, sizeof(srv->address), "%s:%d", DM_HTTP_HOST, srv->port);
 	srv->shutdown_grace_ms = opts->shutdown_grace_ms > 0 ? opts->shutdown_grace_ms : 10000;
+	srv->metrics_public = opts->metrics_public;
 
 	snprintf(srv->kv_name, sizeof(srv->kv_name), "%s", c.kv);
 	if (!strcmp(c.kv, "etcd")) {

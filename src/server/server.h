@@ -54,6 +54,7 @@ struct dm_server_opts {
 	/* automatic garbage collection after this many bytes of deletes: 0 for
 	 * the default (DM_SPACE_AUTO_BYTES_DEFAULT), UINT64_MAX for never */
 	uint64_t gc_auto_bytes;
+	bool metrics_public; /* GET /metrics without credentials */
 };
 
 struct dm_server {
@@ -80,6 +81,7 @@ struct dm_server {
 	struct dm_sessions *sessions;       /* transfers others run here (api/sessions.c) */
 	struct dm_space *space;             /* garbage collection (space/space.c) */
 	char mount_warning[PATH_MAX + 256]; /* the working copies lack nosuid,nodev; or "" */
+	bool metrics_public;                /* GET /metrics without credentials */
 	bool tls;                           /* the TCP port speaks HTTPS */
 	struct dm_certs certs;              /* what it serves, and the CA (certs.h) */
 	struct dm_replicator *replicator;   /* a cluster's copies kept in step, or NULL */

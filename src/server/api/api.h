@@ -14,6 +14,8 @@
 #ifndef DM_SERVER_API_API_H
 #define DM_SERVER_API_API_H
 
+#include <stdbool.h>
+
 struct dm_cluster_env;
 struct dm_etcd_access;
 struct dm_kv;
@@ -45,6 +47,7 @@ struct dm_api_env {
 	const char *ca_key;        /* its key, on a node that holds it (join tokens), or NULL */
 	const char *address;       /* "127.0.0.1:32607": where clients reach us */
 	const char *mount_warning; /* the working copies' file system lacks nosuid,nodev; or "" */
+	bool metrics_public;       /* GET /metrics without credentials (--metrics-public) */
 };
 
 #endif

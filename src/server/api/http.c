@@ -47,9 +47,11 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "metrics/catalog.h"
 #include "server/api/api.h"
 #include "server/api/auth.h"
 #include "server/api/http_guard.h"
+#include "server/api/metrics_http.h"
 #include "server/api/objects_http.h"
 #include "server/api/rpc.h"
 #include "util/buf.h"
@@ -184,6 +186,8 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 		dm_error("cannot check the credentials of '%s': %s", user ? user : "", err->msg);
 	else if (rc)
 		dm_info("refused a request: bad credentials for user '%.64s'", user ? user : "");
+	if (rc == DM_EPERM)
+		dm_metric_add(&dm_m_http_refused, "credentials", NULL, 1);
 	if (pass) {
 		explicit_bzero(pass, strlen(pass));
 		MHD_free(pass);
@@ -310,6 +314,32 @@ static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, cons
 	return respond(c, (unsigned)status, "application/json", reply, false, is_quiesced(h));
 }
 
+/* GET /metrics: for an admin, or for anyone with --metrics-public (the
+ * figures are the whole node's, every user's dots counted). */
+static enum MHD_Result metrics(struct dm_http *h, struct MHD_Connection *c, const char *method)
+{
+	struct dm_caller caller;
+	struct dm_err err;
+
+	dm_err_clear(&err);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+				    "GET, HEAD");
+	if (!h->env->metrics_public) {
+		memset(&caller, 0, sizeof(caller));
+		if (authenticate(h, c, &caller, &err))
+			return respond_error(c, &err, false);
+		if (!caller.admin) {
+			dm_err_set(&err, DM_EPERM,
+				   "/metrics needs an admin user (or dmd start --metrics-public)");
+			return respond(c, MHD_HTTP_FORBIDDEN, "application/json",
+				       dm_rpc_error_body(-32000, err.code, err.msg), false, false);
+		}
+	}
+	return respond(c, MHD_HTTP_OK, DM_METRICS_CONTENT_TYPE, dm_metrics_http_body(h->env), false,
+		       false);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
@@ -343,6 +373,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					    "GET, HEAD");
 		return respond_text(c, MHD_HTTP_OK, "ok\n", NULL);
 	}
+	if (strcmp(url, "/metrics") == 0)
+		return metrics(h, c, method);
 	if (strcmp(url, "/rpc") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
