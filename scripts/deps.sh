@@ -33,6 +33,9 @@ packages=(
 	libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler python3-grpcio python3-grpc-tools
 	# the deployment files' check (e2e t1003) reads YAML
 	python3-yaml
+	# /metrics: promtool checks its format (e2e t1200), a real Prometheus
+	# scrapes it and runs the example dashboard's queries (e2e t1203)
+	prometheus
 	# later (docker-API tests):
 	# podman
 )

@@ -4,8 +4,8 @@
  * HTTP server (http.c), JSON-RPC dispatch (rpc.c) and its resources
  * (rpc_*.c, one per method group), authentication (auth.c), the /objects
  * endpoints other dmds transfer through (objects_http.c) and the Docker
- * volume plugin (plugin.c) and the CSI driver (csi/); later also the S3
- * view, the web page and the metrics.
+ * volume plugin (plugin.c), the CSI driver (csi/) and GET /metrics
+ * (metrics_http.c); later also the S3 view and the web page.
  *
  * The process (server.c) fills one env before anything is served; it is
  * constant after, so handlers on any thread read it without locking. A

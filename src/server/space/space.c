@@ -96,7 +96,7 @@ static void run_gc(struct dm_job *job)
 	o.dry_run = a->dry_run;
 	rc = dm_store_gc(a->store, &o, &res->st, &err);
 	if (!a->dry_run) {
-		dm_metric_add(&dm_m_gc_runs, NULL, rc ? dm_err_json_name(rc) : "ok", 1);
+		dm_metric_add(&dm_m_gc_runs, rc ? dm_err_json_name(rc) : "ok", NULL, 1);
 		dm_metric_observe(&dm_m_gc_duration, NULL, NULL, (int64_t)res->st.ms * 1000000);
 		dm_metric_add(&dm_m_gc_freed_bytes, NULL, NULL, (int64_t)res->st.disk_freed);
 	}
