@@ -36,6 +36,9 @@ packages=(
 	# /metrics: promtool checks its format (e2e t1200), a real Prometheus
 	# scrapes it and runs the example dashboard's queries (e2e t1203)
 	prometheus
+	# the web page's browser test (e2e t1204): Debian's chromium, driven by
+	# playwright-core from npm (tests/browser/package-lock.json, below)
+	chromium
 	# later (docker-API tests):
 	# podman
 )
@@ -43,6 +46,21 @@ packages=(
 if [ "${DM_SKIP_DEPS:-}" = 1 ]; then
 	exit 0
 fi
+
+# The browser test's npm packages, as tests/browser/package-lock.json pins
+# them, unless they are there; it needs Node.js 20 and npm.
+browser_packages() {
+	local dir
+
+	dir=$(cd "$(dirname "$0")/.." && pwd)/tests/browser
+	[ -d "$dir/node_modules/playwright-core" ] && return 0
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "deps.sh: no npm: the browser test (e2e t1204) needs Node.js 20 and npm" >&2
+		return 0
+	fi
+	echo "deps.sh: installing the browser test's npm packages (npm ci in tests/browser)" >&2
+	npm ci --prefix "$dir" --no-audit --no-fund >&2
+}
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: not a Debian system (no dpkg-query); make sure these are installed:" >&2
@@ -61,6 +79,7 @@ for p in "${packages[@]}"; do
 	fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
+	browser_packages
 	exit 0
 fi
 
@@ -78,3 +97,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
+browser_packages

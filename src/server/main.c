@@ -99,7 +99,9 @@ static const char usage_text[] =
 	"        (off without it).\n"
 	"        GET /metrics answers Prometheus metrics (docs/metrics.md) to an\n"
 	"        admin user's credentials; --metrics-public: to anyone who reaches\n"
-	"        the port.\n"
+	"        the port. The web page is at /ui/ (docs/ui.md); its logins end\n"
+	"        after $DM_UI_SESSION_IDLE seconds unused (default 1800), or 12\n"
+	"        hours.\n"
 	"        Deleting dots starts a garbage collection by itself once they\n"
 	"        made about $DM_GC_AUTO of garbage since the last one (a size:\n"
 	"        500M, 1G (the default); 'off': never).\n"
@@ -474,6 +476,27 @@ static void plugin_opts(struct dm_server_opts *so, const struct args *a)
 		so->docker_socket = NULL;
 }
 
+/* How long the web page's sessions live unused, from $DM_UI_SESSION_IDLE:
+ * seconds, 1 to a day; unset: the default. */
+static int ui_idle_opt(unsigned *out, struct dm_err *err)
+{
+	const char *env = getenv("DM_UI_SESSION_IDLE");
+	unsigned long v;
+	char *end;
+
+	*out = 0;
+	if (!env || !*env)
+		return 0;
+	errno = 0;
+	v = strtoul(env, &end, 10);
+	if (errno || *end || end == env || v < 1 || v > 86400)
+		return dm_err_set(err, DM_EINVAL,
+				  "DM_UI_SESSION_IDLE must be seconds from 1 to 86400, not '%s'",
+				  env);
+	*out = (unsigned)v;
+	return 0;
+}
+
 /* The automatic collection's threshold from $DM_GC_AUTO: a size (1G,
  * 500M), or "off"; unset: the default. */
 static int gc_auto_opt(uint64_t *out, struct dm_err *err)
@@ -538,7 +561,7 @@ static int serve(const struct args *a, const char *data_dir, struct dm_daemon *d
 	plugin_opts(&so, a);
 	so.csi_socket = a->csi_socket;
 	so.metrics_public = a->metrics_public;
-	if (gc_auto_opt(&so.gc_auto_bytes, &err))
+	if (gc_auto_opt(&so.gc_auto_bytes, &err) || ui_idle_opt(&so.ui_idle_s, &err))
 		goto failed;
 	if (dm_server_open(&srv, &so, &err)) {
 		dm_error("cannot start: %s", err.msg);

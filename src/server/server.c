@@ -31,6 +31,7 @@
 #include "server/api/http.h"
 #include "server/api/plugin.h"
 #include "server/api/sessions.h"
+#include "server/api/ui/session.h"
 #include "server/certs.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_member.h"
@@ -326,6 +327,7 @@ static void set_envs(struct dm_server *srv)
 	a->registry = srv->registry;
 	a->transfers = srv->transfers;
 	a->sessions = srv->sessions;
+	a->ui_sessions = srv->ui_sessions;
 	a->space = srv->space;
 	a->mount_warning = srv->mount_warning;
 	a->metrics_public = srv->metrics_public;
@@ -430,6 +432,8 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (rc)
 		goto done;
 	rc = dm_sessions_open(&srv->sessions, srv->sched, err);
+	if (!rc)
+		rc = dm_ui_sessions_open(&srv->ui_sessions, srv->sched, opts->ui_idle_s, err);
 	if (!rc) {
 		struct dm_space_env se = {srv->store, srv->sched, DM_SPACE_AUTO_BYTES_DEFAULT};
 
@@ -537,6 +541,7 @@ void dm_server_free(struct dm_server *srv)
 	dm_wcwatch_unref(srv->wcwatch);
 	dm_space_free(srv->space);
 	dm_sessions_free(srv->sessions);
+	dm_ui_sessions_free(srv->ui_sessions);
 	dm_freezer_free(srv->freezer);
 	dm_docker_free(srv->docker);
 	dm_engine_free(srv->engine);

@@ -4,8 +4,8 @@
  * HTTP server (http.c), JSON-RPC dispatch (rpc.c) and its resources
  * (rpc_*.c, one per method group), authentication (auth.c), the /objects
  * endpoints other dmds transfer through (objects_http.c) and the Docker
- * volume plugin (plugin.c), the CSI driver (csi/) and GET /metrics
- * (metrics_http.c); later also the S3 view and the web page.
+ * volume plugin (plugin.c), the CSI driver (csi/), GET /metrics
+ * (metrics_http.c) and the web page (ui/); later also the S3 view.
  *
  * The process (server.c) fills one env before anything is served; it is
  * constant after, so handlers on any thread read it without locking. A
@@ -24,6 +24,7 @@ struct dm_sessions;
 struct dm_space;
 struct dm_store;
 struct dm_transfers;
+struct dm_ui_sessions;
 
 struct dm_api_env {
 	struct dm_kv *kv;
@@ -32,6 +33,7 @@ struct dm_api_env {
 	struct dm_transfers *transfers; /* push, pull, clone this node runs */
 	struct dm_sessions *sessions;   /* what other dmds' transfers may see (sessions.h) */
 	struct dm_space *space;         /* garbage collection of the store (space/space.h) */
+	struct dm_ui_sessions *ui_sessions; /* the web page's logins (ui/session.h) */
 	/* the cluster's parts (forwarding to a branch's master, replicas) */
 	const struct dm_cluster_env *cluster;
 	const char *node_id;

@@ -1,0 +1,148 @@
+// ui-test.js - the web page in a real browser: Debian's chromium, headless,
+// driven by playwright-core (tests/e2e/t1204-ui-browser.sh runs it against
+// a dmd it set up with the dots `shop` (branches master and autumn, commits
+// "first" and "second") and `cart`).
+//
+// Usage: node ui-test.js URL USER KEY SHOTS_DIR
+// Prints one line per step that passed; exits 1 at the first that fails,
+// saying what it saw. Screenshots go to SHOTS_DIR (ui-dots.png, ui-dot.png,
+// ui-375.png).
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const [url, user, key, shots] = process.argv.slice(2);
+
+function ok(what) {
+	console.log('ok - ' + what);
+}
+
+function check(cond, what, saw) {
+	if (!cond)
+		throw new Error(what + (saw === undefined ? '' : ': saw ' + JSON.stringify(saw)));
+	ok(what);
+}
+
+// What the page fetches for itself: status of a POST /ui/rpc with headers.
+function rpcStatus(page, headers) {
+	return page.evaluate(async (h) => {
+		const r = await fetch('/ui/rpc', {
+			method: 'POST',
+			headers: Object.assign({ 'Content-Type': 'application/json' }, h),
+			body: '{"jsonrpc":"2.0","id":1,"method":"dots.list"}',
+		});
+		return r.status;
+	}, headers);
+}
+
+// The page's own accessibility basics: every input has a label, headings
+// go down one level at a time.
+function a11y(page) {
+	return page.evaluate(() => {
+		const bad = [];
+		for (const i of document.querySelectorAll('input'))
+			if (!i.labels || i.labels.length === 0)
+				bad.push('input #' + i.id + ' has no label');
+		let last = 0;
+		for (const h of document.querySelectorAll('h1, h2, h3, h4')) {
+			if (h.closest('[hidden]'))
+				continue;
+			const level = Number(h.tagName[1]);
+			if (level > last + 1)
+				bad.push(h.tagName + ' "' + h.textContent + '" after h' + last);
+			last = level;
+		}
+		return bad;
+	});
+}
+
+async function main() {
+	const browser = await chromium.launch({
+		executablePath: '/usr/bin/chromium',
+		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+	});
+	try {
+		// the test's dmd has its own CA, which this browser does not know
+		const context = await browser.newContext({ ignoreHTTPSErrors: true,
+			viewport: { width: 1280, height: 800 } });
+		const page = await context.newPage();
+
+		await page.goto(url + '/ui/');
+		await page.getByLabel('API key').waitFor();
+		check(await page.locator('#dots-view').isHidden(), 'without a session: the login form only');
+
+		await page.getByLabel('User name').fill(user);
+		await page.getByLabel('API key').fill('0'.repeat(64));
+		await page.getByRole('button', { name: 'Log in' }).click();
+		await page.locator('#error').waitFor();
+		check((await page.locator('#error').textContent()).includes('invalid user name or API key'),
+			'a wrong key is refused, saying so');
+
+		await page.getByLabel('API key').fill(key);
+		await page.getByRole('button', { name: 'Log in' }).click();
+		await page.locator('#dots tbody tr').first().waitFor();
+		const names = await page.locator('#dots tbody tr td:first-child').allTextContents();
+		check(names.join(',') === 'cart,shop', 'logged in: the dots are listed', names);
+		const cookies = await context.cookies();
+		const c = cookies.find((k) => k.name === 'dm_ui');
+		check(c && c.httpOnly && c.secure && c.sameSite === 'Strict',
+			'the session cookie is HttpOnly, Secure, SameSite=Strict', c);
+		check((await a11y(page)).length === 0, 'inputs labelled, headings in order', await a11y(page));
+
+		await page.getByLabel('Search dots').fill('sh');
+		await page.waitForFunction(() => document.querySelectorAll('#dots tbody tr').length === 1);
+		const found = await page.locator('#dots tbody tr td:first-child').allTextContents();
+		check(found.join(',') === 'shop', 'the search box narrows the list', found);
+		await page.screenshot({ path: shots + '/ui-dots.png', fullPage: true });
+
+		await page.getByRole('link', { name: 'shop' }).click();
+		await page.locator('#log li').first().waitFor();
+		check(await page.locator('#dot-title').textContent() === 'shop', 'a dot opens');
+		const branches = await page.locator('#branches li').allTextContents();
+		check(branches.join(',') === 'autumn (current),master', 'its branches are shown', branches);
+		const log = await page.locator('#log .msg').allTextContents();
+		check(log.join(',') === 'second,first', 'its current branch\u2019s commits, newest first', log);
+		await page.screenshot({ path: shots + '/ui-dot.png', fullPage: true });
+
+		await page.getByRole('link', { name: 'master' }).click();
+		await page.waitForFunction(() => document.querySelectorAll('#log li').length === 1);
+		const mlog = await page.locator('#log .msg').allTextContents();
+		check(mlog.join(',') === 'first', 'another branch\u2019s commits', mlog);
+
+		// the same session in a phone's width
+		await page.setViewportSize({ width: 375, height: 667 });
+		await page.goto(url + '/ui/');
+		await page.locator('#dots tbody tr').first().waitFor();
+		const width = () => page.evaluate(() => document.documentElement.scrollWidth);
+		check(await width() <= 375, 'at 375 pixels the list fits the width', await width());
+		await page.getByRole('link', { name: 'shop' }).click();
+		await page.locator('#log li').first().waitFor();
+		check(await width() <= 375, 'at 375 pixels a dot fits the width', await width());
+		await page.screenshot({ path: shots + '/ui-375.png', fullPage: true });
+
+		const csrf = await page.evaluate(async () => (await (await fetch('/ui/session')).json()).csrf);
+		check(await rpcStatus(page, { 'X-DM-CSRF': csrf }) === 200, 'a call with the CSRF token is answered');
+		check(await rpcStatus(page, {}) === 403, 'a call without the CSRF token is refused');
+		check(await rpcStatus(page, { 'X-DM-CSRF': 'f'.repeat(64) }) === 403,
+			'a call with a wrong CSRF token is refused');
+
+		await page.getByRole('button', { name: 'Log out' }).click();
+		await page.getByLabel('API key').waitFor();
+		check(await page.locator('#dot-view').isHidden(), 'logged out: back to the login form');
+		await context.addCookies([c]);
+		check(await rpcStatus(page, { 'X-DM-CSRF': csrf }) === 401,
+			'the old session cookie and token are refused after logout');
+		await page.reload();
+		await page.getByLabel('API key').waitFor();
+		check(await page.locator('#dots-view').isHidden(), 'a reload after logout shows the login form');
+
+	} finally {
+		await browser.close();
+	}
+}
+
+main().catch((e) => {
+	console.log('not ok - ' + e.message);
+	process.exit(1);
+});
