@@ -11,7 +11,8 @@ test_description='GET /metrics needs an admin unless dmd start --metrics-public;
 #   - the refusals of bad credentials are counted in
 #     dm_http_refused_total{reason="credentials"};
 #   - only GET and HEAD are served;
-#   - restarted with --metrics-public, dmd serves /metrics to anyone.
+#   - restarted with dm cluster start --metrics-public (which passes it to
+#     dmd start), dmd serves /metrics to anyone.
 
 test_expect_success 'setup: dmd A and a user who is not an admin' '
 	servers_init A &&
@@ -44,9 +45,9 @@ test_expect_success 'only GET and HEAD' '
 	echo 405 >expect && test_cmp expect code
 '
 
-test_expect_success 'dmd start --metrics-public: anyone may scrape' '
+test_expect_success 'dm cluster start --metrics-public (dmd start --metrics-public): anyone may scrape' '
 	server_stop A &&
-	dmd start --data-dir A --port "$(server_port A)" --metrics-public >/dev/null &&
+	dmA cluster start --data-dir A --port "$(server_port A)" --metrics-public >/dev/null &&
 	scrape A --no-auth >metrics.txt &&
 	echo 200 >expect && test_cmp expect status &&
 	grep "^dm_dots 0$" metrics.txt
