@@ -47,13 +47,14 @@ if [ "${DM_SKIP_DEPS:-}" = 1 ]; then
 	exit 0
 fi
 
-# The browser test's npm packages, as tests/browser/package-lock.json pins
-# them, unless they are there; it needs Node.js 20 and npm.
+# The browser test's npm packages (playwright-core, axe-core), as
+# tests/browser/package-lock.json pins them, unless npm installed that lock
+# file's packages since it last changed; it needs Node.js 20 and npm.
 browser_packages() {
 	local dir
 
 	dir=$(cd "$(dirname "$0")/.." && pwd)/tests/browser
-	[ -d "$dir/node_modules/playwright-core" ] && return 0
+	[ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
 	if ! command -v npm >/dev/null 2>&1; then
 		echo "deps.sh: no npm: the browser test (e2e t1204) needs Node.js 20 and npm" >&2
 		return 0

@@ -9,7 +9,10 @@
 // ui-375.png).
 'use strict';
 
+const fs = require('fs');
 const { chromium } = require('playwright-core');
+
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 const [url, user, key, shots] = process.argv.slice(2);
 
@@ -33,6 +36,20 @@ function rpcStatus(page, headers) {
 		});
 		return r.status;
 	}, headers);
+}
+
+// axe-core's WCAG 2 A and AA rules (labels, contrast, headings, names) on
+// what the page shows now: the violations, as "rule: target" lines. axe is
+// evaluated through the browser's debugging protocol, which the page's
+// Content-Security-Policy (left on) does not govern.
+async function axe(page) {
+	await page.evaluate(axeSource);
+	return page.evaluate(async () => {
+		const r = await window.axe.run(document, {
+			runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'best-practice'] },
+		});
+		return r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '));
+	});
 }
 
 // The page's own accessibility basics: every input has a label, headings
@@ -71,6 +88,7 @@ async function main() {
 		await page.goto(url + '/ui/');
 		await page.getByLabel('API key').waitFor();
 		check(await page.locator('#dots-view').isHidden(), 'without a session: the login form only');
+		check((await axe(page)).length === 0, 'axe-core: the login form passes WCAG 2 AA', await axe(page));
 
 		await page.getByLabel('User name').fill(user);
 		await page.getByLabel('API key').fill('0'.repeat(64));
@@ -89,6 +107,7 @@ async function main() {
 		check(c && c.httpOnly && c.secure && c.sameSite === 'Strict',
 			'the session cookie is HttpOnly, Secure, SameSite=Strict', c);
 		check((await a11y(page)).length === 0, 'inputs labelled, headings in order', await a11y(page));
+		check((await axe(page)).length === 0, 'axe-core: the list passes WCAG 2 AA', await axe(page));
 
 		await page.getByLabel('Search dots').fill('sh');
 		await page.waitForFunction(() => document.querySelectorAll('#dots tbody tr').length === 1);
@@ -104,6 +123,7 @@ async function main() {
 		const log = await page.locator('#log .msg').allTextContents();
 		check(log.join(',') === 'second,first', 'its current branch\u2019s commits, newest first', log);
 		await page.screenshot({ path: shots + '/ui-dot.png', fullPage: true });
+		check((await axe(page)).length === 0, 'axe-core: a dot passes WCAG 2 AA', await axe(page));
 
 		await page.getByRole('link', { name: 'master' }).click();
 		await page.waitForFunction(() => document.querySelectorAll('#log li').length === 1);

@@ -13,7 +13,8 @@ test_description='the web page at /ui/: login into a session cookie, CSRF, logou
 #   - in Debian's chromium (playwright-core, tests/browser/ui-test.js): log
 #     in, see the dots, search, open a dot with its branches and commits,
 #     refuse calls without or with a wrong CSRF token, log out and be
-#     refused after, fit a 375-pixel-wide window; the screenshots are
+#     refused after, fit a 375-pixel-wide window, pass axe-core's WCAG 2
+#     A and AA rules (labels, contrast, headings); the screenshots are
 #     saved ($DM_ARTIFACTS, default tests/e2e/artifacts/) and not empty.
 
 shots=${DM_ARTIFACTS:-$TEST_DIRECTORY/artifacts}
@@ -38,7 +39,7 @@ csrf_of() {
 
 test_expect_success 'setup: dmd A with dots shop (two branches, two commits) and cart' '
 	test -x /usr/bin/chromium &&
-	test -d "$browser/node_modules/playwright-core" &&
+	test -d "$browser/node_modules/playwright-core" && test -d "$browser/node_modules/axe-core" &&
 	servers_init A &&
 	shop_two_branches A &&
 	dmA init cart &&
