@@ -112,10 +112,10 @@ test_expect_success 'in chromium: log in, list, search, open a dot, CSRF, log ou
 
 test_expect_success 'a session unused for DM_UI_SESSION_IDLE seconds ends' '
 	server_stop A &&
-	DM_UI_SESSION_IDLE=1 server_start A &&
+	DM_UI_SESSION_IDLE=2 server_start A &&
 	ui_curl /ui/login -X POST -u "admin:$(cat A/admin-api-key)" >/dev/null &&
 	ui_curl /ui/session >/dev/null && echo 200 >expect && test_cmp expect status &&
-	sleep 1.5 &&
+	sleep 2.5 &&
 	ui_curl /ui/session >out && echo 401 >expect && test_cmp expect status &&
 	grep "expired" out
 '

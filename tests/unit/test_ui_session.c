@@ -95,8 +95,8 @@ static void idle_sessions_expire(void **state)
 	login(&f, "admin", t1, csrf);
 	login(&f, "bob", t2, csrf);
 	/* t1 kept in use, t2 left alone */
-	for (int i = 0; i < 3; i++) {
-		usleep(400 * 1000);
+	for (int i = 0; i < 5; i++) {
+		usleep(250 * 1000);
 		assert_int_equal(dm_ui_session_find(f.ss, t1, &s, &err), 0);
 	}
 	assert_int_equal(dm_ui_session_find(f.ss, t2, &s, &err), DM_EPERM);
