@@ -1,7 +1,8 @@
 // ui-test.js - the web page in a real browser: Debian's chromium, headless,
 // driven by playwright-core (tests/e2e/t1204-ui-browser.sh runs it against
 // a dmd it set up with the dots `shop` (branches master and autumn, commits
-// "first" and "second") and `cart`).
+// "first" and "second") and `cart`; it makes `shed` itself, to see the
+// list's polling show it).
 //
 // Usage: node ui-test.js URL USER KEY SHOTS_DIR
 // Prints one line per step that passed; exits 1 at the first that fails,
@@ -85,6 +86,8 @@ async function main() {
 		const context = await browser.newContext({ ignoreHTTPSErrors: true,
 			viewport: { width: 1280, height: 800 } });
 		const page = await context.newPage();
+		// the page's timers on a clock the test moves (its polling)
+		await page.clock.install();
 
 		await page.goto(url + '/ui/');
 		await page.getByLabel('API key').waitFor();
@@ -118,6 +121,23 @@ async function main() {
 		const narrowed = await page.locator('#dots tbody tr td:first-child').allTextContents();
 		check(narrowed.join(',') === 'shop', 'the search box narrows the list', narrowed);
 		await page.screenshot({ path: shots + '/ui-dots.png', fullPage: true });
+
+		// another client makes a dot: the list shows it at the next poll
+		const made = await page.evaluate(async () => {
+			const csrf = (await (await fetch('/ui/session')).json()).csrf;
+			const r = await fetch('/ui/rpc', {
+				method: 'POST',
+				headers: { 'Content-Type': 'application/json', 'X-DM-CSRF': csrf },
+				body: '{"jsonrpc":"2.0","id":1,"method":"dots.create","params":{"dot":"shed"}}',
+			});
+			return (await r.json()).result ? 'made' : 'failed';
+		});
+		check(made === 'made', 'a new dot through the API', made);
+		await page.clock.runFor(5000);
+		await page.waitForFunction(() => document.querySelectorAll('#dots tbody tr').length === 2,
+			null, { timeout: 10000 });
+		const live = await page.locator('#dots tbody tr td:first-child').allTextContents();
+		check(live.join(',') === 'shed,shop', 'the list shows it at the next poll, search kept', live);
 
 		await page.getByRole('link', { name: 'shop' }).click();
 		await page.locator('#log li').first().waitFor();

@@ -11,7 +11,8 @@ test_description='the web page at /ui/: login into a session cookie, CSRF, logou
 #   - the page's JSON-RPC needs the session and its CSRF token; a session
 #     ends unused after $DM_UI_SESSION_IDLE seconds;
 #   - in Debian's chromium (playwright-core, tests/browser/ui-test.js): log
-#     in, see the dots, search, open a dot with its branches and commits,
+#     in, see the dots, search, see a dot another client made appear at
+#     the next poll, open a dot with its branches and commits,
 #     refuse calls without or with a wrong CSRF token, log out and be
 #     refused after, fit a 375-pixel-wide window, pass axe-core's WCAG 2
 #     A and AA rules (labels, contrast, headings); the screenshots are

@@ -1,15 +1,21 @@
 // app.js - dm's web page (docs/ui.md): logs in, lists the dots with a
-// search box, shows a dot's branches and a branch's commits, logs out.
+// search box, shows a dot's branches and a branch's commits, logs out; what
+// it shows is asked for again every POLL_MS while the page is visible.
 //
 // Always true here: every figure comes from dmd's JSON-RPC API through
 // POST /ui/rpc (the same methods the command line calls), every change
 // carries the session's CSRF token in X-DM-CSRF, and text from the server
-// is put into the page as text (textContent), never as HTML.
+// is put into the page as text (textContent), never as HTML. Only the
+// newest showing of a view renders: one that a later one overtook (the
+// address changed, or the next poll came) stops at its next answer.
 'use strict';
 
 (function () {
+	const POLL_MS = 5000;
 	let csrf = null;
 	let dots = [];
+	let shown = 0; // counts the showings of a view; the newest renders
+	let rendered = ''; // what the view shows now, as JSON: the same is not rendered again
 	const $ = (id) => document.getElementById(id);
 
 	function show(view) {
@@ -32,6 +38,7 @@
 	function loggedOut() {
 		csrf = null;
 		dots = [];
+		rendered = '';
 		$('who').hidden = true;
 		$('logout').hidden = true;
 		show('login-view');
@@ -87,9 +94,9 @@
 	function renderDots() {
 		const q = $('search').value.trim().toLowerCase();
 		const body = $('dots').tBodies[0];
-		const shown = dots.filter((d) => dotName(d).toLowerCase().includes(q));
+		const matching = dots.filter((d) => dotName(d).toLowerCase().includes(q));
 		body.replaceChildren();
-		for (const d of shown) {
+		for (const d of matching) {
 			const tr = document.createElement('tr');
 			const a = document.createElement('a');
 			a.href = dotLink(dotName(d));
@@ -102,12 +109,17 @@
 			cell(tr, String((d.containers || []).length), 'num');
 			body.appendChild(tr);
 		}
-		$('dots-none').hidden = shown.length > 0;
+		$('dots-none').hidden = matching.length > 0;
 	}
 
-	async function showDots() {
+	async function showDots(me) {
 		show('dots-view');
-		dots = (await rpc('dots.list', { refresh: false })).dots;
+		const list = (await rpc('dots.list', { refresh: false })).dots;
+		const now = JSON.stringify(['dots', list]);
+		if (me !== shown || now === rendered)
+			return;
+		rendered = now;
+		dots = list;
 		renderDots();
 	}
 
@@ -124,11 +136,17 @@
 		return li;
 	}
 
-	async function showDot(name, branch) {
+	async function showDot(me, name, branch) {
 		show('dot-view');
-		$('dot-title').textContent = name;
 		const d = await rpc('dots.show', { dot: name });
 		branch = branch || d.branch;
+		const log = await rpc('dots.log', { dot: name, branch: branch });
+		const now = JSON.stringify(['dot', name, branch, d.branch, d.branches.map((b) => b.name),
+			log.commits]);
+		if (me !== shown || now === rendered)
+			return;
+		rendered = now;
+		$('dot-title').textContent = name;
 		const list = $('branches');
 		list.replaceChildren();
 		for (const b of d.branches) {
@@ -142,25 +160,32 @@
 			list.appendChild(li);
 		}
 		$('log-title').textContent = 'Commits on ' + branch;
-		const log = await rpc('dots.log', { dot: name, branch: branch });
 		$('log').replaceChildren(...log.commits.map(commitItem));
 	}
 
 	// Shows what the address names: #/ the dots, #/dot/NAME[/BRANCH] a dot.
 	async function route() {
+		const me = ++shown;
+
 		say('');
 		if (!csrf)
 			return loggedOut();
 		const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
 		try {
 			if (parts[0] === 'dot' && parts[1])
-				await showDot(parts[1], parts[2]);
+				await showDot(me, parts[1], parts[2]);
 			else
-				await showDots();
+				await showDots(me);
 		} catch (e) {
-			if (csrf)
+			if (csrf && me === shown)
 				say(e.message);
 		}
+	}
+
+	// The live part: the view shown, asked for again.
+	function poll() {
+		if (csrf && !document.hidden)
+			route();
 	}
 
 	async function login(ev) {
@@ -194,6 +219,7 @@
 		$('logout').addEventListener('click', logout);
 		$('search').addEventListener('input', renderDots);
 		window.addEventListener('hashchange', route);
+		setInterval(poll, POLL_MS);
 		const r = await fetch('/ui/session', { credentials: 'same-origin' });
 		if (r.ok)
 			loggedIn(await r.json());
