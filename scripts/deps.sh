@@ -39,6 +39,12 @@ packages=(
 	# (not here: the S3 scenarios, e2e t112x, run moto_server with boto3, which
 	# come with the machine image's Python; Debian 12 has no moto and PyPI is
 	# not reachable. tests/e2e/lib-s3.sh fails, never skips, without them.)
+	# /metrics: promtool checks its format (e2e t1200), a real Prometheus
+	# scrapes it and runs the example dashboard's queries (e2e t1203)
+	prometheus
+	# the web page's browser test (e2e t1204): Debian's chromium, driven by
+	# playwright-core from npm (tests/browser/package-lock.json, below)
+	chromium
 	# later (docker-API tests):
 	# podman
 )
@@ -46,6 +52,22 @@ packages=(
 if [ "${DM_SKIP_DEPS:-}" = 1 ]; then
 	exit 0
 fi
+
+# The browser test's npm packages (playwright-core, axe-core), as
+# tests/browser/package-lock.json pins them, unless npm installed that lock
+# file's packages since it last changed; it needs Node.js 20 and npm.
+browser_packages() {
+	local dir
+
+	dir=$(cd "$(dirname "$0")/.." && pwd)/tests/browser
+	[ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] && return 0
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "deps.sh: no npm: the browser test (e2e t1204) needs Node.js 20 and npm" >&2
+		return 0
+	fi
+	echo "deps.sh: installing the browser test's npm packages (npm ci in tests/browser)" >&2
+	npm ci --prefix "$dir" --no-audit --no-fund >&2
+}
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: not a Debian system (no dpkg-query); make sure these are installed:" >&2
@@ -64,6 +86,7 @@ for p in "${packages[@]}"; do
 	fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
+	browser_packages
 	exit 0
 fi
 
@@ -81,3 +104,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
+browser_packages

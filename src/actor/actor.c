@@ -41,10 +41,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "actor/actor.h"
 #include "actor/internal.h"
+#include "metrics/catalog.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -230,6 +232,7 @@ int dm_actor_new(struct dm_actor **out, struct dm_sched *s, const char *name,
 
 	*out = NULL;
 	snprintf(a->name, sizeof(a->name), "%s", name ? name : "actor");
+	a->kind = dm_metric_intern(a->name, strcspn(a->name, " "));
 	a->sched = s;
 	a->handle = handle;
 	a->user = user;
@@ -299,6 +302,7 @@ int dm_actor_post(struct dm_actor *a, struct dm_msg *m)
 	else
 		a->head = m;
 	a->tail = m;
+	dm_metric_add(&dm_m_mailbox, a->kind, NULL, 1);
 	if (a->state == ACTOR_IDLE) {
 		a->state = ACTOR_QUEUED;
 		dm_actor_ref(a);
@@ -337,6 +341,7 @@ void dm_actor_stop(struct dm_actor *a)
 	while ((m = pending)) {
 		pending = m->next;
 		m->next = NULL;
+		dm_metric_add(&dm_m_mailbox, a->kind, NULL, -1);
 		refuse(a, m);
 	}
 	if (fini && a->free_user)
@@ -405,6 +410,7 @@ void dm_actor_run_one(struct dm_sched *s, struct dm_actor *a)
 	if (!a->head)
 		a->tail = NULL;
 	m->next = NULL;
+	dm_metric_add(&dm_m_mailbox, a->kind, NULL, -1);
 	a->state = ACTOR_RUNNING;
 	s->nrunning++;
 	pthread_mutex_unlock(&s->lock);

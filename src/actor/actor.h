@@ -209,6 +209,11 @@ int dm_job_yield(struct dm_job *job);
  * it the status is 0, or DM_ECANCELED if the job was cancelled. */
 void dm_job_set_result(struct dm_job *job, int status, void *payload,
 		       void (*free_payload)(void *));
+/* For the job: what kind of job it is, for its duration in
+ * dm_job_duration_seconds (a string that lives as long as the process;
+ * a small fixed set); without it, its owner's kind (the first word of the
+ * owner's name). */
+void dm_job_set_kind(struct dm_job *job, const char *kind);
 /* Borrowed; live as long as the job. */
 void *dm_job_arg(const struct dm_job *job);
 /* Unique within the scheduler, counting from 1 in start order. */

@@ -78,6 +78,7 @@ struct dm_sched {
 struct dm_actor {
 	struct dm_sched *sched;
 	char name[160];          /* "namespace/name" of a dot fits */
+	const char *kind;        /* its name's first word, interned (metrics) */
 	dm_actor_handler handle;
 	void *user;
 	void (*free_user)(void *user);
@@ -96,6 +97,8 @@ struct dm_job {
 	struct dm_sched *sched;
 	struct dm_actor *owner;  /* a reference, until the DONE message is posted */
 	uint64_t id;
+	int64_t start_ns;           /* when it was started (dm_now_monotonic_ns) */
+	_Atomic(const char *) kind; /* dm_job_set_kind's; else its owner's kind */
 	void (*run)(struct dm_job *job);
 	void *arg;
 	void (*free_arg)(void *arg);

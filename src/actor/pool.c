@@ -23,8 +23,10 @@
 
 #include "actor/actor.h"
 #include "actor/internal.h"
+#include "metrics/catalog.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 
 #include "util/banned.h"
 
@@ -60,6 +62,11 @@ void dm_job_set_result(struct dm_job *job, int status, void *payload,
 	job->free_result = free_payload;
 }
 
+void dm_job_set_kind(struct dm_job *job, const char *kind)
+{
+	atomic_store(&job->kind, kind);
+}
+
 void dm_job_free_done(struct dm_job *job)
 {
 	if (job->arg && job->free_arg)
@@ -80,6 +87,8 @@ int dm_job_start(struct dm_job **out, struct dm_actor *owner, void (*run)(struct
 	job->run = run;
 	job->arg = arg;
 	job->free_arg = free_arg;
+	job->start_ns = dm_now_monotonic_ns();
+	atomic_init(&job->kind, owner->kind);
 	atomic_init(&job->cancelled, 0);
 	pthread_mutex_lock(&s->lock);
 	if (atomic_load(&s->stopping) || atomic_load(&owner->stopped)) {
@@ -111,6 +120,7 @@ static void complete(struct dm_sched *s, struct dm_job *job)
 	else if (dm_job_cancelled(job))
 		m->status = DM_ECANCELED;
 	job->result = NULL;
+	dm_metric_observe_since(&dm_m_job_duration, atomic_load(&job->kind), NULL, job->start_ns);
 	m->cookie = job->id;
 	m->job = job;
 	m->owns_job = 1;

@@ -96,7 +96,7 @@ struct dm_cli {
 
 	/* getopt state of the running command */
 	char shortopts[64];
-	struct option longopts[24];
+	struct option longopts[32];
 	bool opts_ready;
 
 	char dot[2 * 64 + 2];         /* the dot dm_cli_dot chose */

@@ -38,7 +38,13 @@
 #define DMD_ARGS_MAX   48   /* arguments dm gives dmd, at most */
 
 /* dmd start's options that init and start pass through (beyond cli.h's). */
-enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET, OPT_CSI_SOCKET };
+enum {
+	OPT_PLUGIN_SOCKET = 1200,
+	OPT_NO_PLUGIN,
+	OPT_DOCKER_SOCKET,
+	OPT_CSI_SOCKET,
+	OPT_METRICS_PUBLIC
+};
 /* dmd init's options (util/dmd_init.h) are passed through too: cluster init
  * takes them all, cluster join only --advertise and the --etcd-* ones. */
 
@@ -49,6 +55,7 @@ static const struct option cluster_opts[] = {
 	{"no-plugin", no_argument, NULL, OPT_NO_PLUGIN},
 	{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
 	{"csi-socket", required_argument, NULL, OPT_CSI_SOCKET},
+	{"metrics-public", no_argument, NULL, OPT_METRICS_PUBLIC},
 	DM_DMD_INIT_GETOPT{NULL, 0, NULL, 0},
 };
 
@@ -59,6 +66,7 @@ struct cluster_args {
 	char docker_socket[PATH_MAX];
 	char csi_socket[PATH_MAX]; /* --csi-socket: "" when not given */
 	bool no_plugin;
+	bool metrics_public; /* --metrics-public */
 	/* dmd init's options as given (dmd checks them), NULL when not given,
 	 * but --pool-dir: pool_dir, made absolute */
 	const char *init[DM_DMD_INIT_N];
@@ -138,6 +146,13 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 
 			if (rc)
 				return rc;
+		} else if (c == OPT_METRICS_PUBLIC) {
+			if (!port_ok)
+				return dm_cli_usage_error(cli, err,
+							  "unknown option '--metrics-public' for "
+							  "'dm %s'",
+							  cli->cmd->name);
+			out->metrics_public = true;
 		} else if (c == OPT_NO_PLUGIN) {
 			out->no_plugin = true;
 		} else if (c == DM_DMD_INIT_OPT(ENGINE) || c == DM_DMD_INIT_OPT(POOL_DIR) ||
@@ -237,7 +252,7 @@ static int parse_args(struct dm_cli *cli, int argc, char **argv, bool port_ok,
 	return dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
 }
 
-/* `dmd start --data-dir DIR` with the options given: args gets at most 13
+/* `dmd start --data-dir DIR` with the options given: args gets at most 14
  * entries and a NULL. */
 static void start_args(const char **args, const struct cluster_args *a, const char *data_dir,
 		       const char *port_text)
@@ -265,6 +280,8 @@ static void start_args(const char **args, const struct cluster_args *a, const ch
 		args[n++] = "--csi-socket";
 		args[n++] = a->csi_socket;
 	}
+	if (a->metrics_public)
+		args[n++] = "--metrics-public";
 	args[n] = NULL;
 }
 
@@ -669,7 +686,7 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	cli->remote_opt = r.name;
 
 	{
-		const char *args[14];
+		const char *args[15];
 
 		start_args(args, &a, data_dir, NULL);
 		rc = run_dmd(cli, args, &out, err);
@@ -773,7 +790,7 @@ int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_er
 		return rc;
 	snprintf(port_text, sizeof(port_text), "%d", a.port);
 	{
-		const char *args[14];
+		const char *args[15];
 
 		start_args(args, &a, data_dir, a.port ? port_text : NULL);
 		rc = run_dmd(cli, args, &out, err);

@@ -30,7 +30,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	{"cluster init", dm_cmd_cluster_init,
 	 "[--data-dir DIR] [--port N] " DM_DMD_INIT_ENGINE_USAGE " [" DM_DMD_INIT_KV_USAGE
 	 "] " DM_DMD_INIT_ADVERTISE_USAGE " " DM_DMD_INIT_TLS_USAGE
-	 " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH] [--csi-socket PATH]",
+	 " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH] [--csi-socket PATH]"
+	 " [--metrics-public]",
 	 "create a data directory, an admin API key, and start dmd",
 	 "Initialises a dm server: runs 'dmd init' on the data directory (which\n"
 	 "makes the admin user and a fresh API key), saves the remote 'local' with\n"
@@ -84,11 +85,14 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    (default /var/run/docker.sock)\n"
 	 "  --csi-socket PATH  serve the Kubernetes CSI driver on PATH (off without it;\n"
 	 "                    docs/internals/csi.md)\n"
+	 "  --metrics-public  serve GET /metrics without credentials (else to admins;\n"
+	 "                    docs/metrics.md)\n"
 	 "  --remote NAME     the name of the remote to save (default local)\n"},
 	{"cluster join", dm_cmd_cluster_join,
 	 "TOKEN|- [--data-dir DIR] [--port N] [--engine ...] [--advertise "
 	 "URL] " DM_DMD_INIT_ETCD_USAGE
-	 " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH] [--csi-socket PATH]",
+	 " [--plugin-socket PATH | --no-plugin] [--docker-socket PATH] [--csi-socket PATH]"
+	 " [--metrics-public]",
 	 "add this machine to a cluster on etcd, and start dmd",
 	 "Makes a new node of the cluster TOKEN names: 'dm cluster join-token' on\n"
 	 "any node prints it (it holds etcd's endpoints and the admin API key).\n"
@@ -143,7 +147,7 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
 	{"cluster start", dm_cmd_cluster_start,
 	 "[--data-dir DIR] [--port N] [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]"
-	 " [--csi-socket PATH]",
+	 " [--csi-socket PATH] [--metrics-public]",
 	 "start dmd on an initialised data directory",
 	 "Starts dmd in the background ('dmd start') and waits until it serves.\n"
 	 "\n"
@@ -159,6 +163,8 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "                    (default /var/run/docker.sock)\n"
 	 "  --csi-socket PATH  serve the Kubernetes CSI driver on PATH (off without it;\n"
 	 "                    docs/internals/csi.md)\n"
+	 "  --metrics-public  serve GET /metrics without credentials (else to admins;\n"
+	 "                    docs/metrics.md)\n"
 	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
 	{"cluster stop", dm_cmd_cluster_stop, "[--data-dir DIR]", "stop dmd cleanly",
 	 "Stops the dmd serving the data directory ('dmd stop'), and its local\n"

@@ -22,7 +22,9 @@
 
 #include "kv/backend.h"
 #include "kv/kv.h"
+#include "metrics/catalog.h"
 #include "util/err.h"
+#include "util/fsutil.h"
 
 #include "util/banned.h"
 
@@ -288,6 +290,17 @@ const char *dm_kv_backend(const struct dm_kv *kv)
 	return kv ? kv->ops->name : "none";
 }
 
+/* rc of a call of the backend, timed from t0 in dm_kv_call_duration_seconds;
+ * a failure of the backend (not an answer such as "not found" or a
+ * compare that did not hold) also in dm_kv_errors_total. call is a literal. */
+static int timed(struct dm_kv *kv, const char *call, int64_t t0, int rc)
+{
+	dm_metric_observe_since(&dm_m_kv_duration, kv->ops->name, call, t0);
+	if (rc < 0 && rc != DM_ENOTFOUND && rc != DM_ECONFLICT)
+		dm_metric_add(&dm_m_kv_errors, kv->ops->name, call, 1);
+	return rc;
+}
+
 int dm_kv_revision(struct dm_kv *kv, int64_t *out, struct dm_err *err)
 {
 	int rc;
@@ -296,12 +309,13 @@ int dm_kv_revision(struct dm_kv *kv, int64_t *out, struct dm_err *err)
 		return rc;
 	if (!out)
 		return dm_err_set(err, DM_EINVAL, "revision has nowhere to go");
-	return kv->ops->revision(kv, out, err);
+	return timed(kv, "revision", dm_now_monotonic_ns(), kv->ops->revision(kv, out, err));
 }
 
 int dm_kv_get(struct dm_kv *kv, struct dm_kv_kv *out, const char *key, struct dm_err *err)
 {
 	size_t len;
+	int64_t t0;
 	int rc;
 
 	if (!out)
@@ -309,7 +323,8 @@ int dm_kv_get(struct dm_kv *kv, struct dm_kv_kv *out, const char *key, struct dm
 	dm_kv_kv_init(out);
 	if ((rc = check_kv(kv, err)) < 0 || (rc = check_key(key, &len, false, err)) < 0)
 		return rc;
-	rc = kv->ops->get(kv, out, key, len, err);
+	t0 = dm_now_monotonic_ns();
+	rc = timed(kv, "get", t0, kv->ops->get(kv, out, key, len, err));
 	if (rc < 0)
 		dm_kv_kv_release(out);
 	return rc;
@@ -319,6 +334,7 @@ int dm_kv_range(struct dm_kv *kv, struct dm_kv_kvs *out, const char *prefix, siz
                 struct dm_err *err)
 {
 	size_t len;
+	int64_t t0;
 	int rc;
 
 	if (!out)
@@ -326,7 +342,8 @@ int dm_kv_range(struct dm_kv *kv, struct dm_kv_kvs *out, const char *prefix, siz
 	dm_kv_kvs_init(out);
 	if ((rc = check_kv(kv, err)) < 0 || (rc = check_key(prefix, &len, true, err)) < 0)
 		return rc;
-	rc = kv->ops->range(kv, out, prefix, len, limit, err);
+	t0 = dm_now_monotonic_ns();
+	rc = timed(kv, "range", t0, kv->ops->range(kv, out, prefix, len, limit, err));
 	if (rc < 0)
 		dm_kv_kvs_release(out);
 	return rc;
@@ -336,11 +353,13 @@ int dm_kv_txn(struct dm_kv *kv, int64_t *out, const struct dm_kv_cmp *cmps, size
               const struct dm_kv_op *ops, size_t nops, struct dm_err *err)
 {
 	struct dm_kv_txn_result res = {0, 0};
+	int64_t t0;
 	int rc;
 
 	if ((rc = check_kv(kv, err)) < 0 || (rc = check_txn(cmps, ncmps, ops, nops, err)) < 0)
 		return rc;
-	if ((rc = kv->ops->txn(kv, &res, cmps, ncmps, ops, nops, err)) < 0)
+	t0 = dm_now_monotonic_ns();
+	if ((rc = timed(kv, "txn", t0, kv->ops->txn(kv, &res, cmps, ncmps, ops, nops, err))) < 0)
 		return rc;
 	if (out)
 		*out = res.revision;
@@ -368,11 +387,13 @@ int dm_kv_delete(struct dm_kv *kv, int64_t *out, const char *key, struct dm_err 
 {
 	struct dm_kv_op op = {DM_KV_OP_DELETE, key, NULL, 0, 0};
 	struct dm_kv_txn_result res = {0, 0};
+	int64_t t0;
 	int rc;
 
 	if ((rc = check_kv(kv, err)) < 0 || (rc = check_txn(NULL, 0, &op, 1, err)) < 0)
 		return rc;
-	if ((rc = kv->ops->txn(kv, &res, NULL, 0, &op, 1, err)) < 0)
+	t0 = dm_now_monotonic_ns();
+	if ((rc = timed(kv, "txn", t0, kv->ops->txn(kv, &res, NULL, 0, &op, 1, err))) < 0)
 		return rc;
 	if (res.deleted == 0)
 		return dm_err_set(err, DM_ENOTFOUND, "key '%.*s' not found", KEY_QUOTE_MAX, key);
@@ -386,11 +407,13 @@ int dm_kv_delete_prefix(struct dm_kv *kv, int64_t *out, const char *prefix, size
 {
 	struct dm_kv_op op = {DM_KV_OP_DELETE_PREFIX, prefix, NULL, 0, 0};
 	struct dm_kv_txn_result res = {0, 0};
+	int64_t t0;
 	int rc;
 
 	if ((rc = check_kv(kv, err)) < 0 || (rc = check_txn(NULL, 0, &op, 1, err)) < 0)
 		return rc;
-	if ((rc = kv->ops->txn(kv, &res, NULL, 0, &op, 1, err)) < 0)
+	t0 = dm_now_monotonic_ns();
+	if ((rc = timed(kv, "txn", t0, kv->ops->txn(kv, &res, NULL, 0, &op, 1, err))) < 0)
 		return rc;
 	if (out)
 		*out = res.revision;
@@ -408,11 +431,12 @@ int dm_kv_compact(struct dm_kv *kv, int64_t rev, struct dm_err *err)
 	if (rev < 0)
 		return dm_err_set(err, DM_EINVAL, "cannot compact to revision %lld",
 		                  (long long)rev);
-	return kv->ops->compact(kv, rev, err);
+	return timed(kv, "compact", dm_now_monotonic_ns(), kv->ops->compact(kv, rev, err));
 }
 
 int dm_kv_lease_grant(struct dm_kv *kv, int64_t *out, int64_t ttl, struct dm_err *err)
 {
+	int64_t t0;
 	int rc;
 
 	if ((rc = check_kv(kv, err)) < 0)
@@ -422,19 +446,23 @@ int dm_kv_lease_grant(struct dm_kv *kv, int64_t *out, int64_t ttl, struct dm_err
 	if (ttl < 1 || ttl > DM_KV_LEASE_TTL_MAX)
 		return dm_err_set(err, DM_EINVAL, "lease ttl of %lld s is not within 1..%lld",
 		                  (long long)ttl, (long long)DM_KV_LEASE_TTL_MAX);
-	return kv->ops->lease_grant(kv, out, ttl, err);
+	t0 = dm_now_monotonic_ns();
+	return timed(kv, "lease_grant", t0, kv->ops->lease_grant(kv, out, ttl, err));
 }
 
 int dm_kv_lease_keepalive(struct dm_kv *kv, int64_t *out, int64_t id, struct dm_err *err)
 {
 	int64_t ttl = 0;
+	int64_t t0;
 	int rc;
 
 	if ((rc = check_kv(kv, err)) < 0)
 		return rc;
 	if (id <= 0)
 		return dm_err_set(err, DM_ENOTFOUND, "lease %lld not found", (long long)id);
-	if ((rc = kv->ops->lease_keepalive(kv, &ttl, id, err)) < 0)
+	t0 = dm_now_monotonic_ns();
+	if ((rc = timed(kv, "lease_keepalive", t0, kv->ops->lease_keepalive(kv, &ttl, id, err))) <
+	    0)
 		return rc;
 	if (out)
 		*out = ttl;
@@ -443,13 +471,15 @@ int dm_kv_lease_keepalive(struct dm_kv *kv, int64_t *out, int64_t id, struct dm_
 
 int dm_kv_lease_revoke(struct dm_kv *kv, int64_t id, struct dm_err *err)
 {
+	int64_t t0;
 	int rc;
 
 	if ((rc = check_kv(kv, err)) < 0)
 		return rc;
 	if (id <= 0)
 		return dm_err_set(err, DM_ENOTFOUND, "lease %lld not found", (long long)id);
-	return kv->ops->lease_revoke(kv, id, err);
+	t0 = dm_now_monotonic_ns();
+	return timed(kv, "lease_revoke", t0, kv->ops->lease_revoke(kv, id, err));
 }
 
 /* ---- watches ---- */

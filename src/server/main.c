@@ -80,7 +80,7 @@ static const char usage_text[] =
 	"        always plain (its mode protects it).\n"
 	"  dmd start --data-dir DIR [--port N] [--foreground] [--log-level LEVEL]\n"
 	"            [--plugin-socket PATH | --no-plugin] [--docker-socket PATH]\n"
-	"            [--csi-socket PATH]\n"
+	"            [--csi-socket PATH] [--metrics-public]\n"
 	"        Start the server on 127.0.0.1:PORT (default: the port given to\n"
 	"        init, else 32607) and on DIR/dmd.sock. It runs in the background,\n"
 	"        logging to DIR/dmd.log (moved to dmd.log.1 at $DM_LOG_MAX bytes,\n"
@@ -98,6 +98,11 @@ static const char usage_text[] =
 	"        used; a socket that is not there at start is not used either).\n"
 	"        --csi-socket serves the Kubernetes CSI driver 'dm.csi.dotmesh.io' there\n"
 	"        (off without it).\n"
+	"        GET /metrics answers Prometheus metrics (docs/metrics.md) to an\n"
+	"        admin user's credentials; --metrics-public: to anyone who reaches\n"
+	"        the port. The web page is at /ui/ (docs/ui.md); its logins end\n"
+	"        after $DM_UI_SESSION_IDLE seconds unused (default 1800), or 12\n"
+	"        hours.\n"
 	"        Deleting dots starts a garbage collection by itself once they\n"
 	"        made about $DM_GC_AUTO of garbage since the last one (a size:\n"
 	"        500M, 1G (the default); 'off': never).\n"
@@ -128,6 +133,7 @@ struct args {
 	bool no_plugin;
 	const char *docker_socket;       /* --docker-socket, or NULL */
 	const char *csi_socket;          /* --csi-socket, or NULL */
+	bool metrics_public;             /* --metrics-public */
 	const char *engine;              /* init: --engine, or NULL */
 	const char *kv;                  /* init: --kv, or NULL */
 	const char *etcd_endpoints;      /* init: --etcd-endpoints, or NULL */
@@ -222,6 +228,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		OPT_JOIN,
 		OPT_CSI_SOCKET,
 		OPT_FROM,
+		OPT_METRICS_PUBLIC,
 		/* and init's DM_DMD_INIT_OPT(...), from util/dmd_init.h */
 	};
 	static const struct option opts[] = {
@@ -235,6 +242,7 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 		{"docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET},
 		{"csi-socket", required_argument, NULL, OPT_CSI_SOCKET},
 		{"from", required_argument, NULL, OPT_FROM},
+		{"metrics-public", no_argument, NULL, OPT_METRICS_PUBLIC},
 		DM_DMD_INIT_GETOPT{"join", no_argument, NULL, OPT_JOIN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -265,10 +273,14 @@ static int parse_args(struct args *a, const char *cmd, int argc, char **argv)
 				return usage_error("invalid port '%s'", optarg);
 			break;
 		case OPT_FOREGROUND:
+		case OPT_METRICS_PUBLIC:
 			if (!is_start)
-				return usage_error("--foreground is for dmd start, not dmd %s",
-						   cmd);
-			a->foreground = true;
+				return usage_error("%s is for dmd start, not dmd %s",
+						   argv[optind - 1], cmd);
+			if (c == OPT_FOREGROUND)
+				a->foreground = true;
+			else
+				a->metrics_public = true;
 			break;
 		case OPT_TIMEOUT:
 			if (!is_stop)
@@ -465,6 +477,27 @@ static void plugin_opts(struct dm_server_opts *so, const struct args *a)
 		so->docker_socket = NULL;
 }
 
+/* How long the web page's sessions live unused, from $DM_UI_SESSION_IDLE:
+ * seconds, 1 to a day; unset: the default. */
+static int ui_idle_opt(unsigned *out, struct dm_err *err)
+{
+	const char *env = getenv("DM_UI_SESSION_IDLE");
+	unsigned long v;
+	char *end;
+
+	*out = 0;
+	if (!env || !*env)
+		return 0;
+	errno = 0;
+	v = strtoul(env, &end, 10);
+	if (errno || *end || end == env || v < 1 || v > 86400)
+		return dm_err_set(err, DM_EINVAL,
+				  "DM_UI_SESSION_IDLE must be seconds from 1 to 86400, not '%s'",
+				  env);
+	*out = (unsigned)v;
+	return 0;
+}
+
 /* The automatic collection's threshold from $DM_GC_AUTO: a size (1G,
  * 500M), or "off"; unset: the default. */
 static int gc_auto_opt(uint64_t *out, struct dm_err *err)
@@ -528,7 +561,8 @@ static int serve(const struct args *a, const char *data_dir, struct dm_daemon *d
 	so.port = a->port;
 	plugin_opts(&so, a);
 	so.csi_socket = a->csi_socket;
-	if (gc_auto_opt(&so.gc_auto_bytes, &err))
+	so.metrics_public = a->metrics_public;
+	if (gc_auto_opt(&so.gc_auto_bytes, &err) || ui_idle_opt(&so.ui_idle_s, &err))
 		goto failed;
 	if (dm_server_open(&srv, &so, &err)) {
 		dm_error("cannot start: %s", err.msg);

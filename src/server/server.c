@@ -31,6 +31,7 @@
 #include "server/api/http.h"
 #include "server/api/plugin.h"
 #include "server/api/sessions.h"
+#include "server/api/ui/session.h"
 #include "server/certs.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_member.h"
@@ -339,9 +340,11 @@ static void set_envs(struct dm_server *srv)
 	a->registry = srv->registry;
 	a->transfers = srv->transfers;
 	a->sessions = srv->sessions;
+	a->ui_sessions = srv->ui_sessions;
 	a->space = srv->space;
 	a->mount_warning = srv->mount_warning;
 	a->data_dir = srv->data_dir;
+	a->metrics_public = srv->metrics_public;
 	a->cluster = c;
 	a->node_id = srv->node_id;
 	a->cluster_id = srv->cluster_id;
@@ -394,6 +397,7 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	srv->port = opts->port ? opts->port : c.port;
 	snprintf(srv->address, sizeof(srv->address), "%s:%d", DM_HTTP_HOST, srv->port);
 	srv->shutdown_grace_ms = opts->shutdown_grace_ms > 0 ? opts->shutdown_grace_ms : 10000;
+	srv->metrics_public = opts->metrics_public;
 
 	snprintf(srv->kv_name, sizeof(srv->kv_name), "%s", c.kv);
 	if (!strcmp(c.kv, "etcd")) {
@@ -443,6 +447,8 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (rc)
 		goto done;
 	rc = dm_sessions_open(&srv->sessions, srv->sched, err);
+	if (!rc)
+		rc = dm_ui_sessions_open(&srv->ui_sessions, srv->sched, opts->ui_idle_s, err);
 	if (!rc) {
 		struct dm_space_env se = {srv->store, srv->sched, DM_SPACE_AUTO_BYTES_DEFAULT};
 
@@ -552,6 +558,7 @@ void dm_server_free(struct dm_server *srv)
 	dm_wcwatch_unref(srv->wcwatch);
 	dm_space_free(srv->space);
 	dm_sessions_free(srv->sessions);
+	dm_ui_sessions_free(srv->ui_sessions);
 	dm_freezer_free(srv->freezer);
 	dm_docker_free(srv->docker);
 	dm_engine_free(srv->engine);

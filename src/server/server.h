@@ -37,6 +37,7 @@ struct dm_csi;
 struct dm_registry;
 struct dm_replicator;
 struct dm_sessions;
+struct dm_ui_sessions;
 struct dm_transfers;
 struct dm_sched;
 struct dm_store;
@@ -54,6 +55,8 @@ struct dm_server_opts {
 	/* automatic garbage collection after this many bytes of deletes: 0 for
 	 * the default (DM_SPACE_AUTO_BYTES_DEFAULT), UINT64_MAX for never */
 	uint64_t gc_auto_bytes;
+	bool metrics_public; /* GET /metrics without credentials */
+	unsigned ui_idle_s;  /* the web page's sessions end unused this long (0: 30 min) */
 };
 
 struct dm_server {
@@ -78,9 +81,11 @@ struct dm_server {
 	struct dm_wcwatch *wcwatch;         /* working copies' change signal, or NULL */
 	struct dm_transfers *transfers;     /* push, pull, clone we run (transfer.c) */
 	struct dm_sessions *sessions;       /* transfers others run here (api/sessions.c) */
+	struct dm_ui_sessions *ui_sessions; /* the web page's logins (api/ui/session.c) */
 	struct dm_space *space;             /* garbage collection (space/space.c) */
 	char mount_warning[PATH_MAX + 256]; /* the working copies lack nosuid,nodev; or "" */
 	char uploads[PATH_MAX];             /* DIR/uploads (S3 PUT bodies) */
+	bool metrics_public;                /* GET /metrics without credentials */
 	bool tls;                           /* the TCP port speaks HTTPS */
 	struct dm_certs certs;              /* what it serves, and the CA (certs.h) */
 	struct dm_replicator *replicator;   /* a cluster's copies kept in step, or NULL */

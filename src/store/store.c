@@ -23,6 +23,7 @@
  *     (`failed` says why) until the store is opened again.
  */
 #include "store/store.h"
+#include "metrics/catalog.h"
 #include "store/index.h"
 #include "store/internal.h"
 #include "store/oidmap.h"
@@ -629,8 +630,11 @@ int dm_store_put_hashed(struct dm_store *s, const dm_oid *id, enum dm_obj_kind k
 	if (len > dm_pack_max_raw(kind))
 		return dm_err_set(err, DM_ETOOBIG, "%s of %zu bytes is over the limit",
 				  dm_obj_kind_name(kind), len);
-	if (dm_store_has(s, id))
+	if (dm_store_has(s, id)) {
+		dm_metric_add(&dm_m_store_put_bytes, "duplicate", NULL, (int64_t)len);
 		return 0;
+	}
+	dm_metric_add(&dm_m_store_put_bytes, "new", NULL, (int64_t)len);
 	return dm_store_write_record(s, id, kind, data, len, err);
 }
 

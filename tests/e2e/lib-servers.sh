@@ -16,7 +16,7 @@
 #     lower-case letter, as admin: from A, `dmA push b shop` pushes to B.
 #   - every dmd is stopped when the script ends, however it ends.
 #
-# Helpers (test_status is test-lib.sh's): log_ids and
+# Helpers (test_status is test-lib.sh's): shop_two_branches, log_ids and
 # dot_id (of a `dm log`/`dm dot show` command), server_rpc (a JSON-RPC call
 # to a server as admin, with curl), last_transfer (the newest transfer a
 # server ran, as JSON), transfer_field, user_remote (a user of one server
@@ -71,6 +71,18 @@ for c in json.load(sys.stdin)["commits"]:
 # dot_id CMD...: the id of the dot CMD --json (a dm dot show) shows.
 dot_id() {
 	"$@" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+}
+
+# shop_two_branches NAME: on server NAME, the dot shop mounted at shopNAME,
+# with commit "first" on master and "second" on autumn, its current branch.
+shop_two_branches() {
+	"dm$1" init shop &&
+	"dm$1" mount shop "shop$1" &&
+	echo "apples: 3" >"shop$1/stock.txt" &&
+	"dm$1" commit -m first >/dev/null &&
+	"dm$1" checkout -b autumn >/dev/null &&
+	echo "pears: 2" >>"shop$1/stock.txt" &&
+	"dm$1" commit -m second >/dev/null
 }
 
 # server_rpc NAME METHOD [PARAMS_JSON]: calls METHOD on server NAME as its

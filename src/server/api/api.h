@@ -4,8 +4,9 @@
  * HTTP server (http.c), JSON-RPC dispatch (rpc.c) and its resources
  * (rpc_*.c, one per method group), authentication (auth.c), the /objects
  * endpoints other dmds transfer through (objects_http.c) and the Docker
- * volume plugin (plugin.c), the CSI driver (csi/) and dotmesh's S3 paths
- * (s3_*.c); later also the web page and the metrics.
+ * volume plugin (plugin.c), the CSI driver (csi/), dotmesh's S3 paths
+ * (s3_*.c), GET /metrics (metrics_http.c) and the web page (ui/); later
+ * also the standard S3 endpoint.
  *
  * The process (server.c) fills one env before anything is served; it is
  * constant after, so handlers on any thread read it without locking. A
@@ -13,6 +14,8 @@
  */
 #ifndef DM_SERVER_API_API_H
 #define DM_SERVER_API_API_H
+
+#include <stdbool.h>
 
 struct dm_cluster_env;
 struct dm_etcd_access;
@@ -22,6 +25,7 @@ struct dm_sessions;
 struct dm_space;
 struct dm_store;
 struct dm_transfers;
+struct dm_ui_sessions;
 
 struct dm_api_env {
 	struct dm_kv *kv;
@@ -30,6 +34,7 @@ struct dm_api_env {
 	struct dm_transfers *transfers; /* push, pull, clone this node runs */
 	struct dm_sessions *sessions;   /* what other dmds' transfers may see (sessions.h) */
 	struct dm_space *space;         /* garbage collection of the store (space/space.h) */
+	struct dm_ui_sessions *ui_sessions; /* the web page's logins (ui/session.h) */
 	/* the cluster's parts (forwarding to a branch's master, replicas) */
 	const struct dm_cluster_env *cluster;
 	const char *node_id;
@@ -47,6 +52,7 @@ struct dm_api_env {
 	const char *mount_warning; /* the working copies' file system lacks nosuid,nodev; or "" */
 	const char *data_dir;      /* absolute; where dm mount's links lead (server.version) */
 	const char *uploads;       /* where S3 PUT bodies wait for their job (DIR/uploads) */
+	bool metrics_public;       /* GET /metrics without credentials (--metrics-public) */
 };
 
 #endif

@@ -47,13 +47,16 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "metrics/catalog.h"
 #include "server/api/api.h"
 #include "server/api/auth.h"
 #include "server/api/http_guard.h"
+#include "server/api/metrics_http.h"
 #include "server/api/objects_http.h"
 #include "server/api/rpc.h"
 #include "server/api/s3_http.h"
 #include "server/api/s3_path.h"
+#include "server/api/ui/ui_http.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -187,6 +190,8 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 		dm_error("cannot check the credentials of '%s': %s", user ? user : "", err->msg);
 	else if (rc)
 		dm_info("refused a request: bad credentials for user '%.64s'", user ? user : "");
+	if (rc == DM_EPERM)
+		dm_metric_add(&dm_m_http_refused, "credentials", NULL, 1);
 	if (pass) {
 		explicit_bzero(pass, strlen(pass));
 		MHD_free(pass);
@@ -217,11 +222,13 @@ static void too_big_err(struct dm_err *err)
 
 /* The first callback of a POST /rpc: checks, authenticates, and allocates.
  * With a handler: no authentication, and the handler answers while quiesced. */
-static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, void **con_cls)
+static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, void **con_cls,
+				 bool ui)
 {
 	struct dm_caller caller;
 	struct request *r;
 	struct dm_err err;
+	unsigned status;
 
 	dm_err_clear(&err);
 	memset(&caller, 0, sizeof(caller));
@@ -229,7 +236,9 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 		dm_err_set(&err, DM_EUNAVAILABLE, "dmd is shutting down");
 		return respond_error(c, &err, true);
 	}
-	if (!h->handler && authenticate(h, c, &caller, &err))
+	if (ui && dm_ui_caller(h->env, c, &caller, &status, &err))
+		return dm_ui_refuse(c, status, &err);
+	if (!ui && !h->handler && authenticate(h, c, &caller, &err))
 		return respond_error(c, &err, false);
 	if (declared_too_big(c)) {
 		if (h->handler)
@@ -325,6 +334,66 @@ static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, cons
 	return respond(c, (unsigned)status, "application/json", reply, false, is_quiesced(h));
 }
 
+/* Whether c came on the HTTPS listener. */
+static bool conn_tls(struct dm_http *h, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+
+	for (size_t i = 0; ci && i < h->n; i++)
+		if (h->l[i].daemon == ci->daemon)
+			return h->l[i].tls;
+	return false;
+}
+
+/* The web page's requests (ui/ui_http.h): its JSON-RPC as /rpc's, but for
+ * the session's user; its login authenticated as /rpc is; the rest
+ * answered there. */
+static enum MHD_Result ui_begin(struct dm_http *h, struct MHD_Connection *c, const char *url,
+				const char *method, void **con_cls)
+{
+	struct dm_caller caller;
+	struct dm_err err;
+
+	dm_err_clear(&err);
+	if (dm_ui_is_rpc(url, method))
+		return rpc_begin(h, c, con_cls, true);
+	if (!dm_ui_is_login(url, method))
+		return dm_ui_answer(h->env, c, url, method, conn_tls(h, c));
+	memset(&caller, 0, sizeof(caller));
+	if (authenticate(h, c, &caller, &err))
+		return dm_ui_refuse(c,
+				    err.code == DM_EPERM ? MHD_HTTP_UNAUTHORIZED
+							 : (unsigned)dm_err_http_status(err.code),
+				    &err);
+	return dm_ui_login(h->env, c, &caller, conn_tls(h, c));
+}
+
+/* GET /metrics: for an admin, or for anyone with --metrics-public (the
+ * figures are the whole node's, every user's dots counted). */
+static enum MHD_Result metrics(struct dm_http *h, struct MHD_Connection *c, const char *method)
+{
+	struct dm_caller caller;
+	struct dm_err err;
+
+	dm_err_clear(&err);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+				    "GET, HEAD");
+	if (!h->env->metrics_public) {
+		memset(&caller, 0, sizeof(caller));
+		if (authenticate(h, c, &caller, &err))
+			return respond_error(c, &err, false);
+		if (!caller.admin) {
+			dm_err_set(&err, DM_EPERM,
+				   "/metrics needs an admin user (or dmd start --metrics-public)");
+			return respond(c, MHD_HTTP_FORBIDDEN, "application/json",
+				       dm_rpc_error_body(-32000, err.code, err.msg), false, false);
+		}
+	}
+	return respond(c, MHD_HTTP_OK, DM_METRICS_CONTENT_TYPE, dm_metrics_http_body(h->env), false,
+		       false);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
@@ -352,19 +421,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "POST");
-		return rpc_begin(h, c, con_cls);
+		return rpc_begin(h, c, con_cls, false);
 	}
+	if (dm_ui_path(url))
+		return ui_begin(h, c, url, method, con_cls);
 	if (strcmp(url, "/healthz") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "GET, HEAD");
 		return respond_text(c, MHD_HTTP_OK, "ok\n", NULL);
 	}
+	if (strcmp(url, "/metrics") == 0)
+		return metrics(h, c, method);
 	if (strcmp(url, "/rpc") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "POST");
-		return rpc_begin(h, c, con_cls);
+		return rpc_begin(h, c, con_cls, false);
 	}
 	if (dm_objects_path(url) || dm_s3_path_is(url))
 		return module_begin(h, c, url, method, con_cls);

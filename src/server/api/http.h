@@ -2,8 +2,10 @@
  * http.h - dmd's HTTP front: libmicrohttpd on 127.0.0.1:PORT and on a unix
  * socket, routing POST /rpc (authenticated, then dm_rpc_dispatch),
  * /objects/... (authenticated, then objects_http.h), /s3/... (dotmesh's S3
- * paths: authenticated, then s3_http.h) and GET /healthz; or, with a
- * handler, any POST to that handler (the Docker volume plugin's socket).
+ * paths: authenticated, then s3_http.h), GET /metrics (an admin, or anyone
+ * with metrics_public; metrics_http.h), the web page under /ui/
+ * (ui/ui_http.h) and GET /healthz; or, with a handler, any POST to that
+ * handler (the Docker volume plugin's socket).
  *
  * Lifecycle: dm_http_bind makes the listening sockets (so that "address in
  * use" is known before anything else starts), dm_http_start serves them

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "metrics/catalog.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -38,6 +39,7 @@ struct conn {
 	enum phase phase;
 	int64_t deadline_ms; /* 0: none */
 	bool cut;
+	bool asked; /* a request came (its connection thread's only) */
 	char peer[64];
 	struct conn *prev, *next;
 };
@@ -135,6 +137,10 @@ void dm_http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_con
 		g->head = e->next;
 	if (e->next)
 		e->next->prev = e->prev;
+	/* closed before a whole request: a TLS handshake that failed, plain
+	 * HTTP on the HTTPS port, a probe that only connects */
+	if (!e->asked && !e->cut)
+		dm_metric_add(&dm_m_http_refused, "no_request", NULL, 1);
 	pthread_mutex_unlock(&g->mu);
 	*socket_context = NULL;
 	free(e);
@@ -146,6 +152,8 @@ void dm_http_guard_request(struct MHD_Connection *c, bool first, bool body_done)
 
 	if (!e)
 		return;
+	if (first)
+		e->asked = true;
 	if (first)
 		set_phase(e, BODY, e->g->body_s);
 	else if (body_done && e->phase != HANDLING)
@@ -172,6 +180,8 @@ static void cut_late(struct dm_http_guard *g, int64_t now)
 			g->body_late++;
 		else
 			g->headers_late++;
+		dm_metric_add(&dm_m_http_refused, e->phase == BODY ? "body_late" : "headers_late",
+			      NULL, 1);
 		snprintf(g->last_peer, sizeof(g->last_peer), "%s", e->peer);
 	}
 }

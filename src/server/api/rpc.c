@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/catalog.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -166,7 +167,7 @@ static int check_request(json_t *req, const struct dm_rpc_method *const *tables,
 
 /* Runs m's handler; returns its result or an error object (new reference). */
 static json_t *call_method(const struct dm_rpc_method *m, const struct dm_api_env *env,
-			   const struct dm_caller *caller, json_t *params, bool *failed)
+			   const struct dm_caller *caller, json_t *params, int *rc_out)
 {
 	struct dm_rpc_ctx ctx = {.env = env, .caller = caller, .method = m};
 	struct dm_err err;
@@ -188,15 +189,22 @@ static json_t *call_method(const struct dm_rpc_method *m, const struct dm_api_en
 		rc = dm_err_set(&err, DM_EINTERNAL, "method '%s' returned %d", m->name, rc);
 	dm_debug("rpc %s by '%s': %s in %.3f ms", m->name, caller->user,
 		 rc ? dm_err_json_name(rc) : "ok", (double)(dm_now_monotonic_ns() - start) / 1e6);
-	if (rc == 0) {
-		*failed = false;
+	dm_metric_observe_since(&dm_m_rpc_duration, m->name, NULL, start);
+	*rc_out = rc;
+	if (rc == 0)
 		return result;
-	}
 	json_decref(result);
-	*failed = true;
 	if (!err.msg[0])
 		dm_err_set(&err, rc, "%s", dm_err_json_name(rc));
 	return error_object(RPC_DM_ERROR, rc, err.msg);
+}
+
+/* One request in dm_rpc_requests_total: m's name from its table (never
+ * the caller's text; "unknown" without one), and its outcome. */
+static void count_request(const struct dm_rpc_method *m, int rc)
+{
+	dm_metric_add(&dm_m_rpc_requests, m ? m->name : "unknown", rc ? dm_err_json_name(rc) : "ok",
+		      1);
 }
 
 static char *dispatch(const struct dm_rpc_method *const *tables, bool aliases,
@@ -207,9 +215,8 @@ static char *dispatch(const struct dm_rpc_method *const *tables, bool aliases,
 	json_error_t jerr;
 	json_t *req, *id = NULL, *out;
 	struct dm_err err;
-	bool failed;
 	char *text;
-	int code, jcode;
+	int code, jcode, rc;
 
 	*http_status_out = 200;
 	dm_err_clear(&err);
@@ -217,6 +224,7 @@ static char *dispatch(const struct dm_rpc_method *const *tables, bool aliases,
 	if (!req) {
 		dm_err_set(&err, DM_EPROTO, "cannot parse request: %s (line %d, column %d)",
 			   jerr.text, jerr.line, jerr.column);
+		count_request(NULL, DM_EPROTO);
 		return encode_reply(NULL, NULL, error_object(RPC_PARSE_ERROR, DM_EPROTO, err.msg));
 	}
 	if (!json_is_object(req)) {
@@ -224,6 +232,7 @@ static char *dispatch(const struct dm_rpc_method *const *tables, bool aliases,
 				   json_is_array(req) ? "batch requests are not supported"
 						      : "request must be a JSON object");
 		json_decref(req);
+		count_request(NULL, DM_EPROTO);
 		return encode_reply(NULL, NULL, out);
 	}
 	id = json_object_get(req, "id");
@@ -233,11 +242,12 @@ static char *dispatch(const struct dm_rpc_method *const *tables, bool aliases,
 	if (jcode) {
 		dm_debug("rpc refused for '%s': %s", caller->user, err.msg);
 		out = error_object(jcode, code, err.msg);
-		failed = true;
+		rc = code;
 	} else {
-		out = call_method(m, env, caller, json_object_get(req, "params"), &failed);
+		out = call_method(m, env, caller, json_object_get(req, "params"), &rc);
 	}
-	text = failed ? encode_reply(id, NULL, out) : encode_reply(id, out, NULL);
+	count_request(m, rc);
+	text = rc ? encode_reply(id, NULL, out) : encode_reply(id, out, NULL);
 	json_decref(req);
 	return text;
 }

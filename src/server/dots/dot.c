@@ -145,42 +145,49 @@ static const struct op {
 	prepare_fn *prepare;
 	dm_dot_job_fn *job;
 	finish_fn *finish;
+	const char *kind; /* its job's, in dm_job_duration_seconds */
 } operations[] = {
-	[DM_DOT_OP_CREATE] = {0, NULL, dm_dot_job_create, NULL},
-	[DM_DOT_OP_COMMIT] = {0, prepare_commit, dm_dot_job_commit, finish_commit},
-	[DM_DOT_OP_BRANCH] = {SEALED, prepare_branch, dm_dot_job_branch, finish_branch},
+	[DM_DOT_OP_CREATE] = {0, NULL, dm_dot_job_create, NULL, "dot_create"},
+	[DM_DOT_OP_COMMIT] = {0, prepare_commit, dm_dot_job_commit, finish_commit, "dot_commit"},
+	[DM_DOT_OP_BRANCH] = {SEALED, prepare_branch, dm_dot_job_branch, finish_branch,
+			      "dot_branch"},
 	/* -b makes a branch from history */
-	[DM_DOT_OP_CHECKOUT] = {SEALED, prepare_checkout, dm_dot_job_checkout, finish_checkout},
-	[DM_DOT_OP_RESET] = {SEALED, prepare_reset, dm_dot_job_reset, finish_reset},
-	[DM_DOT_OP_DIFF] = {SEALED, prepare_on_branch, dm_dot_job_diff, finish_answer},
-	[DM_DOT_OP_REFRESH] = {LAST_VIEW, prepare_refresh, dm_dot_job_refresh, finish_refresh},
-	[DM_DOT_OP_PATH] = {0, prepare_path, NULL, NULL},
-	[DM_DOT_OP_DELETE] = {0, NULL, dm_dot_job_delete, NULL},
-	[DM_DOT_OP_RECEIVE] = {SEALED, prepare_receive, dm_dot_job_receive, finish_receive},
-	[DM_DOT_OP_ADD_COLLABORATOR] = {0, prepare_collaborator, NULL, NULL},
-	[DM_DOT_OP_MOUNT] = {AT_ONCE, prepare_mount, NULL, NULL},
-	[DM_DOT_OP_UNMOUNT] = {AT_ONCE, prepare_unmount, NULL, NULL},
+	[DM_DOT_OP_CHECKOUT] = {SEALED, prepare_checkout, dm_dot_job_checkout, finish_checkout,
+				"dot_checkout"},
+	[DM_DOT_OP_RESET] = {SEALED, prepare_reset, dm_dot_job_reset, finish_reset, "dot_reset"},
+	[DM_DOT_OP_DIFF] = {SEALED, prepare_on_branch, dm_dot_job_diff, finish_answer, "dot_diff"},
+	[DM_DOT_OP_REFRESH] = {LAST_VIEW, prepare_refresh, dm_dot_job_refresh, finish_refresh,
+			       "dot_refresh"},
+	[DM_DOT_OP_PATH] = {0, prepare_path, NULL, NULL, NULL},
+	[DM_DOT_OP_DELETE] = {0, NULL, dm_dot_job_delete, NULL, "dot_delete"},
+	[DM_DOT_OP_RECEIVE] = {SEALED, prepare_receive, dm_dot_job_receive, finish_receive,
+			       "dot_receive"},
+	[DM_DOT_OP_ADD_COLLABORATOR] = {0, prepare_collaborator, NULL, NULL, NULL},
+	[DM_DOT_OP_MOUNT] = {AT_ONCE, prepare_mount, NULL, NULL, NULL},
+	[DM_DOT_OP_UNMOUNT] = {AT_ONCE, prepare_unmount, NULL, NULL, NULL},
 	/* answers once nothing is pending (log and transfers wait for it) */
-	[DM_DOT_OP_SEALED] = {SEALED, prepare_sealed, NULL, NULL},
-	[DM_DOT_OP_INDEX] = {0, NULL, dm_dot_job_index, NULL},
-	[DM_DOT_OP_SET_HOOK] = {0, prepare_set_hook, NULL, NULL},
-	[DM_DOT_OP_REMOVE_COLLABORATOR] = {0, prepare_uncollaborator, NULL, NULL},
-	[DM_DOT_OP_SET_OWNER] = {0, prepare_set_owner, NULL, NULL},
+	[DM_DOT_OP_SEALED] = {SEALED, prepare_sealed, NULL, NULL, NULL},
+	[DM_DOT_OP_INDEX] = {0, NULL, dm_dot_job_index, NULL, "dot_index"},
+	[DM_DOT_OP_SET_HOOK] = {0, prepare_set_hook, NULL, NULL, NULL},
+	[DM_DOT_OP_REMOVE_COLLABORATOR] = {0, prepare_uncollaborator, NULL, NULL, NULL},
+	[DM_DOT_OP_SET_OWNER] = {0, prepare_set_owner, NULL, NULL, NULL},
 	/* walks history: waits until every commit is sealed */
-	[DM_DOT_OP_EXPIRE] = {SEALED, prepare_expire, dm_dot_job_expire, finish_expire},
+	[DM_DOT_OP_EXPIRE] = {SEALED, prepare_expire, dm_dot_job_expire, finish_expire,
+			      "dot_expire"},
 	[DM_DOT_OP_DELETE_BRANCH] = {SEALED, prepare_delete_branch, dm_dot_job_delete_branch,
-				     finish_delete_branch},
+				     finish_delete_branch, "dot_delete_branch"},
 	/* walks history: waits until every commit is sealed */
-	[DM_DOT_OP_PRUNE] = {SEALED, prepare_prune, dm_dot_job_prune, finish_answer},
-	[DM_DOT_OP_LIMIT] = {0, prepare_limit, dm_dot_job_limit, finish_answer},
-	[DM_DOT_OP_SET_ORIGIN] = {0, prepare_set_origin, NULL, NULL},
+	[DM_DOT_OP_PRUNE] = {SEALED, prepare_prune, dm_dot_job_prune, finish_answer, "dot_prune"},
+	[DM_DOT_OP_LIMIT] = {0, prepare_limit, dm_dot_job_limit, finish_answer, "dot_limit"},
+	[DM_DOT_OP_SET_ORIGIN] = {0, prepare_set_origin, NULL, NULL, NULL},
 	/* a copy of a commit: its history must be sealed */
 	[DM_DOT_OP_MOUNT_COMMIT] = {SEALED, prepare_mount_commit, dm_dot_job_mount_commit,
-				    finish_mount_commit},
+				    finish_mount_commit, "dot_mount_commit"},
 	[DM_DOT_OP_UNMOUNT_COMMIT] = {0, prepare_unmount_commit, dm_dot_job_sweep_copies,
-				      finish_answer},
+				      finish_answer, "dot_unmount_commit"},
 	/* dotmesh's S3 PUT and DELETE: the change and its commit, one job */
-	[DM_DOT_OP_PUT_FILE] = {0, prepare_put_file, dm_dot_job_put_file, finish_commit},
+	[DM_DOT_OP_PUT_FILE] = {0, prepare_put_file, dm_dot_job_put_file, finish_commit,
+				"dot_put_file"},
 };
 
 /* The row of op; an unknown op's is all empty. */
@@ -618,6 +625,7 @@ static struct dm_dot_job_in *job_input(struct dot *d, int op, const struct dm_do
 
 	in->op = op;
 	in->run = op_of(op)->job;
+	in->kind = op_of(op)->kind;
 	in->env = d->env;
 	in->strip_setid = d->strip_setid;
 	memcpy(in->dot_id, d->id, sizeof(in->dot_id));

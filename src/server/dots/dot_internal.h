@@ -74,6 +74,7 @@ dm_dot_job_fn dm_dot_job_put_file;     /* PUT_FILE: in->key := in->src (or gone)
 struct dm_dot_job_in {
 	int op;
 	dm_dot_job_fn *run; /* the operation's job, from the table in dot.c */
+	const char *kind;   /* and its kind (dm_job_set_kind) */
 	struct dm_dot_env env;
 	char dot_id[DM_DOT_ID_MAX + 1];
 	struct dm_dot_name name;

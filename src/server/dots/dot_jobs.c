@@ -1190,6 +1190,8 @@ void dm_dot_run_job(struct dm_job *job)
 	int rc;
 
 	dm_err_clear(&err);
+	if (in->kind)
+		dm_job_set_kind(job, in->kind);
 	/* what the job looks up or writes is kept by garbage collection until
 	 * it ends (store.h, "Holds and pins") */
 	hold = dm_store_hold(in->env.store);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "actor/actor.h"
+#include "metrics/catalog.h"
 #include "store/oidmap.h"
 #include "util/names.h"
 #include "util/err.h"
@@ -95,11 +96,17 @@ static void run_gc(struct dm_job *job)
 		return;
 	}
 	dm_err_clear(&err);
+	dm_job_set_kind(job, a->dry_run ? "gc_dry_run" : "gc");
 	dm_store_gc_opts_default(&o);
 	o.dry_run = a->dry_run;
 	o.yield = job_yield;
 	o.yield_ctx = job;
 	rc = dm_store_gc(a->store, &o, &res->st, &err);
+	if (!a->dry_run) {
+		dm_metric_add(&dm_m_gc_runs, rc ? dm_err_json_name(rc) : "ok", NULL, 1);
+		dm_metric_observe(&dm_m_gc_duration, NULL, NULL, (int64_t)res->st.ms * 1000000);
+		dm_metric_add(&dm_m_gc_freed_bytes, NULL, NULL, (int64_t)res->st.disk_freed);
+	}
 	if (rc)
 		snprintf(res->msg, sizeof(res->msg), "%s", err.msg);
 	if (rc)
@@ -266,6 +273,7 @@ static void run_acct(struct dm_job *job)
 	struct dm_err err;
 	int rc;
 
+	dm_job_set_kind(job, "account");
 	a->t0 = dm_now_monotonic_ns();
 	for (size_t i = 0; i < a->in.ndots; i++)
 		out[i].branches = dm_xcalloc(a->in.dots[i].nbranches + 1, sizeof(*out[i].branches));
@@ -495,6 +503,7 @@ static void run_fsck(struct dm_job *job)
 	int64_t t0 = dm_now_monotonic_ns();
 	int rc;
 
+	dm_job_set_kind(job, "fsck");
 	dm_info("fsck%s of the store begins", f->repair ? " --repair" : "");
 	rc = dm_store_fsck(f->store, f->repair, f->progress, fsck_cancelled, job, r, &err);
 	if (rc) {

@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "actor/actor.h"
+#include "metrics/catalog.h"
 #include "remote/remote.h"
 #include "server/transfers/chain.h"
 #include "server/dots/registry.h"
@@ -805,6 +806,18 @@ done:
 	return rc;
 }
 
+/* One transfer that ended with rc, in the transfer metrics: its bytes on
+ * the wire and its time since t0. */
+static void count_transfer(int direction, int rc, uint64_t wire, int64_t t0)
+{
+	const char *dir = direction == DM_TRANSFER_PUSH ? "push" : "pull";
+	const char *outcome = rc ? dm_err_json_name(rc) : "ok";
+
+	dm_metric_add(&dm_m_transfers, dir, outcome, 1);
+	dm_metric_add(&dm_m_transfer_bytes, dir, outcome, (int64_t)wire);
+	dm_metric_observe_since(&dm_m_transfer_duration, dir, outcome, t0);
+}
+
 static void run_transfer(struct dm_job *job)
 {
 	struct job_arg *a = dm_job_arg(job);
@@ -812,6 +825,7 @@ static void run_transfer(struct dm_job *job)
 	struct result *res = dm_xcalloc(1, sizeof(*res));
 	struct run r;
 	struct dm_err err;
+	int64_t t0 = dm_now_monotonic_ns();
 	int rc;
 
 	memset(&r, 0, sizeof(r));
@@ -859,6 +873,7 @@ static void run_transfer(struct dm_job *job)
 			(unsigned long long)res->wire);
 	}
 	report(&r, r.state < 0 ? XS_NEGOTIATING : r.state, true, NULL);
+	count_transfer(a->direction, rc, res->wire, t0);
 	dm_remote_free(r.conn);
 	dm_oidmap_release(&r.records_only);
 	dm_job_set_result(job, rc, res, free);
