@@ -113,6 +113,13 @@ int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct 
 int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_backup(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_restore(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_reset(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+/* cmd_cluster.c, for cluster reset: the data directory as cluster start
+ * finds it (given: --data-dir, or NULL), and `dmd stop` on one (which
+ * returns once the stopped dmd's process is gone, or 30 s passed). */
+int dm_cli_cluster_data_dir(struct dm_cli *cli, const char *given, char *out, size_t size,
+			    struct dm_err *err);
+int dm_cli_dmd_stop(struct dm_cli *cli, const char *data_dir, struct dm_err *err);
 int dm_cmd_dot_set_master(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_version(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_init(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -940,5 +941,32 @@ int dm_cmd_cluster_restore(struct dm_cli *cli, int argc, char **argv, struct dm_
 	}
 	dm_buf_release(&out);
 	dm_buf_release(&in);
+	return rc;
+}
+
+/* ---- for cmd_cluster_reset.c ---- */
+
+int dm_cli_cluster_data_dir(struct dm_cli *cli, const char *given, char *out, size_t size,
+			    struct dm_err *err)
+{
+	struct cluster_args a;
+
+	memset(&a, 0, sizeof(a));
+	a.data_dir = given;
+	return data_dir_of(cli, &a, out, size, err);
+}
+
+int dm_cli_dmd_stop(struct dm_cli *cli, const char *data_dir, struct dm_err *err)
+{
+	const char *args[] = {"stop", "--data-dir", data_dir, NULL};
+	struct dm_buf out = DM_BUF_INIT;
+	int rc = run_dmd(cli, args, &out, err);
+	const char *said = out.data ? strstr((const char *)out.data, "(pid ") : NULL;
+	long pid = said ? strtol(said + 5, NULL, 10) : 0;
+
+	/* dmd lets go of its pid file a moment before its process ends */
+	for (int i = 0; !rc && pid > 1 && i < 3000 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	dm_buf_release(&out);
 	return rc;
 }

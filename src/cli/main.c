@@ -173,6 +173,21 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Options:\n"
 	 "  --data-dir DIR    the data directory (default as for 'dm cluster start')\n"
 	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
+	{"cluster reset", dm_cmd_cluster_reset, "[--data-dir DIR] [--yes]",
+	 "tear this node down: stop dmd and delete its data directory",
+	 "Stops the dmd serving the data directory, unmounts what is still mounted\n"
+	 "under it (a btrfs pool, read-only commits), deletes it with every dot,\n"
+	 "branch, commit, user and key it held, and removes the remotes of this\n"
+	 "config that named it. Other nodes of a cluster keep their copies (this\n"
+	 "one shows as down in their 'dm cluster status'). A btrfs pool given with\n"
+	 "--pool-dir is outside the data directory: its dots folder is left.\n"
+	 "On a terminal it asks you to type the directory's path; elsewhere it\n"
+	 "needs --yes. A directory that is not a dm data directory is refused.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --data-dir DIR    the data directory (default as for 'dm cluster start')\n"
+	 "  -y, --yes         do not ask\n"
+	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
 	{"version", dm_cmd_version, "", "show the versions of dm and of the server",
 	 "Shows the client's version and the server's. When the server cannot be\n"
 	 "reached, shows the client's and fails.\n"},
