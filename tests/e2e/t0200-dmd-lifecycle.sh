@@ -93,7 +93,7 @@ test_expect_success 'dmd start returns once dmd serves; /healthz answers without
 
 test_expect_success 'server.version with the admin key over TCP' '
 	rpc "$(cat key.out)" $port server.version >out &&
-	grep "\"result\":{\"version\":\"[0-9.]*\",\"api\":1}" out
+	grep "\"result\":{\"version\":\"[0-9.]*\",\"api\":1,\"data_dir\":\"$PWD/data\"}" out
 '
 
 test_expect_success 'server.ping over the unix socket, which only the owner may use' '

@@ -15,7 +15,7 @@ static int server_version(const struct dm_rpc_ctx *ctx, json_t *params, json_t *
 	/* data_dir: a client on this host learns where the links that dm
 	 * mount makes lead (the paths dots.path answers are inside it) */
 	*result = json_pack("{s:s, s:i, s:s}", "version", DM_VERSION, "api", 1, "data_dir",
-			    ctx->env->data_dir ? ctx->env->data_dir : "");
+			    ctx->env && ctx->env->data_dir ? ctx->env->data_dir : "");
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
