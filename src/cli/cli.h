@@ -114,6 +114,7 @@ int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_e
 int dm_cmd_cluster_backup(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_restore(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_reset(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_upgrade(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 /* cmd_cluster.c, for cluster reset: the data directory as cluster start
  * finds it (given: --data-dir, or NULL), and `dmd stop` on one (which
  * returns once the stopped dmd's process is gone, or 30 s passed). */

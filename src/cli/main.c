@@ -173,6 +173,15 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "Options:\n"
 	 "  --data-dir DIR    the data directory (default as for 'dm cluster start')\n"
 	 "  --remote NAME     the remote whose data directory to use (default local)\n"},
+	{"cluster upgrade", dm_cmd_cluster_upgrade, "",
+	 "check which nodes run another version than this dm",
+	 "Lists the cluster's nodes with the version of dm each runs and what to\n"
+	 "do: a node older than this dm is upgraded by installing this version\n"
+	 "there, then 'dm cluster stop' and 'dm cluster start' on it, one node at a\n"
+	 "time. A node's data directory is opened by the new version as it is;\n"
+	 "one made by a newer dm is refused (docs/internals/formats.md). Fails\n"
+	 "(status 11) while any node runs another version, so that scripts can\n"
+	 "wait for it.\n"},
 	{"cluster reset", dm_cmd_cluster_reset, "[--data-dir DIR] [--yes]",
 	 "tear this node down: stop dmd and delete its data directory",
 	 "Stops the dmd serving the data directory, unmounts what is still mounted\n"

@@ -274,6 +274,14 @@ int dm_datadir_read_config(struct dm_datadir_config *out, const char *dir, struc
 				jerr.text, jerr.line);
 		goto done;
 	}
+	/* a data directory made by a newer dm is not misread (formats.md) */
+	if (json_integer_value(json_object_get(doc, "format")) > CONFIG_FORMAT) {
+		rc = dm_err_set(err, DM_EUNSUPPORTED,
+				"'%s' has format %lld, newer than this dm reads (%d): run a newer dm",
+				path, (long long)json_integer_value(json_object_get(doc, "format")),
+				CONFIG_FORMAT);
+		goto done;
+	}
 	port = json_object_get(doc, "port");
 	node = json_object_get(doc, "node_id");
 	engine = json_object_get(doc, "engine");

@@ -10,6 +10,7 @@
 #include "store/object.h"
 #include "store/pack.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/fsutil.h"
 
 #include <lmdb.h>
@@ -19,6 +20,7 @@
 #include "util/banned.h"
 
 #define LOC_LEN 28
+#define INDEX_FORMAT 1 /* the meta entry "format" (check_format) */
 #define MAP_SIZE (64ull << 30) /* address space only; the file grows as used */
 
 struct dm_index {
@@ -42,6 +44,46 @@ static int lmdb_err(struct dm_err *err, int rc, const char *what)
 {
 	return dm_err_set(err, rc == MDB_MAP_FULL ? DM_ETOOBIG : DM_EIO, "store index: %s: %s",
 			  what, mdb_strerror(rc));
+}
+
+/*
+ * The index's format, meta entry "format" (one byte): INDEX_FORMAT for
+ * an index this version made; an index made before formats were recorded
+ * has none and is stamped now (its layout is format 1's; logged once); a
+ * newer format is refused, so that an older dm never misreads it.
+ */
+static int check_format(struct dm_index *idx, MDB_txn *txn, const char *dir, struct dm_err *err)
+{
+	MDB_val k = mval("format", 6), v;
+	unsigned char f = INDEX_FORMAT;
+	int rc = mdb_get(txn, idx->meta, &k, &v);
+
+	if (rc == MDB_NOTFOUND) {
+		MDB_val objects_k, objects_v;
+		MDB_cursor *cur = NULL;
+		bool had_data = false;
+
+		if (!mdb_cursor_open(txn, idx->objects, &cur)) {
+			had_data = !mdb_cursor_get(cur, &objects_k, &objects_v, MDB_FIRST);
+			mdb_cursor_close(cur);
+		}
+		v = mval(&f, 1);
+		if ((rc = mdb_put(txn, idx->meta, &k, &v, 0)))
+			return lmdb_err(err, rc, "cannot record the index's format");
+		if (had_data)
+			dm_info("store index '%s': recorded its format (%u), which it had not yet",
+				dir, (unsigned)f);
+		return 0;
+	}
+	if (rc)
+		return lmdb_err(err, rc, "cannot read the index's format");
+	if (v.mv_size != 1 || ((const unsigned char *)v.mv_data)[0] > INDEX_FORMAT)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "store index '%s' has format %u, newer than this dm reads (%u): "
+				  "run a newer dm",
+				  dir, v.mv_size == 1 ? ((const unsigned char *)v.mv_data)[0] : 0,
+				  (unsigned)INDEX_FORMAT);
+	return 0;
 }
 
 int dm_index_open(struct dm_index **out, const char *dir, bool sync, struct dm_err *err)
@@ -68,6 +110,11 @@ int dm_index_open(struct dm_index **out, const char *dir, bool sync, struct dm_e
 		if (txn)
 			mdb_txn_abort(txn);
 		rc = lmdb_err(err, rc, "cannot open databases");
+		goto fail;
+	}
+	rc = check_format(idx, txn, dir, err);
+	if (rc) {
+		mdb_txn_abort(txn);
 		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn))) {

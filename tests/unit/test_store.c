@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "store/index.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -204,6 +205,37 @@ static void test_reopen_keeps_objects(void **state)
 	fx->s = open_store(fx->dir, 0);
 	for (int i = 0; i < 50; i++)
 		expect_random(fx->s, &ids[i], (uint64_t)i, 1000 + (size_t)i * 997);
+}
+
+/* The index records its format; one of a newer format is refused, so that
+ * this dm never misreads what a newer one wrote. */
+static void test_index_format_recorded_newer_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct dm_store_opts o;
+	struct dm_index *idx = NULL;
+	struct dm_buf b = DM_BUF_INIT;
+	struct dm_store *s = NULL;
+	struct dm_err err;
+	unsigned char newer = 2;
+	char path[512];
+
+	fx->s = open_store(fx->dir, 0);
+	(void)put_random(fx->s, 1, 1000);
+	dm_store_free(fx->s);
+	fx->s = NULL;
+	snprintf(path, sizeof(path), "%s/index", fx->dir);
+	assert_int_equal(dm_index_open(&idx, path, false, &err), 0);
+	assert_int_equal(dm_index_meta_get(idx, "format", &b, &err), 0);
+	assert_int_equal(b.len, 1);
+	assert_int_equal(b.data[0], 1);
+	assert_int_equal(dm_index_meta_put(idx, "format", &newer, 1, &err), 0);
+	dm_index_free(idx);
+	dm_buf_release(&b);
+	dm_store_opts_default(&o);
+	assert_int_equal(dm_store_open(&s, fx->dir, &o, &err), DM_EUNSUPPORTED);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "has format 2, newer than this dm reads (1)"));
 }
 
 static void test_packs_rotate(void **state)
@@ -927,6 +959,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compressible_chunks_compressed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_objects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_format_recorded_newer_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_packs_rotate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_open_refused, setup, teardown),
