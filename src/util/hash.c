@@ -83,7 +83,7 @@ void dm_oid_hex(char *out, const dm_oid *id)
 	out[DM_OID_HEXSZ] = '\0';
 }
 
-static int hexval(char c)
+int dm_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -99,7 +99,7 @@ int dm_oid_from_hex(dm_oid *out, const char *hex, size_t len)
 	if (len != DM_OID_HEXSZ)
 		return -1;
 	for (int i = 0; i < DM_OID_RAWSZ; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = dm_hex_digit(hex[2 * i]), lo = dm_hex_digit(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;

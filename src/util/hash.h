@@ -32,6 +32,8 @@ void dm_hash(dm_oid *out, const void *data, size_t len);
 
 /* Writes 64 lowercase hex digits and a NUL into out (DM_OID_HEXSZ + 1). */
 void dm_oid_hex(char *out, const dm_oid *id);
+/* The value of one hex digit (either case), or -1. */
+int dm_hex_digit(char c);
 /* Parses exactly 64 hex digits; -1 on anything else. */
 int dm_oid_from_hex(dm_oid *out, const char *hex, size_t len);
 int dm_oid_cmp(const dm_oid *a, const dm_oid *b);

@@ -41,18 +41,23 @@ void dm_man_begin(FILE *f, const char *name, const char *section, const char *su
 	escape(f, summary);
 }
 
+/* A heading request (.SH, .SS) whose title is the next line of text,
+ * escaped like any other. */
+static void heading(FILE *f, const char *request, const char *title)
+{
+	fputs(request, f);
+	fputc('\n', f);
+	escape(f, title);
+}
+
 void dm_man_section(FILE *f, const char *title)
 {
-	fputs(".SH \"", f);
-	fputs(title, f);
-	fputs("\"\n", f);
+	heading(f, ".SH", title);
 }
 
 void dm_man_subsection(FILE *f, const char *title)
 {
-	/* the heading is the next line of text, escaped like any other */
-	fputs(".SS\n", f);
-	escape(f, title);
+	heading(f, ".SS", title);
 }
 
 void dm_man_verbatim(FILE *f, const char *text)

@@ -200,8 +200,7 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 	return rc;
 }
 
-/* Content-Length beyond the maximum: refuse before reading the body. */
-static bool declared_too_big(struct MHD_Connection *c)
+bool dm_http_declared_over(struct MHD_Connection *c, unsigned long long max)
 {
 	const char *cl =
 		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -212,7 +211,7 @@ static bool declared_too_big(struct MHD_Connection *c)
 		return false;
 	errno = 0;
 	n = strtoull(cl, &end, 10);
-	return end != cl && errno == 0 && n > DM_HTTP_BODY_MAX;
+	return end != cl && (errno == ERANGE || n > max);
 }
 
 static void too_big_err(struct dm_err *err)
@@ -240,7 +239,7 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 		return dm_ui_refuse(c, status, &err);
 	if (!ui && !h->handler && authenticate(h, c, &caller, &err))
 		return respond_error(c, &err, false);
-	if (declared_too_big(c)) {
+	if (dm_http_declared_over(c, DM_HTTP_BODY_MAX)) {
 		if (h->handler)
 			return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
 					    "request body too large\n", NULL);

@@ -16,6 +16,7 @@
 #ifndef DM_SERVER_API_HTTP_H
 #define DM_SERVER_API_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/err.h"
@@ -68,5 +69,10 @@ void dm_http_quiesce(struct dm_http *h);
 int dm_http_wait_idle(struct dm_http *h, int timeout_ms);
 /* Stops (waiting for handlers that still run) and frees; accepts NULL. */
 void dm_http_free(struct dm_http *h);
+
+struct MHD_Connection;
+/* Whether the request's Content-Length says more than max bytes (a value
+ * too large to read counts as more): refused before its body is read. */
+bool dm_http_declared_over(struct MHD_Connection *c, unsigned long long max);
 
 #endif

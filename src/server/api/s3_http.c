@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "server/api/api.h"
+#include "server/api/http.h"
 #include "server/api/rpc.h"
 #include "server/api/s3_path.h"
 #include "server/api/s3_read.h"
@@ -123,21 +124,6 @@ static int find_dot(struct dm_s3_req *r, struct dm_err *err)
 	return rc;
 }
 
-/* Content-Length over DM_S3_PUT_MAX. */
-static bool declared_too_big(struct MHD_Connection *c)
-{
-	const char *cl =
-		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	unsigned long long n;
-	char *end;
-
-	if (!cl)
-		return false;
-	errno = 0;
-	n = strtoull(cl, &end, 10);
-	return end != cl && (errno == ERANGE || n > DM_S3_PUT_MAX);
-}
-
 static int too_big(struct dm_err *err)
 {
 	return dm_err_set(err, DM_ETOOBIG,
@@ -164,7 +150,7 @@ int dm_s3_begin(struct dm_s3_req **out, const struct dm_api_env *env,
 	if (!rc && !strcmp(method, MHD_HTTP_METHOD_PUT)) {
 		ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, EXTRACT_HEADER);
 		r->extract = ex && !strcmp(ex, "true");
-		if (declared_too_big(c))
+		if (dm_http_declared_over(c, DM_S3_PUT_MAX))
 			rc = too_big(err);
 		if (!rc) {
 			snprintf(r->upload, sizeof(r->upload), "%s/put-XXXXXX", env->uploads);

@@ -138,17 +138,6 @@ int dm_sigv4_parse_auth(struct dm_sigv4_auth *out, const char *header, struct dm
 
 /* ---- the canonical request ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Appends the n bytes at s, decoded (%XX; '+' stays '+'), then encoded as
  * AWS does; keep_slash for a path. */
 static int add_encoded(struct dm_buf *out, const char *s, size_t n, bool keep_slash)
@@ -160,8 +149,8 @@ static int add_encoded(struct dm_buf *out, const char *s, size_t n, bool keep_sl
 		int rc;
 
 		if (c == '%') {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n ? dm_hex_digit(s[i + 1]) : -1;
+			int lo = i + 2 < n ? dm_hex_digit(s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0)
 				return DM_EINVAL;
