@@ -576,10 +576,28 @@ static int print_join_token(struct dm_cli *cli, struct dm_err *err)
 
 	if (!rc)
 		printf("Add nodes to this cluster with:\n  dm cluster join %s\n"
-		       "(the token holds the admin API key: keep it secret)\n",
-		       json_string_value(json_object_get(res, "token")));
+		       "(the token lets a node join for %d hours, and holds etcd's "
+		       "credentials: keep it secret)\n",
+		       json_string_value(json_object_get(res, "token")), 24);
 	json_decref(res);
 	return rc;
+}
+
+/* The API key remote 'local' of a joining node calls it with: the token
+ * carries none, so $DM_API_KEY's (an admin's, say), or "". */
+static int joining_key(char *out, struct dm_err *err)
+{
+	const char *env = getenv("DM_API_KEY");
+	size_t n = env ? strlen(env) : 0;
+
+	out[0] = '\0';
+	if (!n)
+		return 0;
+	if (n != API_KEY_LEN || strspn(env, "0123456789abcdefABCDEF") != n)
+		return dm_err_set(err, DM_EINVAL,
+				  "$DM_API_KEY is not an API key (%d hex digits)", API_KEY_LEN);
+	memcpy(out, env, n + 1);
+	return 0;
 }
 
 /* init and join: dmd init (join: with the token in its environment), the
@@ -636,10 +654,12 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	}
 	if (rc)
 		goto done;
-	if (!find_api_key(key, out.data ? (const char *)out.data : "")) {
+	if (a.token)
+		rc = joining_key(key, err);
+	else if (!find_api_key(key, out.data ? (const char *)out.data : ""))
 		rc = dm_err_set(err, DM_EPROTO, "'dmd init' printed no API key");
+	if (rc)
 		goto done;
-	}
 
 	if (!dm_config_remote(&old, config, remote_name(cli), &ignored) &&
 	    (!old.data_dir || strcmp(old.data_dir, data_dir) != 0 || old.port != port ||
@@ -674,14 +694,24 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		start_args(args, &a, data_dir, NULL);
 		rc = run_dmd(cli, args, &out, err);
 	}
-	if (!rc)
+	if (!rc && key[0])
 		rc = ping(cli, err);
 	if (rc)
 		goto done;
 	printf("Initialised the dm data directory %s\n", data_dir);
-	printf("The API key of user 'admin' is in %s (remote '%s')\n"
-	       "and in %s/admin-api-key\n",
-	       dm_config_path(config), r.name, data_dir);
+	if (!a.token)
+		printf("The API key of user 'admin' is in %s (remote '%s')\n"
+		       "and in %s/admin-api-key\n",
+		       dm_config_path(config), r.name, data_dir);
+	else if (key[0])
+		printf("Remote '%s' (in %s) calls this node with the API key of "
+		       "$DM_API_KEY\n",
+		       r.name, dm_config_path(config));
+	else
+		printf("The join token carries no API key: remote '%s' (in %s) has none.\n"
+		       "Join with DM_API_KEY set to an admin's key (dm user reset-key, or\n"
+		       "the first node's admin-api-key) for a remote that works\n",
+		       r.name, dm_config_path(config));
 	if (fp[0])
 		printf("dmd is running: https://127.0.0.1:%d and %s\n"
 		       "Its CA's fingerprint is %s\n"

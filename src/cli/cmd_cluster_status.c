@@ -1,8 +1,9 @@
 /*
  * cmd_cluster_status.c - the commands about a cluster's nodes: `dm cluster
  * status` (the nodes, whether each is up, where it listens and what it
- * runs; the node that answers is marked) and `dm dot set-master` (which
- * node masters a branch, for when its master is down).
+ * runs; the node that answers is marked), `dm dot set-master` (which
+ * node masters a branch, for when its master is down) and `dm cluster
+ * remove` (a node leaves for good; its certificate is refused from then).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -57,6 +58,22 @@ int dm_cmd_dot_set_master(struct dm_cli *cli, int argc, char **argv, struct dm_e
 	printf("Branch '%s' of '%s' is mastered by node %s now (was %s)\n",
 	       dm_out_str(res, "branch"), dm_out_str(res, "dot"), dm_out_str(res, "master"),
 	       dm_out_str(res, "was"));
+	json_decref(res);
+	return 0;
+}
+
+int dm_cmd_cluster_remove(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	json_t *res = NULL;
+	int rc = dm_cli_args(cli, argc, argv, 1, 1, "NODE", err);
+
+	if (!rc)
+		rc = dm_cli_call(cli, "cluster.remove", json_pack("{s:s}", "node", argv[optind]),
+				 &res, err);
+	if (rc)
+		return rc;
+	printf("Removed node %s from the cluster: the other nodes refuse its certificate\n",
+	       dm_out_str(res, "node"));
 	json_decref(res);
 	return 0;
 }

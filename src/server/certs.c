@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "server/cluster/cluster.h"
+#include "server/cluster/nodecred.h"
 #include "server/datadir.h"
 #include "util/err.h"
 #include "util/fsutil.h"
@@ -50,7 +51,7 @@ static int read_in(struct dm_buf *out, const char *dir, const char *name, struct
 	return rc ? rc : read_pem(out, path, err);
 }
 
-/* The names a node's certificate is for. */
+/* The names a node's certificate is for (without its node name). */
 static size_t node_names(char names[][256], size_t max, const char *advertise)
 {
 	size_t n = 0;
@@ -83,18 +84,28 @@ static size_t node_names(char names[][256], size_t max, const char *advertise)
 	return n;
 }
 
+/* This node's certificate chain and key into dir. */
+static int write_node(const char *dir, const struct dm_buf *chain, const struct dm_buf *key,
+		      struct dm_err *err)
+{
+	int rc = write_pem(dir, DM_DATA_TLS_KEY, key, 0600, err);
+
+	return rc ? rc : write_pem(dir, DM_DATA_TLS_CERT, chain, 0644, err);
+}
+
 /* Makes the CA (given_ca NULL) or keeps the given one, and a certificate
- * for this node signed by it. */
-static int init_self(const char *dir, const char *advertise, const char *given_ca,
-		     const char *given_key, struct dm_err *err)
+ * for this node (node_id) signed by it. */
+static int init_self(const char *dir, const char *node_id, const char *advertise,
+		     const char *given_ca, const char *given_key, struct dm_err *err)
 {
 	struct dm_buf ca = DM_BUF_INIT, ca_key = DM_BUF_INIT, chain = DM_BUF_INIT,
 		      key = DM_BUF_INIT;
-	char names[8][256], host[256] = "";
-	const char *ptrs[8];
+	char names[9][256], host[256] = "";
+	const char *ptrs[9];
 	size_t n = node_names(names, 8, advertise);
 	int rc = 0;
 
+	dm_tls_node_name(names[n++], 256, node_id);
 	for (size_t i = 0; i < n; i++)
 		ptrs[i] = names[i];
 	gethostname(host, sizeof(host) - 1);
@@ -115,9 +126,7 @@ static int init_self(const char *dir, const char *advertise, const char *given_c
 		rc = dm_tls_make_server(&chain, &key, (const char *)ca.data,
 					(const char *)ca_key.data, ptrs, n, err);
 	if (!rc)
-		rc = write_pem(dir, DM_DATA_TLS_KEY, &key, 0600, err);
-	if (!rc)
-		rc = write_pem(dir, DM_DATA_TLS_CERT, &chain, 0644, err);
+		rc = write_node(dir, &chain, &key, err);
 	dm_buf_release(&ca);
 	dm_buf_release_secret(&ca_key);
 	dm_buf_release(&chain);
@@ -134,7 +143,7 @@ int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char
 	struct dm_buf ca = DM_BUF_INIT;
 
 	if (!strcmp(c->tls, DM_TLS_SELF))
-		return init_self(dir, advertise, NULL, NULL, err);
+		return init_self(dir, c->node_id, advertise, NULL, NULL, err);
 	if (strcmp(c->tls, DM_TLS_FILES))
 		return 0;
 	/* the operator's: they must be there and be PEM now; DIR/ca.pem is
@@ -160,10 +169,28 @@ int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char
 	return rc;
 }
 
-int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_pem,
-			 const char *ca_key_pem, struct dm_err *err)
+int dm_certs_init_joined(const char *dir, const char *node_id, const char *advertise,
+			 const struct dm_cluster_token *t, struct dm_err *err)
 {
-	return init_self(dir, advertise, ca_pem, ca_key_pem, err);
+	struct dm_buf ca = DM_BUF_INIT, chain = DM_BUF_INIT, key = DM_BUF_INIT;
+	char names[8][256];
+	const char *ptrs[8];
+	size_t n = node_names(names, 8, advertise);
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		ptrs[i] = names[i];
+	rc = dm_nodecred_request(&chain, &key, t, node_id, ptrs, n, err);
+	if (!rc && dm_buf_add(&ca, t->ca, strlen(t->ca)))
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	if (!rc)
+		rc = write_pem(dir, DM_DATA_CA, &ca, 0644, err);
+	if (!rc)
+		rc = write_node(dir, &chain, &key, err);
+	dm_buf_release(&ca);
+	dm_buf_release(&chain);
+	dm_buf_release_secret(&key);
+	return rc;
 }
 
 int dm_certs_renew(const char *dir, const struct dm_datadir_config *c, const char *advertise,
@@ -186,7 +213,7 @@ int dm_certs_renew(const char *dir, const struct dm_datadir_config *c, const cha
 				"CA's key, or with the CA's owner",
 				dir, DM_DATA_CA_KEY);
 	else
-		rc = init_self(dir, advertise, (const char *)now.ca.data,
+		rc = init_self(dir, c->node_id, advertise, (const char *)now.ca.data,
 			       (const char *)now.ca_key.data, err);
 	dm_certs_release(&now);
 	return rc;

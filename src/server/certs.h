@@ -14,6 +14,7 @@
 
 #include "util/buf.h"
 
+struct dm_cluster_token;
 struct dm_datadir_config;
 struct dm_err;
 
@@ -33,10 +34,11 @@ struct dm_certs {
  */
 int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char *advertise,
 		  struct dm_err *err);
-/* The same for a node joining a cluster: its certificate is signed by the
- * cluster's CA (ca_pem, ca_key_pem, from the join token), which it keeps. */
-int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_pem,
-			 const char *ca_key_pem, struct dm_err *err);
+/* The same for node node_id joining a cluster: it makes its key and asks
+ * the token's signer for its certificate (cluster/nodecred.h); it keeps
+ * the cluster's CA (DIR/ca.pem) but never the CA's key. */
+int dm_certs_init_joined(const char *dir, const char *node_id, const char *advertise,
+			 const struct dm_cluster_token *t, struct dm_err *err);
 
 /* A new certificate for this node, for the same names (and advertise's
  * host), signed by the CA it holds (DIR/ca.pem, DIR/ca-key.pem): what

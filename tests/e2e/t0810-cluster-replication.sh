@@ -95,7 +95,7 @@ test_expect_success 'a push from another cluster to node 2 lands on the master, 
 	dmA() { DM_CONFIG=$HOME/confA dm "$@"; } &&
 	dmA cluster init --no-plugin --data-dir "$HOME/A" --port $port_A >/dev/null &&
 	test_atexit "dmd stop --data-dir $HOME/A >/dev/null 2>&1" &&
-	DM_API_KEY=$(cat "$HOME/N2/admin-api-key") dmA remote add n2 "admin@127.0.0.1:$(node_port N2)" --ca-file "$HOME/N2/ca.pem" >/dev/null &&
+	DM_API_KEY=$(cat "$HOME/N1/admin-api-key") dmA remote add n2 "admin@127.0.0.1:$(node_port N2)" --ca-file "$HOME/N2/ca.pem" >/dev/null &&
 	dmA clone n2 shop >/dev/null &&
 	dmA mount shop a &&
 	echo pushed >a/greeting &&

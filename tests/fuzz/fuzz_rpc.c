@@ -79,7 +79,7 @@ static void setup(void)
 	env.kv_root = "";
 	env.kv_name = "lmdb";
 	env.etcd_endpoints = "";
-	env.admin_key = "";
+	env.advertise = "https://127.0.0.1:1";
 	env.address = "127.0.0.1:1";
 }
 

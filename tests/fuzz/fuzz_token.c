@@ -48,8 +48,10 @@ static void fuzz_token(const char *text)
 	}
 	check_str(t.cluster_id, sizeof(t.cluster_id));
 	check_str(t.endpoints, sizeof(t.endpoints));
-	check_str(t.api_key, sizeof(t.api_key));
-	if (strlen(t.cluster_id) != DM_UUID_LEN || strlen(t.api_key) != DM_API_KEY_LEN)
+	check_str(t.signer, sizeof(t.signer));
+	check_str(t.secret, sizeof(t.secret));
+	check_str(t.ca, sizeof(t.ca));
+	if (strlen(t.cluster_id) != DM_UUID_LEN || strlen(t.secret) != DM_API_KEY_LEN)
 		abort();
 	if (dm_cluster_token_encode(&back, &t, &err))
 		return; /* a token too long to make again is not a crash */

@@ -1,0 +1,67 @@
+/*
+ * nodecred.h - each node's own credential: the certificate the cluster CA
+ * signs for it, naming its node id (util/tls.h), with which it calls the
+ * other nodes instead of any API key; who may get one (join secrets), who
+ * signs it (the node that holds the CA's key), and who loses it (a node
+ * removed from the cluster). docs/internals/security.md.
+ */
+#ifndef DM_SERVER_CLUSTER_NODECRED_H
+#define DM_SERVER_CLUSTER_NODECRED_H
+
+#include <stddef.h>
+
+#include "server/cluster/cluster.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+/* How long a join secret lets nodes ask for a certificate (seconds). */
+#define DM_JOIN_SECRET_TTL (24 * 3600)
+/* The largest request POST /join takes. */
+#define DM_JOIN_BODY_MAX (16u * 1024)
+
+/*
+ * A new join secret (DM_API_KEY_LEN hex digits and the NUL, into out): its
+ * SHA-256 goes into DM_KV_JOINS with its expiry, DM_JOIN_SECRET_TTL from
+ * now. Expired ones are removed on the way.
+ */
+int dm_nodecred_secret_new(struct dm_kv *kv, char *out, struct dm_err *err);
+
+/*
+ * POST /join on the node that holds the CA's key: body is
+ * {"secret","node","csr","names":[...]}; the answer (*status, a JSON body
+ * malloc'ed) is {"cert"} (the chain of a certificate for the request's
+ * key, naming the node and the names) or {"error"}. A node id removed or
+ * registered already, a secret unknown or expired, and a node that does
+ * not hold the CA's key are refused.
+ */
+char *dm_nodecred_sign(const struct dm_cluster_env *env, const char *ca_key, const char *body,
+		       size_t len, unsigned *status);
+
+/*
+ * The joining node's half: a key, a request for node_id with names[0..n)
+ * sent to the token's signer (verified against the token's CA), and the
+ * answer checked (signed by that CA, naming node_id). chain_out and
+ * key_out get PEM.
+ */
+int dm_nodecred_request(struct dm_buf *chain_out, struct dm_buf *key_out,
+			const struct dm_cluster_token *t, const char *node_id,
+			const char *const *names, size_t n, struct dm_err *err);
+
+/*
+ * Whether node id may call this node with its certificate: its record is
+ * in DM_KV_NODES and it was not removed. DM_EPERM naming it otherwise.
+ */
+int dm_nodecred_admitted(struct dm_kv *kv, const char *id, struct dm_err *err);
+
+/* DM_EPERM when node id was removed from the cluster (it may not register
+ * again: a new node joins with a token). */
+int dm_nodecred_check_not_removed(struct dm_kv *kv, const char *id, struct dm_err *err);
+
+/*
+ * Removes node id from the cluster: DM_KV_REMOVED ID, then its record and
+ * liveness key are deleted. From then on its certificate is refused by
+ * every node. DM_ENOTFOUND for a node the cluster does not have.
+ */
+int dm_nodecred_remove(struct dm_kv *kv, const char *id, struct dm_err *err);
+
+#endif
