@@ -163,7 +163,30 @@ test_expect_success 'node 2 record pointed at an impostor with node 3 certificat
 	! grep -a "^peer:" fake.log &&
 	! grep -ai "POST\|GET /\|authorization" fake.log &&
 	point_node "$id_N2" "https://127.0.0.1:$port_N2" &&
-	dmN1 checkout --dot shop master
+	dmN1 checkout --dot shop master &&
+	dmN2 checkout --dot shop master
+'
+
+test_expect_success 'a certificate of an older dm (naming no node): start refuses, renew-cert mends it' '
+	dmd stop --data-dir N2 >/dev/null &&
+	# as an older dm made it: the cluster CA signed it, it names no node,
+	# and the node holds the CA key
+	cp N1/ca-key.pem N2/ca-key.pem &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+		-keyout N2/tls-key.pem -out old.csr 2>/dev/null &&
+	printf "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=clientAuth,serverAuth\n" >old.ext &&
+	openssl x509 -req -in old.csr -CA N1/ca.pem -CAkey N1/ca-key.pem -CAcreateserial \
+		-days 1 -extfile old.ext -out N2/tls.pem 2>/dev/null &&
+	test_must_fail node_start N2 2>err &&
+	grep "does not name node $id_N2.*dmd renew-cert --data-dir" err &&
+	dmd renew-cert --data-dir N2 >/dev/null &&
+	openssl x509 -in N2/tls.pem -noout -ext subjectAltName | grep "DNS:$id_N2.node.dm.invalid" &&
+	rm N2/ca-key.pem &&
+	node_start N2 &&
+	echo four >n1/greeting &&
+	dmN1 commit --dot shop -m four &&
+	c4=$(log_of N1 | head -1) &&
+	wait_until 30 has_commit N2 "$c4"
 '
 
 test_expect_success 'a removed node: its certificate is refused, and it may not come back' '
