@@ -3,7 +3,8 @@
  * by `dmd init`, read by `dmd start` (docs/internals/security.md).
  *
  * A node made with its own CA (DM_TLS_SELF) holds DIR/ca.pem and
- * DIR/ca-key.pem, and DIR/tls.pem (its certificate, then the CA's) with
+ * DIR/ca-key.pem (a node that joined a cluster holds no CA key), and
+ * DIR/tls.pem (its certificate, naming its node id, then the CA's) with
  * DIR/tls-key.pem; the operator's files (DM_TLS_FILES) stay where they are
  * and config.json names them. Keys are mode 0600.
  */
