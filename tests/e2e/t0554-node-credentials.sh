@@ -53,6 +53,28 @@ test_expect_success 'the token carries no API key and no CA key; joined nodes ho
 	test -e N1/ca-key.pem
 '
 
+test_expect_success 'a token whose secret is wrong gets no certificate; without DM_API_KEY a node joins all the same' '
+	token=$(sed -n "s/^ *dm cluster join //p" init-N1.out) &&
+	bad=$(python3 -c "import base64, json, sys
+t = sys.argv[1][5:]
+d = json.loads(base64.urlsafe_b64decode(t + \"=\" * (-len(t) % 4)))
+d[\"secret\"] = \"0\" * 64
+print(\"dmj1.\" + base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip(\"=\"))" "$token") &&
+	port_N4=$(test_free_port) &&
+	test_atexit "dmd stop --data-dir $HOME/N4 >/dev/null 2>&1" &&
+	printf "%s\n" "$bad" | test_must_fail env DM_CONFIG=$HOME/confN4 dm cluster join - \
+		--no-plugin --data-dir "$HOME/N4" --port $port_N4 2>err &&
+	grep "refused to sign this node.s certificate: the join token is unknown or expired" err &&
+	test ! -e N4 &&
+	printf "%s\n" "$token" | DM_CONFIG=$HOME/confN4 dm cluster join - \
+		--no-plugin --data-dir "$HOME/N4" --port $port_N4 >out &&
+	grep "The join token carries no API key" out &&
+	dmN1 cluster status -H >st &&
+	test $(grep -c "	up	" st) = 4 &&
+	dmd stop --data-dir N4 >/dev/null &&
+	wait_until 30 sh -c "DM_CONFIG=$HOME/confN1 dm cluster status -H | grep -c \"	up	\" | grep -qx 3"
+'
+
 test_expect_success 'each node certificate names its node id, signed by the cluster CA' '
 	for n in N1 N2 N3; do
 		eval "id=\$id_$n" &&
@@ -196,8 +218,10 @@ test_expect_success 'a removed node: its certificate is refused, and it may not 
 	wait_until 30 sh -c "DM_CONFIG=$HOME/confN1 dm cluster status -H | grep \"$id_N3\" | grep -q down" &&
 	rpc_as_node N3 $port_N1 dots.list >before.out &&
 	tail -1 before.out | grep -x 200 &&
+	ctl get --prefix --keys-only "/dm/n/$id_N3/" | grep . &&
 	dmN1 cluster remove "$id_N3" &&
 	! dmN1 cluster status -H | grep "$id_N3" &&
+	test -z "$(ctl get --prefix --keys-only "/dm/n/$id_N3/")" &&
 	rpc_as_node N3 $port_N1 dots.list >after.out &&
 	tail -1 after.out | grep -x 401 &&
 	rpc_as_node N3 $port_N2 dots.list >after2.out &&

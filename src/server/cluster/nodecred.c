@@ -159,13 +159,15 @@ int dm_nodecred_remove(struct dm_kv *kv, const char *id, struct dm_err *err)
 {
 	char removed[sizeof(DM_KV_REMOVED) + DM_UUID_LEN], node[sizeof(DM_KV_NODES) + DM_UUID_LEN];
 	char alive[sizeof(DM_KV_ALIVE) + DM_UUID_LEN], value[64];
-	struct dm_kv_op ops[3];
+	char own[sizeof(DM_KV_NODE_ROOT) + DM_UUID_LEN + 1];
+	struct dm_kv_op ops[4];
 	struct dm_kv_kv rec;
 	int rc;
 
 	snprintf(node, sizeof(node), DM_KV_NODES "%s", id);
 	snprintf(removed, sizeof(removed), DM_KV_REMOVED "%s", id);
 	snprintf(alive, sizeof(alive), DM_KV_ALIVE "%s", id);
+	snprintf(own, sizeof(own), DM_KV_NODE_ROOT "%s/", id);
 	dm_kv_kv_init(&rec);
 	rc = dm_kv_get(kv, &rec, node, err);
 	dm_kv_kv_release(&rec);
@@ -177,7 +179,9 @@ int dm_nodecred_remove(struct dm_kv *kv, const char *id, struct dm_err *err)
 	ops[0] = (struct dm_kv_op){DM_KV_OP_PUT, removed, value, strlen(value), 0};
 	ops[1] = (struct dm_kv_op){DM_KV_OP_DELETE, node, NULL, 0, 0};
 	ops[2] = (struct dm_kv_op){DM_KV_OP_DELETE, alive, NULL, 0, 0};
-	return dm_kv_txn(kv, NULL, NULL, 0, ops, 3, err);
+	/* the records of its copies: no tombstone waits for them any longer */
+	ops[3] = (struct dm_kv_op){DM_KV_OP_DELETE_PREFIX, own, NULL, 0, 0};
+	return dm_kv_txn(kv, NULL, NULL, 0, ops, 4, err);
 }
 
 /* ---- the signer ---- */

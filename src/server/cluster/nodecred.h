@@ -58,8 +58,9 @@ int dm_nodecred_admitted(struct dm_kv *kv, const char *id, struct dm_err *err);
 int dm_nodecred_check_not_removed(struct dm_kv *kv, const char *id, struct dm_err *err);
 
 /*
- * Removes node id from the cluster: DM_KV_REMOVED ID, then its record and
- * liveness key are deleted. From then on its certificate is refused by
+ * Removes node id from the cluster: DM_KV_REMOVED ID, and its record,
+ * liveness key and the records of its copies (DM_KV_NODE_ROOT ID/) are
+ * deleted, in one transaction. From then on its certificate is refused by
  * every node. DM_ENOTFOUND for a node the cluster does not have.
  */
 int dm_nodecred_remove(struct dm_kv *kv, const char *id, struct dm_err *err);
