@@ -523,8 +523,8 @@ int dm_datadir_open_kv(struct dm_kv **out, struct dm_etcd_member **member,
 /*
  * The KV's part of init: a new cluster (its record and admin user, whose
  * key goes into key_out), or, joining, the check that the KV holds the
- * token's cluster (a joining node gets no API key: key_out is ""). *made_cluster tells a failed init what to
- * take back out of a shared KV.
+ * token's cluster (a joining node gets no API key: key_out is "").
+ * *made_cluster tells a failed init what to take back out of a shared KV.
  */
 static int init_kv(char *key_out, struct dm_kv *kv, struct dm_datadir_config *c,
 		   const struct dm_cluster_token *join, bool *made_cluster, struct dm_err *err)

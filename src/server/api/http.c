@@ -200,7 +200,7 @@ static int node_caller(struct dm_http *h, struct MHD_Connection *c, struct dm_ca
 	if (rc == DM_EPERM)
 		dm_warn("refused a node's call: %s", err->msg);
 	if (rc)
-		return rc == DM_EPERM ? rc : dm_err_set(err, rc, "%s", err->msg);
+		return rc;
 	memset(out, 0, sizeof(*out));
 	snprintf(out->user, sizeof(out->user), "%s", DM_CLUSTER_ADMIN_USER);
 	out->admin = true;
