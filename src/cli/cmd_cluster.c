@@ -817,13 +817,23 @@ int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_er
 		return rc;
 	ours = !dm_config_remote(&r, config, remote_name(cli), &ignored) && r.data_dir &&
 	       !strcmp(r.data_dir, data_dir);
-	if (ours && a.port && a.port != r.port) {
+	if (ours) {
+		/* and the CAs the node trusts now (a rotation of the CA changes them) */
 		struct dm_remote copy = r;
+		struct dm_buf ca = DM_BUF_INIT;
+		char fp[DM_TLS_FINGERPRINT_LEN + 1];
 
-		copy.port = a.port;
-		rc = dm_config_set_remote(config, &copy, err);
-		if (!rc)
-			rc = dm_config_save(config, err);
+		copy.port = a.port ? a.port : r.port;
+		rc = local_ca(&ca, fp, data_dir, err);
+		if (!rc && ca.len)
+			copy.ca = (const char *)ca.data;
+		if (!rc &&
+		    (copy.port != r.port || (copy.ca && (!r.ca || strcmp(copy.ca, r.ca))))) {
+			rc = dm_config_set_remote(config, &copy, err);
+			if (!rc)
+				rc = dm_config_save(config, err);
+		}
+		dm_buf_release(&ca);
 		if (rc)
 			return rc;
 	}

@@ -125,6 +125,18 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "back as a new node, with 'dm cluster join'). NODE must be down: stop it\n"
 	 "first, and move the branches it masters ('dm dot set-master'). Admin\n"
 	 "only.\n"},
+	{"cluster rotate-certs", dm_cmd_cluster_rotate_certs, "",
+	 "rotate the cluster's CA and every node's certificate, node by node",
+	 "Moves the rotation of the cluster's CA one step on (admin only; on the\n"
+	 "node that made the cluster, which holds the CA's key). Each step is\n"
+	 "followed by a restart of every node, one at a time (dm cluster stop,\n"
+	 "then dm cluster start), so that the cluster stays up:\n"
+	 "  1. a new CA, which every node trusts beside the old one;\n"
+	 "  2. every node gets a certificate of the new CA;\n"
+	 "  3. every node trusts the new CA only.\n"
+	 "A step is refused, naming them, while nodes have not restarted since\n"
+	 "the last one. 'dm cluster start' pins the new CA in this machine's\n"
+	 "remote; clients elsewhere pin it again (dm remote add --fingerprint).\n"},
 	{"cluster status", dm_cmd_cluster_status, "[-H] [--json]",
 	 "list the cluster's nodes and whether they are up",
 	 "Lists the nodes of the cluster of the current remote: id, the address\n"

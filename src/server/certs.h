@@ -16,6 +16,7 @@
 #include "util/buf.h"
 
 struct dm_cluster_token;
+struct dm_kv;
 struct dm_datadir_config;
 struct dm_err;
 
@@ -48,6 +49,17 @@ int dm_certs_init_joined(const char *dir, const char *node_id, const char *adver
  * without the CA's key (the operator's files, or plain HTTP). */
 int dm_certs_renew(const char *dir, const struct dm_datadir_config *c, const char *advertise,
 		   struct dm_err *err);
+
+/*
+ * At start, on a node of a cluster on etcd with dm's own CA, once the KV
+ * is open: the CA's rotation (cluster/rotation.h) as its record says:
+ * DIR/ca.pem becomes the CAs it trusts, and in its phase "renew" a
+ * certificate not yet of the new CA is renewed (by the CA's key here, or
+ * asked of the node that holds it); certs are loaded again when anything
+ * changed. Then this node's record says what it trusts and who signed it.
+ */
+int dm_certs_rotation(struct dm_certs *certs, const char *dir, const struct dm_datadir_config *c,
+		      struct dm_kv *kv, struct dm_err *err);
 
 /* At start: the files as c says (nothing for DM_TLS_OFF). */
 int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,

@@ -346,6 +346,7 @@ static void set_envs(struct dm_server *srv)
 	a->ca_key = srv->tls && srv->certs.ca_key.len ? (const char *)srv->certs.ca_key.data : NULL;
 	a->address = srv->address;
 	a->advertise = srv->advertise;
+	a->ca_key_path = srv->ca_key_path;
 }
 
 static const char *listen_host(const char *advertise)
@@ -407,6 +408,11 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 				err);
 	if (!rc)
 		rc = join_cluster(srv, &c, err);
+	if (!rc)
+		rc = dm_certs_rotation(&srv->certs, srv->data_dir, &c, srv->kv, err);
+	if (!rc)
+		rc = dm_datadir_path(srv->ca_key_path, sizeof(srv->ca_key_path), srv->data_dir,
+				     DM_DATA_CA_KEY, err);
 	if (!rc)
 		rc = dm_datadir_path(path, sizeof(path), srv->data_dir, DM_DATA_STORE, err);
 	if (!rc) {

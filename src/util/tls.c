@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -90,6 +91,22 @@ static X509 *read_cert(const char *pem)
 
 	BIO_free(bio);
 	return x;
+}
+
+/* The last certificate of pem: the CA that signs, in a bundle of CAs
+ * (the new one last, while a CA is rotated). */
+static X509 *read_last_cert(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x, *last = NULL;
+
+	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		X509_free(last);
+		last = x;
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	return last;
 }
 
 static EVP_PKEY *read_key(const char *pem)
@@ -243,7 +260,7 @@ int dm_tls_make_server(struct dm_buf *cert_out, struct dm_buf *key_out, const ch
 		       const char *ca_key_pem, const char *const *names, size_t n,
 		       struct dm_err *err)
 {
-	X509 *ca = read_cert(ca_cert_pem);
+	X509 *ca = read_last_cert(ca_cert_pem);
 	EVP_PKEY *ca_key = read_key(ca_key_pem), *key = NULL;
 	int rc = 0;
 
@@ -292,7 +309,7 @@ int dm_tls_sign_csr(struct dm_buf *cert_out, const char *csr_pem, const char *ca
 	BIO *bio = BIO_new_mem_buf(csr_pem, -1);
 	X509_REQ *req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
 	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
-	X509 *ca = read_cert(ca_cert_pem);
+	X509 *ca = read_last_cert(ca_cert_pem);
 	EVP_PKEY *ca_key = read_key(ca_key_pem);
 	int rc = 0;
 
@@ -454,17 +471,39 @@ int dm_tls_chain_root(struct dm_buf *out, const char *pem, struct dm_err *err)
 
 int dm_tls_check_signed(const char *pem, const char *ca_pem, struct dm_err *err)
 {
-	X509 *x = read_cert(pem), *ca = read_cert(ca_pem);
-	EVP_PKEY *k = ca ? X509_get0_pubkey(ca) : NULL;
-	int rc = 0;
+	char fp[DM_TLS_FINGERPRINT_LEN + 1];
 
-	if (!x || !k)
-		rc = dm_err_set(err, DM_EINVAL, "no certificate in the PEM text");
-	else if (X509_verify(x, k) != 1)
-		rc = dm_err_set(err, DM_EPERM, "the certificate is not signed by this CA");
+	return dm_tls_signer(fp, pem, ca_pem, err);
+}
+
+int dm_tls_signer(char *out, const char *pem, const char *ca_pem, struct dm_err *err)
+{
+	X509 *x = read_cert(pem), *ca;
+	BIO *bio = BIO_new_mem_buf(ca_pem, -1);
+	int rc = DM_EINVAL;
+
+	while (x && bio && rc && (ca = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		EVP_PKEY *k = X509_get0_pubkey(ca);
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int len = 0;
+
+		if (k && X509_verify(x, k) == 1 && X509_digest(ca, EVP_sha256(), md, &len) &&
+		    len == 32) {
+			hex_fingerprint(out, md);
+			rc = 0;
+		} else if (rc == DM_EINVAL) {
+			rc = DM_EPERM; /* a CA, but not the one */
+		}
+		X509_free(ca);
+	}
+	ERR_clear_error();
+	BIO_free(bio);
 	X509_free(x);
-	X509_free(ca);
-	return rc;
+	if (rc == DM_EINVAL)
+		return dm_err_set(err, DM_EINVAL, "no certificate in the PEM text");
+	if (rc)
+		return dm_err_set(err, DM_EPERM, "the certificate is not signed by this CA");
+	return 0;
 }
 
 int dm_tls_fingerprint_parse(char *out, const char *text, struct dm_err *err)

@@ -26,7 +26,9 @@ int dm_tls_make_ca(struct dm_buf *cert_pem, struct dm_buf *key_pem, const char *
 		   struct dm_err *err);
 
 /*
- * A server certificate signed by the CA (ca_cert_pem, ca_key_pem), valid
+ * A server certificate signed by the CA (ca_cert_pem, ca_key_pem; the last
+ * certificate of ca_cert_pem, when it holds several: the CA that signs
+ * while the CA is rotated), valid
  * for two years, for names[0..n): each an IP address (v4 or v6) or a DNS
  * name, all in its subjectAltName. cert_pem gets the certificate followed
  * by the CA's (the chain a server sends), key_pem its new key.
@@ -77,8 +79,12 @@ int dm_tls_fingerprint(char *out, const char *pem, struct dm_err *err);
  * into out. DM_EINVAL when pem holds none. */
 int dm_tls_chain_root(struct dm_buf *out, const char *pem, struct dm_err *err);
 
-/* 0 when the first certificate of pem is signed by the CA ca_pem. */
+/* 0 when the first certificate of pem is signed by a CA of ca_pem (one
+ * or more certificates). */
 int dm_tls_check_signed(const char *pem, const char *ca_pem, struct dm_err *err);
+/* The same, and the fingerprint of the CA of ca_pem that signed it into
+ * out (DM_TLS_FINGERPRINT_LEN + 1). */
+int dm_tls_signer(char *out, const char *pem, const char *ca_pem, struct dm_err *err);
 
 /* Accepts "SHA256:HEX", "sha256:HEX" or HEX, with or without colons
  * between bytes; writes the canonical form into out. DM_EINVAL else. */

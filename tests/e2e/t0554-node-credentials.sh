@@ -71,8 +71,10 @@ print(\"dmj1.\" + base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstr
 	grep "The join token carries no API key" out &&
 	dmN1 cluster status -H >st &&
 	test $(grep -c "	up	" st) = 4 &&
+	id_N4=$(DM_CONFIG=$HOME/confN1 dm cluster status -H | grep -v "$id_N1\|$id_N2\|$id_N3" | cut -f2) &&
 	dmd stop --data-dir N4 >/dev/null &&
-	wait_until 30 sh -c "DM_CONFIG=$HOME/confN1 dm cluster status -H | grep -c \"	up	\" | grep -qx 3"
+	wait_until 30 sh -c "DM_CONFIG=$HOME/confN1 dm cluster status -H | grep -c \"	up	\" | grep -qx 3" &&
+	dmN1 cluster remove "$id_N4"
 '
 
 test_expect_success 'each node certificate names its node id, signed by the cluster CA' '
@@ -228,6 +230,49 @@ test_expect_success 'a removed node: its certificate is refused, and it may not 
 	tail -1 after2.out | grep -x 401 &&
 	test_must_fail node_start N3 2>err &&
 	grep "was removed from the cluster" err N3/dmd.log
+'
+
+# restart N: dmd stopped and started again (dm cluster start pins the CAs
+# the node trusts now in its remote)
+restart() {
+	dmd stop --data-dir "$HOME/$1" >/dev/null && node_start "$1"
+}
+
+# reaches_n2 TEXT: a commit on node 1 reaches node 2
+reaches_n2() {
+	echo "$1" >n1/greeting &&
+	dmN1 commit --dot shop -m "$1" >/dev/null &&
+	wait_until 30 has_commit N2 "$(log_of N1 | head -1)"
+}
+
+test_expect_success 'dm cluster rotate-certs: a new CA, node by node, and the cluster up all along' '
+	test_must_fail dmN2 cluster rotate-certs 2>err &&
+	grep "does not hold the cluster CA.s key" err &&
+	cp N1/ca.pem old-ca.pem &&
+	dmN1 cluster rotate-certs >out &&
+	grep "Phase .trust." out &&
+	test_must_fail dmN1 cluster rotate-certs 2>err &&
+	grep "not restarted since the last step" err &&
+	restart N1 && reaches_n2 r1 &&
+	restart N2 && reaches_n2 r2 &&
+	test $(grep -c "BEGIN CERTIFICATE" N2/ca.pem) = 2 &&
+	dmN1 cluster rotate-certs | grep "Phase .renew." &&
+	restart N1 && reaches_n2 r3 &&
+	restart N2 && reaches_n2 r4 &&
+	sed -n "/BEGIN/,/END/p" N1/ca.pem | tail -n +$(($(sed -n "/BEGIN/,/END/p" old-ca.pem | wc -l) + 1)) >new-ca.pem &&
+	openssl verify -CAfile new-ca.pem N1/tls.pem &&
+	openssl verify -CAfile new-ca.pem N2/tls.pem &&
+	! openssl verify -CAfile old-ca.pem N2/tls.pem &&
+	test ! -e N2/ca-key.pem &&
+	dmN1 cluster rotate-certs | grep "Phase .done." &&
+	restart N1 && reaches_n2 r5 &&
+	restart N2 && reaches_n2 r6 &&
+	cmp new-ca.pem N1/ca.pem &&
+	cmp new-ca.pem N2/ca.pem &&
+	echo r7 >n1/greeting &&
+	dmN2 commit --dot shop -m "r7, through node 2" &&
+	wait_until 30 has_commit N2 "$(log_of N1 | head -1)" &&
+	grep "signed a certificate for node $id_N2 (a new one" N1/dmd.log
 '
 
 test_done

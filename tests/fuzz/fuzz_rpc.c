@@ -108,8 +108,8 @@ static void check_reply(const char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct dm_caller admin = {"admin", true, false};
-	static const struct dm_caller alice = {"alice", false, false};
+	static const struct dm_caller admin = {"admin", true, false, ""};
+	static const struct dm_caller alice = {"alice", false, false, ""};
 	char *reply;
 	int status = 0;
 

@@ -44,6 +44,7 @@ struct dm_api_env {
 	/* its key, on the node that made it (it signs joining nodes'
 	 * certificates, POST /join), or NULL */
 	const char *ca_key;
+	const char *ca_key_path;   /* the file of that key (a rotation of the CA replaces it) */
 	const char *address;       /* "127.0.0.1:32607": where clients reach us */
 	const char *advertise;     /* "https://10.0.0.5:32607": where other nodes reach us */
 	const char *mount_warning; /* the working copies' file system lacks nosuid,nodev; or "" */

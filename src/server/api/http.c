@@ -25,7 +25,8 @@
  *    of the cluster with its TLS client certificate (node_caller), which
  *    the TCP port asks for only in a cluster on etcd; nothing else.
  *  - POST /join, the one request without a caller, carries its own secret
- *    (cluster/nodecred.h) and at most DM_JOIN_BODY_MAX bytes.
+ *    (cluster/nodecred.h) and at most DM_JOIN_BODY_MAX bytes; POST /renew
+ *    is a node's, by its certificate, for a certificate of that node only.
  *  - Every /rpc request that was accepted (authenticated and given a
  *    request struct) counts in h->inflight from its first callback until
  *    MHD reports it completed; dm_http_wait_idle waits for that count.
@@ -100,7 +101,7 @@ struct request {
 	struct dm_caller caller;
 	struct dm_buf body;
 	bool too_big;
-	bool join;                  /* POST /join: no caller (nodecred.h) */
+	enum { RPC, JOIN, RENEW } kind; /* POST /join: no caller; /renew: a node (nodecred.h) */
 	struct dm_objects_req *obj; /* an /objects request: objects_http.c has it */
 };
 
@@ -203,6 +204,7 @@ static int node_caller(struct dm_http *h, struct MHD_Connection *c, struct dm_ca
 		return rc;
 	memset(out, 0, sizeof(*out));
 	snprintf(out->user, sizeof(out->user), "%s", DM_CLUSTER_ADMIN_USER);
+	snprintf(out->node, sizeof(out->node), "%s", node);
 	out->admin = true;
 	return 0;
 }
@@ -263,7 +265,7 @@ static void too_big_err(struct dm_err *err)
 /* The first callback of a POST /rpc (or /join): checks, authenticates, and
  * allocates. With a handler: no authentication, and the handler answers
  * while quiesced. /join has no caller and a smaller body. */
-static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, bool join,
+static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, int kind,
 				 void **con_cls)
 {
 	struct dm_caller caller;
@@ -276,8 +278,12 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, bo
 		dm_err_set(&err, DM_EUNAVAILABLE, "dmd is shutting down");
 		return respond_error(c, &err, true);
 	}
-	if (!h->handler && !join && authenticate(h, c, &caller, &err))
+	if (!h->handler && kind != JOIN && authenticate(h, c, &caller, &err))
 		return respond_error(c, &err, false);
+	if (kind == RENEW && !caller.node[0]) {
+		dm_err_set(&err, DM_EPERM, "only a node of the cluster renews its certificate");
+		return respond_error(c, &err, true);
+	}
 	if (declared_too_big(c)) {
 		if (h->handler)
 			return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -290,8 +296,8 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, bo
 		return MHD_NO;
 	r->h = h;
 	r->caller = caller;
-	r->join = join;
-	dm_buf_init(&r->body, join ? DM_JOIN_BODY_MAX : DM_HTTP_BODY_MAX);
+	r->kind = kind;
+	dm_buf_init(&r->body, kind != RPC ? DM_JOIN_BODY_MAX : DM_HTTP_BODY_MAX);
 	pthread_mutex_lock(&h->mu);
 	h->inflight++;
 	pthread_mutex_unlock(&h->mu);
@@ -347,10 +353,11 @@ static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, cons
 		too_big_err(&err);
 		return respond_error(c, &err, true);
 	}
-	if (r->join) {
+	if (r->kind != RPC) {
 		unsigned jstatus = 200;
 
 		reply = dm_nodecred_sign(h->env->cluster, h->env->ca_key,
+					 r->kind == RENEW ? r->caller.node : NULL,
 					 r->body.data ? (const char *)r->body.data : "", r->body.len,
 					 &jstatus);
 		return respond(c, jstatus, "application/json", reply, false, true);
@@ -394,7 +401,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "POST");
-		return rpc_begin(h, c, false, con_cls);
+		return rpc_begin(h, c, RPC, con_cls);
 	}
 	if (strcmp(url, "/healthz") == 0) {
 		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
@@ -406,13 +413,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "POST");
-		return rpc_begin(h, c, false, con_cls);
+		return rpc_begin(h, c, RPC, con_cls);
 	}
-	if (strcmp(url, "/join") == 0 && h->env->ca_key) {
+	if ((!strcmp(url, "/join") || !strcmp(url, "/renew")) && h->env->ca_key) {
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "POST");
-		return rpc_begin(h, c, true, con_cls);
+		return rpc_begin(h, c, !strcmp(url, "/join") ? JOIN : RENEW, con_cls);
 	}
 	if (dm_objects_path(url))
 		return objects_begin(h, c, url, method, con_cls);

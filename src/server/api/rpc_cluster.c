@@ -17,6 +17,7 @@
 #include "server/cluster/etcd_access.h"
 #include "server/cluster/forward.h"
 #include "server/cluster/nodecred.h"
+#include "server/cluster/rotation.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "util/buf.h"
@@ -398,6 +399,25 @@ static int cluster_remove(const struct dm_rpc_ctx *ctx, json_t *params, json_t *
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
+/* cluster.rotate_certs: the next step of the CA's rotation
+ * (cluster/rotation.h), on the node that holds the CA's key. */
+static int cluster_rotate_certs(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+				struct dm_err *err)
+{
+	const struct dm_api_env *env = ctx->env;
+
+	(void)params;
+	if (!env->kv_root[0] || !env->ca)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "only a cluster on etcd and HTTPS rotates its CA this way; a "
+				  "node alone renews its certificate with 'dmd renew-cert'");
+	if (!env->ca_key)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "this node does not hold the cluster CA's key: run this on the "
+				  "node that made the cluster");
+	return dm_rotation_step(result, env->cluster, env->advertise, env->ca_key_path, err);
+}
+
 /* cluster.backup: the cluster's state as one document (cluster/backup.h) */
 static int cluster_backup(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			  struct dm_err *err)
@@ -414,5 +434,6 @@ const struct dm_rpc_method dm_rpc_cluster_methods[] = {
 	{"cluster.handoff", cluster_handoff, true, 3600 * 1000},
 	{"cluster.backup", cluster_backup, true, 0},
 	{"cluster.remove", cluster_remove, true, 0},
+	{"cluster.rotate_certs", cluster_rotate_certs, true, 0},
 	{NULL, NULL, false, 0},
 };

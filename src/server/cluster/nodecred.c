@@ -202,7 +202,7 @@ static int parse_join(struct join_req *r, json_t *doc, struct dm_err *err)
 	r->secret = json_string_value(json_object_get(doc, "secret"));
 	r->node = json_string_value(json_object_get(doc, "node"));
 	r->csr = json_string_value(json_object_get(doc, "csr"));
-	if (!r->secret || !r->node || !r->csr || !json_is_array(names))
+	if (!r->node || !r->csr || !json_is_array(names))
 		return dm_err_set(err, DM_EINVAL,
 				  "a join request is {\"secret\",\"node\",\"csr\",\"names\"}");
 	if (strlen(r->node) != DM_UUID_LEN || !dm_name_part_valid(r->node, DM_UUID_LEN))
@@ -229,13 +229,35 @@ static char *answer(unsigned *status, unsigned code, const char *member, const c
 	return body;
 }
 
-char *dm_nodecred_sign(const struct dm_cluster_env *env, const char *ca_key, const char *body,
-		       size_t len, unsigned *status)
+/* A node that joins: the secret is good, and its id is new. */
+static int check_joining(struct dm_kv *kv, const struct join_req *r, struct dm_err *err)
+{
+	char key[sizeof(DM_KV_NODES) + DM_UUID_LEN];
+	struct dm_kv_kv rec;
+	int rc = r->secret ? check_secret(kv, r->secret, err)
+			   : dm_err_set(err, DM_EINVAL, "a join request has a secret");
+
+	if (!rc)
+		rc = dm_nodecred_check_not_removed(kv, r->node, err);
+	if (rc)
+		return rc;
+	snprintf(key, sizeof(key), DM_KV_NODES "%s", r->node);
+	dm_kv_kv_init(&rec);
+	if (dm_kv_get(kv, &rec, key, NULL) == 0)
+		rc = dm_err_set(err, DM_EEXISTS,
+				"node %s is in the cluster already: a joining node has an id of "
+				"its own",
+				r->node);
+	dm_kv_kv_release(&rec);
+	return rc;
+}
+
+char *dm_nodecred_sign(const struct dm_cluster_env *env, const char *ca_key, const char *renew,
+		       const char *body, size_t len, unsigned *status)
 {
 	char node_name[DM_TLS_NODE_NAME_MAX];
 	struct dm_buf chain = DM_BUF_INIT;
 	struct join_req r;
-	struct dm_kv_kv rec;
 	struct dm_err err;
 	json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
 	char *out;
@@ -249,22 +271,11 @@ char *dm_nodecred_sign(const struct dm_cluster_env *env, const char *ca_key, con
 				env->node_id);
 	if (!rc)
 		rc = parse_join(&r, doc, &err);
-	if (!rc)
-		rc = check_secret(env->kv, r.secret, &err);
-	if (!rc)
-		rc = dm_nodecred_check_not_removed(env->kv, r.node, &err);
-	if (!rc) {
-		char key[sizeof(DM_KV_NODES) + DM_UUID_LEN];
-
-		snprintf(key, sizeof(key), DM_KV_NODES "%s", r.node);
-		dm_kv_kv_init(&rec);
-		if (dm_kv_get(env->kv, &rec, key, NULL) == 0)
-			rc = dm_err_set(&err, DM_EEXISTS,
-					"node %s is in the cluster already: a joining node has "
-					"an id of its own",
-					r.node);
-		dm_kv_kv_release(&rec);
-	}
+	if (!rc && !renew)
+		rc = check_joining(env->kv, &r, &err);
+	else if (!rc && strcmp(r.node, renew))
+		rc = dm_err_set(&err, DM_EPERM, "node %s asks for a certificate of node %s", renew,
+				r.node);
 	if (!rc) {
 		dm_tls_node_name(node_name, sizeof(node_name), r.node);
 		r.names[r.n++] = node_name;
@@ -273,10 +284,11 @@ char *dm_nodecred_sign(const struct dm_cluster_env *env, const char *ca_key, con
 	if (!rc && dm_buf_add(&chain, "", 1))
 		rc = dm_err_set(&err, DM_ENOMEM, "out of memory");
 	if (rc) {
-		dm_warn("refused a join request: %s", err.msg);
+		dm_warn("refused a request for a node's certificate: %s", err.msg);
 		out = answer(status, (unsigned)dm_err_http_status(rc), "error", err.msg);
 	} else {
-		dm_info("signed the certificate of node %s, which joins the cluster", r.node);
+		dm_info("signed a certificate for node %s (%s)", r.node,
+			renew ? "a new one, the CA's rotation" : "which joins the cluster");
 		out = answer(status, 200, "cert", (const char *)chain.data);
 	}
 	json_decref(doc);
@@ -293,11 +305,11 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ctx)
 	return dm_buf_add(b, data, size * nmemb) ? 0 : size * nmemb;
 }
 
-/* POSTs body to the signer; its answer into out. */
-static int post_join(struct dm_buf *out, long *status, const struct dm_cluster_token *t,
+/* POSTs body to the signer (a->path); its answer into out. */
+static int post_join(struct dm_buf *out, long *status, const struct dm_nodecred_ask *a,
 		     const char *body, struct dm_err *err)
 {
-	char errbuf[CURL_ERROR_SIZE], *url = dm_asprintf("%s/join", t->signer);
+	char errbuf[CURL_ERROR_SIZE], *url = dm_asprintf("%s%s", a->signer, a->path);
 	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
 	CURL *e = NULL;
 	CURLcode cc = CURLE_OK;
@@ -312,7 +324,8 @@ static int post_join(struct dm_buf *out, long *status, const struct dm_cluster_t
 					 .agent = "dmd/" DM_VERSION,
 					 .connect_timeout = 5,
 					 .errbuf = errbuf,
-					 .ca_pem = t->ca,
+					 .ca_pem = a->ca,
+					 .node = a->node,
 				 });
 		curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)JOIN_TIMEOUT_S);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -323,7 +336,7 @@ static int post_join(struct dm_buf *out, long *status, const struct dm_cluster_t
 	}
 	if (!rc && cc != CURLE_OK)
 		rc = dm_err_set(err, DM_EUNAVAILABLE,
-				"cannot reach the node that signs certificates at %s: %s%s%s", t->signer,
+				"cannot reach the node that signs certificates at %s: %s%s%s", a->signer,
 				errbuf[0] ? errbuf : curl_easy_strerror(cc),
 				dm_curl_is_tls_failure(cc) ? " (its certificate is not the token's CA's)"
 							   : "",
@@ -335,7 +348,7 @@ static int post_join(struct dm_buf *out, long *status, const struct dm_cluster_t
 }
 
 int dm_nodecred_request(struct dm_buf *chain_out, struct dm_buf *key_out,
-			const struct dm_cluster_token *t, const char *node_id,
+			const struct dm_nodecred_ask *a, const char *node_id,
 			const char *const *names, size_t n, struct dm_err *err)
 {
 	struct dm_buf csr = DM_BUF_INIT, ans = DM_BUF_INIT;
@@ -352,14 +365,16 @@ int dm_nodecred_request(struct dm_buf *chain_out, struct dm_buf *key_out,
 	for (size_t i = 0; !rc && list && i < n; i++)
 		json_array_append_new(list, json_string(names[i]));
 	if (!rc) {
-		req = json_pack("{s:s, s:s, s:s, s:O}", "secret", t->secret, "node", node_id, "csr",
-				(const char *)csr.data, "names", list);
+		req = json_pack("{s:s, s:s, s:O}", "node", node_id, "csr", (const char *)csr.data,
+				"names", list);
+		if (req && a->secret)
+			json_object_set_new(req, "secret", json_string(a->secret));
 		body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 		if (!body)
 			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 	}
 	if (!rc)
-		rc = post_join(&ans, &status, t, body, err);
+		rc = post_join(&ans, &status, a, body, err);
 	if (!rc)
 		doc = json_loadb((const char *)ans.data, ans.len, 0, NULL);
 	cert = json_string_value(json_object_get(doc, "cert"));
@@ -367,13 +382,13 @@ int dm_nodecred_request(struct dm_buf *chain_out, struct dm_buf *key_out,
 	if (!rc && status != 200)
 		rc = dm_err_set(err, status == 403 ? DM_EPERM : DM_EPROTO,
 				"the node at %s refused to sign this node's certificate: %s",
-				t->signer, msg ? msg : "no reason given (is it a dmd?)");
-	else if (!rc && (!cert || dm_tls_check_signed(cert, t->ca, err) ||
+				a->signer, msg ? msg : "no reason given (is it a dmd?)");
+	else if (!rc && (!cert || dm_tls_check_signed(cert, a->ca, err) ||
 			 dm_tls_names_node(cert, node_id)))
 		rc = dm_err_set(err, DM_EPROTO,
 				"the node at %s answered with no certificate of the cluster's CA "
 				"for this node",
-				t->signer);
+				a->signer);
 	if (!rc && dm_buf_add(chain_out, cert, strlen(cert)))
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 	if (body) {

@@ -27,24 +27,37 @@
 int dm_nodecred_secret_new(struct dm_kv *kv, char *out, struct dm_err *err);
 
 /*
- * POST /join on the node that holds the CA's key: body is
- * {"secret","node","csr","names":[...]}; the answer (*status, a JSON body
- * malloc'ed) is {"cert"} (the chain of a certificate for the request's
- * key, naming the node and the names) or {"error"}. A node id removed or
- * registered already, a secret unknown or expired, and a node that does
- * not hold the CA's key are refused.
+ * POST /join (renew NULL) and POST /renew (renew: the node that called,
+ * by its certificate) on the node that holds the CA's key: body is
+ * {"secret","node","csr","names":[...]} ("secret" only to join); the
+ * answer (*status, a JSON body malloc'ed) is {"cert"} (the chain of a
+ * certificate for the request's key, naming the node and the names,
+ * signed by the CA that signs: the last of env->ca) or {"error"}. Joining:
+ * a node id removed or registered already and a secret unknown or expired
+ * are refused; renewing: a node asking for another's. A node that does
+ * not hold the CA's key refuses both.
  */
-char *dm_nodecred_sign(const struct dm_cluster_env *env, const char *ca_key, const char *body,
-		       size_t len, unsigned *status);
+char *dm_nodecred_sign(const struct dm_cluster_env *env, const char *ca_key, const char *renew,
+		       const char *body, size_t len, unsigned *status);
+
+/* Where a node asks for its certificate, and how. */
+struct dm_nodecred_ask {
+	const char *signer; /* "https://HOST:PORT" */
+	const char *path;   /* "/join" or "/renew" */
+	const char *ca;     /* the CAs the signer is verified against (PEM) */
+	const char *secret; /* the join token's, or NULL */
+	/* a node renewing: its current certificate, and the signer's node
+	 * name (util/curl.h), or NULL */
+	const struct dm_curl_node *node;
+};
 
 /*
- * The joining node's half: a key, a request for node_id with names[0..n)
- * sent to the token's signer (verified against the token's CA), and the
- * answer checked (signed by that CA, naming node_id). chain_out and
- * key_out get PEM.
+ * The asking node's half: a key, a request for node_id with names[0..n)
+ * sent to a->signer, and the answer checked (signed by a CA of a->ca,
+ * naming node_id). chain_out and key_out get PEM.
  */
 int dm_nodecred_request(struct dm_buf *chain_out, struct dm_buf *key_out,
-			const struct dm_cluster_token *t, const char *node_id,
+			const struct dm_nodecred_ask *a, const char *node_id,
 			const char *const *names, size_t n, struct dm_err *err);
 
 /*
