@@ -49,7 +49,10 @@ int dm_rotation_get(struct dm_kv *kv, struct dm_rotation *out, struct dm_err *er
 		trust = json_string_value(json_object_get(doc, "trust"));
 		if (copy_str(out->phase, sizeof(out->phase), doc, "phase") ||
 		    copy_str(out->signer, sizeof(out->signer), doc, "signer") ||
-		    copy_str(out->address, sizeof(out->address), doc, "address") || !trust ||
+		    copy_str(out->address, sizeof(out->address), doc, "address") ||
+		    (strcmp(out->phase, "trust") && strcmp(out->phase, "renew") &&
+		     strcmp(out->phase, "done")) ||
+		    !trust ||
 		    !strstr(trust, "-----BEGIN CERTIFICATE") ||
 		    dm_buf_add(&out->trust, trust, strlen(trust) + 1))
 			rc = dm_err_set(err, DM_ECORRUPT, "the CA's rotation record '%s' is malformed",
