@@ -6,6 +6,10 @@
  *   - dm_certs_load hands out NUL-terminated PEM, each at most
  *     DM_TLS_PEM_MAX bytes, or fails naming the file.
  *   - Key material read into memory is wiped when released.
+ *   - A node's certificate names its node id (util/tls.h); a node that
+ *     joined never writes the CA's key: its certificate comes from the
+ *     node that holds it (cluster/nodecred.h), also when the CA rotates.
+ *   - The CA that signs is the last certificate of DIR/ca.pem.
  */
 #include "server/certs.h"
 
@@ -16,10 +20,10 @@
 #include "server/cluster/cluster.h"
 #include "server/cluster/nodecred.h"
 #include "server/cluster/rotation.h"
-#include "util/log.h"
 #include "server/datadir.h"
 #include "util/err.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 #include "util/tls.h"
 
 #include "util/banned.h"
