@@ -154,15 +154,16 @@ static int late_nodes(char **late, struct dm_kv *kv, const char *new_ca, const c
 	return rc;
 }
 
-/* The first step: a new CA, trusted beside the old (or the ones of the
- * last rotation, done), its key replacing the old one's. */
-static int begin(const struct dm_cluster_env *env, const char *address, const char *ca_key_path,
-		 struct dm_err *err)
+/* The first step: a new CA, trusted beside the old one (old: the CA the
+ * last rotation ended with, or this node's), its key replacing the old
+ * one's. */
+static int begin(const struct dm_cluster_env *env, const char *old, const char *address,
+		 const char *ca_key_path, struct dm_err *err)
 {
 	struct dm_buf cert = DM_BUF_INIT, key = DM_BUF_INIT, trust = DM_BUF_INIT;
 	int rc = dm_tls_make_ca(&cert, &key, "rotated", err);
 
-	if (!rc && (dm_buf_adds(&trust, env->ca) || dm_buf_add(&trust, cert.data, cert.len) ||
+	if (!rc && (dm_buf_adds(&trust, old) || dm_buf_add(&trust, cert.data, cert.len) ||
 		    dm_buf_add(&trust, "", 1)))
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 	if (!rc)
@@ -189,8 +190,9 @@ int dm_rotation_step(json_t **result, const struct dm_cluster_env *env, const ch
 	int rc = dm_rotation_get(env->kv, &r, err);
 
 	if (rc == DM_ENOTFOUND || (!rc && !strcmp(r.phase, "done"))) {
+		rc = begin(env, rc ? env->ca : (const char *)r.trust.data, address, ca_key_path,
+			   err);
 		dm_rotation_release(&r);
-		rc = begin(env, address, ca_key_path, err);
 		if (rc)
 			return rc;
 		dm_info("rotating the CA: a new CA, trusted beside the old one");
