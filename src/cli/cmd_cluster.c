@@ -38,7 +38,7 @@
 #define DMD_ARGS_MAX   48   /* arguments dm gives dmd, at most */
 
 /* dmd start's options that init and start pass through (beyond cli.h's). */
-enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET, OPT_CSI_SOCKET };
+enum { OPT_PLUGIN_SOCKET = 1200, OPT_NO_PLUGIN, OPT_DOCKER_SOCKET, OPT_CSI_SOCKET, OPT_TTL };
 /* dmd init's options (util/dmd_init.h) are passed through too: cluster init
  * takes them all, cluster join only --advertise and the --etcd-* ones. */
 
@@ -568,17 +568,27 @@ static int ping(struct dm_cli *cli, struct dm_err *err)
 	return rc;
 }
 
-/* Prints the token other nodes join this node's cluster with. */
-static int print_join_token(struct dm_cli *cli, struct dm_err *err)
+/* Prints the token other nodes join this node's cluster with; ttl_s:
+ * seconds it works (0: for ever), or -1 for the server's default. */
+static int print_join_token(struct dm_cli *cli, int64_t ttl_s, struct dm_err *err)
 {
-	json_t *res = NULL;
-	int rc = dm_cli_call(cli, "cluster.join_token", json_object(), &res, err);
+	json_t *res = NULL, *params = json_object();
+	char life[64];
+	int rc;
 
+	if (ttl_s >= 0)
+		json_object_set_new(params, "ttl", json_integer(ttl_s));
+	rc = dm_cli_call(cli, "cluster.join_token", params, &res, err);
+	if (ttl_s == 0)
+		snprintf(life, sizeof(life), "never expires");
+	else if (ttl_s > 0)
+		snprintf(life, sizeof(life), "lets a node join for %lld s", (long long)ttl_s);
+	else
+		snprintf(life, sizeof(life), "lets a node join for 24 hours");
 	if (!rc)
 		printf("Add nodes to this cluster with:\n  dm cluster join %s\n"
-		       "(the token lets a node join for %d hours, and holds etcd's "
-		       "credentials: keep it secret)\n",
-		       json_string_value(json_object_get(res, "token")), 24);
+		       "(the token %s, and holds etcd's credentials: keep it secret)\n",
+		       json_string_value(json_object_get(res, "token")), life);
 	json_decref(res);
 	return rc;
 }
@@ -722,7 +732,7 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		printf("dmd is running: http://127.0.0.1:%d (plain HTTP, loopback only) and %s\n",
 		       port, sock);
 	if (a.init[DM_DMD_INIT_KV] && !strcmp(a.init[DM_DMD_INIT_KV], "etcd") && !a.token)
-		rc = print_join_token(cli, err);
+		rc = print_join_token(cli, -1, err);
 	else if (a.token)
 		printf("This node joined the cluster\n");
 done:
@@ -780,9 +790,26 @@ int dm_cmd_cluster_join(struct dm_cli *cli, int argc, char **argv, struct dm_err
 
 int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	int rc = dm_cli_no_options(cli, argc, argv, err);
+	static const struct option opts[] = {
+		{"ttl", required_argument, NULL, OPT_TTL},
+		{NULL, 0, NULL, 0},
+	};
+	int64_t ttl = -1, ms;
+	int c, rc = 0;
 
-	return rc ? rc : print_join_token(cli, err);
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0) {
+		if (c != OPT_TTL || rc)
+			continue;
+		if (!strcmp(optarg, "never"))
+			ttl = 0;
+		else if (!(rc = dm_cli_duration_ms(optarg, "--ttl", &ms, err)))
+			ttl = (ms + 999) / 1000;
+	}
+	if (c < 0)
+		return c;
+	if (!rc)
+		rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	return rc ? rc : print_join_token(cli, ttl, err);
 }
 
 int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)

@@ -111,12 +111,16 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 "which come from the token, as do etcd's CA, user and password (the\n"
 	 "--etcd-* options, when given, win). TOKEN '-' reads it from standard\n"
 	 "input, so that it shows in no command line or shell history.\n"},
-	{"cluster join-token", dm_cmd_cluster_join_token, "",
+	{"cluster join-token", dm_cmd_cluster_join_token, "[--ttl DURATION|never]",
 	 "print the token that adds a node to this cluster",
 	 "Prints 'dm cluster join TOKEN' for this cluster (admin only; a cluster\n"
 	 "on etcd and HTTPS only; on the node that made the cluster, which holds\n"
 	 "the CA's key). Each token works for 24 hours. It holds etcd's\n"
-	 "credentials: keep it secret.\n"},
+	 "credentials: keep it secret.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --ttl DURATION    how long the token works (30m, 12h, 7d), or 'never'\n"
+	 "                    (for nodes that join later, such as a DaemonSet's)\n"},
 	{"cluster remove", dm_cmd_cluster_remove, "NODE",
 	 "remove a node that is down from the cluster for good",
 	 "Removes NODE (an id from 'dm cluster status', or a unique prefix of one)\n"

@@ -66,6 +66,16 @@ print(\"dmj1.\" + base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstr
 		--no-plugin --data-dir "$HOME/N4" --port $port_N4 2>err &&
 	grep "refused to sign this node.s certificate: the join token is unknown or expired" err &&
 	test ! -e N4 &&
+	# a token past its --ttl is refused the same way
+	dmN1 cluster join-token --ttl 1s >short.out &&
+	grep "lets a node join for 1 s" short.out &&
+	sleep 2 &&
+	sed -n "s/^ *dm cluster join //p" short.out |
+		test_must_fail env DM_CONFIG=$HOME/confN4 dm cluster join - \
+		--no-plugin --data-dir "$HOME/N4" --port $port_N4 2>err &&
+	grep "the join token is unknown or expired" err &&
+	test ! -e N4 &&
+	dmN1 cluster join-token --ttl never | grep "never expires" &&
 	printf "%s\n" "$token" | DM_CONFIG=$HOME/confN4 dm cluster join - \
 		--no-plugin --data-dir "$HOME/N4" --port $port_N4 >out &&
 	grep "The join token carries no API key" out &&

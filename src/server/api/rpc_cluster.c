@@ -73,8 +73,17 @@ static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json
 	const struct dm_api_env *env = ctx->env;
 	struct dm_cluster_token t;
 	char *token = NULL;
+	json_t *v = json_object_get(params, "ttl");
+	int64_t ttl = DM_JOIN_SECRET_TTL;
 	int rc;
 
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		  json_integer_value(v) > DM_JOIN_SECRET_TTL_MAX))
+		return dm_err_set(err, DM_EINVAL,
+				  "invalid parameter 'ttl': seconds from 0 (never expires) to %lld",
+				  (long long)DM_JOIN_SECRET_TTL_MAX);
+	if (v)
+		ttl = (int64_t)json_integer_value(v);
 	if (strcmp(env->kv_name, "etcd") != 0)
 		return dm_err_set(err, DM_EUNSUPPORTED,
 				  "this node keeps its state in the embedded KV; only a cluster on "
@@ -97,7 +106,7 @@ static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json
 	if (strlen(env->ca) >= sizeof(t.ca))
 		return dm_err_set(err, DM_ETOOBIG, "the cluster's CA is too big for a token");
 	snprintf(t.ca, sizeof(t.ca), "%s", env->ca);
-	rc = dm_nodecred_secret_new(env->kv, t.secret, err);
+	rc = dm_nodecred_secret_new(env->kv, t.secret, ttl, err);
 	if (!rc)
 		rc = etcd_part(&t, env->etcd_access, err);
 	if (!rc)

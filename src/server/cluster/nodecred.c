@@ -64,18 +64,19 @@ static void secret_key(char *out, size_t size, const char *secret)
 	snprintf(out, size, DM_KV_JOINS "%s", hex);
 }
 
-/* The expiry of a DM_KV_JOINS record, or 0 when it is malformed. */
-static int64_t expires_of(const struct dm_kv_kv *rec)
+/* Whether a DM_KV_JOINS record is past its expiry ({"expires":0}: never
+ * is), or malformed. */
+static bool expired(const struct dm_kv_kv *rec, int64_t now)
 {
 	json_t *doc = json_loadb(rec->value, rec->value_len, 0, NULL);
 	json_t *v = json_object_get(doc, "expires");
-	int64_t t = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+	int64_t t = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
 
 	json_decref(doc);
-	return t;
+	return t < 0 || (t && t <= now);
 }
 
-int dm_nodecred_secret_new(struct dm_kv *kv, char *out, struct dm_err *err)
+int dm_nodecred_secret_new(struct dm_kv *kv, char *out, int64_t ttl, struct dm_err *err)
 {
 	char key[sizeof(DM_KV_JOINS) + DM_OID_HEXSZ], value[64];
 	int64_t now = (int64_t)time(NULL);
@@ -85,14 +86,14 @@ int dm_nodecred_secret_new(struct dm_kv *kv, char *out, struct dm_err *err)
 	dm_kv_kvs_init(&old);
 	if (dm_kv_range(kv, &old, DM_KV_JOINS, 0, NULL) == 0)
 		for (size_t i = 0; i < old.len; i++)
-			if (expires_of(&old.items[i]) <= now)
+			if (expired(&old.items[i], now))
 				dm_kv_delete(kv, NULL, old.items[i].key, NULL);
 	dm_kv_kvs_release(&old);
 	rc = dm_id_api_key(out, err);
 	if (rc)
 		return rc;
 	secret_key(key, sizeof(key), out);
-	snprintf(value, sizeof(value), "{\"expires\":%lld}", (long long)(now + DM_JOIN_SECRET_TTL));
+	snprintf(value, sizeof(value), "{\"expires\":%lld}", ttl ? (long long)(now + ttl) : 0LL);
 	return dm_kv_put(kv, NULL, key, value, strlen(value), 0, err);
 }
 
@@ -105,13 +106,14 @@ static int check_secret(struct dm_kv *kv, const char *secret, struct dm_err *err
 	secret_key(key, sizeof(key), secret);
 	dm_kv_kv_init(&rec);
 	rc = dm_kv_get(kv, &rec, key, err);
-	if (!rc && expires_of(&rec) <= (int64_t)time(NULL))
+	if (!rc && expired(&rec, (int64_t)time(NULL)))
 		rc = DM_ENOTFOUND;
 	dm_kv_kv_release(&rec);
 	if (rc == DM_ENOTFOUND)
 		return dm_err_set(err, DM_EPERM,
 				  "the join token is unknown or expired (a token works for %d "
-				  "hours); print a new one with 'dm cluster join-token'",
+				  "hours, unless 'dm cluster join-token --ttl' said otherwise); print "
+				  "a new one with 'dm cluster join-token'",
 				  DM_JOIN_SECRET_TTL / 3600);
 	return rc;
 }

@@ -9,22 +9,25 @@
 #define DM_SERVER_CLUSTER_NODECRED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "server/cluster/cluster.h"
 #include "util/buf.h"
 #include "util/err.h"
 
-/* How long a join secret lets nodes ask for a certificate (seconds). */
-#define DM_JOIN_SECRET_TTL (24 * 3600)
+/* How long a join secret lets nodes ask for a certificate (seconds), by
+ * default and at most (0: for ever, as `--ttl never` asks). */
+#define DM_JOIN_SECRET_TTL     (24 * 3600)
+#define DM_JOIN_SECRET_TTL_MAX (10LL * 366 * 24 * 3600)
 /* The largest request POST /join takes. */
 #define DM_JOIN_BODY_MAX (16u * 1024)
 
 /*
  * A new join secret (DM_API_KEY_LEN hex digits and the NUL, into out): its
- * SHA-256 goes into DM_KV_JOINS with its expiry, DM_JOIN_SECRET_TTL from
- * now. Expired ones are removed on the way.
+ * SHA-256 goes into DM_KV_JOINS with its expiry, ttl seconds from now (0:
+ * it never expires). Expired ones are removed on the way.
  */
-int dm_nodecred_secret_new(struct dm_kv *kv, char *out, struct dm_err *err);
+int dm_nodecred_secret_new(struct dm_kv *kv, char *out, int64_t ttl, struct dm_err *err);
 
 /*
  * POST /join (renew NULL) and POST /renew (renew: the node that called,
