@@ -12,7 +12,9 @@ packages=(
 	# build toolchain
 	build-essential pkg-config meson ninja-build
 	# libraries dm links: hashing, compression, embedded kv, json, http server and client
+	# (gnutls: the client certificates of nodes that libmicrohttpd's TLS receives)
 	libssl-dev libzstd-dev liblmdb-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
+	libgnutls28-dev
 	# unit tests (cmocka) and the test runner (prove, from perl)
 	libcmocka-dev perl
 	# fuzzing: clang with its libFuzzer/sanitizer runtimes; clang-format for `make format`

@@ -111,6 +111,8 @@ int dm_cmd_cluster_stop(struct dm_cli *cli, int argc, char **argv, struct dm_err
 int dm_cmd_cluster_join(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_status(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_remove(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
+int dm_cmd_cluster_rotate_certs(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_backup(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_restore(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);
 int dm_cmd_cluster_reset(struct dm_cli *cli, int argc, char **argv, struct dm_err *err);

@@ -44,7 +44,8 @@ enum {
 	OPT_NO_PLUGIN,
 	OPT_DOCKER_SOCKET,
 	OPT_CSI_SOCKET,
-	OPT_METRICS_PUBLIC
+	OPT_METRICS_PUBLIC,
+	OPT_TTL
 };
 /* dmd init's options (util/dmd_init.h) are passed through too: cluster init
  * takes them all, cluster join only --advertise and the --etcd-* ones. */
@@ -586,18 +587,46 @@ static int ping(struct dm_cli *cli, struct dm_err *err)
 	return rc;
 }
 
-/* Prints the token other nodes join this node's cluster with. */
-static int print_join_token(struct dm_cli *cli, struct dm_err *err)
+/* Prints the token other nodes join this node's cluster with; ttl_s:
+ * seconds it works (0: for ever), or -1 for the server's default. */
+static int print_join_token(struct dm_cli *cli, int64_t ttl_s, struct dm_err *err)
 {
-	json_t *res = NULL;
-	int rc = dm_cli_call(cli, "cluster.join_token", json_object(), &res, err);
+	json_t *res = NULL, *params = json_object();
+	char life[64];
+	int rc;
 
+	if (ttl_s >= 0)
+		json_object_set_new(params, "ttl", json_integer(ttl_s));
+	rc = dm_cli_call(cli, "cluster.join_token", params, &res, err);
+	if (ttl_s == 0)
+		snprintf(life, sizeof(life), "never expires");
+	else if (ttl_s > 0)
+		snprintf(life, sizeof(life), "lets a node join for %lld s", (long long)ttl_s);
+	else
+		snprintf(life, sizeof(life), "lets a node join for 24 hours");
 	if (!rc)
 		printf("Add nodes to this cluster with:\n  dm cluster join %s\n"
-		       "(the token holds the admin API key: keep it secret)\n",
-		       json_string_value(json_object_get(res, "token")));
+		       "(the token %s, and holds etcd's credentials: keep it secret)\n",
+		       json_string_value(json_object_get(res, "token")), life);
 	json_decref(res);
 	return rc;
+}
+
+/* The API key remote 'local' of a joining node calls it with: the token
+ * carries none, so $DM_API_KEY's (an admin's, say), or "". */
+static int joining_key(char *out, struct dm_err *err)
+{
+	const char *env = getenv("DM_API_KEY");
+	size_t n = env ? strlen(env) : 0;
+
+	out[0] = '\0';
+	if (!n)
+		return 0;
+	if (n != API_KEY_LEN || strspn(env, "0123456789abcdefABCDEF") != n)
+		return dm_err_set(err, DM_EINVAL,
+				  "$DM_API_KEY is not an API key (%d hex digits)", API_KEY_LEN);
+	memcpy(out, env, n + 1);
+	return 0;
 }
 
 /* init and join: dmd init (join: with the token in its environment), the
@@ -654,10 +683,12 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 	}
 	if (rc)
 		goto done;
-	if (!find_api_key(key, out.data ? (const char *)out.data : "")) {
+	if (a.token)
+		rc = joining_key(key, err);
+	else if (!find_api_key(key, out.data ? (const char *)out.data : ""))
 		rc = dm_err_set(err, DM_EPROTO, "'dmd init' printed no API key");
+	if (rc)
 		goto done;
-	}
 
 	if (!dm_config_remote(&old, config, remote_name(cli), &ignored) &&
 	    (!old.data_dir || strcmp(old.data_dir, data_dir) != 0 || old.port != port ||
@@ -692,14 +723,24 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		start_args(args, &a, data_dir, NULL);
 		rc = run_dmd(cli, args, &out, err);
 	}
-	if (!rc)
+	if (!rc && key[0])
 		rc = ping(cli, err);
 	if (rc)
 		goto done;
 	printf("Initialised the dm data directory %s\n", data_dir);
-	printf("The API key of user 'admin' is in %s (remote '%s')\n"
-	       "and in %s/admin-api-key\n",
-	       dm_config_path(config), r.name, data_dir);
+	if (!a.token)
+		printf("The API key of user 'admin' is in %s (remote '%s')\n"
+		       "and in %s/admin-api-key\n",
+		       dm_config_path(config), r.name, data_dir);
+	else if (key[0])
+		printf("Remote '%s' (in %s) calls this node with the API key of "
+		       "$DM_API_KEY\n",
+		       r.name, dm_config_path(config));
+	else
+		printf("The join token carries no API key: remote '%s' (in %s) has none.\n"
+		       "Join with DM_API_KEY set to an admin's key (dm user reset-key, or\n"
+		       "the first node's admin-api-key) for a remote that works\n",
+		       r.name, dm_config_path(config));
 	if (fp[0])
 		printf("dmd is running: https://127.0.0.1:%d and %s\n"
 		       "Its CA's fingerprint is %s\n"
@@ -710,7 +751,7 @@ static int init_node(struct dm_cli *cli, const struct cluster_args *pa, struct d
 		printf("dmd is running: http://127.0.0.1:%d (plain HTTP, loopback only) and %s\n",
 		       port, sock);
 	if (a.init[DM_DMD_INIT_KV] && !strcmp(a.init[DM_DMD_INIT_KV], "etcd") && !a.token)
-		rc = print_join_token(cli, err);
+		rc = print_join_token(cli, -1, err);
 	else if (a.token)
 		printf("This node joined the cluster\n");
 done:
@@ -768,9 +809,26 @@ int dm_cmd_cluster_join(struct dm_cli *cli, int argc, char **argv, struct dm_err
 
 int dm_cmd_cluster_join_token(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
-	int rc = dm_cli_no_options(cli, argc, argv, err);
+	static const struct option opts[] = {
+		{"ttl", required_argument, NULL, OPT_TTL},
+		{NULL, 0, NULL, 0},
+	};
+	int64_t ttl = -1, ms;
+	int c, rc = 0;
 
-	return rc ? rc : print_join_token(cli, err);
+	while ((c = dm_cli_getopt(cli, argc, argv, "", opts, err)) > 0) {
+		if (c != OPT_TTL || rc)
+			continue;
+		if (!strcmp(optarg, "never"))
+			ttl = 0;
+		else if (!(rc = dm_cli_duration_ms(optarg, "--ttl", &ms, err)))
+			ttl = (ms + 999) / 1000;
+	}
+	if (c < 0)
+		return c;
+	if (!rc)
+		rc = dm_cli_nargs(cli, argc - optind, 0, 0, "", err);
+	return rc ? rc : print_join_token(cli, ttl, err);
 }
 
 int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
@@ -805,13 +863,23 @@ int dm_cmd_cluster_start(struct dm_cli *cli, int argc, char **argv, struct dm_er
 		return rc;
 	ours = !dm_config_remote(&r, config, remote_name(cli), &ignored) && r.data_dir &&
 	       !strcmp(r.data_dir, data_dir);
-	if (ours && a.port && a.port != r.port) {
+	if (ours) {
+		/* and the CAs the node trusts now (a rotation of the CA changes them) */
 		struct dm_remote copy = r;
+		struct dm_buf ca = DM_BUF_INIT;
+		char fp[DM_TLS_FINGERPRINT_LEN + 1];
 
-		copy.port = a.port;
-		rc = dm_config_set_remote(config, &copy, err);
-		if (!rc)
-			rc = dm_config_save(config, err);
+		copy.port = a.port ? a.port : r.port;
+		rc = local_ca(&ca, fp, data_dir, err);
+		if (!rc && ca.len)
+			copy.ca = (const char *)ca.data;
+		if (!rc &&
+		    (copy.port != r.port || (copy.ca && (!r.ca || strcmp(copy.ca, r.ca))))) {
+			rc = dm_config_set_remote(config, &copy, err);
+			if (!rc)
+				rc = dm_config_save(config, err);
+		}
+		dm_buf_release(&ca);
 		if (rc)
 			return rc;
 	}

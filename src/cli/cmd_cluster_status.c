@@ -2,9 +2,11 @@
  * cmd_cluster_status.c - the commands about a cluster's nodes: `dm cluster
  * status` (the nodes, whether each is up, where it listens and what it
  * runs; the node that answers is marked), `dm cluster upgrade` (which
- * nodes run another version than this dm, and what to do about it) and
+ * nodes run another version than this dm, and what to do about it),
  * `dm dot set-master` (which node masters a branch, for when its master
- * is down).
+ * is down), `dm cluster remove` (a node leaves for good; its certificate
+ * is refused from then) and `dm cluster rotate-certs` (the next step of
+ * the CA's rotation).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -132,6 +134,53 @@ int dm_cmd_dot_set_master(struct dm_cli *cli, int argc, char **argv, struct dm_e
 	printf("Branch '%s' of '%s' is mastered by node %s now (was %s)\n",
 	       dm_out_str(res, "branch"), dm_out_str(res, "dot"), dm_out_str(res, "master"),
 	       dm_out_str(res, "was"));
+	json_decref(res);
+	return 0;
+}
+
+int dm_cmd_cluster_remove(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	json_t *res = NULL;
+	int rc = dm_cli_args(cli, argc, argv, 1, 1, "NODE", err);
+
+	if (!rc)
+		rc = dm_cli_call(cli, "cluster.remove", json_pack("{s:s}", "node", argv[optind]),
+				 &res, err);
+	if (rc)
+		return rc;
+	printf("Removed node %s from the cluster: the other nodes refuse its certificate\n",
+	       dm_out_str(res, "node"));
+	json_decref(res);
+	return 0;
+}
+
+/* What each phase of the CA's rotation asks next. */
+static const struct {
+	const char *phase, *what;
+} rotation_next[] = {
+	{"trust", "a new CA is made; every node trusts it beside the old one once it restarted"},
+	{"renew", "every node gets a certificate of the new CA when it restarts"},
+	{"done", "every node trusts the new CA only once it restarted; clients that pinned "
+		 "the old CA must pin the new one (dm remote add --fingerprint)"},
+};
+
+int dm_cmd_cluster_rotate_certs(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
+{
+	json_t *res = NULL;
+	const char *phase;
+	int rc = dm_cli_no_options(cli, argc, argv, err);
+
+	if (!rc)
+		rc = dm_cli_call(cli, "cluster.rotate_certs", json_object(), &res, err);
+	if (rc)
+		return rc;
+	phase = dm_out_str(res, "phase");
+	for (size_t i = 0; i < sizeof(rotation_next) / sizeof(rotation_next[0]); i++)
+		if (!strcmp(phase, rotation_next[i].phase))
+			printf("Phase '%s': %s.\n", phase, rotation_next[i].what);
+	printf("Restart every node, one at a time (dm cluster stop, then dm cluster start)%s\n",
+	       strcmp(phase, "done") ? ", then run 'dm cluster rotate-certs' again"
+				     : ": the rotation is over");
 	json_decref(res);
 	return 0;
 }

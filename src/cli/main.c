@@ -95,17 +95,48 @@ const struct dm_cli_cmd dm_cli_commands[] = {
 	 " [--metrics-public]",
 	 "add this machine to a cluster on etcd, and start dmd",
 	 "Makes a new node of the cluster TOKEN names: 'dm cluster join-token' on\n"
-	 "any node prints it (it holds etcd's endpoints and the admin API key).\n"
-	 "Like 'dm cluster init', it initialises the data directory, saves the\n"
-	 "remote 'local' with the admin key, starts dmd and checks it answers.\n"
+	 "the node that made the cluster prints it (it holds etcd's endpoints and\n"
+	 "credentials, the cluster's CA and a secret that works for 24 hours).\n"
+	 "This node makes its own key and asks that node, which holds the CA's\n"
+	 "key, to sign its certificate: nodes call each other with their\n"
+	 "certificates, never with an API key. Like 'dm cluster init', it\n"
+	 "initialises the data directory, saves the remote 'local' (with the API\n"
+	 "key of $DM_API_KEY, such as an admin's: the token carries none), starts\n"
+	 "dmd and checks it answers.\n"
 	 "The options are those of 'dm cluster init' but --kv and --etcd-endpoints,\n"
 	 "which come from the token, as do etcd's CA, user and password (the\n"
 	 "--etcd-* options, when given, win). TOKEN '-' reads it from standard\n"
 	 "input, so that it shows in no command line or shell history.\n"},
-	{"cluster join-token", dm_cmd_cluster_join_token, "",
+	{"cluster join-token", dm_cmd_cluster_join_token, "[--ttl DURATION|never]",
 	 "print the token that adds a node to this cluster",
 	 "Prints 'dm cluster join TOKEN' for this cluster (admin only; a cluster\n"
-	 "on etcd only). The token holds the admin API key: keep it secret.\n"},
+	 "on etcd and HTTPS only; on the node that made the cluster, which holds\n"
+	 "the CA's key). Each token works for 24 hours. It holds etcd's\n"
+	 "credentials: keep it secret.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --ttl DURATION    how long the token works (30m, 12h, 7d), or 'never'\n"
+	 "                    (for nodes that join later, such as a DaemonSet's)\n"},
+	{"cluster remove", dm_cmd_cluster_remove, "NODE",
+	 "remove a node that is down from the cluster for good",
+	 "Removes NODE (an id from 'dm cluster status', or a unique prefix of one)\n"
+	 "from the cluster: its record goes, every node refuses its certificate\n"
+	 "from then on, and its dmd may not register again (the machine comes\n"
+	 "back as a new node, with 'dm cluster join'). NODE must be down: stop it\n"
+	 "first, and move the branches it masters ('dm dot set-master'). Admin\n"
+	 "only.\n"},
+	{"cluster rotate-certs", dm_cmd_cluster_rotate_certs, "",
+	 "rotate the cluster's CA and every node's certificate, node by node",
+	 "Moves the rotation of the cluster's CA one step on (admin only; on the\n"
+	 "node that made the cluster, which holds the CA's key). Each step is\n"
+	 "followed by a restart of every node, one at a time (dm cluster stop,\n"
+	 "then dm cluster start), so that the cluster stays up:\n"
+	 "  1. a new CA, which every node trusts beside the old one;\n"
+	 "  2. every node gets a certificate of the new CA;\n"
+	 "  3. every node trusts the new CA only.\n"
+	 "A step is refused, naming them, while nodes have not restarted since\n"
+	 "the last one. 'dm cluster start' pins the new CA in this machine's\n"
+	 "remote; clients elsewhere pin it again (dm remote add --fingerprint).\n"},
 	{"cluster status", dm_cmd_cluster_status, "[-H] [--json]",
 	 "list the cluster's nodes and whether they are up",
 	 "Lists the nodes of the cluster of the current remote: id, the address\n"

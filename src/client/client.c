@@ -39,6 +39,8 @@ struct dm_client {
 	char *on_behalf; /* the DM_ON_BEHALF_HEADER line, or NULL */
 	char *ca;        /* the pinned CA (PEM): https; NULL: http */
 	char ca_fp[DM_TLS_FINGERPRINT_LEN + 1]; /* its fingerprint, for messages */
+	bool is_node;                /* a node calling another: node */
+	struct dm_curl_node node;
 	bool local;    /* loopback or socket: hint at 'dm cluster start' */
 	long timeout;  /* 0: per method */
 	int64_t next_id;
@@ -113,6 +115,10 @@ int dm_client_new(struct dm_client **out, const struct dm_remote *remote, struct
 		c->url = dm_asprintf(v6 ? "%s://[%s]:%d/rpc" : "%s://%s:%d/rpc", scheme,
 				     remote->host, remote->port);
 		c->local = host_is_loopback(remote->host);
+		if (remote->ca && remote->node) {
+			c->is_node = true;
+			c->node = *remote->node;
+		}
 		if (remote->ca) {
 			c->ca = dm_xstrdup(remote->ca);
 			if (dm_tls_fingerprint(c->ca_fp, c->ca, err)) {
@@ -220,15 +226,26 @@ static int transport_error(struct dm_client *c, CURLcode cc, const char *errbuf,
 				  c->ca ? "" : " (a server that speaks HTTPS? add the remote again)");
 	default:
 		if (c->ca && dm_curl_is_tls_failure(cc))
-			return dm_client_tls_refusal(err, c->where, c->name, c->ca_fp, errbuf);
+			return dm_client_tls_refusal(err, c->where, c->name, c->ca_fp,
+						     c->is_node ? &c->node : NULL, errbuf);
 		return dm_err_set(err, DM_EIO, "cannot talk to dm server at %s: %s", c->where,
 				  *errbuf ? errbuf : curl_easy_strerror(cc));
 	}
 }
 
 int dm_client_tls_refusal(struct dm_err *err, const char *where, const char *remote,
-			  const char *fingerprint, const char *detail)
+			  const char *fingerprint, const struct dm_curl_node *node,
+			  const char *detail)
 {
+	if (node)
+		return dm_err_set(err, DM_EPERM,
+				  "REFUSED: the server at %s did not prove it is %s of this cluster "
+				  "(its certificate must chain to the cluster's CA, %s, and name "
+				  "'%s')%s%s. Nothing was sent to it. If its record in etcd points "
+				  "at another address, someone changed it: check 'dm cluster "
+				  "status'",
+				  where, remote, fingerprint, node->peer,
+				  detail && *detail ? ": " : "", detail ? detail : "");
 	return dm_err_set(err, DM_EPERM,
 			  "REFUSED: the certificate of dm server at %s does not chain to the CA "
 			  "pinned for remote '%s' (%s)%s%s. Either the server's CA changed since "
@@ -377,13 +394,14 @@ int dm_client_call(struct dm_client *c, const char *method, json_t *params, json
 
 	dm_curl_setup(c->curl, &(const struct dm_curl_request){
 				       .url = c->url,
-				       .user = c->user,
-				       .password = c->api_key,
+				       .user = c->is_node ? NULL : c->user,
+				       .password = c->is_node ? NULL : c->api_key,
 				       .headers = headers,
 				       .agent = "dm/" DM_VERSION,
 				       .connect_timeout = DM_CLIENT_CONNECT_TIMEOUT,
 				       .errbuf = errbuf,
 				       .ca_pem = c->socket ? NULL : c->ca,
+				       .node = c->is_node && !c->socket ? &c->node : NULL,
 			       });
 	if (c->socket)
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket);

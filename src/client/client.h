@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "util/curl.h"
+
 struct dm_err;
 
 #define DM_DEFAULT_PORT            32607
@@ -41,17 +43,22 @@ struct dm_remote {
 	 * remote was added: the server is reached over https; NULL: plain
 	 * http (a --insecure-http server on loopback) */
 	const char *ca;
-	/* a node of a cluster calling another as the admin for one of its
-	 * callers: that user's name (header DM_ON_BEHALF_HEADER), or NULL */
+	/* a node of a cluster calling another for one of its callers: that
+	 * user's name (header DM_ON_BEHALF_HEADER), or NULL */
 	const char *on_behalf;
+	/* a node of a cluster calling another with its own certificate (no
+	 * user, no key; util/curl.h; copied, its PEM borrowed), or NULL */
+	const struct dm_curl_node *node;
 };
 
 #define DM_ON_BEHALF_HEADER "X-Dm-On-Behalf-Of"
 
 /* The loud refusal of a server whose certificate does not chain to the CA
- * pinned for it (as ssh's "host key changed"): DM_EPERM. */
+ * pinned for it (as ssh's "host key changed"), or, for a node calling
+ * another (node), does not name that node: DM_EPERM. */
 int dm_client_tls_refusal(struct dm_err *err, const char *where, const char *remote,
-			  const char *fingerprint, const char *detail);
+			  const char *fingerprint, const struct dm_curl_node *node,
+			  const char *detail);
 
 struct dm_client;
 

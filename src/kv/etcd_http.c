@@ -16,9 +16,12 @@
  *    any endpoint is a valid place to start.
  *  - Requests never go through a proxy from the environment and never
  *    follow redirects.
+ *  - A member that asks for a client certificate when none was given is
+ *    told apart from a lost connection (cert_asked), and never retried.
  */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -266,6 +269,31 @@ static bool add_token(struct dm_etcd_conn *c, struct curl_slist **l, uint64_t *g
 	return true;
 }
 
+/*
+ * Whether the member asked for a client certificate in the last handshake
+ * of this thread's request, when we had none to give: with TLS 1.3 it
+ * closes the connection only after the handshake, which would read as a
+ * lost connection. A request runs in the thread that judges it.
+ */
+static _Thread_local bool cert_asked;
+
+static int on_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+	(void)ssl;
+	(void)x509;
+	(void)pkey;
+	cert_asked = true;
+	return 0; /* none: the handshake goes on without one */
+}
+
+static CURLcode note_cert_requests(CURL *h, void *ssl_ctx, void *arg)
+{
+	(void)h;
+	(void)arg;
+	SSL_CTX_set_client_cert_cb(ssl_ctx, on_cert_request);
+	return CURLE_OK;
+}
+
 int dm_etcd_easy_setup(struct dm_etcd_conn *c, CURL *h, size_t ep, const char *path,
 		       const char *body, size_t body_len, int64_t timeout_ms, uint64_t *token_gen,
 		       struct curl_slist **headers, struct dm_err *err)
@@ -322,7 +350,10 @@ int dm_etcd_easy_setup(struct dm_etcd_conn *c, CURL *h, size_t ep, const char *p
 	if (c->cert_file) {
 		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
 		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+	} else {
+		curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, note_cert_requests);
 	}
+	cert_asked = false;
 	*headers = l;
 	return 0;
 }
@@ -386,6 +417,19 @@ struct dm_etcd_verdict dm_etcd_judge(const struct dm_etcd_conn *c, CURL *h, size
 		v.outcome = DM_ETCD_ANSWERED;
 		dm_err_set(err, DM_ETOOBIG, "etcd at %s answered %s with more than %zu bytes", url,
 			   path, DM_ETCD_MSG_MAX);
+		return v;
+	}
+	if (cert_asked && !c->cert_file &&
+	    (cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING ||
+	     cc == CURLE_SSL_CONNECT_ERROR)) {
+		/* it closed on us for the certificate we did not give */
+		v.outcome = DM_ETCD_NOT_SENT;
+		v.not_applied = true;
+		dm_err_set(err, DM_EPERM,
+			   "etcd at %s asks for a client certificate, and none was given: give "
+			   "--etcd-cert FILE and --etcd-key FILE, a certificate without a "
+			   "CommonName signed by a CA that etcd trusts (its --trusted-ca-file)",
+			   url);
 		return v;
 	}
 	/* whether any of the request went out (a reused connection has no

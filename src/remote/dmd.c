@@ -54,6 +54,8 @@ struct dmd_conn {
 	char ca_fp[DM_TLS_FINGERPRINT_LEN + 1];
 	char *user;
 	char *key;
+	bool is_node; /* a node calling another: node, no user and key */
+	struct dm_curl_node node;
 	CURL *easy;                 /* for the one-at-a-time calls */
 	struct curl_slist *headers; /* every request's, with the session once there is one */
 	char *on_behalf;            /* the DM_ON_BEHALF_HEADER line, or NULL */
@@ -119,6 +121,10 @@ int dm_remote_dmd_open(struct dm_remote_conn **out, const struct dm_remote_addr 
 					  "the CA given for dm server '%s' is not a certificate",
 					  addr->host);
 		}
+	}
+	if (addr->ca && addr->node) {
+		r->is_node = true;
+		r->node = *addr->node;
 	}
 	r->user = dm_xstrdup(addr->user ? addr->user : "");
 	r->key = dm_xstrdup(addr->api_key ? addr->api_key : "");
@@ -218,13 +224,14 @@ static void setup(struct dmd_conn *r, CURL *e, const char *url, char *errbuf, in
 {
 	struct dm_curl_request req = {
 		.url = url,
-		.user = r->user,
-		.password = r->key,
+		.user = r->is_node ? NULL : r->user,
+		.password = r->is_node ? NULL : r->key,
 		.headers = r->headers,
 		.agent = "dmd/" DM_VERSION,
 		.connect_timeout = DM_REMOTE_CONNECT_TIMEOUT,
 		.errbuf = errbuf,
 		.ca_pem = r->ca,
+		.node = r->is_node ? &r->node : NULL,
 	};
 
 	dm_curl_setup(e, &req);
@@ -298,7 +305,8 @@ static int transport_error(struct dmd_conn *r, CURL *e, CURLcode cc, const char 
 				  "lost the connection to dm server at %s: %s", r->where, why);
 	default:
 		if (r->ca && dm_curl_is_tls_failure(cc))
-			return dm_client_tls_refusal(err, r->where, r->where, r->ca_fp, errbuf);
+			return dm_client_tls_refusal(err, r->where, r->where, r->ca_fp,
+						     r->is_node ? &r->node : NULL, errbuf);
 		return dm_err_set(err, DM_EIO, "cannot talk to dm server at %s: %s", r->where,
 				  *errbuf ? errbuf : curl_easy_strerror(cc));
 	}

@@ -34,6 +34,7 @@
 #include "store/pack.h"
 #include "sync/wire.h"
 #include "util/buf.h"
+#include "util/curl.h"
 #include "util/hash.h"
 
 struct dm_err;
@@ -50,6 +51,10 @@ struct dm_remote_addr {
 	/* the CA the remote's certificate must chain to (PEM): https; NULL:
 	 * plain http (a --insecure-http server on loopback) */
 	const char *ca;
+	/* with ca: a node of a cluster calling another with its certificate,
+	 * instead of user and api_key (util/curl.h; copied, its PEM
+	 * borrowed), or NULL */
+	const struct dm_curl_node *node;
 };
 
 struct dm_remote_conn {

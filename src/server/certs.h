@@ -3,7 +3,8 @@
  * by `dmd init`, read by `dmd start` (docs/internals/security.md).
  *
  * A node made with its own CA (DM_TLS_SELF) holds DIR/ca.pem and
- * DIR/ca-key.pem, and DIR/tls.pem (its certificate, then the CA's) with
+ * DIR/ca-key.pem (a node that joined a cluster holds no CA key), and
+ * DIR/tls.pem (its certificate, naming its node id, then the CA's) with
  * DIR/tls-key.pem; the operator's files (DM_TLS_FILES) stay where they are
  * and config.json names them. Keys are mode 0600.
  */
@@ -14,6 +15,8 @@
 
 #include "util/buf.h"
 
+struct dm_cluster_token;
+struct dm_kv;
 struct dm_datadir_config;
 struct dm_err;
 
@@ -33,10 +36,11 @@ struct dm_certs {
  */
 int dm_certs_init(const char *dir, const struct dm_datadir_config *c, const char *advertise,
 		  struct dm_err *err);
-/* The same for a node joining a cluster: its certificate is signed by the
- * cluster's CA (ca_pem, ca_key_pem, from the join token), which it keeps. */
-int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_pem,
-			 const char *ca_key_pem, struct dm_err *err);
+/* The same for node node_id joining a cluster: it makes its key and asks
+ * the token's signer for its certificate (cluster/nodecred.h); it keeps
+ * the cluster's CA (DIR/ca.pem) but never the CA's key. */
+int dm_certs_init_joined(const char *dir, const char *node_id, const char *advertise,
+			 const struct dm_cluster_token *t, struct dm_err *err);
 
 /* A new certificate for this node, for the same names (and advertise's
  * host), signed by the CA it holds (DIR/ca.pem, DIR/ca-key.pem): what
@@ -45,6 +49,17 @@ int dm_certs_init_joined(const char *dir, const char *advertise, const char *ca_
  * without the CA's key (the operator's files, or plain HTTP). */
 int dm_certs_renew(const char *dir, const struct dm_datadir_config *c, const char *advertise,
 		   struct dm_err *err);
+
+/*
+ * At start, on a node of a cluster on etcd with dm's own CA, once the KV
+ * is open: the CA's rotation (cluster/rotation.h) as its record says:
+ * DIR/ca.pem becomes the CAs it trusts, and in its phase "renew" a
+ * certificate not yet of the new CA is renewed (by the CA's key here, or
+ * asked of the node that holds it); certs are loaded again when anything
+ * changed. Then this node's record says what it trusts and who signed it.
+ */
+int dm_certs_rotation(struct dm_certs *certs, const char *dir, const struct dm_datadir_config *c,
+		      struct dm_kv *kv, struct dm_err *err);
 
 /* At start: the files as c says (nothing for DM_TLS_OFF). */
 int dm_certs_load(struct dm_certs *out, const char *dir, const struct dm_datadir_config *c,

@@ -529,17 +529,17 @@ int dm_datadir_open_kv(struct dm_kv **out, struct dm_etcd_member **member,
 }
 
 /*
- * The KV's part of init: a new cluster (its record and admin user), or,
- * joining, the check that the KV holds the token's cluster and that the
- * token's key is its admin key. *made_cluster tells a failed init what to
- * take back out of a shared KV.
+ * The KV's part of init: a new cluster (its record and admin user, whose
+ * key goes into key_out), or, joining, the check that the KV holds the
+ * token's cluster (a joining node gets no API key: key_out is "").
+ * *made_cluster tells a failed init what to take back out of a shared KV.
  */
 static int init_kv(char *key_out, struct dm_kv *kv, struct dm_datadir_config *c,
 		   const struct dm_cluster_token *join, bool *made_cluster, struct dm_err *err)
 {
-	struct dm_caller who;
 	int rc;
 
+	key_out[0] = '\0';
 	if (!join) {
 		rc = dm_cluster_create(kv, c->cluster_id, err);
 		if (rc)
@@ -556,15 +556,6 @@ static int init_kv(char *key_out, struct dm_kv *kv, struct dm_datadir_config *c,
 	if (!rc && strcmp(c->cluster_id, join->cluster_id) != 0)
 		return dm_err_set(err, DM_EINVAL, "etcd at %s holds cluster %s, not the token's %s",
 				  c->etcd_endpoints, c->cluster_id, join->cluster_id);
-	if (!rc)
-		rc = dm_auth_verify(kv, &who, DM_CLUSTER_ADMIN_USER, join->api_key, err);
-	if (rc == DM_EPERM)
-		return dm_err_set(
-			err, DM_EPERM,
-			"the join token's key is not the cluster's admin key (reset since?); "
-			"print a new token with 'dm cluster join-token' on a node");
-	if (!rc)
-		memcpy(key_out, join->api_key, DM_API_KEY_LEN + 1);
 	return rc;
 }
 
@@ -617,14 +608,14 @@ static int init_contents(char *key_out, const char *dir, struct dm_datadir_confi
 		rc = dm_datadir_open_kv(&kv, &member, &access, dir, c, err);
 	if (!rc)
 		rc = init_kv(key_out, kv, c, join, &made_cluster, err);
-	if (!rc)
+	if (!rc && !join)
 		rc = dm_datadir_path(path, sizeof(path), dir, DM_DATA_ADMIN_KEY, err);
-	if (!rc) {
+	if (!rc && !join) {
 		snprintf(line, sizeof(line), "%s\n", key_out);
 		rc = dm_write_file_atomic(path, line, strlen(line), 0400, err);
 	}
-	if (!rc && join && join->ca[0])
-		rc = dm_certs_init_joined(dir, c->advertise, join->ca, join->ca_key, err);
+	if (!rc && join)
+		rc = dm_certs_init_joined(dir, c->node_id, c->advertise, join, err);
 	else if (!rc)
 		rc = dm_certs_init(dir, c, c->advertise, err);
 	if (!rc)
@@ -737,11 +728,12 @@ static int check_tls_opts(struct dm_datadir_config *c, const struct dm_datadir_i
 		return dm_err_set(err, DM_EINVAL,
 				  "a node joining a cluster speaks as the cluster does (its token "
 				  "says): no --tls-cert, --tls-key, --tls-ca or --insecure-http");
-	if (o->join && o->join->ca[0]) {
+	if (o->join) {
+		/* a token always has the cluster's CA */
 		snprintf(c->tls, sizeof(c->tls), "%s", DM_TLS_SELF);
 		return 0;
 	}
-	if (o->insecure_http || o->join) {
+	if (o->insecure_http) {
 		char host[256];
 		int port;
 

@@ -13,7 +13,7 @@
  *     DIR/dmd.log          the daemon's log
  *     DIR/ca.pem           the CA that signs this node's certificate (the
  *                          cluster's; 0644), DIR/ca-key.pem its key (0600,
- *                          on the node that made the cluster)
+ *                          only on the node that made the cluster)
  *     DIR/tls.pem          this node's certificate chain, DIR/tls-key.pem
  *                          its key (0600): what the TCP port serves
  *     DIR/uploads/         bodies of dotmesh's S3 PUTs while they arrive,
@@ -160,8 +160,9 @@ struct dm_datadir_init_opts {
 	/* kv etcd with endpoints: how to reach them (TLS files, a user and its
 	 * password's file); none of it for a local member, which makes its own */
 	struct dm_etcd_access_opts etcd;
-	/* joining a cluster: its token (kv etcd, endpoints and the admin key
-	 * come from it), or NULL to make a new cluster */
+	/* joining a cluster: its token (kv etcd, endpoints, the CA and who
+	 * signs this node's certificate come from it; key_out is ""), or NULL
+	 * to make a new cluster */
 	const struct dm_cluster_token *join;
 };
 int dm_datadir_init_opts(char *key_out, const char *data_dir, const struct dm_datadir_init_opts *o,

@@ -35,6 +35,7 @@
 #include "server/certs.h"
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_member.h"
+#include "server/cluster/nodecred.h"
 #include "server/cluster/replicate.h"
 #include "server/dots/docker.h"
 #include "server/dots/freezer.h"
@@ -46,6 +47,7 @@
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/tls.h"
 
 #include "util/banned.h"
 
@@ -202,29 +204,6 @@ static int mount_pool(struct dm_server *srv, const struct dm_datadir_config *c, 
 	return 0;
 }
 
-/* The admin's API key from DIR/admin-api-key into out (DM_API_KEY_LEN + 1). */
-static int read_admin_key(char *out, const char *data_dir, struct dm_err *err)
-{
-	char path[PATH_MAX];
-	struct dm_buf b;
-	int rc = dm_datadir_path(path, sizeof(path), data_dir, DM_DATA_ADMIN_KEY, err);
-
-	if (rc)
-		return rc;
-	dm_buf_init(&b, DM_API_KEY_LEN + 2);
-	rc = dm_read_file(&b, path, DM_API_KEY_LEN + 2, err);
-	while (!rc && b.len && b.data[b.len - 1] == '\n')
-		b.data[--b.len] = '\0';
-	if (!rc && b.len != DM_API_KEY_LEN)
-		rc = dm_err_set(err, DM_ECORRUPT, "'%s' holds no API key", path);
-	if (!rc)
-		memcpy(out, b.data, DM_API_KEY_LEN + 1);
-	if (b.data)
-		explicit_bzero(b.data, b.len);
-	dm_buf_release(&b);
-	return rc;
-}
-
 /*
  * Takes this node's place in the cluster: the KV must hold the cluster the
  * data directory was made for (a data directory made before clusters had
@@ -257,6 +236,28 @@ static void fail_sync_setup(struct dm_store_opts *o)
 	dm_warn("DM_TEST_FAIL_SYNC is set: syncs fail while '%s' exists", fail_sync_path);
 }
 
+/*
+ * Nodes of a cluster on etcd with dm's own CA call each other with their
+ * certificates, which name them (cluster/nodecred.h). A data directory
+ * made before that has a certificate that does not: refused, saying how
+ * to renew it.
+ */
+static int check_node_cert(struct dm_server *srv, const struct dm_datadir_config *c,
+			   struct dm_err *err)
+{
+	srv->node_certs = !strcmp(c->kv, "etcd") && !strcmp(c->tls, DM_TLS_SELF);
+	if (!srv->node_certs ||
+	    !dm_tls_names_node((const char *)srv->certs.chain.data, srv->node_id))
+		return 0;
+	return dm_err_set(err, DM_EUNSUPPORTED,
+			  "this node's certificate (%s/%s) does not name node %s: an older dm "
+			  "made it, when nodes called each other with the admin key; with "
+			  "dmd stopped, run 'dmd renew-cert --data-dir %s' (which needs the "
+			  "CA's key, %s, as older nodes all have), then start it",
+			  srv->data_dir, DM_DATA_TLS_CERT, srv->node_id, srv->data_dir,
+			  DM_DATA_CA_KEY);
+}
+
 static int join_cluster(struct dm_server *srv, struct dm_datadir_config *c, struct dm_err *err)
 {
 	struct dm_cluster_self self;
@@ -271,6 +272,9 @@ static int join_cluster(struct dm_server *srv, struct dm_datadir_config *c, stru
 				  "the KV holds cluster %s, but this data directory belongs to "
 				  "cluster %s; check --etcd-endpoints",
 				  srv->cluster_id, c->cluster_id);
+	rc = dm_nodecred_check_not_removed(srv->kv, srv->node_id, err);
+	if (rc)
+		return rc;
 	memset(&self, 0, sizeof(self));
 	self.node_id = srv->node_id;
 	self.address = srv->advertise;
@@ -333,8 +337,11 @@ static void set_envs(struct dm_server *srv)
 	c->transfers = srv->transfers;
 	c->node_id = srv->node_id;
 	c->kv_root = srv->kv_root;
-	c->admin_key = srv->admin_key;
 	c->ca = srv->tls && srv->certs.ca.len ? (const char *)srv->certs.ca.data : NULL;
+	if (srv->node_certs) {
+		c->node_cert = (const char *)srv->certs.chain.data;
+		c->node_key = (const char *)srv->certs.key.data;
+	}
 	a->kv = srv->kv;
 	a->store = srv->store;
 	a->registry = srv->registry;
@@ -352,11 +359,12 @@ static void set_envs(struct dm_server *srv)
 	a->kv_name = srv->kv_name;
 	a->etcd_endpoints = srv->etcd_endpoints;
 	a->etcd_access = &srv->etcd_access;
-	a->admin_key = srv->admin_key;
 	a->ca = c->ca;
 	a->ca_key = srv->tls && srv->certs.ca_key.len ? (const char *)srv->certs.ca_key.data : NULL;
 	a->address = srv->address;
 	a->uploads = srv->uploads;
+	a->advertise = srv->advertise;
+	a->ca_key_path = srv->ca_key_path;
 }
 
 static const char *listen_host(const char *advertise)
@@ -400,17 +408,16 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	srv->metrics_public = opts->metrics_public;
 
 	snprintf(srv->kv_name, sizeof(srv->kv_name), "%s", c.kv);
-	if (!strcmp(c.kv, "etcd")) {
+	if (!strcmp(c.kv, "etcd"))
 		snprintf(srv->kv_root, sizeof(srv->kv_root), DM_KV_NODE_ROOT "%s/", srv->node_id);
-		rc = read_admin_key(srv->admin_key, srv->data_dir, err);
-		if (rc)
-			goto done;
-	}
 	snprintf(srv->etcd_endpoints, sizeof(srv->etcd_endpoints), "%s", c.etcd_endpoints);
 	rc = dm_certs_load(&srv->certs, srv->data_dir, &c, err);
 	if (rc)
 		goto done;
 	srv->tls = strcmp(c.tls, DM_TLS_OFF) != 0;
+	rc = check_node_cert(srv, &c, err);
+	if (rc)
+		goto done;
 	if (c.advertise[0])
 		snprintf(srv->advertise, sizeof(srv->advertise), "%s", c.advertise);
 	else
@@ -420,6 +427,11 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 				err);
 	if (!rc)
 		rc = join_cluster(srv, &c, err);
+	if (!rc)
+		rc = dm_certs_rotation(&srv->certs, srv->data_dir, &c, srv->kv, err);
+	if (!rc)
+		rc = dm_datadir_path(srv->ca_key_path, sizeof(srv->ca_key_path), srv->data_dir,
+				     DM_DATA_CA_KEY, err);
 	if (!rc)
 		rc = dm_datadir_path(path, sizeof(path), srv->data_dir, DM_DATA_STORE, err);
 	if (!rc) {
@@ -482,6 +494,8 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 	if (srv->tls) {
 		ho.tls_cert_pem = (const char *)srv->certs.chain.data;
 		ho.tls_key_pem = (const char *)srv->certs.key.data;
+		if (srv->node_certs)
+			ho.tls_trust_pem = (const char *)srv->certs.ca.data;
 	}
 	rc = dm_http_bind(&srv->http, &srv->api_env, &ho, err);
 	if (rc)
@@ -573,7 +587,6 @@ void dm_server_free(struct dm_server *srv)
 			dm_warn("%s", err.msg);
 		free(srv->pool_mount);
 	}
-	explicit_bzero(srv->admin_key, sizeof(srv->admin_key));
 	dm_certs_release(&srv->certs);
 	free(srv->data_dir);
 	free(srv);

@@ -69,7 +69,8 @@ struct dm_server {
 	char kv_name[8];           /* "lmdb" or "etcd" */
 	char etcd_endpoints[1024]; /* etcd's client URLs, or "" */
 	char cluster_id[DM_UUID_LEN + 1];
-	char admin_key[DM_API_KEY_LEN + 1]; /* how this node calls the others (cluster) */
+	bool node_certs; /* a node of a cluster on etcd: it calls the others with its certificate */
+	char ca_key_path[PATH_MAX]; /* DIR/ca-key.pem, which a rotation of the CA replaces */
 	char kv_root[64];                   /* "/dm/n/NODE/" on etcd; "" on one node (dot.h) */
 	struct dm_cluster *cluster;         /* this node's record and liveness lease */
 	int shutdown_grace_ms;

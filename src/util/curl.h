@@ -20,6 +20,19 @@ struct dm_err;
  * process keeps libcurl to its end. */
 int dm_curl_global_init(struct dm_err *err);
 
+/*
+ * A node of a cluster calling another: its own certificate chain and key
+ * (PEM; borrowed, they live as long as the node), sent as a TLS client
+ * certificate instead of any API key, and the name the called node's
+ * certificate must carry (util/tls.h's dm_tls_node_name of the node id
+ * its record says), checked during the handshake, before anything is sent.
+ */
+struct dm_curl_node {
+	const char *cert_pem;
+	const char *key_pem;
+	char peer[96]; /* DM_TLS_NODE_NAME_MAX */
+};
+
 /* The options every request of a dm client shares. Borrowed: each must
  * live until the request is done. */
 struct dm_curl_request {
@@ -35,6 +48,8 @@ struct dm_curl_request {
 	 * plain http (a server on loopback with --insecure-http, or a unix
 	 * socket). */
 	const char *ca_pem;
+	/* with ca_pem: a node calling another (no user, no password), or NULL */
+	const struct dm_curl_node *node;
 };
 
 /* Resets e (curl_easy_reset) and sets r's options on it, with no proxy

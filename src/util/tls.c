@@ -9,6 +9,8 @@
  *   - Certificates are X.509 v3 with random 128-bit serials; a CA has
  *     basicConstraints CA:TRUE and keyCertSign, a server certificate
  *     CA:FALSE, serverAuth and clientAuth (nodes call each other with it).
+ *   - A node of a cluster is named by exactly one DNS name of its
+ *     certificate, ID DM_TLS_NODE_SUFFIX; nothing else names a node.
  */
 #include "util/tls.h"
 
@@ -19,6 +21,7 @@
 #include <strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -88,6 +91,22 @@ static X509 *read_cert(const char *pem)
 
 	BIO_free(bio);
 	return x;
+}
+
+/* The last certificate of pem: the CA that signs, in a bundle of CAs
+ * (the new one last, while a CA is rotated). */
+static X509 *read_last_cert(const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x, *last = NULL;
+
+	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		X509_free(last);
+		last = x;
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	return last;
 }
 
 static EVP_PKEY *read_key(const char *pem)
@@ -193,18 +212,17 @@ static int san_item(char *out, size_t size, const char *name)
 	return 1;
 }
 
-int dm_tls_make_server(struct dm_buf *cert_out, struct dm_buf *key_out, const char *ca_cert_pem,
-		       const char *ca_key_pem, const char *const *names, size_t n,
-		       struct dm_err *err)
+/* A certificate for key's public half, signed by the CA (ca, ca_key),
+ * valid two years, for names[0..n) (names[0] its CN), for a TLS server
+ * and client; cert_out gets it, then the CA's. */
+static int issue(struct dm_buf *cert_out, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key,
+		 const char *const *names, size_t n, struct dm_err *err)
 {
-	X509 *ca = read_cert(ca_cert_pem), *x = NULL;
-	EVP_PKEY *ca_key = read_key(ca_key_pem), *key = NULL;
 	struct dm_buf san = DM_BUF_INIT;
+	X509 *x = NULL;
 	int rc = 0;
 
-	if (!ca || !ca_key)
-		rc = dm_err_set(err, DM_EINVAL, "the CA certificate or its key cannot be read");
-	if (!rc && (!n || n > DM_TLS_NAMES_MAX))
+	if (!n || n > DM_TLS_NAMES_MAX)
 		rc = dm_err_set(err, DM_EINVAL, "a server certificate needs 1 to %d names",
 				DM_TLS_NAMES_MAX);
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -220,8 +238,7 @@ int dm_tls_make_server(struct dm_buf *cert_out, struct dm_buf *key_out, const ch
 	if (!rc && dm_buf_add(&san, "", 1))
 		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
 	if (!rc) {
-		key = new_key();
-		x = key ? new_cert(key, names[0], ca, 730) : NULL;
+		x = new_cert(key, names[0], ca, 730);
 		if (!x || !add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") ||
 		    !add_ext(x, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
 		    !add_ext(x, ca, NID_ext_key_usage, "serverAuth,clientAuth") ||
@@ -234,13 +251,179 @@ int dm_tls_make_server(struct dm_buf *cert_out, struct dm_buf *key_out, const ch
 		rc = cert_pem(cert_out, x, err);
 	if (!rc)
 		rc = cert_pem(cert_out, ca, err);
-	if (!rc)
-		rc = key_pem(key_out, key, err);
 	dm_buf_release(&san);
 	X509_free(x);
+	return rc;
+}
+
+int dm_tls_make_server(struct dm_buf *cert_out, struct dm_buf *key_out, const char *ca_cert_pem,
+		       const char *ca_key_pem, const char *const *names, size_t n,
+		       struct dm_err *err)
+{
+	X509 *ca = read_last_cert(ca_cert_pem);
+	EVP_PKEY *ca_key = read_key(ca_key_pem), *key = NULL;
+	int rc = 0;
+
+	if (!ca || !ca_key)
+		rc = dm_err_set(err, DM_EINVAL, "the CA certificate or its key cannot be read");
+	if (!rc && !(key = new_key()))
+		rc = ssl_error(err, "make a key");
+	if (!rc)
+		rc = issue(cert_out, key, ca, ca_key, names, n, err);
+	if (!rc)
+		rc = key_pem(key_out, key, err);
 	X509_free(ca);
 	EVP_PKEY_free(key);
 	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+int dm_tls_make_csr(struct dm_buf *csr_out, struct dm_buf *key_out, const char *cn,
+		    struct dm_err *err)
+{
+	EVP_PKEY *key = new_key();
+	X509_REQ *req = X509_REQ_new();
+	BIO *bio = BIO_new(BIO_s_mem());
+	int rc = 0;
+
+	if (!key || !req || !bio || !X509_REQ_set_version(req, 0) ||
+	    !X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
+					(const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_REQ_set_pubkey(req, key) || !X509_REQ_sign(req, key, EVP_sha256()) ||
+	    !PEM_write_bio_X509_REQ(bio, req))
+		rc = ssl_error(err, "make a certificate request");
+	if (!rc)
+		rc = bio_to_buf(csr_out, bio, err);
+	if (!rc)
+		rc = key_pem(key_out, key, err);
+	BIO_free(bio);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+int dm_tls_sign_csr(struct dm_buf *cert_out, const char *csr_pem, const char *ca_cert_pem,
+		    const char *ca_key_pem, const char *const *names, size_t n,
+		    struct dm_err *err)
+{
+	BIO *bio = BIO_new_mem_buf(csr_pem, -1);
+	X509_REQ *req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
+	X509 *ca = read_last_cert(ca_cert_pem);
+	EVP_PKEY *ca_key = read_key(ca_key_pem);
+	int rc = 0;
+
+	if (!ca || !ca_key)
+		rc = dm_err_set(err, DM_EINVAL, "the CA certificate or its key cannot be read");
+	else if (!pub || X509_REQ_verify(req, pub) != 1)
+		rc = dm_err_set(err, DM_EINVAL,
+				"not a certificate request signed by its own key (PEM)");
+	if (!rc)
+		rc = issue(cert_out, pub, ca, ca_key, names, n, err);
+	BIO_free(bio);
+	X509_REQ_free(req);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+void dm_tls_node_name(char *out, size_t size, const char *node_id)
+{
+	snprintf(out, size, "%s%s", node_id, DM_TLS_NODE_SUFFIX);
+}
+
+/* The node id the DNS names of x's subjectAltName give (ID
+ * DM_TLS_NODE_SUFFIX) into out; -1 when none or more than one. */
+static int node_of(char *out, size_t size, X509 *x)
+{
+	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	const size_t slen = strlen(DM_TLS_NODE_SUFFIX);
+	int found = 0;
+
+	for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+		const char *s;
+		int len;
+
+		if (g->type != GEN_DNS)
+			continue;
+		s = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+		len = ASN1_STRING_length(g->d.dNSName);
+		if (len <= (int)slen || (size_t)len - slen >= size ||
+		    memcmp(s + len - slen, DM_TLS_NODE_SUFFIX, slen) != 0 ||
+		    memchr(s, '\0', (size_t)len))
+			continue;
+		memcpy(out, s, (size_t)len - slen);
+		out[len - slen] = '\0';
+		found++;
+	}
+	GENERAL_NAMES_free(names);
+	return found == 1 ? 0 : -1;
+}
+
+/* Every certificate of pem into store; the count. */
+static int add_cas(X509_STORE *store, const char *pem)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	int n = 0;
+
+	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		if (X509_STORE_add_cert(store, x))
+			n++;
+		X509_free(x);
+	}
+	BIO_free(bio);
+	return n;
+}
+
+int dm_tls_peer_node(char *out, size_t size, const unsigned char *const *der, const size_t *lens,
+		     size_t n, const char *ca_pem, struct dm_err *err)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	X509 *leaf = NULL;
+	int rc = 0;
+
+	if (!store || !ctx || !chain)
+		rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+	else if (!n || n > 8 || add_cas(store, ca_pem) == 0)
+		rc = dm_err_set(err, DM_EPERM, "no certificate to check, or no CA to check it by");
+	for (size_t i = 0; !rc && i < n; i++) {
+		const unsigned char *p = der[i];
+		X509 *x = lens[i] <= DM_TLS_PEM_MAX ? d2i_X509(NULL, &p, (long)lens[i]) : NULL;
+
+		if (!x)
+			rc = dm_err_set(err, DM_EPERM, "the peer's certificate cannot be read");
+		else if (i == 0)
+			leaf = x;
+		else if (!sk_X509_push(chain, x)) {
+			X509_free(x);
+			rc = dm_err_set(err, DM_ENOMEM, "out of memory");
+		}
+	}
+	if (!rc && (!X509_STORE_CTX_init(ctx, store, leaf, chain) ||
+		    !X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) ||
+		    X509_verify_cert(ctx) != 1))
+		rc = dm_err_set(err, DM_EPERM, "the peer's certificate does not verify: %s",
+				X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	if (!rc && node_of(out, size, leaf))
+		rc = dm_err_set(err, DM_EPERM, "the peer's certificate names no node of dm");
+	X509_free(leaf);
+	sk_X509_pop_free(chain, X509_free);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return rc;
+}
+
+int dm_tls_names_node(const char *pem, const char *node_id)
+{
+	X509 *x = read_cert(pem);
+	char id[128];
+	int rc = x && !node_of(id, sizeof(id), x) && !strcmp(id, node_id) ? 0 : -1;
+
+	X509_free(x);
 	return rc;
 }
 
@@ -288,17 +471,39 @@ int dm_tls_chain_root(struct dm_buf *out, const char *pem, struct dm_err *err)
 
 int dm_tls_check_signed(const char *pem, const char *ca_pem, struct dm_err *err)
 {
-	X509 *x = read_cert(pem), *ca = read_cert(ca_pem);
-	EVP_PKEY *k = ca ? X509_get0_pubkey(ca) : NULL;
-	int rc = 0;
+	char fp[DM_TLS_FINGERPRINT_LEN + 1];
 
-	if (!x || !k)
-		rc = dm_err_set(err, DM_EINVAL, "no certificate in the PEM text");
-	else if (X509_verify(x, k) != 1)
-		rc = dm_err_set(err, DM_EPERM, "the certificate is not signed by this CA");
+	return dm_tls_signer(fp, pem, ca_pem, err);
+}
+
+int dm_tls_signer(char *out, const char *pem, const char *ca_pem, struct dm_err *err)
+{
+	X509 *x = read_cert(pem), *ca;
+	BIO *bio = BIO_new_mem_buf(ca_pem, -1);
+	int rc = DM_EINVAL;
+
+	while (x && bio && rc && (ca = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		EVP_PKEY *k = X509_get0_pubkey(ca);
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int len = 0;
+
+		if (k && X509_verify(x, k) == 1 && X509_digest(ca, EVP_sha256(), md, &len) &&
+		    len == 32) {
+			hex_fingerprint(out, md);
+			rc = 0;
+		} else if (rc == DM_EINVAL) {
+			rc = DM_EPERM; /* a CA, but not the one */
+		}
+		X509_free(ca);
+	}
+	ERR_clear_error();
+	BIO_free(bio);
 	X509_free(x);
-	X509_free(ca);
-	return rc;
+	if (rc == DM_EINVAL)
+		return dm_err_set(err, DM_EINVAL, "no certificate in the PEM text");
+	if (rc)
+		return dm_err_set(err, DM_EPERM, "the certificate is not signed by this CA");
+	return 0;
 }
 
 int dm_tls_fingerprint_parse(char *out, const char *text, struct dm_err *err)

@@ -16,7 +16,9 @@
 #     token N1 printed (its output is in $HOME/init-N1.out); every node is up.
 #   - node N keeps its data in $HOME/N and serves 127.0.0.1:$port_N;
 #     dmN runs dm with a config of its own ($HOME/confN) whose remote
-#     `local` is node N, as admin.
+#     `local` is node N, as admin (the joining nodes get the first one's
+#     admin key through $DM_API_KEY: a join token carries no API key, and
+#     only the first node has $HOME/N1/admin-api-key).
 #   - every dmd is stopped when the script ends, however it ends.
 #
 # A node serves no Docker volume plugin unless $node_opts_N says otherwise
@@ -53,7 +55,8 @@ nodes_init() {
 	for n in "$@"; do
 		[ "$n" = "$first" ] && continue
 		# shellcheck disable=SC2046
-		printf '%s\n' "$token" | "dm$n" cluster join "$arg" $(node_opts "$n") \
+		printf '%s\n' "$token" | DM_API_KEY=$(cat "$HOME/$first/admin-api-key") \
+			"dm$n" cluster join "$arg" $(node_opts "$n") \
 			--data-dir "$HOME/$n" --port "$(node_port "$n")" >"$HOME/init-$n.out" 2>&1 || {
 			cat "$HOME/init-$n.out" >&2
 			return 1

@@ -88,7 +88,7 @@ test_expect_success 'a wrong password, a wrong CA, no client certificate or plai
 	test_must_fail dm cluster init --kv etcd --etcd-endpoints "$ETCD_ENDPOINTS" --no-plugin \
 		--data-dir X3 --port $(test_free_port) --etcd-ca "$tls/ca.pem" \
 		--etcd-user dm --etcd-password-file dm.pw 2>err &&
-	grep "etcd" err &&
+	grep "etcd at https://127.0.0.1:[0-9]* asks for a client certificate, and none was given: give --etcd-cert FILE and --etcd-key FILE" err &&
 	test_must_fail dm cluster init --kv etcd --no-plugin --data-dir X4 --port $(test_free_port) \
 		--etcd-endpoints "$(echo "$ETCD_ENDPOINTS" | sed s/https:/http:/g)" 2>err &&
 	grep "etcd" err &&

@@ -4,7 +4,8 @@
  * done): the dots, their branches and pending commits, which the registry
  * loads at start (server/dots/registry.c, dot.c), users and their keys
  * (api/auth.c), the cluster's record, node records and names
- * (cluster/cluster.c), deleted dots, and the volume plugin's aliases
+ * (cluster/cluster.c), deleted dots, removed nodes and the CA's rotation
+ * (cluster/nodecred.c, rotation.c), and the volume plugin's aliases
  * (api/plugin.c).
  *
  * The input is the KV's content, one record a line: KEY, one space, the
@@ -26,6 +27,8 @@
 #include "kv/kv.h"
 #include "server/api/auth.h"
 #include "server/api/plugin.h"
+#include "server/cluster/nodecred.h"
+#include "server/cluster/rotation.h"
 #include "server/cluster/cluster.h"
 #include "server/dots/registry.h"
 #include "util/err.h"
@@ -231,6 +234,13 @@ static void read_deleted(struct dm_kv *kv, const char *id)
 
 static struct dm_plugin *plugin;
 
+static void read_removed(struct dm_kv *kv, const char *id)
+{
+	struct dm_err err;
+
+	(void)dm_nodecred_admitted(kv, id, &err);
+}
+
 static void read_alias(struct dm_kv *kv, const char *name)
 {
 	json_t *body = json_pack("{s:s}", "Name", name);
@@ -293,6 +303,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(nodes);
 	each_name(&f, DM_KV_NODES, read_node);
 	each_name(&f, DM_KV_DELETED, read_deleted);
+	each_name(&f, DM_KV_REMOVED, read_removed);
+	{
+		/* the CA's rotation: a record read is NUL-terminated PEM */
+		struct dm_rotation r;
+
+		if (dm_rotation_get(&f.base, &r, &err) == 0 &&
+		    (!r.trust.len || r.trust.data[r.trust.len - 1] != '\0' || !r.phase[0]))
+			abort();
+		dm_rotation_release(&r);
+	}
 	each_name(&f, DM_KV_NAMES, read_names);
 	{
 		struct dm_plugin_opts po;

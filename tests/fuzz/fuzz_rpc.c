@@ -79,7 +79,7 @@ static void setup(void)
 	env.kv_root = "";
 	env.kv_name = "lmdb";
 	env.etcd_endpoints = "";
-	env.admin_key = "";
+	env.advertise = "https://127.0.0.1:1";
 	env.address = "127.0.0.1:1";
 }
 
@@ -108,8 +108,8 @@ static void check_reply(const char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct dm_caller admin = {"admin", true, false};
-	static const struct dm_caller alice = {"alice", false, false};
+	static const struct dm_caller admin = {"admin", true, false, ""};
+	static const struct dm_caller alice = {"alice", false, false, ""};
 	char *reply;
 	int status = 0;
 

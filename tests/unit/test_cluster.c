@@ -55,8 +55,17 @@ static void sample_token(struct dm_cluster_token *t)
 	memset(t, 0, sizeof(*t));
 	snprintf(t->cluster_id, sizeof(t->cluster_id), "0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77");
 	snprintf(t->endpoints, sizeof(t->endpoints), "http://127.0.0.1:2379,http://10.0.0.2:2379");
-	memset(t->api_key, 'k', DM_API_KEY_LEN);
+	snprintf(t->signer, sizeof(t->signer), "https://10.0.0.1:32607");
+	memset(t->secret, 's', DM_API_KEY_LEN);
+	snprintf(t->ca, sizeof(t->ca), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
 }
+
+/* The members every token has, as JSON, before any other. */
+#define TOKEN_BASE                                                                                 \
+	"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":\"https://x:1\","            \
+	"\"signer\":\"https://10.0.0.1:32607\",\"secret\":\""                                          \
+	"ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss\","                          \
+	"\"ca\":\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"" 
 
 static void token_round_trip(void **state)
 {
@@ -74,8 +83,12 @@ static void token_round_trip(void **state)
 	assert_int_equal(dm_cluster_token_decode(&back, text, &err), 0);
 	assert_string_equal(back.cluster_id, t.cluster_id);
 	assert_string_equal(back.endpoints, t.endpoints);
-	assert_string_equal(back.api_key, t.api_key);
+	assert_string_equal(back.signer, t.signer);
+	assert_string_equal(back.secret, t.secret);
+	assert_string_equal(back.ca, t.ca);
 	assert_string_equal(back.etcd_user, "");
+	/* no API key and no CA key travel in a token */
+	assert_null(strstr(text, "key"));
 	free(text);
 }
 
@@ -87,6 +100,23 @@ static char *token_of(const char *json)
 	dm_buf_adds(&b, DM_CLUSTER_TOKEN_PREFIX);
 	dm_base64_encode(&b, json, strlen(json), true);
 	return dm_buf_detach(&b, NULL);
+}
+
+/* A token of an older dm carried the admin key and the CA's key: refused,
+ * saying how to get a new one. */
+static void old_tokens_refused(void **state)
+{
+	struct dm_cluster_token back;
+	struct dm_err err;
+	char *text = token_of(
+		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":"
+		"\"https://x:1\",\"key\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+		"kkkkkkkkkkkkkkk\"}");
+
+	assert_int_equal(dm_cluster_token_decode(&back, text, &err), DM_EINVAL);
+	assert_non_null(strstr(err.msg, "older dm"));
+	assert_non_null(strstr(err.msg, "dm cluster join-token"));
+	free(text);
 }
 
 /* etcd's CA, user and password go with the token, and only in pairs. */
@@ -113,16 +143,13 @@ static void token_carries_etcd_access(void **state)
 	assert_int_equal(dm_cluster_token_decode(&back, text, &err), 0);
 	assert_string_equal(back.etcd_user, ""); /* encode writes both or none */
 	free(text);
-	text = token_of(
-		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":"
-		"\"https://x:1\",\"key\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
-		"kkkkkkkkkkkkkkk\",\"etcd_user\":\"root\"}");
+	text = token_of(TOKEN_BASE "}");
+	assert_int_equal(dm_cluster_token_decode(&back, text, &err), 0);
+	free(text);
+	text = token_of(TOKEN_BASE ",\"etcd_user\":\"root\"}");
 	assert_int_equal(dm_cluster_token_decode(&back, text, &err), DM_EINVAL);
 	free(text);
-	text = token_of(
-		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":"
-		"\"https://x:1\",\"key\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
-		"kkkkkkkkkkkkkkk\",\"etcd_ca\":\"not a certificate\"}");
+	text = token_of(TOKEN_BASE ",\"etcd_ca\":\"not a certificate\"}");
 	assert_int_equal(dm_cluster_token_decode(&back, text, &err), DM_EINVAL);
 	free(text);
 }
@@ -132,14 +159,14 @@ static void damaged_tokens(void **state)
 	static const char *const bad_json[] = {
 		"{}",
 		"[1,2,3]",
-		"{\"cluster\":\"short\",\"etcd\":\"http://x:1\",\"key\":\"k\"}",
-		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":\"\","
-		"\"key\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\"}",
-		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":\"http://x:1\","
-		"\"key\":\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\","
-		"\"extra\":1}",
-		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":\"http://x:1\","
-		"\"key\":\"kkkk\"}",
+		"{\"cluster\":\"short\",\"etcd\":\"http://x:1\"}",
+		TOKEN_BASE ",\"extra\":1}",
+		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":\"https://x:1\","
+		"\"signer\":\"https://10.0.0.1:32607\",\"secret\":\"ssss\",\"ca\":\"-----BEGIN "
+		"CERTIFICATE-----\"}",
+		"{\"cluster\":\"0b5c2a58-5b8e-4d55-9f0e-1f6bdc1d3a77\",\"etcd\":\"https://x:1\","
+		"\"signer\":\"https://10.0.0.1:32607\",\"secret\":"
+		"\"ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss\"}",
 		"not json",
 	};
 	struct dm_cluster_token t;
@@ -154,7 +181,7 @@ static void damaged_tokens(void **state)
 
 		assert_int_equal(dm_cluster_token_decode(&t, text, &err), DM_EINVAL);
 		assert_non_null(strstr(err.msg, "damaged"));
-		assert_string_equal(t.api_key, ""); /* nothing half-filled */
+		assert_string_equal(t.secret, ""); /* nothing half-filled */
 		free(text);
 	}
 }
@@ -286,6 +313,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(token_round_trip),
+		cmocka_unit_test(old_tokens_refused),
 		cmocka_unit_test(damaged_tokens),
 		cmocka_unit_test(token_carries_etcd_access),
 		cmocka_unit_test_setup_teardown(one_cluster_per_kv, fx_setup, fx_teardown),

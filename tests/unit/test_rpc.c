@@ -29,8 +29,8 @@
 
 #include "util/banned.h"
 
-static const struct dm_caller admin = {"admin", true, false};
-static const struct dm_caller alice = {"alice", false, false};
+static const struct dm_caller admin = {"admin", true, false, ""};
+static const struct dm_caller alice = {"alice", false, false, ""};
 
 /* ---- helpers ---- */
 

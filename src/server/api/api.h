@@ -45,10 +45,13 @@ struct dm_api_env {
 	/* how this node reaches etcd (its CA, user, password): join tokens
 	 * carry it to the nodes that join */
 	const struct dm_etcd_access *etcd_access;
-	const char *admin_key;     /* how this node calls the others; "" on one node */
 	const char *ca;            /* the cluster's CA (PEM), or NULL: plain HTTP */
-	const char *ca_key;        /* its key, on a node that holds it (join tokens), or NULL */
+	/* its key, on the node that made it (it signs joining nodes'
+	 * certificates, POST /join), or NULL */
+	const char *ca_key;
+	const char *ca_key_path;   /* the file of that key (a rotation of the CA replaces it) */
 	const char *address;       /* "127.0.0.1:32607": where clients reach us */
+	const char *advertise;     /* "https://10.0.0.5:32607": where other nodes reach us */
 	const char *mount_warning; /* the working copies' file system lacks nosuid,nodev; or "" */
 	const char *data_dir;      /* absolute; where dm mount's links lead (server.version) */
 	const char *uploads;       /* where S3 PUT bodies wait for their job (DIR/uploads) */

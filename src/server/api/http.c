@@ -21,6 +21,12 @@
  *    socket is only for root (mode 0600).
  *  - /objects requests (objects_http.c) and /s3/ requests (s3_http.c)
  *    are authenticated here like /rpc, and their bodies bounded there.
+ *  - A caller is a user with its API key (basic authentication), or a node
+ *    of the cluster with its TLS client certificate (node_caller), which
+ *    the TCP port asks for only in a cluster on etcd; nothing else.
+ *  - POST /join, the one request without a caller, carries its own secret
+ *    (cluster/nodecred.h) and at most DM_JOIN_BODY_MAX bytes; POST /renew
+ *    is a node's, by its certificate, for a certificate of that node only.
  *  - Every /rpc request that was accepted (authenticated and given a
  *    request struct) counts in h->inflight from its first callback until
  *    MHD reports it completed; dm_http_wait_idle waits for that count.
@@ -46,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "client/client.h"
 #include "metrics/catalog.h"
 #include "server/api/api.h"
@@ -57,8 +65,10 @@
 #include "server/api/s3_http.h"
 #include "server/api/s3_path.h"
 #include "server/api/ui/ui_http.h"
+#include "server/cluster/nodecred.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/tls.h"
 
 #include "util/banned.h"
 
@@ -83,6 +93,7 @@ struct dm_http {
 	dm_http_handler_fn handler;  /* NULL: the API; else every POST goes there */
 	void *handler_ctx;
 	char *tls_cert, *tls_key; /* PEM, or NULL: no TLS */
+	char *tls_trust;          /* CAs of nodes' client certificates (PEM), or NULL */
 	pthread_mutex_t mu;
 	pthread_cond_t cond; /* signalled when inflight drops to 0 */
 	int inflight;        /* under mu */
@@ -95,6 +106,8 @@ struct request {
 	struct dm_caller caller;
 	struct dm_buf body;
 	bool too_big;
+	/* /ui/rpc: the page's session; /join: no caller; /renew: a node (nodecred.h) */
+	enum { RPC, UI_RPC, JOIN, RENEW } kind;
 	struct dm_objects_req *obj; /* an /objects request: objects_http.c has it */
 	struct dm_s3_req *s3;       /* an /s3/ request: s3_http.c has it */
 };
@@ -165,6 +178,44 @@ static bool is_quiesced(struct dm_http *h)
 	return q;
 }
 
+/* The node a TLS client certificate on c names, when it verifies against
+ * the cluster's CA and the node is one of the cluster's (nodecred.h);
+ * DM_EPERM otherwise, DM_ENOTFOUND when c sent no certificate. */
+static int node_caller(struct dm_http *h, struct MHD_Connection *c, struct dm_caller *out,
+		       struct dm_err *err)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	const unsigned char *der[8];
+	size_t lens[8];
+	const gnutls_datum_t *peers;
+	unsigned n = 0;
+	char node[DM_UUID_LEN + 1];
+	int rc;
+
+	if (!h->env->ca || !info || !info->tls_session)
+		return DM_ENOTFOUND;
+	peers = gnutls_certificate_get_peers((gnutls_session_t)info->tls_session, &n);
+	if (!peers || !n)
+		return DM_ENOTFOUND;
+	for (unsigned i = 0; i < n && i < 8; i++) {
+		der[i] = peers[i].data;
+		lens[i] = peers[i].size;
+	}
+	rc = dm_tls_peer_node(node, sizeof(node), der, lens, n < 8 ? n : 8, h->env->ca, err);
+	if (!rc)
+		rc = dm_nodecred_admitted(h->env->kv, node, err);
+	if (rc == DM_EPERM)
+		dm_warn("refused a node's call: %s", err->msg);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->user, sizeof(out->user), "%s", DM_CLUSTER_ADMIN_USER);
+	snprintf(out->node, sizeof(out->node), "%s", node);
+	out->admin = true;
+	return 0;
+}
+
 static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_caller *out,
 			struct dm_err *err)
 {
@@ -172,10 +223,10 @@ static int authenticate(struct dm_http *h, struct MHD_Connection *c, struct dm_c
 	char *user = MHD_basic_auth_get_username_password(c, &pass);
 	int rc;
 
-	if (!user)
-		rc = dm_err_set(err, DM_EPERM, DM_AUTH_DENIED_MSG);
-	else
+	if (user)
 		rc = dm_auth_verify(h->env->kv, out, user, pass, err);
+	else if ((rc = node_caller(h, c, out, err)) == DM_ENOTFOUND)
+		rc = dm_err_set(err, DM_EPERM, DM_AUTH_DENIED_MSG);
 	if (!rc && out->admin) {
 		/* another node of the cluster, forwarding a caller's request */
 		const char *behalf =
@@ -219,10 +270,12 @@ static void too_big_err(struct dm_err *err)
 	dm_err_set(err, DM_ETOOBIG, "request body is larger than %d bytes", DM_HTTP_BODY_MAX);
 }
 
-/* The first callback of a POST /rpc: checks, authenticates, and allocates.
- * With a handler: no authentication, and the handler answers while quiesced. */
-static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, void **con_cls,
-				 bool ui)
+/* The first callback of a POST /rpc (the page's /ui/rpc with its session,
+ * or /join): checks, authenticates, and allocates. With a handler: no
+ * authentication, and the handler answers while quiesced. /join has no
+ * caller and a smaller body. */
+static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, int kind,
+				 void **con_cls)
 {
 	struct dm_caller caller;
 	struct request *r;
@@ -235,10 +288,14 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 		dm_err_set(&err, DM_EUNAVAILABLE, "dmd is shutting down");
 		return respond_error(c, &err, true);
 	}
-	if (ui && dm_ui_caller(h->env, c, &caller, &status, &err))
+	if (kind == UI_RPC && dm_ui_caller(h->env, c, &caller, &status, &err))
 		return dm_ui_refuse(c, status, &err);
-	if (!ui && !h->handler && authenticate(h, c, &caller, &err))
+	if (kind != UI_RPC && !h->handler && kind != JOIN && authenticate(h, c, &caller, &err))
 		return respond_error(c, &err, false);
+	if (kind == RENEW && !caller.node[0]) {
+		dm_err_set(&err, DM_EPERM, "only a node of the cluster renews its certificate");
+		return respond_error(c, &err, true);
+	}
 	if (dm_http_declared_over(c, DM_HTTP_BODY_MAX)) {
 		if (h->handler)
 			return respond_text(c, MHD_HTTP_CONTENT_TOO_LARGE,
@@ -251,7 +308,8 @@ static enum MHD_Result rpc_begin(struct dm_http *h, struct MHD_Connection *c, vo
 		return MHD_NO;
 	r->h = h;
 	r->caller = caller;
-	dm_buf_init(&r->body, DM_HTTP_BODY_MAX);
+	r->kind = kind;
+	dm_buf_init(&r->body, kind == JOIN || kind == RENEW ? DM_JOIN_BODY_MAX : DM_HTTP_BODY_MAX);
 	pthread_mutex_lock(&h->mu);
 	h->inflight++;
 	pthread_mutex_unlock(&h->mu);
@@ -319,6 +377,15 @@ static enum MHD_Result rpc_end(struct dm_http *h, struct MHD_Connection *c, cons
 		too_big_err(&err);
 		return respond_error(c, &err, true);
 	}
+	if (r->kind == JOIN || r->kind == RENEW) {
+		unsigned jstatus = 200;
+
+		reply = dm_nodecred_sign(h->env->cluster, h->env->ca_key,
+					 r->kind == RENEW ? r->caller.node : NULL,
+					 r->body.data ? (const char *)r->body.data : "", r->body.len,
+					 &jstatus);
+		return respond(c, jstatus, "application/json", reply, false, true);
+	}
 	if (h->handler) {
 		const char *ctype = "application/json";
 		unsigned hstatus = 200;
@@ -355,7 +422,7 @@ static enum MHD_Result ui_begin(struct dm_http *h, struct MHD_Connection *c, con
 
 	dm_err_clear(&err);
 	if (dm_ui_is_rpc(url, method))
-		return rpc_begin(h, c, con_cls, true);
+		return rpc_begin(h, c, UI_RPC, con_cls);
 	if (!dm_ui_is_login(url, method))
 		return dm_ui_answer(h->env, c, url, method, conn_tls(h, c));
 	memset(&caller, 0, sizeof(caller));
@@ -420,7 +487,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "POST");
-		return rpc_begin(h, c, con_cls, false);
+		return rpc_begin(h, c, RPC, con_cls);
 	}
 	if (dm_ui_path(url))
 		return ui_begin(h, c, url, method, con_cls);
@@ -436,7 +503,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
 			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
 					    "POST");
-		return rpc_begin(h, c, con_cls, false);
+		return rpc_begin(h, c, RPC, con_cls);
+	}
+	if ((!strcmp(url, "/join") || !strcmp(url, "/renew")) && h->env->ca_key) {
+		if (strcmp(method, MHD_HTTP_METHOD_POST))
+			return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+					    "POST");
+		return rpc_begin(h, c, !strcmp(url, "/join") ? JOIN : RENEW, con_cls);
 	}
 	if (dm_objects_path(url) || dm_s3_path_is(url))
 		return module_begin(h, c, url, method, con_cls);
@@ -579,6 +652,8 @@ int dm_http_bind(struct dm_http **out, const struct dm_api_env *env,
 		}
 		h->tls_cert = dm_xstrdup(opts->tls_cert_pem);
 		h->tls_key = dm_xstrdup(opts->tls_key_pem);
+		if (opts->tls_trust_pem)
+			h->tls_trust = dm_xstrdup(opts->tls_trust_pem);
 	}
 	if (opts->port) {
 		rc = listen_tcp(&h->l[h->n], opts->host ? opts->host : DM_HTTP_HOST, opts->port,
@@ -618,6 +693,8 @@ int dm_http_start(struct dm_http *h, struct dm_err *err)
 			{MHD_OPTION_HTTPS_PRIORITIES, 0,
 			 (void *)(uintptr_t) "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-"
 					     "TLS1.2"},
+			/* nodes of the cluster call with certificates: ask for one */
+			{h->tls_trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, h->tls_trust},
 			{MHD_OPTION_END, 0, NULL},
 		};
 
@@ -701,5 +778,6 @@ void dm_http_free(struct dm_http *h)
 		free(h->tls_key);
 	}
 	free(h->tls_cert);
+	free(h->tls_trust);
 	free(h);
 }

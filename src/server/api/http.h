@@ -53,6 +53,10 @@ struct dm_http_opts {
 	/* TLS on the TCP listener: the certificate chain and key as PEM text
 	 * (copied); NULL: plain HTTP. The unix socket is always plain. */
 	const char *tls_cert_pem, *tls_key_pem;
+	/* with them: the CAs whose certificates name the cluster's nodes
+	 * (PEM, copied): the TCP port asks every client for a certificate,
+	 * and a node calls with its own (http.c); NULL: asks none */
+	const char *tls_trust_pem;
 };
 
 /* Makes the listeners; DM_EBUSY "cannot listen on HOST:PORT: Address

@@ -16,6 +16,8 @@
 #include "server/cluster/cluster.h"
 #include "server/cluster/etcd_access.h"
 #include "server/cluster/forward.h"
+#include "server/cluster/nodecred.h"
+#include "server/cluster/rotation.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "util/buf.h"
@@ -71,32 +73,42 @@ static int cluster_join_token(const struct dm_rpc_ctx *ctx, json_t *params, json
 	const struct dm_api_env *env = ctx->env;
 	struct dm_cluster_token t;
 	char *token = NULL;
+	json_t *v = json_object_get(params, "ttl");
+	int64_t ttl = DM_JOIN_SECRET_TTL;
 	int rc;
 
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		  json_integer_value(v) > DM_JOIN_SECRET_TTL_MAX))
+		return dm_err_set(err, DM_EINVAL,
+				  "invalid parameter 'ttl': seconds from 0 (never expires) to %lld",
+				  (long long)DM_JOIN_SECRET_TTL_MAX);
+	if (v)
+		ttl = (int64_t)json_integer_value(v);
 	if (strcmp(env->kv_name, "etcd") != 0)
 		return dm_err_set(err, DM_EUNSUPPORTED,
 				  "this node keeps its state in the embedded KV; only a cluster on "
 				  "etcd takes more nodes (dm cluster init --kv etcd)");
-	/* on etcd, dmd read the admin key at start (server.c) */
+	if (!env->ca)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "this cluster speaks plain HTTP (--insecure-http); nodes call "
+				  "each other with certificates of the cluster's CA: make the "
+				  "cluster without --insecure-http to add nodes to it");
+	/* the joining node asks this one to sign its certificate */
+	if (!env->ca_key)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "this node does not hold the cluster CA's key, which signs a "
+				  "joining node's certificate: print the token on the node that made "
+				  "the cluster");
 	memset(&t, 0, sizeof(t));
-	memcpy(t.api_key, env->admin_key, DM_API_KEY_LEN + 1);
 	snprintf(t.cluster_id, sizeof(t.cluster_id), "%s", env->cluster_id);
 	snprintf(t.endpoints, sizeof(t.endpoints), "%s", env->etcd_endpoints);
-	if (env->ca) {
-		/* the joining node signs its certificate with the cluster's CA */
-		if (!env->ca_key)
-			return dm_err_set(
-				err, DM_EUNSUPPORTED,
-				"this node does not hold the cluster CA's key (its TLS "
-				"files are the operator's); join nodes with certificates of "
-				"your own");
-		if (strlen(env->ca) >= sizeof(t.ca) || strlen(env->ca_key) >= sizeof(t.ca_key))
-			return dm_err_set(err, DM_ETOOBIG,
-					  "the cluster's CA is too big for a token");
-		snprintf(t.ca, sizeof(t.ca), "%s", env->ca);
-		snprintf(t.ca_key, sizeof(t.ca_key), "%s", env->ca_key);
-	}
-	rc = etcd_part(&t, env->etcd_access, err);
+	snprintf(t.signer, sizeof(t.signer), "%s", env->advertise);
+	if (strlen(env->ca) >= sizeof(t.ca))
+		return dm_err_set(err, DM_ETOOBIG, "the cluster's CA is too big for a token");
+	snprintf(t.ca, sizeof(t.ca), "%s", env->ca);
+	rc = dm_nodecred_secret_new(env->kv, t.secret, ttl, err);
+	if (!rc)
+		rc = etcd_part(&t, env->etcd_access, err);
 	if (!rc)
 		rc = dm_cluster_token_encode(&token, &t, err);
 	explicit_bzero(&t, sizeof(t));
@@ -358,6 +370,63 @@ static int cluster_handoff(const struct dm_rpc_ctx *ctx, json_t *params, json_t 
 	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
 }
 
+/*
+ * cluster.remove {"node"}: the node leaves the cluster for good: its
+ * record goes, and every node refuses its certificate from then on
+ * (cluster/nodecred.h). Not this node, and not a node that is up: stop it
+ * first, so that nothing it masters is lost unseen.
+ */
+static int cluster_remove(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+			  struct dm_err *err)
+{
+	const struct dm_api_env *env = ctx->env;
+	struct dm_cluster_node target;
+	const char *node;
+	int rc = dm_rpc_param_str(&node, params, "node", true, err);
+
+	if (!rc && !env->kv_root[0])
+		rc = dm_err_set(err, DM_EUNSUPPORTED,
+				"this node is not in a cluster on etcd: it has no other node");
+	if (!rc)
+		rc = find_node(env->kv, &target, node, err);
+	if (!rc && !strcmp(target.id, env->node_id))
+		rc = dm_err_set(err, DM_EINVAL,
+				"node %s is the node you are calling; remove it from another node",
+				target.id);
+	if (!rc && target.alive)
+		rc = dm_err_set(err, DM_EBUSY,
+				"node %s is up; stop it first (dm cluster stop on it), and move "
+				"the branches it masters (dm dot set-master)",
+				target.id);
+	if (!rc)
+		rc = dm_nodecred_remove(env->kv, target.id, err);
+	if (rc)
+		return rc;
+	dm_info("removed node %s from the cluster: its certificate is refused from now on",
+		target.id);
+	*result = json_pack("{s:s}", "node", target.id);
+	return *result ? 0 : dm_err_set(err, DM_ENOMEM, "out of memory");
+}
+
+/* cluster.rotate_certs: the next step of the CA's rotation
+ * (cluster/rotation.h), on the node that holds the CA's key. */
+static int cluster_rotate_certs(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
+				struct dm_err *err)
+{
+	const struct dm_api_env *env = ctx->env;
+
+	(void)params;
+	if (!env->kv_root[0] || !env->ca)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "only a cluster on etcd and HTTPS rotates its CA this way; a "
+				  "node alone renews its certificate with 'dmd renew-cert'");
+	if (!env->ca_key)
+		return dm_err_set(err, DM_EUNSUPPORTED,
+				  "this node does not hold the cluster CA's key: run this on the "
+				  "node that made the cluster");
+	return dm_rotation_step(result, env->cluster, env->advertise, env->ca_key_path, err);
+}
+
 /* cluster.backup: the cluster's state as one document (cluster/backup.h) */
 static int cluster_backup(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result,
 			  struct dm_err *err)
@@ -373,5 +442,7 @@ const struct dm_rpc_method dm_rpc_cluster_methods[] = {
 	{"cluster.set_master", cluster_set_master, true, 0},
 	{"cluster.handoff", cluster_handoff, true, 3600 * 1000},
 	{"cluster.backup", cluster_backup, true, 0},
+	{"cluster.remove", cluster_remove, true, 0},
+	{"cluster.rotate_certs", cluster_rotate_certs, true, 0},
 	{NULL, NULL, false, 0},
 };

@@ -143,7 +143,7 @@ static int check_local(const struct dm_rpc_ctx *ctx, const struct dm_dot_name *n
 static int check_remote(const struct dm_transfer_spec *spec, struct dm_err *err)
 {
 	struct dm_remote_addr addr = {spec->host, spec->port, spec->user, spec->api_key, NULL,
-				      spec->ca};
+				      spec->ca,   spec->node};
 	struct dm_remote_conn *conn = NULL;
 	int rc = dm_remote_open(&conn, &addr, err);
 

@@ -59,16 +59,12 @@ static void now_text(char *out, size_t size)
 
 int dm_cluster_token_encode(char **out, const struct dm_cluster_token *t, struct dm_err *err)
 {
-	json_t *doc = json_pack("{s:s, s:s, s:s}", "cluster", t->cluster_id, "etcd", t->endpoints,
-				"key", t->api_key);
+	json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "cluster", t->cluster_id, "etcd",
+				t->endpoints, "signer", t->signer, "secret", t->secret, "ca", t->ca);
 	char *text;
 	struct dm_buf b;
 	int rc;
 
-	if (doc && t->ca[0]) {
-		json_object_set_new(doc, "ca", json_string(t->ca));
-		json_object_set_new(doc, "ca_key", json_string(t->ca_key));
-	}
 	if (doc && t->etcd_ca[0])
 		json_object_set_new(doc, "etcd_ca", json_string(t->etcd_ca));
 	if (doc && t->etcd_user[0] && t->etcd_password[0]) {
@@ -117,28 +113,25 @@ static int optional_field(char *out, size_t size, json_t *doc, const char *name,
  * malformed or alone without its pair. */
 static int decode_fields(struct dm_cluster_token *out, json_t *doc)
 {
-	size_t n = 3;
+	size_t n = 5;
 
 	if (!json_is_object(doc) ||
 	    copy_field(out->cluster_id, sizeof(out->cluster_id), doc, "cluster") ||
 	    copy_field(out->endpoints, sizeof(out->endpoints), doc, "etcd") ||
-	    copy_field(out->api_key, sizeof(out->api_key), doc, "key") ||
-	    strlen(out->cluster_id) != DM_UUID_LEN || strlen(out->api_key) != DM_API_KEY_LEN)
+	    copy_field(out->signer, sizeof(out->signer), doc, "signer") ||
+	    copy_field(out->secret, sizeof(out->secret), doc, "secret") ||
+	    copy_field(out->ca, sizeof(out->ca), doc, "ca") ||
+	    strlen(out->cluster_id) != DM_UUID_LEN || strlen(out->secret) != DM_API_KEY_LEN)
 		return -1;
-	if (optional_field(out->ca, sizeof(out->ca), doc, "ca", &n) ||
-	    optional_field(out->ca_key, sizeof(out->ca_key), doc, "ca_key", &n) ||
-	    optional_field(out->etcd_ca, sizeof(out->etcd_ca), doc, "etcd_ca", &n) ||
+	if (optional_field(out->etcd_ca, sizeof(out->etcd_ca), doc, "etcd_ca", &n) ||
 	    optional_field(out->etcd_user, sizeof(out->etcd_user), doc, "etcd_user", &n) ||
 	    optional_field(out->etcd_password, sizeof(out->etcd_password), doc, "etcd_password",
 			   &n))
 		return -1;
-	if (json_object_size(doc) != n || !out->ca[0] != !out->ca_key[0] ||
-	    !out->etcd_user[0] != !out->etcd_password[0])
+	if (json_object_size(doc) != n || !out->etcd_user[0] != !out->etcd_password[0])
 		return -1;
-	if (out->ca[0] &&
-	    (!strstr(out->ca, "-----BEGIN CERTIFICATE") || !strstr(out->ca_key, "PRIVATE KEY")))
-		return -1;
-	if (out->etcd_ca[0] && !strstr(out->etcd_ca, "-----BEGIN CERTIFICATE"))
+	if (!strstr(out->ca, "-----BEGIN CERTIFICATE") ||
+	    (out->etcd_ca[0] && !strstr(out->etcd_ca, "-----BEGIN CERTIFICATE")))
 		return -1;
 	return 0;
 }
@@ -148,6 +141,7 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
 	const size_t plen = strlen(DM_CLUSTER_TOKEN_PREFIX);
 	struct dm_buf b;
 	json_t *doc = NULL;
+	bool old;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -164,8 +158,16 @@ int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, stru
 		doc = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, NULL);
 		rc = decode_fields(out, doc) ? DM_EINVAL : 0;
 	}
+	old = json_is_object(doc) && json_object_get(doc, "key");
 	json_decref(doc);
 	dm_buf_release_secret(&b);
+	if (rc && old) {
+		memset(out, 0, sizeof(*out));
+		return dm_err_set(err, DM_EINVAL,
+				  "this join token is of an older dm (it carries the admin key); "
+				  "print a new one with 'dm cluster join-token' on the node that "
+				  "made the cluster");
+	}
 	if (rc) {
 		memset(out, 0, sizeof(*out));
 		return dm_err_set(err, DM_EINVAL,

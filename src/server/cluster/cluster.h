@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "server/cluster/etcd_access.h"
+#include "util/curl.h"
 #include "util/err.h"
 #include "util/id.h"
 
@@ -36,15 +37,25 @@ struct dm_cluster_env {
 	struct dm_transfers *transfers;
 	const char *node_id;
 	const char *kv_root;   /* "/dm/n/NODE/" on etcd; "" on one node (dots/dot.h) */
-	const char *admin_key; /* how this node calls the others; "" on one node */
-	/* the cluster's CA (PEM): every node's certificate chains to it, and
-	 * a node verifies every other it calls against it; NULL: the cluster
-	 * speaks plain HTTP (on loopback) */
+	/* the cluster's CA (PEM; during a rotation of the CA, the old one and
+	 * the new): every node's certificate chains to it, and a node verifies
+	 * every other it calls against it; NULL: plain HTTP (one node on
+	 * loopback, which calls no other) */
 	const char *ca;
+	/* this node's certificate chain and key (PEM), which name it
+	 * (util/tls.h): how it calls the other nodes; NULL with ca NULL */
+	const char *node_cert, *node_key;
 };
 
-/* The cluster's admin user: how nodes call each other. */
+/* The user a cluster is made with (datadir.c), and whom a node's calls
+ * act as on another node: a node may do what an admin may. */
 #define DM_CLUSTER_ADMIN_USER "admin"
+
+/* How this node calls node peer_id (out: its certificate, and the name
+ * the peer's must carry); DM_EUNSUPPORTED when this node has none (a
+ * cluster on plain HTTP). */
+int dm_cluster_node_cred(const struct dm_cluster_env *env, struct dm_curl_node *out,
+			 const char *peer_id, struct dm_err *err);
 
 #define DM_KV_CLUSTER "/dm/cluster"
 /* users and their key hashes (api/auth.h), and the Docker plugin's volume
@@ -54,6 +65,11 @@ struct dm_cluster_env {
 #define DM_KV_VOLUMES "/dm/volumes/"
 #define DM_KV_NODES   "/dm/nodes/"
 #define DM_KV_ALIVE   "/dm/alive/"
+/* nodes removed from the cluster (dm cluster remove): their certificates
+ * are refused, and they may not register again (nodecred.c) */
+#define DM_KV_REMOVED "/dm/removed/"
+/* join secrets, by their SHA-256: {"expires"} (nodecred.c) */
+#define DM_KV_JOINS "/dm/joins/"
 /* Each node's own dots and names: DM_KV_NODE_ROOT NODE/dots/..., .../names/... */
 #define DM_KV_NODE_ROOT "/dm/n/"
 /* Branch masters and deleted dots: DM_KV_MASTERS, DM_KV_DELETED (dots/dot.h). */
@@ -73,11 +89,13 @@ struct dm_cluster_env {
 struct dm_cluster_token {
 	char cluster_id[DM_UUID_LEN + 1];
 	char endpoints[DM_CLUSTER_ENDPOINTS_MAX]; /* "http://h:p,http://h:p" */
-	char api_key[DM_API_KEY_LEN + 1];         /* the admin user's key */
-	/* a cluster that speaks HTTPS: its CA (PEM) and the CA's key, with
-	 * which the joining node signs its own certificate; "" otherwise */
+	/* the node that signs the joining node's certificate (it holds the
+	 * cluster CA's key, which never leaves it): its address, and the
+	 * secret that lets a node ask it once (DM_KV_JOINS; a day) */
+	char signer[DM_CLUSTER_ADDRESS_MAX];
+	char secret[DM_API_KEY_LEN + 1];
+	/* the cluster's CA (PEM): how the joining node knows the signer */
 	char ca[DM_CLUSTER_TOKEN_PEM_MAX];
-	char ca_key[DM_CLUSTER_TOKEN_PEM_MAX];
 	/* how the cluster's nodes reach etcd: the CA of its certificates and
 	 * its user and password; "" each when unused (client certificates are
 	 * each node's own, never in a token) */
@@ -86,13 +104,14 @@ struct dm_cluster_token {
 	char etcd_password[DM_ETCD_PASSWORD_MAX + 1];
 };
 
-/* token text: "dmj1." + base64url of {"cluster","etcd","key"} (and
- * "ca", "ca_key" for a cluster on HTTPS, "etcd_ca" for an etcd on TLS,
- * "etcd_user", "etcd_password" for one with authentication); *out is
- * malloc'ed. */
+/* token text: "dmj1." + base64url of {"cluster","etcd","signer","secret",
+ * "ca"} (and "etcd_ca" for an etcd on TLS, "etcd_user", "etcd_password"
+ * for one with authentication); *out is malloc'ed. No API key and no CA
+ * key are ever in a token. */
 int dm_cluster_token_encode(char **out, const struct dm_cluster_token *t, struct dm_err *err);
-/* Parses and checks a token (form, sizes, a UUID, a key's length);
- * DM_EINVAL says what is wrong with it. */
+/* Parses and checks a token (form, sizes, a UUID, the secret's length);
+ * DM_EINVAL says what is wrong with it (a token of an older dm, which
+ * carried the admin key, included). */
 int dm_cluster_token_decode(struct dm_cluster_token *out, const char *text, struct dm_err *err);
 
 /* Makes kv a new cluster's: writes /dm/cluster if absent, with a fresh id

@@ -20,6 +20,7 @@
 #include "kv/kv.h"
 #include "remote/remote.h"
 #include "server/cluster/cluster.h"
+#include "server/cluster/nodecred.h"
 #include "server/dots/dot.h"
 #include "server/dots/registry.h"
 #include "server/transfers/transfer.h"
@@ -76,12 +77,13 @@ static int node_address(const struct dm_cluster_env *env, char *host, size_t siz
 	return rc;
 }
 
-/* A client for node id's API as the admin (on behalf of user, or NULL);
+/* A client for node id's API as this node (on behalf of user, or NULL);
  * DM_EUNAVAILABLE naming what to do when the node is down. */
 static int node_client(const struct dm_cluster_env *env, struct dm_client **out, char *host,
 		       size_t size, int *port, const char *id, const char *user, const char *branch,
 		       const char *shown, struct dm_err *err)
 {
+	struct dm_curl_node cred;
 	struct dm_remote remote;
 	char label[32];
 	int rc = node_address(env, host, size, port, id, branch, shown, err);
@@ -91,13 +93,13 @@ static int node_client(const struct dm_cluster_env *env, struct dm_client **out,
 	snprintf(label, sizeof(label), "node %.8s", id);
 	memset(&remote, 0, sizeof(remote));
 	remote.name = label;
-	remote.user = DM_CLUSTER_ADMIN_USER;
 	remote.host = host;
 	remote.port = *port;
-	remote.api_key = env->admin_key;
 	remote.on_behalf = user;
 	remote.ca = env->ca;
-	return dm_client_new(out, &remote, err);
+	remote.node = &cred;
+	rc = dm_cluster_node_cred(env, &cred, id, err);
+	return rc ? rc : dm_client_new(out, &remote, err);
 }
 
 /*
@@ -215,6 +217,7 @@ int dm_forward_http(const struct dm_cluster_env *env, const struct dm_caller *ca
 {
 	char master[DM_UUID_LEN + 1], host[256], behalf[300], errbuf[CURL_ERROR_SIZE];
 	struct http_call h = {body_fd, want, out};
+	struct dm_curl_node cred;
 	struct curl_slist *headers = NULL;
 	struct dm_buf url = DM_BUF_INIT;
 	CURL *e = NULL;
@@ -227,6 +230,8 @@ int dm_forward_http(const struct dm_cluster_env *env, const struct dm_caller *ca
 	if (rc || !*forwarded)
 		return rc;
 	rc = node_address(env, host, sizeof(host), &port, master, branch, shown, err);
+	if (!rc)
+		rc = dm_cluster_node_cred(env, &cred, master, err);
 	if (!rc)
 		rc = dm_curl_global_init(err);
 	if (!rc && dm_buf_addf(&url, "%s://%s:%d%s", env->ca ? "https" : "http", host, port, path))
@@ -242,13 +247,12 @@ int dm_forward_http(const struct dm_cluster_env *env, const struct dm_caller *ca
 		headers = curl_slist_append(headers, header);
 	dm_curl_setup(e, &(const struct dm_curl_request){
 				 .url = (const char *)url.data,
-				 .user = DM_CLUSTER_ADMIN_USER,
-				 .password = env->admin_key,
 				 .headers = headers,
 				 .agent = "dmd/" DM_VERSION,
 				 .connect_timeout = DM_CLIENT_CONNECT_TIMEOUT,
 				 .errbuf = errbuf,
 				 .ca_pem = env->ca,
+				 .node = &cred,
 			 });
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)deadline_ms);
@@ -291,16 +295,21 @@ int dm_forward_pull_begin(const struct dm_cluster_env *env, const char *host, in
 			  char *xid_out, struct dm_err *err)
 {
 	struct dm_transfer_spec spec;
+	struct dm_curl_node cred;
 	char label[32];
+	int rc = dm_cluster_node_cred(env, &cred, node_id, err);
 
+	if (rc)
+		return rc;
 	snprintf(label, sizeof(label), "node %.8s", node_id);
 	memset(&spec, 0, sizeof(spec));
 	spec.direction = DM_TRANSFER_PULL;
 	spec.host = host;
 	spec.port = port;
-	spec.user = DM_CLUSTER_ADMIN_USER;
-	spec.api_key = env->admin_key;
+	spec.user = "node";
+	spec.api_key = "";
 	spec.ca = env->ca;
+	spec.node = &cred;
 	spec.remote_name = label;
 	spec.dot = *name;
 	spec.remote_dot = *name;
@@ -419,6 +428,7 @@ int dm_forward_update(const struct dm_cluster_env *env, const struct dm_caller *
 {
 	char master[DM_UUID_LEN + 1], host[256];
 	struct dm_cluster_node node;
+	struct dm_curl_node cred;
 	struct dm_remote_addr addr;
 	struct dm_remote_conn *conn = NULL;
 	struct dm_sync_walk walk;
@@ -436,10 +446,11 @@ int dm_forward_update(const struct dm_cluster_env *env, const struct dm_caller *
 				branch, shown, master, shown, branch);
 	if (!rc && dm_cluster_address_parse(host, sizeof(host), &port, node.address))
 		rc = dm_err_set(err, DM_ECORRUPT, "node %s has no valid address", master);
+	if (!rc)
+		rc = dm_cluster_node_cred(env, &cred, master, err);
 	if (rc)
 		return rc;
-	addr = (struct dm_remote_addr){host, port, DM_CLUSTER_ADMIN_USER, env->admin_key,
-				       caller->user, env->ca};
+	addr = (struct dm_remote_addr){host, port, NULL, NULL, caller->user, env->ca, &cred};
 	memset(&walk, 0, sizeof(walk));
 	walk.store = env->store;
 	walk.dot_id = dot_id;

@@ -3,8 +3,10 @@
  * node (docs/internals/cluster.md, "Requests on a node that is not the
  * master").
  *
- * The forwarding node calls the master's API as the admin on behalf of
- * its caller (DM_ON_BEHALF_HEADER), who is checked again there; the call
+ * The forwarding node calls the master's API as itself (its node
+ * certificate, dm_cluster_node_cred: a node may do what an admin may) on
+ * behalf of its caller (DM_ON_BEHALF_HEADER), who is checked again there;
+ * the call
  * has the method's deadline, so it ends with the master's answer, an
  * error, or "timed out" — never a hang. A master that is down is refused
  * at once, with the command that moves the branch.
@@ -55,7 +57,7 @@ struct dm_forward_reply {
 
 /*
  * An HTTP request for (dot_id, branch) that another node masters (dotmesh's
- * S3 PUT and DELETE): sent there as it came, as the admin on behalf of
+ * S3 PUT and DELETE): sent there as it came, as this node on behalf of
  * caller: method to path (percent-encoded, from the root), with header
  * (one "Name: value", or NULL) and, when body_fd >= 0, the body_len bytes
  * of the file open on body_fd (read from its start). Sets *forwarded and

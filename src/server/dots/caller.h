@@ -13,6 +13,7 @@ struct dm_caller {
 	char user[128];
 	bool admin;
 	bool forwarded; /* another node of the cluster sent this on the user's behalf */
+	char node[40];  /* the node of the cluster that called, by its certificate, or "" */
 };
 
 #endif

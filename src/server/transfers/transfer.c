@@ -206,6 +206,8 @@ struct job_arg {
 	char id[DM_UUID_LEN + 1];
 	int direction;
 	char *host, *user, *key, *remote_name, *ca;
+	bool is_node;
+	struct dm_curl_node node;
 	int port;
 	struct dm_dot_name dot, remote_dot;
 	char *branch;
@@ -821,7 +823,8 @@ static void count_transfer(int direction, int rc, uint64_t wire, int64_t t0)
 static void run_transfer(struct dm_job *job)
 {
 	struct job_arg *a = dm_job_arg(job);
-	struct dm_remote_addr addr = {a->host, a->port, a->user, a->key, NULL, a->ca};
+	struct dm_remote_addr addr = {a->host, a->port, a->user, a->key,
+				      NULL,    a->ca,   a->is_node ? &a->node : NULL};
 	struct result *res = dm_xcalloc(1, sizeof(*res));
 	struct run r;
 	struct dm_err err;
@@ -1059,6 +1062,10 @@ int dm_transfers_begin(struct dm_transfers *t, const struct dm_transfer_spec *sp
 	a->user = dm_xstrdup(spec->user);
 	a->key = dm_xstrdup(spec->api_key);
 	a->ca = spec->ca ? dm_xstrdup(spec->ca) : NULL;
+	if (spec->node) {
+		a->is_node = true;
+		a->node = *spec->node;
+	}
 	a->remote_name = dup_or_null(spec->remote_name);
 	a->dot = spec->dot;
 	a->remote_dot = spec->remote_dot;

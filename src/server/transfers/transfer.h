@@ -44,6 +44,10 @@ struct dm_transfer_spec {
 	const char *user;
 	const char *api_key;
 	const char *ca; /* the remote's pinned CA (PEM), or NULL: plain http */
+	/* a node of the cluster pulling from another with its certificate
+	 * instead of user and api_key (util/curl.h; copied, its PEM must live
+	 * as long as the transfers), or NULL */
+	const struct dm_curl_node *node;
 	const char *remote_name;       /* for messages: the client's name for the remote, or NULL */
 	struct dm_dot_name dot;        /* the local dot */
 	struct dm_dot_name remote_dot; /* the dot on the remote */
