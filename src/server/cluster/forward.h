@@ -6,8 +6,7 @@
  * The forwarding node calls the master's API as itself (its node
  * certificate, dm_cluster_node_cred: a node may do what an admin may) on
  * behalf of its caller (DM_ON_BEHALF_HEADER), who is checked again there;
- * the call
- * has the method's deadline, so it ends with the master's answer, an
+ * the call has the method's deadline, so it ends with the master's answer, an
  * error, or "timed out" — never a hang. A master that is down is refused
  * at once, with the command that moves the branch.
  */
