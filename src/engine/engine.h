@@ -16,7 +16,8 @@
  * Progress: long calls report through an optional callback; they poll
  * `cancelled` and stop with DM_ECANCELED when it returns true, leaving the
  * working copy usable (a reset stopped half-way may leave a mix of old and
- * new files, which the next reset repairs).
+ * new files, which the next reset repairs; one that changed files in place
+ * leaves the branch needing a reset, inplace.c, until one succeeds).
  */
 #ifndef DM_ENGINE_ENGINE_H
 #define DM_ENGINE_ENGINE_H
