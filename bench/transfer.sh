@@ -402,7 +402,7 @@ PULL_DM=$T PULL_DM_CMD=$T_CMD
 if [ -n "$PERFDATA" ]; then
 	kill -INT "$PERFPID" 2>/dev/null || true
 	wait "$PERFPID" 2>/dev/null || true
-	perf report -i "$PERFDATA" --stdio --no-children --sort symbol 2>/dev/null |
+	perf report -i "$PERFDATA" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
 		grep -E '^ +[0-9.]+%' | head -n 12 >"$LOGS/pull-dmd.perf.txt" || true
 fi
 wire B
@@ -481,7 +481,7 @@ note "Every time is the wall time of the whole command plus a timed \`sync\` aft
 note "The 1% change rewrites whole files of at most 8 MiB with new random bytes (bench/store_data.py mutate-whole), so neither tool can reuse anything of them: rsync finds them by size and mtime and sends them whole (its delta finds no match), dm sends the new chunks its commit recorded. dm's incremental row does not include that commit (the row below it does): dm learns what changed when it commits, rsync at every run."
 note "In place: the receiving side (dm pull, dm reset) changes only the chunks that differ inside the existing files, where they stand (same inode: $([ "$INO_BEFORE" = "$INO_AFTER" ] && echo yes || echo no) for the 1 GB file), and syncs once at the end (syncfs). rsync (no --inplace) reads the whole old file to find what matches and writes a new 1 GB file beside it, unsynced. Before each timed step dmd measured its dots once (dm list, untimed) more than 2 s after it last wrote the files: a file written within the stat cache's racy window (2 s) before a checkout or commit is not vouched for, and the receive's check for uncommitted changes (or the reset) then rereads it whole, ~1 s per GB here."
 [ -n "$PERFDATA" ] && [ -s "$LOGS/pull-dmd.perf.txt" ] &&
-	note "Where dmd B's time went during the pull (perf record -g, self time, top symbols): $(awk '{ printf "%s%s %s", (NR > 1 ? "; " : ""), $1, $NF }' "$LOGS/pull-dmd.perf.txt" | head -c 600)."
+	note "Where dmd B's time went during the pull (perf record -g, self time, top symbols): $(awk '{ printf "%s%s %s (%s)", (NR > 1 ? "; " : ""), $1, $4, $2 }' "$LOGS/pull-dmd.perf.txt" | head -c 700); $(perf report -i "$PERFDATA" --stdio 2>/dev/null | sed -nE 's/^# Samples: ([0-9]+).*/\1/p' | head -n 1) CPU samples at 999 Hz over the $(fsec "$PULL_DM_CMD") of the pull, i.e. dmd kept $(calc "$(perf report -i "$PERFDATA" --stdio 2>/dev/null | sed -nE 's/^# Samples: ([0-9]+).*/\1/p' | head -n 1) / 999 / $PULL_DM_CMD * 100" | cut -d. -f1)% of one CPU busy."
 
 # ---------------------------------------------------------------- results
 

@@ -275,8 +275,8 @@ int dm_filedata_load(struct dm_store *s, struct dm_filedata_ctx *ctx, struct dm_
 	return dm_file_decode(out, ctx->obj.data, ctx->obj.len, err);
 }
 
-int dm_filedata_write_extent(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
-			     const struct dm_extent *e, const char *name, struct dm_err *err)
+int dm_filedata_get_chunk(struct dm_store *s, struct dm_filedata_ctx *ctx,
+			  const struct dm_extent *e, const char *name, struct dm_err *err)
 {
 	char hex[DM_OID_HEXSZ + 1];
 	int kind = 0;
@@ -291,9 +291,17 @@ int dm_filedata_write_extent(struct dm_store *s, struct dm_filedata_ctx *ctx, in
 		return dm_err_set(err, DM_ECORRUPT, "cannot write '%s': chunk %s is not a %u-byte chunk",
 				  name, hex, e->len);
 	}
-	if (dm_pwrite_all(fd, ctx->obj.data, e->len, (off_t)e->offset) < 0)
-		return dm_err_errno(err, errno, "cannot write '%s'", name);
 	return 0;
+}
+
+int dm_filedata_write_extent(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+			     const struct dm_extent *e, const char *name, struct dm_err *err)
+{
+	int rc = dm_filedata_get_chunk(s, ctx, e, name, err);
+
+	if (!rc && dm_pwrite_all(fd, ctx->obj.data, e->len, (off_t)e->offset) < 0)
+		rc = dm_err_errno(err, errno, "cannot write '%s'", name);
+	return rc;
 }
 
 int dm_filedata_write_over(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,

@@ -160,7 +160,11 @@ int dm_filedata_patch(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 		      int (*before)(void *arg, struct dm_err *err), void *arg, uint64_t *written,
 		      bool *changed, const char *name, struct dm_err *err);
 
-/* pwrites the chunk of extent e (read from the store, checked) at its offset. */
+/* Reads the chunk of extent e from the store into ctx->obj, checked. */
+int dm_filedata_get_chunk(struct dm_store *s, struct dm_filedata_ctx *ctx,
+			  const struct dm_extent *e, const char *name, struct dm_err *err);
+
+/* pwrites the chunk of extent e (dm_filedata_get_chunk) at its offset. */
 int dm_filedata_write_extent(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 			     const struct dm_extent *e, const char *name, struct dm_err *err);
 
