@@ -126,7 +126,8 @@ static int write_blocks(struct patch *p, const struct dm_extent *e, struct dm_er
 			rc = change(p, err);
 			if (rc)
 				return rc;
-			if (dm_pwrite_all(p->fd, want + run, pos - run, (off_t)(e->offset + run)) < 0)
+			if (dm_pwrite_all(p->fd, want + run, pos - run, (off_t)(e->offset + run)) <
+			    0)
 				return dm_err_errno(err, errno, "cannot write '%s'", p->name);
 			p->written += pos - run;
 			in_run = false;
@@ -158,7 +159,7 @@ static int write_extents(struct patch *p, const struct dm_file *base, const stru
 		if (same)
 			continue;
 		rc = all_data(p, e->offset, e->len) ? write_blocks(p, e, err)
-						     : write_whole(p, e, err);
+						    : write_whole(p, e, err);
 		if (rc)
 			return rc;
 		if (e->offset + e->len > p->size)
@@ -191,7 +192,8 @@ static int clear_gap(struct patch *p, uint64_t start, uint64_t end, struct dm_er
 		/* a whole block of data in the gap: one a fresh write leaves a hole */
 		first_whole = ((uint64_t)d + p->block - 1) / p->block * p->block;
 		if (first_whole + p->block > stop && !(first_whole < stop && stop == p->size)) {
-			rc = dm_filedata_zero(p->ctx, p->fd, (uint64_t)d, stop, &zero, p->name, err);
+			rc = dm_filedata_zero(p->ctx, p->fd, (uint64_t)d, stop, &zero, p->name,
+					      err);
 			if (rc)
 				return rc;
 		}

@@ -98,7 +98,8 @@ static int make_file(struct fixture *fx, const char *name, const struct layout *
 
 		/* bytes that only the seed and the position decide */
 		for (size_t k = 0; k < l->r[i].len; k++)
-			b[k] = (unsigned char)(((k + 1) * 2654435761u + l->r[i].seed * 40503u) >> 11);
+			b[k] = (unsigned char)(((k + 1) * 2654435761u + l->r[i].seed * 40503u) >>
+					       11);
 		assert_int_equal(dm_pwrite_all(fd, b, l->r[i].len, (off_t)l->r[i].off), 0);
 		free(b);
 	}
@@ -177,7 +178,7 @@ static int count_before(void *arg, struct dm_err *err)
  * it against a fresh write of new; then patches it again, which must
  * change nothing. Returns the bytes the first patch wrote. */
 static uint64_t check_patch(struct fixture *fx, const struct layout *old, const struct layout *new,
-			bool with_base)
+			    bool with_base)
 {
 	struct dm_file fold = {0, 0, NULL}, fnew = {0, 0, NULL};
 	struct dm_err err = {0, ""};
@@ -293,8 +294,8 @@ static void test_refused_changes_nothing(void **state)
 	store_layout(fx, &l, &fnew);
 	fd = make_file(fx, "patched", &base_layout);
 	ref = make_file(fx, "fresh", &base_layout);
-	assert_int_equal(dm_filedata_patch(fx->s, &fx->ctx, fd, NULL, &fnew, refuse, NULL,
-					   &written, &changed, "patched", &err),
+	assert_int_equal(dm_filedata_patch(fx->s, &fx->ctx, fd, NULL, &fnew, refuse, NULL, &written,
+					   &changed, "patched", &err),
 			 DM_EIO);
 	assert_int_equal(written, 0);
 	assert_same_files(fd, ref);
