@@ -24,10 +24,15 @@ on 127.0.0.1, and measures on generated data, in one run, and writes the
                A to B vs rsync -a of the same directory again
   each with its wall time (+ sync) and its bytes on the wire (dm: the
   transfer's wire_bytes; rsync: --stats "Total bytes sent" + "received")
+  in place     a second dot holding one 1 GB file: after rewriting 12 MB
+               inside it, dm pull into B vs rsync -a of the file again; and
+               on A, dm reset across 1% of the first dot overwritten in
+               place as 64 KiB blocks, against a full checkout of the dot
+               (dm checkout -b into an empty working copy)
 
 options:
   --work DIR      work directory (default bench/work/transfer; gitignored).
-                  Needs about 6x the data size free.
+                  Needs about 8x the data size free.
   --scale F       data size factor (default 1 = 2 GiB; 0.05 for a quick
                   test)
   --seed N        data seed (default 1); same seed, same bytes
@@ -103,10 +108,11 @@ DA=$WORK/dmdA        # dmd A's data directory: the dot is made here
 DB=$WORK/dmdB        # dmd B's: it clones from A, A pushes to it
 WCA=$WORK/wcA        # dm mount link to A's working copy (rsync's source too)
 WCB=$WORK/wcB        # dm mount link to B's working copy
+WCA2=$WORK/wcA-big   # dm mount link to A's working copy of the dot "big"
 RDST=$WORK/rsync-dst # the rsync daemon's module
 RCONF=$WORK/rsyncd.conf
 LOGS=$WORK/logs
-BIG=("$DA" "$DB" "$WCA" "$WCB" "$RDST" "$WORK/confA" "$WORK/confB")
+BIG=("$DA" "$DB" "$WCA" "$WCB" "$WCA2" "$RDST" "$WORK/confA" "$WORK/confB")
 
 START=$(date +%s)
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
@@ -227,7 +233,7 @@ done
 [ ${#PORTS[@]} = 3 ] || die "no three free TCP ports in $PORT0..$((PORT0 + 99)); name another start with --port"
 PORT_A=${PORTS[0]} PORT_B=${PORTS[1]} PORT_R=${PORTS[2]}
 
-need=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 6 * 2 * 1024 * s + 200 }')
+need=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 8 * 2 * 1024 * s + 200 }')
 avail=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
 [ "$avail" -ge "$need" ] || die "need about $need MiB free in $WORK, have $avail MiB"
 
@@ -241,6 +247,15 @@ RUNNING+=("$DA")
 dmB cluster init --data-dir "$DB" --port "$PORT_B" >"$LOGS/init-B.log" 2>&1 ||
 	{ cat "$LOGS/init-B.log" >&2; die "dm cluster init of B failed"; }
 RUNNING+=("$DB")
+# with --log-level debug: each checkout logs what it wrote and how long
+# its write and its sync took ("where the time goes" below)
+for d in "$DA" "$DB"; do
+	p=$PORT_A
+	[ "$d" = "$DB" ] && p=$PORT_B
+	"$DMD" stop --data-dir "$d" >>"$LOGS/dmd-stop.log" 2>&1 || die "dmd stop failed"
+	"$DMD" start --data-dir "$d" --port "$p" --log-level debug >>"$LOGS/dmd-start.log" 2>&1 ||
+		{ tail -n 5 "$LOGS/dmd-start.log" >&2; die "dmd start --log-level debug failed"; }
+done
 DM_API_KEY=$(cat "$DB/admin-api-key") dmA remote add b "admin@127.0.0.1:$PORT_B" --ca-file "$DB/ca.pem" >>"$LOGS/init-A.log" 2>&1 ||
 	die "dm remote add b (on A) failed"
 DM_API_KEY=$(cat "$DA/admin-api-key") dmB remote add a "admin@127.0.0.1:$PORT_A" --ca-file "$DA/ca.pem" >>"$LOGS/init-B.log" 2>&1 ||
@@ -328,6 +343,103 @@ case $PUSH_MSG in
 *) note "dm push said: '$PUSH_MSG' (expected 'pushed 1 commit ...')." ;;
 esac
 
+# ---------------------------------------------------------------- in place
+
+# checkout_ms LOG N: "WRITE SYNC" in ms of the Nth-last checkout dmd logged
+# (1: the last).
+checkout_ms() {
+	grep " checkout of " "$1" | tail -n "$2" | head -n 1 |
+		sed -nE 's/.* in ([0-9]+) ms, synced in ([0-9]+) ms.*/\1 \2/p'
+}
+# settle NAME: waits out the stat cache's racy window (2 s) and has dmd
+# NAME measure its dots, which puts the files it last wrote into the cache
+# (as any dm list would before the next change); untimed.
+settle() {
+	sleep 3
+	"dm$1" list >>"$LOGS/settle.log" 2>&1 || die "dm list on $1 failed"
+}
+
+BIGN=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 1e9 * s }')
+CHG=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 12e6 * s / 65536 }')
+CHG=$((CHG * 65536))
+say "in place: a $(fmb "$BIGN") file in a dot of its own on A; B clones it, rsync copies it (untimed)"
+dmA init big >>"$LOGS/init-bench.log" 2>&1 || die "dm init big failed"
+dmA mount big "$WCA2" >>"$LOGS/init-bench.log" 2>&1 || die "dm mount big failed"
+python3 - "$WCA2/big.bin" "$BIGN" "$SEED" <<'EOF' || die "cannot write the 1 GB file"
+import random, sys
+path, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random("%d/inplace" % seed)
+with open(path, "wb") as f:
+    while n > 0:
+        k = min(n, 64 << 20)
+        f.write(rng.randbytes(k))
+        n -= k
+EOF
+dmA commit --dot big -m first >>"$LOGS/init-bench.log" 2>&1 || die "dm commit big failed"
+dmB clone a big >"$LOGS/clone-big.out" 2>&1 || die "dm clone big failed"
+rsync -a "$WCA2/" "${RURL}big/" >"$LOGS/rsync-big-first.out" 2>&1 || die "rsync of big failed"
+INO_BEFORE=$(stat -c %i "$DB"/dots/*/master/wc/big.bin | head -n 1)
+say "rewriting $(fmb "$CHG") in the middle of it on A, committing (untimed)"
+python3 - "$WCA2/big.bin" "$BIGN" "$CHG" "$SEED" <<'EOF' || die "cannot change the 1 GB file"
+import os, random, sys
+path, n, chg, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+fd = os.open(path, os.O_WRONLY)
+os.pwrite(fd, random.Random("%d/inplace-change" % seed).randbytes(chg), (n * 2 // 5) // 65536 * 65536)
+os.close(fd)
+EOF
+dmA commit --dot big -m change >>"$LOGS/init-bench.log" 2>&1 || die "dm commit of the change failed"
+settle B
+PERFDATA=""
+if command -v perf >/dev/null; then
+	PERFDATA=$LOGS/pull-dmd.perf
+	perf record -e cpu-clock -F 999 -g -p "$(cat "$DB/dmd.pid")" -o "$PERFDATA" >"$LOGS/perf-record.log" 2>&1 &
+	PERFPID=$!
+	sleep 0.5
+fi
+say "incremental pull of the change: dm pull (B from A), then rsync -a again (each + sync)"
+tm_sync pull-dm dmB pull a big
+PULL_DM=$T PULL_DM_CMD=$T_CMD
+if [ -n "$PERFDATA" ]; then
+	kill -INT "$PERFPID" 2>/dev/null || true
+	wait "$PERFPID" 2>/dev/null || true
+	perf report -i "$PERFDATA" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -n 12 >"$LOGS/pull-dmd.perf.txt" || true
+fi
+wire B
+PULL_WIRE=$WIRE PULL_OWN=$OWN
+read -r PULL_WRITE_MS PULL_SYNC_MS <<<"$(checkout_ms "$DB/dmd.log" 1)"
+tm_sync pull-rsync rsync -a --stats "$WCA2/" "${RURL}big/"
+PULL_RS=$T PULL_RS_CMD=$T_CMD
+rsync_stats pull-rsync
+PULL_RWIRE=$RWIRE
+INO_AFTER=$(stat -c %i "$DB"/dots/*/master/wc/big.bin | head -n 1)
+cmp "$WCA2/big.bin" "$DB"/dots/*/master/wc/big.bin >/dev/null 2>&1 ||
+	die "B's big.bin differs from A's after the pull"
+cmp "$WCA2/big.bin" "$RDST/big/big.bin" >/dev/null 2>&1 || die "rsync's big.bin differs from A's"
+[ "$INO_BEFORE" = "$INO_AFTER" ] || note "B's big.bin changed inode in the pull: it was not written in place."
+
+say "reset across 1% of the first dot overwritten in place: a full checkout first (dm checkout -b + sync)"
+HEAD_CHANGE=$(dmA log --dot bench --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["commits"][0]["id"])') ||
+	die "dm log of bench failed"
+tm_sync checkout-full dmA checkout -b full --dot bench
+FULL=$T
+read -r FULL_WRITE_MS FULL_SYNC_MS <<<"$(checkout_ms "$DA/dmd.log" 1)"
+dmA checkout master --dot bench >>"$LOGS/init-bench.log" 2>&1 || die "dm checkout master failed"
+read -r SF SB < <(python3 "$REPO/bench/store_data.py" mutate-spread "$WCA/" --seed "$SEED" --bytes "$ONEPCT" |
+	sed -E 's/files=([0-9]+) bytes=([0-9]+).*/\1 \2/')
+[ -n "$SB" ] && [ "$SB" -gt 0 ] || die "store_data.py mutate-spread changed nothing"
+dmA commit --dot bench -m spread >>"$LOGS/init-bench.log" 2>&1 || die "dm commit of the spread change failed"
+settle A
+say "dm reset --hard back across the $(fmb "$SB") changed in place (+ sync)"
+tm_sync reset-dm dmA reset --hard "$HEAD_CHANGE" --dot bench
+RESET=$T RESET_CMD=$T_CMD
+read -r RESET_WRITE_MS RESET_SYNC_MS <<<"$(checkout_ms "$DA/dmd.log" 1)"
+read -r RESET_FILES RESET_BYTES <<<"$(grep " checkout of " "$DA/dmd.log" | tail -n 1 |
+	sed -nE 's/.*: ([0-9]+) files written \([0-9]+ in place, ([0-9]+) bytes\).*/\1 \2/p')"
+diff -rq "$WCA/" "$WCB/" >"$LOGS/diff-reset.out" 2>&1 ||
+	{ head -n 5 "$LOGS/diff-reset.out" >&2; die "A's working copy after the reset differs from B's copy of the same commit"; }
+cp "$DA/dmd.log" "$LOGS/dmdA.log" && cp "$DB/dmd.log" "$LOGS/dmdB.log" || true
+
 # ---------------------------------------------------------------- rows
 
 LABEL="$NF files, $SIZE"
@@ -356,9 +468,23 @@ row "dm commit on A of the change before the push (not in the push row), + sync;
 row "dm commit on A of the $SIZE before the first copy (not in the clone row), + sync" \
 	"$(fsec "$COMMIT_FIRST") ($(frate "$NB" "$COMMIT_FIRST"))" "–" "–" "info" "–"
 
+r=$(calc "$PULL_DM / $PULL_RS")
+row "incremental pull after rewriting $(fmb "$CHG") inside a $(fmb "$BIGN") file, + sync: dm pull vs rsync -a (command alone: dm $(fsec "$PULL_DM_CMD") of which dmd's transfer $(fown "$PULL_OWN"), its checkout $(fms "${PULL_WRITE_MS:-0}") writing + $(fms "${PULL_SYNC_MS:-0}") syncing; rsync $(fsec "$PULL_RS_CMD"))" \
+	"$(fsec "$PULL_DM") ($(fmb "$PULL_WIRE") on the wire)" "$(fsec "$PULL_RS") ($(fmb "$PULL_RWIRE") on the wire)" \
+	"$(fx "$r") rsync's time" "≤ 0.2× rsync's time" "$(yesno "$r <= 0.2")"
+SHARE=$(calc "$SB / $NB")
+LIMIT=$(calc "2 * $SHARE * $FULL + 0.02")
+row "dm reset --hard across 1% of the set overwritten in place ($(fmb "$SB") as 64 KiB blocks in $SF files), + sync (command alone $(fsec "$RESET_CMD"), its checkout $(fms "${RESET_WRITE_MS:-0}") writing + $(fms "${RESET_SYNC_MS:-0}") syncing) vs a full checkout of the $SIZE, + sync ($(fsec "$FULL"): $(fms "${FULL_WRITE_MS:-0}") writing + $(fms "${FULL_SYNC_MS:-0}") syncing)" \
+	"$(fsec "$RESET")" "–" "$(fx "$(calc "$RESET / $FULL")") a full checkout's time" \
+	"≤ 2× the changed bytes' share of a full checkout + 20 ms ($(fsec "$LIMIT"))" "$(yesno "$RESET <= $LIMIT")"
+
 note "Both sides are on this machine: dmd A and dmd B talk over loopback HTTP (dm clone runs in B and pulls from A; dm push runs in A and sends to B), rsync $RSYNCV talks to its own daemon (\`rsync --daemon\`, module on the same disk) over loopback TCP. rsync runs as \`rsync -a --stats\`, without -z; its source is A's working copy, the same directory dm committed."
 note "Every time is the wall time of the whole command plus a timed \`sync\` after it (dm fsyncs what it stores as it goes; rsync does not). dm clone and dm push include dm's polling of the transfer (every 200 ms; \"dmd's transfer\" is the time dmd itself took, from the transfer's start to its end in dmd's log), and the clone includes writing B's working copy; bytes on the wire are the HTTP bodies dm sent and received (\`wire_bytes\` of the transfer), and rsync's \"Total bytes sent\" + \"Total bytes received\"."
 note "The 1% change rewrites whole files of at most 8 MiB with new random bytes (bench/store_data.py mutate-whole), so neither tool can reuse anything of them: rsync finds them by size and mtime and sends them whole (its delta finds no match), dm sends the new chunks its commit recorded. dm's incremental row does not include that commit (the row below it does): dm learns what changed when it commits, rsync at every run."
+note "In place: the receiving side (dm pull, dm reset) changes only the chunks that differ inside the existing files, where they stand (same inode: $([ "$INO_BEFORE" = "$INO_AFTER" ] && echo yes || echo no) for the 1 GB file), and syncs once at the end (syncfs). rsync (no --inplace) reads the whole old file to find what matches and writes a new 1 GB file beside it, unsynced. Before each timed step dmd measured its dots once (dm list, untimed) more than 2 s after it last wrote the files: a file written within the stat cache's racy window (2 s) before a checkout or commit is not vouched for, and the receive's check for uncommitted changes (or the reset) then rereads it whole, ~1 s per GB here."
+note "Where the reset's time goes (dmd's log): its checkout wrote $(fmb "${RESET_BYTES:-0}") (the blocks that differ) into ${RESET_FILES:-?} files in place and kept the others by their stat, in ${RESET_WRITE_MS:-?} ms (the walk of all $NF files, the changed files' file objects and chunks read from the store, each changed chunk's range read and compared block by block), then synced once in ${RESET_SYNC_MS:-?} ms; the remaining $(fms "$(calc "($RESET - (${RESET_WRITE_MS:-0} + ${RESET_SYNC_MS:-0}) / 1000) * 1000")") of the timed step are the RPC, resolving the commit, stopping no containers, saving the stat cache, dm itself and the timed sync after it. The full checkout it is held against spent $(fms "${FULL_SYNC_MS:-0}") of its $(fsec "$FULL") in its one syncfs."
+[ -n "$PERFDATA" ] && [ -s "$LOGS/pull-dmd.perf.txt" ] &&
+	note "Where dmd B's time went during the pull (perf record -g, self time, top symbols): $(awk '{ printf "%s%s %s (%s)", (NR > 1 ? "; " : ""), $1, $4, $2 }' "$LOGS/pull-dmd.perf.txt" | head -c 700); $(perf report -i "$PERFDATA" --stdio 2>/dev/null | sed -nE 's/^# Samples: ([0-9]+).*/\1/p' | head -n 1) CPU samples at 999 Hz over the $(fsec "$PULL_DM_CMD") of the pull, i.e. dmd kept $(calc "$(perf report -i "$PERFDATA" --stdio 2>/dev/null | sed -nE 's/^# Samples: ([0-9]+).*/\1/p' | head -n 1) / 999 / $PULL_DM_CMD * 100" | cut -d. -f1)% of one CPU busy."
 
 # ---------------------------------------------------------------- results
 

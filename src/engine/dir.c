@@ -146,8 +146,12 @@ static int preflight(struct dm_engine *e, const struct dm_wc_paths *p, const dm_
 	                  reserve ? " of it kept in reserve for dm gc)" : "");
 }
 
-/* Materialises tree onto the working copy with its stat cache, then saves
- * the cache. fresh: the wc was just made empty, any old cache is stale. */
+/* Materialises tree onto the working copy with its stat cache, syncs what
+ * it wrote (once, syncfs), then saves the cache. fresh: the wc was just
+ * made empty, any old cache is stale. Unless containers use it meanwhile
+ * (prog->shared), existing files change in place, only where they differ,
+ * under the marker of inplace.c; after an unfinished in-place write no
+ * cache is trusted. */
 static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const dm_oid *tree,
                        bool fresh, const struct dm_engine_progress *prog, struct dm_err *err)
 {
@@ -155,10 +159,11 @@ static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const d
 	struct dm_materialize_stats stats;
 	struct dm_statcache *cache = NULL;
 	struct dm_err serr = {0, ""};
-	int64_t t0 = dm_now_monotonic_ns();
+	int64_t t0 = dm_now_monotonic_ns(), t1;
+	bool unfinished = !fresh && dm_wc_unfinished(p);
 	int rc;
 
-	if (fresh)
+	if (fresh || unfinished)
 		cache = dm_statcache_new();
 	else if ((rc = dm_statcache_load(&cache, dm_wc_str(&p->cache), err)))
 		return rc;
@@ -167,20 +172,28 @@ static int materialize(struct dm_engine *e, const struct dm_wc_paths *p, const d
 	o.cache = cache;
 	o.restore_owner = geteuid() == 0;
 	o.strip_setid = prog && prog->strip_setid;
+	o.in_place = !fresh && !(prog && prog->shared);
+	o.before_in_place = dm_wc_before_in_place;
+	o.ctx = p;
 	rc = preflight(e, p, tree, cache, err);
 	if (!rc)
 		rc = dm_tree_materialize(e->store, tree, dm_wc_str(&p->wc), &o, &stats, err);
+	t1 = dm_now_monotonic_ns();
+	if (!rc && (stats.files_written || stats.removed || unfinished))
+		rc = dm_wc_sync(dm_wc_str(&p->wc), err);
+	if (!rc)
+		rc = dm_wc_finish(p, err);
 	if (rc)
 		goto done;
 	if (dm_statcache_save(cache, dm_wc_str(&p->cache), &serr))
 		dm_warn("cannot save the stat cache of '%s' (the next commit reads every file): %s",
 		        dm_wc_str(&p->wc), serr.msg);
-	dm_debug("checkout of '%s': %llu files written (%llu bytes), %llu kept, %llu removed "
-	         "in %lld ms",
+	dm_debug("checkout of '%s': %llu files written (%llu in place, %llu bytes), %llu kept, "
+	         "%llu removed in %lld ms, synced in %lld ms",
 	         dm_wc_str(&p->wc), (unsigned long long)stats.files_written,
-	         (unsigned long long)stats.bytes_written, (unsigned long long)stats.files_kept,
-	         (unsigned long long)stats.removed,
-	         (long long)((dm_now_monotonic_ns() - t0) / 1000000));
+	         (unsigned long long)stats.files_in_place, (unsigned long long)stats.bytes_written,
+	         (unsigned long long)stats.files_kept, (unsigned long long)stats.removed,
+	         (long long)((t1 - t0) / 1000000), (long long)((dm_now_monotonic_ns() - t1) / 1000000));
 	dm_wc_report(prog, stats.bytes_written, stats.bytes_written);
 done:
 	dm_statcache_free(cache);
@@ -365,6 +378,8 @@ static int dir_commit(struct dm_engine *e, const char *dot, const char *branch,
 	if (!rc)
 		rc = dm_wc_need(&p, dot, branch, err);
 	if (!rc)
+		rc = dm_wc_check_finished(&p, dot, branch, err);
+	if (!rc)
 		rc = dm_wc_check_cancel(prog, "commit", err);
 	if (rc)
 		goto done;
@@ -446,6 +461,8 @@ static int open_for_compare(struct dm_engine *e, struct dm_wc_paths *p,
 	*cache = NULL;
 	if (!rc)
 		rc = dm_wc_need(p, dot, branch, err);
+	if (!rc)
+		rc = dm_wc_check_finished(p, dot, branch, err);
 	if (!rc)
 		rc = dm_statcache_load(cache, dm_wc_str(&p->cache), err);
 	return rc;

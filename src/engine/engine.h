@@ -16,7 +16,8 @@
  * Progress: long calls report through an optional callback; they poll
  * `cancelled` and stop with DM_ECANCELED when it returns true, leaving the
  * working copy usable (a reset stopped half-way may leave a mix of old and
- * new files, which the next reset repairs).
+ * new files, which the next reset repairs; one that changed files in place
+ * leaves the branch needing a reset, inplace.c, until one succeeds).
  */
 #ifndef DM_ENGINE_ENGINE_H
 #define DM_ENGINE_ENGINE_H
@@ -43,6 +44,11 @@ struct dm_engine_progress {
 	/* files get no setuid/setgid bits, whatever the tree says (a dot
 	 * holding data pushed by a non-admin) */
 	bool strip_setid;
+	/* containers use the working copy while it is written (a receive
+	 * does not stop them): no file they may hold open is changed in
+	 * place, a changed one is replaced by a new file (a reset stops them
+	 * first and writes in place) */
+	bool shared;
 };
 
 enum dm_change_status { DM_CHANGE_ADDED = 1, DM_CHANGE_MODIFIED = 2, DM_CHANGE_DELETED = 3 };
@@ -147,6 +153,14 @@ struct dm_engine_ops {
 
 extern const struct dm_engine_ops dm_engine_dir;
 extern const struct dm_engine_ops dm_engine_btrfs;
+
+/*
+ * For tests of a crash in the middle of an in-place write (t0382): with a
+ * path set, every change of a working copy in place after the first waits
+ * while that file exists, having created PATH.reached. Set once before
+ * anything is served (dmd: $DM_TEST_STALL_IN_PLACE); never outside tests.
+ */
+void dm_engine_set_test_stall(const char *path);
 
 /*
  * Opens the engine `name` ("dir" or "btrfs") with its working copies under

@@ -41,13 +41,14 @@ int dm_wc_make_path(struct dm_buf *out, const char *root, const char *dot, const
 		    const char *leaf, struct dm_err *err);
 
 /* The paths of one branch: root/<dot>/<branch> and, in it, the working
- * copy, the one being made in its place, its base and its stat cache (the
- * dir engine uses only dir, wc and cache). */
+ * copy, the one being made in its place, its base, its stat cache, a
+ * commit's copies and the marker of an unfinished in-place write (the dir
+ * engine uses all but wcnew and base). */
 struct dm_wc_paths {
-	struct dm_buf dir, wc, wcnew, base, cache, capture;
+	struct dm_buf dir, wc, wcnew, base, cache, capture, unfinished;
 };
 #define DM_WC_PATHS_INIT                                                                           \
-	{DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT}
+	{DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT, DM_BUF_INIT}
 /* Fills out (always: release it even on an error) after checking the
  * names; a NULL branch is an error. */
 int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot, const char *branch,
@@ -58,6 +59,18 @@ void dm_wc_paths_release(struct dm_wc_paths *p);
  * directory. */
 int dm_wc_need(const struct dm_wc_paths *p, const char *dot, const char *branch,
 	       struct dm_err *err);
+/* Writing a working copy in place (inplace.c). Whether p's marker of an
+ * unfinished in-place write exists; DM_ECONFLICT saying the branch needs
+ * a reset when it does; syncfs of dir's file system; removing the marker
+ * (durably) once what was written is synced; and the hook to give
+ * dm_materialize_opts.before_in_place, with p as its ctx (writes the
+ * marker before the first change). */
+bool dm_wc_unfinished(const struct dm_wc_paths *p);
+int dm_wc_check_finished(const struct dm_wc_paths *p, const char *dot, const char *branch,
+			 struct dm_err *err);
+int dm_wc_sync(const char *dir, struct dm_err *err);
+int dm_wc_finish(const struct dm_wc_paths *p, struct dm_err *err);
+int dm_wc_before_in_place(const void *ctx, bool first, struct dm_err *err);
 /* b's text, or "" when it has none. */
 const char *dm_wc_str(const struct dm_buf *b);
 void dm_wc_report(const struct dm_engine_progress *p, uint64_t done, uint64_t total);

@@ -121,6 +121,7 @@ void dm_wc_paths_release(struct dm_wc_paths *p)
 	dm_buf_release(&p->base);
 	dm_buf_release(&p->cache);
 	dm_buf_release(&p->capture);
+	dm_buf_release(&p->unfinished);
 }
 
 int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot, const char *branch,
@@ -134,6 +135,7 @@ int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
 	dm_buf_init(&out->base, 0);
 	dm_buf_init(&out->cache, 0);
 	dm_buf_init(&out->capture, 0);
+	dm_buf_init(&out->unfinished, 0);
 	if (!branch)
 		return dm_wc_check_branch(branch, err);
 	rc = dm_wc_make_path(&out->dir, root, dot, branch, NULL, err);
@@ -147,6 +149,8 @@ int dm_wc_paths_init(struct dm_wc_paths *out, const char *root, const char *dot,
 		rc = dm_wc_make_path(&out->cache, root, dot, branch, "statcache", err);
 	if (!rc)
 		rc = dm_wc_make_path(&out->capture, root, dot, branch, "capture", err);
+	if (!rc)
+		rc = dm_wc_make_path(&out->unfinished, root, dot, branch, "unfinished", err);
 	return rc;
 }
 

@@ -258,6 +258,22 @@ static int check_node_cert(struct dm_server *srv, const struct dm_datadir_config
 			  DM_DATA_CA_KEY);
 }
 
+/*
+ * For tests of a crash in the middle of an in-place reset or receive
+ * (t0382): with $DM_TEST_STALL_IN_PLACE naming a file, every in-place
+ * change of a working copy after its first waits while that file exists
+ * (dm_engine_set_test_stall). Never set outside tests.
+ */
+static void stall_setup(void)
+{
+	const char *path = getenv("DM_TEST_STALL_IN_PLACE");
+
+	if (!path || !path[0])
+		return;
+	dm_engine_set_test_stall(path);
+	dm_warn("DM_TEST_STALL_IN_PLACE is set: in-place writes stall while '%s' exists", path);
+}
+
 static int join_cluster(struct dm_server *srv, struct dm_datadir_config *c, struct dm_err *err)
 {
 	struct dm_cluster_self self;
@@ -447,8 +463,10 @@ int dm_server_open(struct dm_server **out, const struct dm_server_opts *opts, st
 		rc = dm_datadir_dots_path(path, sizeof(path), srv->data_dir, &c, err);
 	if (!rc)
 		rc = dm_mkdir_p(path, DM_DATADIR_TRAVERSE_MODE, err);
-	if (!rc)
+	if (!rc) {
+		stall_setup();
 		rc = dm_engine_open(&srv->engine, srv->engine_name, path, srv->store, err);
+	}
 	if (rc)
 		goto done;
 	warn_unless_nosuid(srv->mount_warning, sizeof(srv->mount_warning), path);

@@ -57,7 +57,7 @@ void dm_filedata_ctx_release(struct dm_filedata_ctx *ctx)
 	dm_buf_release(&ctx->obj);
 }
 
-static int ensure_window(struct dm_filedata_ctx *ctx, size_t need, struct dm_err *err)
+int dm_filedata_window(struct dm_filedata_ctx *ctx, size_t need, struct dm_err *err)
 {
 	size_t cap = need < WINDOW_MIN ? WINDOW_MIN : need;
 	unsigned char *p;
@@ -195,7 +195,7 @@ int dm_filedata_store(struct dm_store *s, struct dm_filedata_ctx *ctx, dm_oid *o
 	memset(res, 0, sizeof(*res));
 	if (size > DM_FILE_MAX_SIZE)
 		return dm_err_set(err, DM_ETOOBIG, "'%s' is too large to store", name);
-	rc = ensure_window(ctx, 2 * (size_t)dm_store_chunker(s)->max, err);
+	rc = dm_filedata_window(ctx, 2 * (size_t)dm_store_chunker(s)->max, err);
 	if (rc)
 		return rc;
 	if (size > ctx->cap)
@@ -275,18 +275,45 @@ int dm_filedata_load(struct dm_store *s, struct dm_filedata_ctx *ctx, struct dm_
 	return dm_file_decode(out, ctx->obj.data, ctx->obj.len, err);
 }
 
+int dm_filedata_get_chunk(struct dm_store *s, struct dm_filedata_ctx *ctx,
+			  const struct dm_extent *e, const char *name, struct dm_err *err)
+{
+	char hex[DM_OID_HEXSZ + 1];
+	int kind = 0;
+	int rc;
+
+	dm_buf_reset(&ctx->obj);
+	rc = dm_store_get(s, &e->id, &ctx->obj, &kind, err);
+	if (rc)
+		return dm_err_prefix(err, "cannot write '%s'", name);
+	if (kind != DM_OBJ_CHUNK || ctx->obj.len != e->len) {
+		dm_oid_hex(hex, &e->id);
+		return dm_err_set(err, DM_ECORRUPT, "cannot write '%s': chunk %s is not a %u-byte chunk",
+				  name, hex, e->len);
+	}
+	return 0;
+}
+
+int dm_filedata_write_extent(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+			     const struct dm_extent *e, const char *name, struct dm_err *err)
+{
+	int rc = dm_filedata_get_chunk(s, ctx, e, name, err);
+
+	if (!rc && dm_pwrite_all(fd, ctx->obj.data, e->len, (off_t)e->offset) < 0)
+		rc = dm_err_errno(err, errno, "cannot write '%s'", name);
+	return rc;
+}
+
 int dm_filedata_write_over(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
 			   const struct dm_file *base, const struct dm_file *f, uint64_t *written,
 			   const char *name, struct dm_err *err)
 {
-	char hex[DM_OID_HEXSZ + 1];
 	uint64_t total = 0;
 	size_t j = 0;
 	int rc;
 
 	for (size_t i = 0; i < f->n; i++) {
 		const struct dm_extent *e = &f->ext[i];
-		int kind = 0;
 
 		/* both lists are in offset order */
 		while (base && j < base->n && base->ext[j].offset < e->offset)
@@ -294,18 +321,9 @@ int dm_filedata_write_over(struct dm_store *s, struct dm_filedata_ctx *ctx, int 
 		if (base && j < base->n && base->ext[j].offset == e->offset &&
 		    base->ext[j].len == e->len && !dm_oid_cmp(&base->ext[j].id, &e->id))
 			continue; /* fd holds it already */
-		dm_buf_reset(&ctx->obj);
-		rc = dm_store_get(s, &e->id, &ctx->obj, &kind, err);
+		rc = dm_filedata_write_extent(s, ctx, fd, e, name, err);
 		if (rc)
-			return dm_err_prefix(err, "cannot write '%s'", name);
-		if (kind != DM_OBJ_CHUNK || ctx->obj.len != e->len) {
-			dm_oid_hex(hex, &e->id);
-			return dm_err_set(err, DM_ECORRUPT,
-					  "cannot write '%s': chunk %s is not a %u-byte chunk", name,
-					  hex, e->len);
-		}
-		if (dm_pwrite_all(fd, ctx->obj.data, e->len, (off_t)e->offset) < 0)
-			return dm_err_errno(err, errno, "cannot write '%s'", name);
+			return rc;
 		total += e->len;
 	}
 	if (ftruncate(fd, (off_t)f->size) < 0)
@@ -327,13 +345,15 @@ static bool all_zero(const unsigned char *p, size_t n)
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-/* Sets *zero to whether [start, end) of fd reads as zeros, skipping holes. */
-static int gap_is_zero(struct dm_filedata_ctx *ctx, int fd, uint64_t start, uint64_t end,
-		       bool *zero, const char *name, struct dm_err *err)
+int dm_filedata_zero(struct dm_filedata_ctx *ctx, int fd, uint64_t start, uint64_t end,
+		     bool *zero, const char *name, struct dm_err *err)
 {
 	uint64_t pos = start;
+	int rc = dm_filedata_window(ctx, 0, err);
 
 	*zero = true;
+	if (rc)
+		return rc;
 	while (pos < end) {
 		off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
 		uint64_t stop = end;
@@ -365,10 +385,45 @@ static int gap_is_zero(struct dm_filedata_ctx *ctx, int fd, uint64_t start, uint
 	return 0;
 }
 
+int dm_filedata_extent_same(struct dm_filedata_ctx *ctx, int fd, const struct dm_extent *e,
+			    bool *same, const char *name, struct dm_err *err)
+{
+	struct dm_hasher *h = NULL;
+	dm_oid got;
+	int rc = dm_filedata_window(ctx, 0, err);
+
+	*same = false;
+	if (rc)
+		return rc;
+	if (e->len <= ctx->cap) {
+		if (dm_pread_all(fd, ctx->buf, e->len, (off_t)e->offset) < 0)
+			return dm_err_errno(err, errno, "cannot read '%s'", name);
+		dm_hash(&got, ctx->buf, e->len);
+	} else {
+		uint64_t o = e->offset, left = e->len;
+
+		h = dm_hasher_new();
+		while (left) {
+			size_t n = left > ctx->cap ? ctx->cap : (size_t)left;
+
+			if (dm_pread_all(fd, ctx->buf, n, (off_t)o) < 0) {
+				dm_hasher_free(h);
+				return dm_err_errno(err, errno, "cannot read '%s'", name);
+			}
+			dm_hasher_update(h, ctx->buf, n);
+			o += n;
+			left -= n;
+		}
+		dm_hasher_final(h, &got);
+		dm_hasher_free(h);
+	}
+	*same = dm_oid_cmp(&got, &e->id) == 0;
+	return 0;
+}
+
 int dm_filedata_check(struct dm_filedata_ctx *ctx, int fd, const struct dm_file *f, bool *same,
 		      const char *name, struct dm_err *err)
 {
-	struct dm_hasher *h = NULL;
 	struct stat st;
 	uint64_t pos = 0;
 	bool zero;
@@ -379,56 +434,26 @@ int dm_filedata_check(struct dm_filedata_ctx *ctx, int fd, const struct dm_file 
 		return dm_err_errno(err, errno, "cannot stat '%s'", name);
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != f->size)
 		return 0;
-	rc = ensure_window(ctx, 0, err);
+	rc = dm_filedata_window(ctx, 0, err);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i <= f->n; i++) {
 		uint64_t gap_end = i < f->n ? f->ext[i].offset : f->size;
 
 		if (gap_end > pos) {
-			rc = gap_is_zero(ctx, fd, pos, gap_end, &zero, name, err);
+			rc = dm_filedata_zero(ctx, fd, pos, gap_end, &zero, name, err);
 			if (rc || !zero)
 				goto done;
 		}
 		if (i == f->n)
 			break;
-		{
-			const struct dm_extent *e = &f->ext[i];
-			dm_oid got;
-
-			if (e->len <= ctx->cap) {
-				if (dm_pread_all(fd, ctx->buf, e->len, (off_t)e->offset) < 0) {
-					rc = dm_err_errno(err, errno, "cannot read '%s'", name);
-					goto done;
-				}
-				dm_hash(&got, ctx->buf, e->len);
-			} else {
-				uint64_t o = e->offset, left = e->len;
-
-				if (!h)
-					h = dm_hasher_new();
-				while (left) {
-					size_t n = left > ctx->cap ? ctx->cap : (size_t)left;
-
-					if (dm_pread_all(fd, ctx->buf, n, (off_t)o) < 0) {
-						rc = dm_err_errno(err, errno, "cannot read '%s'",
-								  name);
-						goto done;
-					}
-					dm_hasher_update(h, ctx->buf, n);
-					o += n;
-					left -= n;
-				}
-				dm_hasher_final(h, &got);
-			}
-			if (dm_oid_cmp(&got, &e->id) != 0)
-				goto done;
-			pos = e->offset + e->len;
-		}
+		rc = dm_filedata_extent_same(ctx, fd, &f->ext[i], &zero, name, err);
+		if (rc || !zero)
+			goto done;
+		pos = f->ext[i].offset + f->ext[i].len;
 	}
 	*same = true;
 done:
-	dm_hasher_free(h);
 	return rc;
 }
 

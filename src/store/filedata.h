@@ -144,6 +144,41 @@ int dm_filedata_changed_bytes(int fd, uint64_t size, int base_fd, uint64_t base_
 int dm_filedata_check(struct dm_filedata_ctx *ctx, int fd, const struct dm_file *f, bool *same,
 		      const char *name, struct dm_err *err);
 
+/*
+ * Makes the regular file open on fd (read-write) hold exactly file object
+ * f, as dm_filedata_write would have made it in an empty file - the same
+ * bytes, the same holes, the same size - changing only what differs
+ * (filepatch.c). base (may be NULL) is what fd holds, as a cache vouches:
+ * an extent of f that base has at the same offset is then left alone
+ * unread; without base each extent is read and compared. before(arg, err)
+ * runs before every change (a write, a punched hole, a truncation); its
+ * failure stops the patch. *written gets the data bytes written, *changed
+ * whether anything changed.
+ */
+int dm_filedata_patch(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+		      const struct dm_file *base, const struct dm_file *f,
+		      int (*before)(void *arg, struct dm_err *err), void *arg, uint64_t *written,
+		      bool *changed, const char *name, struct dm_err *err);
+
+/* Reads the chunk of extent e from the store into ctx->obj, checked. */
+int dm_filedata_get_chunk(struct dm_store *s, struct dm_filedata_ctx *ctx,
+			  const struct dm_extent *e, const char *name, struct dm_err *err);
+
+/* pwrites the chunk of extent e (dm_filedata_get_chunk) at its offset. */
+int dm_filedata_write_extent(struct dm_store *s, struct dm_filedata_ctx *ctx, int fd,
+			     const struct dm_extent *e, const char *name, struct dm_err *err);
+
+/* Sets *same to whether the bytes of fd under extent e hash to its chunk. */
+int dm_filedata_extent_same(struct dm_filedata_ctx *ctx, int fd, const struct dm_extent *e,
+			    bool *same, const char *name, struct dm_err *err);
+
+/* Sets *zero to whether [start, end) of fd reads as zeros, skipping holes. */
+int dm_filedata_zero(struct dm_filedata_ctx *ctx, int fd, uint64_t start, uint64_t end,
+		     bool *zero, const char *name, struct dm_err *err);
+
+/* Makes ctx's read window at least need bytes (and at least its minimum). */
+int dm_filedata_window(struct dm_filedata_ctx *ctx, size_t need, struct dm_err *err);
+
 /* What capturing one file did. */
 struct dm_capture_result {
 	bool reflinked;        /* the copy shares the blocks (FICLONE) */

@@ -12,7 +12,11 @@
  * the old file holds, the new one starts as a reflinked copy of it and
  * only the chunks that differ are written (dm_filedata_write_delta), so a
  * file changed in place costs only the blocks that changed on a file
- * system with reflinks. (2) When every job is done, each
+ * system with reflinks. With opts->in_place (nobody has the files open),
+ * an existing regular file of one link is instead changed where it
+ * stands, only where it differs (dm_filedata_patch: from what the cache
+ * says it holds, else by comparing), on any file system, after
+ * opts->before_in_place. (2) When every job is done, each
  * directory gets its owner, mode and mtime, children before parents (its
  * mtime changes while its entries do). (3) The stat cache is updated.
  *
@@ -22,11 +26,14 @@
  *     removed, never followed; phase 2 reopens directories with
  *     dm_open_beneath and checks their device and inode;
  *   - every name from a tree is checked with dm_tree_name_check first;
- *   - nothing is written in place: new content goes to a fresh file, made
- *     with O_EXCL under its own name when nothing was there, or under a
- *     temporary name and renamed over the old one, and a kept file whose metadata must change
- *     but which has other hard links is rewritten instead of chmod'ed, so an
- *     inode shared with a file outside dir is never modified;
+ *   - an inode with other hard links is never modified: without in_place
+ *     new content goes to a fresh file, made with O_EXCL under its own
+ *     name when nothing was there, or under a temporary name and renamed
+ *     over the old one; with in_place only a regular file of one link is
+ *     changed where it stands (the result is, hole for hole, what a fresh
+ *     write makes); a kept file whose metadata must change but which has
+ *     other hard links is rewritten instead of chmod'ed, so an inode shared
+ *     with a file outside dir is never modified;
  *   - removal never crosses into another file system, and neither does the
  *     walk (a mount point inside dir is refused);
  *   - chmod comes after chown (which clears setuid and setgid bits);
@@ -79,6 +86,7 @@ struct job {
 	bool base_racy; /* ... but cannot vouch for it: check the result */
 	/* results */
 	bool wrote;
+	bool in_place; /* written in place (opts->in_place) */
 	uint64_t bytes;
 	struct stat st; /* the file as left, for the cache */
 	bool have_st;
@@ -118,6 +126,12 @@ struct mat {
 	struct learn *learns;
 	size_t nlearns, learns_alloc;
 	atomic_uint tmp_seq;
+	/* in place (opts->in_place), and what to call before each change */
+	bool in_place;
+	int (*before)(const void *ctx, bool first, struct dm_err *err);
+	const void *before_ctx;
+	pthread_mutex_t mark_mu;
+	atomic_bool marked;
 	/* shared with the workers */
 	atomic_bool stop;
 	pthread_mutex_t err_mu;
@@ -367,6 +381,87 @@ done:
 	return rc ? rc : same;
 }
 
+/* Whether the file as fstat'ed now (st) is still as the walk saw it when
+ * the cache said what it holds (the job's base). */
+static bool still_base(const struct job *j, const struct stat *st)
+{
+	return j->has_base && S_ISREG(st->st_mode) && st->st_ino == j->base_st.st_ino &&
+	       st->st_size == j->base_st.st_size &&
+	       st->st_mtim.tv_sec == j->base_st.st_mtim.tv_sec &&
+	       st->st_mtim.tv_nsec == j->base_st.st_mtim.tv_nsec &&
+	       st->st_ctim.tv_sec == j->base_st.st_ctim.tv_sec &&
+	       st->st_ctim.tv_nsec == j->base_st.st_ctim.tv_nsec;
+}
+
+/* Before every change of a file in place: the caller's hook, told the
+ * first time (once per materialise, whichever worker comes first). */
+static int before_change(void *arg, struct dm_err *err)
+{
+	struct mat *m = arg;
+	int rc = 0;
+
+	if (!m->before)
+		return 0;
+	if (atomic_load(&m->marked))
+		return m->before(m->before_ctx, false, err);
+	pthread_mutex_lock(&m->mark_mu);
+	if (!atomic_load(&m->marked)) {
+		rc = m->before(m->before_ctx, true, err);
+		if (!rc)
+			atomic_store(&m->marked, true);
+	} else {
+		rc = m->before(m->before_ctx, false, err);
+	}
+	pthread_mutex_unlock(&m->mark_mu);
+	return rc;
+}
+
+/* Brings the existing file to f in place (opts->in_place), writing only
+ * what differs: from what the cache says it holds when the file is still
+ * as the walk saw it, else by comparing. 1 when done so (j->wrote when
+ * anything changed); 0 when it cannot be (not a regular file of one link
+ * open for writing) and nothing was touched; < 0 on errors. */
+static int write_in_place(struct mat *m, struct job *j, struct dm_filedata_ctx *ctx,
+			  const struct dm_file *f, struct dm_err *err)
+{
+	struct dm_file base = {0, 0, NULL};
+	bool use_base = false, changed = false, again = false, same = false;
+	uint64_t bytes = 0;
+	struct stat st;
+	int fd, rc;
+
+	fd = openat(dm_dirref_fd(j->dir), j->name,
+		    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		return 0;
+	}
+	use_base = still_base(j, &st) && dm_filedata_load(m->s, ctx, &base, &j->base_id, NULL) == 0;
+	rc = dm_filedata_patch(m->s, ctx, fd, use_base ? &base : NULL, f, before_change, m, &bytes,
+			       &changed, j->rel, err);
+	if (!rc && use_base && j->base_racy) {
+		/* the old file may have changed unseen: the result must be f */
+		rc = dm_filedata_check(ctx, fd, f, &same, j->rel, err);
+		if (!rc && !same)
+			rc = dm_filedata_patch(m->s, ctx, fd, NULL, f, before_change, m, &j->bytes,
+					       &again, j->rel, err);
+	}
+	j->bytes += bytes;
+	if (!rc && fstat(fd, &st) < 0)
+		rc = dm_err_errno(err, errno, "cannot stat '%s'", j->rel);
+	if (!rc)
+		rc = set_meta_fd(m, fd, &st, &j->e, j->rel, err);
+	if (!rc && fstat(fd, &j->st) == 0)
+		j->have_st = true;
+	j->wrote = changed || again;
+	j->in_place = j->wrote;
+	dm_file_release(&base);
+	close(fd);
+	return rc ? rc : 1;
+}
+
 /* Writes f into fd as a reflinked copy of the existing file, when the
  * job knows what that holds and it is still as the walk saw it: 1 when
  * done so, 0 when fd is untouched. */
@@ -383,11 +478,7 @@ static int write_from_base(struct mat *m, struct job *j, struct dm_filedata_ctx 
 		     O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (bfd < 0)
 		return 0;
-	if (fstat(bfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == j->base_st.st_ino &&
-	    st.st_size == j->base_st.st_size && st.st_mtim.tv_sec == j->base_st.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == j->base_st.st_mtim.tv_nsec &&
-	    st.st_ctim.tv_sec == j->base_st.st_ctim.tv_sec &&
-	    st.st_ctim.tv_nsec == j->base_st.st_ctim.tv_nsec &&
+	if (fstat(bfd, &st) == 0 && still_base(j, &st) &&
 	    dm_filedata_load(m->s, ctx, &base, &j->base_id, NULL) == 0 &&
 	    base.size == (uint64_t)st.st_size)
 		rc = dm_filedata_write_delta(m->s, ctx, fd, bfd, &base, f, &j->bytes, j->rel, err);
@@ -479,6 +570,13 @@ static void run_job(void *job_, struct dm_filedata_ctx *ctx, void *arg)
 				"cannot write '%s': the tree says %llu bytes, its file object %llu",
 				j->rel, (unsigned long long)j->e.size, (unsigned long long)f.size);
 		goto out;
+	}
+	if (m->in_place && j->check) {
+		rc = write_in_place(m, j, ctx, &f, &e);
+		if (rc) {
+			rc = rc == 1 ? 0 : rc;
+			goto out;
+		}
 	}
 	if (j->check && !j->has_base) { /* with a base, the cache knows it differs */
 		rc = keep_existing(m, j, ctx, &f, &e);
@@ -981,11 +1079,16 @@ int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,
 	m.root_user = geteuid() == 0;
 	m.restore_owner = opts ? opts->restore_owner : m.root_user;
 	m.strip_setid = opts && opts->strip_setid;
+	m.in_place = opts && opts->in_place;
+	m.before = opts ? opts->before_in_place : NULL;
+	m.before_ctx = opts ? opts->ctx : NULL;
 	m.rootfd = -1;
 	m.err = err;
 	atomic_init(&m.stop, false);
 	atomic_init(&m.tmp_seq, 0);
+	atomic_init(&m.marked, false);
 	pthread_mutex_init(&m.err_mu, NULL);
+	pthread_mutex_init(&m.mark_mu, NULL);
 	dm_buf_init(&m.path, 0);
 	dm_buf_init(&m.obj, DM_OBJ_MAX_SIZE);
 
@@ -1030,6 +1133,7 @@ int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,
 	for (size_t i = 0; i < m.njobs; i++) {
 		if (m.jobs[i]->wrote) {
 			stats->files_written++;
+			stats->files_in_place += m.jobs[i]->in_place;
 			stats->bytes_written += m.jobs[i]->bytes;
 		} else {
 			stats->files_kept++;
@@ -1062,5 +1166,6 @@ done:
 	dm_buf_release(&m.path);
 	dm_buf_release(&m.obj);
 	pthread_mutex_destroy(&m.err_mu);
+	pthread_mutex_destroy(&m.mark_mu);
 	return rc;
 }

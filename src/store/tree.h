@@ -124,6 +124,7 @@ struct dm_materialize_stats {
 	uint64_t files_kept;    /* already identical, not rewritten */
 	uint64_t bytes_written;
 	uint64_t removed;       /* entries deleted because the tree lacks them */
+	uint64_t files_in_place; /* of files_written, changed in place (in_place) */
 };
 
 struct dm_materialize_opts {
@@ -132,6 +133,16 @@ struct dm_materialize_opts {
 				     * then updated to the new state */
 	bool restore_owner;         /* chown entries (default: when root) */
 	bool strip_setid;           /* regular files never get setuid/setgid */
+	/* Nobody has dir's files open (the containers using it are stopped):
+	 * an existing regular file of one link is changed in place, only
+	 * where it differs (dm_filedata_patch), instead of replaced by a new
+	 * file. A crash then may leave a file half old: before_in_place
+	 * (may be NULL) is called before every such change, with first true
+	 * exactly once, before the first (write a durable marker then); its
+	 * failure stops the materialise. */
+	bool in_place;
+	int (*before_in_place)(const void *ctx, bool first, struct dm_err *err);
+	const void *ctx;
 };
 
 int dm_tree_materialize(struct dm_store *s, const dm_oid *tree, const char *dir,

@@ -1512,6 +1512,9 @@ static struct dm_dot_job_in *prepare_receive(struct dot *d, struct dm_msg *req,
 	}
 	in = job_input(d, DM_DOT_OP_RECEIVE, r, b);
 	in->branch_exists = b != NULL;
+	/* a receive does not stop containers: while any of the dot's mounts
+	 * may be of this branch, no file it holds open changes in place */
+	in->wc_shared = d->nruntime_mounts > 0 || d->nmounts > 0;
 	stash_name(d, r->branch, in->stash_name, sizeof(in->stash_name));
 	return in;
 }

@@ -94,6 +94,7 @@ struct dm_dot_job_in {
 	size_t nreceived;
 	struct dm_dot_commit_ref *received;
 	bool stash;
+	bool wc_shared; /* RECEIVE: containers may use the working copy meanwhile */
 	bool strip_setid;                      /* the working copy gets no setuid/setgid bits */
 	char stash_name[DM_NAME_PART_MAX + 1]; /* chosen by the actor */
 	/* RESET, CHECKOUT: containers to stop before and start after; COMMIT:

@@ -1184,7 +1184,7 @@ void dm_dot_run_job(struct dm_job *job)
 {
 	struct dm_dot_job_in *in = dm_job_arg(job);
 	struct dm_dot_job_out *out = dm_xcalloc(1, sizeof(*out));
-	struct dm_engine_progress p = {NULL, job_cancelled, job, in->strip_setid};
+	struct dm_engine_progress p = {NULL, job_cancelled, job, in->strip_setid, in->wc_shared};
 	struct dm_err err;
 	uint64_t hold;
 	int rc;
