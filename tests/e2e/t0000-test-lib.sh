@@ -3,7 +3,8 @@ test_description='test-lib itself: results, test_must_fail, test_cmp, cleanup, t
 . "$(dirname "$0")/test-lib.sh"
 
 # run_sub_test NAME: writes the script read from stdin, after the lines that
-# load test-lib, to NAME/NAME.sh and runs it with NAME/ as its trash root.
+# load test-lib, to NAME/NAME.sh and runs it with NAME/ as its trash root,
+# outside CI unless SUB_CI is set (CI=$SUB_CI).
 # Its TAP goes to NAME/out, its stderr to NAME/err, its status to NAME/status.
 run_sub_test() {
 	mkdir -p "$1" &&
@@ -15,7 +16,7 @@ run_sub_test() {
 	} >"$1/$1.sh" &&
 	(
 		cd "$1" &&
-		DM_TRASH_ROOT=$PWD bash "./$1.sh" >out 2>err
+		CI=${SUB_CI:-} DM_TRASH_ROOT=$PWD bash "./$1.sh" >out 2>err
 		echo $? >status
 	)
 }
@@ -195,6 +196,27 @@ test_expect_success 'test_skip_all skips the whole script' '
 	EOF
 	check_sub skipall 0 <<-\EOF
 	1..0 # SKIP not today
+	EOF
+'
+
+test_expect_success 'under CI, a missing prerequisite and test_skip_all fail instead' '
+	SUB_CI=true run_sub_test ciprereq <<-\EOF &&
+	test_expect_success NOSUCH "needs it" "true"
+	test_expect_success "runs" "true"
+	test_done
+	EOF
+	check_sub ciprereq 1 <<-\EOF &&
+	not ok 1 - needs it (missing NOSUCH)
+	ok 2 - runs
+	1..2
+	EOF
+	SUB_CI=true run_sub_test ciskipall <<-\EOF &&
+	test_skip_all "not today"
+	test_done
+	EOF
+	check_sub ciskipall 1 <<-\EOF
+	1..1
+	not ok 1 - cannot set up what this test needs: not today
 	EOF
 '
 
