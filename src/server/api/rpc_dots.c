@@ -667,8 +667,6 @@ static json_t *commit_json(const struct dm_commit *c)
 			 "capture", capture);
 }
 
-/* Commits are immutable: the log is read from the store on this thread,
- * starting at the head the dot's latest view names. */
 /* c: the dot's commit `id`, decoded from buf, and its flags (DM_COMMIT_*);
  * DM_ENOTFOUND when the dot has no such commit */
 static int read_commit(struct dm_store *store, const char *dot_id, const char *id,
@@ -692,7 +690,9 @@ static int read_commit(struct dm_store *store, const char *dot_id, const char *i
 
 /* A page of a branch's first-parent history, newest first: from its head, or
  * from the first parent of commit `before` (the `next` of the page before),
- * which stays the same page while commits are added at the head. */
+ * which stays the same page while commits are added at the head. Commits
+ * are immutable: the log is read from the store on this thread, starting
+ * at the head the dot's latest view names. */
 static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	struct dm_store *store = dm_registry_env(ctx->env->registry)->store;
