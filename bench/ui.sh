@@ -67,7 +67,9 @@ export DM_CONFIG=$WORK/conf/config
 unset DM_API_KEY
 NDOTS=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 1000 * s }')
 NCOMMITS=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 10000 * s }')
-[ "$NDOTS" -ge 2 ] && [ "$NCOMMITS" -ge 200 ] || die "--scale is too small: at least 2 dots and 200 commits"
+if [ "$NDOTS" -lt 2 ] || [ "$NCOMMITS" -lt 200 ]; then
+	die "--scale is too small: at least 2 dots and 200 commits"
+fi
 need_space "$WORK" 500 "the web page benchmark"
 
 pick_port 39900

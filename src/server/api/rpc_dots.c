@@ -686,7 +686,7 @@ static int read_commit(struct dm_store *store, const char *dot_id, const char *i
 /* dots.log's page: LOG_LIMIT_DEFAULT commits unless `limit` asks for up to
  * LOG_LIMIT_MAX (docs/api.md) */
 #define LOG_LIMIT_DEFAULT 100
-#define LOG_LIMIT_MAX 1000
+#define LOG_LIMIT_MAX     1000
 
 /* A page of a branch's first-parent history, newest first: from its head, or
  * from the first parent of commit `before` (the `next` of the page before),
