@@ -211,6 +211,33 @@ static void print_commit(json_t *commit, bool verbose)
 	putchar('\n');
 }
 
+/* all: {"commits":[…]}, the whole log of the dot's current branch, newest
+ * first, asked for a page at a time (dots.log's largest) */
+static int log_all(struct dm_cli *cli, const char *dot, json_t **all, struct dm_err *err)
+{
+	json_t *commits = json_array(), *page = NULL, *next = NULL;
+	int rc;
+
+	do {
+		json_t *params = json_pack("{s:s, s:i}", "dot", dot, "limit", 1000);
+
+		if (next)
+			json_object_set_new(params, "before", next);
+		json_decref(page);
+		page = NULL;
+		rc = dm_cli_call(cli, "dots.log", params, &page, err);
+		next = rc ? NULL : json_incref(json_object_get(page, "next"));
+		if (!rc)
+			json_array_extend(commits, json_object_get(page, "commits"));
+	} while (!rc && json_is_string(next) && json_is_true(json_object_get(page, "more")));
+	json_decref(page);
+	json_decref(next);
+	*all = rc ? NULL : json_pack("{s:o}", "commits", commits);
+	if (rc)
+		json_decref(commits);
+	return rc;
+}
+
 int dm_cmd_log(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 {
 	const char *dot;
@@ -224,14 +251,14 @@ int dm_cmd_log(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)
 	if (!rc)
 		rc = dm_cli_dot(cli, v.dot, &dot, err);
 	if (!rc)
-		rc = dm_cli_call_view(cli, v.as_json, "dots.log", json_pack("{s:s}", "dot", dot),
-				      &res, err);
-	if (rc || !res)
-		return rc;
-	json_array_foreach(json_object_get(res, "commits"), i, commit)
-		print_commit(commit, cli->verbose > 0);
+		rc = log_all(cli, dot, &res, err);
+	if (!rc && v.as_json)
+		rc = dm_out_json(res, err);
+	else if (!rc)
+		json_array_foreach(json_object_get(res, "commits"), i, commit)
+			print_commit(commit, cli->verbose > 0);
 	json_decref(res);
-	return 0;
+	return rc;
 }
 
 int dm_cmd_reset(struct dm_cli *cli, int argc, char **argv, struct dm_err *err)

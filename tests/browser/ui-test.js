@@ -146,6 +146,7 @@ async function main() {
 		check(branches.join(',') === 'autumn (current),master', 'its branches are shown', branches);
 		const log = await page.locator('#log .msg').allTextContents();
 		check(log.join(',') === 'second,first', 'its current branch\u2019s commits, newest first', log);
+		check(await page.locator('#log-more').isHidden(), 'no More button: the whole log is shown');
 		await page.screenshot({ path: shots + '/ui-dot.png', fullPage: true });
 		found = await axe(page);
 		check(found.length === 0, 'axe-core: a dot passes WCAG 2 AA', found);

@@ -611,6 +611,36 @@ static int run_get(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, struc
 	return rc;
 }
 
+/* Commits: the whole log, as dotmesh answered it: dots.log a page at a time
+ * (its largest), then r_commits */
+static int run_commits(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, struct dm_err *err)
+{
+	json_t *params = NULL, *page = NULL, *all = json_array(), *res;
+	int rc = p_volume_branch(ctx, in, &params, err);
+
+	if (!rc)
+		json_object_set_new(params, "limit", json_integer(1000));
+	while (!rc) {
+		json_decref(page);
+		page = NULL;
+		rc = dm_rpc_call(ctx, "dots.log", params, &page, err);
+		if (rc)
+			break;
+		json_array_extend(all, json_object_get(page, "commits"));
+		if (!json_is_true(json_object_get(page, "more")) ||
+		    !json_is_string(json_object_get(page, "next")))
+			break;
+		json_object_set(params, "before", json_object_get(page, "next"));
+	}
+	json_decref(page);
+	json_decref(params);
+	res = json_pack("{s:o}", "commits", all);
+	if (!rc)
+		rc = r_commits(ctx, in, res, out, err);
+	json_decref(res);
+	return rc;
+}
+
 /* Branch: a new branch from SourceCommitId, or from SourceBranch's head */
 static int run_branch(const struct dm_rpc_ctx *ctx, json_t *in, json_t **out, struct dm_err *err)
 {
@@ -978,7 +1008,7 @@ static const struct alias aliases[] = {
 	ALIAS("Create", "dots.create", p_volume, r_true),
 	ALIAS("Delete", "dots.delete", p_volume, r_true),
 	ALIAS("Commit", "dots.commit", p_commit, r_commit_id),
-	ALIAS("Commits", "dots.log", p_volume_branch, r_commits),
+	MADE_OF("Commits", run_commits),
 	ALIAS("Branches", "dots.branches", p_volume, r_branches),
 	MADE_OF("Branch", run_branch),
 	ALIAS("Rollback", "dots.reset", p_rollback, r_true),

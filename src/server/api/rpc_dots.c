@@ -667,20 +667,59 @@ static json_t *commit_json(const struct dm_commit *c)
 			 "capture", capture);
 }
 
-/* Commits are immutable: the log is read from the store on this thread,
- * starting at the head the dot's latest view names. */
+/* c: the dot's commit `id`, decoded from buf, and its flags (DM_COMMIT_*);
+ * DM_ENOTFOUND when the dot has no such commit */
+static int read_commit(struct dm_store *store, const char *dot_id, const char *id,
+		       struct dm_commit *c, unsigned *flags, struct dm_buf *buf, struct dm_err *err)
+{
+	dm_oid oid;
+	int rc = dm_store_commit_info(store, dot_id, id, &oid, flags, err);
+
+	dm_buf_reset(buf);
+	if (!rc)
+		rc = dm_store_get(store, &oid, buf, NULL, err);
+	if (!rc)
+		rc = dm_commit_decode(c, buf->data, buf->len, err);
+	return rc;
+}
+
+/* dots.log's page: LOG_LIMIT_DEFAULT commits unless `limit` asks for up to
+ * LOG_LIMIT_MAX (docs/api.md) */
+#define LOG_LIMIT_DEFAULT 100
+#define LOG_LIMIT_MAX     1000
+
+/* A page of a branch's first-parent history, newest first: from its head, or
+ * from the first parent of commit `before` (the `next` of the page before),
+ * which stays the same page while commits are added at the head. Commits
+ * are immutable: the log is read from the store on this thread, starting
+ * at the head the dot's latest view names. */
 static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, struct dm_err *err)
 {
 	struct dm_store *store = dm_registry_env(ctx->env->registry)->store;
 	struct dm_dot_handle *h = NULL;
 	struct dm_dot_view *v = NULL;
 	const struct dm_branch_view *b;
-	const char *branch = NULL;
+	const char *branch = NULL, *before = NULL;
+	json_t *jlimit = json_object_get(params, "limit");
+	json_int_t limit = LOG_LIMIT_DEFAULT, n = 0;
 	char cur[DM_COMMIT_ID_LEN_MAX + 1];
 	json_t *commits = json_array();
 	struct dm_buf buf = DM_BUF_INIT;
 	int rc = dm_rpc_param_str(&branch, params, "branch", false, err);
 
+	if (!rc)
+		rc = dm_rpc_param_str(&before, params, "before", false, err);
+	if (!rc && jlimit &&
+	    (!json_is_integer(jlimit) || json_integer_value(jlimit) < 1 ||
+	     json_integer_value(jlimit) > LOG_LIMIT_MAX))
+		rc = dm_err_set(err, DM_EINVAL,
+				"limit must be an integer from 1 to %d; page on with `before`",
+				LOG_LIMIT_MAX);
+	if (!rc && jlimit)
+		limit = json_integer_value(jlimit);
+	if (!rc && before && (!*before || strlen(before) > DM_COMMIT_ID_LEN_MAX))
+		rc = dm_err_set(err, DM_EINVAL,
+				"before must be a commit id (the `next` of the page before)");
 	if (!rc)
 		rc = find_dot(&h, ctx, params, DM_ROLE_READ, "read", err);
 	if (!rc)
@@ -697,19 +736,22 @@ static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, 
 		goto done;
 	}
 	snprintf(cur, sizeof(cur), "%s", b->head);
-	while (cur[0]) {
+	if (before) {
 		struct dm_commit c;
-		dm_oid oid;
+		unsigned flags = 0;
 
+		rc = read_commit(store, v->id, before, &c, &flags, &buf, err);
+		if (rc)
+			goto done;
+		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
+		dm_commit_release(&c);
+	}
+	while (cur[0] && n < limit) {
+		struct dm_commit c;
 		unsigned flags = 0;
 		json_t *cj;
 
-		dm_buf_reset(&buf);
-		rc = dm_store_commit_info(store, v->id, cur, &oid, &flags, err);
-		if (!rc)
-			rc = dm_store_get(store, &oid, &buf, NULL, err);
-		if (!rc)
-			rc = dm_commit_decode(&c, buf.data, buf.len, err);
+		rc = read_commit(store, v->id, cur, &c, &flags, &buf, err);
 		if (rc)
 			goto done;
 		cj = commit_json(&c);
@@ -719,10 +761,14 @@ static int m_log(const struct dm_rpc_ctx *ctx, json_t *params, json_t **result, 
 		if (flags & DM_COMMIT_DAMAGED)
 			json_object_set_new(cj, "damaged", json_true());
 		json_array_append_new(commits, cj);
+		n++;
 		snprintf(cur, sizeof(cur), "%s", c.nparents ? c.parents[0] : "");
 		dm_commit_release(&c);
 	}
-	*result = json_pack("{s:O}", "commits", commits);
+	*result = json_pack("{s:O, s:b}", "commits", commits, "more", cur[0] != 0);
+	if (cur[0] && n)
+		json_object_set(*result, "next",
+				json_object_get(json_array_get(commits, (size_t)n - 1), "id"));
 done:
 	json_decref(commits);
 	dm_buf_release(&buf);

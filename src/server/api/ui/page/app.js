@@ -1,6 +1,7 @@
 // app.js - dm's web page (docs/ui.md): logs in, lists the dots with a
-// search box, shows a dot's branches and a branch's commits, logs out; what
-// it shows is asked for again every POLL_MS while the page is visible.
+// search box, shows a dot's branches and a branch's commits (LOG_PAGE at a
+// time, More for the next), logs out; what it shows is asked for again every
+// POLL_MS while the page is visible.
 //
 // Always true here: every figure comes from dmd's JSON-RPC API through
 // POST /ui/rpc (the same methods the command line calls), every change
@@ -12,10 +13,14 @@
 
 (function () {
 	const POLL_MS = 5000;
+	const LOG_PAGE = 100; // commits shown at first, and added by More
+	const LOG_LIMIT_MAX = 1000; // the most one dots.log call answers
 	let csrf = null;
 	let dots = [];
 	let shown = 0; // counts the showings of a view; the newest renders
 	let rendered = ''; // what the view shows now, as JSON: the same is not rendered again
+	let logKey = ''; // the dot and branch whose log is shown
+	let logWant = LOG_PAGE; // how many of its commits the page shows
 	const $ = (id) => document.getElementById(id);
 
 	function show(view) {
@@ -136,13 +141,33 @@
 		return li;
 	}
 
+	// The newest logWant commits of a branch, from its head down, a page
+	// (dots.log's limit) at a time; more: whether older ones follow.
+	async function logShown(name, branch) {
+		const key = JSON.stringify([name, branch]);
+		if (key !== logKey) {
+			logKey = key;
+			logWant = LOG_PAGE;
+		}
+		let commits = [], page = null;
+		do {
+			const p = { dot: name, branch: branch,
+				limit: Math.min(LOG_LIMIT_MAX, logWant - commits.length) };
+			if (page)
+				p.before = page.next;
+			page = await rpc('dots.log', p);
+			commits = commits.concat(page.commits);
+		} while (commits.length < logWant && page.more && page.next);
+		return { commits: commits, more: !!page.more };
+	}
+
 	async function showDot(me, name, branch) {
 		show('dot-view');
 		const d = await rpc('dots.show', { dot: name });
 		branch = branch || d.branch;
-		const log = await rpc('dots.log', { dot: name, branch: branch });
+		const log = await logShown(name, branch);
 		const now = JSON.stringify(['dot', name, branch, d.branch, d.branches.map((b) => b.name),
-			log.commits]);
+			log.commits, log.more]);
 		if (me !== shown || now === rendered)
 			return;
 		rendered = now;
@@ -161,6 +186,13 @@
 		}
 		$('log-title').textContent = 'Commits on ' + branch;
 		$('log').replaceChildren(...log.commits.map(commitItem));
+		$('log-more').hidden = !log.more;
+	}
+
+	// More: the next page of the log shown, below the commits there.
+	function moreLog() {
+		logWant += LOG_PAGE;
+		route();
 	}
 
 	// Shows what the address names: #/ the dots, #/dot/NAME[/BRANCH] a dot.
@@ -218,6 +250,7 @@
 		$('login-form').addEventListener('submit', login);
 		$('logout').addEventListener('click', logout);
 		$('search').addEventListener('input', renderDots);
+		$('log-more').addEventListener('click', moreLog);
 		window.addEventListener('hashchange', route);
 		setInterval(poll, POLL_MS);
 		const r = await fetch('/ui/session', { credentials: 'same-origin' });
