@@ -569,6 +569,39 @@ static int send_op(struct test_node *n, struct dm_dot_handle *h, struct dm_dot_r
 	return rc;
 }
 
+/* A copy of a branch that its master made empty (the replicator's BRANCH
+ * with copy) is empty, whatever this copy's current branch holds; a
+ * branch of this node's own starts at the current head. */
+static void test_copied_empty_branch_is_empty(void **state)
+{
+	struct test_node n;
+	struct dm_dot_handle *h;
+	struct dm_dot_req *r;
+	char head[DM_COMMIT_ID_LEN_MAX + 1], cur[DM_COMMIT_ID_LEN_MAX + 1];
+	char detail[512];
+
+	(void)state;
+	node_open(&n, 11);
+	h = create_dot(&n, "shop");
+	write_file(&n, dm_dot_handle_id(h), "master", "f", "data");
+	r = dm_dot_req_new(DM_DOT_OP_COMMIT);
+	r->message = dm_xstrdup("one");
+	assert_int_equal(send_op(&n, h, r, NULL, detail), 0);
+	head_of(h, "master", cur);
+	assert_true(cur[0] != '\0');
+	r = dm_dot_req_new(DM_DOT_OP_BRANCH);
+	r->branch = dm_xstrdup("copied");
+	r->copy = true;
+	assert_int_equal(send_op(&n, h, r, NULL, detail), 0);
+	assert_string_equal(head_of(h, "copied", head), "");
+	r = dm_dot_req_new(DM_DOT_OP_BRANCH);
+	r->branch = dm_xstrdup("own");
+	assert_int_equal(send_op(&n, h, r, NULL, detail), 0);
+	assert_string_equal(head_of(h, "own", head), cur);
+	dm_dot_handle_unref(h);
+	test_node_close(&n);
+}
+
 static struct dm_dot_req *mount_req(int op, const char *id, const char *subdot)
 {
 	struct dm_dot_req *r = dm_dot_req_new(op);
@@ -813,6 +846,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_restart_finds_dot),
+		cmocka_unit_test(test_copied_empty_branch_is_empty),
 		cmocka_unit_test(test_roles_persist),
 		cmocka_unit_test(test_receive),
 		cmocka_unit_test(test_mounts),

@@ -1406,7 +1406,10 @@ static struct dm_dot_job_in *prepare_branch(struct dot *d, struct dm_msg *req,
 	}
 	if (!r->copy && refuse_mastered_elsewhere(d, req, r->branch))
 		return NULL;
-	in = job_input(d, DM_DOT_OP_BRANCH, r, find_branch(d, d->current));
+	/* a copy of a branch its master made empty is empty too, whatever
+	 * this node's current branch holds (the replicator fetches a branch
+	 * that has commits instead of making it) */
+	in = job_input(d, DM_DOT_OP_BRANCH, r, r->copy ? NULL : find_branch(d, d->current));
 	snprintf(in->new_branch, sizeof(in->new_branch), "%s", r->branch);
 	return in;
 }
