@@ -150,15 +150,23 @@ static int wait_holds(struct dm_store *s, const struct dm_store_gc_opts *o, stru
 	}
 	pthread_mutex_lock(&s->mu);
 	while (s->gc.holds_old && rc != ETIMEDOUT) {
-		int ran;
+		if (o->yield) {
+			int ran;
 
-		pthread_mutex_unlock(&s->mu);
-		ran = yield(o);
-		pthread_mutex_lock(&s->mu);
-		if (!ran)
-			rc = pthread_cond_timedwait(&s->gc.holds_cv, &s->mu, &until);
-		else if (dm_now_monotonic_ns() - t0 >= (int64_t)wait_ms * 1000000)
-			rc = ETIMEDOUT;
+			pthread_mutex_unlock(&s->mu);
+			ran = yield(o);
+			pthread_mutex_lock(&s->mu);
+			if (ran) {
+				if (dm_now_monotonic_ns() - t0 >= (int64_t)wait_ms * 1000000)
+					rc = ETIMEDOUT;
+				continue;
+			}
+			/* the holds may have ended while the lock was let go:
+			 * look again before sleeping on their signal */
+			if (!s->gc.holds_old)
+				break;
+		}
+		rc = pthread_cond_timedwait(&s->gc.holds_cv, &s->mu, &until);
 	}
 	rc = s->gc.holds_old ? dm_err_set(err, DM_EBUSY,
 					  "%llu jobs that were running when garbage "
