@@ -1105,60 +1105,97 @@ static json_t *sorted_keys(json_t *obj)
 	return keys;
 }
 
+/* One page of a listing (ListVolumes, ListSnapshots): the records under a
+ * prefix, in key order, from the key after the request's token on, at
+ * most max of them; next is the last key taken, the token of the next
+ * page when more follow. */
+struct page {
+	json_t *all, *keys;
+	size_t start, max, n;
+	bool more;
+	char next[KEY_HEX + 1];
+};
+
+static void page_close(struct page *pg)
+{
+	json_decref(pg->keys);
+	json_decref(pg->all);
+}
+
+/* Reads the records under prefix and checks the request's paging; 0, or
+ * r's code (nothing to close then). */
+static int page_open(struct dm_csi *c, struct page *pg, const char *prefix, int32_t max_entries,
+		     const char *token, struct res *r)
+{
+	struct dm_err err;
+	int start;
+
+	memset(pg, 0, sizeof(*pg));
+	if (max_entries < 0)
+		return fail(r, DM_GRPC_INVALID_ARGUMENT, "max_entries must not be negative");
+	if (rec_all(c, &pg->all, prefix, &err))
+		return fail_err(r, &err);
+	pg->keys = sorted_keys(pg->all);
+	start = page_start(pg->keys, token);
+	if (start < 0) {
+		page_close(pg);
+		return fail(r, DM_GRPC_ABORTED, "invalid starting token '%s'", token);
+	}
+	pg->start = (size_t)start;
+	pg->max = max_entries ? (size_t)max_entries : SIZE_MAX;
+	return 0;
+}
+
+/* Takes key, whose record the listing wants, as entry pg->n - 1; false
+ * (and more follow) once the page is full. */
+static bool page_take(struct page *pg, json_t *key)
+{
+	if (pg->n == pg->max) {
+		pg->more = true;
+		return false;
+	}
+	snprintf(pg->next, sizeof(pg->next), "%s", json_string_value(key));
+	pg->n++;
+	return true;
+}
+
 static int m_list_volumes(struct dm_csi *c, const void *rq, struct dm_buf *out, struct res *r)
 {
 	const Csi__V1__ListVolumesRequest *req = rq;
 	Csi__V1__ListVolumesResponse resp = CSI__V1__LIST_VOLUMES_RESPONSE__INIT;
-	Csi__V1__ListVolumesResponse__Entry *entries = NULL, **ep = NULL;
-	struct vol_msg *vms = NULL;
-	struct dm_err err;
-	json_t *all = NULL, *keys, *k;
-	char next[KEY_HEX + 1] = "";
-	size_t i, n = 0, max;
-	bool more = false;
-	int start;
+	Csi__V1__ListVolumesResponse__Entry *entries, **ep;
+	struct vol_msg *vms;
+	struct page pg;
+	json_t *k;
+	size_t i;
 
-	if (req->max_entries < 0)
-		return fail(r, DM_GRPC_INVALID_ARGUMENT, "max_entries must not be negative");
-	if (rec_all(c, &all, VOL_PREFIX, &err))
-		return fail_err(r, &err);
-	keys = sorted_keys(all);
-	start = page_start(keys, req->starting_token);
-	if (start < 0) {
-		json_decref(keys);
-		json_decref(all);
-		return fail(r, DM_GRPC_ABORTED, "invalid starting token '%s'", req->starting_token);
-	}
-	max = req->max_entries ? (size_t)req->max_entries : SIZE_MAX;
-	entries = dm_xcalloc(json_array_size(keys) + 1, sizeof(*entries));
-	ep = dm_xcalloc(json_array_size(keys) + 1, sizeof(*ep));
-	vms = dm_xcalloc(json_array_size(keys) + 1, sizeof(*vms));
-	json_array_foreach(keys, i, k)
+	if (page_open(c, &pg, VOL_PREFIX, req->max_entries, req->starting_token, r))
+		return r->code;
+	entries = dm_xcalloc(json_array_size(pg.keys) + 1, sizeof(*entries));
+	ep = dm_xcalloc(json_array_size(pg.keys) + 1, sizeof(*ep));
+	vms = dm_xcalloc(json_array_size(pg.keys) + 1, sizeof(*vms));
+	json_array_foreach(pg.keys, i, k)
 	{
-		json_t *rec = json_object_get(all, json_string_value(k));
+		json_t *rec = json_object_get(pg.all, json_string_value(k));
+		size_t n = pg.n;
 
-		if ((int)i < start || strcmp(str(rec, "state"), "ready"))
+		if (i < pg.start || strcmp(str(rec, "state"), "ready"))
 			continue;
-		if (n == max) {
-			more = true;
+		if (!page_take(&pg, k))
 			break;
-		}
 		csi__v1__list_volumes_response__entry__init(&entries[n]);
 		vol_msg_fill(&vms[n], rec);
 		entries[n].volume = &vms[n].v;
 		ep[n] = &entries[n];
-		snprintf(next, sizeof(next), "%s", json_string_value(k));
-		n++;
 	}
-	resp.next_token = more ? next : (char *)"";
-	resp.n_entries = n;
+	resp.next_token = pg.more ? pg.next : (char *)"";
+	resp.n_entries = pg.n;
 	resp.entries = ep;
 	r->code = pack(out, &resp);
 	free(entries);
 	free(ep);
 	free(vms);
-	json_decref(keys);
-	json_decref(all);
+	page_close(&pg);
 	return r->code;
 }
 
@@ -1381,34 +1418,21 @@ static int m_list_snapshots(struct dm_csi *c, const void *rq, struct dm_buf *out
 	Csi__V1__ListSnapshotsResponse resp = CSI__V1__LIST_SNAPSHOTS_RESPONSE__INIT;
 	Csi__V1__ListSnapshotsResponse__Entry *entries, **ep;
 	struct snap_msg *sms;
-	struct dm_err err;
-	json_t *all = NULL, *keys, *k;
-	char next[KEY_HEX + 1] = "";
-	size_t i, n = 0, max, total;
-	bool more = false;
-	int start;
+	struct page pg;
+	json_t *k;
+	size_t i;
 
-	if (req->max_entries < 0)
-		return fail(r, DM_GRPC_INVALID_ARGUMENT, "max_entries must not be negative");
-	if (rec_all(c, &all, SNAP_PREFIX, &err))
-		return fail_err(r, &err);
-	keys = sorted_keys(all);
-	start = page_start(keys, req->starting_token);
-	if (start < 0) {
-		json_decref(keys);
-		json_decref(all);
-		return fail(r, DM_GRPC_ABORTED, "invalid starting token '%s'", req->starting_token);
-	}
-	max = req->max_entries ? (size_t)req->max_entries : SIZE_MAX;
-	total = json_array_size(keys);
-	entries = dm_xcalloc(total + 1, sizeof(*entries));
-	ep = dm_xcalloc(total + 1, sizeof(*ep));
-	sms = dm_xcalloc(total + 1, sizeof(*sms));
-	json_array_foreach(keys, i, k)
+	if (page_open(c, &pg, SNAP_PREFIX, req->max_entries, req->starting_token, r))
+		return r->code;
+	entries = dm_xcalloc(json_array_size(pg.keys) + 1, sizeof(*entries));
+	ep = dm_xcalloc(json_array_size(pg.keys) + 1, sizeof(*ep));
+	sms = dm_xcalloc(json_array_size(pg.keys) + 1, sizeof(*sms));
+	json_array_foreach(pg.keys, i, k)
 	{
-		json_t *rec = json_object_get(all, json_string_value(k));
+		json_t *rec = json_object_get(pg.all, json_string_value(k));
+		size_t n = pg.n;
 
-		if ((int)i < start)
+		if (i < pg.start)
 			continue;
 		if (req->snapshot_id && req->snapshot_id[0] &&
 		    strcmp(str(rec, "id"), req->snapshot_id))
@@ -1416,26 +1440,21 @@ static int m_list_snapshots(struct dm_csi *c, const void *rq, struct dm_buf *out
 		if (req->source_volume_id && req->source_volume_id[0] &&
 		    strcmp(str(rec, "volume"), req->source_volume_id))
 			continue;
-		if (n == max) {
-			more = true;
+		if (!page_take(&pg, k))
 			break;
-		}
 		csi__v1__list_snapshots_response__entry__init(&entries[n]);
 		snap_msg_fill(c, &sms[n], rec);
 		entries[n].snapshot = &sms[n].s;
 		ep[n] = &entries[n];
-		snprintf(next, sizeof(next), "%s", json_string_value(k));
-		n++;
 	}
-	resp.next_token = more ? next : (char *)"";
-	resp.n_entries = n;
+	resp.next_token = pg.more ? pg.next : (char *)"";
+	resp.n_entries = pg.n;
 	resp.entries = ep;
 	r->code = pack(out, &resp);
 	free(entries);
 	free(ep);
 	free(sms);
-	json_decref(keys);
-	json_decref(all);
+	page_close(&pg);
 	return r->code;
 }
 
